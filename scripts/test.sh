@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, then runs lint, types and tests.
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh -k relay   # extra args go to pytest
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/bootstrap.sh
+bash scripts/install_postgres.sh
+. .venv/bin/activate
+echo "== ruff"
+ruff check src tests bench
+echo "== mypy"
+mypy
+echo "== pytest"
+set +e
+python -m pytest -q -p no:cacheprovider "$@"
+rc=$?
+set -e
+# pytest exits 5 when a -k filter selects nothing; only then is that not a failure.
+if [ "$rc" -eq 5 ] && [ $# -gt 0 ]; then exit 0; fi
+exit "$rc"

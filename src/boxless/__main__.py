@@ -1,0 +1,3 @@
+from boxless.cli.main import app
+
+app(prog_name="boxless")

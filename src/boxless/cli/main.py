@@ -1,0 +1,150 @@
+"""The ``boxless`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import trio
+import typer
+from rich.console import Console
+
+from boxless.errors import BoxlessError
+from boxless.node.config import NodeConfig, RetentionPolicy
+from boxless.waku.sharding import DEFAULT_CLUSTER_ID, DEFAULT_NUM_SHARDS
+
+app = typer.Typer(
+    help="Boxless: a self-sovereign, end-to-end encrypted, peer-to-peer messenger on Waku v2.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+DEFAULT_HOME = Path(os.environ.get("BOXLESS_HOME", Path.home() / ".boxless"))
+
+
+def _setup_logging(level: str, json_logs: bool) -> None:
+    """Structured logging to stderr: key=value text, or one JSON object a line."""
+    handler = logging.StreamHandler(sys.stderr)
+    if json_logs:
+        from boxless.cli.logfmt import JsonFormatter
+
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # py-libp2p logs routine peer churn at WARNING/ERROR; keep it out of the way.
+    logging.getLogger("libp2p").setLevel(max(logging.ERROR, root.level))
+
+
+def _fail(exc: BoxlessError) -> None:
+    console.print(f"[red]error:[/red] {exc}")
+    raise typer.Exit(2)
+
+
+async def _run_until_signal(config: NodeConfig, info_file: Path | None) -> None:
+    from boxless.node.service import WakuNode
+
+    node = WakuNode(config)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        info = {
+            "peer_id": str(node.peer_id),
+            "addrs": node.addrs(),
+            "admin": config.admin_listen,
+            "pid": os.getpid(),
+        }
+        print(f"peer id: {info['peer_id']}", flush=True)
+        for addr in info["addrs"]:
+            print(f"listening: {addr}", flush=True)
+        if info_file is not None:
+            tmp = info_file.with_suffix(".tmp")
+            tmp.write_text(json.dumps(info))
+            tmp.replace(info_file)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                logging.getLogger("boxless").info(
+                    "received %s; shutting down", signal.Signals(signum).name
+                )
+                break
+        nursery.cancel_scope.cancel()
+    print("stopped", flush=True)
+
+
+@app.command()
+def node(
+    relay: Annotated[
+        bool, typer.Option("--relay/--no-relay", help="Relay messages (gossipsub)")
+    ] = True,
+    store: Annotated[
+        bool, typer.Option(help="Archive relayed messages and serve store queries")
+    ] = False,
+    db: Annotated[
+        str | None, typer.Option(help="Archive URL: sqlite:///path or postgresql://...")
+    ] = None,
+    listen: Annotated[
+        list[str] | None, typer.Option(help="Multiaddr to listen on (repeatable)")
+    ] = None,
+    peer: Annotated[
+        list[str] | None, typer.Option(help="Static peer multiaddr with /p2p/ID (repeatable)")
+    ] = None,
+    cluster: Annotated[
+        int, typer.Option(help="Cluster id (1 is the public RLN network)")
+    ] = DEFAULT_CLUSTER_ID,
+    shard: Annotated[list[int] | None, typer.Option(help="Shard to serve (repeatable)")] = None,
+    num_shards: Annotated[
+        int, typer.Option(help="Shards in the cluster (autosharding)")
+    ] = DEFAULT_NUM_SHARDS,
+    data_dir: Annotated[
+        Path, typer.Option(help="Where the node key and SQLite archive live")
+    ] = DEFAULT_HOME / "node",
+    admin: Annotated[str | None, typer.Option(help="HOST:PORT for /health and /metrics")] = None,
+    retention_days: Annotated[
+        float, typer.Option(help="Keep archived messages this many days")
+    ] = 30.0,
+    retention_count: Annotated[
+        int | None, typer.Option(help="Keep at most this many messages")
+    ] = None,
+    info_file: Annotated[
+        Path | None, typer.Option(help="Write peer id and addresses here as JSON")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
+    json_logs: Annotated[bool, typer.Option(help="Log one JSON object per line")] = False,
+) -> None:
+    """Run a Waku service node until SIGINT/SIGTERM."""
+    _setup_logging(log_level, json_logs)
+    try:
+        config = NodeConfig(
+            data_dir=data_dir,
+            listen=tuple(listen or ["/ip4/0.0.0.0/tcp/60000"]),
+            peers=tuple(peer or ()),
+            relay=relay,
+            store=store,
+            db_url=db,
+            cluster_id=cluster,
+            num_shards=num_shards,
+            shards=tuple(shard or (0,)),
+            admin_listen=admin,
+            retention=RetentionPolicy(
+                max_age_ns=int(retention_days * 86_400 * 10**9), max_count=retention_count
+            ),
+        )
+        trio.run(_run_until_signal, config, info_file)
+    except BoxlessError as exc:
+        _fail(exc)
+
+
+from boxless.cli import client_commands as _client_commands  # noqa: E402,F401  (registers commands)
+
+
+def main() -> None:
+    app()

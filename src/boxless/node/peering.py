@@ -1,0 +1,188 @@
+"""Keeping connections: static peers with reconnect, and the metadata handshake.
+
+Theory of operation: py-libp2p tells us about connections through a notifee
+whose callbacks run inside the swarm; we only push peer ids into bounded
+channels there and do the work (metadata request, disconnects, redials) in
+tasks of our own nursery. A static peer gets one task that dials it, waits
+until it disconnects, and redials with exponential backoff (1 s doubling to
+60 s). On every new connection, either side asks the other's metadata; a peer
+of another cluster is disconnected and counted.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import multiaddr
+import trio
+from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
+
+from boxless.errors import ConfigError, DecodeError, NetworkError
+from boxless.node.metrics import NodeMetrics
+from boxless.node.streams import close_quietly, read_frame, request, reset_quietly, write_frame
+from boxless.waku import metadata as md
+
+logger = logging.getLogger(__name__)
+
+DIAL_TIMEOUT = 10.0
+BACKOFF_MIN = 1.0
+BACKOFF_MAX = 60.0
+
+
+def parse_peer(addr: str) -> PeerInfo:
+    """Parse ``/ip4/.../tcp/N[/ws]/p2p/<id>`` into a PeerInfo, or say what's wrong."""
+    try:
+        return info_from_p2p_addr(multiaddr.Multiaddr(addr))
+    except Exception as exc:  # multiaddr/py-libp2p raise assorted types here
+        raise ConfigError(
+            f"bad peer address {addr!r}: expected /ip4/HOST/tcp/PORT[/ws]/p2p/PEER_ID ({exc})"
+        ) from exc
+
+
+class _ConnectionEvents(INotifee):
+    """Forwards connect/disconnect to channels; never blocks the swarm."""
+
+    def __init__(self, on_connect: Callable[[ID], None], on_disconnect: Callable[[ID], None]):
+        self._on_connect = on_connect
+        self._on_disconnect = on_disconnect
+
+    async def opened_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def closed_stream(self, network: INetwork, stream: INetStream) -> None:
+        return None
+
+    async def connected(self, network: INetwork, conn: INetConn) -> None:
+        self._on_connect(conn.muxed_conn.peer_id)
+
+    async def disconnected(self, network: INetwork, conn: INetConn) -> None:
+        self._on_disconnect(conn.muxed_conn.peer_id)
+
+    async def listen(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        return None
+
+    async def listen_close(self, network: INetwork, multiaddr: multiaddr.Multiaddr) -> None:
+        return None
+
+
+class Peering:
+    """Static peers, reconnects, and the 66/WAKU2-METADATA exchange."""
+
+    def __init__(
+        self, host: IHost, info: md.ClusterInfo, metrics: NodeMetrics, static_peers: list[PeerInfo]
+    ) -> None:
+        self.host = host
+        self.info = info
+        self.metrics = metrics
+        self.static_peers = static_peers
+        self.peer_metadata: dict[ID, md.ClusterInfo] = {}
+        self._disconnected: dict[ID, trio.Event] = {}
+        self._new_peers_send, self._new_peers_recv = trio.open_memory_channel[ID](256)
+        self.connected_event = trio.Event()
+
+    # -- connection events (called from the swarm) --
+    def _on_connect(self, peer_id: ID) -> None:
+        self.metrics.peers.set(len(self.host.get_connected_peers()))
+        self.connected_event.set()
+        try:
+            self._new_peers_send.send_nowait(peer_id)
+        except trio.WouldBlock:
+            logger.warning("metadata queue full; skipping handshake with %s", peer_id)
+
+    def _on_disconnect(self, peer_id: ID) -> None:
+        self.metrics.peers.set(len(self.host.get_connected_peers()))
+        if not self.host.get_network().get_connections(peer_id):
+            self.peer_metadata.pop(peer_id, None)
+            event = self._disconnected.get(peer_id)
+            if event is not None:
+                event.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve metadata and keep static peers connected until cancelled."""
+        self.host.set_stream_handler(md.METADATA_PROTOCOL_ID, self._serve_metadata)  # type: ignore[arg-type]
+        self.host.get_network().register_notifee(
+            _ConnectionEvents(self._on_connect, self._on_disconnect)
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._handshake_loop)
+            for peer in self.static_peers:
+                nursery.start_soon(self._keep_connected, peer)
+            task_status.started()
+
+    async def _keep_connected(self, peer: PeerInfo) -> None:
+        backoff = BACKOFF_MIN
+        while True:
+            event = self._disconnected[peer.peer_id] = trio.Event()
+            if not self.host.get_network().get_connections(peer.peer_id):
+                try:
+                    with trio.fail_after(DIAL_TIMEOUT):
+                        await self.host.connect(peer)
+                except Exception as exc:  # py-libp2p's dial errors have no common base
+                    logger.info(
+                        "dial %s failed (%s); retrying in %.0fs", peer.peer_id, exc, backoff
+                    )
+                    await trio.sleep(backoff)
+                    backoff = min(backoff * 2, BACKOFF_MAX)
+                    continue
+                logger.info("connected to static peer %s", peer.peer_id)
+            backoff = BACKOFF_MIN
+            await event.wait()
+            logger.info("static peer %s disconnected", peer.peer_id)
+
+    async def _handshake_loop(self) -> None:
+        async with trio.open_nursery() as nursery:
+            async for peer_id in self._new_peers_recv:
+                if peer_id not in self.peer_metadata:
+                    nursery.start_soon(self._ask_metadata, peer_id)
+
+    async def _ask_metadata(self, peer_id: ID) -> None:
+        try:
+            reply = await request(
+                self.host,
+                peer_id,
+                [md.METADATA_PROTOCOL_ID],
+                md.encode_request(self.info),
+                max_response=md.MAX_METADATA_SIZE,
+            )
+            remote = md.decode_response(reply)
+        except NetworkError as exc:
+            # A peer without the metadata protocol (e.g. a plain libp2p peer) is usable.
+            logger.debug("no metadata from %s: %s", peer_id, exc)
+            return
+        except DecodeError as exc:
+            self.metrics.protocol_violations.labels("metadata").inc()
+            logger.info("bad metadata from %s: %s", peer_id, exc)
+            return
+        await self._admit(peer_id, remote)
+
+    async def _serve_metadata(self, stream: INetStream) -> None:
+        peer_id = stream.muxed_conn.peer_id
+        try:
+            remote = md.decode_request(await read_frame(stream, md.MAX_METADATA_SIZE))
+        except (DecodeError, NetworkError) as exc:
+            self.metrics.protocol_violations.labels("metadata").inc()
+            logger.info("bad metadata request from %s: %s", peer_id, exc)
+            await reset_quietly(stream)
+            return
+        try:
+            await write_frame(stream, md.encode_response(self.info))
+        except NetworkError:
+            logger.debug("metadata requester %s left before the answer", peer_id)
+        await close_quietly(stream)
+        await self._admit(peer_id, remote)
+
+    async def _admit(self, peer_id: ID, remote: md.ClusterInfo) -> None:
+        if md.is_compatible(self.info.cluster_id or 0, remote):
+            self.peer_metadata[peer_id] = remote
+            return
+        self.metrics.cluster_mismatch.inc()
+        logger.info(
+            "disconnecting %s: cluster %s is not ours (%s)",
+            peer_id,
+            remote.cluster_id,
+            self.info.cluster_id,
+        )
+        await self.host.disconnect(peer_id)
