@@ -42,7 +42,10 @@ deviation from py-libp2p 0.8.1, and why:
    peers' outbound queues (high-water mark) and local delivery awaits room in
    the subscriber's channel. Waits are bounded by ``backpressure_timeout`` (a
    cycle of full queues could otherwise deadlock); only after that is a
-   message dropped, and every drop is counted in ``RelayMetrics``.
+   message dropped, and every drop is counted in ``RelayMetrics``. A subscriber
+   that timed out once is marked stalled and gets no further waits (its
+   messages are dropped, counted) until it reads again, so an unread local
+   channel cannot slow forwarding for the network by a timeout per message.
 8. Validation. ``Pubsub.validate_msg`` goes through a ``ValidationCache`` whose
    LRU bookkeeping is O(n) list surgery per message; the seen-cache already
    guarantees one validation per message id, so our ``push_msg`` runs the
@@ -261,6 +264,8 @@ class RelayPubsub(Pubsub):
         self.validators: dict[str | None, list[Validator]] = {}
         self.sinks: dict[str, list[trio.MemorySendChannel[RelayMessage]]] = {}
         self._drained = trio.Event()
+        # Subscribers that timed out: later messages skip the wait until one fits.
+        self._stalled: set[trio.MemorySendChannel[RelayMessage]] = set()
 
     # -- publishing ---------------------------------------------------------
 
@@ -340,11 +345,15 @@ class RelayPubsub(Pubsub):
         for sink in list(self.sinks.get(item.pubsub_topic, ())):
             try:
                 sink.send_nowait(item)
+                self._stalled.discard(sink)
                 continue
             except trio.WouldBlock:
                 pass
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._drop_sink(item.pubsub_topic, sink)
+                continue
+            if sink in self._stalled:  # already timed out once: don't stall the pipeline again
+                self.metrics.dropped_delivery += 1
                 continue
             with trio.move_on_after(self.backpressure_timeout):
                 try:
@@ -352,10 +361,12 @@ class RelayPubsub(Pubsub):
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
                     self._drop_sink(item.pubsub_topic, sink)
                 continue
+            self._stalled.add(sink)
             self.metrics.dropped_delivery += 1
-            logger.warning("subscriber on %s too slow: message dropped", item.pubsub_topic)
+            logger.warning("subscriber on %s stalled: dropping until it reads", item.pubsub_topic)
 
     def _drop_sink(self, topic: str, sink: trio.MemorySendChannel[RelayMessage]) -> None:
+        self._stalled.discard(sink)
         sinks = self.sinks.get(topic, [])
         if sink in sinks:
             sinks.remove(sink)
