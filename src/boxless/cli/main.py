@@ -8,7 +8,8 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import trio
 import typer
@@ -17,6 +18,8 @@ from rich.console import Console
 from boxless.errors import BoxlessError
 from boxless.node.config import NodeConfig, RetentionPolicy
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID, DEFAULT_NUM_SHARDS
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="Boxless: a self-sovereign, end-to-end encrypted, peer-to-peer messenger on Waku v2.",
@@ -42,13 +45,37 @@ def _setup_logging(level: str, json_logs: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # py-libp2p logs routine peer churn at WARNING/ERROR; keep it out of the way.
-    logging.getLogger("libp2p").setLevel(max(logging.ERROR, root.level))
+    # py-libp2p logs routine peer churn (a peer lacking a protocol, a reset
+    # stream) at WARNING/ERROR, several lines each; show it only when debugging.
+    logging.getLogger("libp2p").setLevel(
+        logging.DEBUG if root.level <= logging.DEBUG else logging.CRITICAL
+    )
 
 
-def _fail(exc: BoxlessError) -> None:
+def _fail(exc: BoxlessError) -> NoReturn:
     console.print(f"[red]error:[/red] {exc}")
     raise typer.Exit(2)
+
+
+def run_trio(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``trio.run``, turning a nursery's group of one BoxlessError back into that error."""
+    try:
+        return trio.run(fn, *args)
+    except BaseExceptionGroup as group:
+        leaves = _leaves(group)
+        for leaf in leaves:
+            if isinstance(leaf, BoxlessError):
+                raise leaf from None
+        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
+            raise KeyboardInterrupt from None
+        raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return out
 
 
 async def _run_until_signal(config: NodeConfig, info_file: Path | None) -> None:
@@ -100,7 +127,9 @@ def node(
     cluster: Annotated[
         int, typer.Option(help="Cluster id (1 is the public RLN network)")
     ] = DEFAULT_CLUSTER_ID,
-    shard: Annotated[list[int] | None, typer.Option(help="Shard to serve (repeatable)")] = None,
+    shard: Annotated[
+        list[int] | None, typer.Option(help="Shard to serve (repeatable; default: all)")
+    ] = None,
     num_shards: Annotated[
         int, typer.Option(help="Shards in the cluster (autosharding)")
     ] = DEFAULT_NUM_SHARDS,
@@ -132,13 +161,13 @@ def node(
             db_url=db,
             cluster_id=cluster,
             num_shards=num_shards,
-            shards=tuple(shard or (0,)),
+            shards=tuple(shard or ()),
             admin_listen=admin,
             retention=RetentionPolicy(
                 max_age_ns=int(retention_days * 86_400 * 10**9), max_count=retention_count
             ),
         )
-        trio.run(_run_until_signal, config, info_file)
+        run_trio(_run_until_signal, config, info_file)
     except BoxlessError as exc:
         _fail(exc)
 

@@ -45,6 +45,7 @@ def build_admin_app(node: WakuNode) -> Starlette:
         return JSONResponse(body)
 
     async def metrics(request: Request) -> Response:
+        node.metrics.peers.set(len(node.host.get_connected_peers()))
         return Response(generate_latest(node.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return Starlette(routes=[Route("/health", health), Route("/metrics", metrics)])

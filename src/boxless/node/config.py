@@ -34,7 +34,7 @@ class NodeConfig:
     db_url: str | None = None
     cluster_id: int = DEFAULT_CLUSTER_ID
     num_shards: int = DEFAULT_NUM_SHARDS
-    shards: tuple[int, ...] = (0,)
+    shards: tuple[int, ...] = ()  # empty: every shard of the cluster
     admin_listen: str | None = None
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
     store_resume: bool = True
@@ -49,7 +49,7 @@ class NodeConfig:
                 "Boxless does not support RLN yet: pick another --cluster"
             )
         if not self.shards:
-            raise ConfigError("a node needs at least one --shard")
+            object.__setattr__(self, "shards", tuple(range(self.num_shards)))
         for shard in self.shards:
             if not 0 <= shard < self.num_shards:
                 raise ConfigError(f"--shard {shard} is outside 0..{self.num_shards - 1}")

@@ -85,7 +85,6 @@ class Peering:
 
     # -- connection events (called from the swarm) --
     def _on_connect(self, peer_id: ID) -> None:
-        self.metrics.peers.set(len(self.host.get_connected_peers()))
         self.connected_event.set()
         try:
             self._new_peers_send.send_nowait(peer_id)
@@ -93,7 +92,6 @@ class Peering:
             logger.warning("metadata queue full; skipping handshake with %s", peer_id)
 
     def _on_disconnect(self, peer_id: ID) -> None:
-        self.metrics.peers.set(len(self.host.get_connected_peers()))
         if not self.host.get_network().get_connections(peer_id):
             self.peer_metadata.pop(peer_id, None)
             event = self._disconnected.get(peer_id)

@@ -1,0 +1,229 @@
+"""A Waku node: the libp2p host plus the protocols its config enables.
+
+Theory of operation: :meth:`WakuNode.run` owns one nursery. It opens the
+archive (in a thread), starts the host listening, then starts each enabled
+part: peering (static peers, metadata handshake), relay on the node's shards
+with a validator that decodes and checks every message, the archiver fed from
+relay, the store service, retention, store resume, and the admin HTTP port.
+``task_status.started(node)`` is called once all of that listens. Cancelling
+the nursery (SIGINT/SIGTERM in the CLI) stops the host first, then the
+archiver flushes what relay had accepted, then the archive closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import trio
+from libp2p.abc import IHost
+from libp2p.peer.id import ID
+
+from boxless.archive import Archive, ArchiveRow, open_archive
+from boxless.errors import DecodeError, ValidationError
+from boxless.node.archiver import Archiver
+from boxless.node.config import NodeConfig
+from boxless.node.host import build_host, parse_multiaddrs
+from boxless.node.keys import load_or_create_node_key
+from boxless.node.metrics import NodeMetrics
+from boxless.node.peering import Peering, parse_peer
+from boxless.node.relay import WakuRelay
+from boxless.node.relay_gossipsub import RelayMessage
+from boxless.node.store_service import StoreService, resume_from_store
+from boxless.waku import metadata as md
+from boxless.waku.message import WakuMessage, message_hash, validate
+from boxless.waku.sharding import pubsub_topic
+
+logger = logging.getLogger(__name__)
+
+
+def now_ns() -> int:
+    """The wall clock in Unix nanoseconds (the one place the node reads it)."""
+    return time.time_ns()
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivedMessage:
+    """A message relay accepted, with where it came from."""
+
+    pubsub_topic: str
+    message: WakuMessage
+    message_hash: bytes
+    from_peer: ID | None
+
+
+class WakuNode:
+    """One node. Build with a config, run with ``await nursery.start(node.run)``."""
+
+    def __init__(self, config: NodeConfig) -> None:
+        self.config = config
+        self.metrics = NodeMetrics()
+        self.key_pair = load_or_create_node_key(config.key_path)
+        self.listen_addrs = parse_multiaddrs(config.listen)
+        self.static_peers = [parse_peer(p) for p in config.peers]
+        self.host: IHost = build_host(self.key_pair, self.listen_addrs)
+        self.pubsub_topics = [pubsub_topic(config.cluster_id, s) for s in config.shards]
+        self.cluster_info = md.ClusterInfo(config.cluster_id, tuple(sorted(config.shards)))
+        self.peering = Peering(self.host, self.cluster_info, self.metrics, self.static_peers)
+        self.relay: WakuRelay | None = None
+        self.archive: Archive | None = None
+        self.archiver: Archiver | None = None
+        self._listeners: list[trio.MemorySendChannel[ReceivedMessage]] = []
+        self.started_at = 0.0
+
+    @property
+    def peer_id(self) -> ID:
+        return self.host.get_id()
+
+    def addrs(self) -> list[str]:
+        """Our dialable multiaddrs, each ending in /p2p/<peer id>."""
+        return [str(a) for a in self.host.get_addrs()]
+
+    async def run(
+        self, *, task_status: trio.TaskStatus[WakuNode] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run until cancelled. Cancellation flushes queued archive writes first."""
+        if self.config.store:
+            self.archive = await trio.to_thread.run_sync(open_archive, self.config.archive_url)
+        try:
+            await self._run_host(task_status)
+        finally:
+            if self.archive is not None:
+                with trio.CancelScope(shield=True):
+                    await trio.to_thread.run_sync(self.archive.close)
+
+    async def _run_host(self, task_status: trio.TaskStatus[WakuNode]) -> None:
+        async with trio.open_nursery() as outer:
+            if self.archive is not None:
+                self.archiver = Archiver(self.archive, self.metrics)
+                outer.start_soon(self.archiver.run)
+            async with self.host.run(self.listen_addrs), trio.open_nursery() as nursery:
+                await nursery.start(self.peering.run)
+                if self.config.relay:
+                    await self._start_relay(nursery)
+                if self.archive is not None:
+                    StoreService(self.host, self.archive, self.metrics).register()
+                    nursery.start_soon(self._retention_loop)
+                    if self.config.store_resume and self.static_peers:
+                        nursery.start_soon(self._resume)
+                if self.config.admin_listen:
+                    from boxless.node.admin import serve_admin
+
+                    await nursery.start(serve_admin, self, self.config.admin_listen)
+                self.started_at = time.monotonic()
+                task_status.started(self)
+            outer.cancel_scope.cancel()
+
+    async def _start_relay(self, nursery: trio.Nursery) -> None:
+        relay = self.relay = WakuRelay(self.host)
+        relay.add_validator(None, self._validate)
+        await nursery.start(relay.run)
+        for topic in self.pubsub_topics:
+            channel = await relay.subscribe(topic)
+            nursery.start_soon(self._consume, topic, channel)
+
+    def _validate(self, topic: str, data: bytes, from_peer: ID) -> bool:
+        """Relay validator: only well-formed, valid messages on our topics pass."""
+        if topic not in self.pubsub_topics:
+            self.metrics.relay_invalid.labels("topic").inc()
+            return False
+        try:
+            validate(
+                WakuMessage.decode(data, max_size=self.config.max_message_size),
+                now_ns(),
+                max_size=self.config.max_message_size,
+            )
+        except DecodeError:
+            self.metrics.relay_invalid.labels("decode").inc()
+            return False
+        except ValidationError as exc:
+            self.metrics.relay_invalid.labels(str(exc).split(":", 1)[0]).inc()
+            return False
+        return True
+
+    async def _consume(self, topic: str, channel: trio.MemoryReceiveChannel[RelayMessage]) -> None:
+        async for item in channel:
+            msg = WakuMessage.decode(item.data, max_size=self.config.max_message_size)
+            await self._accept(topic, msg, item.from_peer)
+
+    async def _accept(self, topic: str, msg: WakuMessage, from_peer: ID | None) -> None:
+        self.metrics.relay_received.inc()
+        digest = message_hash(topic, msg)
+        if self.archiver is not None and not msg.ephemeral:
+            received = now_ns()
+            await self.archiver.put(
+                ArchiveRow(
+                    message_hash=digest,
+                    pubsub_topic=topic,
+                    content_topic=msg.content_topic,
+                    timestamp=msg.timestamp or received,
+                    message=msg.encode(),
+                    received_at=received,
+                )
+            )
+        event = ReceivedMessage(topic, msg, digest, from_peer)
+        for listener in list(self._listeners):
+            try:
+                listener.send_nowait(event)
+            except trio.WouldBlock:
+                logger.warning("a local subscriber is too slow; dropping one message for it")
+            except trio.BrokenResourceError:
+                self._listeners.remove(listener)
+
+    @asynccontextmanager
+    async def messages(
+        self, buffer: int = 1024
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[ReceivedMessage]]:
+        """Receive every message relay accepts while the context is open."""
+        send, recv = trio.open_memory_channel[ReceivedMessage](buffer)
+        self._listeners.append(send)
+        try:
+            async with recv:
+                yield recv
+        finally:
+            if send in self._listeners:
+                self._listeners.remove(send)
+
+    async def publish(self, topic: str, msg: WakuMessage) -> bytes:
+        """Validate and relay ``msg`` on ``topic``; return its message hash.
+
+        Raises :class:`ValidationError` if the message breaks a rule. Relay hands
+        our own message to our subscription too, so a storing node archives it.
+        """
+        if self.relay is None:
+            raise ValidationError("this node does not relay: start it with --relay")
+        if topic not in self.pubsub_topics:
+            raise ValidationError(f"not subscribed to {topic}; add its shard with --shard")
+        validate(msg, now_ns(), max_size=self.config.max_message_size)
+        await self.relay.publish(topic, msg.encode())
+        self.metrics.relay_published.inc()
+        # relay delivers our own message to our subscription too: _consume archives it
+        return message_hash(topic, msg)
+
+    async def _retention_loop(self) -> None:
+        assert self.archive is not None
+        policy = self.config.retention
+        while True:
+            pruned = await trio.to_thread.run_sync(
+                lambda: self.archive.apply_retention(  # type: ignore[union-attr]
+                    now_ns(),
+                    max_age_ns=policy.max_age_ns,
+                    max_count=policy.max_count,
+                    max_bytes=policy.max_bytes,
+                )
+            )
+            if pruned:
+                logger.info("retention removed %d messages", pruned)
+                self.metrics.archive_pruned.inc(pruned)
+            self.metrics.archive_size.set(await trio.to_thread.run_sync(self.archive.count))
+            await trio.sleep(policy.interval_s)
+
+    async def _resume(self) -> None:
+        assert self.archive is not None and self.archiver is not None
+        await self.peering.connected_event.wait()
+        for peer in self.static_peers:
+            if self.host.get_network().get_connections(peer.peer_id):
+                await resume_from_store(self, peer.peer_id)
