@@ -55,8 +55,9 @@ async def _publish(config: NodeConfig, payloads: list[bytes], content_topic: str
         await nursery.start(node.run)
         assert node.relay is not None
         with trio.move_on_after(JOIN_TIMEOUT) as scope:
-            while target not in node.relay.topic_peers(topic):
-                await trio.sleep(0.05)  # noqa: ASYNC110  (py-libp2p has no "peer joined topic" event)
+            # py-libp2p has no "peer joined topic" event, so poll (bounded by the scope)
+            while target not in node.relay.topic_peers(topic):  # noqa: ASYNC110
+                await trio.sleep(0.05)
         if scope.cancelled_caught:
             raise NetworkError(
                 f"the node at {config.peers[0]} did not join {topic} within {JOIN_TIMEOUT:.0f}s: "
