@@ -58,6 +58,12 @@ deviation from py-libp2p 0.8.1, and why:
    RPC at the receiver and bytes on the wire that other clients ignore.
 10. ``recent_message_deliveries`` grows by one float per message and is only
     trimmed by adaptive gossip; we clear it each heartbeat when that is off.
+11. Routing. ``GossipSub.publish`` did per-message work that relay never needs
+    (see ``RelayGossipSub.publish``): rebuilding the signed peer record, peer
+    sets for floodsub and IDONTWANT (relay peers are v1.1), three score
+    computations per target, and queueing for every connected peer not yet
+    subscribed. Ours pushes to mesh/fanout/direct peers after one score check
+    each; late subscribers get the message-cache replay instead.
 """
 
 from __future__ import annotations
@@ -65,6 +71,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import logging
+import math
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -153,7 +161,7 @@ class ContentAddressedMessageCache(MessageCache):
 
 
 class RelayGossipSub(GossipSub):
-    """GossipSub router speaking ``/vac/waku/relay/2.0.0`` (deviations 1, 4-7, 9, 10)."""
+    """GossipSub router speaking ``/vac/waku/relay/2.0.0`` (deviations 1, 4-7, 9-11)."""
 
     def __init__(
         self,
@@ -202,6 +210,61 @@ class RelayGossipSub(GossipSub):
         super()._periodic_security_cleanup()
         if not self.adaptive_gossip_enabled:
             self.recent_message_deliveries.clear()
+
+    async def publish(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message) -> None:
+        # Deviation 11: replaces GossipSub.publish, which per message fetched and
+        # re-marshalled our signed peer record (host.get_addrs() rebuilds every
+        # listen multiaddr from its socket), computed floodsub/IDONTWANT peer sets
+        # for protocols relay peers never speak, scored each target three times,
+        # and walked every connected peer to queue the message for those not (yet)
+        # subscribed. Those pending queues are redundant here: Pubsub replays the
+        # message cache to a peer when its subscription arrives.
+        if not self._check_spam_protection(msg_forwarder, pubsub_msg):
+            return
+        self.mcache.put(pubsub_msg)
+        msg_id = waku_message_id(pubsub_msg)
+        rpc = rpc_pb2.RPC(publish=[pubsub_msg])
+        for peer_id in self._push_targets(pubsub_msg.topicIDs, msg_forwarder, msg_id):
+            self.send_rpc(peer_id, rpc)
+        for topic in pubsub_msg.topicIDs:
+            self.time_since_last_publish[topic] = int(time.time())
+            if self.topic_observation.get_observers(topic):  # gossipsub v1.3 observers
+                await self._notify_observers([topic], msg_id)
+            if self.adaptive_gossip_enabled:
+                self.recent_message_deliveries[topic].append(time.time())
+
+    def _push_targets(self, topics: Sequence[str], forwarder: ID, msg_id: bytes) -> set[ID]:
+        """Peers a new message is pushed to: mesh (or fanout) and direct, minus the
+        forwarder, peers without a stream, peers scored below the publish/gossip/
+        graylist thresholds, and peers that sent IDONTWANT for it."""
+        assert self.pubsub is not None
+        candidates: set[ID] = set()
+        for topic in topics:
+            mesh = self.mesh.get(topic)
+            if mesh is None:  # not joined: upstream's fanout selection
+                candidates.update(self._get_peers_to_send([topic], forwarder, forwarder))
+            else:
+                candidates.update(mesh)
+                candidates.update(self.direct_peers)
+        candidates.discard(forwarder)
+        scorer, streams, dont_send = self.scorer, self.pubsub.peers, self.dont_send_message_ids
+        floor = -math.inf
+        if scorer is not None:
+            params = scorer.params
+            floor = max(params.publish_threshold, params.gossip_threshold)
+        targets = set()
+        for peer_id in candidates:
+            if peer_id not in streams:
+                continue
+            if scorer is not None and peer_id not in self.direct_peers:
+                score = scorer.score(peer_id, list(topics))
+                if score < floor or score < scorer.params.graylist_threshold:
+                    continue
+            unwanted = dont_send.get(peer_id)
+            if unwanted and msg_id in unwanted:
+                continue
+            targets.add(peer_id)
+        return targets
 
     def send_rpc(self, peer_id: ID, rpc: rpc_pb2.RPC, priority: bool = False) -> None:
         # Deviations 7 and 9: RpcQueue() is built with a hard-coded capacity of 32
