@@ -14,14 +14,18 @@ from typing import Any
 import multiaddr
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from libp2p.abc import IHost, INetStream
 from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.io.exceptions import MessageTooLarge
 from libp2p.peer.peerinfo import PeerInfo
 from libp2p.pubsub.pb import rpc_pb2
 from libp2p.utils.varint import encode_varint_prefixed, read_varint_prefixed_bytes
 
 from boxless.node.host import build_host
 from boxless.node.relay import WAKU_RELAY_PROTOCOL, RelayMessage, WakuRelay
+from boxless.node.relay_gossipsub import FrameDecoder
 
 TOPIC = "/waku/2/rs/1/0"
 LOOPBACK = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
@@ -215,3 +219,35 @@ async def test_usage_before_run_is_a_usage_error() -> None:
     async with running_host() as host:
         with pytest.raises(UsageError):
             await WakuRelay(host).publish(TOPIC, b"x")
+
+
+@given(st.lists(st.binary(max_size=300), max_size=20), st.lists(st.integers(1, 50), min_size=1))
+def test_frame_decoder_splits_any_chunking(frames: list[bytes], cuts: list[int]) -> None:
+    wire = b"".join(encode_varint_prefixed(f) for f in frames)
+    decoder, out, pos, i = FrameDecoder(300), [], 0, 0
+    while pos < len(wire):
+        step = cuts[i % len(cuts)]
+        decoder.feed(wire[pos : pos + step])
+        pos, i = pos + step, i + 1
+        while (frame := decoder.next_frame()) is not None:
+            out.append(frame)
+    assert out == frames
+    assert decoder.next_frame() is None
+
+
+@given(st.binary(max_size=40))
+def test_frame_decoder_rejects_oversize_and_never_crashes_on_garbage(data: bytes) -> None:
+    decoder = FrameDecoder(16)
+    decoder.feed(data)
+    try:
+        while (frame := decoder.next_frame()) is not None:
+            assert len(frame) <= 16
+    except MessageTooLarge:
+        pass
+
+
+def test_frame_decoder_oversize_length_is_refused_before_the_body_arrives() -> None:
+    decoder = FrameDecoder(1000)
+    decoder.feed(encode_varint_prefixed(bytes(1001))[:3])
+    with pytest.raises(MessageTooLarge):
+        decoder.next_frame()

@@ -64,6 +64,9 @@ deviation from py-libp2p 0.8.1, and why:
     computations per target, and queueing for every connected peer not yet
     subscribed. Ours pushes to mesh/fanout/direct peers after one score check
     each; late subscribers get the message-cache replay instead.
+12. Reading. ``read_varint_prefixed_bytes_limited`` read each varint byte and
+    the body separately from the muxer; ``continuously_read_stream`` reads up
+    to 64 KiB at a time and splits frames with ``FrameDecoder``.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ from libp2p.pubsub.pubsub import Pubsub
 from libp2p.pubsub.rpc_queue import RpcQueue
 from libp2p.pubsub.score import ScoreParams, TopicScoreParams
 from libp2p.pubsub.utils import maybe_consume_signed_record
-from libp2p.utils.varint import encode_uvarint, read_varint_prefixed_bytes_limited
+from libp2p.utils.varint import encode_uvarint
 
 logger = logging.getLogger(__name__)
 
@@ -298,6 +301,52 @@ def widen_queue(queue: RpcQueue, size: int) -> None:
         queue._queue.max_size = size
 
 
+READ_CHUNK = 64 * 1024
+
+
+class FrameDecoder:
+    """Splits a byte stream into unsigned-varint length-prefixed frames; no I/O.
+
+    ``feed`` bytes as they arrive, then call ``next_frame`` until it returns
+    None. A declared length above ``max_size`` (or a varint longer than 10
+    bytes) raises ``MessageTooLarge``: the peer sent something we won't buffer.
+    """
+
+    def __init__(self, max_size: int) -> None:
+        self.max_size = max_size
+        self._buf = bytearray()
+        self._pos = 0
+
+    def feed(self, data: bytes) -> None:
+        if self._pos:  # compact once per feed, not once per frame
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def next_frame(self) -> bytes | None:
+        buf, pos = self._buf, self._pos
+        length = shift = 0
+        i = pos
+        while True:
+            if i >= len(buf):
+                return None  # varint incomplete
+            byte = buf[i]
+            length |= (byte & 0x7F) << shift
+            i += 1
+            if not byte & 0x80:
+                break
+            shift += 7
+            if shift >= 70:
+                raise MessageTooLarge("varint length prefix longer than 10 bytes")
+        if length > self.max_size:
+            raise MessageTooLarge(f"frame of {length} bytes exceeds {self.max_size}")
+        end = i + length
+        if end > len(buf):
+            return None
+        self._pos = end
+        return bytes(buf[i:end])
+
+
 class RelayPubsub(Pubsub):
     """Pubsub with StrictNoSign, sha256 ids and back-pressure (deviations 2, 3, 7, 8, 9)."""
 
@@ -455,22 +504,20 @@ class RelayPubsub(Pubsub):
         # Replaces Pubsub.continuously_read_stream (deviation 7): messages are
         # processed inline, in order, instead of one spawned task each, so a
         # busy pipeline stops reading and flow control reaches the sender.
+        # Deviation 12: reads whole chunks and splits frames itself; py-libp2p's
+        # read_varint_prefixed_bytes_limited makes one muxer read per varint byte
+        # plus one for the body (3 for a 1 KiB RPC), each with its own locking
+        # and, on yamux, its own WINDOW_UPDATE frame.
         peer_id = stream.muxed_conn.peer_id
+        frames = FrameDecoder(self.max_inbound_rpc_size)
         try:
             while self.manager.is_running:
-                frame = await read_varint_prefixed_bytes_limited(stream, self.max_inbound_rpc_size)
-                rpc = rpc_pb2.RPC()
-                rpc.ParseFromString(frame)
-                if not maybe_consume_signed_record(rpc, self.host, peer_id):
-                    continue
-                for msg in rpc.publish:
-                    if self._is_subscribed_to_msg(msg):
-                        await self.push_msg(peer_id, msg)
-                if len(rpc.subscriptions) <= self.max_subscriptions_per_rpc:
-                    for sub in rpc.subscriptions:
-                        self.handle_subscription(peer_id, sub)
-                if rpc.HasField("control"):
-                    await self.router.handle_rpc(rpc, peer_id)
+                chunk = await stream.read(READ_CHUNK)
+                if not chunk:
+                    raise StreamEOF("pubsub stream closed")
+                frames.feed(chunk)
+                while (frame := frames.next_frame()) is not None:
+                    await self._handle_rpc_frame(peer_id, frame)
         except (MessageTooLarge, DecodeError) as error:
             self.metrics.dropped_malformed_rpc += 1
             logger.warning("malformed pubsub RPC from %s: %s", peer_id, error)
@@ -478,6 +525,20 @@ class RelayPubsub(Pubsub):
             self._handle_dead_peer(peer_id)
         except (StreamEOF, StreamError, IOException, RawConnError) as error:
             logger.debug("pubsub stream from %s ended: %s", peer_id, error)
+
+    async def _handle_rpc_frame(self, peer_id: ID, frame: bytes) -> None:
+        rpc = rpc_pb2.RPC()
+        rpc.ParseFromString(frame)
+        if not maybe_consume_signed_record(rpc, self.host, peer_id):
+            return
+        for msg in rpc.publish:
+            if self._is_subscribed_to_msg(msg):
+                await self.push_msg(peer_id, msg)
+        if len(rpc.subscriptions) <= self.max_subscriptions_per_rpc:
+            for sub in rpc.subscriptions:
+                self.handle_subscription(peer_id, sub)
+        if rpc.HasField("control"):
+            await self.router.handle_rpc(rpc, peer_id)
 
     async def handle_sending_messages(
         self, peer_id: ID, stream: INetStream, queue: RpcQueue
