@@ -20,6 +20,7 @@ from rich.table import Table
 from boxless.cli.main import _fail, app, console, run_trio
 from boxless.errors import BoxlessError, NetworkError
 from boxless.node.config import NodeConfig
+from boxless.node.service import WakuNode
 from boxless.waku.message import WakuMessage
 from boxless.waku.sharding import (
     DEFAULT_CLUSTER_ID,
@@ -45,8 +46,6 @@ def _topic_shard(
 
 
 async def _publish(config: NodeConfig, payloads: list[bytes], content_topic: str) -> list[bytes]:
-    from boxless.node.service import WakuNode
-
     node = WakuNode(config)
     topic = node.pubsub_topics[0]
     target = node.static_peers[0].peer_id
@@ -68,9 +67,23 @@ async def _publish(config: NodeConfig, payloads: list[bytes], content_topic: str
                 payload=payload, content_topic=content_topic, timestamp=time.time_ns()
             )
             hashes.append(await node.publish(topic, msg))
-        await trio.sleep(0.5)  # let the outbound queue reach the peer before we hang up
+        await _drain(node)
         nursery.cancel_scope.cancel()
     return hashes
+
+
+async def _drain(node: WakuNode, timeout: float = 60.0) -> None:
+    """Wait until relay's outbound queues are empty, then a moment for the wire.
+
+    Relay has no acknowledgement (light push, with the light-client issue, has);
+    hanging up with messages still queued would lose them.
+    """
+    assert node.relay is not None
+    queues = node.relay.pubsub.peer_queues
+    with trio.move_on_after(timeout):
+        while any(len(q) for q in queues.values()):  # noqa: ASYNC110  (no drain event)
+            await trio.sleep(0.02)
+    await trio.sleep(0.3)
 
 
 @app.command()
