@@ -84,7 +84,7 @@ async def _run_until_signal(config: NodeConfig, info_file: Path | None) -> None:
     node = WakuNode(config)
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
-        info = {
+        info: dict[str, Any] = {
             "peer_id": str(node.peer_id),
             "addrs": node.addrs(),
             "admin": config.admin_listen,

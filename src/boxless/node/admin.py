@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from boxless._trio_compat import TaskStatus
+
 if TYPE_CHECKING:
     from boxless.node.service import WakuNode
 
@@ -52,7 +54,7 @@ def build_admin_app(node: WakuNode) -> Starlette:
 
 
 async def serve_admin(
-    node: WakuNode, listen: str, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    node: WakuNode, listen: str, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """Serve the admin app on ``listen`` (HOST:PORT) until cancelled."""
     config = Config()

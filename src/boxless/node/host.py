@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import multiaddr
-from libp2p import create_mplex_muxer_option, create_yamux_muxer_option, new_host
+from libp2p import new_host
 from libp2p.abc import IHost
 from libp2p.crypto.keys import KeyPair
 from libp2p.crypto.x25519 import create_new_key_pair as create_x25519_key_pair
@@ -21,6 +21,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from boxless.errors import ConfigError
+from boxless.node.libp2p_shims import muxer_options
 
 
 def parse_multiaddrs(addrs: Sequence[str]) -> list[multiaddr.Multiaddr]:
@@ -43,7 +44,7 @@ def build_host(
     """Create (not start) a host; start it with ``host.run(listen_addrs)``."""
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     sec_opt = {TProtocol(NOISE_PROTOCOL_ID): noise}
-    muxers = create_mplex_muxer_option() if prefer_mplex else create_yamux_muxer_option()
+    muxers = muxer_options(prefer_mplex)
     return new_host(
         key_pair=key_pair,
         sec_opt=sec_opt,

@@ -20,6 +20,7 @@ from libp2p.abc import IHost, INetConn, INetStream, INetwork, INotifee
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 
+from boxless._trio_compat import TaskStatus
 from boxless.errors import ConfigError, DecodeError, NetworkError
 from boxless.node.metrics import NodeMetrics
 from boxless.node.streams import close_quietly, read_frame, request, reset_quietly, write_frame
@@ -98,7 +99,7 @@ class Peering:
             if event is not None:
                 event.set()
 
-    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve metadata and keep static peers connected until cancelled."""
         self.host.set_stream_handler(md.METADATA_PROTOCOL_ID, self._serve_metadata)  # type: ignore[arg-type]
         self.host.get_network().register_notifee(

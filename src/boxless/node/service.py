@@ -22,6 +22,7 @@ import trio
 from libp2p.abc import IHost
 from libp2p.peer.id import ID
 
+from boxless._trio_compat import TaskStatus
 from boxless.archive import Archive, ArchiveRow, open_archive
 from boxless.errors import DecodeError, ValidationError
 from boxless.node.archiver import Archiver
@@ -82,9 +83,7 @@ class WakuNode:
         """Our dialable multiaddrs, each ending in /p2p/<peer id>."""
         return [str(a) for a in self.host.get_addrs()]
 
-    async def run(
-        self, *, task_status: trio.TaskStatus[WakuNode] = trio.TASK_STATUS_IGNORED
-    ) -> None:
+    async def run(self, *, task_status: TaskStatus[WakuNode] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled. Cancellation flushes queued archive writes first."""
         if self.config.store:
             self.archive = await trio.to_thread.run_sync(open_archive, self.config.archive_url)
@@ -95,7 +94,7 @@ class WakuNode:
                 with trio.CancelScope(shield=True):
                     await trio.to_thread.run_sync(self.archive.close)
 
-    async def _run_host(self, task_status: trio.TaskStatus[WakuNode]) -> None:
+    async def _run_host(self, task_status: TaskStatus[WakuNode]) -> None:
         async with trio.open_nursery() as outer:
             if self.archive is not None:
                 self.archiver = Archiver(self.archive, self.metrics)
@@ -204,11 +203,12 @@ class WakuNode:
         return message_hash(topic, msg)
 
     async def _retention_loop(self) -> None:
-        assert self.archive is not None
+        archive = self.archive
+        assert archive is not None
         policy = self.config.retention
         while True:
             pruned = await trio.to_thread.run_sync(
-                lambda: self.archive.apply_retention(  # type: ignore[union-attr]
+                lambda: archive.apply_retention(
                     now_ns(),
                     max_age_ns=policy.max_age_ns,
                     max_count=policy.max_count,
@@ -218,7 +218,7 @@ class WakuNode:
             if pruned:
                 logger.info("retention removed %d messages", pruned)
                 self.metrics.archive_pruned.inc(pruned)
-            self.metrics.archive_size.set(await trio.to_thread.run_sync(self.archive.count))
+            self.metrics.archive_size.set(await trio.to_thread.run_sync(archive.count))
             await trio.sleep(policy.interval_s)
 
     async def _resume(self) -> None:

@@ -1,0 +1,75 @@
+"""Transport-level fixes to py-libp2p 0.8.1, as small subclasses.
+
+Theory of operation
+-------------------
+Each class here overrides one py-libp2p behaviour that costs us throughput,
+and says which. Nothing is monkeypatched: the host gets these classes through
+``muxer_options``, which ``build_host`` passes to ``new_host``.
+
+Yamux WINDOW_UPDATE batching. ``YamuxStream.read`` hands receive credit back
+to the sender after *every* read (``PY_YAMUX_RELEASE_ON_READ`` defaults on):
+one WINDOW_UPDATE frame, hence one Noise frame and one ``send()`` syscall, per
+read — about as many frames as the data it acknowledges when messages are
+small. go-yamux, yamux-js and rust-yamux return credit only once the
+unreturned amount reaches half the window. ``BatchedWindowYamuxStream`` does
+the same, keeping py-libp2p's window auto-tuning (the window doubles when
+updates come within 4 RTTs). The sender never stalls on it: while less than
+half the window is unreturned, it still has at least half the window to send.
+
+py-libp2p builds its streams with the module-level ``YamuxStream`` in two
+places (``open_stream`` and ``handle_incoming``), both storing the new stream
+in ``Yamux.streams`` straight away; ``BatchedWindowYamux`` makes that table
+give each stream our subclass, which adds behaviour but no state.
+"""
+
+from __future__ import annotations
+
+from libp2p.custom_types import TMuxerOptions, TProtocol
+from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
+
+__all__ = ["BatchedWindowYamux", "BatchedWindowYamuxStream", "muxer_options"]
+
+
+class BatchedWindowYamuxStream(YamuxStream):
+    """A yamux stream that returns receive credit in half-window batches."""
+
+    async def _auto_tune_and_send_window_update(self, *, bytes_read: int = 0) -> None:
+        # Replaces py-libp2p's per-read WINDOW_UPDATE (see the module docstring).
+        # No await before the send: the read-modify-write below is atomic in trio.
+        self._pending_recv_release += bytes_read
+        if self._pending_recv_release < self.target_recv_window // 2:
+            return
+        increment, self._pending_recv_release = self._pending_recv_release, 0
+        self.recv_window += increment
+        buffered = len(self.conn.stream_buffers.get(self.stream_id, b""))
+        increment += self._apply_autotune_epoch(buffered)  # may grow the window
+        await self.send_window_update(increment)
+
+
+class _BatchedStreamTable(dict[int, YamuxStream]):
+    """``Yamux.streams``, giving every stream stored in it the batching subclass."""
+
+    def __setitem__(self, stream_id: int, stream: YamuxStream) -> None:
+        if type(stream) is YamuxStream:
+            stream.__class__ = BatchedWindowYamuxStream
+        super().__setitem__(stream_id, stream)
+
+
+class BatchedWindowYamux(Yamux):
+    """py-libp2p's Yamux whose streams batch their WINDOW_UPDATE frames."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.streams = _BatchedStreamTable()
+
+
+def muxer_options(prefer_mplex: bool) -> TMuxerOptions:
+    """Muxers for ``new_host(muxer_opt=...)``: yamux (batched) and mplex, preferred first.
+
+    Both are always offered: js-waku speaks mplex only, go and nim peers prefer yamux.
+    """
+    yamux = (TProtocol(YAMUX_PROTOCOL_ID), BatchedWindowYamux)
+    mplex = (TProtocol(MPLEX_PROTOCOL_ID), Mplex)
+    return dict([mplex, yamux] if prefer_mplex else [yamux, mplex])
