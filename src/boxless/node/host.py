@@ -21,7 +21,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from boxless.errors import ConfigError
-from boxless.node.libp2p_shims import muxer_options
+from boxless.node.libp2p_shims import honour_muxer_classes, muxer_options
 
 
 def parse_multiaddrs(addrs: Sequence[str]) -> list[multiaddr.Multiaddr]:
@@ -45,12 +45,14 @@ def build_host(
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     sec_opt = {TProtocol(NOISE_PROTOCOL_ID): noise}
     muxers = muxer_options(prefer_mplex)
-    return new_host(
+    host = new_host(
         key_pair=key_pair,
         sec_opt=sec_opt,
         muxer_opt=muxers,
         listen_addrs=_transport_probe_addrs(listen_addrs),
     )
+    honour_muxer_classes(host)
+    return host
 
 
 # py-libp2p picks transports by inspecting the addresses given to new_host(), so

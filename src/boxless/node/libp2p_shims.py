@@ -4,7 +4,13 @@ Theory of operation
 -------------------
 Each class here overrides one py-libp2p behaviour that costs us throughput,
 and says which. Nothing is monkeypatched: the host gets these classes through
-``muxer_options``, which ``build_host`` passes to ``new_host``.
+``muxer_options``, which ``build_host`` passes to ``new_host``, and
+``honour_muxer_classes(host)``, which it calls on the new host.
+
+Muxer classes. ``MuxerMultistream.new_conn`` builds a plain ``Yamux`` whenever
+yamux is negotiated, whatever class the muxer options name for it (only other
+muxers get the configured class). ``HonouringMuxerMultistream`` builds the
+configured class; ``honour_muxer_classes`` puts it in the host's upgrader.
 
 Yamux WINDOW_UPDATE batching. ``YamuxStream.read`` hands receive credit back
 to the sender after *every* read (``PY_YAMUX_RELEASE_ON_READ`` defaults on):
@@ -24,12 +30,25 @@ give each stream our subclass, which adds behaviour but no state.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from libp2p.abc import IHost, IMuxedConn, ISecureConn
 from libp2p.custom_types import TMuxerOptions, TProtocol
+from libp2p.network.swarm import Swarm
+from libp2p.peer.id import ID
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
+from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
 
-__all__ = ["BatchedWindowYamux", "BatchedWindowYamuxStream", "muxer_options"]
+__all__ = [
+    "BatchedWindowYamux",
+    "BatchedWindowYamuxStream",
+    "HonouringMuxerMultistream",
+    "honour_muxer_classes",
+    "muxer_options",
+]
 
 
 class BatchedWindowYamuxStream(YamuxStream):
@@ -60,8 +79,14 @@ class _BatchedStreamTable(dict[int, YamuxStream]):
 class BatchedWindowYamux(Yamux):
     """py-libp2p's Yamux whose streams batch their WINDOW_UPDATE frames."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        secured_conn: ISecureConn,
+        peer_id: ID,
+        is_initiator: bool | None = None,
+        on_close: Callable[[], Awaitable[Any]] | None = None,
+    ) -> None:
+        super().__init__(secured_conn, peer_id, is_initiator, on_close)
         self.streams = _BatchedStreamTable()
 
 
@@ -73,3 +98,29 @@ def muxer_options(prefer_mplex: bool) -> TMuxerOptions:
     yamux = (TProtocol(YAMUX_PROTOCOL_ID), BatchedWindowYamux)
     mplex = (TProtocol(MPLEX_PROTOCOL_ID), Mplex)
     return dict([mplex, yamux] if prefer_mplex else [yamux, mplex])
+
+
+class HonouringMuxerMultistream(MuxerMultistream):
+    """Muxer negotiation that builds the class the options name, yamux included."""
+
+    async def new_conn(self, conn: ISecureConn, peer_id: ID) -> IMuxedConn:
+        # Replaces MuxerMultistream.new_conn, which hard-codes ``Yamux(...)``.
+        protocol, transport_class = await self._selector.select(
+            conn, conn.is_initiator, self.negotiate_timeout
+        )
+        if issubclass(transport_class, Yamux):
+            muxed: IMuxedConn = transport_class(conn, peer_id, is_initiator=conn.is_initiator)
+        else:
+            muxed = transport_class(conn, peer_id)  # as upstream
+        return self._annotate_connection(muxed, conn, protocol)
+
+
+def honour_muxer_classes(host: IHost) -> None:
+    """Make ``host`` (from ``new_host``, not yet running) use its configured muxer classes."""
+    swarm = host.get_network()
+    if not isinstance(swarm, Swarm):
+        raise TypeError(f"expected a py-libp2p Swarm, got {type(swarm).__name__}")
+    current = swarm.upgrader.muxer_multistream
+    swarm.upgrader.muxer_multistream = HonouringMuxerMultistream(
+        current.transports, current.negotiate_timeout
+    )

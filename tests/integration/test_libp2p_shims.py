@@ -1,0 +1,150 @@
+"""The py-libp2p fixes in ``libp2p_shims``, each shown against the unfixed class.
+
+Two yamux connections are wired back to back over an in-memory byte stream
+(no sockets, no Noise); the wire is tapped to count frames by type. The
+muxer-class fix needs py-libp2p's real upgrader, so it connects two hosts.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from typing import cast
+
+import multiaddr
+import pytest
+import trio
+import trio.testing
+from libp2p import new_host
+from libp2p.abc import ISecureConn
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
+from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
+from libp2p.stream_muxer.yamux.yamux import (
+    DEFAULT_WINDOW_SIZE,
+    TYPE_DATA,
+    TYPE_WINDOW_UPDATE,
+    YAMUX_HEADER_FORMAT,
+    Yamux,
+)
+from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
+
+from boxless.node.libp2p_shims import (
+    BatchedWindowYamux,
+    BatchedWindowYamuxStream,
+    honour_muxer_classes,
+    muxer_options,
+)
+
+
+class TappedConn:
+    """The slice of ``ISecureConn`` Yamux uses, over an in-memory stream; counts
+    the yamux frame types written (Yamux writes one frame per call)."""
+
+    def __init__(self, stream: trio.abc.Stream, is_initiator: bool) -> None:
+        self.stream = stream
+        self.is_initiator = is_initiator
+        self.sent: Counter[int] = Counter()
+
+    async def write(self, data: bytes) -> None:
+        self.sent[struct.unpack(YAMUX_HEADER_FORMAT, data[:12])[1]] += 1
+        await self.stream.send_all(data)
+
+    async def read(self, n: int | None = None) -> bytes:
+        return await self.stream.receive_some(n)
+
+    async def close(self) -> None:
+        await self.stream.aclose()
+
+    def as_secure_conn(self) -> ISecureConn:
+        return cast(ISecureConn, self)  # duck-typed: only what Yamux calls
+
+
+async def window_updates_for_reads(muxer: type[Yamux], n: int, size: int) -> tuple[int, int]:
+    """Send n messages of size bytes; the receiver reads each one separately.
+
+    Returns (WINDOW_UPDATE frames the receiver sent, DATA frames the sender sent).
+    """
+    left, right = trio.testing.memory_stream_pair()
+    a_wire, b_wire = TappedConn(left, True), TappedConn(right, False)
+    a = muxer(a_wire.as_secure_conn(), ID(b"a"), is_initiator=True)
+    b = muxer(b_wire.as_secure_conn(), ID(b"b"), is_initiator=False)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.start)
+        nursery.start_soon(b.start)
+        out = await a.open_stream()
+        await out.write(b"x")  # SYN carries data; the acceptor sees it
+        inbound = await b.accept_stream()
+        assert await inbound.read(1) == b"x"
+        b_wire.sent.clear()
+
+        async def writer() -> None:
+            for i in range(n):
+                await out.write(bytes([i % 256]) * size)
+
+        nursery.start_soon(writer)
+        with trio.fail_after(10):
+            for i in range(n):
+                got = b""
+                while len(got) < size:
+                    got += await inbound.read(size - len(got))
+                assert got == bytes([i % 256]) * size
+        nursery.cancel_scope.cancel()
+    return b_wire.sent[TYPE_WINDOW_UPDATE], a_wire.sent[TYPE_DATA]
+
+
+async def test_yamux_sends_a_window_update_per_read_and_the_shim_per_half_window() -> None:
+    n, size = 2000, 1024  # 2 MB through a 256 KiB window
+    upstream, _ = await window_updates_for_reads(Yamux, n, size)
+    batched, data_frames = await window_updates_for_reads(BatchedWindowYamux, n, size)
+    assert upstream >= n  # the bug: one WINDOW_UPDATE (Noise frame + syscall) per read
+    assert data_frames >= n
+    # fixed: one per half window of data read (window auto-tuning may only lower it)
+    assert batched <= n * size // (DEFAULT_WINDOW_SIZE // 2)
+    assert batched >= 1  # credit is still returned: 2 MB went through a 256 KiB window
+
+
+async def test_batched_streams_are_the_subclass_on_both_sides() -> None:
+    left, right = trio.testing.memory_stream_pair()
+    a = BatchedWindowYamux(TappedConn(left, True).as_secure_conn(), ID(b"a"), is_initiator=True)
+    b = BatchedWindowYamux(TappedConn(right, False).as_secure_conn(), ID(b"b"), is_initiator=False)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(a.start)
+        nursery.start_soon(b.start)
+        out = await a.open_stream()
+        await out.write(b"hi")
+        with trio.fail_after(5):
+            inbound = await b.accept_stream()
+        assert isinstance(out, BatchedWindowYamuxStream)
+        assert isinstance(inbound, BatchedWindowYamuxStream)
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("prefer_mplex", [False, True])
+def test_muxer_options_offer_both_preferred_first(prefer_mplex: bool) -> None:
+    opts = list(muxer_options(prefer_mplex).items())
+    expected = [(YAMUX_PROTOCOL_ID, BatchedWindowYamux), (MPLEX_PROTOCOL_ID, Mplex)]
+    assert opts == (expected[::-1] if prefer_mplex else expected)
+
+
+async def muxer_class_of_a_real_connection(install: bool) -> type:
+    """Connect two real hosts (loopback TCP, Noise) built with ``muxer_options``."""
+    addr = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+    hosts = [
+        new_host(key_pair=create_new_key_pair(), muxer_opt=muxer_options(False), listen_addrs=addr)
+        for _ in range(2)
+    ]
+    if install:
+        for host in hosts:
+            honour_muxer_classes(host)
+    async with hosts[0].run(addr), hosts[1].run(addr):
+        with trio.fail_after(10):
+            await hosts[0].connect(PeerInfo(hosts[1].get_id(), hosts[1].get_addrs()))
+        (conn,) = hosts[0].get_network().get_connections(hosts[1].get_id())
+        return type(conn.muxed_conn)
+
+
+async def test_upstream_ignores_the_yamux_class_in_muxer_options_and_the_shim_honours_it() -> None:
+    assert await muxer_class_of_a_real_connection(install=False) is Yamux  # the bug
+    assert await muxer_class_of_a_real_connection(install=True) is BatchedWindowYamux
