@@ -181,3 +181,20 @@ def query(
     for r in rows:
         table.add_row(r.time_text(), r.content_topic, r.payload_text(60), r.message_hash.hex()[:16])
     console.print(table)
+
+
+@app.command()
+def demo(
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
+    interval: Annotated[
+        float, typer.Option(help="Seconds between each publisher's messages")
+    ] = 1.0,
+    data_dir: Annotated[Path | None, typer.Option(help="Keep the nodes' data here")] = None,
+) -> None:
+    """Start a 3-node local network and watch messages flow (Ctrl-C stops)."""
+    from boxless.cli.demo import main as demo_main
+
+    try:
+        demo_main(duration, interval, data_dir)
+    except KeyboardInterrupt:
+        console.print("stopped")

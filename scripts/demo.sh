@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The main job: install Boxless into .venv (first run only) and start the demo.
+#   bash scripts/demo.sh              # until Ctrl-C
+#   bash scripts/demo.sh --duration 20
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$root/scripts/bootstrap.sh"
+exec "$root/.venv/bin/boxless" demo "$@"
