@@ -63,7 +63,10 @@ deviation from py-libp2p 0.8.1, and why:
     sets for floodsub and IDONTWANT (relay peers are v1.1), three score
     computations per target, and queueing for every connected peer not yet
     subscribed. Ours pushes to mesh/fanout/direct peers after one score check
-    each; late subscribers get the message-cache replay instead.
+    each; late subscribers get the message-cache replay instead. The id is
+    hashed once per message (upstream: three times), and a routed message is
+    queued without ``send_rpc``'s copy-split-resize when nothing is to be
+    piggybacked on it.
 12. Reading. ``read_varint_prefixed_bytes_limited`` read each varint byte and
     the body separately from the muxer; ``continuously_read_stream`` reads up
     to 64 KiB at a time and splits frames with ``FrameDecoder``.
@@ -156,7 +159,10 @@ class ContentAddressedMessageCache(MessageCache):
         self._msg_id_fn = msg_id_fn
 
     def put(self, msg: rpc_pb2.Message) -> None:
-        mid = self._msg_id_fn(msg)
+        self.put_with_id(msg, self._msg_id_fn(msg))
+
+    def put_with_id(self, msg: rpc_pb2.Message, mid: bytes) -> None:
+        """``put`` for a caller that already computed the id (saves a hash)."""
         if mid in self.msgs:
             return
         self.msgs[mid] = msg
@@ -165,6 +171,8 @@ class ContentAddressedMessageCache(MessageCache):
 
 class RelayGossipSub(GossipSub):
     """GossipSub router speaking ``/vac/waku/relay/2.0.0`` (deviations 1, 4-7, 9-11)."""
+
+    mcache: ContentAddressedMessageCache
 
     def __init__(
         self,
@@ -222,10 +230,13 @@ class RelayGossipSub(GossipSub):
         # and walked every connected peer to queue the message for those not (yet)
         # subscribed. Those pending queues are redundant here: Pubsub replays the
         # message cache to a peer when its subscription arrives.
+        await self.route(msg_forwarder, pubsub_msg, waku_message_id(pubsub_msg))
+
+    async def route(self, msg_forwarder: ID, pubsub_msg: rpc_pb2.Message, msg_id: bytes) -> None:
+        """``publish`` for a caller that already computed the message id."""
         if not self._check_spam_protection(msg_forwarder, pubsub_msg):
             return
-        self.mcache.put(pubsub_msg)
-        msg_id = waku_message_id(pubsub_msg)
+        self.mcache.put_with_id(pubsub_msg, msg_id)
         rpc = rpc_pb2.RPC(publish=[pubsub_msg])
         for peer_id in self._push_targets(pubsub_msg.topicIDs, msg_forwarder, msg_id):
             self.send_rpc(peer_id, rpc)
@@ -283,6 +294,17 @@ class RelayGossipSub(GossipSub):
             if len(queue) >= self.outbound_queue_size:
                 self.metrics.dropped_outbound += len(rpc.publish)
                 logger.warning("outbound queue to %s full: dropped %d", peer_id, len(rpc.publish))
+                return
+            if peer_id not in self._pending_control and not rpc.HasField("control"):
+                # GossipSub.send_rpc copies the RPC, splits it and sizes every
+                # part; a routed message with no control to piggyback is queued
+                # as is (shared by all peers, never mutated after this point).
+                # An oversized one (or a closing queue) is a counted drop, as
+                # upstream drops it too.
+                if rpc.ByteSize() > queue.max_message_size or not queue.push(rpc):
+                    self.metrics.dropped_outbound += len(rpc.publish)
+                    return
+                self.publish_sends += 1
                 return
             self.publish_sends += 1
         super().send_rpc(peer_id, rpc, priority)
@@ -431,7 +453,7 @@ class RelayPubsub(Pubsub):
         for topic in topics:
             await self._deliver(RelayMessage(topic, msg.data, msg_id, msg_forwarder))
         await self._await_outbound_room(topics)
-        await self.router.publish(msg_forwarder, msg)
+        await self.router.route(msg_forwarder, msg, msg_id)
 
     def _penalise(self, peer: ID, msg: rpc_pb2.Message) -> None:
         """Count an invalid message against ``peer`` (P4 in the score)."""
@@ -489,14 +511,20 @@ class RelayPubsub(Pubsub):
         Bounded by ``backpressure_timeout``: after it we route anyway and the
         router counts whatever a full queue refuses.
         """
+        if self._has_outbound_room(topics):  # the usual case: no cancel scope to set up
+            return
         with trio.move_on_after(self.backpressure_timeout):
-            while True:
-                targets: set[ID] = set()
-                for topic in topics:
-                    targets |= self.router.topic_peers(topic)
-                if all(len(self.peer_queues.get(p, ())) < self.high_water for p in targets):
-                    return
+            while not self._has_outbound_room(topics):
                 await self._drained.wait()
+
+    def _has_outbound_room(self, topics: Sequence[str]) -> bool:
+        queues, high_water = self.peer_queues, self.high_water
+        for topic in topics:
+            for peer in self.router.topic_peers(topic):
+                queue = queues.get(peer)
+                if queue is not None and len(queue) >= high_water:
+                    return False
+        return True
 
     # -- stream I/O ---------------------------------------------------------
 
