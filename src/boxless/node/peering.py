@@ -23,6 +23,7 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 from boxless._trio_compat import TaskStatus
 from boxless.errors import ConfigError, DecodeError, NetworkError
 from boxless.node.metrics import NodeMetrics
+from boxless.node.penalties import PenaltyBox
 from boxless.node.streams import close_quietly, read_frame, request, reset_quietly, write_frame
 from boxless.waku import metadata as md
 
@@ -83,6 +84,14 @@ class Peering:
         self._disconnected: dict[ID, trio.Event] = {}
         self._new_peers_send, self._new_peers_recv = trio.open_memory_channel[ID](256)
         self.connected_event = trio.Event()
+        self.penalties = PenaltyBox()
+
+    async def violation(self, peer_id: ID, protocol: str) -> None:
+        """Count malformed input from ``peer_id``; disconnect it once it crosses the line."""
+        self.metrics.protocol_violations.labels(protocol).inc()
+        if self.penalties.record(peer_id, trio.current_time()):
+            logger.warning("disconnecting %s: repeated malformed %s input", peer_id, protocol)
+            await self.host.disconnect(peer_id)
 
     # -- connection events (called from the swarm) --
     def _on_connect(self, peer_id: ID) -> None:
@@ -134,7 +143,10 @@ class Peering:
     async def _handshake_loop(self) -> None:
         async with trio.open_nursery() as nursery:
             async for peer_id in self._new_peers_recv:
-                if peer_id not in self.peer_metadata:
+                if self.penalties.is_banned(peer_id, trio.current_time()):
+                    logger.info("refusing banned peer %s", peer_id)
+                    nursery.start_soon(self.host.disconnect, peer_id)
+                elif peer_id not in self.peer_metadata:
                     nursery.start_soon(self._ask_metadata, peer_id)
 
     async def _ask_metadata(self, peer_id: ID) -> None:
@@ -152,8 +164,8 @@ class Peering:
             logger.debug("no metadata from %s: %s", peer_id, exc)
             return
         except DecodeError as exc:
-            self.metrics.protocol_violations.labels("metadata").inc()
             logger.info("bad metadata from %s: %s", peer_id, exc)
+            await self.violation(peer_id, "metadata")
             return
         await self._admit(peer_id, remote)
 
@@ -162,9 +174,9 @@ class Peering:
         try:
             remote = md.decode_request(await read_frame(stream, md.MAX_METADATA_SIZE))
         except (DecodeError, NetworkError) as exc:
-            self.metrics.protocol_violations.labels("metadata").inc()
             logger.info("bad metadata request from %s: %s", peer_id, exc)
             await reset_quietly(stream)
+            await self.violation(peer_id, "metadata")
             return
         try:
             await write_frame(stream, md.encode_response(self.info))

@@ -104,7 +104,9 @@ class WakuNode:
                 if self.config.relay:
                     await self._start_relay(nursery)
                 if self.archive is not None:
-                    StoreService(self.host, self.archive, self.metrics).register()
+                    StoreService(
+                        self.host, self.archive, self.metrics, self.peering.violation
+                    ).register()
                     nursery.start_soon(self._retention_loop)
                     if self.config.store_resume and self.static_peers:
                         nursery.start_soon(self._resume)

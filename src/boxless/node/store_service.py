@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -39,10 +40,17 @@ RESUME_EMPTY_WINDOW_NS = 24 * 3600 * 10**9
 class StoreService:
     """Answers store queries from the archive."""
 
-    def __init__(self, host: IHost, archive: Archive, metrics: NodeMetrics) -> None:
+    def __init__(
+        self,
+        host: IHost,
+        archive: Archive,
+        metrics: NodeMetrics,
+        on_violation: Callable[[ID, str], Awaitable[None]],
+    ) -> None:
         self.host = host
         self.archive = archive
         self.metrics = metrics
+        self.on_violation = on_violation
 
     def register(self) -> None:
         self.host.set_stream_handler(TProtocol(store.STORE_PROTOCOL_ID), self.handle)
@@ -53,12 +61,14 @@ class StoreService:
         try:
             data = await read_frame(stream, MAX_REQUEST_SIZE)
         except (DecodeError, NetworkError) as exc:
-            self.metrics.protocol_violations.labels("store").inc()
             logger.info("unreadable store request from %s: %s", peer, exc)
             await reset_quietly(stream)
+            await self.on_violation(peer, "store")
             return
         started = time.perf_counter()
         reply, status = await self.answer(data)
+        if status == store.StoreStatus.BAD_REQUEST:
+            await self.on_violation(peer, "store")
         self.metrics.store_queries.labels(str(status)).inc()
         self.metrics.store_query_seconds.observe(time.perf_counter() - started)
         try:
@@ -71,7 +81,6 @@ class StoreService:
         """The encoded response to request bytes ``data``, and its status code."""
         parsed = store.parse_request(data)
         if isinstance(parsed, store.StoreRejection):
-            self.metrics.protocol_violations.labels("store").inc()
             return parsed.encode(), parsed.status_code
         rid, query = parsed.request_id, parsed.query
         try:
