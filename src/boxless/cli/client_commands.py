@@ -190,11 +190,12 @@ def demo(
         float, typer.Option(help="Seconds between each publisher's messages")
     ] = 1.0,
     data_dir: Annotated[Path | None, typer.Option(help="Keep the nodes' data here")] = None,
+    svg: Annotated[Path | None, typer.Option(help="Save the final view as an SVG picture")] = None,
 ) -> None:
     """Start a 3-node local network and watch messages flow (Ctrl-C stops)."""
     from boxless.cli.demo import main as demo_main
 
     try:
-        demo_main(duration, interval, data_dir)
+        demo_main(duration, interval, data_dir, svg)
     except KeyboardInterrupt:
         console.print("stopped")

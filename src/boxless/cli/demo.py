@@ -8,6 +8,7 @@ store over the network. The web UI issue turns this into two people chatting.
 
 from __future__ import annotations
 
+import io
 import signal
 import tempfile
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
@@ -83,7 +85,9 @@ async def _chatter(view: NodeView, topic: str, interval: float) -> None:
         await trio.sleep(interval)
 
 
-async def run_demo(base: Path, duration: float | None, interval: float) -> None:
+async def run_demo(
+    base: Path, duration: float | None, interval: float, svg: Path | None = None
+) -> None:
     """Run the demo network until ``duration`` seconds pass or Ctrl-C."""
     topic = pubsub_topic_for(CONTENT_TOPIC, DEFAULT_CLUSTER_ID)
     views: list[NodeView] = []
@@ -113,6 +117,8 @@ async def run_demo(base: Path, duration: float | None, interval: float) -> None:
                     while True:
                         live.update(_table(views, topic, started))
                         await trio.sleep(0.25)
+            if svg is not None:
+                _save_svg(_table(views, topic, started), svg)
             await _summary(views, topic)
         finally:
             nursery.cancel_scope.cancel()
@@ -124,6 +130,13 @@ async def _cancel_on_sigint(scope: trio.CancelScope) -> None:
         async for _ in signals:
             scope.cancel()
             return
+
+
+def _save_svg(table: Table, path: Path) -> None:
+    """Render ``table`` as an SVG terminal picture (for docs)."""
+    console = Console(record=True, width=100, file=io.StringIO())
+    console.print(table)
+    console.save_svg(str(path), title="boxless demo")
 
 
 async def _summary(views: list[NodeView], topic: str) -> None:
@@ -140,9 +153,11 @@ async def _summary(views: list[NodeView], topic: str) -> None:
         print(f"  {v.name}: received {v.received}")
 
 
-def main(duration: float | None, interval: float, data_dir: Path | None) -> None:
+def main(
+    duration: float | None, interval: float, data_dir: Path | None, svg: Path | None = None
+) -> None:
     if data_dir is not None:
-        trio.run(run_demo, data_dir, duration, interval)
+        trio.run(run_demo, data_dir, duration, interval, svg)
         return
     with tempfile.TemporaryDirectory(prefix="boxless-demo-") as tmp:
-        trio.run(run_demo, Path(tmp), duration, interval)
+        trio.run(run_demo, Path(tmp), duration, interval, svg)
