@@ -1,7 +1,8 @@
 """The py-libp2p fixes in ``libp2p_shims``, each shown against the unfixed class.
 
 Two yamux connections are wired back to back over an in-memory byte stream
-(no sockets, no Noise); the wire is tapped to count frames by type. The
+(no sockets, no Noise); the wire is tapped to count frames by type. Noise's
+framing is read from a fake raw connection that counts reads. The
 muxer-class fix needs py-libp2p's real upgrader, so it connects two hosts.
 """
 
@@ -16,10 +17,13 @@ import pytest
 import trio
 import trio.testing
 from libp2p import new_host
-from libp2p.abc import ISecureConn
+from libp2p.abc import IRawConnection, ISecureConn
+from libp2p.connection_types import ConnectionType
 from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.io.abc import ReadWriteCloser
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
+from libp2p.security.noise.io import NoisePacketReadWriter
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.yamux.yamux import (
     DEFAULT_WINDOW_SIZE,
@@ -31,8 +35,10 @@ from libp2p.stream_muxer.yamux.yamux import (
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 
 from boxless.node.libp2p_shims import (
+    RAW_READ_SIZE,
     BatchedWindowYamux,
     BatchedWindowYamuxStream,
+    BufferedReadConnection,
     honour_muxer_classes,
     muxer_options,
 )
@@ -148,3 +154,47 @@ async def muxer_class_of_a_real_connection(install: bool) -> type:
 async def test_upstream_ignores_the_yamux_class_in_muxer_options_and_the_shim_honours_it() -> None:
     assert await muxer_class_of_a_real_connection(install=False) is Yamux  # the bug
     assert await muxer_class_of_a_real_connection(install=True) is BatchedWindowYamux
+
+
+class CountingRawConn(IRawConnection):
+    """A raw connection over bytes already received: each read is one "recv"."""
+
+    def __init__(self, wire: bytes) -> None:
+        self.wire, self.recvs, self.is_initiator = wire, 0, False
+
+    async def read(self, n: int | None = None) -> bytes:
+        self.recvs += 1
+        n = len(self.wire) if n is None else n
+        out, self.wire = self.wire[:n], self.wire[n:]
+        return out
+
+    async def write(self, data: bytes) -> None:
+        raise AssertionError("not written to")
+
+    async def close(self) -> None:
+        pass
+
+    def get_remote_address(self) -> tuple[str, int] | None:
+        return None
+
+    def get_transport_addresses(self) -> list[multiaddr.Multiaddr]:
+        return []
+
+    def get_connection_type(self) -> ConnectionType:
+        return ConnectionType.DIRECT
+
+
+async def noise_frames_read(conn: IRawConnection, n: int) -> list[bytes]:
+    reader = NoisePacketReadWriter(cast(ReadWriteCloser, conn))  # Noise's framing
+    return [await reader.read_msg() for _ in range(n)]
+
+
+async def test_noise_reads_each_frame_in_two_recvs_and_the_buffer_in_one_per_64k() -> None:
+    frames = [bytes([i]) * 1040 for i in range(100)]  # ~a 1 KiB RPC in yamux in Noise
+    wire = b"".join(len(f).to_bytes(2, "big") + f for f in frames)
+    raw = CountingRawConn(wire)
+    assert await noise_frames_read(raw, 100) == frames
+    assert raw.recvs == 200  # the bug: length and body are separate recvs
+    raw = CountingRawConn(wire)
+    assert await noise_frames_read(BufferedReadConnection(raw), 100) == frames
+    assert raw.recvs == -(-len(wire) // RAW_READ_SIZE)  # fixed: 2 recvs for 104 KB

@@ -5,7 +5,15 @@ Theory of operation
 Each class here overrides one py-libp2p behaviour that costs us throughput,
 and says which. Nothing is monkeypatched: the host gets these classes through
 ``muxer_options``, which ``build_host`` passes to ``new_host``, and
-``honour_muxer_classes(host)``, which it calls on the new host.
+``honour_muxer_classes(host)``, which it calls on the new host (and which
+also installs the buffered reads below).
+
+Buffered socket reads. Noise reads each frame as two reads from the raw
+connection (2-byte length, then body), each a ``recv`` syscall and a trip
+through trio's I/O wait. ``BufferedReadConnection`` serves those reads from
+up-to-64 KiB socket reads, so one ``recv`` carries every frame that has
+arrived; ``BufferedReadUpgrader`` wraps each raw connection in one before
+the security handshake.
 
 Muxer classes. ``MuxerMultistream.new_conn`` builds a plain ``Yamux`` whenever
 yamux is negotiated, whatever class the muxer options name for it (only other
@@ -33,7 +41,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from libp2p.abc import IHost, IMuxedConn, ISecureConn
+from libp2p.abc import IHost, IMuxedConn, IRawConnection, ISecureConn
+from libp2p.connection_types import ConnectionType
 from libp2p.custom_types import TMuxerOptions, TProtocol
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
@@ -41,6 +50,8 @@ from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
 from libp2p.stream_muxer.yamux.yamux import Yamux, YamuxStream
+from libp2p.transport.upgrader import TransportUpgrader
+from multiaddr import Multiaddr
 
 __all__ = [
     "BatchedWindowYamux",
@@ -100,6 +111,63 @@ def muxer_options(prefer_mplex: bool) -> TMuxerOptions:
     return dict([mplex, yamux] if prefer_mplex else [yamux, mplex])
 
 
+RAW_READ_SIZE = 64 * 1024
+
+
+class BufferedReadConnection(IRawConnection):
+    """A raw connection whose small reads are served from one large socket read."""
+
+    def __init__(self, conn: IRawConnection) -> None:
+        self._conn = conn
+        self.is_initiator = conn.is_initiator
+        self._buf = bytearray()
+
+    async def read(self, n: int | None = None) -> bytes:
+        # py-libp2p's RawConnection.read(n) is one recv of at most n bytes.
+        if not self._buf:
+            data = await self._conn.read(RAW_READ_SIZE)
+            if n is None or len(data) <= n:
+                return data
+            self._buf += data
+        if n is None or n >= len(self._buf):
+            out = bytes(self._buf)
+            self._buf.clear()
+        else:
+            out = bytes(self._buf[:n])
+            del self._buf[:n]
+        return out
+
+    async def write(self, data: bytes) -> None:
+        await self._conn.write(data)
+
+    async def close(self) -> None:
+        await self._conn.close()
+
+    def get_remote_address(self) -> tuple[str, int] | None:
+        return self._conn.get_remote_address()
+
+    def get_transport_addresses(self) -> list[Multiaddr]:
+        return self._conn.get_transport_addresses()
+
+    def get_connection_type(self) -> ConnectionType:
+        return self._conn.get_connection_type()
+
+
+class BufferedReadUpgrader(TransportUpgrader):
+    """The swarm's upgrader, securing a ``BufferedReadConnection`` around each raw one."""
+
+    def __init__(self, upstream: TransportUpgrader) -> None:
+        super().__init__({}, {})
+        self.security_multistream = upstream.security_multistream
+        self.muxer_multistream = upstream.muxer_multistream
+
+    async def upgrade_security(
+        self, raw_conn: IRawConnection, is_initiator: bool, peer_id: ID | None = None
+    ) -> ISecureConn:
+        buffered = BufferedReadConnection(raw_conn)
+        return await super().upgrade_security(buffered, is_initiator, peer_id)
+
+
 class HonouringMuxerMultistream(MuxerMultistream):
     """Muxer negotiation that builds the class the options name, yamux included."""
 
@@ -120,7 +188,9 @@ def honour_muxer_classes(host: IHost) -> None:
     swarm = host.get_network()
     if not isinstance(swarm, Swarm):
         raise TypeError(f"expected a py-libp2p Swarm, got {type(swarm).__name__}")
-    current = swarm.upgrader.muxer_multistream
-    swarm.upgrader.muxer_multistream = HonouringMuxerMultistream(
+    upgrader = BufferedReadUpgrader(swarm.upgrader)
+    current = upgrader.muxer_multistream
+    upgrader.muxer_multistream = HonouringMuxerMultistream(
         current.transports, current.negotiate_timeout
     )
+    swarm.upgrader = upgrader
