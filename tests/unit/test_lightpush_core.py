@@ -163,8 +163,8 @@ def test_token_bucket_bounded_memory() -> None:
     lim = lp.TokenBucketLimiter(rate=1, burst=1, max_peers=3)
     for p in range(10):
         lim.allow(p, 0.0)
-    assert len(lim) == 3
+    assert lim.tracked_peers == 3
     lim.forget(9)
-    assert len(lim) == 2
+    assert lim.tracked_peers == 2
     with pytest.raises(UsageError):
         lp.TokenBucketLimiter(rate=0)

@@ -359,5 +359,7 @@ class TokenBucketLimiter:
         """Drop ``peer``'s bucket."""
         self._buckets.pop(peer, None)
 
-    def __len__(self) -> int:
+    @property
+    def tracked_peers(self) -> int:
+        """How many buckets are kept (not ``__len__``: an empty limiter is still truthy)."""
         return len(self._buckets)
