@@ -20,6 +20,7 @@ from libp2p.abc import IHost
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamError
+from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo
 
 from boxless._trio_compat import TaskStatus
@@ -361,3 +362,35 @@ async def test_bad_input_gets_an_error_or_a_closed_stream_and_service_keeps_serv
         fclient.register()
         await fclient.subscribe(TOPIC, [CT])
         assert await fclient.ping()
+
+
+class _HandlerOnlyHost:
+    """Just enough of a host for FilterService.run (no network)."""
+
+    def __init__(self) -> None:
+        self.handlers: dict[str, object] = {}
+
+    def set_stream_handler(self, protocol: str, handler: object) -> None:
+        self.handlers[protocol] = handler
+
+
+async def test_filter_service_expires_unrefreshed_subscriptions(autojump_clock: object) -> None:
+    host = _HandlerOnlyHost()
+    service = FilterService(host, NodeMetrics())  # type: ignore[arg-type]
+    sub = fc.build_request(fc.FilterRequest("r", fc.RequestType.SUBSCRIBE, TOPIC, (CT,)))
+    ping = fc.build_request(fc.FilterRequest("p", fc.RequestType.SUBSCRIBER_PING))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(service.run)
+        assert fc.FILTER_SUBSCRIBE_PROTOCOL in host.handlers
+        a, b = create_new_key_pair(), create_new_key_pair()
+        pa, pb = ID.from_pubkey(a.public_key), ID.from_pubkey(b.public_key)
+        assert fc.parse_response(service.answer(pa, sub)).ok
+        assert fc.parse_response(service.answer(pb, sub)).ok
+        await trio.sleep(200)
+        assert fc.parse_response(service.answer(pa, ping)).ok  # a refreshes, b does not
+        await trio.sleep(150)  # t = 350: b's 300 s are up
+        assert service.subscriptions.peers == frozenset({pa})
+        await trio.sleep(200)  # t = 550: a's too
+        assert len(service.subscriptions) == 0
+        assert fc.parse_response(service.answer(pa, ping)).status_code == 404
+        nursery.cancel_scope.cancel()
