@@ -74,7 +74,7 @@ export async function lightNode(clusterId = CLUSTER_ID) {
   });
 }
 
-/** Dial `addr` and return the remote connection once it is open. */
+/** Dial `addr`; the open connection (its `remotePeer` is the peer id). */
 export async function dial(waku, addr) {
   const ma = multiaddr(addr);
   await waku.dial(ma);
@@ -82,6 +82,22 @@ export async function dial(waku, addr) {
   const conn = waku.libp2p.getConnections().find((c) => c.remotePeer.toString() === peerId);
   if (!conn) throw new Error(`no open connection to ${peerId} after dialing ${addr}`);
   return conn;
+}
+
+/**
+ * Wait until js-waku's peer manager would use `peerId` for `protocol` on
+ * `pubsubTopic`: the peer has the protocol (identify) and its shard info
+ * (metadata) covers the topic. `waitForPeers` alone is not enough: it resolves
+ * on either condition, and a query made in between fails with "No peers
+ * available to query".
+ */
+export async function readyFor(waku, peerId, protocol, pubsubTopic) {
+  await waku.waitForPeers([protocol], 10000);
+  await until(
+    `${peerId} to be usable for ${protocol} on ${pubsubTopic}`,
+    () => waku.connectionManager.isPeerOnTopic(peerId, pubsubTopic),
+    10000
+  );
 }
 
 /** Poll `check()` every `everyMs` until it is truthy or `timeoutMs` passes. */
