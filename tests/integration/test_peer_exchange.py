@@ -18,11 +18,11 @@ from libp2p.crypto.ed25519 import create_new_key_pair as create_ed25519_key_pair
 from libp2p.crypto.keys import KeyPair
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamEOF, StreamError
+from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 
 from boxless.node.enr_identity import load_or_create_node_key_secp256k1
 from boxless.node.host import build_host
-from boxless.node.metrics import NodeMetrics
 from boxless.node.peer_exchange import PeerExchangeService, request_peers
 from boxless.waku import peer_exchange as px
 from boxless.waku.enr import Enr, Waku2
@@ -56,17 +56,22 @@ async def running(key_pair: KeyPair) -> AsyncIterator[IHost]:
 @asynccontextmanager
 async def network(
     tmp_path: Path,
-) -> AsyncIterator[tuple[IHost, IHost, list[IHost], PeerExchangeService]]:
+) -> AsyncIterator[tuple[IHost, IHost, list[IHost], trio.MemoryReceiveChannel[tuple[ID, str]]]]:
     """A service knowing 3 peers' ENRs, and a connected client; all keys secp256k1."""
     async with AsyncExitStack() as stack:
         keys = [load_or_create_node_key_secp256k1(tmp_path / f"node{i}.key") for i in range(5)]
         hosts = [await stack.enter_async_context(running(k)) for k in keys]
         service_host, client_host, peers = hosts[0], hosts[1], hosts[2:]
+        send_violation, violations = trio.open_memory_channel[tuple[ID, str]](10)
+
+        async def on_violation(peer: ID, protocol: str) -> None:
+            send_violation.send_nowait((peer, protocol))
+
         service = PeerExchangeService(
             service_host,
             px.PeerCache(),
             lambda: own_enr(service_host, keys[0]),
-            metrics=NodeMetrics(),
+            on_violation=on_violation,
         )
         service.register()
         service.add_known(own_enr(h, k) for h, k in zip(peers, keys[2:], strict=True))
@@ -74,7 +79,7 @@ async def network(
         service.add_known([own_enr(client_host, keys[1])])
         with trio.fail_after(WAIT):
             await client_host.connect(PeerInfo(service_host.get_id(), service_host.get_addrs()))
-        yield service_host, client_host, peers, service
+        yield service_host, client_host, peers, violations
 
 
 async def test_client_gets_two_dialable_records(tmp_path: Path) -> None:
@@ -103,7 +108,7 @@ async def test_answer_holds_every_known_record_but_the_requesters(tmp_path: Path
 
 
 async def test_garbage_request_resets_the_stream_and_service_keeps_serving(tmp_path: Path) -> None:
-    async with network(tmp_path) as (service_host, client, _, service):
+    async with network(tmp_path) as (service_host, client, _, violations):
         with trio.fail_after(WAIT):
             stream = await client.new_stream(
                 service_host.get_id(), [TProtocol(px.PEER_EXCHANGE_PROTOCOL_ID)]
@@ -114,9 +119,8 @@ async def test_garbage_request_resets_the_stream_and_service_keeps_serving(tmp_p
             except (StreamError, StreamEOF):
                 answer = b""
         assert answer == b""
-        assert service.metrics is not None
-        violations = service.metrics.protocol_violations.labels("peer_exchange")._value.get()
-        assert violations == 1
+        with trio.fail_after(WAIT):  # reported just after the reset the client saw
+            assert await violations.receive() == (client.get_id(), "peer_exchange")
         with trio.fail_after(WAIT):
             assert len(await request_peers(client, service_host.get_id(), 2)) == 2
 

@@ -27,7 +27,7 @@ TTL only soften that.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -35,7 +35,6 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from boxless.errors import DecodeError, NetworkError
-from boxless.node.metrics import NodeMetrics
 from boxless.node.streams import (
     DEFAULT_TIMEOUT,
     close_quietly,
@@ -76,7 +75,12 @@ async def request_peers(
 
 
 class PeerExchangeService:
-    """Answers peer exchange queries from ``cache``; also fills it (see module doc)."""
+    """Answers peer exchange queries from ``cache``; also fills it (see module doc).
+
+    ``on_violation(peer, "peer_exchange")`` is awaited for each unreadable
+    query (the node passes ``Peering.violation``: count, and disconnect repeat
+    offenders).
+    """
 
     def __init__(
         self,
@@ -84,13 +88,13 @@ class PeerExchangeService:
         cache: px.PeerCache,
         own_enr_provider: Callable[[], Enr | None],
         *,
-        metrics: NodeMetrics | None = None,
+        on_violation: Callable[[ID, str], Awaitable[None]] | None = None,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
         self.host = host
         self.cache = cache
         self.own_enr_provider = own_enr_provider
-        self.metrics = metrics
+        self.on_violation = on_violation
         self.clock = clock
 
     def register(self) -> None:
@@ -134,10 +138,10 @@ class PeerExchangeService:
             data = await read_frame(stream, px.MAX_REQUEST_SIZE)
             reply = self.answer(data, peer)
         except (DecodeError, NetworkError) as exc:
-            if self.metrics is not None:
-                self.metrics.protocol_violations.labels("peer_exchange").inc()
             logger.info("bad peer exchange request from %s: %s", peer, exc)
             await reset_quietly(stream)
+            if self.on_violation is not None:
+                await self.on_violation(peer, "peer_exchange")
             return
         try:
             await write_frame(stream, reply)
