@@ -48,6 +48,9 @@ from boxless.waku.enr import Enr
 
 logger = logging.getLogger(__name__)
 
+IDLE_STREAM_TIMEOUT = 120.0
+"""How long an opened stream may wait for its query (js-waku opens streams early)."""
+
 
 async def request_peers(
     host: IHost, peer_id: ID, num: int, *, timeout: float = DEFAULT_TIMEOUT
@@ -135,9 +138,15 @@ class PeerExchangeService:
         """Serve one query on ``stream``; never raises for a peer's mistake."""
         peer = stream.muxed_conn.peer_id
         try:
-            data = await read_frame(stream, px.MAX_REQUEST_SIZE)
+            data = await read_frame(stream, px.MAX_REQUEST_SIZE, timeout=IDLE_STREAM_TIMEOUT)
             reply = self.answer(data, peer)
-        except (DecodeError, NetworkError) as exc:
+        except NetworkError as exc:
+            # Not a violation: js-waku opens a stream per protocol after identify
+            # and may leave it idle; a silent or vanished peer is just dropped.
+            logger.debug("peer exchange stream from %s ended without a query: %s", peer, exc)
+            await reset_quietly(stream)
+            return
+        except DecodeError as exc:
             logger.info("bad peer exchange request from %s: %s", peer, exc)
             await reset_quietly(stream)
             if self.on_violation is not None:
