@@ -86,6 +86,30 @@ async def _drain(node: WakuNode, timeout: float = 60.0) -> None:
     await trio.sleep(0.3)
 
 
+async def _lightpush_all(
+    peer: str, payloads: list[bytes], content_topic: str, cluster: int, num_shards: int, base: Path
+) -> list[str]:
+    from boxless.node.light import LightNode
+
+    node = LightNode(base, [peer], cluster_id=cluster, num_shards=num_shards)
+    lines = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        for payload in payloads:
+            msg = WakuMessage(
+                payload=payload, content_topic=content_topic, timestamp=time.time_ns()
+            )
+            res = await node.send(msg)
+            verdict = (
+                f"accepted, relayed to {res.relay_peers} peers"
+                if res.accepted
+                else f"REFUSED {res.status}: {res.description}"
+            )
+            lines.append(f"{res.message_hash.hex()} {verdict}")
+        nursery.cancel_scope.cancel()
+    return lines
+
+
 @app.command()
 def publish(
     peer: Annotated[str, typer.Option(help="Multiaddr of a relay node, with /p2p/ID")],
@@ -97,8 +121,30 @@ def publish(
     ] = None,
     cluster: Annotated[int, typer.Option()] = DEFAULT_CLUSTER_ID,
     num_shards: Annotated[int, typer.Option()] = DEFAULT_NUM_SHARDS,
+    lightpush: Annotated[
+        bool, typer.Option("--lightpush", help="Send by light push (the node says if it took it)")
+    ] = False,
 ) -> None:
-    """Publish messages to a node's relay mesh and print their hashes."""
+    """Publish messages through a node and print their hashes.
+
+    By default this joins the node's relay mesh briefly; with --lightpush it asks
+    the node to relay them and prints whether the network accepted each one.
+    """
+    payloads = [
+        (message if count == 1 else f"{message} #{i}").encode() for i in range(1, count + 1)
+    ]
+    if lightpush:
+        try:
+            with tempfile.TemporaryDirectory(prefix="boxless-publish-") as tmp:
+                lines = run_trio(
+                    _lightpush_all, peer, payloads, content_topic, cluster, num_shards, Path(tmp)
+                )
+        except BoxlessError as exc:
+            _fail(exc)
+        print("\n".join(lines))
+        if any("REFUSED" in line for line in lines):
+            raise typer.Exit(1)
+        return
     try:
         shard = _topic_shard(content_topic, pubsub_topic, cluster, num_shards)
         with tempfile.TemporaryDirectory(prefix="boxless-publish-") as tmp:
@@ -111,9 +157,6 @@ def publish(
                 shards=(shard,),
                 store_resume=False,
             )
-            payloads = [
-                (message if count == 1 else f"{message} #{i}").encode() for i in range(1, count + 1)
-            ]
             hashes = run_trio(_publish, config, payloads, content_topic)
     except BoxlessError as exc:
         _fail(exc)

@@ -94,9 +94,7 @@ async def _run_until_signal(config: NodeConfig, info_file: Path | None) -> None:
         for addr in info["addrs"]:
             print(f"listening: {addr}", flush=True)
         if info_file is not None:
-            tmp = info_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps(info))
-            tmp.replace(info_file)
+            _write_info(info_file, info)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async for signum in signals:
                 logging.getLogger("boxless").info(
@@ -107,13 +105,84 @@ async def _run_until_signal(config: NodeConfig, info_file: Path | None) -> None:
     print("stopped", flush=True)
 
 
+async def _run_light(
+    data_dir: Path,
+    service_peers: list[str],
+    content_topics: list[str],
+    cluster: int,
+    num_shards: int,
+    listen: list[str],
+    info_file: Path | None,
+) -> None:
+    from boxless.node.light import LightNode
+
+    node = LightNode(
+        data_dir, service_peers, cluster_id=cluster, num_shards=num_shards, listen=listen
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(node.run)
+        print(f"peer id: {node.peer_id} (light)", flush=True)
+        if info_file is not None:
+            _write_info(
+                info_file, {"peer_id": str(node.peer_id), "pid": os.getpid(), "light": True}
+            )
+        if content_topics:
+            await node.subscribe(content_topics)
+
+        async def show() -> None:
+            async with node.messages() as messages:
+                async for item in messages:
+                    text = item.message.payload.decode("utf-8", "replace")
+                    print(
+                        json.dumps(
+                            {
+                                "via": item.via,
+                                "content_topic": item.message.content_topic,
+                                "timestamp": item.message.timestamp,
+                                "payload": text,
+                                "hash": item.message_hash.hex(),
+                            }
+                        ),
+                        flush=True,
+                    )
+
+        nursery.start_soon(show)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                break
+        nursery.cancel_scope.cancel()
+    print("stopped", flush=True)
+
+
+def _write_info(info_file: Path, info: dict[str, Any]) -> None:
+    tmp = info_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info))
+    tmp.replace(info_file)
+
+
 @app.command()
 def node(
+    light: Annotated[
+        bool,
+        typer.Option(help="Light client: no relay; light push, filter and store at --service-peer"),
+    ] = False,
+    service_peer: Annotated[
+        list[str] | None, typer.Option(help="With --light: a service node's multiaddr (repeatable)")
+    ] = None,
+    content_topic: Annotated[
+        list[str] | None, typer.Option(help="With --light: content topic to receive (repeatable)")
+    ] = None,
     relay: Annotated[
         bool, typer.Option("--relay/--no-relay", help="Relay messages (gossipsub)")
     ] = True,
     store: Annotated[
         bool, typer.Option(help="Archive relayed messages and serve store queries")
+    ] = False,
+    filter: Annotated[
+        bool, typer.Option(help="Push matching messages to light clients (12/WAKU2-FILTER)")
+    ] = False,
+    lightpush: Annotated[
+        bool, typer.Option(help="Relay light clients' messages (19/WAKU2-LIGHTPUSH v3 and v2)")
     ] = False,
     db: Annotated[
         str | None, typer.Option(help="Archive URL: sqlite:///path or postgresql://...")
@@ -149,8 +218,23 @@ def node(
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
     json_logs: Annotated[bool, typer.Option(help="Log one JSON object per line")] = False,
 ) -> None:
-    """Run a Waku service node until SIGINT/SIGTERM."""
+    """Run a Waku node (service node, or --light client) until SIGINT/SIGTERM."""
     _setup_logging(log_level, json_logs)
+    if light:
+        try:
+            run_trio(
+                _run_light,
+                data_dir,
+                service_peer or [],
+                content_topic or [],
+                cluster,
+                num_shards,
+                listen or ["/ip4/127.0.0.1/tcp/0"],
+                info_file,
+            )
+        except BoxlessError as exc:
+            _fail(exc)
+        return
     try:
         config = NodeConfig(
             data_dir=data_dir,
@@ -158,6 +242,8 @@ def node(
             peers=tuple(peer or ()),
             relay=relay,
             store=store,
+            filter=filter,
+            lightpush=lightpush,
             db_url=db,
             cluster_id=cluster,
             num_shards=num_shards,

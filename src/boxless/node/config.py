@@ -31,6 +31,8 @@ class NodeConfig:
     peers: tuple[str, ...] = ()
     relay: bool = True
     store: bool = False
+    filter: bool = False
+    lightpush: bool = False
     db_url: str | None = None
     cluster_id: int = DEFAULT_CLUSTER_ID
     num_shards: int = DEFAULT_NUM_SHARDS
@@ -53,8 +55,13 @@ class NodeConfig:
         for shard in self.shards:
             if not 0 <= shard < self.num_shards:
                 raise ConfigError(f"--shard {shard} is outside 0..{self.num_shards - 1}")
-        if self.store and not self.relay:
-            raise ConfigError("--store archives what relay carries: add --relay")
+        for flag, on in (
+            ("--store", self.store),
+            ("--filter", self.filter),
+            ("--lightpush", self.lightpush),
+        ):
+            if on and not self.relay:
+                raise ConfigError(f"{flag} serves what relay carries: add --relay")
         if self.admin_listen is not None:
             host, _, port = self.admin_listen.rpartition(":")
             if not host or not port.isdigit():

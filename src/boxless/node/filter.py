@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import secrets
 import weakref
-from collections.abc import Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -123,6 +123,7 @@ class FilterService:
         queue_size: int = 64,
         push_timeout: float = 5.0,
         limiter: TokenBucketLimiter | None = None,
+        on_violation: Callable[[ID, str], Awaitable[None]] | None = None,
     ) -> None:
         if queue_size < 1:
             raise UsageError("queue_size must be at least 1")
@@ -135,6 +136,7 @@ class FilterService:
         self.push_timeout = push_timeout
         self.limiter = limiter if limiter is not None else TokenBucketLimiter()
         self._counters = _metrics_for(metrics)
+        self.on_violation = on_violation
         self._senders: dict[ID, trio.MemorySendChannel[bytes]] = {}
         self._nursery: trio.Nursery | None = None
         self._wakeup = trio.Event()
@@ -177,9 +179,9 @@ class FilterService:
         try:
             data = await read_frame(stream, MAX_REQUEST_SIZE)
         except (DecodeError, NetworkError) as exc:
-            self.metrics.protocol_violations.labels("filter").inc()
             logger.info("unreadable filter request from %s: %s", peer, exc)
             await reset_quietly(stream)
+            self._violation(peer)
             return
         reply = self.answer(peer, data)
         try:
@@ -201,7 +203,7 @@ class FilterService:
             )
         parsed = fc.parse_request(data)
         if isinstance(parsed, fc.FilterRejection):
-            self.metrics.protocol_violations.labels("filter").inc()
+            self._violation(peer)
             self._counters.requests.labels("invalid", str(int(parsed.status))).inc()
             return parsed.encode()
         outcome = self.subscriptions.handle(peer, parsed, now)
@@ -211,6 +213,13 @@ class FilterService:
         self._counters.subscribers.set(len(self.subscriptions))
         self._wakeup.set()  # the earliest expiry may have moved
         return fc.build_response(parsed.request_id, outcome.status, outcome.desc)
+
+    def _violation(self, peer: ID) -> None:
+        """Count malformed input; the node's hook may also penalise the peer."""
+        if self.on_violation is not None and self._nursery is not None:
+            self._nursery.start_soon(self.on_violation, peer, "filter")
+        else:
+            self.metrics.protocol_violations.labels("filter").inc()
 
     async def on_message(self, pubsub_topic: str, msg: WakuMessage) -> None:
         """Queue ``msg`` for every subscriber whose criteria match. Never blocks.

@@ -92,6 +92,7 @@ class LightPushService:
         limiter: lp.TokenBucketLimiter | None = None,
         max_message_size: int = MAX_MESSAGE_SIZE,
         now_ns: Callable[[], int] = time.time_ns,
+        on_violation: Callable[[ID, str], Awaitable[None]] | None = None,
     ) -> None:
         self.host = host
         self.publish = publish
@@ -101,6 +102,7 @@ class LightPushService:
         self.limiter = limiter if limiter is not None else lp.TokenBucketLimiter()
         self.max_message_size = max_message_size
         self.now_ns = now_ns
+        self.on_violation = on_violation
         self._counters = _metrics_for(metrics)
 
     def register(self) -> None:
@@ -123,9 +125,9 @@ class LightPushService:
         try:
             data = await read_frame(stream, self.max_message_size + FRAME_OVERHEAD)
         except (DecodeError, NetworkError) as exc:
-            self.metrics.protocol_violations.labels("lightpush").inc()
             logger.info("unreadable light push request from %s: %s", peer, exc)
             await reset_quietly(stream)
+            await self._violation(peer)
             return
         try:
             reply, status = await self.answer(version, peer, data)
@@ -150,11 +152,18 @@ class LightPushService:
         )
         if isinstance(parsed, lp.PushRejection):
             if parsed.status == lp.LightPushStatus.BAD_REQUEST:
-                self.metrics.protocol_violations.labels("lightpush").inc()
+                await self._violation(peer)
             logger.debug("light push from %s refused: %s", peer, parsed.desc)
             return parsed.encode(), parsed.status
         status, desc, count = await self._relay(parsed)
         return lp.build_response(version, parsed.request_id, status, desc, count), status
+
+    async def _violation(self, peer: ID) -> None:
+        """Count malformed input; the node's hook may also penalise the peer."""
+        if self.on_violation is not None:
+            await self.on_violation(peer, "lightpush")
+        else:
+            self.metrics.protocol_violations.labels("lightpush").inc()
 
     async def _relay(self, req: lp.PushRequest) -> tuple[lp.LightPushStatus, str | None, int]:
         topic = req.pubsub_topic

@@ -85,6 +85,23 @@ class Peering:
         self._new_peers_send, self._new_peers_recv = trio.open_memory_channel[ID](256)
         self.connected_event = trio.Event()
         self.penalties = PenaltyBox()
+        self._gone_waiters: dict[ID, list[trio.Event]] = {}
+
+    def is_connected(self, peer_id: ID) -> bool:
+        return bool(self.host.get_network().get_connections(peer_id))
+
+    async def wait_disconnected(self, peer_id: ID) -> None:
+        """Return once we have no connection left to ``peer_id``."""
+        if not self.is_connected(peer_id):
+            return
+        event = trio.Event()
+        self._gone_waiters.setdefault(peer_id, []).append(event)
+        await event.wait()
+
+    async def wait_connected(self, peer_id: ID) -> None:
+        """Return once we are connected to ``peer_id`` (bounded by the caller)."""
+        while not self.is_connected(peer_id):  # noqa: ASYNC110  (no per-peer connect event)
+            await trio.sleep(0.05)
 
     async def violation(self, peer_id: ID, protocol: str) -> None:
         """Count malformed input from ``peer_id``; disconnect it once it crosses the line."""
@@ -107,6 +124,8 @@ class Peering:
             event = self._disconnected.get(peer_id)
             if event is not None:
                 event.set()
+            for waiter in self._gone_waiters.pop(peer_id, []):
+                waiter.set()
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve metadata and keep static peers connected until cancelled."""

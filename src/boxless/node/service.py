@@ -27,8 +27,10 @@ from boxless.archive import Archive, ArchiveRow, open_archive
 from boxless.errors import DecodeError, ValidationError
 from boxless.node.archiver import Archiver
 from boxless.node.config import NodeConfig
+from boxless.node.filter import FilterService
 from boxless.node.host import build_host, parse_multiaddrs
 from boxless.node.keys import load_or_create_node_key
+from boxless.node.lightpush import LightPushService
 from boxless.node.metrics import NodeMetrics
 from boxless.node.peering import Peering, parse_peer
 from boxless.node.relay import WakuRelay
@@ -72,6 +74,7 @@ class WakuNode:
         self.relay: WakuRelay | None = None
         self.archive: Archive | None = None
         self.archiver: Archiver | None = None
+        self.filter: FilterService | None = None
         self._listeners: list[trio.MemorySendChannel[ReceivedMessage]] = []
         self.started_at = 0.0
 
@@ -101,8 +104,15 @@ class WakuNode:
                 outer.start_soon(self.archiver.run)
             async with self.host.run(self.listen_addrs), trio.open_nursery() as nursery:
                 await nursery.start(self.peering.run)
+                if self.config.filter:
+                    self.filter = FilterService(
+                        self.host, self.metrics, on_violation=self.peering.violation
+                    )
+                    await nursery.start(self.filter.run)
                 if self.config.relay:
                     await self._start_relay(nursery)
+                if self.config.lightpush:
+                    self._serve_lightpush()
                 if self.archive is not None:
                     StoreService(
                         self.host, self.archive, self.metrics, self.peering.violation
@@ -125,6 +135,29 @@ class WakuNode:
         for topic in self.pubsub_topics:
             channel = await relay.subscribe(topic)
             nursery.start_soon(self._consume, topic, channel)
+
+    def _serve_lightpush(self) -> None:
+        relay = self.relay
+        assert relay is not None
+
+        async def publish(topic: str, msg: WakuMessage) -> int:
+            # LightPushService has validated msg already (status 420 otherwise)
+            peers = await relay.publish(topic, msg.encode())
+            self.metrics.relay_published.inc()
+            return peers
+
+        LightPushService(
+            self.host,
+            publish,
+            self.metrics,
+            cluster_id=self.config.cluster_id,
+            pubsub_topics=self.pubsub_topics,
+            num_shards=self.config.num_shards,
+            topic_peer_count=lambda t: len(relay.topic_peers(t)),
+            max_message_size=self.config.max_message_size,
+            now_ns=now_ns,
+            on_violation=self.peering.violation,
+        ).register()
 
     def _validate(self, topic: str, data: bytes, from_peer: ID) -> bool:
         """Relay validator: only well-formed, valid messages on our topics pass."""
@@ -165,6 +198,8 @@ class WakuNode:
                     received_at=received,
                 )
             )
+        if self.filter is not None:
+            await self.filter.on_message(topic, msg)
         event = ReceivedMessage(topic, msg, digest, from_peer)
         for listener in list(self._listeners):
             try:

@@ -1,0 +1,242 @@
+"""Light mode: a node that does not relay.
+
+Phones are mostly offline, on metered data, and can't accept connections.
+A :class:`LightNode` sends by light push (19/WAKU2-LIGHTPUSH v3), receives by
+filter (12/WAKU2-FILTER v2) and catches up by store (13/WAKU2-STORE), all at
+service peers it dials.
+
+Theory of operation: the node keeps every service peer connected (static
+peers of :class:`~boxless.node.peering.Peering`, with backoff). One filter
+subscription is active at a time, at the *current* service peer; a
+supervisor task watches that peer, and when it disconnects (or refuses us)
+moves to the next one: subscribes there, then asks its store for everything
+on our content topics since the last message we received (less a margin),
+so nothing published meanwhile is lost. Received messages are deduplicated by
+message hash (filter and store may both deliver one). :meth:`send` tries the
+service peers in turn and reports whether the network accepted the message
+(status 200 and how many relay peers the service pushed it to).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import trio
+from libp2p.peer.id import ID
+
+from boxless._trio_compat import TaskStatus
+from boxless.errors import BoxlessError, NetworkError, UsageError
+from boxless.node.filter import FilterClient
+from boxless.node.host import build_host, parse_multiaddrs
+from boxless.node.keys import load_or_create_node_key
+from boxless.node.lightpush import lightpush
+from boxless.node.metrics import NodeMetrics
+from boxless.node.peering import Peering, parse_peer
+from boxless.node.store_client import StoreQuerySpec, iter_pages
+from boxless.waku import metadata as md
+from boxless.waku.message import WakuMessage, message_hash, validate
+from boxless.waku.sharding import DEFAULT_CLUSTER_ID, DEFAULT_NUM_SHARDS, pubsub_topic_for
+
+logger = logging.getLogger(__name__)
+
+CATCH_UP_MARGIN_NS = 60 * 10**9
+CONNECT_WAIT = 10.0
+SEEN_CAPACITY = 20_000
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What the network said about one message."""
+
+    accepted: bool
+    status: int
+    description: str | None
+    relay_peers: int
+    service_peer: ID
+    message_hash: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class LightMessage:
+    """A message received by filter or store, once."""
+
+    pubsub_topic: str
+    message: WakuMessage
+    message_hash: bytes
+    via: str  # "filter" or "store"
+
+
+class LightNode:
+    """A light client. Run with ``await nursery.start(node.run)``."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        service_peers: Sequence[str],
+        *,
+        cluster_id: int = DEFAULT_CLUSTER_ID,
+        num_shards: int = DEFAULT_NUM_SHARDS,
+        listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",),
+    ) -> None:
+        if not service_peers:
+            raise UsageError("a light node needs at least one --service-peer")
+        self.cluster_id = cluster_id
+        self.num_shards = num_shards
+        self.metrics = NodeMetrics()
+        self.service_peers = [parse_peer(p) for p in service_peers]
+        self.listen_addrs = parse_multiaddrs(listen)
+        self.host = build_host(load_or_create_node_key(data_dir / "node.key"), self.listen_addrs)
+        self.peering = Peering(
+            self.host, md.ClusterInfo(cluster_id, ()), self.metrics, self.service_peers
+        )
+        self.topics: dict[str, set[str]] = {}
+        self.current: ID | None = None
+        self.failovers = 0
+        self.last_received_ns: int | None = None
+        self._started_ns = time.time_ns()
+        self._seen: OrderedDict[bytes, None] = OrderedDict()
+        self._listeners: list[trio.MemorySendChannel[LightMessage]] = []
+        self._filter: FilterClient | None = None
+        self._topics_changed = trio.Event()
+
+    @property
+    def peer_id(self) -> ID:
+        return self.host.get_id()
+
+    async def run(self, *, task_status: TaskStatus[LightNode] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled."""
+        async with self.host.run(self.listen_addrs), trio.open_nursery() as nursery:
+            await nursery.start(self.peering.run)
+            nursery.start_soon(self._supervise)
+            task_status.started(self)
+
+    # -- receiving --------------------------------------------------------------------
+
+    async def subscribe(self, content_topics: Sequence[str]) -> None:
+        """Receive these content topics (autosharded) from now on, and what the
+        current service peer's store holds for them since we started."""
+        for ct in content_topics:
+            self.topics.setdefault(
+                pubsub_topic_for(ct, self.cluster_id, self.num_shards), set()
+            ).add(ct)
+        if self._filter is not None:
+            for topic, cts in self.topics.items():
+                await self._filter.subscribe(topic, sorted(cts))
+        self._topics_changed.set()
+
+    @asynccontextmanager
+    async def messages(
+        self, buffer: int = 1024
+    ) -> AsyncIterator[trio.MemoryReceiveChannel[LightMessage]]:
+        """Every message received (deduplicated) while the context is open."""
+        send, recv = trio.open_memory_channel[LightMessage](buffer)
+        self._listeners.append(send)
+        try:
+            async with recv:
+                yield recv
+        finally:
+            self._listeners.remove(send)
+
+    def _deliver(self, topic: str, msg: WakuMessage, via: str) -> None:
+        digest = message_hash(topic, msg)
+        if digest in self._seen:
+            return
+        self._seen[digest] = None
+        if len(self._seen) > SEEN_CAPACITY:
+            self._seen.popitem(last=False)
+        if msg.timestamp:
+            self.last_received_ns = max(self.last_received_ns or 0, msg.timestamp)
+        item = LightMessage(topic, msg, digest, via)
+        for listener in list(self._listeners):
+            try:
+                listener.send_nowait(item)
+            except trio.WouldBlock:
+                logger.warning("a local subscriber is too slow; dropping one message for it")
+
+    async def _supervise(self) -> None:
+        """Hold a filter subscription at one service peer at a time; fail over."""
+        index = 0
+        while True:
+            peer = self.service_peers[index % len(self.service_peers)].peer_id
+            index += 1
+            with trio.move_on_after(CONNECT_WAIT):
+                await self.peering.wait_connected(peer)
+            if not self.peering.is_connected(peer):
+                logger.info("service peer %s unreachable; trying the next", peer)
+                continue
+            try:
+                await self._serve_from(peer)
+            except BoxlessError as exc:
+                logger.info("service peer %s failed: %s", peer, exc)
+            self.failovers += 1
+            self.current = None
+            self._filter = None
+
+    async def _serve_from(self, peer: ID) -> None:
+        """Subscribe at ``peer``, catch up from its store, pump until it goes away."""
+        client = FilterClient(self.host, peer)
+        self._filter = client
+        self.current = peer
+        async with trio.open_nursery() as nursery:
+            await nursery.start(client.run)
+            for topic, cts in self.topics.items():
+                await client.subscribe(topic, sorted(cts))
+            logger.info("receiving through service peer %s", peer)
+            nursery.start_soon(self._pump, client)
+            await self._catch_up(peer)
+            await self.peering.wait_disconnected(peer)
+            logger.info("service peer %s went away", peer)
+            nursery.cancel_scope.cancel()
+
+    async def _pump(self, client: FilterClient) -> None:
+        async for topic, msg in client.messages:
+            self._deliver(topic, msg, "filter")
+
+    async def _catch_up(self, peer: ID) -> None:
+        since = (self.last_received_ns or self._started_ns) - CATCH_UP_MARGIN_NS
+        for topic, cts in list(self.topics.items()):
+            spec = StoreQuerySpec(
+                pubsub_topic=topic,
+                content_topics=tuple(sorted(cts)),
+                time_start=since,
+                page_size=100,
+            )
+            async for page in iter_pages(self.host, peer, spec):
+                for m in page:
+                    if m.message is not None:
+                        self._deliver(topic, m.message, "store")
+
+    # -- sending ----------------------------------------------------------------------
+
+    async def send(self, msg: WakuMessage) -> SendResult:
+        """Light-push ``msg``; try each service peer until one answers.
+
+        Raises :class:`ValidationError` if the message is invalid before it
+        leaves, :class:`NetworkError` if no service peer could be reached.
+        The result says whether the network accepted it.
+        """
+        validate(msg, time.time_ns())
+        topic = pubsub_topic_for(msg.content_topic, self.cluster_id, self.num_shards)
+        order = sorted(self.service_peers, key=lambda p: p.peer_id != self.current)
+        errors = []
+        for peer in order:
+            try:
+                res = await lightpush(self.host, peer.peer_id, msg, topic)
+            except (NetworkError, BoxlessError) as exc:
+                errors.append(f"{peer.peer_id}: {exc}")
+                continue
+            return SendResult(
+                res.ok,
+                int(res.status),
+                res.desc,
+                res.relay_peer_count or 0,
+                peer.peer_id,
+                message_hash(topic, msg),
+            )
+        raise NetworkError("no service peer took the message: " + "; ".join(errors))
