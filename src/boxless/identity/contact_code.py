@@ -1,0 +1,234 @@
+"""Contact codes: a ``boxless://c/...`` link (or its QR code) that lets anyone message you.
+
+Format (version 1)::
+
+    boxless://c/<base64url, no padding, of: version byte 0x01 || ContactCode protobuf>
+
+``ContactCode`` (``wire/identity.proto``) holds a :class:`DeviceBundle` (the
+identity-certified device keys plus a fallback key, signed by the device) and
+the display name, and is signed by the identity key over
+``"boxless contact code v1\\0" || SHA-256(bundle) || UTF-8(name)``. That is
+enough for a contact to verify who made the code and open an Olm session while
+we are offline.
+
+Decoding is for untrusted input (a pasted link, a scanned image): every failure
+is an :class:`InvalidContactCode` saying which of "not a Boxless link",
+"damaged", "signature invalid", "expired" it is; nothing else escapes
+(``tests/unit/test_contact_code.py`` fuzzes this).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import segno
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+
+from boxless.errors import UsageError
+from boxless.identity.keys import (
+    DEFAULT_BUNDLE_VALIDITY,
+    SIGNATURE_BYTES,
+    Device,
+    DeviceBundle,
+    ExpiredBundle,
+    Identity,
+    InvalidBundle,
+    InvalidCertificate,
+    fingerprint,
+    verify_ed25519,
+)
+from boxless.identity.profile import InvalidProfile, validate_display_name
+from boxless.wire import identity_pb2
+
+LINK_PREFIX = "boxless://c/"
+CODE_VERSION = 1
+MAX_LINK_CHARS = 4096
+
+_TAG = b"boxless contact code v1\x00"
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+class InvalidContactCode(UsageError):
+    """A contact link or QR code cannot be used (the message says why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ContactCode:
+    """A decoded, verified contact code."""
+
+    bundle: DeviceBundle
+    display_name: str
+    signature: bytes
+
+    @property
+    def identity_key(self) -> bytes:
+        return self.bundle.identity_key
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.identity_key)
+
+    @property
+    def device_id(self) -> bytes:
+        return self.bundle.certificate.device_id
+
+    @staticmethod
+    def signing_bytes(bundle: DeviceBundle, display_name: str) -> bytes:
+        bundle_digest = hashlib.sha256(
+            DeviceBundle.signing_bytes(
+                bundle.certificate,
+                bundle.fallback_key,
+                bundle.one_time_key,
+                bundle.created_at,
+                bundle.expires_at,
+            )
+            + bundle.signature
+        ).digest()
+        return _TAG + bundle_digest + display_name.encode("utf-8")
+
+    def to_bytes(self) -> bytes:
+        """Version byte followed by the ``ContactCode`` protobuf."""
+        msg = identity_pb2.ContactCode(
+            bundle=self.bundle.to_proto(),
+            display_name=self.display_name,
+            signature=self.signature,
+        )
+        return bytes([CODE_VERSION]) + msg.SerializeToString()
+
+    @property
+    def link(self) -> str:
+        payload = base64.urlsafe_b64encode(self.to_bytes()).rstrip(b"=").decode("ascii")
+        return LINK_PREFIX + payload
+
+
+def make_contact_code(
+    identity: Identity,
+    device: Device,
+    display_name: str,
+    now: float,
+    validity: int = DEFAULT_BUNDLE_VALIDITY,
+) -> ContactCode:
+    """A contact code for this device, valid from ``now`` for ``validity`` seconds."""
+    if device.certificate.identity_key != identity.public_key:
+        raise UsageError("this device is not certified by this identity")
+    name = validate_display_name(display_name)
+    bundle = device.bundle(now, validity=validity)
+    signature = identity.sign(ContactCode.signing_bytes(bundle, name))
+    return ContactCode(bundle=bundle, display_name=name, signature=signature)
+
+
+def _payload_bytes(text: str) -> bytes:
+    if len(text) > MAX_LINK_CHARS:
+        raise InvalidContactCode(
+            "this is not a Boxless contact link: it is far too long (links start with boxless://c/)"
+        )
+    stripped = "".join(text.split())  # tolerate line breaks from copy/paste
+    if stripped[: len(LINK_PREFIX)].lower() != LINK_PREFIX:
+        raise InvalidContactCode(
+            "this is not a Boxless contact link: it should start with boxless://c/"
+        )
+    payload = stripped[len(LINK_PREFIX) :]
+    if not payload or not _B64URL.match(payload) or len(payload) % 4 == 1:
+        raise InvalidContactCode(
+            "the contact link is damaged (it has characters that do not belong); "
+            "copy it again in full"
+        )
+    try:
+        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    except (binascii.Error, ValueError):
+        raise InvalidContactCode("the contact link is damaged; copy it again in full") from None
+
+
+def decode_contact_code(text: str, now: float) -> ContactCode:
+    """Decode and verify a ``boxless://c/`` link at time ``now``.
+
+    Raises :class:`InvalidContactCode` (only) for anything wrong with it.
+    """
+    raw = _payload_bytes(text)
+    if raw[0] != CODE_VERSION:
+        raise InvalidContactCode(
+            f"the contact link has format version {raw[0]}, which this Boxless does not know; "
+            "if your contact uses a newer Boxless, upgrade"
+        )
+    msg = identity_pb2.ContactCode()
+    try:
+        msg.ParseFromString(raw[1:])
+        if not msg.HasField("bundle"):
+            raise InvalidBundle("no device bundle")
+        bundle = DeviceBundle.from_proto(msg.bundle)
+        name = validate_display_name(msg.display_name)
+        if name != msg.display_name or len(msg.signature) != SIGNATURE_BYTES:
+            raise InvalidBundle("non-canonical name or bad signature length")
+    except (ProtobufDecodeError, InvalidBundle, InvalidCertificate, InvalidProfile):
+        raise InvalidContactCode(
+            "the contact link is damaged (its contents do not decode); copy it again in full"
+        ) from None
+    try:
+        bundle.verify(now)
+    except ExpiredBundle as exc:
+        raise InvalidContactCode(f"the contact link has expired: {exc}") from None
+    except (InvalidBundle, InvalidCertificate):
+        raise InvalidContactCode(
+            "the contact link's signature is invalid: it was altered or forged; "
+            "ask your contact for it again"
+        ) from None
+    signed = ContactCode.signing_bytes(bundle, name)
+    if not verify_ed25519(bundle.identity_key, signed, msg.signature):
+        raise InvalidContactCode(
+            "the contact link's signature is invalid: it was altered or forged; "
+            "ask your contact for it again"
+        )
+    return ContactCode(bundle=bundle, display_name=name, signature=msg.signature)
+
+
+# ---------------------------------------------------------------------- QR
+
+
+def _qr(link: str) -> segno.QRCode:
+    # Error level L keeps a ~540-character link at version 16 (81 modules), so it
+    # fits an 85-column terminal; segno raises the level when that costs nothing.
+    return segno.make_qr(link, error="l", boost_error=True)
+
+
+def qr_terminal(link: str) -> str:
+    """The QR code of ``link`` as text for a terminal (half-block characters)."""
+    out = io.StringIO()
+    _qr(link).terminal(out=out, compact=True, border=2)
+    return out.getvalue()
+
+
+def save_qr_png(link: str, path: Path, scale: int = 6) -> None:
+    """Write the QR code of ``link`` to ``path`` as a PNG image."""
+    try:
+        _qr(link).save(str(path), kind="png", scale=scale, border=4)
+    except OSError as exc:
+        raise UsageError(f"cannot write the QR image {path}: {exc.strerror}") from None
+
+
+def decode_qr_image(path: Path) -> str:
+    """Read the first QR code in an image file and return its text (a link to decode).
+
+    Uses zxing-cpp with Pillow; raises InvalidContactCode if the file is not an
+    image or holds no readable QR code.
+    """
+    import zxingcpp
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            gray = image.convert("L")
+        results = zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormats(zxingcpp.QRCode))
+    except FileNotFoundError:
+        raise InvalidContactCode(f"there is no image file {path}") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        raise InvalidContactCode(f"{path} is not an image Boxless can read") from None
+    if not results:
+        raise InvalidContactCode(f"no QR code found in {path}; try a sharper, larger picture")
+    return str(results[0].text)

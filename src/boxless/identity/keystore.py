@@ -1,0 +1,131 @@
+"""Persist the identity key and this device's Olm account in the encrypted user DB.
+
+Nothing here touches a file: the identity private key and the pickled
+vodozemac ``Account`` are rows of the SQLCipher database (``identity``
+migrations). The account pickle is additionally encrypted by vodozemac with a
+32-byte key from :meth:`UserDB.derive_key` (label :data:`ACCOUNT_PICKLE_LABEL`),
+so it is never in clear even in memory dumps of the SQL layer. No method logs
+or returns a secret in a message.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import vodozemac
+
+from boxless.errors import StorageError, UsageError
+from boxless.identity.keys import Device, DeviceCertificate, Identity
+from boxless.storage.userdb import UserDB, migration_files
+from boxless.wire import identity_pb2
+
+log = logging.getLogger(__name__)
+
+COMPONENT = "identity"
+ACCOUNT_PICKLE_LABEL = "olm account pickle v1"
+
+
+class NoIdentity(UsageError):
+    """The database holds no identity yet."""
+
+
+class IdentityExists(UsageError):
+    """The database already holds an identity."""
+
+
+class Keystore:
+    """Identity and device keys in a :class:`UserDB` (applies its migrations on creation)."""
+
+    def __init__(self, db: UserDB) -> None:
+        self.db = db
+        db.migrate(COMPONENT, migration_files("boxless.identity"))
+
+    def __repr__(self) -> str:
+        return f"Keystore({self.db!r})"
+
+    def _pickle_key(self) -> bytes:
+        return self.db.derive_key(ACCOUNT_PICKLE_LABEL)
+
+    # -- identity
+
+    def has_identity(self) -> bool:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT 1 FROM identity WHERE id = 1")
+            return cur.fetchone() is not None
+
+    def save_identity(self, identity: Identity, now: float) -> None:
+        """Store the identity key; refuses to replace an existing one."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT 1 FROM identity WHERE id = 1")
+            if cur.fetchone() is not None:
+                raise IdentityExists(f"{self.db.path} already holds an identity")
+            cur.execute(
+                "INSERT INTO identity (id, private_key, public_key, created_at)"
+                " VALUES (1, ?, ?, ?)",
+                (identity.private_bytes(), identity.public_key, int(now)),
+            )
+        log.info("stored identity %s", identity.fingerprint)
+
+    def load_identity(self) -> Identity:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT private_key, public_key FROM identity WHERE id = 1")
+            row = cur.fetchone()
+        if row is None:
+            raise NoIdentity(f"{self.db.path} holds no identity yet: run `boxless init`")
+        identity = Identity.from_private_bytes(bytes(row[0]))
+        if identity.public_key != bytes(row[1]):
+            raise StorageError(f"the identity key in {self.db.path} is damaged")
+        return identity
+
+    # -- device
+
+    def save_device(self, device: Device, now: float) -> None:
+        """Store (or replace) this device: certificate, account pickle, fallback key."""
+        certificate = device.certificate.to_proto().SerializeToString()
+        pickle = device.account.pickle(self._pickle_key())
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO device (id, device_id, certificate, account_pickle, fallback_key,"
+                " fallback_created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id,"
+                " certificate = excluded.certificate, account_pickle = excluded.account_pickle,"
+                " fallback_created_at = CASE WHEN fallback_key = excluded.fallback_key"
+                "   THEN fallback_created_at ELSE excluded.fallback_created_at END,"
+                " fallback_key = excluded.fallback_key, updated_at = excluded.updated_at",
+                (device.device_id, certificate, pickle, device.fallback_key, int(now), int(now)),
+            )
+
+    def save_account(self, account: vodozemac.Account, now: float) -> None:
+        """Store the account after it changed (sessions created, one-time keys used)."""
+        pickle = account.pickle(self._pickle_key())
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE device SET account_pickle = ?, updated_at = ? WHERE id = 1",
+                (pickle, int(now)),
+            )
+            if cur.rowcount != 1:
+                raise NoIdentity(f"{self.db.path} holds no device yet: run `boxless init`")
+
+    def load_device(self) -> Device:
+        with self.db.transaction() as cur:
+            cur.execute("SELECT certificate, account_pickle, fallback_key FROM device WHERE id = 1")
+            row = cur.fetchone()
+        if row is None:
+            raise NoIdentity(f"{self.db.path} holds no device yet: run `boxless init`")
+        msg = identity_pb2.DeviceCertificate()
+        msg.ParseFromString(bytes(row[0]))
+        certificate = DeviceCertificate.from_proto(msg)
+        try:
+            account = vodozemac.Account.from_pickle(row[1], self._pickle_key())
+        except vodozemac.PickleException:
+            raise StorageError(f"the device account in {self.db.path} is damaged") from None
+        return Device(account, certificate, bytes(row[2]))
+
+    def fallback_created_at(self) -> int:
+        """When the current fallback key was made (Unix seconds), for rotation policy."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT fallback_created_at FROM device WHERE id = 1")
+            row = cur.fetchone()
+        if row is None:
+            raise NoIdentity(f"{self.db.path} holds no device yet: run `boxless init`")
+        return int(row[0])
