@@ -1,0 +1,182 @@
+"""``boxless init`` (create or ``--restore`` an account) and ``boxless whoami``.
+
+Secrets come from hidden prompts, or for scripts and tests from the
+environment: ``BOXLESS_PASSPHRASE`` (the database passphrase) and
+``BOXLESS_RECOVERY_PHRASE`` (for ``init --restore``). The recovery phrase of a
+new account is printed once, on standard output, and never stored.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from boxless.cli.main import DEFAULT_HOME, _fail, app, console
+from boxless.errors import BoxlessError, UsageError
+from boxless.identity.account import account_exists, create_account, open_account
+from boxless.identity.contact_code import qr_terminal, save_qr_png
+from boxless.identity.keys import Identity
+from boxless.identity.profile import Profile, read_avatar_file, validate_display_name
+from boxless.identity.seed import generate_phrase, validate_phrase
+from boxless.storage.userdb import UserDBExists, check_new_passphrase
+
+PASSPHRASE_ENV = "BOXLESS_PASSPHRASE"
+RECOVERY_PHRASE_ENV = "BOXLESS_RECOVERY_PHRASE"
+CONFIRM_WORDS = 3
+USER_HOME = DEFAULT_HOME / "user"
+
+HomeOption = Annotated[
+    Path,
+    typer.Option(
+        help="Account directory (default: $BOXLESS_HOME/user, or ~/.boxless/user)",
+        file_okay=False,
+    ),
+]
+
+
+class PhraseNotConfirmed(UsageError):
+    """The user did not type back the recovery phrase words correctly."""
+
+
+def _passphrase(new: bool) -> str:
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env is not None:
+        return from_env
+    prompt = "Choose a passphrase for this device's database" if new else "Passphrase"
+    value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=new)
+    return value
+
+
+def _recovery_phrase() -> str:
+    from_env = os.environ.get(RECOVERY_PHRASE_ENV)
+    if from_env is not None:
+        return from_env
+    value: str = typer.prompt("Recovery phrase (24 words)", hide_input=True)
+    return value
+
+
+def _show_phrase(phrase: str) -> None:
+    words = phrase.split()
+    typer.echo("\nYour recovery phrase. Write it down on paper and keep it safe: it is the")
+    typer.echo("only way to restore this account, and anyone who has it can become you.\n")
+    rows = len(words) // 4
+    for row in range(rows):
+        cells = [f"{i + 1:>2}. {words[i]:<10}" for i in range(row, len(words), rows)]
+        typer.echo("  " + "  ".join(cells).rstrip())
+    typer.echo("")
+
+
+def _confirm_phrase(phrase: str) -> None:
+    words = phrase.split()
+    positions = sorted(secrets.SystemRandom().sample(range(len(words)), CONFIRM_WORDS))
+    typer.echo("To check you wrote it down, type these words of the phrase.")
+    for index in positions:
+        answer: str = typer.prompt(f"Word #{index + 1}")
+        if answer.strip().lower() != words[index]:
+            raise PhraseNotConfirmed(
+                f"word #{index + 1} does not match; nothing was created. Run `boxless init` "
+                "again (you will get a new phrase) and copy it carefully"
+            )
+
+
+def _profile(name: str | None, avatar: Path | None, now: float) -> Profile:
+    if name is None:
+        name = typer.prompt("Display name (what your contacts see)")
+    validate_display_name(name)
+    data = read_avatar_file(avatar) if avatar is not None else None
+    return Profile(display_name=name, avatar=data, updated_at=int(now))
+
+
+@app.command()
+def init(
+    home: HomeOption = USER_HOME,
+    restore: Annotated[
+        bool,
+        typer.Option(
+            "--restore",
+            help=f"Restore an account from its recovery phrase (or ${RECOVERY_PHRASE_ENV})",
+        ),
+    ] = False,
+    name: Annotated[str | None, typer.Option(help="Display name (asked if omitted)")] = None,
+    avatar: Annotated[
+        Path | None, typer.Option(help="Avatar image, PNG or JPEG, at most 256 KiB", dir_okay=False)
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="Do not ask to type back words of the new phrase (for scripts; "
+            "make sure the printed phrase is kept)",
+        ),
+    ] = False,
+) -> None:
+    """Create your account (a new identity), or restore one with --restore.
+
+    The database passphrase is asked twice (or read from $BOXLESS_PASSPHRASE).
+    """
+    try:
+        if account_exists(home):
+            raise UserDBExists(
+                f"{home} already has a Boxless account: `boxless whoami --home {home}` shows it. "
+                "Use another --home for a second account"
+            )
+        now = time.time()
+        profile = _profile(name, avatar, now)
+        passphrase = _passphrase(new=True)
+        check_new_passphrase(passphrase)
+        if restore:
+            identity = Identity.from_phrase(validate_phrase(_recovery_phrase()))
+        else:
+            phrase = generate_phrase()
+            _show_phrase(phrase)
+            if not yes:
+                _confirm_phrase(phrase)
+            identity = Identity.from_phrase(phrase)
+        console.print("deriving the database key (a second or so)...")
+        with create_account(home, passphrase, identity, profile, now) as account:
+            typer.echo(f"{'restored' if restore else 'created'} account in {home}")
+            typer.echo(f"name:        {account.profile.display_name}")
+            typer.echo(f"fingerprint: {account.identity.fingerprint}")
+            typer.echo(f"device:      {account.device.certificate.device_id_hex}")
+        typer.echo("Run `boxless whoami` for your contact link and QR code.")
+    except BoxlessError as exc:
+        _fail(exc)
+
+
+@app.command()
+def whoami(
+    home: HomeOption = USER_HOME,
+    png: Annotated[
+        Path | None, typer.Option(help="Also save the contact QR code as a PNG here")
+    ] = None,
+    qr: Annotated[bool, typer.Option("--qr/--no-qr", help="Print the QR code")] = True,
+) -> None:
+    """Show your name, identity fingerprint, device, contact link and QR code.
+
+    The passphrase is asked (or read from $BOXLESS_PASSPHRASE).
+    """
+    try:
+        passphrase = _passphrase(new=False)
+        now = time.time()
+        with open_account(home, passphrase) as account:
+            code = account.contact_code(now)
+        expires = datetime.fromtimestamp(code.bundle.expires_at, UTC).strftime("%Y-%m-%d")
+        typer.echo(f"name:        {code.display_name}")
+        typer.echo(f"fingerprint: {code.fingerprint}")
+        typer.echo(f"device:      {code.device_id.hex()}")
+        typer.echo(f"link:        {code.link}")
+        typer.echo(f"(the link and QR code are valid until {expires})")
+        if qr:
+            typer.echo(qr_terminal(code.link), nl=False)
+        if png is not None:
+            save_qr_png(code.link, png)
+            typer.echo(f"QR code saved to {png}")
+    except BoxlessError as exc:
+        _fail(exc)
