@@ -142,7 +142,8 @@ def test_certificate_binds_device_keys(identity: Identity, device: Device) -> No
 
 
 @pytest.mark.parametrize(
-    "field", ["identity_key", "device_id", "device_curve25519", "device_ed25519"]
+    "field",
+    ["identity_key", "device_id", "device_curve25519", "device_ed25519", "device_sealing_key"],
 )
 def test_tampered_certificate_fails(device: Device, field: str) -> None:
     value = bytearray(getattr(device.certificate, field))
@@ -235,12 +236,16 @@ def test_keystore_roundtrip_and_nothing_in_clear(tmp_path: Path, identity: Ident
     with pytest.raises(vodozemac.PickleException):
         vodozemac.Account.from_pickle(pickle, bytes(32))
     # Account changes (a used one-time key) are saved back.
-    loaded_dev.account.generate_one_time_keys(2)
-    keystore.save_account(loaded_dev.account, NOW + 1)
+    assert loaded_dev.sealing_private_key() == dev.sealing_private_key()
+    with db.transaction() as cur:
+        account = keystore.load_account(cur)
+        account.generate_one_time_keys(2)
+        keystore.save_account(cur, account)
     assert len(keystore.load_device().account.one_time_keys) == 2
     db.close()
     raw = b"".join(p.read_bytes() for p in tmp_path.iterdir())
     assert identity.private_bytes() not in raw
+    assert dev.sealing_private_key() not in raw
     assert identity.public_key not in raw
     assert dev.certificate.device_id not in raw
 
@@ -317,3 +322,47 @@ def test_decode_profile_fuzz(data: bytes) -> None:
         decode_profile(data)
     except DecodeError:
         pass
+
+
+# ------------------------------------------ with the crypto layer (issue 4 part 4)
+
+
+def test_contact_code_to_sealed_olm_message_through_the_keystores(tmp_path: Path) -> None:
+    """Bob scans Alice's contact code and messages her while she is offline.
+
+    Both accounts live in their own encrypted UserDB; the Keystore is the
+    SessionManager's AccountStore and the decoded bundle its DeviceBundle.
+    """
+    from boxless.crypto.olm_sessions import SessionManager
+    from boxless.crypto.olm_sessions import migration_files as crypto_migrations
+    from boxless.crypto.sealed import SealingKeyPair, open_envelope, seal
+    from boxless.identity import decode_contact_code
+
+    accounts = {}
+    for name in ("alice", "bob"):
+        who = Identity.from_phrase(generate_phrase())
+        acc = create_account(
+            tmp_path / name, "passphrase " + name, who, Profile(display_name=name), NOW, kdf=FAST
+        )
+        acc.db.migrate("crypto", crypto_migrations())
+        manager = SessionManager(acc.db, acc.keystore, acc.db.derive_key("olm sessions v1"))
+        accounts[name] = (acc, manager)
+    (alice, alice_sessions), (bob, bob_sessions) = accounts["alice"], accounts["bob"]
+
+    link = alice.contact_code(NOW).link
+    code = decode_contact_code(link, NOW + 60)
+    olm = bob_sessions.encrypt(code.bundle, b"hi Alice, it's Bob")
+    envelope = seal(
+        code.bundle.sealing_key,
+        sender_identity_key=bob.identity.public_key,
+        sender_device_key=bob.device.certificate.device_curve25519,
+        ciphertext=olm,
+    )
+    opened = open_envelope(
+        SealingKeyPair.from_private_bytes(alice.device.sealing_private_key()), envelope
+    )
+    assert opened.sender_identity_key == bob.identity.public_key
+    plaintext = alice_sessions.decrypt(opened.sender_device_key, opened.ciphertext)
+    assert plaintext == b"hi Alice, it's Bob"
+    for acc, _ in accounts.values():
+        acc.close()

@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from boxless.errors import UsageError, ValidationError
@@ -152,6 +153,7 @@ class DeviceCertificate:
     device_id: bytes
     device_curve25519: bytes
     device_ed25519: bytes
+    device_sealing_key: bytes
     created_at: int
     signature: bytes
 
@@ -160,6 +162,7 @@ class DeviceCertificate:
         _check_len("device_id", self.device_id, DEVICE_ID_BYTES, InvalidCertificate)
         _check_len("device_curve25519", self.device_curve25519, KEY_BYTES, InvalidCertificate)
         _check_len("device_ed25519", self.device_ed25519, KEY_BYTES, InvalidCertificate)
+        _check_len("device_sealing_key", self.device_sealing_key, KEY_BYTES, InvalidCertificate)
         _check_len("signature", self.signature, SIGNATURE_BYTES, InvalidCertificate)
         if not 0 <= self.created_at < 2**63:
             raise InvalidCertificate("created_at is out of range")
@@ -170,6 +173,7 @@ class DeviceCertificate:
         device_id: bytes,
         device_curve25519: bytes,
         device_ed25519: bytes,
+        device_sealing_key: bytes,
         created_at: int,
     ) -> bytes:
         return (
@@ -178,7 +182,18 @@ class DeviceCertificate:
             + device_id
             + device_curve25519
             + device_ed25519
+            + device_sealing_key
             + _u64(created_at)
+        )
+
+    def _signed_bytes(self) -> bytes:
+        return self.signing_bytes(
+            self.identity_key,
+            self.device_id,
+            self.device_curve25519,
+            self.device_ed25519,
+            self.device_sealing_key,
+            self.created_at,
         )
 
     @classmethod
@@ -188,16 +203,23 @@ class DeviceCertificate:
         device_id: bytes,
         device_curve25519: bytes,
         device_ed25519: bytes,
+        device_sealing_key: bytes,
         created_at: int,
     ) -> DeviceCertificate:
         message = cls.signing_bytes(
-            identity.public_key, device_id, device_curve25519, device_ed25519, created_at
+            identity.public_key,
+            device_id,
+            device_curve25519,
+            device_ed25519,
+            device_sealing_key,
+            created_at,
         )
         return cls(
             identity_key=identity.public_key,
             device_id=device_id,
             device_curve25519=device_curve25519,
             device_ed25519=device_ed25519,
+            device_sealing_key=device_sealing_key,
             created_at=created_at,
             signature=identity.sign(message),
         )
@@ -208,28 +230,12 @@ class DeviceCertificate:
 
     def verify(self) -> None:
         """Raise InvalidCertificate unless the identity key signed these fields."""
-        message = self.signing_bytes(
-            self.identity_key,
-            self.device_id,
-            self.device_curve25519,
-            self.device_ed25519,
-            self.created_at,
-        )
-        if not verify_ed25519(self.identity_key, message, self.signature):
+        if not verify_ed25519(self.identity_key, self._signed_bytes(), self.signature):
             raise InvalidCertificate("the device certificate's identity signature is invalid")
 
     def digest(self) -> bytes:
         """SHA-256 of the signed fields and signature (what a bundle signature covers)."""
-        return hashlib.sha256(
-            self.signing_bytes(
-                self.identity_key,
-                self.device_id,
-                self.device_curve25519,
-                self.device_ed25519,
-                self.created_at,
-            )
-            + self.signature
-        ).digest()
+        return hashlib.sha256(self._signed_bytes() + self.signature).digest()
 
     def to_proto(self) -> identity_pb2.DeviceCertificate:
         return identity_pb2.DeviceCertificate(
@@ -238,6 +244,7 @@ class DeviceCertificate:
             device_id=self.device_id,
             device_curve25519=self.device_curve25519,
             device_ed25519=self.device_ed25519,
+            device_sealing_key=self.device_sealing_key,
             created_at=self.created_at,
             signature=self.signature,
         )
@@ -252,6 +259,7 @@ class DeviceCertificate:
             device_id=msg.device_id,
             device_curve25519=msg.device_curve25519,
             device_ed25519=msg.device_ed25519,
+            device_sealing_key=msg.device_sealing_key,
             created_at=msg.created_at,
             signature=msg.signature,
         )
@@ -299,9 +307,23 @@ class DeviceBundle:
             + _u64(expires_at)
         )
 
+    # The shape boxless.crypto.interfaces.DeviceBundle expects:
+
     @property
     def identity_key(self) -> bytes:
         return self.certificate.identity_key
+
+    @property
+    def curve25519(self) -> bytes:
+        return self.certificate.device_curve25519
+
+    @property
+    def ed25519(self) -> bytes:
+        return self.certificate.device_ed25519
+
+    @property
+    def sealing_key(self) -> bytes:
+        return self.certificate.device_sealing_key
 
     def verify(self, now: float) -> None:
         """Raise InvalidBundle (ExpiredBundle for time) unless the bundle is sound at ``now``."""
@@ -375,34 +397,53 @@ def generate_fallback_key(account: vodozemac.Account) -> bytes:
 
 
 class Device:
-    """This device: its Olm account, certificate and current fallback key.
+    """This device: its Olm account, certificate, fallback key and sealing key.
 
     ``account`` is the live vodozemac Account; whoever changes it (creating
-    sessions, one-time keys) must save it back through the keystore.
+    sessions, one-time keys) must save it back through the keystore. The
+    X25519 sealing key (for sealed-sender envelopes, see
+    :mod:`boxless.crypto.sealed`) is separate because vodozemac never exposes
+    the Olm Curve25519 secret.
     """
 
-    __slots__ = ("account", "certificate", "fallback_key")
+    __slots__ = ("_sealing_private", "account", "certificate", "fallback_key")
 
     def __init__(
-        self, account: vodozemac.Account, certificate: DeviceCertificate, fallback_key: bytes
+        self,
+        account: vodozemac.Account,
+        certificate: DeviceCertificate,
+        fallback_key: bytes,
+        sealing_private_key: bytes,
     ) -> None:
+        sealing = X25519PrivateKey.from_private_bytes(sealing_private_key)
+        if sealing.public_key().public_bytes_raw() != certificate.device_sealing_key:
+            raise UsageError("the sealing key does not match the device certificate")
+        if account_curve25519(account) != certificate.device_curve25519:
+            raise UsageError("the Olm account does not match the device certificate")
         self.account = account
         self.certificate = certificate
         self.fallback_key = fallback_key
+        self._sealing_private = sealing_private_key
 
     @classmethod
     def create(cls, identity: Identity, now: float) -> Device:
-        """A new device with a fresh Olm account, certified by ``identity``."""
+        """A new device with a fresh Olm account and sealing key, certified by ``identity``."""
         account = vodozemac.Account()
         fallback = generate_fallback_key(account)
+        sealing = X25519PrivateKey.generate()
         certificate = DeviceCertificate.issue(
             identity,
             device_id=secrets.token_bytes(DEVICE_ID_BYTES),
             device_curve25519=account_curve25519(account),
             device_ed25519=account_ed25519(account),
+            device_sealing_key=sealing.public_key().public_bytes_raw(),
             created_at=int(now),
         )
-        return cls(account, certificate, fallback)
+        return cls(account, certificate, fallback, sealing.private_bytes_raw())
+
+    def sealing_private_key(self) -> bytes:
+        """The raw X25519 sealing secret (for ``crypto.sealed.SealingKeyPair`` and the keystore)."""
+        return self._sealing_private
 
     @property
     def device_id(self) -> bytes:

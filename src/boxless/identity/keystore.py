@@ -1,4 +1,4 @@
-"""Persist the identity key and this device's Olm account in the encrypted user DB.
+"""Persist the identity key and this device's keys in the encrypted user DB.
 
 Nothing here touches a file: the identity private key and the pickled
 vodozemac ``Account`` are rows of the SQLCipher database (``identity``
@@ -6,11 +6,18 @@ migrations). The account pickle is additionally encrypted by vodozemac with a
 32-byte key from :meth:`UserDB.derive_key` (label :data:`ACCOUNT_PICKLE_LABEL`),
 so it is never in clear even in memory dumps of the SQL layer. No method logs
 or returns a secret in a message.
+
+:meth:`Keystore.load_account` / :meth:`Keystore.save_account` take the
+caller's cursor: they are the ``AccountStore`` that
+``boxless.crypto.olm_sessions.SessionManager`` expects, so a consumed one-time
+key commits in the same transaction as the session it created.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from typing import Any
 
 import vodozemac
 
@@ -80,46 +87,73 @@ class Keystore:
     # -- device
 
     def save_device(self, device: Device, now: float) -> None:
-        """Store (or replace) this device: certificate, account pickle, fallback key."""
+        """Store (or replace) this device: certificate, account pickle, fallback and sealing keys."""
         certificate = device.certificate.to_proto().SerializeToString()
         pickle = device.account.pickle(self._pickle_key())
         with self.db.transaction() as cur:
             cur.execute(
                 "INSERT INTO device (id, device_id, certificate, account_pickle, fallback_key,"
-                " fallback_created_at, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?)"
+                " sealing_private_key, fallback_created_at, updated_at)"
+                " VALUES (1, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET device_id = excluded.device_id,"
                 " certificate = excluded.certificate, account_pickle = excluded.account_pickle,"
+                " sealing_private_key = excluded.sealing_private_key,"
                 " fallback_created_at = CASE WHEN fallback_key = excluded.fallback_key"
                 "   THEN fallback_created_at ELSE excluded.fallback_created_at END,"
                 " fallback_key = excluded.fallback_key, updated_at = excluded.updated_at",
-                (device.device_id, certificate, pickle, device.fallback_key, int(now), int(now)),
+                (
+                    device.device_id,
+                    certificate,
+                    pickle,
+                    device.fallback_key,
+                    device.sealing_private_key(),
+                    int(now),
+                    int(now),
+                ),
             )
-
-    def save_account(self, account: vodozemac.Account, now: float) -> None:
-        """Store the account after it changed (sessions created, one-time keys used)."""
-        pickle = account.pickle(self._pickle_key())
-        with self.db.transaction() as cur:
-            cur.execute(
-                "UPDATE device SET account_pickle = ?, updated_at = ? WHERE id = 1",
-                (pickle, int(now)),
-            )
-            if cur.rowcount != 1:
-                raise NoIdentity(f"{self.db.path} holds no device yet: run `boxless init`")
 
     def load_device(self) -> Device:
         with self.db.transaction() as cur:
-            cur.execute("SELECT certificate, account_pickle, fallback_key FROM device WHERE id = 1")
+            cur.execute(
+                "SELECT certificate, account_pickle, fallback_key, sealing_private_key"
+                " FROM device WHERE id = 1"
+            )
             row = cur.fetchone()
         if row is None:
             raise NoIdentity(f"{self.db.path} holds no device yet: run `boxless init`")
         msg = identity_pb2.DeviceCertificate()
         msg.ParseFromString(bytes(row[0]))
         certificate = DeviceCertificate.from_proto(msg)
+        account = self._unpickle(row[1])
         try:
-            account = vodozemac.Account.from_pickle(row[1], self._pickle_key())
+            return Device(account, certificate, bytes(row[2]), bytes(row[3]))
+        except UsageError:
+            raise StorageError(f"the device keys in {self.db.path} are damaged") from None
+
+    # -- AccountStore (for boxless.crypto): inside the caller's transaction
+
+    def load_account(self, cur: Any) -> vodozemac.Account:
+        """This device's Olm account, read through the caller's cursor."""
+        cur.execute("SELECT account_pickle FROM device WHERE id = 1")
+        row = cur.fetchone()
+        if row is None:
+            raise NoIdentity(f"{self.db.path} holds no device yet: run `boxless init`")
+        return self._unpickle(row[0])
+
+    def save_account(self, cur: Any, account: vodozemac.Account) -> None:
+        """Store the account after it changed (sessions created, one-time keys used)."""
+        cur.execute(
+            "UPDATE device SET account_pickle = ?, updated_at = ? WHERE id = 1",
+            (account.pickle(self._pickle_key()), int(time.time())),
+        )
+        if cur.rowcount != 1:
+            raise NoIdentity(f"{self.db.path} holds no device yet: run `boxless init`")
+
+    def _unpickle(self, pickle: str) -> vodozemac.Account:
+        try:
+            return vodozemac.Account.from_pickle(pickle, self._pickle_key())
         except vodozemac.PickleException:
             raise StorageError(f"the device account in {self.db.path} is damaged") from None
-        return Device(account, certificate, bytes(row[2]))
 
     def fallback_created_at(self) -> int:
         """When the current fallback key was made (Unix seconds), for rotation policy."""

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62oxless/wire/identity.proto\x12\x13\x62oxless.identity.v1\"\xa7\x01\n\x11\x44\x65viceCertificate\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x14\n\x0cidentity_key\x18\x02 \x01(\x0c\x12\x11\n\tdevice_id\x18\x03 \x01(\x0c\x12\x19\n\x11\x64\x65vice_curve25519\x18\x04 \x01(\x0c\x12\x16\n\x0e\x64\x65vice_ed25519\x18\x05 \x01(\x0c\x12\x12\n\ncreated_at\x18\x06 \x01(\x04\x12\x11\n\tsignature\x18\x07 \x01(\x0c\"\xc3\x01\n\x0c\x44\x65viceBundle\x12\x0f\n\x07version\x18\x01 \x01(\r\x12;\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32&.boxless.identity.v1.DeviceCertificate\x12\x14\n\x0c\x66\x61llback_key\x18\x03 \x01(\x0c\x12\x14\n\x0cone_time_key\x18\x04 \x01(\x0c\x12\x12\n\ncreated_at\x18\x05 \x01(\x04\x12\x12\n\nexpires_at\x18\x06 \x01(\x04\x12\x11\n\tsignature\x18\x07 \x01(\x0c\"i\n\x0b\x43ontactCode\x12\x31\n\x06\x62undle\x18\x01 \x01(\x0b\x32!.boxless.identity.v1.DeviceBundle\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"i\n\x07Profile\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0e\n\x06\x61vatar\x18\x03 \x01(\x0c\x12\x13\n\x0b\x61vatar_type\x18\x04 \x01(\t\x12\x12\n\nupdated_at\x18\x05 \x01(\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x62oxless/wire/identity.proto\x12\x13\x62oxless.identity.v1\"\xc3\x01\n\x11\x44\x65viceCertificate\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x14\n\x0cidentity_key\x18\x02 \x01(\x0c\x12\x11\n\tdevice_id\x18\x03 \x01(\x0c\x12\x19\n\x11\x64\x65vice_curve25519\x18\x04 \x01(\x0c\x12\x16\n\x0e\x64\x65vice_ed25519\x18\x05 \x01(\x0c\x12\x12\n\ncreated_at\x18\x06 \x01(\x04\x12\x11\n\tsignature\x18\x07 \x01(\x0c\x12\x1a\n\x12\x64\x65vice_sealing_key\x18\x08 \x01(\x0c\"\xc3\x01\n\x0c\x44\x65viceBundle\x12\x0f\n\x07version\x18\x01 \x01(\r\x12;\n\x0b\x63\x65rtificate\x18\x02 \x01(\x0b\x32&.boxless.identity.v1.DeviceCertificate\x12\x14\n\x0c\x66\x61llback_key\x18\x03 \x01(\x0c\x12\x14\n\x0cone_time_key\x18\x04 \x01(\x0c\x12\x12\n\ncreated_at\x18\x05 \x01(\x04\x12\x12\n\nexpires_at\x18\x06 \x01(\x04\x12\x11\n\tsignature\x18\x07 \x01(\x0c\"i\n\x0b\x43ontactCode\x12\x31\n\x06\x62undle\x18\x01 \x01(\x0b\x32!.boxless.identity.v1.DeviceBundle\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"i\n\x07Profile\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x0e\n\x06\x61vatar\x18\x03 \x01(\x0c\x12\x13\n\x0b\x61vatar_type\x18\x04 \x01(\t\x12\x12\n\nupdated_at\x18\x05 \x01(\x04\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,11 +32,11 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'boxless.wire.identity_pb2',
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DEVICECERTIFICATE']._serialized_start=53
-  _globals['_DEVICECERTIFICATE']._serialized_end=220
-  _globals['_DEVICEBUNDLE']._serialized_start=223
-  _globals['_DEVICEBUNDLE']._serialized_end=418
-  _globals['_CONTACTCODE']._serialized_start=420
-  _globals['_CONTACTCODE']._serialized_end=525
-  _globals['_PROFILE']._serialized_start=527
-  _globals['_PROFILE']._serialized_end=632
+  _globals['_DEVICECERTIFICATE']._serialized_end=248
+  _globals['_DEVICEBUNDLE']._serialized_start=251
+  _globals['_DEVICEBUNDLE']._serialized_end=446
+  _globals['_CONTACTCODE']._serialized_start=448
+  _globals['_CONTACTCODE']._serialized_end=553
+  _globals['_PROFILE']._serialized_start=555
+  _globals['_PROFILE']._serialized_end=660
 # @@protoc_insertion_point(module_scope)

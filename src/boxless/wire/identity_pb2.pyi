@@ -34,6 +34,7 @@ class DeviceCertificate(_message.Message):
     DEVICE_ED25519_FIELD_NUMBER: _builtins.int
     CREATED_AT_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    DEVICE_SEALING_KEY_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """1"""
     identity_key: _builtins.bytes
@@ -48,6 +49,8 @@ class DeviceCertificate(_message.Message):
     """Unix seconds"""
     signature: _builtins.bytes
     """by identity_key, 64 bytes"""
+    device_sealing_key: _builtins.bytes
+    """X25519 key sealed-sender envelopes are encrypted to, 32 bytes"""
     def __init__(
         self,
         *,
@@ -58,10 +61,11 @@ class DeviceCertificate(_message.Message):
         device_ed25519: _builtins.bytes = ...,
         created_at: _builtins.int = ...,
         signature: _builtins.bytes = ...,
+        device_sealing_key: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "device_curve25519", b"device_curve25519", "device_ed25519", b"device_ed25519", "device_id", b"device_id", "identity_key", b"identity_key", "signature", b"signature", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "device_curve25519", b"device_curve25519", "device_ed25519", b"device_ed25519", "device_id", b"device_id", "device_sealing_key", b"device_sealing_key", "identity_key", b"identity_key", "signature", b"signature", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -14,13 +14,16 @@ CREATE TABLE identity (
 -- This device: its certificate (DeviceCertificate protobuf), its vodozemac
 -- Account pickled with a key from UserDB.derive_key("olm account pickle v1"),
 -- and the public half of its current fallback key (vodozemac forgets which key
--- is current once keys are marked published).
+-- is current once keys are marked published), and its X25519 sealing secret
+-- (sealed-sender envelopes are encrypted to its public half, which the
+-- certificate carries).
 CREATE TABLE device (
     id                  INTEGER PRIMARY KEY CHECK (id = 1),
     device_id           BLOB    NOT NULL CHECK (length(device_id) = 16),
     certificate         BLOB    NOT NULL,
     account_pickle      TEXT    NOT NULL,
     fallback_key        BLOB    NOT NULL CHECK (length(fallback_key) = 32),
+    sealing_private_key BLOB    NOT NULL CHECK (length(sealing_private_key) = 32),
     fallback_created_at INTEGER NOT NULL,
     updated_at          INTEGER NOT NULL
 );
