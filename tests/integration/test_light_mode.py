@@ -82,7 +82,10 @@ async def test_light_client_sends_receives_and_fails_over(
             await _collect(recv, 1, got)  # our own message comes back by filter
             spec = StoreQuerySpec(pubsub_topic=TOPIC, content_topics=(CT,))
             with trio.fail_after(20):
-                while res.message_hash not in {r.message_hash for r in await query_all(other.addr, spec, 10)}:  # noqa: ASYNC110,E501
+                while True:
+                    stored = {r.message_hash for r in await query_all(other.addr, spec, 10)}
+                    if res.message_hash in stored:
+                        break
                     await trio.sleep(0.2)
 
             # 2. a message published on the other node arrives by filter
@@ -100,6 +103,28 @@ async def test_light_client_sends_receives_and_fails_over(
             hashes = [m.message_hash.hex() for m in got]
             assert len(hashes) == len(set(hashes)) == 7  # nothing twice
             assert set(sent) <= set(hashes)  # nothing lost
+        nursery.cancel_scope.cancel()
+
+
+async def test_light_client_finds_a_second_service_peer_by_peer_exchange(
+    services: list[NodeProcess], tmp_path: Path
+) -> None:
+    a, b = services  # the light client is told only about A; B peers with A
+    light = LightNode(tmp_path / "light", [a.addr])
+    got: list[LightMessage] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(light.run)
+        async with light.messages() as recv:
+            await light.subscribe([CT])
+            with trio.fail_after(20):
+                while len(light.service_peers) < 2 or light.current is None:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            assert str(light.service_peers[1].peer_id) == b.info["peer_id"]
+            a.kill()
+            sent = await trio.to_thread.run_sync(_publish_relay, b, "after A died", 3)
+            await _collect(recv, 3, got)
+            assert str(light.current) == b.info["peer_id"]
+            assert {m.message_hash.hex() for m in got} == set(sent)
         nursery.cancel_scope.cancel()
 
 

@@ -21,7 +21,7 @@ from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 
-from boxless.node.enr_identity import load_or_create_node_key_secp256k1
+from boxless.node.keys import load_or_create_node_key
 from boxless.node.host import build_host
 from boxless.node.peer_exchange import PeerExchangeService, request_peers
 from boxless.waku import peer_exchange as px
@@ -59,7 +59,7 @@ async def network(
 ) -> AsyncIterator[tuple[IHost, IHost, list[IHost], trio.MemoryReceiveChannel[tuple[ID, str]]]]:
     """A service knowing 3 peers' ENRs, and a connected client; all keys secp256k1."""
     async with AsyncExitStack() as stack:
-        keys = [load_or_create_node_key_secp256k1(tmp_path / f"node{i}.key") for i in range(5)]
+        keys = [load_or_create_node_key(tmp_path / f"node{i}.key") for i in range(5)]
         hosts = [await stack.enter_async_context(running(k)) for k in keys]
         service_host, client_host, peers = hosts[0], hosts[1], hosts[2:]
         send_violation, violations = trio.open_memory_channel[tuple[ID, str]](10)

@@ -88,6 +88,7 @@ async def _run_until_signal(config: NodeConfig, info_file: Path | None) -> None:
             "peer_id": str(node.peer_id),
             "addrs": node.addrs(),
             "admin": config.admin_listen,
+            "enr": node.enr.to_text() if node.enr else None,
             "pid": os.getpid(),
         }
         print(f"peer id: {info['peer_id']}", flush=True)
@@ -184,6 +185,13 @@ def node(
     lightpush: Annotated[
         bool, typer.Option(help="Relay light clients' messages (19/WAKU2-LIGHTPUSH v3 and v2)")
     ] = False,
+    peer_exchange: Annotated[
+        bool, typer.Option(help="Serve and use 34/WAKU2-PEER-EXCHANGE")
+    ] = True,
+    announce: Annotated[
+        list[str] | None,
+        typer.Option(help="Multiaddr to advertise in our ENR (repeatable; default: listen addrs)"),
+    ] = None,
     db: Annotated[
         str | None, typer.Option(help="Archive URL: sqlite:///path or postgresql://...")
     ] = None,
@@ -244,6 +252,8 @@ def node(
             store=store,
             filter=filter,
             lightpush=lightpush,
+            peer_exchange=peer_exchange,
+            announce=tuple(announce or ()),
             db_url=db,
             cluster_id=cluster,
             num_shards=num_shards,

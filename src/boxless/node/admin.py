@@ -33,6 +33,7 @@ def build_admin_app(node: WakuNode) -> Starlette:
             "status": "ok",
             "peer_id": str(node.peer_id),
             "addrs": node.addrs(),
+            "enr": node.enr.to_text() if node.enr else None,
             "uptime_s": round(time.monotonic() - node.started_at, 1),
             "peers": len(node.host.get_connected_peers()),
             "cluster_id": node.config.cluster_id,

@@ -33,6 +33,8 @@ class NodeConfig:
     store: bool = False
     filter: bool = False
     lightpush: bool = False
+    peer_exchange: bool = True
+    announce: tuple[str, ...] = ()  # multiaddrs to advertise (ENR) instead of the listen ones
     db_url: str | None = None
     cluster_id: int = DEFAULT_CLUSTER_ID
     num_shards: int = DEFAULT_NUM_SHARDS

@@ -21,7 +21,7 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from boxless.errors import ConfigError
-from boxless.node.libp2p_shims import honour_muxer_classes, muxer_options
+from boxless.node.libp2p_shims import TrafficCounter, honour_muxer_classes, muxer_options
 
 
 def parse_multiaddrs(addrs: Sequence[str]) -> list[multiaddr.Multiaddr]:
@@ -40,8 +40,12 @@ def build_host(
     listen_addrs: Sequence[multiaddr.Multiaddr],
     *,
     prefer_mplex: bool = False,
+    traffic: TrafficCounter | None = None,
 ) -> IHost:
-    """Create (not start) a host; start it with ``host.run(listen_addrs)``."""
+    """Create (not start) a host; start it with ``host.run(listen_addrs)``.
+
+    ``traffic``, if given, counts the bytes the host moves on its connections.
+    """
     noise = NoiseTransport(key_pair, noise_privkey=create_x25519_key_pair().private_key)
     sec_opt = {TProtocol(NOISE_PROTOCOL_ID): noise}
     muxers = muxer_options(prefer_mplex)
@@ -51,7 +55,7 @@ def build_host(
         muxer_opt=muxers,
         listen_addrs=_transport_probe_addrs(listen_addrs),
     )
-    honour_muxer_classes(host)
+    honour_muxer_classes(host, traffic)
     return host
 
 

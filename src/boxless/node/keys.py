@@ -1,10 +1,19 @@
-"""The node's persistent libp2p identity key.
+"""The node's persistent libp2p identity key (secp256k1).
 
-A node keeps its Ed25519 key across restarts so its peer id (and so the
-multiaddrs other nodes were configured with) stays the same. The key file holds
-the 32-byte seed, either sealed with a passphrase (scrypt + AES-256-GCM, used
-whenever ``BOXLESS_NODE_PASSPHRASE`` is set) or, for unattended service nodes
-without one, readable only by the owner (mode 0600). A service node's transport
+A node keeps its key across restarts so its peer id (and so the multiaddrs
+other nodes were configured with) stays the same.
+
+Why secp256k1: a Waku ENR names its node by the ``secp256k1`` public key
+alone, and js-waku turns that key into the peer id it dials (``@waku/enr``:
+``ENR.create`` -> ``createPeerIdFromPublicKey``); Noise then checks the
+remote's identity key against the dialled id, so a node whose ENR key differed
+from its libp2p key could not be reached through its ENR. nwaku uses a
+secp256k1 libp2p key for the same reason; py-libp2p's Noise works with it
+(``tests/integration/test_peer_exchange.py``).
+
+File format: ``b"BXS1"`` then the sealed 32-byte secret: sealed with a
+passphrase (scrypt + AES-256-GCM) whenever ``BOXLESS_NODE_PASSPHRASE`` is set,
+otherwise readable only by its owner (mode 0600). A service node's transport
 key protects no user data; user identity keys never go through this module.
 """
 
@@ -15,11 +24,12 @@ import os
 import secrets
 from pathlib import Path
 
+import coincurve
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.crypto.keys import KeyPair
+from libp2p.crypto.secp256k1 import create_new_key_pair
 
 from boxless.errors import ConfigError
 
@@ -63,17 +73,54 @@ def open_seed(blob: bytes, passphrase: str | None, path: Path) -> bytes:
     raise ConfigError(f"{path} is not a Boxless node key; move it away to make a new one")
 
 
-def load_or_create_node_key(path: Path, passphrase: str | None = None) -> KeyPair:
-    """Return the node key stored at ``path``, creating it (0600) on first use."""
+_TYPE_TAG = b"BXS1"
+
+
+def _new_secret() -> bytes:
+    """A uniformly random valid secp256k1 secret (1 <= k < n)."""
+    while True:
+        secret = secrets.token_bytes(32)
+        try:
+            coincurve.PrivateKey(secret)
+        except ValueError:  # 0 or >= the group order: probability ~2**-128
+            continue
+        return secret
+
+
+def load_or_create_secp256k1_key(path: Path, passphrase: str | None = None) -> bytes:
+    """Return the 32-byte secp256k1 secret stored at ``path``, creating it on first use.
+
+    The passphrase defaults to ``BOXLESS_NODE_PASSPHRASE``. :class:`ConfigError`
+    if the file is not such a key, is sealed without a passphrase given, or the
+    passphrase is wrong. The secret is never logged.
+    """
     if passphrase is None:
         passphrase = os.environ.get(PASSPHRASE_ENV) or None
     if path.exists():
-        seed = open_seed(path.read_bytes(), passphrase, path)
-    else:
-        seed = secrets.token_bytes(_SEED_LEN)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(seal_seed(seed, passphrase))
-        logger.info("created node key at %s (%s)", path, "sealed" if passphrase else "mode 0600")
-    return create_new_key_pair(seed)
+        blob = path.read_bytes()
+        if blob[:4] != _TYPE_TAG:
+            raise ConfigError(f"{path} is not a Boxless secp256k1 key; move it away to make one")
+        secret = open_seed(blob[4:], passphrase, path)
+        try:
+            coincurve.PrivateKey(secret)
+        except ValueError:
+            raise ConfigError(f"{path} does not hold a valid secp256k1 key") from None
+        return secret
+    secret = _new_secret()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(_TYPE_TAG + seal_seed(secret, passphrase))
+    logger.info(
+        "created secp256k1 node key at %s (%s)", path, "sealed" if passphrase else "mode 0600"
+    )
+    return secret
+
+
+def load_or_create_node_key(path: Path, passphrase: str | None = None) -> KeyPair:
+    """The node's libp2p key pair (secp256k1), created on first use.
+
+    The node's peer id is then the one its ENR names. Sign the ENR with
+    ``key_pair.private_key.to_bytes()`` (the 32-byte secret).
+    """
+    return create_new_key_pair(load_or_create_secp256k1_key(path, passphrase))

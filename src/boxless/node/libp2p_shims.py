@@ -114,18 +114,31 @@ def muxer_options(prefer_mplex: bool) -> TMuxerOptions:
 RAW_READ_SIZE = 64 * 1024
 
 
+class TrafficCounter:
+    """Bytes a host moved over its raw connections (Noise and muxer framing
+    included; TCP/IP headers not), for metrics and the bandwidth benchmark."""
+
+    __slots__ = ("bytes_in", "bytes_out")
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        self.bytes_out = 0
+
+
 class BufferedReadConnection(IRawConnection):
     """A raw connection whose small reads are served from one large socket read."""
 
-    def __init__(self, conn: IRawConnection) -> None:
+    def __init__(self, conn: IRawConnection, traffic: TrafficCounter | None = None) -> None:
         self._conn = conn
         self.is_initiator = conn.is_initiator
         self._buf = bytearray()
+        self._traffic = traffic if traffic is not None else TrafficCounter()
 
     async def read(self, n: int | None = None) -> bytes:
         # py-libp2p's RawConnection.read(n) is one recv of at most n bytes.
         if not self._buf:
             data = await self._conn.read(RAW_READ_SIZE)
+            self._traffic.bytes_in += len(data)
             if n is None or len(data) <= n:
                 return data
             self._buf += data
@@ -139,6 +152,7 @@ class BufferedReadConnection(IRawConnection):
 
     async def write(self, data: bytes) -> None:
         await self._conn.write(data)
+        self._traffic.bytes_out += len(data)
 
     async def close(self) -> None:
         await self._conn.close()
@@ -156,15 +170,16 @@ class BufferedReadConnection(IRawConnection):
 class BufferedReadUpgrader(TransportUpgrader):
     """The swarm's upgrader, securing a ``BufferedReadConnection`` around each raw one."""
 
-    def __init__(self, upstream: TransportUpgrader) -> None:
+    def __init__(self, upstream: TransportUpgrader, traffic: TrafficCounter | None = None) -> None:
         super().__init__({}, {})
+        self.traffic = traffic
         self.security_multistream = upstream.security_multistream
         self.muxer_multistream = upstream.muxer_multistream
 
     async def upgrade_security(
         self, raw_conn: IRawConnection, is_initiator: bool, peer_id: ID | None = None
     ) -> ISecureConn:
-        buffered = BufferedReadConnection(raw_conn)
+        buffered = BufferedReadConnection(raw_conn, self.traffic)
         return await super().upgrade_security(buffered, is_initiator, peer_id)
 
 
@@ -183,12 +198,13 @@ class HonouringMuxerMultistream(MuxerMultistream):
         return self._annotate_connection(muxed, conn, protocol)
 
 
-def honour_muxer_classes(host: IHost) -> None:
-    """Make ``host`` (from ``new_host``, not yet running) use its configured muxer classes."""
+def honour_muxer_classes(host: IHost, traffic: TrafficCounter | None = None) -> None:
+    """Make ``host`` (from ``new_host``, not yet running) use its configured muxer
+    classes and buffered reads; count its bytes in ``traffic`` if given."""
     swarm = host.get_network()
     if not isinstance(swarm, Swarm):
         raise TypeError(f"expected a py-libp2p Swarm, got {type(swarm).__name__}")
-    upgrader = BufferedReadUpgrader(swarm.upgrader)
+    upgrader = BufferedReadUpgrader(swarm.upgrader, traffic)
     current = upgrader.muxer_multistream
     upgrader.muxer_multistream = HonouringMuxerMultistream(
         current.transports, current.negotiate_timeout

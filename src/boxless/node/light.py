@@ -29,6 +29,7 @@ from pathlib import Path
 
 import trio
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
 
 from boxless._trio_compat import TaskStatus
 from boxless.errors import BoxlessError, NetworkError, UsageError
@@ -37,6 +38,7 @@ from boxless.node.host import build_host, parse_multiaddrs
 from boxless.node.keys import load_or_create_node_key
 from boxless.node.lightpush import lightpush
 from boxless.node.metrics import NodeMetrics
+from boxless.node.peer_exchange import request_peers
 from boxless.node.peering import Peering, parse_peer
 from boxless.node.store_client import StoreQuerySpec, iter_pages
 from boxless.waku import metadata as md
@@ -48,6 +50,7 @@ logger = logging.getLogger(__name__)
 CATCH_UP_MARGIN_NS = 60 * 10**9
 CONNECT_WAIT = 10.0
 SEEN_CAPACITY = 20_000
+MAX_SERVICE_PEERS = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +94,17 @@ class LightNode:
         self.metrics = NodeMetrics()
         self.service_peers = [parse_peer(p) for p in service_peers]
         self.listen_addrs = parse_multiaddrs(listen)
-        self.host = build_host(load_or_create_node_key(data_dir / "node.key"), self.listen_addrs)
+        self.host = build_host(
+            load_or_create_node_key(data_dir / "node.key"),
+            self.listen_addrs,
+            traffic=self.metrics.traffic,
+        )
         self.peering = Peering(
-            self.host, md.ClusterInfo(cluster_id, ()), self.metrics, self.service_peers
+            self.host,
+            md.ClusterInfo(cluster_id, ()),
+            self.metrics,
+            self.service_peers,
+            on_admitted=self._discover,
         )
         self.topics: dict[str, set[str]] = {}
         self.current: ID | None = None
@@ -115,6 +126,29 @@ class LightNode:
             await nursery.start(self.peering.run)
             nursery.start_soon(self._supervise)
             task_status.started(self)
+
+    async def _discover(self, peer_id: ID) -> None:
+        """Learn more service peers (filter + light push) from one we reached, so
+        there is somewhere to fail over to. Best effort; bounded."""
+        if len(self.service_peers) >= MAX_SERVICE_PEERS:
+            return
+        try:
+            enrs = await request_peers(self.host, peer_id, MAX_SERVICE_PEERS)
+        except BoxlessError as exc:
+            logger.debug("no peer exchange with %s: %s", peer_id, exc)
+            return
+        known = {p.peer_id for p in self.service_peers} | {self.peer_id}
+        for enr in enrs:
+            flags, addrs = enr.waku2, enr.multiaddrs()
+            if enr.peer_id() in known or flags is None or not (flags.filter and flags.lightpush):
+                continue
+            if not addrs or len(self.service_peers) >= MAX_SERVICE_PEERS:
+                continue
+            info = parse_peer(addrs[0])
+            self.service_peers.append(info)
+            known.add(info.peer_id)
+            self.host.get_peerstore().add_addrs(info.peer_id, info.addrs, 3600)
+            logger.info("learned service peer %s by peer exchange", info.peer_id)
 
     # -- receiving --------------------------------------------------------------------
 
@@ -163,20 +197,32 @@ class LightNode:
         """Hold a filter subscription at one service peer at a time; fail over."""
         index = 0
         while True:
-            peer = self.service_peers[index % len(self.service_peers)].peer_id
+            info = self.service_peers[index % len(self.service_peers)]
             index += 1
-            with trio.move_on_after(CONNECT_WAIT):
-                await self.peering.wait_connected(peer)
-            if not self.peering.is_connected(peer):
-                logger.info("service peer %s unreachable; trying the next", peer)
+            if not await self._reach(info):
+                logger.info("service peer %s unreachable; trying the next", info.peer_id)
+                if index % len(self.service_peers) == 0:
+                    await trio.sleep(1.0)  # a full round failed: don't spin
                 continue
             try:
-                await self._serve_from(peer)
-            except BoxlessError as exc:
-                logger.info("service peer %s failed: %s", peer, exc)
+                await self._serve_from(info.peer_id)
+            except* BoxlessError as group:  # raised inside _serve_from's nursery
+                logger.info("service peer %s failed: %s", info.peer_id, group.exceptions[0])
             self.failovers += 1
             self.current = None
             self._filter = None
+
+    async def _reach(self, info: PeerInfo) -> bool:
+        """Connected to ``info`` within CONNECT_WAIT? (Static peers are redialled by
+        peering; peers learned by peer exchange are dialled here.)"""
+        if self.peering.is_connected(info.peer_id):
+            return True
+        with trio.move_on_after(CONNECT_WAIT):
+            try:
+                await self.host.connect(info)
+            except Exception as exc:  # py-libp2p's dial errors have no common base
+                logger.debug("dial %s failed: %s", info.peer_id, exc)
+        return self.peering.is_connected(info.peer_id)
 
     async def _serve_from(self, peer: ID) -> None:
         """Subscribe at ``peer``, catch up from its store, pump until it goes away."""
@@ -189,7 +235,10 @@ class LightNode:
                 await client.subscribe(topic, sorted(cts))
             logger.info("receiving through service peer %s", peer)
             nursery.start_soon(self._pump, client)
-            await self._catch_up(peer)
+            try:
+                await self._catch_up(peer)
+            except BoxlessError as exc:  # e.g. a service peer without store
+                logger.info("no catch-up from %s: %s", peer, exc)
             await self.peering.wait_disconnected(peer)
             logger.info("service peer %s went away", peer)
             nursery.cancel_scope.cancel()

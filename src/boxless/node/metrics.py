@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from boxless.node.libp2p_shims import TrafficCounter
+
 
 class NodeMetrics:
     """The counters a node updates; served on the admin port's /metrics."""
@@ -12,6 +14,13 @@ class NodeMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self.traffic = TrafficCounter()
+        Gauge(
+            "boxless_network_bytes_in", "Bytes received on libp2p connections", registry=r
+        ).set_function(lambda: self.traffic.bytes_in)
+        Gauge(
+            "boxless_network_bytes_out", "Bytes sent on libp2p connections", registry=r
+        ).set_function(lambda: self.traffic.bytes_out)
         self.peers = Gauge("boxless_peers", "Connected libp2p peers", registry=r)
         self.relay_received = Counter(
             "boxless_relay_messages_received", "Valid messages received by relay", registry=r

@@ -12,7 +12,7 @@ of another cluster is disconnected and counted.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import multiaddr
 import trio
@@ -74,8 +74,14 @@ class Peering:
     """Static peers, reconnects, and the 66/WAKU2-METADATA exchange."""
 
     def __init__(
-        self, host: IHost, info: md.ClusterInfo, metrics: NodeMetrics, static_peers: list[PeerInfo]
+        self,
+        host: IHost,
+        info: md.ClusterInfo,
+        metrics: NodeMetrics,
+        static_peers: list[PeerInfo],
+        on_admitted: Callable[[ID], Awaitable[None]] | None = None,
     ) -> None:
+        self.on_admitted = on_admitted
         self.host = host
         self.info = info
         self.metrics = metrics
@@ -206,7 +212,10 @@ class Peering:
 
     async def _admit(self, peer_id: ID, remote: md.ClusterInfo) -> None:
         if md.is_compatible(self.info.cluster_id or 0, remote):
+            first = peer_id not in self.peer_metadata
             self.peer_metadata[peer_id] = remote
+            if first and self.on_admitted is not None:
+                await self.on_admitted(peer_id)
             return
         self.metrics.cluster_mismatch.inc()
         logger.info(

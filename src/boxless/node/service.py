@@ -32,11 +32,14 @@ from boxless.node.host import build_host, parse_multiaddrs
 from boxless.node.keys import load_or_create_node_key
 from boxless.node.lightpush import LightPushService
 from boxless.node.metrics import NodeMetrics
+from boxless.node.peer_exchange import PeerExchangeService
 from boxless.node.peering import Peering, parse_peer
 from boxless.node.relay import WakuRelay
 from boxless.node.relay_gossipsub import RelayMessage
 from boxless.node.store_service import StoreService, resume_from_store
 from boxless.waku import metadata as md
+from boxless.waku import peer_exchange as px
+from boxless.waku.enr import Enr, RelayShards, Waku2
 from boxless.waku.message import WakuMessage, message_hash, validate
 from boxless.waku.sharding import pubsub_topic
 
@@ -67,10 +70,21 @@ class WakuNode:
         self.key_pair = load_or_create_node_key(config.key_path)
         self.listen_addrs = parse_multiaddrs(config.listen)
         self.static_peers = [parse_peer(p) for p in config.peers]
-        self.host: IHost = build_host(self.key_pair, self.listen_addrs)
+        self.host: IHost = build_host(
+            self.key_pair, self.listen_addrs, traffic=self.metrics.traffic
+        )
         self.pubsub_topics = [pubsub_topic(config.cluster_id, s) for s in config.shards]
         self.cluster_info = md.ClusterInfo(config.cluster_id, tuple(sorted(config.shards)))
-        self.peering = Peering(self.host, self.cluster_info, self.metrics, self.static_peers)
+        self.peering = Peering(
+            self.host,
+            self.cluster_info,
+            self.metrics,
+            self.static_peers,
+            on_admitted=self._on_admitted,
+        )
+        self.px_cache = px.PeerCache()
+        self.enr: Enr | None = None
+        self.peer_exchange: PeerExchangeService | None = None
         self.relay: WakuRelay | None = None
         self.archive: Archive | None = None
         self.archiver: Archiver | None = None
@@ -103,6 +117,15 @@ class WakuNode:
                 self.archiver = Archiver(self.archive, self.metrics)
                 outer.start_soon(self.archiver.run)
             async with self.host.run(self.listen_addrs), trio.open_nursery() as nursery:
+                self.enr = self._build_enr()
+                if self.config.peer_exchange:
+                    self.peer_exchange = PeerExchangeService(
+                        self.host,
+                        self.px_cache,
+                        lambda: self.enr,
+                        on_violation=self.peering.violation,
+                    )
+                    self.peer_exchange.register()
                 await nursery.start(self.peering.run)
                 if self.config.filter:
                     self.filter = FilterService(
@@ -135,6 +158,42 @@ class WakuNode:
         for topic in self.pubsub_topics:
             channel = await relay.subscribe(topic)
             nursery.start_soon(self._consume, topic, channel)
+
+    def _build_enr(self) -> Enr:
+        """Our signed record: where to reach us and what we serve.
+
+        ``seq`` is the start time in seconds, so it grows across restarts
+        without being stored.
+        """
+        addrs = [str(a) for a in parse_multiaddrs(self.config.announce)] or [
+            a.split("/p2p/")[0] for a in self.addrs()
+        ]
+        tcp = next((a for a in addrs if "/ws" not in a and a.startswith("/ip4/")), None)
+        ip = port = None
+        if tcp is not None:
+            parts = tcp.split("/")
+            ip, port = parts[2], int(parts[4])
+        cfg = self.config
+        return Enr.build(
+            self.key_pair.private_key.to_bytes(),
+            int(time.time()),
+            ip=ip,
+            tcp=port,
+            multiaddrs=[a for a in addrs if "/ws" in a],
+            waku2=Waku2(
+                relay=cfg.relay,
+                store=cfg.store,
+                filter=cfg.filter,
+                lightpush=cfg.lightpush,
+                sync=False,
+            ),
+            shards=RelayShards.of(cfg.cluster_id, cfg.shards),
+        )
+
+    async def _on_admitted(self, peer_id: ID) -> None:
+        """A peer of our cluster: learn the peers it knows (best effort)."""
+        if self.peer_exchange is not None:
+            await self.peer_exchange.learn_from(peer_id)
 
     def _serve_lightpush(self) -> None:
         relay = self.relay
