@@ -48,6 +48,7 @@ class SqliteDB:
         self.path = path
         self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.conn.execute("PRAGMA journal_mode = WAL")
+        self.conn.execute("PRAGMA secure_delete = ON")  # as UserDB does
         self._lock = threading.RLock()
         self._depth = 0
 
