@@ -21,8 +21,8 @@ from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
 from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 
-from boxless.node.keys import load_or_create_node_key
 from boxless.node.host import build_host
+from boxless.node.keys import load_or_create_node_key
 from boxless.node.peer_exchange import PeerExchangeService, request_peers
 from boxless.waku import peer_exchange as px
 from boxless.waku.enr import Enr, Waku2
