@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The test command: installs what the tests need, then runs lint, types and tests.
+# The test command: installs what the tests need (Python deps, PostgreSQL from
+# Debian, js-waku and Node 22 from npm), then runs lint, types and tests.
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh -k relay   # extra args go to pytest
 set -euo pipefail
@@ -7,6 +8,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/bootstrap.sh
 bash scripts/install_postgres.sh
+bash scripts/install_interop.sh
 . .venv/bin/activate
 echo "== ruff"
 ruff check src tests bench
