@@ -66,7 +66,7 @@ async def _publish(config: NodeConfig, payloads: list[bytes], content_topic: str
             msg = WakuMessage(
                 payload=payload, content_topic=content_topic, timestamp=time.time_ns()
             )
-            hashes.append(await node.publish(topic, msg))
+            hashes.append((await node.publish(topic, msg)).message_hash)
         await _drain(node)
         nursery.cancel_scope.cancel()
     return hashes

@@ -261,6 +261,50 @@ class LightNode:
                     if m.message is not None:
                         self._deliver(topic, m.message, "store")
 
+    async def history(
+        self, content_topics: Sequence[str], since_ns: int | None
+    ) -> AsyncIterator[LightMessage]:
+        """What the service peers' stores hold on ``content_topics`` since
+        ``since_ns``, oldest first, deduplicated against what we already saw.
+
+        Tries the current service peer first, then the others; raises
+        :class:`NetworkError` if none answered.
+        """
+        by_topic: dict[str, set[str]] = {}
+        for ct in content_topics:
+            by_topic.setdefault(pubsub_topic_for(ct, self.cluster_id, self.num_shards), set()).add(
+                ct
+            )
+        order = sorted(self.service_peers, key=lambda p: p.peer_id != self.current)
+        errors = []
+        for peer in order:
+            try:
+                async for item in self._history_from(peer.peer_id, by_topic, since_ns):
+                    yield item
+                return
+            except BoxlessError as exc:
+                errors.append(f"{peer.peer_id}: {exc}")
+        raise NetworkError("no service peer's store answered: " + "; ".join(errors))
+
+    async def _history_from(
+        self, peer: ID, by_topic: dict[str, set[str]], since_ns: int | None
+    ) -> AsyncIterator[LightMessage]:
+        for topic, cts in by_topic.items():
+            spec = StoreQuerySpec(
+                pubsub_topic=topic,
+                content_topics=tuple(sorted(cts)),
+                time_start=since_ns,
+                page_size=100,
+            )
+            async for page in iter_pages(self.host, peer, spec):
+                for m in page:
+                    if m.message is None:
+                        continue
+                    digest = message_hash(topic, m.message)
+                    if digest not in self._seen:
+                        self._seen[digest] = None
+                        yield LightMessage(topic, m.message, digest, "store")
+
     # -- sending ----------------------------------------------------------------------
 
     async def send(self, msg: WakuMessage) -> SendResult:

@@ -52,6 +52,14 @@ def now_ns() -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class PublishResult:
+    """A message this node relayed: its hash and how many peers it went to."""
+
+    message_hash: bytes
+    peers: int
+
+
+@dataclass(frozen=True, slots=True)
 class ReceivedMessage:
     """A message relay accepted, with where it came from."""
 
@@ -282,8 +290,9 @@ class WakuNode:
             if send in self._listeners:
                 self._listeners.remove(send)
 
-    async def publish(self, topic: str, msg: WakuMessage) -> bytes:
-        """Validate and relay ``msg`` on ``topic``; return its message hash.
+    async def publish(self, topic: str, msg: WakuMessage) -> PublishResult:
+        """Validate and relay ``msg`` on ``topic``; return its hash and how many
+        relay peers it went to (0: no peer yet, or a duplicate).
 
         Raises :class:`ValidationError` if the message breaks a rule. Relay hands
         our own message to our subscription too, so a storing node archives it.
@@ -293,10 +302,10 @@ class WakuNode:
         if topic not in self.pubsub_topics:
             raise ValidationError(f"not subscribed to {topic}; add its shard with --shard")
         validate(msg, now_ns(), max_size=self.config.max_message_size)
-        await self.relay.publish(topic, msg.encode())
+        peers = await self.relay.publish(topic, msg.encode())
         self.metrics.relay_published.inc()
         # relay delivers our own message to our subscription too: _consume archives it
-        return message_hash(topic, msg)
+        return PublishResult(message_hash(topic, msg), peers)
 
     async def _retention_loop(self) -> None:
         archive = self.archive
