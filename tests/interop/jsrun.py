@@ -56,6 +56,7 @@ class JsScript:
         self.proc = subprocess.Popen(
             [node_binary(), str(HERE / script), json.dumps(opts)],
             cwd=HERE,
+            stdin=subprocess.PIPE,  # closing it releases a script that holds (lib.mjs)
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -136,7 +137,13 @@ class JsScript:
         assert rc == 0, f"{self.script} exited {rc}\n{self.diagnostics()}"
         return out
 
+    def release(self) -> None:
+        """Let a script that holds its peer online (``hold`` option) finish."""
+        if self.proc.stdin is not None and not self.proc.stdin.closed:
+            self.proc.stdin.close()
+
     def kill(self) -> None:
+        self.release()
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
@@ -153,6 +160,7 @@ class JsScript:
 def run_js(script: str, options: dict[str, Any], timeout: float = 30.0) -> list[Event]:
     """Run ``script`` to completion; its events, without the final ``done``."""
     with JsScript(script, options, timeout) as js:
+        js.release()
         return js.finish(timeout + 5)
 
 

@@ -100,6 +100,19 @@ export async function readyFor(waku, peerId, protocol, pubsubTopic) {
   );
 }
 
+/**
+ * Resolve when stdin ends: the test holds a script's peer online (e.g. while it
+ * checks what our node received) and releases it by closing the pipe. The
+ * script's own deadline still applies.
+ */
+export function released() {
+  return new Promise((resolve) => {
+    process.stdin.on("end", resolve);
+    process.stdin.on("close", resolve);
+    process.stdin.resume();
+  });
+}
+
 /** Poll `check()` every `everyMs` until it is truthy or `timeoutMs` passes. */
 export async function until(what, check, timeoutMs = 10000, everyMs = 50) {
   const deadline = Date.now() + timeoutMs;

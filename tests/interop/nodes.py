@@ -125,7 +125,11 @@ def wait_stored(node: NodeProcess, ct: str, hashes: list[str]) -> dict[str, dict
     try:
         wait_for(f"{node.name} to archive {len(hashes)} messages", check)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; missing {sorted(set(hashes) - set(rows))}") from None
+        missing = [h for h in hashes if h not in rows]
+        raise AssertionError(
+            f"{exc}: has {len(hashes) - len(missing)}, missing {len(missing)} "
+            f"(first: {missing[:3]})"
+        ) from None
     return rows
 
 
