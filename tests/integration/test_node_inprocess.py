@@ -68,7 +68,7 @@ async def test_garbage_on_every_service_protocol_never_breaks_the_node(tmp_path:
         async with client.run(LOOPBACK):
             await client.connect(parse_peer(node.addrs()[0]))
             garbage = [
-                b"",  # closes without a frame
+                b"\x80\x00",  # non-minimal varint
                 b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff",  # varint overflow
                 encode_uvarint(10 * 1024 * 1024) + b"x",  # declares 10 MiB
                 encode_uvarint(5) + b"\x08",  # truncated body
@@ -88,6 +88,7 @@ async def test_garbage_on_every_service_protocol_never_breaks_the_node(tmp_path:
         honest = build_host(create_new_key_pair(), LOOPBACK)
         async with honest.run(LOOPBACK):
             await honest.connect(parse_peer(node.addrs()[0]))
+            await _raw(honest, node, md.METADATA_PROTOCOL_ID, b"")  # an unused stream is fine
             for data in garbage[:2]:  # a couple of mistakes don't get you banned
                 await _raw(honest, node, md.METADATA_PROTOCOL_ID, data)
             page, cursor = await query_page(

@@ -96,12 +96,6 @@ def violations(node: NodeProcess) -> float:
     return sum(metric(node, name, f'protocol="{p}"') for p in ("store", "metadata"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store_service.handle and peering._serve_metadata count a stream that ends "
-    "before any request byte (js-waku's unused pre-opened stream, closed when the "
-    "client leaves) as a protocol violation; see the report",
-)
 def test_client_that_leaves_is_not_penalised(service_node: NodeProcess, archived: Archived) -> None:
     # js-waku pre-opens two store streams (one per "peer:update"); a query that
     # takes one request leaves the other unused, and js closes it on stop.
@@ -123,11 +117,6 @@ def test_client_that_leaves_is_not_penalised(service_node: NodeProcess, archived
 IDLE_S = 11.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="store_service.handle counts js-waku's idle pre-opened stream as a protocol "
-    "violation once read_frame's 10 s deadline passes (2 per connection); see the report",
-)
 def test_idle_client_is_not_penalised(service_node: NodeProcess, archived: Archived) -> None:
     label = 'protocol="store"'
     before = metric(service_node, "boxless_protocol_violations_total", label)

@@ -43,6 +43,7 @@ from boxless.errors import BoxlessError, DecodeError, NetworkError, PeerError, U
 from boxless.node.metrics import NodeMetrics
 from boxless.node.streams import (
     READ_CHUNK,
+    SERVICE_IDLE_TIMEOUT,
     close_quietly,
     read_frame,
     request,
@@ -177,8 +178,12 @@ class FilterService:
         """Serve one subscribe request on ``stream``; never raises for a peer's mistake."""
         peer = stream.muxed_conn.peer_id
         try:
-            data = await read_frame(stream, MAX_REQUEST_SIZE)
-        except (DecodeError, NetworkError) as exc:
+            data = await read_frame(stream, MAX_REQUEST_SIZE, timeout=SERVICE_IDLE_TIMEOUT)
+        except NetworkError as exc:  # idle, unused or vanished: honest peers do that
+            logger.debug("no filter request from %s: %s", peer, exc)
+            await reset_quietly(stream)
+            return
+        except DecodeError as exc:
             logger.info("unreadable filter request from %s: %s", peer, exc)
             await reset_quietly(stream)
             self._violation(peer)

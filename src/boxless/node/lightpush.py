@@ -30,7 +30,14 @@ from prometheus_client import Counter
 
 from boxless.errors import BoxlessError, DecodeError, NetworkError
 from boxless.node.metrics import NodeMetrics
-from boxless.node.streams import close_quietly, read_frame, request, reset_quietly, write_frame
+from boxless.node.streams import (
+    SERVICE_IDLE_TIMEOUT,
+    close_quietly,
+    read_frame,
+    request,
+    reset_quietly,
+    write_frame,
+)
 from boxless.waku import lightpush as lp
 from boxless.waku.message import MAX_MESSAGE_SIZE, WakuMessage
 from boxless.waku.sharding import DEFAULT_NUM_SHARDS
@@ -123,8 +130,14 @@ class LightPushService:
         """
         peer = stream.muxed_conn.peer_id
         try:
-            data = await read_frame(stream, self.max_message_size + FRAME_OVERHEAD)
-        except (DecodeError, NetworkError) as exc:
+            data = await read_frame(
+                stream, self.max_message_size + FRAME_OVERHEAD, timeout=SERVICE_IDLE_TIMEOUT
+            )
+        except NetworkError as exc:  # idle, unused or vanished: honest peers do that
+            logger.debug("no lightpush request from %s: %s", peer, exc)
+            await reset_quietly(stream)
+            return
+        except DecodeError as exc:
             logger.info("unreadable light push request from %s: %s", peer, exc)
             await reset_quietly(stream)
             await self._violation(peer)

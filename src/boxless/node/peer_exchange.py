@@ -37,6 +37,7 @@ from libp2p.peer.id import ID
 from boxless.errors import DecodeError, NetworkError
 from boxless.node.streams import (
     DEFAULT_TIMEOUT,
+    SERVICE_IDLE_TIMEOUT,
     close_quietly,
     read_frame,
     request,
@@ -48,7 +49,7 @@ from boxless.waku.enr import Enr
 
 logger = logging.getLogger(__name__)
 
-IDLE_STREAM_TIMEOUT = 120.0
+IDLE_STREAM_TIMEOUT = SERVICE_IDLE_TIMEOUT
 """How long an opened stream may wait for its query (js-waku opens streams early)."""
 
 

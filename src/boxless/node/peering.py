@@ -24,7 +24,14 @@ from boxless._trio_compat import TaskStatus
 from boxless.errors import ConfigError, DecodeError, NetworkError
 from boxless.node.metrics import NodeMetrics
 from boxless.node.penalties import PenaltyBox
-from boxless.node.streams import close_quietly, read_frame, request, reset_quietly, write_frame
+from boxless.node.streams import (
+    SERVICE_IDLE_TIMEOUT,
+    close_quietly,
+    read_frame,
+    request,
+    reset_quietly,
+    write_frame,
+)
 from boxless.waku import metadata as md
 
 logger = logging.getLogger(__name__)
@@ -197,8 +204,14 @@ class Peering:
     async def _serve_metadata(self, stream: INetStream) -> None:
         peer_id = stream.muxed_conn.peer_id
         try:
-            remote = md.decode_request(await read_frame(stream, md.MAX_METADATA_SIZE))
-        except (DecodeError, NetworkError) as exc:
+            remote = md.decode_request(
+                await read_frame(stream, md.MAX_METADATA_SIZE, timeout=SERVICE_IDLE_TIMEOUT)
+            )
+        except NetworkError as exc:  # idle, unused or vanished: honest peers do that
+            logger.debug("no metadata request from %s: %s", peer_id, exc)
+            await reset_quietly(stream)
+            return
+        except DecodeError as exc:
             logger.info("bad metadata request from %s: %s", peer_id, exc)
             await reset_quietly(stream)
             await self.violation(peer_id, "metadata")

@@ -26,7 +26,13 @@ from boxless.archive import Archive, ArchiveQuery, ArchiveRow, CursorNotFoundErr
 from boxless.errors import BoxlessError, DecodeError, NetworkError, StorageError
 from boxless.node.metrics import NodeMetrics
 from boxless.node.store_client import StoreQuerySpec, iter_pages
-from boxless.node.streams import close_quietly, read_frame, reset_quietly, write_frame
+from boxless.node.streams import (
+    SERVICE_IDLE_TIMEOUT,
+    close_quietly,
+    read_frame,
+    reset_quietly,
+    write_frame,
+)
 from boxless.waku import store
 from boxless.waku.message import message_hash
 
@@ -59,8 +65,12 @@ class StoreService:
         """Serve one request on ``stream``; never raises for a peer's mistake."""
         peer = stream.muxed_conn.peer_id
         try:
-            data = await read_frame(stream, MAX_REQUEST_SIZE)
-        except (DecodeError, NetworkError) as exc:
+            data = await read_frame(stream, MAX_REQUEST_SIZE, timeout=SERVICE_IDLE_TIMEOUT)
+        except NetworkError as exc:  # idle, unused or vanished: honest peers do that
+            logger.debug("no store request from %s: %s", peer, exc)
+            await reset_quietly(stream)
+            return
+        except DecodeError as exc:
             logger.info("unreadable store request from %s: %s", peer, exc)
             await reset_quietly(stream)
             await self.on_violation(peer, "store")

@@ -30,14 +30,24 @@ logger = logging.getLogger(__name__)
 
 READ_CHUNK = 64 * 1024
 DEFAULT_TIMEOUT = 10.0
+# How long a service waits for the request on an inbound stream. js-waku opens
+# one stream per protocol right after identify and may use it much later, so
+# an idle stream is honest; it is closed after this, and not held against the peer.
+SERVICE_IDLE_TIMEOUT = 120.0
+
+
+class StreamClosedEarly(NetworkError):
+    """The peer closed the stream before sending anything: not malformed, just unused."""
 
 
 async def read_frame(stream: INetStream, max_size: int, timeout: float = DEFAULT_TIMEOUT) -> bytes:
     """Read exactly one length-prefixed frame from ``stream``.
 
     Raises :class:`DecodeError` if the peer sends a bad prefix, an oversized
-    frame, or closes mid-frame; :class:`NetworkError` on timeout or a broken
-    stream. Cancellation leaves the stream half-read; callers reset it.
+    frame, or closes mid-frame (protocol violations); :class:`NetworkError` on
+    timeout, a broken stream, or :class:`StreamClosedEarly` if the peer closed
+    without sending a byte (not a violation). Cancellation leaves the stream
+    half-read; callers reset it.
     """
     decoder = FrameDecoder(max_size)
     with trio.move_on_after(timeout) as scope:
@@ -52,6 +62,8 @@ async def read_frame(stream: INetStream, max_size: int, timeout: float = DEFAULT
             except StreamError as exc:
                 raise NetworkError(f"stream broke while reading: {exc}") from exc
             if not chunk:
+                if not decoder.buffered:
+                    raise StreamClosedEarly("stream closed before any byte arrived")
                 decoder.eof()
                 raise DecodeError("stream closed before a complete frame arrived")
             decoder.feed(chunk)
