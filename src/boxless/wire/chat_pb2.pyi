@@ -11,7 +11,9 @@ Schema evolution: new kinds of body are new fields of the `body` oneof, with
 numbers never reused. An older client decodes a message whose body it does not
 know as "unsupported" (it still acknowledges it) instead of failing. `version`
 changes only for an incompatible change of the fields below; version 1 is the
-only one so far.
+only one so far. Field numbers 5-9 are kept for future header fields; 10 and
+up belong to the body oneof, so an unknown field numbered 10 or more is an
+unknown kind of body.
 """
 
 from collections import abc as _abc

@@ -1,0 +1,507 @@
+"""The app envelope: :class:`ChatMessage` values and their protobuf codec.
+
+Theory of operation
+-------------------
+A :class:`ChatMessage` is a header (version, a 16-byte random ``message_id``,
+the sender's Lamport clock, the sender's wall-clock time) and one *body*: a
+small frozen dataclass per kind (:class:`Text`, :class:`Edit`, ...). Each value
+checks its fields when built, so an invalid one cannot exist: building one
+locally with bad fields raises :class:`~boxless.errors.UsageError`, and
+:func:`decode` turns the same failures on a peer's bytes into
+:class:`~boxless.errors.DecodeError` with the same explanation.
+
+Schema evolution (see ``wire/chat.proto``): a body of a kind this version does
+not know -- an unknown field numbered 10 or more, or an enum value added later --
+decodes to :class:`Unsupported`, never to an error, so the client can still
+store a placeholder and acknowledge it. A different ``version`` is an
+incompatible change and raises :class:`UnsupportedVersion`.
+
+Size: :data:`MAX_ENCODED_BYTES` (63 KiB) keeps a message, once inside Olm and a
+sealed envelope, in the 64 KiB padding bucket, under Waku's 150 KiB message
+limit (the next bucket, 256 KiB, would not fit). Larger content (big avatars,
+files) belongs in attachments.
+
+Privacy: these values hold plaintext, so their ``repr`` shows sizes and
+message-id prefixes, never text, names, emoji, avatars or secrets.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Final
+
+from google.protobuf.message import DecodeError as ProtobufDecodeError
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+from boxless.chat.pow import NONCE_BYTES, ProofOfWork
+from boxless.errors import DecodeError, UsageError
+from boxless.wire import chat_pb2
+
+__all__ = [
+    "CONVERSATION_SECRET_BYTES",
+    "MAX_AVATAR_BYTES",
+    "MAX_EMOJI_BYTES",
+    "MAX_ENCODED_BYTES",
+    "MAX_INTRO_BYTES",
+    "MAX_LAMPORT",
+    "MAX_NAME_CHARS",
+    "MAX_RECEIPT_IDS",
+    "MAX_SENDER_CARD_BYTES",
+    "MAX_TEXT_BYTES",
+    "MESSAGE_ID_BYTES",
+    "VERSION",
+    "Body",
+    "ChatMessage",
+    "ContactRequest",
+    "ContactResponse",
+    "Decision",
+    "Delete",
+    "Edit",
+    "ProfileUpdate",
+    "Reaction",
+    "Receipt",
+    "ReceiptKind",
+    "SessionReset",
+    "Text",
+    "Typing",
+    "Unsupported",
+    "UnsupportedVersion",
+    "decode",
+    "encode",
+    "is_reliable",
+    "new_message",
+    "new_message_id",
+]
+
+VERSION: Final = 1
+MESSAGE_ID_BYTES: Final = 16
+MAX_LAMPORT: Final = (1 << 63) - 1
+"""Lamport values fit a signed 64-bit SQL integer."""
+MAX_ENCODED_BYTES: Final = 63 * 1024
+MAX_TEXT_BYTES: Final = 60 * 1024
+MAX_EMOJI_BYTES: Final = 32
+MAX_RECEIPT_IDS: Final = 500
+MAX_INTRO_BYTES: Final = 2048
+MAX_SENDER_CARD_BYTES: Final = 4096
+CONVERSATION_SECRET_BYTES: Final = 32
+MAX_NAME_CHARS: Final = 64
+MAX_NAME_BYTES: Final = 256
+MAX_AVATAR_BYTES: Final = 48 * 1024
+"""An avatar travels inside one message; bigger pictures must be scaled down by the client."""
+
+_FIRST_BODY_FIELD: Final = 10
+_I64_MAX: Final = (1 << 63) - 1
+
+
+class UnsupportedVersion(DecodeError):
+    """The message uses an envelope version this client does not speak."""
+
+    def __init__(self, version: int) -> None:
+        super().__init__(
+            f"chat message version {version} is not supported (this client speaks {VERSION})"
+        )
+        self.version = version
+
+
+def _utf8_len(name: str, value: str) -> int:
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise UsageError(f"{name} is not valid Unicode") from None
+
+
+def _check_text(name: str, value: str, limit: int, *, allow_empty: bool = False) -> None:
+    size = _utf8_len(name, value)
+    if size == 0 and not allow_empty:
+        raise UsageError(f"{name} must not be empty")
+    if size > limit:
+        raise UsageError(f"{name} is {size} bytes; the limit is {limit}")
+
+
+def _check_id(name: str, value: bytes) -> None:
+    if len(value) != MESSAGE_ID_BYTES:
+        raise UsageError(f"{name} must be {MESSAGE_ID_BYTES} bytes, not {len(value)}")
+
+
+def _short(message_id: bytes) -> str:
+    return message_id.hex()[:8]
+
+
+@dataclass(frozen=True, slots=True)
+class Text:
+    """A text message; ``reply_to`` names the message it answers."""
+
+    text: str = field(repr=False)
+    reply_to: bytes | None = None
+
+    def __post_init__(self) -> None:
+        _check_text("text", self.text, MAX_TEXT_BYTES)
+        if self.reply_to is not None:
+            _check_id("reply_to", self.reply_to)
+
+    def __repr__(self) -> str:
+        reply = "" if self.reply_to is None else f", reply_to={_short(self.reply_to)}"
+        return f"Text(<{len(self.text)} chars>{reply})"
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """New text for an earlier :class:`Text` from the same sender."""
+
+    target: bytes
+    text: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_id("edit target", self.target)
+        _check_text("edited text", self.text, MAX_TEXT_BYTES)
+
+    def __repr__(self) -> str:
+        return f"Edit(target={_short(self.target)}, <{len(self.text)} chars>)"
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    """Delete for everyone: the sender withdraws one of its messages."""
+
+    target: bytes
+
+    def __post_init__(self) -> None:
+        _check_id("delete target", self.target)
+
+    def __repr__(self) -> str:
+        return f"Delete(target={_short(self.target)})"
+
+
+@dataclass(frozen=True, slots=True)
+class Reaction:
+    """An emoji on a message; ``remove`` takes back an earlier one."""
+
+    target: bytes
+    emoji: str = field(repr=False)
+    remove: bool = False
+
+    def __post_init__(self) -> None:
+        _check_id("reaction target", self.target)
+        _check_text("emoji", self.emoji, MAX_EMOJI_BYTES)
+        if any(unicodedata.category(ch) in ("Cc", "Zs", "Zl", "Zp") for ch in self.emoji):
+            raise UsageError("emoji must not contain spaces or control characters")
+
+    def __repr__(self) -> str:
+        return f"Reaction(target={_short(self.target)}, remove={self.remove})"
+
+
+class ReceiptKind(enum.Enum):
+    DELIVERED = chat_pb2.Receipt.DELIVERED
+    READ = chat_pb2.Receipt.READ
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Delivery or read receipts for 1..MAX_RECEIPT_IDS messages."""
+
+    message_ids: tuple[bytes, ...]
+    kind: ReceiptKind
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.message_ids, tuple):
+            raise UsageError("receipt message_ids must be a tuple")
+        if not 1 <= len(self.message_ids) <= MAX_RECEIPT_IDS:
+            raise UsageError(
+                f"a receipt covers 1..{MAX_RECEIPT_IDS} messages, not {len(self.message_ids)}"
+            )
+        for message_id in self.message_ids:
+            _check_id("receipt message id", message_id)
+
+    def __repr__(self) -> str:
+        return f"Receipt({self.kind.name}, {len(self.message_ids)} ids)"
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """Ephemeral typing indicator: never stored, acknowledged or re-sent."""
+
+    typing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRequest:
+    """The first message to a stranger; its proof of work pays for the stranger's attention.
+
+    ``sender_card`` is the sender's encoded contact code (identity/ validates it)
+    so the recipient can answer; ``conversation_secret`` is 32 random bytes both
+    sides derive the conversation topic from (:func:`boxless.chat.topics.conversation_topic`).
+    """
+
+    intro: str = field(repr=False)
+    proof: ProofOfWork
+    sender_card: bytes = field(repr=False)
+    conversation_secret: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_text("intro", self.intro, MAX_INTRO_BYTES, allow_empty=True)
+        if not 0 < len(self.sender_card) <= MAX_SENDER_CARD_BYTES:
+            raise UsageError(f"sender card must be 1..{MAX_SENDER_CARD_BYTES} bytes")
+        if len(self.conversation_secret) != CONVERSATION_SECRET_BYTES:
+            raise UsageError(f"conversation secret must be {CONVERSATION_SECRET_BYTES} bytes")
+
+    def __repr__(self) -> str:
+        return f"ContactRequest(<intro {len(self.intro)} chars>, pow_ts={self.proof.timestamp_ms})"
+
+
+class Decision(enum.Enum):
+    ACCEPT = chat_pb2.ContactResponse.ACCEPT
+    DECLINE = chat_pb2.ContactResponse.DECLINE
+
+
+@dataclass(frozen=True, slots=True)
+class ContactResponse:
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileUpdate:
+    """Display name and avatar (empty bytes: none); for contacts only."""
+
+    name: str = field(repr=False)
+    avatar: bytes = field(default=b"", repr=False)
+
+    def __post_init__(self) -> None:
+        _check_text("name", self.name, MAX_NAME_BYTES)
+        if len(self.name) > MAX_NAME_CHARS:
+            raise UsageError(f"name has {len(self.name)} characters; the limit is {MAX_NAME_CHARS}")
+        if len(self.avatar) > MAX_AVATAR_BYTES:
+            raise UsageError(f"avatar is {len(self.avatar)} bytes; the limit is {MAX_AVATAR_BYTES}")
+
+    def __repr__(self) -> str:
+        return f"ProfileUpdate(<name>, <avatar {len(self.avatar)} bytes>)"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReset:
+    """The sender could not decrypt something of ours and asks for a new Olm session."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unsupported:
+    """A body of a kind a newer client sent; ``detail`` says which (for logs)."""
+
+    detail: str
+
+
+Body = (
+    Text
+    | Edit
+    | Delete
+    | Reaction
+    | Receipt
+    | Typing
+    | ContactRequest
+    | ContactResponse
+    | ProfileUpdate
+    | SessionReset
+    | Unsupported
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    """One app-level message: header plus one body."""
+
+    message_id: bytes
+    lamport: int
+    sent_at_ms: int
+    body: Body
+    version: int = VERSION
+
+    def __post_init__(self) -> None:
+        if self.version != VERSION:
+            raise UsageError(f"only chat message version {VERSION} can be built")
+        _check_id("message_id", self.message_id)
+        if not 0 <= self.lamport <= MAX_LAMPORT:
+            raise UsageError(f"lamport must be 0..2^63-1, got {self.lamport}")
+        if not 0 <= self.sent_at_ms <= _I64_MAX:
+            raise UsageError(f"sent_at_ms must be 0..2^63-1, got {self.sent_at_ms}")
+
+    def __repr__(self) -> str:
+        return (
+            f"ChatMessage(id={_short(self.message_id)}, lamport={self.lamport}, "
+            f"sent_at_ms={self.sent_at_ms}, body={self.body!r})"
+        )
+
+
+def new_message_id() -> bytes:
+    """Return 16 random bytes for a new message."""
+    return os.urandom(MESSAGE_ID_BYTES)
+
+
+def new_message(
+    body: Body, *, lamport: int, sent_at_ms: int, message_id: bytes | None = None
+) -> ChatMessage:
+    """Build a message with a fresh random id (unless one is given)."""
+    if message_id is None:
+        message_id = new_message_id()
+    return ChatMessage(message_id, lamport, sent_at_ms, body)
+
+
+def is_reliable(body: Body) -> bool:
+    """Whether a body goes through the outbox and is acknowledged with a DELIVERED receipt.
+
+    Receipts and typing indicators are not (acknowledging acknowledgements
+    would never end; typing is ephemeral). :class:`Unsupported` bodies are
+    acknowledged: they were delivered, only not understood.
+    """
+    return not isinstance(body, Receipt | Typing)
+
+
+# --- encoding ---------------------------------------------------------------
+
+
+def encode(msg: ChatMessage) -> bytes:
+    """Serialise ``msg``; :class:`UsageError` if it is Unsupported or too large."""
+    pb = chat_pb2.ChatMessage(
+        version=msg.version,
+        message_id=msg.message_id,
+        lamport=msg.lamport,
+        sent_at_ms=msg.sent_at_ms,
+    )
+    _encode_body(pb, msg.body)
+    data = pb.SerializeToString()
+    if len(data) > MAX_ENCODED_BYTES:
+        raise UsageError(f"chat message is {len(data)} bytes; the limit is {MAX_ENCODED_BYTES}")
+    return data
+
+
+def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
+    match body:
+        case Text(text, reply_to):
+            pb.text.text = text
+            if reply_to is not None:
+                pb.text.reply_to = reply_to
+        case Edit(target, text):
+            pb.edit.target, pb.edit.text = target, text
+        case Delete(target):
+            pb.delete.target = target
+        case Reaction(target, emoji, remove):
+            pb.reaction.target, pb.reaction.emoji, pb.reaction.remove = target, emoji, remove
+        case Receipt(message_ids, kind):
+            pb.receipt.message_ids.extend(message_ids)
+            pb.receipt.kind = kind.value
+        case Typing(typing):
+            pb.typing.typing = typing
+        case ContactRequest(intro, proof, card, secret):
+            req = pb.contact_request
+            req.intro, req.sender_card, req.conversation_secret = intro, card, secret
+            req.pow_nonce, req.pow_timestamp_ms = proof.nonce, proof.timestamp_ms
+        case ContactResponse(decision):
+            pb.contact_response.decision = decision.value
+        case ProfileUpdate(name, avatar):
+            pb.profile_update.name, pb.profile_update.avatar = name, avatar
+        case SessionReset():
+            pb.session_reset.SetInParent()
+        case Unsupported():
+            raise UsageError("an Unsupported body cannot be sent")
+
+
+# --- decoding ---------------------------------------------------------------
+
+
+@contextmanager
+def _peer_input(what: str) -> Iterator[None]:
+    """Report a validation failure while building from peer bytes as a DecodeError."""
+    try:
+        yield
+    except UsageError as exc:
+        raise DecodeError(f"{what}: {exc}") from None
+
+
+def decode(data: bytes) -> ChatMessage:
+    """Parse untrusted bytes into a :class:`ChatMessage`.
+
+    Raises :class:`DecodeError` (or its subclass :class:`UnsupportedVersion`)
+    with a message naming what is wrong; never anything else.
+    """
+    if len(data) > MAX_ENCODED_BYTES:
+        raise DecodeError(f"chat message is {len(data)} bytes; the limit is {MAX_ENCODED_BYTES}")
+    pb = chat_pb2.ChatMessage()
+    try:
+        pb.ParseFromString(data)
+    except ProtobufDecodeError:
+        raise DecodeError("chat message is not valid protobuf") from None
+    if pb.version != VERSION:
+        if pb.version == 0:
+            raise DecodeError("chat message has no version")
+        raise UnsupportedVersion(pb.version)
+    body = _decode_body(pb)
+    with _peer_input("chat message"):
+        return ChatMessage(pb.message_id, pb.lamport, pb.sent_at_ms, body)
+
+
+def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
+    kind = pb.WhichOneof("body")
+    with _peer_input(f"chat message {kind or 'body'}"):
+        match kind:
+            case "text":
+                t = pb.text
+                return Text(t.text, t.reply_to if t.HasField("reply_to") else None)
+            case "edit":
+                return Edit(pb.edit.target, pb.edit.text)
+            case "delete":
+                return Delete(pb.delete.target)
+            case "reaction":
+                r = pb.reaction
+                return Reaction(r.target, r.emoji, r.remove)
+            case "receipt":
+                return _decode_receipt(pb.receipt)
+            case "typing":
+                return Typing(pb.typing.typing)
+            case "contact_request":
+                return _decode_contact_request(pb.contact_request)
+            case "contact_response":
+                return _decode_contact_response(pb.contact_response)
+            case "profile_update":
+                return ProfileUpdate(pb.profile_update.name, pb.profile_update.avatar)
+            case "session_reset":
+                return SessionReset()
+            case None:
+                return _unknown_body(pb)
+            case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault
+                raise AssertionError(f"unhandled chat body {kind}")
+
+
+def _unknown_body(pb: chat_pb2.ChatMessage) -> Unsupported:
+    unknown = UnknownFieldSet(pb)
+    numbers: set[int] = {unknown[i].field_number for i in range(len(unknown))}
+    numbers = {n for n in numbers if n >= _FIRST_BODY_FIELD}
+    if not numbers:
+        raise DecodeError("chat message has no body")
+    return Unsupported(f"body field {max(numbers)}")
+
+
+def _decode_receipt(r: chat_pb2.Receipt) -> Receipt | Unsupported:
+    if r.kind == chat_pb2.Receipt.KIND_UNSPECIFIED:
+        raise DecodeError("chat message receipt has no kind")
+    if r.kind not in {k.value for k in ReceiptKind}:
+        return Unsupported(f"receipt kind {r.kind}")
+    if len(r.message_ids) > MAX_RECEIPT_IDS:
+        raise DecodeError(f"chat message receipt has more than {MAX_RECEIPT_IDS} ids")
+    return Receipt(tuple(r.message_ids), ReceiptKind(r.kind))
+
+
+def _decode_contact_request(r: chat_pb2.ContactRequest) -> ContactRequest:
+    if len(r.pow_nonce) != NONCE_BYTES:
+        raise DecodeError(f"contact request proof-of-work nonce must be {NONCE_BYTES} bytes")
+    proof = ProofOfWork(r.pow_timestamp_ms, r.pow_nonce)
+    return ContactRequest(r.intro, proof, r.sender_card, r.conversation_secret)
+
+
+def _decode_contact_response(r: chat_pb2.ContactResponse) -> ContactResponse | Unsupported:
+    if r.decision == chat_pb2.ContactResponse.DECISION_UNSPECIFIED:
+        raise DecodeError("contact response has no decision")
+    if r.decision not in {d.value for d in Decision}:
+        return Unsupported(f"contact response decision {r.decision}")
+    return ContactResponse(Decision(r.decision))
