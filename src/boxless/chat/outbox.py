@@ -230,7 +230,7 @@ class Outbox:
         *,
         random: Callable[[], float] = _random.random,
     ) -> None:
-        self.policy = policy or RetryPolicy()
+        self.policy = RetryPolicy() if policy is None else policy
         self._random = random
         self._entries: dict[bytes, OutboxEntry] = {}
 
