@@ -11,7 +11,7 @@ full :class:`WakuNode` that relays (``boxless up --relay``).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -47,7 +47,7 @@ class Transport(Protocol):
 
     async def subscribe(self, content_topics: Sequence[str]) -> None: ...
 
-    def incoming(self) -> AsyncIterator[trio.MemoryReceiveChannel[Incoming]]: ...
+    def incoming(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Incoming]]: ...
 
     def history(
         self, content_topics: Sequence[str], since_ns: int | None

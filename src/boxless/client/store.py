@@ -1,0 +1,244 @@
+"""The client's tables: every SQL statement of the client core lives here.
+
+Synapse's habit: domain code decides, storage functions hold the SQL. Each
+function takes the cursor of a transaction the caller owns (``with
+db.transaction() as cur``), so one incoming message — decrypt, dedup mark,
+stored message, contact change — commits or rolls back as one unit.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from boxless.chat.outbox import ROW_COLUMNS, OutboxRow
+from boxless.storage.userdb import migration_files
+
+Cursor = Any
+
+
+def client_migrations() -> list[Any]:
+    return migration_files("boxless.client")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    identity_key: bytes
+    display_name: str
+    bundle: bytes
+    device_key: bytes
+    state: str
+    intro: str
+    conversation_topic: str
+    verified_key: bytes | None
+    lamport: int
+    added_at_ms: int
+    updated_at_ms: int
+
+
+_CONTACT_COLS = (
+    "identity_key, display_name, bundle, device_key, state, intro, conversation_topic, "
+    "verified_key, lamport, added_at_ms, updated_at_ms"
+)
+
+
+def put_contact(cur: Cursor, c: ContactRow) -> None:
+    cur.execute(
+        f"INSERT INTO client_contacts ({_CONTACT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT(identity_key) DO UPDATE SET display_name=excluded.display_name, "
+        "bundle=excluded.bundle, device_key=excluded.device_key, state=excluded.state, "
+        "intro=excluded.intro, conversation_topic=excluded.conversation_topic, "
+        "verified_key=excluded.verified_key, lamport=excluded.lamport, "
+        "updated_at_ms=excluded.updated_at_ms",
+        (
+            c.identity_key,
+            c.display_name,
+            c.bundle,
+            c.device_key,
+            c.state,
+            c.intro,
+            c.conversation_topic,
+            c.verified_key,
+            c.lamport,
+            c.added_at_ms,
+            c.updated_at_ms,
+        ),
+    )
+
+
+def get_contact(cur: Cursor, identity_key: bytes) -> ContactRow | None:
+    cur.execute(
+        f"SELECT {_CONTACT_COLS} FROM client_contacts WHERE identity_key = ?", (identity_key,)
+    )
+    row = cur.fetchone()
+    return ContactRow(*row) if row else None
+
+
+def list_contacts(cur: Cursor) -> list[ContactRow]:
+    cur.execute(f"SELECT {_CONTACT_COLS} FROM client_contacts ORDER BY display_name, added_at_ms")
+    return [ContactRow(*r) for r in cur.fetchall()]
+
+
+def contact_by_topic(cur: Cursor, topic: str) -> ContactRow | None:
+    cur.execute(
+        f"SELECT {_CONTACT_COLS} FROM client_contacts WHERE conversation_topic = ?", (topic,)
+    )
+    row = cur.fetchone()
+    return ContactRow(*row) if row else None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    message_id: bytes
+    contact: bytes
+    outgoing: bool
+    lamport: int
+    sent_at_ms: int
+    received_at_ms: int | None
+    text: str
+    reply_to: bytes | None
+    edited: bool
+    deleted: bool
+    state: str
+    reactions: dict[str, list[str]]
+
+
+_MSG_COLS = (
+    "message_id, contact, outgoing, lamport, sent_at_ms, received_at_ms, text, reply_to, "
+    "edited, deleted, state, reactions"
+)
+
+
+def _message(row: tuple[Any, ...]) -> MessageRow:
+    (mid, contact, out, lamport, sent, recv, text, reply, edited, deleted, state, reactions) = row
+    return MessageRow(
+        mid,
+        contact,
+        bool(out),
+        lamport,
+        sent,
+        recv,
+        text,
+        reply,
+        bool(edited),
+        bool(deleted),
+        state,
+        json.loads(reactions),
+    )
+
+
+def add_message(cur: Cursor, m: MessageRow) -> bool:
+    """Insert ``m``; False if a message with its id exists (a duplicate)."""
+    cur.execute(
+        f"INSERT OR IGNORE INTO client_messages ({_MSG_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            m.message_id,
+            m.contact,
+            int(m.outgoing),
+            m.lamport,
+            m.sent_at_ms,
+            m.received_at_ms,
+            m.text,
+            m.reply_to,
+            int(m.edited),
+            int(m.deleted),
+            m.state,
+            json.dumps(m.reactions),
+        ),
+    )
+    return bool(cur.rowcount)
+
+
+def get_message(cur: Cursor, message_id: bytes) -> MessageRow | None:
+    cur.execute(f"SELECT {_MSG_COLS} FROM client_messages WHERE message_id = ?", (message_id,))
+    row = cur.fetchone()
+    return _message(row) if row else None
+
+
+def update_message(cur: Cursor, m: MessageRow) -> None:
+    cur.execute(
+        "UPDATE client_messages SET text=?, edited=?, deleted=?, state=?, reactions=? "
+        "WHERE message_id=?",
+        (m.text, int(m.edited), int(m.deleted), m.state, json.dumps(m.reactions), m.message_id),
+    )
+
+
+def list_messages(
+    cur: Cursor, contact: bytes, limit: int = 50, before_lamport: int | None = None
+) -> list[MessageRow]:
+    """The newest ``limit`` messages of a conversation (before ``before_lamport``), oldest first."""
+    cur.execute(
+        f"SELECT {_MSG_COLS} FROM client_messages WHERE contact = ? AND lamport < ? "
+        "ORDER BY lamport DESC, sent_at_ms DESC, message_id DESC LIMIT ?",
+        (contact, before_lamport if before_lamport is not None else 2**62, limit),
+    )
+    return [_message(r) for r in reversed(cur.fetchall())]
+
+
+def unread_incoming(cur: Cursor, contact: bytes) -> list[bytes]:
+    cur.execute(
+        "SELECT message_id FROM client_messages WHERE contact = ? AND outgoing = 0 "
+        "AND state = 'received'",
+        (contact,),
+    )
+    return [r[0] for r in cur.fetchall()]
+
+
+def set_incoming_read(cur: Cursor, ids: list[bytes]) -> None:
+    cur.executemany(
+        "UPDATE client_messages SET state='read' WHERE message_id=?", [(i,) for i in ids]
+    )
+
+
+def save_outbox_row(cur: Cursor, row: OutboxRow) -> None:
+    cols = ", ".join(ROW_COLUMNS)
+    marks = ",".join("?" * len(ROW_COLUMNS))
+    cur.execute(f"INSERT OR REPLACE INTO client_outbox ({cols}) VALUES ({marks})", tuple(row))
+
+
+def delete_outbox_row(cur: Cursor, message_id: bytes) -> None:
+    cur.execute("DELETE FROM client_outbox WHERE message_id = ?", (message_id,))
+
+
+def load_outbox_rows(cur: Cursor) -> list[tuple[Any, ...]]:
+    cur.execute(f"SELECT {', '.join(ROW_COLUMNS)} FROM client_outbox")
+    return list(cur.fetchall())
+
+
+def mark_seen(cur: Cursor, message_hash: bytes, now_ms: int) -> bool:
+    """Record a processed Waku message; False if it was processed before."""
+    cur.execute(
+        "INSERT OR IGNORE INTO client_seen (message_hash, seen_at_ms) VALUES (?, ?)",
+        (message_hash, now_ms),
+    )
+    return bool(cur.rowcount)
+
+
+def was_seen(cur: Cursor, message_hash: bytes) -> bool:
+    cur.execute("SELECT 1 FROM client_seen WHERE message_hash = ?", (message_hash,))
+    return cur.fetchone() is not None
+
+
+def get_sync(cur: Cursor, topic: str) -> int | None:
+    cur.execute("SELECT last_ns FROM client_sync WHERE content_topic = ?", (topic,))
+    row = cur.fetchone()
+    return int(row[0]) if row else None
+
+
+def set_sync(cur: Cursor, topic: str, last_ns: int) -> None:
+    cur.execute(
+        "INSERT INTO client_sync (content_topic, last_ns) VALUES (?, ?) "
+        "ON CONFLICT(content_topic) DO UPDATE SET last_ns = MAX(last_ns, excluded.last_ns)",
+        (topic, last_ns),
+    )
+
+
+def get_state(cur: Cursor, key: str) -> bytes | None:
+    cur.execute("SELECT value FROM client_state WHERE key = ?", (key,))
+    row = cur.fetchone()
+    return bytes(row[0]) if row else None
+
+
+def set_state(cur: Cursor, key: str, value: bytes) -> None:
+    cur.execute("INSERT OR REPLACE INTO client_state (key, value) VALUES (?, ?)", (key, value))
