@@ -1,0 +1,1 @@
+"""The local HTTP + WebSocket API of a running user node."""

@@ -1,0 +1,288 @@
+"""The local API app: resources over the client core, one event WebSocket.
+
+Security model: bound to 127.0.0.1 by default; every request carries the
+per-install token (``Authorization: Bearer <token>``; WebSockets and the web
+UI's first load may pass ``?token=``); a request whose ``Origin`` is not the
+API's own is refused (no CORS for other sites, so a page elsewhere can neither
+read nor write, and no cookies are used, so there is nothing to forge).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from pydantic import BaseModel, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from boxless.api.errors import ApiError, error_response, handle_api_error, handle_boxless_error
+from boxless.chat.requests import ContactEvent
+from boxless.client import store as db
+from boxless.client.core import Client
+from boxless.crypto.verification import format_safety_number, safety_number
+from boxless.errors import BoxlessError
+from boxless.identity.keys import fingerprint
+
+
+class AuthMiddleware:
+    """Token and Origin checks before anything else runs."""
+
+    def __init__(self, app: ASGIApp, token: str, allowed_origins: set[str]) -> None:
+        self.app = app
+        self.token = token
+        self.allowed_origins = allowed_origins
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        origin = headers.get("origin")
+        if origin is not None and origin not in self.allowed_origins:
+            await self._deny(
+                scope, receive, send, 403, "bad_origin", "requests from other sites are refused"
+            )
+            return
+        if scope["type"] == "http" and not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)  # static UI files: no secrets in them
+            return
+        supplied = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if not supplied:
+            query = scope.get("query_string", b"").decode()
+            supplied = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("token", "")
+        if not hmac.compare_digest(supplied.encode(), self.token.encode()):
+            await self._deny(
+                scope,
+                receive,
+                send,
+                401,
+                "unauthorized",
+                "missing or wrong API token: open the URL `boxless up` printed",
+            )
+            return
+        await self.app(scope, receive, send)
+
+    async def _deny(
+        self, scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
+    ) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4000 + status})
+            return
+        await error_response(status, code, message)(scope, receive, send)
+
+
+class NewContact(BaseModel):
+    link: str = Field(min_length=1, max_length=8192)
+    intro: str = Field(default="", max_length=2000)
+
+
+class NewMessage(BaseModel):
+    text: str = Field(min_length=1, max_length=60_000)
+    reply_to: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
+
+
+class EditMessage(BaseModel):
+    text: str = Field(min_length=1, max_length=60_000)
+
+
+class NewReaction(BaseModel):
+    emoji: str = Field(min_length=1, max_length=16)
+    remove: bool = False
+
+
+class TypingState(BaseModel):
+    typing: bool
+
+
+async def _body(request: Request, model: type[BaseModel]) -> Any:
+    try:
+        raw = await request.body()
+        return model.model_validate_json(raw or b"{}")
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ApiError(422, "invalid_body", problems) from None
+
+
+def _key(request: Request, name: str = "key") -> bytes:
+    text = request.path_params[name]
+    try:
+        value = bytes.fromhex(text)
+    except ValueError:
+        value = b""
+    if len(value) not in (16, 32):
+        raise ApiError(422, "invalid_id", f"{name} must be hex (32 or 64 characters)")
+    return value
+
+
+def contact_json(c: db.ContactRow) -> dict[str, Any]:
+    return {
+        "identity_key": c.identity_key.hex(),
+        "name": c.display_name,
+        "state": c.state,
+        "intro": c.intro,
+        "fingerprint": fingerprint(c.identity_key),
+        "verified": c.verified_key is not None and c.verified_key == c.identity_key,
+        "added_at_ms": c.added_at_ms,
+    }
+
+
+def message_json(m: db.MessageRow) -> dict[str, Any]:
+    return {
+        "id": m.message_id.hex(),
+        "contact": m.contact.hex(),
+        "outgoing": m.outgoing,
+        "lamport": m.lamport,
+        "sent_at_ms": m.sent_at_ms,
+        "received_at_ms": m.received_at_ms,
+        "text": m.text,
+        "reply_to": m.reply_to.hex() if m.reply_to else None,
+        "edited": m.edited,
+        "deleted": m.deleted,
+        "state": m.state,
+        "reactions": m.reactions,
+    }
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def build_app(
+    client: Client, token: str, origin: str, status: Callable[[], dict[str, Any]]
+) -> Starlette:
+    """The API for ``client``; ``origin`` is the API's own (e.g. http://127.0.0.1:8765)."""
+
+    async def me(request: Request) -> Response:
+        acc = client.account
+        return JSONResponse(
+            {
+                "name": acc.profile.display_name,
+                "identity_key": acc.identity.public_key.hex(),
+                "fingerprint": acc.identity.fingerprint,
+                "device_id": acc.device.device_id.hex(),
+                "link": acc.contact_code(time.time()).link,
+            }
+        )
+
+    async def contacts(request: Request) -> Response:
+        return JSONResponse([contact_json(c) for c in client.contacts()])
+
+    async def add_contact(request: Request) -> Response:
+        body = await _body(request, NewContact)
+        row = await client.add_contact(body.link, body.intro)
+        return JSONResponse(contact_json(row), status_code=201)
+
+    def action(event: ContactEvent) -> Handler:
+        async def handler(request: Request) -> Response:
+            return JSONResponse(contact_json(await client.respond(_key(request), event)))
+
+        return handler
+
+    async def messages(request: Request) -> Response:
+        try:
+            limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
+        except ValueError:
+            raise ApiError(422, "invalid_query", "limit must be a number") from None
+        return JSONResponse([message_json(m) for m in client.messages(_key(request), limit)])
+
+    async def send(request: Request) -> Response:
+        body = await _body(request, NewMessage)
+        mid = await client.send_text(
+            _key(request), body.text, bytes.fromhex(body.reply_to) if body.reply_to else None
+        )
+        with client.db.transaction() as cur:
+            msg = db.get_message(cur, mid)
+        assert msg is not None
+        return JSONResponse(message_json(msg), status_code=201)
+
+    async def edit(request: Request) -> Response:
+        body = await _body(request, EditMessage)
+        await client.edit(_key(request, "id"), body.text)
+        return Response(status_code=204)
+
+    async def delete(request: Request) -> Response:
+        await client.delete(_key(request, "id"))
+        return Response(status_code=204)
+
+    async def react(request: Request) -> Response:
+        body = await _body(request, NewReaction)
+        await client.react(_key(request, "id"), body.emoji, body.remove)
+        return Response(status_code=204)
+
+    async def read(request: Request) -> Response:
+        return JSONResponse({"marked": await client.mark_read(_key(request))})
+
+    async def typing(request: Request) -> Response:
+        body = await _body(request, TypingState)
+        await client.typing(_key(request), body.typing)
+        return Response(status_code=204)
+
+    async def verification(request: Request) -> Response:
+        key = _key(request)
+        number = safety_number(client.me, key)
+        return JSONResponse({"safety_number": format_safety_number(number)})
+
+    async def node_status(request: Request) -> Response:
+        return JSONResponse(status())
+
+    async def events(ws: WebSocket) -> None:
+        await ws.accept()
+        async with client.events() as channel, trio.open_nursery() as nursery:
+
+            async def drain_client() -> None:
+                try:
+                    while True:
+                        await ws.receive_text()
+                except WebSocketDisconnect:
+                    nursery.cancel_scope.cancel()
+
+            nursery.start_soon(drain_client)
+            async for event in channel:
+                try:
+                    await ws.send_text(json.dumps(event))
+                except (WebSocketDisconnect, RuntimeError):
+                    break
+            nursery.cancel_scope.cancel()
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return error_response(404, "not_found", f"no such resource: {request.url.path}")
+
+    routes = [
+        Route("/api/v1/me", me),
+        Route("/api/v1/status", node_status),
+        Route("/api/v1/contacts", contacts, methods=["GET"]),
+        Route("/api/v1/contacts", add_contact, methods=["POST"]),
+        Route("/api/v1/contacts/{key}/accept", action(ContactEvent.ACCEPT), methods=["POST"]),
+        Route("/api/v1/contacts/{key}/decline", action(ContactEvent.DECLINE), methods=["POST"]),
+        Route("/api/v1/contacts/{key}/block", action(ContactEvent.BLOCK), methods=["POST"]),
+        Route("/api/v1/contacts/{key}/unblock", action(ContactEvent.UNBLOCK), methods=["POST"]),
+        Route("/api/v1/contacts/{key}/messages", messages, methods=["GET"]),
+        Route("/api/v1/contacts/{key}/messages", send, methods=["POST"]),
+        Route("/api/v1/contacts/{key}/read", read, methods=["POST"]),
+        Route("/api/v1/contacts/{key}/typing", typing, methods=["POST"]),
+        Route("/api/v1/contacts/{key}/verification", verification, methods=["GET"]),
+        Route("/api/v1/messages/{id}", delete, methods=["DELETE"]),
+        Route("/api/v1/messages/{id}/edit", edit, methods=["POST"]),
+        Route("/api/v1/messages/{id}/reactions", react, methods=["POST"]),
+        WebSocketRoute("/api/v1/events", events),
+    ]
+    return Starlette(
+        routes=routes,
+        middleware=[Middleware(AuthMiddleware, token=token, allowed_origins={origin})],
+        exception_handlers={
+            ApiError: handle_api_error,
+            BoxlessError: handle_boxless_error,
+            404: not_found,
+        },
+    )

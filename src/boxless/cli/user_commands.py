@@ -1,0 +1,362 @@
+"""The user's commands: ``up`` runs node + client + local API; the others talk to it.
+
+``boxless up`` owns the account while it runs (one process per account: two
+processes ratcheting the same Olm sessions would corrupt them). It writes
+``<home>/api.json`` (URL and token, mode 0600); ``contact``, ``contacts``,
+``send``, ``chat`` and ``verify`` read it and call the local API.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import trio
+import typer
+
+from boxless.cli.identity_commands import USER_HOME, HomeOption, _passphrase
+from boxless.cli.main import _fail, _setup_logging, app, console, run_trio
+from boxless.errors import BoxlessError, ConfigError, NetworkError, UsageError
+from boxless.waku.sharding import DEFAULT_CLUSTER_ID
+
+contact_app = typer.Typer(
+    help="Add and manage contacts (needs `boxless up`).", no_args_is_help=True
+)
+app.add_typer(contact_app, name="contact")
+
+API_FILE = "api.json"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def _run_up(
+    home: Path,
+    passphrase: str,
+    service_peers: list[str],
+    relay: bool,
+    peers: list[str],
+    listen: list[str],
+    api_host: str,
+    api_port: int,
+    cluster: int,
+) -> None:
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    from boxless.api.app import build_app
+    from boxless.client.core import Client
+    from boxless.client.transport import LightTransport, RelayTransport, Transport
+    from boxless.identity.account import open_account
+    from boxless.node.config import NodeConfig
+    from boxless.node.light import LightNode
+    from boxless.node.service import WakuNode
+
+    account = open_account(home, passphrase)
+    api_file = home / API_FILE
+    try:
+        async with trio.open_nursery() as nursery:
+            transport: Transport
+            if relay:
+                config = NodeConfig(
+                    home / "node",
+                    tuple(listen),
+                    peers=tuple(peers),
+                    cluster_id=cluster,
+                    store_resume=False,
+                )
+                node = await nursery.start(WakuNode(config).run)
+                transport = RelayTransport(node)
+            else:
+                if not service_peers:
+                    raise ConfigError("a light node needs --service-peer (or use --relay --peer)")
+                light = LightNode(home / "node", service_peers, cluster_id=cluster, listen=listen)
+                await nursery.start(light.run)
+                transport = LightTransport(light)
+            client = Client(account, transport)
+            await nursery.start(client.run)
+            token = secrets.token_urlsafe(24)
+            port = api_port or _free_port()
+            origin = f"http://{api_host}:{port}"
+            hc = Config()
+            hc.bind = [f"{api_host}:{port}"]
+            hc.accesslog = None
+            hc.errorlog = None
+            web = build_app(client, token, origin, transport.status)
+            await nursery.start(serve, web, hc)
+            fd = os.open(api_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                json.dump({"url": origin, "token": token, "pid": os.getpid()}, f)
+            print(f"Boxless is up as {account.profile.display_name}.", flush=True)
+            print(f"open: {origin}/?token={token}", flush=True)
+            with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+                async for _ in signals:
+                    break
+            nursery.cancel_scope.cancel()
+    finally:
+        api_file.unlink(missing_ok=True)
+        account.close()
+    print("stopped", flush=True)
+
+
+@app.command()
+def up(
+    home: HomeOption = USER_HOME,
+    service_peer: Annotated[
+        list[str] | None, typer.Option(help="Service node multiaddr for light mode (repeatable)")
+    ] = None,
+    relay: Annotated[
+        bool, typer.Option(help="Run a full relay node instead of a light client")
+    ] = False,
+    peer: Annotated[
+        list[str] | None, typer.Option(help="With --relay: static peer (repeatable)")
+    ] = None,
+    listen: Annotated[list[str] | None, typer.Option(help="Multiaddr to listen on")] = None,
+    api: Annotated[
+        str, typer.Option(help="HOST:PORT of the local API (port 0: any)")
+    ] = "127.0.0.1:0",
+    cluster: Annotated[int, typer.Option()] = DEFAULT_CLUSTER_ID,
+    log_level: Annotated[str, typer.Option()] = "WARNING",
+) -> None:
+    """Run your node, your client and the local API until Ctrl-C."""
+    _setup_logging(log_level, False)
+    host, _, port = api.rpartition(":")
+    if not host or not port.isdigit():
+        console.print("[red]error:[/red] --api must be HOST:PORT, e.g. 127.0.0.1:8765")
+        raise typer.Exit(2)
+    try:
+        passphrase = _passphrase(new=False)
+        run_trio(
+            _run_up,
+            home,
+            passphrase,
+            service_peer or [],
+            relay,
+            peer or [],
+            listen or ["/ip4/127.0.0.1/tcp/0"],
+            host,
+            int(port),
+            cluster,
+        )
+    except BoxlessError as exc:
+        _fail(exc)
+
+
+# -- talking to a running `up` -------------------------------------------------------
+
+
+class Api:
+    """A small client of the local API of the `boxless up` owning ``home``."""
+
+    def __init__(self, home: Path) -> None:
+        path = home / API_FILE
+        try:
+            info = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise UsageError(
+                f"Boxless is not running for {home}: start it with `boxless up` first"
+            ) from None
+        self.url = info["url"]
+        self.token = info["token"]
+        self.http = httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
+        )
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        try:
+            r = self.http.request(method, "/api/v1" + path, json=body)
+        except httpx.HTTPError as exc:
+            raise NetworkError(f"`boxless up` does not answer at {self.url}: {exc}") from exc
+        if r.status_code >= 400:
+            raise UsageError(r.json()["error"]["message"])
+        return r.json() if r.content else None
+
+    def contact_key(self, who: str) -> str:
+        contacts = self.call("GET", "/contacts")
+        exact = [c for c in contacts if c["name"].lower() == who.lower()]
+        keyed = [c for c in contacts if len(who) >= 4 and c["identity_key"].startswith(who.lower())]
+        found = exact or keyed
+        if len(found) != 1:
+            raise UsageError(
+                f"no contact called {who!r}: see `boxless contacts`"
+                if not found
+                else f"{who!r} matches {len(found)} contacts: use a key prefix"
+            )
+        return str(found[0]["identity_key"])
+
+
+def _api(home: Path) -> Api:
+    try:
+        return Api(home)
+    except BoxlessError as exc:
+        _fail(exc)
+
+
+@contact_app.command("add")
+def contact_add(
+    link: Annotated[str, typer.Argument(help="Their boxless://c/... link")],
+    intro: Annotated[str, typer.Option(help="A few words so they know who you are")] = "",
+    home: HomeOption = USER_HOME,
+) -> None:
+    """Add a contact from their link and send them a contact request."""
+    try:
+        c = _api(home).call("POST", "/contacts", {"link": link, "intro": intro})
+    except BoxlessError as exc:
+        _fail(exc)
+    print(f"added {c['name']} ({c['fingerprint']}): {c['state'].replace('_', ' ')}")
+
+
+def _contact_action(action: str, who: str, home: Path) -> None:
+    try:
+        api = _api(home)
+        c = api.call("POST", f"/contacts/{api.contact_key(who)}/{action}")
+    except BoxlessError as exc:
+        _fail(exc)
+    print(f"{c['name']}: {c['state'].replace('_', ' ')}")
+
+
+@contact_app.command("accept")
+def contact_accept(who: str, home: HomeOption = USER_HOME) -> None:
+    """Accept a contact request."""
+    _contact_action("accept", who, home)
+
+
+@contact_app.command("decline")
+def contact_decline(who: str, home: HomeOption = USER_HOME) -> None:
+    """Decline a contact request."""
+    _contact_action("decline", who, home)
+
+
+@contact_app.command("block")
+def contact_block(who: str, home: HomeOption = USER_HOME) -> None:
+    """Block a contact: their messages are dropped silently."""
+    _contact_action("block", who, home)
+
+
+@app.command()
+def contacts(home: HomeOption = USER_HOME) -> None:
+    """List contacts and their state."""
+    from rich.table import Table
+
+    try:
+        rows = _api(home).call("GET", "/contacts")
+    except BoxlessError as exc:
+        _fail(exc)
+    table = Table()
+    for col in ("name", "state", "fingerprint", "verified"):
+        table.add_column(col)
+    for c in rows:
+        table.add_row(
+            c["name"],
+            c["state"].replace("_", " "),
+            c["fingerprint"],
+            "yes" if c["verified"] else "",
+        )
+    console.print(table)
+
+
+@app.command()
+def send(
+    who: Annotated[str, typer.Argument(help="Contact name or key prefix")],
+    text: Annotated[str, typer.Argument(help="The message")],
+    home: HomeOption = USER_HOME,
+) -> None:
+    """Send a message (queued; delivered when they are reachable)."""
+    try:
+        api = _api(home)
+        m = api.call("POST", f"/contacts/{api.contact_key(who)}/messages", {"text": text})
+    except BoxlessError as exc:
+        _fail(exc)
+    print(f"{m['id']} {m['state']}")
+
+
+@app.command()
+def verify(who: str, home: HomeOption = USER_HOME) -> None:
+    """Show the safety number to compare with your contact (in person or on a call)."""
+    try:
+        api = _api(home)
+        v = api.call("GET", f"/contacts/{api.contact_key(who)}/verification")
+    except BoxlessError as exc:
+        _fail(exc)
+    print("Compare this safety number with your contact's; if they match, no one is in the middle:")
+    print(v["safety_number"])
+
+
+_TICKS = {"queued": "·", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read", "failed": "✗"}
+
+
+def _line(m: dict[str, Any], name: str) -> str:
+    who = "me" if m["outgoing"] else name
+    text = "(deleted)" if m["deleted"] else m["text"] + (" (edited)" if m["edited"] else "")
+    ticks = f"  {_TICKS.get(m['state'], '')}" if m["outgoing"] else ""
+    reactions = " ".join(f"{e}{len(v)}" for e, v in m["reactions"].items())
+    return f"{who}: {text}{ticks}" + (f"  [{reactions}]" if reactions else "")
+
+
+@app.command()
+def chat(who: str, home: HomeOption = USER_HOME) -> None:
+    """Chat live: type a line and Enter to send; Ctrl-D or /quit to leave."""
+    try:
+        api = _api(home)
+        key = api.contact_key(who)
+        name = next(c["name"] for c in api.call("GET", "/contacts") if c["identity_key"] == key)
+        for m in api.call("GET", f"/contacts/{key}/messages?limit=30"):
+            print(_line(m, name))
+        api.call("POST", f"/contacts/{key}/read")
+        run_trio(_chat_live, api, key, name)
+    except BoxlessError as exc:
+        _fail(exc)
+
+
+def _find_message(api: Api, key: str, message_id: str) -> dict[str, Any] | None:
+    for m in api.call("GET", f"/contacts/{key}/messages?limit=50"):
+        if m["id"] == message_id:
+            return dict(m)
+    return None
+
+
+async def _chat_live(api: Api, key: str, name: str) -> None:
+    from trio_websocket import ConnectionClosed, open_websocket_url
+
+    ws_url = api.url.replace("http://", "ws://") + f"/api/v1/events?token={api.token}"
+    async with open_websocket_url(ws_url) as ws, trio.open_nursery() as nursery:
+
+        async def show() -> None:
+            try:
+                while True:
+                    event = json.loads(await ws.get_message())
+                    if event["type"] == "message":
+                        m = await trio.to_thread.run_sync(
+                            _find_message, api, key, event["message_id"]
+                        )
+                        if m is not None:
+                            print(_line(m, name), flush=True)
+                            if not m["outgoing"]:
+                                await trio.to_thread.run_sync(
+                                    api.call, "POST", f"/contacts/{key}/read"
+                                )
+                    elif event["type"] == "typing" and event["contact"] == key and event["typing"]:
+                        print(f"({name} is typing…)", flush=True)
+            except ConnectionClosed:
+                nursery.cancel_scope.cancel()
+
+        nursery.start_soon(show)
+        while True:
+            line = await trio.to_thread.run_sync(sys.stdin.readline)
+            if not line or line.strip() == "/quit":
+                break
+            if line.strip():
+                await trio.to_thread.run_sync(
+                    api.call, "POST", f"/contacts/{key}/messages", {"text": line.rstrip("\n")}
+                )
+        nursery.cancel_scope.cancel()
