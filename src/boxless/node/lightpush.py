@@ -100,6 +100,7 @@ class LightPushService:
         max_message_size: int = MAX_MESSAGE_SIZE,
         now_ns: Callable[[], int] = time.time_ns,
         on_violation: Callable[[ID, str], Awaitable[None]] | None = None,
+        keeps_locally: bool = False,
     ) -> None:
         self.host = host
         self.publish = publish
@@ -110,6 +111,11 @@ class LightPushService:
         self.max_message_size = max_message_size
         self.now_ns = now_ns
         self.on_violation = on_violation
+        # A node that archives or filter-pushes what it relays is a destination in
+        # itself: with no relay peer it still takes the message (status 200, peer
+        # count 0) instead of nwaku's 505, so a network shrunk to one service node
+        # keeps delivering (store catch-up, filter).
+        self.keeps_locally = keeps_locally
         self._counters = _metrics_for(metrics)
 
     def register(self) -> None:
@@ -181,14 +187,14 @@ class LightPushService:
     async def _relay(self, req: lp.PushRequest) -> tuple[lp.LightPushStatus, str | None, int]:
         topic = req.pubsub_topic
         has_peers = self.topic_peer_count is None or self.topic_peer_count(topic) > 0
-        if not has_peers:
+        if not has_peers and not self.keeps_locally:
             return lp.LightPushStatus.NO_PEERS_TO_RELAY, "No peers for topic, skipping publish", 0
         try:
             count = await self.publish(topic, req.message)
         except BoxlessError as exc:  # e.g. relay not running (yet, or any more)
             logger.error("light push: relay publish on %s failed: %s", topic, exc)
             return lp.LightPushStatus.INTERNAL_SERVER_ERROR, "relay publish failed", 0
-        if count > 0:
+        if count > 0 or not has_peers:  # not has_peers here: kept locally (store/filter)
             return lp.LightPushStatus.SUCCESS, None, count
         if self.topic_peer_count is not None:
             return lp.LightPushStatus.INVALID_MESSAGE, "Dropping already-seen message", 0

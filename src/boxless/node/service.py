@@ -224,6 +224,7 @@ class WakuNode:
             max_message_size=self.config.max_message_size,
             now_ns=now_ns,
             on_violation=self.peering.violation,
+            keeps_locally=self.config.store or self.config.filter,
         ).register()
 
     def _validate(self, topic: str, data: bytes, from_peer: ID) -> bool:

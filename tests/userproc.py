@@ -1,0 +1,106 @@
+"""Run `boxless up` (a user's node + client + API) as a real process in tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+PASS = "correct horse battery staple"
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["BOXLESS_PASSPHRASE"] = PASS
+    e["PYTHONUNBUFFERED"] = "1"
+    return e
+
+
+def init_user(home: Path, name: str) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "boxless", "init", "--home", str(home), "--name", name, "--yes"],
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+
+
+@dataclass
+class UserProcess:
+    name: str
+    home: Path
+    service_peers: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    url: str = ""
+    token: str = ""
+
+    def start(self, timeout: float = 60) -> UserProcess:
+        api = self.home / "api.json"
+        api.unlink(missing_ok=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "boxless",
+            "up",
+            "--home",
+            str(self.home),
+            "--log-level",
+            "INFO",
+        ]
+        for p in self.service_peers:
+            cmd += ["--service-peer", p]
+        log = (self.home / "up.log").open("ab")
+        self.proc = subprocess.Popen(cmd, env=env(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while not api.exists():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"{self.name} did not come up:\n{self.logs()}")
+            time.sleep(0.1)
+        info = json.loads(api.read_text())
+        self.url, self.token = info["url"], info["token"]
+        return self
+
+    def stop(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def logs(self, tail: int = 40) -> str:
+        try:
+            return "\n".join(
+                (self.home / "up.log").read_text(errors="replace").splitlines()[-tail:]
+            )
+        except FileNotFoundError:
+            return "(no log)"
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        r = httpx.request(
+            method,
+            self.url + "/api/v1" + path,
+            json=body,
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.token}"},
+        )
+        assert r.status_code < 400, r.text
+        return r.json() if r.content else None
