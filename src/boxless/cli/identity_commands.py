@@ -17,7 +17,8 @@ from typing import Annotated
 
 import typer
 
-from boxless.cli.main import DEFAULT_HOME, _fail, app, console
+from boxless.cli.common import USER_HOME, HomeOption, _passphrase
+from boxless.cli.main import _fail, app, console
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import account_exists, create_account, open_account
 from boxless.identity.contact_code import qr_terminal, save_qr_png
@@ -26,31 +27,12 @@ from boxless.identity.profile import Profile, read_avatar_file, validate_display
 from boxless.identity.seed import generate_phrase, validate_phrase
 from boxless.storage.userdb import UserDBExists, check_new_passphrase
 
-PASSPHRASE_ENV = "BOXLESS_PASSPHRASE"
 RECOVERY_PHRASE_ENV = "BOXLESS_RECOVERY_PHRASE"
 CONFIRM_WORDS = 3
-USER_HOME = DEFAULT_HOME / "user"
-
-HomeOption = Annotated[
-    Path,
-    typer.Option(
-        help="Account directory (default: $BOXLESS_HOME/user, or ~/.boxless/user)",
-        file_okay=False,
-    ),
-]
 
 
 class PhraseNotConfirmed(UsageError):
     """The user did not type back the recovery phrase words correctly."""
-
-
-def _passphrase(new: bool) -> str:
-    from_env = os.environ.get(PASSPHRASE_ENV)
-    if from_env is not None:
-        return from_env
-    prompt = "Choose a passphrase for this device's database" if new else "Passphrase"
-    value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=new)
-    return value
 
 
 def _recovery_phrase() -> str:

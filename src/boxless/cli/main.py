@@ -28,7 +28,7 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-DEFAULT_HOME = Path(os.environ.get("BOXLESS_HOME", Path.home() / ".boxless"))
+from boxless.cli.common import DEFAULT_HOME  # noqa: E402
 
 
 def _setup_logging(level: str, json_logs: bool) -> None:

@@ -21,7 +21,7 @@ import httpx
 import trio
 import typer
 
-from boxless.cli.identity_commands import USER_HOME, HomeOption, _passphrase
+from boxless.cli.common import USER_HOME, HomeOption, _passphrase
 from boxless.cli.main import _fail, _setup_logging, app, console, run_trio
 from boxless.errors import BoxlessError, ConfigError, NetworkError, UsageError
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID

@@ -74,6 +74,7 @@ logger = logging.getLogger(__name__)
 CATCH_UP_MARGIN_NS = 120 * 10**9
 FIRST_SYNC_WINDOW_NS = 7 * 86_400 * 10**9
 RESET_INTERVAL_S = 60.0
+RECEIPT_BATCH_S = 0.01
 
 
 class UnknownContact(UsageError):
@@ -116,6 +117,7 @@ class Client:
         self._listeners: list[trio.MemorySendChannel[dict[str, Any]]] = []
         self._wake = trio.Event()
         self._receipts: dict[bytes, list[bytes]] = {}
+        self._receipts_ready = trio.Event()
         self._last_reset: dict[bytes, float] = {}
         self.ready = trio.Event()
 
@@ -615,6 +617,7 @@ class Client:
             db.put_contact(cur, replace(contact, display_name=body.name))
         if env.is_reliable(body):
             self._receipts.setdefault(sender, []).append(msg.message_id)
+            self._receipts_ready.set()
         for ev in events:
             self._emit(ev)
         if not follow:
@@ -693,9 +696,12 @@ class Client:
             )
 
     async def _receipt_loop(self) -> None:
-        """Send DELIVERED receipts in batches (at most every 200 ms)."""
+        """Send DELIVERED receipts soon after, batched over a 10 ms window (a
+        catch-up from store acknowledges hundreds of messages in one receipt)."""
         while True:
-            await trio.sleep(0.2)
+            await self._receipts_ready.wait()
+            await trio.sleep(RECEIPT_BATCH_S)
+            self._receipts_ready = trio.Event()
             pending, self._receipts = self._receipts, {}
             for sender, ids in pending.items():
                 with self.db.transaction() as cur:
