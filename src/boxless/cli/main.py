@@ -15,6 +15,7 @@ import trio
 import typer
 from rich.console import Console
 
+from boxless.cli.common import DEFAULT_HOME
 from boxless.errors import BoxlessError
 from boxless.node.config import NodeConfig, RetentionPolicy
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID, DEFAULT_NUM_SHARDS
@@ -28,7 +29,6 @@ app = typer.Typer(
 )
 console = Console(stderr=True)
 
-from boxless.cli.common import DEFAULT_HOME  # noqa: E402
 
 
 def _setup_logging(level: str, json_logs: bool) -> None:

@@ -107,7 +107,9 @@ class LightPushService:
         self.metrics = metrics
         self.policy = lp.ShardPolicy(cluster_id, frozenset(pubsub_topics), num_shards)
         self.topic_peer_count = topic_peer_count
-        self.limiter = limiter if limiter is not None else lp.TokenBucketLimiter()
+        # 30/s sustained, bursts of 100: a person pasting a long chat or a client
+        # catching up (messages + receipts) stays well inside; a flood does not.
+        self.limiter = limiter if limiter is not None else lp.TokenBucketLimiter(rate=30, burst=100)
         self.max_message_size = max_message_size
         self.now_ns = now_ns
         self.on_violation = on_violation
