@@ -59,3 +59,37 @@ async def test_alice_and_bob_become_contacts_and_chat(tmp_path: Path) -> None:
             await bob.mark_read(req.identity_key)
             await _wait_state(alice, mid, "read")
         nursery.cancel_scope.cancel()
+
+
+async def test_verified_contact_whose_device_changes_is_flagged(tmp_path: Path) -> None:
+    import time as _time
+
+    from boxless.identity.contact_code import make_contact_code
+    from boxless.identity.keys import Device
+
+    for name in ("alice", "bob"):
+        make_account(tmp_path / name, name.title()).close()
+    async with trio.open_nursery() as nursery:
+        s1 = await start_service(nursery, tmp_path, "s1")
+        addrs = [s1.addrs()[0]]
+        async with (
+            running_client(tmp_path / "alice", addrs) as alice,
+            running_client(tmp_path / "bob", addrs) as bob,
+        ):
+            await alice.add_contact(bob.account.contact_code(_time.time()).link)
+            bob_key = bob.me
+            row = alice.confirm_verified(bob_key)
+            assert row.verified_key == row.device_key
+            # someone presents a link for Bob's identity with another device
+            other = Device.create(bob.account.identity, _time.time())
+            link = make_contact_code(bob.account.identity, other, "Bob", _time.time()).link
+            async with alice.events() as events:
+                await alice.add_contact(link)
+                seen = []
+                with trio.move_on_after(5):
+                    while "verification_broken" not in seen:
+                        seen.append((await events.receive())["type"])
+                assert "verification_broken" in seen, seen
+            [c] = alice.contacts()
+            assert c.verified_key is not None and c.verified_key != c.device_key
+        nursery.cancel_scope.cancel()

@@ -133,7 +133,8 @@ def contact_json(c: db.ContactRow) -> dict[str, Any]:
         "state": c.state,
         "intro": c.intro,
         "fingerprint": fingerprint(c.identity_key),
-        "verified": c.verified_key is not None and c.verified_key == c.identity_key,
+        "verified": c.verified_key is not None and c.verified_key == c.device_key,
+        "verification_broken": c.verified_key is not None and c.verified_key != c.device_key,
         "added_at_ms": c.added_at_ms,
     }
 
@@ -233,6 +234,9 @@ def build_app(
         number = safety_number(client.me, key)
         return JSONResponse({"safety_number": format_safety_number(number)})
 
+    async def confirm_verification(request: Request) -> Response:
+        return JSONResponse(contact_json(client.confirm_verified(_key(request))))
+
     async def node_status(request: Request) -> Response:
         return JSONResponse(status())
 
@@ -272,6 +276,7 @@ def build_app(
         Route("/api/v1/contacts/{key}/read", read, methods=["POST"]),
         Route("/api/v1/contacts/{key}/typing", typing, methods=["POST"]),
         Route("/api/v1/contacts/{key}/verification", verification, methods=["GET"]),
+        Route("/api/v1/contacts/{key}/verification", confirm_verification, methods=["POST"]),
         Route("/api/v1/messages/{id}", delete, methods=["DELETE"]),
         Route("/api/v1/messages/{id}/edit", edit, methods=["POST"]),
         Route("/api/v1/messages/{id}/reactions", react, methods=["POST"]),

@@ -30,7 +30,6 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
-
 def _setup_logging(level: str, json_logs: bool) -> None:
     """Structured logging to stderr: key=value text, or one JSON object a line."""
     handler = logging.StreamHandler(sys.stderr)

@@ -256,12 +256,14 @@ def contacts(home: HomeOption = USER_HOME) -> None:
     for col in ("name", "state", "fingerprint", "verified"):
         table.add_column(col)
     for c in rows:
-        table.add_row(
-            c["name"],
-            c["state"].replace("_", " "),
-            c["fingerprint"],
-            "yes" if c["verified"] else "",
+        mark = (
+            "[bold red]KEYS CHANGED: verify again[/bold red]"
+            if c["verification_broken"]
+            else "yes"
+            if c["verified"]
+            else ""
         )
+        table.add_row(c["name"], c["state"].replace("_", " "), c["fingerprint"], mark)
     console.print(table)
 
 
@@ -281,15 +283,27 @@ def send(
 
 
 @app.command()
-def verify(who: str, home: HomeOption = USER_HOME) -> None:
+def verify(
+    who: str,
+    confirm: Annotated[
+        bool, typer.Option(help="The numbers matched: mark the contact verified")
+    ] = False,
+    home: HomeOption = USER_HOME,
+) -> None:
     """Show the safety number to compare with your contact (in person or on a call)."""
     try:
         api = _api(home)
-        v = api.call("GET", f"/contacts/{api.contact_key(who)}/verification")
+        key = api.contact_key(who)
+        if confirm:
+            c = api.call("POST", f"/contacts/{key}/verification")
+            print(f"{c['name']} is verified. You will be warned if their keys ever change.")
+            return
+        v = api.call("GET", f"/contacts/{key}/verification")
     except BoxlessError as exc:
         _fail(exc)
     print("Compare this safety number with your contact's; if they match, no one is in the middle:")
     print(v["safety_number"])
+    print(f"Then run: boxless verify {who} --confirm")
 
 
 _TICKS = {"queued": "·", "sent": "✓", "delivered": "✓✓", "read": "✓✓ read", "failed": "✗"}

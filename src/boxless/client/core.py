@@ -217,15 +217,20 @@ class Client:
         new_state = next_contact_state(state, ContactEvent.SEND_REQUEST)
         secret = secrets.token_bytes(32)
         topic = existing.conversation_topic if existing else conversation_topic(secret)
+        device_key = code.bundle.certificate.device_curve25519
+        verified = existing.verified_key if existing else None
+        if verified is not None and verified != device_key:
+            logger.warning("a verified contact's keys changed: verification is broken")
+            self._emit({"type": "verification_broken", "contact": code.identity_key.hex()})
         row = db.ContactRow(
             identity_key=code.identity_key,
             display_name=code.display_name,
             bundle=code.to_bytes(),
-            device_key=code.bundle.certificate.device_curve25519,
+            device_key=device_key,
             state=new_state.value,
             intro="",
             conversation_topic=topic,
-            verified_key=None,
+            verified_key=verified,
             lamport=existing.lamport if existing else 0,
             added_at_ms=int(now * 1000),
             updated_at_ms=int(now * 1000),
@@ -244,6 +249,17 @@ class Client:
             {"type": "contact", "contact": code.identity_key.hex(), "state": new_state.value}
         )
         return row
+
+    def confirm_verified(self, identity_key: bytes) -> db.ContactRow:
+        """The user compared safety numbers and they match: remember this device."""
+        with self.db.transaction() as cur:
+            c = db.get_contact(cur, identity_key)
+            if c is None:
+                raise UnknownContact("no such contact")
+            c = replace(c, verified_key=c.device_key, updated_at_ms=int(self.clock() * 1000))
+            db.put_contact(cur, c)
+        self._emit({"type": "contact", "contact": identity_key.hex(), "state": c.state})
+        return c
 
     async def _solve_pow(self, recipient: bytes) -> Any:
         ts = int(self.clock() * 1000)
