@@ -17,7 +17,7 @@ import trio
 import typer
 from rich.table import Table
 
-from boxless.cli.main import _fail, app, console, run_trio
+from boxless.cli.main import _fail, _setup_logging, app, console, run_trio
 from boxless.errors import BoxlessError, NetworkError
 from boxless.node.config import NodeConfig
 from boxless.node.service import WakuNode
@@ -227,7 +227,7 @@ def query(
 
 
 @app.command()
-def demo(
+def devnet(
     duration: Annotated[float | None, typer.Option(help="Stop after this many seconds")] = None,
     interval: Annotated[
         float, typer.Option(help="Seconds between each publisher's messages")
@@ -235,10 +235,30 @@ def demo(
     data_dir: Annotated[Path | None, typer.Option(help="Keep the nodes' data here")] = None,
     svg: Annotated[Path | None, typer.Option(help="Save the final view as an SVG picture")] = None,
 ) -> None:
-    """Start a 3-node local network and watch messages flow (Ctrl-C stops)."""
+    """A 3-node relay + store network in one process, live (for node operators)."""
     from boxless.cli.demo import main as demo_main
 
+    _setup_logging("WARNING", False)
     try:
         demo_main(duration, interval, data_dir, svg)
+    except KeyboardInterrupt:
+        console.print("stopped")
+
+
+@app.command()
+def demo(
+    alice_port: Annotated[int, typer.Option(help="Alice's UI port")] = 8701,
+    bob_port: Annotated[int, typer.Option(help="Bob's UI port")] = 8702,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Keep everything here (default: temp)")
+    ] = None,
+    ready_file: Annotated[Path | None, typer.Option(help="Write both URLs here when ready")] = None,
+) -> None:
+    """Two people (Alice and Bob) chatting on a local network, each with a web UI."""
+    from boxless.cli.people_demo import main as people_main
+
+    _setup_logging("WARNING", False)
+    try:
+        people_main((alice_port, bob_port), data_dir, ready_file)
     except KeyboardInterrupt:
         console.print("stopped")

@@ -1,0 +1,118 @@
+"""``boxless demo``: two people chatting on a local network, in one command.
+
+Two service nodes (relay, store, filter, light push) on loopback; Alice and
+Bob, each with a fresh account (recovery phrase, encrypted database), their
+own light node, client and local API + web UI on their own port. They are
+already contacts and have said hello; the command prints both URLs (with the
+token) and runs until Ctrl-C, which stops everything cleanly.
+"""
+
+from __future__ import annotations
+
+import secrets
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+from boxless.api.app import build_app
+from boxless.chat.requests import ContactEvent
+from boxless.client.core import Client
+from boxless.client.transport import LightTransport
+from boxless.identity.account import LocalAccount, create_account
+from boxless.identity.keys import Identity
+from boxless.identity.profile import Profile
+from boxless.identity.seed import generate_phrase
+from boxless.node.config import NodeConfig
+from boxless.node.light import LightNode
+from boxless.node.service import WakuNode
+
+LOOP = ("/ip4/127.0.0.1/tcp/0",)
+
+
+async def _person(
+    nursery: trio.Nursery, base: Path, name: str, service_peers: list[str], port: int
+) -> tuple[Client, str]:
+    home = base / name.lower()
+    account: LocalAccount = create_account(
+        home,
+        secrets.token_urlsafe(16),
+        Identity.from_phrase(generate_phrase()),
+        Profile(display_name=name),
+        time.time(),
+    )
+    light = LightNode(home / "node", service_peers)
+    await nursery.start(light.run)
+    transport = LightTransport(light)
+    client: Client = await nursery.start(Client(account, transport).run)
+    token = secrets.token_urlsafe(24)
+    origin = f"http://127.0.0.1:{port}"
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    await nursery.start(serve, build_app(client, token, origin, transport.status), config)
+    return client, f"{origin}/?token={token}"
+
+
+async def _wait(what: str, check: object, timeout: float = 60) -> None:
+    with trio.fail_after(timeout):
+        while not check():  # type: ignore[operator]  # noqa: ASYNC110
+            await trio.sleep(0.1)
+
+
+async def run_people_demo(base: Path, ports: tuple[int, int], ready_file: Path | None) -> None:
+    async with trio.open_nursery() as nursery:
+        s1: WakuNode = await nursery.start(
+            WakuNode(
+                NodeConfig(
+                    base / "s1", LOOP, store=True, filter=True, lightpush=True, store_resume=False
+                )
+            ).run
+        )
+        s2: WakuNode = await nursery.start(
+            WakuNode(
+                NodeConfig(
+                    base / "s2",
+                    LOOP,
+                    peers=(s1.addrs()[0],),
+                    store=True,
+                    filter=True,
+                    lightpush=True,
+                )
+            ).run
+        )
+        addrs = [s1.addrs()[0], s2.addrs()[0]]
+        print("starting two service nodes, Alice and Bob (about ten seconds)...", flush=True)
+        alice, alice_url = await _person(nursery, base, "Alice", addrs, ports[0])
+        bob, bob_url = await _person(nursery, base, "Bob", addrs[::-1], ports[1])
+        await alice.add_contact(bob.account.contact_code(time.time()).link, "Hi Bob, it's Alice")
+        await _wait("Bob to get Alice's request", lambda: bool(bob.contacts()))
+        await bob.respond(bob.contacts()[0].identity_key, ContactEvent.ACCEPT)
+        await _wait("Alice to see the accept", lambda: alice.contacts()[0].state == "accepted")
+        await alice.send_text(bob.me, "Hello Bob! This chat is end-to-end encrypted.")
+        print(f"\nAlice: {alice_url}\nBob:   {bob_url}\n", flush=True)
+        print("Open both in a browser and chat. Ctrl-C stops everything.", flush=True)
+        if ready_file is not None:
+            await trio.Path(ready_file).write_text(f"{alice_url}\n{bob_url}\n")
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for _ in signals:
+                break
+        nursery.cancel_scope.cancel()
+    for c in (alice, bob):
+        c.account.close()
+    print("stopped", flush=True)
+
+
+def main(ports: tuple[int, int], data_dir: Path | None, ready_file: Path | None) -> None:
+    from boxless.cli.main import run_trio  # unwraps a nursery's KeyboardInterrupt group
+
+    if data_dir is not None:
+        run_trio(run_people_demo, data_dir, ports, ready_file)
+        return
+    with tempfile.TemporaryDirectory(prefix="boxless-demo-") as tmp:
+        run_trio(run_people_demo, Path(tmp), ports, ready_file)
