@@ -43,9 +43,8 @@ from boxless.errors import BoxlessError, DecodeError, NetworkError, PeerError, U
 from boxless.node.metrics import NodeMetrics
 from boxless.node.streams import (
     READ_CHUNK,
-    SERVICE_IDLE_TIMEOUT,
     close_quietly,
-    read_frame,
+    read_request,
     request,
     reset_quietly,
     write_frame,
@@ -177,16 +176,8 @@ class FilterService:
     async def handle(self, stream: INetStream) -> None:
         """Serve one subscribe request on ``stream``; never raises for a peer's mistake."""
         peer = stream.muxed_conn.peer_id
-        try:
-            data = await read_frame(stream, MAX_REQUEST_SIZE, timeout=SERVICE_IDLE_TIMEOUT)
-        except NetworkError as exc:  # idle, unused or vanished: honest peers do that
-            logger.debug("no filter request from %s: %s", peer, exc)
-            await reset_quietly(stream)
-            return
-        except DecodeError as exc:
-            logger.info("unreadable filter request from %s: %s", peer, exc)
-            await reset_quietly(stream)
-            self._violation(peer)
+        data = await read_request(stream, MAX_REQUEST_SIZE, "filter", self._async_violation)
+        if data is None:
             return
         reply = self.answer(peer, data)
         try:
@@ -218,6 +209,9 @@ class FilterService:
         self._counters.subscribers.set(len(self.subscriptions))
         self._wakeup.set()  # the earliest expiry may have moved
         return fc.build_response(parsed.request_id, outcome.status, outcome.desc)
+
+    async def _async_violation(self, peer: ID, protocol: str) -> None:
+        self._violation(peer)
 
     def _violation(self, peer: ID) -> None:
         """Count malformed input; the node's hook may also penalise the peer."""

@@ -28,12 +28,11 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 from prometheus_client import Counter
 
-from boxless.errors import BoxlessError, DecodeError, NetworkError
+from boxless.errors import BoxlessError, NetworkError
 from boxless.node.metrics import NodeMetrics
 from boxless.node.streams import (
-    SERVICE_IDLE_TIMEOUT,
     close_quietly,
-    read_frame,
+    read_request,
     request,
     reset_quietly,
     write_frame,
@@ -137,18 +136,10 @@ class LightPushService:
         Cancellation (the node stopping) resets the stream.
         """
         peer = stream.muxed_conn.peer_id
-        try:
-            data = await read_frame(
-                stream, self.max_message_size + FRAME_OVERHEAD, timeout=SERVICE_IDLE_TIMEOUT
-            )
-        except NetworkError as exc:  # idle, unused or vanished: honest peers do that
-            logger.debug("no lightpush request from %s: %s", peer, exc)
-            await reset_quietly(stream)
-            return
-        except DecodeError as exc:
-            logger.info("unreadable light push request from %s: %s", peer, exc)
-            await reset_quietly(stream)
-            await self._violation(peer)
+        data = await read_request(
+            stream, self.max_message_size + FRAME_OVERHEAD, "lightpush", self._hook_violation
+        )
+        if data is None:
             return
         try:
             reply, status = await self.answer(version, peer, data)
@@ -178,6 +169,9 @@ class LightPushService:
             return parsed.encode(), parsed.status
         status, desc, count = await self._relay(parsed)
         return lp.build_response(version, parsed.request_id, status, desc, count), status
+
+    async def _hook_violation(self, peer: ID, protocol: str) -> None:
+        await self._violation(peer)
 
     async def _violation(self, peer: ID) -> None:
         """Count malformed input; the node's hook may also penalise the peer."""

@@ -37,20 +37,15 @@ from libp2p.peer.id import ID
 from boxless.errors import DecodeError, NetworkError
 from boxless.node.streams import (
     DEFAULT_TIMEOUT,
-    SERVICE_IDLE_TIMEOUT,
-    close_quietly,
-    read_frame,
+    read_request,
+    reply_and_close,
     request,
     reset_quietly,
-    write_frame,
 )
 from boxless.waku import peer_exchange as px
 from boxless.waku.enr import Enr
 
 logger = logging.getLogger(__name__)
-
-IDLE_STREAM_TIMEOUT = SERVICE_IDLE_TIMEOUT
-"""How long an opened stream may wait for its query (js-waku opens streams early)."""
 
 
 async def request_peers(
@@ -138,23 +133,15 @@ class PeerExchangeService:
     async def handle(self, stream: INetStream) -> None:
         """Serve one query on ``stream``; never raises for a peer's mistake."""
         peer = stream.muxed_conn.peer_id
-        try:
-            data = await read_frame(stream, px.MAX_REQUEST_SIZE, timeout=IDLE_STREAM_TIMEOUT)
-            reply = self.answer(data, peer)
-        except NetworkError as exc:
-            # Not a violation: js-waku opens a stream per protocol after identify
-            # and may leave it idle; a silent or vanished peer is just dropped.
-            logger.debug("peer exchange stream from %s ended without a query: %s", peer, exc)
-            await reset_quietly(stream)
+        data = await read_request(stream, px.MAX_REQUEST_SIZE, "peer_exchange", self.on_violation)
+        if data is None:
             return
+        try:
+            reply = self.answer(data, peer)
         except DecodeError as exc:
             logger.info("bad peer exchange request from %s: %s", peer, exc)
             await reset_quietly(stream)
             if self.on_violation is not None:
                 await self.on_violation(peer, "peer_exchange")
             return
-        try:
-            await write_frame(stream, reply)
-        except NetworkError:
-            logger.debug("peer exchange requester %s left before the answer", peer)
-        await close_quietly(stream)
+        await reply_and_close(stream, reply, "peer exchange")

@@ -25,12 +25,10 @@ from boxless.errors import ConfigError, DecodeError, NetworkError
 from boxless.node.metrics import NodeMetrics
 from boxless.node.penalties import PenaltyBox
 from boxless.node.streams import (
-    SERVICE_IDLE_TIMEOUT,
-    close_quietly,
-    read_frame,
+    read_request,
+    reply_and_close,
     request,
     reset_quietly,
-    write_frame,
 )
 from boxless.waku import metadata as md
 
@@ -203,24 +201,17 @@ class Peering:
 
     async def _serve_metadata(self, stream: INetStream) -> None:
         peer_id = stream.muxed_conn.peer_id
-        try:
-            remote = md.decode_request(
-                await read_frame(stream, md.MAX_METADATA_SIZE, timeout=SERVICE_IDLE_TIMEOUT)
-            )
-        except NetworkError as exc:  # idle, unused or vanished: honest peers do that
-            logger.debug("no metadata request from %s: %s", peer_id, exc)
-            await reset_quietly(stream)
+        data = await read_request(stream, md.MAX_METADATA_SIZE, "metadata", self.violation)
+        if data is None:
             return
+        try:
+            remote = md.decode_request(data)
         except DecodeError as exc:
             logger.info("bad metadata request from %s: %s", peer_id, exc)
             await reset_quietly(stream)
             await self.violation(peer_id, "metadata")
             return
-        try:
-            await write_frame(stream, md.encode_response(self.info))
-        except NetworkError:
-            logger.debug("metadata requester %s left before the answer", peer_id)
-        await close_quietly(stream)
+        await reply_and_close(stream, md.encode_response(self.info), "metadata")
         await self._admit(peer_id, remote)
 
     async def _admit(self, peer_id: ID, remote: md.ClusterInfo) -> None:

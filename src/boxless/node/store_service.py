@@ -23,15 +23,12 @@ from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
 from boxless.archive import Archive, ArchiveQuery, ArchiveRow, CursorNotFoundError
-from boxless.errors import BoxlessError, DecodeError, NetworkError, StorageError
+from boxless.errors import BoxlessError, StorageError
 from boxless.node.metrics import NodeMetrics
 from boxless.node.store_client import StoreQuerySpec, iter_pages
 from boxless.node.streams import (
-    SERVICE_IDLE_TIMEOUT,
-    close_quietly,
-    read_frame,
-    reset_quietly,
-    write_frame,
+    read_request,
+    reply_and_close,
 )
 from boxless.waku import store
 from boxless.waku.message import message_hash
@@ -64,16 +61,8 @@ class StoreService:
     async def handle(self, stream: INetStream) -> None:
         """Serve one request on ``stream``; never raises for a peer's mistake."""
         peer = stream.muxed_conn.peer_id
-        try:
-            data = await read_frame(stream, MAX_REQUEST_SIZE, timeout=SERVICE_IDLE_TIMEOUT)
-        except NetworkError as exc:  # idle, unused or vanished: honest peers do that
-            logger.debug("no store request from %s: %s", peer, exc)
-            await reset_quietly(stream)
-            return
-        except DecodeError as exc:
-            logger.info("unreadable store request from %s: %s", peer, exc)
-            await reset_quietly(stream)
-            await self.on_violation(peer, "store")
+        data = await read_request(stream, MAX_REQUEST_SIZE, "store", self.on_violation)
+        if data is None:
             return
         started = time.perf_counter()
         reply, status = await self.answer(data)
@@ -81,11 +70,7 @@ class StoreService:
             await self.on_violation(peer, "store")
         self.metrics.store_queries.labels(str(status)).inc()
         self.metrics.store_query_seconds.observe(time.perf_counter() - started)
-        try:
-            await write_frame(stream, reply)
-        except NetworkError:
-            logger.debug("store requester %s left before the answer", peer)
-        await close_quietly(stream)
+        await reply_and_close(stream, reply, "store")
 
     async def answer(self, data: bytes) -> tuple[bytes, int]:
         """The encoded response to request bytes ``data``, and its status code."""

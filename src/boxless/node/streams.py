@@ -15,7 +15,7 @@ yamux, and EOF is signalled by raising ``StreamEOF`` rather than returning
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -126,3 +126,39 @@ async def request(
     except BaseException:
         await reset_quietly(stream)
         raise
+
+
+async def read_request(
+    stream: INetStream,
+    max_size: int,
+    protocol: str,
+    on_violation: Callable[[ID, str], Awaitable[None]] | None,
+) -> bytes | None:
+    """A service's read of the one request on an inbound stream.
+
+    Returns the request frame, or None after resetting the stream. A peer that
+    sent nothing (idle past :data:`SERVICE_IDLE_TIMEOUT`, closed unused, or
+    gone) is honest — js-waku pre-opens streams — and only logged; malformed
+    input is reported to ``on_violation`` (the node's penalty box).
+    """
+    peer = stream.muxed_conn.peer_id
+    try:
+        return await read_frame(stream, max_size, timeout=SERVICE_IDLE_TIMEOUT)
+    except NetworkError as exc:
+        logger.debug("no %s request from %s: %s", protocol, peer, exc)
+        await reset_quietly(stream)
+    except DecodeError as exc:
+        logger.info("malformed %s request from %s: %s", protocol, peer, exc)
+        await reset_quietly(stream)
+        if on_violation is not None:
+            await on_violation(peer, protocol)
+    return None
+
+
+async def reply_and_close(stream: INetStream, payload: bytes, protocol: str) -> None:
+    """Write a service's one response and close; a requester that left is not an error."""
+    try:
+        await write_frame(stream, payload)
+    except NetworkError:
+        logger.debug("%s requester %s left before the answer", protocol, stream.muxed_conn.peer_id)
+    await close_quietly(stream)
