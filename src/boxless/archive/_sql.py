@@ -17,8 +17,9 @@ this keeps a page's cost proportional to the page size, where a plain
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from boxless.archive.base import ArchivePage, ArchiveQuery, ArchiveRow
 
@@ -174,3 +175,30 @@ def delete_up_to(ph: str, received_at: int, message_hash: bytes) -> Statement:
     """Delete the given row and every row received before it."""
     sql = f"DELETE FROM messages WHERE (received_at, message_hash) <= ({ph}, {ph})"
     return Statement(sql, (received_at, message_hash))
+
+
+def run_retention(
+    execute: Callable[[Statement], Any],
+    ph: str,
+    now_ns: int,
+    max_age_ns: int | None,
+    max_count: int | None,
+    max_bytes: int | None,
+) -> int:
+    """Apply the three retention limits through ``execute`` (a backend's
+    statement runner, inside its write transaction); return rows deleted."""
+
+    def delete_beyond(boundary: Statement) -> int:
+        found = execute(boundary).fetchone()
+        if found is None:
+            return 0
+        return int(execute(delete_up_to(ph, int(found[0]), bytes(found[1]))).rowcount)
+
+    deleted = 0
+    if max_age_ns is not None:
+        deleted += int(execute(delete_older_than(ph, now_ns - max_age_ns)).rowcount)
+    if max_count is not None:
+        deleted += delete_beyond(newest_beyond_count(ph, max_count))
+    if max_bytes is not None:
+        deleted += delete_beyond(newest_beyond_bytes(ph, max_bytes))
+    return deleted

@@ -165,14 +165,10 @@ class SqliteArchive(Archive):
         max_bytes: int | None,
     ) -> int:
         check_retention_limits(max_age_ns, max_count, max_bytes)
-        deleted = 0
         with self._writing() as conn:
-            if max_age_ns is not None:
-                deleted += _execute(conn, _sql.delete_older_than(_PH, now_ns - max_age_ns)).rowcount
-            if max_count is not None:
-                deleted += _delete_beyond(conn, _sql.newest_beyond_count(_PH, max_count))
-            if max_bytes is not None:
-                deleted += _delete_beyond(conn, _sql.newest_beyond_bytes(_PH, max_bytes))
+            deleted = _sql.run_retention(
+                lambda stmt: _execute(conn, stmt), _PH, now_ns, max_age_ns, max_count, max_bytes
+            )
         if deleted:
             log.info("archive retention deleted %d messages", deleted)
         return deleted
@@ -191,13 +187,6 @@ class SqliteArchive(Archive):
 
 def _execute(conn: sqlite3.Connection, stmt: _sql.Statement) -> sqlite3.Cursor:
     return conn.execute(stmt.sql, stmt.params)
-
-
-def _delete_beyond(conn: sqlite3.Connection, boundary: _sql.Statement) -> int:
-    found = _execute(conn, boundary).fetchone()
-    if found is None:
-        return 0
-    return _execute(conn, _sql.delete_up_to(_PH, int(found[0]), bytes(found[1]))).rowcount
 
 
 @contextlib.contextmanager
