@@ -10,10 +10,10 @@ full :class:`WakuNode` that relays (``boxless up --relay``).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -56,6 +56,27 @@ class Transport(Protocol):
     def status(self) -> dict[str, object]: ...
 
 
+@asynccontextmanager
+async def _incoming(
+    source: AbstractAsyncContextManager[trio.MemoryReceiveChannel[Any]],
+    keep: Callable[[Any], bool],
+) -> AsyncIterator[trio.MemoryReceiveChannel[Incoming]]:
+    """A node's received messages (either kind) as :class:`Incoming`, filtered."""
+    send, recv = trio.open_memory_channel[Incoming](1024)
+    async with source as messages, trio.open_nursery() as nursery:
+
+        async def pump() -> None:
+            async for item in messages:
+                if keep(item):
+                    await send.send(Incoming(item.message, item.message_hash))
+
+        nursery.start_soon(pump)
+        try:
+            yield recv
+        finally:
+            nursery.cancel_scope.cancel()
+
+
 class LightTransport:
     """The client over a light node (the default)."""
 
@@ -74,20 +95,8 @@ class LightTransport:
     async def subscribe(self, content_topics: Sequence[str]) -> None:
         await self.node.subscribe(content_topics)
 
-    @asynccontextmanager
-    async def incoming(self) -> AsyncIterator[trio.MemoryReceiveChannel[Incoming]]:
-        send, recv = trio.open_memory_channel[Incoming](1024)
-        async with self.node.messages() as messages, trio.open_nursery() as nursery:
-
-            async def pump() -> None:
-                async for item in messages:
-                    await send.send(Incoming(item.message, item.message_hash))
-
-            nursery.start_soon(pump)
-            try:
-                yield recv
-            finally:
-                nursery.cancel_scope.cancel()
+    def incoming(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Incoming]]:
+        return _incoming(self.node.messages(), lambda item: True)
 
     async def history(
         self, content_topics: Sequence[str], since_ns: int | None
@@ -126,21 +135,10 @@ class RelayTransport:
     async def subscribe(self, content_topics: Sequence[str]) -> None:
         self.content_topics.update(content_topics)
 
-    @asynccontextmanager
-    async def incoming(self) -> AsyncIterator[trio.MemoryReceiveChannel[Incoming]]:
-        send, recv = trio.open_memory_channel[Incoming](1024)
-        async with self.node.messages() as messages, trio.open_nursery() as nursery:
-
-            async def pump() -> None:
-                async for item in messages:
-                    if item.message.content_topic in self.content_topics:
-                        await send.send(Incoming(item.message, item.message_hash))
-
-            nursery.start_soon(pump)
-            try:
-                yield recv
-            finally:
-                nursery.cancel_scope.cancel()
+    def incoming(self) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Incoming]]:
+        return _incoming(
+            self.node.messages(), lambda item: item.message.content_topic in self.content_topics
+        )
 
     async def history(
         self, content_topics: Sequence[str], since_ns: int | None
