@@ -26,11 +26,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from boxless.api.errors import ApiError, error_response, handle_api_error, handle_boxless_error
+from boxless.api.web import MAX_QR_IMAGE_BYTES, qr_link, qr_png, read_limited, web_mount
 from boxless.chat.requests import ContactEvent
 from boxless.client import store as db
 from boxless.client.core import Client
 from boxless.crypto.verification import format_safety_number, safety_number
 from boxless.errors import BoxlessError
+from boxless.identity.contact_code import decode_contact_code
 from boxless.identity.keys import fingerprint
 
 
@@ -176,6 +178,25 @@ def build_app(
             }
         )
 
+    async def my_qr(request: Request) -> Response:
+        link = client.account.contact_code(time.time()).link
+        png = await trio.to_thread.run_sync(qr_png, link)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+
+    async def decode_qr(request: Request) -> Response:
+        if request.headers.get("content-type", "").startswith("multipart/"):
+            raise ApiError(
+                415, "unsupported_media_type", "send the image file itself as the body, not a form"
+            )
+        image = await read_limited(request, MAX_QR_IMAGE_BYTES)
+        if not image:
+            raise ApiError(422, "invalid_body", "send the QR image as the request body")
+        link = await trio.to_thread.run_sync(qr_link, image)
+        code = decode_contact_code(link, time.time())  # a useful error for a foreign QR code
+        return JSONResponse(
+            {"link": link, "name": code.display_name, "fingerprint": code.fingerprint}
+        )
+
     async def contacts(request: Request) -> Response:
         return JSONResponse([contact_json(c) for c in client.contacts()])
 
@@ -264,9 +285,11 @@ def build_app(
 
     routes = [
         Route("/api/v1/me", me),
+        Route("/api/v1/me/qr.png", my_qr, methods=["GET"]),
         Route("/api/v1/status", node_status),
         Route("/api/v1/contacts", contacts, methods=["GET"]),
         Route("/api/v1/contacts", add_contact, methods=["POST"]),
+        Route("/api/v1/contacts/decode-qr", decode_qr, methods=["POST"]),
         Route("/api/v1/contacts/{key}/accept", action(ContactEvent.ACCEPT), methods=["POST"]),
         Route("/api/v1/contacts/{key}/decline", action(ContactEvent.DECLINE), methods=["POST"]),
         Route("/api/v1/contacts/{key}/block", action(ContactEvent.BLOCK), methods=["POST"]),
@@ -281,6 +304,7 @@ def build_app(
         Route("/api/v1/messages/{id}/edit", edit, methods=["POST"]),
         Route("/api/v1/messages/{id}/reactions", react, methods=["POST"]),
         WebSocketRoute("/api/v1/events", events),
+        web_mount(),
     ]
     return Starlette(
         routes=routes,

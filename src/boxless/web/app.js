@@ -1,0 +1,218 @@
+// Boxless web UI: boot, the app shell (tabs + detail pane), hash routes, live events.
+//
+// Routes: #/chats #/contacts #/discover #/me (tabs), #/chat/<key>, #/verify/<key>.
+// On a phone one pane shows at a time; from 800 px wide the tab pane stays on
+// the left and conversations open on the right.
+
+import { ApiError, call, connectEvents, onUnauthorized, takeTokenFromUrl } from "./js/api.js";
+import { h, icon, mount, toast } from "./js/dom.js";
+import { chatsView } from "./js/chats.js";
+import { contactsView } from "./js/contacts.js";
+import { conversationView } from "./js/conversation.js";
+import { discoverView, meView } from "./js/me.js";
+import { onboardingView } from "./js/onboarding.js";
+import {
+  changed,
+  refreshAll,
+  refreshSoon,
+  requestCount,
+  setTyping,
+  store,
+  subscribe,
+  totalUnread,
+} from "./js/store.js";
+import { verifyView } from "./js/verify.js";
+
+const root = document.getElementById("app");
+
+const TABS = [
+  { id: "chats", label: "Chats", make: chatsView },
+  { id: "contacts", label: "Contacts", make: contactsView },
+  { id: "discover", label: "Discover", make: discoverView },
+  { id: "me", label: "Me", make: meView },
+];
+
+function parseRoute() {
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
+  const [name = "chats", arg = null] = parts;
+  return { name, arg };
+}
+
+export function go(path) {
+  location.hash = path;
+}
+
+// -- screens outside the app ---------------------------------------------------------
+
+function message(title, text, action = null) {
+  mount(
+    root,
+    h(
+      "main",
+      { class: "centered" },
+      h("img", { src: "icons/icon-192.png", alt: "", class: "logo", width: 72, height: 72 }),
+      h("h1", {}, title),
+      h("p", {}, text),
+      action,
+    ),
+  );
+}
+
+function needToken(expired) {
+  message(
+    expired ? "This page's access has expired" : "Open Boxless from its link",
+    "Open the link that `boxless up` printed in your terminal " +
+      "(http://127.0.0.1:…/?token=…): it carries the key to your local API.",
+  );
+}
+
+// -- the app shell -------------------------------------------------------------------
+
+let views = {};
+let detail = null; // {key: "chat/<id>", view}
+let shell = null;
+
+function buildShell() {
+  views = Object.fromEntries(TABS.map((t) => [t.id, t.make()]));
+  const tabbar = h(
+    "nav",
+    { class: "tabbar", "aria-label": "Main" },
+    TABS.map((t) =>
+      h(
+        "a",
+        { href: `#/${t.id}`, class: "tab", dataset: { tab: t.id }, id: `tab-${t.id}` },
+        h("span", { class: "tab-icon" }, icon(t.id), h("span", { class: "badge", hidden: true })),
+        h("span", { class: "tab-label" }, t.label),
+      ),
+    ),
+  );
+  const banner = h("div", { class: "banner", role: "status", hidden: true });
+  const sidebar = h("section", { class: "sidebar" }, banner, h("div", { class: "tabpane" }), tabbar);
+  const pane = h("section", { class: "detail", "aria-live": "off" });
+  shell = { sidebar, pane, tabbar, banner, tab: "chats" };
+  mount(root, h("div", { class: "shell" }, sidebar, pane));
+}
+
+function updateBadges() {
+  const counts = { chats: totalUnread(), contacts: requestCount() };
+  for (const a of shell.tabbar.querySelectorAll(".tab")) {
+    const n = counts[a.dataset.tab] || 0;
+    const badge = a.querySelector(".badge");
+    badge.hidden = n === 0;
+    badge.textContent = n > 99 ? "99+" : String(n);
+    a.setAttribute("aria-label", `${TABS.find((t) => t.id === a.dataset.tab).label}${n ? `, ${n} new` : ""}`);
+  }
+  const problem = !store.connected
+    ? "Reconnecting to your node…"
+    : !store.network
+      ? "Your node cannot reach the network; messages wait in the outbox."
+      : "";
+  shell.banner.hidden = !problem;
+  shell.banner.textContent = problem;
+}
+
+function route() {
+  const { name, arg } = parseRoute();
+  const isTab = TABS.some((t) => t.id === name);
+  if (isTab) shell.tab = name;
+  const tabView = views[shell.tab];
+  const pane = shell.sidebar.querySelector(".tabpane");
+  if (pane.firstChild !== tabView.el) mount(pane, tabView.el);
+  for (const a of shell.tabbar.querySelectorAll(".tab")) {
+    if (a.dataset.tab === shell.tab) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  tabView.update();
+
+  const key = isTab ? null : `${name}/${arg}`;
+  if (!detail || detail.key !== key) {
+    if (detail && detail.view.destroy) detail.view.destroy();
+    detail = null;
+    if (name === "chat" && arg) detail = { key, view: conversationView(arg) };
+    else if (name === "verify" && arg) detail = { key, view: verifyView(arg) };
+    if (detail) mount(shell.pane, detail.view.el);
+    else mount(shell.pane, h("div", { class: "placeholder" }, icon("chats", 64), h("p", {}, "Choose a chat")));
+  }
+  document.body.classList.toggle("in-detail", Boolean(detail));
+  if (detail) detail.view.update();
+  if (!isTab && !detail) go("#/chats");
+}
+
+function onEvent(ev) {
+  switch (ev.type) {
+    case "message":
+      if (detail && detail.view.onMessage) detail.view.onMessage(ev);
+      refreshSoon();
+      break;
+    case "contact_request":
+      toast(`${ev.name || "Someone"} wants to add you: see Contacts`);
+      refreshSoon();
+      break;
+    case "contact":
+      refreshSoon();
+      break;
+    case "typing":
+      setTyping(ev.contact, ev.typing);
+      break;
+    case "verification_broken":
+      toast("A verified contact's keys changed: compare safety numbers again", "error");
+      refreshSoon();
+      break;
+    case "connectivity":
+      store.network = Boolean(ev.ok);
+      changed();
+      break;
+    case "ready":
+      store.network = true;
+      refreshSoon();
+      break;
+    default:
+      break;
+  }
+}
+
+async function startApp() {
+  buildShell();
+  subscribe(() => {
+    updateBadges();
+    views[shell.tab].update();
+    if (detail) detail.view.update();
+  });
+  await refreshAll();
+  window.addEventListener("hashchange", route);
+  route();
+  let first = true;
+  connectEvents(onEvent, (open) => {
+    store.connected = open;
+    if (open && !first) refreshSoon(); // catch up on what happened while disconnected
+    first = false;
+    changed();
+  });
+}
+
+async function boot() {
+  const token = takeTokenFromUrl();
+  if (!token) return needToken(false);
+  onUnauthorized(() => needToken(true));
+  try {
+    store.me = await call("GET", "/me");
+  } catch (err) {
+    if (err instanceof ApiError && err.code === "onboarding_required") {
+      mount(root, onboardingView(() => boot()).el);
+      return;
+    }
+    if (err instanceof ApiError && err.status === 401) return needToken(true);
+    message(
+      "Boxless is not answering",
+      err.message,
+      h("button", { class: "primary", onclick: () => boot() }, "Try again"),
+    );
+    return;
+  }
+  await startApp();
+}
+
+if ("serviceWorker" in navigator) {
+  navigator.serviceWorker.register("sw.js").catch((err) => console.warn("no service worker", err));
+}
+boot();

@@ -1,0 +1,113 @@
+// Small DOM helpers. Text from contacts is untrusted: it only ever goes into
+// text nodes and attributes set through the DOM, never through innerHTML.
+
+/**
+ * h("button", {class: "x", onclick: f, "aria-label": "Send"}, "child", node, [more])
+ * Attributes starting with "on" become listeners; false/null attributes are skipped.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on") && typeof value === "function") {
+      el.addEventListener(name.slice(2), value);
+    } else if (name === "class") {
+      el.className = value;
+    } else if (name === "dataset") {
+      Object.assign(el.dataset, value);
+    } else if (name === "value") {
+      el.value = value;
+    } else if (value === true) {
+      el.setAttribute(name, "");
+    } else {
+      el.setAttribute(name, String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Replace all children of `el`. */
+export function mount(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+const ICONS = {
+  chats: "M4 4h16v11H8l-4 4z",
+  contacts:
+    "M9 11a3.5 3.5 0 1 0 0-7 3.5 3.5 0 0 0 0 7zm7.5 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM2 20c0-3.3 3.1-6 7-6s7 2.7 7 6zm15.3-6c2.7.5 4.7 2.9 4.7 6h-4.3c0-2.4-.1-4.3-.4-6z",
+  discover: "M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm3.5 6.5-2 5-5 2 2-5z",
+  me: "M12 12a5 5 0 1 0 0-10 5 5 0 0 0 0 10zm-8 10c0-4 3.6-7 8-7s8 3 8 7z",
+  back: "M15 5l-7 7 7 7",
+  send: "M3 20l18-8L3 4v6l12 2-12 2z",
+  shield: "M12 2l8 3v6c0 5-3.4 9.4-8 11-4.6-1.6-8-6-8-11V5z",
+  plus: "M11 4h2v7h7v2h-7v7h-2v-7H4v-2h7z",
+  close: "M6 6l12 12M18 6L6 18",
+  reply: "M10 8V4L3 11l7 7v-4c5 0 8 1.5 11 5-1-5-4-10-11-11z",
+  qr: "M3 3h7v7H3zm2 2v3h3V5zm9-2h7v7h-7zm2 2v3h3V5zM3 14h7v7H3zm2 2v3h3v-3zm9-2h3v3h-3zm4 3h3v4h-4v-3h1zm-4 1h2v3h-2z",
+};
+
+/** An inline SVG icon (decorative: hidden from assistive technology). */
+export function icon(name, size = 24) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", String(size));
+  svg.setAttribute("height", String(size));
+  svg.setAttribute("aria-hidden", "true");
+  svg.setAttribute("focusable", "false");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", ICONS[name] || "");
+  const stroked = name === "back" || name === "close";
+  path.setAttribute("fill", stroked ? "none" : "currentColor");
+  if (stroked) {
+    path.setAttribute("stroke", "currentColor");
+    path.setAttribute("stroke-width", "2.2");
+    path.setAttribute("stroke-linecap", "round");
+    path.setAttribute("stroke-linejoin", "round");
+  }
+  svg.append(path);
+  return svg;
+}
+
+/** A round avatar with the first letter of `name`, coloured from `key`. */
+export function avatar(name, key = "", size = "") {
+  const hue = key ? parseInt(key.slice(0, 4), 16) % 360 : 150;
+  const letter = (Array.from((name || "?").trim())[0] || "?").toUpperCase();
+  return h(
+    "span",
+    { class: `avatar ${size}`, style: `--hue:${hue}`, "aria-hidden": "true" },
+    letter,
+  );
+}
+
+/** "14:05" today, "Mon" this week, "2026-11-02" before. */
+export function shortTime(ms) {
+  if (!ms) return "";
+  const d = new Date(ms);
+  const now = new Date();
+  if (d.toDateString() === now.toDateString()) {
+    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  }
+  if (now - d < 6 * 86400e3) return d.toLocaleDateString([], { weekday: "short" });
+  return d.toISOString().slice(0, 10);
+}
+
+/** A transient message at the bottom of the screen, read out by screen readers. */
+export function toast(text, kind = "info") {
+  const box = document.getElementById("toasts");
+  if (!box) return;
+  const el = h("div", { class: `toast ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
+  box.append(el);
+  setTimeout(() => el.remove(), kind === "error" ? 6000 : 3500);
+}

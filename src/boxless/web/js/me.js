@@ -1,0 +1,132 @@
+// The Me tab (name, fingerprint, contact link and QR code, node status) and
+// the Discover tab (features still to come).
+
+import { ApiError, call, imageUrl } from "./api.js";
+import { avatar, h, icon, mount, toast } from "./dom.js";
+import { store } from "./store.js";
+
+export function meView() {
+  const qr = h("img", { class: "qr", alt: "My contact QR code", width: 240, height: 240 });
+  const link = h("textarea", { id: "my-link", rows: 4, readonly: true, spellcheck: "false" });
+  const status = h("dl", { class: "status" });
+  const profile = h("div", { class: "profile" });
+  let qrLoaded = false;
+
+  const copy = h(
+    "button",
+    {
+      type: "button",
+      onclick: async () => {
+        try {
+          await navigator.clipboard.writeText(link.value);
+          toast("Link copied");
+        } catch (_) {
+          link.select();
+          toast("Select and copy the link");
+        }
+      },
+    },
+    "Copy link",
+  );
+
+  const el = h(
+    "div",
+    { class: "tab-view" },
+    h("header", { class: "topbar" }, h("h1", {}, "Me")),
+    h(
+      "div",
+      { class: "scroll" },
+      h("section", { class: "card" }, profile),
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "share-title" },
+        h("h2", { id: "share-title" }, "Share your contact"),
+        h("p", { class: "hint" }, "Anyone with this link or QR code can send you a contact request."),
+        h("div", { class: "qr-box" }, qr),
+        h("label", { for: "my-link" }, "My contact link"),
+        link,
+        h("div", { class: "buttons" }, copy),
+      ),
+      h(
+        "section",
+        { class: "card", "aria-labelledby": "wallet-title" },
+        h("h2", { id: "wallet-title" }, "Wallet"),
+        h("p", { class: "soon" }, "Coming soon"),
+      ),
+      h("section", { class: "card", "aria-labelledby": "node-title" }, h("h2", { id: "node-title" }, "My node"), status),
+    ),
+  );
+
+  async function loadStatus() {
+    try {
+      const s = await call("GET", "/status");
+      const rows = [
+        ["Mode", s.mode],
+        ["Connected", s.connected ? "yes" : "no"],
+        ["Peers", s.peers],
+      ];
+      if (s.service_peer) rows.push(["Service peer", s.service_peer]);
+      mount(status, rows.map(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      mount(status, h("dd", {}, err.message));
+    }
+  }
+
+  function update() {
+    const me = store.me;
+    if (!me) return;
+    mount(
+      profile,
+      avatar(me.name, me.identity_key, "large"),
+      h(
+        "div",
+        {},
+        h("h2", { class: "my-name" }, me.name),
+        h("p", { class: "fingerprint", "aria-label": `Fingerprint ${me.fingerprint}` }, me.fingerprint),
+      ),
+    );
+    if (link.value !== me.link) link.value = me.link;
+    if (!qrLoaded) {
+      qrLoaded = true;
+      imageUrl("/me/qr.png")
+        .then((url) => {
+          qr.src = url;
+        })
+        .catch(() => {
+          qrLoaded = false;
+        });
+      loadStatus();
+    }
+  }
+  return { el, update };
+}
+
+export function discoverView() {
+  const item = (name, text) =>
+    h(
+      "li",
+      { class: "row disabled", "aria-disabled": "true" },
+      h("span", { class: "row-main" }, h("span", { class: "row-name" }, name), h("span", { class: "row-preview" }, text)),
+      h("span", { class: "soon" }, "Coming soon"),
+    );
+  const el = h(
+    "div",
+    { class: "tab-view" },
+    h("header", { class: "topbar" }, h("h1", {}, "Discover")),
+    h(
+      "div",
+      { class: "scroll" },
+      h(
+        "ul",
+        { class: "rows", "aria-label": "Discover" },
+        item("Moments", "Posts from your contacts, end-to-end encrypted"),
+        item("Mini apps", "Signed web apps that run in a sandbox"),
+        item("Groups", "Group chats of a thousand and more"),
+        item("Red envelopes", "Send money with a message"),
+      ),
+      h("p", { class: "hint centered-text" }, icon("discover", 18), " These arrive in coming releases."),
+    ),
+  );
+  return { el, update() {} };
+}
