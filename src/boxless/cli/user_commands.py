@@ -15,7 +15,7 @@ import signal
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import trio
@@ -25,6 +25,9 @@ from boxless.cli.common import USER_HOME, HomeOption, _passphrase
 from boxless.cli.main import _fail, _setup_logging, app, console, run_trio
 from boxless.errors import BoxlessError, ConfigError, NetworkError, UsageError
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
+
+if TYPE_CHECKING:
+    from boxless.client.transport import Transport
 
 contact_app = typer.Typer(
     help="Add and manage contacts (needs `boxless up`).", no_args_is_help=True
@@ -42,7 +45,7 @@ def _free_port() -> int:
 
 async def _run_up(
     home: Path,
-    passphrase: str,
+    passphrase: str | None,
     service_peers: list[str],
     relay: bool,
     peers: list[str],
@@ -51,53 +54,60 @@ async def _run_up(
     api_port: int,
     cluster: int,
 ) -> None:
+    """Node, then the API (onboarding first when ``passphrase`` is None), then the client.
+
+    The API is one :class:`AppSwitch`: with no account yet it serves the
+    onboarding app, and the account created there starts the client and swaps
+    in the full API, without a restart or a new token.
+    """
     from hypercorn.config import Config
     from hypercorn.trio import serve
+    from starlette.types import ASGIApp
 
     from boxless.api.app import build_app
+    from boxless.api.onboarding import AppSwitch, Onboarding, build_onboarding_app
     from boxless.client.core import Client
-    from boxless.client.transport import LightTransport, RelayTransport, Transport
-    from boxless.identity.account import open_account
-    from boxless.node.config import NodeConfig
-    from boxless.node.light import LightNode
-    from boxless.node.service import WakuNode
+    from boxless.identity.account import LocalAccount, open_account
 
-    account = open_account(home, passphrase)
+    opened: list[LocalAccount] = []
+    if passphrase is not None:
+        opened.append(open_account(home, passphrase))
     api_file = home / API_FILE
     try:
         async with trio.open_nursery() as nursery:
-            transport: Transport
-            if relay:
-                config = NodeConfig(
-                    home / "node",
-                    tuple(listen),
-                    peers=tuple(peers),
-                    cluster_id=cluster,
-                    store_resume=False,
-                )
-                node = await nursery.start(WakuNode(config).run)
-                transport = RelayTransport(node)
-            else:
-                if not service_peers:
-                    raise ConfigError("a light node needs --service-peer (or use --relay --peer)")
-                light = LightNode(home / "node", service_peers, cluster_id=cluster, listen=listen)
-                await nursery.start(light.run)
-                transport = LightTransport(light)
-            client = Client(account, transport)
-            await nursery.start(client.run)
+            transport: Transport = await _start_node(
+                nursery, home, service_peers, relay, peers, listen, cluster
+            )
             token = secrets.token_urlsafe(24)
             port = api_port or _free_port()
             origin = f"http://{api_host}:{port}"
+
+            async def start_client(account: LocalAccount) -> ASGIApp:
+                client = Client(account, transport)
+                await nursery.start(client.run)
+                return build_app(client, token, origin, transport.status)
+
+            async def on_new_account(account: LocalAccount) -> None:
+                opened.append(account)
+                switch.app = await start_client(account)
+
+            if opened:
+                switch = AppSwitch(await start_client(opened[0]))
+            else:
+                onboarding = Onboarding(home, on_new_account)
+                switch = AppSwitch(build_onboarding_app(onboarding, token, origin))
             hc = Config()
             hc.bind = [f"{api_host}:{port}"]
             hc.accesslog = None
             hc.errorlog = None
-            web = build_app(client, token, origin, transport.status)
-            await nursery.start(serve, web, hc)
+            await nursery.start(serve, switch, hc)
             fd = os.open(api_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump({"url": origin, "token": token, "pid": os.getpid()}, f)
-            print(f"Boxless is up as {account.profile.display_name}.", flush=True)
+            if opened:
+                print(f"Boxless is up as {opened[0].profile.display_name}.", flush=True)
+            else:
+                print("Boxless is up. Create your account in the browser:", flush=True)
             print(f"open: {origin}/?token={token}", flush=True)
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async for _ in signals:
@@ -105,8 +115,41 @@ async def _run_up(
             nursery.cancel_scope.cancel()
     finally:
         api_file.unlink(missing_ok=True)
-        account.close()
+        for account in opened:
+            account.close()
     print("stopped", flush=True)
+
+
+async def _start_node(
+    nursery: trio.Nursery,
+    home: Path,
+    service_peers: list[str],
+    relay: bool,
+    peers: list[str],
+    listen: list[str],
+    cluster: int,
+) -> Transport:
+    """Start the relay or light node in ``nursery`` and return the client's transport."""
+    from boxless.client.transport import LightTransport, RelayTransport
+    from boxless.node.config import NodeConfig
+    from boxless.node.light import LightNode
+    from boxless.node.service import WakuNode
+
+    if relay:
+        config = NodeConfig(
+            home / "node",
+            tuple(listen),
+            peers=tuple(peers),
+            cluster_id=cluster,
+            store_resume=False,
+        )
+        node = await nursery.start(WakuNode(config).run)
+        return RelayTransport(node)
+    if not service_peers:
+        raise ConfigError("a light node needs --service-peer (or use --relay --peer)")
+    light = LightNode(home / "node", service_peers, cluster_id=cluster, listen=listen)
+    await nursery.start(light.run)
+    return LightTransport(light)
 
 
 @app.command()
@@ -128,14 +171,25 @@ def up(
     cluster: Annotated[int, typer.Option()] = DEFAULT_CLUSTER_ID,
     log_level: Annotated[str, typer.Option()] = "WARNING",
 ) -> None:
-    """Run your node, your client and the local API until Ctrl-C."""
+    """Run your node, your client and the local API + web UI until Ctrl-C.
+
+    Open the printed URL (it carries the API token) in a browser. The first time,
+    with no account in --home, the web UI walks you through creating one (a
+    passphrase for this device, your 24-word recovery phrase, shown once and
+    checked, and your name) or restoring one from its phrase; the client starts
+    as soon as the account exists. Otherwise the passphrase of the existing
+    account is asked here (or read from $BOXLESS_PASSPHRASE).
+    """
+    from boxless.identity.account import account_exists
+
     _setup_logging(log_level, False)
     host, _, port = api.rpartition(":")
     if not host or not port.isdigit():
         console.print("[red]error:[/red] --api must be HOST:PORT, e.g. 127.0.0.1:8765")
         raise typer.Exit(2)
     try:
-        passphrase = _passphrase(new=False)
+        passphrase = _passphrase(new=False) if account_exists(home) else None
+        home.mkdir(parents=True, exist_ok=True)
         run_trio(
             _run_up,
             home,
