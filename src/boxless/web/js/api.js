@@ -109,6 +109,9 @@ export function connectEvents(onEvent, onState) {
         listeners.unauthorized.forEach((fn) => fn());
         return;
       }
+      // A refused handshake looks like any drop (1006): ask over HTTP, which
+      // reports a stale token (a restarted `boxless up` has a new one) as 401.
+      call("GET", "/status").catch(() => {});
       setTimeout(open, delay);
       delay = Math.min(delay * 2, 10000);
     };
