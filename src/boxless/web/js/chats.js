@@ -25,6 +25,7 @@ function rowFor(c) {
       {
         class: "row chat-row",
         href: `#/chat/${c.identity_key}`,
+        "aria-current": location.hash === `#/chat/${c.identity_key}` ? "page" : false,
         "aria-label": label,
         dataset: { key: c.identity_key },
       },
