@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need (Python deps, PostgreSQL from
-# Debian, js-waku and Node 22 from npm), then runs lint, types and tests.
+# Debian, js-waku and Node 22 from npm, Chromium for browser tests), then runs
+# lint, types and tests.
 #   bash scripts/test.sh            # everything
 #   bash scripts/test.sh -k relay   # extra args go to pytest
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$root"
 bash scripts/bootstrap.sh
 bash scripts/install_postgres.sh
 bash scripts/install_interop.sh
+bash scripts/install_chromium.sh
 . .venv/bin/activate
 echo "== ruff"
 ruff check src tests bench
