@@ -76,3 +76,20 @@ def test_user_mistakes_get_clear_errors(alice: UserProcess) -> None:
 
 def test_api_listens_on_loopback_only(alice: UserProcess) -> None:
     assert alice.url.startswith("http://127.0.0.1:")
+
+
+def test_openapi_schema_is_served_and_lists_the_resources(alice: UserProcess) -> None:
+    schema = alice.call("GET", "/openapi.json")
+    assert schema["openapi"].startswith("3.")
+    paths = schema["paths"]
+    assert "post" in paths["/api/v1/contacts"]
+    body = paths["/api/v1/contacts/{key}/messages"]["post"]["requestBody"]
+    assert "text" in body["content"]["application/json"]["schema"]["properties"]
+
+
+def test_history_pages_with_before(alice: UserProcess) -> None:
+    r = httpx.get(
+        alice.url + "/api/v1/contacts/" + "ab" * 32 + "/messages?before=x",
+        headers={"Authorization": f"Bearer {alice.token}"},
+    )
+    assert r.status_code == 422

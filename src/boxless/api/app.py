@@ -128,6 +128,70 @@ def _key(request: Request, name: str = "key") -> bytes:
     return value
 
 
+BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("POST", "/api/v1/contacts"): NewContact,
+    ("POST", "/api/v1/contacts/{key}/messages"): NewMessage,
+    ("POST", "/api/v1/messages/{id}/edit"): EditMessage,
+    ("POST", "/api/v1/messages/{id}/reactions"): NewReaction,
+    ("POST", "/api/v1/contacts/{key}/typing"): TypingState,
+}
+
+
+def openapi_schema(routes: list[Any]) -> dict[str, Any]:
+    """An OpenAPI 3.1 description generated from the routes, their docstrings and
+    the pydantic request models (so it can't drift from the code)."""
+    paths: dict[str, dict[str, Any]] = {}
+    error = {"$ref": "#/components/schemas/Error"}
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        for method in sorted((route.methods or {"GET"}) - {"HEAD"}):
+            op: dict[str, Any] = {
+                "summary": (route.endpoint.__doc__ or route.name).strip().splitlines()[0],
+                "security": [{"token": []}],
+                "responses": {
+                    "2XX": {"description": "success"},
+                    "4XX": {
+                        "description": "the request's fault",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                },
+                "parameters": [
+                    {"name": p, "in": "path", "required": True, "schema": {"type": "string"}}
+                    for p in route.param_convertors
+                ],
+            }
+            model = BODIES.get((method, route.path))
+            if model is not None:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": model.model_json_schema()}},
+                }
+            paths.setdefault(route.path, {})[method.lower()] = op
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Boxless local API", "version": "1"},
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "properties": {
+                        "error": {
+                            "type": "object",
+                            "properties": {
+                                "code": {"type": "string"},
+                                "message": {"type": "string"},
+                            },
+                        }
+                    },
+                }
+            },
+        },
+    }
+
+
 def contact_json(c: db.ContactRow) -> dict[str, Any]:
     return {
         "identity_key": c.identity_key.hex(),
@@ -212,11 +276,15 @@ def build_app(
         return handler
 
     async def messages(request: Request) -> Response:
+        """Paged history: the newest ``limit``; pass ``before`` (a message's lamport) for older."""
         try:
             limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
+            before = request.query_params.get("before")
+            before_lamport = int(before) if before is not None else None
         except ValueError:
-            raise ApiError(422, "invalid_query", "limit must be a number") from None
-        return JSONResponse([message_json(m) for m in client.messages(_key(request), limit)])
+            raise ApiError(422, "invalid_query", "limit and before must be numbers") from None
+        rows = client.messages(_key(request), limit, before_lamport)
+        return JSONResponse([message_json(m) for m in rows])
 
     async def send(request: Request) -> Response:
         body = await _body(request, NewMessage)
@@ -283,7 +351,11 @@ def build_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         return error_response(404, "not_found", f"no such resource: {request.url.path}")
 
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_schema(routes))
+
     routes = [
+        Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/me", me),
         Route("/api/v1/me/qr.png", my_qr, methods=["GET"]),
         Route("/api/v1/status", node_status),

@@ -749,9 +749,12 @@ class Client:
 
     # -- views ------------------------------------------------------------------------
 
-    def messages(self, identity_key: bytes, limit: int = 50) -> list[db.MessageRow]:
+    def messages(
+        self, identity_key: bytes, limit: int = 50, before_lamport: int | None = None
+    ) -> list[db.MessageRow]:
+        """The newest ``limit`` messages (older than ``before_lamport``), oldest first."""
         with self.db.transaction() as cur:
-            return db.list_messages(cur, identity_key, limit)
+            return db.list_messages(cur, identity_key, limit, before_lamport)
 
     def _emit_message(self, message_id: bytes) -> None:
         self._emit({"type": "message", "message_id": message_id.hex()})
