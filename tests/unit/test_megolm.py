@@ -274,6 +274,9 @@ def test_a_session_belongs_to_one_sender_device(five: list[Member]) -> None:
     forwarded = next(s for s in shares if s.device == carol.key).payload
     with pytest.raises(ValidationError):
         bob.groups.add_key_share(carol.device.identity_key, carol.key, forwarded)
+    # Or back to Alice, to pass her own messages off as Carol's.
+    with pytest.raises(ValidationError):
+        alice.groups.add_key_share(carol.device.identity_key, carol.key, forwarded)
     ct = alice.groups.encrypt(GROUP, b"still alice's", T0)
     assert bob.groups.decrypt(GROUP, None, ct).sender_device == alice.key
 

@@ -419,7 +419,7 @@ class GroupSessions:
 
         Raises :class:`~boxless.errors.DecodeError` for a malformed share and
         :class:`~boxless.errors.ValidationError` when the session belongs to
-        another device of the group or the sender's identity changed.
+        another device of the group (or to this one), or the sender's identity changed.
         """
         share = decode_key_share(payload)
         self.add_inbound(
@@ -451,6 +451,12 @@ class GroupSessions:
         session = self._import(session_key, exported=exported)
         session_id = session.session_id
         with self._locked() as cur:
+            cur.execute(
+                "SELECT 1 FROM crypto_megolm_outbound WHERE group_id = ? AND session_id = ?",
+                (group_id, session_id),
+            )
+            if cur.fetchone() is not None:
+                raise ValidationError("a group session of this device was shared back to it")
             existing = self._inbound(cur, group_id, session_id)
             if existing is not None:
                 if existing.sender_key != sender_device:
