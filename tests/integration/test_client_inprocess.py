@@ -93,3 +93,24 @@ async def test_verified_contact_whose_device_changes_is_flagged(tmp_path: Path) 
             [c] = alice.contacts()
             assert c.verified_key is not None and c.verified_key != c.device_key
         nursery.cancel_scope.cancel()
+
+
+async def test_a_new_name_reaches_contacts_only(tmp_path: Path) -> None:
+    import time as _time
+
+    for name in ("alice", "bob"):
+        make_account(tmp_path / name, name.title()).close()
+    async with trio.open_nursery() as nursery:
+        s1 = await start_service(nursery, tmp_path, "s1")
+        async with (
+            running_client(tmp_path / "alice", [s1.addrs()[0]]) as alice,
+            running_client(tmp_path / "bob", [s1.addrs()[0]]) as bob,
+        ):
+            await alice.add_contact(bob.account.contact_code(_time.time()).link)
+            await _wait_for(bob, lambda: bool(bob.contacts()))
+            await bob.respond(bob.contacts()[0].identity_key, ContactEvent.ACCEPT)
+            await _wait_for(alice, lambda: alice.contacts()[0].state == "accepted")
+            await alice.set_display_name("Alice Liddell")
+            await _wait_for(bob, lambda: bob.contacts()[0].display_name == "Alice Liddell")
+            assert alice.account.profile.display_name == "Alice Liddell"
+        nursery.cancel_scope.cancel()

@@ -88,6 +88,10 @@ class NewContact(BaseModel):
     intro: str = Field(default="", max_length=2000)
 
 
+class ProfileChange(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+
+
 class NewMessage(BaseModel):
     text: str = Field(min_length=1, max_length=60_000)
     reply_to: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
@@ -130,6 +134,7 @@ def _key(request: Request, name: str = "key") -> bytes:
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/contacts"): NewContact,
+    ("PUT", "/api/v1/me"): ProfileChange,
     ("POST", "/api/v1/contacts/{key}/messages"): NewMessage,
     ("POST", "/api/v1/messages/{id}/edit"): EditMessage,
     ("POST", "/api/v1/messages/{id}/reactions"): NewReaction,
@@ -351,12 +356,19 @@ def build_app(
     async def not_found(request: Request, exc: Exception) -> Response:
         return error_response(404, "not_found", f"no such resource: {request.url.path}")
 
+    async def update_me(request: Request) -> Response:
+        """Change my display name; accepted contacts are told."""
+        body = await _body(request, ProfileChange)
+        await client.set_display_name(body.name)
+        return await me(request)
+
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_schema(routes))
 
     routes = [
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
-        Route("/api/v1/me", me),
+        Route("/api/v1/me", me, methods=["GET"]),
+        Route("/api/v1/me", update_me, methods=["PUT"]),
         Route("/api/v1/me/qr.png", my_qr, methods=["GET"]),
         Route("/api/v1/status", node_status),
         Route("/api/v1/contacts", contacts, methods=["GET"]),

@@ -67,6 +67,7 @@ from boxless.identity.contact_code import (
     InvalidContactCode,
     decode_contact_code,
 )
+from boxless.identity.profile import save_profile, validate_display_name
 from boxless.waku.message import WakuMessage
 
 logger = logging.getLogger(__name__)
@@ -249,6 +250,18 @@ class Client:
             {"type": "contact", "contact": code.identity_key.hex(), "state": new_state.value}
         )
         return row
+
+    async def set_display_name(self, name: str) -> None:
+        """Change our name and tell every accepted contact (only them: profiles
+        are for contacts)."""
+        name = validate_display_name(name)
+        profile = replace(self.account.profile, display_name=name, updated_at=int(self.clock()))
+        save_profile(self.db, profile)
+        self.account.profile = profile
+        for c in self.contacts():
+            if c.state == ContactState.ACCEPTED.value:
+                await self._queue(c, env.ProfileUpdate(name))
+        self._emit({"type": "profile", "name": name})
 
     def confirm_verified(self, identity_key: bytes) -> db.ContactRow:
         """The user compared safety numbers and they match: remember this device."""
@@ -630,7 +643,9 @@ class Client:
             self.outbox.retry_now(self.clock(), sender)
             self._wake.set()
         elif isinstance(body, env.ProfileUpdate):
-            db.put_contact(cur, replace(contact, display_name=body.name))
+            contact = replace(contact, display_name=body.name)
+            db.put_contact(cur, contact)
+            events.append({"type": "contact", "contact": sender.hex(), "state": contact.state})
         if env.is_reliable(body):
             self._receipts.setdefault(sender, []).append(msg.message_id)
             self._receipts_ready.set()

@@ -73,6 +73,34 @@ export function meView() {
     }
   }
 
+  function nameForm(current) {
+    const input = h("input", {
+      id: "my-name-input", value: current, maxlength: 64, autocomplete: "nickname",
+      "aria-label": "Display name",
+    });
+    const form = h(
+      "form",
+      {
+        class: "inline-form",
+        onsubmit: async (ev) => {
+          ev.preventDefault();
+          try {
+            store.me = await call("PUT", "/me", { name: input.value.trim() });
+            toast("Name saved; your contacts will see it");
+            update();
+          } catch (err) {
+            if (!(err instanceof ApiError)) throw err;
+            toast(err.message, "error");
+          }
+        },
+      },
+      h("label", { for: "my-name-input" }, "Display name (shown to your contacts)"),
+      input,
+      h("button", { type: "submit", class: "primary" }, "Save name"),
+    );
+    return form;
+  }
+
   function update() {
     const me = store.me;
     if (!me) return;
@@ -84,6 +112,7 @@ export function meView() {
         {},
         h("h2", { class: "my-name" }, me.name),
         h("p", { class: "fingerprint", "aria-label": `Fingerprint ${me.fingerprint}` }, me.fingerprint),
+        nameForm(me.name),
       ),
     );
     if (link.value !== me.link) link.value = me.link;
