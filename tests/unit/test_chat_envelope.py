@@ -87,6 +87,12 @@ bodies = st.one_of(
     st.builds(ContactResponse, st.sampled_from(Decision)),
     st.builds(ProfileUpdate, st.text(min_size=1, max_size=64), st.binary(max_size=200)),
     st.just(SessionReset()),
+    st.builds(env.GroupKeyShareBody, st.binary(min_size=1, max_size=300)),
+    st.builds(
+        env.GroupOpBody,
+        st.lists(st.binary(min_size=1, max_size=200), min_size=1, max_size=5).map(tuple),
+        st.lists(st.binary(min_size=1, max_size=200), max_size=3).map(tuple),
+    ),
 )
 messages = st.builds(
     ChatMessage,
@@ -143,6 +149,9 @@ def test_every_body_kind_roundtrips() -> None:
         ProfileUpdate("Alice", b"\x89PNG"),
         ProfileUpdate("Alice"),
         SessionReset(),
+        env.GroupKeyShareBody(b"share"),
+        env.GroupOpBody((b"op1", b"op2"), (b"card",)),
+        env.GroupOpBody((b"op",)),
     ):
         msg = new_message(body, lamport=3, sent_at_ms=5)
         assert decode(encode(msg)) == msg
@@ -324,3 +333,13 @@ def test_new_message_gives_fresh_ids() -> None:
     b = new_message(Typing(True), lamport=1, sent_at_ms=1)
     assert a.message_id != b.message_id and len(a.message_id) == 16
     assert new_message(Typing(True), lamport=1, sent_at_ms=1, message_id=MID).message_id == MID
+
+
+def test_group_bodies_are_bounded() -> None:
+    with pytest.raises(UsageError):
+        env.GroupOpBody(())
+    with pytest.raises(UsageError):
+        env.GroupOpBody((b"x",) * (env.MAX_GROUP_OPS + 1))
+    with pytest.raises(UsageError):
+        env.GroupKeyShareBody(b"")
+    assert "share" not in repr(env.GroupKeyShareBody(b"share"))

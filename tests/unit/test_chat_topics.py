@@ -19,6 +19,7 @@ from boxless.chat.topics import (
     contact_partition,
     contact_topic,
     conversation_topic,
+    group_topic,
 )
 from boxless.errors import UsageError
 from boxless.waku.sharding import parse_content_topic, shard_for_content_topic
@@ -95,6 +96,11 @@ def test_classify_recognises_our_topics() -> None:
     bundle = bundle_topic(KEY)
     assert classify(bundle) is not None
     assert classify(bundle) == TopicRef(TopicKind.DEVICE_BUNDLES, bundle.split("-")[1][:32])
+    group = group_topic(b"\x01" * 32)
+    assert group == "/boxless/1/group-" + "01" * 32 + "/proto"
+    assert classify(group) == TopicRef(TopicKind.GROUP, "01" * 32)
+    with pytest.raises(UsageError):
+        group_topic(b"short")
 
 
 @pytest.mark.parametrize(

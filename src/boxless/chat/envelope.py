@@ -62,6 +62,11 @@ __all__ = [
     "Decision",
     "Delete",
     "Edit",
+    "GroupKeyShareBody",
+    "GroupOpBody",
+    "MAX_GROUP_CARDS",
+    "MAX_GROUP_OPS",
+    "MAX_GROUP_OP_BYTES",
     "ProfileUpdate",
     "Reaction",
     "Receipt",
@@ -94,6 +99,11 @@ MAX_NAME_BYTES: Final = 256
 MAX_AVATAR_BYTES: Final = 48 * 1024
 """An avatar travels inside one message; bigger pictures must be scaled down by the client."""
 
+MAX_GROUP_OPS: Final = 256
+"""Ops in one :class:`GroupOpBody`; a longer log travels in several messages."""
+MAX_GROUP_OP_BYTES: Final = 2048
+MAX_GROUP_CARDS: Final = 64
+MAX_KEY_SHARE_PAYLOAD_BYTES: Final = 1024
 _FIRST_BODY_FIELD: Final = 10
 _I64_MAX: Final = (1 << 63) - 1
 
@@ -287,6 +297,47 @@ class SessionReset:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupKeyShareBody:
+    """A Megolm key share (``boxless.crypto.megolm`` bytes, secret): member to member, Olm only."""
+
+    payload: bytes = field(repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.payload) <= MAX_KEY_SHARE_PAYLOAD_BYTES:
+            raise UsageError(f"a group key share is 1..{MAX_KEY_SHARE_PAYLOAD_BYTES} bytes")
+
+    def __repr__(self) -> str:
+        return f"GroupKeyShareBody(<{len(self.payload)} bytes>)"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupOpBody:
+    """Encoded signed group ops, and contact cards of the members they name.
+
+    The ops and cards are checked by their own decoders (``boxless.groups``,
+    ``boxless.identity``) when applied; here only counts and sizes.
+    """
+
+    ops: tuple[bytes, ...]
+    cards: tuple[bytes, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.ops, tuple) or not isinstance(self.cards, tuple):
+            raise UsageError("group ops and cards must be tuples")
+        if not 1 <= len(self.ops) <= MAX_GROUP_OPS:
+            raise UsageError(f"a group op body holds 1..{MAX_GROUP_OPS} ops, not {len(self.ops)}")
+        if len(self.cards) > MAX_GROUP_CARDS:
+            raise UsageError(f"a group op body holds at most {MAX_GROUP_CARDS} cards")
+        if any(not 0 < len(op) <= MAX_GROUP_OP_BYTES for op in self.ops):
+            raise UsageError(f"a group op is 1..{MAX_GROUP_OP_BYTES} bytes")
+        if any(not 0 < len(c) <= MAX_SENDER_CARD_BYTES for c in self.cards):
+            raise UsageError(f"a member card is 1..{MAX_SENDER_CARD_BYTES} bytes")
+
+    def __repr__(self) -> str:
+        return f"GroupOpBody({len(self.ops)} ops, {len(self.cards)} cards)"
+
+
+@dataclass(frozen=True, slots=True)
 class Unsupported:
     """A body of a kind a newer client sent; ``detail`` says which (for logs)."""
 
@@ -304,6 +355,8 @@ Body = (
     | ContactResponse
     | ProfileUpdate
     | SessionReset
+    | GroupKeyShareBody
+    | GroupOpBody
     | Unsupported
 )
 
@@ -403,6 +456,11 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             pb.profile_update.name, pb.profile_update.avatar = name, avatar
         case SessionReset():
             pb.session_reset.SetInParent()
+        case GroupKeyShareBody(payload):
+            pb.group_key_share.payload = payload
+        case GroupOpBody(ops, cards):
+            pb.group_ops.ops.extend(ops)
+            pb.group_ops.cards.extend(cards)
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")
 
@@ -467,6 +525,10 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
                 return ProfileUpdate(pb.profile_update.name, pb.profile_update.avatar)
             case "session_reset":
                 return SessionReset()
+            case "group_key_share":
+                return GroupKeyShareBody(pb.group_key_share.payload)
+            case "group_ops":
+                return _decode_group_ops(pb.group_ops)
             case None:
                 return _unknown_body(pb)
             case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault
@@ -490,6 +552,12 @@ def _decode_receipt(r: chat_pb2.Receipt) -> Receipt | Unsupported:
     if len(r.message_ids) > MAX_RECEIPT_IDS:
         raise DecodeError(f"chat message receipt has more than {MAX_RECEIPT_IDS} ids")
     return Receipt(tuple(r.message_ids), ReceiptKind(r.kind))
+
+
+def _decode_group_ops(g: chat_pb2.GroupOpBody) -> GroupOpBody:
+    if len(g.ops) > MAX_GROUP_OPS or len(g.cards) > MAX_GROUP_CARDS:
+        raise DecodeError("group op body has too many ops or cards")
+    return GroupOpBody(tuple(g.ops), tuple(g.cards))
 
 
 def _decode_contact_request(r: chat_pb2.ContactRequest) -> ContactRequest:

@@ -36,6 +36,12 @@ Topics (``{name}``)
     publishes bundles (a new device, a key refresh). Without the key the topic
     is an opaque hash. Only public, signed data goes there.
 
+``group-{64 hex}`` -- one per group: the group id (the SHA-256 id of its signed
+    Create op) in hex. Only members learn the id (it travels inside Olm and
+    Megolm), but anyone who has seen it -- a removed member, a service node
+    that was told it -- can link the topic to the group and watch its timing
+    and sizes. Contents are Megolm-encrypted; senders are inside the ciphertext.
+
 Everything here is pure; strings from peers are judged by :func:`classify`.
 """
 
@@ -66,6 +72,7 @@ __all__ = [
     "contact_partition",
     "contact_topic",
     "conversation_topic",
+    "group_topic",
 ]
 
 APPLICATION: Final = "boxless"
@@ -78,13 +85,17 @@ IDENTITY_KEY_BYTES: Final = 32
 _CONVERSATION_INFO: Final = b"boxless conversation topic v1"
 _BUNDLE_DOMAIN: Final = b"boxless device bundle topic v1"
 _TOPIC_ID_BYTES: Final = 16
-_NAME = re.compile(r"(chat|bundle)-([0-9a-f]{32})|contact-(0|[1-9][0-9]{0,3})", re.ASCII)
+_NAME = re.compile(
+    r"(chat|bundle)-([0-9a-f]{32})|contact-(0|[1-9][0-9]{0,3})|(group)-([0-9a-f]{64})", re.ASCII
+)
+GROUP_ID_BYTES: Final = 32
 
 
 class TopicKind(enum.Enum):
     CONVERSATION = "chat"
     CONTACT_REQUESTS = "contact"
     DEVICE_BUNDLES = "bundle"
+    GROUP = "group"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +142,13 @@ def bundle_topic(identity_key: bytes) -> str:
     return _topic("bundle-" + digest[:_TOPIC_ID_BYTES].hex())
 
 
+def group_topic(group_id: bytes) -> str:
+    """Return a group's content topic (``/boxless/1/group-<64 hex>/proto``)."""
+    if len(group_id) != GROUP_ID_BYTES:
+        raise UsageError(f"a group id is {GROUP_ID_BYTES} bytes, not {len(group_id)}")
+    return _topic("group-" + group_id.hex())
+
+
 def boxless_shard(num_shards: int = DEFAULT_NUM_SHARDS) -> int:
     """Return the autosharding shard every Boxless topic maps to."""
     return ContentTopic(APPLICATION, TOPIC_VERSION, "any", ENCODING).shard(num_shards)
@@ -150,4 +168,6 @@ def classify(content_topic: str) -> TopicRef | None:
         if int(match.group(3)) >= N_PARTITIONS:
             return None
         return TopicRef(TopicKind.CONTACT_REQUESTS, match.group(3))
+    if match.group(4) is not None:
+        return TopicRef(TopicKind.GROUP, match.group(5))
     return TopicRef(TopicKind(match.group(1)), match.group(2))

@@ -50,6 +50,8 @@ class ChatMessage(_message.Message):
     CONTACT_RESPONSE_FIELD_NUMBER: _builtins.int
     PROFILE_UPDATE_FIELD_NUMBER: _builtins.int
     SESSION_RESET_FIELD_NUMBER: _builtins.int
+    GROUP_KEY_SHARE_FIELD_NUMBER: _builtins.int
+    GROUP_OPS_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """1"""
     message_id: _builtins.bytes
@@ -78,6 +80,10 @@ class ChatMessage(_message.Message):
     def profile_update(self) -> Global___ProfileUpdate: ...
     @_builtins.property
     def session_reset(self) -> Global___SessionReset: ...
+    @_builtins.property
+    def group_key_share(self) -> Global___GroupKeyShareBody: ...
+    @_builtins.property
+    def group_ops(self) -> Global___GroupOpBody: ...
     def __init__(
         self,
         *,
@@ -95,12 +101,14 @@ class ChatMessage(_message.Message):
         contact_response: Global___ContactResponse | None = ...,
         profile_update: Global___ProfileUpdate | None = ...,
         session_reset: Global___SessionReset | None = ...,
+        group_key_share: Global___GroupKeyShareBody | None = ...,
+        group_ops: Global___GroupOpBody | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -380,3 +388,57 @@ class SessionReset(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SessionReset: _TypeAlias = SessionReset  # noqa: Y015
+
+@_typing.final
+class GroupKeyShareBody(_message.Message):
+    """A Megolm session key for a group (boxless/crypto/megolm.py encode_key_share),
+    sent by a member device to another member device, inside Olm only.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAYLOAD_FIELD_NUMBER: _builtins.int
+    payload: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        payload: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["payload", b"payload"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupKeyShareBody: _TypeAlias = GroupKeyShareBody  # noqa: Y015
+
+@_typing.final
+class GroupOpBody(_message.Message):
+    """Signed group membership ops (boxless/groups encode_op) and the contact cards
+    (ContactCode.to_bytes()) of members they name, so members who are not each
+    other's contacts can reach each other's devices. Sent over Olm to a member
+    who must learn of the group (the invitee gets every op so far), and as the
+    content of a group message (inside Megolm) for every member.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OPS_FIELD_NUMBER: _builtins.int
+    CARDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def ops(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    @_builtins.property
+    def cards(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        ops: _abc.Iterable[_builtins.bytes] | None = ...,
+        cards: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cards", b"cards", "ops", b"ops"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupOpBody: _TypeAlias = GroupOpBody  # noqa: Y015
