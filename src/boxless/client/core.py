@@ -54,6 +54,7 @@ from boxless.chat.pow import DEFAULT_DIFFICULTY, solve
 from boxless.chat.requests import ContactEvent, ContactState, RequestGate, next_contact_state
 from boxless.chat.topics import contact_topic, conversation_topic
 from boxless.client import store as db
+from boxless.client.groups import GroupManager
 from boxless.client.transport import Incoming, Transport
 from boxless.crypto.errors import DuplicateMessage, TamperedMessage, UnknownSession
 from boxless.crypto.olm_sessions import SessionManager
@@ -121,6 +122,14 @@ class Client:
         self._receipts_ready = trio.Event()
         self._last_reset: dict[bytes, float] = {}
         self.ready = trio.Event()
+        self.groups = GroupManager(
+            account,
+            transport,
+            transmit=self._transmit_card,
+            emit=self._emit,
+            card_to_code=card_to_code,
+            clock=clock,
+        )
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -131,6 +140,7 @@ class Client:
             nursery.start_soon(self._receive_loop, incoming)
             nursery.start_soon(self._send_loop)
             nursery.start_soon(self._receipt_loop)
+            nursery.start_soon(self.groups.run)
             task_status.started(self)
             await self.catch_up()
             self.ready.set()
@@ -141,7 +151,7 @@ class Client:
             contacts = db.list_contacts(cur)
         topics = [contact_topic(self.me)]
         topics += [c.conversation_topic for c in contacts if c.state != ContactState.BLOCKED.value]
-        return topics
+        return topics + self.groups.topics()
 
     async def catch_up(self) -> int:
         """Fetch what arrived while we were offline, from store nodes; return how many."""
@@ -472,7 +482,13 @@ class Client:
         self, contact: db.ContactRow, topic: str, plaintext: bytes, ephemeral: bool = False
     ) -> bool:
         """Encrypt for the contact's device, seal, send; True if the network accepted it."""
-        code = card_to_code(contact.bundle, self.clock())
+        return await self._transmit_card(contact.bundle, topic, plaintext, ephemeral)
+
+    async def _transmit_card(
+        self, card: bytes, topic: str, plaintext: bytes, ephemeral: bool = False
+    ) -> bool:
+        """Encrypt for the device of a contact card, seal, send (contacts and group members)."""
+        code = card_to_code(card, self.clock())
         with self.sessions.transaction():
             olm = self.sessions.encrypt(code.bundle, plaintext)
         sealed = seal(
@@ -498,6 +514,9 @@ class Client:
 
     async def _handle(self, item: Incoming) -> None:
         """The receive pipeline for one Waku message (see the module docstring)."""
+        if self.groups.owns(item.message.content_topic):
+            await self.groups.handle(item)
+            return
         try:
             outcome = self._process(item)
         except (DecodeError, TamperedMessage) as exc:
@@ -541,6 +560,12 @@ class Client:
                 exc.args = (sender,)
                 raise
             msg = env.decode(plaintext)
+            if isinstance(msg.body, (env.GroupKeyShareBody, env.GroupOpBody)):
+                db.mark_seen(cur, item.message_hash, int(self.clock() * 1000))
+                self._advance_sync(cur, item)
+                if contact is not None and contact.state == ContactState.BLOCKED.value:
+                    return None
+                return self.groups.on_direct(cur, sender, opened.sender_device_key, msg)
             state = ContactState(contact.state) if contact else ContactState.NONE
             decision = self.gate.should_accept(
                 sender, msg.body, state=state, now_ms=int(self.clock() * 1000)

@@ -1,0 +1,206 @@
+"""The group tables (migration ``0002_groups``): every SQL statement of the group layer.
+
+As in :mod:`boxless.client.store`: each function takes the cursor of a
+transaction the caller owns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+Cursor = Any
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMessageRow:
+    message_id: str
+    group_id: bytes
+    sender: bytes
+    outgoing: bool
+    lamport: int
+    sent_at_ms: int
+    received_at_ms: int | None
+    text: str
+    state: str
+
+
+_MSG_COLS = (
+    "message_id, group_id, sender, outgoing, lamport, sent_at_ms, received_at_ms, text, state"
+)
+
+
+def add_group(cur: Cursor, group_id: bytes, sds_state: dict[str, object], now_ms: int) -> None:
+    cur.execute(
+        "INSERT OR IGNORE INTO client_groups (group_id, sds_state, joined_at_ms) VALUES (?,?,?)",
+        (group_id, json.dumps(sds_state), now_ms),
+    )
+
+
+def group_ids(cur: Cursor) -> list[bytes]:
+    cur.execute("SELECT group_id FROM client_groups ORDER BY joined_at_ms")
+    return [bytes(r[0]) for r in cur.fetchall()]
+
+
+def has_group(cur: Cursor, group_id: bytes) -> bool:
+    cur.execute("SELECT 1 FROM client_groups WHERE group_id = ?", (group_id,))
+    return cur.fetchone() is not None
+
+
+def get_sds_state(cur: Cursor, group_id: bytes) -> dict[str, object] | None:
+    cur.execute("SELECT sds_state FROM client_groups WHERE group_id = ?", (group_id,))
+    row = cur.fetchone()
+    return None if row is None else dict(json.loads(row[0]))
+
+
+def set_sds_state(cur: Cursor, group_id: bytes, state: dict[str, object]) -> None:
+    cur.execute(
+        "UPDATE client_groups SET sds_state = ? WHERE group_id = ?", (json.dumps(state), group_id)
+    )
+
+
+def add_op(cur: Cursor, group_id: bytes, op_id: bytes, op: bytes) -> None:
+    cur.execute(
+        "INSERT OR IGNORE INTO client_group_ops (group_id, op_id, op) VALUES (?,?,?)",
+        (group_id, op_id, op),
+    )
+
+
+def list_ops(cur: Cursor, group_id: bytes) -> list[bytes]:
+    cur.execute("SELECT op FROM client_group_ops WHERE group_id = ?", (group_id,))
+    return [bytes(r[0]) for r in cur.fetchall()]
+
+
+def put_card(cur: Cursor, identity_key: bytes, card: bytes, device_key: bytes) -> None:
+    cur.execute(
+        "INSERT OR REPLACE INTO client_group_cards (identity_key, card, device_key) VALUES (?,?,?)",
+        (identity_key, card, device_key),
+    )
+
+
+def get_card(cur: Cursor, identity_key: bytes) -> tuple[bytes, bytes] | None:
+    """``(card, device_key)`` of a member, or None."""
+    cur.execute(
+        "SELECT card, device_key FROM client_group_cards WHERE identity_key = ?", (identity_key,)
+    )
+    row = cur.fetchone()
+    return None if row is None else (bytes(row[0]), bytes(row[1]))
+
+
+def add_message(cur: Cursor, m: GroupMessageRow) -> bool:
+    cur.execute(
+        f"INSERT OR IGNORE INTO client_group_messages ({_MSG_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            m.message_id,
+            m.group_id,
+            m.sender,
+            int(m.outgoing),
+            m.lamport,
+            m.sent_at_ms,
+            m.received_at_ms,
+            m.text,
+            m.state,
+        ),
+    )
+    return bool(cur.rowcount)
+
+
+def list_messages(
+    cur: Cursor, group_id: bytes, limit: int = 50, before_seq: int | None = None
+) -> list[tuple[int, GroupMessageRow]]:
+    """The newest ``limit`` messages (before ``before_seq``) in delivery order, oldest first."""
+    cur.execute(
+        f"SELECT seq, {_MSG_COLS} FROM client_group_messages WHERE group_id = ? AND seq < ? "
+        "ORDER BY seq DESC LIMIT ?",
+        (group_id, before_seq if before_seq is not None else 2**62, limit),
+    )
+    rows = [(r[0], _message(r[1:])) for r in cur.fetchall()]
+    return list(reversed(rows))
+
+
+def _message(r: tuple[Any, ...]) -> GroupMessageRow:
+    mid, gid, sender, out, lamport, sent, recv, text, state = r
+    return GroupMessageRow(
+        mid, bytes(gid), bytes(sender), bool(out), lamport, sent, recv, text, state
+    )
+
+
+def add_pending(
+    cur: Cursor, message_hash: bytes, group_id: bytes, payload: bytes, now_ms: int
+) -> None:
+    cur.execute(
+        "INSERT OR IGNORE INTO client_group_pending (message_hash, group_id, payload,"
+        " received_at_ms) VALUES (?,?,?,?)",
+        (message_hash, group_id, payload, now_ms),
+    )
+
+
+def is_pending(cur: Cursor, message_hash: bytes) -> bool:
+    cur.execute("SELECT 1 FROM client_group_pending WHERE message_hash = ?", (message_hash,))
+    return cur.fetchone() is not None
+
+
+def take_pending(cur: Cursor, group_id: bytes) -> list[tuple[bytes, bytes]]:
+    """Remove and return ``(message_hash, payload)`` of a group's waiting messages."""
+    cur.execute(
+        "SELECT message_hash, payload FROM client_group_pending WHERE group_id = ?"
+        " ORDER BY received_at_ms",
+        (group_id,),
+    )
+    rows = [(bytes(h), bytes(p)) for h, p in cur.fetchall()]
+    cur.execute("DELETE FROM client_group_pending WHERE group_id = ?", (group_id,))
+    return rows
+
+
+def add_inbox(cur: Cursor, sender: bytes, device: bytes, body: bytes, now_ms: int) -> None:
+    cur.execute(
+        "INSERT INTO client_group_inbox (sender, device, body, received_at_ms) VALUES (?,?,?,?)",
+        (sender, device, body, now_ms),
+    )
+
+
+def take_inbox(cur: Cursor) -> list[tuple[bytes, bytes, bytes]]:
+    """Remove and return every waiting ``(sender, device, body)``."""
+    cur.execute("SELECT sender, device, body FROM client_group_inbox ORDER BY id")
+    rows = [(bytes(s), bytes(d), bytes(b)) for s, d, b in cur.fetchall()]
+    cur.execute("DELETE FROM client_group_inbox")
+    return rows
+
+
+def inbox_size(cur: Cursor) -> int:
+    cur.execute("SELECT COUNT(*) FROM client_group_inbox")
+    return int(cur.fetchone()[0])
+
+
+def queue_direct(cur: Cursor, recipient: bytes, payload: bytes, now: float) -> None:
+    cur.execute(
+        "INSERT INTO client_group_outbox (recipient, payload, next_attempt_at) VALUES (?,?,?)",
+        (recipient, payload, now),
+    )
+
+
+def due_direct(cur: Cursor, now: float) -> list[tuple[int, bytes, bytes, int]]:
+    cur.execute(
+        "SELECT id, recipient, payload, attempts FROM client_group_outbox"
+        " WHERE next_attempt_at <= ? ORDER BY id",
+        (now,),
+    )
+    return [(i, bytes(r), bytes(p), a) for i, r, p, a in cur.fetchall()]
+
+
+def next_direct_at(cur: Cursor) -> float | None:
+    cur.execute("SELECT MIN(next_attempt_at) FROM client_group_outbox")
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else float(row[0])
+
+
+def done_direct(cur: Cursor, row_id: int) -> None:
+    cur.execute("DELETE FROM client_group_outbox WHERE id = ?", (row_id,))
+
+
+def retry_direct(cur: Cursor, row_id: int, attempts: int, next_at: float) -> None:
+    cur.execute(
+        "UPDATE client_group_outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
+        (attempts, next_at, row_id),
+    )
