@@ -93,3 +93,27 @@ def test_history_pages_with_before(alice: UserProcess) -> None:
         headers={"Authorization": f"Bearer {alice.token}"},
     )
     assert r.status_code == 422
+
+
+def test_groups_create_list_send_and_errors(alice: UserProcess) -> None:
+    auth = {"Authorization": f"Bearer {alice.token}"}
+    r = httpx.post(alice.url + "/api/v1/groups", json={"name": "Solo"}, headers=auth)
+    assert r.status_code == 201, r.text
+    group = r.json()
+    assert group["name"] == "Solo" and [m["role"] for m in group["members"]] == ["admin"]
+    gid = group["id"]
+    assert gid in [g["id"] for g in httpx.get(alice.url + "/api/v1/groups", headers=auth).json()]
+    r = httpx.post(
+        alice.url + f"/api/v1/groups/{gid}/messages", json={"text": "note to self"}, headers=auth
+    )
+    assert r.status_code == 201 and r.json()["text"] == "note to self", r.text
+    r = httpx.get(alice.url + f"/api/v1/groups/{gid}/messages", headers=auth)
+    assert [m["text"] for m in r.json()] == ["note to self"]
+    r = httpx.post(
+        alice.url + f"/api/v1/groups/{gid}/members", json={"identity_key": "ab" * 32}, headers=auth
+    )
+    assert r.status_code == 400 and "contacts" in r.json()["error"]["message"]
+    r = httpx.post(alice.url + "/api/v1/groups", json={"name": ""}, headers=auth)
+    assert r.status_code == 422 and set(r.json()["error"]) == {"code", "message"}
+    r = httpx.get(alice.url + "/api/v1/groups/" + "cd" * 32, headers=auth)
+    assert r.status_code == 400
