@@ -17,6 +17,7 @@ import trio
 from boxless.chat.requests import ContactEvent
 from boxless.client import group_store as gs
 from boxless.client.core import Client
+from boxless.client.groups import NotAMember
 from boxless.crypto.megolm import UnknownGroupSession, decode_group_message
 from tests.chat_fixtures import make_account, running_client, start_service
 
@@ -44,7 +45,7 @@ def _texts(client: Client, gid: bytes) -> list[str]:
 def _members(client: Client, gid: bytes) -> set[bytes]:
     try:
         return set(client.groups.state(gid).members)
-    except Exception:  # noqa: BLE001 - no such group yet
+    except NotAMember:  # not joined yet
         return set()
 
 
