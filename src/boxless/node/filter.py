@@ -40,6 +40,7 @@ from prometheus_client import Counter, Gauge
 
 from boxless._trio_compat import TaskStatus
 from boxless.errors import BoxlessError, DecodeError, NetworkError, PeerError, UsageError
+from boxless.node.libp2p_shims import DIAL_ERRORS
 from boxless.node.metrics import NodeMetrics
 from boxless.node.streams import (
     READ_CHUNK,
@@ -290,7 +291,7 @@ class FilterService:
                 return True
             except NetworkError as exc:
                 logger.debug("filter push to %s failed: %s", peer, exc)
-            except Exception as exc:  # py-libp2p's dial errors have no common base
+            except DIAL_ERRORS as exc:
                 logger.debug("filter push to %s failed: %s", peer, exc or type(exc).__name__)
         if stream is not None:
             await reset_quietly(stream)

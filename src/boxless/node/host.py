@@ -21,7 +21,12 @@ from libp2p.security.noise.transport import PROTOCOL_ID as NOISE_PROTOCOL_ID
 from libp2p.security.noise.transport import Transport as NoiseTransport
 
 from boxless.errors import ConfigError
-from boxless.node.libp2p_shims import TrafficCounter, honour_muxer_classes, muxer_options
+from boxless.node.libp2p_shims import (
+    ADDRESS_ERRORS,
+    TrafficCounter,
+    honour_muxer_classes,
+    muxer_options,
+)
 
 
 def parse_multiaddrs(addrs: Sequence[str]) -> list[multiaddr.Multiaddr]:
@@ -30,7 +35,7 @@ def parse_multiaddrs(addrs: Sequence[str]) -> list[multiaddr.Multiaddr]:
     for text in addrs:
         try:
             out.append(multiaddr.Multiaddr(text))
-        except Exception as exc:  # multiaddr raises assorted ValueError subclasses
+        except ADDRESS_ERRORS as exc:
             raise ConfigError(f"not a valid multiaddr: {text!r} ({exc})") from exc
     return out
 

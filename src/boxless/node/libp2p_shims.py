@@ -41,9 +41,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import multiaddr.exceptions as multiaddr_errors
+import trio
 from libp2p.abc import IHost, IMuxedConn, IRawConnection, ISecureConn
 from libp2p.connection_types import ConnectionType
 from libp2p.custom_types import TMuxerOptions, TProtocol
+from libp2p.exceptions import BaseLibp2pError
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
@@ -210,3 +213,18 @@ def honour_muxer_classes(host: IHost, traffic: TrafficCounter | None = None) -> 
         current.transports, current.negotiate_timeout
     )
     swarm.upgrader = upgrader
+
+
+#: What parsing a user-supplied multiaddr can raise (py-multiaddr's errors are
+#: ValueErrors or its own ``Error``; py-libp2p's ``InvalidAddrError`` is a ValueError).
+ADDRESS_ERRORS: tuple[type[Exception], ...] = (multiaddr_errors.Error, ValueError)
+
+#: What dialling a peer or opening a stream can raise: py-libp2p's own errors,
+#: plus the socket and trio errors it lets through unwrapped.
+DIAL_ERRORS: tuple[type[Exception], ...] = (
+    BaseLibp2pError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.TooSlowError,
+)

@@ -36,6 +36,7 @@ from boxless.errors import BoxlessError, NetworkError, UsageError
 from boxless.node.filter import FilterClient
 from boxless.node.host import build_host, parse_multiaddrs
 from boxless.node.keys import load_or_create_node_key
+from boxless.node.libp2p_shims import DIAL_ERRORS
 from boxless.node.lightpush import lightpush
 from boxless.node.metrics import NodeMetrics
 from boxless.node.peer_exchange import request_peers
@@ -220,7 +221,7 @@ class LightNode:
         with trio.move_on_after(CONNECT_WAIT):
             try:
                 await self.host.connect(info)
-            except Exception as exc:  # py-libp2p's dial errors have no common base
+            except DIAL_ERRORS as exc:
                 logger.debug("dial %s failed: %s", info.peer_id, exc)
         return self.peering.is_connected(info.peer_id)
 

@@ -22,6 +22,7 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 
 from boxless._trio_compat import TaskStatus
 from boxless.errors import ConfigError, DecodeError, NetworkError
+from boxless.node.libp2p_shims import ADDRESS_ERRORS, DIAL_ERRORS
 from boxless.node.metrics import NodeMetrics
 from boxless.node.penalties import PenaltyBox
 from boxless.node.streams import (
@@ -43,7 +44,7 @@ def parse_peer(addr: str) -> PeerInfo:
     """Parse ``/ip4/.../tcp/N[/ws]/p2p/<id>`` into a PeerInfo, or say what's wrong."""
     try:
         return info_from_p2p_addr(multiaddr.Multiaddr(addr))
-    except Exception as exc:  # multiaddr/py-libp2p raise assorted types here
+    except ADDRESS_ERRORS as exc:
         raise ConfigError(
             f"bad peer address {addr!r}: expected /ip4/HOST/tcp/PORT[/ws]/p2p/PEER_ID ({exc})"
         ) from exc
@@ -158,7 +159,7 @@ class Peering:
                 try:
                     with trio.fail_after(DIAL_TIMEOUT):
                         await self.host.connect(peer)
-                except Exception as exc:  # py-libp2p's dial errors have no common base
+                except DIAL_ERRORS as exc:
                     logger.info(
                         "dial %s failed (%s); retrying in %.0fs", peer.peer_id, exc, backoff
                     )

@@ -16,6 +16,7 @@ from libp2p.peer.id import ID
 
 from boxless.errors import DecodeError, NetworkError, PeerError
 from boxless.node.host import build_host
+from boxless.node.libp2p_shims import DIAL_ERRORS
 from boxless.node.peering import parse_peer
 from boxless.node.streams import request
 from boxless.waku import store
@@ -145,7 +146,7 @@ async def query_all(peer_addr: str, spec: StoreQuerySpec, max_pages: int) -> lis
         try:
             with trio.fail_after(15):
                 await host.connect(peer)
-        except Exception as exc:  # py-libp2p's dial errors have no common base
+        except DIAL_ERRORS as exc:
             raise NetworkError(f"could not reach {peer_addr}: {exc or type(exc).__name__}") from exc
         try:
             async for page in iter_pages(host, peer.peer_id, spec, max_pages):

@@ -24,6 +24,7 @@ from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
 
 from boxless.errors import DecodeError, NetworkError
+from boxless.node.libp2p_shims import DIAL_ERRORS
 from boxless.wire.framing import FrameDecoder, encode_frame
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ async def request(
     with trio.move_on_after(timeout) as scope:
         try:
             stream = await host.new_stream(peer_id, [TProtocol(p) for p in protocols])
-        except Exception as exc:  # py-libp2p raises many unrelated types here
+        except DIAL_ERRORS as exc:
             raise NetworkError(
                 f"could not open {protocols[0]} to {peer_id}: {exc or type(exc).__name__}"
             ) from exc
