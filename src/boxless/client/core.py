@@ -35,7 +35,6 @@ Events (for the CLI, the API and the UI) are plain dicts on bounded channels.
 
 from __future__ import annotations
 
-import base64
 import logging
 import secrets
 import time
@@ -70,6 +69,7 @@ from boxless.identity.contact_code import (
 )
 from boxless.identity.profile import save_profile, validate_display_name
 from boxless.waku.message import WakuMessage
+from boxless.wire.links import encode_link
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +85,7 @@ class UnknownContact(UsageError):
 
 def card_to_code(card: bytes, now: float) -> ContactCode:
     """A contact card (``ContactCode.to_bytes()``) back to a verified code."""
-    text = LINK_PREFIX + base64.urlsafe_b64encode(card).rstrip(b"=").decode("ascii")
-    return decode_contact_code(text, now)
+    return decode_contact_code(encode_link(LINK_PREFIX, card), now)
 
 
 class Client:

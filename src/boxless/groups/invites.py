@@ -27,10 +27,7 @@ link", "damaged", "signature invalid", "expired" it is; nothing else escapes
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import re
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
@@ -57,6 +54,7 @@ from boxless.identity.keys import (
 )
 from boxless.identity.profile import validate_display_name
 from boxless.wire import group_pb2
+from boxless.wire.links import decode_link, encode_link
 
 __all__ = [
     "DEFAULT_LINK_VALIDITY",
@@ -71,11 +69,9 @@ __all__ = [
 
 LINK_PREFIX = "boxless://g/"
 LINK_VERSION = 1
-MAX_LINK_CHARS = 4096
 DEFAULT_LINK_VALIDITY = 7 * 86_400
 
 _TAG = b"boxless group link v1\x00"
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 _FORGED = "the group link's signature is invalid: it was altered or forged; ask for the link again"
 
 
@@ -141,8 +137,7 @@ class GroupLink:
 
     @property
     def link(self) -> str:
-        payload = base64.urlsafe_b64encode(self.to_bytes()).rstrip(b"=").decode("ascii")
-        return LINK_PREFIX + payload
+        return encode_link(LINK_PREFIX, self.to_bytes())
 
     def __repr__(self) -> str:
         return f"GroupLink(group={self.group_id.hex()[:8]}, expires_at={self.expires_at})"
@@ -174,24 +169,7 @@ def make_group_link(
 
 
 def _payload_bytes(text: str) -> bytes:
-    if len(text) > MAX_LINK_CHARS:
-        raise InvalidGroupLink(
-            "this is not a Boxless group link: it is far too long (links start with boxless://g/)"
-        )
-    stripped = "".join(text.split())  # tolerate line breaks from copy/paste
-    if stripped[: len(LINK_PREFIX)].lower() != LINK_PREFIX:
-        raise InvalidGroupLink(
-            "this is not a Boxless group link: it should start with boxless://g/"
-        )
-    payload = stripped[len(LINK_PREFIX) :]
-    if not payload or not _B64URL.match(payload) or len(payload) % 4 == 1:
-        raise InvalidGroupLink(
-            "the group link is damaged (it has characters that do not belong); copy it again in full"
-        )
-    try:
-        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidGroupLink("the group link is damaged; copy it again in full") from None
+    return decode_link(text, LINK_PREFIX, "group link", InvalidGroupLink)
 
 
 def _parse(raw: bytes) -> GroupLink:

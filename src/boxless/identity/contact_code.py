@@ -19,11 +19,8 @@ is an :class:`InvalidContactCode` saying which of "not a Boxless link",
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,13 +42,12 @@ from boxless.identity.keys import (
 )
 from boxless.identity.profile import InvalidProfile, validate_display_name
 from boxless.wire import identity_pb2
+from boxless.wire.links import decode_link, encode_link
 
 LINK_PREFIX = "boxless://c/"
 CODE_VERSION = 1
-MAX_LINK_CHARS = 4096
 
 _TAG = b"boxless contact code v1\x00"
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 
 
 class InvalidContactCode(UsageError):
@@ -103,8 +99,7 @@ class ContactCode:
 
     @property
     def link(self) -> str:
-        payload = base64.urlsafe_b64encode(self.to_bytes()).rstrip(b"=").decode("ascii")
-        return LINK_PREFIX + payload
+        return encode_link(LINK_PREFIX, self.to_bytes())
 
 
 def make_contact_code(
@@ -124,25 +119,7 @@ def make_contact_code(
 
 
 def _payload_bytes(text: str) -> bytes:
-    if len(text) > MAX_LINK_CHARS:
-        raise InvalidContactCode(
-            "this is not a Boxless contact link: it is far too long (links start with boxless://c/)"
-        )
-    stripped = "".join(text.split())  # tolerate line breaks from copy/paste
-    if stripped[: len(LINK_PREFIX)].lower() != LINK_PREFIX:
-        raise InvalidContactCode(
-            "this is not a Boxless contact link: it should start with boxless://c/"
-        )
-    payload = stripped[len(LINK_PREFIX) :]
-    if not payload or not _B64URL.match(payload) or len(payload) % 4 == 1:
-        raise InvalidContactCode(
-            "the contact link is damaged (it has characters that do not belong); "
-            "copy it again in full"
-        )
-    try:
-        return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    except (binascii.Error, ValueError):
-        raise InvalidContactCode("the contact link is damaged; copy it again in full") from None
+    return decode_link(text, LINK_PREFIX, "contact link", InvalidContactCode)
 
 
 def decode_contact_code(text: str, now: float) -> ContactCode:
