@@ -136,3 +136,28 @@ async def test_send_with_no_reachable_service_peer_says_so(tmp_path: Path) -> No
         with pytest.raises(NetworkError, match="no service peer took the message"):
             await light.send(WakuMessage(b"x", CT, timestamp=time.time_ns()))
         nursery.cancel_scope.cancel()
+
+
+async def test_light_client_learns_of_a_service_peer_that_arrives_later(tmp_path: Path) -> None:
+    """The peer we asked on connecting knew nobody yet; we ask again later."""
+    a = NodeProcess("a", tmp_path / "a", SERVICE).start()
+    b: NodeProcess | None = None
+    try:
+        light = LightNode(tmp_path / "light", [a.addr])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(light.run)
+            await light.subscribe([CT])
+            with trio.fail_after(20):
+                while light.current is None:  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            assert len(light.service_peers) == 1  # A knows nobody else yet
+            b = NodeProcess("b", tmp_path / "b", [*SERVICE, "--peer", a.addr]).start()
+            with trio.fail_after(30):
+                while len(light.service_peers) < 2:  # noqa: ASYNC110
+                    await trio.sleep(0.1)
+            assert str(light.service_peers[1].peer_id) == b.info["peer_id"]
+            nursery.cancel_scope.cancel()
+    finally:
+        for n in (a, b):
+            if n is not None:
+                n.kill()

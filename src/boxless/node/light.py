@@ -52,6 +52,8 @@ CATCH_UP_MARGIN_NS = 60 * 10**9
 CONNECT_WAIT = 10.0
 SEEN_CAPACITY = 20_000
 MAX_SERVICE_PEERS = 8
+REDISCOVER_FIRST = 1.0  # seconds; doubles up to REDISCOVER_MAX while nothing new
+REDISCOVER_MAX = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,22 @@ class LightNode:
         async with self.host.run(self.listen_addrs), trio.open_nursery() as nursery:
             await nursery.start(self.peering.run)
             nursery.start_soon(self._supervise)
+            nursery.start_soon(self._rediscover)
             task_status.started(self)
+
+    async def _rediscover(self) -> None:
+        """Ask the current service peer again now and then: the peer we asked on
+        admission may not have known its neighbours yet (it had just started, or
+        they connected after us), and neighbours come and go. Backs off while
+        nothing new turns up."""
+        delay = REDISCOVER_FIRST
+        while True:
+            await trio.sleep(delay)
+            before = len(self.service_peers)
+            if self.current is not None and before < MAX_SERVICE_PEERS:
+                await self._discover(self.current)
+            grew = len(self.service_peers) > before
+            delay = REDISCOVER_FIRST if grew else min(delay * 2, REDISCOVER_MAX)
 
     async def _discover(self, peer_id: ID) -> None:
         """Learn more service peers (filter + light push) from one we reached, so
