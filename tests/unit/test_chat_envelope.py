@@ -68,6 +68,15 @@ proofs = st.builds(
 )
 bodies = st.one_of(
     st.builds(Text, texts, st.none() | ids),
+    st.builds(
+        Text,
+        texts,
+        st.none(),
+        st.lists(st.binary(min_size=32, max_size=32), max_size=5).map(tuple),
+        st.booleans(),
+    ),
+    st.builds(env.GroupPin, st.text("0123456789abcdef-", min_size=1, max_size=64), st.booleans()),
+    st.builds(env.GroupRead, st.integers(0, 2**63 - 1)),
     st.builds(Edit, ids, texts),
     st.builds(Delete, ids),
     st.builds(Reaction, ids, emoji, st.booleans()),
@@ -152,6 +161,9 @@ def test_every_body_kind_roundtrips() -> None:
         env.GroupKeyShareBody(b"share"),
         env.GroupOpBody((b"op1", b"op2"), (b"card",)),
         env.GroupOpBody((b"op",)),
+        Text("hi @all @Bob", None, (b"\x01" * 32,), True),
+        env.GroupPin("abc123", False),
+        env.GroupRead(17),
     ):
         msg = new_message(body, lamport=3, sent_at_ms=5)
         assert decode(encode(msg)) == msg

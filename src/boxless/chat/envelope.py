@@ -64,9 +64,13 @@ __all__ = [
     "Edit",
     "GroupKeyShareBody",
     "GroupOpBody",
+    "GroupPin",
+    "GroupRead",
     "MAX_GROUP_CARDS",
     "MAX_GROUP_OPS",
     "MAX_GROUP_OP_BYTES",
+    "MAX_MENTIONS",
+    "MAX_SDS_ID_CHARS",
     "ProfileUpdate",
     "Reaction",
     "Receipt",
@@ -104,6 +108,8 @@ MAX_GROUP_OPS: Final = 256
 MAX_GROUP_OP_BYTES: Final = 2048
 MAX_GROUP_CARDS: Final = 64
 MAX_KEY_SHARE_PAYLOAD_BYTES: Final = 1024
+MAX_MENTIONS: Final = 50
+MAX_SDS_ID_CHARS: Final = 128
 _FIRST_BODY_FIELD: Final = 10
 _I64_MAX: Final = (1 << 63) - 1
 
@@ -148,11 +154,18 @@ class Text:
 
     text: str = field(repr=False)
     reply_to: bytes | None = None
+    mentions: tuple[bytes, ...] = ()
+    """Identity keys of the group members the text names (groups only)."""
+    mention_all: bool = False
 
     def __post_init__(self) -> None:
         _check_text("text", self.text, MAX_TEXT_BYTES)
         if self.reply_to is not None:
             _check_id("reply_to", self.reply_to)
+        if not isinstance(self.mentions, tuple) or len(self.mentions) > MAX_MENTIONS:
+            raise UsageError(f"a text mentions at most {MAX_MENTIONS} members")
+        if any(len(k) != 32 for k in self.mentions):
+            raise UsageError("a mention is a 32-byte identity key")
 
     def __repr__(self) -> str:
         reply = "" if self.reply_to is None else f", reply_to={_short(self.reply_to)}"
@@ -338,6 +351,29 @@ class GroupOpBody:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupPin:
+    """Pin (or unpin) a group message, named by its SDS message id, for every member."""
+
+    target: str
+    pinned: bool = True
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.target) <= MAX_SDS_ID_CHARS or not self.target.isascii():
+            raise UsageError(f"a pinned message id is 1..{MAX_SDS_ID_CHARS} ASCII characters")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupRead:
+    """A member has read the group's messages up to this SDS Lamport time."""
+
+    lamport: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.lamport <= MAX_LAMPORT:
+            raise UsageError("a read position is a Lamport time in 0..2^63-1")
+
+
+@dataclass(frozen=True, slots=True)
 class Unsupported:
     """A body of a kind a newer client sent; ``detail`` says which (for logs)."""
 
@@ -357,6 +393,8 @@ Body = (
     | SessionReset
     | GroupKeyShareBody
     | GroupOpBody
+    | GroupPin
+    | GroupRead
     | Unsupported
 )
 
@@ -431,10 +469,12 @@ def encode(msg: ChatMessage) -> bytes:
 
 def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
     match body:
-        case Text(text, reply_to):
+        case Text(text, reply_to, mentions, mention_all):
             pb.text.text = text
             if reply_to is not None:
                 pb.text.reply_to = reply_to
+            pb.text.mentions.extend(mentions)
+            pb.text.mention_all = mention_all
         case Edit(target, text):
             pb.edit.target, pb.edit.text = target, text
         case Delete(target):
@@ -461,6 +501,10 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
         case GroupOpBody(ops, cards):
             pb.group_ops.ops.extend(ops)
             pb.group_ops.cards.extend(cards)
+        case GroupPin(target, pinned):
+            pb.group_pin.target, pb.group_pin.pinned = target, pinned
+        case GroupRead(lamport):
+            pb.group_read.lamport = lamport
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")
 
@@ -505,7 +549,10 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
         match kind:
             case "text":
                 t = pb.text
-                return Text(t.text, t.reply_to if t.HasField("reply_to") else None)
+                if len(t.mentions) > MAX_MENTIONS:
+                    raise DecodeError(f"chat message text mentions more than {MAX_MENTIONS}")
+                reply = t.reply_to if t.HasField("reply_to") else None
+                return Text(t.text, reply, tuple(t.mentions), t.mention_all)
             case "edit":
                 return Edit(pb.edit.target, pb.edit.text)
             case "delete":
@@ -529,6 +576,10 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
                 return GroupKeyShareBody(pb.group_key_share.payload)
             case "group_ops":
                 return _decode_group_ops(pb.group_ops)
+            case "group_pin":
+                return GroupPin(pb.group_pin.target, pb.group_pin.pinned)
+            case "group_read":
+                return GroupRead(pb.group_read.lamport)
             case None:
                 return _unknown_body(pb)
             case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault

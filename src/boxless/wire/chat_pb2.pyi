@@ -52,6 +52,8 @@ class ChatMessage(_message.Message):
     SESSION_RESET_FIELD_NUMBER: _builtins.int
     GROUP_KEY_SHARE_FIELD_NUMBER: _builtins.int
     GROUP_OPS_FIELD_NUMBER: _builtins.int
+    GROUP_PIN_FIELD_NUMBER: _builtins.int
+    GROUP_READ_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """1"""
     message_id: _builtins.bytes
@@ -84,6 +86,10 @@ class ChatMessage(_message.Message):
     def group_key_share(self) -> Global___GroupKeyShareBody: ...
     @_builtins.property
     def group_ops(self) -> Global___GroupOpBody: ...
+    @_builtins.property
+    def group_pin(self) -> Global___GroupPin: ...
+    @_builtins.property
+    def group_read(self) -> Global___GroupRead: ...
     def __init__(
         self,
         *,
@@ -103,12 +109,14 @@ class ChatMessage(_message.Message):
         session_reset: Global___SessionReset | None = ...,
         group_key_share: Global___GroupKeyShareBody | None = ...,
         group_ops: Global___GroupOpBody | None = ...,
+        group_pin: Global___GroupPin | None = ...,
+        group_read: Global___GroupRead | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_read", b"group_read", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_read", b"group_read", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops", "group_pin", "group_read"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -122,18 +130,28 @@ class Text(_message.Message):
 
     TEXT_FIELD_NUMBER: _builtins.int
     REPLY_TO_FIELD_NUMBER: _builtins.int
+    MENTIONS_FIELD_NUMBER: _builtins.int
+    MENTION_ALL_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     reply_to: _builtins.bytes
     """message_id of the message replied to"""
+    mention_all: _builtins.bool
+    """"@all": every member of the group"""
+    @_builtins.property
+    def mentions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """identity keys (32 bytes) of group members named in the text"""
+
     def __init__(
         self,
         *,
         text: _builtins.str = ...,
         reply_to: _builtins.bytes | None = ...,
+        mentions: _abc.Iterable[_builtins.bytes] | None = ...,
+        mention_all: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to", "reply_to", b"reply_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to", "reply_to", b"reply_to", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to", "mention_all", b"mention_all", "mentions", b"mentions", "reply_to", b"reply_to", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__reply_to: _TypeAlias = _typing.Literal["reply_to"]  # noqa: Y015
     _WhichOneofArgType__reply_to: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to"]  # noqa: Y015
@@ -442,3 +460,51 @@ class GroupOpBody(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GroupOpBody: _TypeAlias = GroupOpBody  # noqa: Y015
+
+@_typing.final
+class GroupPin(_message.Message):
+    """Pin or unpin a group message for everyone (inside Megolm only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    PINNED_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """the SDS message id of the group message"""
+    pinned: _builtins.bool
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        pinned: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pinned", b"pinned", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupPin: _TypeAlias = GroupPin  # noqa: Y015
+
+@_typing.final
+class GroupRead(_message.Message):
+    """A member's read position in a group: it has read every message up to this
+    SDS Lamport time (inside Megolm only; ephemeral, one per reader, not per message).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LAMPORT_FIELD_NUMBER: _builtins.int
+    lamport: _builtins.int
+    def __init__(
+        self,
+        *,
+        lamport: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lamport", b"lamport"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupRead: _TypeAlias = GroupRead  # noqa: Y015
