@@ -53,6 +53,7 @@ from boxless.chat.pow import DEFAULT_DIFFICULTY, solve
 from boxless.chat.requests import ContactEvent, ContactState, RequestGate, next_contact_state
 from boxless.chat.topics import contact_topic, conversation_topic
 from boxless.client import store as db
+from boxless.client.broadcast import BroadcastManager
 from boxless.client.groups import GroupManager
 from boxless.client.transport import Incoming, Transport
 from boxless.crypto.errors import DuplicateMessage, TamperedMessage, UnknownSession
@@ -128,6 +129,9 @@ class Client:
             emit=self._emit,
             card_to_code=card_to_code,
             clock=clock,
+        )
+        self.broadcasts = BroadcastManager(
+            self.db, send_text=self.send_text, emit=self._emit, clock=clock
         )
 
     # -- lifecycle ------------------------------------------------------------------
