@@ -39,7 +39,7 @@ async def _befriend(a: Client, b: Client) -> None:
 
 
 def _texts(client: Client, gid: bytes) -> list[str]:
-    return [m.text for _, m in client.groups.messages(gid, 500)]
+    return [m.text for _, m in client.groups.messages(gid, 500) if m.kind == "text"]
 
 
 def _members(client: Client, gid: bytes) -> set[bytes]:

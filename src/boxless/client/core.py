@@ -68,6 +68,7 @@ from boxless.identity.contact_code import (
     InvalidContactCode,
     decode_contact_code,
 )
+from boxless.identity.keys import DeviceBundle
 from boxless.identity.profile import save_profile, validate_display_name
 from boxless.waku.message import WakuMessage
 from boxless.wire.links import encode_link
@@ -126,6 +127,7 @@ class Client:
             account,
             transport,
             transmit=self._transmit_card,
+            transmit_bundle=self._transmit_bundle,
             emit=self._emit,
             card_to_code=card_to_code,
             clock=clock,
@@ -492,10 +494,16 @@ class Client:
     ) -> bool:
         """Encrypt for the device of a contact card, seal, send (contacts and group members)."""
         code = card_to_code(card, self.clock())
+        return await self._transmit_bundle(code.bundle, topic, plaintext, ephemeral)
+
+    async def _transmit_bundle(
+        self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool = False
+    ) -> bool:
+        """Encrypt for a device bundle, seal, send (also a group link's admin)."""
         with self.sessions.transaction():
-            olm = self.sessions.encrypt(code.bundle, plaintext)
+            olm = self.sessions.encrypt(bundle, plaintext)
         sealed = seal(
-            code.bundle.sealing_key,
+            bundle.sealing_key,
             sender_identity_key=self.me,
             sender_device_key=self.my_device_key,
             ciphertext=olm,

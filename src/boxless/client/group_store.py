@@ -1,4 +1,5 @@
-"""The group tables (migration ``0002_groups``): every SQL statement of the group layer.
+"""The group tables (migrations ``0002_groups``, ``0003_group_features``): every SQL
+statement of the group layer.
 
 As in :mod:`boxless.client.store`: each function takes the cursor of a
 transaction the caller owns.
@@ -24,10 +25,36 @@ class GroupMessageRow:
     received_at_ms: int | None
     text: str
     state: str
+    kind: str = "text"  # text | event (a membership or settings change, rendered)
+    mentions_me: bool = False
+    pinned: bool = False
+    read_count: int = 0  # members other than the sender whose read marker covers it
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMeta:
+    muted: bool
+    read_seq: int
+    unread: int
+    mentions: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingJoin:
+    group_id: bytes
+    name: str
+    admin: bytes
+    link: str
+    requested_at_ms: int
 
 
 _MSG_COLS = (
-    "message_id, group_id, sender, outgoing, lamport, sent_at_ms, received_at_ms, text, state"
+    "message_id, group_id, sender, outgoing, lamport, sent_at_ms, received_at_ms, text, state,"
+    " kind, mentions_me, pinned"
+)
+_READ_COUNT = (
+    "(SELECT COUNT(*) FROM client_group_reads r WHERE r.group_id = m.group_id"
+    " AND r.member != m.sender AND r.lamport >= m.lamport)"
 )
 
 
@@ -90,7 +117,8 @@ def get_card(cur: Cursor, identity_key: bytes) -> tuple[bytes, bytes] | None:
 
 def add_message(cur: Cursor, m: GroupMessageRow) -> bool:
     cur.execute(
-        f"INSERT OR IGNORE INTO client_group_messages ({_MSG_COLS}) VALUES (?,?,?,?,?,?,?,?,?)",
+        f"INSERT OR IGNORE INTO client_group_messages ({_MSG_COLS})"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             m.message_id,
             m.group_id,
@@ -101,6 +129,9 @@ def add_message(cur: Cursor, m: GroupMessageRow) -> bool:
             m.received_at_ms,
             m.text,
             m.state,
+            m.kind,
+            int(m.mentions_me),
+            int(m.pinned),
         ),
     )
     return bool(cur.rowcount)
@@ -111,19 +142,130 @@ def list_messages(
 ) -> list[tuple[int, GroupMessageRow]]:
     """The newest ``limit`` messages (before ``before_seq``) in delivery order, oldest first."""
     cur.execute(
-        f"SELECT seq, {_MSG_COLS} FROM client_group_messages WHERE group_id = ? AND seq < ? "
-        "ORDER BY seq DESC LIMIT ?",
+        f"SELECT seq, {_MSG_COLS}, {_READ_COUNT} FROM client_group_messages m"
+        " WHERE group_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
         (group_id, before_seq if before_seq is not None else 2**62, limit),
     )
     rows = [(r[0], _message(r[1:])) for r in cur.fetchall()]
     return list(reversed(rows))
 
 
-def _message(r: tuple[Any, ...]) -> GroupMessageRow:
-    mid, gid, sender, out, lamport, sent, recv, text, state = r
-    return GroupMessageRow(
-        mid, bytes(gid), bytes(sender), bool(out), lamport, sent, recv, text, state
+def get_message(cur: Cursor, message_id: str) -> tuple[int, GroupMessageRow] | None:
+    cur.execute(
+        f"SELECT seq, {_MSG_COLS}, {_READ_COUNT} FROM client_group_messages m WHERE message_id = ?",
+        (message_id,),
     )
+    r = cur.fetchone()
+    return None if r is None else (r[0], _message(r[1:]))
+
+
+def pinned_messages(cur: Cursor, group_id: bytes) -> list[tuple[int, GroupMessageRow]]:
+    cur.execute(
+        f"SELECT seq, {_MSG_COLS}, {_READ_COUNT} FROM client_group_messages m"
+        " WHERE group_id = ? AND pinned = 1 ORDER BY seq",
+        (group_id,),
+    )
+    return [(r[0], _message(r[1:])) for r in cur.fetchall()]
+
+
+def _message(r: tuple[Any, ...]) -> GroupMessageRow:
+    mid, gid, sender, out, lamport, sent, recv, text, state, kind, mentions, pinned, reads = r
+    return GroupMessageRow(
+        mid,
+        bytes(gid),
+        bytes(sender),
+        bool(out),
+        lamport,
+        sent,
+        recv,
+        text,
+        state,
+        kind,
+        bool(mentions),
+        bool(pinned),
+        int(reads),
+    )
+
+
+def set_message_state(
+    cur: Cursor, message_id: str, state: str, only_from: str | None = None
+) -> bool:
+    """Set a message's state (only if it is ``only_from``, when given); True if it changed."""
+    cur.execute(
+        "UPDATE client_group_messages SET state = ? WHERE message_id = ? AND state != ?"
+        " AND (? IS NULL OR state = ?)",
+        (state, message_id, state, only_from, only_from),
+    )
+    return bool(cur.rowcount)
+
+
+def set_pinned(cur: Cursor, group_id: bytes, message_id: str, pinned: bool) -> bool:
+    cur.execute(
+        "UPDATE client_group_messages SET pinned = ? WHERE group_id = ? AND message_id = ?",
+        (int(pinned), group_id, message_id),
+    )
+    return bool(cur.rowcount)
+
+
+def last_message(cur: Cursor, group_id: bytes) -> tuple[int, GroupMessageRow] | None:
+    rows = list_messages(cur, group_id, 1)
+    return rows[0] if rows else None
+
+
+def meta(cur: Cursor, group_id: bytes) -> GroupMeta:
+    cur.execute("SELECT muted, read_seq FROM client_groups WHERE group_id = ?", (group_id,))
+    muted, read_seq = cur.fetchone()
+    cur.execute(
+        "SELECT COUNT(*), COALESCE(SUM(mentions_me), 0) FROM client_group_messages"
+        " WHERE group_id = ? AND seq > ? AND outgoing = 0 AND kind = 'text'",
+        (group_id, read_seq),
+    )
+    unread, mentions = cur.fetchone()
+    return GroupMeta(bool(muted), int(read_seq), int(unread), int(mentions))
+
+
+def set_muted(cur: Cursor, group_id: bytes, muted: bool) -> None:
+    cur.execute("UPDATE client_groups SET muted = ? WHERE group_id = ?", (int(muted), group_id))
+
+
+def set_read_seq(cur: Cursor, group_id: bytes, seq: int) -> bool:
+    """Move my read position forward (never back); True if it moved."""
+    cur.execute(
+        "UPDATE client_groups SET read_seq = ? WHERE group_id = ? AND read_seq < ?",
+        (seq, group_id, seq),
+    )
+    return bool(cur.rowcount)
+
+
+def put_read(cur: Cursor, group_id: bytes, member: bytes, lamport: int) -> bool:
+    """A member's read marker, kept only if it moves forward; True if it did."""
+    cur.execute(
+        "INSERT INTO client_group_reads (group_id, member, lamport) VALUES (?,?,?)"
+        " ON CONFLICT (group_id, member) DO UPDATE SET lamport = excluded.lamport"
+        " WHERE excluded.lamport > client_group_reads.lamport",
+        (group_id, member, lamport),
+    )
+    return bool(cur.rowcount)
+
+
+def add_join(cur: Cursor, j: PendingJoin) -> None:
+    cur.execute(
+        "INSERT OR REPLACE INTO client_group_joins (group_id, name, admin, link,"
+        " requested_at_ms) VALUES (?,?,?,?,?)",
+        (j.group_id, j.name, j.admin, j.link, j.requested_at_ms),
+    )
+
+
+def list_joins(cur: Cursor) -> list[PendingJoin]:
+    cur.execute(
+        "SELECT group_id, name, admin, link, requested_at_ms FROM client_group_joins"
+        " ORDER BY requested_at_ms"
+    )
+    return [PendingJoin(bytes(g), n, bytes(a), link, t) for g, n, a, link, t in cur.fetchall()]
+
+
+def drop_join(cur: Cursor, group_id: bytes) -> None:
+    cur.execute("DELETE FROM client_group_joins WHERE group_id = ?", (group_id,))
 
 
 def add_pending(

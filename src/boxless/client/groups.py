@@ -45,8 +45,10 @@ the group topic instead), join by link, leave, admin changes from the API.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -69,9 +71,37 @@ from boxless.crypto.megolm import (
     encode_group_message,
 )
 from boxless.errors import BoxlessError, DecodeError, UsageError, ValidationError
-from boxless.groups import GroupLog, GroupState, Invite, Remove, create_op, decode_op, encode_op
+from boxless.groups import (
+    DEFAULT_LINK_VALIDITY,
+    Body,
+    Create,
+    Demote,
+    GroupLink,
+    GroupLog,
+    GroupOp,
+    GroupState,
+    Invite,
+    Join,
+    Leave,
+    OpStatus,
+    Promote,
+    Remove,
+    Rename,
+    SetAnnouncementsOnly,
+    SetAvatar,
+    SetDescription,
+    SetHistorySharing,
+    check_token_fresh,
+    create_op,
+    decode_group_link,
+    decode_op,
+    encode_op,
+    join_op,
+    make_group_link,
+)
 from boxless.identity.account import LocalAccount
 from boxless.identity.contact_code import InvalidContactCode
+from boxless.identity.keys import DeviceBundle
 from boxless.sync import SdsChannel, decode_message
 from boxless.waku.message import WakuMessage
 
@@ -84,12 +114,33 @@ _GROUP_PREFIX = "/boxless/1/group-"
 
 Transmit = Callable[[bytes, str, bytes], Awaitable[bool]]
 """``transmit(card, content_topic, plaintext)``: Olm-encrypt, seal and send to a card's device."""
+TransmitBundle = Callable[[DeviceBundle, str, bytes], Awaitable[bool]]
+"""The same to a bare device bundle (a group link's admin, who is no contact of ours yet)."""
 Emit = Callable[[dict[str, Any]], None]
 CardToCode = Callable[[bytes, float], Any]
 
 
+SYNC_CHECK_S = 5.0
+REPAIR_AFTER_S = 10.0
+REPAIR_LOOKBACK_NS = 10 * 60 * 10**9
+_MENTION_ALL = re.compile(r"(?<![\w@])@all\b", re.IGNORECASE)
+
+
 class NotAMember(UsageError):
     """This device is not (or no longer) a member of that group, or there is no such group."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSummary:
+    """A group as the chat list shows it."""
+
+    state: GroupState
+    member: bool
+    my_role: str | None
+    muted: bool
+    unread: int
+    mentions: int
+    last: tuple[int, gs.GroupMessageRow] | None
 
 
 class GroupManager:
@@ -103,12 +154,14 @@ class GroupManager:
         transmit: Transmit,
         emit: Emit,
         card_to_code: CardToCode,
+        transmit_bundle: TransmitBundle | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.account = account
         self.db = account.db
         self.transport = transport
         self.transmit = transmit
+        self.transmit_bundle = transmit_bundle
         self.emit = emit
         self.card_to_code = card_to_code
         self.clock = clock
@@ -116,6 +169,11 @@ class GroupManager:
         self.sessions = GroupSessions(self.db, self.db.derive_key("megolm sessions v1"))
         self._logs: dict[bytes, GroupLog] = {}
         self._wake = trio.Event()
+        self._sds_wake = trio.Event()
+        self._timers: dict[bytes, float] = {}  # group -> when its SDS timer is due
+        self._missing_since: dict[bytes, float] = {}  # group -> oldest missing dependency
+        self._names: dict[bytes, str] = {}
+        self._announce: list[tuple[bytes, env.GroupOpBody]] = []
 
     # -- queries ------------------------------------------------------------------------
 
@@ -137,11 +195,83 @@ class GroupManager:
                 raise NotAMember("no such group")
             return self._log(cur, group_id).state
 
+    def summaries(self) -> list[GroupSummary]:
+        """Every group we are (or were) in, with unread counts and the last message."""
+        with self.db.transaction() as cur:
+            return [self._summary(cur, g) for g in gs.group_ids(cur)]
+
+    def summary(self, group_id: bytes) -> GroupSummary:
+        with self.db.transaction() as cur:
+            if not gs.has_group(cur, group_id):
+                raise NotAMember("no such group")
+            return self._summary(cur, group_id)
+
+    def _summary(self, cur: Any, group_id: bytes) -> GroupSummary:
+        state = self._log(cur, group_id).state
+        meta = gs.meta(cur, group_id)
+        role = state.role(self.me)
+        return GroupSummary(
+            state,
+            role is not None,
+            None if role is None else role.value,
+            meta.muted,
+            meta.unread,
+            meta.mentions,
+            gs.last_message(cur, group_id),
+        )
+
     def messages(
         self, group_id: bytes, limit: int = 50, before_seq: int | None = None
     ) -> list[tuple[int, gs.GroupMessageRow]]:
         with self.db.transaction() as cur:
+            if not gs.has_group(cur, group_id):
+                raise NotAMember("no such group")
             return gs.list_messages(cur, group_id, limit, before_seq)
+
+    def message(self, message_id: str) -> tuple[int, gs.GroupMessageRow]:
+        with self.db.transaction() as cur:
+            found = gs.get_message(cur, message_id)
+        if found is None:
+            raise UsageError(f"no group message {message_id!r}")
+        return found
+
+    def pins(self, group_id: bytes) -> list[tuple[int, gs.GroupMessageRow]]:
+        with self.db.transaction() as cur:
+            if not gs.has_group(cur, group_id):
+                raise NotAMember("no such group")
+            return gs.pinned_messages(cur, group_id)
+
+    def joins(self) -> list[gs.PendingJoin]:
+        """Groups we asked to join by link and are not in yet."""
+        with self.db.transaction() as cur:
+            return gs.list_joins(cur)
+
+    def member_name(self, group_id: bytes, key: bytes) -> str:
+        """What to call a member: our name for a contact, the name on their card, the
+        inviter's label, else a short key."""
+        with self.db.transaction() as cur:
+            return self._name(cur, group_id, key)
+
+    def _name(self, cur: Any, group_id: bytes | None, key: bytes) -> str:
+        if key == self.me:
+            return self.account.profile.display_name
+        contact = db.get_contact(cur, key)
+        if contact is not None and contact.display_name:
+            return str(contact.display_name)
+        if key not in self._names:
+            card = gs.get_card(cur, key)
+            if card is not None:
+                try:
+                    self._names[key] = self.card_to_code(card[0], self.clock()).display_name
+                except InvalidContactCode:
+                    pass
+        if key in self._names:
+            return self._names[key]
+        if group_id is not None:
+            member = self._log(cur, group_id).state.members.get(key)
+            if member is not None and member.name:
+                return member.name
+        return f"member {key.hex()[:8]}"
 
     def _log(self, cur: Any, group_id: bytes) -> GroupLog:
         log = self._logs.get(group_id)
@@ -152,18 +282,19 @@ class GroupManager:
 
     # -- local actions ------------------------------------------------------------------
 
-    async def create(self, name: str) -> GroupState:
+    async def create(self, name: str, description: str = "") -> GroupState:
         """Create a group with us as its creator and only member."""
         now = self.clock()
-        op = create_op(self.account.identity, name, int(now * 1000))
+        op = create_op(self.account.identity, name, int(now * 1000), description)
         gid = op.group_id
         log = GroupLog.replay(gid, [op])
         sds = SdsChannel(gid.hex(), self.me.hex(), now=now)
         with self.db.transaction() as cur:
             gs.add_group(cur, gid, sds.to_state(), int(now * 1000))
             gs.add_op(cur, gid, op.op_id, encode_op(op))
+            self._logs[gid] = log
+            self._add_event(cur, gid, op)
             self.sessions.outbound(gid, [], now)
-        self._logs[gid] = log
         await self.transport.subscribe([group_topic(gid)])
         logger.info("group %s created", gid.hex()[:8])
         self.emit({"type": "group", "group": gid.hex()})
@@ -180,37 +311,218 @@ class GroupManager:
             log = self._member_log(cur, group_id)
             op = log.next_op(self.account.identity, Invite(member, contact.display_name), _ms(now))
             gs.add_op(cur, group_id, op.op_id, encode_op(op))
-            ops = [encode_op(o) for o in log.ops()]
-            cards = self._cards(cur, log.state.members)
-            for i in range(0, len(ops), env.MAX_GROUP_OPS):
-                chunk = tuple(ops[i : i + env.MAX_GROUP_OPS])
-                self._queue_direct(
-                    cur, member, env.GroupOpBody(chunk, cards[: env.MAX_GROUP_CARDS])
-                )
-            self._refresh_sessions(cur, group_id, now)
+            self._add_event(cur, group_id, op)
+            self._admit(cur, group_id, member, now)
         await self._publish(group_id, env.GroupOpBody((encode_op(op),), (contact.bundle,)))
         self.emit({"type": "group", "group": group_id.hex()})
         return log.state
 
+    def _admit(self, cur: Any, group_id: bytes, member: bytes, now: float) -> None:
+        """A new member: every op and member card to them over Olm, keys to everyone."""
+        log = self._log(cur, group_id)
+        ops = [encode_op(o) for o in log.ops()]
+        cards = self._cards(cur, log.state.members)
+        for i in range(0, len(ops), env.MAX_GROUP_OPS):
+            chunk = tuple(ops[i : i + env.MAX_GROUP_OPS])
+            for j in range(0, max(len(cards), 1), env.MAX_GROUP_CARDS):
+                self._queue_direct(
+                    cur, member, env.GroupOpBody(chunk, cards[j : j + env.MAX_GROUP_CARDS])
+                )
+        self._refresh_sessions(cur, group_id, now)
+
     async def remove(self, group_id: bytes, member: bytes) -> GroupState:
         """Remove a member; our Megolm session rotates so they read nothing that follows."""
+        return await self._change(group_id, Remove(member))
+
+    async def set_role(self, group_id: bytes, member: bytes, admin: bool) -> GroupState:
+        """Promote a member to admin or demote an admin (admins only)."""
+        return await self._change(group_id, Promote(member) if admin else Demote(member))
+
+    async def update(
+        self,
+        group_id: bytes,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        avatar: bytes | None = None,
+        announcements_only: bool | None = None,
+        history_sharing: bool | None = None,
+    ) -> GroupState:
+        """Change the group's settings (admins only); one signed op per change."""
+        state = self.state(group_id)
+        bodies: list[Body] = []
+        if name is not None and name != state.name:
+            bodies.append(Rename(name))
+        if description is not None and description != state.description:
+            bodies.append(SetDescription(description))
+        if avatar is not None and avatar != state.avatar:
+            bodies.append(SetAvatar(avatar))
+        if announcements_only is not None and announcements_only != state.announcements_only:
+            bodies.append(SetAnnouncementsOnly(announcements_only))
+        if history_sharing is not None and history_sharing != state.history_sharing:
+            bodies.append(SetHistorySharing(history_sharing))
+        for body in bodies:
+            state = await self._change(group_id, body)
+        return state
+
+    async def leave(self, group_id: bytes) -> GroupState:
+        """Leave the group; the others rotate their keys. The group stays listed, read-only."""
+        state = await self._change(group_id, Leave())
+        self._timers.pop(group_id, None)
+        return state
+
+    async def _change(self, group_id: bytes, body: Body) -> GroupState:
+        """Sign a membership/settings op, record it and announce it on the group topic.
+
+        Announced under the current Megolm session, so a removed member learns of
+        its removal too; membership changes then rotate before the next message.
+        """
         now = self.clock()
         with self.db.transaction() as cur:
             log = self._member_log(cur, group_id)
-            op = log.next_op(self.account.identity, Remove(member), _ms(now))
+            before = set(log.state.members)
+            op = log.next_op(self.account.identity, body, _ms(now))
             gs.add_op(cur, group_id, op.op_id, encode_op(op))
-        # Announced under the current session, so the removed member learns of it too;
-        # the next send (below, or any later one) rotates first.
-        await self._publish(group_id, env.GroupOpBody((encode_op(op),)))
-        with self.db.transaction() as cur:
-            self._refresh_sessions(cur, group_id, now)
-        self._wake.set()
+            self._add_event(cur, group_id, op)
+        await self._publish(group_id, env.GroupOpBody((encode_op(op),)), as_member=False)
+        if set(log.state.members) != before:
+            with self.db.transaction() as cur:
+                self._refresh_sessions(cur, group_id, now)
+            self._wake.set()
         self.emit({"type": "group", "group": group_id.hex()})
         return log.state
 
-    async def send_text(self, group_id: bytes, text: str) -> gs.GroupMessageRow:
-        """Send a text to the group: one Megolm encryption, one Waku message."""
-        return await self._publish(group_id, env.Text(text))
+    # -- links --------------------------------------------------------------------------
+
+    def make_link(self, group_id: bytes, validity_s: int = DEFAULT_LINK_VALIDITY) -> GroupLink:
+        """A ``boxless://g/`` link anyone can join by while it is valid (admins only)."""
+        with self.db.transaction() as cur:
+            log = self._member_log(cur, group_id)
+            return make_group_link(
+                self.account.identity,
+                self.account.device,
+                log,
+                self.account.profile.display_name,
+                self.clock(),
+                validity_s,
+            )
+
+    def preview_link(self, link: str) -> GroupLink:
+        """Decode and verify a group link (raises InvalidGroupLink saying what is wrong)."""
+        return decode_group_link(link.strip(), self.clock())
+
+    async def join(self, link: str) -> bytes:
+        """Ask the link's admin to let us in: a signed Join op and our card, over Olm.
+
+        The group appears once the admin's ops arrive (the admin may be offline
+        for a while: the request is re-sent until the network takes it).
+        """
+        parsed = self.preview_link(link)
+        gid = parsed.group_id
+        now = self.clock()
+        with self.db.transaction() as cur:
+            if gs.has_group(cur, gid) and self._log(cur, gid).state.is_member(self.me):
+                raise UsageError("you are already a member of this group")
+        if self.transmit_bundle is None:
+            raise UsageError("this client cannot join groups by link")
+        op = join_op(self.account.identity, parsed.token, _ms(now))
+        card = bytes(self.account.contact_code(now).to_bytes())
+        msg = env.new_message(
+            env.GroupOpBody((encode_op(op),), (card,)), lamport=0, sent_at_ms=_ms(now)
+        )
+        ok = await self.transmit_bundle(
+            parsed.admin_bundle, contact_topic(parsed.admin_key), env.encode(msg)
+        )
+        if not ok:
+            raise UsageError("the network did not take the join request; try again when online")
+        with self.db.transaction() as cur:
+            gs.add_join(
+                cur, gs.PendingJoin(gid, parsed.name, parsed.admin_key, link.strip(), _ms(now))
+            )
+        self.emit({"type": "group", "group": gid.hex()})
+        logger.info("asked to join group %s", gid.hex()[:8])
+        return gid
+
+    # -- messages -----------------------------------------------------------------------
+
+    async def send_text(
+        self,
+        group_id: bytes,
+        text: str,
+        *,
+        mentions: Sequence[bytes] | None = None,
+        mention_all: bool | None = None,
+    ) -> gs.GroupMessageRow:
+        """Send a text to the group: one Megolm encryption, one Waku message.
+
+        ``mentions`` default to the members the text names as ``@name``, and
+        ``mention_all`` to whether it says ``@all``.
+        """
+        with self.db.transaction() as cur:
+            state = self._member_log(cur, group_id).state
+            if state.announcements_only and not state.is_admin(self.me):
+                raise UsageError("only admins can post in this group (announcements only)")
+            if mentions is None:
+                mentions = self._mentioned(cur, state, text)
+            keys = tuple(dict.fromkeys(k for k in mentions if state.is_member(k)))
+        if mention_all is None:
+            mention_all = _MENTION_ALL.search(text) is not None
+        return await self._publish(group_id, env.Text(text, None, keys, mention_all))
+
+    def _mentioned(self, cur: Any, state: GroupState, text: str) -> tuple[bytes, ...]:
+        if "@" not in text:
+            return ()
+        lowered = text.casefold()
+        found = []
+        for key in state.members:
+            name = self._name(cur, state.group_id, key).casefold()
+            at = lowered.find("@" + name)
+            while at >= 0:
+                end = at + 1 + len(name)
+                if end == len(lowered) or not lowered[end].isalnum():
+                    found.append(key)
+                    break
+                at = lowered.find("@" + name, end)
+        return tuple(found)
+
+    async def pin(self, group_id: bytes, message_id: str, pinned: bool = True) -> None:
+        """Pin or unpin a message for every member."""
+        with self.db.transaction() as cur:
+            state = self._member_log(cur, group_id).state
+            found = gs.get_message(cur, message_id)
+            if found is None or found[1].group_id != group_id:
+                raise UsageError("no such message in this group")
+            if state.announcements_only and not state.is_admin(self.me):
+                raise UsageError("only admins can pin in this group (announcements only)")
+            gs.set_pinned(cur, group_id, message_id, pinned)
+        self.emit({"type": "group_message", "group": group_id.hex(), "id": message_id})
+        await self._publish(group_id, env.GroupPin(message_id, pinned))
+
+    def set_muted(self, group_id: bytes, muted: bool) -> None:
+        """Muted groups still count unread messages but notify only for mentions."""
+        with self.db.transaction() as cur:
+            if not gs.has_group(cur, group_id):
+                raise NotAMember("no such group")
+            gs.set_muted(cur, group_id, muted)
+        self.emit({"type": "group", "group": group_id.hex()})
+
+    async def mark_read(self, group_id: bytes, seq: int) -> None:
+        """We read up to ``seq``; members learn our read position (one message, any size)."""
+        with self.db.transaction() as cur:
+            if not gs.has_group(cur, group_id):
+                raise NotAMember("no such group")
+            if not gs.set_read_seq(cur, group_id, seq):
+                return
+            cur.execute(
+                "SELECT MAX(lamport) FROM client_group_messages WHERE group_id = ? AND seq <= ?"
+                " AND outgoing = 0 AND kind = 'text'",
+                (group_id, seq),
+            )
+            lamport = cur.fetchone()[0]
+            member = self._log(cur, group_id).state.is_member(self.me)
+        self.emit({"type": "group", "group": group_id.hex()})
+        if lamport is not None and member:
+            await self._publish(group_id, env.GroupRead(int(lamport)), ephemeral=True)
 
     def _member_log(self, cur: Any, group_id: bytes) -> GroupLog:
         if not gs.has_group(cur, group_id):
@@ -221,19 +533,24 @@ class GroupManager:
         return log
 
     async def _publish(
-        self, group_id: bytes, body: env.Text | env.GroupOpBody
+        self,
+        group_id: bytes,
+        body: env.Text | env.GroupOpBody | env.GroupPin | env.GroupRead,
+        *,
+        as_member: bool = True,
+        ephemeral: bool = False,
     ) -> gs.GroupMessageRow:
+        """SDS-wrap, Megolm-encrypt once, publish once. Texts are stored as ours."""
         now = self.clock()
         msg = env.new_message(body, lamport=0, sent_at_ms=_ms(now))
         with self.db.transaction() as cur:
-            self._member_log(cur, group_id)
+            if as_member:
+                self._member_log(cur, group_id)
             sds = self._sds(cur, group_id)
-            wrapped = sds.wrap(env.encode(msg), now)
-            try:
-                ct = self.sessions.encrypt(group_id, wrapped.data, now)
-            except RotationNeeded:
-                self._refresh_sessions(cur, group_id, now)
-                ct = self.sessions.encrypt(group_id, wrapped.data, now)
+            content = env.encode(msg)
+            wrapped = sds.wrap_ephemeral(content) if ephemeral else sds.wrap(content, now)
+            ct = self._encrypt(cur, group_id, wrapped.data, now)
+            text = body.text if isinstance(body, env.Text) else ""
             row = gs.GroupMessageRow(
                 wrapped.message_id,
                 group_id,
@@ -242,35 +559,67 @@ class GroupManager:
                 sds.lamport_timestamp,
                 msg.sent_at_ms,
                 None,
-                body.text if isinstance(body, env.Text) else "",
+                text,
                 "queued",
             )
             if isinstance(body, env.Text):
                 gs.add_message(cur, row)
-            gs.set_sds_state(cur, group_id, sds.to_state())
+            self._save_sds(cur, group_id, sds)
         self._wake.set()
+        sent = await self._send_group(group_id, ct)
+        if sent is None:
+            return row
+        with self.db.transaction() as cur:
+            db.mark_seen(cur, sent.message_hash, _ms(self.clock()))
+            if not ephemeral:
+                sds = self._sds(cur, group_id)
+                sds.set_retrieval_hint(wrapped.message_id, sent.message_hash)
+                if sent.accepted and isinstance(body, env.Text):
+                    gs.set_message_state(cur, wrapped.message_id, "sent", only_from="queued")
+                self._settle_acks(cur, group_id, sds)
+                self._save_sds(cur, group_id, sds)
+        if isinstance(body, env.Text):
+            self.emit({"type": "group_message", "group": group_id.hex(), "id": wrapped.message_id})
+        return row
+
+    def _encrypt(self, cur: Any, group_id: bytes, data: bytes, now: float) -> Any:
+        try:
+            return self.sessions.encrypt(group_id, data, now)
+        except RotationNeeded:
+            self._refresh_sessions(cur, group_id, now)
+            return self.sessions.encrypt(group_id, data, now)
+
+    async def _send_group(self, group_id: bytes, ct: Any) -> Any:
         waku = WakuMessage(
             payload=encode_group_message(ct),
             content_topic=group_topic(group_id),
             timestamp=time.time_ns(),
         )
         try:
-            sent = await self.transport.send(waku)
+            return await self.transport.send(waku)
         except BoxlessError as exc:
-            logger.info("group message not sent: %s", exc)
-            return row
-        with self.db.transaction() as cur:
-            db.mark_seen(cur, sent.message_hash, _ms(self.clock()))
-            sds = self._sds(cur, group_id)
-            sds.set_retrieval_hint(wrapped.message_id, sent.message_hash)
-            gs.set_sds_state(cur, group_id, sds.to_state())
-            if sent.accepted and isinstance(body, env.Text):
-                cur.execute(
-                    "UPDATE client_group_messages SET state = 'sent' WHERE message_id = ?",
-                    (wrapped.message_id,),
-                )
-        self.emit({"type": "group_message", "group": group_id.hex(), "id": wrapped.message_id})
-        return row
+            logger.info("group message not sent (SDS will re-send it): %s", exc)
+            return None
+
+    def _save_sds(self, cur: Any, group_id: bytes, sds: SdsChannel) -> None:
+        gs.set_sds_state(cur, group_id, sds.to_state())
+        due = sds.get_timer()
+        if due is None:
+            self._timers.pop(group_id, None)
+        else:
+            self._timers[group_id] = due
+        missing = sds.missing()
+        if missing:
+            self._missing_since.setdefault(group_id, min(m.since for m in missing))
+        else:
+            self._missing_since.pop(group_id, None)
+        self._sds_wake.set()
+
+    def _settle_acks(self, cur: Any, group_id: bytes, sds: SdsChannel) -> None:
+        """Our messages other members acknowledged (SDS) become "confirmed"."""
+        for message_id in sds.take_acknowledged():
+            if gs.set_message_state(cur, message_id, "confirmed"):
+                self.emit({"type": "group_message", "group": group_id.hex(), "id": message_id})
 
     def _sds(self, cur: Any, group_id: bytes) -> SdsChannel:
         state = gs.get_sds_state(cur, group_id)
@@ -326,9 +675,132 @@ class GroupManager:
         cards = (self._card(cur, m) for m in members)
         return tuple(c for c in cards if c is not None)
 
-    # -- the Olm outbox -----------------------------------------------------------------
+    def _add_event(self, cur: Any, group_id: bytes, op: GroupOp) -> None:
+        """A membership or settings change as a line in the conversation."""
+        log = self._log(cur, group_id)
+        if log.verdict(op.op_id).status is not OpStatus.APPLIED:
+            return
+        text = self._event_text(cur, group_id, op)
+        row = gs.GroupMessageRow(
+            "op-" + op.op_id.hex(),
+            group_id,
+            op.author,
+            op.author == self.me,
+            op.created_at_ms,
+            op.created_at_ms,
+            _ms(self.clock()),
+            text,
+            "confirmed" if op.author == self.me else "received",
+            kind="event",
+        )
+        if gs.add_message(cur, row):
+            self.emit({"type": "group_message", "group": group_id.hex(), "id": row.message_id})
+
+    def _event_text(self, cur: Any, group_id: bytes, op: GroupOp) -> str:
+        who = self._name(cur, group_id, op.author)
+        body = op.body
+
+        def name(key: bytes) -> str:
+            return self._name(cur, group_id, key)
+
+        match body:
+            case Create(title, _, _, _):
+                return f"{who} created the group “{title}”"
+            case Invite(member, label):
+                return f"{who} added {label or name(member)}"
+            case Join():
+                return f"{who} joined by invite link"
+            case Leave():
+                return f"{who} left"
+            case Remove(member):
+                return f"{who} removed {name(member)}"
+            case Promote(member):
+                return f"{who} made {name(member)} an admin"
+            case Demote(member):
+                return f"{who} made {name(member)} a member (no longer an admin)"
+            case Rename(title):
+                return f"{who} renamed the group to “{title}”"
+            case SetAvatar():
+                return f"{who} changed the group photo"
+            case SetDescription():
+                return f"{who} changed the group description"
+            case SetAnnouncementsOnly(on):
+                return f"{who} " + ("let only admins post" if on else "let everyone post")
+            case SetHistorySharing(on):
+                state = "on" if on else "off"
+                return f"{who} turned history sharing for new members {state}"
+        return f"{who} changed the group"
+
+    # -- timers: the Olm outbox, SDS re-sends and sync, repair ------------------------
 
     async def run(self) -> None:
+        """Run the group background work until cancelled."""
+        with self.db.transaction() as cur:
+            for gid in gs.group_ids(cur):
+                if self._log(cur, gid).state.is_member(self.me):
+                    self._save_sds(cur, gid, self._sds(cur, gid))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._outbox_loop)
+            nursery.start_soon(self._sds_loop)
+
+    async def _sds_loop(self) -> None:
+        """Fire due SDS timers (re-send unacknowledged messages, sync when quiet) and
+        repair: fetch what members' causal histories name but we never got."""
+        while True:
+            self._sds_wake = trio.Event()
+            now = self.clock()
+            for gid in [g for g, due in self._timers.items() if due <= now]:
+                await self._fire_timer(gid, now)
+            for gid in [g for g, t in self._missing_since.items() if now - t >= REPAIR_AFTER_S]:
+                await self._repair(gid)
+            soonest = min(self._timers.values(), default=now + SYNC_CHECK_S)
+            if self._missing_since:
+                soonest = min(soonest, min(self._missing_since.values()) + REPAIR_AFTER_S)
+            delay = min(max(soonest - self.clock(), 0.05), SYNC_CHECK_S)
+            with trio.move_on_after(delay):
+                await self._sds_wake.wait()
+
+    async def _fire_timer(self, group_id: bytes, now: float) -> None:
+        with self.db.transaction() as cur:
+            if not self._log(cur, group_id).state.is_member(self.me):
+                self._timers.pop(group_id, None)
+                return
+            sds = self._sds(cur, group_id)
+            due = sds.handle_timer(now)
+            cts = [self._encrypt(cur, group_id, w.data, now) for w in due]
+            self._save_sds(cur, group_id, sds)
+        self._wake.set()
+        for ct in cts:
+            await self._send_group(group_id, ct)
+
+    async def _repair(self, group_id: bytes) -> None:
+        """Ask the store for the group topic around the missing messages (they may
+        be there even if the live path lost them); give up on what never comes."""
+        since = self._missing_since.pop(group_id, self.clock())
+        topic = group_topic(group_id)
+        start = int(since * 10**9) - REPAIR_LOOKBACK_NS
+        fetched = 0
+        try:
+            async for item in self.transport.history([topic], start):
+                fetched += 1
+                await self.handle(item)
+        except BoxlessError as exc:
+            logger.info("group repair from the store failed: %s", exc)
+        with self.db.transaction() as cur:
+            sds = self._sds(cur, group_id)
+            stale = [m for m in sds.missing() if m.since <= since]
+            released: list[Any] = []
+            for dep in stale:  # not in the store either: members' re-sends may still come
+                if self.clock() - dep.since > 4 * REPAIR_AFTER_S * 10:
+                    released += sds.mark_irretrievable(dep.message_id)
+            for d in released:
+                self._deliver(cur, group_id, bytes.fromhex(d.sender_id), d.message_id, d)
+            self._save_sds(cur, group_id, sds)
+            if sds.missing():
+                self._missing_since[group_id] = self.clock()
+        logger.info("group %s repair: %d messages from the store", group_id.hex()[:8], fetched)
+
+    async def _outbox_loop(self) -> None:
         """Send queued direct group bodies until cancelled (undelivered ones stay queued)."""
         while True:
             self._wake = trio.Event()
@@ -374,10 +846,15 @@ class GroupManager:
         if new_groups:
             self._retry_inbox(cur, new_groups)
         self._wake.set()
-        if not new_groups:
+        announce, self._announce = self._announce, []
+        if not new_groups and not announce:
             return None
 
         async def follow_up() -> None:
+            for gid, body in announce:  # join requests we granted: tell the members
+                await self._publish(gid, body)
+            if not new_groups:
+                return
             topics = [group_topic(g) for g in new_groups]
             await self.transport.subscribe(topics)
             for gid in new_groups:
@@ -420,12 +897,59 @@ class GroupManager:
                 return
             self._retry_pending(cur, gid)
         elif isinstance(body, env.GroupOpBody):
+            if self._join_request(cur, sender, device, body):
+                return
             contact = db.get_contact(cur, sender)
             is_contact = contact is not None and contact.state == ContactState.ACCEPTED.value
             if known is None and not is_contact:
                 self._to_inbox(cur, sender, device, msg, queue)
                 return
             self._direct_ops(cur, sender, body, new_groups)
+
+    def _join_request(self, cur: Any, sender: bytes, device: bytes, body: env.GroupOpBody) -> bool:
+        """A Join op by link for a group we admin, with the joiner's card: let them in.
+
+        The token is checked against our real clock here; the op itself by every
+        member's log (the token's issuer must have been an admin at its heads).
+        Returns False if this is not a join request (handled as ordinary ops).
+        """
+        if len(body.ops) != 1 or len(body.cards) != 1:
+            return False
+        try:
+            op = decode_op(body.ops[0])
+        except DecodeError:
+            return False
+        if not isinstance(op.body, Join) or op.author != sender:
+            return False
+        gid = op.group_id
+        if not gs.has_group(cur, gid):
+            logger.info("join request for a group we are not in; dropped")
+            return True
+        log = self._log(cur, gid)
+        if not log.state.is_admin(self.me) or op.op_id in log:
+            return True
+        try:
+            check_token_fresh(op.body.token, self.clock())
+            code = self.card_to_code(body.cards[0], self.clock())
+        except (UsageError, InvalidContactCode) as exc:
+            logger.info("join request refused: %s", exc)
+            return True
+        if code.identity_key != sender or code.bundle.certificate.device_curve25519 != device:
+            logger.warning("join request whose card is not the sender's device; dropped")
+            return True
+        log.add(op)
+        if log.verdict(op.op_id).status is not OpStatus.APPLIED or not log.state.is_member(sender):
+            logger.info("join request refused by the group's rules")
+            return True
+        gs.add_op(cur, gid, op.op_id, body.ops[0])
+        if db.get_contact(cur, sender) is None:
+            gs.put_card(cur, sender, body.cards[0], device)
+        self._add_event(cur, gid, op)
+        self._admit(cur, gid, sender, self.clock())
+        self._announce.append((gid, env.GroupOpBody(body.ops, body.cards)))
+        self.emit({"type": "group", "group": gid.hex()})
+        logger.info("admitted a member to group %s by link", gid.hex()[:8])
+        return True
 
     def _to_inbox(
         self, cur: Any, sender: bytes, device: bytes, msg: env.ChatMessage, queue: bool
@@ -454,6 +978,7 @@ class GroupManager:
             return
         now = self.clock()
         gs.add_group(cur, gid, SdsChannel(gid.hex(), self.me.hex(), now=now).to_state(), _ms(now))
+        gs.drop_join(cur, gid)
         self._apply_ops(cur, gid, body)
         new_groups.append(gid)
         logger.info("joined group %s", gid.hex()[:8])
@@ -462,6 +987,7 @@ class GroupManager:
         """Add ops (and member cards) to a known group; rotate/share keys if membership moved."""
         log = self._log(cur, group_id)
         before = set(log.state.members)
+        added: list[GroupOp] = []
         for raw in body.ops:
             try:
                 op = decode_op(raw)
@@ -470,6 +996,7 @@ class GroupManager:
             if op.group_id == group_id and op.op_id not in log:
                 log.add(op)
                 gs.add_op(cur, group_id, op.op_id, raw)
+                added.append(op)
         members = log.state.members
         for card in body.cards:
             try:
@@ -480,8 +1007,11 @@ class GroupManager:
                 device = code.bundle.certificate.device_curve25519
                 if db.get_contact(cur, code.identity_key) is None:
                     gs.put_card(cur, code.identity_key, card, device)
+        for op in added:
+            self._add_event(cur, group_id, op)
         if set(members) != before:
             self._refresh_sessions(cur, group_id, self.clock())
+        if added:
             self.emit({"type": "group", "group": group_id.hex()})
 
     def _retry_inbox(self, cur: Any, new_groups: list[bytes]) -> None:
@@ -550,7 +1080,8 @@ class GroupManager:
         delivered += self._give_up_unreadable(cur, sds)
         for d in delivered:
             self._deliver(cur, gid, bytes.fromhex(d.sender_id), d.message_id, d)
-        gs.set_sds_state(cur, gid, sds.to_state())
+        self._settle_acks(cur, gid, sds)
+        self._save_sds(cur, gid, sds)
 
     def _give_up_unreadable(self, cur: Any, sds: SdsChannel) -> list[Any]:
         """Missing dependencies whose Waku message we processed and could not read
@@ -570,7 +1101,13 @@ class GroupManager:
             logger.info("group content that is not a chat message; dropped")
             return
         body = msg.body
+        state = self._log(cur, gid).state
+        may_post = state.is_admin(sender) or not state.announcements_only
         if isinstance(body, env.Text):
+            if not may_post:
+                logger.info("a member's text in an announcements-only group; dropped")
+                return
+            mentions_me = body.mention_all or self.me in body.mentions
             row = gs.GroupMessageRow(
                 sds_id,
                 gid,
@@ -581,11 +1118,26 @@ class GroupManager:
                 _ms(self.clock()),
                 body.text,
                 "received",
+                mentions_me=mentions_me,
             )
             if gs.add_message(cur, row):
                 self.emit({"type": "group_message", "group": gid.hex(), "id": sds_id})
+                if mentions_me:
+                    self.emit({"type": "group_mention", "group": gid.hex(), "id": sds_id})
         elif isinstance(body, env.GroupOpBody):
             self._apply_ops(cur, gid, body)
+        elif isinstance(body, env.GroupPin):
+            if may_post and gs.set_pinned(cur, gid, body.target, body.pinned):
+                self.emit({"type": "group_message", "group": gid.hex(), "id": body.target})
+        elif isinstance(body, env.GroupRead):
+            if gs.put_read(cur, gid, sender, body.lamport):
+                cur.execute(
+                    "SELECT message_id FROM client_group_messages WHERE group_id = ?"
+                    " AND outgoing = 1 AND lamport <= ? ORDER BY seq DESC LIMIT 20",
+                    (gid, body.lamport),
+                )
+                for (message_id,) in cur.fetchall():
+                    self.emit({"type": "group_message", "group": gid.hex(), "id": message_id})
 
     def _retry_pending(self, cur: Any, gid: bytes) -> None:
         for message_hash, payload in gs.take_pending(cur, gid):
