@@ -26,7 +26,9 @@ Per group size it measures:
 
 CPU is ``time.process_time`` (this process only; SQLite runs in-process).
 The SDS layer (bench_sds.py) adds ~20 KB of causal history and bloom filter
-to each group message in either scheme; it is not included here.
+to each group message in either scheme; it is not included here. The client's
+full path (envelope, SDS, Megolm, Waku; key shares inside chat messages) is
+measured by bench_group_scale.py, which reuses this module's ``Group``.
 
     python bench/bench_groups.py [--sizes 100,1000,5000] [--messages 300]
                                  [--budget 300]
