@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 import trio
 
 from boxless.chat.requests import ContactEvent
@@ -19,6 +20,7 @@ from boxless.client import group_store as gs
 from boxless.client.core import Client
 from boxless.client.groups import NotAMember
 from boxless.crypto.megolm import UnknownGroupSession, decode_group_message
+from boxless.errors import UsageError
 from tests.chat_fixtures import make_account, running_client, start_service
 
 
@@ -104,4 +106,118 @@ async def test_three_members_chat_and_a_removed_member_reads_nothing_after(
                 except UnknownGroupSession:
                     continue
                 raise AssertionError("a removed member decrypted a later group message")
+        nursery.cancel_scope.cancel()
+
+
+def _rows(client: Client, gid: bytes) -> list[gs.GroupMessageRow]:
+    return [m for _, m in client.groups.messages(gid, 500)]
+
+
+def _row(client: Client, gid: bytes, text: str) -> gs.GroupMessageRow | None:
+    return next((m for m in _rows(client, gid) if m.text == text), None)
+
+
+async def test_link_join_roles_settings_mentions_pins_reads_and_leave(tmp_path: Path) -> None:
+    for name in ("alice", "bob", "dave"):
+        make_account(tmp_path / name, name.title()).close()
+    async with trio.open_nursery() as nursery:
+        s1 = await start_service(nursery, tmp_path, "s1")
+        s2 = await start_service(nursery, tmp_path, "s2", peers=(s1.addrs()[0],))
+        a1, a2 = s1.addrs()[0], s2.addrs()[0]
+        async with (
+            running_client(tmp_path / "alice", [a1, a2]) as alice,
+            running_client(tmp_path / "bob", [a2, a1]) as bob,
+            running_client(tmp_path / "dave", [a1, a2]) as dave,
+        ):
+            await _befriend(alice, bob)
+            gid = (await alice.groups.create("Trip", "Lisbon in May")).group_id
+            await alice.groups.invite(gid, bob.me)
+            await _wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me})
+
+            # Dave is nobody's contact: he joins by Alice's link.
+            link = alice.groups.make_link(gid).link
+            assert dave.groups.preview_link(link).name == "Trip"
+            assert await dave.groups.join(link) == gid
+            assert [j.group_id for j in dave.groups.joins()] == [gid]
+            everyone = {alice.me, bob.me, dave.me}
+            for c in (alice, bob, dave):
+                await _wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+            assert dave.groups.joins() == []
+            assert dave.groups.state(gid).description == "Lisbon in May"
+            assert dave.groups.member_name(gid, bob.me) == "Bob"  # from the card Alice passed on
+
+            # Mentions: by name, and @all.
+            await dave.groups.send_text(gid, "hi @bob, I'm in")
+            await _wait_for(bob, lambda: _row(bob, gid, "hi @bob, I'm in") is not None)
+            row = _row(bob, gid, "hi @bob, I'm in")
+            assert row is not None and row.mentions_me and bob.groups.summary(gid).mentions == 1
+            await alice.groups.send_text(gid, "@all flights are booked")
+            for c in (bob, dave):
+                await _wait_for(c, lambda c=c: _row(c, gid, "@all flights are booked") is not None)  # type: ignore[misc]
+                got = _row(c, gid, "@all flights are booked")
+                assert got is not None and got.mentions_me
+            mine = _row(alice, gid, "hi @bob, I'm in")
+            assert mine is not None and not mine.mentions_me
+
+            # Admin rules: Bob may not remove; promoted, he may rename.
+            with pytest.raises(UsageError, match="not allowed"):
+                await bob.groups.remove(gid, dave.me)
+            await alice.groups.set_role(gid, bob.me, admin=True)
+            await _wait_for(bob, lambda: bob.groups.state(gid).is_admin(bob.me))
+            await bob.groups.update(gid, name="Trip 2026")
+            for c in (alice, dave):
+                await _wait_for(c, lambda c=c: c.groups.state(gid).name == "Trip 2026")  # type: ignore[misc]
+
+            # Pins reach everyone; reads count; our messages get confirmed.
+            booked = _row(alice, gid, "@all flights are booked")
+            assert booked is not None
+            await alice.groups.pin(gid, booked.message_id)
+            for c in (bob, dave):
+                await _wait_for(
+                    c,
+                    lambda c=c: (
+                        [m.text for _, m in c.groups.pins(gid)] == ["@all flights are booked"]
+                    ),
+                )  # type: ignore[misc]
+            seq = bob.groups.messages(gid, 1)[0][0]
+            await bob.groups.mark_read(gid, seq)
+            assert bob.groups.summary(gid).unread == 0
+            await _wait_for(
+                alice,
+                lambda: (_row(alice, gid, "@all flights are booked") or booked).read_count >= 1,
+            )
+            await bob.groups.send_text(gid, "see you there")  # names Alice's text in its history
+            await _wait_for(
+                alice,
+                lambda: (
+                    (_row(alice, gid, "@all flights are booked") or booked).state == "confirmed"
+                ),
+            )
+
+            # Announcements only: members may not post, admins may.
+            await alice.groups.update(gid, announcements_only=True)
+            await _wait_for(dave, lambda: dave.groups.state(gid).announcements_only)
+            with pytest.raises(UsageError, match="only admins"):
+                await dave.groups.send_text(gid, "can I still talk?")
+            await bob.groups.send_text(gid, "admins can")
+            await _wait_for(dave, lambda: _row(dave, gid, "admins can") is not None)
+
+            bob.groups.set_muted(gid, True)
+            assert bob.groups.summary(gid).muted
+
+            # Dave leaves: he stays with a read-only copy; the others rotate.
+            await dave.groups.leave(gid)
+            assert not dave.groups.summary(gid).member
+            for c in (alice, bob):
+                await _wait_for(c, lambda c=c: _members(c, gid) == {alice.me, bob.me})  # type: ignore[misc]
+            await alice.groups.send_text(gid, "after Dave left")
+            await _wait_for(bob, lambda: _row(bob, gid, "after Dave left") is not None)
+            with trio.move_on_after(2):
+                await _wait_for(dave, lambda: False)
+            assert _row(dave, gid, "after Dave left") is None
+            events = [m.text for m in _rows(bob, gid) if m.kind == "event"]
+            assert "Alice created the group “Trip”" in events
+            assert "Dave joined by invite link" in events
+            assert "Alice made Bob an admin" in events
+            assert "Dave left" in events
         nursery.cancel_scope.cancel()

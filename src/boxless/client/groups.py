@@ -901,10 +901,26 @@ class GroupManager:
                 return
             contact = db.get_contact(cur, sender)
             is_contact = contact is not None and contact.state == ContactState.ACCEPTED.value
-            if known is None and not is_contact:
+            if known is None and not is_contact and not self._awaited(cur, sender, device, body):
                 self._to_inbox(cur, sender, device, msg, queue)
                 return
             self._direct_ops(cur, sender, body, new_groups)
+
+    def _awaited(self, cur: Any, sender: bytes, device: bytes, body: env.GroupOpBody) -> bool:
+        """Ops from the admin whose group link we used, from the device the link named."""
+        try:
+            gid = decode_op(body.ops[0]).group_id
+        except DecodeError:
+            return False
+        for join in gs.list_joins(cur):
+            if join.group_id != gid or join.admin != sender:
+                continue
+            try:
+                link = decode_group_link(join.link, join.requested_at_ms / 1000)
+            except UsageError:
+                return False
+            return link.admin_bundle.certificate.device_curve25519 == device
+        return False
 
     def _join_request(self, cur: Any, sender: bytes, device: bytes, body: env.GroupOpBody) -> bool:
         """A Join op by link for a group we admin, with the joiner's card: let them in.
