@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -25,15 +25,18 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from boxless.api.broadcasts import BODIES as BROADCAST_BODIES
+from boxless.api.broadcasts import broadcast_routes
 from boxless.api.errors import ApiError, error_response, handle_api_error, handle_boxless_error
+from boxless.api.groups import BODIES as GROUP_BODIES
+from boxless.api.groups import group_routes
+from boxless.api.params import parse_body, path_key
 from boxless.api.web import MAX_QR_IMAGE_BYTES, qr_link, qr_png, read_limited, web_mount
 from boxless.chat.requests import ContactEvent
 from boxless.client import store as db
 from boxless.client.core import Client
-from boxless.client.group_store import GroupMessageRow
 from boxless.crypto.verification import format_safety_number, safety_number
 from boxless.errors import BoxlessError
-from boxless.groups import GroupState
 from boxless.identity.contact_code import decode_contact_code
 from boxless.identity.keys import fingerprint
 
@@ -112,39 +115,8 @@ class TypingState(BaseModel):
     typing: bool
 
 
-class NewGroup(BaseModel):
-    name: str = Field(min_length=1, max_length=64)
-
-
-class NewMember(BaseModel):
-    identity_key: str = Field(pattern=r"^[0-9a-f]{64}$")
-
-
-class NewGroupMessage(BaseModel):
-    text: str = Field(min_length=1, max_length=60_000)
-
-
-async def _body(request: Request, model: type[BaseModel]) -> Any:
-    try:
-        raw = await request.body()
-        return model.model_validate_json(raw or b"{}")
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
-        )
-        raise ApiError(422, "invalid_body", problems) from None
-
-
-def _key(request: Request, name: str = "key") -> bytes:
-    text = request.path_params[name]
-    try:
-        value = bytes.fromhex(text)
-    except ValueError:
-        value = b""
-    if len(value) not in (16, 32):
-        raise ApiError(422, "invalid_id", f"{name} must be hex (32 or 64 characters)")
-    return value
-
+_body = parse_body  # onboarding imports it from here
+_key = path_key
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/contacts"): NewContact,
@@ -152,10 +124,9 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/contacts/{key}/messages"): NewMessage,
     ("POST", "/api/v1/messages/{id}/edit"): EditMessage,
     ("POST", "/api/v1/messages/{id}/reactions"): NewReaction,
-    ("POST", "/api/v1/groups"): NewGroup,
-    ("POST", "/api/v1/groups/{gid}/members"): NewMember,
-    ("POST", "/api/v1/groups/{gid}/messages"): NewGroupMessage,
     ("POST", "/api/v1/contacts/{key}/typing"): TypingState,
+    **GROUP_BODIES,
+    **BROADCAST_BODIES,
 }
 
 
@@ -241,33 +212,6 @@ def message_json(m: db.MessageRow) -> dict[str, Any]:
         "deleted": m.deleted,
         "state": m.state,
         "reactions": m.reactions,
-    }
-
-
-def group_json(g: GroupState) -> dict[str, Any]:
-    return {
-        "id": g.group_id.hex(),
-        "name": g.name,
-        "description": g.description,
-        "creator": g.creator.hex() if g.creator else None,
-        "members": [
-            {"identity_key": k.hex(), "role": m.role.value, "name": m.name}
-            for k, m in sorted(g.members.items())
-        ],
-    }
-
-
-def group_message_json(seq: int, m: GroupMessageRow) -> dict[str, Any]:
-    return {
-        "id": m.message_id,
-        "seq": seq,
-        "group": m.group_id.hex(),
-        "sender": m.sender.hex(),
-        "outgoing": m.outgoing,
-        "sent_at_ms": m.sent_at_ms,
-        "received_at_ms": m.received_at_ms,
-        "text": m.text,
-        "state": m.state,
     }
 
 
@@ -406,51 +350,6 @@ def build_app(
         await client.set_display_name(body.name)
         return await me(request)
 
-    async def groups(request: Request) -> Response:
-        """The groups I am in (or was, until removed)."""
-        return JSONResponse([group_json(g) for g in client.groups.groups()])
-
-    async def create_group(request: Request) -> Response:
-        """Create a group with me as its creator and only member."""
-        body = await _body(request, NewGroup)
-        return JSONResponse(group_json(await client.groups.create(body.name)), status_code=201)
-
-    async def group(request: Request) -> Response:
-        """One group: name, creator, members and roles."""
-        return JSONResponse(group_json(client.groups.state(_key(request, "gid"))))
-
-    async def invite(request: Request) -> Response:
-        """Invite an accepted contact into the group (admins only)."""
-        body = await _body(request, NewMember)
-        state = await client.groups.invite(_key(request, "gid"), bytes.fromhex(body.identity_key))
-        return JSONResponse(group_json(state), status_code=201)
-
-    async def remove_member(request: Request) -> Response:
-        """Remove a member (admins only); the group's keys rotate."""
-        state = await client.groups.remove(_key(request, "gid"), _key(request, "key"))
-        return JSONResponse(group_json(state))
-
-    async def group_messages(request: Request) -> Response:
-        """Paged group history in delivery order; ``before`` is a message's ``seq``."""
-        try:
-            limit = min(max(int(request.query_params.get("limit", "50")), 1), 500)
-            before = request.query_params.get("before")
-            before_seq = int(before) if before is not None else None
-        except ValueError:
-            raise ApiError(422, "invalid_query", "limit and before must be numbers") from None
-        rows = client.groups.messages(_key(request, "gid"), limit, before_seq)
-        return JSONResponse([group_message_json(seq, m) for seq, m in rows])
-
-    async def send_group(request: Request) -> Response:
-        """Send a text to the group (one encryption, one Waku message)."""
-        body = await _body(request, NewGroupMessage)
-        gid = _key(request, "gid")
-        row = await client.groups.send_text(gid, body.text)
-        for seq, m in client.groups.messages(gid, 500):
-            if m.message_id == row.message_id:
-                return JSONResponse(group_message_json(seq, m), status_code=201)
-        raise ApiError(500, "internal", "the sent message was not stored")
-
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_schema(routes))
 
@@ -476,13 +375,8 @@ def build_app(
         Route("/api/v1/messages/{id}", delete, methods=["DELETE"]),
         Route("/api/v1/messages/{id}/edit", edit, methods=["POST"]),
         Route("/api/v1/messages/{id}/reactions", react, methods=["POST"]),
-        Route("/api/v1/groups", groups, methods=["GET"]),
-        Route("/api/v1/groups", create_group, methods=["POST"]),
-        Route("/api/v1/groups/{gid}", group, methods=["GET"]),
-        Route("/api/v1/groups/{gid}/members", invite, methods=["POST"]),
-        Route("/api/v1/groups/{gid}/members/{key}", remove_member, methods=["DELETE"]),
-        Route("/api/v1/groups/{gid}/messages", group_messages, methods=["GET"]),
-        Route("/api/v1/groups/{gid}/messages", send_group, methods=["POST"]),
+        *group_routes(client),
+        *broadcast_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),
     ]

@@ -70,9 +70,16 @@ class SentBroadcast:
     sent_at_ms: int
     recipients: tuple[bytes, ...]
     message_ids: tuple[bytes, ...]  # the 1:1 message each recipient got, same order
-    sent: int  # reached the network (sent, delivered or read)
-    delivered: int  # delivered or read
-    read: int
+    states: tuple[str | None, ...]  # each message's delivery state (None: its chat is gone)
+
+    @property
+    def delivered(self) -> int:
+        """How many recipients' devices have it (delivered or read)."""
+        return sum(s in ("delivered", "read") for s in self.states)
+
+    @property
+    def read(self) -> int:
+        return sum(s == "read" for s in self.states)
 
 
 class BroadcastManager:
@@ -291,7 +298,6 @@ def _get_broadcast(cur: Cursor, broadcast_id: bytes) -> SentBroadcast:
         (broadcast_id,),
     )
     rows = cur.fetchall()
-    states = [r[2] for r in rows]
     return SentBroadcast(
         broadcast_id,
         list_id,
@@ -299,7 +305,5 @@ def _get_broadcast(cur: Cursor, broadcast_id: bytes) -> SentBroadcast:
         sent_at_ms,
         tuple(r[0] for r in rows),
         tuple(r[1] for r in rows),
-        sent=sum(s in ("sent", "delivered", "read") for s in states),
-        delivered=sum(s in ("delivered", "read") for s in states),
-        read=sum(s == "read" for s in states),
+        tuple(r[2] for r in rows),
     )
