@@ -16,9 +16,12 @@ Per group size:
   (one transaction) → ``encode_group_message`` → ``WakuMessage.encode``.
   Median over ``--messages`` after ``--warmup`` messages (so the SDS causal
   history is full, as in a group that talks).
-* **SDS save** -- what ``_publish`` adds around it: the Waku hash as the SDS
-  retrieval hint, and the SDS state saved as JSON twice (before and after the
-  send). Reported apart: it is client bookkeeping, not protocol.
+* **SDS state** -- what ``_publish`` adds around it: it keeps the channel as
+  JSON in the database, so it loads it (``json.loads`` + ``from_state``) and
+  saves it (``to_state`` + ``json.dumps`` + UPDATE) twice per send, before
+  and after the network call (which adds the Waku hash as retrieval hint).
+  Reported apart: it is client bookkeeping, not protocol; a table at the end
+  shows how it grows with the channel's history.
 * **wire bytes** -- the WakuMessage; and the SDS message inside it before
   Megolm pads it to the sealed-envelope buckets.
 * **receive** -- a reader: decode, ``GroupSessions.decrypt``, SDS sender
@@ -104,7 +107,9 @@ class Scale:
         }
         with self.sender.db.transaction() as cur:  # stands in for client_groups.sds_state
             cur.execute("CREATE TABLE bench_sds (group_id BLOB PRIMARY KEY, sds_state TEXT)")
-            cur.execute("INSERT INTO bench_sds VALUES (?, '')", (GROUP,))
+            cur.execute(
+                "INSERT INTO bench_sds VALUES (?, ?)", (GROUP, json.dumps(self.sds.to_state()))
+            )
 
     def compose(self, now: float) -> tuple[str, int, bytes]:
         """One group text on the client's path: (SDS id, SDS bytes, WakuMessage bytes)."""
@@ -117,18 +122,25 @@ class Scale:
         ).encode()
         return wrapped.message_id, len(wrapped.data), wire
 
-    def save_sds(self, message_id: str, wire: bytes) -> None:
-        """What ``_publish`` does around a send: save the SDS state, hint, save again."""
-        self._save()
-        self.sds.set_retrieval_hint(message_id, message_hash(PUBSUB, WakuMessage.decode(wire)))
-        self._save()
+    def load_sds(self) -> None:
+        """``GroupManager._sds``: the channel, from its JSON in the database."""
+        with self.sender.db.transaction() as cur:
+            cur.execute("SELECT sds_state FROM bench_sds WHERE group_id = ?", (GROUP,))
+            self.sds = SdsChannel.from_state(json.loads(cur.fetchone()[0]))
 
-    def _save(self) -> None:
+    def save_sds(self) -> None:
+        """``GroupManager._save_sds``: the channel, as JSON into the database."""
         with self.sender.db.transaction() as cur:
             cur.execute(
                 "UPDATE bench_sds SET sds_state = ? WHERE group_id = ?",
                 (json.dumps(self.sds.to_state()), GROUP),
             )
+
+    def after_send(self, message_id: str, wire: bytes) -> None:
+        """What ``_publish`` does after the network call: load, hint, save."""
+        self.load_sds()
+        self.sds.set_retrieval_hint(message_id, message_hash(PUBSUB, WakuMessage.decode(wire)))
+        self.save_sds()
 
     def reply(self, now: float) -> None:
         """The first reader answers (at the SDS layer only) and everyone hears it: its
@@ -223,11 +235,14 @@ def run_size(folder: Path, size: int, messages: int, warmup: int) -> Row:
     sds_bytes = wire_bytes = 0
     for i in range(warmup + messages):
         t = now + i * 0.01
-        start = time.process_time()
+        t0 = time.process_time()
+        scale.load_sds()
+        t1 = time.process_time()
         message_id, sds_bytes, wire = scale.compose(t)
-        mid = time.process_time()
-        scale.save_sds(message_id, wire)
-        end = time.process_time()
+        t2 = time.process_time()
+        scale.save_sds()
+        scale.after_send(message_id, wire)
+        t3 = time.process_time()
         wire_bytes = len(wire)
         for k, r in enumerate(readers):
             before = time.process_time()
@@ -235,9 +250,10 @@ def run_size(folder: Path, size: int, messages: int, warmup: int) -> Row:
             if k == 1 and i >= warmup:
                 receive_cpu.append(time.process_time() - before)
         scale.reply(t + 0.005)
+        scale.save_sds()  # what the sender's receive of the reply leaves in the database
         if i >= warmup:
-            send_cpu.append(mid - start)
-            save_cpu.append(end - mid)
+            send_cpu.append(t2 - t1)
+            save_cpu.append(t1 - t0 + t3 - t2)
     assert len(scale.sds.unacknowledged()) <= 1
 
     # Removal: the last member (a reader) leaves.
@@ -311,7 +327,7 @@ def print_table(rows: list[Row], messages: int) -> None:
         "\nsend = envelope + SDS wrap + Megolm encrypt (one commit) + group message + Waku encode."
     )
     header = (
-        f"{'members':>8} | {'send CPU':>9} | {'SDS save':>9} | {'wire bytes':>10} | "
+        f"{'members':>8} | {'send CPU':>9} | {'SDS state':>9} | {'wire bytes':>10} | "
         f"{'SDS bytes':>9} | {'receive':>8} | {'removal: 1 commit':>24} | "
         f"{'commit/share':>12} | {'removal MB':>10} | {'pairwise CPU':>12} | "
         f"{'pairwise MB':>11} | {'CPU ratio':>9} | {'bytes ratio':>11}"
@@ -320,7 +336,7 @@ def print_table(rows: list[Row], messages: int) -> None:
     print("-" * len(header))
     for r in rows:
         print(
-            f"{r.size:>8,} | {r.send_us:>6.0f} µs | {r.save_us:>6.0f} µs | {r.wire_bytes:>10,} | "
+            f"{r.size:>8,} | {r.send_us:>6.0f} µs | {r.save_us / 1e3:>6.1f} ms | {r.wire_bytes:>10,} | "
             f"{r.sds_bytes:>9,} | {r.receive_us:>5.0f} µs | "
             f"{r.removal_cpu_s:>6.2f} s CPU {r.removal_wall_s:>6.2f} s wall | "
             f"{r.removal_each_wall_s:>8.2f} s | {r.removal_bytes / 1e6:>10.2f} | "
@@ -334,9 +350,9 @@ def print_table(rows: list[Row], messages: int) -> None:
     )
 
 
-def sds_state_cost(history: int, unacknowledged: int) -> tuple[float, int]:
-    """CPU (ms) and JSON bytes of one SDS state save, after ``history`` messages from
-    another member and ``unacknowledged`` of ours no one has acknowledged yet."""
+def sds_state_cost(history: int, unacknowledged: int) -> tuple[float, float, int]:
+    """CPU (ms) to load and to save the SDS state once, and its JSON bytes, after
+    ``history`` messages from another member and ``unacknowledged`` of ours."""
     now = time.time()
     me = SdsChannel(GROUP.hex(), secrets.token_hex(32), now=now)
     other = SdsChannel(GROUP.hex(), secrets.token_hex(32), now=now)
@@ -346,17 +362,23 @@ def sds_state_cost(history: int, unacknowledged: int) -> tuple[float, int]:
         me.wrap(text_message(now), now + 100 + i * 0.001)
     start = time.process_time()
     saved = json.dumps(me.to_state())
-    return (time.process_time() - start) * 1e3, len(saved)
+    mid = time.process_time()
+    SdsChannel.from_state(json.loads(saved))
+    end = time.process_time()
+    return (end - mid) * 1e3, (mid - start) * 1e3, len(saved)
 
 
 def print_sds_state_table() -> None:
     print(
-        "\nSDS state save (SdsChannel.to_state + json.dumps; GroupManager does it twice per send)"
+        "\nSDS state in the client's database, once (GroupManager loads and saves it twice"
+        " per send, once per receive)"
     )
-    print(f"{'history':>8} | {'unacked':>7} | {'CPU':>8} | {'JSON bytes':>11}")
+    print(
+        f"{'history':>8} | {'unacked':>7} | {'load CPU':>9} | {'save CPU':>9} | {'JSON bytes':>11}"
+    )
     for history, unacked in ((100, 0), (1000, 0), (10_000, 0), (100, 10), (100, 100)):
-        cpu, size = sds_state_cost(history, unacked)
-        print(f"{history:>8,} | {unacked:>7,} | {cpu:>5.1f} ms | {size:>11,}")
+        load, save, size = sds_state_cost(history, unacked)
+        print(f"{history:>8,} | {unacked:>7,} | {load:>6.1f} ms | {save:>6.1f} ms | {size:>11,}")
 
 
 def main() -> None:
