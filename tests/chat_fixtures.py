@@ -49,12 +49,14 @@ async def start_service(
 
 
 @asynccontextmanager
-async def running_client(home: Path, service_addrs: list[str]) -> AsyncIterator[Client]:
+async def running_client(
+    home: Path, service_addrs: list[str], light_node: type[LightNode] = LightNode
+) -> AsyncIterator[Client]:
     """Open the account in ``home`` and run its client over a light node."""
     account = open_account(home, PASS)
     try:
         async with trio.open_nursery() as nursery:
-            light = LightNode(home / "light", service_addrs)
+            light = light_node(home / "light", service_addrs)
             await nursery.start(light.run)
             client = Client(account, LightTransport(light), pow_difficulty=POW)
             await nursery.start(client.run)

@@ -8,6 +8,7 @@ rotated Megolm keys: the group messages wait undecryptable in her store).
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +22,9 @@ from boxless.client.core import Client
 from boxless.client.groups import NotAMember
 from boxless.crypto.megolm import UnknownGroupSession, decode_group_message
 from boxless.errors import UsageError
+from boxless.node.light import LightNode
+from boxless.sync import SdsConfig
+from boxless.waku.message import WakuMessage
 from tests.chat_fixtures import make_account, running_client, start_service
 
 
@@ -220,4 +224,60 @@ async def test_link_join_roles_settings_mentions_pins_reads_and_leave(tmp_path: 
             assert "Dave joined by invite link" in events
             assert "Alice made Bob an admin" in events
             assert "Dave left" in events
+        nursery.cancel_scope.cancel()
+
+
+class LossyLightNode(LightNode):
+    """A light node on a bad network: 10 % of group messages pushed by filter never
+    arrive (dropped before the node sees them, as a lost packet would be)."""
+
+    rng = random.Random(6)
+
+    def _deliver(self, topic: str, msg: WakuMessage, via: str) -> None:
+        if via == "filter" and msg.content_topic.startswith("/boxless/1/group-"):
+            if self.rng.random() < 0.10:
+                self.dropped += 1
+                return
+        super()._deliver(topic, msg, via)
+
+    dropped = 0
+
+
+async def test_sds_repair_a_member_losing_ten_percent_ends_with_everything(
+    tmp_path: Path,
+) -> None:
+    for name in ("alice", "bob", "carol"):
+        make_account(tmp_path / name, name.title()).close()
+    async with trio.open_nursery() as nursery:
+        s1 = await start_service(nursery, tmp_path, "s1")
+        s2 = await start_service(nursery, tmp_path, "s2", peers=(s1.addrs()[0],))
+        a1, a2 = s1.addrs()[0], s2.addrs()[0]
+        async with (
+            running_client(tmp_path / "alice", [a1, a2]) as alice,
+            running_client(tmp_path / "bob", [a2, a1], LossyLightNode) as bob,
+            running_client(tmp_path / "carol", [a1, a2]) as carol,
+        ):
+            fast = SdsConfig(sync_interval=2.0, sync_jitter=1.0)
+            for c in (alice, bob, carol):
+                c.groups.sds_config = fast
+                c.groups.repair_after = 1.0
+            await _befriend(alice, bob)
+            await _befriend(alice, carol)
+            gid = (await alice.groups.create("Lossy")).group_id
+            await alice.groups.invite(gid, bob.me)
+            await alice.groups.invite(gid, carol.me)
+            everyone = {alice.me, bob.me, carol.me}
+            for c in (bob, carol):
+                await _wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+            bob_light = bob.transport.node  # type: ignore[attr-defined]
+            dropped_before = bob_light.dropped
+            sent = []
+            for i in range(60):
+                sender = alice if i % 2 == 0 else carol
+                text = f"message {i:02d} from {'Alice' if sender is alice else 'Carol'}"
+                await sender.groups.send_text(gid, text)
+                sent.append(text)
+            await _wait_for(bob, lambda: set(sent) <= set(_texts(bob, gid)), timeout=120)
+            assert bob_light.dropped - dropped_before >= 3  # the network really lost some
+            assert _texts(bob, gid).count(sent[0]) == 1  # nothing twice
         nursery.cancel_scope.cancel()

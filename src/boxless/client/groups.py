@@ -102,7 +102,7 @@ from boxless.groups import (
 from boxless.identity.account import LocalAccount
 from boxless.identity.contact_code import InvalidContactCode
 from boxless.identity.keys import DeviceBundle
-from boxless.sync import SdsChannel, decode_message
+from boxless.sync import SdsChannel, SdsConfig, decode_message
 from boxless.waku.message import WakuMessage
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,7 @@ CardToCode = Callable[[bytes, float], Any]
 
 SYNC_CHECK_S = 5.0
 REPAIR_AFTER_S = 10.0
+GIVE_UP_AFTER_REPAIRS = 40  # a missing message not in any store by then is let go
 REPAIR_LOOKBACK_NS = 10 * 60 * 10**9
 _MENTION_ALL = re.compile(r"(?<![\w@])@all\b", re.IGNORECASE)
 
@@ -174,6 +175,8 @@ class GroupManager:
         self._missing_since: dict[bytes, float] = {}  # group -> oldest missing dependency
         self._names: dict[bytes, str] = {}
         self._announce: list[tuple[bytes, env.GroupOpBody]] = []
+        self.sds_config: SdsConfig | None = None  # None: SDS defaults
+        self.repair_after = REPAIR_AFTER_S
 
     # -- queries ------------------------------------------------------------------------
 
@@ -288,7 +291,7 @@ class GroupManager:
         op = create_op(self.account.identity, name, int(now * 1000), description)
         gid = op.group_id
         log = GroupLog.replay(gid, [op])
-        sds = SdsChannel(gid.hex(), self.me.hex(), now=now)
+        sds = SdsChannel(gid.hex(), self.me.hex(), now=now, config=self.sds_config)
         with self.db.transaction() as cur:
             gs.add_group(cur, gid, sds.to_state(), int(now * 1000))
             gs.add_op(cur, gid, op.op_id, encode_op(op))
@@ -625,7 +628,7 @@ class GroupManager:
         state = gs.get_sds_state(cur, group_id)
         if state is None:
             raise NotAMember("no such group")
-        return SdsChannel.from_state(state)
+        return SdsChannel.from_state(state, config=self.sds_config)
 
     def _refresh_sessions(self, cur: Any, group_id: bytes, now: float) -> None:
         """Run Megolm ``outbound()`` for the current members; queue the shares over Olm."""
@@ -751,11 +754,11 @@ class GroupManager:
             now = self.clock()
             for gid in [g for g, due in self._timers.items() if due <= now]:
                 await self._fire_timer(gid, now)
-            for gid in [g for g, t in self._missing_since.items() if now - t >= REPAIR_AFTER_S]:
+            for gid in [g for g, t in self._missing_since.items() if now - t >= self.repair_after]:
                 await self._repair(gid)
             soonest = min(self._timers.values(), default=now + SYNC_CHECK_S)
             if self._missing_since:
-                soonest = min(soonest, min(self._missing_since.values()) + REPAIR_AFTER_S)
+                soonest = min(soonest, min(self._missing_since.values()) + self.repair_after)
             delay = min(max(soonest - self.clock(), 0.05), SYNC_CHECK_S)
             with trio.move_on_after(delay):
                 await self._sds_wake.wait()
@@ -791,7 +794,7 @@ class GroupManager:
             stale = [m for m in sds.missing() if m.since <= since]
             released: list[Any] = []
             for dep in stale:  # not in the store either: members' re-sends may still come
-                if self.clock() - dep.since > 4 * REPAIR_AFTER_S * 10:
+                if self.clock() - dep.since > GIVE_UP_AFTER_REPAIRS * self.repair_after:
                     released += sds.mark_irretrievable(dep.message_id)
             for d in released:
                 self._deliver(cur, group_id, bytes.fromhex(d.sender_id), d.message_id, d)
@@ -993,7 +996,12 @@ class GroupManager:
             logger.info("group ops that do not make us a member; dropped")
             return
         now = self.clock()
-        gs.add_group(cur, gid, SdsChannel(gid.hex(), self.me.hex(), now=now).to_state(), _ms(now))
+        gs.add_group(
+            cur,
+            gid,
+            SdsChannel(gid.hex(), self.me.hex(), now=now, config=self.sds_config).to_state(),
+            _ms(now),
+        )
         gs.drop_join(cur, gid)
         self._apply_ops(cur, gid, body)
         new_groups.append(gid)
