@@ -36,6 +36,28 @@ def init_user(home: Path, name: str) -> None:
     assert out.returncode == 0, out.stderr
 
 
+def init_users(homes: dict[str, Path], timeout: float = 180) -> None:
+    """``init_user`` for several accounts at once (each in its own process)."""
+    procs = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "boxless", "init", "--home", str(home), "--name", name, "--yes"],
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for name, home in homes.items()
+    }
+    deadline = time.monotonic() + timeout
+    for name, proc in procs.items():
+        try:
+            _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            for p in procs.values():
+                p.kill()
+            raise
+        assert proc.returncode == 0, f"boxless init for {name}: {err.decode(errors='replace')}"
+
+
 @dataclass
 class UserProcess:
     name: str
@@ -46,6 +68,10 @@ class UserProcess:
     token: str = ""
 
     def start(self, timeout: float = 60) -> UserProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> UserProcess:
+        """Start `boxless up` without waiting for its API (see :meth:`wait_ready`)."""
         api = self.home / "api.json"
         api.unlink(missing_ok=True)
         cmd = [
@@ -62,6 +88,12 @@ class UserProcess:
             cmd += ["--service-peer", p]
         log = (self.home / "up.log").open("ab")
         self.proc = subprocess.Popen(cmd, env=env(), stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def wait_ready(self, timeout: float = 60) -> UserProcess:
+        """Wait until the launched process has written its API address."""
+        assert self.proc is not None
+        api = self.home / "api.json"
         deadline = time.monotonic() + timeout
         while not api.exists():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -94,13 +126,17 @@ class UserProcess:
         except FileNotFoundError:
             return "(no log)"
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        r = httpx.request(
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """The API's raw response (for tests that expect an error)."""
+        return httpx.request(
             method,
             self.url + "/api/v1" + path,
             json=body,
             timeout=30,
             headers={"Authorization": f"Bearer {self.token}"},
         )
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        r = self.request(method, path, body)
         assert r.status_code < 400, r.text
         return r.json() if r.content else None
