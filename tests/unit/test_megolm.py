@@ -112,6 +112,21 @@ def test_one_encrypt_all_four_decrypt(five: list[Member]) -> None:
                 )
 
 
+def test_group_padding_buckets_fit_sds_sized_messages(five: list[Member]) -> None:
+    """An SDS-wrapped short text is ~19 KB: it pads to 20 KiB, not the envelope's 64 KiB."""
+    alice, *others = five
+    _, shares = alice.groups.outbound(GROUP, [m.key for m in others], T0)
+    deliver(alice, others, shares)
+    sizes = {}
+    for n in (100, 19_200, 20_479, 20_480, 70_000):
+        ct = alice.groups.encrypt(GROUP, b"x" * n, T0 + 1)
+        sizes[n] = len(encode_group_message(ct))
+        assert others[0].groups.decrypt(GROUP, None, ct).plaintext == b"x" * n
+    assert sizes[19_200] == sizes[20_479] < 20_480 + 1024  # one 20 KiB bucket
+    assert sizes[20_480] > sizes[20_479]  # the padding byte moves it up a 4 KiB step
+    assert 262_144 < sizes[70_000] < 262_144 + 1024
+
+
 def test_nothing_changes_nothing_is_shared(five: list[Member]) -> None:
     alice, *others = five
     setup_group(alice, others)

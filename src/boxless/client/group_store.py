@@ -140,12 +140,27 @@ def add_message(cur: Cursor, m: GroupMessageRow) -> bool:
 def list_messages(
     cur: Cursor, group_id: bytes, limit: int = 50, before_seq: int | None = None
 ) -> list[tuple[int, GroupMessageRow]]:
-    """The newest ``limit`` messages (before ``before_seq``) in delivery order, oldest first."""
-    cur.execute(
-        f"SELECT seq, {_MSG_COLS}, {_READ_COUNT} FROM client_group_messages m"
-        " WHERE group_id = ? AND seq < ? ORDER BY seq DESC LIMIT ?",
-        (group_id, before_seq if before_seq is not None else 2**62, limit),
-    )
+    """The newest ``limit`` messages (older than message ``before_seq``), oldest first.
+
+    Ordered by (SDS Lamport time, id): a total order that respects causality and
+    is the same on every device, whatever order messages arrived in (a message
+    repaired late lands where it belongs). ``seq`` is only this device's arrival
+    number, used as the paging cursor.
+    """
+    if before_seq is None:
+        cur.execute(
+            f"SELECT seq, {_MSG_COLS}, {_READ_COUNT} FROM client_group_messages m"
+            " WHERE group_id = ? ORDER BY lamport DESC, message_id DESC LIMIT ?",
+            (group_id, limit),
+        )
+    else:
+        cur.execute(
+            f"SELECT seq, {_MSG_COLS}, {_READ_COUNT} FROM client_group_messages m"
+            " WHERE group_id = ? AND (lamport, message_id) < (SELECT lamport, message_id"
+            " FROM client_group_messages WHERE seq = ?)"
+            " ORDER BY lamport DESC, message_id DESC LIMIT ?",
+            (group_id, before_seq, limit),
+        )
     rows = [(r[0], _message(r[1:])) for r in cur.fetchall()]
     return list(reversed(rows))
 
@@ -162,7 +177,7 @@ def get_message(cur: Cursor, message_id: str) -> tuple[int, GroupMessageRow] | N
 def pinned_messages(cur: Cursor, group_id: bytes) -> list[tuple[int, GroupMessageRow]]:
     cur.execute(
         f"SELECT seq, {_MSG_COLS}, {_READ_COUNT} FROM client_group_messages m"
-        " WHERE group_id = ? AND pinned = 1 ORDER BY seq",
+        " WHERE group_id = ? AND pinned = 1 ORDER BY lamport, message_id",
         (group_id,),
     )
     return [(r[0], _message(r[1:])) for r in cur.fetchall()]

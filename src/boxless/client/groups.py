@@ -47,7 +47,8 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -175,6 +176,7 @@ class GroupManager:
         self._missing_since: dict[bytes, float] = {}  # group -> oldest missing dependency
         self._names: dict[bytes, str] = {}
         self._announce: list[tuple[bytes, env.GroupOpBody]] = []
+        self._channels: dict[bytes, SdsChannel] = {}
         self.sds_config: SdsConfig | None = None  # None: SDS defaults
         self.repair_after = REPAIR_AFTER_S
 
@@ -546,7 +548,7 @@ class GroupManager:
         """SDS-wrap, Megolm-encrypt once, publish once. Texts are stored as ours."""
         now = self.clock()
         msg = env.new_message(body, lamport=0, sent_at_ms=_ms(now))
-        with self.db.transaction() as cur:
+        with self.db.transaction() as cur, self._forget_sds_on_error(group_id):
             if as_member:
                 self._member_log(cur, group_id)
             sds = self._sds(cur, group_id)
@@ -584,6 +586,15 @@ class GroupManager:
         if isinstance(body, env.Text):
             self.emit({"type": "group_message", "group": group_id.hex(), "id": wrapped.message_id})
         return row
+
+    @contextmanager
+    def _forget_sds_on_error(self, group_id: bytes) -> Iterator[None]:
+        """If the transaction fails, the in-memory channel is ahead of the database."""
+        try:
+            yield
+        except BaseException:
+            self._channels.pop(group_id, None)
+            raise
 
     def _encrypt(self, cur: Any, group_id: bytes, data: bytes, now: float) -> Any:
         try:
@@ -625,10 +636,16 @@ class GroupManager:
                 self.emit({"type": "group_message", "group": group_id.hex(), "id": message_id})
 
     def _sds(self, cur: Any, group_id: bytes) -> SdsChannel:
+        """The group's SDS channel, kept in memory once loaded (loading rebuilds the
+        bloom filter: ~30 ms at 1,000 messages of history, ~330 ms at 10,000)."""
+        channel = self._channels.get(group_id)
+        if channel is not None:
+            return channel
         state = gs.get_sds_state(cur, group_id)
         if state is None:
             raise NotAMember("no such group")
-        return SdsChannel.from_state(state, config=self.sds_config)
+        channel = self._channels[group_id] = SdsChannel.from_state(state, config=self.sds_config)
+        return channel
 
     def _refresh_sessions(self, cur: Any, group_id: bytes, now: float) -> None:
         """Run Megolm ``outbound()`` for the current members; queue the shares over Olm."""

@@ -107,17 +107,17 @@ class OpenedEnvelope:
     ciphertext: OlmCiphertext
 
 
-def bucket_size(length: int) -> int:
+def bucket_size(length: int, buckets: tuple[int, ...] = BUCKETS) -> int:
     """The padded size for ``length`` content bytes (at least one byte of padding)."""
-    for bucket in BUCKETS:
+    for bucket in buckets:
         if length < bucket:
             return bucket
-    raise CryptoUsageError(f"sealed content is limited to {MAX_CONTENT_BYTES} bytes")
+    raise CryptoUsageError(f"sealed content is limited to {buckets[-1] - 1} bytes")
 
 
-def pad(content: bytes) -> bytes:
+def pad(content: bytes, buckets: tuple[int, ...] = BUCKETS) -> bytes:
     """ISO/IEC 7816-4 padding up to the content's bucket."""
-    size = bucket_size(len(content))
+    size = bucket_size(len(content), buckets)
     return content + b"\x80" + bytes(size - len(content) - 1)
 
 

@@ -6,6 +6,8 @@ ALTER TABLE client_groups ADD COLUMN read_seq INTEGER NOT NULL DEFAULT 0;  -- la
 ALTER TABLE client_group_messages ADD COLUMN kind TEXT NOT NULL DEFAULT 'text';  -- text|event
 ALTER TABLE client_group_messages ADD COLUMN mentions_me INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE client_group_messages ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+-- Display order: (SDS Lamport time, id), the same on every device.
+CREATE INDEX client_group_messages_lamport ON client_group_messages (group_id, lamport, message_id);
 
 -- Other members' read markers: the SDS Lamport time of the newest message they read.
 CREATE TABLE client_group_reads (
