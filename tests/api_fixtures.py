@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +23,9 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from boxless.api.app import build_app
+from boxless.chat.requests import ContactEvent
 from boxless.client.core import Client
+from tests.chat_fixtures import make_account, running_client, start_service
 
 
 @dataclass
@@ -31,6 +35,7 @@ class Api:
     client: Client
     url: str
     token: str
+    home: Path  # the account's directory, where api.json is
 
     async def request(self, method: str, path: str, body: Any = None) -> httpx.Response:
         async with httpx.AsyncClient(
@@ -73,4 +78,40 @@ async def serve_api(nursery: trio.Nursery, client: Client, home: Path) -> Api:
     app = build_app(client, token, origin, lambda: {"ok": True})
     await nursery.start(serve, app, config)
     (home / "api.json").write_text(json.dumps({"url": origin, "token": token}))
-    return Api(client, origin, token)
+    return Api(client, origin, token, home)
+
+
+async def _wait_for(client: Client, pred: Callable[[], bool], timeout: float = 60) -> None:
+    with trio.fail_after(timeout):
+        async with client.events() as events:
+            while not pred():
+                await events.receive()
+
+
+async def _befriend(a: Client, b: Client) -> None:
+    await a.add_contact(b.account.contact_code(time.time()).link)
+    await _wait_for(b, lambda: any(c.identity_key == a.me for c in b.contacts()))
+    await b.respond(a.me, ContactEvent.ACCEPT)
+    await _wait_for(
+        a, lambda: any(c.identity_key == b.me and c.state == "accepted" for c in a.contacts())
+    )
+
+
+@asynccontextmanager
+async def people(tmp_path: Path, *names: str) -> AsyncIterator[dict[str, Api]]:
+    """A service node and one running client + API per name; the first is everyone's contact."""
+    for name in names:
+        make_account(tmp_path / name, name).close()
+    async with trio.open_nursery() as nursery, AsyncExitStack() as stack:
+        s1 = await start_service(nursery, tmp_path, "s1")
+        apis = {}
+        for name in names:
+            client = await stack.enter_async_context(
+                running_client(tmp_path / name, [s1.addrs()[0]])
+            )
+            apis[name] = await serve_api(nursery, client, tmp_path / name)
+        first = apis[names[0]].client
+        for name in names[1:]:
+            await _befriend(first, apis[name].client)
+        yield apis
+        nursery.cancel_scope.cancel()

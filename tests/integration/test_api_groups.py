@@ -10,53 +10,10 @@ from __future__ import annotations
 import base64
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import trio
-
-from boxless.chat.requests import ContactEvent
-from boxless.client.core import Client
-from tests.api_fixtures import Api, serve_api
-from tests.chat_fixtures import make_account, running_client, start_service
-
-
-async def _wait_for(client: Client, pred: Callable[[], bool], timeout: float = 60) -> None:
-    with trio.fail_after(timeout):
-        async with client.events() as events:
-            while not pred():
-                await events.receive()
-
-
-async def _befriend(a: Client, b: Client) -> None:
-    await a.add_contact(b.account.contact_code(time.time()).link)
-    await _wait_for(b, lambda: any(c.identity_key == a.me for c in b.contacts()))
-    await b.respond(a.me, ContactEvent.ACCEPT)
-    await _wait_for(
-        a, lambda: any(c.identity_key == b.me and c.state == "accepted" for c in a.contacts())
-    )
-
-
-@asynccontextmanager
-async def people(tmp_path: Path, *names: str) -> AsyncIterator[dict[str, Api]]:
-    """A service node and one running client + API per name; the first is everyone's contact."""
-    for name in names:
-        make_account(tmp_path / name, name).close()
-    async with trio.open_nursery() as nursery, AsyncExitStack() as stack:
-        s1 = await start_service(nursery, tmp_path, "s1")
-        apis = {}
-        for name in names:
-            client = await stack.enter_async_context(
-                running_client(tmp_path / name, [s1.addrs()[0]])
-            )
-            apis[name] = await serve_api(nursery, client, tmp_path / name)
-        first = apis[names[0]].client
-        for name in names[1:]:
-            await _befriend(first, apis[name].client)
-        yield apis
-        nursery.cancel_scope.cancel()
+from tests.api_fixtures import Api, people
 
 
 def _key(api: Api) -> str:
