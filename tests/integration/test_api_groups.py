@@ -119,11 +119,10 @@ async def test_group_lifecycle_through_the_api(tmp_path: Path) -> None:
         assert r.status_code == 400
 
         # Bob (an admin now) removes Dave
-        # Dave's own client is not checked here: as of 678b956 it keeps later group
-        # messages in its SDS buffer behind pre-join messages it can never read.
         g = await bob.call("DELETE", f"/groups/{gid}/members/{_key(dave)}")
         assert _member(g, dave) is None
         await alice.until(f"/groups/{gid}", lambda g: _member(g, dave) is None)
+        await dave.until(f"/groups/{gid}", lambda g: not g["member"])  # he learns it too
         # events render as text in the history
         kinds = {m["kind"] for m in await alice.call("GET", f"/groups/{gid}/messages?limit=500")}
         assert kinds == {"text", "event"}
