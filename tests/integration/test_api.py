@@ -108,7 +108,10 @@ def test_groups_create_list_send_and_errors(alice: UserProcess) -> None:
     )
     assert r.status_code == 201 and r.json()["text"] == "note to self", r.text
     r = httpx.get(alice.url + f"/api/v1/groups/{gid}/messages", headers=auth)
-    assert [m["text"] for m in r.json()] == ["note to self"]
+    assert [(m["kind"], m["text"]) for m in r.json()] == [
+        ("event", "Alice created the group “Solo”"),
+        ("text", "note to self"),
+    ]
     r = httpx.post(
         alice.url + f"/api/v1/groups/{gid}/members", json={"identity_key": "ab" * 32}, headers=auth
     )
