@@ -1,18 +1,25 @@
 // Boxless web UI: boot, the app shell (tabs + detail pane), hash routes, live events.
 //
-// Routes: #/chats #/contacts #/discover #/me (tabs), #/chat/<key>, #/verify/<key>.
+// Routes: #/chats #/contacts #/discover #/me (tabs), #/chat/<key>, #/verify/<key>,
+// #/group/<id>, #/group-info/<id>, #/new-group, #/join-group, #/broadcasts,
+// #/new-broadcast, #/broadcast/<id> (detail panes).
 // On a phone one pane shows at a time; from 800 px wide the tab pane stays on
 // the left and conversations open on the right.
 
 import { ApiError, call, connectEvents, onUnauthorized, takeTokenFromUrl } from "./js/api.js";
 import { h, icon, mount, toast } from "./js/dom.js";
+import { broadcastsView, broadcastView, newBroadcastView } from "./js/broadcasts.js";
 import { chatsView } from "./js/chats.js";
 import { contactsView } from "./js/contacts.js";
 import { conversationView } from "./js/conversation.js";
+import { groupView } from "./js/group.js";
+import { groupInfoView } from "./js/groupinfo.js";
 import { discoverView, meView } from "./js/me.js";
+import { joinGroupView, newGroupView } from "./js/newgroup.js";
 import { onboardingView } from "./js/onboarding.js";
 import {
   changed,
+  group,
   refreshAll,
   refreshSoon,
   requestCount,
@@ -31,6 +38,19 @@ const TABS = [
   { id: "discover", label: "Discover", make: discoverView },
   { id: "me", label: "Me", make: meView },
 ];
+
+// Detail panes: route name -> [view factory, needs an argument].
+const DETAILS = {
+  chat: [conversationView, true],
+  verify: [verifyView, true],
+  group: [groupView, true],
+  "group-info": [groupInfoView, true],
+  "new-group": [newGroupView, false],
+  "join-group": [joinGroupView, false],
+  broadcasts: [broadcastsView, false],
+  "new-broadcast": [newBroadcastView, false],
+  broadcast: [broadcastView, true],
+};
 
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
@@ -128,8 +148,8 @@ function route() {
   if (!detail || detail.key !== key) {
     if (detail && detail.view.destroy) detail.view.destroy();
     detail = null;
-    if (name === "chat" && arg) detail = { key, view: conversationView(arg) };
-    else if (name === "verify" && arg) detail = { key, view: verifyView(arg) };
+    const found = DETAILS[name];
+    if (found && (arg || !found[1])) detail = { key, view: found[0](arg) };
     if (detail) mount(shell.pane, detail.view.el);
     else mount(shell.pane, h("div", { class: "placeholder" }, icon("chats", 64), h("p", {}, "Choose a chat")));
   }
@@ -151,6 +171,20 @@ function onEvent(ev) {
     case "contact":
       refreshSoon();
       break;
+    case "group":
+      if (detail && detail.view.onGroup) detail.view.onGroup(ev);
+      refreshSoon();
+      break;
+    case "group_message":
+      if (detail && detail.view.onGroupMessage) detail.view.onGroupMessage(ev);
+      refreshSoon();
+      break;
+    case "group_mention": {
+      const g = group(ev.group);
+      if (!detail || detail.key !== `group/${ev.group}`) toast(`You were mentioned in ${g ? g.name : "a group"}`);
+      refreshSoon();
+      break;
+    }
     case "typing":
       setTyping(ev.contact, ev.typing);
       break;

@@ -3,7 +3,7 @@
 // network is nearly always there), falling back to the cached copy. The API is
 // never cached: it carries the user's data and the token.
 
-const CACHE = "boxless-shell-v1";
+const CACHE = "boxless-shell-v2";
 const SHELL = [
   "./",
   "index.html",
@@ -12,11 +12,16 @@ const SHELL = [
   "manifest.webmanifest",
   "icons/icon-192.png",
   "js/api.js",
+  "js/broadcasts.js",
   "js/chats.js",
   "js/contacts.js",
   "js/conversation.js",
   "js/dom.js",
+  "js/group.js",
+  "js/groupinfo.js",
   "js/me.js",
+  "js/mentions.js",
+  "js/newgroup.js",
   "js/onboarding.js",
   "js/store.js",
   "js/verify.js",

@@ -1,6 +1,10 @@
-// The Chats tab: one row per conversation, newest first, with unread counts.
+// The Chats tab: one row per conversation (1:1 chats and groups), newest
+// first, with unread counts, an "@" for unread mentions and a muted mark;
+// groups asked to join by link show as pending until an admin lets us in.
+// The "+" menu starts a group, joins one by link, opens broadcast lists or
+// adds a contact.
 
-import { avatar, h, icon, mount, shortTime } from "./dom.js";
+import { avatar, groupAvatar, h, icon, mount, shortTime } from "./dom.js";
 import { isTyping, store } from "./store.js";
 
 export function preview(message) {
@@ -52,26 +56,147 @@ function rowFor(c) {
   );
 }
 
+/** What a group row says about its last message ("Bob: hi", "You: hi", an event as is). */
+export function groupPreview(g) {
+  const m = g.last_message;
+  if (!g.member && g.member !== undefined) return "You are no longer a member";
+  if (!m) return "No messages yet";
+  if (m.kind === "event") return m.text;
+  return `${m.outgoing ? "You" : m.sender_name || "Someone"}: ${m.text}`;
+}
+
+function groupRow(g) {
+  const unread = g.unread || 0;
+  const mentions = g.mentions || 0;
+  const href = `#/group/${g.id}`;
+  const label = [
+    `Group ${g.name}`,
+    unread ? `${unread} unread` : "",
+    mentions ? "you were mentioned" : "",
+    g.muted ? "muted" : "",
+  ].filter(Boolean).join(", ");
+  return h(
+    "li",
+    {},
+    h(
+      "a",
+      {
+        class: `row chat-row group-row ${g.member === false ? "left" : ""}`,
+        href,
+        "aria-current": location.hash === href ? "page" : false,
+        "aria-label": label,
+        dataset: { group: g.id },
+      },
+      groupAvatar(g),
+      h(
+        "span",
+        { class: "row-main" },
+        h(
+          "span",
+          { class: "row-top" },
+          h("span", { class: "row-name" }, g.name),
+          g.muted ? h("span", { class: "muted-mark", title: "Muted" }, icon("muted", 16)) : null,
+          h("time", { class: "row-time" }, shortTime(g.last_message ? g.last_message.sent_at_ms : 0)),
+        ),
+        h(
+          "span",
+          { class: "row-bottom" },
+          h("span", { class: "row-preview" }, groupPreview(g)),
+          mentions ? h("span", { class: "mention-badge", "aria-hidden": "true", title: "You were mentioned" }, "@") : null,
+          unread
+            ? h("span", { class: `unread ${g.muted ? "quiet" : ""}`, "aria-hidden": "true" }, String(unread))
+            : null,
+        ),
+      ),
+    ),
+  );
+}
+
+function joinRow(j) {
+  return h(
+    "li",
+    { class: "row chat-row join-row", dataset: { group: j.group } },
+    groupAvatar({ id: j.group, name: j.name }),
+    h(
+      "span",
+      { class: "row-main" },
+      h("span", { class: "row-top" }, h("span", { class: "row-name" }, j.name)),
+      h("span", { class: "row-bottom" }, h("span", { class: "row-preview" }, "Requested: waiting for an admin to let you in")),
+    ),
+  );
+}
+
+function newMenu() {
+  const items = [
+    ["#/new-group", "group", "New group"],
+    ["#/join-group", "qr", "Join a group by link"],
+    ["#/broadcasts", "broadcast", "Broadcast lists"],
+    ["#/contacts", "contacts", "Add a contact"],
+  ];
+  const menu = h(
+    "div",
+    { class: "menu", role: "menu", id: "new-menu", hidden: true },
+    items.map(([href, name, text]) =>
+      h("a", { href, role: "menuitem", onclick: () => close() }, icon(name, 20), h("span", {}, text)),
+    ),
+  );
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: "icon-button",
+      "aria-label": "New chat, group or broadcast",
+      "aria-haspopup": "menu",
+      "aria-expanded": "false",
+      "aria-controls": "new-menu",
+      onclick: (ev) => {
+        ev.stopPropagation();
+        if (menu.hidden) open();
+        else close();
+      },
+    },
+    icon("plus"),
+  );
+  function open() {
+    menu.hidden = false;
+    button.setAttribute("aria-expanded", "true");
+    document.addEventListener("click", close, { once: true });
+  }
+  function close() {
+    menu.hidden = true;
+    button.setAttribute("aria-expanded", "false");
+  }
+  menu.addEventListener("keydown", (ev) => {
+    if (ev.key === "Escape") {
+      close();
+      button.focus();
+    }
+  });
+  return h("div", { class: "menu-anchor" }, button, menu);
+}
+
 export function chatsView() {
   const list = h("ul", { class: "rows", "aria-label": "Chats" });
   const el = h(
     "div",
     { class: "tab-view" },
-    h(
-      "header",
-      { class: "topbar" },
-      h("h1", {}, "Chats"),
-      h("a", { class: "icon-button", href: "#/contacts", "aria-label": "Add a contact" }, icon("plus")),
-    ),
+    h("header", { class: "topbar" }, h("h1", {}, "Chats"), newMenu()),
     h("div", { class: "scroll" }, list),
   );
   function update() {
-    const shown = store.contacts.filter((c) => ["accepted", "request_sent", "request_received"].includes(c.state));
-    const when = (c) => {
-      const last = (store.summaries.get(c.identity_key) || {}).last;
-      return last ? last.sent_at_ms : c.added_at_ms;
-    };
-    shown.sort((a, b) => when(b) - when(a));
+    const contacts = store.contacts.filter((c) => ["accepted", "request_sent", "request_received"].includes(c.state));
+    const shown = [
+      ...contacts.map((c) => {
+        const last = (store.summaries.get(c.identity_key) || {}).last;
+        return { when: last ? last.sent_at_ms : c.added_at_ms, row: () => rowFor(c) };
+      }),
+      ...store.groups.map((g) => ({
+        when: g.last_message ? g.last_message.sent_at_ms : 0,
+        row: () => groupRow(g),
+      })),
+      ...store.joins.map((j) => ({ when: j.requested_at_ms || 0, row: () => joinRow(j) })),
+    ];
+    shown.sort((a, b) => b.when - a.when);
     if (!shown.length) {
       mount(
         list,
@@ -84,7 +209,7 @@ export function chatsView() {
       );
       return;
     }
-    mount(list, shown.map(rowFor));
+    mount(list, shown.map((s) => s.row()));
   }
   return { el, update };
 }

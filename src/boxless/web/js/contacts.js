@@ -2,6 +2,7 @@
 
 import { ApiError, call } from "./api.js";
 import { avatar, h, icon, mount, toast } from "./dom.js";
+import { isGroupLink, openJoin } from "./newgroup.js";
 import { refreshAll, store } from "./store.js";
 
 const STATE_LABEL = {
@@ -59,7 +60,14 @@ function addForm() {
     h("label", { for: "add-intro" }, "A few words so they know who you are (optional)"),
     intro,
     error,
-    h("div", { class: "buttons" }, submit, h("a", { href: "#/me", class: "button" }, "My QR code")),
+    h("p", { class: "hint" }, "A group invite link (boxless://g/…) works here too."),
+    h(
+      "div",
+      { class: "buttons" },
+      submit,
+      h("a", { href: "#/me", class: "button" }, "My QR code"),
+      h("a", { href: "#/join-group", class: "button" }, "Join a group"),
+    ),
   );
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -67,6 +75,12 @@ function addForm() {
     if (!link.value.trim()) {
       error.textContent = "Paste their boxless:// link, or choose a picture of their QR code.";
       link.focus();
+      return;
+    }
+    if (isGroupLink(link.value)) {
+      // A group invite, not a person: preview and join it on its own screen.
+      openJoin(link.value.trim());
+      link.value = "";
       return;
     }
     submit.disabled = true;

@@ -55,6 +55,13 @@ const ICONS = {
   close: "M6 6l12 12M18 6L6 18",
   reply: "M10 8V4L3 11l7 7v-4c5 0 8 1.5 11 5-1-5-4-10-11-11z",
   qr: "M3 3h7v7H3zm2 2v3h3V5zm9-2h7v7h-7zm2 2v3h3V5zM3 14h7v7H3zm2 2v3h3v-3zm9-2h3v3h-3zm4 3h3v4h-4v-3h1zm-4 1h2v3h-2z",
+  group:
+    "M8 11a3 3 0 1 0 0-6 3 3 0 0 0 0 6zm8 0a3 3 0 1 0 0-6 3 3 0 0 0 0 6zM1.5 19c0-3 2.9-5.5 6.5-5.5s6.5 2.5 6.5 5.5zm14.2 0c0-2-.8-3.8-2.1-5.1.8-.3 1.6-.4 2.4-.4 3.6 0 6.5 2.5 6.5 5.5z",
+  pin: "M15 3l6 6-2 1-3 3 .5 5-1.5 1.5-4-4L5 21l-1-1 5.5-6-4-4L7 8.5l5 .5 3-3z",
+  muted:
+    "M12 22a2.5 2.5 0 0 0 2.45-2h-4.9A2.5 2.5 0 0 0 12 22zM18 16v-5c0-3-1.6-5.4-4.5-6.1V4a1.5 1.5 0 0 0-3 0v.9c-.6.1-1.1.4-1.6.7L18 14.7zM3.3 2.3 2 3.6l4.2 4.2C6.1 8.8 6 9.9 6 11v5l-2 2v1h13.6l2.8 2.8 1.3-1.3z",
+  broadcast: "M3 9v6h4l6 5V4L7 9zm13.5 3a4.5 4.5 0 0 0-2.5-4v8a4.5 4.5 0 0 0 2.5-4zM14 3.2v2.1a7 7 0 0 1 0 13.4v2.1a9 9 0 0 0 0-17.6z",
+  info: "M12 2a10 10 0 1 0 0 20 10 10 0 0 0 0-20zm1 15h-2v-6h2zm0-8h-2V7h2z",
 };
 
 /** An inline SVG icon (decorative: hidden from assistive technology). */
@@ -89,6 +96,33 @@ export function avatar(name, key = "", size = "") {
     { class: `avatar ${size}`, style: `--hue:${hue}`, "aria-hidden": "true" },
     letter,
   );
+}
+
+/** Up to two initials of `name` ("Boxless demo" → "BD"), for group avatars. */
+export function initials(name) {
+  const words = (name || "?").trim().split(/\s+/).filter(Boolean);
+  const first = (w) => (Array.from(w)[0] || "").toUpperCase();
+  return (words.length > 1 ? first(words[0]) + first(words[1]) : first(words[0] || "?")) || "?";
+}
+
+/** A group's avatar: its picture when it has one, else its initials on a colour. */
+export function groupAvatar(g, size = "") {
+  if (g.avatar) {
+    return h("img", { class: `avatar ${size}`, src: `data:image/png;base64,${g.avatar}`, alt: "" });
+  }
+  const hue = g.id ? parseInt(g.id.slice(0, 4), 16) % 360 : 150;
+  return h("span", { class: `avatar group ${size}`, style: `--hue:${hue}`, "aria-hidden": "true" }, initials(g.name));
+}
+
+/** Run `fn`; an API error becomes an error toast (anything else is a bug: it stays loud). */
+export async function guarded(fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    if (!(err instanceof ApiError)) throw err;
+    toast(err.message, "error");
+    return undefined;
+  }
 }
 
 /** "14:05" today, "Mon" this week, "2026-11-02" before. */

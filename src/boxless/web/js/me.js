@@ -139,6 +139,16 @@ export function discoverView() {
       h("span", { class: "row-main" }, h("span", { class: "row-name" }, name), h("span", { class: "row-preview" }, text)),
       h("span", { class: "soon" }, "Coming soon"),
     );
+  const live = (href, name, text) =>
+    h(
+      "li",
+      {},
+      h(
+        "a",
+        { class: "row", href },
+        h("span", { class: "row-main" }, h("span", { class: "row-name" }, name), h("span", { class: "row-preview" }, text)),
+      ),
+    );
   const el = h(
     "div",
     { class: "tab-view" },
@@ -151,7 +161,8 @@ export function discoverView() {
         { class: "rows", "aria-label": "Discover" },
         item("Moments", "Posts from your contacts, end-to-end encrypted"),
         item("Mini apps", "Signed web apps that run in a sandbox"),
-        item("Groups", "Group chats of a thousand and more"),
+        live("#/new-group", "Groups", "Group chats of a thousand and more: start one"),
+        live("#/broadcasts", "Broadcast lists", "One message to many contacts, each privately"),
         item("Red envelopes", "Send money with a message"),
       ),
       h("p", { class: "hint centered-text" }, icon("discover", 18), " These arrive in coming releases."),

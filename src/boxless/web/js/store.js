@@ -3,13 +3,18 @@
 // Events from the WebSocket only say *that* something changed ("message" with
 // an id, "contact" with a key), so the store re-reads the affected resources,
 // debounced so a burst of receipts costs one round of requests.
+// Groups, pending joins and broadcast lists are read the same way; a route the
+// node does not have yet (404/405 from an older `boxless up`) reads as empty.
 
-import { call } from "./api.js";
+import { ApiError, call } from "./api.js";
 
 export const store = {
   me: null,
   contacts: [], // contact JSON, as the API returns it
   summaries: new Map(), // identity key -> {last, unread}
+  groups: [], // group JSON (with unread, mentions, last_message), as the API returns it
+  joins: [], // groups I asked to join by link, not admitted yet
+  broadcasts: [], // broadcast lists
   typing: new Map(), // identity key -> expiry (ms since epoch)
   connected: false, // the event WebSocket is open
   network: true, // the node reaches its service peers (connectivity events)
@@ -50,9 +55,36 @@ export async function refreshSummaries() {
   changed();
 }
 
+export function group(id) {
+  return store.groups.find((g) => g.id === id) || null;
+}
+
+/** `call("GET", path)`, or `fallback` when this node has no such route (yet). */
+async function optional(path, fallback) {
+  try {
+    return await call("GET", path);
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return fallback;
+    throw err;
+  }
+}
+
+export async function refreshGroups() {
+  const [groups, joins, broadcasts] = await Promise.all([
+    optional("/groups", []),
+    optional("/groups/joins", []),
+    optional("/broadcasts", []),
+  ]);
+  store.groups = groups;
+  // A join shows as pending until the group itself arrives.
+  store.joins = joins.filter((j) => !groups.some((g) => g.id === j.group));
+  store.broadcasts = broadcasts;
+  changed();
+}
+
 export async function refreshAll() {
   await refreshContacts();
-  await refreshSummaries();
+  await Promise.all([refreshSummaries(), refreshGroups()]);
 }
 
 let pending = null;
@@ -84,6 +116,7 @@ export function setTyping(key, typing) {
 export function totalUnread() {
   let n = 0;
   for (const s of store.summaries.values()) n += s.unread;
+  for (const g of store.groups) if (!g.muted || g.mentions) n += g.unread || 0;
   return n;
 }
 

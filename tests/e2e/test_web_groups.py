@@ -1,0 +1,240 @@
+"""Issue 6 in a real browser: a group chat of three people, each running their
+own `boxless up` (light node, client, API) with two service nodes between them,
+each using the web UI in their own Chromium context.
+
+Alice (desktop) creates a group from the "+" menu, picking Bob and Carol
+(phones) from her contacts; the group shows in their chat lists; all three
+write, and each sees every message in the same order with the sender's name,
+Alice's first one turning from unconfirmed to confirmed and "Read by 2". Bob
+mentions Carol through the "@" autocomplete: Carol's chat list shows the "@"
+badge and the message shows her mention highlighted. Alice removes Carol from
+the group info panel: Carol's view says she is out, and a message Alice sends
+after that reaches Bob but not Carol. Screenshots go to docs/screenshots/group-*.
+
+The accounts are made with `boxless init` and become contacts over the API
+(crossed requests): onboarding and adding contacts in the browser are covered
+by test_web.py.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, PHONE, SHOTS, chromium_path, open_ui
+from tests.nodeproc import NodeProcess
+from tests.userproc import UserProcess, init_users
+
+sync_api = pytest.importorskip("playwright.sync_api")
+Page = sync_api.Page
+expect = sync_api.expect
+
+SERVICE = ["--store", "--filter", "--lightpush"]
+NAMES = ("Alice", "Bob", "Carol")
+WAIT_MS = 30_000  # the longest any single step may take
+GROUP = "Weekend trip"
+pytestmark = pytest.mark.slow
+expect.set_options(timeout=WAIT_MS)
+
+
+@pytest.fixture
+def people(tmp_path: Path) -> Iterator[dict[str, UserProcess]]:
+    s1 = NodeProcess("s1", tmp_path / "s1", SERVICE).start()
+    s2 = NodeProcess("s2", tmp_path / "s2", [*SERVICE, "--peer", s1.addr]).start()
+    homes = {name: tmp_path / name.lower() for name in NAMES}
+    users: dict[str, UserProcess] = {}
+    try:
+        init_users(homes)
+        for i, name in enumerate(NAMES):
+            peers = [s1.addr, s2.addr] if i % 2 == 0 else [s2.addr, s1.addr]
+            users[name] = UserProcess(name, homes[name], peers).launch()
+        for user in users.values():
+            user.wait_ready(90)
+        # Alice and each of the others add each other's link: crossed requests accept.
+        alice = users["Alice"]
+        alice_link = alice.call("GET", "/me")["link"]
+        for name in NAMES[1:]:
+            alice.call("POST", "/contacts", {"link": users[name].call("GET", "/me")["link"]})
+            users[name].call("POST", "/contacts", {"link": alice_link})
+        yield users
+    finally:
+        for user in users.values():
+            user.kill()
+            print(f"--- {user.name} ---\n{user.logs(60)}")
+        for node in (s1, s2):
+            node.kill()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def shot(page: Page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.evaluate("document.getElementById('toasts').replaceChildren()")
+    page.screenshot(path=str(SHOTS / f"group-{name}.png"))
+
+
+def bubble(page: Page, text: str) -> Any:
+    return page.locator(".message .bubble").filter(has=page.locator(".text", has_text=text)).last
+
+
+def say(page: Page, text: str) -> None:
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill(text)
+    composer.press("Enter")
+
+
+def open_group(page: Page) -> None:
+    row = page.locator(".group-row", has_text=GROUP)
+    expect(row).to_be_visible()
+    row.click()
+    expect(page.locator(".conv-name")).to_have_text(GROUP)
+
+
+def thread(page: Page) -> list[str]:
+    """The conversation as "sender: text" lines (events as "-- text")."""
+    lines = []
+    for item in page.locator(".messages > li").all():
+        cls = item.get_attribute("class") or ""
+        if "event" in cls:
+            lines.append(f"-- {item.inner_text()}")
+        elif "message" in cls:
+            sender = "You" if "out" in cls else item.locator(".sender").inner_text()
+            lines.append(f"{sender}: {item.locator('.text').inner_text()}")
+    return lines
+
+
+def test_three_people_group_chat_in_the_browser(
+    people: dict[str, UserProcess], browser: Any
+) -> None:
+    alice = open_ui(browser, people["Alice"], DESKTOP)
+    bob = open_ui(browser, people["Bob"], PHONE)
+    carol = open_ui(browser, people["Carol"], PHONE)
+
+    # Alice starts the group from the "+" menu, picking Bob and Carol.
+    alice.get_by_role("button", name="New chat, group or broadcast").click()
+    alice.get_by_role("menuitem", name="New group").click()
+    form = alice.get_by_role("form", name="New group")
+    form.get_by_label("Group name").fill(GROUP)
+    form.get_by_label("Description (optional)").fill("Planning Saturday")
+    for name in ("Bob", "Carol"):  # listed once the crossed requests are accepted
+        form.get_by_label(name, exact=True).check()
+    shot(alice, "new")
+    alice.get_by_role("button", name="Create group").click()
+    expect(alice.locator(".conv-name")).to_have_text(GROUP)
+    expect(alice.locator(".conv-sub")).to_have_text("3 members")
+
+    # Bob and Carol find it in their chat lists; everyone writes in turn.
+    open_group(bob)
+    open_group(carol)
+    say(alice, "Hi both! Saturday at 9?")
+    expect(bubble(bob, "Saturday at 9?")).to_be_visible()
+    expect(bubble(carol, "Saturday at 9?")).to_be_visible()
+    say(bob, "Works for me")
+    expect(bubble(alice, "Works for me")).to_be_visible()
+    expect(bubble(carol, "Works for me")).to_be_visible()
+    say(carol, "Me too, I'll bring snacks")
+    for page in (alice, bob):
+        expect(bubble(page, "bring snacks")).to_be_visible()
+
+    expected = {
+        "Alice": [
+            "You: Hi both! Saturday at 9?",
+            "Bob: Works for me",
+            "Carol: Me too, I'll bring snacks",
+        ],
+        "Bob": [
+            "Alice: Hi both! Saturday at 9?",
+            "You: Works for me",
+            "Carol: Me too, I'll bring snacks",
+        ],
+        "Carol": [
+            "Alice: Hi both! Saturday at 9?",
+            "Bob: Works for me",
+            "You: Me too, I'll bring snacks",
+        ],
+    }
+    for name, page in (("Alice", alice), ("Bob", bob), ("Carol", carol)):
+        said = [line for line in thread(page) if not line.startswith("-- ")]
+        assert said == expected[name], (name, thread(page))
+    # Bob and Carol see the membership events as centred rows.
+    expect(bob.locator(".messages .event", has_text="Bob")).not_to_have_count(0)
+
+    # Alice's first message: confirmed by the others' replies, and read by both.
+    first = bubble(alice, "Saturday at 9?")
+    expect(first.locator(".ticks")).to_have_attribute("data-state", "confirmed")
+    expect(first.locator(".read-count")).to_have_text("Read by 2")
+
+    # Carol goes back to her chat list; Bob mentions her through the "@" list.
+    carol.get_by_role("link", name="Back to chats").click()
+    composer = bob.get_by_label("Message", exact=True)
+    composer.press_sequentially("@Ca", delay=30)
+    option = bob.get_by_role("option", name="@Carol")
+    expect(option).to_be_visible()
+    expect(bob.get_by_role("option", name=re.compile("^@all"))).to_have_count(0)  # "Ca" ≠ "all"
+    shot(bob, "mention-picker")
+    composer.press("Enter")
+    expect(composer).to_have_value("@Carol ")
+    composer.press_sequentially("can you bring the map too?")
+    composer.press("Enter")
+    row = carol.locator(".group-row", has_text=GROUP)
+    expect(row.locator(".mention-badge")).to_have_text("@")
+    expect(row.locator(".unread")).to_have_text("1")
+    shot(carol, "chats")
+    row.click()
+    mention = bubble(carol, "bring the map")
+    expect(mention.locator("mark.mention.me")).to_have_text("@Carol")
+    expect(carol.locator(".group-row .mention-badge")).to_have_count(0)  # read now
+    expect(bubble(alice, "bring the map").locator("mark.mention")).to_have_text("@Carol")
+
+    # Alice pins her first message: everyone sees it in the pinned bar.
+    first.click()
+    alice.get_by_role("button", name="Pin", exact=True).click()
+    expect(alice.locator(".pin-bar")).to_contain_text("Saturday at 9?")
+    expect(bob.locator(".pin-bar")).to_contain_text("Saturday at 9?")
+    shot(alice, "conversation")
+    shot(bob, "conversation-phone")
+
+    # Alice removes Carol in the group info panel.
+    alice.get_by_role("link", name="Group info").click()
+    expect(alice.get_by_role("list", name="Members").locator(".member-row")).to_have_count(3)
+    shot(alice, "info")
+    alice.get_by_role("button", name="Remove Carol", exact=True).click()
+    alice.get_by_role("button", name="Remove Carol from the group").click()
+    expect(alice.get_by_role("list", name="Members").locator(".member-row")).to_have_count(2)
+    expect(carol.locator(".composer-notice")).to_contain_text("no longer a member")
+    expect(carol.get_by_label("Message", exact=True)).to_be_disabled()
+    expect(carol.locator(".conv-sub")).to_have_text("not a member")
+
+    # What Alice says next reaches Bob, never Carol.
+    alice.get_by_role("link", name="Back to the group").click()
+    say(alice, "Just the two of us now")
+    expect(bubble(bob, "two of us now")).to_be_visible()
+    say(bob, "See you Saturday")  # its causal history acknowledges Alice's message
+    expect(bubble(alice, "See you Saturday")).to_be_visible()
+    expect(bubble(alice, "two of us now").locator(".ticks")).to_have_attribute(
+        "data-state", "confirmed"
+    )
+    shot(carol, "removed")
+    for text in ("two of us now", "See you Saturday"):
+        expect(bubble(carol, text)).to_have_count(0)
+    texts = [m["text"] for m in people["Carol"].call("GET", f"/groups/{group_id(alice)}/messages")]
+    assert not any("two of us" in t or "See you" in t for t in texts), texts
+    assert any("bring the map" in t for t in texts), texts  # what she had before stays
+
+
+def group_id(page: Page) -> str:
+    match = re.search(r"#/group/([0-9a-f]+)", page.url)
+    assert match, page.url
+    return match.group(1)
