@@ -9,7 +9,10 @@ Alice's first one turning from unconfirmed to confirmed and "Read by 2". Bob
 mentions Carol through the "@" autocomplete: Carol's chat list shows the "@"
 badge and the message shows her mention highlighted. Alice removes Carol from
 the group info panel: Carol's view says she is out, and a message Alice sends
-after that reaches Bob but not Carol. Screenshots go to docs/screenshots/group-*.
+after that reaches Bob but not Carol. Dave, no one's contact, pastes the invite
+link Alice makes (with its QR code) in the info panel, sees the preview, asks
+to join, is let in by Alice's node and writes to the group.
+Screenshots go to docs/screenshots/group-*.
 
 The accounts are made with `boxless init` and become contacts over the API
 (crossed requests): onboarding and adding contacts in the browser are covered
@@ -34,7 +37,7 @@ Page = sync_api.Page
 expect = sync_api.expect
 
 SERVICE = ["--store", "--filter", "--lightpush"]
-NAMES = ("Alice", "Bob", "Carol")
+NAMES = ("Alice", "Bob", "Carol", "Dave")
 WAIT_MS = 30_000  # the longest any single step may take
 GROUP = "Weekend trip"
 pytestmark = pytest.mark.slow
@@ -57,7 +60,7 @@ def people(tmp_path: Path) -> Iterator[dict[str, UserProcess]]:
         # Alice and each of the others add each other's link: crossed requests accept.
         alice = users["Alice"]
         alice_link = alice.call("GET", "/me")["link"]
-        for name in NAMES[1:]:
+        for name in ("Bob", "Carol"):  # Dave knows nobody: he joins by link
             alice.call("POST", "/contacts", {"link": users[name].call("GET", "/me")["link"]})
             users[name].call("POST", "/contacts", {"link": alice_link})
         yield users
@@ -232,6 +235,33 @@ def test_three_people_group_chat_in_the_browser(
     texts = [m["text"] for m in people["Carol"].call("GET", f"/groups/{group_id(alice)}/messages")]
     assert not any("two of us" in t or "See you" in t for t in texts), texts
     assert any("bring the map" in t for t in texts), texts  # what she had before stays
+
+    # Alice makes an invite link; Dave, whom nobody knows, joins by it.
+    alice.get_by_role("link", name="Group info").click()
+    alice.get_by_role("button", name="Invite link").click()
+    link_box = alice.get_by_label("Invite link", exact=True)
+    expect(link_box).to_have_value(re.compile(r"^boxless://g/"))
+    alice.wait_for_function("document.querySelector('.invite-link img.qr').naturalWidth > 0")
+    alice.locator(".invite-link").scroll_into_view_if_needed()
+    shot(alice, "link")
+    dave = open_ui(browser, people["Dave"], PHONE)
+    dave.get_by_role("button", name="New chat, group or broadcast").click()
+    dave.get_by_role("menuitem", name="Join a group by link").click()
+    dave.get_by_label("Group invite link").fill(link_box.input_value())
+    dave.get_by_role("button", name="Show the group").click()
+    preview = dave.locator(".join-preview")
+    expect(preview).to_contain_text(GROUP)
+    expect(preview).to_contain_text("Invited by Alice")
+    dave.get_by_role("button", name="Join group").click()
+    # "Requested" until Alice's node lets him in (it may be quick), then a way in.
+    expect(preview.locator(".join-state")).to_be_visible()
+    shot(dave, "join")
+    preview.get_by_role("link", name="Open the group").click()
+    say(dave, "Hi all, Dave here")
+    expect(bubble(bob, "Dave here").locator(".sender")).to_have_text("Dave")
+    alice.get_by_role("link", name="Back to the group").click()
+    expect(bubble(alice, "Dave here").locator(".sender")).to_have_text("Dave")
+    expect(alice.locator(".messages .event", has_text="Dave joined")).to_have_count(1)
 
 
 def group_id(page: Page) -> str:

@@ -101,7 +101,12 @@ function groupRow(g) {
         h(
           "span",
           { class: "row-bottom" },
-          h("span", { class: "row-preview" }, groupPreview(g)),
+          h(
+            "span",
+            { class: "row-preview" },
+            mentions ? h("span", { class: "mention-flag" }, "[@you] ") : null,
+            groupPreview(g),
+          ),
           mentions ? h("span", { class: "mention-badge", "aria-hidden": "true", title: "You were mentioned" }, "@") : null,
           unread
             ? h("span", { class: `unread ${g.muted ? "quiet" : ""}`, "aria-hidden": "true" }, String(unread))

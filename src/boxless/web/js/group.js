@@ -66,7 +66,8 @@ export function groupView(gid) {
     const me = store.me ? store.me.identity_key : "";
     return ((g && g.members) || []).filter((m) => m.identity_key !== me).map((m) => ({ key: m.identity_key, name: m.name || memberName(g, m.identity_key) }));
   });
-  const form = h("form", { class: "composer" }, picker.el, notice, h("div", { class: "composer-row" }, input, sendButton));
+  const composerRow = h("div", { class: "composer-row" }, input, sendButton);
+  const form = h("form", { class: "composer" }, picker.el, notice, composerRow);
   const el = h("div", { class: "conversation group-conversation" }, header, pinBar, scroller, form);
 
   // -- loading and marking read ----------------------------------------------------
@@ -262,6 +263,7 @@ export function groupView(gid) {
     else if (g.announcements_only && g.my_role && g.my_role !== "admin") why = "Only admins can send messages in this group.";
     notice.hidden = !why;
     notice.textContent = why;
+    composerRow.hidden = Boolean(why);
     input.disabled = Boolean(why);
     sendButton.disabled = Boolean(why);
     input.placeholder = why ? "" : "Message (@ to mention)";
@@ -348,6 +350,7 @@ export function groupView(gid) {
     el,
     update() {
       renderHeader();
+      renderPins(group(gid));
       markRead();
     },
     onGroupMessage(ev) {

@@ -30,7 +30,7 @@ export function groupInfoView(gid) {
       { class: "topbar conv-top" },
       h("a", { class: "icon-button back", href: `#/group/${gid}`, "aria-label": "Back to the group" }, icon("back")),
       h("div", { class: "conv-title" }, h("h2", { class: "conv-name" }, "Group info")),
-      h("span", { class: "icon-button", "aria-hidden": "true" }),
+      h("span", { class: "icon-spacer", "aria-hidden": "true" }),
     ),
     body,
   );
@@ -96,7 +96,7 @@ export function groupInfoView(gid) {
         name,
         h("label", { for: "group-description" }, "Description"),
         description,
-        h("label", { for: "group-picture", class: "file-label" }, "Group picture"),
+        h("label", { for: "group-picture" }, "Group picture (PNG, JPEG or WebP, under 48 KiB)"),
         picture,
         h(
           "div",

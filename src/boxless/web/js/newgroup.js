@@ -28,7 +28,7 @@ function panel(titleText, ...children) {
       { class: "topbar conv-top" },
       h("a", { class: "icon-button back", href: "#/chats", "aria-label": "Back to chats" }, icon("back")),
       h("div", { class: "conv-title" }, h("h2", { class: "conv-name" }, titleText)),
-      h("span", { class: "icon-button", "aria-hidden": "true" }),
+      h("span", { class: "icon-spacer", "aria-hidden": "true" }),
     ),
     h("div", { class: "scroll" }, ...children),
   );
