@@ -3,8 +3,10 @@
 Two service nodes (relay, store, filter, light push) on loopback; Alice and
 Bob, each with a fresh account (recovery phrase, encrypted database), their
 own light node, client and local API + web UI on their own port. They are
-already contacts and have said hello; the command prints both URLs (with the
-token) and runs until Ctrl-C, which stops everything cleanly.
+already contacts and have said hello, and share a group, "Boxless demo"
+(Alice its admin), with a welcome from her and an answer from Bob, so the
+UI opens on a 1:1 chat and a group chat. The command prints both URLs (with
+the token) and runs until Ctrl-C, which stops everything cleanly.
 """
 
 from __future__ import annotations
@@ -65,6 +67,26 @@ async def _wait(what: str, check: object, timeout: float = 60) -> None:
             await trio.sleep(0.1)
 
 
+def _group_texts(client: Client, group_id: bytes) -> list[str]:
+    return [m.text for _, m in client.groups.messages(group_id, 50)]
+
+
+async def _demo_group(alice: Client, bob: Client) -> None:
+    """Alice makes the group "Boxless demo", invites Bob and welcomes him; he answers."""
+    state = await alice.groups.create(
+        "Boxless demo", "Alice and Bob: one Megolm encryption per message, whatever the size"
+    )
+    gid = state.group_id
+    await alice.groups.invite(gid, bob.me)
+    await _wait("Bob to join the group", lambda: gid in {g.group_id for g in bob.groups.groups()})
+    welcome = (
+        "Welcome to the group, Bob! Type @ to mention someone; the (i) button shows the members."
+    )
+    await alice.groups.send_text(gid, welcome)
+    await _wait("Bob to get the welcome", lambda: welcome in _group_texts(bob, gid))
+    await bob.groups.send_text(gid, "Thanks @Alice! Groups work like the 1:1 chat.")
+
+
 async def run_people_demo(base: Path, ports: tuple[int, int], ready_file: Path | None) -> None:
     async with trio.open_nursery() as nursery:
         s1: WakuNode = await nursery.start(
@@ -95,6 +117,7 @@ async def run_people_demo(base: Path, ports: tuple[int, int], ready_file: Path |
         await bob.respond(bob.contacts()[0].identity_key, ContactEvent.ACCEPT)
         await _wait("Alice to see the accept", lambda: alice.contacts()[0].state == "accepted")
         await alice.send_text(bob.me, "Hello Bob! This chat is end-to-end encrypted.")
+        await _demo_group(alice, bob)
         print(f"\nAlice: {alice_url}\nBob:   {bob_url}\n", flush=True)
         print("Open both in a browser and chat. Ctrl-C stops everything.", flush=True)
         if ready_file is not None:
