@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,8 @@ class UserProcess:
     proc: subprocess.Popen[bytes] | None = None
     url: str = ""
     token: str = ""
+    extra_args: list[str] = field(default_factory=list)
+    """More `boxless up` options (e.g. ``["--relay"]`` and no service peers: offline)."""
 
     def start(self, timeout: float = 60) -> UserProcess:
         return self.launch().wait_ready(timeout)
@@ -86,6 +88,7 @@ class UserProcess:
         ]
         for p in self.service_peers:
             cmd += ["--service-peer", p]
+        cmd += self.extra_args
         log = (self.home / "up.log").open("ab")
         self.proc = subprocess.Popen(cmd, env=env(), stdout=log, stderr=subprocess.STDOUT)
         return self

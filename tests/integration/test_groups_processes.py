@@ -12,7 +12,9 @@ scenario below, in file order, each building on the group the previous left:
 2. Admin rules: a member's removal of someone, anyone's removal of the
    creator, and removing oneself are refused with a clear API error, and no
    device's member list moves. With the role route: a promoted admin removes a
-   member and every device agrees.
+   member and every device agrees; and when Alice demotes Bob while Bob removes
+   Carol, every device folds the two ops to the same state (the demotion wins
+   if they were concurrent).
 3. Alice removes Erin: Erin's device shows it is out, and nothing sent after
    is readable by Erin -- not through her API, and not with the Megolm
    sessions in her database tried on the raw Waku messages from a store node.
@@ -45,6 +47,7 @@ from boxless.crypto.megolm import (
     UnknownGroupSession,
     decode_group_message,
 )
+from boxless.groups import GroupLog, decode_op
 from boxless.identity.account import open_account
 from boxless.node.store_client import StoredMessage, StoreQuerySpec, query_all
 from boxless.waku.sharding import pubsub_topic_for
@@ -67,6 +70,7 @@ class Net:
     users: dict[str, UserProcess]
     keys: dict[str, str]  # name -> identity key (hex)
     gid: str = ""
+    raced: bool = False  # Bob's removal of Carol raced his demotion
     routes: set[tuple[str, str]] = field(default_factory=set)
 
     def __getitem__(self, name: str) -> UserProcess:
@@ -338,6 +342,59 @@ def test_promoted_admin_removes_a_member_and_every_device_agrees(net: Net) -> No
     wait_texts(net, "Carol's message after she is back", {"back again"}, NAMES)
 
 
+def test_concurrent_demotion_and_removal_fold_alike_on_every_device(net: Net) -> None:
+    """Bob, offline (a relay node with no peers), removes Carol while Alice demotes
+    him: two concurrent ops. Once Bob is back, every device -- his own too -- folds
+    them alike: the concurrent demotion wins, so Carol stays and Bob is a member."""
+    if not net.has_route("PUT", "/groups/{gid}/members/{key}/role"):
+        pytest.skip("PUT /groups/{gid}/members/{key}/role is not on main yet")
+    k, members = net.keys, f"/groups/{net.gid}/members"
+    bob = net["Bob"]
+    assert roster(net, net["Alice"]) == {n: "member" for n in NAMES} | {
+        "Alice": "admin",
+        "Bob": "admin",
+    }
+    bob.stop()
+    offline = UserProcess("Bob (offline)", bob.home, [], extra_args=["--relay"]).start(90)
+    try:
+        on_bob = offline.call("DELETE", f"{members}/{k['Carol']}")
+        assert k["Carol"] not in {m["identity_key"] for m in on_bob["members"]}, on_bob
+    finally:
+        offline.stop()
+    net["Alice"].call("PUT", f"{members}/{k['Bob']}/role", {"role": "member"})
+    demoted = {n: "member" for n in NAMES} | {"Alice": "admin"}
+    others = ("Alice", "Carol", "Dave", "Erin")
+    wait_rosters(net, "Bob's demotion on the devices online", demoted, others)
+    bob.start(90)
+    # Bob's removal reaches the others when his device re-sends it (SDS); his
+    # text below depends on it, so a device that shows the text has folded it.
+    wait_rosters(net, "Bob's device to fold his removal with his demotion", demoted, ("Bob",))
+    send(net, "Bob", "after the race")
+    wait_texts(net, "Bob's text after the race", {"after the race"}, NAMES, 90)
+    wait_rosters(net, "every device to fold the race alike", demoted, NAMES)
+    net.raced = True
+
+
+def verdicts_of(home: Path, gid: str) -> list[tuple[str, str, str, str]]:
+    """``(op kind, author, member, verdict)`` of every op in a stopped device's log."""
+    account = open_account(home, PASS)
+    try:
+        with account.db.transaction() as cur:
+            ops = [decode_op(raw) for raw in gs.list_ops(cur, bytes.fromhex(gid))]
+    finally:
+        account.close()
+    log = GroupLog.replay(bytes.fromhex(gid), ops)
+    return [
+        (
+            type(op.body).__name__,
+            op.author.hex(),
+            getattr(op.body, "member", b"").hex(),
+            log.verdict(op.op_id).status.value,
+        )
+        for op in ops
+    ]
+
+
 # -- 3. removal ------------------------------------------------------------------------
 
 
@@ -439,6 +496,10 @@ def erin_decrypts(home: Path, gid: str, stored: list[StoredMessage]) -> dict[byt
 def test_offline_member_catches_up_to_the_same_state_and_history(net: Net) -> None:
     dave, members, k = net["Dave"], f"/groups/{net.gid}/members", net.keys
     dave.stop()
+    if net.raced:  # Dave's device holds Bob's raced removal, overridden
+        ops = verdicts_of(dave.home, net.gid)
+        race = ("Remove", k["Bob"], k["Carol"], "overridden")
+        assert race in ops, ops
     start = state(net, net["Alice"])
     assert start is not None
     name, roles = start[0], dict(start[1])
