@@ -263,6 +263,43 @@ def test_three_people_group_chat_in_the_browser(
     expect(bubble(alice, "Dave here").locator(".sender")).to_have_text("Dave")
     expect(alice.locator(".messages .event", has_text="Dave joined")).to_have_count(1)
 
+    # Admin settings: announcements only silences Bob until Alice makes him an admin.
+    alice.get_by_role("link", name="Group info").click()
+    alice.get_by_label("Only admins can send messages").check()
+    expect(bob.locator(".composer-notice")).to_have_text(
+        "Only admins can send messages in this group."
+    )
+    alice.get_by_role("button", name="Make admin: Bob").click()
+    expect(alice.locator(".member-row", has_text="Bob").locator(".role")).to_have_text("Admin")
+    expect(bob.locator(".composer-notice")).to_be_hidden()
+    # Bob mutes the group: his chat list shows it.
+    bob.get_by_role("link", name="Group info").click()
+    bob.get_by_label("Mute notifications").check()
+    # Now an admin, Bob may manage Dave; the creator is nobody's to remove.
+    expect(bob.get_by_role("button", name=re.compile("admin|Remove"))).to_have_count(2)
+    bob.get_by_role("link", name="Back to the group").click()
+    expect(bob.locator(".conv-sub")).to_have_text("3 members · muted")  # Alice, Bob, Dave
+    bob.get_by_role("link", name="Back to chats").click()
+    expect(bob.locator(".group-row", has_text=GROUP).locator(".muted-mark")).to_be_visible()
+
+    # A broadcast list: one message to Bob and Carol, each as a 1:1 message.
+    alice.get_by_role("button", name="New chat, group or broadcast").click()
+    alice.get_by_role("menuitem", name="Broadcast lists").click()
+    alice.get_by_role("link", name="New broadcast list").first.click()
+    form = alice.get_by_role("form", name="New broadcast list")
+    form.get_by_label("List name").fill("Neighbours")
+    for name in ("Bob", "Carol"):
+        form.get_by_label(name, exact=True).check()
+    form.get_by_role("button", name="Create list").click()
+    expect(alice.locator(".conv-name")).to_have_text("Neighbours")
+    say(alice, "Street party on Sunday!")
+    counts = bubble(alice, "Street party").locator(".broadcast-counts")
+    expect(counts).to_have_text("Delivered 2/2 · Read 0/2")
+    bob.locator(".chat-row:not(.group-row)", has_text="Alice").click()
+    expect(bubble(bob, "Street party on Sunday!")).to_be_visible()
+    expect(counts).to_have_text("Delivered 2/2 · Read 1/2")
+    shot(alice, "broadcast")
+
 
 def group_id(page: Page) -> str:
     match = re.search(r"#/group/([0-9a-f]+)", page.url)

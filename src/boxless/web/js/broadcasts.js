@@ -107,7 +107,7 @@ export function broadcastView(id) {
     h("div", { class: "composer-row" }, input, h("button", { class: "send", type: "submit", "aria-label": "Send to the list" }, icon("send"))),
   );
   let confirmDelete = false;
-  const del = h("button", { type: "button", class: "icon-button", "aria-label": "Delete this list", onclick: () => remove() }, icon("close"));
+  const del = h("button", { type: "button", class: "danger small-button", onclick: () => remove() }, "Delete list");
   const el = h(
     "div",
     { class: "conversation panel broadcast" },
@@ -170,8 +170,12 @@ export function broadcastView(id) {
   async function remove() {
     if (!confirmDelete) {
       confirmDelete = true;
-      toast("Press delete again to delete this list (the sent messages stay in each chat)");
-      setTimeout(() => (confirmDelete = false), 4000);
+      del.textContent = "Delete: sure?";
+      toast("The list goes; what it sent stays in each chat");
+      setTimeout(() => {
+        confirmDelete = false;
+        del.textContent = "Delete list";
+      }, 4000);
       return;
     }
     await guarded(async () => {

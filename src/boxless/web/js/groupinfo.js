@@ -186,7 +186,8 @@ export function groupInfoView(gid) {
     const me = store.me && m.identity_key === store.me.identity_key;
     const name = me ? `${store.me.name} (you)` : m.name || memberName(g, m.identity_key);
     const buttons = [];
-    if (admin && !me) {
+    // The creator cannot be removed or demoted (the group's rules refuse it).
+    if (admin && !me && m.identity_key !== g.creator) {
       const isAdmin = m.role === "admin";
       buttons.push(
         h(
