@@ -60,7 +60,7 @@ function addForm() {
     h("label", { for: "add-intro" }, "A few words so they know who you are (optional)"),
     intro,
     error,
-    h("p", { class: "hint" }, "A group invite link (boxless://g/…) works here too."),
+    h("p", { class: "soon" }, "A group invite link (boxless://g/…) works here too."),
     h(
       "div",
       { class: "buttons" },
