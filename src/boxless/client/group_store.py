@@ -298,6 +298,15 @@ def is_pending(cur: Cursor, message_hash: bytes) -> bool:
     return cur.fetchone() is not None
 
 
+def pending_since(cur: Cursor, message_hash: bytes) -> int | None:
+    """When a message still waiting for its key arrived (ms), or None if it isn't waiting."""
+    cur.execute(
+        "SELECT received_at_ms FROM client_group_pending WHERE message_hash = ?", (message_hash,)
+    )
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
+
+
 def take_pending(cur: Cursor, group_id: bytes) -> list[tuple[bytes, bytes]]:
     """Remove and return ``(message_hash, payload)`` of a group's waiting messages."""
     cur.execute(

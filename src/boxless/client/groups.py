@@ -123,6 +123,7 @@ CardToCode = Callable[[bytes, float], Any]
 
 SYNC_CHECK_S = 5.0
 REPAIR_AFTER_S = 10.0
+KEY_PATIENCE_S = 10.0  # a dependency waiting this long for its key stops holding others up
 GIVE_UP_AFTER_REPAIRS = 40  # a missing message not in any store by then is let go
 REPAIR_LOOKBACK_NS = 10 * 60 * 10**9
 _MENTION_ALL = re.compile(r"(?<![\w@])@all\b", re.IGNORECASE)
@@ -809,7 +810,7 @@ class GroupManager:
         with self.db.transaction() as cur:
             sds = self._sds(cur, group_id)
             stale = [m for m in sds.missing() if m.since <= since]
-            released: list[Any] = []
+            released: list[Any] = self._give_up_unreadable(cur, sds)
             for dep in stale:  # not in the store either: members' re-sends may still come
                 if self.clock() - dep.since > GIVE_UP_AFTER_REPAIRS * self.repair_after:
                     released += sds.mark_irretrievable(dep.message_id)
@@ -1126,12 +1127,19 @@ class GroupManager:
 
     def _give_up_unreadable(self, cur: Any, sds: SdsChannel) -> list[Any]:
         """Missing dependencies whose Waku message we processed and could not read
-        (sent before our key share: before we joined) will never come: let the
-        messages waiting on them through. Ones still waiting for a key stay."""
+        will never come (sent before our key share: before we joined), or not soon
+        (waiting for a key longer than KEY_PATIENCE_S: its sender, offline, never
+        shared it with us -- say we were removed and re-admitted meanwhile): let
+        the messages waiting on them through. If the key comes later, the message
+        is delivered then, in its place by Lamport time."""
         released: list[Any] = []
+        now_ms = _ms(self.clock())
         for dep in sds.missing():
             hint = dep.retrieval_hint
-            if hint and db.was_seen(cur, hint) and not gs.is_pending(cur, hint):
+            if not hint or not db.was_seen(cur, hint):
+                continue
+            since = gs.pending_since(cur, hint)
+            if since is None or now_ms - since > KEY_PATIENCE_S * 1000:
                 released += sds.mark_irretrievable(dep.message_id)
         return released
 
