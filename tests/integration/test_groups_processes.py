@@ -12,15 +12,16 @@ scenario below, in file order, each building on the group the previous left:
 2. Admin rules: a member's removal of someone, anyone's removal of the
    creator, and removing oneself are refused with a clear API error, and no
    device's member list moves. With the role route: a promoted admin removes a
-   member and every device agrees; and when Alice demotes Bob while Bob removes
-   Carol, every device folds the two ops to the same state (the demotion wins
-   if they were concurrent).
+   member and every device agrees; and when Bob, offline, removes Carol while
+   Alice demotes him, every device (his own too) folds the two concurrent ops
+   alike: the demotion wins and Carol stays.
 3. Alice removes Erin: Erin's device shows it is out, and nothing sent after
    is readable by Erin -- not through her API, and not with the Megolm
    sessions in her database tried on the raw Waku messages from a store node.
-4. Dave goes offline; three membership changes and 100 messages later he comes
-   back and reaches the same members, roles and name, and the same history in
-   the same order as Alice.
+4. Dave goes offline; three membership changes (Erin re-admitted, Carol
+   removed, a rename) and 100 messages later he comes back and reaches the same
+   members, roles and name, and the same history in the same order as Alice.
+   Erin, re-admitted, gets the hundred too, without waiting for Dave.
 
 Waiting is bounded polling of each device's API (the processes share nothing
 else with the test); a timeout names what every device shows.
@@ -429,8 +430,8 @@ def test_removed_member_cannot_read_what_follows(net: Net) -> None:
 
     # What the store holds on the group topic, tried with Erin's own Megolm sessions.
     stored = store_history(net.s2, net.gid)
-    later = [s for s in stored if s.message and s.message.timestamp >= start_ns]
-    earlier = [s for s in stored if s.message and s.message.timestamp < start_ns]
+    later = [s for s in stored if s.message and (s.message.timestamp or 0) >= start_ns]
+    earlier = [s for s in stored if s.message and (s.message.timestamp or 0) < start_ns]
     assert len(later) >= len(after), f"the store holds {len(later)} later messages"
     erin.stop()
     try:
@@ -556,12 +557,12 @@ def test_offline_member_catches_up_to_the_same_state_and_history(net: Net) -> No
     alice_order = order(net["Alice"])
     assert len(alice_order) == 100
     assert order(net["Bob"]) == alice_order, "Bob, online throughout, lists them differently"
-    # Erin, re-admitted before the hundred, should have them while Dave is away.
-    try:
-        wait_texts(net, "Erin, re-admitted, to get the hundred", ours, ("Erin",), 30)
-        erin_stuck = ""
-    except AssertionError as exc:
-        erin_stuck = str(exc)
+    if "Erin" in roles:
+        # Erin, re-admitted before the hundred, reads them while Dave is away:
+        # his post from her absence (a key she never gets) must not hold them up.
+        wait_texts(net, "Erin, re-admitted, to get the hundred", ours, ("Erin",))
+        assert order(net["Erin"]) == alice_order
+        wait_states(net, "Erin to follow the later changes", (name, roles), ["Erin"])
 
     dave.start(90)
 
@@ -589,21 +590,5 @@ def test_offline_member_catches_up_to_the_same_state_and_history(net: Net) -> No
     assert [m["text"] for m in dave_view if m["text"] in ours] == sent
     assert len({m["id"] for m in dave_view}) == len(dave_view), "Dave has duplicates"
 
-    # Once Dave is back and Alice writes again, Erin has everything since her return.
     send(net, "Alice", "welcome back")
     wait_texts(net, "the members to get Alice's welcome", {"welcome back"}, tuple(roles))
-    if "Erin" not in roles:  # the third change removed her again
-        return
-    wait_texts(net, "Erin to get the hundred", ours, ("Erin",))
-    assert order(net["Erin"]) == alice_order
-    wait_states(net, "Erin to follow the later changes", (name, roles), ["Erin"])
-    if erin_stuck:
-        pytest.xfail(f"client core: {ERIN_STUCK}\n{erin_stuck}")
-
-
-ERIN_STUCK = (
-    "a re-admitted member's device delivers nothing new while a member who posted"
-    " during her absence is offline: those posts are SDS dependencies of every later"
-    " message, and one whose Megolm key she lacks (its sender never shared it with"
-    " her) stays 'pending', which _give_up_unreadable does not let go"
-)
