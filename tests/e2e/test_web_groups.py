@@ -257,8 +257,21 @@ def test_three_people_group_chat_in_the_browser(
     expect(preview.locator(".join-state")).to_be_visible()
     shot(dave, "join")
     preview.get_by_role("link", name="Open the group").click()
+    # Nobody else has the group open, so nobody acknowledges Dave's message yet:
+    # it shows as unconfirmed, and turns confirmed live once Bob answers (his
+    # message's causal history acknowledges it; read markers do not).
+    bob.get_by_role("link", name="Back to chats").click()
     say(dave, "Hi all, Dave here")
+    mine = bubble(dave, "Dave here").locator(".ticks")
+    expect(mine).to_have_attribute("data-state", re.compile("^(queued|sent)$"))
+    expect(mine.locator(".unconfirmed-label")).to_have_text("unconfirmed")
+    shot(dave, "unconfirmed")
+    open_group(bob)
     expect(bubble(bob, "Dave here").locator(".sender")).to_have_text("Dave")
+    say(bob, "Welcome, Dave!")
+    expect(bubble(dave, "Welcome, Dave!").locator(".sender")).to_have_text("Bob")
+    expect(mine).to_have_attribute("data-state", "confirmed")
+    expect(mine.locator(".unconfirmed-label")).to_have_count(0)
     alice.get_by_role("link", name="Back to the group").click()
     expect(bubble(alice, "Dave here").locator(".sender")).to_have_text("Dave")
     expect(alice.locator(".messages .event", has_text="Dave joined")).to_have_count(1)
@@ -275,6 +288,7 @@ def test_three_people_group_chat_in_the_browser(
     # Bob mutes the group: his chat list shows it.
     bob.get_by_role("link", name="Group info").click()
     bob.get_by_label("Mute notifications").check()
+    shot(bob, "info-phone")
     # Now an admin, Bob may manage Dave; the creator is nobody's to remove.
     expect(bob.get_by_role("button", name=re.compile("admin|Remove"))).to_have_count(2)
     bob.get_by_role("link", name="Back to the group").click()
