@@ -125,13 +125,10 @@ export function groupView(gid) {
   async function markRead() {
     const g = group(gid);
     if (!g || g.member === false || document.visibilityState !== "visible" || !el.isConnected) return;
+    // The node's unread count decides (the store re-reads it after each group
+    // event), so opening a group with nothing unread publishes no read marker.
     const newest = messages.length ? messages[messages.length - 1].seq : 0;
-    if (newest <= readSent) return;
-    const incoming = messages.some((m) => m.seq > readSent && !m.outgoing);
-    if (!incoming && !g.unread) {
-      readSent = newest;
-      return;
-    }
+    if (!g.unread || newest <= readSent) return;
     readSent = newest;
     try {
       await call("POST", `/groups/${gid}/read`, { seq: newest });
