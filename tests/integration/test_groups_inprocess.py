@@ -138,6 +138,11 @@ async def test_link_join_roles_settings_mentions_pins_reads_and_leave(tmp_path: 
             await alice.groups.invite(gid, bob.me)
             await _wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me})
 
+            # History sharing on: whoever joins next reads what came before.
+            await alice.groups.update(gid, history_sharing=True)
+            await alice.groups.send_text(gid, "said before Dave came")
+            await _wait_for(bob, lambda: _row(bob, gid, "said before Dave came") is not None)
+
             # Dave is nobody's contact: he joins by Alice's link.
             link = alice.groups.make_link(gid).link
             assert dave.groups.preview_link(link).name == "Trip"
@@ -149,6 +154,7 @@ async def test_link_join_roles_settings_mentions_pins_reads_and_leave(tmp_path: 
             assert dave.groups.joins() == []
             assert dave.groups.state(gid).description == "Lisbon in May"
             assert dave.groups.member_name(gid, bob.me) == "Bob"  # from the card Alice passed on
+            await _wait_for(dave, lambda: _row(dave, gid, "said before Dave came") is not None)
 
             # Mentions: by name, and @all.
             await dave.groups.send_text(gid, "hi @bob, I'm in")
@@ -190,6 +196,9 @@ async def test_link_join_roles_settings_mentions_pins_reads_and_leave(tmp_path: 
                 alice,
                 lambda: (_row(alice, gid, "@all flights are booked") or booked).read_count >= 1,
             )
+            # Bob's read marker is also an acknowledgement: confirmed without a reply.
+            booked_now = _row(alice, gid, "@all flights are booked")
+            assert booked_now is not None and booked_now.state == "confirmed"
             await bob.groups.send_text(gid, "see you there")  # names Alice's text in its history
             await _wait_for(
                 alice,

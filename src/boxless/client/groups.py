@@ -274,9 +274,13 @@ class GroupManager:
         if key in self._names:
             return self._names[key]
         if group_id is not None:
-            member = self._log(cur, group_id).state.members.get(key)
+            log = self._log(cur, group_id)
+            member = log.state.members.get(key)
             if member is not None and member.name:
                 return member.name
+            for op in log.ops():  # a former member: the label they were invited under
+                if isinstance(op.body, Invite) and op.body.member == key and op.body.name:
+                    return op.body.name
         return f"member {key.hex()[:8]}"
 
     def _log(self, cur: Any, group_id: bytes) -> GroupLog:
@@ -662,7 +666,16 @@ class GroupManager:
                 logger.info("group %s: a member's device is unknown yet", group_id.hex()[:8])
                 continue
             devices[device] = member
-        _, shares = self.sessions.outbound(group_id, devices, now)
+        _, shares = self.sessions.outbound(
+            group_id, devices, now, share_history=state.history_sharing
+        )
+        if shares and not state.history_sharing:
+            # A re-send goes out under the current session, which a new member now
+            # holds: it would hand them what was said before they joined. Stop
+            # re-sending; members who missed one still repair from the store.
+            sds = self._sds(cur, group_id)
+            if sds.stop_resending():
+                self._save_sds(cur, group_id, sds)
         self._queue_shares(cur, shares, devices)
 
     def _queue_shares(
@@ -1180,13 +1193,22 @@ class GroupManager:
                 self.emit({"type": "group_message", "group": gid.hex(), "id": body.target})
         elif isinstance(body, env.GroupRead):
             if gs.put_read(cur, gid, sender, body.lamport):
-                cur.execute(
-                    "SELECT message_id FROM client_group_messages WHERE group_id = ?"
-                    " AND outgoing = 1 AND lamport <= ? ORDER BY seq DESC LIMIT 20",
-                    (gid, body.lamport),
-                )
-                for (message_id,) in cur.fetchall():
-                    self.emit({"type": "group_message", "group": gid.hex(), "id": message_id})
+                self._on_read(cur, gid, body.lamport)
+
+    def _on_read(self, cur: Any, gid: bytes, lamport: int) -> None:
+        """A member read up to ``lamport``: our messages up to there reached them --
+        an acknowledgement too (no more re-sends; "confirmed" in the UI)."""
+        sds = self._sds(cur, gid)
+        cur.execute(
+            "SELECT message_id, state FROM client_group_messages WHERE group_id = ?"
+            " AND outgoing = 1 AND kind = 'text' AND lamport <= ? ORDER BY lamport DESC LIMIT 200",
+            (gid, lamport),
+        )
+        for message_id, state in cur.fetchall():
+            sds.acknowledge(message_id)
+            if state != "confirmed":
+                gs.set_message_state(cur, message_id, "confirmed")
+            self.emit({"type": "group_message", "group": gid.hex(), "id": message_id})
 
     def _retry_pending(self, cur: Any, gid: bytes) -> None:
         for message_hash, payload in gs.take_pending(cur, gid):

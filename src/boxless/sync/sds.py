@@ -472,6 +472,21 @@ class SdsChannel:
         del self._outgoing[message_id]
         self._acked.append(message_id)
 
+    def stop_resending(self) -> int:
+        """Forget our outstanding messages without acknowledging them (the group's
+        membership changed: re-sends would reach the newcomers). Returns how many."""
+        count = len(self._outgoing)
+        self._outgoing.clear()
+        return count
+
+    def acknowledge(self, message_id: str) -> bool:
+        """The application learned another way that a member has our message (a read
+        marker covering it): stop re-sending it. False if it was not outstanding."""
+        if message_id not in self._outgoing:
+            return False
+        self._acknowledge(message_id)
+        return True
+
     def unacknowledged(self) -> list[str]:
         """Our messages not yet acknowledged (including possibly acknowledged), oldest first."""
         return list(self._outgoing)
