@@ -447,6 +447,18 @@ def test_unacknowledged_messages_are_resent_then_stay_unconfirmed() -> None:
     assert len(b.receive(sent.data, now)) == 1 and b.receive(resends[0].data, now) == []
 
 
+def test_acknowledge_and_stop_resending_from_the_application() -> None:
+    a = SdsChannel("g", "a", now=T0)
+    first, second = a.wrap(b"one", T0), a.wrap(b"two", T0 + 1)
+    assert a.acknowledge(first.message_id) and not a.acknowledge(first.message_id)
+    assert a.take_acknowledged() == [first.message_id]
+    assert a.unacknowledged() == [second.message_id]
+    assert a.stop_resending() == 1
+    assert a.unacknowledged() == [] and a.take_acknowledged() == []  # forgotten, not acked
+    later = a.handle_timer(T0 + 10_000)
+    assert all(w.message_id != second.message_id for w in later)  # no re-send
+
+
 def test_sync_messages_ack_but_are_never_logged() -> None:
     a, b = SdsChannel("g", "a", now=T0), SdsChannel("g", "b", now=T0)
     sent = a.wrap(b"hello", T0)
