@@ -457,6 +457,10 @@ def test_acknowledge_and_stop_resending_from_the_application() -> None:
     assert a.unacknowledged() == [] and a.take_acknowledged() == []  # forgotten, not acked
     later = a.handle_timer(T0 + 10_000)
     assert all(w.message_id != second.message_id for w in later)  # no re-send
+    kept, published = a.wrap(b"never left", T0 + 2), a.wrap(b"in a store", T0 + 3)
+    a.set_retrieval_hint(published.message_id, b"\x01" * 32)
+    assert a.stop_resending(only_published=True) == 1
+    assert a.unacknowledged() == [kept.message_id]
 
 
 def test_sync_messages_ack_but_are_never_logged() -> None:

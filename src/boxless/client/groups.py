@@ -338,7 +338,7 @@ class GroupManager:
                 self._queue_direct(
                     cur, member, env.GroupOpBody(chunk, cards[j : j + env.MAX_GROUP_CARDS])
                 )
-        self._refresh_sessions(cur, group_id, now)
+        self._refresh_sessions(cur, group_id, now, joined=True)
 
     async def remove(self, group_id: bytes, member: bytes) -> GroupState:
         """Remove a member; our Megolm session rotates so they read nothing that follows."""
@@ -583,7 +583,8 @@ class GroupManager:
             db.mark_seen(cur, sent.message_hash, _ms(self.clock()))
             if not ephemeral:
                 sds = self._sds(cur, group_id)
-                sds.set_retrieval_hint(wrapped.message_id, sent.message_hash)
+                if sent.accepted:  # a hint says "a store has it": only if the network took it
+                    sds.set_retrieval_hint(wrapped.message_id, sent.message_hash)
                 if sent.accepted and isinstance(body, env.Text):
                     gs.set_message_state(cur, wrapped.message_id, "sent", only_from="queued")
                 self._settle_acks(cur, group_id, sds)
@@ -652,7 +653,9 @@ class GroupManager:
         channel = self._channels[group_id] = SdsChannel.from_state(state, config=self.sds_config)
         return channel
 
-    def _refresh_sessions(self, cur: Any, group_id: bytes, now: float) -> None:
+    def _refresh_sessions(
+        self, cur: Any, group_id: bytes, now: float, *, joined: bool = False
+    ) -> None:
         """Run Megolm ``outbound()`` for the current members; queue the shares over Olm."""
         state = self._log(cur, group_id).state
         if not state.is_member(self.me):
@@ -669,12 +672,13 @@ class GroupManager:
         _, shares = self.sessions.outbound(
             group_id, devices, now, share_history=state.history_sharing
         )
-        if shares and not state.history_sharing:
+        if joined and not state.history_sharing:
             # A re-send goes out under the current session, which a new member now
             # holds: it would hand them what was said before they joined. Stop
-            # re-sending; members who missed one still repair from the store.
+            # re-sending what reached the network (members who missed it repair
+            # from the store); what never left this device still goes, to all.
             sds = self._sds(cur, group_id)
-            if sds.stop_resending():
+            if sds.stop_resending(only_published=True):
                 self._save_sds(cur, group_id, sds)
         self._queue_shares(cur, shares, devices)
 
@@ -1065,7 +1069,8 @@ class GroupManager:
         for op in added:
             self._add_event(cur, group_id, op)
         if set(members) != before:
-            self._refresh_sessions(cur, group_id, self.clock())
+            joined = not set(members) <= before
+            self._refresh_sessions(cur, group_id, self.clock(), joined=joined)
         if added:
             self.emit({"type": "group", "group": group_id.hex()})
 

@@ -472,12 +472,19 @@ class SdsChannel:
         del self._outgoing[message_id]
         self._acked.append(message_id)
 
-    def stop_resending(self) -> int:
+    def stop_resending(self, *, only_published: bool = False) -> int:
         """Forget our outstanding messages without acknowledging them (the group's
-        membership changed: re-sends would reach the newcomers). Returns how many."""
-        count = len(self._outgoing)
-        self._outgoing.clear()
-        return count
+        membership changed: re-sends would reach the newcomers); with
+        ``only_published``, only those with a retrieval hint (they reached the
+        network, so a store has them). Returns how many."""
+        drop = [
+            mid
+            for mid in self._outgoing
+            if not only_published or (mid in self._entries and self._entries[mid].hint)
+        ]
+        for mid in drop:
+            del self._outgoing[mid]
+        return len(drop)
 
     def acknowledge(self, message_id: str) -> bool:
         """The application learned another way that a member has our message (a read
