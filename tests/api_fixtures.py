@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -23,9 +22,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from boxless.api.app import build_app
-from boxless.chat.requests import ContactEvent
 from boxless.client.core import Client
-from tests.chat_fixtures import make_account, running_client, start_service
+from tests.chat_fixtures import befriend, make_account, running_client, start_service
 
 
 @dataclass
@@ -81,22 +79,6 @@ async def serve_api(nursery: trio.Nursery, client: Client, home: Path) -> Api:
     return Api(client, origin, token, home)
 
 
-async def _wait_for(client: Client, pred: Callable[[], bool], timeout: float = 60) -> None:
-    with trio.fail_after(timeout):
-        async with client.events() as events:
-            while not pred():
-                await events.receive()
-
-
-async def _befriend(a: Client, b: Client) -> None:
-    await a.add_contact(b.account.contact_code(time.time()).link)
-    await _wait_for(b, lambda: any(c.identity_key == a.me for c in b.contacts()))
-    await b.respond(a.me, ContactEvent.ACCEPT)
-    await _wait_for(
-        a, lambda: any(c.identity_key == b.me and c.state == "accepted" for c in a.contacts())
-    )
-
-
 @asynccontextmanager
 async def people(tmp_path: Path, *names: str) -> AsyncIterator[dict[str, Api]]:
     """A service node and one running client + API per name; the first is everyone's contact."""
@@ -112,6 +94,6 @@ async def people(tmp_path: Path, *names: str) -> AsyncIterator[dict[str, Api]]:
             apis[name] = await serve_api(nursery, client, tmp_path / name)
         first = apis[names[0]].client
         for name in names[1:]:
-            await _befriend(first, apis[name].client)
+            await befriend(first, apis[name].client)
         yield apis
         nursery.cancel_scope.cancel()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import trio
 
+from boxless.chat.requests import ContactEvent
 from boxless.client.core import Client
 from boxless.client.transport import LightTransport
 from boxless.identity.account import LocalAccount, create_account, open_account
@@ -66,3 +67,44 @@ async def running_client(
             nursery.cancel_scope.cancel()
     finally:
         account.close()
+
+
+async def wait_for(client: Client, pred: Callable[[], bool], timeout: float = 60) -> None:
+    """Until ``pred()`` holds, re-checked on each of the client's events."""
+    with trio.fail_after(timeout):
+        async with client.events() as events:
+            while not pred():
+                await events.receive()
+
+
+async def befriend(a: Client, b: Client) -> None:
+    """``a`` adds ``b`` by link and ``b`` accepts: accepted contacts on both sides."""
+    await a.add_contact(b.account.contact_code(time.time()).link)
+    await wait_for(b, lambda: any(c.identity_key == a.me for c in b.contacts()))
+    await b.respond(a.me, ContactEvent.ACCEPT)
+    await wait_for(
+        a, lambda: any(c.identity_key == b.me and c.state == "accepted" for c in a.contacts())
+    )
+
+
+@asynccontextmanager
+async def people(
+    base: Path, names: tuple[str, ...], light_nodes: dict[str, type[LightNode]] | None = None
+) -> AsyncIterator[list[Client]]:
+    """Accounts named ``names`` (title-cased display names), two peered in-process
+    service nodes, and a running client each, alternating which node it prefers."""
+    for name in names:
+        make_account(base / name, name.title()).close()
+    async with trio.open_nursery() as nursery, AsyncExitStack() as stack:
+        s1 = await start_service(nursery, base, "s1")
+        s2 = await start_service(nursery, base, "s2", peers=(s1.addrs()[0],))
+        a1, a2 = s1.addrs()[0], s2.addrs()[0]
+        clients = []
+        for i, name in enumerate(names):
+            addrs = [a1, a2] if i % 2 == 0 else [a2, a1]
+            light = (light_nodes or {}).get(name, LightNode)
+            clients.append(
+                await stack.enter_async_context(running_client(base / name, addrs, light))
+            )
+        yield clients
+        nursery.cancel_scope.cancel()

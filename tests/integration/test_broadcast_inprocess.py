@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,23 +17,7 @@ from boxless.chat.requests import ContactEvent
 from boxless.client.broadcast import MAX_MEMBERS, UnknownBroadcastList
 from boxless.client.core import Client
 from boxless.errors import UsageError
-from tests.chat_fixtures import make_account, running_client, start_service
-
-
-async def _wait_for(client: Client, pred: Callable[[], bool], timeout: float = 60) -> None:
-    with trio.fail_after(timeout):
-        async with client.events() as events:
-            while not pred():
-                await events.receive()
-
-
-async def _befriend(a: Client, b: Client) -> None:
-    await a.add_contact(b.account.contact_code(time.time()).link)
-    await _wait_for(b, lambda: any(c.identity_key == a.me for c in b.contacts()))
-    await b.respond(a.me, ContactEvent.ACCEPT)
-    await _wait_for(
-        a, lambda: any(c.identity_key == b.me and c.state == "accepted" for c in a.contacts())
-    )
+from tests.chat_fixtures import befriend, make_account, running_client, start_service, wait_for
 
 
 def _db_mentions(client: Client, key: bytes) -> list[str]:
@@ -72,7 +55,7 @@ async def test_a_broadcast_reaches_each_recipient_alone_in_their_1to1_chat(
         ):
             recipients = (bob, carol, dave)
             for r in recipients:
-                await _befriend(alice, r)
+                await befriend(alice, r)
             family = alice.broadcasts.create("Family", [bob.me, carol.me, dave.me])
             assert family.members == (bob.me, carol.me, dave.me)
             sent = await alice.broadcasts.send(family.list_id, "Dinner at 8")
@@ -82,7 +65,7 @@ async def test_a_broadcast_reaches_each_recipient_alone_in_their_1to1_chat(
             for r, mid in zip(recipients, sent.message_ids, strict=True):
                 [mine] = alice.messages(r.me)
                 assert mine.message_id == mid and mine.outgoing and mine.text == "Dinner at 8"
-                await _wait_for(r, lambda r=r: bool(r.messages(alice.me)))  # type: ignore[misc]
+                await wait_for(r, lambda r=r: bool(r.messages(alice.me)))  # type: ignore[misc]
                 [got] = r.messages(alice.me)
                 assert got.message_id == mid and not got.outgoing and got.text == "Dinner at 8"
                 assert [c.identity_key for c in r.contacts()] == [alice.me]
@@ -91,9 +74,9 @@ async def test_a_broadcast_reaches_each_recipient_alone_in_their_1to1_chat(
                 [b] = alice.broadcasts.sent(family.list_id)
                 return b.delivered, b.read
 
-            await _wait_for(alice, lambda: counts() == (3, 0))
+            await wait_for(alice, lambda: counts() == (3, 0))
             await carol.mark_read(alice.me)
-            await _wait_for(alice, lambda: counts() == (3, 1))
+            await wait_for(alice, lambda: counts() == (3, 1))
 
             # no recipient's database names another recipient
             for r in recipients:

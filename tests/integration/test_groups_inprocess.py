@@ -9,14 +9,11 @@ rotated Megolm keys: the group messages wait undecryptable in her store).
 from __future__ import annotations
 
 import random
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trio
 
-from boxless.chat.requests import ContactEvent
 from boxless.client import group_store as gs
 from boxless.client.core import Client
 from boxless.client.groups import NotAMember
@@ -25,23 +22,7 @@ from boxless.errors import UsageError
 from boxless.node.light import LightNode
 from boxless.sync import SdsConfig
 from boxless.waku.message import WakuMessage
-from tests.chat_fixtures import make_account, running_client, start_service
-
-
-async def _wait_for(client: Client, pred: Callable[[], bool], timeout: float = 60) -> None:
-    with trio.fail_after(timeout):
-        async with client.events() as events:
-            while not pred():
-                await events.receive()
-
-
-async def _befriend(a: Client, b: Client) -> None:
-    await a.add_contact(b.account.contact_code(time.time()).link)
-    await _wait_for(b, lambda: any(c.identity_key == a.me for c in b.contacts()))
-    await b.respond(a.me, ContactEvent.ACCEPT)
-    await _wait_for(
-        a, lambda: any(c.identity_key == b.me and c.state == "accepted" for c in a.contacts())
-    )
+from tests.chat_fixtures import befriend, people, wait_for
 
 
 def _texts(client: Client, gid: bytes) -> list[str]:
@@ -58,59 +39,48 @@ def _members(client: Client, gid: bytes) -> set[bytes]:
 async def test_three_members_chat_and_a_removed_member_reads_nothing_after(
     tmp_path: Path,
 ) -> None:
-    for name in ("alice", "bob", "carol"):
-        make_account(tmp_path / name, name.title()).close()
-    async with trio.open_nursery() as nursery:
-        s1 = await start_service(nursery, tmp_path, "s1")
-        s2 = await start_service(nursery, tmp_path, "s2", peers=(s1.addrs()[0],))
-        a1, a2 = s1.addrs()[0], s2.addrs()[0]
-        async with (
-            running_client(tmp_path / "alice", [a1, a2]) as alice,
-            running_client(tmp_path / "bob", [a2, a1]) as bob,
-            running_client(tmp_path / "carol", [a1, a2]) as carol,
-        ):
-            await _befriend(alice, bob)
-            await _befriend(alice, carol)
+    async with people(tmp_path, ("alice", "bob", "carol")) as (alice, bob, carol):
+        await befriend(alice, bob)
+        await befriend(alice, carol)
 
-            state = await alice.groups.create("Book club")
-            gid = state.group_id
-            await alice.groups.invite(gid, bob.me)
-            await alice.groups.invite(gid, carol.me)
-            everyone = {alice.me, bob.me, carol.me}
-            for c in (bob, carol):
-                await _wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
-            assert bob.groups.state(gid).name == "Book club"
-            assert bob.groups.state(gid).creator == alice.me
+        state = await alice.groups.create("Book club")
+        gid = state.group_id
+        await alice.groups.invite(gid, bob.me)
+        await alice.groups.invite(gid, carol.me)
+        everyone = {alice.me, bob.me, carol.me}
+        for c in (bob, carol):
+            await wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+        assert bob.groups.state(gid).name == "Book club"
+        assert bob.groups.state(gid).creator == alice.me
 
-            await alice.groups.send_text(gid, "hello from Alice")
-            await bob.groups.send_text(gid, "hi, Bob here")
-            await carol.groups.send_text(gid, "Carol says hi")
-            want = {"hello from Alice", "hi, Bob here", "Carol says hi"}
-            for c in (alice, bob, carol):
-                await _wait_for(c, lambda c=c: set(_texts(c, gid)) == want)  # type: ignore[misc]
+        await alice.groups.send_text(gid, "hello from Alice")
+        await bob.groups.send_text(gid, "hi, Bob here")
+        await carol.groups.send_text(gid, "Carol says hi")
+        want = {"hello from Alice", "hi, Bob here", "Carol says hi"}
+        for c in (alice, bob, carol):
+            await wait_for(c, lambda c=c: set(_texts(c, gid)) == want)  # type: ignore[misc]
 
-            await alice.groups.remove(gid, carol.me)
-            await _wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me})
-            await _wait_for(carol, lambda: _members(carol, gid) == {alice.me, bob.me})
-            await alice.groups.send_text(gid, "after Carol left (Alice)")
-            await bob.groups.send_text(gid, "after Carol left (Bob)")
-            after = {"after Carol left (Alice)", "after Carol left (Bob)"}
-            await _wait_for(bob, lambda: after <= set(_texts(bob, gid)))
-            await _wait_for(alice, lambda: after <= set(_texts(alice, gid)))
-            # Carol's device got both Waku messages but holds no key for them.
-            with trio.move_on_after(2):
-                await _wait_for(carol, lambda: False)
-            assert not after & set(_texts(carol, gid))
-            with carol.db.transaction() as cur:
-                pending = gs.take_pending(cur, gid)
-            assert len(pending) >= 2
-            for _, payload in pending:
-                try:
-                    carol.groups.sessions.decrypt(gid, None, decode_group_message(payload))
-                except UnknownGroupSession:
-                    continue
-                raise AssertionError("a removed member decrypted a later group message")
-        nursery.cancel_scope.cancel()
+        await alice.groups.remove(gid, carol.me)
+        await wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me})
+        await wait_for(carol, lambda: _members(carol, gid) == {alice.me, bob.me})
+        await alice.groups.send_text(gid, "after Carol left (Alice)")
+        await bob.groups.send_text(gid, "after Carol left (Bob)")
+        after = {"after Carol left (Alice)", "after Carol left (Bob)"}
+        await wait_for(bob, lambda: after <= set(_texts(bob, gid)))
+        await wait_for(alice, lambda: after <= set(_texts(alice, gid)))
+        # Carol's device got both Waku messages but holds no key for them.
+        with trio.move_on_after(2):
+            await wait_for(carol, lambda: False)
+        assert not after & set(_texts(carol, gid))
+        with carol.db.transaction() as cur:
+            pending = gs.take_pending(cur, gid)
+        assert len(pending) >= 2
+        for _, payload in pending:
+            try:
+                carol.groups.sessions.decrypt(gid, None, decode_group_message(payload))
+            except UnknownGroupSession:
+                continue
+            raise AssertionError("a removed member decrypted a later group message")
 
 
 def _rows(client: Client, gid: bytes) -> list[gs.GroupMessageRow]:
@@ -122,118 +92,103 @@ def _row(client: Client, gid: bytes, text: str) -> gs.GroupMessageRow | None:
 
 
 async def test_link_join_roles_settings_mentions_pins_reads_and_leave(tmp_path: Path) -> None:
-    for name in ("alice", "bob", "dave"):
-        make_account(tmp_path / name, name.title()).close()
-    async with trio.open_nursery() as nursery:
-        s1 = await start_service(nursery, tmp_path, "s1")
-        s2 = await start_service(nursery, tmp_path, "s2", peers=(s1.addrs()[0],))
-        a1, a2 = s1.addrs()[0], s2.addrs()[0]
-        async with (
-            running_client(tmp_path / "alice", [a1, a2]) as alice,
-            running_client(tmp_path / "bob", [a2, a1]) as bob,
-            running_client(tmp_path / "dave", [a1, a2]) as dave,
-        ):
-            await _befriend(alice, bob)
-            gid = (await alice.groups.create("Trip", "Lisbon in May")).group_id
-            await alice.groups.invite(gid, bob.me)
-            await _wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me})
+    async with people(tmp_path, ("alice", "bob", "dave")) as (alice, bob, dave):
+        await befriend(alice, bob)
+        gid = (await alice.groups.create("Trip", "Lisbon in May")).group_id
+        await alice.groups.invite(gid, bob.me)
+        await wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me})
 
-            # History sharing on: whoever joins next reads what came before.
-            await alice.groups.update(gid, history_sharing=True)
-            await alice.groups.send_text(gid, "said before Dave came")
-            await _wait_for(bob, lambda: _row(bob, gid, "said before Dave came") is not None)
+        # History sharing on: whoever joins next reads what came before.
+        await alice.groups.update(gid, history_sharing=True)
+        await alice.groups.send_text(gid, "said before Dave came")
+        await wait_for(bob, lambda: _row(bob, gid, "said before Dave came") is not None)
 
-            # Dave is nobody's contact: he joins by Alice's link.
-            link = alice.groups.make_link(gid).link
-            assert dave.groups.preview_link(link).name == "Trip"
-            assert await dave.groups.join(link) == gid
-            assert [j.group_id for j in dave.groups.joins()] == [gid]
-            everyone = {alice.me, bob.me, dave.me}
-            for c in (alice, bob, dave):
-                await _wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
-            assert dave.groups.joins() == []
-            assert dave.groups.state(gid).description == "Lisbon in May"
-            assert dave.groups.member_name(gid, bob.me) == "Bob"  # from the card Alice passed on
-            await _wait_for(dave, lambda: _row(dave, gid, "said before Dave came") is not None)
+        # Dave is nobody's contact: he joins by Alice's link.
+        link = alice.groups.make_link(gid).link
+        assert dave.groups.preview_link(link).name == "Trip"
+        assert await dave.groups.join(link) == gid
+        assert [j.group_id for j in dave.groups.joins()] == [gid]
+        everyone = {alice.me, bob.me, dave.me}
+        for c in (alice, bob, dave):
+            await wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+        assert dave.groups.joins() == []
+        assert dave.groups.state(gid).description == "Lisbon in May"
+        assert dave.groups.member_name(gid, bob.me) == "Bob"  # from the card Alice passed on
+        await wait_for(dave, lambda: _row(dave, gid, "said before Dave came") is not None)
 
-            # Mentions: by name, and @all.
-            await dave.groups.send_text(gid, "hi @bob, I'm in")
-            await _wait_for(bob, lambda: _row(bob, gid, "hi @bob, I'm in") is not None)
-            row = _row(bob, gid, "hi @bob, I'm in")
-            assert row is not None and row.mentions_me and bob.groups.summary(gid).mentions == 1
-            await alice.groups.send_text(gid, "@all flights are booked")
-            for c in (bob, dave):
-                await _wait_for(c, lambda c=c: _row(c, gid, "@all flights are booked") is not None)  # type: ignore[misc]
-                got = _row(c, gid, "@all flights are booked")
-                assert got is not None and got.mentions_me
-            mine = _row(alice, gid, "hi @bob, I'm in")
-            assert mine is not None and not mine.mentions_me
+        # Mentions: by name, and @all.
+        await dave.groups.send_text(gid, "hi @bob, I'm in")
+        await wait_for(bob, lambda: _row(bob, gid, "hi @bob, I'm in") is not None)
+        row = _row(bob, gid, "hi @bob, I'm in")
+        assert row is not None and row.mentions_me and bob.groups.summary(gid).mentions == 1
+        await alice.groups.send_text(gid, "@all flights are booked")
+        for c in (bob, dave):
+            await wait_for(c, lambda c=c: _row(c, gid, "@all flights are booked") is not None)  # type: ignore[misc]
+            got = _row(c, gid, "@all flights are booked")
+            assert got is not None and got.mentions_me
+        mine = _row(alice, gid, "hi @bob, I'm in")
+        assert mine is not None and not mine.mentions_me
 
-            # Admin rules: Bob may not remove; promoted, he may rename.
-            with pytest.raises(UsageError, match="not allowed"):
-                await bob.groups.remove(gid, dave.me)
-            await alice.groups.set_role(gid, bob.me, admin=True)
-            await _wait_for(bob, lambda: bob.groups.state(gid).is_admin(bob.me))
-            await bob.groups.update(gid, name="Trip 2026")
-            for c in (alice, dave):
-                await _wait_for(c, lambda c=c: c.groups.state(gid).name == "Trip 2026")  # type: ignore[misc]
+        # Admin rules: Bob may not remove; promoted, he may rename.
+        with pytest.raises(UsageError, match="not allowed"):
+            await bob.groups.remove(gid, dave.me)
+        await alice.groups.set_role(gid, bob.me, admin=True)
+        await wait_for(bob, lambda: bob.groups.state(gid).is_admin(bob.me))
+        await bob.groups.update(gid, name="Trip 2026")
+        for c in (alice, dave):
+            await wait_for(c, lambda c=c: c.groups.state(gid).name == "Trip 2026")  # type: ignore[misc]
 
-            # Pins reach everyone; reads count; our messages get confirmed.
-            booked = _row(alice, gid, "@all flights are booked")
-            assert booked is not None
-            await alice.groups.pin(gid, booked.message_id)
-            for c in (bob, dave):
-                await _wait_for(
-                    c,
-                    lambda c=c: (
-                        [m.text for _, m in c.groups.pins(gid)] == ["@all flights are booked"]
-                    ),
-                )  # type: ignore[misc]
-            seq = bob.groups.messages(gid, 1)[0][0]
-            await bob.groups.mark_read(gid, seq)
-            assert bob.groups.summary(gid).unread == 0
-            await _wait_for(
-                alice,
-                lambda: (_row(alice, gid, "@all flights are booked") or booked).read_count >= 1,
-            )
-            # Bob's read marker is also an acknowledgement: confirmed without a reply.
-            booked_now = _row(alice, gid, "@all flights are booked")
-            assert booked_now is not None and booked_now.state == "confirmed"
-            await bob.groups.send_text(gid, "see you there")  # names Alice's text in its history
-            await _wait_for(
-                alice,
-                lambda: (
-                    (_row(alice, gid, "@all flights are booked") or booked).state == "confirmed"
-                ),
-            )
+        # Pins reach everyone; reads count; our messages get confirmed.
+        booked = _row(alice, gid, "@all flights are booked")
+        assert booked is not None
+        await alice.groups.pin(gid, booked.message_id)
+        for c in (bob, dave):
+            await wait_for(
+                c,
+                lambda c=c: [m.text for _, m in c.groups.pins(gid)] == ["@all flights are booked"],
+            )  # type: ignore[misc]
+        seq = bob.groups.messages(gid, 1)[0][0]
+        await bob.groups.mark_read(gid, seq)
+        assert bob.groups.summary(gid).unread == 0
+        await wait_for(
+            alice,
+            lambda: (_row(alice, gid, "@all flights are booked") or booked).read_count >= 1,
+        )
+        # Bob's read marker is also an acknowledgement: confirmed without a reply.
+        booked_now = _row(alice, gid, "@all flights are booked")
+        assert booked_now is not None and booked_now.state == "confirmed"
+        await bob.groups.send_text(gid, "see you there")  # names Alice's text in its history
+        await wait_for(
+            alice,
+            lambda: (_row(alice, gid, "@all flights are booked") or booked).state == "confirmed",
+        )
 
-            # Announcements only: members may not post, admins may.
-            await alice.groups.update(gid, announcements_only=True)
-            await _wait_for(dave, lambda: dave.groups.state(gid).announcements_only)
-            with pytest.raises(UsageError, match="only admins"):
-                await dave.groups.send_text(gid, "can I still talk?")
-            await bob.groups.send_text(gid, "admins can")
-            await _wait_for(dave, lambda: _row(dave, gid, "admins can") is not None)
+        # Announcements only: members may not post, admins may.
+        await alice.groups.update(gid, announcements_only=True)
+        await wait_for(dave, lambda: dave.groups.state(gid).announcements_only)
+        with pytest.raises(UsageError, match="only admins"):
+            await dave.groups.send_text(gid, "can I still talk?")
+        await bob.groups.send_text(gid, "admins can")
+        await wait_for(dave, lambda: _row(dave, gid, "admins can") is not None)
 
-            bob.groups.set_muted(gid, True)
-            assert bob.groups.summary(gid).muted
+        bob.groups.set_muted(gid, True)
+        assert bob.groups.summary(gid).muted
 
-            # Dave leaves: he stays with a read-only copy; the others rotate.
-            await dave.groups.leave(gid)
-            assert not dave.groups.summary(gid).member
-            for c in (alice, bob):
-                await _wait_for(c, lambda c=c: _members(c, gid) == {alice.me, bob.me})  # type: ignore[misc]
-            await alice.groups.send_text(gid, "after Dave left")
-            await _wait_for(bob, lambda: _row(bob, gid, "after Dave left") is not None)
-            with trio.move_on_after(2):
-                await _wait_for(dave, lambda: False)
-            assert _row(dave, gid, "after Dave left") is None
-            events = [m.text for m in _rows(bob, gid) if m.kind == "event"]
-            assert "Alice created the group “Trip”" in events
-            assert "Dave joined by invite link" in events
-            assert "Alice made Bob an admin" in events
-            assert "Dave left" in events
-        nursery.cancel_scope.cancel()
+        # Dave leaves: he stays with a read-only copy; the others rotate.
+        await dave.groups.leave(gid)
+        assert not dave.groups.summary(gid).member
+        for c in (alice, bob):
+            await wait_for(c, lambda c=c: _members(c, gid) == {alice.me, bob.me})  # type: ignore[misc]
+        await alice.groups.send_text(gid, "after Dave left")
+        await wait_for(bob, lambda: _row(bob, gid, "after Dave left") is not None)
+        with trio.move_on_after(2):
+            await wait_for(dave, lambda: False)
+        assert _row(dave, gid, "after Dave left") is None
+        events = [m.text for m in _rows(bob, gid) if m.kind == "event"]
+        assert "Alice created the group “Trip”" in events
+        assert "Dave joined by invite link" in events
+        assert "Alice made Bob an admin" in events
+        assert "Dave left" in events
 
 
 class LossyLightNode(LightNode):
@@ -255,38 +210,31 @@ class LossyLightNode(LightNode):
 async def test_sds_repair_a_member_losing_ten_percent_ends_with_everything(
     tmp_path: Path,
 ) -> None:
-    for name in ("alice", "bob", "carol"):
-        make_account(tmp_path / name, name.title()).close()
-    async with trio.open_nursery() as nursery:
-        s1 = await start_service(nursery, tmp_path, "s1")
-        s2 = await start_service(nursery, tmp_path, "s2", peers=(s1.addrs()[0],))
-        a1, a2 = s1.addrs()[0], s2.addrs()[0]
-        async with (
-            running_client(tmp_path / "alice", [a1, a2]) as alice,
-            running_client(tmp_path / "bob", [a2, a1], LossyLightNode) as bob,
-            running_client(tmp_path / "carol", [a1, a2]) as carol,
-        ):
-            fast = SdsConfig(sync_interval=2.0, sync_jitter=1.0)
-            for c in (alice, bob, carol):
-                c.groups.sds_config = fast
-                c.groups.repair_after = 1.0
-            await _befriend(alice, bob)
-            await _befriend(alice, carol)
-            gid = (await alice.groups.create("Lossy")).group_id
-            await alice.groups.invite(gid, bob.me)
-            await alice.groups.invite(gid, carol.me)
-            everyone = {alice.me, bob.me, carol.me}
-            for c in (bob, carol):
-                await _wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
-            bob_light = bob.transport.node  # type: ignore[attr-defined]
-            dropped_before = bob_light.dropped
-            sent = []
-            for i in range(60):
-                sender = alice if i % 2 == 0 else carol
-                text = f"message {i:02d} from {'Alice' if sender is alice else 'Carol'}"
-                await sender.groups.send_text(gid, text)
-                sent.append(text)
-            await _wait_for(bob, lambda: set(sent) <= set(_texts(bob, gid)), timeout=120)
-            assert bob_light.dropped - dropped_before >= 3  # the network really lost some
-            assert _texts(bob, gid).count(sent[0]) == 1  # nothing twice
-        nursery.cancel_scope.cancel()
+    async with people(tmp_path, ("alice", "bob", "carol"), light_nodes={"bob": LossyLightNode}) as (
+        alice,
+        bob,
+        carol,
+    ):
+        fast = SdsConfig(sync_interval=2.0, sync_jitter=1.0)
+        for c in (alice, bob, carol):
+            c.groups.sds_config = fast
+            c.groups.repair_after = 1.0
+        await befriend(alice, bob)
+        await befriend(alice, carol)
+        gid = (await alice.groups.create("Lossy")).group_id
+        await alice.groups.invite(gid, bob.me)
+        await alice.groups.invite(gid, carol.me)
+        everyone = {alice.me, bob.me, carol.me}
+        for c in (bob, carol):
+            await wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+        bob_light = bob.transport.node  # type: ignore[attr-defined]
+        dropped_before = bob_light.dropped
+        sent = []
+        for i in range(60):
+            sender = alice if i % 2 == 0 else carol
+            text = f"message {i:02d} from {'Alice' if sender is alice else 'Carol'}"
+            await sender.groups.send_text(gid, text)
+            sent.append(text)
+        await wait_for(bob, lambda: set(sent) <= set(_texts(bob, gid)), timeout=120)
+        assert bob_light.dropped - dropped_before >= 3  # the network really lost some
+        assert _texts(bob, gid).count(sent[0]) == 1  # nothing twice
