@@ -11,6 +11,8 @@ exercised. Screenshots of the main screens go to docs/screenshots/.
 
 from __future__ import annotations
 
+import base64
+import io
 import os
 import re
 import shutil
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image, ImageDraw
 
 from tests.nodeproc import NodeProcess
 from tests.userproc import PASS, UserProcess
@@ -147,6 +150,15 @@ QR_BYTES = """async () => {
 }"""
 
 
+def photo(path: Path) -> None:
+    """A 900x600 picture, larger than any avatar: the browser must scale it down."""
+    image = Image.new("RGB", (900, 600), (250, 190, 90))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((300, 150, 600, 450), fill=(220, 70, 60))
+    draw.rectangle((0, 420, 900, 600), fill=(40, 90, 160))
+    image.save(path)
+
+
 def test_two_people_chat_in_the_browser(
     world: dict[str, Any], browser: Any, tmp_path: Path
 ) -> None:
@@ -248,6 +260,20 @@ def test_two_people_chat_in_the_browser(
     tab(alice, "me")
     alice.wait_for_function(QR_SHOWN)
     shot(alice, "me")
+
+    # A picture chosen on the Me tab is scaled down in the browser and shown to Bob.
+    photo(tmp_path / "photo.png")
+    alice.locator("#my-picture").set_input_files(str(tmp_path / "photo.png"))
+    expect(alice.locator(".profile img.avatar")).to_be_visible()
+    expect(alice.get_by_role("button", name="Remove picture")).to_be_visible()
+    shot(alice, "avatar-me")
+    sent = base64.b64decode(alice_up.call("GET", "/me")["avatar"])
+    with Image.open(io.BytesIO(sent)) as image:
+        assert image.format == "JPEG" and image.size == (256, 256) and len(sent) <= 48 * 1024
+    expect(bob.locator(".chat-row", has_text="Alice").locator("img.avatar")).to_be_visible()
+    expect(bob.locator(".conv-avatar img.avatar")).to_be_visible()
+    expect(bob.locator(".message.in img.avatar").first).to_be_visible()
+    shot(bob, "avatar-desktop")
 
     # Installable: the service worker is active (the manifest links the icons).
     assert alice.evaluate(SW_ACTIVE) is True

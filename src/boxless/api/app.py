@@ -9,6 +9,8 @@ read nor write, and no cookies are used, so there is nothing to forge).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hmac
 import json
 import time
@@ -97,6 +99,13 @@ class ProfileChange(BaseModel):
     name: str = Field(min_length=1, max_length=64)
 
 
+MAX_AVATAR_B64 = 70_000  # base64 of the 48 KiB picture limit, with room to spare
+
+
+class AvatarChange(BaseModel):
+    image: str = Field(max_length=MAX_AVATAR_B64, description='base64; "" removes the picture')
+
+
 class NewMessage(BaseModel):
     text: str = Field(min_length=1, max_length=60_000)
     reply_to: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
@@ -121,6 +130,7 @@ _key = path_key
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/contacts"): NewContact,
     ("PUT", "/api/v1/me"): ProfileChange,
+    ("PUT", "/api/v1/me/avatar"): AvatarChange,
     ("POST", "/api/v1/contacts/{key}/messages"): NewMessage,
     ("POST", "/api/v1/messages/{id}/edit"): EditMessage,
     ("POST", "/api/v1/messages/{id}/reactions"): NewReaction,
@@ -185,10 +195,15 @@ def openapi_schema(routes: list[Any]) -> dict[str, Any]:
     }
 
 
+def _b64(data: bytes | None) -> str | None:
+    return base64.b64encode(data).decode() if data else None
+
+
 def contact_json(c: db.ContactRow) -> dict[str, Any]:
     return {
         "identity_key": c.identity_key.hex(),
         "name": c.display_name,
+        "avatar": _b64(c.avatar),
         "state": c.state,
         "intro": c.intro,
         "fingerprint": fingerprint(c.identity_key),
@@ -228,6 +243,7 @@ def build_app(
         return JSONResponse(
             {
                 "name": acc.profile.display_name,
+                "avatar": _b64(acc.profile.avatar),
                 "identity_key": acc.identity.public_key.hex(),
                 "fingerprint": acc.identity.fingerprint,
                 "device_id": acc.device.device_id.hex(),
@@ -350,6 +366,16 @@ def build_app(
         await client.set_display_name(body.name)
         return await me(request)
 
+    async def update_avatar(request: Request) -> Response:
+        """Change my picture (base64 PNG/JPEG, at most 48 KiB; "" removes it); contacts are told."""
+        body = await _body(request, AvatarChange)
+        try:
+            image = base64.b64decode(body.image, validate=True)
+        except binascii.Error:
+            raise ApiError(422, "invalid_body", 'image: must be base64 ("" removes it)') from None
+        await client.set_avatar(image)
+        return await me(request)
+
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_schema(routes))
 
@@ -357,6 +383,7 @@ def build_app(
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
         Route("/api/v1/me", me, methods=["GET"]),
         Route("/api/v1/me", update_me, methods=["PUT"]),
+        Route("/api/v1/me/avatar", update_avatar, methods=["PUT"]),
         Route("/api/v1/me/qr.png", my_qr, methods=["GET"]),
         Route("/api/v1/status", node_status),
         Route("/api/v1/contacts", contacts, methods=["GET"]),

@@ -69,7 +69,7 @@ from boxless.identity.contact_code import (
     decode_contact_code,
 )
 from boxless.identity.keys import DeviceBundle
-from boxless.identity.profile import save_profile, validate_display_name
+from boxless.identity.profile import InvalidProfile, save_profile, validate_display_name
 from boxless.waku.message import WakuMessage
 from boxless.wire.links import encode_link
 
@@ -83,6 +83,33 @@ RECEIPT_BATCH_S = 0.01
 
 class UnknownContact(UsageError):
     """No contact matches what the user typed."""
+
+
+class InvalidAvatar(InvalidProfile):
+    """A picture that is not one we share: not PNG/JPEG/WebP, or too large."""
+
+
+def avatar_mime(data: bytes) -> str:
+    """The MIME type of a profile picture from its magic bytes; raise InvalidAvatar.
+
+    Pictures travel in one :class:`~boxless.chat.envelope.ProfileUpdate`, so at
+    most ``MAX_AVATAR_BYTES`` (48 KiB). Only the header is checked: the web UI
+    shows the picture in an ``<img>``, whose decoder is the browser's.
+    """
+    if not data:
+        raise InvalidAvatar("the picture is empty: choose an image file")
+    if len(data) > env.MAX_AVATAR_BYTES:
+        raise InvalidAvatar(
+            f"the picture is {len(data) // 1024} KiB; the limit is "
+            f"{env.MAX_AVATAR_BYTES // 1024} KiB: scale it down (256x256 px as JPEG fits)"
+        )
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    raise InvalidAvatar("the picture must be a PNG, JPEG or WebP image: save it as one")
 
 
 def card_to_code(card: bytes, now: float) -> ContactCode:
@@ -256,6 +283,7 @@ class Client:
         await self.transport.subscribe([topic])
         if new_state is ContactState.ACCEPTED and state is ContactState.REQUEST_RECEIVED:
             await self._queue(row, env.ContactResponse(env.Decision.ACCEPT))
+            await self._send_avatar_to_new_contact(code.identity_key)
         else:
             proof = await self._solve_pow(code.identity_key)
             card = self.account.contact_code(now).to_bytes()
@@ -273,10 +301,56 @@ class Client:
         profile = replace(self.account.profile, display_name=name, updated_at=int(self.clock()))
         save_profile(self.db, profile)
         self.account.profile = profile
-        for c in self.contacts():
-            if c.state == ContactState.ACCEPTED.value:
-                await self._queue(c, env.ProfileUpdate(name))
+        await self._send_profile()
         self._emit({"type": "profile", "name": name})
+
+    async def set_avatar(self, image: bytes) -> None:
+        """Change our picture (``b""`` removes it) and tell every accepted contact.
+
+        Raises :class:`InvalidAvatar` unless ``image`` is a PNG or JPEG of at most
+        48 KiB (the web UI scales pictures down to a 256 px JPEG before upload).
+        """
+        if image and avatar_mime(image) == "image/webp":
+            # our own profile is checked by Pillow (identity.profile): PNG and JPEG only
+            raise InvalidAvatar("your picture must be a PNG or JPEG image: save it as one")
+        profile = replace(
+            self.account.profile,
+            avatar=image or None,
+            avatar_type=None,
+            updated_at=int(self.clock()),
+        )
+        save_profile(self.db, profile)
+        self.account.profile = profile
+        await self._send_profile()
+        self._emit({"type": "profile", "name": profile.display_name})
+
+    def _shared_avatar(self) -> bytes:
+        """Our picture as contacts get it (b"": none, or one too big to send)."""
+        avatar = self.account.profile.avatar or b""
+        if avatar:
+            try:
+                avatar_mime(avatar)
+            except InvalidAvatar as exc:  # set by `boxless init --avatar`, whose limit is larger
+                logger.warning("your picture is not sent to contacts: %s", exc)
+                return b""
+        return avatar
+
+    async def _send_profile(self, contact: db.ContactRow | None = None) -> None:
+        """Queue our name and picture for ``contact``, or for every accepted contact."""
+        body = env.ProfileUpdate(self.account.profile.display_name, self._shared_avatar())
+        targets = [contact] if contact is not None else self.contacts()
+        for c in targets:
+            if c.state == ContactState.ACCEPTED.value:
+                await self._queue(c, body)
+
+    async def _send_avatar_to_new_contact(self, identity_key: bytes) -> None:
+        """A contact just accepted: their copy of our card has our name but no picture."""
+        if not self._shared_avatar():
+            return
+        with self.db.transaction() as cur:
+            contact = db.get_contact(cur, identity_key)
+        if contact is not None:
+            await self._send_profile(contact)
 
     def confirm_verified(self, identity_key: bytes) -> db.ContactRow:
         """The user compared safety numbers and they match: remember this device."""
@@ -310,6 +384,7 @@ class Client:
             db.put_contact(cur, c)
         if event is ContactEvent.ACCEPT:
             await self._queue(c, env.ContactResponse(env.Decision.ACCEPT))
+            await self._send_avatar_to_new_contact(identity_key)
         elif event is ContactEvent.DECLINE:
             await self._queue(c, env.ContactResponse(env.Decision.DECLINE))
         self._emit({"type": "contact", "contact": identity_key.hex(), "state": new.value})
@@ -646,6 +721,7 @@ class Client:
             if new is ContactState.ACCEPTED:
                 self.outbox.retry_now(self.clock(), sender)
                 self._wake.set()
+                follow.append(lambda: self._send_avatar_to_new_contact(sender))
         elif isinstance(body, env.Text):
             added = db.add_message(
                 cur,
@@ -681,6 +757,7 @@ class Client:
         elif isinstance(body, env.ProfileUpdate):
             contact = replace(contact, display_name=body.name)
             db.put_contact(cur, contact)
+            db.set_contact_avatar(cur, sender, self._received_avatar(contact, body.avatar))
             events.append({"type": "contact", "contact": sender.hex(), "state": contact.state})
         if env.is_reliable(body):
             self._receipts.setdefault(sender, []).append(msg.message_id)
@@ -695,6 +772,17 @@ class Client:
                 await f()
 
         return run_follow_ups()
+
+    def _received_avatar(self, contact: db.ContactRow, avatar: bytes) -> bytes | None:
+        """The picture to keep from a contact's ProfileUpdate (a bad one: the old one)."""
+        if not avatar:
+            return None
+        try:
+            avatar_mime(avatar)
+        except InvalidAvatar as exc:
+            logger.info("a contact's picture was ignored: %s", exc)
+            return contact.avatar
+        return avatar
 
     def _on_request(
         self,
@@ -726,6 +814,9 @@ class Client:
             await self.transport.subscribe([topic])
 
         follow.append(subscribe)
+        if new is ContactState.ACCEPTED:  # crossed requests, or a contact asking again
+            key = contact.identity_key
+            follow.append(lambda: self._send_avatar_to_new_contact(key))
         return contact
 
     def _on_receipt(self, cur: Any, body: env.Receipt, events: list[dict[str, Any]]) -> None:

@@ -35,17 +35,20 @@ class ContactRow:
     lamport: int
     added_at_ms: int
     updated_at_ms: int
+    avatar: bytes | None = None  # their picture (ProfileUpdate); see set_contact_avatar
 
 
 _CONTACT_COLS = (
     "identity_key, display_name, bundle, device_key, state, intro, conversation_topic, "
-    "verified_key, lamport, added_at_ms, updated_at_ms"
+    "verified_key, lamport, added_at_ms, updated_at_ms, avatar"
 )
 
 
 def put_contact(cur: Cursor, c: ContactRow) -> None:
+    """Insert or update a contact. An existing row keeps its avatar: rows built
+    afresh (from a contact link, say) know none, so only set_contact_avatar changes it."""
     cur.execute(
-        f"INSERT INTO client_contacts ({_CONTACT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+        f"INSERT INTO client_contacts ({_CONTACT_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
         "ON CONFLICT(identity_key) DO UPDATE SET display_name=excluded.display_name, "
         "bundle=excluded.bundle, device_key=excluded.device_key, state=excluded.state, "
         "intro=excluded.intro, conversation_topic=excluded.conversation_topic, "
@@ -63,7 +66,33 @@ def put_contact(cur: Cursor, c: ContactRow) -> None:
             c.lamport,
             c.added_at_ms,
             c.updated_at_ms,
+            c.avatar,
         ),
+    )
+
+
+def set_contact_avatar(cur: Cursor, identity_key: bytes, avatar: bytes | None) -> None:
+    """Store a contact's picture (None: they have none)."""
+    cur.execute(
+        "UPDATE client_contacts SET avatar = ? WHERE identity_key = ?", (avatar, identity_key)
+    )
+
+
+def _contact(row: tuple[Any, ...]) -> ContactRow:
+    (key, name, bundle, device, state, intro, topic, verified, lamport, added, updated, pic) = row
+    return ContactRow(
+        key,
+        name,
+        bundle,
+        device,
+        state,
+        intro,
+        topic,
+        verified,
+        lamport,
+        added,
+        updated,
+        bytes(pic) if pic else None,
     )
 
 
@@ -72,12 +101,12 @@ def get_contact(cur: Cursor, identity_key: bytes) -> ContactRow | None:
         f"SELECT {_CONTACT_COLS} FROM client_contacts WHERE identity_key = ?", (identity_key,)
     )
     row = cur.fetchone()
-    return ContactRow(*row) if row else None
+    return _contact(row) if row else None
 
 
 def list_contacts(cur: Cursor) -> list[ContactRow]:
     cur.execute(f"SELECT {_CONTACT_COLS} FROM client_contacts ORDER BY display_name, added_at_ms")
-    return [ContactRow(*r) for r in cur.fetchall()]
+    return [_contact(r) for r in cur.fetchall()]
 
 
 def contact_by_topic(cur: Cursor, topic: str) -> ContactRow | None:
@@ -85,7 +114,7 @@ def contact_by_topic(cur: Cursor, topic: str) -> ContactRow | None:
         f"SELECT {_CONTACT_COLS} FROM client_contacts WHERE conversation_topic = ?", (topic,)
     )
     row = cur.fetchone()
-    return ContactRow(*row) if row else None
+    return _contact(row) if row else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ function rowFor(c) {
         "aria-label": label,
         dataset: { key: c.identity_key },
       },
-      avatar(c.name, c.identity_key),
+      avatar(c.name, c.identity_key, "", c.avatar),
       h(
         "span",
         { class: "row-main" },

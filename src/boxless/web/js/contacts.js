@@ -118,7 +118,7 @@ function requestRow(c) {
   return h(
     "li",
     { class: "row request-row", dataset: { key: c.identity_key } },
-    avatar(c.name, c.identity_key),
+    avatar(c.name, c.identity_key, "", c.avatar),
     h(
       "div",
       { class: "row-main" },
@@ -139,7 +139,7 @@ function requestRow(c) {
 function contactRow(c) {
   const label = c.state in STATE_LABEL ? STATE_LABEL[c.state] : c.state;
   const main = [
-    avatar(c.name, c.identity_key),
+    avatar(c.name, c.identity_key, "", c.avatar),
     h(
       "span",
       { class: "row-main" },

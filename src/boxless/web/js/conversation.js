@@ -32,11 +32,14 @@ export function conversationView(key) {
   let typingTimer = null;
 
   const title = h("h2", { class: "conv-name" });
+  const headAvatar = h("span", { class: "conv-avatar" });
+  let headAvatarFor = null; // what headAvatar shows, so a re-render keeps the same img
   const subtitle = h("p", { class: "conv-sub", "aria-live": "polite" });
   const header = h(
     "header",
     { class: "topbar conv-top" },
     h("a", { class: "icon-button back", href: "#/chats", "aria-label": "Back to chats" }, icon("back")),
+    headAvatar,
     h("div", { class: "conv-title" }, title, subtitle),
     h("a", { class: "icon-button", href: `#/verify/${key}`, "aria-label": "Safety number and verification" }, icon("shield")),
   );
@@ -158,7 +161,7 @@ export function conversationView(key) {
     return h(
       "li",
       { class: `message ${m.outgoing ? "out" : "in"}`, id: `m-${m.id}`, dataset: { id: m.id } },
-      m.outgoing ? null : avatar(c ? c.name : "?", key, "small"),
+      m.outgoing ? null : avatar(c ? c.name : "?", key, "small", c && c.avatar),
       h("div", { class: "message-body" }, body, chips, isOpen ? actions(m) : null),
     );
   }
@@ -221,6 +224,13 @@ export function conversationView(key) {
   function renderHeader() {
     const c = contact(key);
     title.textContent = c ? c.name : "Unknown contact";
+    const shown = c ? `${c.name}\n${c.avatar || ""}` : "";
+    if (shown !== headAvatarFor) {
+      const first = headAvatarFor === null;
+      headAvatarFor = shown;
+      mount(headAvatar, c ? avatar(c.name, key, "small", c.avatar) : null);
+      if (!first) renderMessages(); // their bubbles carry the avatar too
+    }
     let sub = "";
     if (c && isTyping(key)) sub = "typing…";
     else if (c && c.verification_broken) sub = "⚠ keys changed: verify again";

@@ -87,8 +87,18 @@ export function icon(name, size = 24) {
   return svg;
 }
 
-/** A round avatar with the first letter of `name`, coloured from `key`. */
-export function avatar(name, key = "", size = "") {
+/** A data: URL for a base64 picture, typed from its first bytes (PNG, WebP, else JPEG). */
+export function imageSrc(base64) {
+  const type = base64.startsWith("iVBORw0KGgo") ? "png" : base64.startsWith("UklGR") ? "webp" : "jpeg";
+  return `data:image/${type};base64,${base64}`;
+}
+
+/**
+ * A user's avatar: their picture (`image`, base64) when they have one, else
+ * the first letter of `name` on a colour from `key`.
+ */
+export function avatar(name, key = "", size = "", image = null) {
+  if (image) return h("img", { class: `avatar ${size}`, src: imageSrc(image), alt: "" });
   const hue = key ? parseInt(key.slice(0, 4), 16) % 360 : 150;
   const letter = (Array.from((name || "?").trim())[0] || "?").toUpperCase();
   return h(
@@ -96,6 +106,48 @@ export function avatar(name, key = "", size = "") {
     { class: `avatar ${size}`, style: `--hue:${hue}`, "aria-hidden": "true" },
     letter,
   );
+}
+
+export const MAX_PICTURE_BYTES = 48 * 1024; // what one message carries (the API's limit)
+
+/**
+ * A profile picture ready to upload, as base64: the centre square of the
+ * image `file`, at most `side` px, as a JPEG under MAX_PICTURE_BYTES (lower
+ * quality, then fewer pixels, until it fits). Throws an Error with a message
+ * for people if the file is not a picture the browser can read.
+ */
+export async function pictureForUpload(file, side = 256) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch (_) {
+    throw new Error("That file is not a picture this browser can read: choose a PNG or JPEG");
+  }
+  const crop = Math.min(bitmap.width, bitmap.height);
+  const sx = (bitmap.width - crop) / 2;
+  const sy = (bitmap.height - crop) / 2;
+  for (let size = Math.min(side, crop); size >= 32; size = Math.floor(size * 0.75)) {
+    const canvas = document.createElement("canvas");
+    canvas.width = canvas.height = size;
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#fff"; // JPEG has no transparency: show it as white, not black
+    ctx.fillRect(0, 0, size, size);
+    ctx.drawImage(bitmap, sx, sy, crop, crop, 0, 0, size, size);
+    for (const quality of [0.85, 0.7, 0.55]) {
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", quality));
+      if (blob && blob.size <= MAX_PICTURE_BYTES) return blobBase64(blob);
+    }
+  }
+  throw new Error("That picture could not be made small enough: try another one");
+}
+
+function blobBase64(blob) {
+  return new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ""));
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(blob);
+  });
 }
 
 /** Up to two initials of `name` ("Boxless demo" → "BD"), for group avatars. */
@@ -108,7 +160,7 @@ export function initials(name) {
 /** A group's avatar: its picture when it has one, else its initials on a colour. */
 export function groupAvatar(g, size = "") {
   if (g.avatar) {
-    return h("img", { class: `avatar ${size}`, src: `data:image/png;base64,${g.avatar}`, alt: "" });
+    return h("img", { class: `avatar ${size}`, src: imageSrc(g.avatar), alt: "" });
   }
   const hue = g.id ? parseInt(g.id.slice(0, 4), 16) % 360 : 150;
   return h("span", { class: `avatar group ${size}`, style: `--hue:${hue}`, "aria-hidden": "true" }, initials(g.name));

@@ -8,9 +8,9 @@
 // the messages are fetched here and again on each `group_message` event.
 
 import { ApiError, call } from "./api.js";
-import { groupAvatar, guarded, h, icon, mount, shortTime, toast } from "./dom.js";
+import { avatar, groupAvatar, guarded, h, icon, mount, shortTime, toast } from "./dom.js";
 import { highlight, mentionPicker } from "./mentions.js";
-import { group, refreshSoon, store } from "./store.js";
+import { contact, group, refreshSoon, store } from "./store.js";
 
 const PAGE = 200;
 
@@ -19,6 +19,13 @@ export function memberName(g, key) {
   if (store.me && key === store.me.identity_key) return store.me.name;
   const m = g && (g.members || []).find((x) => x.identity_key === key);
   return (m && m.name) || `${key.slice(0, 8)}…`;
+}
+
+/** A sender's avatar: a contact's picture when we have it, else their initials. */
+function senderAvatar(key, name) {
+  const c = contact(key);
+  if (c && c.avatar) return avatar(name, key, "small", c.avatar);
+  return groupAvatar({ id: key, name }, "small");
 }
 
 function stateMark(m) {
@@ -185,7 +192,7 @@ export function groupView(gid) {
     return h(
       "li",
       { class: `message ${m.outgoing ? "out" : "in"}`, id: `m-${m.id}`, dataset: { id: m.id, seq: m.seq } },
-      m.outgoing ? null : groupAvatar({ id: m.sender, name: sender }, "small"),
+      m.outgoing ? null : senderAvatar(m.sender, sender),
       h("div", { class: "message-body" }, body, isOpen ? actions(g, m) : null),
     );
   }

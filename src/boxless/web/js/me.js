@@ -1,8 +1,8 @@
-// The Me tab (name, fingerprint, contact link and QR code, node status) and
+// The Me tab (picture, name, fingerprint, contact link and QR code, node status) and
 // the Discover tab (features still to come).
 
 import { ApiError, call, imageUrl } from "./api.js";
-import { avatar, h, icon, mount, toast } from "./dom.js";
+import { avatar, h, icon, mount, pictureForUpload, toast } from "./dom.js";
 import { store } from "./store.js";
 
 export function meView() {
@@ -101,20 +101,70 @@ export function meView() {
     return form;
   }
 
+  async function setPicture(image, done) {
+    try {
+      store.me = await call("PUT", "/me/avatar", { image });
+      toast(done);
+      update();
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      toast(err.message, "error");
+    }
+  }
+
+  function pictureControls(me) {
+    const file = h("input", {
+      id: "my-picture",
+      type: "file",
+      accept: "image/*",
+      class: "visually-hidden",
+      onchange: async (ev) => {
+        const chosen = ev.target.files && ev.target.files[0];
+        ev.target.value = "";
+        if (!chosen) return;
+        let image;
+        try {
+          image = await pictureForUpload(chosen);
+        } catch (err) {
+          return toast(err.message, "error");
+        }
+        await setPicture(image, "Picture saved; your contacts will see it");
+      },
+    });
+    return h(
+      "div",
+      { class: "picture-controls" },
+      file,
+      h("label", { for: "my-picture", class: "file-label" }, me.avatar ? "Change picture" : "Add a picture"),
+      me.avatar
+        ? h(
+            "button",
+            { type: "button", class: "link-button", onclick: () => setPicture("", "Picture removed") },
+            "Remove picture",
+          )
+        : null,
+    );
+  }
+
+  let shownProfile = "";
   function update() {
     const me = store.me;
     if (!me) return;
-    mount(
-      profile,
-      avatar(me.name, me.identity_key, "large"),
-      h(
-        "div",
-        {},
-        h("h2", { class: "my-name" }, me.name),
-        h("p", { class: "fingerprint", "aria-label": `Fingerprint ${me.fingerprint}` }, me.fingerprint),
-        nameForm(me.name),
-      ),
-    );
+    const shown = JSON.stringify([me.name, me.avatar, me.fingerprint]);
+    if (shown !== shownProfile) {  // re-render only on change: keep the name being typed
+      shownProfile = shown;
+      mount(
+        profile,
+        h("div", { class: "my-picture" }, avatar(me.name, me.identity_key, "large", me.avatar), pictureControls(me)),
+        h(
+          "div",
+          {},
+          h("h2", { class: "my-name" }, me.name),
+          h("p", { class: "fingerprint", "aria-label": `Fingerprint ${me.fingerprint}` }, me.fingerprint),
+          nameForm(me.name),
+        ),
+      );
+    }
     if (link.value !== me.link) link.value = me.link;
     if (!qrLoaded) {
       qrLoaded = true;
