@@ -11,6 +11,12 @@ import { avatar, groupAvatar, guarded, h, icon, mount, toast } from "./dom.js";
 import { memberName } from "./group.js";
 import { group, refreshGroups, store } from "./store.js";
 
+/** A member's picture: ours, or a contact's (members we don't know show initials). */
+function pictureOf(key) {
+  if (store.me && key === store.me.identity_key) return store.me.avatar;
+  return store.contacts.find((c) => c.identity_key === key)?.avatar ?? null;
+}
+
 function readBase64(file) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
@@ -232,7 +238,7 @@ export function groupInfoView(gid) {
     return h(
       "li",
       { class: "row member-row", dataset: { key: m.identity_key } },
-      avatar(name, m.identity_key, "small"),
+      avatar(name, m.identity_key, "small", pictureOf(m.identity_key)),
       h(
         "span",
         { class: "row-main" },
@@ -262,7 +268,7 @@ export function groupInfoView(gid) {
               h(
                 "li",
                 { class: "row member-row", dataset: { key: c.identity_key } },
-                avatar(c.name, c.identity_key, "small"),
+                avatar(c.name, c.identity_key, "small", c.avatar),
                 h("span", { class: "row-main" }, h("span", { class: "row-name" }, c.name)),
                 h(
                   "button",

@@ -70,7 +70,7 @@ export function contactPicker(id, max = Infinity) {
               count.textContent = `${ticked.size} chosen${Number.isFinite(max) ? ` (at most ${max})` : ""}`;
             },
           }),
-          avatar(c.name, c.identity_key, "small"),
+          avatar(c.name, c.identity_key, "small", c.avatar),
           h("label", { for: boxId, class: "pick-label" }, c.name),
         );
       }),

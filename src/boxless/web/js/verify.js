@@ -61,7 +61,7 @@ export function verifyView(key) {
     update() {
       const c = contact(key);
       if (!c) return;
-      mount(head, avatar(c.name, key, "large"), h("div", {}, h("h2", {}, c.name), h("p", { class: "fingerprint" }, c.fingerprint)));
+      mount(head, avatar(c.name, key, "large", c.avatar), h("div", {}, h("h2", {}, c.name), h("p", { class: "fingerprint" }, c.fingerprint)));
       if (c.verification_broken) {
         state.className = "verify-state warn";
         state.textContent = `${c.name}'s keys changed since you verified them. Compare again before trusting this chat.`;
