@@ -812,16 +812,31 @@ class GroupManager:
             await self._send_group(group_id, ct)
 
     async def _repair(self, group_id: bytes) -> None:
-        """Ask the store for the group topic around the missing messages (they may
-        be there even if the live path lost them); give up on what never comes."""
+        """Fetch the missing messages from the store (they may be there even if the
+        live path lost them): by their Waku hashes (the SDS retrieval hints), and,
+        for any named without a hint, the group topic around the gap. Give up on
+        what never comes."""
         since = self._missing_since.pop(group_id, self.clock())
         topic = group_topic(group_id)
-        start = int(since * 10**9) - REPAIR_LOOKBACK_NS
+        with self.db.transaction() as cur:
+            missing = self._sds(cur, group_id).missing()
+            hints = [
+                m.retrieval_hint
+                for m in missing
+                if m.retrieval_hint and not db.was_seen(cur, m.retrieval_hint)
+            ]
+        unhinted = any(not m.retrieval_hint for m in missing)
         fetched = 0
         try:
-            async for item in self.transport.history([topic], start):
-                fetched += 1
-                await self.handle(item)
+            if hints:
+                async for item in self.transport.fetch(topic, hints):
+                    fetched += 1
+                    await self.handle(item)
+            if unhinted:
+                start = int(since * 10**9) - REPAIR_LOOKBACK_NS
+                async for item in self.transport.history([topic], start):
+                    fetched += 1
+                    await self.handle(item)
         except BoxlessError as exc:
             logger.info("group repair from the store failed: %s", exc)
         with self.db.transaction() as cur:
@@ -836,7 +851,13 @@ class GroupManager:
             self._save_sds(cur, group_id, sds)
             if sds.missing():
                 self._missing_since[group_id] = self.clock()
-        logger.info("group %s repair: %d messages from the store", group_id.hex()[:8], fetched)
+        logger.info(
+            "group %s repair: %d by hash, %s; %d messages from the store",
+            group_id.hex()[:8],
+            len(hints),
+            "and a time window" if unhinted else "no time window",
+            fetched,
+        )
 
     async def _outbox_loop(self) -> None:
         """Send queued direct group bodies until cancelled (undelivered ones stay queued)."""

@@ -53,6 +53,10 @@ class Transport(Protocol):
         self, content_topics: Sequence[str], since_ns: int | None
     ) -> AsyncIterator[Incoming]: ...
 
+    def fetch(self, content_topic: str, hashes: Sequence[bytes]) -> AsyncIterator[Incoming]:
+        """The messages with these hashes that a store holds (repair by hint)."""
+        ...
+
     def status(self) -> dict[str, object]: ...
 
 
@@ -104,6 +108,10 @@ class LightTransport:
         async for item in self.node.history(content_topics, since_ns):
             yield Incoming(item.message, item.message_hash)
 
+    async def fetch(self, content_topic: str, hashes: Sequence[bytes]) -> AsyncIterator[Incoming]:
+        async for item in self.node.fetch(content_topic, hashes):
+            yield Incoming(item.message, item.message_hash)
+
     def status(self) -> dict[str, object]:
         return {
             "mode": "light",
@@ -146,16 +154,34 @@ class RelayTransport:
         by_topic: dict[str, set[str]] = {}
         for ct in content_topics:
             by_topic.setdefault(self._topic(ct), set()).add(ct)
+        specs = [
+            StoreQuerySpec(
+                pubsub_topic=topic,
+                content_topics=tuple(sorted(cts)),
+                time_start=since_ns,
+                page_size=100,
+            )
+            for topic, cts in by_topic.items()
+        ]
+        async for item in self._query(specs):
+            yield item
+
+    async def fetch(self, content_topic: str, hashes: Sequence[bytes]) -> AsyncIterator[Incoming]:
+        topic = self._topic(content_topic)
+        for i in range(0, len(hashes), 100):
+            spec = StoreQuerySpec(
+                pubsub_topic=topic, message_hashes=tuple(hashes[i : i + 100]), page_size=100
+            )
+            async for item in self._query([spec]):
+                yield item
+
+    async def _query(self, specs: list[StoreQuerySpec]) -> AsyncIterator[Incoming]:
+        """Run ``specs`` at the first static peer that answers."""
         errors = []
         for peer in self.node.static_peers:
             try:
-                for topic, cts in by_topic.items():
-                    spec = StoreQuerySpec(
-                        pubsub_topic=topic,
-                        content_topics=tuple(sorted(cts)),
-                        time_start=since_ns,
-                        page_size=100,
-                    )
+                for spec in specs:
+                    topic = spec.pubsub_topic or ""
                     async for page in iter_pages(self.node.host, peer.peer_id, spec):
                         for m in page:
                             if m.message is not None:

@@ -290,30 +290,49 @@ class LightNode:
         """
         by_topic: dict[str, set[str]] = {}
         for ct in content_topics:
-            by_topic.setdefault(pubsub_topic_for(ct, self.cluster_id, self.num_shards), set()).add(
-                ct
+            topic = pubsub_topic_for(ct, self.cluster_id, self.num_shards)
+            by_topic.setdefault(topic, set()).add(ct)
+        specs = [
+            StoreQuerySpec(
+                pubsub_topic=topic,
+                content_topics=tuple(sorted(cts)),
+                time_start=since_ns,
+                page_size=100,
             )
+            for topic, cts in by_topic.items()
+        ]
+        async for item in self._query(specs):
+            yield item
+
+    async def fetch(
+        self, content_topic: str, hashes: Sequence[bytes]
+    ) -> AsyncIterator[LightMessage]:
+        """The messages with these hashes that a service peer's store holds (repair
+        by retrieval hint), deduplicated like :meth:`history`."""
+        topic = pubsub_topic_for(content_topic, self.cluster_id, self.num_shards)
+        for i in range(0, len(hashes), 100):
+            spec = StoreQuerySpec(
+                pubsub_topic=topic, message_hashes=tuple(hashes[i : i + 100]), page_size=100
+            )
+            async for item in self._query([spec]):
+                yield item
+
+    async def _query(self, specs: list[StoreQuerySpec]) -> AsyncIterator[LightMessage]:
+        """Run ``specs`` at the current service peer, else the next that answers."""
         order = sorted(self.service_peers, key=lambda p: p.peer_id != self.current)
         errors = []
         for peer in order:
             try:
-                async for item in self._history_from(peer.peer_id, by_topic, since_ns):
+                async for item in self._query_at(peer.peer_id, specs):
                     yield item
                 return
             except BoxlessError as exc:
                 errors.append(f"{peer.peer_id}: {exc}")
         raise NetworkError("no service peer's store answered: " + "; ".join(errors))
 
-    async def _history_from(
-        self, peer: ID, by_topic: dict[str, set[str]], since_ns: int | None
-    ) -> AsyncIterator[LightMessage]:
-        for topic, cts in by_topic.items():
-            spec = StoreQuerySpec(
-                pubsub_topic=topic,
-                content_topics=tuple(sorted(cts)),
-                time_start=since_ns,
-                page_size=100,
-            )
+    async def _query_at(self, peer: ID, specs: list[StoreQuerySpec]) -> AsyncIterator[LightMessage]:
+        for spec in specs:
+            topic = spec.pubsub_topic or ""
             async for page in iter_pages(self.host, peer, spec):
                 for m in page:
                     if m.message is None:
