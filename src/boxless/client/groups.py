@@ -123,6 +123,7 @@ CardToCode = Callable[[bytes, float], Any]
 
 SYNC_CHECK_S = 5.0
 REPAIR_AFTER_S = 10.0
+READ_EVENTS = 10  # events per read marker for messages whose only change is the count
 KEY_PATIENCE_S = 10.0  # a dependency waiting this long for its key stops holding others up
 GIVE_UP_AFTER_REPAIRS = 40  # a missing message not in any store by then is let go
 REPAIR_LOOKBACK_NS = 10 * 60 * 10**9
@@ -1227,14 +1228,14 @@ class GroupManager:
         sds = self._sds(cur, gid)
         cur.execute(
             "SELECT message_id, state FROM client_group_messages WHERE group_id = ?"
-            " AND outgoing = 1 AND kind = 'text' AND lamport <= ? ORDER BY lamport DESC LIMIT 200",
+            " AND outgoing = 1 AND kind = 'text' AND lamport <= ? ORDER BY lamport DESC LIMIT 50",
             (gid, lamport),
         )
-        for message_id, state in cur.fetchall():
+        for i, (message_id, state) in enumerate(cur.fetchall()):
             sds.acknowledge(message_id)
-            if state != "confirmed":
-                gs.set_message_state(cur, message_id, "confirmed")
-            self.emit({"type": "group_message", "group": gid.hex(), "id": message_id})
+            changed = state != "confirmed" and gs.set_message_state(cur, message_id, "confirmed")
+            if changed or i < READ_EVENTS:  # read counts moved; the UI shows the newest
+                self.emit({"type": "group_message", "group": gid.hex(), "id": message_id})
 
     def _retry_pending(self, cur: Any, gid: bytes) -> None:
         for message_hash, payload in gs.take_pending(cur, gid):
