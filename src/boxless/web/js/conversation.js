@@ -61,14 +61,27 @@ export function conversationView(key) {
 
   // -- loading and marking read ----------------------------------------------------
 
+  // A load or mark-read asked for while one runs runs again after it: the first
+  // may have fetched (or marked) before the message that triggered the second.
+  let loadAgain = false;
+  let readAgain = false;
+
   async function load() {
-    if (loading) return loading;
+    if (loading) {
+      loadAgain = true;
+      return loading;
+    }
     loading = (async () => {
       try {
-        messages = await call("GET", `/contacts/${key}/messages?limit=${PAGE}`);
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        toast(err.message, "error");
+        do {
+          loadAgain = false;
+          try {
+            messages = await call("GET", `/contacts/${key}/messages?limit=${PAGE}`);
+          } catch (err) {
+            if (!(err instanceof ApiError)) throw err;
+            toast(err.message, "error");
+          }
+        } while (loadAgain);
       } finally {
         loading = null;
       }
@@ -80,17 +93,26 @@ export function conversationView(key) {
 
   async function markRead() {
     const c = contact(key);
-    if (!c || c.state !== "accepted" || document.visibilityState !== "visible" || readInFlight) return;
-    if (!messages.some((m) => !m.outgoing && m.state === "received")) return;
+    if (!c || c.state !== "accepted" || document.visibilityState !== "visible") return;
+    if (readInFlight) {
+      readAgain = true;
+      return;
+    }
+    const unread = messages.filter((m) => !m.outgoing && m.state === "received");
+    if (!unread.length) return;
     readInFlight = true;
     try {
       await call("POST", `/contacts/${key}/read`);
-      for (const m of messages) if (!m.outgoing && m.state === "received") m.state = "read";
+      for (const m of unread) m.state = "read";
       refreshSoon();
     } catch (err) {
       console.warn("mark read failed", err);
     } finally {
       readInFlight = false;
+    }
+    if (readAgain) {
+      readAgain = false;
+      markRead();
     }
   }
 

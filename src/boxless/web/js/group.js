@@ -97,7 +97,11 @@ export function groupView(gid) {
     loading = (async () => {
       try {
         const page = await call("GET", `/groups/${gid}/messages?limit=${PAGE}`);
-        const older = messages.filter((m) => page.length && m.seq < page[0].seq);
+        // History is in (Lamport, id) order, not by seq (a repaired message lands in
+        // place): keep what we showed before the page's first message.
+        const inPage = new Set(page.map((m) => m.id));
+        const at = page.length ? messages.findIndex((m) => m.id === page[0].id) : -1;
+        const older = at > 0 ? messages.slice(0, at).filter((m) => !inPage.has(m.id)) : [];
         if (!messages.length) hasMore = page.length === PAGE;
         messages = [...older, ...page];
         pins = await fetchPins();
@@ -134,7 +138,7 @@ export function groupView(gid) {
     if (!g || g.member === false || document.visibilityState !== "visible" || !el.isConnected) return;
     // The node's unread count decides (the store re-reads it after each group
     // event), so opening a group with nothing unread publishes no read marker.
-    const newest = messages.length ? messages[messages.length - 1].seq : 0;
+    const newest = messages.reduce((max, m) => Math.max(max, m.seq), 0); // seq: arrival order
     if (!g.unread || newest <= readSent) return;
     readSent = newest;
     try {
