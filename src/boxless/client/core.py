@@ -61,6 +61,7 @@ from boxless.crypto.olm_sessions import SessionManager
 from boxless.crypto.olm_sessions import migration_files as crypto_migrations
 from boxless.crypto.sealed import SealingKeyPair, open_envelope, seal
 from boxless.errors import BoxlessError, DecodeError, NetworkError, UsageError
+from boxless.fanout import Fanout
 from boxless.identity.account import LocalAccount
 from boxless.identity.contact_code import (
     LINK_PREFIX,
@@ -144,7 +145,7 @@ class Client:
         self.gate = RequestGate(self.me, difficulty=self.pow_difficulty)
         with self.db.transaction() as cur:
             self.outbox = Outbox.from_rows(db.load_outbox_rows(cur), now=clock())
-        self._listeners: list[trio.MemorySendChannel[dict[str, Any]]] = []
+        self._events: Fanout[dict[str, Any]] = Fanout(logger, "client event")
         self._wake = trio.Event()
         self._receipts: dict[bytes, list[bytes]] = {}
         self._receipts_ready = trio.Event()
@@ -209,20 +210,11 @@ class Client:
         self, buffer: int = 1024
     ) -> AsyncIterator[trio.MemoryReceiveChannel[dict[str, Any]]]:
         """Every client event while the context is open (dicts: ``{"type": ...}``)."""
-        send, recv = trio.open_memory_channel[dict[str, Any]](buffer)
-        self._listeners.append(send)
-        try:
-            async with recv:
-                yield recv
-        finally:
-            self._listeners.remove(send)
+        async with self._events.listen(buffer) as recv:
+            yield recv
 
     def _emit(self, event: dict[str, Any]) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener.send_nowait(event)
-            except trio.WouldBlock:
-                logger.warning("an event listener is too slow; it missed an event")
+        self._events.publish(event)
 
     # -- contacts ---------------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from libp2p.peer.peerinfo import PeerInfo
 
 from boxless._trio_compat import TaskStatus
 from boxless.errors import BoxlessError, NetworkError, UsageError
+from boxless.fanout import Fanout
 from boxless.node.filter import FilterClient
 from boxless.node.host import build_host, parse_multiaddrs
 from boxless.node.keys import load_or_create_node_key
@@ -115,7 +116,7 @@ class LightNode:
         self.last_received_ns: int | None = None
         self._started_ns = time.time_ns()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
-        self._listeners: list[trio.MemorySendChannel[LightMessage]] = []
+        self._listeners: Fanout[LightMessage] = Fanout(logger, "message")
         self._filter: FilterClient | None = None
         self._topics_changed = trio.Event()
 
@@ -187,13 +188,8 @@ class LightNode:
         self, buffer: int = 1024
     ) -> AsyncIterator[trio.MemoryReceiveChannel[LightMessage]]:
         """Every message received (deduplicated) while the context is open."""
-        send, recv = trio.open_memory_channel[LightMessage](buffer)
-        self._listeners.append(send)
-        try:
-            async with recv:
-                yield recv
-        finally:
-            self._listeners.remove(send)
+        async with self._listeners.listen(buffer) as recv:
+            yield recv
 
     def _deliver(self, topic: str, msg: WakuMessage, via: str) -> None:
         digest = message_hash(topic, msg)
@@ -205,11 +201,7 @@ class LightNode:
         if msg.timestamp:
             self.last_received_ns = max(self.last_received_ns or 0, msg.timestamp)
         item = LightMessage(topic, msg, digest, via)
-        for listener in list(self._listeners):
-            try:
-                listener.send_nowait(item)
-            except trio.WouldBlock:
-                logger.warning("a local subscriber is too slow; dropping one message for it")
+        self._listeners.publish(item)
 
     async def _supervise(self) -> None:
         """Hold a filter subscription at one service peer at a time; fail over."""

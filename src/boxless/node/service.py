@@ -25,6 +25,7 @@ from libp2p.peer.id import ID
 from boxless._trio_compat import TaskStatus
 from boxless.archive import Archive, ArchiveRow, open_archive
 from boxless.errors import DecodeError, ValidationError
+from boxless.fanout import Fanout
 from boxless.node.archiver import Archiver
 from boxless.node.config import NodeConfig
 from boxless.node.filter import FilterService
@@ -97,7 +98,7 @@ class WakuNode:
         self.archive: Archive | None = None
         self.archiver: Archiver | None = None
         self.filter: FilterService | None = None
-        self._listeners: list[trio.MemorySendChannel[ReceivedMessage]] = []
+        self._listeners: Fanout[ReceivedMessage] = Fanout(logger, "message")
         self.started_at = 0.0
 
     @property
@@ -269,27 +270,15 @@ class WakuNode:
         if self.filter is not None:
             await self.filter.on_message(topic, msg)
         event = ReceivedMessage(topic, msg, digest, from_peer)
-        for listener in list(self._listeners):
-            try:
-                listener.send_nowait(event)
-            except trio.WouldBlock:
-                logger.warning("a local subscriber is too slow; dropping one message for it")
-            except trio.BrokenResourceError:
-                self._listeners.remove(listener)
+        self._listeners.publish(event)
 
     @asynccontextmanager
     async def messages(
         self, buffer: int = 1024
     ) -> AsyncIterator[trio.MemoryReceiveChannel[ReceivedMessage]]:
         """Receive every message relay accepts while the context is open."""
-        send, recv = trio.open_memory_channel[ReceivedMessage](buffer)
-        self._listeners.append(send)
-        try:
-            async with recv:
-                yield recv
-        finally:
-            if send in self._listeners:
-                self._listeners.remove(send)
+        async with self._listeners.listen(buffer) as recv:
+            yield recv
 
     async def publish(self, topic: str, msg: WakuMessage) -> PublishResult:
         """Validate and relay ``msg`` on ``topic``; return its hash and how many
