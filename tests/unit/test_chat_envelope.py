@@ -77,6 +77,12 @@ bodies = st.one_of(
     ),
     st.builds(env.GroupPin, st.text("0123456789abcdef-", min_size=1, max_size=64), st.booleans()),
     st.builds(env.GroupRead, st.integers(0, 2**63 - 1)),
+    st.builds(
+        env.SasRequest,
+        st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
+        st.binary(min_size=32, max_size=32),
+    ),
+    st.builds(env.SasCancel, st.just("flow"), st.sampled_from(env.SasCancelReason)),
     st.builds(Edit, ids, texts),
     st.builds(Delete, ids),
     st.builds(Reaction, ids, emoji, st.booleans()),

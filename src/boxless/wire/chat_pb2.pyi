@@ -54,6 +54,10 @@ class ChatMessage(_message.Message):
     GROUP_OPS_FIELD_NUMBER: _builtins.int
     GROUP_PIN_FIELD_NUMBER: _builtins.int
     GROUP_READ_FIELD_NUMBER: _builtins.int
+    SAS_REQUEST_FIELD_NUMBER: _builtins.int
+    SAS_KEY_FIELD_NUMBER: _builtins.int
+    SAS_MAC_FIELD_NUMBER: _builtins.int
+    SAS_CANCEL_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """1"""
     message_id: _builtins.bytes
@@ -90,6 +94,14 @@ class ChatMessage(_message.Message):
     def group_pin(self) -> Global___GroupPin: ...
     @_builtins.property
     def group_read(self) -> Global___GroupRead: ...
+    @_builtins.property
+    def sas_request(self) -> Global___SasRequest: ...
+    @_builtins.property
+    def sas_key(self) -> Global___SasKey: ...
+    @_builtins.property
+    def sas_mac(self) -> Global___SasMac: ...
+    @_builtins.property
+    def sas_cancel(self) -> Global___SasCancel: ...
     def __init__(
         self,
         *,
@@ -111,12 +123,16 @@ class ChatMessage(_message.Message):
         group_ops: Global___GroupOpBody | None = ...,
         group_pin: Global___GroupPin | None = ...,
         group_read: Global___GroupRead | None = ...,
+        sas_request: Global___SasRequest | None = ...,
+        sas_key: Global___SasKey | None = ...,
+        sas_mac: Global___SasMac | None = ...,
+        sas_cancel: Global___SasCancel | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_read", b"group_read", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_read", b"group_read", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_read", b"group_read", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_read", b"group_read", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops", "group_pin", "group_read"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops", "group_pin", "group_read", "sas_request", "sas_key", "sas_mac", "sas_cancel"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -508,3 +524,142 @@ class GroupRead(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GroupRead: _TypeAlias = GroupRead  # noqa: Y015
+
+@_typing.final
+class SasRequest(_message.Message):
+    """Emoji verification (SAS): boxless/crypto/verification.py computes, the client's
+    SasManager runs the flow, docs/verification.md describes it. Sent over Olm to
+    the contact's device like any 1:1 message, never stored as chat history. Every
+    message names its flow: 1-64 characters of [A-Za-z0-9_-], chosen by the
+    initiator; a message for a flow that is no longer running is answered by a cancel.
+
+    Initiator -> responder: "let's compare emoji", with a commitment to the
+    initiator's SAS key (SHA-256 over the flow transcript and the key), so the
+    initiator cannot pick its key after seeing the responder's.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLOW_ID_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    flow_id: _builtins.str
+    commitment: _builtins.bytes
+    """32 bytes"""
+    def __init__(
+        self,
+        *,
+        flow_id: _builtins.str = ...,
+        commitment: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "flow_id", b"flow_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SasRequest: _TypeAlias = SasRequest  # noqa: Y015
+
+@_typing.final
+class SasKey(_message.Message):
+    """An X25519 public key of the SAS exchange: the responder's (once its user
+    accepted), then the initiator's (which the responder checks against the commitment).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLOW_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    flow_id: _builtins.str
+    key: _builtins.bytes
+    """32 bytes"""
+    def __init__(
+        self,
+        *,
+        flow_id: _builtins.str = ...,
+        key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow_id", b"flow_id", "key", b"key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SasKey: _TypeAlias = SasKey  # noqa: Y015
+
+@_typing.final
+class SasMac(_message.Message):
+    """The sender's user saw matching emoji: an HMAC-SHA256 over the sender's identity
+    and device keys, keyed by the SAS secret, bound to the flow and both SAS keys.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FLOW_ID_FIELD_NUMBER: _builtins.int
+    MAC_FIELD_NUMBER: _builtins.int
+    flow_id: _builtins.str
+    mac: _builtins.bytes
+    """32 bytes"""
+    def __init__(
+        self,
+        *,
+        flow_id: _builtins.str = ...,
+        mac: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow_id", b"flow_id", "mac", b"mac"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SasMac: _TypeAlias = SasMac  # noqa: Y015
+
+@_typing.final
+class SasCancel(_message.Message):
+    """The flow is over without verification."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Reason:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _ReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[SasCancel._Reason.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        REASON_UNSPECIFIED: SasCancel._Reason.ValueType  # 0
+        USER: SasCancel._Reason.ValueType  # 1
+        """the user gave up"""
+        MISMATCH: SasCancel._Reason.ValueType  # 2
+        """the emoji differ, or a commitment or MAC did not check"""
+        TIMEOUT: SasCancel._Reason.ValueType  # 3
+        """the flow took too long"""
+        UNEXPECTED: SasCancel._Reason.ValueType  # 4
+        """a message out of order, or for a flow that is not running"""
+
+    class Reason(_Reason, metaclass=_ReasonEnumTypeWrapper): ...
+    REASON_UNSPECIFIED: SasCancel.Reason.ValueType  # 0
+    USER: SasCancel.Reason.ValueType  # 1
+    """the user gave up"""
+    MISMATCH: SasCancel.Reason.ValueType  # 2
+    """the emoji differ, or a commitment or MAC did not check"""
+    TIMEOUT: SasCancel.Reason.ValueType  # 3
+    """the flow took too long"""
+    UNEXPECTED: SasCancel.Reason.ValueType  # 4
+    """a message out of order, or for a flow that is not running"""
+
+    FLOW_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    flow_id: _builtins.str
+    reason: Global___SasCancel.Reason.ValueType
+    def __init__(
+        self,
+        *,
+        flow_id: _builtins.str = ...,
+        reason: Global___SasCancel.Reason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["flow_id", b"flow_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SasCancel: _TypeAlias = SasCancel  # noqa: Y015
