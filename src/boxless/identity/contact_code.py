@@ -122,10 +122,12 @@ def _payload_bytes(text: str) -> bytes:
     return decode_link(text, LINK_PREFIX, "contact link", InvalidContactCode)
 
 
-def decode_contact_code(text: str, now: float) -> ContactCode:
+def decode_contact_code(text: str, now: float, *, allow_expired: bool = False) -> ContactCode:
     """Decode and verify a ``boxless://c/`` link at time ``now``.
 
-    Raises :class:`InvalidContactCode` (only) for anything wrong with it.
+    Raises :class:`InvalidContactCode` (only) for anything wrong with it. With
+    ``allow_expired`` an expired (but authentic) link is returned: its identity
+    and name still hold, and its device may have published a fresher bundle.
     """
     raw = _payload_bytes(text)
     if raw[0] != CODE_VERSION:
@@ -147,7 +149,7 @@ def decode_contact_code(text: str, now: float) -> ContactCode:
             "the contact link is damaged (its contents do not decode); copy it again in full"
         ) from None
     try:
-        bundle.verify(now)
+        bundle.verify(min(now, bundle.expires_at - 1) if allow_expired else now)
     except ExpiredBundle as exc:
         raise InvalidContactCode(f"the contact link has expired: {exc}") from None
     except (InvalidBundle, InvalidCertificate):

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from boxless.errors import UsageError, ValidationError
 from boxless.identity.seed import identity_private_key, phrase_to_seed
@@ -368,6 +369,36 @@ class DeviceBundle:
             expires_at=msg.expires_at,
             signature=msg.signature,
         )
+
+
+def encode_published_bundle(bundle: DeviceBundle) -> bytes:
+    """The payload a device publishes on its identity's bundle topic."""
+    return bytes(bundle.to_proto().SerializeToString(deterministic=True))
+
+
+def decode_published_bundle(payload: bytes, identity_key: bytes, now: float) -> DeviceBundle:
+    """A bundle read from ``identity_key``'s bundle topic, fully verified at ``now``.
+
+    Anyone can publish on that topic, so this is untrusted input: raises
+    :class:`InvalidBundle` (:class:`ExpiredBundle` for time) unless the payload is a
+    well-formed bundle whose certificate is signed by ``identity_key`` and whose
+    device signature holds.
+    """
+    msg = identity_pb2.DeviceBundle()
+    try:
+        msg.ParseFromString(payload)
+        bundle = DeviceBundle.from_proto(msg)
+    except (ProtobufDecodeError, InvalidCertificate) as exc:
+        raise InvalidBundle(f"the published bundle does not decode: {exc}") from None
+    except ValueError as exc:  # protobuf's own range errors
+        raise InvalidBundle(f"the published bundle does not decode: {exc}") from None
+    if bundle.identity_key != identity_key:
+        raise InvalidBundle("the published bundle belongs to another identity")
+    try:
+        bundle.verify(now)
+    except InvalidCertificate as exc:
+        raise InvalidBundle(f"the published bundle's certificate is invalid: {exc}") from None
+    return bundle
 
 
 # ------------------------------------------------------------------- device
