@@ -122,3 +122,55 @@ async def test_a_substituted_key_is_caught_and_cancels_both(tmp_path: Path) -> N
         a = await until_state(alice, bob, "cancelled")
         assert a["reason"] == "mismatch" and a["by"] == "them"
         assert not verified(alice, bob) and not verified(bob, alice)
+
+
+def _verify_cli(home: Path, who: str, answer: str) -> tuple[int, str]:
+    from typer.testing import CliRunner
+
+    from boxless.cli.main import app
+
+    argv = ["verify", who, "--emoji", "--wait", "30", "--home", str(home)]
+    result = CliRunner().invoke(app, argv, input=answer, prog_name="boxless")
+    return result.exit_code, result.stdout
+
+
+async def test_cli_and_api_drive_an_emoji_verification(tmp_path: Path) -> None:
+    """`boxless verify Bob --emoji` at Alice's (the CLI over her local API), Bob over
+    his API: the CLI shows the 7 emoji Bob's API shows, the user says "y", both verified."""
+    from tests.api_fixtures import people
+
+    async with people(tmp_path, "Alice", "Bob") as apis:
+        alice, bob = apis["Alice"], apis["Bob"]
+        a_key, b_key = alice.client.me.hex(), bob.client.me.hex()
+        assert (await bob.call("GET", f"/contacts/{a_key}/sas"))["state"] == "none"
+        r = await bob.request("POST", f"/contacts/{a_key}/sas/confirm")
+        assert r.status_code == 409 and r.json()["error"]["code"] == "verification_state"
+        r = await bob.request("POST", f"/contacts/{'ab' * 32}/sas")
+        assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+        schema = await bob.call("GET", "/openapi.json")
+        assert {"/api/v1/contacts/{key}/sas", "/api/v1/contacts/{key}/sas/mismatch"} <= set(
+            schema["paths"]
+        )
+
+        async with trio.open_nursery() as nursery:
+            done: list[tuple[int, str]] = []
+
+            async def cli() -> None:
+                done.append(await trio.to_thread.run_sync(_verify_cli, alice.home, "Bob", "y\n"))
+
+            nursery.start_soon(cli)
+            await bob.until(f"/contacts/{a_key}/sas", lambda f: f["state"] == "requested")
+            await bob.call("POST", f"/contacts/{a_key}/sas/accept")
+            shown = await bob.until(f"/contacts/{a_key}/sas", lambda f: f["state"] == "compare")
+            await bob.call("POST", f"/contacts/{a_key}/sas/confirm")
+        [(code, out)] = done
+        print(out)  # shown when the test fails
+        assert code == 0, out
+        for e in shown["emoji"]:
+            assert f"{e['emoji']}  {e['name']}" in out
+        assert " ".join(f"{n:04d}" for n in shown["decimals"]) in out
+        assert "Do they match? [y/n]" in out and "✔ Bob is verified" in out
+        bob_seen = await bob.until(f"/contacts/{a_key}/sas", lambda f: f["state"] == "verified")
+        assert bob_seen["emoji"] == shown["emoji"]
+        [contact] = await alice.call("GET", "/contacts")
+        assert contact["identity_key"] == b_key and contact["verified"]

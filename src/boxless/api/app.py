@@ -33,6 +33,7 @@ from boxless.api.errors import ApiError, error_response, handle_api_error, handl
 from boxless.api.groups import BODIES as GROUP_BODIES
 from boxless.api.groups import group_routes
 from boxless.api.params import parse_body, path_key
+from boxless.api.verification import sas_routes
 from boxless.api.web import MAX_QR_IMAGE_BYTES, qr_link, qr_png, read_limited, web_mount
 from boxless.chat.requests import ContactEvent
 from boxless.client import store as db
@@ -404,6 +405,7 @@ def build_app(
         Route("/api/v1/messages/{id}/reactions", react, methods=["POST"]),
         *group_routes(client),
         *broadcast_routes(client),
+        *sas_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),
     ]

@@ -342,12 +342,27 @@ def verify(
     confirm: Annotated[
         bool, typer.Option(help="The numbers matched: mark the contact verified")
     ] = False,
+    emoji: Annotated[
+        bool, typer.Option("--emoji", help="Compare 7 emoji instead (both of you online)")
+    ] = False,
+    wait: Annotated[float, typer.Option(help="With --emoji: seconds to wait for them")] = 120.0,
     home: HomeOption = USER_HOME,
 ) -> None:
-    """Show the safety number to compare with your contact (in person or on a call)."""
+    """Show the safety number to compare with your contact (in person or on a call).
+
+    With --emoji: start an emoji comparison (or accept theirs), show the 7 emoji,
+    ask whether they match, and wait (at most --wait seconds) for the result.
+    """
     try:
         api = _api(home)
         key = api.contact_key(who)
+        if emoji:
+            from boxless.cli.sas_commands import emoji_verification
+
+            name = next(c["name"] for c in api.call("GET", "/contacts") if c["identity_key"] == key)
+            if not run_trio(emoji_verification, api, key, name, wait):
+                raise typer.Exit(1)
+            return
         if confirm:
             c = api.call("POST", f"/contacts/{key}/verification")
             print(f"{c['name']} is verified. You will be warned if their keys ever change.")
