@@ -17,6 +17,7 @@ import { groupInfoView } from "./js/groupinfo.js";
 import { discoverView, meView } from "./js/me.js";
 import { joinGroupView, newGroupView } from "./js/newgroup.js";
 import { onboardingView } from "./js/onboarding.js";
+import { onVerification } from "./js/sas.js";
 import {
   changed,
   group,
@@ -187,6 +188,9 @@ function onEvent(ev) {
     }
     case "typing":
       setTyping(ev.contact, ev.typing);
+      break;
+    case "verification":
+      onVerification(ev);
       break;
     case "verification_broken":
       toast("A verified contact's keys changed: compare safety numbers again", "error");

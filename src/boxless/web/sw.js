@@ -3,7 +3,7 @@
 // network is nearly always there), falling back to the cached copy. The API is
 // never cached: it carries the user's data and the token.
 
-const CACHE = "boxless-shell-v2";
+const CACHE = "boxless-shell-v3";
 const SHELL = [
   "./",
   "index.html",
@@ -23,6 +23,7 @@ const SHELL = [
   "js/mentions.js",
   "js/newgroup.js",
   "js/onboarding.js",
+  "js/sas.js",
   "js/store.js",
   "js/verify.js",
 ];

@@ -2,6 +2,7 @@
 
 import { ApiError, call } from "./api.js";
 import { avatar, h, icon, mount, toast } from "./dom.js";
+import { openSas } from "./sas.js";
 import { contact, refreshAll } from "./store.js";
 
 export function verifyView(key) {
@@ -9,6 +10,11 @@ export function verifyView(key) {
   const state = h("div", { class: "verify-state", role: "status" });
   const head = h("div", { class: "verify-head" });
   const confirm = h("button", { class: "primary", type: "button" }, "They match: mark as verified");
+  const emoji = h(
+    "button",
+    { type: "button", onclick: () => openSas(key, { start: true }) },
+    "Compare emoji",
+  );
   const el = h(
     "div",
     { class: "conversation verify" },
@@ -34,6 +40,18 @@ export function verifyView(key) {
         number,
         state,
         h("div", { class: "buttons" }, confirm),
+      ),
+      h(
+        "section",
+        { class: "card" },
+        h("h2", {}, "Or compare emoji"),
+        h(
+          "p",
+          {},
+          "When you both have Boxless open, compare 7 emoji instead: it checks the same " +
+            "keys and takes a few seconds.",
+        ),
+        h("div", { class: "buttons" }, emoji),
       ),
     ),
   );
