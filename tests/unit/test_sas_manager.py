@@ -155,6 +155,17 @@ def test_a_second_flow_replaces_the_first() -> None:
     assert net.view(net.alice) is View.COMPARE is net.view(net.bob)
 
 
+def test_starting_while_their_request_waits_accepts_it() -> None:
+    net = Net()
+    net.act(net.alice, "start")
+    net.flush()
+    flow = net.session(net.alice).flow.flow_id
+    net.act(net.bob, "start")  # Bob pressed "Compare emoji" instead of answering the prompt
+    net.flush()
+    assert net.view(net.alice) is View.COMPARE is net.view(net.bob)
+    assert net.session(net.bob).flow.flow_id == flow
+
+
 @pytest.mark.parametrize("first", ["alice", "bob"])
 def test_crossed_requests_settle_on_one_flow(first: str) -> None:
     net = Net()  # Alice's identity key is the smaller: her request wins

@@ -43,7 +43,7 @@ def sas_routes(client: Client) -> list[Route]:
         return JSONResponse(sas.current(path_key(request)))
 
     async def start(request: Request) -> Response:
-        """Start comparing emoji with an accepted contact (replaces a running flow)."""
+        """Start comparing emoji with an accepted contact (or accept their waiting request)."""
         return await run(request, sas.start, 201)
 
     async def accept(request: Request) -> Response:

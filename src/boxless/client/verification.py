@@ -29,7 +29,8 @@ Rules, so no message ever crashes anything:
   and the other side is told. A message sent longer ago than that (a store
   catch-up, a re-send after a restart) is ignored.
 - a second flow with the same contact replaces the first (either side may start
-  one). Crossed requests: the request of the smaller identity key wins, and the
+  one), except that starting while the contact's request waits accepts it.
+  Crossed requests: the request of the smaller identity key wins, and the
   other side takes it as accepted (its user asked to verify).
 - a re-sent copy of a message (same message id) is ignored; a MAC that overtakes
   the key it follows is held until the key arrives. Anything else out of order,
@@ -158,8 +159,13 @@ class SasBook:
     # -- the user's actions ------------------------------------------------------------
 
     def start(self, contact: bytes, theirs: SasParty, now: float) -> Outcome:
-        """Start a flow with ``contact`` (replacing any running one)."""
+        """Start a flow with ``contact`` (replacing any running one), or accept
+        theirs if they asked first: two requests racing would only collide."""
         out = Outcome()
+        asked = self.sessions.get(contact)
+        if asked is not None and asked.view is View.REQUESTED:
+            self._accept(asked, now, out)
+            return out
         self._replace(contact, now, out)
         flow = SasFlow(self.ours, theirs, role=SasRole.INITIATOR, flow_id=secrets.token_urlsafe(12))
         session = SasSession(contact, flow, now + self.timeout, View.WAITING)
@@ -430,7 +436,7 @@ class SasManager:
         return session.to_json(self.clock())
 
     async def start(self, identity_key: bytes) -> dict[str, Any]:
-        """Start comparing emoji with an accepted contact (replaces a running flow)."""
+        """Start comparing emoji with an accepted contact (or accept their waiting request)."""
         theirs = self._their_party(self._accepted(identity_key))
         await self._execute(self.book.start(identity_key, theirs, self.clock()))
         return self.current(identity_key)
