@@ -54,8 +54,10 @@ from boxless.chat.requests import ContactEvent, ContactState, RequestGate, next_
 from boxless.chat.topics import contact_topic, conversation_topic
 from boxless.client import store as db
 from boxless.client.broadcast import BroadcastManager
+from boxless.client.bundles import BundleBook
 from boxless.client.groups import GroupManager
 from boxless.client.transport import Incoming, Transport
+from boxless.client.verification import SasManager
 from boxless.crypto.errors import DuplicateMessage, TamperedMessage, UnknownSession
 from boxless.crypto.olm_sessions import SessionManager
 from boxless.crypto.olm_sessions import migration_files as crypto_migrations
@@ -114,8 +116,13 @@ def avatar_mime(data: bytes) -> str:
 
 
 def card_to_code(card: bytes, now: float) -> ContactCode:
-    """A contact card (``ContactCode.to_bytes()``) back to a verified code."""
-    return decode_contact_code(encode_link(LINK_PREFIX, card), now)
+    """A contact card (``ContactCode.to_bytes()``) back to a verified code.
+
+    Cards we hold may be older than their bundle's 30 days: they stay authentic,
+    and the device's fallback key in them still opens sessions (see
+    :mod:`boxless.client.bundles` for fresher keys).
+    """
+    return decode_contact_code(encode_link(LINK_PREFIX, card), now, allow_expired=True)
 
 
 class Client:
@@ -160,8 +167,19 @@ class Client:
             card_to_code=card_to_code,
             clock=clock,
         )
+        self.bundles = BundleBook(self.db, account, transport, clock)
         self.broadcasts = BroadcastManager(
             self.db, send_text=self.send_text, emit=self._emit, clock=clock
+        )
+        self.sas = SasManager(
+            account,
+            send=self._send_body,
+            accepted=self._accepted,
+            confirm_verified=self.confirm_verified,
+            emit=self._emit,
+            card_to_code=card_to_code,
+            stored_bundle=self.bundles.stored,
+            clock=clock,
         )
 
     # -- lifecycle ------------------------------------------------------------------
@@ -174,6 +192,8 @@ class Client:
             nursery.start_soon(self._send_loop)
             nursery.start_soon(self._receipt_loop)
             nursery.start_soon(self.groups.run)
+            nursery.start_soon(self.bundles.run)
+            nursery.start_soon(self.sas.run)
             task_status.started(self)
             await self.catch_up()
             self.ready.set()
@@ -243,16 +263,26 @@ class Client:
         (and sent when the network allows); its proof of work takes ~1 s.
         """
         now = self.clock()
-        code = decode_contact_code(link, now)
+        code = decode_contact_code(link, now, allow_expired=True)
         if code.identity_key == self.me:
             raise UsageError("that is your own contact link")
+        device_key = code.bundle.curve25519
+        if now >= code.bundle.expires_at:
+            # An old link: its identity and name still hold; the device's keys come
+            # from the bundle it has published since, if a store has one.
+            fresh = await self.bundles.refresh(code.identity_key)
+            if fresh is None or now >= fresh.expires_at:
+                raise InvalidContactCode(
+                    "the contact link has expired and no newer keys of that person were "
+                    "found on the network; ask your contact for a fresh link or QR code"
+                )
+            device_key = fresh.curve25519
         with self.db.transaction() as cur:
             existing = db.get_contact(cur, code.identity_key)
         state = ContactState(existing.state) if existing else ContactState.NONE
         new_state = next_contact_state(state, ContactEvent.SEND_REQUEST)
         secret = secrets.token_bytes(32)
         topic = existing.conversation_topic if existing else conversation_topic(secret)
-        device_key = code.bundle.certificate.device_curve25519
         verified = existing.verified_key if existing else None
         if verified is not None and verified != device_key:
             logger.warning("a verified contact's keys changed: verification is broken")
@@ -554,14 +584,27 @@ class Client:
         self, contact: db.ContactRow, topic: str, plaintext: bytes, ephemeral: bool = False
     ) -> bool:
         """Encrypt for the contact's device, seal, send; True if the network accepted it."""
-        return await self._transmit_card(contact.bundle, topic, plaintext, ephemeral)
+        code = card_to_code(contact.bundle, self.clock())
+        if code.bundle.curve25519 == contact.device_key:
+            bundle = self.bundles.fresher(code.bundle)
+        else:  # the contact moved to a device we learned of from its published bundle
+            stored = self.bundles.stored(contact.identity_key)
+            if stored is None or stored.curve25519 != contact.device_key:
+                raise UsageError(
+                    "this contact's current device keys are missing; "
+                    "ask them for a fresh link and add it again"
+                )
+            bundle = stored
+        return await self._transmit_bundle(bundle, topic, plaintext, ephemeral)
 
     async def _transmit_card(
         self, card: bytes, topic: str, plaintext: bytes, ephemeral: bool = False
     ) -> bool:
         """Encrypt for the device of a contact card, seal, send (contacts and group members)."""
         code = card_to_code(card, self.clock())
-        return await self._transmit_bundle(code.bundle, topic, plaintext, ephemeral)
+        return await self._transmit_bundle(
+            self.bundles.fresher(code.bundle), topic, plaintext, ephemeral
+        )
 
     async def _transmit_bundle(
         self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool = False
@@ -626,9 +669,9 @@ class Client:
             sender = opened.sender_identity_key
             contact = db.get_contact(cur, sender)
             if contact is not None and contact.device_key != opened.sender_device_key:
-                logger.warning("message claims a known contact from an unknown device; dropped")
-                db.mark_seen(cur, item.message_hash, int(self.clock() * 1000))
-                return None
+                # Their device changed (an account restored from its phrase), or a forgery:
+                # the bundle they published decides (follow-up, outside this transaction).
+                return self._adopt_device(sender, opened.sender_device_key, item)
             try:
                 plaintext = self.sessions.decrypt(opened.sender_device_key, opened.ciphertext)
             except DuplicateMessage:
@@ -663,6 +706,27 @@ class Client:
             db.put_contact(cur, contact)
             follow_up = self._apply(cur, contact, msg)
         return follow_up
+
+    async def _adopt_device(self, sender: bytes, device_key: bytes, item: Incoming) -> None:
+        """A message from a known contact's unknown device: adopt the device if the
+        contact's newest published bundle certifies it, then process the message."""
+        fresh = await self.bundles.refresh(sender, device_key)
+        if fresh is None or fresh.curve25519 != device_key:
+            logger.warning("a message claims a known contact from an unpublished device; dropped")
+            self._mark_processed(item)
+            return
+        with self.db.transaction() as cur:
+            contact = db.get_contact(cur, sender)
+            if contact is None:
+                return
+            if contact.device_key != device_key:
+                contact = replace(contact, device_key=device_key)
+                db.put_contact(cur, contact)
+        logger.info("a contact moved to a new device (certified by their identity)")
+        if contact.verified_key is not None:
+            self._emit({"type": "verification_broken", "contact": sender.hex()})
+        self._emit({"type": "contact", "contact": sender.hex(), "state": contact.state})
+        await self._handle(item)
 
     def _new_stranger(
         self, cur: Any, msg: env.ChatMessage, device_key: bytes, sender: bytes
@@ -746,6 +810,8 @@ class Client:
         elif isinstance(body, env.SessionReset):
             self.outbox.retry_now(self.clock(), sender)
             self._wake.set()
+        elif isinstance(body, env.SAS_BODIES):  # emoji verification: not chat history
+            follow.append(self.sas.on_message(contact, msg))
         elif isinstance(body, env.ProfileUpdate):
             contact = replace(contact, display_name=body.name)
             db.put_contact(cur, contact)
@@ -787,11 +853,20 @@ class Client:
         state = ContactState(contact.state)
         new = next_contact_state(state, ContactEvent.REQUEST_RECEIVED)
         topic = contact.conversation_topic
+        card = contact.bundle
+        restarted = False
         if state is ContactState.REQUEST_SENT and contact.identity_key < self.me:
             topic = conversation_topic(body.conversation_secret)  # theirs wins: smaller key
         elif state is ContactState.NONE or state is ContactState.DECLINED:
             topic = conversation_topic(body.conversation_secret)
-        contact = replace(contact, state=new.value, intro=body.intro, conversation_topic=topic)
+        elif state is ContactState.ACCEPTED:
+            restarted = self._restarted_on_new_device(contact, body)
+            if restarted:  # they lost their history: their new conversation wins
+                topic = conversation_topic(body.conversation_secret)
+                card = body.sender_card
+        contact = replace(
+            contact, state=new.value, intro=body.intro, conversation_topic=topic, bundle=card
+        )
         db.put_contact(cur, contact)
         events.append(
             {
@@ -806,10 +881,27 @@ class Client:
             await self.transport.subscribe([topic])
 
         follow.append(subscribe)
+        if restarted:
+            row = contact
+            follow.append(lambda: self._queue(row, env.ContactResponse(env.Decision.ACCEPT)))
         if new is ContactState.ACCEPTED:  # crossed requests, or a contact asking again
             key = contact.identity_key
             follow.append(lambda: self._send_avatar_to_new_contact(key))
         return contact
+
+    def _restarted_on_new_device(self, contact: db.ContactRow, body: env.ContactRequest) -> bool:
+        """An accepted contact asks again from a device other than their card's: an
+        account restored from its phrase on a new device (its card proves it)."""
+        try:
+            new = card_to_code(body.sender_card, self.clock())
+            old = card_to_code(contact.bundle, self.clock())
+        except InvalidContactCode:
+            return False
+        return (
+            new.identity_key == contact.identity_key
+            and new.bundle.curve25519 == contact.device_key
+            and new.bundle.curve25519 != old.bundle.curve25519
+        )
 
     def _on_receipt(self, cur: Any, body: env.Receipt, events: list[dict[str, Any]]) -> None:
         for mid in body.message_ids:
