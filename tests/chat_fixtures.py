@@ -33,6 +33,17 @@ def make_account(home: Path, name: str) -> LocalAccount:
     )
 
 
+def init_account(home: Path, name: str, passphrase: str = PASS) -> None:
+    """The account `boxless init --home HOME --name NAME --yes` makes (a new
+    identity, the production KDF), made in this process: for tests that run
+    `boxless up` on it, without an interpreter start-up (~1.5 s) per account. The
+    command itself is tested by test_identity_cli.py and test_api.py."""
+    now = time.time()
+    identity = Identity.from_phrase(generate_phrase())
+    profile = Profile(display_name=name, updated_at=int(now))
+    create_account(home, passphrase, identity, profile, now).close()
+
+
 async def start_service(
     nursery: trio.Nursery, base: Path, name: str, peers: tuple[str, ...] = ()
 ) -> WakuNode:

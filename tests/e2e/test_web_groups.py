@@ -17,9 +17,10 @@ Bob until Alice makes him an admin; Bob mutes the group. Last, Alice sends to a
 broadcast list of Bob and Carol and watches its delivered/read counts.
 Screenshots go to docs/screenshots/group-*.
 
-The accounts are made with `boxless init` and become contacts over the API
-(crossed requests): onboarding and adding contacts in the browser are covered
-by test_web.py.
+The accounts are made in the test process as `boxless init` makes them (the
+command has its own tests) and become contacts over the API (crossed
+requests): onboarding and adding contacts in the browser are covered by
+test_web.py.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from typing import Any
 
 import pytest
 
+from tests.chat_fixtures import init_account
 from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, PHONE, SHOTS, chromium_path, open_ui
 from tests.nodeproc import NodeProcess
-from tests.userproc import UserProcess, init_users
+from tests.userproc import PASS, UserProcess
 
 sync_api = pytest.importorskip("playwright.sync_api")
 Page = sync_api.Page
@@ -54,7 +56,8 @@ def people(tmp_path: Path) -> Iterator[dict[str, UserProcess]]:
     homes = {name: tmp_path / name.lower() for name in NAMES}
     users: dict[str, UserProcess] = {}
     try:
-        init_users(homes)
+        for name, home in homes.items():
+            init_account(home, name, PASS)
         for i, name in enumerate(NAMES):
             peers = [s1.addr, s2.addr] if i % 2 == 0 else [s2.addr, s1.addr]
             users[name] = UserProcess(name, homes[name], peers).launch()

@@ -1,5 +1,8 @@
 """Issue 4, end to end with real processes: two service nodes, Alice and Bob
-(light clients running `boxless up`), talking through the local API."""
+(light clients running `boxless up`), talking through the local API.
+
+Their accounts are made in this process, as `boxless init` makes them (that
+command has its own tests): a process each would only add start-up time."""
 
 from __future__ import annotations
 
@@ -11,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from tests.chat_fixtures import init_account
 from tests.nodeproc import NodeProcess
-from tests.userproc import UserProcess, init_user
+from tests.userproc import PASS, UserProcess
 
 SERVICE = ["--store", "--filter", "--lightpush"]
 pytestmark = pytest.mark.slow
@@ -28,12 +32,14 @@ def wait_for(what: str, check: Callable[[], bool], timeout: float = 60) -> None:
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
+    for name in ("alice", "bob"):
+        init_account(tmp_path / name, name.title(), PASS)
     s1 = NodeProcess("s1", tmp_path / "s1", SERVICE).start()
     s2 = NodeProcess("s2", tmp_path / "s2", [*SERVICE, "--peer", s1.addr]).start()
-    for name in ("alice", "bob"):
-        init_user(tmp_path / name, name.title())
-    alice = UserProcess("alice", tmp_path / "alice", [s1.addr, s2.addr]).start()
-    bob = UserProcess("bob", tmp_path / "bob", [s2.addr, s1.addr]).start()
+    alice = UserProcess("alice", tmp_path / "alice", [s1.addr, s2.addr]).launch()
+    bob = UserProcess("bob", tmp_path / "bob", [s2.addr, s1.addr]).launch()
+    for p in (alice, bob):
+        p.wait_ready()
     try:
         yield {"s1": s1, "s2": s2, "alice": alice, "bob": bob}
     finally:

@@ -1,42 +1,96 @@
-"""`boxless group ...` and `boxless broadcast ...` as real processes, against the
-local API of real in-process clients (served on loopback as `boxless up` does,
-with the same ``api.json`` the commands read)."""
+"""`boxless group ...` and `boxless broadcast ...` against the local API of real
+in-process clients (served on loopback as `boxless up` does, with the same
+``api.json`` the commands read).
+
+Most commands run the real typer app in this process (in a worker thread, as
+the commands make blocking HTTP calls to the API this test's trio loop serves):
+a new interpreter per command cost ~1.5 s of start-up each. A few run as real
+``python -m boxless`` processes, so the entry point itself stays covered.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import trio
+from rich.console import Console
+from typer.testing import CliRunner
 
+from boxless.cli.main import app
 from tests.api_fixtures import Api, people
 
+COLUMNS = 200  # wide enough that no table wraps a cell
 
-async def boxless(api: Api | Path, *args: str) -> tuple[int, str, str]:
-    """Run ``boxless ARGS --home <the client's home>``; (exit code, stdout, stderr)."""
+
+async def boxless(api: Api | Path, *args: str, process: bool = False) -> tuple[int, str, str]:
+    """Run ``boxless ARGS --home <the client's home>``; (exit code, stdout, stderr).
+
+    In this process unless ``process``: then as ``python -m boxless`` in a new one."""
     home = str(api.home if isinstance(api, Api) else api)
-    env = {**os.environ, "COLUMNS": "200"}
+    argv = [*args, "--home", home]
     with trio.fail_after(60):
-        done = await trio.run_process(
-            [sys.executable, "-m", "boxless", *args, "--home", home],
-            capture_stdout=True,
-            capture_stderr=True,
-            check=False,
-            env=env,
-        )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
+        if process:
+            done = await trio.run_process(
+                [sys.executable, "-m", "boxless", *argv],
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+                env={**os.environ, "COLUMNS": str(COLUMNS)},
+            )
+            return done.returncode, done.stdout.decode(), done.stderr.decode()
+        return await trio.to_thread.run_sync(_invoke, argv, abandon_on_cancel=True)
 
 
-async def ok(api: Api, *args: str) -> str:
-    code, out, err = await boxless(api, *args)
+def _invoke(argv: list[str]) -> tuple[int, str, str]:
+    with _wide_consoles():
+        result = CliRunner().invoke(app, argv, prog_name="boxless", env={"COLUMNS": str(COLUMNS)})
+    err = result.stderr
+    if result.exc_info is not None and not isinstance(result.exception, SystemExit):
+        err += "".join(traceback.format_exception(*result.exc_info))  # shown if a test fails
+    # As through a pipe: no terminal styling even if pytest runs on a terminal (-s).
+    return result.exit_code, _unstyled(result.stdout), _unstyled(err)
+
+
+def _unstyled(text: str) -> str:
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+
+
+@contextmanager
+def _wide_consoles() -> Iterator[None]:
+    """The CLI's rich consoles read $COLUMNS once, when imported; in a process of
+    its own that is COLUMNS above, so give them that width while a command runs."""
+    consoles = [
+        v
+        for name, module in list(sys.modules.items())
+        if name.startswith("boxless.cli") and module is not None
+        for v in vars(module).values()
+        if isinstance(v, Console)
+    ]
+    saved = [c._width for c in consoles]
+    for c in consoles:
+        c._width = COLUMNS
+    try:
+        yield
+    finally:
+        for c, width in zip(consoles, saved, strict=True):
+            c._width = width
+
+
+async def ok(api: Api, *args: str, process: bool = False) -> str:
+    code, out, err = await boxless(api, *args, process=process)
     assert code == 0, (args, out, err)
     return out
 
 
-async def fails(api: Api | Path, *args: str) -> str:
+async def fails(api: Api | Path, *args: str, process: bool = False) -> str:
     """The error a failing command prints (one line, unwrapped)."""
-    code, out, err = await boxless(api, *args)
+    code, out, err = await boxless(api, *args, process=process)
     assert code == 2, (args, code, out, err)
     return " ".join(err.split())
 
@@ -44,7 +98,9 @@ async def fails(api: Api | Path, *args: str) -> str:
 async def test_group_and_broadcast_commands(tmp_path: Path) -> None:
     async with people(tmp_path, "Alice", "Bob", "Carol") as p:
         alice, bob, carol = p["Alice"], p["Bob"], p["Carol"]
-        assert "created Trip" in await ok(alice, "group", "create", "Trip", "--description", "June")
+        assert "created Trip" in await ok(
+            alice, "group", "create", "Trip", "--description", "June", process=True
+        )
         assert "invited Bob to Trip" in await ok(alice, "group", "invite", "Trip", "Bob")
         png = tmp_path / "trip.png"
         out = await ok(alice, "group", "link", "Trip", "--days", "1", "--png", str(png))
@@ -114,5 +170,5 @@ async def test_group_and_broadcast_commands(tmp_path: Path) -> None:
         err = await fails(alice, "broadcast", "create", "X", "Nobody")
         assert "no contact called 'Nobody'" in err
 
-    err = await fails(tmp_path / "nobody", "group", "list")
+    err = await fails(tmp_path / "nobody", "group", "list", process=True)
     assert "start it with `boxless up`" in err

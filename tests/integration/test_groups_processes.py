@@ -52,8 +52,9 @@ from boxless.groups import GroupLog, decode_op
 from boxless.identity.account import open_account
 from boxless.node.store_client import StoredMessage, StoreQuerySpec, query_all
 from boxless.waku.sharding import pubsub_topic_for
+from tests.chat_fixtures import init_account
 from tests.nodeproc import NodeProcess
-from tests.userproc import PASS, UserProcess, init_users
+from tests.userproc import PASS, UserProcess
 
 SERVICE = ["--store", "--filter", "--lightpush"]
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Erin")
@@ -92,7 +93,8 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
     homes = {name: root / name.lower() for name in NAMES}
     users: dict[str, UserProcess] = {}
     try:
-        init_users(homes)
+        for name, home in homes.items():
+            init_account(home, name, PASS)
         for i, name in enumerate(NAMES):
             peers = [s1.addr, s2.addr] if i % 2 == 0 else [s2.addr, s1.addr]
             users[name] = UserProcess(name, homes[name], peers).launch()
