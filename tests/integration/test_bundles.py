@@ -23,7 +23,6 @@ from boxless.identity.keys import (
     Device,
     Identity,
     decode_published_bundle,
-    encode_published_bundle,
 )
 from boxless.identity.profile import Profile
 from boxless.identity.seed import generate_phrase
@@ -38,6 +37,7 @@ from tests.chat_fixtures import (
     start_service,
     wait_for,
 )
+from tests.unit.test_published_bundle import sealed_for
 
 DAY = 86_400
 
@@ -80,13 +80,14 @@ async def test_an_expired_link_works_through_the_published_bundle(tmp_path: Path
             got = decode_published_bundle(held[0].payload, bob.me, time.time())
             assert got.curve25519 == bob.my_device_key
             assert b"Bob" not in held[0].payload  # no profile on the open topic
+            assert bob.me not in held[0].payload and bob.my_device_key not in held[0].payload
 
             # Mallory publishes a newer bundle of her own device on Bob's topic.
             mallory_identity = Identity.from_phrase(generate_phrase())
             forged = Device.create(mallory_identity, time.time()).bundle(time.time() + 5)
             sent = await alice.transport.send(
                 WakuMessage(
-                    payload=encode_published_bundle(forged),
+                    payload=sealed_for(bob.me, forged),
                     content_topic=bundle_topic(bob.me),
                     timestamp=time.time_ns(),
                 )
@@ -116,10 +117,11 @@ async def test_an_expired_link_works_through_the_published_bundle(tmp_path: Path
                 carol_old = make_contact_code(
                     carol.identity, carol.device, "Carol", time.time() - 40 * DAY
                 ).link
-                carol_topic = bundle_topic(carol.identity.public_key)
+                carol_key = carol.identity.public_key
+                carol_topic = bundle_topic(carol_key)
             await alice.transport.send(
                 WakuMessage(
-                    payload=encode_published_bundle(forged),
+                    payload=sealed_for(carol_key, forged),
                     content_topic=carol_topic,
                     timestamp=time.time_ns(),
                 )

@@ -12,10 +12,12 @@ from boxless.identity import (
     InvalidContactCode,
     decode_contact_code,
     generate_phrase,
+    keys,
     make_contact_code,
 )
 from boxless.identity.keys import (
     DEFAULT_BUNDLE_VALIDITY,
+    DeviceBundle,
     ExpiredBundle,
     InvalidBundle,
     decode_published_bundle,
@@ -34,17 +36,45 @@ def test_roundtrip_verifies_and_carries_no_profile() -> None:
     assert got.curve25519 == DEVICE.certificate.device_curve25519
 
 
-def test_another_identitys_bundle_is_refused() -> None:
+def sealed_for(identity_key: bytes, bundle: DeviceBundle) -> bytes:
+    """What a forger who knows ``identity_key`` can publish on its topic."""
+    nonce = b"\x00" * 12
+    plain = bundle.to_proto().SerializeToString()
+    return nonce + keys._published_key(identity_key).encrypt(nonce, plain, keys._PUBLISHED_INFO)
+
+
+def test_the_payload_hides_the_identity_and_device_keys() -> None:
+    assert IDENTITY.public_key not in PAYLOAD
+    assert DEVICE.certificate.device_curve25519 not in PAYLOAD
+    assert encode_published_bundle(DEVICE.bundle(NOW)) != PAYLOAD  # fresh nonce each time
+
+
+def test_a_payload_sealed_for_another_identity_is_refused() -> None:
     other = Identity.from_phrase(generate_phrase())
-    with pytest.raises(InvalidBundle, match="another identity"):
+    with pytest.raises(InvalidBundle, match="not sealed for this identity"):
         decode_published_bundle(PAYLOAD, other.public_key, NOW)
 
 
 def test_a_device_certified_by_someone_else_is_refused() -> None:
+    # Mallory knows Alice's key, so she can seal for Alice's topic -- but she cannot
+    # make Alice's identity certify her device.
     mallory = Identity.from_phrase(generate_phrase())
-    forged = encode_published_bundle(Device.create(mallory, NOW).bundle(NOW))
-    with pytest.raises(InvalidBundle):
+    forged = sealed_for(IDENTITY.public_key, Device.create(mallory, NOW).bundle(NOW))
+    with pytest.raises(InvalidBundle, match="another identity"):
         decode_published_bundle(forged, IDENTITY.public_key, NOW)
+    stolen_cert = Device.create(mallory, NOW).bundle(NOW)
+    with pytest.raises(InvalidBundle):
+        decode_published_bundle(encode_published_bundle(stolen_cert), IDENTITY.public_key, NOW)
+
+
+@given(st.binary(max_size=600))
+def test_garbage_sealed_for_the_right_key_gives_a_clear_error(plain: bytes) -> None:
+    nonce = b"\x01" * 12
+    payload = nonce + keys._published_key(IDENTITY.public_key).encrypt(
+        nonce, plain, keys._PUBLISHED_INFO
+    )
+    with pytest.raises(InvalidBundle):
+        decode_published_bundle(payload, IDENTITY.public_key, NOW)
 
 
 def test_expired_and_future_bundles_are_refused() -> None:

@@ -10,9 +10,11 @@ ordinary (non-ephemeral) Waku message that store nodes keep:
   bundle's keys changed, then daily; a refused send is retried every minute.
   Store retention on our nodes is at least 7 days, so a daily bundle is always
   there.
-- The payload is the bundle itself (:func:`encode_published_bundle`): public keys,
-  the identity's certificate of the device, the device's signature. No name, no
-  profile: profiles are for contacts only.
+- The payload is the bundle (public keys, the identity's certificate of the
+  device, the device's signature; no name, no profile: profiles are for contacts
+  only), encrypted under a key derived from the identity key
+  (:func:`encode_published_bundle`): those who know the key can read it, a store
+  node enumerating its archive learns no identity or device keys.
 
 Reading is on demand (:meth:`BundleBook.refresh`): when a link has expired, and
 when a message claims a known contact from a device we have not seen. Anyone can
@@ -44,12 +46,12 @@ from boxless.identity.account import LocalAccount
 from boxless.identity.keys import (
     DeviceBundle,
     InvalidBundle,
+    bundle_from_bytes,
     decode_published_bundle,
     encode_published_bundle,
 )
 from boxless.storage.userdb import UserDB
 from boxless.waku.message import WakuMessage
-from boxless.wire import identity_pb2
 
 logger = logging.getLogger(__name__)
 
@@ -153,9 +155,7 @@ class BundleBook:
             row = cur.fetchone()
         if row is None:
             return None
-        msg = identity_pb2.DeviceBundle()
-        msg.ParseFromString(bytes(row[0]))
-        return DeviceBundle.from_proto(msg)
+        return bundle_from_bytes(bytes(row[0]))
 
     def fresher(self, bundle: DeviceBundle) -> DeviceBundle:
         """``bundle`` or, if we hold a newer one for the same device, that one."""
@@ -189,7 +189,7 @@ class BundleBook:
                     bundle.identity_key,
                     bundle.curve25519,
                     bundle.created_at,
-                    encode_published_bundle(bundle),
+                    bundle.to_proto().SerializeToString(deterministic=True),
                     int(self.clock() * 1000),
                 ),
             )

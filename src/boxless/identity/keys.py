@@ -30,12 +30,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import vodozemac
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
@@ -371,27 +374,46 @@ class DeviceBundle:
         )
 
 
+_PUBLISHED_INFO = b"boxless published bundle v1"
+_NONCE_BYTES = 12
+
+
+def _published_key(identity_key: bytes) -> ChaCha20Poly1305:
+    hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=_PUBLISHED_INFO)
+    return ChaCha20Poly1305(hkdf.derive(identity_key))
+
+
 def encode_published_bundle(bundle: DeviceBundle) -> bytes:
-    """The payload a device publishes on its identity's bundle topic."""
-    return bytes(bundle.to_proto().SerializeToString(deterministic=True))
+    """The payload a device publishes on its identity's bundle topic.
+
+    The bundle (which names the identity key in its certificate) is encrypted under
+    a key derived from the identity key: whoever knows the key -- and so can compute
+    the topic -- can read it; a store node or anyone enumerating the archive sees
+    neither identity keys nor device keys.
+    """
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    plain = bundle.to_proto().SerializeToString(deterministic=True)
+    return nonce + _published_key(bundle.identity_key).encrypt(nonce, plain, _PUBLISHED_INFO)
 
 
 def decode_published_bundle(payload: bytes, identity_key: bytes, now: float) -> DeviceBundle:
     """A bundle read from ``identity_key``'s bundle topic, fully verified at ``now``.
 
     Anyone can publish on that topic, so this is untrusted input: raises
-    :class:`InvalidBundle` (:class:`ExpiredBundle` for time) unless the payload is a
-    well-formed bundle whose certificate is signed by ``identity_key`` and whose
-    device signature holds.
+    :class:`InvalidBundle` (:class:`ExpiredBundle` for time) unless the payload
+    opens under ``identity_key``'s bundle key and holds a well-formed bundle whose
+    certificate is signed by ``identity_key`` and whose device signature holds.
     """
-    msg = identity_pb2.DeviceBundle()
+    _check_len("identity_key", identity_key, KEY_BYTES, InvalidBundle)
+    if len(payload) < _NONCE_BYTES + 16:
+        raise InvalidBundle("the published bundle is too short")
     try:
-        msg.ParseFromString(payload)
-        bundle = DeviceBundle.from_proto(msg)
-    except (ProtobufDecodeError, InvalidCertificate) as exc:
-        raise InvalidBundle(f"the published bundle does not decode: {exc}") from None
-    except ValueError as exc:  # protobuf's own range errors
-        raise InvalidBundle(f"the published bundle does not decode: {exc}") from None
+        plain = _published_key(identity_key).decrypt(
+            payload[:_NONCE_BYTES], payload[_NONCE_BYTES:], _PUBLISHED_INFO
+        )
+    except InvalidTag:
+        raise InvalidBundle("the published bundle was not sealed for this identity") from None
+    bundle = bundle_from_bytes(plain)
     if bundle.identity_key != identity_key:
         raise InvalidBundle("the published bundle belongs to another identity")
     try:
@@ -399,6 +421,16 @@ def decode_published_bundle(payload: bytes, identity_key: bytes, now: float) -> 
     except InvalidCertificate as exc:
         raise InvalidBundle(f"the published bundle's certificate is invalid: {exc}") from None
     return bundle
+
+
+def bundle_from_bytes(raw: bytes) -> DeviceBundle:
+    """A serialized ``DeviceBundle`` back (shape checks only; call ``verify``)."""
+    msg = identity_pb2.DeviceBundle()
+    try:
+        msg.ParseFromString(raw)
+        return DeviceBundle.from_proto(msg)
+    except (ProtobufDecodeError, InvalidCertificate, ValueError) as exc:
+        raise InvalidBundle(f"the bundle does not decode: {exc}") from None
 
 
 # ------------------------------------------------------------------- device

@@ -5,6 +5,6 @@ CREATE TABLE client_bundles (
     identity_key   BLOB PRIMARY KEY,
     device_key     BLOB NOT NULL,             -- the bundle's device Curve25519 key
     created_at     INTEGER NOT NULL,          -- the bundle's own created_at (seconds)
-    bundle         BLOB NOT NULL,             -- encode_published_bundle(bundle)
+    bundle         BLOB NOT NULL,             -- the serialized DeviceBundle
     fetched_at_ms  INTEGER NOT NULL
 );
