@@ -34,7 +34,8 @@ Topics (``{name}``)
     Anyone who knows an identity key can compute it (that is the point: it is
     how contacts find fresh bundles) and can therefore watch when that identity
     publishes bundles (a new device, a key refresh). Without the key the topic
-    is an opaque hash. Only public, signed data goes there.
+    is an opaque hash. Payloads are signed bundles sealed under a key derived
+    from the identity key (see boxless.client.bundles), opaque without it.
 
 ``group-{64 hex}`` -- one per group: the group id (the SHA-256 id of its signed
     Create op) in hex. Only members learn the id (it travels inside Olm and
