@@ -76,16 +76,6 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
             n.kill()
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def open_ui(browser: Any, user: UserProcess, viewport: dict[str, int]) -> Page:
     context = browser.new_context(viewport=viewport)
     context.set_default_timeout(WAIT_MS)

@@ -33,7 +33,8 @@ from typing import Any
 import pytest
 
 from tests.chat_fixtures import init_account
-from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, PHONE, SHOTS, chromium_path, open_ui
+from tests.e2e.test_web import DESKTOP, PHONE, open_ui
+from tests.e2e.test_web import shot as web_shot
 from tests.nodeproc import NodeProcess
 from tests.userproc import PASS, UserProcess
 
@@ -78,20 +79,8 @@ def people(tmp_path: Path) -> Iterator[dict[str, UserProcess]]:
             node.kill()
 
 
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
 def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.evaluate("document.getElementById('toasts').replaceChildren()")
-    page.screenshot(path=str(SHOTS / f"group-{name}.png"))
+    web_shot(page, f"group-{name}")
 
 
 def bubble(page: Page, text: str) -> Any:
