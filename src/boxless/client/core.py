@@ -669,6 +669,9 @@ class Client:
             sender = opened.sender_identity_key
             contact = db.get_contact(cur, sender)
             if contact is not None and contact.device_key != opened.sender_device_key:
+                if contact.state == ContactState.BLOCKED.value:
+                    db.mark_seen(cur, item.message_hash, int(self.clock() * 1000))
+                    return None
                 # Their device changed (an account restored from its phrase), or a forgery:
                 # the bundle they published decides (follow-up, outside this transaction).
                 return self._adopt_device(sender, opened.sender_device_key, item)
