@@ -222,7 +222,12 @@ async function startApp() {
   let first = true;
   connectEvents(onEvent, (open) => {
     store.connected = open;
-    if (open && !first) refreshSoon(); // catch up on what happened while disconnected
+    if (open && !first) {
+      // Catch up on what happened while disconnected: events emitted then (a node
+      // restarting catches up from the store before we reconnect) reached nobody.
+      refreshSoon();
+      if (detail && detail.view.reload) detail.view.reload();
+    }
     first = false;
     changed();
   });

@@ -3,7 +3,7 @@
 // network is nearly always there), falling back to the cached copy. The API is
 // never cached: it carries the user's data and the token.
 
-const CACHE = "boxless-shell-v3";
+const CACHE = "boxless-shell-v4";
 const SHELL = [
   "./",
   "index.html",

@@ -449,6 +449,9 @@ export function conversationView(key) {
     onMessage() {
       load();
     },
+    reload() {
+      load();
+    },
     destroy() {
       stopTyping();
       document.removeEventListener("visibilitychange", onVisible);

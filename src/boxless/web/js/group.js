@@ -367,6 +367,9 @@ export function groupView(gid) {
     onGroup(ev) {
       if (ev.group === gid) load();
     },
+    reload() {
+      load();
+    },
     destroy() {
       document.removeEventListener("visibilitychange", onVisible);
     },
