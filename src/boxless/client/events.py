@@ -1,0 +1,211 @@
+"""Every event the client emits: one typed class per kind, one JSON shape each.
+
+Features emit these (never bare dicts) through the client's event publisher;
+the local API sends :func:`to_json` of each over ``/api/v1/events`` and
+publishes :func:`json_schema` beside its OpenAPI document, and the web UI
+handles every ``type`` listed in :data:`EVENT_TYPES` (a test checks both).
+
+Fields are JSON-ready (keys and ids as hex strings), so an event is safe to
+log by kind and to send as it is: none carries message text or a secret.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import TypeAdapter
+
+
+@dataclass(frozen=True, slots=True)
+class Ready:
+    """The client subscribed and caught up from store history."""
+
+    type: ClassVar[str] = "ready"
+
+
+@dataclass(frozen=True, slots=True)
+class Connectivity:
+    """The network failed (or came back) for the client."""
+
+    type: ClassVar[str] = "connectivity"
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactChanged:
+    """A contact was added, or its state, name or picture changed."""
+
+    type: ClassVar[str] = "contact"
+    contact: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRequestReceived:
+    """Someone asked to become our contact."""
+
+    type: ClassVar[str] = "contact_request"
+    contact: str
+    state: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessageChanged:
+    """A 1:1 message was added, or its state, text or reactions changed."""
+
+    type: ClassVar[str] = "message"
+    message_id: str
+    contact: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """A contact started or stopped typing."""
+
+    type: ClassVar[str] = "typing"
+    contact: str
+    typing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileChanged:
+    """Our own name or picture changed."""
+
+    type: ClassVar[str] = "profile"
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationBroken:
+    """A verified contact's device changed: compare safety numbers again."""
+
+    type: ClassVar[str] = "verification_broken"
+    contact: str
+
+
+@dataclass(frozen=True, slots=True)
+class SasEmoji:
+    emoji: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationChanged:
+    """An emoji verification flow changed (see :mod:`boxless.client.verification`)."""
+
+    type: ClassVar[str] = "verification"
+    contact: str
+    flow: str
+    role: str
+    state: str
+    emoji: tuple[SasEmoji, ...]
+    decimals: tuple[int, ...]
+    they_confirmed: bool
+    reason: str | None
+    by: str | None
+    expires_in_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChanged:
+    """A group's membership, settings, read state or our part in it changed."""
+
+    type: ClassVar[str] = "group"
+    group: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMessageChanged:
+    """A group message was added or changed (state, pin, read count)."""
+
+    type: ClassVar[str] = "group_message"
+    group: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMention:
+    """A new group message mentions us."""
+
+    type: ClassVar[str] = "group_mention"
+    group: str
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BroadcastChanged:
+    """A broadcast list or one of its broadcasts changed."""
+
+    type: ClassVar[str] = "broadcast"
+    list: str
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpProgress:
+    """Catch-up from store history: ``done`` messages so far (``finished`` at the end)."""
+
+    type: ClassVar[str] = "catch_up"
+    done: int
+    finished: bool
+
+
+Event = (
+    Ready
+    | Connectivity
+    | ContactChanged
+    | ContactRequestReceived
+    | MessageChanged
+    | Typing
+    | ProfileChanged
+    | VerificationBroken
+    | VerificationChanged
+    | GroupChanged
+    | GroupMessageChanged
+    | GroupMention
+    | BroadcastChanged
+    | CatchUpProgress
+)
+
+EVENT_CLASSES: tuple[type[Any], ...] = (
+    Ready,
+    Connectivity,
+    ContactChanged,
+    ContactRequestReceived,
+    MessageChanged,
+    Typing,
+    ProfileChanged,
+    VerificationBroken,
+    VerificationChanged,
+    GroupChanged,
+    GroupMessageChanged,
+    GroupMention,
+    BroadcastChanged,
+    CatchUpProgress,
+)
+EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)
+
+
+def to_json(event: Event) -> dict[str, Any]:
+    """The event as the API sends it: ``{"type": ..., **fields}``."""
+    return {"type": event.type, **dataclasses.asdict(event)}
+
+
+def json_schema() -> dict[str, Any]:
+    """One JSON Schema (``oneOf``, discriminated by ``type``) for every event."""
+    variants = []
+    for cls in EVENT_CLASSES:
+        schema = TypeAdapter(cls).json_schema()
+        props = schema.setdefault("properties", {})
+        props["type"] = {"const": cls.type, "type": "string"}
+        schema["required"] = ["type", *schema.get("required", [])]
+        schema["title"] = cls.type
+        variants.append(schema)
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Boxless client event",
+        "oneOf": variants,
+    }
