@@ -146,3 +146,66 @@ def test_limiter_arguments_are_checked() -> None:
         RateLimiter(rate_per_s=-1, burst=1)
     with pytest.raises(UsageError):
         RateLimiter(rate_per_s=1, burst=0)
+
+
+def test_available_predicts_allow_and_changes_nothing() -> None:
+    limiter = RateLimiter(rate_per_s=1, burst=1, max_keys=1)
+    assert limiter.available(ALICE, 0.0) and len(limiter) == 0
+    assert limiter.allow(ALICE, 0.0)
+    assert not limiter.available(ALICE, 0.5)
+    assert limiter.available(ALICE, 1.0)
+    assert limiter.available(BOB, 1.0) and len(limiter) == 1  # BOB did not evict ALICE
+    assert limiter.allow(ALICE, 1.0) and not limiter.allow(ALICE, 1.0)
+
+
+# --- spent proofs --------------------------------------------------------------------
+
+
+def test_a_spent_proof_is_spent_until_it_goes_stale() -> None:
+    spent = pw.SpentProofs()
+    proof = _solved()
+    digest = pw.proof_digest(BOB, ALICE, proof)
+    assert (
+        digest
+        == hashlib.sha256(
+            pw.DOMAIN + BOB + ALICE + NOW.to_bytes(8, "big", signed=True) + proof.nonce
+        ).digest()
+    )
+    assert not spent.is_spent(digest, NOW)
+    spent.spend(digest, NOW, now_ms=NOW)
+    assert spent.is_spent(digest, NOW)
+    with pytest.raises(UsageError, match="spent already"):
+        spent.spend(digest, NOW, now_ms=NOW)
+    # an hour later it is forgotten on the next spend, but the floor still refuses it
+    other = pw.proof_digest(BOB, MALLORY, proof)
+    spent.spend(other, NOW + pw.MAX_AGE_MS + 1, now_ms=NOW + pw.MAX_AGE_MS + 1)
+    assert len(spent) == 1 and spent.floor_ms == NOW
+    assert spent.is_spent(digest, NOW)
+
+
+def test_a_full_table_forgets_the_oldest_and_raises_its_floor() -> None:
+    """Attack: flood the table so that it forgets a spent proof, then replay that proof."""
+    spent = pw.SpentProofs(max_entries=3)
+    digests = [bytes([i]) * 32 for i in range(5)]
+    for i, digest in enumerate(digests):
+        spent.spend(digest, NOW + i, now_ms=NOW)
+    assert len(spent) == 3
+    assert all(spent.is_spent(d, NOW + i) for i, d in enumerate(digests))
+    assert not spent.is_spent(b"x" * 32, NOW + 2)  # above the floor, never spent
+
+
+@given(st.lists(st.tuples(st.binary(min_size=1, max_size=4), st.integers(0, 10_000)), max_size=60))
+def test_spent_proofs_never_forget_a_replay_and_stay_bounded(
+    spends: list[tuple[bytes, int]],
+) -> None:
+    spent = pw.SpentProofs(max_entries=8, max_age_ms=5_000)
+    done: list[tuple[bytes, int]] = []
+    now = 0
+    for digest, ts in spends:
+        now = max(now, ts)
+        if spent.is_spent(digest, ts):
+            continue
+        spent.spend(digest, ts, now_ms=now)
+        done.append((digest, ts))
+        assert len(spent) <= 8
+    assert all(spent.is_spent(d, ts) for d, ts in done)

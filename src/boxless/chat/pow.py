@@ -31,13 +31,25 @@ adapter can solve in slices in a worker thread and stay cancellable between them
 
 :class:`RateLimiter` is a token bucket per key (the sender's identity key) with
 bounded memory, time passed in as an argument.
+
+*Single use.* A proof stays fresh for :data:`MAX_AGE_MS`, so without memory one
+solved proof could be sent again and again for an hour, each copy paid for once.
+:class:`SpentProofs` remembers the hash (:func:`proof_digest`) of every proof
+that was spent until it goes stale anyway, in bounded memory: when it must
+forget one early (full) or on time (expired), it raises a *floor* to that
+proof's timestamp and from then on refuses every proof dated at or below the
+floor, because it can no longer tell whether such a proof was spent. With the
+request gate's rate limits the table never fills, so the floor only ever
+passes proofs that are stale already.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
+import heapq
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -53,8 +65,10 @@ __all__ = [
     "PowVerdict",
     "ProofOfWork",
     "RateLimiter",
+    "SpentProofs",
     "check_proof",
     "leading_zero_bits",
+    "proof_digest",
     "solve",
     "verify",
 ]
@@ -154,6 +168,13 @@ def solve(
     return None
 
 
+def proof_digest(recipient_key: bytes, sender_key: bytes, proof: ProofOfWork) -> bytes:
+    """The proof's hash: what :class:`SpentProofs` remembers (it binds both keys)."""
+    return hashlib.sha256(
+        _prefix(recipient_key, sender_key, proof.timestamp_ms) + proof.nonce
+    ).digest()
+
+
 def check_proof(
     recipient_key: bytes,
     sender_key: bytes,
@@ -170,10 +191,7 @@ def check_proof(
         return PowVerdict.STALE
     if proof.timestamp_ms > now_ms + MAX_FUTURE_MS:
         return PowVerdict.FUTURE
-    digest = hashlib.sha256(
-        _prefix(recipient_key, sender_key, proof.timestamp_ms) + proof.nonce
-    ).digest()
-    if leading_zero_bits(digest) < difficulty:
+    if leading_zero_bits(proof_digest(recipient_key, sender_key, proof)) < difficulty:
         return PowVerdict.INSUFFICIENT
     return PowVerdict.OK
 
@@ -221,6 +239,14 @@ class RateLimiter:
     def __len__(self) -> int:
         return len(self._buckets)
 
+    def available(self, key: bytes, now: float) -> bool:
+        """Whether :meth:`allow` would succeed now; changes nothing (not even recency)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            return True
+        elapsed = max(0.0, now - bucket.updated)
+        return min(self.burst, bucket.tokens + elapsed * self.rate_per_s) >= 1
+
     def allow(self, key: bytes, now: float) -> bool:
         """Spend one token for ``key`` at time ``now``; False when it has none left."""
         bucket = self._buckets.get(key)
@@ -238,3 +264,45 @@ class RateLimiter:
             bucket.tokens -= 1
             return True
         return False
+
+
+class SpentProofs:
+    """The proofs already spent, until they go stale, in at most ``max_entries``.
+
+    :meth:`is_spent` answers True for a proof spent before, and also for any
+    proof dated at or below :attr:`floor_ms`: the newest timestamp this table
+    has forgotten (an entry that expired, or the oldest one pushed out when the
+    table was full), because whether such a proof was spent is no longer known.
+    ``now_ms`` is passed in; nothing here reads a clock.
+    """
+
+    def __init__(self, *, max_entries: int = 50_000, max_age_ms: int = MAX_AGE_MS) -> None:
+        if max_entries < 1 or max_age_ms < 0:
+            raise UsageError("max_entries must be >= 1 and max_age_ms >= 0")
+        self.max_entries = max_entries
+        self.max_age_ms = max_age_ms
+        self.floor_ms = _I64_MIN - 1
+        self._spent: dict[bytes, int] = {}
+        self._by_time: list[tuple[int, bytes]] = []  # a heap of (timestamp_ms, digest)
+
+    def __len__(self) -> int:
+        return len(self._spent)
+
+    def is_spent(self, digest: bytes, timestamp_ms: int) -> bool:
+        """Whether this proof may not be spent (again); changes nothing."""
+        return timestamp_ms <= self.floor_ms or digest in self._spent
+
+    def spend(self, digest: bytes, timestamp_ms: int, *, now_ms: int) -> None:
+        """Remember a proof as spent; forget expired ones, and the oldest when full."""
+        if self.is_spent(digest, timestamp_ms):
+            raise UsageError("this proof of work was spent already")
+        self._forget(lambda ts: ts < now_ms - self.max_age_ms)
+        self._spent[digest] = timestamp_ms
+        heapq.heappush(self._by_time, (timestamp_ms, digest))
+        self._forget(lambda _ts: len(self._spent) > self.max_entries)
+
+    def _forget(self, should: Callable[[int], bool]) -> None:
+        while self._by_time and should(self._by_time[0][0]):
+            timestamp_ms, digest = heapq.heappop(self._by_time)
+            del self._spent[digest]
+            self.floor_ms = max(self.floor_ms, timestamp_ms)
