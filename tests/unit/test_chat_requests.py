@@ -122,8 +122,13 @@ def request(sender: bytes = ALICE, *, at: int = NOW, difficulty: int = EASY) -> 
     return ContactRequest("hi, it's Alice", proof, b"card", b"s" * 32)
 
 
-def gate(**kwargs: RateLimiter | SpentProofs) -> RequestGate:
-    return RequestGate(ME, difficulty=EASY, **kwargs)
+def gate(
+    *,
+    per_sender: RateLimiter | None = None,
+    overall: RateLimiter | None = None,
+    spent: SpentProofs | None = None,
+) -> RequestGate:
+    return RequestGate(ME, difficulty=EASY, per_sender=per_sender, overall=overall, spent=spent)
 
 
 def test_blocked_senders_are_dropped_whatever_they_send() -> None:
