@@ -11,8 +11,8 @@ from boxless.archive.base import (
     ArchiveQuery,
     ArchiveRow,
     CursorNotFoundError,
-    open_archive,
 )
+from boxless.archive.factory import open_archive
 from boxless.archive.migrate import SchemaVersionError, latest_version
 
 __all__ = [

@@ -6,6 +6,12 @@ is full (back-pressure reaches relay instead of silently dropping), and the
 writer task takes whatever is queued (up to ``batch_size``) and inserts it in a
 worker thread. On cancellation the writer drains the queue under a shield, so
 SIGINT/SIGTERM never loses a message that relay already accepted.
+
+Threads. Writes run on a :class:`trio.CapacityLimiter` of their own (one
+thread: the archive has one writer anyway), not trio's default limiter that
+store queries used to share, so a flood of queries can never leave the writer
+waiting for a thread (store queries have their own limiter in
+:class:`~boxless.node.store_service.StoreService`).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ class Archiver:
         self.metrics = metrics
         self.batch_size = batch_size
         self._send, self._recv = trio.open_memory_channel[ArchiveRow](queue)
+        self.threads = trio.CapacityLimiter(1)
         self.flushed = 0
 
     async def put(self, row: ArchiveRow) -> None:
@@ -64,6 +71,6 @@ class Archiver:
         return batch
 
     async def _write(self, batch: list[ArchiveRow]) -> None:
-        new = await trio.to_thread.run_sync(self.archive.insert, batch)
+        new = await trio.to_thread.run_sync(self.archive.insert, batch, limiter=self.threads)
         self.metrics.archive_inserted.inc(new)
         self.flushed += len(batch)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +44,7 @@ from boxless.node.peer_exchange import request_peers
 from boxless.node.peering import Peering, parse_peer
 from boxless.node.store_client import StoreQuerySpec, iter_pages
 from boxless.waku import metadata as md
-from boxless.waku.message import WakuMessage, message_hash, validate
+from boxless.waku.message import MAX_TIMESTAMP_DRIFT_NS, WakuMessage, message_hash, validate
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID, DEFAULT_NUM_SHARDS, pubsub_topic_for
 
 logger = logging.getLogger(__name__)
@@ -90,11 +90,13 @@ class LightNode:
         cluster_id: int = DEFAULT_CLUSTER_ID,
         num_shards: int = DEFAULT_NUM_SHARDS,
         listen: Sequence[str] = ("/ip4/127.0.0.1/tcp/0",),
+        now_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         if not service_peers:
             raise UsageError("a light node needs at least one --service-peer")
         self.cluster_id = cluster_id
         self.num_shards = num_shards
+        self._now_ns = now_ns
         self.metrics = NodeMetrics()
         self.service_peers = [parse_peer(p) for p in service_peers]
         self.listen_addrs = parse_multiaddrs(listen)
@@ -114,7 +116,7 @@ class LightNode:
         self.current: ID | None = None
         self.failovers = 0
         self.last_received_ns: int | None = None
-        self._started_ns = time.time_ns()
+        self._started_ns = now_ns()
         self._seen: OrderedDict[bytes, None] = OrderedDict()
         self._listeners: Fanout[LightMessage] = Fanout(logger, "message")
         self._filter: FilterClient | None = None
@@ -198,10 +200,21 @@ class LightNode:
         self._seen[digest] = None
         if len(self._seen) > SEEN_CAPACITY:
             self._seen.popitem(last=False)
-        if msg.timestamp:
-            self.last_received_ns = max(self.last_received_ns or 0, msg.timestamp)
+        self._advance(msg.timestamp)
         item = LightMessage(topic, msg, digest, via)
         self._listeners.publish(item)
+
+    def _advance(self, timestamp: int | None) -> None:
+        """Move the catch-up mark to ``timestamp``, a sender's claim: never past
+        now plus the relay's allowed clock drift. A message dated +10 years (junk,
+        or a lying store) would otherwise make every later catch-up ask for
+        nothing, on every service peer; it is delivered but moves nothing."""
+        if not timestamp:
+            return
+        if timestamp > self._now_ns() + MAX_TIMESTAMP_DRIFT_NS:
+            logger.debug("a message dated in the future does not move the catch-up mark")
+            return
+        self.last_received_ns = max(self.last_received_ns or 0, timestamp)
 
     async def _supervise(self) -> None:
         """Hold a filter subscription at one service peer at a time; fail over."""
@@ -343,7 +356,7 @@ class LightNode:
         leaves, :class:`NetworkError` if no service peer could be reached.
         The result says whether the network accepted it.
         """
-        validate(msg, time.time_ns())
+        validate(msg, self._now_ns())
         topic = pubsub_topic_for(msg.content_topic, self.cluster_id, self.num_shards)
         order = sorted(self.service_peers, key=lambda p: p.peer_id != self.current)
         errors = []

@@ -20,7 +20,8 @@ import logging
 import secrets
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from typing import Protocol
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -29,6 +30,7 @@ from libp2p.peer.id import ID
 from prometheus_client import Counter
 
 from boxless.errors import BoxlessError, NetworkError
+from boxless.node.limits import PeerRateLimiter
 from boxless.node.metrics import NodeMetrics
 from boxless.node.streams import (
     close_quietly,
@@ -47,6 +49,14 @@ logger = logging.getLogger(__name__)
 
 LightPushResult = lp.LightPushResult
 Publish = Callable[[str, WakuMessage], Awaitable[int]]
+
+
+class RateLimiter(Protocol):
+    """What the service needs of a rate limiter (``PeerRateLimiter``, or
+    ``waku.lightpush.TokenBucketLimiter``)."""
+
+    def allow(self, peer: Hashable, now: float) -> bool: ...
+
 
 FRAME_OVERHEAD = 4096
 """Room in a request frame for the request id, pubsub topic and protobuf tags."""
@@ -95,7 +105,7 @@ class LightPushService:
         pubsub_topics: Iterable[str],
         num_shards: int = DEFAULT_NUM_SHARDS,
         topic_peer_count: Callable[[str], int] | None = None,
-        limiter: lp.TokenBucketLimiter | None = None,
+        limiter: RateLimiter | None = None,
         max_message_size: int = MAX_MESSAGE_SIZE,
         now_ns: Callable[[], int] = time.time_ns,
         on_violation: Callable[[ID, str], Awaitable[None]] | None = None,
@@ -108,7 +118,9 @@ class LightPushService:
         self.topic_peer_count = topic_peer_count
         # 30/s sustained, bursts of 100: a person pasting a long chat or a client
         # catching up (messages + receipts) stays well inside; a flood does not.
-        self.limiter = limiter if limiter is not None else lp.TokenBucketLimiter(rate=30, burst=100)
+        # The table of buckets is bounded and turns over at a paced rate once full,
+        # so fresh peer ids can neither grow it nor reset a known peer's bucket.
+        self.limiter = limiter if limiter is not None else PeerRateLimiter(rate=30, burst=100)
         self.max_message_size = max_message_size
         self.now_ns = now_ns
         self.on_violation = on_violation

@@ -4,7 +4,9 @@ Theory of operation: :meth:`WakuNode.run` owns one nursery. It opens the
 archive (in a thread), starts the host listening, then starts each enabled
 part: peering (static peers, metadata handshake), relay on the node's shards
 with a validator that decodes and checks every message, the archiver fed from
-relay, the store service, retention, store resume, and the admin HTTP port.
+relay, the store service, retention, store resume, and the admin HTTP port;
+last, the inbound streams of every service protocol are put behind one
+:class:`~boxless.node.limits.StreamGate` (per-peer and total caps).
 ``task_status.started(node)`` is called once all of that listens. Cancelling
 the nursery (SIGINT/SIGTERM in the CLI) stops the host first, then the
 archiver flushes what relay had accepted, then the archive closes.
@@ -32,19 +34,35 @@ from boxless.node.filter import FilterService
 from boxless.node.host import build_host, parse_multiaddrs
 from boxless.node.keys import load_or_create_node_key
 from boxless.node.lightpush import LightPushService
+from boxless.node.limits import StreamGate
 from boxless.node.metrics import NodeMetrics
 from boxless.node.peer_exchange import PeerExchangeService
 from boxless.node.peering import Peering, parse_peer
 from boxless.node.relay import WakuRelay
 from boxless.node.relay_gossipsub import RelayMessage
+from boxless.node.service_streams import gate_services
 from boxless.node.store_service import StoreService, resume_from_store
+from boxless.waku import filter as fc
+from boxless.waku import lightpush as lp
 from boxless.waku import metadata as md
 from boxless.waku import peer_exchange as px
+from boxless.waku import store
 from boxless.waku.enr import Enr, RelayShards, Waku2
 from boxless.waku.message import WakuMessage, message_hash, validate
 from boxless.waku.sharding import pubsub_topic
 
 logger = logging.getLogger(__name__)
+
+# Request/response protocols whose inbound streams the stream gate caps
+# (relay's long-lived gossipsub streams and identify/ping are not among them).
+SERVICE_PROTOCOLS = (
+    store.STORE_PROTOCOL_ID,
+    lp.LIGHTPUSH_V3,
+    lp.LIGHTPUSH_V2,
+    fc.FILTER_SUBSCRIBE_PROTOCOL,
+    px.PEER_EXCHANGE_PROTOCOL_ID,
+    md.METADATA_PROTOCOL_ID,
+)
 
 
 def now_ns() -> int:
@@ -98,6 +116,11 @@ class WakuNode:
         self.archive: Archive | None = None
         self.archiver: Archiver | None = None
         self.filter: FilterService | None = None
+        self.store: StoreService | None = None
+        limits = config.limits
+        self.stream_gate: StreamGate[trio.CancelScope] = StreamGate(
+            per_peer=limits.streams_per_peer, total=limits.streams_total
+        )
         self._listeners: Fanout[ReceivedMessage] = Fanout(logger, "message")
         self.started_at = 0.0
 
@@ -146,9 +169,14 @@ class WakuNode:
                 if self.config.lightpush:
                     self._serve_lightpush()
                 if self.archive is not None:
-                    StoreService(
-                        self.host, self.archive, self.metrics, self.peering.violation
-                    ).register()
+                    self.store = StoreService(
+                        self.host,
+                        self.archive,
+                        self.metrics,
+                        self.peering.violation,
+                        self.config.limits,
+                    )
+                    self.store.register()
                     nursery.start_soon(self._retention_loop)
                     if self.config.store_resume and self.static_peers:
                         nursery.start_soon(self._resume)
@@ -156,6 +184,7 @@ class WakuNode:
                     from boxless.node.admin import serve_admin
 
                     await nursery.start(serve_admin, self, self.config.admin_listen)
+                gate_services(self.host, SERVICE_PROTOCOLS, self.stream_gate, self.metrics)
                 self.started_at = time.monotonic()
                 task_status.started(self)
             outer.cancel_scope.cancel()
@@ -321,4 +350,11 @@ class WakuNode:
         await self.peering.connected_event.wait()
         for peer in self.static_peers:
             if self.host.get_network().get_connections(peer.peer_id):
-                await resume_from_store(self, peer.peer_id)
+                await resume_from_store(
+                    self.host,
+                    self.archive,
+                    self.pubsub_topics,
+                    peer.peer_id,
+                    metrics=self.metrics,
+                    now_ns=now_ns,
+                )

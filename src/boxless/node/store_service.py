@@ -4,7 +4,9 @@
 request frame, lets the sans-IO core (``boxless.waku.store``) validate it, runs
 the query on the archive in a worker thread, and writes one response. Bad
 input gets the spec's 400 (or a reset for an unreadable frame) and is counted
-against the peer; an archive failure is a 503, never a crash.
+against the peer; a peer over its rate gets 429 TOO_MANY_REQUESTS, a node
+whose query threads are all taken with a queue behind them 503; an archive
+failure is a 503, never a crash.
 
 :func:`resume_from_store` is what a storing node does after a restart: ask a
 peer's store for everything on a topic since our newest archived message (less
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -24,6 +26,8 @@ from libp2p.peer.id import ID
 
 from boxless.archive import Archive, ArchiveQuery, ArchiveRow, CursorNotFoundError
 from boxless.errors import BoxlessError, StorageError
+from boxless.node.config import ServiceLimits
+from boxless.node.limits import PeerRateLimiter, Verdict
 from boxless.node.metrics import NodeMetrics
 from boxless.node.store_client import StoreQuerySpec, iter_pages
 from boxless.node.streams import (
@@ -31,7 +35,7 @@ from boxless.node.streams import (
     reply_and_close,
 )
 from boxless.waku import store
-from boxless.waku.message import message_hash
+from boxless.waku.message import MAX_TIMESTAMP_DRIFT_NS, message_hash
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +45,16 @@ RESUME_EMPTY_WINDOW_NS = 24 * 3600 * 10**9
 
 
 class StoreService:
-    """Answers store queries from the archive."""
+    """Answers store queries from the archive, within per-peer and global bounds.
+
+    Order of checks for one request: decode (400 and a strike for garbage),
+    the peer's rate (429), the peer's queries in flight (429), the global
+    queue of queries waiting for a thread (503), then the query on one of
+    ``limits.store_threads`` threads of the store's own; the page is trimmed to
+    ``limits.store_answer_bytes``. Archive writes run on a separate limiter
+    (:class:`~boxless.node.archiver.Archiver`), so a query flood can't take
+    the threads they need.
+    """
 
     def __init__(
         self,
@@ -49,37 +62,87 @@ class StoreService:
         archive: Archive,
         metrics: NodeMetrics,
         on_violation: Callable[[ID, str], Awaitable[None]],
+        limits: ServiceLimits | None = None,
     ) -> None:
         self.host = host
         self.archive = archive
         self.metrics = metrics
         self.on_violation = on_violation
+        self.limits = limits = limits if limits is not None else ServiceLimits()
+        self.rate = PeerRateLimiter(
+            limits.store_rate,
+            limits.store_burst,
+            max_peers=limits.max_peers,
+            admit_rate=limits.peer_admit_rate,
+            admit_burst=max(1, int(limits.peer_admit_rate * 2)),
+        )
+        self.threads = trio.CapacityLimiter(limits.store_threads)
+        self._in_flight: dict[ID, int] = {}  # bounded: entries exist only while queries run
 
     def register(self) -> None:
         self.host.set_stream_handler(TProtocol(store.STORE_PROTOCOL_ID), self.handle)
 
     async def handle(self, stream: INetStream) -> None:
-        """Serve one request on ``stream``; never raises for a peer's mistake."""
+        """Serve one request on ``stream``; never raises for a peer's mistake.
+
+        Cancellation (node stopping, or the stream gate evicting this stream)
+        leaves the stream to the caller, which resets it.
+        """
         peer = stream.muxed_conn.peer_id
         data = await read_request(stream, MAX_REQUEST_SIZE, "store", self.on_violation)
         if data is None:
             return
         started = time.perf_counter()
-        reply, status = await self.answer(data)
+        reply, status = await self.answer(data, peer)
         if status == store.StoreStatus.BAD_REQUEST:
             await self.on_violation(peer, "store")
-        self.metrics.store_queries.labels(str(status)).inc()
+        self.metrics.store_queries.labels(str(int(status))).inc()
         self.metrics.store_query_seconds.observe(time.perf_counter() - started)
         await reply_and_close(stream, reply, "store")
 
-    async def answer(self, data: bytes) -> tuple[bytes, int]:
-        """The encoded response to request bytes ``data``, and its status code."""
+    async def answer(self, data: bytes, peer: ID | None = None) -> tuple[bytes, int]:
+        """The encoded response to request bytes ``data`` from ``peer``, and its status.
+
+        ``peer`` None (a local caller) skips the per-peer limits.
+        """
         parsed = store.parse_request(data)
         if isinstance(parsed, store.StoreRejection):
             return parsed.encode(), parsed.status_code
+        refusal = self._admit(parsed.request_id, peer)
+        if refusal is not None:
+            return refusal
+        if peer is not None:
+            self._in_flight[peer] = self._in_flight.get(peer, 0) + 1
+        try:
+            return await self._run(parsed)
+        finally:
+            if peer is not None:
+                left = self._in_flight.pop(peer) - 1
+                if left:
+                    self._in_flight[peer] = left
+
+    def _admit(self, rid: str, peer: ID | None) -> tuple[bytes, int] | None:
+        """The error answer if this request must wait for another day, else None."""
+        many = store.StoreStatus.TOO_MANY_REQUESTS
+        if peer is not None:
+            verdict = self.rate.check(peer, trio.current_time())
+            if verdict is Verdict.PEER_LIMIT:
+                return store.build_error(rid, many, "TOO_MANY_REQUESTS: slow down"), many
+            if verdict is Verdict.BUSY:
+                desc = "TOO_MANY_REQUESTS: too many new peers, retry later"
+                return store.build_error(rid, many, desc), many
+            if self._in_flight.get(peer, 0) >= self.limits.store_in_flight:
+                desc = "TOO_MANY_REQUESTS: wait for your earlier queries"
+                return store.build_error(rid, many, desc), many
+        if self.threads.statistics().tasks_waiting >= self.limits.store_queue:
+            busy = store.StoreStatus.SERVICE_UNAVAILABLE
+            return store.build_error(rid, busy, "SERVICE_UNAVAILABLE: busy, retry later"), busy
+        return None
+
+    async def _run(self, parsed: store.StoreRequest) -> tuple[bytes, int]:
         rid, query = parsed.request_id, parsed.query
         try:
-            page = await trio.to_thread.run_sync(self.archive.query, query)
+            page = await trio.to_thread.run_sync(self.archive.query, query, limiter=self.threads)
         except CursorNotFoundError:
             status = store.StoreStatus.BAD_REQUEST
             return store.build_error(rid, status, store.CURSOR_NOT_FOUND), status
@@ -87,6 +150,7 @@ class StoreService:
             logger.error("archive query failed: %s", exc)
             status = store.StoreStatus.SERVICE_UNAVAILABLE
             return store.build_error(rid, status, "SERVICE_UNAVAILABLE: archive error"), status
+        page = store.trim_page(page, query.forward, self.limits.store_answer_bytes)
         return store.build_response(rid, page, query.include_data), store.StoreStatus.OK
 
 
@@ -97,20 +161,27 @@ async def newest_timestamp(archive: Archive, pubsub_topic: str) -> int | None:
     return page.rows[-1].timestamp if page.rows else None
 
 
-async def resume_from_store(node: object, peer_id: ID) -> int:
-    """Fetch from ``peer_id``'s store what ``node`` missed on its pubsub topics.
+async def resume_from_store(
+    host: IHost,
+    archive: Archive,
+    pubsub_topics: Collection[str],
+    peer_id: ID,
+    *,
+    metrics: NodeMetrics,
+    now_ns: Callable[[], int] = time.time_ns,
+) -> int:
+    """Fetch from ``peer_id``'s store what we missed on ``pubsub_topics``.
 
     Spec 13 allows no pubsub-topic-only filter, so we ask for the time range
-    and keep the entries on our topics. Returns how many messages were new to
-    our archive. A peer without a store, or one that fails, is logged and
-    skipped: resume is best effort (relay keeps delivering meanwhile).
+    and keep the entries on our topics. A message dated further in the future
+    than relay would accept is not archived (a lying store must not plant one).
+    Returns how many messages were new to our archive. A peer without a store,
+    or one that fails, is logged and skipped: resume is best effort (relay
+    keeps delivering meanwhile).
     """
-    from boxless.node.service import WakuNode, now_ns
-
-    assert isinstance(node, WakuNode) and node.archive is not None
-    topics = set(node.pubsub_topics)
+    topics = set(pubsub_topics)
     now = now_ns()
-    newest = [await newest_timestamp(node.archive, t) for t in topics]
+    newest = [await newest_timestamp(archive, t) for t in topics]
     known = [t for t in newest if t is not None]
     since = (
         min(known) - RESUME_MARGIN_NS if len(known) == len(topics) else now - RESUME_EMPTY_WINDOW_NS
@@ -118,9 +189,10 @@ async def resume_from_store(node: object, peer_id: ID) -> int:
     spec = StoreQuerySpec(
         time_start=since, time_end=now + RESUME_MARGIN_NS, page_size=store.MAX_PAGE_SIZE
     )
+    latest = now + MAX_TIMESTAMP_DRIFT_NS
     new = 0
     try:
-        async for page in iter_pages(node.host, peer_id, spec):
+        async for page in iter_pages(host, peer_id, spec):
             rows = [
                 ArchiveRow(
                     message_hash=message_hash(m.pubsub_topic, m.message),
@@ -131,13 +203,16 @@ async def resume_from_store(node: object, peer_id: ID) -> int:
                     received_at=now_ns(),
                 )
                 for m in page
-                if m.message is not None and m.pubsub_topic in topics and not m.message.ephemeral
+                if m.message is not None
+                and m.pubsub_topic in topics
+                and not m.message.ephemeral
+                and (m.message.timestamp or now) <= latest
             ]
             if rows:
-                new += await trio.to_thread.run_sync(node.archive.insert, rows)
+                new += await trio.to_thread.run_sync(archive.insert, rows)
     except BoxlessError as exc:
         logger.info("store resume from %s stopped: %s", peer_id, exc)
     if new:
-        node.metrics.archive_inserted.inc(new)
+        metrics.archive_inserted.inc(new)
     logger.info("store resume from %s: %d new messages", peer_id, new)
     return new

@@ -49,7 +49,7 @@ from typing import NamedTuple
 
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
-from boxless.archive.base import HASH_SIZE, ArchivePage, ArchiveQuery
+from boxless.archive.base import HASH_SIZE, ArchivePage, ArchiveQuery, ArchiveRow
 from boxless.errors import DecodeError, UsageError
 from boxless.wire import store_pb2
 
@@ -69,6 +69,7 @@ __all__ = [
     "build_request",
     "build_response",
     "parse_request",
+    "trim_page",
     "parse_response",
 ]
 
@@ -257,6 +258,36 @@ def build_response(request_id: str, page: ArchivePage, include_data: bool) -> by
     if page.next_cursor is not None:
         res.pagination_cursor = page.next_cursor
     return res.SerializeToString()
+
+
+ENTRY_OVERHEAD = 64
+"""Bytes an entry costs in a response besides its message: hash, topic, tags."""
+
+
+def trim_page(page: ArchivePage, forward: bool, max_bytes: int) -> ArchivePage:
+    """``page`` cut to about ``max_bytes`` of entries, with the cursor moved to match.
+
+    A page of 100 messages of 150 KiB is 15 MB; a service caps each answer and
+    lets the client page on. The rows kept are the first ones in *traversal*
+    order (the oldest going forward, the newest going backward), at least one,
+    and the cursor names the last kept one in that order, which is also what
+    js-waku takes as its next cursor (``messages[-1]`` forward, ``messages[0]``
+    backward): nothing is skipped, nothing repeated. Pure; no I/O.
+    """
+    order = page.rows if forward else tuple(reversed(page.rows))
+    kept: list[ArchiveRow] = []
+    used = 0
+    for row in order:
+        size = len(row.message) + len(row.pubsub_topic) + ENTRY_OVERHEAD
+        if kept and used + size > max_bytes:
+            break
+        kept.append(row)
+        used += size
+    if len(kept) == len(order):
+        return page
+    cursor = kept[-1].message_hash
+    rows = tuple(kept) if forward else tuple(reversed(kept))
+    return ArchivePage(rows, cursor)
 
 
 def build_error(request_id: str, code: int, desc: str) -> bytes:

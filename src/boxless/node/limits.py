@@ -1,0 +1,264 @@
+"""Bounded per-peer state and rate limits for service protocols, sans-IO.
+
+Theory of operation
+-------------------
+A libp2p peer id is free to make: a key pair and one Noise handshake. So any
+table keyed by peer id is a memory (and fairness) target, and every limit that
+restarts per id can be dodged by changing id. Three rules follow, and every
+per-peer table of a service node keeps them:
+
+1. **Bounded.** A :class:`PeerTable` holds at most ``capacity`` entries,
+   least recently used first out.
+2. **Paced churn (the global budget).** While the table has room a new peer is
+   admitted freely; once it is full, admitting one evicts the least recently
+   used entry, and evictions draw on one global :class:`TokenBucket`
+   (``admit_rate`` per second). When that bucket is empty the newcomer is
+   *refused* and nobody is evicted. A flood of fresh ids therefore displaces
+   at most ``admit_rate`` entries a second: a known peer active within the last
+   ``capacity / admit_rate`` seconds keeps its state (its rate-limit bucket,
+   its violation history), and the flood itself gets "busy" answers.
+3. **Fair caps on concurrency.** :class:`StreamGate` caps open inbound
+   service streams per peer and in total; at the total cap a newcomer that
+   holds fewer streams than the heaviest holder takes that holder's oldest
+   slot, so one peer (or a crowd of greedy ones) cannot shut out a peer that
+   holds little.
+
+Nothing here reads a clock or does I/O: time is passed in (seconds, any
+monotonic origin, e.g. ``trio.current_time()``), so tests use a fake clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from boxless.errors import UsageError
+
+__all__ = [
+    "Admission",
+    "PeerRateLimiter",
+    "PeerTable",
+    "StreamGate",
+    "TokenBucket",
+    "Verdict",
+]
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+T = TypeVar("T", bound=Hashable)
+
+
+class TokenBucket:
+    """``rate`` tokens per second, holding at most ``burst``; starts full."""
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise UsageError(f"a token bucket needs rate > 0 and burst >= 1, got {rate}, {burst}")
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.last: float | None = None
+
+    def _refill(self, now: float) -> None:
+        if self.last is not None:
+            self.tokens = min(self.burst, self.tokens + max(0.0, now - self.last) * self.rate)
+        self.last = now if self.last is None else max(self.last, now)
+
+    def take(self, now: float, cost: float = 1.0) -> bool:
+        """Take ``cost`` tokens at ``now``; False (and nothing taken) if too few."""
+        self._refill(now)
+        if self.tokens < cost:
+            return False
+        self.tokens -= cost
+        return True
+
+    def retry_after(self, now: float, cost: float = 1.0) -> float:
+        """Seconds from ``now`` until ``cost`` tokens are there (0 if they are)."""
+        self._refill(now)
+        return max(0.0, (cost - self.tokens) / self.rate)
+
+
+class PeerTable(Generic[K, V]):
+    """A bounded LRU map whose churn, once full, is paced by a global budget.
+
+    ``capacity`` entries at most; when full, :meth:`admit` evicts the least
+    recently used entry only if the admission bucket (``admit_rate``/s, bursts
+    of ``admit_burst``) has a token, else refuses. ``evicted`` and ``refused``
+    count both outcomes (for metrics).
+    """
+
+    def __init__(self, capacity: int, *, admit_rate: float = 50.0, admit_burst: int = 100) -> None:
+        if capacity < 1:
+            raise UsageError(f"a peer table needs capacity >= 1, got {capacity}")
+        self.capacity = capacity
+        self._budget = TokenBucket(admit_rate, admit_burst)
+        self._entries: OrderedDict[K, V] = OrderedDict()
+        self.evicted = 0
+        self.refused = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._entries
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(list(self._entries))
+
+    def get(self, key: K) -> V | None:
+        """The entry for ``key`` (marking it recently used), or None."""
+        value = self._entries.get(key)
+        if value is not None:
+            self._entries.move_to_end(key)
+        return value
+
+    def peek(self, key: K) -> V | None:
+        """The entry for ``key`` without touching its recency."""
+        return self._entries.get(key)
+
+    def admit(self, key: K, value: V, now: float) -> bool:
+        """Insert (or replace) ``key``; False if the table is full and the budget spent."""
+        if key in self._entries:
+            self._entries[key] = value
+            self._entries.move_to_end(key)
+            return True
+        if len(self._entries) >= self.capacity:
+            if not self._budget.take(now):
+                self.refused += 1
+                return False
+            self._entries.popitem(last=False)
+            self.evicted += 1
+        self._entries[key] = value
+        return True
+
+    def get_or_admit(self, key: K, factory: Callable[[], V], now: float) -> V | None:
+        """The entry for ``key``, admitting ``factory()`` if new; None if refused."""
+        value = self.get(key)
+        if value is not None:
+            return value
+        value = factory()
+        return value if self.admit(key, value, now) else None
+
+    def pop(self, key: K) -> V | None:
+        """Remove and return ``key``'s entry (None if absent)."""
+        return self._entries.pop(key, None)
+
+    def oldest(self) -> K | None:
+        """The least recently used key, or None when empty."""
+        return next(iter(self._entries), None)
+
+
+class Verdict(enum.Enum):
+    """What a rate limiter says about one request."""
+
+    OK = "ok"
+    PEER_LIMIT = "peer"  # this peer used its allowance
+    BUSY = "busy"  # too many new peers at once: the global budget is spent
+
+
+class PeerRateLimiter:
+    """Per-peer token buckets (``rate``/s, bursts of ``burst``) in a bounded
+    :class:`PeerTable`; a fresh peer id past the table's budget gets BUSY.
+
+    ``allow`` keeps the interface of ``waku.lightpush.TokenBucketLimiter``.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int,
+        *,
+        max_peers: int = 10_000,
+        admit_rate: float = 50.0,
+        admit_burst: int = 100,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise UsageError("rate must be positive and burst at least 1")
+        self.rate = rate
+        self.burst = burst
+        self.table: PeerTable[Hashable, TokenBucket] = PeerTable(
+            max_peers, admit_rate=admit_rate, admit_burst=admit_burst
+        )
+
+    def check(self, peer: Hashable, now: float) -> Verdict:
+        """Take one request's token for ``peer`` at ``now``."""
+        bucket = self.table.get_or_admit(peer, lambda: TokenBucket(self.rate, self.burst), now)
+        if bucket is None:
+            return Verdict.BUSY
+        return Verdict.OK if bucket.take(now) else Verdict.PEER_LIMIT
+
+    def allow(self, peer: Hashable, now: float) -> bool:
+        return self.check(peer, now) is Verdict.OK
+
+    def forget(self, peer: Hashable) -> None:
+        self.table.pop(peer)
+
+    @property
+    def tracked_peers(self) -> int:
+        return len(self.table)
+
+
+@dataclass(frozen=True, slots=True)
+class Admission(Generic[T]):
+    """The gate's answer: admit (maybe evicting ``evict``) or refuse for ``reason``."""
+
+    admitted: bool
+    reason: str | None = None  # "peer" or "total" when refused
+    evict: T | None = None  # another peer's stream to reset to make room
+
+
+class StreamGate(Generic[T]):
+    """Caps open inbound service streams: ``per_peer`` each, ``total`` overall.
+
+    Streams are opaque tokens. :meth:`open` decides, :meth:`close` releases.
+    At the total cap the newcomer takes the oldest slot of the peer holding the
+    most streams, if that peer holds at least two more than the newcomer;
+    otherwise it is refused. So one idle pre-opened stream per protocol per
+    honest peer (js-waku's habit) stays usable under a flood.
+    """
+
+    def __init__(self, *, per_peer: int = 16, total: int = 2048) -> None:
+        if per_peer < 1 or total < per_peer:
+            raise UsageError(f"need 1 <= per_peer <= total, got {per_peer}, {total}")
+        self.per_peer = per_peer
+        self.total = total
+        self._open: dict[Hashable, OrderedDict[T, None]] = {}
+        self._count = 0
+
+    @property
+    def open_total(self) -> int:
+        return self._count
+
+    def open_for(self, peer: Hashable) -> int:
+        return len(self._open.get(peer, ()))
+
+    def open(self, peer: Hashable, token: T) -> Admission[T]:
+        """Decide on a new stream ``token`` from ``peer``."""
+        held = self.open_for(peer)
+        if held >= self.per_peer:
+            return Admission(False, "peer")
+        evict: T | None = None
+        if self._count >= self.total:
+            heaviest = max(self._open, key=lambda p: len(self._open[p]))
+            if len(self._open[heaviest]) < held + 2:
+                return Admission(False, "total")
+            evict = next(iter(self._open[heaviest]))
+            self.close(heaviest, evict)
+        self._open.setdefault(peer, OrderedDict())[token] = None
+        self._count += 1
+        return Admission(True, None, evict)
+
+    def close(self, peer: Hashable, token: T) -> None:
+        """Release ``token`` (a no-op if it was evicted or never admitted)."""
+        streams = self._open.get(peer)
+        if streams is None or token not in streams:
+            return
+        del streams[token]
+        self._count -= 1
+        if not streams:
+            del self._open[peer]
