@@ -17,7 +17,7 @@ import trio
 import typer
 from rich.table import Table
 
-from boxless.cli.main import _fail, _setup_logging, app, console, run_trio
+from boxless.cli.app import app, console, fail, run_trio, setup_logging
 from boxless.errors import BoxlessError, NetworkError
 from boxless.node.config import NodeConfig
 from boxless.node.service import WakuNode
@@ -140,7 +140,7 @@ def publish(
                     _lightpush_all, peer, payloads, content_topic, cluster, num_shards, Path(tmp)
                 )
         except BoxlessError as exc:
-            _fail(exc)
+            fail(exc)
         print("\n".join(lines))
         if any("REFUSED" in line for line in lines):
             raise typer.Exit(1)
@@ -159,7 +159,7 @@ def publish(
             )
             hashes = run_trio(_publish, config, payloads, content_topic)
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
     for digest in hashes:
         print(digest.hex())
 
@@ -213,7 +213,7 @@ def query(
         console.print(f"[red]error:[/red] --hash must be hex: {exc}")
         raise typer.Exit(2) from None
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
     if json_out:
         for r in rows:
             print(json.dumps(r.to_json()))
@@ -238,7 +238,7 @@ def devnet(
     """A 3-node relay + store network in one process, live (for node operators)."""
     from boxless.cli.demo import main as demo_main
 
-    _setup_logging("WARNING", False)
+    setup_logging("WARNING", False)
     try:
         demo_main(duration, interval, data_dir, svg)
     except KeyboardInterrupt:
@@ -257,7 +257,7 @@ def demo(
     """Two people (Alice and Bob) chatting on a local network, each with a web UI."""
     from boxless.cli.people_demo import main as people_main
 
-    _setup_logging("WARNING", False)
+    setup_logging("WARNING", False)
     try:
         people_main((alice_port, bob_port), data_dir, ready_file)
     except KeyboardInterrupt:

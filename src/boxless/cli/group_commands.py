@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from boxless.cli.app import app, fail, out
 from boxless.cli.common import USER_HOME, HomeOption
-from boxless.cli.main import _fail, app
 from boxless.cli.user_commands import Api, _api
 from boxless.errors import BoxlessError, UsageError
 
@@ -36,8 +35,6 @@ broadcast_app = typer.Typer(
 app.add_typer(group_app, name="group")
 app.add_typer(broadcast_app, name="broadcast")
 
-out = Console(highlight=False, soft_wrap=True)
-
 GroupArg = Annotated[str, typer.Argument(help="Group name or id prefix (see `boxless group list`)")]
 MemberArg = Annotated[str, typer.Argument(help="Member name in the group, or key prefix")]
 ListArg = Annotated[str, typer.Argument(help="List name or id prefix (`boxless broadcast list`)")]
@@ -50,7 +47,7 @@ def _run(action: Callable[[], None]) -> None:
     try:
         action()
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def _pick(

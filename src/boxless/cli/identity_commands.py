@@ -17,8 +17,8 @@ from typing import Annotated
 
 import typer
 
+from boxless.cli.app import app, console, fail
 from boxless.cli.common import USER_HOME, HomeOption, _passphrase
-from boxless.cli.main import _fail, app, console
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import account_exists, create_account, open_account
 from boxless.identity.contact_code import qr_terminal, save_qr_png
@@ -129,7 +129,7 @@ def init(
             typer.echo(f"device:      {account.device.certificate.device_id_hex}")
         typer.echo("Run `boxless whoami` for your contact link and QR code.")
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @app.command()
@@ -161,4 +161,4 @@ def whoami(
             save_qr_png(code.link, png)
             typer.echo(f"QR code saved to {png}")
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)

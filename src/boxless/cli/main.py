@@ -1,4 +1,5 @@
-"""The ``boxless`` command."""
+"""The ``boxless`` command: the app of :mod:`boxless.cli.app` with every command
+module imported (importing one registers its commands), and ``boxless node``."""
 
 from __future__ import annotations
 
@@ -6,75 +7,17 @@ import json
 import logging
 import os
 import signal
-import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any
 
 import trio
 import typer
-from rich.console import Console
 
+from boxless.cli.app import app, fail, run_trio, setup_logging
 from boxless.cli.common import DEFAULT_HOME
 from boxless.errors import BoxlessError
 from boxless.node.config import NodeConfig, RetentionPolicy
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID, DEFAULT_NUM_SHARDS
-
-T = TypeVar("T")
-
-app = typer.Typer(
-    help="Boxless: a self-sovereign, end-to-end encrypted, peer-to-peer messenger on Waku v2.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-)
-console = Console(stderr=True)
-
-
-def _setup_logging(level: str, json_logs: bool) -> None:
-    """Structured logging to stderr: key=value text, or one JSON object a line."""
-    handler = logging.StreamHandler(sys.stderr)
-    if json_logs:
-        from boxless.cli.logfmt import JsonFormatter
-
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s level=%(levelname)s logger=%(name)s msg=%(message)s")
-        )
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    # py-libp2p logs routine peer churn (a peer lacking a protocol, a reset
-    # stream) at WARNING/ERROR, several lines each; show it only when debugging.
-    logging.getLogger("libp2p").setLevel(
-        logging.DEBUG if root.level <= logging.DEBUG else logging.CRITICAL
-    )
-
-
-def _fail(exc: BoxlessError) -> NoReturn:
-    console.print(f"[red]error:[/red] {exc}")
-    raise typer.Exit(2)
-
-
-def run_trio(fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """``trio.run``, turning a nursery's group of one BoxlessError back into that error."""
-    try:
-        return trio.run(fn, *args)
-    except BaseExceptionGroup as group:
-        leaves = _leaves(group)
-        for leaf in leaves:
-            if isinstance(leaf, BoxlessError):
-                raise leaf from None
-        if all(isinstance(leaf, KeyboardInterrupt) for leaf in leaves):
-            raise KeyboardInterrupt from None
-        raise
-
-
-def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 async def _run_until_signal(config: NodeConfig, info_file: Path | None) -> None:
@@ -226,7 +169,7 @@ def node(
     json_logs: Annotated[bool, typer.Option(help="Log one JSON object per line")] = False,
 ) -> None:
     """Run a Waku node (service node, or --light client) until SIGINT/SIGTERM."""
-    _setup_logging(log_level, json_logs)
+    setup_logging(log_level, json_logs)
     if light:
         try:
             run_trio(
@@ -240,7 +183,7 @@ def node(
                 info_file,
             )
         except BoxlessError as exc:
-            _fail(exc)
+            fail(exc)
         return
     try:
         config = NodeConfig(
@@ -264,13 +207,15 @@ def node(
         )
         run_trio(_run_until_signal, config, info_file)
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 from boxless.cli import client_commands as _client_commands  # noqa: E402,F401  (registers commands)
 from boxless.cli import group_commands as _group_commands  # noqa: E402,F401
 from boxless.cli import identity_commands as _identity_commands  # noqa: E402,F401
 from boxless.cli import user_commands as _user_commands  # noqa: E402,F401
+
+__all__ = ["app", "main", "node", "run_trio"]
 
 
 def main() -> None:

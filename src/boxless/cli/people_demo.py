@@ -132,7 +132,7 @@ async def run_people_demo(base: Path, ports: tuple[int, int], ready_file: Path |
 
 
 def main(ports: tuple[int, int], data_dir: Path | None, ready_file: Path | None) -> None:
-    from boxless.cli.main import run_trio  # unwraps a nursery's KeyboardInterrupt group
+    from boxless.cli.app import run_trio  # unwraps a nursery's KeyboardInterrupt group
 
     if data_dir is not None:
         run_trio(run_people_demo, data_dir, ports, ready_file)

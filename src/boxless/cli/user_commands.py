@@ -21,8 +21,8 @@ import httpx
 import trio
 import typer
 
+from boxless.cli.app import app, console, fail, run_trio, setup_logging
 from boxless.cli.common import USER_HOME, HomeOption, _passphrase
-from boxless.cli.main import _fail, _setup_logging, app, console, run_trio
 from boxless.errors import BoxlessError, ConfigError, NetworkError, UsageError
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
 
@@ -182,7 +182,7 @@ def up(
     """
     from boxless.identity.account import account_exists
 
-    _setup_logging(log_level, False)
+    setup_logging(log_level, False)
     host, _, port = api.rpartition(":")
     if not host or not port.isdigit():
         console.print("[red]error:[/red] --api must be HOST:PORT, e.g. 127.0.0.1:8765")
@@ -203,7 +203,7 @@ def up(
             cluster,
         )
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 # -- talking to a running `up` -------------------------------------------------------
@@ -253,7 +253,7 @@ def _api(home: Path) -> Api:
     try:
         return Api(home)
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 @contact_app.command("add")
@@ -266,7 +266,7 @@ def contact_add(
     try:
         c = _api(home).call("POST", "/contacts", {"link": link, "intro": intro})
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
     print(f"added {c['name']} ({c['fingerprint']}): {c['state'].replace('_', ' ')}")
 
 
@@ -275,7 +275,7 @@ def _contact_action(action: str, who: str, home: Path) -> None:
         api = _api(home)
         c = api.call("POST", f"/contacts/{api.contact_key(who)}/{action}")
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
     print(f"{c['name']}: {c['state'].replace('_', ' ')}")
 
 
@@ -305,7 +305,7 @@ def contacts(home: HomeOption = USER_HOME) -> None:
     try:
         rows = _api(home).call("GET", "/contacts")
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
     table = Table()
     for col in ("name", "state", "fingerprint", "verified"):
         table.add_column(col)
@@ -332,7 +332,7 @@ def send(
         api = _api(home)
         m = api.call("POST", f"/contacts/{api.contact_key(who)}/messages", {"text": text})
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
     print(f"{m['id']} {m['state']}")
 
 
@@ -369,7 +369,7 @@ def verify(
             return
         v = api.call("GET", f"/contacts/{key}/verification")
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
     print("Compare this safety number with your contact's; if they match, no one is in the middle:")
     print(v["safety_number"])
     print(f"Then run: boxless verify {who} --confirm")
@@ -398,7 +398,7 @@ def chat(who: str, home: HomeOption = USER_HOME) -> None:
         api.call("POST", f"/contacts/{key}/read")
         run_trio(_chat_live, api, key, name)
     except BoxlessError as exc:
-        _fail(exc)
+        fail(exc)
 
 
 def _find_message(api: Api, key: str, message_id: str) -> dict[str, Any] | None:
