@@ -8,7 +8,8 @@ restarts per id can be dodged by changing id. Three rules follow, and every
 per-peer table of a service node keeps them:
 
 1. **Bounded.** A :class:`PeerTable` holds at most ``capacity`` entries,
-   least recently used first out.
+   least recently used first out, and peers used once (fresh ids) go out
+   before peers used again (known ones).
 2. **Paced churn (the global budget).** While the table has room a new peer is
    admitted freely; once it is full, admitting one evicts the least recently
    used entry, and evictions draw on one global :class:`TokenBucket`
@@ -84,56 +85,73 @@ class TokenBucket:
 
 
 class PeerTable(Generic[K, V]):
-    """A bounded LRU map whose churn, once full, is paced by a global budget.
+    """A bounded map whose churn, once full, is paced by a global budget.
 
-    ``capacity`` entries at most; when full, :meth:`admit` evicts the least
-    recently used entry only if the admission bucket (``admit_rate``/s, bursts
-    of ``admit_burst``) has a token, else refuses. ``evicted`` and ``refused``
-    count both outcomes (for metrics).
+    Two LRU segments (as in the 2Q / segmented-LRU caches): a key enters
+    *probation*; used again, it moves to *protected* (at most 80 % of the
+    capacity; the overflow goes back to probation). Evictions take probation's
+    least recently used first, so a flood of fresh ids, each used once, only
+    displaces other fresh ids, never a peer seen twice. ``capacity`` entries at
+    most; when full, :meth:`admit` evicts only if the admission bucket
+    (``admit_rate``/s, bursts of ``admit_burst``) has a token, else refuses.
+    ``evicted`` and ``refused`` count both outcomes (for metrics).
     """
 
     def __init__(self, capacity: int, *, admit_rate: float = 50.0, admit_burst: int = 100) -> None:
         if capacity < 1:
             raise UsageError(f"a peer table needs capacity >= 1, got {capacity}")
         self.capacity = capacity
+        self.protected_capacity = max(1, capacity * 4 // 5)
         self._budget = TokenBucket(admit_rate, admit_burst)
-        self._entries: OrderedDict[K, V] = OrderedDict()
+        self._probation: OrderedDict[K, V] = OrderedDict()
+        self._protected: OrderedDict[K, V] = OrderedDict()
         self.evicted = 0
         self.refused = 0
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._probation) + len(self._protected)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._entries
+        return key in self._probation or key in self._protected
 
     def __iter__(self) -> Iterator[K]:
-        return iter(list(self._entries))
+        return iter([*self._probation, *self._protected])
 
     def get(self, key: K) -> V | None:
-        """The entry for ``key`` (marking it recently used), or None."""
-        value = self._entries.get(key)
-        if value is not None:
-            self._entries.move_to_end(key)
+        """The entry for ``key`` (marking it recently used, and known), or None."""
+        if key in self._protected:
+            self._protected.move_to_end(key)
+            return self._protected[key]
+        if key not in self._probation:
+            return None
+        value = self._probation.pop(key)
+        self._protected[key] = value
+        if len(self._protected) > self.protected_capacity:
+            demoted, old = self._protected.popitem(last=False)
+            self._probation[demoted] = old
         return value
 
     def peek(self, key: K) -> V | None:
         """The entry for ``key`` without touching its recency."""
-        return self._entries.get(key)
+        if key in self._protected:
+            return self._protected[key]
+        return self._probation.get(key)
 
     def admit(self, key: K, value: V, now: float) -> bool:
         """Insert (or replace) ``key``; False if the table is full and the budget spent."""
-        if key in self._entries:
-            self._entries[key] = value
-            self._entries.move_to_end(key)
+        if key in self:
+            self.get(key)
+            segment = self._protected if key in self._protected else self._probation
+            segment[key] = value
             return True
-        if len(self._entries) >= self.capacity:
+        if len(self) >= self.capacity:
             if not self._budget.take(now):
                 self.refused += 1
                 return False
-            self._entries.popitem(last=False)
+            victims = self._probation if self._probation else self._protected
+            victims.popitem(last=False)
             self.evicted += 1
-        self._entries[key] = value
+        self._probation[key] = value
         return True
 
     def get_or_admit(self, key: K, factory: Callable[[], V], now: float) -> V | None:
@@ -146,11 +164,13 @@ class PeerTable(Generic[K, V]):
 
     def pop(self, key: K) -> V | None:
         """Remove and return ``key``'s entry (None if absent)."""
-        return self._entries.pop(key, None)
+        if key in self._protected:
+            return self._protected.pop(key)
+        return self._probation.pop(key, None)
 
     def oldest(self) -> K | None:
-        """The least recently used key, or None when empty."""
-        return next(iter(self._entries), None)
+        """The next key to be evicted, or None when empty."""
+        return next(iter(self._probation or self._protected), None)
 
 
 class Verdict(enum.Enum):
