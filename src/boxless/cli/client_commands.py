@@ -17,7 +17,8 @@ import trio
 import typer
 from rich.table import Table
 
-from boxless.cli.app import app, console, fail, run_trio, setup_logging
+from boxless.cli.app import app, console, fail, out, run_trio, setup_logging
+from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, NetworkError
 from boxless.node.config import NodeConfig
 from boxless.node.service import WakuNode
@@ -103,7 +104,7 @@ async def _lightpush_all(
             verdict = (
                 f"accepted, relayed to {res.relay_peers} peers"
                 if res.accepted
-                else f"REFUSED {res.status}: {res.description}"
+                else f"REFUSED {res.status}: {plain(res.description)}"
             )
             lines.append(f"{res.message_hash.hex()} {verdict}")
         nursery.cancel_scope.cancel()
@@ -210,7 +211,7 @@ def query(
         )
         rows = run_trio(query_all, peer, req, max_pages)
     except ValueError as exc:
-        console.print(f"[red]error:[/red] --hash must be hex: {exc}")
+        console.print(f"[red]error:[/red] --hash must be hex: {markup(str(exc))}")
         raise typer.Exit(2) from None
     except BoxlessError as exc:
         fail(exc)
@@ -222,8 +223,13 @@ def query(
     for col in ("time", "content topic", "payload", "hash"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r.time_text(), r.content_topic, r.payload_text(60), r.message_hash.hex()[:16])
-    console.print(table)
+        table.add_row(
+            r.time_text(),
+            markup(r.content_topic),
+            markup(r.payload_text(60)),
+            r.message_hash.hex()[:16],
+        )
+    out.print(table)
 
 
 @app.command()

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from boxless.cli.safe import markup
 from boxless.node.config import NodeConfig
 from boxless.node.peering import parse_peer
 from boxless.node.service import WakuNode
@@ -56,7 +57,7 @@ def _table(views: list[NodeView], topic: str, started: float) -> Table:
             str(len(v.node.host.get_connected_peers())),
             str(len(relay.mesh_peers(topic))) if relay else "-",
             str(v.received),
-            v.last,
+            markup(v.last),
             p50,
         )
     return table

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from boxless.cli.app import app, fail, out
 from boxless.cli.common import USER_HOME, HomeOption
+from boxless.cli.safe import markup
 from boxless.cli.user_commands import Api, _api
 from boxless.errors import BoxlessError, UsageError
 
@@ -90,7 +90,7 @@ def _preview(m: dict[str, Any]) -> str:
 
 
 def _say(text: str) -> None:
-    out.print(escape(text))
+    out.print(markup(text))
 
 
 # -- groups -----------------------------------------------------------------------------
@@ -113,12 +113,12 @@ def group_list(home: HomeOption = USER_HOME) -> None:
             you = g["my_role"] or "left"
             last = g["last_message"]
             table.add_row(
-                escape(g["name"]) + (" [dim](muted)[/dim]" if g["muted"] else ""),
+                markup(g["name"]) + (" [dim](muted)[/dim]" if g["muted"] else ""),
                 g["id"][:8],
                 str(len(g["members"])),
                 you,
                 unread,
-                escape(_preview(last)) if last else "",
+                markup(_preview(last)) if last else "",
             )
         out.print(table)
 
@@ -159,7 +159,7 @@ def group_show(group: GroupArg, home: HomeOption = USER_HOME) -> None:
         for col in ("member", "role", "key"):
             table.add_column(col)
         for m in g["members"]:
-            table.add_row(escape(m["name"]), m["role"], m["identity_key"][:16])
+            table.add_row(markup(m["name"]), m["role"], m["identity_key"][:16])
         out.print(table)
         if g["member"]:
             pins = api.call("GET", f"/groups/{g['id']}/pins")
@@ -358,7 +358,7 @@ def mentions_in(text: str, members: list[dict[str, Any]]) -> tuple[list[dict[str
     found = []
     for m in sorted(members, key=lambda m: -len(m["name"])):
         name = m["name"].casefold()
-        if name and re.search(r"(?<![\w@])@" + re.escape(name) + r"(?!\w)", lowered):
+        if name and re.search(r"(?<![\w@])@" + re.markup(name) + r"(?!\w)", lowered):
             found.append(m)
     return found, re.search(r"(?<![\w@])@all\b", lowered) is not None
 
@@ -390,14 +390,14 @@ def group_send(
 def _line(m: dict[str, Any]) -> str:
     when = _when(m["sent_at_ms"])
     if m["kind"] == "event":
-        return f"[dim]{when}  {escape(m['text'])}[/dim]"
+        return f"[dim]{when}  {markup(m['text'])}[/dim]"
     tick = f"  {_TICKS.get(m['state'], '')}" if m["outgoing"] else ""
     reads = f" read by {m['read_count']}" if m["outgoing"] and m["read_count"] else ""
     pin = " 📌" if m["pinned"] else ""
-    text = escape(m["text"])
+    text = markup(m["text"])
     if m["mentions_me"]:
         text = f"[bold yellow]{text}[/bold yellow]"
-    who = "me" if m["outgoing"] else escape(m["sender_name"])
+    who = "me" if m["outgoing"] else markup(m["sender_name"])
     return f"[dim]{when} {m['id'][:8]}[/dim] {who}: {text}{tick}{reads}{pin}"
 
 
@@ -509,10 +509,10 @@ def broadcast_list(home: HomeOption = USER_HOME) -> None:
         for bl in lists:
             last = bl["last_broadcast"]
             table.add_row(
-                escape(bl["name"]),
+                markup(bl["name"]),
                 bl["id"][:8],
                 str(len(bl["members"])),
-                escape(last["text"][:40]) if last else "",
+                markup(last["text"][:40]) if last else "",
                 f"{last['delivered']}/{last['sent']}" if last else "",
                 f"{last['read']}/{last['sent']}" if last else "",
             )
@@ -558,7 +558,7 @@ def broadcast_show(
             n = b["sent"]
             table.add_row(
                 _when(b["sent_at_ms"]),
-                escape(b["text"][:60]),
+                markup(b["text"][:60]),
                 f"{b['delivered']}/{n}",
                 f"{b['read']}/{n}",
             )

@@ -19,6 +19,7 @@ import typer
 
 from boxless.cli.app import app, console, fail
 from boxless.cli.common import USER_HOME, HomeOption, _passphrase
+from boxless.cli.safe import plain
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import account_exists, create_account, open_account
 from boxless.identity.contact_code import qr_terminal, save_qr_png
@@ -124,7 +125,7 @@ def init(
         console.print("deriving the database key (a second or so)...")
         with create_account(home, passphrase, identity, profile, now) as account:
             typer.echo(f"{'restored' if restore else 'created'} account in {home}")
-            typer.echo(f"name:        {account.profile.display_name}")
+            typer.echo(f"name:        {plain(account.profile.display_name)}")
             typer.echo(f"fingerprint: {account.identity.fingerprint}")
             typer.echo(f"device:      {account.device.certificate.device_id_hex}")
         typer.echo("Run `boxless whoami` for your contact link and QR code.")
@@ -150,7 +151,7 @@ def whoami(
         with open_account(home, passphrase) as account:
             code = account.contact_code(now)
         expires = datetime.fromtimestamp(code.bundle.expires_at, UTC).strftime("%Y-%m-%d")
-        typer.echo(f"name:        {code.display_name}")
+        typer.echo(f"name:        {plain(code.display_name)}")
         typer.echo(f"fingerprint: {code.fingerprint}")
         typer.echo(f"device:      {code.device_id.hex()}")
         typer.echo(f"link:        {code.link}")

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from boxless.cli.safe import plain
 from boxless.errors import BoxlessError
 
 if TYPE_CHECKING:
@@ -36,7 +37,8 @@ class _GaveUp(Exception):
 
 
 def _say(text: str = "") -> None:
-    print(text, flush=True)
+    """Print a line; it may carry the contact's name or reason, so made safe first."""
+    print(plain(text), flush=True)
 
 
 def _ended(flow: dict[str, Any], name: str) -> str:

@@ -21,8 +21,9 @@ import httpx
 import trio
 import typer
 
-from boxless.cli.app import app, console, fail, run_trio, setup_logging
+from boxless.cli.app import app, console, fail, out, run_trio, setup_logging
 from boxless.cli.common import USER_HOME, HomeOption, _passphrase
+from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, ConfigError, NetworkError, UsageError
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
 
@@ -105,7 +106,7 @@ async def _run_up(
             with os.fdopen(fd, "w") as f:
                 json.dump({"url": origin, "token": token, "pid": os.getpid()}, f)
             if opened:
-                print(f"Boxless is up as {opened[0].profile.display_name}.", flush=True)
+                print(f"Boxless is up as {plain(opened[0].profile.display_name)}.", flush=True)
             else:
                 print("Boxless is up. Create your account in the browser:", flush=True)
             print(f"open: {origin}/?token={token}", flush=True)
@@ -267,7 +268,7 @@ def contact_add(
         c = _api(home).call("POST", "/contacts", {"link": link, "intro": intro})
     except BoxlessError as exc:
         fail(exc)
-    print(f"added {c['name']} ({c['fingerprint']}): {c['state'].replace('_', ' ')}")
+    print(f"added {plain(c['name'])} ({c['fingerprint']}): {c['state'].replace('_', ' ')}")
 
 
 def _contact_action(action: str, who: str, home: Path) -> None:
@@ -276,7 +277,7 @@ def _contact_action(action: str, who: str, home: Path) -> None:
         c = api.call("POST", f"/contacts/{api.contact_key(who)}/{action}")
     except BoxlessError as exc:
         fail(exc)
-    print(f"{c['name']}: {c['state'].replace('_', ' ')}")
+    print(f"{plain(c['name'])}: {c['state'].replace('_', ' ')}")
 
 
 @contact_app.command("accept")
@@ -317,8 +318,10 @@ def contacts(home: HomeOption = USER_HOME) -> None:
             if c["verified"]
             else ""
         )
-        table.add_row(c["name"], c["state"].replace("_", " "), c["fingerprint"], mark)
-    console.print(table)
+        table.add_row(
+            markup(c["name"]), markup(c["state"].replace("_", " ")), c["fingerprint"], mark
+        )
+    out.print(table)
 
 
 @app.command()
@@ -365,13 +368,13 @@ def verify(
             return
         if confirm:
             c = api.call("POST", f"/contacts/{key}/verification")
-            print(f"{c['name']} is verified. You will be warned if their keys ever change.")
+            print(f"{plain(c['name'])} is verified. You will be warned if their keys ever change.")
             return
         v = api.call("GET", f"/contacts/{key}/verification")
     except BoxlessError as exc:
         fail(exc)
     print("Compare this safety number with your contact's; if they match, no one is in the middle:")
-    print(v["safety_number"])
+    print(plain(v["safety_number"]))
     print(f"Then run: boxless verify {who} --confirm")
 
 
@@ -379,10 +382,11 @@ _TICKS = {"queued": "·", "sent": "✓", "delivered": "✓✓", "read": "✓✓ 
 
 
 def _line(m: dict[str, Any], name: str) -> str:
-    who = "me" if m["outgoing"] else name
-    text = "(deleted)" if m["deleted"] else m["text"] + (" (edited)" if m["edited"] else "")
+    """One message as a line of plain text (everything the peer chose made safe)."""
+    who = "me" if m["outgoing"] else plain(name)
+    text = "(deleted)" if m["deleted"] else plain(m["text"]) + (" (edited)" if m["edited"] else "")
     ticks = f"  {_TICKS.get(m['state'], '')}" if m["outgoing"] else ""
-    reactions = " ".join(f"{e}{len(v)}" for e, v in m["reactions"].items())
+    reactions = " ".join(f"{plain(e)}{len(v)}" for e, v in m["reactions"].items())
     return f"{who}: {text}{ticks}" + (f"  [{reactions}]" if reactions else "")
 
 
@@ -429,7 +433,7 @@ async def _chat_live(api: Api, key: str, name: str) -> None:
                                     api.call, "POST", f"/contacts/{key}/read"
                                 )
                     elif event["type"] == "typing" and event["contact"] == key and event["typing"]:
-                        print(f"({name} is typing…)", flush=True)
+                        print(f"({plain(name)} is typing…)", flush=True)
             except ConnectionClosed:
                 nursery.cancel_scope.cancel()
 
