@@ -42,7 +42,7 @@ async def test_a_picture_set_over_the_api_reaches_a_contact_and_their_api(
 
         # a contact's picture that is not one is ignored; the rest of the update applies
         contact = alice.client.contacts()[0]
-        await alice.client._queue(contact, env.ProfileUpdate("Alice L", b"GIF89a not ours"))
+        alice.client.conversations.queue(contact, env.ProfileUpdate("Alice L", b"GIF89a not ours"))
         await bob.until("/contacts", lambda cs: cs[0]["name"] == "Alice L")
         assert bob.client.contacts()[0].avatar == red
 

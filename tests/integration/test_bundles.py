@@ -167,7 +167,7 @@ async def test_a_contact_restored_on_a_new_device_is_reachable_again(tmp_path: P
                 seen = []
                 while "verification_broken" not in seen:
                     with trio.fail_after(5):
-                        seen.append((await events.receive())["type"])
+                        seen.append((await events.receive()).type)
 
                 await alice.send_text(bob2.me, "welcome back")
                 await wait_for(

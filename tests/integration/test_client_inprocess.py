@@ -88,7 +88,7 @@ async def test_verified_contact_whose_device_changes_is_flagged(tmp_path: Path) 
                 seen = []
                 with trio.move_on_after(5):
                     while "verification_broken" not in seen:
-                        seen.append((await events.receive())["type"])
+                        seen.append((await events.receive()).type)
                 assert "verification_broken" in seen, seen
             [c] = alice.contacts()
             assert c.verified_key is not None and c.verified_key != c.device_key

@@ -17,6 +17,7 @@ import vodozemac
 
 from boxless.chat import envelope as env
 from boxless.client import store as db
+from boxless.client.channel import Received
 from boxless.client.core import Client
 from tests.chat_fixtures import befriend, make_account, running_client, start_service, wait_for
 
@@ -116,7 +117,13 @@ async def test_a_substituted_key_is_caught_and_cancels_both(tmp_path: Path) -> N
             sent_at_ms=int(time.time() * 1000),
         )
         [alice_row] = [c for c in bob.contacts() if c.identity_key == alice.me]
-        await bob.sas.on_message(alice_row, forged)()
+        route = bob.channel.handlers.route(forged.body)
+        assert route is not None
+        received = Received(alice.me, alice.my_device_key, alice_row, forged, None)  # type: ignore[arg-type]
+        with bob.db.transaction() as cur:
+            follow_up = route.handler(cur, received)
+        assert follow_up is not None
+        await follow_up()
         b = flow(bob, alice)
         assert (b["state"], b["reason"], b["emoji"]) == ("cancelled", "mismatch", [])
         a = await until_state(alice, bob, "cancelled")

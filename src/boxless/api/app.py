@@ -37,6 +37,7 @@ from boxless.api.verification import sas_routes
 from boxless.api.web import MAX_QR_IMAGE_BYTES, qr_link, qr_png, read_limited, web_mount
 from boxless.chat.requests import ContactEvent
 from boxless.client import store as db
+from boxless.client import events as client_events
 from boxless.client.core import Client
 from boxless.crypto.verification import format_safety_number, safety_number
 from boxless.errors import BoxlessError
@@ -301,8 +302,7 @@ def build_app(
         mid = await client.send_text(
             _key(request), body.text, bytes.fromhex(body.reply_to) if body.reply_to else None
         )
-        with client.db.transaction() as cur:
-            msg = db.get_message(cur, mid)
+        msg = client.message(mid)
         assert msg is not None
         return JSONResponse(message_json(msg), status_code=201)
 
@@ -353,7 +353,7 @@ def build_app(
             nursery.start_soon(drain_client)
             async for event in channel:
                 try:
-                    await ws.send_text(json.dumps(event))
+                    await ws.send_text(json.dumps(client_events.to_json(event)))
                 except (WebSocketDisconnect, RuntimeError):
                     break
             nursery.cancel_scope.cancel()

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from boxless.chat.requests import ContactState
+from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.errors import UsageError
 from boxless.storage.userdb import UserDB
@@ -44,7 +45,7 @@ MAX_NAME = 64
 Cursor = Any
 SendText = Callable[[bytes, str], Awaitable[bytes]]
 """``send_text(identity_key, text) -> message_id``: the core's 1:1 send path."""
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[ev.Event], None]
 
 
 class UnknownBroadcastList(UsageError):
@@ -204,7 +205,7 @@ class BroadcastManager:
             return [_get_broadcast(cur, b) for b in reversed(ids)]
 
     def _changed(self, list_id: bytes) -> None:
-        self.emit({"type": "broadcast", "list": list_id.hex()})
+        self.emit(ev.BroadcastChanged(list_id.hex()))
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)

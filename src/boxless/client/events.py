@@ -194,6 +194,16 @@ def to_json(event: Event) -> dict[str, Any]:
     return {"type": event.type, **dataclasses.asdict(event)}
 
 
+def from_json(data: dict[str, Any]) -> Event:
+    """An event back from :func:`to_json` (KeyError/TypeError for a malformed one)."""
+    fields = {k: v for k, v in data.items() if k != "type"}
+    for cls in EVENT_CLASSES:
+        if cls.type == data["type"]:
+            event: Event = cls(**fields)
+            return event
+    raise KeyError(data["type"])
+
+
 def json_schema() -> dict[str, Any]:
     """One JSON Schema (``oneOf``, discriminated by ``type``) for every event."""
     variants = []

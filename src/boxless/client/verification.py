@@ -49,21 +49,25 @@ import enum
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
 from boxless.chat import envelope as env
 from boxless.chat.requests import ContactState
+from boxless.client import events as ev
 from boxless.client import store as db
+from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.crypto.errors import CryptoUsageError, SasMismatch
 from boxless.crypto.verification import SasFlow, SasParty, SasRole, SasState
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import LocalAccount
-from boxless.identity.contact_code import ContactCode
-from boxless.identity.keys import DeviceBundle
+
+if TYPE_CHECKING:
+    from boxless.client.contacts import Contacts
+    from boxless.client.conversations import Conversations
 
 logger = logging.getLogger(__name__)
 
@@ -394,26 +398,21 @@ class SasManager:
     def __init__(
         self,
         account: LocalAccount,
+        channel: DirectChannel,
+        conversations: Conversations,
+        contacts: Contacts,
         *,
-        send: Callable[[bytes, env.Body], Awaitable[bytes]],
-        accepted: Callable[[bytes], db.ContactRow],
-        confirm_verified: Callable[[bytes], db.ContactRow],
-        emit: Callable[[dict[str, Any]], None],
-        card_to_code: Callable[[bytes, float], ContactCode],
-        stored_bundle: Callable[[bytes], DeviceBundle | None],
         clock: Callable[[], float] = time.time,
     ) -> None:
         cert = account.device.certificate
         ours = SasParty(account.identity.public_key, cert.device_curve25519, cert.device_ed25519)
         self.book = SasBook(ours)
-        self._send = send
-        self._accepted = accepted
-        self._confirm_verified = confirm_verified
-        self._emit = emit
-        self._card_to_code = card_to_code
-        self._stored_bundle = stored_bundle
+        self.channel = channel
+        self.conversations = conversations
+        self.contacts = contacts
         self.clock = clock
         self._wake = trio.Event()
+        channel.handlers.on_body(env.SAS_BODIES, self._on_message)
 
     async def run(self) -> None:
         """Cancel flows that time out, until cancelled (nothing is lost: flows are in memory)."""
@@ -429,7 +428,7 @@ class SasManager:
 
     def current(self, identity_key: bytes) -> dict[str, Any]:
         """The flow with this contact as JSON (``{"state": "none"}`` if there was none)."""
-        self._accepted(identity_key)  # an unknown contact is a clear error
+        self.conversations.accepted(identity_key)  # an unknown contact is a clear error
         session = self.book.current(identity_key)
         if session is None:
             return {"contact": identity_key.hex(), "state": "none"}
@@ -437,7 +436,7 @@ class SasManager:
 
     async def start(self, identity_key: bytes) -> dict[str, Any]:
         """Start comparing emoji with an accepted contact (or accept their waiting request)."""
-        theirs = self._their_party(self._accepted(identity_key))
+        theirs = self._their_party(self.conversations.accepted(identity_key))
         await self._execute(self.book.start(identity_key, theirs, self.clock()))
         return self.current(identity_key)
 
@@ -460,19 +459,18 @@ class SasManager:
     async def _act(
         self, identity_key: bytes, step: Callable[[bytes, float], Outcome]
     ) -> dict[str, Any]:
-        self._accepted(identity_key)
+        self.conversations.accepted(identity_key)
         await self._execute(step(identity_key, self.clock()))
         return self.current(identity_key)
 
     # -- from the client's receive pipeline ------------------------------------------------
 
-    def on_message(
-        self, contact: db.ContactRow, msg: env.ChatMessage
-    ) -> Callable[[], Awaitable[None]]:
+    def _on_message(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         """Take a SAS message (inside the client's receive transaction; never raises for
         the peer's sake); returns what to run once that transaction is over."""
         out = Outcome()
-        if contact.state != ContactState.ACCEPTED.value:
+        contact, msg = r.contact, r.message
+        if contact is None or contact.state != ContactState.ACCEPTED.value:
             logger.info("ignored an emoji-verification message from someone not a contact")
         else:
             try:
@@ -491,15 +489,7 @@ class SasManager:
 
     def _their_party(self, contact: db.ContactRow) -> SasParty:
         """The contact's device as we know it: its card's, or the newer bundle it published."""
-        bundle = self._card_to_code(contact.bundle, self.clock()).bundle
-        if bundle.curve25519 != contact.device_key:
-            stored = self._stored_bundle(contact.identity_key)
-            if stored is None or stored.curve25519 != contact.device_key:
-                raise UsageError(
-                    f"{contact.display_name}'s current device keys are missing; "
-                    "ask them for a fresh link and add it again"
-                )
-            bundle = stored
+        bundle = self.channel.contact_bundle(contact)
         return SasParty(contact.identity_key, bundle.curve25519, bundle.ed25519)
 
     async def _execute(self, out: Outcome) -> None:
@@ -507,10 +497,10 @@ class SasManager:
             if not self._mark_verified(contact, device_key):
                 out = _merge(out, self.book.device_changed(contact, self.clock()))
         for event in out.events:
-            self._emit(event)
+            self.channel.emit(_event(event))
         for contact, body in out.sends:
             try:
-                await self._send(contact, body)
+                await self.conversations.send_body(contact, body)
             except UsageError as exc:  # e.g. no longer a contact: the flow ends by timeout
                 logger.info("emoji-verification message not sent: %s", exc)
         if out.sends or out.events:
@@ -519,12 +509,28 @@ class SasManager:
     def _mark_verified(self, contact: bytes, device_key: bytes) -> bool:
         """Both MACs checked: remember this device as verified, as a safety number would."""
         try:
-            row = self._accepted(contact)
+            row = self.conversations.accepted(contact)
         except UsageError:  # no longer a contact
             return False
         if row.device_key != device_key:  # they moved device during the flow
             logger.warning("a contact's device changed during emoji verification; not verified")
             return False
-        self._confirm_verified(contact)
+        self.contacts.confirm_verified(contact)
         logger.info("a contact was verified by emoji")
         return True
+
+
+def _event(flow: dict[str, Any]) -> ev.VerificationChanged:
+    """A flow's JSON (:meth:`SasSession.to_json`) as the typed event."""
+    return ev.VerificationChanged(
+        contact=flow["contact"],
+        flow=flow["flow"],
+        role=flow["role"],
+        state=flow["state"],
+        emoji=tuple(ev.SasEmoji(e["emoji"], e["name"]) for e in flow["emoji"]),
+        decimals=tuple(flow["decimals"]),
+        they_confirmed=flow["they_confirmed"],
+        reason=flow["reason"],
+        by=flow["by"],
+        expires_in_s=flow["expires_in_s"],
+    )

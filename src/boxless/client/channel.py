@@ -1,0 +1,351 @@
+"""The direct channel: one way out (Olm → seal → Waku) and one receive pipeline.
+
+Theory of operation
+-------------------
+Every feature of the client that talks to one person's device (conversations,
+groups' key shares and ops, emoji verification, and every feature to come)
+uses this channel and registers handlers for its own message kinds; the
+channel knows none of them (Synapse's ``FederationHandlerRegistry``).
+
+Sending: :meth:`DirectChannel.send_bundle` Olm-encrypts a plaintext for one
+device bundle, seals it (sealed sender: only the recipient learns who wrote
+it) and sends it as one Waku message stamped by the injected clock.
+:meth:`send_card` and :meth:`send_contact` find the bundle first.
+
+Receiving, for each Waku message of a content topic no feature claimed as its
+own (:meth:`Handlers.on_topic`), in one database transaction:
+
+1. dedup by Waku hash (processed before: nothing to do);
+2. open the sealed envelope (who claims to write, from which device);
+3. check the device: a blocked contact is dropped; a known contact writing
+   from a device we don't know goes to :meth:`_adopt_device`, outside the
+   transaction (their published bundle decides, then the message re-enters);
+4. Olm-decrypt (a replay, a forgery, an unknown session: see below);
+5. decode the chat envelope;
+6. the message is authenticated now: mark it processed and advance the topic's
+   sync point (never past ``now``) — step 6 is the only place either happens
+   for an authenticated message; a message that failed 2–5 is marked
+   processed without moving the sync point (a forged timestamp can't blind
+   later catch-ups);
+7. gate strangers (block list, proof of work) for handlers that ask for it;
+8. dispatch to the handler registered for the body's kind.
+
+Handlers run inside the transaction and return a follow-up (a coroutine
+function run after commit: sends, subscriptions). An unknown session and a
+message that passed the gate are announced to the hooks a feature registered
+for them (the 1:1 feature re-keys, orders and acknowledges).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+
+from boxless.chat import envelope as env
+from boxless.chat.requests import ContactState, RequestGate
+from boxless.client import events as ev
+from boxless.client import store as db
+from boxless.client.bundles import BundleBook
+from boxless.client.transport import Incoming, Transport
+from boxless.crypto.errors import DuplicateMessage, TamperedMessage, UnknownSession
+from boxless.crypto.olm_sessions import SessionManager
+from boxless.crypto.sealed import SealingKeyPair, open_envelope, seal
+from boxless.errors import DecodeError, UsageError
+from boxless.identity.contact_code import LINK_PREFIX, ContactCode, decode_contact_code
+from boxless.identity.keys import DeviceBundle
+from boxless.storage.userdb import UserDB
+from boxless.waku.message import WakuMessage
+from boxless.wire.links import encode_link
+
+logger = logging.getLogger(__name__)
+
+MAX_CLOCK_SKEW_NS = 300 * 10**9
+"""How far past our own clock a message's timestamp may move a sync point."""
+
+FollowUp = Callable[[], Awaitable[None]]
+"""Work a handler asks for once its transaction committed (send, subscribe)."""
+Emit = Callable[[ev.Event], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """One authenticated direct message: its sender's identity and device
+    (proved by the Olm session), our contact row for them, and the message."""
+
+    sender: bytes
+    device_key: bytes
+    contact: db.ContactRow | None
+    message: env.ChatMessage
+    item: Incoming
+
+
+BodyHandler = Callable[[db.Cursor, Received], FollowUp | None]
+"""Applies one message inside the receive transaction; may return a follow-up."""
+TopicHandler = Callable[[Incoming], Awaitable[None]]
+"""Takes every Waku message of the content topics it claims (a group's topic)."""
+SenderHook = Callable[[db.Cursor, bytes, env.ChatMessage], None]
+"""Told of every message that passed the gate, after its handler (to order and acknowledge it)."""
+ResetHook = Callable[[bytes], Awaitable[None]]
+"""Told that a contact's message fits no session of ours (to re-key)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    handler: BodyHandler
+    gated: bool
+
+
+class Handlers:
+    """Which feature handles which body kind and which content topics."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[type[object], _Route] = {}
+        self._topics: list[tuple[Callable[[str], bool], TopicHandler]] = []
+        self.accepted: list[SenderHook] = []
+        self.unknown_session: list[ResetHook] = []
+
+    def on_body(
+        self, kinds: Sequence[type[object]], handler: BodyHandler, *, gated: bool = True
+    ) -> None:
+        """Route messages whose body is one of ``kinds`` to ``handler``.
+
+        ``gated``: a stranger's message passes the contact-request gate first
+        (only a ``ContactRequest`` with a proof of work gets through); bodies
+        whose own rules decide (a group's key share) register ungated.
+        """
+        for kind in kinds:
+            if kind in self._bodies:
+                raise UsageError(f"{kind.__name__} already has a handler")
+            self._bodies[kind] = _Route(handler, gated)
+
+    def on_topic(self, owns: Callable[[str], bool], handler: TopicHandler) -> None:
+        """Give ``handler`` every message of the content topics ``owns`` claims."""
+        self._topics.append((owns, handler))
+
+    def route(self, body: object) -> _Route | None:
+        return self._bodies.get(type(body))
+
+    def topic_handler(self, content_topic: str) -> TopicHandler | None:
+        for owns, handler in self._topics:
+            if owns(content_topic):
+                return handler
+        return None
+
+
+def card_to_code(card: bytes, now: float) -> ContactCode:
+    """A contact card (``ContactCode.to_bytes()``) back to a verified code.
+
+    Cards we hold may be older than their bundle's 30 days: they stay authentic,
+    and the device's fallback key in them still opens sessions (see
+    :mod:`boxless.client.bundles` for fresher keys).
+    """
+    return decode_contact_code(encode_link(LINK_PREFIX, card), now, allow_expired=True)
+
+
+class DirectChannel:
+    """Olm + sealed sender over the transport, with the one receive pipeline."""
+
+    def __init__(
+        self,
+        *,
+        database: UserDB,
+        sessions: SessionManager,
+        sealing: SealingKeyPair,
+        me: bytes,
+        my_device_key: bytes,
+        transport: Transport,
+        bundles: BundleBook,
+        gate: RequestGate,
+        emit: Emit,
+        clock: Callable[[], float],
+    ) -> None:
+        self.sessions = sessions
+        self.db = database
+        self.sealing = sealing
+        self.me = me
+        self.my_device_key = my_device_key
+        self.transport = transport
+        self.bundles = bundles
+        self.gate = gate
+        self.emit = emit
+        self.clock = clock
+        self.handlers = Handlers()
+
+    # -- sending --------------------------------------------------------------------------
+
+    async def send_bundle(
+        self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool = False
+    ) -> bool:
+        """Encrypt for a device bundle, seal, send; True if the network accepted it."""
+        with self.sessions.transaction():
+            olm = self.sessions.encrypt(bundle, plaintext)
+        sealed = seal(
+            bundle.sealing_key,
+            sender_identity_key=self.me,
+            sender_device_key=self.my_device_key,
+            ciphertext=olm,
+        )
+        msg = WakuMessage(
+            payload=sealed,
+            content_topic=topic,
+            timestamp=int(self.clock() * 1e9),
+            ephemeral=True if ephemeral else None,
+        )
+        result = await self.transport.send(msg)
+        return result.accepted
+
+    async def send_card(
+        self, card: bytes, topic: str, plaintext: bytes, ephemeral: bool = False
+    ) -> bool:
+        """Send to the device of a contact card (a contact's or a group member's)."""
+        code = card_to_code(card, self.clock())
+        return await self.send_bundle(
+            self.bundles.fresher(code.bundle), topic, plaintext, ephemeral
+        )
+
+    async def send_contact(
+        self, contact: db.ContactRow, topic: str, plaintext: bytes, ephemeral: bool = False
+    ) -> bool:
+        """Send to a contact's current device (its card's, or one it published since)."""
+        return await self.send_bundle(self.contact_bundle(contact), topic, plaintext, ephemeral)
+
+    def contact_bundle(self, contact: db.ContactRow) -> DeviceBundle:
+        """The bundle of the device we know the contact by; UsageError if we lost it."""
+        code = card_to_code(contact.bundle, self.clock())
+        if code.bundle.curve25519 == contact.device_key:
+            return self.bundles.fresher(code.bundle)
+        stored = self.bundles.stored(contact.identity_key)
+        if stored is None or stored.curve25519 != contact.device_key:
+            raise UsageError(
+                f"{contact.display_name}'s current device keys are missing; "
+                "ask them for a fresh link and add it again"
+            )
+        return stored
+
+    # -- receiving ------------------------------------------------------------------------
+
+    async def receive(self, item: Incoming) -> None:
+        """Run one Waku message through the pipeline (see the module docstring)."""
+        claimed = self.handlers.topic_handler(item.message.content_topic)
+        if claimed is not None:
+            await claimed(item)
+            return
+        follow_up = self._process(item)
+        if follow_up is not None:
+            await follow_up()
+
+    def _process(self, item: Incoming) -> FollowUp | None:
+        """Steps 1–8 in one transaction; return the follow-up to run after commit."""
+        with self.db.transaction() as cur:
+            if db.was_seen(cur, item.message_hash):
+                return None
+            try:
+                opened = open_envelope(self.sealing, item.message.payload)
+            except (DecodeError, TamperedMessage) as exc:
+                return self._drop(cur, item, type(exc).__name__)
+            sender, device = opened.sender_identity_key, opened.sender_device_key
+            contact = db.get_contact(cur, sender)
+            if contact is not None and contact.state == ContactState.BLOCKED.value:
+                return self._drop(cur, item, "a blocked contact")
+            if contact is not None and contact.device_key != device:
+                return self._adopt_later(sender, device, item)
+            try:
+                plaintext = self.sessions.decrypt(device, opened.ciphertext)
+                msg = env.decode(plaintext)
+            except DuplicateMessage:
+                return self._drop(cur, item, None)
+            except (DecodeError, TamperedMessage) as exc:
+                return self._drop(cur, item, type(exc).__name__)
+            except UnknownSession:
+                self._drop(cur, item, None)
+                return self._unknown_session(sender) if contact is not None else None
+            self._mark_authenticated(cur, item)
+            return self._dispatch(cur, Received(sender, device, contact, msg, item))
+
+    def _dispatch(self, cur: db.Cursor, received: Received) -> FollowUp | None:
+        body = received.message.body
+        route = self.handlers.route(body)
+        if route is None:
+            logger.info("a message of a kind no feature handles: %s", type(body).__name__)
+            return None
+        if route.gated and not self._admitted(received):
+            return None
+        follow_up = route.handler(cur, received)
+        if route.gated:
+            for hook in self.handlers.accepted:
+                hook(cur, received.sender, received.message)
+        return follow_up
+
+    def _admitted(self, received: Received) -> bool:
+        contact = received.contact
+        state = ContactState(contact.state) if contact else ContactState.NONE
+        decision = self.gate.should_accept(
+            received.sender,
+            received.message.body,
+            state=state,
+            now_ms=int(self.clock() * 1000),
+        )
+        if not decision.accept:
+            logger.info("dropped a message: %s", decision.reason.value)
+        return decision.accept
+
+    def _drop(self, cur: db.Cursor, item: Incoming, why: str | None) -> FollowUp | None:
+        """Processed, without moving the sync point: its sender is not authenticated.
+        Returns no follow-up (so the pipeline can ``return self._drop(...)``)."""
+        if why is not None:
+            logger.info("dropped a direct message: %s", why)
+        db.mark_seen(cur, item.message_hash, int(self.clock() * 1000))
+        return None
+
+    def _mark_authenticated(self, cur: db.Cursor, item: Incoming) -> None:
+        now = self.clock()
+        db.mark_seen(cur, item.message_hash, int(now * 1000))
+        advance_sync(cur, item, now)
+
+    def mark_processed(self, item: Incoming) -> None:
+        """A message a follow-up decided to drop (its own transaction)."""
+        with self.db.transaction() as cur:
+            self._drop(cur, item, None)
+
+    def _unknown_session(self, sender: bytes) -> FollowUp:
+        async def follow_up() -> None:
+            for hook in self.handlers.unknown_session:
+                await hook(sender)
+
+        return follow_up
+
+    def _adopt_later(self, sender: bytes, device: bytes, item: Incoming) -> FollowUp:
+        async def follow_up() -> None:
+            await self._adopt_device(sender, device, item)
+
+        return follow_up
+
+    async def _adopt_device(self, sender: bytes, device_key: bytes, item: Incoming) -> None:
+        """A known contact writes from a device we don't know: adopt it if the
+        contact's newest published bundle certifies it, then process the message."""
+        fresh = await self.bundles.refresh(sender, device_key)
+        if fresh is None or fresh.curve25519 != device_key:
+            logger.warning("a message claims a known contact from an unpublished device; dropped")
+            self.mark_processed(item)
+            return
+        with self.db.transaction() as cur:
+            contact = db.get_contact(cur, sender)
+            if contact is None:
+                return
+            if contact.device_key != device_key:
+                contact = replace(contact, device_key=device_key)
+                db.put_contact(cur, contact)
+        logger.info("a contact moved to a new device (certified by their identity)")
+        if contact.verified_key is not None:
+            self.emit(ev.VerificationBroken(sender.hex()))
+        self.emit(ev.ContactChanged(sender.hex(), contact.state))
+        await self.receive(item)
+
+
+def advance_sync(cur: db.Cursor, item: Incoming, now: float) -> None:
+    """Move the topic's catch-up point to an authenticated message's timestamp,
+    never more than :data:`MAX_CLOCK_SKEW_NS` past ``now`` (a sender picks it)."""
+    ts = item.message.timestamp
+    if ts:
+        db.set_sync(cur, item.message.content_topic, min(ts, int(now * 1e9) + MAX_CLOCK_SKEW_NS))
