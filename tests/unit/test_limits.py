@@ -9,7 +9,14 @@ from hypothesis import strategies as st
 from boxless.archive import ArchivePage, ArchiveRow
 from boxless.errors import UsageError
 from boxless.node.config import ServiceLimits
-from boxless.node.limits import PeerRateLimiter, PeerTable, StreamGate, TokenBucket, Verdict
+from boxless.node.limits import (
+    FairSlots,
+    PeerRateLimiter,
+    PeerTable,
+    StreamGate,
+    TokenBucket,
+    Verdict,
+)
 from boxless.node.penalties import PenaltyBox
 from boxless.waku.store import trim_page
 
@@ -160,3 +167,19 @@ def test_trimmed_pages_resume_where_they_stopped(sizes: list[int], forward: bool
         assert cut.rows == rows[-len(cut.rows) :]
     if len(cut.rows) > 1:
         assert sum(len(r.message) + len(r.pubsub_topic) + 64 for r in cut.rows) <= cap
+
+
+def test_fair_slots_serve_the_peer_with_the_fewest_running_first() -> None:
+    """Attack: one peer queues a deep backlog of store queries; with a FIFO
+    thread pool an honest query waits behind all of it. With fair slots it
+    waits behind at most one query of each busier peer."""
+    slots: FairSlots[str] = FairSlots(2)
+    assert slots.acquire("mallory", "m0") and slots.acquire("mallory", "m1")
+    for i in range(2, 50):
+        assert not slots.acquire("mallory", f"m{i}")
+    assert not slots.acquire("alice", "a0")
+    assert slots.release("mallory") == "a0"  # alice runs none: she goes first
+    assert slots.release("mallory") == "m2"  # then mallory's backlog, in order
+    slots.cancel("m3")
+    assert slots.release("alice") == "m4" and slots.waiting == 45
+    assert slots.running_for("mallory") == 2

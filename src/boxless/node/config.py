@@ -53,7 +53,7 @@ class ServiceLimits:
     store_burst: int = 100
     store_in_flight: int = 2
     store_threads: int = 4
-    store_queue: int = 64
+    store_queue: int = 256
     store_answer_bytes: int = 4 * 1024 * 1024
     max_peers: int = 10_000
     peer_admit_rate: float = 50.0

@@ -18,7 +18,11 @@ per-peer table of a service node keeps them:
    at most ``admit_rate`` entries a second: a known peer active within the last
    ``capacity / admit_rate`` seconds keeps its state (its rate-limit bucket,
    its violation history), and the flood itself gets "busy" answers.
-3. **Fair caps on concurrency.** :class:`StreamGate` caps open inbound
+3. **Fair shares of the workers.** :class:`FairSlots` hands ``slots``
+   workers (e.g. store query threads) to waiting requests, next to the peer
+   with the fewest running, oldest first: a peer that asks once waits behind
+   at most one request of each busier peer, however deep their queues are.
+4. **Fair caps on concurrency.** :class:`StreamGate` caps open inbound
    service streams per peer and in total; at the total cap a newcomer that
    holds fewer streams than the heaviest holder takes that holder's oldest
    slot, so one peer (or a crowd of greedy ones) cannot shut out a peer that
@@ -40,6 +44,7 @@ from boxless.errors import UsageError
 
 __all__ = [
     "Admission",
+    "FairSlots",
     "PeerRateLimiter",
     "PeerTable",
     "StreamGate",
@@ -282,3 +287,58 @@ class StreamGate(Generic[T]):
         self._count -= 1
         if not streams:
             del self._open[peer]
+
+
+class FairSlots(Generic[T]):
+    """``slots`` workers shared fairly among peers; waiters are opaque tokens.
+
+    :meth:`acquire` says whether ``token`` may run now; if not it waits (the
+    adapter parks it) until a :meth:`release` returns it as the next to run.
+    The next is the waiter of the peer with the fewest running, ties broken
+    by arrival. :meth:`cancel` withdraws a waiter that gave up.
+    """
+
+    def __init__(self, slots: int) -> None:
+        if slots < 1:
+            raise UsageError(f"need at least one slot, got {slots}")
+        self.slots = slots
+        self._running: dict[Hashable, int] = {}
+        self._busy = 0
+        self._waiting: OrderedDict[T, Hashable] = OrderedDict()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    def running_for(self, peer: Hashable) -> int:
+        return self._running.get(peer, 0)
+
+    def acquire(self, peer: Hashable, token: T) -> bool:
+        """True: ``token`` runs now (call :meth:`release` when done). False: it waits."""
+        if self._busy < self.slots and not self._waiting:
+            self._start(peer)
+            return True
+        self._waiting[token] = peer
+        return False
+
+    def cancel(self, token: T) -> None:
+        """Withdraw a waiting ``token`` (a no-op if it is not waiting)."""
+        self._waiting.pop(token, None)
+
+    def release(self, peer: Hashable) -> T | None:
+        """One of ``peer``'s runs ended; return the waiter that runs next, if any."""
+        left = self._running.get(peer, 0) - 1
+        if left > 0:
+            self._running[peer] = left
+        else:
+            self._running.pop(peer, None)
+        self._busy -= 1
+        if not self._waiting:
+            return None
+        token = min(self._waiting, key=lambda t: self._running.get(self._waiting[t], 0))
+        self._start(self._waiting.pop(token))
+        return token
+
+    def _start(self, peer: Hashable) -> None:
+        self._running[peer] = self._running.get(peer, 0) + 1
+        self._busy += 1

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Hashable
+from contextlib import asynccontextmanager
 
 import trio
 from libp2p.abc import IHost, INetStream
@@ -27,7 +28,7 @@ from libp2p.peer.id import ID
 from boxless.archive import Archive, ArchiveQuery, ArchiveRow, CursorNotFoundError
 from boxless.errors import BoxlessError, StorageError
 from boxless.node.config import ServiceLimits
-from boxless.node.limits import PeerRateLimiter, Verdict
+from boxless.node.limits import FairSlots, PeerRateLimiter, Verdict
 from boxless.node.metrics import NodeMetrics
 from boxless.node.store_client import StoreQuerySpec, iter_pages
 from boxless.node.streams import (
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_SIZE = 256 * 1024  # 1,000 hashes of 32 bytes plus topics fit easily
 RESUME_MARGIN_NS = 60 * 10**9
 RESUME_EMPTY_WINDOW_NS = 24 * 3600 * 10**9
+_LOCAL = "local"  # the slot holder for queries with no peer (local callers)
 
 
 class StoreService:
@@ -50,7 +52,10 @@ class StoreService:
     Order of checks for one request: decode (400 and a strike for garbage),
     the peer's rate (429), the peer's queries in flight (429), the global
     queue of queries waiting for a thread (503), then the query on one of
-    ``limits.store_threads`` threads of the store's own; the page is trimmed to
+    ``limits.store_threads`` threads of the store's own, handed out fairly
+    (:class:`~boxless.node.limits.FairSlots`: the peer with the fewest
+    queries running goes next, so a flooder's backlog is not in an honest
+    peer's way); the page is trimmed to
     ``limits.store_answer_bytes``. Archive writes run on a separate limiter
     (:class:`~boxless.node.archiver.Archiver`), so a query flood can't take
     the threads they need.
@@ -77,6 +82,7 @@ class StoreService:
             admit_burst=max(1, int(limits.peer_admit_rate * 2)),
         )
         self.threads = trio.CapacityLimiter(limits.store_threads)
+        self.slots: FairSlots[trio.Event] = FairSlots(limits.store_threads)
         self._in_flight: dict[ID, int] = {}  # bounded: entries exist only while queries run
 
     def register(self) -> None:
@@ -114,7 +120,8 @@ class StoreService:
         if peer is not None:
             self._in_flight[peer] = self._in_flight.get(peer, 0) + 1
         try:
-            return await self._run(parsed)
+            async with self._slot(peer):
+                return await self._run(parsed)
         finally:
             if peer is not None:
                 left = self._in_flight.pop(peer) - 1
@@ -134,10 +141,38 @@ class StoreService:
             if self._in_flight.get(peer, 0) >= self.limits.store_in_flight:
                 desc = "TOO_MANY_REQUESTS: wait for your earlier queries"
                 return store.build_error(rid, many, desc), many
-        if self.threads.statistics().tasks_waiting >= self.limits.store_queue:
+        if self.slots.waiting >= self.limits.store_queue:
             busy = store.StoreStatus.SERVICE_UNAVAILABLE
             return store.build_error(rid, busy, "SERVICE_UNAVAILABLE: busy, retry later"), busy
         return None
+
+    @asynccontextmanager
+    async def _slot(self, peer: ID | None) -> AsyncIterator[None]:
+        """Hold one of the query threads, granted fairly among peers.
+
+        Cancellation while waiting withdraws the request (or passes a slot
+        granted at that instant on to the next waiter).
+        """
+        who: Hashable = peer if peer is not None else _LOCAL
+        granted = trio.Event()
+        if not self.slots.acquire(who, granted):
+            try:
+                await granted.wait()
+            except BaseException:
+                if granted.is_set():
+                    self._release(who)
+                else:
+                    self.slots.cancel(granted)
+                raise
+        try:
+            yield
+        finally:
+            self._release(who)
+
+    def _release(self, who: Hashable) -> None:
+        following = self.slots.release(who)
+        if following is not None:
+            following.set()
 
     async def _run(self, parsed: store.StoreRequest) -> tuple[bytes, int]:
         rid, query = parsed.request_id, parsed.query

@@ -1,0 +1,327 @@
+"""A service node under a flood, with an honest light client beside it (issue 10).
+
+One run, three scenarios, each on a fresh node (relay + store + filter + light
+push, SQLite, 20,000 archived 1 KiB messages):
+
+- ``no flood``: the honest client alone (the baseline);
+- ``flood, limits off``: every limit of ``ServiceLimits`` set out of reach
+  (as before issue 10: no 429, no stream caps, the 40 shared threads);
+- ``flood, limits on``: the defaults.
+
+The flood comes from a separate process (``--attack``, so it does not share
+the node's interpreter): ``--fresh`` fresh peer ids, each holding idle
+service streams (store, light push, filter: 3 x ``--idle`` per id, never
+sending a request) and running ``--loops`` back-to-back store queries for a
+full page (100 x 1 KiB) each; plus one peer running ``--one-peer-loops`` loops.
+
+Meanwhile the honest client does ``--rounds`` rounds of one store query
+(its topic, page of 20) and one light push, and we report latency (p50/p95/
+max) and success, whether every pushed message reached the archive, and the
+node's counters.
+
+    python bench/bench_flood.py [--fresh 40] [--idle 8] [--loops 2] [--rounds 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import multiaddr
+import trio
+from libp2p.abc import IHost
+from libp2p.crypto.ed25519 import create_new_key_pair
+from libp2p.custom_types import TProtocol
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import trio.lowlevel
+
+from boxless.archive import ArchiveRow  # noqa: E402
+from boxless.errors import BoxlessError  # noqa: E402
+from boxless.node.config import NodeConfig, ServiceLimits  # noqa: E402
+from boxless.node.host import build_host  # noqa: E402
+from boxless.node.libp2p_shims import DIAL_ERRORS  # noqa: E402
+from boxless.node.lightpush import lightpush  # noqa: E402
+from boxless.node.peering import parse_peer  # noqa: E402
+from boxless.node.service import WakuNode  # noqa: E402
+from boxless.node.store_client import StoreQuerySpec, query_page  # noqa: E402
+from boxless.waku import filter as fc  # noqa: E402
+from boxless.waku import lightpush as lp  # noqa: E402
+from boxless.waku import store  # noqa: E402
+from boxless.waku.message import WakuMessage, message_hash  # noqa: E402
+from boxless.waku.sharding import pubsub_topic_for  # noqa: E402
+
+HONEST_CT = "/bench/1/honest/proto"
+BULK_CT = "/bench/1/bulk/proto"
+PUBSUB = pubsub_topic_for(HONEST_CT, 42)
+BULK_PUBSUB = pubsub_topic_for(BULK_CT, 42)
+LOOPBACK = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
+NO_LIMITS = ServiceLimits(
+    store_rate=1e9,
+    store_burst=10**9,
+    store_in_flight=10**9,
+    store_threads=40,
+    store_queue=10**9,
+    max_peers=10**9,
+    peer_admit_rate=1e9,
+    streams_per_peer=10**6,
+    streams_total=10**9,
+)
+
+
+# -- the attacker (a separate process) -----------------------------------------------
+
+
+async def _query_loop(host: IHost, peer: object, stop: float) -> None:
+    spec = StoreQuerySpec(pubsub_topic=BULK_PUBSUB, content_topics=(BULK_CT,), page_size=100)
+    while time.monotonic() < stop:
+        try:
+            await query_page(host, peer, spec, None)  # type: ignore[arg-type]
+        except BoxlessError:
+            await trio.lowlevel.checkpoint()  # refused: ask again at once, as a flood does
+
+
+async def _hold_idle(host: IHost, peer: object, count: int) -> None:
+    protocols = [store.STORE_PROTOCOL_ID, lp.LIGHTPUSH_V3, fc.FILTER_SUBSCRIBE_PROTOCOL]
+    for protocol in protocols:
+        for _ in range(count):
+            try:
+                await host.new_stream(peer, [TProtocol(protocol)])  # type: ignore[arg-type]
+            except DIAL_ERRORS:
+                return
+
+
+async def _attacker(host: IHost, target: str, args: argparse.Namespace, loops: int) -> None:
+    info = parse_peer(target)
+    async with host.run(LOOPBACK):
+        try:
+            await host.connect(info)
+        except DIAL_ERRORS:
+            return
+        stop = time.monotonic() + args.duration
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_hold_idle, host, info.peer_id, args.idle)
+            for _ in range(loops):
+                nursery.start_soon(_query_loop, host, info.peer_id, stop)
+            await trio.sleep(args.duration)
+            nursery.cancel_scope.cancel()
+
+
+async def attack(target: str, args: argparse.Namespace) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(
+            _attacker, build_host(create_new_key_pair(), LOOPBACK), target, args, args.one_peer
+        )
+        for _ in range(args.fresh):
+            host = build_host(create_new_key_pair(), LOOPBACK)
+            nursery.start_soon(_attacker, host, target, args, args.loops)
+            await trio.sleep(0.02)
+
+
+# -- the node and the honest client ---------------------------------------------------
+
+
+def _bulk_rows(n: int, now: int) -> list[ArchiveRow]:
+    rng = random.Random(7)
+    out = []
+    for i in range(n):
+        ts = now - (n - i) * 10**6
+        msg = WakuMessage(rng.randbytes(1024), BULK_CT, timestamp=ts)
+        row = ArchiveRow(message_hash(BULK_PUBSUB, msg), BULK_PUBSUB, BULK_CT, ts, msg.encode(), ts)
+        out.append(row)
+    return out
+
+
+@dataclass
+class Outcome:
+    name: str
+    query_ms: list[float]
+    query_ok: int
+    push_ms: list[float]
+    push_ok: int
+    archived: int
+    rounds: int
+    counters: dict[str, float]
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@asynccontextmanager
+async def _flood(node: WakuNode, args: argparse.Namespace, on: bool) -> AsyncIterator[None]:
+    if not on:
+        yield
+        return
+    cmd = [sys.executable, __file__, "--attack", node.addrs()[0], "--duration", "600"]
+    cmd += ["--fresh", str(args.fresh), "--idle", str(args.idle), "--loops", str(args.loops)]
+    cmd += ["--one-peer-loops", str(args.one_peer_loops)]
+    proc = await trio.lowlevel.open_process(
+        cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        await trio.sleep(args.ramp)
+        yield
+    finally:
+        proc.kill()
+        with trio.CancelScope(shield=True):
+            await proc.wait()
+
+
+async def _honest_round(host: IHost, node: WakuNode, i: int, out: Outcome) -> bytes | None:
+    spec = StoreQuerySpec(pubsub_topic=PUBSUB, content_topics=(HONEST_CT,), page_size=20)
+    started = time.perf_counter()
+    try:
+        with trio.fail_after(10):
+            await query_page(host, node.peer_id, spec, None)
+        out.query_ok += 1
+    except (BoxlessError, trio.TooSlowError):
+        pass
+    out.query_ms.append((time.perf_counter() - started) * 1000)
+    msg = WakuMessage(f"honest {i}".encode(), HONEST_CT, timestamp=time.time_ns())
+    started = time.perf_counter()
+    digest = None
+    try:
+        with trio.fail_after(10):
+            res = await lightpush(host, node.peer_id, msg)
+        if res.ok:
+            out.push_ok += 1
+            digest = message_hash(PUBSUB, msg)
+    except (BoxlessError, trio.TooSlowError):
+        pass
+    out.push_ms.append((time.perf_counter() - started) * 1000)
+    return digest
+
+
+def _counters(node: WakuNode) -> dict[str, float]:
+    reg = node.metrics.registry
+
+    def get(name: str, labels: dict[str, str] | None = None) -> float:
+        return reg.get_sample_value(name, labels or {}) or 0.0
+
+    return {
+        "store 429": get("boxless_store_queries_total", {"status": "429"}),
+        "store 503": get("boxless_store_queries_total", {"status": "503"}),
+        "store 200": get("boxless_store_queries_total", {"status": "200"}),
+        "streams refused": get("boxless_service_streams_refused_total", {"reason": "peer"})
+        + get("boxless_service_streams_refused_total", {"reason": "total"}),
+        "streams evicted": get("boxless_service_streams_evicted_total"),
+        "streams open (end)": float(node.stream_gate.open_total),
+    }
+
+
+async def scenario(
+    name: str, args: argparse.Namespace, flood: bool, limits: ServiceLimits
+) -> Outcome:
+    with tempfile.TemporaryDirectory() as tmp:
+        config = NodeConfig(
+            data_dir=Path(tmp),
+            listen=("/ip4/127.0.0.1/tcp/0",),
+            store=True,
+            filter=True,
+            lightpush=True,
+            store_resume=False,
+            peer_exchange=False,
+            limits=limits,
+        )
+        out = Outcome(name, [], 0, [], 0, 0, args.rounds, {})
+        async with trio.open_nursery() as nursery:
+            node: WakuNode = await nursery.start(WakuNode(config).run)
+            assert node.archive is not None
+            rows = _bulk_rows(args.messages, time.time_ns())
+            for i in range(0, len(rows), 2000):
+                await trio.to_thread.run_sync(node.archive.insert, rows[i : i + 2000])
+            honest = build_host(create_new_key_pair(), LOOPBACK)
+            async with honest.run(LOOPBACK), _flood(node, args, flood):
+                with trio.fail_after(30):
+                    await honest.connect(parse_peer(node.addrs()[0]))
+                pushed = []
+                for i in range(args.rounds):
+                    digest = await _honest_round(honest, node, i, out)
+                    if digest is not None:
+                        pushed.append(digest)
+                    await trio.sleep(args.pause)
+                await trio.sleep(2.0)  # the archiver's batch
+                out.counters = _counters(node)
+            archive = node.archive
+            stored = await trio.to_thread.run_sync(
+                lambda: archive.query(_by_hash(pushed)).rows if pushed else ()
+            )
+            out.archived = len(stored)
+            nursery.cancel_scope.cancel()
+        return out
+
+
+def _by_hash(hashes: list[bytes]):  # type: ignore[no-untyped-def]
+    from boxless.archive import ArchiveQuery
+
+    return ArchiveQuery(message_hashes=tuple(hashes), limit=len(hashes))
+
+
+def _row_text(o: Outcome) -> str:
+    return (
+        f"| {o.name} | {o.query_ok}/{o.rounds} | {_pct(o.query_ms, 0.5):.0f} | "
+        f"{_pct(o.query_ms, 0.95):.0f} | {max(o.query_ms):.0f} | {o.push_ok}/{o.rounds} | "
+        f"{_pct(o.push_ms, 0.5):.0f} | {_pct(o.push_ms, 0.95):.0f} | {o.archived}/{o.push_ok} |"
+    )
+
+
+async def main(args: argparse.Namespace) -> None:
+    outcomes = [
+        await scenario("no flood", args, False, ServiceLimits()),
+        await scenario("flood, limits off", args, True, NO_LIMITS),
+        await scenario("flood, limits on", args, True, ServiceLimits()),
+    ]
+    print(
+        f"\nflood: {args.fresh} fresh peer ids x ({3 * args.idle} idle streams + {args.loops} "
+        f"query loops) + 1 peer x {args.one_peer_loops} query loops; "
+        f"{args.rounds} honest rounds; {os.cpu_count()} CPUs\n"
+    )
+    print(
+        "| scenario | honest queries ok | query p50 ms | p95 ms | max ms | "
+        "honest pushes ok | push p50 ms | p95 ms | pushed and archived |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
+    for o in outcomes:
+        print(_row_text(o))
+    print()
+    for o in outcomes:
+        print(o.name + ": " + ", ".join(f"{k} {v:.0f}" for k, v in o.counters.items()))
+
+
+def _args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--fresh", type=int, default=40, help="fresh peer ids in the flood")
+    p.add_argument("--idle", type=int, default=8, help="idle streams per protocol per fresh id")
+    p.add_argument("--loops", type=int, default=2, help="query loops per fresh id")
+    p.add_argument("--one-peer-loops", dest="one_peer", type=int, default=16)
+    p.add_argument("--rounds", type=int, default=40, help="honest query + push rounds")
+    p.add_argument("--pause", type=float, default=0.1, help="seconds between honest rounds")
+    p.add_argument("--ramp", type=float, default=5.0, help="seconds of flood before measuring")
+    p.add_argument("--messages", type=int, default=20_000, help="archived bulk messages")
+    p.add_argument("--attack", metavar="MULTIADDR", help=argparse.SUPPRESS)
+    p.add_argument("--duration", type=float, default=600.0, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    args.one_peer_loops = args.one_peer
+    return args
+
+
+if __name__ == "__main__":
+    ARGS = _args()
+    if ARGS.attack:
+        trio.run(attack, ARGS.attack, ARGS)
+    else:
+        trio.run(main, ARGS)
