@@ -9,9 +9,12 @@ Nothing here awaits, touches a socket or reads a clock.
 
 from boxless.sync.bloom import (
     DEFAULT_BLOOM_PARAMS,
+    MAX_BLOOM_BYTES,
+    WINDOW_BLOOM_PARAMS,
     BloomFilter,
     BloomParams,
     RollingBloomFilter,
+    base_hashes,
     hash_n,
     murmur3_32,
 )
@@ -32,10 +35,13 @@ from boxless.sync.sds import (
     SdsChannel,
     SdsConfig,
     Wrapped,
+    bloom_for_rate,
 )
 
 __all__ = [
     "DEFAULT_BLOOM_PARAMS",
+    "MAX_BLOOM_BYTES",
+    "WINDOW_BLOOM_PARAMS",
     "AckState",
     "BloomFilter",
     "BloomParams",
@@ -48,6 +54,8 @@ __all__ = [
     "SdsConfig",
     "SdsMessage",
     "Wrapped",
+    "base_hashes",
+    "bloom_for_rate",
     "content_message_id",
     "decode_message",
     "encode_message",

@@ -20,6 +20,29 @@ in turn follows nim-sds:
 * bit ``h`` lives in 64-bit word ``h // 64`` at bit ``h % 64``; the filter is
   ``1 + m // 64`` words, each serialised big-endian: 2,344 words = 18,752 bytes.
 
+Sized filters. The spec leaves the size open ("rolled over once it reaches a
+predefined capacity ... an optimal selection of size and hash functions"), and
+js-waku's 18,752 bytes were 90 % of a group text. A filter only has to cover the
+ids its receivers may still be waiting to see acknowledged -- the last few dozen
+messages of a channel, not 10,000 -- so we send smaller ones
+(:meth:`BloomParams.for_window`). Senders and receivers need not agree on the size
+beforehand: the size on the wire says everything (:meth:`BloomParams.for_wire_size`).
+
+* js-waku's default size (18,752 bytes) is read with js-waku's parameters
+  (``m`` = 150,000, ``k`` = 10), so older members and js-waku peers still count;
+* any other whole number of 64-bit words ``W`` (2 to :data:`MAX_BLOOM_BYTES` / 8)
+  is read as ``m = 64 * (W - 1)`` bits with ``k`` = :data:`SIZED_K_HASHES` = 7:
+  the same layout js-waku gives a filter whose ``capacity * bits_per_id`` is a
+  multiple of 64 (``W = 1 + m // 64``), e.g. js-waku's ``{capacity: 128,
+  errorRate: 0.01}`` is bit for bit our ``for_window(128, 0.01)``.
+
+The sizing math: with ``k`` hashes, ``m`` bits and ``n`` ids the false-positive
+rate is ``p = (1 - e^(-k n / m))^k``; at the optimal ``k = (m / n) ln 2`` that is
+``m = -n ln p / (ln 2)^2`` (9.6 bits per id at 1 %, 14.4 at 0.1 %). With ``k``
+fixed at 7 (optimal for 1 %), ``m = -k n / ln(1 - p^(1/k))``: 9.6 bits per id at
+1 % and 15.0 at 0.1 %, within 4 % of the optimum over that range. Rounded up to
+whole 64-bit words.
+
 :class:`RollingBloomFilter` is what a participant keeps: it remembers the ids it
 holds, and when it reaches capacity it is recomputed from the most recent 80 %
 (nim-sds keeps the newest 80 % too). Its size on the wire never changes, so peers
@@ -40,16 +63,26 @@ from boxless.errors import DecodeError, UsageError
 
 __all__ = [
     "DEFAULT_BLOOM_PARAMS",
+    "MAX_BLOOM_BYTES",
+    "MIN_BLOOM_BYTES",
     "ROLL_KEEP_FRACTION",
+    "SIZED_K_HASHES",
+    "WINDOW_BLOOM_PARAMS",
     "BloomFilter",
     "BloomParams",
     "RollingBloomFilter",
+    "base_hashes",
     "hash_n",
     "murmur3_32",
 ]
 
 #: When a rolling filter reaches capacity it keeps this fraction of its newest ids.
 ROLL_KEEP_FRACTION: Final = 0.8
+#: Hashes per id of every filter that is not js-waku's default size.
+SIZED_K_HASHES: Final = 7
+#: Smallest and largest filter read from a peer (2 words; 512 kbit, 28x js-waku's).
+MIN_BLOOM_BYTES: Final = 16
+MAX_BLOOM_BYTES: Final = 65_536
 
 _C1: Final = 0xCC9E2D51
 _C2: Final = 0x1B873593
@@ -84,15 +117,16 @@ def murmur3_32(data: bytes) -> int:
     return h - (1 << 32) if h & 0x80000000 else h
 
 
-def _base_hashes(item: str, max_value: int) -> tuple[int, int]:
+def base_hashes(item: str) -> tuple[int, int]:
+    """The two hashes every position of ``item`` derives from, for any filter size."""
     raw = item.encode("utf-8")
-    return abs(murmur3_32(raw)) % max_value, abs(murmur3_32(raw + b" b")) % max_value
+    return abs(murmur3_32(raw)), abs(murmur3_32(raw + b" b"))
 
 
 def hash_n(item: str, n: int, max_value: int) -> int:
     """The ``n``-th bloom position of ``item`` in ``[0, max_value)`` (nim-sds ``hashN``)."""
-    a, b = _base_hashes(item, max_value)
-    return abs(a + n * b) % max_value
+    ha, hb = base_hashes(item)
+    return (ha % max_value + n * (hb % max_value)) % max_value
 
 
 @dataclass(frozen=True)
@@ -113,6 +147,36 @@ class BloomParams:
         k = math.floor(math.log(2) * bits_per_elem + 0.5)  # JavaScript's Math.round
         return cls(capacity, error_rate, k, capacity * bits_per_elem)
 
+    @classmethod
+    def for_window(cls, capacity: int, error_rate: float) -> BloomParams:
+        """The smallest filter with :data:`SIZED_K_HASHES` hashes that holds ``capacity``
+        ids at ``error_rate``, in whole 64-bit words: readable by size alone."""
+        if capacity < 1 or not 0.0 < error_rate < 1.0:
+            raise UsageError("bloom filter needs capacity >= 1 and 0 < error_rate < 1")
+        k = SIZED_K_HASHES
+        bits = -k * capacity / math.log(1.0 - error_rate ** (1.0 / k))
+        total_bits = 64 * max(1, math.ceil(bits / 64))
+        params = cls(capacity, error_rate, k, total_bits)
+        if params.n_bytes > MAX_BLOOM_BYTES:
+            raise UsageError(f"a bloom filter of {params.n_bytes} bytes is too large to send")
+        return params
+
+    @classmethod
+    def for_wire_size(cls, n_bytes: int) -> BloomParams:
+        """How a peer's filter of ``n_bytes`` is read (see the module docstring).
+
+        Raises :class:`DecodeError` for a size no filter has: not whole 64-bit
+        words, or outside ``[MIN_BLOOM_BYTES, MAX_BLOOM_BYTES]``.
+        """
+        if n_bytes == DEFAULT_BLOOM_PARAMS.n_bytes:
+            return DEFAULT_BLOOM_PARAMS
+        if n_bytes % 8 or not MIN_BLOOM_BYTES <= n_bytes <= MAX_BLOOM_BYTES:
+            raise DecodeError(f"a bloom filter cannot be {n_bytes} bytes")
+        total_bits = 8 * n_bytes - 64
+        k = SIZED_K_HASHES
+        capacity = max(1, int(total_bits * -math.log(1.0 - 0.01 ** (1.0 / k)) / k))
+        return cls(capacity, 0.01, k, total_bits)
+
     @property
     def n_bytes(self) -> int:
         """Serialised size: ``1 + total_bits // 64`` big-endian 64-bit words."""
@@ -120,13 +184,20 @@ class BloomParams:
 
     def positions(self, item: str) -> tuple[int, ...]:
         """The ``k`` bit positions of ``item``."""
+        return self.positions_of(base_hashes(item))
+
+    def positions_of(self, base: tuple[int, int]) -> tuple[int, ...]:
+        """The ``k`` bit positions of an item from its :func:`base_hashes`."""
         m = self.total_bits
-        a, b = _base_hashes(item, m)
+        a, b = base[0] % m, base[1] % m
         return tuple((a + n * b) % m for n in range(self.k_hashes))
 
 
 #: js-waku's ``DEFAULT_BLOOM_FILTER_OPTIONS`` (capacity 10,000, error rate 0.001).
 DEFAULT_BLOOM_PARAMS: Final = BloomParams.for_capacity(10_000, 0.001)
+#: What SDS sends by default: the last 128 ids at 1 % (1,280 bits, k = 7, 168 bytes;
+#: js-waku's ``{capacity: 128, errorRate: 0.01}`` bit for bit). See docs/groups.md.
+WINDOW_BLOOM_PARAMS: Final = BloomParams.for_window(128, 0.01)
 
 
 def _locate(h: int) -> tuple[int, int]:
@@ -171,10 +242,13 @@ class BloomFilter:
         return bytes(self._bits)
 
     @classmethod
-    def from_bytes(cls, data: bytes, params: BloomParams = DEFAULT_BLOOM_PARAMS) -> BloomFilter:
-        """Read a peer's filter; raises :class:`DecodeError` unless it has our exact size."""
+    def from_bytes(cls, data: bytes, params: BloomParams | None = None) -> BloomFilter:
+        """Read a peer's filter, of any size (:meth:`BloomParams.for_wire_size`), or of
+        exactly ``params``' size if given; raises :class:`DecodeError` otherwise."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise DecodeError("bloom filter must be bytes")
+        if params is None:
+            params = BloomParams.for_wire_size(len(data))
         if len(data) != params.n_bytes:
             raise DecodeError(f"bloom filter is {len(data)} bytes, expected {params.n_bytes}")
         bloom = cls(params)

@@ -9,10 +9,13 @@ seconds, a float: the Lamport clock is pegged to epoch milliseconds) and returns
 bytes and events. It never awaits, reads a clock or touches the network.
 
 Sending (:meth:`SdsChannel.wrap`): the Lamport clock becomes
-``max(now_ms, clock + 1)``; the message carries the last ``causal_history_size``
-ids of our log (with retrieval hints) and our bloom filter of received ids; it
-joins our log, our bloom filter and the *outgoing buffer* of messages not yet
-acknowledged.
+``max(now_ms, clock + 1)``; the message carries ``causal_history_size`` ids of our
+log (with retrieval hints): the newest, then the newest that no content message
+we have seen names yet, then the newest others -- so every message gets named by
+a later one and a member who lost both finds the first through the second -- and
+our bloom filter of received ids, sized to the recent window (see
+:mod:`boxless.sync.bloom` and docs/groups.md); it joins our log, our bloom filter
+and the *outgoing buffer* of messages not yet acknowledged.
 
 Receiving (:meth:`SdsChannel.receive`): our own messages, other channels' and
 duplicates are ignored; ephemeral messages are delivered at once. Every other
@@ -21,7 +24,10 @@ causal history is **acknowledged**; an id its bloom filter probably holds is
 **possibly acknowledged**, and becomes acknowledged once the filters of
 ``possible_acks_threshold`` *distinct* senders hold it (js-waku counts filters, but
 a false positive in one member's filter stays in that member's later filters, so
-only distinct members are independent evidence). A content message then enters
+only distinct members are independent evidence) and it has a retrieval hint (a
+store has it: a false positive then costs members a fetch by hash when our next
+message names it, never a message nobody can get). Filters of any size are read
+(their size says how); one of an impossible size is ignored. A content message then enters
 our bloom filter and is delivered if every id in its causal history is in our log;
 otherwise it waits in the *incoming buffer*. Ids neither in the log nor buffered
 are *missing* (:meth:`SdsChannel.missing`): the client fetches them -- from a Waku
@@ -53,12 +59,20 @@ import bisect
 import enum
 import hashlib
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
 from boxless.errors import DecodeError, UsageError, ValidationError
-from boxless.sync.bloom import DEFAULT_BLOOM_PARAMS, BloomFilter, BloomParams, RollingBloomFilter
+from boxless.sync.bloom import (
+    ROLL_KEEP_FRACTION,
+    WINDOW_BLOOM_PARAMS,
+    BloomFilter,
+    BloomParams,
+    RollingBloomFilter,
+    base_hashes,
+)
 from boxless.sync.message import (
     MAX_HINT_BYTES,
     HistoryEntry,
@@ -79,9 +93,13 @@ __all__ = [
     "SdsChannel",
     "SdsConfig",
     "Wrapped",
+    "bloom_for_rate",
 ]
 
 log = logging.getLogger(__name__)
+
+HISTORY_SCAN: Final = 128
+"""How far back (log entries) a causal history looks for messages nobody has named yet."""
 
 STATE_VERSION: Final = 1
 """Version of the dict :meth:`SdsChannel.to_state` writes."""
@@ -89,17 +107,21 @@ STATE_VERSION: Final = 1
 
 @dataclass(frozen=True)
 class SdsConfig:
-    """Per-channel settings; every member should use the same ``bloom`` parameters."""
+    """Per-channel settings (members may differ: filters are read by their size)."""
 
-    causal_history_size: int = 10
-    """Ids of our log each message depends on.
+    causal_history_size: int = 3
+    """Ids of our log each message depends on: the newest, then the newest that no
+    content message we have seen names yet (:data:`HISTORY_SCAN`), then the newest.
 
-    The spec recommends two and leaves it to the application. A message missed by
-    one member is only noticed when a later message it does receive names it, and
-    with several messages in flight at once two names are too few: in the unit
-    test's network (4 members, 10 % loss to one, overlapping sends) two left about
-    1.3 % of lost messages unnoticed, five about 0.03 %, ten none. Ten entries cost
-    about 1 KB, a twentieth of the bloom filter's 18.75 KB (js-waku sends 200)."""
+    The spec recommends two and leaves the choice to the application. A message
+    missed by one member is only noticed when a later message it receives names
+    it. With the plain "last N" rule a burst pushed messages out of every tail
+    unnamed: in the unit test's network (10 % loss to one member, overlapping
+    sends, 6 seeds) the last 3 left 5-6 % of lost messages unnoticed and even the
+    last 10 were needed. Naming the unnamed first chains every message to a later
+    one, so a member who lost both finds the first through the second: 0 of ~200
+    unnoticed at 3 entries with 4 or 10 members (and 1 at 2 entries with 10). An
+    entry is ~102 bytes (a 64-hex id and a 32-byte Waku hash as hint)."""
     possible_acks_threshold: int = 2
     """Distinct members whose bloom filters must hold a message to acknowledge it."""
     resend_unacknowledged_after: float = 30.0
@@ -116,7 +138,9 @@ class SdsConfig:
     """Log entries kept (for dependencies and dedup); older ones are forgotten."""
     max_buffered: int = 5_000
     """Incoming messages waiting for dependencies; more are refused (re-fetchable)."""
-    bloom: BloomParams = DEFAULT_BLOOM_PARAMS
+    bloom: BloomParams = WINDOW_BLOOM_PARAMS
+    """The filter we send: :data:`~boxless.sync.bloom.WINDOW_BLOOM_PARAMS` (128 ids
+    at 1 %, 168 bytes). We read members' filters of any size, whatever this is."""
     verify_message_ids: bool = True
     """Refuse content messages whose id is not a hash of their content (ours or js-waku's)."""
 
@@ -133,9 +157,30 @@ class SdsConfig:
             raise UsageError("history_limit must cover the causal history; max_buffered >= 1")
 
     @classmethod
-    def for_group(cls, members: int, *, propagation_delay: float = 0.5) -> SdsConfig:
-        """Defaults, with the sync jitter scaled to a group of ``members``."""
-        return cls(sync_jitter=max(30.0, members * propagation_delay))
+    def for_group(
+        cls,
+        members: int,
+        *,
+        propagation_delay: float = 0.5,
+        messages_per_second: float | None = None,
+    ) -> SdsConfig:
+        """Defaults, with the sync jitter scaled to a group of ``members`` and, given
+        the group's peak ``messages_per_second``, a bloom filter that still holds an
+        id when its sender's first re-send is due (:func:`bloom_for_rate`)."""
+        jitter = max(30.0, members * propagation_delay)
+        if messages_per_second is None:
+            return cls(sync_jitter=jitter)
+        resend = cls.resend_unacknowledged_after
+        return cls(sync_jitter=jitter, bloom=bloom_for_rate(messages_per_second, resend))
+
+
+def bloom_for_rate(messages_per_second: float, window: float) -> BloomParams:
+    """A 1 % filter that holds the last ``window`` seconds of a channel at this rate
+    even right after it rolls over (it keeps 80 %), and never less than the default."""
+    if not messages_per_second > 0 or not window > 0:
+        raise UsageError("messages_per_second and window must be positive")
+    ids = math.ceil(messages_per_second * window / ROLL_KEEP_FRACTION)
+    return BloomParams.for_window(max(WINDOW_BLOOM_PARAMS.capacity, ids), 0.01)
 
 
 class AckState(enum.Enum):
@@ -207,7 +252,7 @@ class _Pending:
 @dataclass
 class _Outgoing:
     data: bytes
-    positions: tuple[int, ...]
+    base: tuple[int, int]  # bloom base hashes: positions for any filter size
     next_resend: float
     resends: int = 0
     possible_ackers: set[str] = field(default_factory=set)
@@ -249,6 +294,7 @@ class SdsChannel:
         self._waiters: dict[str, set[str]] = {}
         self._missing: dict[str, MissingDependency] = {}
         self._lost: dict[str, None] = {}  # insertion-ordered set
+        self._named: dict[str, None] = {}  # ids some content message's history named
         self._outgoing: dict[str, _Outgoing] = {}
         self._acked: list[str] = []
         self._sync_seq = 0
@@ -273,7 +319,7 @@ class SdsChannel:
                 message_id=message_id,
                 channel_id=self.channel_id,
                 lamport_timestamp=lamport,
-                causal_history=self._causal_history(),
+                causal_history=self._causal_history(mark=True),
                 bloom_filter=self._bloom.to_bytes(),
                 content=bytes(content),
             )
@@ -282,7 +328,7 @@ class SdsChannel:
         self._bloom.add(message_id)
         self._outgoing[message_id] = _Outgoing(
             data=data,
-            positions=self.config.bloom.positions(message_id),
+            base=base_hashes(message_id),
             next_resend=now + self.config.resend_unacknowledged_after,
         )
         self._quiet_from(now)
@@ -314,6 +360,9 @@ class SdsChannel:
         if entry is None:
             raise UsageError("no such message in this channel's log")
         entry.hint = bytes(hint)
+        out = self._outgoing.get(message_id)
+        if out is not None:
+            self._maybe_acknowledge(message_id, out)
 
     # --------------------------------------------------------------- receiving
 
@@ -362,6 +411,7 @@ class SdsChannel:
         self._missing.pop(message.message_id, None)
         self._lost.pop(message.message_id, None)
         self._note_missing(history, now)
+        self._mark_named(e.message_id for e in history)
         if unmet:
             self._buffer[message.message_id] = _Pending(message, now, hint, unmet)
             for dep in unmet:
@@ -457,16 +507,24 @@ class SdsChannel:
         if message.bloom_filter is None or not self._outgoing:
             return
         try:
-            bloom = BloomFilter.from_bytes(message.bloom_filter, self.config.bloom)
+            bloom = BloomFilter.from_bytes(message.bloom_filter)
         except DecodeError:
-            log.debug("SDS: ignoring a bloom filter of another size")
+            log.debug("SDS: ignoring a bloom filter of an impossible size")
             return
-        threshold = self.config.possible_acks_threshold
+        params = bloom.params
         for message_id, out in list(self._outgoing.items()):
-            if bloom.contains_positions(out.positions):
+            if bloom.contains_positions(params.positions_of(out.base)):
                 out.possible_ackers.add(message.sender_id)
-                if len(out.possible_ackers) >= threshold:
-                    self._acknowledge(message_id)
+                self._maybe_acknowledge(message_id, out)
+
+    def _maybe_acknowledge(self, message_id: str, out: _Outgoing) -> None:
+        """Bloom filters acknowledge only a message a store has (it has a retrieval
+        hint): a false positive then costs a fetch by hash, never a lost message."""
+        if len(out.possible_ackers) < self.config.possible_acks_threshold:
+            return
+        entry = self._entries.get(message_id)
+        if entry is not None and entry.hint:
+            self._acknowledge(message_id)
 
     def _acknowledge(self, message_id: str) -> None:
         del self._outgoing[message_id]
@@ -581,11 +639,40 @@ class SdsChannel:
         self._lamport = max(int(now * 1000), self._lamport + 1)
         return self._lamport
 
-    def _causal_history(self) -> tuple[HistoryEntry, ...]:
-        tail = self._log[-self.config.causal_history_size :]
+    def _causal_history(self, *, mark: bool = False) -> tuple[HistoryEntry, ...]:
+        """The newest log entry, then the newest entries no content message has named
+        yet (within the last :data:`HISTORY_SCAN`), then the newest others; in log order."""
+        log_ = self._log
+        size = min(self.config.causal_history_size, len(log_))
+        if not size:
+            return ()
+        chosen = [len(log_) - 1]
+        floor = max(0, len(log_) - 1 - HISTORY_SCAN)
+        i = len(log_) - 2
+        while len(chosen) < size and i >= floor:
+            if log_[i][1] not in self._named:
+                chosen.append(i)
+            i -= 1
+        i = len(log_) - 2
+        while len(chosen) < size:
+            if i not in chosen:
+                chosen.append(i)
+            i -= 1
+        chosen.sort()
+        if mark:
+            self._mark_named(log_[i][1] for i in chosen)
         return tuple(
-            HistoryEntry(message_id=mid, retrieval_hint=self._entries[mid].hint) for _, mid in tail
+            HistoryEntry(message_id=log_[i][1], retrieval_hint=self._entries[log_[i][1]].hint)
+            for i in chosen
         )
+
+    def _mark_named(self, ids: Iterable[str]) -> None:
+        named = self._named
+        for mid in ids:
+            named.pop(mid, None)
+            named[mid] = None
+        while len(named) > self.config.history_limit:
+            del named[next(iter(named))]
 
     def _remember(self, message_id: str, lamport: int, sender_id: str, hint: bytes | None) -> None:
         self._entries[message_id] = _Entry(lamport, sender_id, hint)
@@ -617,6 +704,7 @@ class SdsChannel:
                 for m in self._missing.values()
             ],
             "lost": list(self._lost),
+            "named": list(self._named),
             "outgoing": [
                 [mid, o.data.hex(), o.next_resend, o.resends, sorted(o.possible_ackers)]
                 for mid, o in self._outgoing.items()
@@ -657,10 +745,11 @@ class SdsChannel:
                 _str(mid), _unhex(hint), None if sender is None else _str(sender), _float(since)
             )
         channel._lost = dict.fromkeys(_str(i) for i in _list(state["lost"]))
+        channel._named = dict.fromkeys(_str(i) for i in _list(state.get("named", [])))
         for mid, data, next_resend, resends, ackers in _rows(state["outgoing"]):
             channel._outgoing[_str(mid)] = _Outgoing(
                 data=_unhex(data) or b"",
-                positions=channel.config.bloom.positions(_str(mid)),
+                base=base_hashes(_str(mid)),
                 next_resend=_float(next_resend),
                 resends=_int(resends),
                 possible_ackers={_str(a) for a in _list(ackers)},
