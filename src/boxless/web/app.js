@@ -127,7 +127,9 @@ function updateBadges() {
     ? "Reconnecting to your node…"
     : !store.network
       ? "Your node cannot reach the network; messages wait in the outbox."
-      : "";
+      : store.catchingUp
+        ? `Catching up on messages… ${store.catchingUp} so far`
+        : "";
   shell.banner.hidden = !problem;
   shell.banner.textContent = problem;
 }
@@ -202,6 +204,15 @@ function onEvent(ev) {
       break;
     case "ready":
       store.network = true;
+      refreshSoon();
+      break;
+    case "catch_up":
+      store.catchingUp = ev.finished ? 0 : ev.done;
+      changed();
+      if (ev.finished) refreshSoon();
+      break;
+    case "profile":
+    case "broadcast":
       refreshSoon();
       break;
     default:

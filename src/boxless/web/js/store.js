@@ -18,6 +18,7 @@ export const store = {
   typing: new Map(), // identity key -> expiry (ms since epoch)
   connected: false, // the event WebSocket is open
   network: true, // the node reaches its service peers (connectivity events)
+  catchingUp: 0, // messages caught up from the store so far (catch_up events; 0: not catching up)
 };
 
 const subscribers = new Set();
