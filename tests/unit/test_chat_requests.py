@@ -351,3 +351,32 @@ def test_the_default_spent_table_outlasts_what_the_default_limits_admit() -> Non
     window_s = (3_600_000 + 600_000) / 1000  # a proof is fresh from -1 h to +10 min
     admitted = GLOBAL_BURST + g.overall.rate_per_s * window_s
     assert admitted < g.spent.max_entries
+
+
+def test_a_forged_sender_is_refused_in_one_call_without_spending() -> None:
+    """The same attack through the one-call form: the card check is handed to the gate,
+    which runs it only when something would be spent, and spends nothing if it fails."""
+    g = gate(
+        per_sender=RateLimiter(rate_per_s=0, burst=1),
+        overall=RateLimiter(rate_per_s=0, burst=1, max_keys=1),
+    )
+    calls: list[bytes] = []
+
+    def card_does_not_bind() -> bool:
+        calls.append(ALICE)
+        return False
+
+    for i in range(5):
+        forged = request(ALICE, at=NOW - 1 - i)
+        decision = g.should_accept(
+            ALICE, forged, state=N, now_ms=NOW, verify_sender=card_does_not_bind
+        )
+        assert not decision.accept and decision.reason is GateReason.UNVERIFIED_SENDER
+    # contacts' messages and refused requests never ask for the card
+    g.should_accept(ALICE, Text("hi"), state=ACC, now_ms=NOW, verify_sender=card_does_not_bind)
+    g.should_accept(ALICE, Text("hi"), state=N, now_ms=NOW, verify_sender=card_does_not_bind)
+    assert len(calls) == 5
+    genuine = g.should_accept(
+        ALICE, request(ALICE), state=N, now_ms=NOW, verify_sender=lambda: True
+    )
+    assert genuine.reason is GateReason.NEW_REQUEST

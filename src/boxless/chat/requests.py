@@ -52,7 +52,7 @@ whose proof is still fresh passes the gate as ``RESENT``).
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
@@ -178,6 +178,7 @@ class GateReason(enum.Enum):
     STALE_PROOF = "stale_proof"
     REPLAYED_PROOF = "replayed_proof"  # a proof spent before
     RATE_LIMITED = "rate_limited"
+    UNVERIFIED_SENDER = "unverified_sender"  # a stranger's card does not bind the sender
 
 
 _SPENDS: Final = frozenset({GateReason.NEW_REQUEST, GateReason.RESENT})
@@ -296,17 +297,30 @@ class RequestGate:
         return GateDecision(True, GateReason.NEW_REQUEST)
 
     def commit(
-        self, sender: bytes, body: Body, *, state: ContactState, now_ms: int
+        self,
+        sender: bytes,
+        body: Body,
+        *,
+        state: ContactState,
+        now_ms: int,
+        verify_sender: Callable[[], bool] | None = None,
     ) -> GateDecision:
         """Decide for a *verified* ``sender`` and spend what a stranger's request costs.
 
         Same arguments as :meth:`check`. A re-sent request (``RESENT``) costs a token
         of the sender's bucket only; a new one costs the proof (never accepted
         again), a token of the sender's bucket and one of the global bucket.
+
+        ``verify_sender``, if given, is called only when something would be spent,
+        and must say whether ``sender`` is proved (the request's card binds it to
+        the device the Olm session proved, or a stored contact's device matched);
+        False refuses the message (``UNVERIFIED_SENDER``) and spends nothing.
         """
         decision = self.check(sender, body, state=state, now_ms=now_ms)
         if not decision.spends:
             return decision
+        if verify_sender is not None and not verify_sender():
+            return GateDecision(False, GateReason.UNVERIFIED_SENDER)
         assert isinstance(body, ContactRequest)  # check() passes no other body here
         now = now_ms / 1000
         self.per_sender.allow(sender, now)
@@ -316,14 +330,21 @@ class RequestGate:
         return decision
 
     def should_accept(
-        self, sender: bytes, body: Body, *, state: ContactState, now_ms: int
+        self,
+        sender: bytes,
+        body: Body,
+        *,
+        state: ContactState,
+        now_ms: int,
+        verify_sender: Callable[[], bool] | None = None,
     ) -> GateDecision:
-        """:meth:`commit` under its old name: ``sender`` must be verified already.
+        """:meth:`commit` under its old name.
 
-        Kept for callers that check the sender's card first; new code calls
-        :meth:`check`, verifies the sender, then :meth:`commit`.
+        Without ``verify_sender`` the caller must have verified ``sender`` already;
+        a caller that checks the card later passes it here, or calls :meth:`check`,
+        verifies, then :meth:`commit`.
         """
-        return self.commit(sender, body, state=state, now_ms=now_ms)
+        return self.commit(sender, body, state=state, now_ms=now_ms, verify_sender=verify_sender)
 
     def _digest(self, sender: bytes, body: ContactRequest) -> bytes:
         return proof_digest(self.own_identity_key, sender, body.proof)
