@@ -151,11 +151,8 @@ class BundleBook:
     def stored(self, identity_key: bytes) -> DeviceBundle | None:
         """The newest verified bundle we hold for ``identity_key`` (maybe expired since)."""
         with self.db.transaction() as cur:
-            cur.execute("SELECT bundle FROM client_bundles WHERE identity_key = ?", (identity_key,))
-            row = cur.fetchone()
-        if row is None:
-            return None
-        return bundle_from_bytes(bytes(row[0]))
+            raw = db.get_bundle(cur, identity_key)
+        return None if raw is None else bundle_from_bytes(raw)
 
     def fresher(self, bundle: DeviceBundle) -> DeviceBundle:
         """``bundle`` or, if we hold a newer one for the same device, that one."""
@@ -172,26 +169,18 @@ class BundleBook:
         """Keep a verified bundle unless we hold a newer one (or, without ``on_tie``,
         one as new); True if it was kept."""
         with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT created_at FROM client_bundles WHERE identity_key = ?",
-                (bundle.identity_key,),
-            )
-            row = cur.fetchone()
-            if row is not None and (
-                int(row[0]) > bundle.created_at or (int(row[0]) == bundle.created_at and not on_tie)
+            held = db.bundle_created_at(cur, bundle.identity_key)
+            if held is not None and (
+                held > bundle.created_at or (held == bundle.created_at and not on_tie)
             ):
                 return False
-            cur.execute(
-                "INSERT OR REPLACE INTO client_bundles "
-                "(identity_key, device_key, created_at, bundle, fetched_at_ms) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (
-                    bundle.identity_key,
-                    bundle.curve25519,
-                    bundle.created_at,
-                    bundle.to_proto().SerializeToString(deterministic=True),
-                    int(self.clock() * 1000),
-                ),
+            db.put_bundle(
+                cur,
+                bundle.identity_key,
+                bundle.curve25519,
+                bundle.created_at,
+                bundle.to_proto().SerializeToString(deterministic=True),
+                int(self.clock() * 1000),
             )
         return True
 

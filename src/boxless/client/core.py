@@ -124,9 +124,7 @@ class Client:
         self.channel.handlers.on_body(
             (env.GroupKeyShareBody, env.GroupOpBody), self._group_direct, gated=False
         )
-        self.broadcasts = BroadcastManager(
-            self.db, send_text=self.conversations.send_text, emit=self._emit, clock=clock
-        )
+        self.broadcasts = BroadcastManager(self.conversations, emit=self._emit, clock=clock)
         self.sas = SasManager(
             account, self.channel, self.conversations, self.contact_book, clock=clock
         )

@@ -1,4 +1,8 @@
-"""The client's tables: every SQL statement of the client core lives here.
+"""The client's shared tables: contacts, 1:1 messages, outbox, dedup, sync, bundles.
+
+Each feature with tables of its own has its own store module
+(:mod:`~boxless.client.group_store`, :mod:`~boxless.client.broadcast_store`); no
+SQL lives anywhere else.
 
 Synapse's habit: domain code decides, storage functions hold the SQL. Each
 function takes the cursor of a transaction the caller owns (``with
@@ -10,12 +14,25 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Protocol
 
 from boxless.chat.outbox import ROW_COLUMNS, OutboxRow
 from boxless.storage.userdb import migration_files
 
-Cursor = Any
+class Cursor(Protocol):
+    """A DB-API cursor of a transaction the caller owns (SQLCipher's, here)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Any: ...
+
+    def executemany(self, sql: str, seq: Iterable[Sequence[Any]], /) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
 
 
 def client_migrations() -> list[Any]:
@@ -271,3 +288,31 @@ def get_state(cur: Cursor, key: str) -> bytes | None:
 
 def set_state(cur: Cursor, key: str, value: bytes) -> None:
     cur.execute("INSERT OR REPLACE INTO client_state (key, value) VALUES (?, ?)", (key, value))
+
+
+def get_bundle(cur: Cursor, identity_key: bytes) -> bytes | None:
+    """The newest published bundle we verified for ``identity_key`` (serialized)."""
+    cur.execute("SELECT bundle FROM client_bundles WHERE identity_key = ?", (identity_key,))
+    row = cur.fetchone()
+    return None if row is None else bytes(row[0])
+
+
+def bundle_created_at(cur: Cursor, identity_key: bytes) -> int | None:
+    cur.execute("SELECT created_at FROM client_bundles WHERE identity_key = ?", (identity_key,))
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
+
+
+def put_bundle(
+    cur: Cursor,
+    identity_key: bytes,
+    device_key: bytes,
+    created_at: int,
+    bundle: bytes,
+    fetched_at_ms: int,
+) -> None:
+    cur.execute(
+        "INSERT OR REPLACE INTO client_bundles "
+        "(identity_key, device_key, created_at, bundle, fetched_at_ms) VALUES (?, ?, ?, ?, ?)",
+        (identity_key, device_key, created_at, bundle, fetched_at_ms),
+    )
