@@ -13,6 +13,7 @@ from boxless.client.memory_transport import Fault, MemoryNetwork
 from boxless.errors import UsageError
 from tests.memnet_fixtures import (
     befriend,
+    homes,
     make_account,
     memnet,
     running,
@@ -21,15 +22,15 @@ from tests.memnet_fixtures import (
     wall_ns,
 )
 
-__all__ = ["virtual_wall_clock"]  # the fixture, used by pytestmark
+__all__ = ["homes", "virtual_wall_clock"]  # fixtures
 
 pytestmark = pytest.mark.usefixtures("virtual_wall_clock")
 
 
 async def test_one_to_one_exchange_both_ways_with_ticks(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with memnet(tmp_path, ("alice", "bob")) as (net, (alice, bob)):
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
         await befriend(alice, bob)
         mid = await alice.client.send_text(bob.me, "hello Bob")
         await wait_for(alice, lambda: alice.message(mid).state == "delivered")
@@ -43,9 +44,9 @@ async def test_one_to_one_exchange_both_ways_with_ticks(
 
 
 async def test_a_contact_request_is_accepted(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with memnet(tmp_path, ("alice", "bob")) as (net, (alice, bob)):
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
         await alice.client.add_contact(bob.link(), intro="hi, it's Alice")
         await wait_for(bob, lambda: bob.state(alice) == "request_received")
         request = bob.contact(alice)
@@ -63,9 +64,9 @@ async def test_a_contact_request_is_accepted(
 
 
 async def test_a_declined_request_stays_declined_on_our_side(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with memnet(tmp_path, ("bob", "carol")) as (net, (bob, carol)):
+    async with memnet(homes, ("bob", "carol")) as (net, (bob, carol)):
         await carol.client.add_contact(bob.link(), intro="Carol here")
         await wait_for(bob, lambda: bob.state(carol) == "request_received")
         await bob.client.respond(carol.me, ContactEvent.DECLINE)
@@ -83,9 +84,9 @@ async def test_a_declined_request_stays_declined_on_our_side(
     "the answer never leaves and the requester waits in request_sent for ever",
 )
 async def test_the_requester_learns_of_a_decline(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with memnet(tmp_path, ("bob", "carol")) as (net, (bob, carol)):
+    async with memnet(homes, ("bob", "carol")) as (net, (bob, carol)):
         await carol.client.add_contact(bob.link())
         await wait_for(bob, lambda: bob.state(carol) == "request_received")
         await bob.client.respond(carol.me, ContactEvent.DECLINE)
@@ -93,10 +94,10 @@ async def test_the_requester_learns_of_a_decline(
 
 
 async def test_crossed_requests_converge_on_one_conversation(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """Both add each other before either request arrives (a 5 s delay on every link)."""
-    async with memnet(tmp_path, ("alice", "bob")) as (net, (alice, bob)):
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
         slow = net.add_fault(Fault(delay=5.0))
         await alice.client.add_contact(bob.link())
         await bob.client.add_contact(alice.link())
@@ -115,9 +116,9 @@ async def test_crossed_requests_converge_on_one_conversation(
 
 
 async def test_an_offline_recipient_catches_up_from_history_once_and_in_order(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with memnet(tmp_path, ("alice", "bob")) as (net, (alice, bob)):
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
         await befriend(alice, bob)
         bob.transport.set_online(False)
         ids = []
@@ -135,11 +136,11 @@ async def test_an_offline_recipient_catches_up_from_history_once_and_in_order(
 
 
 async def test_ten_percent_loss_is_repaired_by_resends(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """10 % of what either side sends live is lost (texts and receipts alike); the
     outbox's timers re-send until every message is delivered."""
-    async with memnet(tmp_path, ("alice", "bob"), seed=1) as (net, (alice, bob)):
+    async with memnet(homes, ("alice", "bob"), seed=1) as (net, (alice, bob)):
         await befriend(alice, bob)
         net.add_fault(Fault(sender="alice", receiver="bob", loss=0.1))
         net.add_fault(Fault(sender="bob", receiver="alice", loss=0.1))
@@ -155,15 +156,15 @@ async def test_ten_percent_loss_is_repaired_by_resends(
 
 
 async def test_a_restarted_client_keeps_its_state(
-    tmp_path: Path, autojump_clock: trio.testing.MockClock
+    homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     net = MemoryNetwork(now_ns=wall_ns)
     for name in ("alice", "bob"):
-        make_account(tmp_path / name, name.title())
+        make_account(homes / name, name.title())
     async with trio.open_nursery() as nursery:
         await nursery.start(net.run)
-        async with running(net, tmp_path / "alice", "alice") as alice:
-            async with running(net, tmp_path / "bob", "bob") as bob:
+        async with running(net, homes / "alice", "alice") as alice:
+            async with running(net, homes / "bob", "bob") as bob:
                 await befriend(alice, bob)
                 mid = await alice.client.send_text(bob.me, "before")
                 await wait_for(alice, lambda: alice.message(mid).state == "delivered")
@@ -172,7 +173,7 @@ async def test_a_restarted_client_keeps_its_state(
             late = await alice.client.send_text(bob_key, "while you were out")
             await wait_for(alice, lambda: alice.message(late).state == "sent")
             await trio.sleep(5)
-            async with running(net, tmp_path / "bob", "bob") as bob:
+            async with running(net, homes / "bob", "bob") as bob:
                 assert bob.state(alice) == "accepted"
                 assert bob.texts(alice) == ["before", "while you were out"]
                 await wait_for(alice, lambda: alice.message(late).state == "delivered")
