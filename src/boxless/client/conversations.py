@@ -272,11 +272,7 @@ class Conversations:
             self.outbox.remove(entry.message_id)
             self._settle(None, entry.message_id)
             return
-        is_request = entry.content_topic != contact.conversation_topic
-        if not is_request and contact.state not in (
-            ContactState.ACCEPTED.value,
-            ContactState.REQUEST_RECEIVED.value,
-        ):
+        if not _may_send(contact, entry):
             return  # waits for their answer; retried when they accept
         try:
             sent = await self.channel.send_contact(contact, entry.content_topic, entry.payload)
@@ -439,6 +435,19 @@ class Conversations:
         self.channel.sessions.reset(contact.device_key)
         logger.info("re-establishing the session with a contact")
         self.queue(contact, env.SessionReset())
+
+
+def _may_send(contact: db.ContactRow, entry: OutboxEntry) -> bool:
+    """Whether a queued message may go to ``contact`` now: a request always; on the
+    conversation topic, anything once they accepted or asked us, and our answer
+    when we declined them (nothing else: they are not a contact)."""
+    if entry.content_topic != contact.conversation_topic:
+        return True  # a contact request, on their partition topic
+    if contact.state in (ContactState.ACCEPTED.value, ContactState.REQUEST_RECEIVED.value):
+        return True
+    if contact.state == ContactState.DECLINED.value:
+        return isinstance(env.decode(entry.payload).body, env.ContactResponse)
+    return False
 
 
 def _apply_action(cur: db.Cursor, target: db.MessageRow, body: env.Body, by_me: bool) -> None:
