@@ -6,9 +6,11 @@ carry the last causal-history ids and its bloom filter, as a real member's would
 "me" and an observer are real :class:`~boxless.sync.SdsChannel` objects. After a
 warm-up of group traffic, each round "me" wraps a 200-byte message, the observer
 receives it, and one group message reaches both of us. The SDS overhead is the
-wrapped size minus the content: the bloom filter (fixed by js-waku's parameters)
-plus the causal history plus ids and framing, and none of it depends on how many
-members there are -- there are no per-member receipts or keys in an SDS message.
+wrapped size minus the content: the bloom filter plus the causal history plus ids
+and framing, and none of it depends on how many members there are -- there are no
+per-member receipts or keys in an SDS message. Each size runs twice in one run:
+"before" (js-waku's 10,000-id filter, the last 10 ids: the settings before issue 9)
+and "after" (today's defaults: a 128-id window filter, 3 ids).
 
     python bench/bench_sds.py [--rounds 300] [--warmup 2000]
 """
@@ -16,6 +18,7 @@ members there are -- there are no per-member receipts or keys in an SDS message.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import random
 import statistics
@@ -26,6 +29,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from boxless.sync import (  # noqa: E402
+    DEFAULT_BLOOM_PARAMS,
+    WINDOW_BLOOM_PARAMS,
+    BloomParams,
     HistoryEntry,
     RollingBloomFilter,
     SdsChannel,
@@ -45,25 +51,28 @@ T0 = 1_760_000_000.0
 class Group:
     """The other members, as one up-to-date voice with many sender ids."""
 
-    def __init__(self, members: int, history_size: int, seed: int) -> None:
+    def __init__(
+        self, members: int, history_size: int, seed: int, bloom: BloomParams = WINDOW_BLOOM_PARAMS
+    ) -> None:
         self.ids = [hashlib.sha256(f"member-{i}".encode()).hexdigest()[:32] for i in range(members)]
         self.rng = random.Random(seed)
-        self.bloom = RollingBloomFilter()
+        self.bloom = RollingBloomFilter(bloom)
         self.log: list[HistoryEntry] = []
         self.lamport = int(T0 * 1000)
         self.history_size = history_size
+        self.channel = CHANNEL
 
     def message(self, now: float) -> tuple[bytes, bytes]:
         """A member's next message and its retrieval hint (a stand-in Waku hash)."""
         self.lamport = max(int(now * 1000), self.lamport + 1)
         sender = self.rng.choice(self.ids)
         content = self.rng.randbytes(CONTENT_BYTES)
-        mid = content_message_id(CHANNEL, sender, self.lamport, content)
+        mid = content_message_id(self.channel, sender, self.lamport, content)
         data = encode_message(
             SdsMessage(
                 sender_id=sender,
                 message_id=mid,
-                channel_id=CHANNEL,
+                channel_id=self.channel,
                 lamport_timestamp=self.lamport,
                 causal_history=tuple(self.log[-self.history_size :]),
                 bloom_filter=self.bloom.to_bytes(),
@@ -74,9 +83,12 @@ class Group:
         self.hear(mid, hint)
         return data, hint
 
-    def hear(self, message_id: str, hint: bytes) -> None:
+    def hear(self, message_id: str, hint: bytes, *, name: bool = True) -> None:
+        """Receive a message: it enters the filter, and unless ``name`` is false
+        (a stand-in for a busy group) the log the causal histories come from."""
         self.bloom.add(message_id)
-        self.log.append(HistoryEntry(message_id, hint))
+        if name:
+            self.log.append(HistoryEntry(message_id, hint))
 
 
 def overhead(data: bytes) -> tuple[int, int, int]:
@@ -89,9 +101,18 @@ def overhead(data: bytes) -> tuple[int, int, int]:
     return bloom, history, other + content - len(pb.content)
 
 
-def run(members: int, rounds: int, warmup: int) -> dict[str, float]:
-    config = SdsConfig.for_group(members)
-    group = Group(members, config.causal_history_size, seed=members)
+def configs(members: int) -> dict[str, SdsConfig]:
+    """The SDS settings before issue 9 (js-waku's 10,000-id filter, the last 10 ids) and now."""
+    return {
+        "before": dataclasses.replace(
+            SdsConfig.for_group(members), causal_history_size=10, bloom=DEFAULT_BLOOM_PARAMS
+        ),
+        "after": SdsConfig.for_group(members),
+    }
+
+
+def run(members: int, rounds: int, warmup: int, config: SdsConfig) -> dict[str, float]:
+    group = Group(members, config.causal_history_size, seed=members, bloom=config.bloom)
     me = SdsChannel(CHANNEL, "me-" + "0" * 29, now=T0, config=config)
     observer = SdsChannel(CHANNEL, "observer-" + "0" * 23, now=T0, config=config)
     now = T0
@@ -147,21 +168,24 @@ def main() -> None:
         f"warm-up, {args.rounds} rounds; median CPU time per call; bytes = SDS overhead"
     )
     header = (
-        f"{'members':>8} {'wrap µs':>8} {'receive µs':>10} {'bloom B':>8} "
+        f"{'members':>8} {'':>6} {'wrap µs':>8} {'receive µs':>10} {'bloom B':>8} "
         f"{'history B':>9} {'other B':>7} {'total B':>8} {'unacked':>7}"
     )
     print(header)
     print("-" * len(header))
     for members in (100, 1_000, 5_000):
-        r = run(members, args.rounds, args.warmup)
-        print(
-            f"{members:>8,} {r['wrap_us']:>8.0f} {r['recv_us']:>10.0f} {r['bloom']:>8.0f} "
-            f"{r['history']:>9.0f} {r['other']:>7.0f} {r['total']:>8.0f} {r['unacked']:>7.0f}"
-        )
+        for name, config in configs(members).items():
+            r = run(members, args.rounds, args.warmup, config)
+            print(
+                f"{members:>8,} {name:>6} {r['wrap_us']:>8.0f} {r['recv_us']:>10.0f} "
+                f"{r['bloom']:>8.0f} {r['history']:>9.0f} {r['other']:>7.0f} {r['total']:>8.0f} "
+                f"{r['unacked']:>7.0f}"
+            )
     print(
-        "bloom: js-waku's parameters (10,000 ids, 0.1 % false positives, k=10) fix it at "
-        "18,752 bytes + 4 of framing;\nhistory: 10 entries of a 64-hex id and a 32-byte hint; "
-        "'unacked' = my messages still unacknowledged at the end (no receipts were sent)."
+        "before: js-waku's filter (10,000 ids, 0.1 %, k=10: 18,752 bytes) and the last 10 ids;\n"
+        "after: the window filter (128 ids, 1 %, k=7: 168 bytes) and 3 ids, the not-yet-named "
+        "first;\nan id is a 64-hex id and a 32-byte hint; 'unacked' = my messages still "
+        "unacknowledged at the end (no receipts were sent)."
     )
 
 

@@ -1,17 +1,14 @@
 """The local API app: resources over the client core, one event WebSocket.
 
-Security model: bound to 127.0.0.1 by default; every request carries the
-per-install token (``Authorization: Bearer <token>``; WebSockets and the web
-UI's first load may pass ``?token=``); a request whose ``Origin`` is not the
-API's own is refused (no CORS for other sites, so a page elsewhere can neither
-read nor write, and no cookies are used, so there is nothing to forge).
+Security model: bound to 127.0.0.1 by default; :class:`~boxless.api.guard.Guard`
+checks every request first (Host allowlist against DNS rebinding, Origin, body
+size, the per-install token) and adds the security headers (CSP and others).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -24,7 +21,6 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
-from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from boxless.api.broadcasts import BODIES as BROADCAST_BODIES
@@ -32,6 +28,7 @@ from boxless.api.broadcasts import broadcast_routes
 from boxless.api.errors import ApiError, error_response, handle_api_error, handle_boxless_error
 from boxless.api.groups import BODIES as GROUP_BODIES
 from boxless.api.groups import group_routes
+from boxless.api.guard import Guard
 from boxless.api.params import parse_body, path_key
 from boxless.api.verification import sas_routes
 from boxless.api.web import MAX_QR_IMAGE_BYTES, qr_link, qr_png, read_limited, web_mount
@@ -43,53 +40,6 @@ from boxless.crypto.verification import format_safety_number, safety_number
 from boxless.errors import BoxlessError
 from boxless.identity.contact_code import decode_contact_code
 from boxless.identity.keys import fingerprint
-
-
-class AuthMiddleware:
-    """Token and Origin checks before anything else runs."""
-
-    def __init__(self, app: ASGIApp, token: str, allowed_origins: set[str]) -> None:
-        self.app = app
-        self.token = token
-        self.allowed_origins = allowed_origins
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        origin = headers.get("origin")
-        if origin is not None and origin not in self.allowed_origins:
-            await self._deny(
-                scope, receive, send, 403, "bad_origin", "requests from other sites are refused"
-            )
-            return
-        if scope["type"] == "http" and not scope["path"].startswith("/api/"):
-            await self.app(scope, receive, send)  # static UI files: no secrets in them
-            return
-        supplied = headers.get("authorization", "").removeprefix("Bearer ").strip()
-        if not supplied:
-            query = scope.get("query_string", b"").decode()
-            supplied = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("token", "")
-        if not hmac.compare_digest(supplied.encode(), self.token.encode()):
-            await self._deny(
-                scope,
-                receive,
-                send,
-                401,
-                "unauthorized",
-                "missing or wrong API token: open the URL `boxless up` printed",
-            )
-            return
-        await self.app(scope, receive, send)
-
-    async def _deny(
-        self, scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str
-    ) -> None:
-        if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 4000 + status})
-            return
-        await error_response(status, code, message)(scope, receive, send)
 
 
 class NewContact(BaseModel):
@@ -126,7 +76,7 @@ class TypingState(BaseModel):
     typing: bool
 
 
-_body = parse_body  # onboarding imports it from here
+_body = parse_body
 _key = path_key
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -411,7 +361,7 @@ def build_app(
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, token=token, allowed_origins={origin})],
+        middleware=[Middleware(Guard, token=token, origin=origin)],
         exception_handlers={
             ApiError: handle_api_error,
             BoxlessError: handle_boxless_error,

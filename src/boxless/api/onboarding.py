@@ -5,7 +5,7 @@ Theory of operation
 ``boxless up`` on a home with no account starts the node, then serves the
 app of :func:`build_onboarding_app` behind an :class:`AppSwitch` (an ASGI app
 that forwards to whichever app is current). The onboarding app has the same
-token and Origin checks as the full API, the same static web UI, and three
+checks (:class:`~boxless.api.guard.Guard`) as the full API, the same static web UI, and three
 endpoints:
 
 - ``POST /api/v1/onboarding/create {passphrase, name?}`` makes a new recovery
@@ -48,8 +48,9 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from boxless.api.app import AuthMiddleware, _body
 from boxless.api.errors import ApiError, error_response, handle_api_error, handle_boxless_error
+from boxless.api.guard import Guard
+from boxless.api.params import parse_body
 from boxless.api.web import web_mount
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import LocalAccount, create_account
@@ -163,7 +164,7 @@ class Onboarding:
     def _create(
         self, identity: Identity, profile: Profile, passphrase: str, now: float
     ) -> LocalAccount:
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # `up` made it 0700 already
         return create_account(self.home, passphrase, identity, profile, now, self.kdf)
 
 
@@ -190,11 +191,11 @@ def build_onboarding_app(onboarding: Onboarding, token: str, origin: str) -> Sta
         return JSONResponse({"onboarding": not onboarding.done})
 
     async def create(request: Request) -> Response:
-        body = await _body(request, CreateBody)
+        body = await parse_body(request, CreateBody)
         return JSONResponse(onboarding.create(body.passphrase, body.name))
 
     async def confirm(request: Request) -> Response:
-        body = await _body(request, ConfirmBody)
+        body = await parse_body(request, ConfirmBody)
         try:
             account = await onboarding.confirm(body.words, body.name)
         except PhraseNotConfirmed as exc:
@@ -202,7 +203,7 @@ def build_onboarding_app(onboarding: Onboarding, token: str, origin: str) -> Sta
         return JSONResponse(_account_json(account), status_code=201)
 
     async def restore(request: Request) -> Response:
-        body = await _body(request, RestoreBody)
+        body = await parse_body(request, RestoreBody)
         account = await onboarding.restore(body.phrase, body.name, body.passphrase)
         return JSONResponse(_account_json(account), status_code=201)
 
@@ -228,7 +229,7 @@ def build_onboarding_app(onboarding: Onboarding, token: str, origin: str) -> Sta
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(AuthMiddleware, token=token, allowed_origins={origin})],
+        middleware=[Middleware(Guard, token=token, origin=origin)],
         exception_handlers={
             ApiError: handle_api_error,
             BoxlessError: handle_boxless_error,

@@ -1,5 +1,6 @@
 """Parsing what a request carries: JSON bodies (pydantic), hex ids in the path,
-paging numbers in the query. Each failure is a 422 in the API's error shape."""
+paging numbers in the query. Each failure is a 422 in the API's error shape;
+a body past its size limit is a 413, refused before it is all in memory."""
 
 from __future__ import annotations
 
@@ -10,11 +11,36 @@ from starlette.requests import Request
 
 from boxless.api.errors import ApiError
 
+MAX_JSON_BYTES = 1024 * 1024  # a 60,000-character text of \uXXXX escapes is ~720 KiB
 
-async def parse_body(request: Request, model: type[BaseModel]) -> Any:
-    """The request's JSON body as ``model`` (an empty body is ``{}``)."""
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, or a 413 ApiError: at once if its Content-Length says it
+    is larger than ``limit`` bytes, else as soon as the streamed body grows past it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise too_large(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def too_large(limit: int) -> ApiError:
+    """The 413 for a body larger than ``limit`` bytes."""
+    size = f"{limit / (1024 * 1024):g} MiB" if limit >= 1024 * 1024 else f"{limit // 1024} KiB"
+    return ApiError(413, "too_large", f"the request body is larger than {size}: send less")
+
+
+async def parse_body(request: Request, model: type[BaseModel], limit: int = MAX_JSON_BYTES) -> Any:
+    """The request's JSON body as ``model`` (an empty body is ``{}``); a body
+    larger than ``limit`` bytes is a 413 before it is read whole."""
+    raw = await read_limited(request, limit)
     try:
-        raw = await request.body()
         return model.model_validate_json(raw or b"{}")
     except ValidationError as exc:
         problems = "; ".join(

@@ -104,7 +104,7 @@ async def _lightpush_all(
             verdict = (
                 f"accepted, relayed to {res.relay_peers} peers"
                 if res.accepted
-                else f"REFUSED {res.status}: {plain(res.description)}"
+                else f"REFUSED {res.status}: {plain(res.description or '')}"
             )
             lines.append(f"{res.message_hash.hex()} {verdict}")
         nursery.cancel_scope.cancel()

@@ -358,7 +358,7 @@ def mentions_in(text: str, members: list[dict[str, Any]]) -> tuple[list[dict[str
     found = []
     for m in sorted(members, key=lambda m: -len(m["name"])):
         name = m["name"].casefold()
-        if name and re.search(r"(?<![\w@])@" + re.markup(name) + r"(?!\w)", lowered):
+        if name and re.search(r"(?<![\w@])@" + re.escape(name) + r"(?!\w)", lowered):
             found.append(m)
     return found, re.search(r"(?<![\w@])@all\b", lowered) is not None
 

@@ -18,8 +18,8 @@ from typing import Annotated
 import typer
 
 from boxless.cli.app import app, console, fail
-from boxless.cli.common import USER_HOME, HomeOption, _passphrase
-from boxless.cli.safe import plain
+from boxless.cli.common import USER_HOME, HomeOption, _passphrase, private_dir
+from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import account_exists, create_account, open_account
 from boxless.identity.contact_code import qr_terminal, save_qr_png
@@ -122,6 +122,10 @@ def init(
             if not yes:
                 _confirm_phrase(phrase)
             identity = Identity.from_phrase(phrase)
+        if private_dir(home):
+            console.print(
+                f"warning: {markup(str(home))} was readable by others; it is now yours only"
+            )
         console.print("deriving the database key (a second or so)...")
         with create_account(home, passphrase, identity, profile, now) as account:
             typer.echo(f"{'restored' if restore else 'created'} account in {home}")

@@ -22,7 +22,7 @@ import trio
 import typer
 
 from boxless.cli.app import app, console, fail, out, run_trio, setup_logging
-from boxless.cli.common import USER_HOME, HomeOption, _passphrase
+from boxless.cli.common import USER_HOME, HomeOption, _passphrase, is_loopback, private_dir
 from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, ConfigError, NetworkError, UsageError
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
@@ -169,6 +169,14 @@ def up(
     api: Annotated[
         str, typer.Option(help="HOST:PORT of the local API (port 0: any)")
     ] = "127.0.0.1:0",
+    api_unsafe_public: Annotated[
+        bool,
+        typer.Option(
+            "--api-unsafe-public",
+            help="Allow a non-loopback --api host: the token (and, the first time, your"
+            " recovery phrase) then cross the network in plain HTTP",
+        ),
+    ] = False,
     cluster: Annotated[int, typer.Option()] = DEFAULT_CLUSTER_ID,
     log_level: Annotated[str, typer.Option()] = "WARNING",
 ) -> None:
@@ -188,9 +196,14 @@ def up(
     if not host or not port.isdigit():
         console.print("[red]error:[/red] --api must be HOST:PORT, e.g. 127.0.0.1:8765")
         raise typer.Exit(2)
+    _check_api_host(host, api_unsafe_public)
     try:
         passphrase = _passphrase(new=False) if account_exists(home) else None
-        home.mkdir(parents=True, exist_ok=True)
+        if private_dir(home):
+            console.print(
+                f"[yellow]warning:[/yellow] {markup(str(home))} was readable by other users"
+                " of this machine; it is now yours only (0700)"
+            )
         run_trio(
             _run_up,
             home,
@@ -205,6 +218,28 @@ def up(
         )
     except BoxlessError as exc:
         fail(exc)
+
+
+def _check_api_host(host: str, unsafe_public: bool) -> None:
+    """Refuse a non-loopback API address unless asked for loudly: the API is plain
+    HTTP, so the token and, during onboarding, the recovery phrase would cross the
+    network readable by anyone on it."""
+    if is_loopback(host):
+        return
+    if not unsafe_public:
+        console.print(
+            f"[red]error:[/red] --api {markup(host)} would serve the API beyond this machine,"
+            " in plain HTTP: anyone on the network could read your API token (and, while you"
+            " create your account, your recovery phrase). Use 127.0.0.1, or reach it through"
+            " an SSH tunnel; pass --api-unsafe-public only if you accept that risk"
+        )
+        raise typer.Exit(2)
+    console.print(
+        f"[bold red]WARNING: the API listens on {markup(host)} in plain HTTP.[/bold red] Anyone"
+        " who can see this network's traffic can read the API token and take over this"
+        " account, and during onboarding read your recovery phrase. Only do this on a network"
+        " you fully trust."
+    )
 
 
 # -- talking to a running `up` -------------------------------------------------------

@@ -17,6 +17,8 @@ export function h(tag, attrs = {}, ...children) {
       Object.assign(el.dataset, value);
     } else if (name === "value") {
       el.value = value;
+    } else if (name === "style") {
+      el.style.cssText = String(value); // through CSSOM: the CSP forbids style attributes
     } else if (value === true) {
       el.setAttribute(name, "");
     } else {
