@@ -190,6 +190,11 @@ def save_qr_png(link: str, path: Path, scale: int = 6) -> None:
         raise UsageError(f"cannot write the QR image {path}: {exc.strerror}") from None
 
 
+MAX_QR_IMAGE_PIXELS = 16_000_000
+"""A 12-megapixel photo fits; a few-KiB PNG claiming 30,000 x 30,000 pixels is refused unread."""
+MAX_QR_FILE_BYTES = 32 << 20
+
+
 def decode_qr_image(path: Path) -> str:
     """Read the first QR code in an image file and return its text (a link to decode).
 
@@ -200,13 +205,27 @@ def decode_qr_image(path: Path) -> str:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        if path.stat().st_size > MAX_QR_FILE_BYTES:
+            raise InvalidContactCode(
+                f"{path} is larger than {MAX_QR_FILE_BYTES // (1 << 20)} MiB: "
+                "send a smaller picture of the QR code"
+            )
+        data = path.read_bytes()
+        # From memory, not the file: Pillow reads a PNG chunk's remainder with one
+        # read() of its claimed length, which a file object allocates in full (4 GiB).
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size  # from the header: check before decoding any pixel
+            if width * height > MAX_QR_IMAGE_PIXELS:
+                raise InvalidContactCode(
+                    f"{path} is {width}x{height} pixels, more than Boxless reads "
+                    f"({MAX_QR_IMAGE_PIXELS // 1_000_000} megapixels): crop it to the QR code"
+                )
             image.load()
             gray = image.convert("L")
         results = zxingcpp.read_barcodes(gray, formats=zxingcpp.BarcodeFormats(zxingcpp.QRCode))
     except FileNotFoundError:
         raise InvalidContactCode(f"there is no image file {path}") from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError, SyntaxError):
         raise InvalidContactCode(f"{path} is not an image Boxless can read") from None
     if not results:
         raise InvalidContactCode(f"no QR code found in {path}; try a sharper, larger picture")
