@@ -33,18 +33,34 @@ tiny row) to refuse replays as above.
 
 Persistence and transactions
 ----------------------------
-There is no in-memory session cache: each call unpickles the sessions it
-needs, uses them and writes the new pickles back through the cursor of one
-``db.transaction()`` block (an unpickle + pickle costs ~30 µs; the Olm step
-itself costs more). So the database is the only state, and a rollback can
-never leave memory ahead of disk. To commit a decrypt together with the
-caller's own "processed" marker, nest it in the caller's transaction::
+The database is the only state that counts: every call reads the rows it
+needs and writes each new pickle back through the cursor of one
+``db.transaction()`` block, before it returns. To commit a decrypt together
+with the caller's own "processed" marker, nest it in the caller's
+transaction::
 
     with manager.transaction() as cur:          # = db.transaction()
         plaintext = manager.decrypt(sender_key, ciphertext)  # a savepoint inside
         cur.execute("INSERT INTO processed ...")
     # both committed, or (on any exception in the block) neither: the message
     # will decrypt again when it is re-delivered.
+
+A kill -9 at any instant therefore leaves each session either before the step
+or after it *together with* whatever the caller wrote in that transaction
+(``bench/kill9_olm.py`` and ``tests/integration/test_olm_kill9.py`` kill a
+ping-pong at random points to check it). How durable a commit is against a
+power cut is the database's setting: see :mod:`boxless.storage.userdb`.
+
+Cache: unpickling a session costs about as much as an Olm step, so the
+manager keeps the unpickled ``vodozemac.Session`` objects it used last (up to
+:data:`MAX_CACHED_SESSIONS`), each next to the exact pickle text it was
+loaded from or last saved as. The row read in every call says which pickle is
+current; the cached object is used only if its pickle text is *equal* to the
+row's, else the row is unpickled. So a rolled-back transaction (the caller's
+block failed after a decrypt, or a savepoint was undone) simply leaves a cache
+entry that no longer matches its row, and memory can never run ahead of disk.
+A step that raises evicts its entry (vodozemac changes nothing on a failed
+decrypt, but nothing here depends on that).
 
 Threads: each call takes ``db.transaction()`` first, then the manager's one
 lock, always in that order (the database's own lock is outermost, so a caller
@@ -75,6 +91,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -105,6 +122,7 @@ log = logging.getLogger(__name__)
 PREKEY_MESSAGE: Final = 0
 NORMAL_MESSAGE: Final = 1
 MAX_SESSIONS_PER_DEVICE: Final = 5
+MAX_CACHED_SESSIONS: Final = 256
 PICKLE_KEY_BYTES: Final = 32
 MIGRATIONS_COMPONENT: Final = "crypto"
 
@@ -153,6 +171,7 @@ class _Row:
     session_id: str
     pickle: str = field(repr=False)
     retired: bool
+    last_used: int
 
 
 class SessionManager:
@@ -165,6 +184,9 @@ class SessionManager:
         self._accounts = accounts
         self._pickle_key = pickle_key
         self._lock = threading.Lock()
+        # (remote key, session id) -> (pickle text, the session it unpickles to),
+        # least recently saved first. See "Cache" in the module docstring.
+        self._cache: OrderedDict[tuple[bytes, str], tuple[str, vodozemac.Session]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"<SessionManager at {id(self):#x}>"
@@ -179,15 +201,16 @@ class SessionManager:
         """Encrypt ``plaintext`` for ``remote``, opening a session from its bundle if needed."""
         remote_key = check_key("remote device key", remote.curve25519)
         with self._locked() as cur:
-            rows = [row for row in self._rows(cur, remote_key) if not row.retired]
-            if rows:
-                row = rows[0]
-                session = self._unpickle(row.pickle)
+            rows = self._rows(cur, remote_key)
+            live = [row for row in rows if not row.retired]
+            if live:
+                session = self._checkout(remote_key, live[0])
+                message = session.encrypt(plaintext)
+                self._save(cur, remote_key, session, rows, touch=False)
             else:
                 session = self._create_outbound(cur, remote)
-                self._insert(cur, remote_key, session)
-            message = session.encrypt(plaintext)
-            self._update(cur, remote_key, session, touch=False)
+                message = session.encrypt(plaintext)
+                self._insert(cur, remote_key, session, rows)
             msg_type, body = message.to_parts()
             return OlmCiphertext(msg_type, body, session.session_id)
 
@@ -239,13 +262,14 @@ class SessionManager:
         if message is None:  # pragma: no cover - from_parts(0, ...) is always pre-key
             raise DecodeError("malformed Olm pre-key message")
         session_id = message.session_id()
-        row = self._row(cur, remote_key, session_id)
+        rows = self._rows(cur, remote_key)
+        row = _find(rows, session_id)
         if row is not None:
-            session = self._unpickle(row.pickle)
+            session = self._checkout(remote_key, row)
             if not session.session_matches(message):
                 raise TamperedMessage("pre-key message does not match the session it names")
             plaintext = self._session_decrypt(session, message.to_any())
-            self._update(cur, remote_key, session, touch=True)
+            self._save(cur, remote_key, session, rows)
             return plaintext
         if self._known(cur, remote_key, session_id):
             raise DuplicateMessage("pre-key message for a session already used and pruned")
@@ -261,7 +285,7 @@ class SessionManager:
                 "pre-key message cannot start a session here: its one-time key is "
                 "unknown or already used, or it is not from the device it claims"
             ) from None
-        self._insert(cur, remote_key, session)
+        self._insert(cur, remote_key, session, rows)
         self._accounts.save_account(cur, account)
         log.debug("inbound olm session from device %s", device_tag(remote_key))
         return plaintext
@@ -271,18 +295,19 @@ class SessionManager:
             message = vodozemac.AnyOlmMessage.from_parts(NORMAL_MESSAGE, ciphertext.body)
         except vodozemac.DecodeException:
             raise DecodeError("malformed Olm message") from None
+        rows = self._rows(cur, remote_key)
         if ciphertext.session_id:
-            row = self._row(cur, remote_key, ciphertext.session_id)
+            row = _find(rows, ciphertext.session_id)
             if row is None:
                 raise UnknownSession("message for an Olm session this device does not have")
-            rows = [row]
+            candidates = [row]
         else:
-            rows = self._rows(cur, remote_key)
-            if not rows:
+            candidates = rows
+            if not candidates:
                 raise UnknownSession("message from a device this device has no session with")
         duplicate = False
-        for row in rows:
-            session = self._unpickle(row.pickle)
+        for row in candidates:
+            session = self._checkout(remote_key, row)
             try:
                 plaintext = self._session_decrypt(session, message)
             except DuplicateMessage:
@@ -292,7 +317,7 @@ class SessionManager:
                 if ciphertext.session_id:
                     raise
                 continue  # without a hint, a failure may just mean "not this session"
-            self._update(cur, remote_key, session, touch=True)
+            self._save(cur, remote_key, session, rows)
             return plaintext
         if duplicate:
             raise DuplicateMessage("Olm message already decrypted")
@@ -362,30 +387,39 @@ class SessionManager:
         with self._db.transaction() as cur, self._lock:
             yield cur
 
-    def _unpickle(self, pickle: str) -> vodozemac.Session:
+    def _checkout(self, remote_key: bytes, row: _Row) -> vodozemac.Session:
+        """The session stored in ``row``: the cached object if it matches the row, else unpickled.
+
+        The entry leaves the cache: only :meth:`_save` and :meth:`_insert` put
+        a session back, after its new pickle is written. A step that raises on
+        the way leaves nothing behind that could run ahead of the database.
+        """
+        cached = self._cache.pop((remote_key, row.session_id), None)
+        if cached is not None and cached[0] == row.pickle:
+            return cached[1]
         try:
-            return vodozemac.Session.from_pickle(pickle, self._pickle_key)
+            return vodozemac.Session.from_pickle(row.pickle, self._pickle_key)
         except vodozemac.PickleException:
             raise CryptoStateError(
                 "a stored Olm session cannot be unpickled (wrong pickle key or corrupted row)"
             ) from None
 
+    def _checkin(self, remote_key: bytes, session: vodozemac.Session, pickle: str) -> None:
+        self._cache[(remote_key, session.session_id)] = (pickle, session)
+        while len(self._cache) > MAX_CACHED_SESSIONS:
+            del self._cache[next(iter(self._cache))]  # the least recently saved
+
     def _rows(self, cur: Cursor, remote_key: bytes) -> list[_Row]:
+        """Every session row with this device, newest first (at most a handful)."""
         cur.execute(
-            "SELECT session_id, pickle, retired FROM crypto_olm_sessions"
+            "SELECT session_id, pickle, retired, last_used FROM crypto_olm_sessions"
             " WHERE remote_key = ? ORDER BY last_used DESC",
             (remote_key,),
         )
-        return [_Row(str(sid), str(pickle), bool(retired)) for sid, pickle, retired in cur]
-
-    def _row(self, cur: Cursor, remote_key: bytes, session_id: str) -> _Row | None:
-        cur.execute(
-            "SELECT session_id, pickle, retired FROM crypto_olm_sessions"
-            " WHERE remote_key = ? AND session_id = ?",
-            (remote_key, session_id),
-        )
-        found = cur.fetchone()
-        return None if found is None else _Row(str(found[0]), str(found[1]), bool(found[2]))
+        return [
+            _Row(str(sid), str(pickle), bool(retired), int(used))
+            for sid, pickle, retired, used in cur
+        ]
 
     def _known(self, cur: Cursor, remote_key: bytes, session_id: str) -> bool:
         cur.execute(
@@ -394,17 +428,16 @@ class SessionManager:
         )
         return cur.fetchone() is not None
 
-    @staticmethod
-    def _next_use(cur: Cursor) -> int:
-        cur.execute("SELECT COALESCE(MAX(last_used), 0) + 1 FROM crypto_olm_sessions")
-        return int(cur.fetchone()[0])
-
-    def _insert(self, cur: Cursor, remote_key: bytes, session: vodozemac.Session) -> None:
+    def _insert(
+        self, cur: Cursor, remote_key: bytes, session: vodozemac.Session, rows: list[_Row]
+    ) -> None:
+        """Store a new session as the newest of this device's (``rows``: the current ones)."""
         session_id = session.session_id
+        pickle = session.pickle(self._pickle_key)
         cur.execute(
             "INSERT INTO crypto_olm_sessions (remote_key, session_id, pickle, last_used)"
             " VALUES (?, ?, ?, ?)",
-            (remote_key, session_id, session.pickle(self._pickle_key), self._next_use(cur)),
+            (remote_key, session_id, pickle, _next_use(rows)),
         )
         cur.execute(
             "INSERT OR IGNORE INTO crypto_olm_known_sessions (remote_key, session_id)"
@@ -412,22 +445,36 @@ class SessionManager:
             (remote_key, session_id),
         )
         self._prune(cur, remote_key)
+        self._checkin(remote_key, session, pickle)
 
-    def _update(
-        self, cur: Cursor, remote_key: bytes, session: vodozemac.Session, *, touch: bool
+    def _save(
+        self,
+        cur: Cursor,
+        remote_key: bytes,
+        session: vodozemac.Session,
+        rows: list[_Row],
+        *,
+        touch: bool = True,
     ) -> None:
+        """Write a stepped session back; with ``touch`` (it decrypted) it becomes the newest.
+
+        ``rows`` are this device's rows as read in this call, newest first:
+        ``last_used`` only orders sessions of one device, so it changes only
+        when another session was newer (never in a steady conversation).
+        """
         pickle = session.pickle(self._pickle_key)
-        if touch:
-            cur.execute(
-                "UPDATE crypto_olm_sessions SET pickle = ?, last_used = ?"
-                " WHERE remote_key = ? AND session_id = ?",
-                (pickle, self._next_use(cur), remote_key, session.session_id),
-            )
-        else:
+        if not touch or rows[0].session_id == session.session_id:
             cur.execute(
                 "UPDATE crypto_olm_sessions SET pickle = ? WHERE remote_key = ? AND session_id = ?",
                 (pickle, remote_key, session.session_id),
             )
+        else:
+            cur.execute(
+                "UPDATE crypto_olm_sessions SET pickle = ?, last_used = ?"
+                " WHERE remote_key = ? AND session_id = ?",
+                (pickle, _next_use(rows), remote_key, session.session_id),
+            )
+        self._checkin(remote_key, session, pickle)
 
     @staticmethod
     def _prune(cur: Cursor, remote_key: bytes) -> None:
@@ -437,3 +484,12 @@ class SessionManager:
             " ORDER BY last_used DESC LIMIT ?)",
             (remote_key, remote_key, MAX_SESSIONS_PER_DEVICE),
         )
+
+
+def _find(rows: list[_Row], session_id: str) -> _Row | None:
+    return next((row for row in rows if row.session_id == session_id), None)
+
+
+def _next_use(rows: list[_Row]) -> int:
+    """A ``last_used`` above every row of this device (``rows`` is newest first)."""
+    return rows[0].last_used + 1 if rows else 1
