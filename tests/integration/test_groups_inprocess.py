@@ -8,16 +8,20 @@ rotated Megolm keys: the group messages wait undecryptable in her store).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 import trio
 
+from boxless.chat import envelope as env
+from boxless.chat.topics import contact_topic
 from boxless.client import group_store as gs
 from boxless.client.core import Client
 from boxless.client.groups import NotAMember
 from boxless.crypto.megolm import UnknownGroupSession, decode_group_message
 from boxless.errors import UsageError
+from boxless.groups import GroupLog, decode_op, encode_op, issue_token, join_op
 from boxless.node.light import LightNode
 from boxless.sync import SdsConfig
 from boxless.waku.message import WakuMessage
@@ -239,3 +243,59 @@ async def test_sds_repair_a_member_losing_ten_percent_ends_with_everything(
         await wait_for(bob, lambda: set(sent) <= set(_texts(bob, gid)), timeout=120)
         assert bob_light.dropped - dropped_before >= 3  # the network really lost some
         assert _texts(bob, gid).count(sent[0]) == 1  # nothing twice
+
+
+async def test_join_poisoning_cannot_keep_a_removed_member_reading(tmp_path: Path) -> None:
+    """The attack (issue 10, finding 1): Mallory, a stranger who knows the group id and
+    the admin's card, sends Alice a Join built on the genesis with a token she signed
+    herself; Bob, a member, sends a "rejoin" with a real link. The old admin added
+    each to its log before judging it; the refused Join stayed a head, and Alice's
+    Remove of Carol named it as parent: Bob (and Alice after a restart) held the
+    Remove pending, kept sharing keys with Carol, who kept reading."""
+    async with people(tmp_path, ("alice", "bob", "carol", "mallory")) as (
+        alice,
+        bob,
+        carol,
+        mallory,
+    ):
+        await befriend(alice, bob)
+        await befriend(alice, carol)
+        gid = (await alice.groups.create("Poisoned?")).group_id
+        await alice.groups.invite(gid, bob.me)
+        await alice.groups.invite(gid, carol.me)
+        everyone = {alice.me, bob.me, carol.me}
+        for c in (bob, carol):
+            await wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+
+        admin_bundle = alice.groups.make_link(gid).admin_bundle  # the admin's card
+        now = time.time()
+        token = issue_token(mallory.account.identity, gid, [gid], 0, int((now + 3600) * 1000))
+        forged = join_op(mallory.account.identity, token, int(now * 1000))
+        rejoin = join_op(bob.account.identity, alice.groups.make_link(gid).token, int(now * 1000))
+        for who, op in ((mallory, forged), (bob, rejoin)):
+            card = bytes(who.account.contact_code(now).to_bytes())
+            body = env.GroupOpBody((encode_op(op),), (card,))
+            msg = env.new_message(body, lamport=0, sent_at_ms=int(now * 1000))
+            assert who.groups.transmit_bundle is not None
+            assert await who.groups.transmit_bundle(
+                admin_bundle, contact_topic(alice.me), env.encode(msg)
+            )
+        with trio.move_on_after(3):  # Alice receives and refuses both (no event to wait on)
+            await wait_for(alice, lambda: False)
+
+        await alice.groups.remove(gid, carol.me)
+        await wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me}, timeout=30)
+        await alice.groups.send_text(gid, "Carol must not read this (Alice)")
+        await bob.groups.send_text(gid, "Carol must not read this (Bob)")
+        secret = {"Carol must not read this (Alice)", "Carol must not read this (Bob)"}
+        await wait_for(alice, lambda: secret <= set(_texts(alice, gid)))
+        await wait_for(bob, lambda: secret <= set(_texts(bob, gid)))
+        with trio.move_on_after(2):
+            await wait_for(carol, lambda: False)
+        assert not secret & set(_texts(carol, gid))
+        # Alice after a restart: her log as stored places the Remove.
+        with alice.db.transaction() as cur:
+            stored = GroupLog.replay(gid, [decode_op(raw) for raw in gs.list_ops(cur, gid)])
+        assert set(stored.state.members) == {alice.me, bob.me}
+        assert stored.pending() == [] and stored.missing() == set()
+        assert forged.op_id not in stored and rejoin.op_id not in stored

@@ -1,5 +1,5 @@
-"""The group tables (migrations ``0002_groups``, ``0003_group_features``): every SQL
-statement of the group layer.
+"""The group tables (migrations ``0002_groups``, ``0003_group_features``,
+``0006_group_queues``): every SQL statement of the group layer.
 
 As in :mod:`boxless.client.store`: each function takes the cursor of a
 transaction the caller owns.
@@ -8,6 +8,7 @@ transaction the caller owns.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,24 +320,78 @@ def take_pending(cur: Cursor, group_id: bytes) -> list[tuple[bytes, bytes]]:
     return rows
 
 
-def add_inbox(cur: Cursor, sender: bytes, device: bytes, body: bytes, now_ms: int) -> None:
+def add_inbox(
+    cur: Cursor, sender: bytes, device: bytes, group_id: bytes | None, body: bytes, now_ms: int
+) -> None:
     cur.execute(
-        "INSERT INTO client_group_inbox (sender, device, body, received_at_ms) VALUES (?,?,?,?)",
-        (sender, device, body, now_ms),
+        "INSERT INTO client_group_inbox (sender, device, group_id, body, received_at_ms)"
+        " VALUES (?,?,?,?,?)",
+        (sender, device, group_id, body, now_ms),
     )
 
 
-def take_inbox(cur: Cursor) -> list[tuple[bytes, bytes, bytes]]:
-    """Remove and return every waiting ``(sender, device, body)``."""
-    cur.execute("SELECT sender, device, body FROM client_group_inbox ORDER BY id")
-    rows = [(bytes(s), bytes(d), bytes(b)) for s, d, b in cur.fetchall()]
-    cur.execute("DELETE FROM client_group_inbox")
-    return rows
-
-
-def inbox_size(cur: Cursor) -> int:
+def inbox_counts(cur: Cursor, sender: bytes) -> tuple[int, int]:
+    """``(rows from sender, rows in all)`` of the inbox."""
+    cur.execute("SELECT COUNT(*) FROM client_group_inbox WHERE sender = ?", (sender,))
+    from_sender = int(cur.fetchone()[0])
     cur.execute("SELECT COUNT(*) FROM client_group_inbox")
-    return int(cur.fetchone()[0])
+    return from_sender, int(cur.fetchone()[0])
+
+
+def take_inbox_for(
+    cur: Cursor, groups: Iterable[bytes], senders: Iterable[bytes]
+) -> list[tuple[bytes, bytes, bytes]]:
+    """Remove and return the waiting ``(sender, device, body)`` rows of these groups or
+    from these senders: the only rows that something new could place."""
+    found: dict[int, tuple[bytes, bytes, bytes]] = {}
+    for column, keys in (("group_id", groups), ("sender", senders)):
+        for key in keys:
+            cur.execute(
+                f"SELECT id, sender, device, body FROM client_group_inbox WHERE {column} = ?",
+                (key,),
+            )
+            for i, s, d, b in cur.fetchall():
+                found[int(i)] = (bytes(s), bytes(d), bytes(b))
+    for i in found:
+        cur.execute("DELETE FROM client_group_inbox WHERE id = ?", (i,))
+    return [found[i] for i in sorted(found)]
+
+
+def expire_queues(cur: Cursor, inbox_before_ms: int, pending_before_ms: int) -> int:
+    """Forget inbox and pending rows older than these times; how many went."""
+    cur.execute("DELETE FROM client_group_inbox WHERE received_at_ms < ?", (inbox_before_ms,))
+    gone = int(cur.rowcount)
+    cur.execute("DELETE FROM client_group_pending WHERE received_at_ms < ?", (pending_before_ms,))
+    return gone + int(cur.rowcount)
+
+
+def pending_counts(cur: Cursor, group_id: bytes) -> tuple[int, int]:
+    """``(waiting messages of the group, in all)``."""
+    cur.execute("SELECT COUNT(*) FROM client_group_pending WHERE group_id = ?", (group_id,))
+    in_group = int(cur.fetchone()[0])
+    cur.execute("SELECT COUNT(*) FROM client_group_pending")
+    return in_group, int(cur.fetchone()[0])
+
+
+def newest_read_lamport(cur: Cursor, group_id: bytes, seq: int) -> int | None:
+    """The Lamport time of the newest incoming text up to ``seq`` (my read position)."""
+    cur.execute(
+        "SELECT MAX(lamport) FROM client_group_messages WHERE group_id = ? AND seq <= ?"
+        " AND outgoing = 0 AND kind = 'text'",
+        (group_id, seq),
+    )
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+def outgoing_up_to(cur: Cursor, group_id: bytes, lamport: int, limit: int) -> list[tuple[str, str]]:
+    """``(message_id, state)`` of our newest ``limit`` texts at or before ``lamport``."""
+    cur.execute(
+        "SELECT message_id, state FROM client_group_messages WHERE group_id = ?"
+        " AND outgoing = 1 AND kind = 'text' AND lamport <= ? ORDER BY lamport DESC LIMIT ?",
+        (group_id, lamport, limit),
+    )
+    return [(str(m), str(st)) for m, st in cur.fetchall()]
 
 
 def queue_direct(cur: Cursor, recipient: bytes, payload: bytes, now: float) -> None:

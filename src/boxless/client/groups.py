@@ -44,6 +44,7 @@ the group topic instead), join by link, leave, admin changes from the API.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -57,6 +58,7 @@ import trio
 from boxless.chat import envelope as env
 from boxless.chat.requests import ContactState
 from boxless.chat.topics import contact_topic, group_topic
+from boxless.client import events as ev
 from boxless.client import group_store as gs
 from boxless.client import store as db
 from boxless.client.transport import Incoming, Transport
@@ -70,6 +72,7 @@ from boxless.crypto.megolm import (
     decode_group_message,
     decode_key_share,
     encode_group_message,
+    session_id_bytes,
 )
 from boxless.errors import BoxlessError, DecodeError, UsageError, ValidationError
 from boxless.groups import (
@@ -100,6 +103,16 @@ from boxless.groups import (
     join_op,
     make_group_link,
 )
+from boxless.groups.auth import Action, Target, authorize
+from boxless.groups.delivery import (
+    GroupClock,
+    GroupTimings,
+    RateLimit,
+    retry_delay,
+    should_give_up,
+    sync_point,
+)
+from boxless.groups.requests import GroupRequest, decode_request, is_request
 from boxless.identity.account import LocalAccount
 from boxless.identity.contact_code import InvalidContactCode
 from boxless.identity.keys import DeviceBundle
@@ -108,25 +121,21 @@ from boxless.waku.message import WakuMessage
 
 logger = logging.getLogger(__name__)
 
-MAX_INBOX = 1000
-RETRY_BASE_S = 2.0
-RETRY_MAX_S = 300.0
 _GROUP_PREFIX = "/boxless/1/group-"
 
 Transmit = Callable[[bytes, str, bytes], Awaitable[bool]]
 """``transmit(card, content_topic, plaintext)``: Olm-encrypt, seal and send to a card's device."""
 TransmitBundle = Callable[[DeviceBundle, str, bytes], Awaitable[bool]]
 """The same to a bare device bundle (a group link's admin, who is no contact of ours yet)."""
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[ev.Event], None]
 CardToCode = Callable[[bytes, float], Any]
 
 
-SYNC_CHECK_S = 5.0
-REPAIR_AFTER_S = 10.0
 READ_EVENTS = 10  # events per read marker for messages whose only change is the count
-KEY_PATIENCE_S = 10.0  # a dependency waiting this long for its key stops holding others up
-GIVE_UP_AFTER_REPAIRS = 40  # a missing message not in any store by then is let go
-REPAIR_LOOKBACK_NS = 10 * 60 * 10**9
+READ_ACKS = 50  # our messages one read marker may acknowledge
+SEND_ALONG = 4  # an op published with this many of its nearest ancestors
+KEY_REQUEST_FANOUT = 50  # member devices asked to re-share missing sessions
+MAX_KEY_REQUEST_SESSIONS = 24  # sessions one request names
 _MENTION_ALL = re.compile(r"(?<![\w@])@all\b", re.IGNORECASE)
 
 
@@ -160,6 +169,7 @@ class GroupManager:
         card_to_code: CardToCode,
         transmit_bundle: TransmitBundle | None = None,
         clock: Callable[[], float] = time.time,
+        timings: GroupTimings | None = None,
     ) -> None:
         self.account = account
         self.db = account.db
@@ -174,13 +184,45 @@ class GroupManager:
         self._logs: dict[bytes, GroupLog] = {}
         self._wake = trio.Event()
         self._sds_wake = trio.Event()
-        self._timers: dict[bytes, float] = {}  # group -> when its SDS timer is due
-        self._missing_since: dict[bytes, float] = {}  # group -> oldest missing dependency
+        self.timings = timings or GroupTimings()
+        self._clock = GroupClock(self.timings)
         self._names: dict[bytes, str] = {}
         self._announce: list[tuple[bytes, env.GroupOpBody]] = []
         self._channels: dict[bytes, SdsChannel] = {}
+        self._touched: set[bytes] = set()  # groups whose ops or cards changed (inbox triggers)
+        self._carded: set[bytes] = set()  # members whose card we just learned
+        self._answers = RateLimit(self.timings.request_interval_s)  # per requesting member
+        self._asks = RateLimit(self.timings.key_request_interval_s)  # per thing we ask for
+        self._unknown: dict[bytes, dict[bytes, float]] = {}  # group -> session -> since
         self.sds_config: SdsConfig | None = None  # None: SDS defaults
-        self.repair_after = REPAIR_AFTER_S
+
+    @property
+    def repair_after(self) -> float:
+        return self.timings.repair_after_s
+
+    @repair_after.setter
+    def repair_after(self, seconds: float) -> None:
+        self.timings = dataclasses.replace(self.timings, repair_after_s=seconds)
+        self._clock.timings = self.timings
+
+    # -- the channel: every send and event goes through these -------------------------
+
+    def _event(self, event: ev.Event) -> None:
+        self.emit(event)
+
+    def _changed(self, group_id: bytes) -> None:
+        self.emit(ev.GroupChanged(group_id.hex()))
+
+    def _message_changed(self, group_id: bytes, message_id: str) -> None:
+        self.emit(ev.GroupMessageChanged(group_id.hex(), message_id))
+
+    async def _send_olm(self, card: bytes | DeviceBundle, topic: str, payload: bytes) -> bool:
+        """Olm-encrypt, seal and send to a member card's (or a bare bundle's) device."""
+        if isinstance(card, DeviceBundle):
+            if self.transmit_bundle is None:
+                raise UsageError("this client cannot join groups by link")
+            return await self.transmit_bundle(card, topic, payload)
+        return await self.transmit(card, topic, payload)
 
     # -- queries ------------------------------------------------------------------------
 
@@ -308,7 +350,7 @@ class GroupManager:
             self.sessions.outbound(gid, [], now)
         await self.transport.subscribe([group_topic(gid)])
         logger.info("group %s created", gid.hex()[:8])
-        self.emit({"type": "group", "group": gid.hex()})
+        self._changed(gid)
         return log.state
 
     async def invite(self, group_id: bytes, member: bytes) -> GroupState:
@@ -324,8 +366,8 @@ class GroupManager:
             gs.add_op(cur, group_id, op.op_id, encode_op(op))
             self._add_event(cur, group_id, op)
             self._admit(cur, group_id, member, now)
-        await self._publish(group_id, env.GroupOpBody((encode_op(op),), (contact.bundle,)))
-        self.emit({"type": "group", "group": group_id.hex()})
+        await self._publish(group_id, _with_ancestors(log, op, (contact.bundle,)))
+        self._changed(group_id)
         return log.state
 
     def _admit(self, cur: Any, group_id: bytes, member: bytes, now: float) -> None:
@@ -379,7 +421,7 @@ class GroupManager:
     async def leave(self, group_id: bytes) -> GroupState:
         """Leave the group; the others rotate their keys. The group stays listed, read-only."""
         state = await self._change(group_id, Leave())
-        self._timers.pop(group_id, None)
+        self._clock.set_timer(group_id, None)
         return state
 
     async def _change(self, group_id: bytes, body: Body) -> GroupState:
@@ -395,12 +437,12 @@ class GroupManager:
             op = log.next_op(self.account.identity, body, _ms(now))
             gs.add_op(cur, group_id, op.op_id, encode_op(op))
             self._add_event(cur, group_id, op)
-        await self._publish(group_id, env.GroupOpBody((encode_op(op),)), as_member=False)
+        await self._publish(group_id, _with_ancestors(log, op), as_member=False)
         if set(log.state.members) != before:
             with self.db.transaction() as cur:
                 self._refresh_sessions(cur, group_id, now)
             self._wake.set()
-        self.emit({"type": "group", "group": group_id.hex()})
+        self._changed(group_id)
         return log.state
 
     # -- links --------------------------------------------------------------------------
@@ -434,14 +476,12 @@ class GroupManager:
         with self.db.transaction() as cur:
             if gs.has_group(cur, gid) and self._log(cur, gid).state.is_member(self.me):
                 raise UsageError("you are already a member of this group")
-        if self.transmit_bundle is None:
-            raise UsageError("this client cannot join groups by link")
         op = join_op(self.account.identity, parsed.token, _ms(now))
         card = bytes(self.account.contact_code(now).to_bytes())
         msg = env.new_message(
             env.GroupOpBody((encode_op(op),), (card,)), lamport=0, sent_at_ms=_ms(now)
         )
-        ok = await self.transmit_bundle(
+        ok = await self._send_olm(
             parsed.admin_bundle, contact_topic(parsed.admin_key), env.encode(msg)
         )
         if not ok:
@@ -450,7 +490,7 @@ class GroupManager:
             gs.add_join(
                 cur, gs.PendingJoin(gid, parsed.name, parsed.admin_key, link.strip(), _ms(now))
             )
-        self.emit({"type": "group", "group": gid.hex()})
+        self._changed(gid)
         logger.info("asked to join group %s", gid.hex()[:8])
         return gid
 
@@ -506,7 +546,7 @@ class GroupManager:
             if state.announcements_only and not state.is_admin(self.me):
                 raise UsageError("only admins can pin in this group (announcements only)")
             gs.set_pinned(cur, group_id, message_id, pinned)
-        self.emit({"type": "group_message", "group": group_id.hex(), "id": message_id})
+        self._message_changed(group_id, message_id)
         await self._publish(group_id, env.GroupPin(message_id, pinned))
 
     def set_muted(self, group_id: bytes, muted: bool) -> None:
@@ -515,7 +555,7 @@ class GroupManager:
             if not gs.has_group(cur, group_id):
                 raise NotAMember("no such group")
             gs.set_muted(cur, group_id, muted)
-        self.emit({"type": "group", "group": group_id.hex()})
+        self._changed(group_id)
 
     async def mark_read(self, group_id: bytes, seq: int) -> None:
         """We read up to ``seq``; members learn our read position (one message, any size)."""
@@ -524,14 +564,9 @@ class GroupManager:
                 raise NotAMember("no such group")
             if not gs.set_read_seq(cur, group_id, seq):
                 return
-            cur.execute(
-                "SELECT MAX(lamport) FROM client_group_messages WHERE group_id = ? AND seq <= ?"
-                " AND outgoing = 0 AND kind = 'text'",
-                (group_id, seq),
-            )
-            lamport = cur.fetchone()[0]
+            lamport = gs.newest_read_lamport(cur, group_id, seq)
             member = self._log(cur, group_id).state.is_member(self.me)
-        self.emit({"type": "group", "group": group_id.hex()})
+        self._changed(group_id)
         if lamport is not None and member:
             await self._publish(group_id, env.GroupRead(int(lamport)), ephemeral=True)
 
@@ -591,7 +626,7 @@ class GroupManager:
                 self._settle_acks(cur, group_id, sds)
                 self._save_sds(cur, group_id, sds)
         if isinstance(body, env.Text):
-            self.emit({"type": "group_message", "group": group_id.hex(), "id": wrapped.message_id})
+            self._message_changed(group_id, wrapped.message_id)
         return row
 
     @contextmanager
@@ -614,7 +649,7 @@ class GroupManager:
         waku = WakuMessage(
             payload=encode_group_message(ct),
             content_topic=group_topic(group_id),
-            timestamp=time.time_ns(),
+            timestamp=int(self.clock() * 1e9),
         )
         try:
             return await self.transport.send(waku)
@@ -624,23 +659,15 @@ class GroupManager:
 
     def _save_sds(self, cur: Any, group_id: bytes, sds: SdsChannel) -> None:
         gs.set_sds_state(cur, group_id, sds.to_state())
-        due = sds.get_timer()
-        if due is None:
-            self._timers.pop(group_id, None)
-        else:
-            self._timers[group_id] = due
-        missing = sds.missing()
-        if missing:
-            self._missing_since.setdefault(group_id, min(m.since for m in missing))
-        else:
-            self._missing_since.pop(group_id, None)
+        self._clock.set_timer(group_id, sds.get_timer())
+        self._clock.set_missing(group_id, (m.since for m in sds.missing()))
         self._sds_wake.set()
 
     def _settle_acks(self, cur: Any, group_id: bytes, sds: SdsChannel) -> None:
         """Our messages other members acknowledged (SDS) become "confirmed"."""
         for message_id in sds.take_acknowledged():
             if gs.set_message_state(cur, message_id, "confirmed"):
-                self.emit({"type": "group_message", "group": group_id.hex(), "id": message_id})
+                self._message_changed(group_id, message_id)
 
     def _sds(self, cur: Any, group_id: bytes) -> SdsChannel:
         """The group's SDS channel, kept in memory once loaded (loading rebuilds the
@@ -733,7 +760,7 @@ class GroupManager:
             kind="event",
         )
         if gs.add_message(cur, row):
-            self.emit({"type": "group_message", "group": group_id.hex(), "id": row.message_id})
+            self._message_changed(group_id, row.message_id)
 
     def _event_text(self, cur: Any, group_id: bytes, op: GroupOp) -> str:
         who = self._name(cur, group_id, op.author)
@@ -788,21 +815,20 @@ class GroupManager:
         while True:
             self._sds_wake = trio.Event()
             now = self.clock()
-            for gid in [g for g, due in self._timers.items() if due <= now]:
+            fire, repair = self._clock.due(now)
+            for gid in fire:
                 await self._fire_timer(gid, now)
-            for gid in [g for g, t in self._missing_since.items() if now - t >= self.repair_after]:
+            for gid in repair:
                 await self._repair(gid)
-            soonest = min(self._timers.values(), default=now + SYNC_CHECK_S)
-            if self._missing_since:
-                soonest = min(soonest, min(self._missing_since.values()) + self.repair_after)
-            delay = min(max(soonest - self.clock(), 0.05), SYNC_CHECK_S)
-            with trio.move_on_after(delay):
+            self._ask_for_keys(now)
+            self._expire_queues(now)
+            with trio.move_on_after(self._clock.get_timer(self.clock())):
                 await self._sds_wake.wait()
 
     async def _fire_timer(self, group_id: bytes, now: float) -> None:
         with self.db.transaction() as cur:
             if not self._log(cur, group_id).state.is_member(self.me):
-                self._timers.pop(group_id, None)
+                self._clock.set_timer(group_id, None)
                 return
             sds = self._sds(cur, group_id)
             due = sds.handle_timer(now)
@@ -817,7 +843,7 @@ class GroupManager:
         live path lost them): by their Waku hashes (the SDS retrieval hints), and,
         for any named without a hint, the group topic around the gap. Give up on
         what never comes."""
-        since = self._missing_since.pop(group_id, self.clock())
+        since = self._clock.take_repair(group_id, self.clock())
         topic = group_topic(group_id)
         with self.db.transaction() as cur:
             missing = self._sds(cur, group_id).missing()
@@ -834,7 +860,7 @@ class GroupManager:
                     fetched += 1
                     await self.handle(item)
             if unhinted:
-                start = int(since * 10**9) - REPAIR_LOOKBACK_NS
+                start = int((since - self.timings.repair_lookback_s) * 1e9)
                 async for item in self.transport.history([topic], start):
                     fetched += 1
                     await self.handle(item)
@@ -845,13 +871,13 @@ class GroupManager:
             stale = [m for m in sds.missing() if m.since <= since]
             released: list[Any] = self._give_up_unreadable(cur, sds)
             for dep in stale:  # not in the store either: members' re-sends may still come
-                if self.clock() - dep.since > GIVE_UP_AFTER_REPAIRS * self.repair_after:
+                if should_give_up(self.timings, dep.since, self.clock()):
                     released += sds.mark_irretrievable(dep.message_id)
             for d in released:
                 self._deliver(cur, group_id, bytes.fromhex(d.sender_id), d.message_id, d)
             self._save_sds(cur, group_id, sds)
             if sds.missing():
-                self._missing_since[group_id] = self.clock()
+                self._clock.retry_repair(group_id, self.clock())
         logger.info(
             "group %s repair: %d by hash, %s; %d messages from the store",
             group_id.hex()[:8],
@@ -859,6 +885,15 @@ class GroupManager:
             "and a time window" if unhinted else "no time window",
             fetched,
         )
+
+    def _expire_queues(self, now: float) -> None:
+        limits = self.timings.limits
+        with self.db.transaction() as cur:
+            gone = gs.expire_queues(
+                cur, _ms(now - limits.inbox_expiry_s), _ms(now - limits.pending_expiry_s)
+            )
+        if gone:
+            logger.info("group queues: %d expired rows forgotten", gone)
 
     async def _outbox_loop(self) -> None:
         """Send queued direct group bodies until cancelled (undelivered ones stay queued)."""
@@ -871,7 +906,8 @@ class GroupManager:
                 await self._send_direct(row_id, recipient, payload, attempts)
             with self.db.transaction() as cur:
                 next_at = gs.next_direct_at(cur)
-            delay = 60.0 if next_at is None else max(0.0, next_at - self.clock())
+            idle = self.timings.idle_outbox_s
+            delay = idle if next_at is None else max(0.0, next_at - self.clock())
             with trio.move_on_after(delay):
                 await self._wake.wait()
 
@@ -883,7 +919,7 @@ class GroupManager:
                 gs.done_direct(cur, row_id)
             return
         try:
-            ok = await self.transmit(card, contact_topic(recipient), payload)
+            ok = await self._send_olm(card, contact_topic(recipient), payload)
         except BoxlessError as exc:
             logger.info("group key share or ops not sent, will retry: %s", exc)
             ok = False
@@ -891,7 +927,7 @@ class GroupManager:
             if ok:
                 gs.done_direct(cur, row_id)
             else:
-                backoff = min(RETRY_MAX_S, RETRY_BASE_S * 2**tries)
+                backoff = retry_delay(self.timings, tries)
                 gs.retry_direct(cur, row_id, tries + 1, self.clock() + backoff)
 
     # -- receiving over Olm -------------------------------------------------------------
@@ -903,8 +939,7 @@ class GroupManager:
         """
         new_groups: list[bytes] = []
         self._direct(cur, sender, device, msg, new_groups, queue=True)
-        if new_groups:
-            self._retry_inbox(cur, new_groups)
+        self._retry_inbox(cur, new_groups)
         self._wake.set()
         announce, self._announce = self._announce, []
         if not new_groups and not announce:
@@ -918,7 +953,7 @@ class GroupManager:
             topics = [group_topic(g) for g in new_groups]
             await self.transport.subscribe(topics)
             for gid in new_groups:
-                self.emit({"type": "group", "group": gid.hex()})
+                self._changed(gid)
             await self.catch_up(topics)
 
         return follow_up()
@@ -938,40 +973,81 @@ class GroupManager:
         if known is not None and known != device:
             logger.warning("group body from a device that is not the member's; dropped")
             return
-        if isinstance(body, env.GroupKeyShareBody):
-            try:
-                gid = decode_key_share(body.payload).group_id
-            except DecodeError:
-                logger.info("malformed group key share; dropped")
-                return
-            if known is None or not gs.has_group(cur, gid):
-                self._to_inbox(cur, sender, device, msg, queue)
-                return
-            if not self._log(cur, gid).state.is_member(sender):
-                self._to_inbox(cur, sender, device, msg, queue)
-                return
-            try:
-                self.sessions.add_key_share(sender, device, body.payload)
-            except (DecodeError, ValidationError) as exc:
-                logger.info("group key share refused: %s", exc)
-                return
-            self._retry_pending(cur, gid)
+        if isinstance(body, env.GroupKeyShareBody) and is_request(body.payload):
+            if known is not None:
+                self._answer(cur, sender, device, body.payload)
+        elif isinstance(body, env.GroupKeyShareBody):
+            self._key_share(cur, sender, device, known, msg, queue)
         elif isinstance(body, env.GroupOpBody):
             if self._join_request(cur, sender, device, body):
                 return
             contact = db.get_contact(cur, sender)
             is_contact = contact is not None and contact.state == ContactState.ACCEPTED.value
             if known is None and not is_contact and not self._awaited(cur, sender, device, body):
-                self._to_inbox(cur, sender, device, msg, queue)
+                self._to_inbox(cur, sender, device, _ops_group(body), msg, queue)
                 return
-            self._direct_ops(cur, sender, body, new_groups)
+            self._direct_ops(cur, sender, device, body, new_groups)
+
+    def _key_share(
+        self,
+        cur: Any,
+        sender: bytes,
+        device: bytes,
+        known: bytes | None,
+        msg: env.ChatMessage,
+        queue: bool,
+    ) -> None:
+        assert isinstance(msg.body, env.GroupKeyShareBody)
+        try:
+            gid = decode_key_share(msg.body.payload).group_id
+        except DecodeError:
+            logger.info("malformed group key share; dropped")
+            return
+        state = self._log(cur, gid).state if gs.has_group(cur, gid) else None
+        if known is None or authorize(state, sender, Action.KEY_SHARE) is not None:
+            self._to_inbox(cur, sender, device, gid, msg, queue)  # its sender may be placed later
+            return
+        try:
+            self.sessions.add_key_share(sender, device, msg.body.payload)
+        except (DecodeError, ValidationError) as exc:
+            logger.info("group key share refused: %s", exc)
+            return
+        self._retry_pending(cur, gid)
+
+    def _answer(self, cur: Any, sender: bytes, device: bytes, payload: bytes) -> None:
+        """A member asks for ops by id or a re-share of our session (rate-limited per member)."""
+        try:
+            request = decode_request(payload)
+        except DecodeError as exc:
+            logger.info("malformed group request: %s", exc)
+            return
+        gid = request.group_id
+        state = self._log(cur, gid).state if gs.has_group(cur, gid) else None
+        refused = authorize(state, sender, Action.REQUEST)
+        if refused is not None or not self._answers.allow((gid, sender), self.clock()):
+            logger.info("group request not answered: %s", refused or "too many")
+            return
+        log = self._log(cur, gid)
+        ops = [o for o in (log.get(i) for i in request.ops) if o is not None]
+        if ops:
+            self._queue_direct(cur, sender, env.GroupOpBody(tuple(encode_op(o) for o in ops)))
+        for session_id in request.sessions:
+            share = self.sessions.reshare(gid, session_id, device)
+            if share is not None:
+                self._queue_direct(cur, sender, env.GroupKeyShareBody(share.payload))
+
+    def _ask(self, cur: Any, gid: bytes, members: Iterable[bytes], request: GroupRequest) -> None:
+        """Send a request to these members' devices (each thing asked for once per interval)."""
+        asked = (gid, request.ops, request.sessions)
+        if not self._asks.allow(asked, self.clock()):
+            return
+        for member in list(members)[:KEY_REQUEST_FANOUT]:
+            if member != self.me and self._device(cur, member) is not None:
+                self._queue_direct(cur, member, env.GroupKeyShareBody(request.encode()))
 
     def _awaited(self, cur: Any, sender: bytes, device: bytes, body: env.GroupOpBody) -> bool:
         """Ops from the admin whose group link we used, from the device the link named."""
-        try:
-            gid = decode_op(body.ops[0]).group_id
-        except DecodeError:
-            return False
+        gid = _ops_group(body)
         for join in gs.list_joins(cur):
             if join.group_id != gid or join.admin != sender:
                 continue
@@ -987,6 +1063,8 @@ class GroupManager:
 
         The token is checked against our real clock here; the op itself by every
         member's log (the token's issuer must have been an admin at its heads).
+        Judged before it is added: a refused Join never enters our log (it would
+        become a head our next op names, which no other member could ever fetch).
         Returns False if this is not a join request (handled as ordinary ops).
         """
         if len(body.ops) != 1 or len(body.cards) != 1:
@@ -1013,9 +1091,9 @@ class GroupManager:
         if code.identity_key != sender or code.bundle.certificate.device_curve25519 != device:
             logger.warning("join request whose card is not the sender's device; dropped")
             return True
-        log.add(op)
-        if log.verdict(op.op_id).status is not OpStatus.APPLIED or not log.state.is_member(sender):
-            logger.info("join request refused by the group's rules")
+        verdict = log.admit(op, only_applied=True)  # judged first: a refused Join is not kept
+        if verdict.status is not OpStatus.APPLIED or not log.state.is_member(sender):
+            logger.info("join request refused by the group's rules: %s", verdict.reason)
             return True
         gs.add_op(cur, gid, op.op_id, body.ops[0])
         if db.get_contact(cur, sender) is None:
@@ -1023,33 +1101,52 @@ class GroupManager:
         self._add_event(cur, gid, op)
         self._admit(cur, gid, sender, self.clock())
         self._announce.append((gid, env.GroupOpBody(body.ops, body.cards)))
-        self.emit({"type": "group", "group": gid.hex()})
+        self._changed(gid)
         logger.info("admitted a member to group %s by link", gid.hex()[:8])
         return True
 
     def _to_inbox(
-        self, cur: Any, sender: bytes, device: bytes, msg: env.ChatMessage, queue: bool
+        self,
+        cur: Any,
+        sender: bytes,
+        device: bytes,
+        group_id: bytes | None,
+        msg: env.ChatMessage,
+        queue: bool,
     ) -> None:
-        if queue and gs.inbox_size(cur) < MAX_INBOX:
-            gs.add_inbox(cur, sender, device, env.encode(msg), _ms(self.clock()))
+        """Keep a body we cannot place yet, within the sender's share of the inbox."""
+        if not queue:
+            return
+        limits = self.timings.limits
+        if not limits.inbox_admits(*gs.inbox_counts(cur, sender)):
+            logger.info("group inbox: no room for this sender; dropped")
+            return
+        gs.add_inbox(cur, sender, device, group_id, env.encode(msg), _ms(self.clock()))
 
     def _direct_ops(
-        self, cur: Any, sender: bytes, body: env.GroupOpBody, new_groups: list[bytes]
+        self,
+        cur: Any,
+        sender: bytes,
+        device: bytes,
+        body: env.GroupOpBody,
+        new_groups: list[bytes],
     ) -> None:
         try:
             ops = [decode_op(raw) for raw in body.ops]
         except DecodeError:
             logger.info("group ops with a malformed op; dropped")
             return
-        if not ops:
-            return
         gid = ops[0].group_id
         if gs.has_group(cur, gid):
-            if self._log(cur, gid).state.is_member(sender):
-                self._apply_ops(cur, gid, body)
+            refused = authorize(self._log(cur, gid).state, sender, Action.OPS)
+            if refused is None:
+                self._apply_ops(cur, gid, body, sender)
+            else:
+                logger.info("group ops dropped: %s", refused)
             return
         trial = GroupLog.replay(gid, ops)
-        if not (trial.state.is_member(self.me) and trial.state.is_member(sender)):
+        invites_us = trial.state.is_member(self.me) and trial.state.is_member(sender)
+        if authorize(None, sender, Action.OPS, Target(invites_us=invites_us)) is not None:
             logger.info("group ops that do not make us a member; dropped")
             return
         now = self.clock()
@@ -1060,12 +1157,17 @@ class GroupManager:
             _ms(now),
         )
         gs.drop_join(cur, gid)
-        self._apply_ops(cur, gid, body)
+        self._apply_ops(cur, gid, body, sender)
         new_groups.append(gid)
         logger.info("joined group %s", gid.hex()[:8])
 
-    def _apply_ops(self, cur: Any, group_id: bytes, body: env.GroupOpBody) -> None:
-        """Add ops (and member cards) to a known group; rotate/share keys if membership moved."""
+    def _apply_ops(self, cur: Any, group_id: bytes, body: env.GroupOpBody, sender: bytes) -> None:
+        """Add ops (and member cards) to a known group; rotate/share keys if membership moved.
+
+        Each op is judged before it is kept (:meth:`GroupLog.admit`): a forged or
+        invalid op is neither added nor stored. Parents still missing afterwards
+        are asked for from ``sender``, who named them.
+        """
         log = self._log(cur, group_id)
         before = set(log.state.members)
         added: list[GroupOp] = []
@@ -1074,10 +1176,12 @@ class GroupManager:
                 op = decode_op(raw)
             except DecodeError:
                 continue
-            if op.group_id == group_id and op.op_id not in log:
-                log.add(op)
-                gs.add_op(cur, group_id, op.op_id, raw)
-                added.append(op)
+            if op.op_id in log:
+                continue
+            if log.admit(op).status is OpStatus.INVALID:
+                continue
+            gs.add_op(cur, group_id, op.op_id, raw)
+            added.append(op)
         members = log.state.members
         for card in body.cards:
             try:
@@ -1088,27 +1192,44 @@ class GroupManager:
                 device = code.bundle.certificate.device_curve25519
                 if db.get_contact(cur, code.identity_key) is None:
                     gs.put_card(cur, code.identity_key, card, device)
+                    self._carded.add(code.identity_key)
         for op in added:
             self._add_event(cur, group_id, op)
+        missing = sorted(log.missing())
+        if missing:
+            for i in range(0, len(missing), 24):
+                request = GroupRequest(group_id, ops=tuple(missing[i : i + 24]))
+                self._ask(cur, group_id, [sender], request)
         if set(members) != before:
             joined = not set(members) <= before
             self._refresh_sessions(cur, group_id, self.clock(), joined=joined)
         if added:
-            self.emit({"type": "group", "group": group_id.hex()})
+            self._touched.add(group_id)
+            self._changed(group_id)
 
     def _retry_inbox(self, cur: Any, new_groups: list[bytes]) -> None:
-        for sender, device, raw in gs.take_inbox(cur):
-            try:
-                msg = env.decode(raw)
-            except DecodeError:
-                continue
-            self._direct(cur, sender, device, msg, new_groups, queue=True)
+        """Re-process the inbox rows that what just happened could place: rows of groups
+        whose ops changed (or that we joined) and rows from members whose card arrived.
+        Never the whole inbox: junk rows cost nothing until their group or sender moves."""
+        for _ in range(4):  # a placed row can place others (it made us join); bounded
+            groups = self._touched | set(new_groups)
+            senders = set(self._carded)
+            self._touched.clear()
+            self._carded.clear()
+            if not groups and not senders:
+                return
+            for sender, device, raw in gs.take_inbox_for(cur, groups, senders):
+                try:
+                    msg = env.decode(raw)
+                except DecodeError:
+                    continue
+                self._direct(cur, sender, device, msg, new_groups, queue=True)
 
     # -- receiving on group topics ------------------------------------------------------
 
     async def catch_up(self, topics: list[str]) -> None:
         """Fetch a group topic's history from store nodes (after joining)."""
-        since = time.time_ns() - 7 * 86_400 * 10**9
+        since = int((self.clock() - 7 * 86_400) * 1e9)
         try:
             async for item in self.transport.history(topics, since):
                 await self.handle(item)
@@ -1116,59 +1237,100 @@ class GroupManager:
             logger.info("group catch-up failed: %s", exc)
 
     async def handle(self, item: Incoming) -> None:
-        """One Waku message on a group topic (live or from history)."""
+        """One Waku message on a group topic (live or from history).
+
+        The topic's catch-up point moves only for a message that decrypted and
+        verified (a sender-chosen timestamp on junk must not blind catch-up), and
+        never past now (plus a little skew)."""
         topic = item.message.content_topic
         try:
             gid = bytes.fromhex(topic[len(_GROUP_PREFIX) :].split("/")[0])
         except ValueError:
             return
-        new_groups: list[bytes] = []
         with self.db.transaction() as cur:
             if db.was_seen(cur, item.message_hash):
                 return
-            db.mark_seen(cur, item.message_hash, _ms(self.clock()))
-            if item.message.timestamp:
-                db.set_sync(cur, topic, item.message.timestamp)
+            now = self.clock()
+            db.mark_seen(cur, item.message_hash, _ms(now))
             if not gs.has_group(cur, gid):
                 return
-            self._receive(cur, gid, item.message_hash, item.message.payload)
+            if self._receive(cur, gid, item.message_hash, item.message.payload):
+                point = sync_point(db.get_sync(cur, topic), item.message.timestamp or 0, now)
+                if point is not None:
+                    db.set_sync(cur, topic, point)
+            new_groups: list[bytes] = []
             self._retry_inbox(cur, new_groups)
         self._wake.set()
 
-    def _receive(self, cur: Any, gid: bytes, message_hash: bytes, payload: bytes) -> None:
+    def _receive(self, cur: Any, gid: bytes, message_hash: bytes, payload: bytes) -> bool:
+        """Decrypt, check and deliver one group message; True if it was authentic."""
         try:
             ct = decode_group_message(payload)
             plain = self.sessions.decrypt(gid, None, ct)
         except UnknownGroupSession:
-            gs.add_pending(cur, message_hash, gid, payload, _ms(self.clock()))
-            return
+            self._wait_for_key(cur, gid, message_hash, payload)
+            return False
         except (DecodeError, DuplicateMessage, MessageBeforeKeyShare, TamperedMessage) as exc:
             logger.info("group message dropped: %s", type(exc).__name__)
-            return
+            return False
         log = self._log(cur, gid)
         sender = plain.sender_identity
         if not log.state.is_member(sender):
             logger.info("group message from a non-member; dropped")
-            return
+            return False
         try:
             if decode_message(plain.plaintext).sender_id != sender.hex():
                 logger.warning("group message whose SDS sender is not its Megolm sender; dropped")
-                return
+                return False
             sds = self._sds(cur, gid)
             delivered = sds.receive(plain.plaintext, self.clock(), retrieval_hint=message_hash)
         except (DecodeError, ValidationError) as exc:
             logger.info("group message with bad SDS framing: %s", exc)
-            return
+            return False
         delivered += self._give_up_unreadable(cur, sds)
         for d in delivered:
             self._deliver(cur, gid, bytes.fromhex(d.sender_id), d.message_id, d)
         self._settle_acks(cur, gid, sds)
         self._save_sds(cur, gid, sds)
+        return True
+
+    def _wait_for_key(self, cur: Any, gid: bytes, message_hash: bytes, payload: bytes) -> None:
+        """Keep a message whose key has not come (within the group's share of the
+        queue) and note its session: if no key comes, the members are asked."""
+        if not self.timings.limits.pending_admits(*gs.pending_counts(cur, gid)):
+            logger.info("group %s: too many messages wait for keys; dropped", gid.hex()[:8])
+            return
+        gs.add_pending(cur, message_hash, gid, payload, _ms(self.clock()))
+        try:
+            session = session_id_bytes(decode_group_message(payload).session_id)
+        except (DecodeError, BoxlessError):
+            return
+        unknown = self._unknown.setdefault(gid, {})
+        if len(unknown) < MAX_KEY_REQUEST_SESSIONS:
+            unknown.setdefault(session, self.clock())
+
+    def _ask_for_keys(self, now: float) -> None:
+        """Sessions we have waited ``key_patience_s`` for: ask the members to re-share
+        (one round per group per ``key_request_interval_s``, however many sessions)."""
+        for gid, unknown in list(self._unknown.items()):
+            ripe = [s for s, t in unknown.items() if now - t >= self.timings.key_patience_s]
+            if not ripe:
+                continue
+            del self._unknown[gid]
+            with self.db.transaction() as cur:
+                state = self._log(cur, gid).state
+                if not state.is_member(self.me) or not self._asks.allow((gid, "keys"), now):
+                    continue
+                request = GroupRequest(gid, sessions=tuple(ripe))
+                for member in sorted(state.members)[:KEY_REQUEST_FANOUT]:
+                    if member != self.me and self._device(cur, member) is not None:
+                        self._queue_direct(cur, member, env.GroupKeyShareBody(request.encode()))
+            logger.info("group %s: asked members to re-share %d keys", gid.hex()[:8], len(ripe))
 
     def _give_up_unreadable(self, cur: Any, sds: SdsChannel) -> list[Any]:
         """Missing dependencies whose Waku message we processed and could not read
         will never come (sent before our key share: before we joined), or not soon
-        (waiting for a key longer than KEY_PATIENCE_S: its sender, offline, never
+        (waiting for a key longer than ``key_patience_s``: its sender, offline, never
         shared it with us -- say we were removed and re-admitted meanwhile): let
         the messages waiting on them through. If the key comes later, the message
         is delivered then, in its place by Lamport time."""
@@ -1179,11 +1341,12 @@ class GroupManager:
             if not hint or not db.was_seen(cur, hint):
                 continue
             since = gs.pending_since(cur, hint)
-            if since is None or now_ms - since > KEY_PATIENCE_S * 1000:
+            if since is None or now_ms - since > self.timings.key_patience_s * 1000:
                 released += sds.mark_irretrievable(dep.message_id)
         return released
 
     def _deliver(self, cur: Any, gid: bytes, sender: bytes, sds_id: str, d: Any) -> None:
+        """One delivered group content, authorised by :func:`authorize` before it counts."""
         try:
             msg = env.decode(d.content)
         except DecodeError:
@@ -1191,51 +1354,68 @@ class GroupManager:
             return
         body = msg.body
         state = self._log(cur, gid).state
-        may_post = state.is_admin(sender) or not state.announcements_only
         if isinstance(body, env.Text):
-            if not may_post:
-                logger.info("a member's text in an announcements-only group; dropped")
-                return
-            mentions_me = body.mention_all or self.me in body.mentions
-            row = gs.GroupMessageRow(
-                sds_id,
-                gid,
-                sender,
-                False,
-                d.lamport_timestamp or 0,
-                msg.sent_at_ms,
-                _ms(self.clock()),
-                body.text,
-                "received",
-                mentions_me=mentions_me,
-            )
-            if gs.add_message(cur, row):
-                self.emit({"type": "group_message", "group": gid.hex(), "id": sds_id})
-                if mentions_me:
-                    self.emit({"type": "group_mention", "group": gid.hex(), "id": sds_id})
+            refused = authorize(state, sender, Action.TEXT)
+            if refused is None:
+                self._store_text(cur, gid, sender, sds_id, d, msg, body)
         elif isinstance(body, env.GroupOpBody):
-            self._apply_ops(cur, gid, body)
+            refused = authorize(state, sender, Action.OPS)
+            if refused is None:
+                self._apply_ops(cur, gid, body, sender)
         elif isinstance(body, env.GroupPin):
-            if may_post and gs.set_pinned(cur, gid, body.target, body.pinned):
-                self.emit({"type": "group_message", "group": gid.hex(), "id": body.target})
+            found = gs.get_message(cur, body.target)
+            target = Target(in_group=found is not None and found[1].group_id == gid)
+            refused = authorize(state, sender, Action.PIN, target)
+            if refused is None and gs.set_pinned(cur, gid, body.target, body.pinned):
+                self._message_changed(gid, body.target)
         elif isinstance(body, env.GroupRead):
-            if gs.put_read(cur, gid, sender, body.lamport):
+            horizon = self._sds(cur, gid).lamport_timestamp
+            target = Target(lamport=body.lamport, horizon=horizon)
+            refused = authorize(state, sender, Action.READ, target)
+            if refused is None and gs.put_read(cur, gid, sender, body.lamport):
                 self._on_read(cur, gid, body.lamport)
+        else:
+            refused = "not a group body"
+        if refused is not None:
+            logger.info("group %s: %s refused: %s", gid.hex()[:8], type(body).__name__, refused)
+
+    def _store_text(
+        self,
+        cur: Any,
+        gid: bytes,
+        sender: bytes,
+        sds_id: str,
+        d: Any,
+        msg: env.ChatMessage,
+        body: env.Text,
+    ) -> None:
+        mentions_me = body.mention_all or self.me in body.mentions
+        row = gs.GroupMessageRow(
+            sds_id,
+            gid,
+            sender,
+            False,
+            d.lamport_timestamp or 0,
+            msg.sent_at_ms,
+            _ms(self.clock()),
+            body.text,
+            "received",
+            mentions_me=mentions_me,
+        )
+        if gs.add_message(cur, row):
+            self._message_changed(gid, sds_id)
+            if mentions_me:
+                self._event(ev.GroupMention(gid.hex(), sds_id))
 
     def _on_read(self, cur: Any, gid: bytes, lamport: int) -> None:
         """A member read up to ``lamport``: our messages up to there reached them --
         an acknowledgement too (no more re-sends; "confirmed" in the UI)."""
         sds = self._sds(cur, gid)
-        cur.execute(
-            "SELECT message_id, state FROM client_group_messages WHERE group_id = ?"
-            " AND outgoing = 1 AND kind = 'text' AND lamport <= ? ORDER BY lamport DESC LIMIT 50",
-            (gid, lamport),
-        )
-        for i, (message_id, state) in enumerate(cur.fetchall()):
+        for i, (message_id, state) in enumerate(gs.outgoing_up_to(cur, gid, lamport, READ_ACKS)):
             sds.acknowledge(message_id)
             changed = state != "confirmed" and gs.set_message_state(cur, message_id, "confirmed")
             if changed or i < READ_EVENTS:  # read counts moved; the UI shows the newest
-                self.emit({"type": "group_message", "group": gid.hex(), "id": message_id})
+                self._message_changed(gid, message_id)
 
     def _retry_pending(self, cur: Any, gid: bytes) -> None:
         for message_hash, payload in gs.take_pending(cur, gid):
@@ -1244,3 +1424,18 @@ class GroupManager:
 
 def _ms(now: float) -> int:
     return int(now * 1000)
+
+
+def _with_ancestors(log: GroupLog, op: GroupOp, cards: tuple[bytes, ...] = ()) -> env.GroupOpBody:
+    """An op and its nearest ancestors (oldest first): a member who missed one of them
+    can still place the op (duplicates are skipped by the log)."""
+    along = list(reversed(log.ancestors(op.op_id, SEND_ALONG)))
+    return env.GroupOpBody(tuple(encode_op(o) for o in [*along, op]), cards)
+
+
+def _ops_group(body: env.GroupOpBody) -> bytes | None:
+    """The group of a body's first op (None if it does not decode)."""
+    try:
+        return decode_op(body.ops[0]).group_id
+    except DecodeError:
+        return None

@@ -415,6 +415,21 @@ class GroupSessions:
             )
         return GroupCiphertext(session_id=current.session_id, body=message.to_bytes())
 
+    def reshare(self, group_id: bytes, session_id: bytes, device: bytes) -> KeyShare | None:
+        """Share this device's current session again with a member device it was shared
+        with before (whose copy was lost): at the session's current index, so it reads
+        what follows, nothing earlier. None if ``session_id`` (raw 32 bytes) is not the
+        current session or was never shared with ``device``."""
+        with self._locked() as cur:
+            current = self._current(cur, group_id)
+            if current is None or session_id_bytes(current.session_id) != session_id:
+                return None
+            if device not in self._shared_with(cur, group_id, current.session_id):
+                return None
+            session = self._unpickle_outbound(current.pickle)
+            shares = self._shares(cur, group_id, session, {device}, set(), False)
+        return shares[0]
+
     # -- receiving
 
     def add_key_share(

@@ -138,6 +138,7 @@ log = logging.getLogger(__name__)
 
 _POST_CACHE: Final = 256
 _MAX_PENDING: Final = 10_000
+_MAX_REFUSED: Final = 10_000
 
 
 class Role(enum.StrEnum):
@@ -508,6 +509,8 @@ class GroupLog:
         self._post: OrderedDict[int, _State] = OrderedDict()
         self._state: GroupState | None = None
         self._verdicts: dict[bytes, Verdict] | None = None
+        self._refused: set[bytes] = set()  # judged invalid by admit(): never kept
+        self._judged: set[bytes] = set()  # admitted while pending: judge when ready
 
     # ------------------------------------------------------------ building
 
@@ -540,6 +543,61 @@ class GroupLog:
         self._make_ready(op)
         return AddResult.NEW
 
+    def admit(self, op: GroupOp, *, only_applied: bool = False) -> Verdict:
+        """Judge an op from the network, then keep it only if it holds: the one door
+        for ops from peers (:meth:`add` is for ops this device already holds).
+
+        Refused (INVALID, nothing kept, and the id remembered so ops built on it
+        are refused too): another group's op, a bad signature, an op breaking a
+        rule at its causal point, an op naming a refused parent. An op whose
+        parents have not all arrived is kept PENDING (fetch :meth:`missing`) and
+        judged when they come. ``only_applied``: keep it only if the fold applies
+        it (an admin admitting a Join by link); else it is undone and its verdict
+        returned. So no refused op ever becomes a head that our next op would
+        name as a parent, which the other members could never fetch.
+        """
+        if op.group_id != self.group_id:
+            return Verdict(OpStatus.INVALID, "an op of another group")
+        if op.op_id in self:
+            return self.verdict(op.op_id)
+        if op.op_id in self._refused or any(p in self._refused for p in op.parents):
+            self._refuse(op.op_id)
+            return Verdict(OpStatus.INVALID, "it builds on a refused op")
+        try:
+            verify_op(op)
+        except InvalidOpSignature:
+            return Verdict(OpStatus.INVALID, "bad signature")
+        if any(p not in self._by_id for p in op.parents):
+            if self.add(op) is AddResult.TOO_MANY_PENDING:
+                return Verdict(OpStatus.INVALID, "too many ops wait for their parents")
+            self._judged.add(op.op_id)
+            return Verdict(OpStatus.PENDING, "an ancestor has not arrived")
+        reason = self._judge(op)
+        if reason is not None:
+            self._refuse(op.op_id)
+            log.info("group %s: refused %r: %s", self.group_id.hex()[:8], op, reason)
+            return Verdict(OpStatus.INVALID, reason)
+        undoable = op.op_id not in self._waiting
+        self.add(op)
+        verdict = self.verdict(op.op_id)
+        if only_applied and verdict.status is not OpStatus.APPLIED and undoable:
+            self._forget_last(op)
+        return verdict
+
+    def _judge(self, op: GroupOp) -> str | None:
+        """Why ``op`` (all parents ready) breaks a rule at its causal point, or None."""
+        parents = [self._by_id[p] for p in op.parents]
+        ancestors = 0
+        for parent in parents:
+            ancestors |= parent.ancestors | (1 << parent.index)
+        if isinstance(op.body, Create) and op.op_id != self.group_id:
+            return "a second genesis"
+        return _authorize(self._causal_state(parents, ancestors), op)
+
+    def _refuse(self, op_id: bytes) -> None:
+        if len(self._refused) < _MAX_REFUSED:
+            self._refused.add(op_id)
+
     def apply(self, ops: Iterable[GroupOp]) -> GroupState:
         """Add every op in ``ops`` and return the resulting state."""
         for op in ops:
@@ -560,7 +618,7 @@ class GroupLog:
         if not self._heads:
             raise UsageError("this group log is empty: add the group's ops first")
         # Merge the newest heads; more than MAX_PARENTS branches merge over several ops.
-        parents = sorted((self._by_id[h] for h in self._heads), key=lambda n: n.key)
+        parents = sorted((self._by_id[h] for h in self._valid_heads()), key=lambda n: n.key)
         parents = parents[-MAX_PARENTS:]
         lamport = 1 + parents[-1].lamport
         parent_ids = [n.op.op_id for n in parents]
@@ -580,12 +638,11 @@ class GroupLog:
         """An invite token by ``identity`` (an admin here) on the current heads."""
         if not self.state.is_admin(identity.public_key):
             raise UsageError("only an admin of the group can make an invite link")
-        if len(self._heads) > MAX_TOKEN_HEADS:
+        heads = self._valid_heads()
+        if len(heads) > MAX_TOKEN_HEADS:
             raise UsageError("the group log has too many branches; publish any change first")
-        lamport = max(self._by_id[h].lamport for h in self._heads)
-        return issue_token(
-            identity, self.group_id, self._heads, lamport, expires_at_ms, invitee=invitee
-        )
+        lamport = max(self._by_id[h].lamport for h in heads)
+        return issue_token(identity, self.group_id, heads, lamport, expires_at_ms, invitee=invitee)
 
     # ------------------------------------------------------------- queries
 
@@ -612,11 +669,37 @@ class GroupLog:
 
     def missing(self) -> set[bytes]:
         """Parent ids that pending ops name but this log has never seen: fetch these."""
-        return {p for p in self._waiting if p not in self._pending and p not in self._by_id}
+        return {
+            p
+            for p in self._waiting
+            if p not in self._pending and p not in self._by_id and p not in self._refused
+        }
 
     def heads(self) -> frozenset[bytes]:
-        """Ready ops no other ready op names as a parent (the next op's parents)."""
+        """Ready ops no other ready op names as a parent."""
         return frozenset(self._heads)
+
+    def _valid_heads(self) -> set[bytes]:
+        """The next op's parents: the heads, an invalid head replaced by its parents
+        (a log replayed from an older version may hold one; every peer that refused
+        it could never fetch it), minus any that another chosen one descends from."""
+        heads = set(self._heads)
+        while bad := {h for h in heads if self._by_id[h].invalid is not None}:
+            heads = (heads - bad) | {p for h in bad for p in self._by_id[h].op.parents}
+        nodes = [self._by_id[h] for h in heads]
+        return {n.op.op_id for n in nodes if not any((m.ancestors >> n.index) & 1 for m in nodes)}
+
+    def ancestors(self, op_id: bytes, limit: int) -> list[GroupOp]:
+        """Up to ``limit`` of a ready op's nearest ancestors, newest first (to send along)."""
+        node = self._by_id[op_id]
+        found = [n for n in self._nodes if (node.ancestors >> n.index) & 1]
+        found.sort(key=lambda n: n.key, reverse=True)
+        return [n.op for n in found[:limit]]
+
+    def get(self, op_id: bytes) -> GroupOp | None:
+        """A ready or pending op by id (to answer a member who asks for it)."""
+        node = self._by_id.get(op_id)
+        return node.op if node is not None else self._pending.get(op_id)
 
     def ops(self) -> list[GroupOp]:
         """Every ready op in the fold's total order (parents first), e.g. to serve a catch-up."""
@@ -642,6 +725,11 @@ class GroupLog:
                 child = self._pending[child_id]
                 if all(p in self._by_id for p in child.parents):
                     del self._pending[child_id]
+                    if child_id in self._judged:  # came through admit(): judge it now
+                        self._judged.discard(child_id)
+                        if self._judge(child) is not None:
+                            self._refuse(child_id)
+                            continue
                     queue.append(child)
         self._state = None
         self._verdicts = None

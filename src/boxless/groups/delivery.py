@@ -1,0 +1,178 @@
+"""The group feature's decisions about time: timers, retries, give-up, queue limits.
+
+Theory of operation
+-------------------
+Sans-IO, like :mod:`boxless.sync` and :mod:`boxless.chat.outbox`: every
+function and class here takes ``now`` (Unix seconds) and returns a decision;
+the client's :class:`~boxless.client.groups.GroupManager` is the adapter that
+arms one timer per loop at :meth:`GroupClock.get_timer` and acts on
+:meth:`GroupClock.due`.
+
+* :class:`GroupTimings` -- every delay and limit, one frozen value passed to
+  the manager's constructor, so tests shorten them instead of waiting.
+* :class:`GroupClock` -- per group: when its SDS timer (re-send, sync) is due
+  and since when a dependency is missing; :meth:`~GroupClock.due` says which
+  groups fire and which repair now.
+* :func:`should_give_up` -- a missing message not in any store and not
+  re-sent by its author for ``give_up_after_repairs`` repair rounds is let go.
+* :class:`RateLimit` -- at most one action per key per interval (answering a
+  member's request, asking for a key), with bounded memory.
+* :class:`QueueLimits` -- the direct-body inbox (bodies from devices we
+  cannot place yet) and the pending queue (group messages whose key has not
+  come): per-sender and per-group caps, a total cap and expiry, so a stranger
+  flooding them fills only its own share and is forgotten after a while.
+* :func:`sync_point` -- how far an authenticated message may move a topic's
+  catch-up point: to its timestamp, never past ``now`` plus a small skew, never
+  back.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from boxless.errors import UsageError
+
+__all__ = [
+    "MAX_CLOCK_SKEW_S",
+    "GroupClock",
+    "GroupTimings",
+    "QueueLimits",
+    "RateLimit",
+    "retry_delay",
+    "should_give_up",
+    "sync_point",
+]
+
+MAX_CLOCK_SKEW_S: Final = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueLimits:
+    """Caps and expiry of the group inbox and pending queues (see the module doc)."""
+
+    inbox_per_sender: int = 32
+    inbox_total: int = 1000
+    inbox_expiry_s: float = 24 * 3600.0
+    pending_per_group: int = 2000
+    pending_total: int = 10_000
+    pending_expiry_s: float = 7 * 24 * 3600.0
+
+    def inbox_admits(self, from_sender: int, total: int) -> bool:
+        """Whether one more inbox row from a sender holding ``from_sender`` rows fits."""
+        return from_sender < self.inbox_per_sender and total < self.inbox_total
+
+    def pending_admits(self, in_group: int, total: int) -> bool:
+        return in_group < self.pending_per_group and total < self.pending_total
+
+
+@dataclass(frozen=True, slots=True)
+class GroupTimings:
+    """Every delay of the group feature (seconds); tests pass shorter ones."""
+
+    sync_check_s: float = 5.0  # longest sleep of the SDS loop
+    repair_after_s: float = 10.0  # a dependency missing this long is fetched from the store
+    key_patience_s: float = 10.0  # a message waiting this long for its key stops holding others
+    give_up_after_repairs: int = 40  # then a missing message not in any store is let go
+    repair_lookback_s: float = 600.0  # store window before a gap with no retrieval hint
+    retry_base_s: float = 2.0  # first retry of a direct body the network refused
+    retry_max_s: float = 300.0
+    idle_outbox_s: float = 60.0  # the direct outbox loop's sleep with nothing queued
+    request_interval_s: float = 30.0  # per member: one answered request (ops, key) this often
+    key_request_interval_s: float = 60.0  # per missing session: one request this often
+    limits: QueueLimits = field(default_factory=QueueLimits)
+
+    def __post_init__(self) -> None:
+        if min(self.sync_check_s, self.repair_after_s, self.retry_base_s) <= 0:
+            raise UsageError("group timings must be positive")
+
+
+def retry_delay(timings: GroupTimings, attempts: int) -> float:
+    """Backoff before retrying a direct body after ``attempts`` failed sends."""
+    return float(min(timings.retry_max_s, timings.retry_base_s * 2 ** min(attempts, 30)))
+
+
+def should_give_up(timings: GroupTimings, missing_since: float, now: float) -> bool:
+    """A dependency missing since ``missing_since``, after every repair so far failed."""
+    return now - missing_since > timings.give_up_after_repairs * timings.repair_after_s
+
+
+def sync_point(current_ns: int | None, timestamp_ns: int, now: float) -> int | None:
+    """The topic's new catch-up point after an authenticated message stamped
+    ``timestamp_ns`` (a sender's claim): never past now + skew, never backwards.
+    None: leave it where it is."""
+    capped = min(timestamp_ns, int((now + MAX_CLOCK_SKEW_S) * 1e9))
+    if capped <= 0 or (current_ns is not None and capped <= current_ns):
+        return None
+    return capped
+
+
+class GroupClock:
+    """When each group's SDS timer fires and when its missing messages are repaired."""
+
+    def __init__(self, timings: GroupTimings) -> None:
+        self.timings = timings
+        self._timers: dict[bytes, float] = {}  # group -> when its SDS timer is due
+        self._missing_since: dict[bytes, float] = {}  # group -> oldest missing dependency
+
+    def set_timer(self, group_id: bytes, due: float | None) -> None:
+        if due is None:
+            self._timers.pop(group_id, None)
+        else:
+            self._timers[group_id] = due
+
+    def set_missing(self, group_id: bytes, since: Iterable[float]) -> None:
+        """The ``since`` of every dependency the group's channel still misses."""
+        oldest = min(since, default=None)
+        if oldest is None:
+            self._missing_since.pop(group_id, None)
+        else:
+            self._missing_since.setdefault(group_id, oldest)
+
+    def forget(self, group_id: bytes) -> None:
+        self._timers.pop(group_id, None)
+        self._missing_since.pop(group_id, None)
+
+    def take_repair(self, group_id: bytes, now: float) -> float:
+        """Start a repair round: the oldest missing time it covers (cleared until re-set)."""
+        return self._missing_since.pop(group_id, now)
+
+    def retry_repair(self, group_id: bytes, now: float) -> None:
+        """Something is still missing after a repair: try again a full period from now."""
+        self._missing_since[group_id] = now
+
+    def due(self, now: float) -> tuple[list[bytes], list[bytes]]:
+        """``(groups whose SDS timer fires, groups to repair)`` at ``now``."""
+        fire = [g for g, t in self._timers.items() if t <= now]
+        after = self.timings.repair_after_s
+        repair = [g for g, t in self._missing_since.items() if now - t >= after]
+        return fire, repair
+
+    def get_timer(self, now: float) -> float:
+        """How long the loop may sleep (it also wakes on any change)."""
+        soonest = min(self._timers.values(), default=now + self.timings.sync_check_s)
+        if self._missing_since:
+            soonest = min(soonest, min(self._missing_since.values()) + self.timings.repair_after_s)
+        return min(max(soonest - now, 0.05), self.timings.sync_check_s)
+
+
+class RateLimit:
+    """At most one allowed action per key per ``interval`` seconds; remembers the
+    ``capacity`` most recent keys (an old key forgotten is allowed again)."""
+
+    def __init__(self, interval: float, capacity: int = 4096) -> None:
+        self.interval = interval
+        self.capacity = capacity
+        self._last: OrderedDict[Hashable, float] = OrderedDict()
+
+    def allow(self, key: Hashable, now: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self.capacity:
+            self._last.popitem(last=False)
+        return True
