@@ -209,15 +209,17 @@ def main() -> None:
     )
     print(header)
     print("-" * len(header))
-    for name, r in rows.items():
+    for name, row in rows.items():
         wire = (
-            f"{min(r.wire):,}-{max(r.wire):,}" if min(r.wire) != max(r.wire) else f"{min(r.wire):,}"
+            f"{min(row.wire):,}-{max(row.wire):,}"
+            if min(row.wire) != max(row.wire)
+            else f"{min(row.wire):,}"
         )
         print(
-            f"{name:>18} | {wire:>13} | {max(r.sds):>6,} | "
-            f"{bucket_size(max(r.sds), GROUP_BUCKETS):>9,} | {r.bloom:>7.0f} | "
-            f"{r.history:>9.0f} | {r.other:>7.0f} | {r.unacked:>4} / {r.sent:<3} | "
-            f"{r.false_positives:>8.2%}"
+            f"{name:>18} | {wire:>13} | {max(row.sds):>6,} | "
+            f"{bucket_size(max(row.sds), GROUP_BUCKETS):>9,} | {row.bloom:>7.0f} | "
+            f"{row.history:>9.0f} | {row.other:>7.0f} | {row.unacked:>4} / {row.sent:<3} | "
+            f"{row.false_positives:>8.2%}"
         )
     print(
         "wire = the WakuMessage; SDS = the largest SDS message Megolm padded; other = ids, "
