@@ -86,6 +86,7 @@ from boxless.sync.message import (
 )
 
 __all__ = [
+    "HISTORY_SCAN",
     "STATE_VERSION",
     "AckState",
     "Delivered",
@@ -100,6 +101,7 @@ log = logging.getLogger(__name__)
 
 HISTORY_SCAN: Final = 128
 """How far back (log entries) a causal history looks for messages nobody has named yet."""
+_NAMED_LIMIT: Final = 4 * HISTORY_SCAN  # named ids remembered (only the scan window matters)
 
 STATE_VERSION: Final = 1
 """Version of the dict :meth:`SdsChannel.to_state` writes."""
@@ -666,12 +668,17 @@ class SdsChannel:
             for i in chosen
         )
 
+    def _named_in_window(self) -> list[str]:
+        """The named ids a causal history can still pass over (what is worth saving)."""
+        window = {mid for _, mid in self._log[-HISTORY_SCAN - 1 :]}
+        return [mid for mid in self._named if mid in window]
+
     def _mark_named(self, ids: Iterable[str]) -> None:
         named = self._named
         for mid in ids:
             named.pop(mid, None)
             named[mid] = None
-        while len(named) > self.config.history_limit:
+        while len(named) > _NAMED_LIMIT:
             del named[next(iter(named))]
 
     def _remember(self, message_id: str, lamport: int, sender_id: str, hint: bytes | None) -> None:
@@ -704,7 +711,7 @@ class SdsChannel:
                 for m in self._missing.values()
             ],
             "lost": list(self._lost),
-            "named": list(self._named),
+            "named": self._named_in_window(),
             "outgoing": [
                 [mid, o.data.hex(), o.next_resend, o.resends, sorted(o.possible_ackers)]
                 for mid, o in self._outgoing.items()
