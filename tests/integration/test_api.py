@@ -172,7 +172,10 @@ def test_every_response_carries_the_security_headers(alice: UserProcess) -> None
         assert r.headers["x-content-type-options"] == "nosniff"
         assert r.headers["referrer-policy"] == "no-referrer"
         assert r.headers["x-frame-options"] == "DENY"
-    assert "connect-src 'self' ws://127.0.0.1:" in responses[0].headers["content-security-policy"]
+    assert (
+        "connect-src 'self' blob: ws://127.0.0.1:"
+        in responses[0].headers["content-security-policy"]
+    )
 
 
 def _rss_kib(pid: int) -> int:

@@ -180,3 +180,26 @@ def test_confirmation_accepts_the_right_words(
     assert result.exit_code == 0, result.output
     assert "Word #1" in result.output and "Word #24" in result.output
     assert "created account" in result.output
+
+
+def test_init_makes_the_home_private(tmp_path: Path) -> None:
+    """The account directory was left 0755 (by `boxless up`, before `init` or the
+    browser made the account): anyone on the machine could list it. `init` now
+    tightens it to 0700 and says so."""
+    home = tmp_path / "user"
+    home.mkdir()
+    home.chmod(0o755)
+    result = boxless("init", "--home", str(home), "--name", "Cy", "--yes")
+    assert result.returncode == 0, result.stderr
+    assert "now yours only" in result.stderr
+    assert home.stat().st_mode & 0o777 == 0o700
+
+
+def test_a_markup_name_prints_as_typed(tmp_path: Path) -> None:
+    """A name that is rich markup (valid: no control characters) prints as typed."""
+    home = tmp_path / "user"
+    result = boxless("init", "--home", str(home), "--name", "[/] [bold red]x", "--yes")
+    assert result.returncode == 0, result.stderr
+    who = boxless("whoami", "--home", str(home), "--no-qr")
+    assert who.returncode == 0, who.stderr
+    assert field(who.stdout, "name") == "[/] [bold red]x"

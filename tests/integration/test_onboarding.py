@@ -3,7 +3,7 @@ checks on each step, the 409 for everything else, and the hand-over callback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -118,3 +118,56 @@ async def test_restore_and_everything_else_waits(world: World) -> None:
         key = r.json()["identity_key"]
     assert len(world.created) == 1
     assert world.created[0].identity.public_key.hex() == key
+
+
+# -- the Guard in front of the onboarding app (issue 10, finding 8) ---------------------
+
+
+async def test_rebinding_host_is_refused_before_the_recovery_phrase(world: World) -> None:
+    """DNS rebinding: a page on rebind.evil re-pointed at 127.0.0.1 is same-origin for
+    the browser; on main the onboarding app answered it (it would get a new
+    recovery phrase if it had the token). Only our own Host names are answered."""
+    async with world.client() as http:
+        r = await http.post(
+            "/api/v1/onboarding/create",
+            json={"passphrase": PASS},
+            headers={"Host": "rebind.evil:9"},
+        )
+        assert r.status_code == 403 and r.json()["error"]["code"] == "bad_host"
+        r = await http.get("/", headers={"Host": "rebind.evil:9"})
+        assert r.status_code == 403
+        r = await http.get("/api/v1/onboarding", headers={"Host": "localhost:9"})
+        assert r.status_code == 200
+        assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+        assert r.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_oversized_bodies_are_refused_while_streaming(world: World) -> None:
+    """main read the whole body before validating it (300 MB -> 1.27 GB RSS). A
+    streamed body without a length is cut off past 1 MiB with the house 413."""
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield b'{"passphrase": "'
+        for _ in range(64):
+            sent += 65536
+            yield b"a" * 65536
+
+    async with world.client() as http:
+        r = await http.post("/api/v1/onboarding/create", content=body())
+        assert r.status_code == 413, r.text
+        assert r.json()["error"]["code"] == "too_large"
+        assert set(r.json()["error"]) == {"code", "message"}
+    assert sent <= 1024 * 1024 + 65536  # it stopped reading there: 3 MiB were on offer
+
+
+async def test_the_home_is_created_private(world: World) -> None:
+    """`boxless up` in onboarding mode left the home 0755 for everyone to list."""
+    async with world.client() as http:
+        r = await http.post(
+            "/api/v1/onboarding/restore",
+            json={"phrase": phrase_from_entropy(bytes(32)), "name": "Ann", "passphrase": PASS},
+        )
+        assert r.status_code == 201, r.text
+    assert world.home.stat().st_mode & 0o777 == 0o700

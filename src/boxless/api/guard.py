@@ -78,7 +78,7 @@ def security_headers(host: str) -> list[tuple[bytes, bytes]]:
     websocket = f" ws://{host}" if host else ""  # CSP2 browsers: 'self' does not cover ws:
     csp = (
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        f"connect-src 'self'{websocket}; object-src 'none'; base-uri 'none'; "
+        f"connect-src 'self' blob:{websocket}; object-src 'none'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"
     )
     return [
