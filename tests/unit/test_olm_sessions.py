@@ -354,3 +354,54 @@ def test_reprs_hold_no_secrets(alice: Device, bob: Device) -> None:
     assert repr(ct.body) not in repr(ct)
     assert bob.pickle_key.hex() not in repr(bob.manager)
     assert bob.bundle().curve25519.hex() not in repr(bob.bundle())
+
+
+class _Abort(Exception):
+    pass
+
+
+def test_a_rolled_back_encrypt_leaves_memory_as_the_database(alice: Device, bob: Device) -> None:
+    """The cache of unpickled sessions must never run ahead of the database.
+
+    The fault: an encrypt inside a caller's transaction that then rolls back.
+    A cache that kept the stepped session would encrypt the next message one
+    chain step further than the stored state (after a restart the same key
+    would be used twice); within one chain Olm encryption is deterministic, so
+    the live manager must produce exactly the bytes a restarted one does.
+    """
+    converse(alice, bob, 1)
+    alice.manager.encrypt(bob.bundle(), b"turns the ratchet")  # later ones: same chain
+    with pytest.raises(_Abort), alice.manager.transaction():
+        alice.manager.encrypt(bob.bundle(), b"never sent")
+        raise _Abort
+    with pytest.raises(_Abort), alice.manager.transaction():
+        live = alice.manager.encrypt(bob.bundle(), b"next")
+        raise _Abort
+    alice.reopen()
+    assert alice.manager.encrypt(bob.bundle(), b"next") == live
+
+
+def test_a_decrypt_undone_by_a_savepoint_decrypts_again(alice: Device, bob: Device) -> None:
+    """A decrypt rolled back by an inner block, while the outer one commits."""
+    converse(alice, bob, 2)
+    ct = alice.manager.encrypt(bob.bundle(), b"once")
+    with bob.manager.transaction():
+        with pytest.raises(_Abort), bob.manager.transaction():
+            assert bob.manager.decrypt(alice.curve25519, ct) == b"once"
+            raise _Abort
+    assert bob.manager.decrypt(alice.curve25519, ct) == b"once"
+    bob.reopen()
+    with pytest.raises(DuplicateMessage):
+        bob.manager.decrypt(alice.curve25519, ct)
+    converse(alice, bob, 2)
+
+
+def test_the_session_cache_is_bounded(
+    tmp_path: Path, alice: Device, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("boxless.crypto.olm_sessions.MAX_CACHED_SESSIONS", 2)
+    peers = [Device(tmp_path / f"peer{i}.db") for i in range(4)]
+    for _ in range(3):
+        for peer in peers:
+            converse(alice, peer, 1)
+    assert len(alice.manager._cache) == 2

@@ -1,0 +1,279 @@
+"""What one persisted E2EE message costs, side by side with bare vodozemac in one run.
+
+The message path of the client: Olm-encrypt through ``SessionManager`` (the
+new ratchet state committed to the sender's database), seal the result
+(sealed sender, HPKE), open the envelope and Olm-decrypt on the other device
+(its new state committed to the recipient's database). Ping-pong: the
+direction alternates, so every message turns the Olm ratchet. 200-byte texts.
+One message = both sides' work, the same as the "vodozemac only" row, which
+does the encrypt + decrypt in memory with nothing stored.
+
+Variants (each in a fresh pair of databases):
+
+* ``vodozemac``: the floor, two in-memory sessions.
+* ``userdb``: two real accounts (``identity.account.create_account``) in
+  SQLCipher user databases with the pragmas ``storage.userdb`` sets: what the
+  client ships.
+* ``userdb-full``: the same with ``PRAGMA synchronous = FULL`` (an fsync per
+  commit), to show what power-cut durability would cost.
+* ``sqlite``: plain sqlite3 files (``tests.crypto_fixtures.Device``, no page
+  encryption, synchronous FULL as that fixture leaves it): the configuration
+  of ``bench/bench_crypto.py``, where the issue's 943 vs 127 us was measured.
+* ``sqlite-normal``: the same files with ``synchronous = NORMAL``.
+
+Rounds are interleaved (variant after variant, round after round) and each
+round is a separate process, so a noisy neighbour hits every variant alike;
+the table shows medians. ``--baseline REV`` runs the same rounds against the
+code of git revision REV (extracted to a temporary folder) in the same run,
+for a before/after comparison::
+
+    python bench/bench_olm_path.py --baseline 4c3d5bc --rounds 5 --n 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from io import BytesIO
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAYLOAD = b"x" * 200
+VARIANTS = ("vodozemac", "userdb", "userdb-full", "sqlite", "sqlite-normal")
+
+Send = Callable[[bool], None]  # True: Alice -> Bob
+
+
+# ------------------------------------------------------------ one round (worker)
+
+
+def raw_pair() -> Send:
+    import vodozemac
+
+    alice, bob = vodozemac.Account(), vodozemac.Account()
+    bob.generate_one_time_keys(1)
+    otk = next(iter(bob.one_time_keys.values()))
+    a = alice.create_outbound_session(bob.curve25519_key, otk)
+    first = a.encrypt(b"hi").to_pre_key()
+    assert first is not None
+    b, _ = bob.create_inbound_session(alice.curve25519_key, first)
+
+    def send(forward: bool) -> None:
+        src, dst = (a, b) if forward else (b, a)
+        assert dst.decrypt(src.encrypt(PAYLOAD)) == PAYLOAD
+
+    return send
+
+
+class _Side:
+    """One device as the message path sees it."""
+
+    def __init__(self, manager, sealing, identity_key, device_key, bundle) -> None:  # type: ignore[no-untyped-def]
+        self.manager = manager
+        self.sealing = sealing
+        self.identity_key = identity_key
+        self.device_key = device_key
+        self.bundle = bundle
+
+
+def _path(sides: tuple[_Side, _Side]) -> Send:
+    from boxless.crypto import open_envelope, seal
+
+    def send(forward: bool) -> None:
+        src, dst = sides if forward else sides[::-1]
+        with src.manager.transaction():  # as the client's _transmit_bundle does
+            ct = src.manager.encrypt(dst.bundle, PAYLOAD)
+        envelope = seal(
+            dst.bundle.sealing_key,
+            sender_identity_key=src.identity_key,
+            sender_device_key=src.device_key,
+            ciphertext=ct,
+        )
+        with dst.manager.transaction():  # the client's receive transaction
+            opened = open_envelope(dst.sealing, envelope)
+            plain = dst.manager.decrypt(opened.sender_device_key, opened.ciphertext)
+        assert plain == PAYLOAD
+
+    return send
+
+
+def userdb_pair(folder: Path, synchronous: str | None) -> Send:
+    from boxless.crypto import SessionManager
+    from boxless.crypto.olm_sessions import migration_files
+    from boxless.crypto.sealed import SealingKeyPair
+    from boxless.identity.account import create_account
+    from boxless.identity.keys import Identity
+    from boxless.identity.profile import Profile
+    from boxless.identity.seed import generate_phrase
+    from boxless.storage.userdb import KdfParams
+
+    now = time.time()
+    sides = []
+    for name in ("alice", "bob"):
+        account = create_account(
+            folder / name,
+            "bench passphrase",
+            Identity.from_phrase(generate_phrase()),
+            Profile(display_name=name),
+            now,
+            kdf=KdfParams(memory_kib=1024, time_cost=1, parallelism=1),
+        )
+        if synchronous is not None:
+            account.db.conn.execute(f"PRAGMA synchronous = {synchronous}")
+        account.db.migrate("crypto", migration_files())
+        manager = SessionManager(
+            account.db, account.keystore, account.db.derive_key("olm sessions v1")
+        )
+        device = account.device
+        sides.append(
+            _Side(
+                manager,
+                SealingKeyPair.from_private_bytes(device.sealing_private_key()),
+                device.certificate.identity_key,
+                device.certificate.device_curve25519,
+                device.bundle(now),
+            )
+        )
+    return _path((sides[0], sides[1]))
+
+
+def measure(variant: str, n: int, folder: Path) -> float:
+    """Microseconds per message for ``n`` ping-pong messages of ``variant``."""
+    if variant == "vodozemac":
+        send = raw_pair()
+    elif variant == "userdb":
+        send = userdb_pair(folder, None)
+    elif variant == "userdb-full":
+        send = userdb_pair(folder, "FULL")
+    elif variant == "sqlite":
+        send = fixture_pair(folder, None)
+    elif variant == "sqlite-normal":
+        send = fixture_pair(folder, "NORMAL")
+    else:
+        raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+    for i in range(20):  # warm-up: sessions established, caches filled
+        send(i % 2 == 0)
+    start = time.perf_counter()
+    for i in range(n):
+        send(i % 2 == 0)
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def fixture_pair(folder: Path, synchronous: str | None) -> Send:
+    """Two ``tests.crypto_fixtures.Device`` (plain sqlite3), as bench_crypto.py uses."""
+    sys.path.insert(0, str(ROOT))
+    from tests.crypto_fixtures import Device
+
+    devices = [Device(folder / "alice.db"), Device(folder / "bob.db")]
+    sides = []
+    for device in devices:
+        if synchronous is not None:
+            device.db.conn.execute(f"PRAGMA synchronous = {synchronous}")
+        sides.append(
+            _Side(
+                device.manager,
+                device.sealing,
+                device.identity_key,
+                device.curve25519,
+                device.bundle(),
+            )
+        )
+    return _path((sides[0], sides[1]))
+
+
+def worker(variants: list[str], n: int) -> None:
+    results = {}
+    for variant in variants:
+        with tempfile.TemporaryDirectory() as tmp:
+            results[variant] = measure(variant, n, Path(tmp))
+    print(json.dumps(results))
+
+
+# ----------------------------------------------------------------- the runner
+
+
+def extract(rev: str, into: Path) -> Path:
+    """The ``src/`` and ``tests/`` trees of git revision ``rev`` under ``into``."""
+    archive = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(ROOT),
+            "archive",
+            rev,
+            "src",
+            "tests/__init__.py",
+            "tests/crypto_fixtures.py",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def one_round(code_root: Path, variants: list[str], n: int) -> dict[str, float]:
+    env = dict(os.environ, PYTHONPATH=f"{code_root / 'src'}{os.pathsep}{code_root}")
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", "--n", str(n), "--variants", ",".join(variants)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=code_root,
+    ).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=1000, help="messages per variant and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    if args.worker:
+        worker(variants, args.n)
+        return
+
+    with tempfile.TemporaryDirectory() as tmp:
+        codes = {"this tree": ROOT}
+        if args.baseline:
+            codes[args.baseline] = extract(args.baseline, Path(tmp))
+        samples: dict[tuple[str, str], list[float]] = {}
+        for round_no in range(args.rounds):
+            for code, root in codes.items():
+                for variant, us in one_round(root, variants, args.n).items():
+                    samples.setdefault((code, variant), []).append(us)
+            print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
+
+    print(
+        f"ping-pong, {len(PAYLOAD)}-byte messages, {args.n} per variant, median of {args.rounds} rounds"
+    )
+    print(f"{'code':<12} {'variant':<14} {'us/msg':>8} {'x vodozemac':>12}")
+    for code in codes:
+        bare = "vodozemac" in variants or None
+        for variant in variants:
+            us = statistics.median(samples[(code, variant)])
+            if bare is None:
+                ratio = "-"
+            else:  # the median of each round's own ratio
+                pairs = zip(samples[(code, variant)], samples[(code, "vodozemac")], strict=True)
+                ratio = f"{statistics.median(v / b for v, b in pairs):.2f}"
+            print(f"{code:<12} {variant:<14} {us:>8.0f} {ratio:>12}")
+
+
+if __name__ == "__main__":
+    main()
