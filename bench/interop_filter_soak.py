@@ -1,0 +1,120 @@
+"""Repeat the js-waku filter + light push check against `boxless node` N times.
+
+Each run is a fresh js-waku light node (tests/interop/filter_lightpush.mjs):
+it subscribes by filter to a content topic on the Boxless service node
+(``--relay --store --filter --lightpush``), light pushes 25 messages (every 5th
+on another content topic of the same shard), and counts what filter pushes
+back within 3 s of the first send. A run succeeds when all 20 matching
+messages came back and none of the others did. Issue 10 saw about 1 run in 20
+get 0 of 20.
+
+    python bench/interop_filter_soak.py [--runs 40] [--fresh-node] [--jobs 1]
+
+Prints one line per run and then ``ok K/N``; exits 1 if any run failed. Needs
+the js side installed (``bash scripts/install_interop.sh``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.interop.jsrun import Event, JsScript  # noqa: E402
+from tests.interop.nodes import content_topic, start_node, ws_addr  # noqa: E402
+from tests.nodeproc import NodeProcess  # noqa: E402
+
+COUNT = 25
+OTHER_EVERY = 5
+WAIT_MS = 3000
+
+
+def one_run(
+    node: NodeProcess, count: int = COUNT, wait_ms: int = WAIT_MS, *, concurrent: bool = False
+) -> Event:
+    """One js light node's check; its ``result`` event (plus ``error`` if it broke)."""
+    opts = {
+        "addr": ws_addr(node),
+        "contentTopic": content_topic("soak"),
+        "otherTopic": content_topic("soak-other"),
+        "count": count,
+        "otherEvery": OTHER_EVERY,
+        "waitMs": wait_ms,
+        "concurrent": concurrent,
+    }
+    with JsScript("filter_lightpush.mjs", opts, timeout=60) as js:
+        js.release()
+        try:
+            events = js.finish(65)
+        except AssertionError as exc:
+            return {"event": "error", "error": str(exc).splitlines()[0], "expected": 0}
+    [result] = [e for e in events if e["event"] == "result"]
+    return result
+
+
+def passed(result: Event) -> bool:
+    return (
+        result["event"] == "result"
+        and result["received"] == result["expected"]
+        and result["unexpected"] == 0
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=40)
+    parser.add_argument("--fresh-node", action="store_true", help="a new service node per run")
+    parser.add_argument("--jobs", type=int, default=1, help="js light nodes run at once")
+    parser.add_argument("--log-level", default="INFO", help="the service node's log level")
+    parser.add_argument(
+        "--concurrent", action="store_true", help="each js node sends its light pushes at once"
+    )
+    args = parser.parse_args()
+    base = Path(tempfile.mkdtemp(prefix="filter-soak-"))
+    shared: NodeProcess | None = None
+    if not args.fresh_node:
+        shared = start_node("svc", base / "svc", "--relay", "--log-level", args.log_level)
+
+    def run(i: int) -> Event:
+        node = shared or start_node(
+            f"svc{i}", base / f"svc{i}", "--relay", "--log-level", args.log_level
+        )
+        try:
+            return one_run(node, concurrent=args.concurrent)
+        finally:
+            if shared is None:
+                node.kill()
+
+    print(f"service node logs under {base}", flush=True)
+    ok = 0
+    start = time.monotonic()
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            for i, result in enumerate(pool.map(run, range(args.runs)), 1):
+                good = passed(result)
+                ok += good
+                if result["event"] == "result":
+                    line = (
+                        f"got {result['received']}/{result['expected']} "
+                        f"first {result['firstMs']} ms last {result['lastMs']} ms"
+                    )
+                else:
+                    line = f"error: {result['error']}"
+                print(f"run {i:3d}: {'ok  ' if good else 'FAIL'} {line}", flush=True)
+    finally:
+        if shared is not None:
+            if ok < args.runs:
+                print(f"--- service node log (tail) ---\n{shared.logs(40)}")
+            shared.kill()
+    print(f"ok {ok}/{args.runs} in {time.monotonic() - start:.0f} s")
+    return 0 if ok == args.runs else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
