@@ -25,8 +25,9 @@ Per group size it measures:
   every other member (what 1:1 chat does), in one caller transaction.
 
 CPU is ``time.process_time`` (this process only; SQLite runs in-process).
-The SDS layer (bench_sds.py) adds ~20 KB of causal history and bloom filter
-to each group message in either scheme; it is not included here. The client's
+The SDS layer (bench_sds.py) adds ~0.6 KB of causal history, bloom filter
+and ids to each group message in either scheme (~20 KB before issue 9 sized
+the filter); it is not included here. The client's
 full path (envelope, SDS, Megolm, Waku; key shares inside chat messages) is
 measured by bench_group_scale.py, which reuses this module's ``Group``.
 
