@@ -280,10 +280,16 @@ def _row_text(o: Outcome) -> str:
 
 
 async def main(args: argparse.Namespace) -> None:
+    plan = [
+        ("no flood", False, ServiceLimits()),
+        ("flood, limits off", True, NO_LIMITS),
+        ("flood, limits on", True, ServiceLimits()),
+        ("flood, limits on, 1 thread", True, ServiceLimits(store_threads=1)),
+    ]
     outcomes = [
-        await scenario("no flood", args, False, ServiceLimits()),
-        await scenario("flood, limits off", args, True, NO_LIMITS),
-        await scenario("flood, limits on", args, True, ServiceLimits()),
+        await scenario(name, args, flood, limits)
+        for i, (name, flood, limits) in enumerate(plan)
+        if args.only is None or i in args.only
     ]
     print(
         f"\nflood: {args.fresh} fresh peer ids x ({3 * args.idle} idle streams + {args.loops} "
@@ -312,6 +318,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--pause", type=float, default=0.1, help="seconds between honest rounds")
     p.add_argument("--ramp", type=float, default=5.0, help="seconds of flood before measuring")
     p.add_argument("--messages", type=int, default=20_000, help="archived bulk messages")
+    p.add_argument("--only", type=int, nargs="*", help="run these scenarios only (0, 1, 2)")
     p.add_argument("--attack", metavar="MULTIADDR", help=argparse.SUPPRESS)
     p.add_argument("--duration", type=float, default=600.0, help=argparse.SUPPRESS)
     args = p.parse_args()

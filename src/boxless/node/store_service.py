@@ -31,10 +31,7 @@ from boxless.node.config import ServiceLimits
 from boxless.node.limits import FairSlots, PeerRateLimiter, Verdict
 from boxless.node.metrics import NodeMetrics
 from boxless.node.store_client import StoreQuerySpec, iter_pages
-from boxless.node.streams import (
-    read_request,
-    reply_and_close,
-)
+from boxless.node.streams import read_request, reply_and_close, reset_quietly
 from boxless.waku import store
 from boxless.waku.message import MAX_TIMESTAMP_DRIFT_NS, message_hash
 
@@ -43,6 +40,7 @@ logger = logging.getLogger(__name__)
 MAX_REQUEST_SIZE = 256 * 1024  # 1,000 hashes of 32 bytes plus topics fit easily
 RESUME_MARGIN_NS = 60 * 10**9
 RESUME_EMPTY_WINDOW_NS = 24 * 3600 * 10**9
+ANSWER_WRITE_TIMEOUT = 5.0  # seconds a requester gets to take its answer
 _LOCAL = "local"  # the slot holder for queries with no peer (local callers)
 
 
@@ -98,30 +96,58 @@ class StoreService:
         data = await read_request(stream, MAX_REQUEST_SIZE, "store", self.on_violation)
         if data is None:
             return
+
+        async def send(reply: bytes) -> None:
+            with trio.move_on_after(ANSWER_WRITE_TIMEOUT) as scope:
+                await reply_and_close(stream, reply, "store")
+            if scope.cancelled_caught:
+                logger.debug("store requester %s too slow to read its answer", peer)
+                await reset_quietly(stream)
+
         started = time.perf_counter()
-        reply, status = await self.answer(data, peer)
+        status = await self.serve(data, peer, send)
         if status == store.StoreStatus.BAD_REQUEST:
             await self.on_violation(peer, "store")
         self.metrics.store_queries.labels(str(int(status))).inc()
         self.metrics.store_query_seconds.observe(time.perf_counter() - started)
-        await reply_and_close(stream, reply, "store")
 
     async def answer(self, data: bytes, peer: ID | None = None) -> tuple[bytes, int]:
         """The encoded response to request bytes ``data`` from ``peer``, and its status.
 
         ``peer`` None (a local caller) skips the per-peer limits.
         """
+        out: list[bytes] = []
+
+        async def keep(reply: bytes) -> None:
+            out.append(reply)
+
+        status = await self.serve(data, peer, keep)
+        return out[0], status
+
+    async def serve(
+        self, data: bytes, peer: ID | None, send: Callable[[bytes], Awaitable[None]]
+    ) -> int:
+        """Answer request bytes ``data`` from ``peer`` through ``send``; return the status.
+
+        A query's answer is sent while it still holds its query slot, so the
+        slots bound all of a query's work (reading the archive, encoding, and
+        writing up to :data:`ANSWER_WRITE_TIMEOUT`), not only the thread.
+        """
         parsed = store.parse_request(data)
         if isinstance(parsed, store.StoreRejection):
-            return parsed.encode(), parsed.status_code
+            await send(parsed.encode())
+            return parsed.status_code
         refusal = self._admit(parsed.request_id, peer)
         if refusal is not None:
-            return refusal
+            await send(refusal[0])
+            return refusal[1]
         if peer is not None:
             self._in_flight[peer] = self._in_flight.get(peer, 0) + 1
         try:
             async with self._slot(peer):
-                return await self._run(parsed)
+                reply, status = await self._run(parsed)
+                await send(reply)
+                return status
         finally:
             if peer is not None:
                 left = self._in_flight.pop(peer) - 1
