@@ -5,10 +5,10 @@ Theory of operation
 The SDS spec says each participant keeps a bloom filter of the message ids it has
 received, rolled over once it reaches a predefined capacity, sized to keep false
 positives low -- but leaves size, hashing and serialisation to implementations.
-A receiver looks ids up in a *sender's* filter with its *own* parameters, so every
-member of a channel must agree on them bit for bit. We therefore follow js-waku's
-``@waku/sds`` (``bloom_filter/bloom.ts``, ``DEFAULT_BLOOM_FILTER_OPTIONS``), which
-in turn follows nim-sds:
+A receiver looks ids up in a *sender's* filter, so it must know the sender's
+hashing, layout and parameters bit for bit. We follow js-waku's ``@waku/sds``
+(``bloom_filter/bloom.ts``, ``DEFAULT_BLOOM_FILTER_OPTIONS``), which in turn
+follows nim-sds, and tell the parameters from the size (below):
 
 * capacity 10,000 ids at a 0.1 % false-positive rate: ``ceil(-ln(p) / ln(2)^2)``
   = 15 bits per id, ``k = round(ln(2) * 15)`` = 10 hashes, ``m`` = 150,000 bits;
@@ -23,8 +23,8 @@ in turn follows nim-sds:
 Sized filters. The spec leaves the size open ("rolled over once it reaches a
 predefined capacity ... an optimal selection of size and hash functions"), and
 js-waku's 18,752 bytes were 90 % of a group text. A filter only has to cover the
-ids its receivers may still be waiting to see acknowledged -- the last few dozen
-messages of a channel, not 10,000 -- so we send smaller ones
+ids its receivers may still be waiting to see acknowledged -- the last hundred or
+so messages of a channel, not 10,000 -- so we send smaller ones
 (:meth:`BloomParams.for_window`). Senders and receivers need not agree on the size
 beforehand: the size on the wire says everything (:meth:`BloomParams.for_wire_size`).
 
