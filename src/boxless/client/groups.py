@@ -184,26 +184,38 @@ class GroupManager:
         self._logs: dict[bytes, GroupLog] = {}
         self._wake = trio.Event()
         self._sds_wake = trio.Event()
-        self.timings = timings or GroupTimings()
-        self._clock = GroupClock(self.timings)
+        self._timings = timings or GroupTimings()
+        self._clock = GroupClock(self._timings)
         self._names: dict[bytes, str] = {}
         self._announce: list[tuple[bytes, env.GroupOpBody]] = []
         self._channels: dict[bytes, SdsChannel] = {}
         self._touched: set[bytes] = set()  # groups whose ops or cards changed (inbox triggers)
         self._carded: set[bytes] = set()  # members whose card we just learned
-        self._answers = RateLimit(self.timings.request_interval_s)  # per requesting member
-        self._asks = RateLimit(self.timings.key_request_interval_s)  # per thing we ask for
+        self._answers = RateLimit(self._timings.request_interval_s)  # per requesting member
+        self._asks = RateLimit(self._timings.key_request_interval_s)  # per thing we ask for
         self._unknown: dict[bytes, dict[bytes, float]] = {}  # group -> session -> since
         self.sds_config: SdsConfig | None = None  # None: SDS defaults
 
     @property
+    def timings(self) -> GroupTimings:
+        """Every delay and limit of the group feature (tests set shorter ones)."""
+        return self._timings
+
+    @timings.setter
+    def timings(self, timings: GroupTimings) -> None:
+        self._timings = self._clock.timings = timings
+        self._answers.interval = timings.request_interval_s
+        self._asks.interval = timings.key_request_interval_s
+        self._sds_wake.set()
+        self._wake.set()
+
+    @property
     def repair_after(self) -> float:
-        return self.timings.repair_after_s
+        return self._timings.repair_after_s
 
     @repair_after.setter
     def repair_after(self, seconds: float) -> None:
-        self.timings = dataclasses.replace(self.timings, repair_after_s=seconds)
-        self._clock.timings = self.timings
+        self.timings = dataclasses.replace(self._timings, repair_after_s=seconds)
 
     # -- the channel: every send and event goes through these -------------------------
 
@@ -1119,7 +1131,7 @@ class GroupManager:
             return
         limits = self.timings.limits
         if not limits.inbox_admits(*gs.inbox_counts(cur, sender)):
-            logger.info("group inbox: no room for this sender; dropped")
+            logger.debug("group inbox: no room for this sender; dropped")
             return
         gs.add_inbox(cur, sender, device, group_id, env.encode(msg), _ms(self.clock()))
 
