@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from tests.chat_fixtures import init_account
-from tests.e2e.test_web import DESKTOP, PHONE, open_ui
+from tests.e2e.test_web import DESKTOP, IMG_LOADED, PHONE, open_ui
 from tests.e2e.test_web import shot as web_shot
 from tests.nodeproc import NodeProcess
 from tests.userproc import PASS, UserProcess
@@ -236,7 +236,7 @@ def test_three_people_group_chat_in_the_browser(
     alice.get_by_role("button", name="Invite link").click()
     link_box = alice.get_by_label("Invite link", exact=True)
     expect(link_box).to_have_value(re.compile(r"^boxless://g/"))
-    alice.wait_for_function("document.querySelector('.invite-link img.qr').naturalWidth > 0")
+    alice.locator(".invite-link img.qr").evaluate(IMG_LOADED)  # no wait_for_function: CSP
     alice.locator(".invite-link").scroll_into_view_if_needed()
     shot(alice, "link")
     dave = open_ui(browser, people["Dave"], PHONE)
