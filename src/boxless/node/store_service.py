@@ -106,8 +106,6 @@ class StoreService:
 
         started = time.perf_counter()
         status = await self.serve(data, peer, send)
-        if status == store.StoreStatus.BAD_REQUEST:
-            await self.on_violation(peer, "store")
         self.metrics.store_queries.labels(str(int(status))).inc()
         self.metrics.store_query_seconds.observe(time.perf_counter() - started)
 
@@ -135,6 +133,7 @@ class StoreService:
         """
         parsed = store.parse_request(data)
         if isinstance(parsed, store.StoreRejection):
+            await self._strike(peer)
             await send(parsed.encode())
             return parsed.status_code
         refusal = self._admit(parsed.request_id, peer)
@@ -146,6 +145,8 @@ class StoreService:
         try:
             async with self._slot(peer):
                 reply, status = await self._run(parsed)
+                if status == store.StoreStatus.BAD_REQUEST:
+                    await self._strike(peer)
                 await send(reply)
                 return status
         finally:
@@ -153,6 +154,11 @@ class StoreService:
                 left = self._in_flight.pop(peer) - 1
                 if left:
                     self._in_flight[peer] = left
+
+    async def _strike(self, peer: ID | None) -> None:
+        """Count a bad request against ``peer`` (before it hears the 400)."""
+        if peer is not None:
+            await self.on_violation(peer, "store")
 
     def _admit(self, rid: str, peer: ID | None) -> tuple[bytes, int] | None:
         """The error answer if this request must wait for another day, else None."""
