@@ -1,8 +1,9 @@
 """Olm 1:1 throughput: encrypt + decrypt messages/s, ping-pong and bursts.
 
-Two devices, each with its own SQLite file (WAL, secure_delete, as the user
-database sets them; no SQLCipher yet, so the page encryption cost is not in
-these figures). Each row times N messages of 200 bytes; one message = encrypt
+Two devices, each with its own SQLite file (WAL, synchronous=NORMAL,
+secure_delete, as the user database sets them; plain sqlite3, so the SQLCipher
+page encryption cost is not in these figures: ``bench/bench_olm_path.py``
+measures the real user database too). Each row times N messages of 200 bytes; one message = encrypt
 on one side + decrypt on the other.
 
 * ping-pong: the direction alternates, so every message turns the Olm
@@ -10,8 +11,8 @@ on one side + decrypt on the other.
 * burst: 100 messages one way, then 100 the other; only the first message
   of each burst turns the ratchet, the rest advance the symmetric chain.
 
-Variants: vodozemac alone (in memory, the floor), SessionManager (unpickle,
-step, pickle, one SQLite transaction -- so one WAL commit -- per call),
+Variants: vodozemac alone (in memory, the floor), SessionManager (step,
+pickle, one SQLite transaction -- so one WAL commit -- per call),
 SessionManager plus the sealed-sender envelope (HPKE seal + open, padding to
 a 256-byte bucket), and for bursts the same with each burst's 100 encrypts,
 and its 100 decrypts, nested in one caller transaction (what a catch-up from
@@ -34,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import vodozemac  # noqa: E402
 
 from boxless.crypto import open_envelope, seal  # noqa: E402
+from boxless.storage.userdb import SYNCHRONOUS  # noqa: E402
 from tests.crypto_fixtures import Device  # noqa: E402
 
 PAYLOAD = b"x" * 200
@@ -59,6 +61,8 @@ def raw_pair() -> Send:
 
 def devices(folder: Path) -> tuple[Device, Device]:
     alice, bob = Device(folder / "alice.db"), Device(folder / "bob.db")
+    for device in (alice, bob):
+        device.db.conn.execute(f"PRAGMA synchronous = {SYNCHRONOUS}")
     bob.manager.decrypt(alice.curve25519, alice.manager.encrypt(bob.bundle(), b"hi"))
     return alice, bob
 
