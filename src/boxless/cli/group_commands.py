@@ -18,10 +18,10 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from boxless.cli.api_client import Api, api_for
 from boxless.cli.app import app, fail, out
 from boxless.cli.common import USER_HOME, HomeOption
 from boxless.cli.safe import markup
-from boxless.cli.user_commands import Api, _api
 from boxless.errors import BoxlessError, UsageError
 
 group_app = typer.Typer(
@@ -101,7 +101,7 @@ def group_list(home: HomeOption = USER_HOME) -> None:
     """Your groups, with unread messages and mentions."""
 
     def run() -> None:
-        groups = _api(home).call("GET", "/groups")
+        groups = api_for(home).call("GET", "/groups")
         if not groups:
             _say("No groups yet: `boxless group create NAME`, or join one with a link.")
             return
@@ -134,7 +134,7 @@ def group_create(
     """Create a group with you as its admin; then `boxless group invite`."""
 
     def run() -> None:
-        g = _api(home).call("POST", "/groups", {"name": name, "description": description})
+        g = api_for(home).call("POST", "/groups", {"name": name, "description": description})
         _say(f"created {g['name']} ({g['id'][:8]}). Invite contacts: boxless group invite ...")
 
     _run(run)
@@ -145,7 +145,7 @@ def group_show(group: GroupArg, home: HomeOption = USER_HOME) -> None:
     """A group's settings and members."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         _say(f"{g['name']}  ({g['id']})")
         if g["description"]:
@@ -182,7 +182,7 @@ def group_invite(
     """Invite accepted contacts (admins only)."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         for who in contacts:
             key = api.contact_key(who)
@@ -196,7 +196,7 @@ def _member_action(
     group: str, member: str, home: Path, act: Callable[[Api, str, str], str]
 ) -> None:
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         _say(act(api, g["id"], _member(g, member)))
 
@@ -236,7 +236,7 @@ def group_demote(group: GroupArg, member: MemberArg, home: HomeOption = USER_HOM
 
 
 def _patch(group: str, home: Path, change: dict[str, Any]) -> dict[str, Any]:
-    api = _api(home)
+    api = api_for(home)
     g = _group(api, group)
     return dict(api.call("PATCH", f"/groups/{g['id']}", change))
 
@@ -282,7 +282,7 @@ def group_settings(
             change["announcements_only"] = announcements_only
         if history is not None:
             change["history_sharing"] = history
-        g = _patch(group, home, change) if change else _group(_api(home), group)
+        g = _patch(group, home, change) if change else _group(api_for(home), group)
         _say(
             f"{g['name']}: announcements only: {_yes(g['announcements_only'])};"
             f" new members see history: {_yes(g['history_sharing'])}"
@@ -302,7 +302,7 @@ def group_link(
     """A link anyone can use to ask to join (admins only); your client lets them in."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         body = {"validity_s": max(60, int(days * 86_400))}
         link = api.call("POST", f"/groups/{g['id']}/link", body)
@@ -328,7 +328,7 @@ def group_join(
     """Ask to join a group by its link; it shows in `boxless group list` once you are in."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         p = api.call("POST", "/groups/preview", {"link": link})
         api.call("POST", "/groups/join", {"link": link})
         _say(
@@ -344,7 +344,7 @@ def group_leave(group: GroupArg, home: HomeOption = USER_HOME) -> None:
     """Leave the group; its history stays on this device."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         api.call("POST", f"/groups/{g['id']}/leave")
         _say(f"you left {g['name']}")
@@ -372,7 +372,7 @@ def group_send(
     """Send a message to the group (@name and @all mention members)."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         named, everyone = mentions_in(text, g["members"])
         body = {
@@ -412,7 +412,7 @@ def group_history(
     """The newest messages (with their id prefixes, for pin/unpin)."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         for m in api.call("GET", f"/groups/{g['id']}/messages?limit={limit}"):
             out.print(_line(m))
@@ -422,7 +422,7 @@ def group_history(
 
 def _mute(group: str, home: Path, muted: bool) -> None:
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         api.call("PUT", f"/groups/{g['id']}/mute", {"muted": muted})
         _say(f"{g['name']} is {'muted (mentions still notify)' if muted else 'unmuted'}")
@@ -444,7 +444,7 @@ def group_unmute(group: GroupArg, home: HomeOption = USER_HOME) -> None:
 
 def _pin(group: str, message: str, home: Path, pinned: bool) -> None:
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         history = api.call("GET", f"/groups/{g['id']}/messages?limit=500")
         found = [m for m in history if m["id"].startswith(message.lower()) and m["kind"] == "text"]
@@ -479,7 +479,7 @@ def group_read(group: GroupArg, home: HomeOption = USER_HOME) -> None:
     """Mark everything in the group read (members see your read marker)."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         g = _group(api, group)
         newest = api.call("GET", f"/groups/{g['id']}/messages?limit=1")
         if not newest:
@@ -499,7 +499,7 @@ def broadcast_list(home: HomeOption = USER_HOME) -> None:
     """Your broadcast lists."""
 
     def run() -> None:
-        lists = _api(home).call("GET", "/broadcasts")
+        lists = api_for(home).call("GET", "/broadcasts")
         if not lists:
             _say("No broadcast lists yet: `boxless broadcast create NAME CONTACT...`")
             return
@@ -530,7 +530,7 @@ def broadcast_create(
     """Make a list of accepted contacts to send one message to, each in their own chat."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         keys = [api.contact_key(who) for who in contacts]
         bl = api.call("POST", "/broadcasts", {"name": name, "members": keys})
         _say(f"created {bl['name']} ({bl['id'][:8]}) with {len(bl['members'])} contacts")
@@ -547,7 +547,7 @@ def broadcast_show(
     """A list's members and its recent broadcasts with delivered/read counts."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         bl = _list(api, blist)
         _say(f"{bl['name']}  ({bl['id']}): " + ", ".join(m["name"] for m in bl["members"]))
         sent = api.call("GET", f"/broadcasts/{bl['id']}/messages?limit={limit}")
@@ -576,7 +576,7 @@ def broadcast_send(
     """Send to everyone on the list: each gets it in your 1:1 chat, not seeing the others."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         bl = _list(api, blist)
         b = api.call("POST", f"/broadcasts/{bl['id']}/messages", {"text": text})
         _say(f"sent to {b['sent']} contacts of {bl['name']}")
@@ -593,7 +593,7 @@ def broadcast_delete(blist: ListArg, home: HomeOption = USER_HOME) -> None:
     """Delete the list (the messages it sent stay in each chat)."""
 
     def run() -> None:
-        api = _api(home)
+        api = api_for(home)
         bl = _list(api, blist)
         api.call("DELETE", f"/broadcasts/{bl['id']}")
         _say(f"deleted {bl['name']}")

@@ -19,7 +19,7 @@ from boxless.errors import BoxlessError
 if TYPE_CHECKING:
     from trio_websocket import WebSocketConnection
 
-    from boxless.cli.user_commands import Api
+    from boxless.cli.api_client import Api
 
 RUNNING = ("requested", "waiting", "compare", "confirmed")
 ENDED = ("verified", "cancelled")

@@ -17,14 +17,14 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-import httpx
 import trio
 import typer
 
+from boxless.cli.api_client import API_FILE, Api, api_for
 from boxless.cli.app import app, console, fail, out, run_trio, setup_logging
 from boxless.cli.common import USER_HOME, HomeOption, _passphrase, is_loopback, private_dir
 from boxless.cli.safe import markup, plain
-from boxless.errors import BoxlessError, ConfigError, NetworkError, UsageError
+from boxless.errors import BoxlessError, ConfigError
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
 
 if TYPE_CHECKING:
@@ -34,8 +34,6 @@ contact_app = typer.Typer(
     help="Add and manage contacts (needs `boxless up`).", no_args_is_help=True
 )
 app.add_typer(contact_app, name="contact")
-
-API_FILE = "api.json"
 
 
 def _free_port() -> int:
@@ -245,53 +243,6 @@ def _check_api_host(host: str, unsafe_public: bool) -> None:
 # -- talking to a running `up` -------------------------------------------------------
 
 
-class Api:
-    """A small client of the local API of the `boxless up` owning ``home``."""
-
-    def __init__(self, home: Path) -> None:
-        path = home / API_FILE
-        try:
-            info = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise UsageError(
-                f"Boxless is not running for {home}: start it with `boxless up` first"
-            ) from None
-        self.url = info["url"]
-        self.token = info["token"]
-        self.http = httpx.Client(
-            base_url=self.url, headers={"Authorization": f"Bearer {self.token}"}, timeout=30
-        )
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        try:
-            r = self.http.request(method, "/api/v1" + path, json=body)
-        except httpx.HTTPError as exc:
-            raise NetworkError(f"`boxless up` does not answer at {self.url}: {exc}") from exc
-        if r.status_code >= 400:
-            raise UsageError(r.json()["error"]["message"])
-        return r.json() if r.content else None
-
-    def contact_key(self, who: str) -> str:
-        contacts = self.call("GET", "/contacts")
-        exact = [c for c in contacts if c["name"].lower() == who.lower()]
-        keyed = [c for c in contacts if len(who) >= 4 and c["identity_key"].startswith(who.lower())]
-        found = exact or keyed
-        if len(found) != 1:
-            raise UsageError(
-                f"no contact called {who!r}: see `boxless contacts`"
-                if not found
-                else f"{who!r} matches {len(found)} contacts: use a key prefix"
-            )
-        return str(found[0]["identity_key"])
-
-
-def _api(home: Path) -> Api:
-    try:
-        return Api(home)
-    except BoxlessError as exc:
-        fail(exc)
-
-
 @contact_app.command("add")
 def contact_add(
     link: Annotated[str, typer.Argument(help="Their boxless://c/... link")],
@@ -300,7 +251,7 @@ def contact_add(
 ) -> None:
     """Add a contact from their link and send them a contact request."""
     try:
-        c = _api(home).call("POST", "/contacts", {"link": link, "intro": intro})
+        c = api_for(home).call("POST", "/contacts", {"link": link, "intro": intro})
     except BoxlessError as exc:
         fail(exc)
     print(f"added {plain(c['name'])} ({c['fingerprint']}): {c['state'].replace('_', ' ')}")
@@ -308,7 +259,7 @@ def contact_add(
 
 def _contact_action(action: str, who: str, home: Path) -> None:
     try:
-        api = _api(home)
+        api = api_for(home)
         c = api.call("POST", f"/contacts/{api.contact_key(who)}/{action}")
     except BoxlessError as exc:
         fail(exc)
@@ -339,7 +290,7 @@ def contacts(home: HomeOption = USER_HOME) -> None:
     from rich.table import Table
 
     try:
-        rows = _api(home).call("GET", "/contacts")
+        rows = api_for(home).call("GET", "/contacts")
     except BoxlessError as exc:
         fail(exc)
     table = Table()
@@ -367,7 +318,7 @@ def send(
 ) -> None:
     """Send a message (queued; delivered when they are reachable)."""
     try:
-        api = _api(home)
+        api = api_for(home)
         m = api.call("POST", f"/contacts/{api.contact_key(who)}/messages", {"text": text})
     except BoxlessError as exc:
         fail(exc)
@@ -392,7 +343,7 @@ def verify(
     ask whether they match, and wait (at most --wait seconds) for the result.
     """
     try:
-        api = _api(home)
+        api = api_for(home)
         key = api.contact_key(who)
         if emoji:
             from boxless.cli.sas_commands import emoji_verification
@@ -429,7 +380,7 @@ def _line(m: dict[str, Any], name: str) -> str:
 def chat(who: str, home: HomeOption = USER_HOME) -> None:
     """Chat live: type a line and Enter to send; Ctrl-D or /quit to leave."""
     try:
-        api = _api(home)
+        api = api_for(home)
         key = api.contact_key(who)
         name = next(c["name"] for c in api.call("GET", "/contacts") if c["identity_key"] == key)
         for m in api.call("GET", f"/contacts/{key}/messages?limit=30"):
