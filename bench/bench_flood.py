@@ -19,7 +19,8 @@ Meanwhile the honest client does ``--rounds`` rounds of one store query
 max) and success, whether every pushed message reached the archive, and the
 node's counters.
 
-    python bench/bench_flood.py [--fresh 40] [--idle 8] [--loops 2] [--rounds 40]
+    python bench/bench_flood.py [--fresh 40] [--idle 8] [--loops 2] [--one-peer-loops 16]
+                                [--rounds 40] [--only 0 1 2 3 4]
 """
 
 from __future__ import annotations
@@ -63,8 +64,11 @@ from boxless.waku.sharding import pubsub_topic_for  # noqa: E402
 
 HONEST_CT = "/bench/1/honest/proto"
 BULK_CT = "/bench/1/bulk/proto"
+BIG_CT = "/bench/1/big/proto"
+BIG_PAYLOAD = 145 * 1024  # a page of 100 of these is a ~15 MB answer when nothing caps it
 PUBSUB = pubsub_topic_for(HONEST_CT, 42)
 BULK_PUBSUB = pubsub_topic_for(BULK_CT, 42)
+BIG_PUBSUB = pubsub_topic_for(BIG_CT, 42)
 LOOPBACK = [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]
 NO_LIMITS = ServiceLimits(
     store_rate=1e9,
@@ -82,8 +86,9 @@ NO_LIMITS = ServiceLimits(
 # -- the attacker (a separate process) -----------------------------------------------
 
 
-async def _query_loop(host: IHost, peer: object, stop: float) -> None:
-    spec = StoreQuerySpec(pubsub_topic=BULK_PUBSUB, content_topics=(BULK_CT,), page_size=100)
+async def _query_loop(host: IHost, peer: object, stop: float, big: bool) -> None:
+    ct, topic = (BIG_CT, BIG_PUBSUB) if big else (BULK_CT, BULK_PUBSUB)
+    spec = StoreQuerySpec(pubsub_topic=topic, content_topics=(ct,), page_size=100)
     while time.monotonic() < stop:
         try:
             await query_page(host, peer, spec, None)  # type: ignore[arg-type]
@@ -101,7 +106,9 @@ async def _hold_idle(host: IHost, peer: object, count: int) -> None:
                 return
 
 
-async def _attacker(host: IHost, target: str, args: argparse.Namespace, loops: int) -> None:
+async def _attacker(
+    host: IHost, target: str, args: argparse.Namespace, loops: int, idle: int, big: bool
+) -> None:
     info = parse_peer(target)
     async with host.run(LOOPBACK):
         try:
@@ -110,21 +117,22 @@ async def _attacker(host: IHost, target: str, args: argparse.Namespace, loops: i
             return
         stop = time.monotonic() + args.duration
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_hold_idle, host, info.peer_id, args.idle)
+            nursery.start_soon(_hold_idle, host, info.peer_id, idle)
             for _ in range(loops):
-                nursery.start_soon(_query_loop, host, info.peer_id, stop)
+                nursery.start_soon(_query_loop, host, info.peer_id, stop, big)
             await trio.sleep(args.duration)
             nursery.cancel_scope.cancel()
 
 
 async def attack(target: str, args: argparse.Namespace) -> None:
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(
-            _attacker, build_host(create_new_key_pair(), LOOPBACK), target, args, args.one_peer
-        )
+        if args.attack_shape == "one":
+            host = build_host(create_new_key_pair(), LOOPBACK)
+            nursery.start_soon(_attacker, host, target, args, args.one_peer, 0, True)
+            return
         for _ in range(args.fresh):
             host = build_host(create_new_key_pair(), LOOPBACK)
-            nursery.start_soon(_attacker, host, target, args, args.loops)
+            nursery.start_soon(_attacker, host, target, args, args.loops, args.idle, False)
             await trio.sleep(0.02)
 
 
@@ -139,6 +147,12 @@ def _bulk_rows(n: int, now: int) -> list[ArchiveRow]:
         msg = WakuMessage(rng.randbytes(1024), BULK_CT, timestamp=ts)
         row = ArchiveRow(message_hash(BULK_PUBSUB, msg), BULK_PUBSUB, BULK_CT, ts, msg.encode(), ts)
         out.append(row)
+    for i in range(200):
+        ts = now - (200 - i) * 10**6
+        msg = WakuMessage(rng.randbytes(BIG_PAYLOAD), BIG_CT, timestamp=ts)
+        out.append(
+            ArchiveRow(message_hash(BIG_PUBSUB, msg), BIG_PUBSUB, BIG_CT, ts, msg.encode(), ts)
+        )
     return out
 
 
@@ -162,13 +176,13 @@ def _pct(values: list[float], q: float) -> float:
 
 
 @asynccontextmanager
-async def _flood(node: WakuNode, args: argparse.Namespace, on: bool) -> AsyncIterator[None]:
-    if not on:
+async def _flood(node: WakuNode, args: argparse.Namespace, shape: str) -> AsyncIterator[None]:
+    if not shape:
         yield
         return
-    cmd = [sys.executable, __file__, "--attack", node.addrs()[0], "--duration", "600"]
+    cmd = [sys.executable, __file__, "--attack", node.addrs()[0], "--attack-shape", shape]
     cmd += ["--fresh", str(args.fresh), "--idle", str(args.idle), "--loops", str(args.loops)]
-    cmd += ["--one-peer-loops", str(args.one_peer_loops)]
+    cmd += ["--one-peer-loops", str(args.one_peer)]
     proc = await trio.lowlevel.open_process(
         cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -281,10 +295,11 @@ def _row_text(o: Outcome) -> str:
 
 async def main(args: argparse.Namespace) -> None:
     plan = [
-        ("no flood", False, ServiceLimits()),
-        ("flood, limits off", True, NO_LIMITS),
-        ("flood, limits on", True, ServiceLimits()),
-        ("flood, limits on, 1 thread", True, ServiceLimits(store_threads=1)),
+        ("no flood", "", ServiceLimits()),
+        ("one peer, limits off", "one", NO_LIMITS),
+        ("one peer, limits on", "one", ServiceLimits()),
+        ("fresh ids, limits off", "many", NO_LIMITS),
+        ("fresh ids, limits on", "many", ServiceLimits()),
     ]
     outcomes = [
         await scenario(name, args, flood, limits)
@@ -292,9 +307,10 @@ async def main(args: argparse.Namespace) -> None:
         if args.only is None or i in args.only
     ]
     print(
-        f"\nflood: {args.fresh} fresh peer ids x ({3 * args.idle} idle streams + {args.loops} "
-        f"query loops) + 1 peer x {args.one_peer_loops} query loops; "
-        f"{args.rounds} honest rounds; {os.cpu_count()} CPUs\n"
+        f"\none peer: {args.one_peer} back-to-back query loops for 100 x 145 KiB pages; "
+        f"fresh ids: {args.fresh} peer ids x ({3 * args.idle} idle streams + {args.loops} "
+        f"query loops for 100 x 1 KiB pages); {args.rounds} honest rounds; "
+        f"{os.cpu_count()} CPUs\n"
     )
     print(
         "| scenario | honest queries ok | query p50 ms | p95 ms | max ms | "
@@ -321,9 +337,8 @@ def _args() -> argparse.Namespace:
     p.add_argument("--only", type=int, nargs="*", help="run these scenarios only (0, 1, 2)")
     p.add_argument("--attack", metavar="MULTIADDR", help=argparse.SUPPRESS)
     p.add_argument("--duration", type=float, default=600.0, help=argparse.SUPPRESS)
-    args = p.parse_args()
-    args.one_peer_loops = args.one_peer
-    return args
+    p.add_argument("--attack-shape", dest="attack_shape", default="many", help=argparse.SUPPRESS)
+    return p.parse_args()
 
 
 if __name__ == "__main__":

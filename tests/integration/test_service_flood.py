@@ -115,6 +115,35 @@ async def test_fresh_peer_ids_get_busy_while_known_peers_keep_their_state(tmp_pa
         assert await _status(known[0], node) == 429  # its drained bucket was not forgotten
 
 
+async def test_answers_are_capped_in_bytes_and_page_on(tmp_path: Path) -> None:
+    """Attack: ask for a full page of the largest messages (100 x 150 KiB, a
+    15 MB answer) over and over. Answers now stop at the byte cap with a cursor
+    (nothing lost: the client pages on), and their size is charged to the
+    peer's rate."""
+    limits = ServiceLimits(
+        store_answer_bytes=64 * 1024,
+        store_rate=0.5,
+        store_burst=20,
+        store_bytes_per_token=16 * 1024,
+    )
+    async with _service(tmp_path, limits=limits) as node, _peers(node, 1) as (mallory,):
+        assert node.archive is not None
+        now = time.time_ns()
+        node.archive.insert([_row(f"{i:03d}" + "x" * 30_000, now - 100 + i) for i in range(10)])
+        spec = StoreQuerySpec(pubsub_topic=TOPIC, content_topics=(CT,), page_size=100)
+        sizes, seen, cursor = [], [], None
+        while True:
+            page, cursor = await query_page(mallory, node.peer_id, spec, cursor)
+            sizes.append(sum(len(m.message.encode()) for m in page if m.message))
+            seen += [m.message.payload[:3] for m in page if m.message]
+            if cursor is None:
+                break
+        assert seen == [f"{i:03d}".encode() for i in range(10)]  # all, in order, once
+        assert len(sizes) >= 5 and max(sizes) <= 64 * 1024
+        # each ~60 KiB answer cost ~4 more tokens: the burst of 20 is gone
+        assert await _status(mallory, node) == 429
+
+
 async def _open_idle(host: IHost, node: WakuNode) -> object:
     return await host.new_stream(node.peer_id, [TProtocol(store.STORE_PROTOCOL_ID)])
 

@@ -183,3 +183,15 @@ def test_fair_slots_serve_the_peer_with_the_fewest_running_first() -> None:
     slots.cancel("m3")
     assert slots.release("alice") == "m4" and slots.waiting == 45
     assert slots.running_for("mallory") == 2
+
+
+def test_big_answers_cost_more_of_a_peers_rate() -> None:
+    """Attack: ask for full pages of the largest messages: 100 queries of 15 MB
+    cost as much as 100 of 1 KB under a count-only limit."""
+    limiter = PeerRateLimiter(rate=1, burst=10)
+    assert limiter.check("mallory", 0.0) is Verdict.OK
+    limiter.charge("mallory", 0.0, 30)  # a big answer: into debt, at most one burst deep
+    assert limiter.check("mallory", 5.0) is Verdict.PEER_LIMIT
+    assert limiter.check("mallory", 11.0) is Verdict.OK
+    limiter.charge("nobody", 0.0, 5)  # an unknown peer: nothing to charge
+    assert limiter.tracked_peers == 1

@@ -55,13 +55,20 @@ class ServiceLimits:
     store_threads: int = 4
     store_queue: int = 256
     store_answer_bytes: int = 4 * 1024 * 1024
+    store_bytes_per_token: int = 256 * 1024
     max_peers: int = 10_000
     peer_admit_rate: float = 50.0
     streams_per_peer: int = 16
     streams_total: int = 2048
 
     def __post_init__(self) -> None:
-        for name in ("store_burst", "store_in_flight", "store_threads", "max_peers"):
+        for name in (
+            "store_burst",
+            "store_in_flight",
+            "store_threads",
+            "max_peers",
+            "store_bytes_per_token",
+        ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.store_rate <= 0 or self.peer_admit_rate <= 0:

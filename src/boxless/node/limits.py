@@ -83,6 +83,12 @@ class TokenBucket:
         self.tokens -= cost
         return True
 
+    def spend(self, now: float, cost: float) -> None:
+        """Take ``cost`` tokens even if that leaves a debt (at most one burst deep):
+        for costs known only after the work, such as an answer's size."""
+        self._refill(now)
+        self.tokens = max(-self.burst, self.tokens - cost)
+
     def retry_after(self, now: float, cost: float = 1.0) -> float:
         """Seconds from ``now`` until ``cost`` tokens are there (0 if they are)."""
         self._refill(now)
@@ -219,6 +225,13 @@ class PeerRateLimiter:
 
     def allow(self, peer: Hashable, now: float) -> bool:
         return self.check(peer, now) is Verdict.OK
+
+    def charge(self, peer: Hashable, now: float, cost: float) -> None:
+        """Charge ``peer`` ``cost`` more tokens after the fact (e.g. for a big
+        answer); its next requests wait until the debt is paid off."""
+        bucket = self.table.peek(peer)
+        if bucket is not None and cost > 0:
+            bucket.spend(now, cost)
 
     def forget(self, peer: Hashable) -> None:
         self.table.pop(peer)

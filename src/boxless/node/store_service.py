@@ -127,9 +127,11 @@ class StoreService:
     ) -> int:
         """Answer request bytes ``data`` from ``peer`` through ``send``; return the status.
 
-        A query's answer is sent while it still holds its query slot, so the
-        slots bound all of a query's work (reading the archive, encoding, and
-        writing up to :data:`ANSWER_WRITE_TIMEOUT`), not only the thread.
+        The query slot covers reading the archive and encoding, not the write:
+        a requester that reads slowly (or an overloaded one) would otherwise
+        hold a slot for the whole write timeout and stall everyone. The write
+        is bounded by :data:`ANSWER_WRITE_TIMEOUT` and the per-peer in-flight
+        cap still counts it.
         """
         parsed = store.parse_request(data)
         if isinstance(parsed, store.StoreRejection):
@@ -145,10 +147,13 @@ class StoreService:
         try:
             async with self._slot(peer):
                 reply, status = await self._run(parsed)
-                if status == store.StoreStatus.BAD_REQUEST:
-                    await self._strike(peer)
-                await send(reply)
-                return status
+            if peer is not None:  # a big answer costs more of the peer's rate
+                cost = len(reply) / self.limits.store_bytes_per_token
+                self.rate.charge(peer, trio.current_time(), cost)
+            if status == store.StoreStatus.BAD_REQUEST:
+                await self._strike(peer)
+            await send(reply)
+            return status
         finally:
             if peer is not None:
                 left = self._in_flight.pop(peer) - 1
