@@ -281,6 +281,13 @@ class Outbox:
                 count += 1
         return count
 
+    def defer(self, message_id: bytes, at: float) -> None:
+        """Hold a due entry until ``at`` without counting a failure (its recipient's
+        earlier message failed: it waits behind it, so order is kept)."""
+        entry = self._entries.get(message_id)
+        if entry is not None:
+            self._entries[message_id] = replace(entry, next_attempt_at=at)
+
     # --- the timer ---------------------------------------------------------------
 
     def get_timer(self) -> float | None:

@@ -227,13 +227,35 @@ class DirectChannel:
 
     async def receive(self, item: Incoming) -> None:
         """Run one Waku message through the pipeline (see the module docstring)."""
-        claimed = self.handlers.topic_handler(item.message.content_topic)
-        if claimed is not None:
-            await claimed(item)
-            return
-        follow_up = self._process(item)
-        if follow_up is not None:
+        await self.receive_batch([item])
+
+    async def receive_batch(self, items: Sequence[Incoming]) -> None:
+        """Run messages through the pipeline, in order, committing once.
+
+        Each message is its own savepoint inside one transaction (a message that
+        fails rolls back alone), and nothing awaits until the batch committed;
+        then the follow-ups run, in order. A burst or a page of history costs
+        one commit instead of one per message.
+        """
+        follow_ups: list[FollowUp] = []
+        with self.db.transaction():
+            for item in items:
+                if self.handlers.topic_handler(item.message.content_topic) is not None:
+                    follow_ups.append(self._claimed_later(item))
+                    continue
+                follow_up = self._process(item)
+                if follow_up is not None:
+                    follow_ups.append(follow_up)
+        for follow_up in follow_ups:
             await follow_up()
+
+    def _claimed_later(self, item: Incoming) -> FollowUp:
+        async def follow_up() -> None:
+            claimed = self.handlers.topic_handler(item.message.content_topic)
+            assert claimed is not None
+            await claimed(item)
+
+        return follow_up
 
     def _process(self, item: Incoming) -> FollowUp | None:
         """Steps 1–8 in one transaction; return the follow-up to run after commit."""

@@ -257,23 +257,37 @@ class Conversations:
 
     async def _send_loop(self) -> None:
         while True:
-            for entry in self.outbox.due(self.clock()):
-                await self._attempt(entry)
+            await self._send_due()
             timer = self.outbox.get_timer()
             delay = 60.0 if timer is None else max(0.0, timer - self.clock())
             with trio.move_on_after(delay):
                 await self._wake.wait()
             self._wake = trio.Event()
 
-    async def _attempt(self, entry: OutboxEntry) -> None:
+    async def _send_due(self) -> None:
+        """One round over what is due, oldest first. A recipient whose message
+        failed gets nothing more this round: the rest wait behind it, in order
+        (a rate-limited burst would otherwise arrive shuffled)."""
+        held: dict[bytes, float] = {}
+        for entry in self.outbox.due(self.clock()):
+            if entry.recipient in held:
+                self.outbox.defer(entry.message_id, held[entry.recipient])
+                continue
+            if not await self._attempt(entry):
+                head = self.outbox.get(entry.message_id)
+                if head is not None:
+                    held[entry.recipient] = head.next_attempt_at
+
+    async def _attempt(self, entry: OutboxEntry) -> bool:
+        """Send one entry; False if it failed (it is rescheduled with backoff)."""
         with self.db.transaction() as cur:
             contact = db.get_contact(cur, entry.recipient)
         if contact is None or contact.state == ContactState.BLOCKED.value:
             self.outbox.remove(entry.message_id)
             self._settle(None, entry.message_id)
-            return
+            return True
         if not _may_send(contact, entry):
-            return  # waits for their answer; retried when they accept
+            return True  # waits for their answer; retried when they accept
         try:
             sent = await self.channel.send_contact(contact, entry.content_topic, entry.payload)
         except BoxlessError as exc:
@@ -285,6 +299,7 @@ class Conversations:
         else:
             change = self.outbox.on_send_failed(entry.message_id, now)
         self._settle(change, entry.message_id, contact.identity_key)
+        return sent
 
     def _settle(
         self, change: StateChange | None, message_id: bytes, contact: bytes | None = None

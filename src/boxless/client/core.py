@@ -46,7 +46,7 @@ from boxless.client.channel import DirectChannel, FollowUp, Received, card_to_co
 from boxless.client.contacts import Contacts
 from boxless.client.conversations import Conversations, UnknownContact
 from boxless.client.groups import GroupManager
-from boxless.client.transport import Transport
+from boxless.client.transport import Incoming, Transport
 from boxless.client.verification import SasManager
 from boxless.crypto.olm_sessions import SessionManager
 from boxless.crypto.olm_sessions import migration_files as crypto_migrations
@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 CATCH_UP_MARGIN_NS = 120 * 10**9
 FIRST_SYNC_WINDOW_NS = 7 * 86_400 * 10**9
 CATCH_UP_PROGRESS_EVERY = 500
+RECEIVE_BATCH = 100  # messages per commit, live (what is waiting) and from history
 
 
 class Client:
@@ -162,9 +163,16 @@ class Client:
     def _topics(self) -> list[str]:
         return self.contact_book.topics() + self.groups.topics()
 
-    async def _receive_loop(self, incoming: trio.MemoryReceiveChannel[object]) -> None:
-        async for item in incoming:
-            await self.channel.receive(item)  # type: ignore[arg-type]
+    async def _receive_loop(self, incoming: trio.MemoryReceiveChannel[Incoming]) -> None:
+        """Take what arrives, in batches of what is waiting (a burst: one commit)."""
+        async for first in incoming:
+            batch = [first]
+            while len(batch) < RECEIVE_BATCH:
+                try:
+                    batch.append(incoming.receive_nowait())
+                except trio.WouldBlock:
+                    break
+            await self.channel.receive_batch(batch)
 
     async def catch_up(self) -> int:
         """Fetch what arrived while we were offline, from store nodes; return how many.
@@ -177,17 +185,28 @@ class Client:
             with self.db.transaction() as cur:
                 last = db.get_sync(cur, topic)
             since = (last - CATCH_UP_MARGIN_NS) if last else now_ns - FIRST_SYNC_WINDOW_NS
+            batch: list[Incoming] = []
             try:
                 async for item in self.transport.history([topic], since):
-                    await self.channel.receive(item)
-                    total += 1
-                    if total % CATCH_UP_PROGRESS_EVERY == 0:
-                        self._emit(ev.CatchUpProgress(total, False))
+                    batch.append(item)
+                    if len(batch) >= RECEIVE_BATCH:
+                        total = await self._caught_up(batch, total)
+                        batch = []
             except NetworkError as exc:
                 logger.info("catch-up on a topic failed: %s", exc)
                 self._emit(ev.Connectivity(False, str(exc)))
+            total = await self._caught_up(batch, total)
         self._emit(ev.CatchUpProgress(total, True))
         return total
+
+    async def _caught_up(self, batch: list[Incoming], total: int) -> int:
+        if not batch:
+            return total
+        await self.channel.receive_batch(batch)
+        done = total + len(batch)
+        if done // CATCH_UP_PROGRESS_EVERY > total // CATCH_UP_PROGRESS_EVERY:
+            self._emit(ev.CatchUpProgress(done, False))
+        return done
 
     # -- events ---------------------------------------------------------------------
 

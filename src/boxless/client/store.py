@@ -13,12 +13,13 @@ stored message, contact change — commits or rolls back as one unit.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from boxless.chat.outbox import ROW_COLUMNS, OutboxRow
 from boxless.storage.userdb import migration_files
+
 
 class Cursor(Protocol):
     """A DB-API cursor of a transaction the caller owns (SQLCipher's, here)."""
