@@ -33,8 +33,8 @@ from boxless.api.params import parse_body, path_key
 from boxless.api.verification import sas_routes
 from boxless.api.web import MAX_QR_IMAGE_BYTES, qr_link, qr_png, read_limited, web_mount
 from boxless.chat.requests import ContactEvent
-from boxless.client import store as db
 from boxless.client import events as client_events
+from boxless.client import store as db
 from boxless.client.core import Client
 from boxless.crypto.verification import format_safety_number, safety_number
 from boxless.errors import BoxlessError
@@ -125,7 +125,12 @@ def openapi_schema(routes: list[Any]) -> dict[str, Any]:
             paths.setdefault(route.path, {})[method.lower()] = op
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Boxless local API", "version": "1"},
+        "info": {
+            "title": "Boxless local API",
+            "version": "1",
+            "description": "Live events: WebSocket /api/v1/events, one JSON object per "
+            "event; their schema is at /api/v1/events/schema.json.",
+        },
         "paths": paths,
         "components": {
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
@@ -330,8 +335,13 @@ def build_app(
     async def openapi(request: Request) -> Response:
         return JSONResponse(openapi_schema(routes))
 
+    async def event_schema(request: Request) -> Response:
+        """The JSON Schema of every event sent on /api/v1/events."""
+        return JSONResponse(client_events.json_schema())
+
     routes = [
         Route("/api/v1/openapi.json", openapi, methods=["GET"]),
+        Route("/api/v1/events/schema.json", event_schema, methods=["GET"]),
         Route("/api/v1/me", me, methods=["GET"]),
         Route("/api/v1/me", update_me, methods=["PUT"]),
         Route("/api/v1/me/avatar", update_avatar, methods=["PUT"]),
