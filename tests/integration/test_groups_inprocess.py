@@ -276,8 +276,7 @@ async def test_join_poisoning_cannot_keep_a_removed_member_reading(tmp_path: Pat
             card = bytes(who.account.contact_code(now).to_bytes())
             body = env.GroupOpBody((encode_op(op),), (card,))
             msg = env.new_message(body, lamport=0, sent_at_ms=int(now * 1000))
-            assert who.groups.transmit_bundle is not None
-            assert await who.groups.transmit_bundle(
+            assert await who.channel.send_bundle(
                 admin_bundle, contact_topic(alice.me), env.encode(msg)
             )
         with trio.move_on_after(3):  # Alice receives and refuses both (no event to wait on)

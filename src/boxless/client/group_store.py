@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-Cursor = Any
+from boxless.client.store import Cursor
 
 
 @dataclass(frozen=True, slots=True)

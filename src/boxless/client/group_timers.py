@@ -1,0 +1,174 @@
+"""The group feature's background work: the direct outbox, SDS timers, repair, expiry.
+
+The adapter of :class:`~boxless.groups.delivery.GroupClock`: one loop sleeps
+until the clock's next deadline (or a wake-up), fires due SDS timers
+(re-sends, sync messages), repairs groups with missing messages from the
+store (by hash, else a time window), asks for keys that did not come and
+forgets expired queue rows; another sends the queued direct bodies with the
+backoff of :func:`~boxless.groups.delivery.retry_delay`. Cancelling ``run``
+stops both; what is queued stays in the database for the next run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from boxless.chat.topics import contact_topic, group_topic
+from boxless.client import group_store as gs
+from boxless.client import store as db
+from boxless.client.group_core import GroupCore, ms
+from boxless.client.group_topic import GroupTopic
+from boxless.client.transport import Incoming
+from boxless.errors import BoxlessError
+from boxless.groups.delivery import (
+    retry_delay,
+    should_give_up,
+)
+
+logger = logging.getLogger("boxless.client.groups")
+
+Receive = Callable[[Incoming], Awaitable[None]]
+
+
+class GroupTimers:
+    """Runs the group timers (see the module doc)."""
+
+    def __init__(self, core: GroupCore, topic: GroupTopic, receive: Receive) -> None:
+        self.core = core
+        self.topic = topic
+        self.receive = receive  # a group topic message fetched for repair, as if live
+
+    async def run(self) -> None:
+        """Run the group background work until cancelled."""
+        with self.core.db.transaction() as cur:
+            for gid in gs.group_ids(cur):
+                if self.core.log(cur, gid).state.is_member(self.core.me):
+                    self.core.save_sds(cur, gid, self.core.sds(cur, gid))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._outbox_loop)
+            nursery.start_soon(self._sds_loop)
+
+    async def _sds_loop(self) -> None:
+        """Fire due SDS timers (re-send unacknowledged messages, sync when quiet) and
+        repair: fetch what members' causal histories name but we never got."""
+        while True:
+            self.core.sds_wake = trio.Event()
+            now = self.core.clock()
+            fire, repair = self.core.gclock.due(now)
+            for gid in fire:
+                await self._fire_timer(gid, now)
+            for gid in repair:
+                await self._repair(gid)
+            self.topic.ask_for_keys(now)
+            self._expire_queues(now)
+            with trio.move_on_after(self.core.gclock.get_timer(self.core.clock())):
+                await self.core.sds_wake.wait()
+
+    async def _fire_timer(self, group_id: bytes, now: float) -> None:
+        with self.core.db.transaction() as cur:
+            if not self.core.log(cur, group_id).state.is_member(self.core.me):
+                self.core.gclock.set_timer(group_id, None)
+                return
+            sds = self.core.sds(cur, group_id)
+            due = sds.handle_timer(now)
+            cts = [self.core.encrypt(cur, group_id, w.data, now) for w in due]
+            self.core.save_sds(cur, group_id, sds)
+        self.core.wake.set()
+        for ct in cts:
+            await self.core.send_group(group_id, ct)
+
+    async def _repair(self, group_id: bytes) -> None:
+        """Fetch the missing messages from the store (they may be there even if the
+        live path lost them): by their Waku hashes (the SDS retrieval hints), and,
+        for any named without a hint, the group topic around the gap. Give up on
+        what never comes."""
+        since = self.core.gclock.take_repair(group_id, self.core.clock())
+        topic = group_topic(group_id)
+        with self.core.db.transaction() as cur:
+            missing = self.core.sds(cur, group_id).missing()
+            hints = [
+                m.retrieval_hint
+                for m in missing
+                if m.retrieval_hint and not db.was_seen(cur, m.retrieval_hint)
+            ]
+        unhinted = any(not m.retrieval_hint for m in missing)
+        fetched = 0
+        try:
+            if hints:
+                async for item in self.core.transport.fetch(topic, hints):
+                    fetched += 1
+                    await self.receive(item)
+            if unhinted:
+                start = int((since - self.core.timings.repair_lookback_s) * 1e9)
+                async for item in self.core.transport.history([topic], start):
+                    fetched += 1
+                    await self.receive(item)
+        except BoxlessError as exc:
+            logger.info("group repair from the store failed: %s", exc)
+        with self.core.db.transaction() as cur:
+            sds = self.core.sds(cur, group_id)
+            stale = [m for m in sds.missing() if m.since <= since]
+            released: list[Any] = self.topic.give_up_unreadable(cur, sds)
+            for dep in stale:  # not in the store either: members' re-sends may still come
+                if should_give_up(self.core.timings, dep.since, self.core.clock()):
+                    released += sds.mark_irretrievable(dep.message_id)
+            for d in released:
+                self.topic.deliver(cur, group_id, bytes.fromhex(d.sender_id), d.message_id, d)
+            self.core.save_sds(cur, group_id, sds)
+            if sds.missing():
+                self.core.gclock.retry_repair(group_id, self.core.clock())
+        logger.info(
+            "group %s repair: %d by hash, %s; %d messages from the store",
+            group_id.hex()[:8],
+            len(hints),
+            "and a time window" if unhinted else "no time window",
+            fetched,
+        )
+
+    def _expire_queues(self, now: float) -> None:
+        limits = self.core.timings.limits
+        with self.core.db.transaction() as cur:
+            gone = gs.expire_queues(
+                cur, ms(now - limits.inbox_expiry_s), ms(now - limits.pending_expiry_s)
+            )
+        if gone:
+            logger.info("group queues: %d expired rows forgotten", gone)
+
+    async def _outbox_loop(self) -> None:
+        """Send queued direct group bodies until cancelled (undelivered ones stay queued)."""
+        while True:
+            self.core.wake = trio.Event()
+            now = self.core.clock()
+            with self.core.db.transaction() as cur:
+                due = gs.due_direct(cur, now)
+            for row_id, recipient, payload, attempts in due:
+                await self._send_direct(row_id, recipient, payload, attempts)
+            with self.core.db.transaction() as cur:
+                next_at = gs.next_direct_at(cur)
+            idle = self.core.timings.idle_outbox_s
+            delay = idle if next_at is None else max(0.0, next_at - self.core.clock())
+            with trio.move_on_after(delay):
+                await self.core.wake.wait()
+
+    async def _send_direct(self, row_id: int, recipient: bytes, payload: bytes, tries: int) -> None:
+        with self.core.db.transaction() as cur:
+            card = self.core.card(cur, recipient)
+        if card is None:
+            with self.core.db.transaction() as cur:
+                gs.done_direct(cur, row_id)
+            return
+        try:
+            ok = await self.core.send_olm(card, contact_topic(recipient), payload)
+        except BoxlessError as exc:
+            logger.info("group key share or ops not sent, will retry: %s", exc)
+            ok = False
+        with self.core.db.transaction() as cur:
+            if ok:
+                gs.done_direct(cur, row_id)
+            else:
+                backoff = retry_delay(self.core.timings, tries)
+                gs.retry_direct(cur, row_id, tries + 1, self.core.clock() + backoff)
