@@ -31,7 +31,7 @@ from boxless.sync import (
     decode_message,
     encode_message,
 )
-from tests.unit.test_sds import Network
+from tests.unit.test_sds import JS_IDS, Network
 
 T0 = 1_760_000_000.0
 
@@ -52,6 +52,20 @@ def test_window_filter_is_js_wakus_128_ids_at_one_percent() -> None:
     assert BloomParams.for_wire_size(168) == BloomParams(133, 0.01, 7, 1_280)  # read back
     assert SdsConfig().bloom == WINDOW_BLOOM_PARAMS
     assert len(SdsChannel("g", "a", now=T0).to_state()) > 0
+
+
+# js-waku @waku/sds 0.0.8: new BloomFilter({capacity: 128, errorRate: 0.01}, hashN) after
+# inserting JS_IDS then sha256("id-0" ... "id-99") as hex: 168 bytes with this SHA-256.
+JS_WINDOW_SHA256 = "913557cc2b6a46702e73fc621332e22498fcd0d763538c62ae0c77d17f87759a"
+
+
+def test_window_filter_bytes_identical_to_js_waku() -> None:
+    ids = [*JS_IDS, *(hashlib.sha256(f"id-{i}".encode()).hexdigest() for i in range(100))]
+    bloom = BloomFilter(WINDOW_BLOOM_PARAMS)
+    for item in ids:
+        bloom.add(item)
+    assert hashlib.sha256(bloom.to_bytes()).hexdigest() == JS_WINDOW_SHA256
+    assert all(item in BloomFilter.from_bytes(bloom.to_bytes()) for item in ids)
 
 
 @pytest.mark.parametrize(("capacity", "rate"), [(64, 0.01), (128, 0.01), (500, 0.001), (32, 0.05)])
