@@ -178,6 +178,14 @@ class DirectChannel:
         self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool = False
     ) -> bool:
         """Encrypt for a device bundle, seal, send; True if the network accepted it."""
+        result = await self.transport.send(self.seal(bundle, topic, plaintext, ephemeral))
+        return result.accepted
+
+    def seal(
+        self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool = False
+    ) -> WakuMessage:
+        """The Waku message that carries ``plaintext`` to a device: Olm-encrypted (the
+        ratchet step is saved in its own transaction, or the caller's), then sealed."""
         with self.sessions.transaction():
             olm = self.sessions.encrypt(bundle, plaintext)
         sealed = seal(
@@ -186,14 +194,12 @@ class DirectChannel:
             sender_device_key=self.my_device_key,
             ciphertext=olm,
         )
-        msg = WakuMessage(
+        return WakuMessage(
             payload=sealed,
             content_topic=topic,
             timestamp=int(self.clock() * 1e9),
             ephemeral=True if ephemeral else None,
         )
-        result = await self.transport.send(msg)
-        return result.accepted
 
     async def send_card(
         self, card: bytes, topic: str, plaintext: bytes, ephemeral: bool = False

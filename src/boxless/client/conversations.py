@@ -37,12 +37,14 @@ from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.errors import BoxlessError, UsageError
+from boxless.waku.message import WakuMessage
 
 logger = logging.getLogger(__name__)
 
 RECEIPT_BATCH_S = 0.01
 RESET_INTERVAL_S = 60.0
 RECEIPT_CHUNK = 500
+SEND_CHUNK = 50  # messages sealed and settled per transaction
 MAX_RESET_MEMORY = 1024
 
 
@@ -265,58 +267,86 @@ class Conversations:
             self._wake = trio.Event()
 
     async def _send_due(self) -> None:
-        """One round over what is due, oldest first. A recipient whose message
-        failed gets nothing more this round: the rest wait behind it, in order
-        (a rate-limited burst would otherwise arrive shuffled)."""
+        """One round over what is due, oldest first, in chunks: seal a chunk in one
+        transaction, send it in order, settle it in one transaction. A recipient
+        whose message failed gets nothing more this round: the rest wait behind
+        it, in order (a rate-limited burst would otherwise arrive shuffled)."""
+        due = self.outbox.due(self.clock())
         held: dict[bytes, float] = {}
-        for entry in self.outbox.due(self.clock()):
-            if entry.recipient in held:
-                self.outbox.defer(entry.message_id, held[entry.recipient])
-                continue
-            if not await self._attempt(entry):
-                head = self.outbox.get(entry.message_id)
-                if head is not None:
-                    held[entry.recipient] = head.next_attempt_at
+        for i in range(0, len(due), SEND_CHUNK):
+            ready = self._seal(due[i : i + SEND_CHUNK])
+            outcomes: list[tuple[bytes, StateChange | None, bytes]] = []
+            for entry, message in ready:
+                if entry.recipient in held:
+                    self.outbox.defer(entry.message_id, held[entry.recipient])
+                    continue
+                sent = message is not None and await self._push(message)
+                now = self.clock()
+                if sent:
+                    change = self.outbox.on_sent(entry.message_id, now)
+                else:
+                    change = self.outbox.on_send_failed(entry.message_id, now)
+                    head = self.outbox.get(entry.message_id)
+                    if head is not None:
+                        held[entry.recipient] = head.next_attempt_at
+                outcomes.append((entry.message_id, change, entry.recipient))
+            self._settle_all(outcomes)
 
-    async def _attempt(self, entry: OutboxEntry) -> bool:
-        """Send one entry; False if it failed (it is rescheduled with backoff)."""
+    def _seal(self, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, WakuMessage | None]]:
+        """Olm-encrypt and seal what may go now, in one transaction (None: can't seal)."""
+        ready: list[tuple[OutboxEntry, WakuMessage | None]] = []
+        gone: list[bytes] = []
         with self.db.transaction() as cur:
-            contact = db.get_contact(cur, entry.recipient)
-        if contact is None or contact.state == ContactState.BLOCKED.value:
-            self.outbox.remove(entry.message_id)
-            self._settle(None, entry.message_id)
-            return True
-        if not _may_send(contact, entry):
-            return True  # waits for their answer; retried when they accept
+            for entry in entries:
+                contact = db.get_contact(cur, entry.recipient)
+                if contact is None or contact.state == ContactState.BLOCKED.value:
+                    self.outbox.remove(entry.message_id)
+                    db.delete_outbox_row(cur, entry.message_id)
+                    gone.append(entry.message_id)
+                elif _may_send(contact, entry):
+                    try:
+                        bundle = self.channel.contact_bundle(contact)
+                    except UsageError as exc:
+                        logger.info("cannot send yet: %s", exc)
+                        ready.append((entry, None))
+                        continue
+                    ready.append(
+                        (entry, self.channel.seal(bundle, entry.content_topic, entry.payload))
+                    )
+                # else: waits for their answer; retried when they accept
+        return ready
+
+    async def _push(self, message: WakuMessage) -> bool:
         try:
-            sent = await self.channel.send_contact(contact, entry.content_topic, entry.payload)
+            return (await self.channel.transport.send(message)).accepted
         except BoxlessError as exc:
             logger.info("send failed, will retry: %s", exc)
-            sent = False
-        now = self.clock()
-        if sent:
-            change = self.outbox.on_sent(entry.message_id, now)
-        else:
-            change = self.outbox.on_send_failed(entry.message_id, now)
-        self._settle(change, entry.message_id, contact.identity_key)
-        return sent
+            return False
 
-    def _settle(
-        self, change: StateChange | None, message_id: bytes, contact: bytes | None = None
-    ) -> None:
-        """Persist the outbox entry (or its removal) and the message's visible state."""
+    def _settle_all(self, outcomes: list[tuple[bytes, StateChange | None, bytes]]) -> None:
+        """Persist a round's outbox entries (or removals) and messages' visible states."""
+        changed: list[tuple[bytes, bytes]] = []
         with self.db.transaction() as cur:
-            row = self.outbox.row(message_id)
-            if row is None:
-                db.delete_outbox_row(cur, message_id)
-            else:
-                db.save_outbox_row(cur, row)
-            if change is not None:
-                msg = db.get_message(cur, message_id)
-                if msg is not None and _rank(change.new.value) > _rank(msg.state):
-                    db.update_message(cur, replace(msg, state=change.new.value))
-        if change is not None:
-            self.channel.emit(ev.MessageChanged(message_id.hex(), (contact or b"").hex()))
+            for message_id, change, contact in outcomes:
+                if self._settle_in(cur, change, message_id):
+                    changed.append((message_id, contact))
+        for message_id, contact in changed:
+            self.channel.emit(ev.MessageChanged(message_id.hex(), contact.hex()))
+
+    def _settle_in(self, cur: db.Cursor, change: StateChange | None, message_id: bytes) -> bool:
+        """Persist one outbox entry (or its removal) and its message's visible state;
+        True if a change is worth an event."""
+        row = self.outbox.row(message_id)
+        if row is None:
+            db.delete_outbox_row(cur, message_id)
+        else:
+            db.save_outbox_row(cur, row)
+        if change is None:
+            return False
+        msg = db.get_message(cur, message_id)
+        if msg is not None and _rank(change.new.value) > _rank(msg.state):
+            db.update_message(cur, replace(msg, state=change.new.value))
+        return True
 
     # -- receipts ------------------------------------------------------------------------------
 

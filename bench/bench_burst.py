@@ -1,0 +1,251 @@
+"""A burst from the UI, and a catch-up from the store, measured side by side.
+
+One process per checkout measured: two service nodes (relay, store, filter,
+light push) on loopback, Alice on S1 and Bob on S2 as light clients with their
+own encrypted databases, already contacts.
+
+* **burst**: Alice queues N texts in about one second (one every 5 ms, as a
+  person typing fast or a paste would post them to the API); for each, the
+  delay from queueing until Bob's client stored it; whether Bob got them all,
+  and in send order (Lamport order of his history and the order they arrived).
+* **catch-up**: Bob goes offline; C contacts send him M messages each; Bob
+  comes back; how fast his client works through the store's history.
+
+Run both checkouts in one go, the baseline first:
+
+    python bench/bench_burst.py --tree /path/to/baseline --tree . [-n 200] [--contacts 20 -m 500]
+
+Each ``--tree`` runs in its own interpreter with that checkout's ``src`` first
+on the path; the table compares them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+HERE = Path(__file__).resolve().parents[1]
+
+
+async def _wait(pred, timeout: float = 120.0) -> None:  # type: ignore[no-untyped-def]
+    with trio.fail_after(timeout):
+        while not pred():  # noqa: ASYNC110
+            await trio.sleep(0.01)
+
+
+async def _befriend(a, b) -> None:  # type: ignore[no-untyped-def]
+    from boxless.chat.requests import ContactEvent
+
+    await a.add_contact(b.account.contact_code(time.time()).link)
+    await _wait(lambda: any(c.identity_key == a.me for c in b.contacts()))
+    await b.respond(a.me, ContactEvent.ACCEPT)
+    await _wait(lambda: any(c.identity_key == b.me and c.state == "accepted" for c in a.contacts()))
+
+
+def _message_id(event: object) -> bytes | None:
+    """The message id of a 1:1 message event (typed, or a dict on older checkouts)."""
+    if isinstance(event, dict):
+        return bytes.fromhex(event["message_id"]) if event.get("type") == "message" else None
+    if getattr(event, "type", None) == "message":
+        return bytes.fromhex(event.message_id)  # type: ignore[attr-defined]
+    return None
+
+
+async def burst(base: Path, n: int) -> dict[str, object]:
+    from tests.chat_fixtures import make_account, running_client, start_service
+
+    for name in ("alice", "bob"):
+        make_account(base / name, name.title()).close()
+    async with trio.open_nursery() as nursery:
+        s1 = await start_service(nursery, base, "s1")
+        s2 = await start_service(nursery, base, "s2", peers=(s1.addrs()[0],))
+        async with (
+            running_client(base / "alice", [s1.addrs()[0]]) as alice,
+            running_client(base / "bob", [s2.addrs()[0]]) as bob,
+        ):
+            await _befriend(alice, bob)
+            sent_at: dict[bytes, float] = {}
+            order: list[bytes] = []
+            arrived: dict[bytes, float] = {}
+            arrival_order: list[bytes] = []
+
+            async def watch() -> None:
+                async with bob.events() as events:
+                    async for event in events:
+                        mid = _message_id(event)
+                        if mid is not None and mid in sent_at and mid not in arrived:
+                            arrived[mid] = time.perf_counter()
+                            arrival_order.append(mid)
+
+            accepted: dict[bytes, float] = {}
+
+            async def watch_sender() -> None:
+                from boxless.client import store as db
+
+                async with alice.events() as events:
+                    async for event in events:
+                        mid = _message_id(event)
+                        if mid is None or mid not in sent_at or mid in accepted:
+                            continue
+                        with alice.db.transaction() as cur:
+                            row = db.get_message(cur, mid)
+                        if row is not None and row.state != "queued":
+                            accepted[mid] = time.perf_counter()
+
+            async with trio.open_nursery() as inner:
+                inner.start_soon(watch)
+                inner.start_soon(watch_sender)
+                await trio.sleep(0.2)
+                t_start = time.perf_counter()
+                for i in range(n):
+                    mid = await alice.send_text(bob.me, f"burst {i:03d}")
+                    sent_at[mid] = time.perf_counter()
+                    order.append(mid)
+                    await trio.sleep(max(0.0, t_start + (i + 1) * 0.005 - time.perf_counter()))
+                posting_s = time.perf_counter() - t_start
+                with trio.move_on_after(120):
+                    await _wait(lambda: len(arrived) == n, timeout=120)
+                inner.cancel_scope.cancel()
+            history = [m.message_id for m in bob.messages(alice.me, limit=n + 10)]
+        nursery.cancel_scope.cancel()
+    delays = sorted(arrived[m] - sent_at[m] for m in arrived)
+    took = sorted(accepted[m] - sent_at[m] for m in accepted)
+    return {
+        "n": n,
+        "posting_s": round(posting_s, 2),
+        "received": len(arrived),
+        "p50_s": round(statistics.median(delays), 3) if delays else None,
+        "p99_s": round(delays[max(0, int(len(delays) * 0.99) - 1)], 3) if delays else None,
+        "last_s": round(delays[-1], 3) if delays else None,
+        "history_in_order": history[-n:] == order,
+        "network_took_p99_s": round(took[max(0, int(len(took) * 0.99) - 1)], 3) if took else None,
+        "arrived_in_order": arrival_order == order[: len(arrival_order)],
+    }
+
+
+async def catch_up(base: Path, contacts: int, per_contact: int) -> dict[str, object]:
+    from tests.chat_fixtures import make_account, running_client, start_service
+
+    make_account(base / "bob", "Bob").close()
+    for i in range(contacts):
+        make_account(base / f"c{i}", f"C{i}").close()
+    async with trio.open_nursery() as nursery:
+        s1 = await start_service(nursery, base, "s1")
+        addr = [s1.addrs()[0]]
+        async with running_client(base / "bob", addr) as bob:
+            link = bob.account.contact_code(time.time()).link
+            del link
+        # the senders: befriend Bob (online), then write while he is away
+        for i in range(contacts):
+            async with (
+                running_client(base / f"c{i}", addr) as c,
+                running_client(base / "bob", addr) as bob,
+            ):
+                await _befriend(c, bob)
+        for i in range(contacts):
+            async with running_client(base / f"c{i}", addr) as c:
+                for j in range(per_contact):
+                    await c.send_text(bob_key(base), f"from {i}: {j}")
+                key = bob_key(base)
+                await _wait(lambda c=c, key=key: _all_sent(c, key), timeout=300)
+        total = contacts * per_contact
+        t0 = time.perf_counter()
+        async with running_client(base / "bob", addr) as bob:
+            elapsed = time.perf_counter() - t0
+            got = sum(len(bob.messages(c.identity_key, limit=10 * per_contact)) for c in bob.contacts())
+        nursery.cancel_scope.cancel()
+    return {
+        "messages": total,
+        "received": got,
+        "seconds": round(elapsed, 2),
+        "per_s": round(total / elapsed),
+    }
+
+
+_BOB: dict[str, bytes] = {}
+
+
+def bob_key(base: Path) -> bytes:
+    if "key" not in _BOB:
+        from boxless.identity.account import open_account
+        from tests.chat_fixtures import PASS
+
+        account = open_account(base / "bob", PASS)
+        _BOB["key"] = account.identity.public_key
+        account.close()
+    return _BOB["key"]
+
+
+def _all_sent(client, key: bytes) -> bool:  # type: ignore[no-untyped-def]
+    rows = client.messages(key, limit=100_000)
+    return all(m.state in ("sent", "delivered", "read") for m in rows)
+
+
+def child(args: argparse.Namespace) -> None:
+    logging.getLogger("libp2p").setLevel(logging.CRITICAL)
+    logging.getLogger().setLevel(logging.CRITICAL)
+    out: dict[str, object] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        out["burst"] = trio.run(burst, Path(tmp) / "b", args.n)
+    if args.contacts:
+        with tempfile.TemporaryDirectory() as tmp:
+            out["catch_up"] = trio.run(catch_up, Path(tmp) / "c", args.contacts, args.m)
+    print(json.dumps(out))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--tree", action="append", default=[], help="a checkout to measure")
+    ap.add_argument("-n", type=int, default=200)
+    ap.add_argument("--contacts", type=int, default=0)
+    ap.add_argument("-m", type=int, default=500)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return
+    trees = args.tree or [str(HERE)]
+    rows = []
+    for tree in trees:
+        root = Path(tree).resolve()
+        env = dict(os.environ, PYTHONPATH=f"{root / 'src'}{os.pathsep}{root}")
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "-n", str(args.n)]
+        cmd += ["--contacts", str(args.contacts), "-m", str(args.m)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=root)
+        last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "{}"
+        if done.returncode != 0:
+            print(done.stderr[-3000:], file=sys.stderr)
+        rows.append((root.name, json.loads(last)))
+    print("| checkout | posted in s | received | p50 s | p99 s | last s | in order (history / arrival) |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in rows:
+        b = r.get("burst", {})
+        print(
+            f"| {name} | {b.get('posting_s')} | {b.get('received')}/{b.get('n')} | {b.get('p50_s')}"
+            f" | {b.get('p99_s')} | {b.get('last_s')} | {b.get('history_in_order')} / "
+            f"{b.get('arrived_in_order')} |"
+        )
+    if args.contacts:
+        print()
+        print("| checkout | messages | received | seconds | messages/s |")
+        print("|---|---|---|---|---|")
+        for name, r in rows:
+            c = r.get("catch_up", {})
+            print(
+                f"| {name} | {c.get('messages')} | {c.get('received')} | {c.get('seconds')}"
+                f" | {c.get('per_s')} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
