@@ -83,3 +83,23 @@ async def test_repair_after_ten_percent_loss(
         await until(bob, lambda: set(sent) <= set(_texts(bob, gid)), timeout=600)
         assert net.stats.lost >= 3
         assert sorted(_texts(bob, gid)) == sorted(set(_texts(bob, gid)))  # nothing twice
+
+
+async def test_direct_bodies_retry_with_backoff_until_the_network_takes_them(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The invite's log and key shares for Bob wait in the group outbox (chat/outbox's
+    schedule) while Alice is offline, and go out when she is back."""
+    async with memory_people(tmp_path, ("alice", "bob")) as (_, (alice, bob)):
+        await befriend(alice, bob)
+        gid = (await alice.groups.create("Later")).group_id
+        alice.transport.set_online(False)  # type: ignore[attr-defined]
+        await alice.groups.invite(gid, bob.me)
+        await trio.sleep(20)  # several failed rounds: 0.5 s, 1 s, 2 s, 4 s, 5 s ...
+        with alice.db.transaction() as cur:
+            cur.execute("SELECT failures FROM client_group_direct_outbox")
+            failures = [int(r[0]) for r in cur.fetchall()]
+        assert failures and min(failures) >= 3
+        assert not _members(bob, gid)
+        alice.transport.set_online(True)  # type: ignore[attr-defined]
+        await until(bob, lambda: _members(bob, gid) == {alice.me, bob.me}, timeout=30)

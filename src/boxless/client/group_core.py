@@ -34,7 +34,8 @@ from typing import Any
 import trio
 
 from boxless.chat import envelope as env
-from boxless.chat.topics import group_topic
+from boxless.chat.outbox import Outbox, RetryPolicy
+from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import events as ev
 from boxless.client import group_store as gs
 from boxless.client import store as db
@@ -287,9 +288,22 @@ class GroupCore:
             self.queue_direct(cur, owners[share.device], env.GroupKeyShareBody(share.payload))
 
     def queue_direct(self, cur: Cursor, recipient: bytes, body: env.Body) -> None:
-        msg = env.new_message(body, lamport=0, sent_at_ms=ms(self.clock()))
-        gs.queue_direct(cur, recipient, env.encode(msg), self.clock())
+        """Queue a body for one member's device over Olm, in the caller's transaction
+        (the entry of :class:`~boxless.chat.outbox.Outbox`, sent by the timers)."""
+        now = self.clock()
+        msg = env.new_message(body, lamport=0, sent_at_ms=ms(now))
+        outbox = Outbox(self.retry_policy)
+        outbox.add(msg.message_id, recipient, contact_topic(recipient), env.encode(msg), now)
+        row = outbox.row(msg.message_id)
+        assert row is not None
+        gs.put_direct(cur, row)
         self.wake.set()
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """chat/outbox's schedule with the group timings (a body is done once sent)."""
+        t = self.timings
+        return RetryPolicy(initial=t.retry_base_s, cap=t.retry_max_s, lease=t.retry_max_s + 60)
 
     def device(self, cur: Cursor, identity_key: bytes) -> bytes | None:
         contact = db.get_contact(cur, identity_key)

@@ -1,5 +1,5 @@
 """The group tables (migrations ``0002_groups``, ``0003_group_features``,
-``0006_group_queues``): every SQL statement of the group layer.
+``0006_group_queues``, ``0007_group_outbox``): every SQL statement of the group layer.
 
 As in :mod:`boxless.client.store`: each function takes the cursor of a
 transaction the caller owns.
@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from boxless.chat.outbox import ROW_COLUMNS, OutboxRow
 from boxless.client.store import Cursor
 
 
@@ -394,34 +395,46 @@ def outgoing_up_to(cur: Cursor, group_id: bytes, lamport: int, limit: int) -> li
     return [(str(m), str(st)) for m, st in cur.fetchall()]
 
 
-def queue_direct(cur: Cursor, recipient: bytes, payload: bytes, now: float) -> None:
+_OUTBOX_COLS = ", ".join(ROW_COLUMNS)
+
+
+def put_direct(cur: Cursor, row: OutboxRow) -> None:
+    """Insert or update one direct outbox entry (a :mod:`boxless.chat.outbox` row)."""
     cur.execute(
-        "INSERT INTO client_group_outbox (recipient, payload, next_attempt_at) VALUES (?,?,?)",
-        (recipient, payload, now),
+        f"INSERT OR REPLACE INTO client_group_direct_outbox ({_OUTBOX_COLS})"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        row,
     )
 
 
-def due_direct(cur: Cursor, now: float) -> list[tuple[int, bytes, bytes, int]]:
+def due_direct(cur: Cursor, now: float, limit: int) -> list[tuple[object, ...]]:
+    """The direct outbox rows due at ``now`` (oldest first), in ROW_COLUMNS order."""
     cur.execute(
-        "SELECT id, recipient, payload, attempts FROM client_group_outbox"
-        " WHERE next_attempt_at <= ? ORDER BY id",
-        (now,),
+        f"SELECT {_OUTBOX_COLS} FROM client_group_direct_outbox WHERE next_attempt_at <= ?"
+        " ORDER BY queued_at LIMIT ?",
+        (now, limit),
     )
-    return [(i, bytes(r), bytes(p), a) for i, r, p, a in cur.fetchall()]
+    return [_outbox_row(r) for r in cur.fetchall()]
+
+
+def get_direct(cur: Cursor, message_id: bytes) -> tuple[object, ...] | None:
+    cur.execute(
+        f"SELECT {_OUTBOX_COLS} FROM client_group_direct_outbox WHERE message_id = ?",
+        (message_id,),
+    )
+    row = cur.fetchone()
+    return None if row is None else _outbox_row(row)
+
+
+def _outbox_row(r: tuple[object, ...]) -> tuple[object, ...]:
+    return tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
 
 
 def next_direct_at(cur: Cursor) -> float | None:
-    cur.execute("SELECT MIN(next_attempt_at) FROM client_group_outbox")
+    cur.execute("SELECT MIN(next_attempt_at) FROM client_group_direct_outbox")
     row = cur.fetchone()
     return None if row is None or row[0] is None else float(row[0])
 
 
-def done_direct(cur: Cursor, row_id: int) -> None:
-    cur.execute("DELETE FROM client_group_outbox WHERE id = ?", (row_id,))
-
-
-def retry_direct(cur: Cursor, row_id: int, attempts: int, next_at: float) -> None:
-    cur.execute(
-        "UPDATE client_group_outbox SET attempts = ?, next_attempt_at = ? WHERE id = ?",
-        (attempts, next_at, row_id),
-    )
+def done_direct(cur: Cursor, message_id: bytes) -> None:
+    cur.execute("DELETE FROM client_group_direct_outbox WHERE message_id = ?", (message_id,))

@@ -5,7 +5,7 @@ until the clock's next deadline (or a wake-up), fires due SDS timers
 (re-sends, sync messages), repairs groups with missing messages from the
 store (by hash, else a time window), asks for keys that did not come and
 forgets expired queue rows; another sends the queued direct bodies with the
-backoff of :func:`~boxless.groups.delivery.retry_delay`. Cancelling ``run``
+schedule of :class:`~boxless.chat.outbox.Outbox`. Cancelling ``run``
 stops both; what is queued stays in the database for the next run.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 import trio
 
+from boxless.chat.outbox import Outbox, OutboxEntry, OutboxRow
 from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import group_store as gs
 from boxless.client import store as db
@@ -25,11 +26,12 @@ from boxless.client.group_topic import GroupTopic
 from boxless.client.transport import Incoming
 from boxless.errors import BoxlessError
 from boxless.groups.delivery import (
-    retry_delay,
     should_give_up,
 )
 
 logger = logging.getLogger("boxless.client.groups")
+
+OUTBOX_BATCH = 100  # direct bodies sent per round
 
 Receive = Callable[[Incoming], Awaitable[None]]
 
@@ -139,36 +141,50 @@ class GroupTimers:
             logger.info("group queues: %d expired rows forgotten", gone)
 
     async def _outbox_loop(self) -> None:
-        """Send queued direct group bodies until cancelled (undelivered ones stay queued)."""
+        """Send queued direct group bodies until cancelled (undelivered ones stay queued).
+
+        The schedule is :class:`~boxless.chat.outbox.Outbox`'s, rebuilt from the due
+        rows each round (the database stays the one truth: a body queued in a
+        transaction that rolled back is never sent); a body leaves once the network
+        took it (no receipts for group bodies)."""
         while True:
             self.core.wake = trio.Event()
             now = self.core.clock()
+            policy = self.core.retry_policy
             with self.core.db.transaction() as cur:
-                due = gs.due_direct(cur, now)
-            for row_id, recipient, payload, attempts in due:
-                await self._send_direct(row_id, recipient, payload, attempts)
+                rows = gs.due_direct(cur, now, OUTBOX_BATCH)
+                outbox = Outbox.from_rows(rows, now=now, policy=policy)
+                due = outbox.due(now)
+                for entry in due:  # leased: not handed out again while in flight
+                    gs.put_direct(cur, _row(outbox, entry.message_id))
+            for entry in due:
+                await self._send_direct(outbox, entry)
             with self.core.db.transaction() as cur:
                 next_at = gs.next_direct_at(cur)
             idle = self.core.timings.idle_outbox_s
             delay = idle if next_at is None else max(0.0, next_at - self.core.clock())
-            with trio.move_on_after(delay):
+            with trio.move_on_after(0.0 if len(due) == OUTBOX_BATCH else delay):
                 await self.core.wake.wait()
 
-    async def _send_direct(self, row_id: int, recipient: bytes, payload: bytes, tries: int) -> None:
+    async def _send_direct(self, outbox: Outbox, entry: OutboxEntry) -> None:
+        recipient = entry.recipient
         with self.core.db.transaction() as cur:
             card = self.core.card(cur, recipient)
-        if card is None:
-            with self.core.db.transaction() as cur:
-                gs.done_direct(cur, row_id)
-            return
-        try:
-            ok = await self.core.send_olm(card, contact_topic(recipient), payload)
-        except BoxlessError as exc:
-            logger.info("group key share or ops not sent, will retry: %s", exc)
-            ok = False
+        ok = False
+        if card is not None:
+            try:
+                ok = await self.core.send_olm(card, contact_topic(recipient), entry.payload)
+            except BoxlessError as exc:
+                logger.info("group key share or ops not sent, will retry: %s", exc)
         with self.core.db.transaction() as cur:
-            if ok:
-                gs.done_direct(cur, row_id)
+            if ok or card is None:  # sent, or nobody to send it to any more
+                gs.done_direct(cur, entry.message_id)
             else:
-                backoff = retry_delay(self.core.timings, tries)
-                gs.retry_direct(cur, row_id, tries + 1, self.core.clock() + backoff)
+                outbox.on_send_failed(entry.message_id, self.core.clock())
+                gs.put_direct(cur, _row(outbox, entry.message_id))
+
+
+def _row(outbox: Outbox, message_id: bytes) -> OutboxRow:
+    row = outbox.row(message_id)
+    assert row is not None  # a failed send stays queued; only REJECTED would settle it
+    return row

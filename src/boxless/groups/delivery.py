@@ -41,7 +41,6 @@ __all__ = [
     "GroupTimings",
     "QueueLimits",
     "RateLimit",
-    "retry_delay",
     "should_give_up",
     "sync_point",
 ]
@@ -77,7 +76,7 @@ class GroupTimings:
     key_patience_s: float = 10.0  # a message waiting this long for its key stops holding others
     give_up_after_repairs: int = 40  # then a missing message not in any store is let go
     repair_lookback_s: float = 600.0  # store window before a gap with no retrieval hint
-    retry_base_s: float = 2.0  # first retry of a direct body the network refused
+    retry_base_s: float = 2.0  # first retry of a direct body the network refused (chat/outbox)
     retry_max_s: float = 300.0
     idle_outbox_s: float = 60.0  # the direct outbox loop's sleep with nothing queued
     request_interval_s: float = 30.0  # per member: one answered request (ops, key) this often
@@ -87,11 +86,6 @@ class GroupTimings:
     def __post_init__(self) -> None:
         if min(self.sync_check_s, self.repair_after_s, self.retry_base_s) <= 0:
             raise UsageError("group timings must be positive")
-
-
-def retry_delay(timings: GroupTimings, attempts: int) -> float:
-    """Backoff before retrying a direct body after ``attempts`` failed sends."""
-    return float(min(timings.retry_max_s, timings.retry_base_s * 2 ** min(attempts, 30)))
 
 
 def should_give_up(timings: GroupTimings, missing_since: float, now: float) -> bool:
