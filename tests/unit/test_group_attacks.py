@@ -12,6 +12,7 @@ import statistics
 import time
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 import vodozemac
@@ -26,10 +27,10 @@ from boxless.client.core import Client
 from boxless.client.memory_transport import Fault
 from boxless.client.transport import Incoming
 from boxless.crypto.megolm import GroupKeyShare, encode_key_share
-from boxless.errors import DecodeError
+from boxless.errors import DecodeError, UsageError
 from boxless.groups import GroupLog, Invite, Remove, SetAnnouncementsOnly, create_op
 from boxless.groups.auth import Action, Target, authorize
-from boxless.groups.delivery import MAX_CLOCK_SKEW_S, sync_point
+from boxless.groups.delivery import MAX_CLOCK_SKEW_S, GroupTimings, sync_point
 from boxless.groups.requests import GroupRequest, decode_request
 from boxless.identity.keys import Identity
 from boxless.waku.message import WakuMessage, message_hash
@@ -239,3 +240,12 @@ def test_request_codec_round_trip() -> None:
     request = GroupRequest(os.urandom(32), ops=(os.urandom(32),), sessions=(os.urandom(32),))
     assert decode_request(request.encode()) == request
     assert gs is not None
+
+
+def test_group_timings_parse_for_process_tests() -> None:
+    t = GroupTimings.parse("repair_after_s=1, sync_check_s=0.5,give_up_after_repairs=3")
+    assert (t.repair_after_s, t.sync_check_s, t.give_up_after_repairs) == (1.0, 0.5, 3)
+    assert GroupTimings.parse("") == GroupTimings()
+    for bad in ("nope=1", "repair_after_s", "repair_after_s=soon", "repair_after_s=0"):
+        with pytest.raises(UsageError):
+            GroupTimings.parse(bad)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Final
 
 from boxless.errors import UsageError
@@ -86,6 +86,28 @@ class GroupTimings:
     def __post_init__(self) -> None:
         if min(self.sync_check_s, self.repair_after_s, self.retry_base_s) <= 0:
             raise UsageError("group timings must be positive")
+        if self.retry_base_s > self.retry_max_s:
+            raise UsageError("retry_base_s must be at most retry_max_s")
+
+    @classmethod
+    def parse(cls, text: str) -> GroupTimings:
+        """Timings from ``"repair_after_s=1,sync_check_s=0.5"`` (a command-line option or
+        an environment variable, for tests of whole processes); unnamed fields keep
+        their defaults. Raises UsageError saying which part is wrong."""
+        values: dict[str, float | int] = {}
+        names = {f.name: f.type for f in fields(cls) if f.name != "limits"}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, sep, raw = part.partition("=")
+            if not sep or name.strip() not in names:
+                known = ", ".join(sorted(names))
+                raise UsageError(f"group timing {part!r}: write name=seconds, one of {known}")
+            try:
+                number = float(raw)
+            except ValueError:
+                raise UsageError(f"group timing {part!r}: {raw!r} is not a number") from None
+            key = name.strip()
+            values[key] = int(number) if names[key] in ("int", int) else number
+        return cls(**values)  # type: ignore[arg-type]
 
 
 def should_give_up(timings: GroupTimings, missing_since: float, now: float) -> bool:
