@@ -16,7 +16,7 @@ import typer
 from boxless.cli.app import app, fail, run_trio, setup_logging
 from boxless.cli.common import DEFAULT_HOME
 from boxless.errors import BoxlessError
-from boxless.node.config import NodeConfig, RetentionPolicy
+from boxless.node.config import DEFAULT_RETENTION_COUNT, NodeConfig, RetentionPolicy
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID, DEFAULT_NUM_SHARDS
 
 
@@ -161,7 +161,7 @@ def node(
     ] = 30.0,
     retention_count: Annotated[
         int | None, typer.Option(help="Keep at most this many messages")
-    ] = None,
+    ] = DEFAULT_RETENTION_COUNT,
     info_file: Annotated[
         Path | None, typer.Option(help="Write peer id and addresses here as JSON")
     ] = None,
