@@ -23,12 +23,23 @@ from boxless.chat import envelope as env
 from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import group_store as gs
 from boxless.client import store as db
+from boxless.client.channel import card_to_code
 from boxless.client.core import Client
+from boxless.client.groups import GroupManager
 from boxless.client.memory_transport import Fault
 from boxless.client.transport import Incoming
 from boxless.crypto.megolm import GroupKeyShare, encode_key_share
 from boxless.errors import DecodeError, UsageError
-from boxless.groups import GroupLog, Invite, Remove, SetAnnouncementsOnly, create_op
+from boxless.groups import (
+    GroupLog,
+    Invite,
+    Remove,
+    SetAnnouncementsOnly,
+    create_op,
+    encode_op,
+    issue_token,
+    join_op,
+)
 from boxless.groups.auth import Action, Target, authorize
 from boxless.groups.delivery import MAX_CLOCK_SKEW_S, GroupTimings, sync_point
 from boxless.groups.requests import GroupRequest, decode_request
@@ -249,3 +260,55 @@ def test_group_timings_parse_for_process_tests() -> None:
     for bad in ("nope=1", "repair_after_s", "repair_after_s=soon", "repair_after_s=0"):
         with pytest.raises(UsageError):
             GroupTimings.parse(bad)
+
+
+async def test_join_poisoning_on_the_memory_network_and_the_admin_restarted(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The attack (finding 1): a stranger who knows the group id and the admin's card
+    sends the admin a Join on the genesis with a token it signed itself. The old admin
+    kept the refused Join as a head; its Remove of Carol named it, so Bob held the
+    Remove pending and kept sharing keys with Carol, and the admin's own stored log
+    (after a restart) could not place the Remove either."""
+    names = ("alice", "bob", "carol", "mallory")
+    async with memory_people(tmp_path, names) as (_, (alice, bob, carol, mallory)):
+        await befriend(alice, bob)
+        await befriend(alice, carol)
+        gid = (await alice.groups.create("Poisoned?")).group_id
+        for c in (bob, carol):
+            await alice.groups.invite(gid, c.me)
+        for c in (bob, carol):
+            await until(c, lambda c=c: member(c, gid, carol.me) and member(c, gid, bob.me))  # type: ignore[misc]
+        admin_bundle = alice.groups.make_link(gid).admin_bundle
+        t = now()
+        token = issue_token(mallory.account.identity, gid, [gid], 0, int((t + 3600) * 1000))
+        forged = join_op(mallory.account.identity, token, int(t * 1000))
+        card = bytes(mallory.account.contact_code(t).to_bytes())
+        body = env.GroupOpBody((encode_op(forged),), (card,))
+        msg = env.new_message(body, lamport=0, sent_at_ms=int(t * 1000))
+        assert await mallory.channel.send_bundle(
+            admin_bundle, contact_topic(alice.me), env.encode(msg)
+        )
+        await trio.sleep(5)  # Alice receives and refuses it
+        await alice.groups.remove(gid, carol.me)
+        await until(bob, lambda: not member(bob, gid, carol.me))
+        await bob.groups.send_text(gid, "not for Carol")
+        await alice.groups.send_text(gid, "not for Carol either")
+        secret = {"not for Carol", "not for Carol either"}
+        await until(alice, lambda: "not for Carol" in _texts(alice, gid))
+        await until(bob, lambda: "not for Carol either" in _texts(bob, gid))
+        await trio.sleep(60)  # re-sends, repair, key requests: Carol gets nothing
+        assert not secret & set(_texts(carol, gid))
+        restarted = GroupManager(
+            alice.account,
+            alice.transport,
+            transmit=alice.channel.send_card,
+            emit=lambda event: None,
+            card_to_code=card_to_code,
+            clock=now,
+        )
+        assert set(restarted.state(gid).members) == {alice.me, bob.me}
+
+
+def _texts(client: Client, gid: bytes) -> list[str]:
+    return [m.text for _, m in client.groups.messages(gid, 500) if m.kind == "text"]
