@@ -171,6 +171,7 @@ class DirectChannel:
         self.emit = emit
         self.clock = clock
         self.handlers = Handlers()
+        self._sync_marks: dict[str, int] = {}  # topic -> sync point, within one batch
 
     # -- sending --------------------------------------------------------------------------
 
@@ -244,7 +245,8 @@ class DirectChannel:
         one commit instead of one per message.
         """
         follow_ups: list[FollowUp] = []
-        with self.db.transaction():
+        self._sync_marks = {}
+        with self.db.transaction() as cur:
             for item in items:
                 if self.handlers.topic_handler(item.message.content_topic) is not None:
                     follow_ups.append(self._claimed_later(item))
@@ -252,6 +254,8 @@ class DirectChannel:
                 follow_up = self._process(item)
                 if follow_up is not None:
                     follow_ups.append(follow_up)
+            for topic, last_ns in self._sync_marks.items():  # once per topic per batch
+                db.set_sync(cur, topic, last_ns)
         for follow_up in follow_ups:
             await follow_up()
 
@@ -329,7 +333,10 @@ class DirectChannel:
     def _mark_authenticated(self, cur: db.Cursor, item: Incoming) -> None:
         now = self.clock()
         db.mark_seen(cur, item.message_hash, int(now * 1000))
-        advance_sync(cur, item, now)
+        ts = sync_point(item, now)
+        topic = item.message.content_topic
+        if ts is not None and ts > self._sync_marks.get(topic, 0):
+            self._sync_marks[topic] = ts
 
     def mark_processed(self, item: Incoming) -> None:
         """A message a follow-up decided to drop (its own transaction)."""
@@ -371,9 +378,9 @@ class DirectChannel:
         await self.receive(item)
 
 
-def advance_sync(cur: db.Cursor, item: Incoming, now: float) -> None:
-    """Move the topic's catch-up point to an authenticated message's timestamp,
-    never more than :data:`MAX_CLOCK_SKEW_NS` past ``now`` (a sender picks it)."""
+def sync_point(item: Incoming, now: float) -> int | None:
+    """Where an authenticated message moves its topic's catch-up point: its
+    timestamp, never more than :data:`MAX_CLOCK_SKEW_NS` past ``now`` (a sender
+    picks it)."""
     ts = item.message.timestamp
-    if ts:
-        db.set_sync(cur, item.message.content_topic, min(ts, int(now * 1e9) + MAX_CLOCK_SKEW_NS))
+    return min(ts, int(now * 1e9) + MAX_CLOCK_SKEW_NS) if ts else None
