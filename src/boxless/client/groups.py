@@ -47,9 +47,8 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from boxless.chat import envelope as env
 from boxless.chat.requests import ContactState
@@ -213,10 +212,13 @@ class GroupManager:
             self.direct.retry_inbox(cur, [])
         self.core.wake.set()
 
-    def on_direct(self, cur: Cursor, sender: bytes, device: bytes, msg: env.ChatMessage) -> Any:
+    def on_direct(
+        self, cur: Cursor, sender: bytes, device: bytes, msg: env.ChatMessage
+    ) -> Callable[[], Awaitable[None]] | None:
         """A group body that arrived over Olm from ``device`` (inside the core's transaction).
 
-        Returns a coroutine of follow-ups (subscribe, catch up, send) or None.
+        Returns the follow-up to run after commit (publish granted joins, subscribe
+        to and catch up on groups we joined), or None.
         """
         new_groups = self.direct.receive(cur, sender, device, msg)
         announce, self.core.announce = self.core.announce, []
@@ -234,7 +236,7 @@ class GroupManager:
                 self.core.changed(gid)
             await self.catch_up(topics)
 
-        return follow_up()
+        return follow_up
 
     # -- queries ------------------------------------------------------------------------
 
