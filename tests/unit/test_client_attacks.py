@@ -8,6 +8,7 @@ failed there.
 from __future__ import annotations
 
 import json
+import secrets
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,15 @@ import trio
 import trio.testing
 
 from boxless.chat import envelope as env
+from boxless.chat.pow import solve
 from boxless.chat.topics import contact_topic
 from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.client.channel import MAX_CLOCK_SKEW_NS
+from boxless.crypto.sealed import seal
 from boxless.waku.message import WakuMessage
 from tests.memnet_fixtures import (
+    POW,
     befriend,
     memnet,
     settle,
@@ -119,6 +123,42 @@ async def test_a_far_future_timestamp_does_not_blind_catch_up(
         limit = wall_ns() + MAX_CLOCK_SKEW_NS
         assert partition is None or partition <= limit
         assert chat is not None and chat <= limit
+
+
+async def test_a_forger_cannot_spend_someone_elses_request_allowance(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Mallory sends Bob contact requests that claim to be Carol's (her public card,
+    fresh proofs for her key) from his own device. On main the gate spent Carol's
+    per-sender allowance before the card was checked, so her real request was
+    then dropped as rate limited."""
+    async with memnet(tmp_path, ("bob", "carol", "mallory")) as (net, (bob, carol, mallory)):
+        carol_card = carol.account.contact_code(wall()).to_bytes()
+        bob_bundle = bob.account.device.bundle(wall())
+        for _ in range(6):
+            now_ms = int(wall() * 1000)
+            proof = solve(bob.me, carol.me, now_ms, difficulty=POW)
+            assert proof is not None
+            body = env.ContactRequest("it's Carol", proof, carol_card, secrets.token_bytes(32))
+            plaintext = env.encode(env.new_message(body, lamport=1, sent_at_ms=now_ms))
+            channel = mallory.client.channel
+            with channel.sessions.transaction():
+                olm = channel.sessions.encrypt(bob_bundle, plaintext)
+            forged = seal(
+                bob_bundle.sealing_key,
+                sender_identity_key=carol.me,  # claimed
+                sender_device_key=channel.my_device_key,  # proved by Olm: Mallory's
+                ciphertext=olm,
+            )
+            await mallory.transport.send(
+                WakuMessage(payload=forged, content_topic=contact_topic(bob.me), timestamp=wall_ns())
+            )
+        await settle(5.0)
+        assert bob.contact(carol) is None  # none of the forgeries made a contact
+        await carol.client.add_contact(bob.link(), intro="the real Carol")
+        await wait_for(bob, lambda: bob.state(carol) == "request_received")
+        row = bob.contact(carol)
+        assert row is not None and row.intro == "the real Carol"
 
 
 async def test_a_contacts_name_is_validated_like_our_own(

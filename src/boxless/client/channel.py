@@ -52,7 +52,12 @@ from boxless.crypto.errors import DuplicateMessage, TamperedMessage, UnknownSess
 from boxless.crypto.olm_sessions import SessionManager
 from boxless.crypto.sealed import SealingKeyPair, open_envelope, seal
 from boxless.errors import DecodeError, UsageError
-from boxless.identity.contact_code import LINK_PREFIX, ContactCode, decode_contact_code
+from boxless.identity.contact_code import (
+    LINK_PREFIX,
+    ContactCode,
+    InvalidContactCode,
+    decode_contact_code,
+)
 from boxless.identity.keys import DeviceBundle
 from boxless.storage.userdb import UserDB
 from boxless.waku.message import WakuMessage
@@ -141,6 +146,18 @@ def card_to_code(card: bytes, now: float) -> ContactCode:
     :mod:`boxless.client.bundles` for fresher keys).
     """
     return decode_contact_code(encode_link(LINK_PREFIX, card), now, allow_expired=True)
+
+
+def senders_card(card: bytes, sender: bytes, device_key: bytes, now: float) -> ContactCode | None:
+    """The card, if it is valid and names ``sender``'s identity and the very device
+    the Olm session proved; None otherwise (a stranger's request must carry theirs)."""
+    try:
+        code = card_to_code(card, now)
+    except InvalidContactCode:
+        return None
+    if code.identity_key != sender or code.bundle.certificate.device_curve25519 != device_key:
+        return None
+    return code
 
 
 class DirectChannel:
@@ -312,11 +329,23 @@ class DirectChannel:
     def _admitted(self, received: Received) -> bool:
         contact = received.contact
         state = ContactState(contact.state) if contact else ContactState.NONE
-        decision = self.gate.should_accept(
+        body = received.message.body
+
+        def sender_proved() -> bool:
+            # a known contact's device matched in step 3; a stranger's card must be theirs
+            if contact is not None:
+                return True
+            return isinstance(body, env.ContactRequest) and (
+                senders_card(body.sender_card, received.sender, received.device_key, self.clock())
+                is not None
+            )
+
+        decision = self.gate.commit(
             received.sender,
-            received.message.body,
+            body,
             state=state,
             now_ms=int(self.clock() * 1000),
+            verify_sender=sender_proved,
         )
         if not decision.accept:
             logger.info("dropped a message: %s", decision.reason.value)

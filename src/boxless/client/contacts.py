@@ -36,7 +36,13 @@ from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.client.avatars import InvalidAvatar, avatar_mime
 from boxless.client.bundles import BundleBook
-from boxless.client.channel import DirectChannel, FollowUp, Received, card_to_code
+from boxless.client.channel import (
+    DirectChannel,
+    FollowUp,
+    Received,
+    card_to_code,
+    senders_card,
+)
 from boxless.client.conversations import Conversations, UnknownContact
 from boxless.errors import UsageError
 from boxless.identity.account import LocalAccount
@@ -300,15 +306,9 @@ class Contacts:
 
     def _stranger(self, r: Received, body: env.ContactRequest) -> db.ContactRow | None:
         """A new contact row from a stranger's request, if its card is the sender's own."""
-        try:
-            code = card_to_code(body.sender_card, self.clock())
-        except InvalidContactCode:
-            logger.info("contact request with an invalid card; dropped")
-            return None
-        if code.identity_key != r.sender or code.bundle.certificate.device_curve25519 != (
-            r.device_key
-        ):
-            logger.warning("contact request whose card does not match its sender; dropped")
+        code = senders_card(body.sender_card, r.sender, r.device_key, self.clock())
+        if code is None:  # the gate checked it already: this is a second line
+            logger.warning("contact request whose card is not its sender's; dropped")
             return None
         now_ms = int(self.clock() * 1000)
         return db.ContactRow(
