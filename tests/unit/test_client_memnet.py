@@ -9,9 +9,13 @@ import trio
 import trio.testing
 
 from boxless.chat.requests import ContactEvent
+from boxless.chat.topics import bundle_topic
+from boxless.client.core import Client
 from boxless.client.memory_transport import Fault, MemoryNetwork
 from boxless.errors import UsageError
+from boxless.identity.account import open_account
 from tests.memnet_fixtures import (
+    PASS,
     befriend,
     homes,
     make_account,
@@ -19,6 +23,7 @@ from tests.memnet_fixtures import (
     running,
     virtual_wall_clock,
     wait_for,
+    wall,
     wall_ns,
 )
 
@@ -77,12 +82,6 @@ async def test_a_declined_request_stays_declined_on_our_side(
         assert bob.state(carol) == "declined" and bob.texts(carol) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Client.respond queues the DECLINE answer, but the outbox's _attempt only "
-    "sends on a conversation topic while the contact is accepted or request_received: "
-    "the answer never leaves and the requester waits in request_sent for ever",
-)
 async def test_the_requester_learns_of_a_decline(
     homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
@@ -181,3 +180,116 @@ async def test_a_restarted_client_keeps_its_state(
                 await wait_for(bob, lambda: bob.message(reply).state == "delivered")
             assert alice.texts(bob) == ["before", "while you were out", "back"]
         nursery.cancel_scope.cancel()
+
+
+# -- timers ------------------------------------------------------------------------
+
+
+async def test_a_send_that_fails_is_retried_with_backoff(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Offline: each attempt fails (NetworkError); retries back off 2 s, 4 s, 8 s ...
+    (±20 %), so 100 s offline cost a handful of attempts, and the message goes
+    at the first retry after the network is back."""
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        await trio.sleep(60)  # receipts and pictures of befriending are settled
+        alice.transport.set_online(False)
+        before = alice.transport.attempts
+        mid = await alice.client.send_text(bob.me, "are you there?")
+        await trio.sleep(100)
+        assert alice.message(mid).state == "queued"
+        assert 4 <= alice.transport.attempts - before <= 7  # 0, 2, 6, 14, 30, 62 s (±20 %)
+        alice.transport.set_online(True, catch_up=False)
+        back = trio.current_time()
+        await wait_for(alice, lambda: alice.message(mid).state == "delivered")
+        assert trio.current_time() - back <= 64 * 1.2 + 1  # the next retry
+
+
+async def test_a_refused_send_is_retried(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        alice.transport.refusing = "429: too many requests"
+        mid = await alice.client.send_text(bob.me, "hello")
+        await trio.sleep(20)
+        assert alice.message(mid).state == "queued" and bob.texts(alice) == []
+        alice.transport.refusing = None
+        await wait_for(alice, lambda: alice.message(mid).state == "delivered", timeout=40)
+
+
+async def test_an_unacknowledged_message_is_resent_after_30_s(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The first copy is lost on the way to Bob (the store has it, but Bob is live
+    and doesn't look): Alice's outbox re-sends it 30 s (±20 %) after it went."""
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        await trio.sleep(60)
+        lost = net.add_fault(Fault(sender="alice", receiver="bob", loss=1.0))
+        mid = await alice.client.send_text(bob.me, "first copy lost")
+        await wait_for(alice, lambda: alice.message(mid).state == "sent")
+        sent_at = trio.current_time()
+        net.remove_fault(lost)
+        await wait_for(alice, lambda: alice.message(mid).state == "delivered")
+        assert 30 * 0.8 <= trio.current_time() - sent_at <= 30 * 1.2 + 1
+        assert bob.texts(alice) == ["first copy lost"]
+
+
+async def test_delivery_receipts_for_a_catch_up_go_in_one_message(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Receipts wait 10 ms and go as one batch: 20 messages caught up from the
+    store are acknowledged by one Waku message, not 20."""
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        await trio.sleep(60)
+        bob.transport.set_online(False)
+        ids = []
+        for i in range(20):
+            ids.append(await alice.client.send_text(bob.me, f"m{i}"))
+            await trio.sleep(0.01)
+        await wait_for(alice, lambda: all(alice.message(m).state == "sent" for m in ids))
+        bob.transport.set_online(True, catch_up=False)
+        before = bob.transport.attempts
+        await bob.client.catch_up()
+        await wait_for(alice, lambda: all(alice.message(m).state == "delivered" for m in ids))
+        assert bob.transport.attempts - before == 1
+
+
+@pytest.mark.slow  # a virtual day: ~17,000 wake-ups of the idle group timer (5 s), ~10 s real
+async def test_the_device_bundle_is_published_at_start_and_then_daily(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with memnet(homes, ("alice",)) as (net, (alice,)):
+        topic = bundle_topic(alice.me)
+        await trio.sleep(1)
+        assert len(net.stored(topic)) == 1
+        await trio.sleep(86_400)
+        assert len(net.stored(topic)) == 2
+
+
+async def test_a_refused_bundle_publication_is_retried_every_minute(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    net = MemoryNetwork(now_ns=wall_ns)
+    make_account(homes / "alice", "Alice")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        transport = net.transport("alice")
+        transport.refusing = "503: busy"
+        account = open_account(homes / "alice", PASS)
+        try:
+            client = Client(account, transport, clock=wall, pow_difficulty=4)
+            await nursery.start(client.run)
+            topic = bundle_topic(client.me)
+            await trio.sleep(150)
+            assert net.stored(topic) == [] and transport.attempts == 3  # 0, 60, 120 s
+            transport.refusing = None
+            await trio.sleep(60)
+            assert len(net.stored(topic)) == 1
+        finally:
+            nursery.cancel_scope.cancel()
+    transport.close()
+    account.close()

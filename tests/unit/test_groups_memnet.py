@@ -10,7 +10,7 @@ import trio.testing
 
 from boxless.chat.topics import group_topic
 from boxless.client.groups import NotAMember
-from boxless.client.memory_transport import Fault
+from boxless.client.memory_transport import Fault, MemoryNetwork
 from tests.memnet_fixtures import Person, befriend, homes, memnet, virtual_wall_clock, wait_for
 
 __all__ = ["homes", "virtual_wall_clock"]  # fixtures
@@ -31,12 +31,19 @@ def members(p: Person, gid: bytes) -> set[bytes]:
 
 async def make_group(admin: Person, others: list[Person], name: str = "Book club") -> bytes:
     """``admin`` befriends ``others``, creates a group and invites them all; returns
-    once every member sees every member."""
+    once every member sees every member.
+
+    The invites are 1 ms apart: invites in one instant (virtual time stands still)
+    carry equal timestamps, so a member joining later reads their Invite ops from
+    the store in hash order, and an op that arrives before the one it follows
+    lost the member card it carried (see test_an_invite_read_before_the_one_it_follows).
+    """
     for p in others:
         await befriend(admin, p)
     gid = (await admin.client.groups.create(name)).group_id
     for p in others:
         await admin.client.groups.invite(gid, p.me)
+        await trio.sleep(0.001)
     everyone = {admin.me} | {p.me for p in others}
     for p in others:
         await wait_for(p, lambda p=p: members(p, gid) == everyone)  # type: ignore[misc]
@@ -95,3 +102,86 @@ async def test_a_member_losing_ten_percent_is_repaired(
         net.remove_fault(lossy)
         repaired_in = trio.current_time() - start
         assert repaired_in < 300, repaired_in
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=False,  # the store's hash order decides: about half the runs hit it
+    reason="with invites in one instant some members never read some others' texts: "
+    "their group messages stay undecryptable (MessageBeforeKeyShare; the re-share "
+    "requests go unanswered). Before the groups split (35fdbe3) the cause was "
+    "GroupManager._apply_ops dropping the card of an Invite op that waited for its "
+    "parent op; after it (a34171a) it still fails about one run in two",
+)
+async def test_an_invite_read_before_the_one_it_follows(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Seven invites in one instant (equal timestamps: a coarse clock, or an admin
+    script): every member must still read every other member. Fails about one run
+    in two (the hash order of the store decides which op a late joiner reads first)."""
+    names = tuple(f"member{i}" for i in range(8))
+    async with memnet(homes, names) as (net, people):
+        admin, others = people[0], people[1:]
+        for p in others:
+            await befriend(admin, p)
+        gid = (await admin.client.groups.create("One instant")).group_id
+        for p in others:
+            await admin.client.groups.invite(gid, p.me)
+        everyone = {p.me for p in people}
+        for p in others:
+            await wait_for(p, lambda p=p: members(p, gid) == everyone)  # type: ignore[misc]
+        sent = [f"from {p.name}" for p in people]
+        for p, text in zip(people, sent, strict=True):
+            await p.client.groups.send_text(gid, text)
+            await trio.sleep(0.5)
+        for p in people:
+            await wait_for(p, lambda p=p: set(sent) <= set(texts(p, gid)), timeout=600)  # type: ignore[misc]
+
+
+async def lossy_group_with_a_removal(net: MemoryNetwork, people: list[Person]) -> None:
+    """People[0] makes a group of everyone; 10 % of the live group messages to
+    every member are lost; ten members write, the last member is removed, ten
+    write again. Everyone left ends with every text, once; the removed member
+    reads nothing sent after."""
+    admin, others = people[0], people[1:]
+    gid = await make_group(admin, others, "Many")
+    net.add_fault(Fault(content_topic=group_topic(gid), loss=0.1))
+    writers = people[: min(10, len(people) - 1)]
+    before = [f"before {p.name}" for p in writers]
+    for p, text in zip(writers, before, strict=True):
+        await p.client.groups.send_text(gid, text)
+        await trio.sleep(0.5)
+    for p in people:
+        await wait_for(p, lambda p=p: set(before) <= set(texts(p, gid)))  # type: ignore[misc]
+    removed = people[-1]
+    await admin.client.groups.remove(gid, removed.me)
+    left = {p.me for p in people[:-1]}
+    for p in people[:-1]:
+        await wait_for(p, lambda p=p: members(p, gid) == left)  # type: ignore[misc]
+    after = [f"after {p.name}" for p in writers]
+    for p, text in zip(writers, after, strict=True):
+        await p.client.groups.send_text(gid, text)
+        await trio.sleep(0.5)
+    for p in people[:-1]:
+        await wait_for(p, lambda p=p: set(after) <= set(texts(p, gid)))  # type: ignore[misc]
+        assert sorted(texts(p, gid)) == sorted(before + after)
+    assert net.stats.lost >= len(people)  # the network really lost some
+    await trio.sleep(60)
+    assert not set(after) & set(texts(removed, gid))
+
+
+async def test_five_members_with_a_removal_and_ten_percent_loss(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    names = tuple(f"member{i:02d}" for i in range(5))
+    async with memnet(homes, names, seed=5) as (net, people):
+        await lossy_group_with_a_removal(net, people)
+
+
+@pytest.mark.slow
+async def test_fifty_members_with_a_removal_and_ten_percent_loss(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    names = tuple(f"member{i:02d}" for i in range(50))
+    async with memnet(homes, names, seed=5) as (net, people):
+        await lossy_group_with_a_removal(net, people)

@@ -396,6 +396,7 @@ class MemoryTransport:
         self.name = name
         self.online = True
         self.refusing: str | None = None
+        self.attempts = 0  # calls of send, whatever became of them
         self.content_topics: set[str] = set()
         self.last_received_ns: int | None = None
         self.offline_since_ns: int | None = None
@@ -460,6 +461,7 @@ class MemoryTransport:
         """Push ``msg`` to the network. Raises :class:`NetworkError` when offline,
         :class:`~boxless.errors.ValidationError` for a message relay would refuse."""
         await trio.lowlevel.checkpoint()
+        self.attempts += 1
         self._check()
         return self.network._send(self, msg)
 
