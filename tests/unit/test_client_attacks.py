@@ -135,8 +135,8 @@ async def test_a_forger_cannot_spend_someone_elses_request_allowance(
     async with memnet(tmp_path, ("bob", "carol", "mallory")) as (net, (bob, carol, mallory)):
         carol_card = carol.account.contact_code(wall()).to_bytes()
         bob_bundle = bob.account.device.bundle(wall())
-        for _ in range(6):
-            now_ms = int(wall() * 1000)
+        for i in range(6):
+            now_ms = int(wall() * 1000) - i  # a fresh proof each time
             proof = solve(bob.me, carol.me, now_ms, difficulty=POW)
             assert proof is not None
             body = env.ContactRequest("it's Carol", proof, carol_card, secrets.token_bytes(32))
