@@ -7,6 +7,7 @@ each fails on the code before issue 10's fixes.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import statistics
 import time
@@ -28,7 +29,12 @@ from boxless.client.core import Client
 from boxless.client.groups import GroupManager
 from boxless.client.memory_transport import Fault
 from boxless.client.transport import Incoming
-from boxless.crypto.megolm import GroupKeyShare, encode_key_share
+from boxless.crypto.megolm import (
+    GroupCiphertext,
+    GroupKeyShare,
+    encode_group_message,
+    encode_key_share,
+)
 from boxless.errors import DecodeError, UsageError
 from boxless.groups import (
     GroupLog,
@@ -46,7 +52,7 @@ from boxless.groups.requests import GroupRequest, decode_request
 from boxless.identity.keys import Identity
 from boxless.waku.message import WakuMessage, message_hash
 from tests.chat_fixtures import befriend
-from tests.unit.group_harness import member, memory_people, now, until
+from tests.unit.group_harness import FAST, member, memory_people, now, until
 
 ADMIN, MEMBER, FORMER, CONTACT, STRANGER = (
     Identity.from_private_bytes(bytes([i + 60]) * 32) for i in range(5)
@@ -312,3 +318,44 @@ async def test_join_poisoning_on_the_memory_network_and_the_admin_restarted(
 
 def _texts(client: Client, gid: bytes) -> list[str]:
     return [m.text for _, m in client.groups.messages(gid, 500) if m.kind == "text"]
+
+
+async def test_junk_on_the_group_topic_waits_apart_and_a_key_share_retries_only_its_own(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The attack (finding 3, pending queue): anyone can publish on a group's topic;
+    junk naming unknown Megolm sessions waited in client_group_pending with no cap,
+    and every key share for the group re-tried every waiting message. Now the queue
+    is capped per group, and a key share re-tries only its session's messages."""
+    limits = dataclasses.replace(FAST.limits, pending_per_group=300)
+    timings = dataclasses.replace(FAST, limits=limits)
+    async with memory_people(tmp_path, ("alice", "bob", "carol"), timings) as (
+        _,
+        (alice, bob, carol),
+    ):
+        await befriend(alice, bob)
+        await befriend(alice, carol)
+        gid = (await alice.groups.create("Junk")).group_id
+        await alice.groups.invite(gid, bob.me)
+        await until(bob, lambda: member(bob, gid, bob.me))
+        topic = group_topic(gid)
+        for _ in range(400):
+            session = vodozemac.GroupSession()  # well-formed Megolm, a session Bob never got
+            ct = GroupCiphertext(session.session_id, session.encrypt(b"junk").to_bytes())
+            junk = WakuMessage(
+                payload=encode_group_message(ct), content_topic=topic, timestamp=int(now() * 1e9)
+            )
+            await bob.groups.handle(Incoming(junk, message_hash("/waku/2/rs/0/0", junk)))
+
+        def waiting() -> list[int]:
+            with bob.db.transaction() as cur:
+                cur.execute("SELECT rowid FROM client_group_pending ORDER BY rowid")
+                return [int(r[0]) for r in cur.fetchall()]
+
+        junk_rows = waiting()
+        assert len(junk_rows) == 300  # the group's cap
+        await alice.groups.invite(gid, carol.me)  # membership moves: everyone re-keys
+        await until(carol, lambda: member(carol, gid, carol.me))
+        await carol.groups.send_text(gid, "hello from Carol")
+        await until(bob, lambda: "hello from Carol" in _texts(bob, gid))
+        assert waiting() == junk_rows  # the key shares touched none of the junk

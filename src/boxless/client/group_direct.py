@@ -15,8 +15,10 @@ as we know it (a contact's, or the card an op brought). Then:
 
 A body from a device we cannot place yet waits in the inbox, within its
 sender's share (:class:`~boxless.groups.delivery.QueueLimits`), and is tried
-again only when something that could place it arrives: ops of its group, or
-its sender's card (:meth:`GroupDirect.retry_inbox`), never on every message.
+again only when something that could place it arrives
+(:meth:`GroupDirect.retry_inbox`): its sender's card, for a device we could
+not place (a stranger's junk is never touched again); ops of its group, for a
+known device that is not a member there yet. Never on every message.
 """
 
 from __future__ import annotations
@@ -33,9 +35,7 @@ from boxless.client.group_core import (
     ms,
 )
 from boxless.client.group_topic import GroupTopic
-from boxless.crypto.megolm import (
-    decode_key_share,
-)
+from boxless.crypto.megolm import decode_key_share, session_id_bytes
 from boxless.errors import DecodeError, UsageError, ValidationError
 from boxless.groups import (
     GroupLog,
@@ -98,7 +98,7 @@ class GroupDirect:
             contact = db.get_contact(cur, sender)
             is_contact = contact is not None and contact.state == ContactState.ACCEPTED.value
             if known is None and not is_contact and not self._awaited(cur, sender, device, body):
-                self._to_inbox(cur, sender, device, _ops_group(body), msg, queue)
+                self._to_inbox(cur, sender, device, None, msg, queue)
                 return
             self._direct_ops(cur, sender, device, body, new_groups)
 
@@ -118,15 +118,18 @@ class GroupDirect:
             logger.info("malformed group key share; dropped")
             return
         state = self.core.log(cur, gid).state if gs.has_group(cur, gid) else None
-        if known is None or authorize(state, sender, Action.KEY_SHARE) is not None:
-            self._to_inbox(cur, sender, device, gid, msg, queue)  # its sender may be placed later
+        if known is None:  # placed when its sender's card arrives
+            self._to_inbox(cur, sender, device, None, msg, queue)
+            return
+        if authorize(state, sender, Action.KEY_SHARE) is not None:  # when the group moves
+            self._to_inbox(cur, sender, device, gid, msg, queue)
             return
         try:
-            self.core.sessions.add_key_share(sender, device, msg.body.payload)
+            share = self.core.sessions.add_key_share(sender, device, msg.body.payload)
         except (DecodeError, ValidationError) as exc:
             logger.info("group key share refused: %s", exc)
             return
-        self.topic.retry_pending(cur, gid)
+        self.topic.retry_pending(cur, gid, session_id_bytes(share.session_id))
 
     def _answer(self, cur: Cursor, sender: bytes, device: bytes, payload: bytes) -> None:
         """A member asks for ops by id or a re-share of our session (rate-limited per member)."""

@@ -1,5 +1,6 @@
 """The group tables (migrations ``0002_groups``, ``0003_group_features``,
-``0006_group_queues``, ``0007_group_outbox``): every SQL statement of the group layer.
+``0006_group_queues``,
+``0007_group_outbox``, ``0008_group_pending_session``): every SQL statement of the group layer.
 
 As in :mod:`boxless.client.store`: each function takes the cursor of a
 transaction the caller owns.
@@ -286,12 +287,17 @@ def drop_join(cur: Cursor, group_id: bytes) -> None:
 
 
 def add_pending(
-    cur: Cursor, message_hash: bytes, group_id: bytes, payload: bytes, now_ms: int
+    cur: Cursor,
+    message_hash: bytes,
+    group_id: bytes,
+    session_id: bytes | None,
+    payload: bytes,
+    now_ms: int,
 ) -> None:
     cur.execute(
-        "INSERT OR IGNORE INTO client_group_pending (message_hash, group_id, payload,"
-        " received_at_ms) VALUES (?,?,?,?)",
-        (message_hash, group_id, payload, now_ms),
+        "INSERT OR IGNORE INTO client_group_pending (message_hash, group_id, session_id,"
+        " payload, received_at_ms) VALUES (?,?,?,?,?)",
+        (message_hash, group_id, session_id, payload, now_ms),
     )
 
 
@@ -309,15 +315,24 @@ def pending_since(cur: Cursor, message_hash: bytes) -> int | None:
     return None if row is None else int(row[0])
 
 
-def take_pending(cur: Cursor, group_id: bytes) -> list[tuple[bytes, bytes]]:
-    """Remove and return ``(message_hash, payload)`` of a group's waiting messages."""
+def take_pending(
+    cur: Cursor, group_id: bytes, session_id: bytes | None = None
+) -> list[tuple[bytes, bytes]]:
+    """Remove and return ``(message_hash, payload)`` of a group's messages waiting for
+    ``session_id``'s key (rows from before sessions were recorded too), or all of them."""
+    where = (
+        "group_id = ?"
+        if session_id is None
+        else ("group_id = ? AND (session_id = ? OR session_id IS NULL)")
+    )
+    args = (group_id,) if session_id is None else (group_id, session_id)
     cur.execute(
-        "SELECT message_hash, payload FROM client_group_pending WHERE group_id = ?"
+        f"SELECT message_hash, payload FROM client_group_pending WHERE {where}"
         " ORDER BY received_at_ms",
-        (group_id,),
+        args,
     )
     rows = [(bytes(h), bytes(p)) for h, p in cur.fetchall()]
-    cur.execute("DELETE FROM client_group_pending WHERE group_id = ?", (group_id,))
+    cur.execute(f"DELETE FROM client_group_pending WHERE {where}", args)
     return rows
 
 

@@ -111,10 +111,12 @@ class GroupTopic:
         if not self.core.timings.limits.pending_admits(*gs.pending_counts(cur, gid)):
             logger.info("group %s: too many messages wait for keys; dropped", gid.hex()[:8])
             return
-        gs.add_pending(cur, message_hash, gid, payload, ms(self.core.clock()))
         try:
-            session = session_id_bytes(decode_group_message(payload).session_id)
-        except (DecodeError, BoxlessError):
+            session: bytes | None = session_id_bytes(decode_group_message(payload).session_id)
+        except BoxlessError:  # DecodeError, or a malformed session id
+            session = None
+        gs.add_pending(cur, message_hash, gid, session, payload, ms(self.core.clock()))
+        if session is None:
             return
         unknown = self.core.unknown.setdefault(gid, {})
         if len(unknown) < MAX_KEY_REQUEST_SESSIONS:
@@ -230,6 +232,7 @@ class GroupTopic:
             if changed or i < READ_EVENTS:  # read counts moved; the UI shows the newest
                 self.core.message_changed(gid, message_id)
 
-    def retry_pending(self, cur: Cursor, gid: bytes) -> None:
-        for message_hash, payload in gs.take_pending(cur, gid):
+    def retry_pending(self, cur: Cursor, gid: bytes, session_id: bytes | None = None) -> None:
+        """Try again the messages that waited for ``session_id``'s key (None: all)."""
+        for message_hash, payload in gs.take_pending(cur, gid, session_id):
             self._receive(cur, gid, message_hash, payload)

@@ -446,15 +446,21 @@ class GroupManager:
         msg = env.new_message(
             env.GroupOpBody((encode_op(op),), (card,)), lamport=0, sent_at_ms=ms(now)
         )
-        ok = await self.core.send_olm(
-            parsed.admin_bundle, contact_topic(parsed.admin_key), env.encode(msg)
-        )
-        if not ok:
-            raise UsageError("the network did not take the join request; try again when online")
-        with self.db.transaction() as cur:
+        with self.db.transaction() as cur:  # first: the admin's answer may come at once
             gs.add_join(
                 cur, gs.PendingJoin(gid, parsed.name, parsed.admin_key, link.strip(), ms(now))
             )
+        try:
+            ok = await self.core.send_olm(
+                parsed.admin_bundle, contact_topic(parsed.admin_key), env.encode(msg)
+            )
+        except BoxlessError as exc:
+            logger.info("join request not sent: %s", exc)
+            ok = False
+        if not ok:
+            with self.db.transaction() as cur:
+                gs.drop_join(cur, gid)
+            raise UsageError("the network did not take the join request; try again when online")
         self.core.changed(gid)
         logger.info("asked to join group %s", gid.hex()[:8])
         return gid
