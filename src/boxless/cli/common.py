@@ -24,7 +24,7 @@ HomeOption = Annotated[
 ]
 
 
-def _passphrase(new: bool) -> str:
+def ask_passphrase(new: bool) -> str:
     from_env = os.environ.get(PASSPHRASE_ENV)
     if from_env is not None:
         return from_env

@@ -18,7 +18,7 @@ from typing import Annotated
 import typer
 
 from boxless.cli.app import app, console, fail
-from boxless.cli.common import USER_HOME, HomeOption, _passphrase, private_dir
+from boxless.cli.common import USER_HOME, HomeOption, ask_passphrase, private_dir
 from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import account_exists, create_account, open_account
@@ -112,7 +112,7 @@ def init(
             )
         now = time.time()
         profile = _profile(name, avatar, now)
-        passphrase = _passphrase(new=True)
+        passphrase = ask_passphrase(new=True)
         check_new_passphrase(passphrase)
         if restore:
             identity = Identity.from_phrase(validate_phrase(_recovery_phrase()))
@@ -150,7 +150,7 @@ def whoami(
     The passphrase is asked (or read from $BOXLESS_PASSPHRASE).
     """
     try:
-        passphrase = _passphrase(new=False)
+        passphrase = ask_passphrase(new=False)
         now = time.time()
         with open_account(home, passphrase) as account:
             code = account.contact_code(now)

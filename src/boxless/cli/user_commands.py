@@ -22,7 +22,7 @@ import typer
 
 from boxless.cli.api_client import API_FILE, Api, api_for
 from boxless.cli.app import app, console, fail, out, run_trio, setup_logging
-from boxless.cli.common import USER_HOME, HomeOption, _passphrase, is_loopback, private_dir
+from boxless.cli.common import USER_HOME, HomeOption, ask_passphrase, is_loopback, private_dir
 from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, ConfigError
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
@@ -196,7 +196,7 @@ def up(
         raise typer.Exit(2)
     _check_api_host(host, api_unsafe_public)
     try:
-        passphrase = _passphrase(new=False) if account_exists(home) else None
+        passphrase = ask_passphrase(new=False) if account_exists(home) else None
         if private_dir(home):
             console.print(
                 f"[yellow]warning:[/yellow] {markup(str(home))} was readable by other users"
