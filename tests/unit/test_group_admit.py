@@ -97,3 +97,13 @@ def test_next_op_skips_an_invalid_head_from_an_old_log() -> None:
     assert bad.op_id not in op.parents
     fresh = GroupLog.replay(admin.group_id, [o for o in admin.ops() if o != bad])
     assert fresh.admit(op).status is OpStatus.APPLIED
+
+
+def test_a_join_on_unknown_heads_is_not_kept_by_the_admin() -> None:
+    """A Join whose token names heads the admin never saw cannot be judged: refused
+    and not kept pending (it would wait forever in the admin's log)."""
+    admin, _ = _group()
+    token = issue_token(MALLORY, admin.group_id, [bytes(32)], 0, T0 + 10**9)
+    join = join_op(MALLORY, token, T0 + 5)
+    assert admin.admit(join, only_applied=True).status is OpStatus.PENDING
+    assert join.op_id not in admin and admin.pending() == []

@@ -568,6 +568,8 @@ class GroupLog:
         except InvalidOpSignature:
             return Verdict(OpStatus.INVALID, "bad signature")
         if any(p not in self._by_id for p in op.parents):
+            if only_applied:  # cannot be judged now: not kept either
+                return Verdict(OpStatus.PENDING, "an ancestor has not arrived")
             if self.add(op) is AddResult.TOO_MANY_PENDING:
                 return Verdict(OpStatus.INVALID, "too many ops wait for their parents")
             self._judged.add(op.op_id)
