@@ -304,3 +304,27 @@ async def test_a_slow_listener_misses_messages_instead_of_blocking_the_network(
         for i in range(1100):
             await alice.send(WakuMessage(payload=str(i).encode(), content_topic=A))
         assert len(drain(recv)) == 1024
+
+
+async def test_jitter_reorders_messages_the_same_way_for_a_seed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def order(seed: int) -> list[str]:
+        net = MemoryNetwork(now_ns=virtual_ns, seed=seed)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(net.run)
+            alice, bob = net.transport("alice"), net.transport("bob")
+            await bob.subscribe([A])
+            net.add_fault(Fault(sender="alice", delay=1.0, jitter=5.0))
+            async with bob.incoming() as recv:
+                for i in range(20):
+                    await alice.send(msg(str(i)))
+                got = [(await recv.receive()).message.payload.decode() for _ in range(20)]
+            nursery.cancel_scope.cancel()
+        return got
+
+    first = await order(11)
+    assert first != [str(i) for i in range(20)] and sorted(first, key=int) == [
+        str(i) for i in range(20)
+    ]
+    assert await order(11) == first

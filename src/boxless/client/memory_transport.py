@@ -32,7 +32,8 @@ filter, light push) that real clients reach. Each client gets a
   ``max_age_ns``, none older than that. Like a light node, ``history`` and
   ``fetch`` yield only messages the transport has not received yet.
 * **faults** (:class:`Fault`): loss (a rate drawn from the network's seeded
-  :class:`random.Random`, or a predicate) and delay on links from one sender
+  :class:`random.Random`, or a predicate) and delay (fixed, plus a seeded
+  jitter that reorders messages) on links from one sender
   to one receiver, or to the store (:data:`STORE`: the message never reached
   a store node); a transport may be offline (sends fail, live messages are
   missed but stored) or refusing (sends answered ``accepted=False``);
@@ -88,7 +89,8 @@ class Fault:
     """Loss and delay on the links that match: ``sender`` and ``receiver`` are
     transport names (``None``: any transport; the store is matched only by
     :data:`STORE`), ``content_topic`` narrows it to one topic. ``loss`` is a
-    probability; ``drop`` decides per message; ``delay`` is in seconds."""
+    probability; ``drop`` decides per message; ``delay`` is in seconds, plus up
+    to ``jitter`` seconds drawn per message (so messages overtake each other)."""
 
     sender: str | None = None
     receiver: str | None = None
@@ -96,12 +98,13 @@ class Fault:
     loss: float = 0.0
     drop: Drop | None = None
     delay: float = 0.0
+    jitter: float = 0.0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.loss <= 1.0:
             raise UsageError(f"loss is a probability, got {self.loss}")
-        if self.delay < 0:
-            raise UsageError(f"delay must not be negative, got {self.delay}")
+        if self.delay < 0 or self.jitter < 0:
+            raise UsageError(f"delay and jitter must not be negative: {self.delay}, {self.jitter}")
 
     def matches(self, msg: WakuMessage, sender: str, receiver: str) -> bool:
         if self.sender is not None and self.sender != sender:
@@ -292,7 +295,8 @@ class MemoryNetwork:
                 return None
             if fault.drop is not None and fault.drop(msg, sender, receiver):
                 return None
-            delay = max(delay, fault.delay)
+            extra = self.random.uniform(0.0, fault.jitter) if fault.jitter else 0.0
+            delay = max(delay, fault.delay + extra)
         return delay
 
     # -- the store ----------------------------------------------------------------
