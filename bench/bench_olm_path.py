@@ -11,6 +11,8 @@ does the encrypt + decrypt in memory with nothing stored.
 Variants (each in a fresh pair of databases):
 
 * ``vodozemac``: the floor, two in-memory sessions.
+* ``vodozemac+sealed``: the same plus the sealed envelope (seal + open):
+  what is left to pay before anything is stored.
 * ``userdb``: two real accounts (``identity.account.create_account``) in
   SQLCipher user databases with the pragmas ``storage.userdb`` sets: what the
   client ships.
@@ -47,7 +49,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b"x" * 200
-VARIANTS = ("vodozemac", "userdb", "userdb-full", "sqlite", "sqlite-normal")
+VARIANTS = ("vodozemac", "vodozemac+sealed", "userdb", "userdb-full", "sqlite", "sqlite-normal")
 
 Send = Callable[[bool], None]  # True: Alice -> Bob
 
@@ -69,6 +71,39 @@ def raw_pair() -> Send:
     def send(forward: bool) -> None:
         src, dst = (a, b) if forward else (b, a)
         assert dst.decrypt(src.encrypt(PAYLOAD)) == PAYLOAD
+
+    return send
+
+
+def sealed_raw_pair() -> Send:
+    """Bare vodozemac sessions with the sealed envelope around every message."""
+    import vodozemac
+
+    from boxless.crypto import OlmCiphertext, open_envelope, seal
+    from boxless.crypto.sealed import SealingKeyPair
+
+    alice, bob = vodozemac.Account(), vodozemac.Account()
+    bob.generate_one_time_keys(1)
+    otk = next(iter(bob.one_time_keys.values()))
+    a = alice.create_outbound_session(bob.curve25519_key, otk)
+    first = a.encrypt(b"hi").to_pre_key()
+    assert first is not None
+    b, _ = bob.create_inbound_session(alice.curve25519_key, first)
+    keys = {id(a): SealingKeyPair.generate(), id(b): SealingKeyPair.generate()}
+    ident = bytes(32)
+
+    def send(forward: bool) -> None:
+        src, dst = (a, b) if forward else (b, a)
+        msg_type, body = src.encrypt(PAYLOAD).to_parts()
+        envelope = seal(
+            keys[id(dst)].public_bytes,
+            sender_identity_key=ident,
+            sender_device_key=ident,
+            ciphertext=OlmCiphertext(msg_type, body, src.session_id),
+        )
+        opened = open_envelope(keys[id(dst)], envelope).ciphertext
+        message = vodozemac.AnyOlmMessage.from_parts(opened.type, opened.body)
+        assert dst.decrypt(message) == PAYLOAD
 
     return send
 
@@ -149,6 +184,8 @@ def measure(variant: str, n: int, folder: Path) -> float:
     """Microseconds per message for ``n`` ping-pong messages of ``variant``."""
     if variant == "vodozemac":
         send = raw_pair()
+    elif variant == "vodozemac+sealed":
+        send = sealed_raw_pair()
     elif variant == "userdb":
         send = userdb_pair(folder, None)
     elif variant == "userdb-full":

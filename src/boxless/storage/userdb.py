@@ -37,9 +37,9 @@ commit has been written to the WAL file (the OS page cache) when
 OOM kill) loses nothing that committed; what is not promised is surviving a
 power cut or kernel crash before the next checkpoint fsyncs the WAL (SQLite
 then rolls back to an older, consistent commit; never a corrupt file). The
-price of ``FULL`` (one fsync per commit) was 0.3-12 ms per message on our test
-machines against ~0.1 ms for everything else in a message, and every received
-and sent message commits once. What a power cut can cost: the last few
+price of ``FULL`` is one fsync per commit, 0.4-6 ms each on our shared test
+machine, against ~0.5 ms for all the rest of an encrypted message's path, and
+every message sent or received commits at least once. What a power cut can cost: the last few
 seconds of messages, which the store node serves again (the receive side's
 sync point and "processed" marks roll back with them), and, for a message
 sent just before the cut, its Olm message key may be used a second time by
