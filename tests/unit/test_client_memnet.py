@@ -319,3 +319,40 @@ async def test_a_reordered_burst_is_read_without_waiting_for_resends(
         await wait_for(bob, lambda: len(bob.texts(alice)) == len(sent))
         assert bob.texts(alice) == sent
         assert trio.current_time() - start < 10
+
+
+async def test_edit_react_delete_typing_and_verification_through_the_public_api(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        mid = await alice.client.send_text(bob.me, "helo")
+        await wait_for(bob, lambda: bob.texts(alice) == ["helo"])
+        async with bob.client.events() as events:
+            await alice.client.edit(mid, "hello")
+            await wait_for(bob, lambda: bob.message(mid).edited)
+            assert bob.message(mid).text == "hello" and alice.message(mid).text == "hello"
+            await bob.client.react(mid, "👍")
+            await wait_for(alice, lambda: alice.message(mid).reactions == {"👍": ["them"]})
+            assert bob.message(mid).reactions == {"👍": ["me"]}
+            async with alice.client.events() as alice_events:
+                await bob.client.typing(alice.me, True)  # ephemeral: never stored
+                with trio.fail_after(5):
+                    while (await alice_events.receive()).type != "typing":
+                        pass
+            await alice.client.delete(mid)
+            await wait_for(bob, lambda: bob.message(mid).deleted)
+            assert bob.message(mid).text == "" and bob.message(mid).reactions == {}
+            kinds = set()
+            while True:
+                try:
+                    kinds.add(events.receive_nowait().type)
+                except trio.WouldBlock:
+                    break
+        assert "message" in kinds
+        with pytest.raises(UsageError):
+            await bob.client.edit(mid, "not mine")
+        assert bob.contact(alice).verified_key is None  # type: ignore[union-attr]
+        row = bob.client.confirm_verified(alice.me)
+        assert row.verified_key == row.device_key
+        assert len(net.stored(bob.contact(alice).conversation_topic)) >= 5  # type: ignore[union-attr]

@@ -11,6 +11,7 @@ import trio.testing
 from boxless.chat.topics import group_topic
 from boxless.client.groups import NotAMember
 from boxless.client.memory_transport import Fault, MemoryNetwork
+from boxless.waku.message import WakuMessage
 from tests.memnet_fixtures import Person, befriend, homes, memnet, virtual_wall_clock, wait_for
 
 __all__ = ["homes", "virtual_wall_clock"]  # fixtures
@@ -185,3 +186,38 @@ async def test_fifty_members_with_a_removal_and_ten_percent_loss(
     names = tuple(f"member{i:02d}" for i in range(50))
     async with memnet(homes, names, seed=5) as (net, people):
         await lossy_group_with_a_removal(net, people)
+
+
+async def test_a_lost_last_message_is_found_by_the_sync_timer(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Nothing follows the one text Bob lost, so no later message names it: the
+    periodic SDS sync message (its causal history) shows Bob the gap, and he
+    repairs it from the store by hash."""
+    async with memnet(homes, ("alice", "bob", "carol")) as (net, (alice, bob, carol)):
+        gid = await make_group(alice, [bob, carol])
+        await trio.sleep(60)  # key shares and ops settled
+        lost_once: list[bytes] = []
+
+        def first_text_to_bob(msg: WakuMessage, sender: str, receiver: str) -> bool:
+            if not lost_once:
+                lost_once.append(msg.payload)
+                return True
+            return False
+
+        lossy = net.add_fault(
+            Fault(
+                sender="alice",
+                receiver="bob",
+                content_topic=group_topic(gid),
+                drop=first_text_to_bob,
+            )
+        )
+        await alice.client.groups.send_text(gid, "the last word")
+        net.remove_fault(lossy)
+        start = trio.current_time()
+        await wait_for(carol, lambda: "the last word" in texts(carol, gid))
+        assert lost_once and "the last word" not in texts(bob, gid)
+        await wait_for(bob, lambda: "the last word" in texts(bob, gid), timeout=600)
+        assert texts(bob, gid).count("the last word") == 1
+        assert trio.current_time() - start < 120, trio.current_time() - start
