@@ -19,13 +19,14 @@ Meanwhile the honest client does ``--rounds`` rounds of one store query
 max) and success, whether every pushed message reached the archive, and the
 node's counters.
 
-    python bench/bench_flood.py [--fresh 40] [--idle 8] [--loops 2] [--one-peer-loops 16]
+    python bench/bench_flood.py [--fresh 40] [--idle 50] [--loops 2] [--one-peer-loops 16]
                                 [--rounds 40] [--only 0 1 2 3 4]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import subprocess
@@ -195,12 +196,12 @@ async def _flood(node: WakuNode, args: argparse.Namespace, shape: str) -> AsyncI
             await proc.wait()
 
 
-async def _honest_round(host: IHost, node: WakuNode, i: int, out: Outcome) -> bytes | None:
+async def _honest_round(host: IHost, peer: object, i: int, out: Outcome) -> bytes | None:
     spec = StoreQuerySpec(pubsub_topic=PUBSUB, content_topics=(HONEST_CT,), page_size=20)
     started = time.perf_counter()
     try:
         with trio.fail_after(10):
-            await query_page(host, node.peer_id, spec, None)
+            await query_page(host, peer, spec, None)  # type: ignore[arg-type]
         out.query_ok += 1
     except (BoxlessError, trio.TooSlowError):
         pass
@@ -210,7 +211,7 @@ async def _honest_round(host: IHost, node: WakuNode, i: int, out: Outcome) -> by
     digest = None
     try:
         with trio.fail_after(10):
-            res = await lightpush(host, node.peer_id, msg)
+            res = await lightpush(host, peer, msg)  # type: ignore[arg-type]
         if res.ok:
             out.push_ok += 1
             digest = message_hash(PUBSUB, msg)
@@ -218,6 +219,30 @@ async def _honest_round(host: IHost, node: WakuNode, i: int, out: Outcome) -> by
         pass
     out.push_ms.append((time.perf_counter() - started) * 1000)
     return digest
+
+
+async def honest(target: str, args: argparse.Namespace) -> None:
+    """The honest light client, in a process of its own: prints one JSON line."""
+    info = parse_peer(target)
+    host = build_host(create_new_key_pair(), LOOPBACK)
+    out = Outcome("", [], 0, [], 0, 0, args.rounds, {})
+    pushed = []
+    async with host.run(LOOPBACK):
+        with trio.fail_after(30):
+            await host.connect(info)
+        for i in range(args.rounds):
+            digest = await _honest_round(host, info.peer_id, i, out)
+            if digest is not None:
+                pushed.append(digest.hex())
+            await trio.sleep(args.pause)
+    report = {
+        "query_ms": out.query_ms,
+        "query_ok": out.query_ok,
+        "push_ms": out.push_ms,
+        "push_ok": out.push_ok,
+        "pushed": pushed,
+    }
+    print(json.dumps(report), flush=True)
 
 
 def _counters(node: WakuNode) -> dict[str, float]:
@@ -234,11 +259,21 @@ def _counters(node: WakuNode) -> dict[str, float]:
         + get("boxless_service_streams_refused_total", {"reason": "total"}),
         "streams evicted": get("boxless_service_streams_evicted_total"),
         "streams open (end)": float(node.stream_gate.open_total),
+        "RSS MiB (end)": _rss_mib(),
     }
 
 
+def _rss_mib() -> float:
+    """This process's resident memory now (the node lives here; flood and
+    honest client do not)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 async def scenario(
-    name: str, args: argparse.Namespace, flood: bool, limits: ServiceLimits
+    name: str, args: argparse.Namespace, flood: str, limits: ServiceLimits
 ) -> Outcome:
     with tempfile.TemporaryDirectory() as tmp:
         config = NodeConfig(
@@ -258,16 +293,14 @@ async def scenario(
             rows = _bulk_rows(args.messages, time.time_ns())
             for i in range(0, len(rows), 2000):
                 await trio.to_thread.run_sync(node.archive.insert, rows[i : i + 2000])
-            honest = build_host(create_new_key_pair(), LOOPBACK)
-            async with honest.run(LOOPBACK), _flood(node, args, flood):
-                with trio.fail_after(30):
-                    await honest.connect(parse_peer(node.addrs()[0]))
-                pushed = []
-                for i in range(args.rounds):
-                    digest = await _honest_round(honest, node, i, out)
-                    if digest is not None:
-                        pushed.append(digest)
-                    await trio.sleep(args.pause)
+            async with _flood(node, args, flood):
+                cmd = [sys.executable, __file__, "--honest", node.addrs()[0]]
+                cmd += ["--rounds", str(args.rounds), "--pause", str(args.pause)]
+                done = await trio.run_process(cmd, capture_stdout=True, stderr=subprocess.DEVNULL)
+                report = json.loads(done.stdout.decode().strip().splitlines()[-1])
+                out.query_ms, out.query_ok = report["query_ms"], report["query_ok"]
+                out.push_ms, out.push_ok = report["push_ms"], report["push_ok"]
+                pushed = [bytes.fromhex(h) for h in report["pushed"]]
                 await trio.sleep(2.0)  # the archiver's batch
                 out.counters = _counters(node)
             archive = node.archive
@@ -327,7 +360,7 @@ async def main(args: argparse.Namespace) -> None:
 def _args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--fresh", type=int, default=40, help="fresh peer ids in the flood")
-    p.add_argument("--idle", type=int, default=8, help="idle streams per protocol per fresh id")
+    p.add_argument("--idle", type=int, default=50, help="idle streams per protocol per fresh id")
     p.add_argument("--loops", type=int, default=2, help="query loops per fresh id")
     p.add_argument("--one-peer-loops", dest="one_peer", type=int, default=16)
     p.add_argument("--rounds", type=int, default=40, help="honest query + push rounds")
@@ -336,6 +369,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--messages", type=int, default=20_000, help="archived bulk messages")
     p.add_argument("--only", type=int, nargs="*", help="run these scenarios only (0, 1, 2)")
     p.add_argument("--attack", metavar="MULTIADDR", help=argparse.SUPPRESS)
+    p.add_argument("--honest", metavar="MULTIADDR", help=argparse.SUPPRESS)
     p.add_argument("--duration", type=float, default=600.0, help=argparse.SUPPRESS)
     p.add_argument("--attack-shape", dest="attack_shape", default="many", help=argparse.SUPPRESS)
     return p.parse_args()
@@ -345,5 +379,7 @@ if __name__ == "__main__":
     ARGS = _args()
     if ARGS.attack:
         trio.run(attack, ARGS.attack, ARGS)
+    elif ARGS.honest:
+        trio.run(honest, ARGS.honest, ARGS)
     else:
         trio.run(main, ARGS)
