@@ -4,15 +4,15 @@ A test asks for the ``autojump_clock`` fixture (pytest-trio: trio's
 ``MockClock(autojump_threshold=0)``), so every timer of the client runs in
 virtual time, and opens :func:`memnet`. Each :class:`Person` is a real
 :class:`~boxless.client.core.Client` with a real account (SQLCipher database
-in ``tmp_path``, a test-speed KDF) over a
+in :func:`homes`, a test-speed KDF) over a
 :class:`~boxless.client.memory_transport.MemoryTransport`, with the wall clock
-``BASE + trio.current_time()``.
+``BASE + trio.current_time()``. While a worker thread runs (the proof of work
+of a contact request) the autojump clock may run ahead to the next timer, as
+a slow machine would; the tests wait for outcomes, not for instants.
 
-The client stamps Waku messages with ``time.time_ns()`` in two places
-(``Client._transmit_bundle``, ``GroupManager._send_group`` and its catch-up
-window) instead of its injected clock; :func:`virtual_wall_clock` points those
-modules' ``time`` at the virtual clock until the lead's direct channel takes
-the clock it is given.
+The client reads only the clock it is given (since the direct channel stamps
+Waku messages with it); :func:`virtual_wall_clock` is a safety net from before
+that, for a client module that would read ``time`` itself.
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def wall_ns() -> int:
 
 @pytest.fixture
 def virtual_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Point the client modules' own ``time`` module at the virtual wall clock."""
+    """Point the client modules' own ``time`` module, if one imports it, at the
+    virtual wall clock (none reads it since the direct channel landed)."""
     shim = types.SimpleNamespace(time=wall, time_ns=wall_ns, monotonic=time.monotonic)
     for name in _CLOCKED_MODULES:
         try:

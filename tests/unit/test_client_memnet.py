@@ -21,15 +21,12 @@ from tests.memnet_fixtures import (
     make_account,
     memnet,
     running,
-    virtual_wall_clock,
     wait_for,
     wall,
     wall_ns,
 )
 
-__all__ = ["homes", "virtual_wall_clock"]  # fixtures
-
-pytestmark = pytest.mark.usefixtures("virtual_wall_clock")
+__all__ = ["homes"]  # a fixture
 
 
 async def test_one_to_one_exchange_both_ways_with_ticks(

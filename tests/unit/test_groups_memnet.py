@@ -12,11 +12,9 @@ from boxless.chat.topics import group_topic
 from boxless.client.groups import NotAMember
 from boxless.client.memory_transport import Fault, MemoryNetwork
 from boxless.waku.message import WakuMessage
-from tests.memnet_fixtures import Person, befriend, homes, memnet, virtual_wall_clock, wait_for
+from tests.memnet_fixtures import Person, befriend, homes, memnet, wait_for
 
-__all__ = ["homes", "virtual_wall_clock"]  # fixtures
-
-pytestmark = pytest.mark.usefixtures("virtual_wall_clock")
+__all__ = ["homes"]  # a fixture
 
 
 def texts(p: Person, gid: bytes) -> list[str]:
