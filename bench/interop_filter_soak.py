@@ -26,44 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.interop.jsrun import Event, JsScript  # noqa: E402
-from tests.interop.nodes import content_topic, start_node, ws_addr  # noqa: E402
+from tests.interop.filter_soak import one_run, passed  # noqa: E402
+from tests.interop.jsrun import Event  # noqa: E402
+from tests.interop.nodes import start_node  # noqa: E402
 from tests.nodeproc import NodeProcess  # noqa: E402
-
-COUNT = 25
-OTHER_EVERY = 5
-WAIT_MS = 3000
-
-
-def one_run(
-    node: NodeProcess, count: int = COUNT, wait_ms: int = WAIT_MS, *, concurrent: bool = False
-) -> Event:
-    """One js light node's check; its ``result`` event (plus ``error`` if it broke)."""
-    opts = {
-        "addr": ws_addr(node),
-        "contentTopic": content_topic("soak"),
-        "otherTopic": content_topic("soak-other"),
-        "count": count,
-        "otherEvery": OTHER_EVERY,
-        "waitMs": wait_ms,
-        "concurrent": concurrent,
-    }
-    with JsScript("filter_lightpush.mjs", opts, timeout=60) as js:
-        js.release()
-        try:
-            events = js.finish(65)
-        except AssertionError as exc:
-            return {"event": "error", "error": str(exc).splitlines()[0], "expected": 0}
-    [result] = [e for e in events if e["event"] == "result"]
-    return result
-
-
-def passed(result: Event) -> bool:
-    return (
-        result["event"] == "result"
-        and result["received"] == result["expected"]
-        and result["unexpected"] == 0
-    )
 
 
 def main() -> int:

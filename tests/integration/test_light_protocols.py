@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 import multiaddr
 import trio
@@ -372,6 +373,9 @@ class _HandlerOnlyHost:
 
     def set_stream_handler(self, protocol: str, handler: object) -> None:
         self.handlers[protocol] = handler
+
+    async def new_stream(self, peer: object, protocols: object) -> NoReturn:
+        raise OSError("no network here")  # the service opens push streams eagerly
 
 
 async def test_filter_service_expires_unrefreshed_subscriptions(autojump_clock: object) -> None:

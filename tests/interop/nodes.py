@@ -62,6 +62,13 @@ def metric(node: NodeProcess, name: str, labels: str = "") -> float:
     return 0.0
 
 
+def metrics_matching(node: NodeProcess, *prefixes: str) -> str:
+    """The node's /metrics lines starting with any of ``prefixes`` (for failure reports)."""
+    with urllib.request.urlopen(f"{node.admin}/metrics", timeout=5) as r:
+        lines = r.read().decode().splitlines()
+    return "\n".join(line for line in lines if line.startswith(prefixes))
+
+
 def wait_for(what: str, check: Callable[[], object], timeout: float = WAIT) -> object:
     """Poll ``check`` (bounded): the node processes offer tests no push channel."""
     deadline = time.monotonic() + timeout

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.interop.filter_soak import one_run, passed
 from tests.interop.jsrun import JsScript, by_event, run_js
 from tests.interop.nodes import (
     FILTER_SUBSCRIBE,
@@ -15,6 +16,7 @@ from tests.interop.nodes import (
     LIGHTPUSH_V3,
     content_topic,
     health,
+    metrics_matching,
     publish,
     require,
     start_node,
@@ -75,6 +77,18 @@ def test_light_push_reaches_another_node_through_our_mesh(
         assert rows[s["hash"]]["payload"] == bytes.fromhex(s["payload"]).decode()
 
 
+def filter_report(node: NodeProcess) -> str:
+    """What the node's filter and relay counters say (appended to a failure)."""
+    return "node metrics:\n" + metrics_matching(
+        node,
+        "boxless_filter_",
+        "boxless_relay_messages",
+        "boxless_archive_inserted",
+        "boxless_peers",
+        "boxless_service_streams",
+    )
+
+
 def test_filter_subscriber_gets_what_our_relay_carries(
     service_node: NodeProcess, advertised: set[str]
 ) -> None:
@@ -86,7 +100,10 @@ def test_filter_subscriber_gets_what_our_relay_carries(
         other = content_topic("filter-other")  # not subscribed: must not be pushed
         publish(service_node, other, "not for you")
         sent = publish(service_node, ct, "filtered", count=2)
-        got = js.collect("received", 2, 20)
+        try:
+            got = js.collect("received", 2, 20)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{filter_report(service_node)}") from None
         assert sorted(e["hash"] for e in got) == sorted(sent)
         assert all(e["contentTopic"] == ct and e["pubsubTopic"] == topic_of(ct) for e in got)
         assert {bytes.fromhex(e["payload"]).decode() for e in got} == {
@@ -94,6 +111,52 @@ def test_filter_subscriber_gets_what_our_relay_carries(
             "filtered #2",
         }
         js.finish(20)
+
+
+PAST_JS_STREAM_CAP = 130
+
+
+def test_filter_keeps_pushing_past_js_wakus_hundred_push_streams(
+    service_node: NodeProcess, advertised: set[str]
+) -> None:
+    """js-waku takes at most 100 inbound push streams per connection and never
+    closes its side of one. A service that opened a stream per push got the
+    101st reset; after three such failures it dropped the subscription, and the
+    js light node heard nothing more (issue 10: exactly 100 arrived)."""
+    require(advertised, FILTER_SUBSCRIBE, "filter")
+    ct = content_topic("filter-many")
+    opts = {"addr": ws_addr(service_node), "contentTopic": ct, "expect": PAST_JS_STREAM_CAP}
+    with JsScript("filter.mjs", opts, timeout=90) as js:
+        assert js.expect("subscribed", 20)["ok"] is True
+        sent = publish(service_node, ct, "many", count=PAST_JS_STREAM_CAP)
+        try:
+            got = js.collect("received", PAST_JS_STREAM_CAP, 45)
+        except AssertionError as exc:
+            seen = sum(1 for e in js.seen if e["event"] == "received")
+            raise AssertionError(
+                f"{seen} of {PAST_JS_STREAM_CAP} pushed\n{exc}\n{filter_report(service_node)}"
+            ) from None
+        assert sorted(e["hash"] for e in got) == sorted(sent)
+        js.finish(20)
+
+
+SOAK_RUNS = 6
+
+
+def test_filter_and_light_push_from_one_js_node_soak(
+    service_node: NodeProcess, advertised: set[str]
+) -> None:
+    """Issue 10's independent check, repeated: a fresh js-waku light node
+    subscribes by filter, light pushes 25 messages (every 5th on another
+    content topic) and must get the 20 matching ones back within 3 s, and no
+    other. ``bench/interop_filter_soak.py`` runs the same check many times."""
+    require(advertised, FILTER_SUBSCRIBE, "filter")
+    require(advertised, LIGHTPUSH_V3, "light push")
+    results = [one_run(service_node) for _ in range(SOAK_RUNS)]
+    failed = [r for r in results if not passed(r)]
+    assert not failed, f"{len(failed)} of {SOAK_RUNS} runs failed: {failed}\n" + filter_report(
+        service_node
+    )
 
 
 # js-waku opens a stream per protocol right after identify (store, light push

@@ -186,14 +186,97 @@ def test_limits_answer_503_and_change_nothing() -> None:
     subs = fc.FilterSubscriptions(max_peers=2, max_criteria_per_peer=3)
     assert subs.subscribe("a", PS, ["/a/1/1/p", "/a/1/2/p"], 0.0).ok
     assert subs.subscribe("b", PS, [CT], 0.0).ok
-    full = subs.subscribe("c", PS, [CT], 0.0)
+    assert subs.ping("a", 1.0).ok and subs.ping("b", 1.0).ok  # both proven: not evictable
+    full = subs.subscribe("c", PS, [CT], 1.0)
     assert full.status == S.SERVICE_UNAVAILABLE and not subs.is_subscribed("c")
+    assert full.evicted == () and subs.peers == {"a", "b"}
     too_many = subs.subscribe("a", PS, ["/a/1/3/p", "/a/1/4/p"], 5.0)
     assert too_many.status == S.SERVICE_UNAVAILABLE
     assert len(subs.criteria("a")) == 2  # all or nothing
     assert subs.subscribe("a", PS, ["/a/1/1/p", "/a/1/3/p"], 5.0).ok  # overlap counts once
     assert subs.unsubscribe_all("b").ok
     assert subs.subscribe("c", PS, [CT], 6.0).ok  # room again
+
+
+def test_full_node_evicts_detached_first_then_unproven_oldest_first() -> None:
+    connected = {"a", "b", "c", "d", "e"}
+    subs = fc.FilterSubscriptions(max_peers=3, is_connected=connected.__contains__)
+    for t, peer in enumerate("abc"):
+        assert subs.subscribe(peer, PS, [CT], float(t)).ok
+    connected.discard("b")  # b hung up: it goes first even though a is older
+    got = subs.subscribe("d", PS, [CT], 3.0)
+    assert got.ok and got.evicted == (fc.Eviction("b", fc.EvictionReason.DETACHED),)
+    # everyone connected now: the oldest unproven goes (a), then c
+    got = subs.subscribe("e", PS, [CT], 4.0)
+    assert got.evicted == (fc.Eviction("a", fc.EvictionReason.UNPROVEN),)
+    subs.push_succeeded("d")  # a push reached d: proven
+    assert subs.is_proven("d") and not subs.is_proven("e")
+    got = subs.subscribe("a", PS, [CT], 5.0)
+    assert got.evicted == (fc.Eviction("c", fc.EvictionReason.UNPROVEN),)
+    assert subs.peers == {"d", "e", "a"} and subs.matching_peers(PS, CT) == {"d", "e", "a"}
+
+
+def test_a_renewal_proves_a_subscriber_and_a_proven_connected_one_is_never_evicted() -> None:
+    subs = fc.FilterSubscriptions(max_peers=2)
+    assert subs.subscribe("honest", PS, [CT], 0.0).ok
+    assert subs.subscribe("honest", PS, [CT], 1.0).ok  # js-waku re-subscribes: a renewal
+    assert subs.subscribe("x", PS, [CT], 2.0).ok
+    assert subs.ping("x", 3.0).ok
+    refused = subs.subscribe("y", PS, [CT], 4.0)
+    assert refused.status == S.SERVICE_UNAVAILABLE and subs.peers == {"honest", "x"}
+
+
+def test_fresh_peer_id_flood_leaves_honest_subscribers_served() -> None:
+    """Attack: 2,000 fresh peer ids (free to make) each subscribe once and hang
+    up. Before, the first 1,000 took every slot and every later subscriber, an
+    honest light client included, got 503 until the junk expired (5 minutes,
+    or never if the flooder pinged). Now the junk only displaces itself: the
+    honest subscriber from before the flood keeps its slot, the one arriving
+    in the middle of it gets in and stays."""
+    live = {"early", "late"}
+    subs = fc.FilterSubscriptions(is_connected=live.__contains__)
+    assert subs.subscribe("early", PS, [CT], 0.0).ok
+    subs.push_succeeded("early")
+    evictions = 0
+    for i in range(2000):
+        now = 1.0 + i / 100
+        live.add(f"sybil-{i}")
+        got = subs.subscribe(f"sybil-{i}", PS, [CT], now)
+        live.discard(f"sybil-{i}")  # subscribed, then hung up
+        assert got.ok
+        evictions += len(got.evicted)
+        assert all(e.reason is fc.EvictionReason.DETACHED for e in got.evicted)
+        if i == 1500:
+            late = subs.subscribe("late", PS, [CT], now)
+            assert late.ok
+            evictions += len(late.evicted)
+    assert len(subs) == fc.MAX_SUBSCRIBED_PEERS and evictions == 2002 - fc.MAX_SUBSCRIBED_PEERS
+    assert {"early", "late"} <= subs.matching_peers(PS, CT)
+
+
+def test_connected_flood_displaces_only_unproven_junk() -> None:
+    """Attack: the flooder keeps its fresh ids connected and never renews. A
+    proven subscriber keeps its slot; newcomers take unproven slots oldest first."""
+    subs = fc.FilterSubscriptions(max_peers=10)
+    assert subs.subscribe("honest", PS, [CT], 0.0).ok and subs.ping("honest", 0.5).ok
+    for i in range(100):
+        assert subs.subscribe(f"sybil-{i}", PS, [CT], 1.0 + i).ok
+    assert "honest" in subs.peers and len(subs) == 10
+    assert subs.peers - {"honest"} == {f"sybil-{i}" for i in range(91, 100)}
+
+
+def test_node_wide_criteria_cap() -> None:
+    subs = fc.FilterSubscriptions(max_criteria=5, max_criteria_per_peer=4)
+    assert subs.subscribe("a", PS, [f"/a/1/{i}/p" for i in range(4)], 0.0).ok
+    assert subs.ping("a", 0.0).ok
+    refused = subs.subscribe("b", PS, ["/b/1/0/p", "/b/1/1/p"], 1.0)
+    assert refused.status == S.SERVICE_UNAVAILABLE and subs.criteria_total == 4
+    assert subs.subscribe("b", PS, ["/b/1/0/p"], 1.0).ok and subs.criteria_total == 5
+    # an unproven peer's criteria can be taken back for a newcomer
+    got = subs.subscribe("c", PS, ["/c/1/0/p"], 2.0)
+    assert got.evicted == (fc.Eviction("b", fc.EvictionReason.UNPROVEN),)
+    assert subs.criteria_total == 5 and subs.unsubscribe("a", PS, ["/a/1/0/p"], 3.0).ok
+    assert subs.criteria_total == 4
 
 
 def test_failed_pushes_drop_peer_and_success_resets() -> None:
@@ -205,6 +288,8 @@ def test_failed_pushes_drop_peer_and_success_resets() -> None:
     assert subs.mark_failed("a")
     assert not subs.is_subscribed("a") and subs.matching_peers(PS, CT) == set()
     assert not subs.mark_failed("a")  # unknown peer: nothing to drop
+    subs.subscribe("b", PS, [CT], 0.0)
+    assert subs.mark_failed("b", 3)  # one failed write of three pushes
 
 
 class SubscriptionsModel(RuleBasedStateMachine):
@@ -212,7 +297,14 @@ class SubscriptionsModel(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.subs = fc.FilterSubscriptions(ttl=10.0, max_peers=3, max_criteria_per_peer=4)
+        self.offline: set[str] = set()
+        self.subs = fc.FilterSubscriptions(
+            ttl=10.0,
+            max_peers=3,
+            max_criteria_per_peer=4,
+            max_criteria=6,
+            is_connected=lambda p: p not in self.offline,
+        )
         self.now = 0.0
 
     peers = st.sampled_from("abcd")
@@ -235,6 +327,18 @@ class SubscriptionsModel(RuleBasedStateMachine):
     def fail(self, peer: str) -> None:
         self.subs.mark_failed(peer)
 
+    @rule(peer=peers)
+    def ping(self, peer: str) -> None:
+        self.subs.ping(peer, self.now)
+
+    @rule(peer=peers)
+    def pushed(self, peer: str) -> None:
+        self.subs.push_succeeded(peer)
+
+    @rule(peer=peers)
+    def toggle_connection(self, peer: str) -> None:
+        self.offline ^= {peer}
+
     @rule(dt=st.floats(0, 6))
     def tick(self, dt: float) -> None:
         self.now += dt
@@ -249,6 +353,11 @@ class SubscriptionsModel(RuleBasedStateMachine):
             for c in crit:
                 expected.setdefault(c, set()).add(peer)
         assert len(self.subs) <= 3
+        assert self.subs.criteria_total == sum(len(self.subs.criteria(p)) for p in self.subs.peers)
+        assert self.subs.criteria_total <= 6
+        timer = self.subs.get_timer()
+        assert (timer is None) == (len(self.subs) == 0)
+        assert timer is None or timer > self.now - 6  # nothing overdue by more than a tick
         for ps in (PS, "/waku/2/rs/42/5"):
             for ct in ("/a/1/x/p", "/a/1/y/p", "/b/1/z/p"):
                 assert self.subs.matching_peers(ps, ct) == expected.get((ps, ct), set())

@@ -18,7 +18,26 @@ A subscription lives while it is refreshed (ping or subscribe) at least every
 pings every 60 s, the TTL is nwaku's 5 minutes). A peer whose pushes fail
 ``max_push_failures`` times in a row is dropped (:meth:`~FilterSubscriptions.mark_failed`);
 one success resets the count. Time is always an argument (``now``, seconds on
-any monotonic clock). Peers are opaque hashables: no libp2p here.
+one monotonic clock that never goes back). Peers are opaque hashables: no libp2p here.
+
+Slots are finite and peer ids are free to make, so a flood of fresh ids must
+not lock honest light clients out (issue 10, finding 6). Besides the per-peer
+criteria cap there is a node-wide criteria cap, and when a newcomer finds the
+node full the state machine evicts, in this order, and only these:
+
+1. a subscriber that is no longer connected (``is_connected``, a query the
+   adapter passes in), least recently refreshed first: we cannot push to it
+   anyway, and the node's connection cap bounds how many ids a flooder can
+   keep connected, so while that cap is below ``max_peers`` a connected
+   subscriber is never pushed out;
+2. a connected subscriber that is *unproven*: it never renewed (no ping, no
+   second subscribe) and no push ever reached it; oldest first.
+
+A proven, connected subscriber is never evicted: with none of the above to
+take, the newcomer gets 503 as before. Each eviction is reported in
+:attr:`Outcome.evicted` so the adapter can stop its pushes and count it.
+Peers are kept in least-recently-refreshed order, so the expiry timer and the
+eviction scan start at the front.
 
 Pushes: :func:`encode_push` always sets ``pubsub_topic`` (js-waku drops a push
 without one); :func:`decode_push` refuses one without it or without a message.
@@ -32,7 +51,9 @@ Status codes, as nwaku sends them (``waku/waku_filter_v2/common.nim``,
 rejection, ``packages/core/src/lib/filter/filter.ts``): 200 OK, 400 BAD_REQUEST,
 404 NOT_FOUND, 429 TOO_MANY_REQUESTS, 503 SERVICE_UNAVAILABLE. Descriptions use
 nwaku's ``"KIND: cause"`` form. Limits are nwaku's: 100 content topics per
-request, 1000 criteria per peer, 1000 subscribed peers.
+request, 1000 criteria per peer, 1000 subscribed peers; ours adds 100,000
+criteria over all peers (a full table of 1000-criteria peers would hold a
+million index entries).
 """
 
 from __future__ import annotations
@@ -53,9 +74,12 @@ __all__ = [
     "FILTER_SUBSCRIBE_PROTOCOL",
     "MAX_CONTENT_TOPICS_PER_REQUEST",
     "MAX_CRITERIA_PER_PEER",
+    "MAX_CRITERIA_TOTAL",
     "MAX_PUSH_FAILURES",
     "MAX_SUBSCRIBED_PEERS",
     "ClientSubscriptions",
+    "EvictionReason",
+    "Eviction",
     "FilterRejection",
     "FilterRequest",
     "FilterResponse",
@@ -77,6 +101,7 @@ FILTER_PUSH_PROTOCOL = "/vac/waku/filter-push/2.0.0-beta1"
 MAX_CONTENT_TOPICS_PER_REQUEST = 100
 MAX_CRITERIA_PER_PEER = 1000
 MAX_SUBSCRIBED_PEERS = 1000
+MAX_CRITERIA_TOTAL = 100_000
 DEFAULT_TTL = 300.0
 """Seconds a subscription lives without a ping or subscribe (nwaku: 5 minutes)."""
 MAX_PUSH_FAILURES = 3
@@ -136,12 +161,31 @@ class FilterRequest:
         return frozenset((topic, c) for c in self.content_topics)
 
 
+class EvictionReason(enum.Enum):
+    """Why a subscription made room for a newcomer (a metric label)."""
+
+    DETACHED = "detached"
+    """Its peer was no longer connected."""
+    UNPROVEN = "unproven"
+    """It never renewed and no push ever reached it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Eviction:
+    """A subscription dropped to make room for another peer's."""
+
+    peer: Peer
+    reason: EvictionReason
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """A status and its description, as they go into the response."""
+    """A status and its description, as they go into the response, and any
+    subscriptions evicted to make room (the adapter stops pushing to those)."""
 
     status: FilterStatus
     desc: str = "OK"
+    evicted: tuple[Eviction, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -215,10 +259,21 @@ class _PeerState:
     criteria: set[Criterion] = field(default_factory=set)
     refreshed: float = 0.0
     failures: int = 0
+    proven: bool = False
+    """Renewed (ping or a later subscribe) or reached by a push: not evicted while connected."""
+
+
+def _always_connected(peer: Peer) -> bool:
+    return True
 
 
 class FilterSubscriptions:
-    """Who wants which messages; see the module docstring for the transitions."""
+    """Who wants which messages; see the module docstring for the transitions.
+
+    :param is_connected: whether a peer is connected now (a query, no I/O);
+        by default every peer counts as connected, so only unproven
+        subscriptions can be evicted.
+    """
 
     def __init__(
         self,
@@ -226,16 +281,28 @@ class FilterSubscriptions:
         ttl: float = DEFAULT_TTL,
         max_peers: int = MAX_SUBSCRIBED_PEERS,
         max_criteria_per_peer: int = MAX_CRITERIA_PER_PEER,
+        max_criteria: int = MAX_CRITERIA_TOTAL,
         max_push_failures: int = MAX_PUSH_FAILURES,
+        is_connected: Callable[[Peer], bool] = _always_connected,
     ) -> None:
-        if ttl <= 0 or max_peers < 1 or max_criteria_per_peer < 1 or max_push_failures < 1:
+        if (
+            ttl <= 0
+            or max_peers < 1
+            or max_criteria_per_peer < 1
+            or max_criteria < 1
+            or max_push_failures < 1
+        ):
             raise UsageError("ttl must be positive and every limit at least 1")
         self.ttl = ttl
         self.max_peers = max_peers
         self.max_criteria_per_peer = max_criteria_per_peer
+        self.max_criteria = max_criteria
         self.max_push_failures = max_push_failures
+        self.is_connected = is_connected
+        # least recently refreshed first (dicts keep insertion order; a refresh re-inserts)
         self._peers: dict[Peer, _PeerState] = {}
         self._index: dict[Criterion, set[Peer]] = {}
+        self._criteria_total = 0
 
     # The one table: request type -> transition.
     def handle(self, peer: Peer, request: FilterRequest, now: float) -> Outcome:
@@ -246,7 +313,8 @@ class FilterSubscriptions:
         state = self._peers.get(peer)
         if state is None:
             return Outcome(FilterStatus.NOT_FOUND, "NOT_FOUND: peer has no subscriptions")
-        state.refreshed = now
+        self._refresh(peer, state, now)
+        state.proven = True
         return _OK
 
     def subscribe(
@@ -254,25 +322,30 @@ class FilterSubscriptions:
     ) -> Outcome:
         wanted = {(pubsub_topic, c) for c in content_topics}
         state = self._peers.get(peer)
-        if state is None and len(self._peers) >= self.max_peers:
-            return Outcome(
-                FilterStatus.SERVICE_UNAVAILABLE,
-                "SERVICE_UNAVAILABLE: node has reached maximum number of subscriptions",
-            )
         held = state.criteria if state is not None else set()
-        if len(held | wanted) > self.max_criteria_per_peer:
+        added = wanted - held
+        if len(held) + len(added) > self.max_criteria_per_peer:
             return Outcome(
                 FilterStatus.SERVICE_UNAVAILABLE,
                 "SERVICE_UNAVAILABLE: peer has reached maximum number of filter criteria",
             )
+        evicted = self._make_room(peer, new_peer=state is None, new_criteria=len(added))
+        if evicted is None:
+            return Outcome(
+                FilterStatus.SERVICE_UNAVAILABLE,
+                "SERVICE_UNAVAILABLE: node has reached maximum number of subscriptions",
+            )
         if state is None:
             state = self._peers[peer] = _PeerState()
-        for criterion in wanted - state.criteria:
+        else:
+            state.proven = True  # a renewal
+        for criterion in added:
             self._index.setdefault(criterion, set()).add(peer)
-        state.criteria |= wanted
-        state.refreshed = now
+        state.criteria |= added
+        self._criteria_total += len(added)
+        self._refresh(peer, state, now)
         state.failures = 0
-        return _OK
+        return Outcome(FilterStatus.OK, evicted=evicted)
 
     def unsubscribe(
         self, peer: Peer, pubsub_topic: str, content_topics: Iterable[str], now: float
@@ -286,7 +359,8 @@ class FilterSubscriptions:
         for criterion in gone:
             self._unindex(criterion, peer)
         state.criteria -= gone
-        state.refreshed = now
+        self._criteria_total -= len(gone)
+        self._refresh(peer, state, now)
         if not state.criteria:
             del self._peers[peer]
         return _OK
@@ -303,7 +377,12 @@ class FilterSubscriptions:
             return False
         for criterion in state.criteria:
             self._unindex(criterion, peer)
+        self._criteria_total -= len(state.criteria)
         return True
+
+    def _refresh(self, peer: Peer, state: _PeerState, now: float) -> None:
+        state.refreshed = now
+        self._peers[peer] = self._peers.pop(peer)  # to the back: most recently refreshed
 
     def _unindex(self, criterion: Criterion, peer: Peer) -> None:
         peers = self._index.get(criterion)
@@ -312,35 +391,76 @@ class FilterSubscriptions:
             if not peers:
                 del self._index[criterion]
 
+    def _make_room(
+        self, requester: Peer, *, new_peer: bool, new_criteria: int
+    ) -> tuple[Eviction, ...] | None:
+        """Evict what must go for ``requester`` to fit (see the module docstring);
+        None, evicting nothing, if the evictable subscriptions are not enough."""
+        peers, criteria = len(self._peers), self._criteria_total
+
+        def full() -> bool:
+            return (new_peer and peers >= self.max_peers) or (
+                criteria + new_criteria > self.max_criteria
+            )
+
+        if not full():
+            return ()
+        chosen: dict[Peer, Eviction] = {}
+        for candidate in self._candidates(requester):
+            if candidate.peer in chosen:
+                continue
+            chosen[candidate.peer] = candidate
+            peers -= 1
+            criteria -= len(self._peers[candidate.peer].criteria)
+            if not full():
+                for eviction in chosen.values():
+                    self.remove(eviction.peer)
+                return tuple(chosen.values())
+        return None
+
+    def _candidates(self, requester: Peer) -> Iterator[Eviction]:
+        """Evictable subscriptions, in the order they go (never ``requester``'s)."""
+        for peer in self._peers:
+            if peer != requester and not self.is_connected(peer):
+                yield Eviction(peer, EvictionReason.DETACHED)
+        for peer, state in self._peers.items():
+            if peer != requester and not state.proven:
+                yield Eviction(peer, EvictionReason.UNPROVEN)
+
     def matching_peers(self, pubsub_topic: str, content_topic: str) -> set[Peer]:
         """Peers that want a message with ``content_topic`` seen on ``pubsub_topic``."""
         return set(self._index.get((pubsub_topic, content_topic), ()))
 
     def get_timer(self) -> float | None:
         """When the next subscription would expire, or None if there is none."""
-        if not self._peers:
-            return None
-        return min(s.refreshed for s in self._peers.values()) + self.ttl
+        oldest = next(iter(self._peers.values()), None)
+        return None if oldest is None else oldest.refreshed + self.ttl
 
     def expire(self, now: float) -> list[Peer]:
         """Drop subscriptions not refreshed for ``ttl`` seconds; return their peers."""
-        stale = [p for p, s in self._peers.items() if now - s.refreshed >= self.ttl]
+        stale = []
+        for peer, state in self._peers.items():
+            if now - state.refreshed < self.ttl:
+                break  # the rest were refreshed later
+            stale.append(peer)
         for peer in stale:
             self.remove(peer)
         return stale
 
     def push_succeeded(self, peer: Peer) -> None:
-        """A push reached ``peer``: its failure count starts over."""
+        """A push reached ``peer``: its failure count starts over, and it is proven."""
         state = self._peers.get(peer)
         if state is not None:
             state.failures = 0
+            state.proven = True
 
-    def mark_failed(self, peer: Peer) -> bool:
-        """A push to ``peer`` failed; True if that dropped its subscription."""
+    def mark_failed(self, peer: Peer, pushes: int = 1) -> bool:
+        """``pushes`` pushes to ``peer`` failed (one write may carry several);
+        True if that dropped its subscription."""
         state = self._peers.get(peer)
         if state is None:
             return False
-        state.failures += 1
+        state.failures += pushes
         if state.failures < self.max_push_failures:
             return False
         self.remove(peer)
@@ -349,10 +469,20 @@ class FilterSubscriptions:
     def is_subscribed(self, peer: Peer) -> bool:
         return peer in self._peers
 
+    def is_proven(self, peer: Peer) -> bool:
+        """Whether ``peer`` renewed or was reached by a push (False if not subscribed)."""
+        state = self._peers.get(peer)
+        return state is not None and state.proven
+
     def criteria(self, peer: Peer) -> frozenset[Criterion]:
         """What ``peer`` is subscribed to (empty if nothing)."""
         state = self._peers.get(peer)
         return frozenset(state.criteria) if state is not None else frozenset()
+
+    @property
+    def criteria_total(self) -> int:
+        """Criteria held over all peers."""
+        return self._criteria_total
 
     @property
     def peers(self) -> frozenset[Peer]:
