@@ -12,11 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from boxless.groups import (
+    Demote,
     GroupLog,
     Invite,
     OpStatus,
+    Promote,
     Remove,
+    Rename,
     create_op,
     issue_token,
     join_op,
@@ -107,3 +113,39 @@ def test_a_join_on_unknown_heads_is_not_kept_by_the_admin() -> None:
     join = join_op(MALLORY, token, T0 + 5)
     assert admin.admit(join, only_applied=True).status is OpStatus.PENDING
     assert join.op_id not in admin and admin.pending() == []
+
+
+PEOPLE = (ADMIN, BOB, CAROL, MALLORY)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 3), st.integers(0, 5), st.integers(0, 3), st.booleans()),
+        max_size=12,
+    )
+)
+def test_whatever_peers_send_the_admins_next_op_is_placeable_by_any_member(
+    steps: list[tuple[int, int, int, bool]],
+) -> None:
+    """Property: admit ops of any author, kind and target (valid or not, on the heads or
+    on the genesis), then the admin's next op plus what it sends along is placed by a
+    member who has only the ops the admin kept: the admin never builds on anything
+    another member could not get."""
+    admin, _ = _group()
+    genesis = admin.group_id
+    for author, kind, target, on_genesis in steps:
+        who, whom = PEOPLE[author], PEOPLE[target].public_key
+        parents = [genesis] if on_genesis else sorted(admin.heads())
+        lamport = 1 + len(admin)
+        if kind == 0:
+            token = issue_token(who, genesis, [genesis], 0, T0 + 10**9)
+            op = join_op(who, token, T0 + lamport)
+        else:
+            body = (Invite(whom), Remove(whom), Promote(whom), Demote(whom), Rename("x"))[kind - 1]
+            op = sign_op(who, genesis, body, parents, lamport, T0 + lamport)
+        admin.admit(op, only_applied=kind == 0)
+    op = admin.next_op(ADMIN, Rename("after"), T0 + 100)
+    member = GroupLog.replay(genesis, [o for o in admin.ops() if o.op_id in admin and o != op])
+    assert member.admit(op).status is not OpStatus.PENDING
+    assert all(admin.verdict(p).status is not OpStatus.INVALID for p in op.parents)
