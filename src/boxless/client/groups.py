@@ -19,10 +19,12 @@ recipient's contact-request partition topic, which every client listens to).
 
 Receiving a group message: dedup by Waku hash → Megolm decrypt → the SDS
 sender must be the Megolm sender (the device that shared the session) and a
-current member → SDS receive → each delivered content, in causal order, is a
-text (stored) or ops (added to the log; member cards stored). A message whose
-session key has not arrived yet waits in ``client_group_pending`` and is
-retried when a key share for the group arrives.
+current member → SDS receive → each delivered content, in causal order, is
+authorised (:func:`boxless.groups.auth.authorize`) and then a text (stored),
+ops (judged, then added to the log; member cards stored), a pin or a read
+marker. A message whose session key has not arrived yet waits in
+``client_group_pending`` and is retried when that session's key arrives; if
+none comes, the members are asked to re-share it.
 
 Direct group bodies (over Olm, routed here by the client core before its
 contact-request gate): ``GroupKeyShareBody`` and ``GroupOpBody``, handled by
