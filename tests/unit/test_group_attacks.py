@@ -359,3 +359,19 @@ async def test_junk_on_the_group_topic_waits_apart_and_a_key_share_retries_only_
         await carol.groups.send_text(gid, "hello from Carol")
         await until(bob, lambda: "hello from Carol" in _texts(bob, gid))
         assert waiting() == junk_rows  # the key shares touched none of the junk
+
+
+async def test_junk_expires(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
+    """The attack (finding 3): junk in the inbox stayed forever. Now it is forgotten
+    after ``inbox_expiry_s`` (24 h by default; 60 s here)."""
+    limits = dataclasses.replace(FAST.limits, inbox_expiry_s=60.0)
+    async with memory_people(tmp_path, ("bob",), dataclasses.replace(FAST, limits=limits)) as (
+        _,
+        (bob,),
+    ):
+        _flood(bob, senders=3, each=5)
+        assert len(_inbox_ids(bob)) == 15
+        await trio.sleep(30)
+        assert len(_inbox_ids(bob)) == 15
+        await trio.sleep(40)
+        assert _inbox_ids(bob) == []
