@@ -17,7 +17,12 @@ WAIT_MS = 3000
 
 
 def one_run(
-    node: NodeProcess, count: int = COUNT, wait_ms: int = WAIT_MS, *, concurrent: bool = False
+    node: NodeProcess,
+    count: int = COUNT,
+    wait_ms: int = WAIT_MS,
+    *,
+    other_every: int = OTHER_EVERY,
+    concurrent: bool = False,
 ) -> Event:
     """One js light node's check: its ``result`` event, or an ``error`` event."""
     opts = {
@@ -25,14 +30,14 @@ def one_run(
         "contentTopic": content_topic("soak"),
         "otherTopic": content_topic("soak-other"),
         "count": count,
-        "otherEvery": OTHER_EVERY,
+        "otherEvery": other_every,
         "waitMs": wait_ms,
         "concurrent": concurrent,
     }
-    with JsScript("filter_lightpush.mjs", opts, timeout=60) as js:
+    with JsScript("filter_lightpush.mjs", opts, timeout=90) as js:
         js.release()
         try:
-            events = js.finish(65)
+            events = js.finish(95)
         except AssertionError as exc:
             return {"event": "error", "error": str(exc).splitlines()[0]}
     [result] = [e for e in events if e["event"] == "result"]

@@ -122,22 +122,17 @@ def test_filter_keeps_pushing_past_js_wakus_hundred_push_streams(
     """js-waku takes at most 100 inbound push streams per connection and never
     closes its side of one. A service that opened a stream per push got the
     101st reset; after three such failures it dropped the subscription, and the
-    js light node heard nothing more (issue 10: exactly 100 arrived)."""
+    js light node heard nothing more (issue 10: exactly 100 of 114 arrived).
+
+    The js node light pushes the messages itself, so what it must get back is
+    exactly what our node accepted (relay's own burst losses stay out of it)."""
     require(advertised, FILTER_SUBSCRIBE, "filter")
-    ct = content_topic("filter-many")
-    opts = {"addr": ws_addr(service_node), "contentTopic": ct, "expect": PAST_JS_STREAM_CAP}
-    with JsScript("filter.mjs", opts, timeout=90) as js:
-        assert js.expect("subscribed", 20)["ok"] is True
-        sent = publish(service_node, ct, "many", count=PAST_JS_STREAM_CAP)
-        try:
-            got = js.collect("received", PAST_JS_STREAM_CAP, 45)
-        except AssertionError as exc:
-            seen = sum(1 for e in js.seen if e["event"] == "received")
-            raise AssertionError(
-                f"{seen} of {PAST_JS_STREAM_CAP} pushed\n{exc}\n{filter_report(service_node)}"
-            ) from None
-        assert sorted(e["hash"] for e in got) == sorted(sent)
-        js.finish(20)
+    require(advertised, LIGHTPUSH_V3, "light push")
+    result = one_run(service_node, count=PAST_JS_STREAM_CAP, other_every=0, wait_ms=5000)
+    report = f"{result}\n{filter_report(service_node)}"
+    assert result["event"] == "result", report
+    assert result["expected"] > 100, f"too few light pushes accepted to test anything: {report}"
+    assert passed(result), report
 
 
 SOAK_RUNS = 6
