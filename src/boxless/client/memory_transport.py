@@ -45,6 +45,13 @@ filter, light push) that real clients reach. Each client gets a
 
 Everything is bounded: the store, each transport's seen set and incoming
 channels, subscriptions, and the number of deliveries in flight.
+
+``tests/integration/test_transport_conformance.py`` runs one suite against this
+and a :class:`~boxless.client.transport.LightTransport` over a real service
+node. Not modelled: the light node's own store catch-up when it first reaches
+a service peer (the client catches up itself), several service peers and
+failover, relay's mesh (every subscriber is one hop away), and rate limits
+(use ``refusing``).
 """
 
 from __future__ import annotations
