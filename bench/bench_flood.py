@@ -26,6 +26,7 @@ node's counters.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import random
@@ -264,8 +265,8 @@ def _counters(node: WakuNode) -> dict[str, float]:
 
 
 def _rss_mib() -> float:
-    """This process's resident memory now (the node lives here; flood and
-    honest client do not)."""
+    """This process's resident memory now: the node's, as each scenario runs in
+    a process of its own and flood and honest client in others."""
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -326,19 +327,29 @@ def _row_text(o: Outcome) -> str:
     )
 
 
+PLAN = [
+    ("no flood", "", ServiceLimits()),
+    ("one peer, limits off", "one", NO_LIMITS),
+    ("one peer, limits on", "one", ServiceLimits()),
+    ("fresh ids, limits off", "many", NO_LIMITS),
+    ("fresh ids, limits on", "many", ServiceLimits()),
+]
+
+
+async def one_scenario(index: int, args: argparse.Namespace) -> None:
+    """Run scenario ``index`` (a process of its own, so memory figures are its own)."""
+    name, flood, limits = PLAN[index]
+    print(json.dumps(dataclasses.asdict(await scenario(name, args, flood, limits))), flush=True)
+
+
 async def main(args: argparse.Namespace) -> None:
-    plan = [
-        ("no flood", "", ServiceLimits()),
-        ("one peer, limits off", "one", NO_LIMITS),
-        ("one peer, limits on", "one", ServiceLimits()),
-        ("fresh ids, limits off", "many", NO_LIMITS),
-        ("fresh ids, limits on", "many", ServiceLimits()),
-    ]
-    outcomes = [
-        await scenario(name, args, flood, limits)
-        for i, (name, flood, limits) in enumerate(plan)
-        if args.only is None or i in args.only
-    ]
+    outcomes = []
+    for i in range(len(PLAN)):
+        if args.only is not None and i not in args.only:
+            continue
+        cmd = [sys.executable, __file__, "--scenario", str(i), *sys.argv[1:]]
+        done = await trio.run_process(cmd, capture_stdout=True, stderr=subprocess.DEVNULL)
+        outcomes.append(Outcome(**json.loads(done.stdout.decode().strip().splitlines()[-1])))
     print(
         f"\none peer: {args.one_peer} back-to-back query loops for 100 x 145 KiB pages; "
         f"fresh ids: {args.fresh} peer ids x ({3 * args.idle} idle streams + {args.loops} "
@@ -370,6 +381,7 @@ def _args() -> argparse.Namespace:
     p.add_argument("--only", type=int, nargs="*", help="run these scenarios only (0, 1, 2)")
     p.add_argument("--attack", metavar="MULTIADDR", help=argparse.SUPPRESS)
     p.add_argument("--honest", metavar="MULTIADDR", help=argparse.SUPPRESS)
+    p.add_argument("--scenario", type=int, help=argparse.SUPPRESS)
     p.add_argument("--duration", type=float, default=600.0, help=argparse.SUPPRESS)
     p.add_argument("--attack-shape", dest="attack_shape", default="many", help=argparse.SUPPRESS)
     return p.parse_args()
@@ -381,5 +393,7 @@ if __name__ == "__main__":
         trio.run(attack, ARGS.attack, ARGS)
     elif ARGS.honest:
         trio.run(honest, ARGS.honest, ARGS)
+    elif ARGS.scenario is not None:
+        trio.run(one_scenario, ARGS.scenario, ARGS)
     else:
         trio.run(main, ARGS)
