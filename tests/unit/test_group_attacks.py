@@ -375,3 +375,28 @@ async def test_junk_expires(tmp_path: Path, autojump_clock: trio.testing.MockClo
         assert len(_inbox_ids(bob)) == 15
         await trio.sleep(40)
         assert _inbox_ids(bob) == []
+
+
+async def test_a_read_marker_does_not_stop_the_re_sends_others_need(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The attack (finding 2, groups): one member's read marker -- a modified client
+    can claim any position -- acknowledged our messages for everyone and stopped
+    their re-sends, so a member who missed one never got it from us. Now a marker
+    only counts for its reader."""
+    async with memory_people(tmp_path, ("alice", "bob", "carol")) as (net, (alice, bob, carol)):
+        await befriend(alice, bob)
+        await befriend(alice, carol)
+        gid = (await alice.groups.create("Reads")).group_id
+        for c in (bob, carol):
+            await alice.groups.invite(gid, c.me)
+        for c in (bob, carol):
+            await until(c, lambda c=c: member(c, gid, bob.me) and member(c, gid, carol.me))  # type: ignore[misc]
+        lost = Fault(sender="alice", receiver="bob", content_topic=group_topic(gid), loss=1.0)
+        net.add_fault(lost)
+        row = await alice.groups.send_text(gid, "did Bob get this?")
+        await until(carol, lambda: "did Bob get this?" in _texts(carol, gid))
+        await carol.groups.mark_read(gid, carol.groups.messages(gid, 1)[0][0])
+        await until(alice, lambda: alice.groups.message(row.message_id)[1].read_count >= 1)
+        with alice.db.transaction() as cur:
+            assert row.message_id in alice.groups.core.sds(cur, gid).unacknowledged()

@@ -223,11 +223,11 @@ class GroupTopic:
                 self.core.event(ev.GroupMention(gid.hex(), sds_id))
 
     def _on_read(self, cur: Cursor, gid: bytes, lamport: int) -> None:
-        """A member read up to ``lamport``: our messages up to there reached them --
-        an acknowledgement too (no more re-sends; "confirmed" in the UI)."""
-        sds = self.core.sds(cur, gid)
+        """A member read up to ``lamport``: our messages up to there reached *them*
+        ("confirmed" and read counts in the UI). Not an SDS acknowledgement: one
+        member's claim (a modified client can claim anything) must not stop the
+        re-sends the others may still need; SDS's own acknowledgements do that."""
         for i, (message_id, state) in enumerate(gs.outgoing_up_to(cur, gid, lamport, READ_ACKS)):
-            sds.acknowledge(message_id)
             changed = state != "confirmed" and gs.set_message_state(cur, message_id, "confirmed")
             if changed or i < READ_EVENTS:  # read counts moved; the UI shows the newest
                 self.core.message_changed(gid, message_id)
