@@ -22,6 +22,8 @@ Variants (each in a fresh pair of databases):
   encryption, synchronous FULL as that fixture leaves it): the configuration
   of ``bench/bench_crypto.py``, where the issue's 943 vs 127 us was measured.
 * ``sqlite-normal``: the same files with ``synchronous = NORMAL``.
+* ``sqlite-memory``: the same on in-memory databases: no I/O at all, so what
+  is left beyond ``vodozemac+sealed`` is SessionManager's own CPU cost.
 
 Rounds are interleaved (variant after variant, round after round) and each
 round is a separate process, so a noisy neighbour hits every variant alike;
@@ -49,7 +51,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b"x" * 200
-VARIANTS = ("vodozemac", "vodozemac+sealed", "userdb", "userdb-full", "sqlite", "sqlite-normal")
+VARIANTS = (
+    "vodozemac",
+    "vodozemac+sealed",
+    "userdb",
+    "userdb-full",
+    "sqlite",
+    "sqlite-normal",
+    "sqlite-memory",
+)
 
 Send = Callable[[bool], None]  # True: Alice -> Bob
 
@@ -180,8 +190,8 @@ def userdb_pair(folder: Path, synchronous: str | None) -> Send:
     return _path((sides[0], sides[1]))
 
 
-def measure(variant: str, n: int, folder: Path) -> float:
-    """Microseconds per message for ``n`` ping-pong messages of ``variant``."""
+def measure(variant: str, n: int, folder: Path) -> tuple[float, float]:
+    """Wall-clock and CPU microseconds per message for ``n`` ping-pong messages."""
     if variant == "vodozemac":
         send = raw_pair()
     elif variant == "vodozemac+sealed":
@@ -194,22 +204,31 @@ def measure(variant: str, n: int, folder: Path) -> float:
         send = fixture_pair(folder, None)
     elif variant == "sqlite-normal":
         send = fixture_pair(folder, "NORMAL")
+    elif variant == "sqlite-memory":
+        send = fixture_pair(None, None)
     else:
         raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
     for i in range(20):  # warm-up: sessions established, caches filled
         send(i % 2 == 0)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for i in range(n):
         send(i % 2 == 0)
-    return (time.perf_counter() - start) / n * 1e6
+    wall_us = (time.perf_counter() - start) / n * 1e6
+    return wall_us, (time.process_time() - cpu) / n * 1e6
 
 
-def fixture_pair(folder: Path, synchronous: str | None) -> Send:
-    """Two ``tests.crypto_fixtures.Device`` (plain sqlite3), as bench_crypto.py uses."""
+def fixture_pair(folder: Path | None, synchronous: str | None) -> Send:
+    """Two ``tests.crypto_fixtures.Device`` (plain sqlite3), as bench_crypto.py uses.
+
+    ``folder=None``: in-memory databases.
+    """
     sys.path.insert(0, str(ROOT))
     from tests.crypto_fixtures import Device
 
-    devices = [Device(folder / "alice.db"), Device(folder / "bob.db")]
+    if folder is None:
+        devices = [Device(Path(":memory:")), Device(Path(":memory:"))]
+    else:
+        devices = [Device(folder / "alice.db"), Device(folder / "bob.db")]
     sides = []
     for device in devices:
         if synchronous is not None:
@@ -258,7 +277,7 @@ def extract(rev: str, into: Path) -> Path:
     return into
 
 
-def one_round(code_root: Path, variants: list[str], n: int) -> dict[str, float]:
+def one_round(code_root: Path, variants: list[str], n: int) -> dict[str, list[float]]:
     env = dict(os.environ, PYTHONPATH=f"{code_root / 'src'}{os.pathsep}{code_root}")
     out = subprocess.run(
         [sys.executable, __file__, "--worker", "--n", str(n), "--variants", ",".join(variants)],
@@ -268,7 +287,7 @@ def one_round(code_root: Path, variants: list[str], n: int) -> dict[str, float]:
         env=env,
         cwd=code_root,
     ).stdout
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    result: dict[str, list[float]] = json.loads(out.strip().splitlines()[-1])
     return result
 
 
@@ -289,27 +308,37 @@ def main() -> None:
         codes = {"this tree": ROOT}
         if args.baseline:
             codes[args.baseline] = extract(args.baseline, Path(tmp))
-        samples: dict[tuple[str, str], list[float]] = {}
+        samples: dict[tuple[str, str, int], list[float]] = {}
         for round_no in range(args.rounds):
             for code, root in codes.items():
-                for variant, us in one_round(root, variants, args.n).items():
-                    samples.setdefault((code, variant), []).append(us)
+                for variant, figures in one_round(root, variants, args.n).items():
+                    for kind, us in enumerate(figures):  # 0: wall clock, 1: CPU
+                        samples.setdefault((code, variant, kind), []).append(us)
             print(f"round {round_no + 1}/{args.rounds} done", file=sys.stderr)
 
     print(
-        f"ping-pong, {len(PAYLOAD)}-byte messages, {args.n} per variant, median of {args.rounds} rounds"
+        f"ping-pong, {len(PAYLOAD)}-byte messages, {args.n} per variant, "
+        f"median of {args.rounds} rounds; wall clock, then CPU time of the process"
     )
-    print(f"{'code':<12} {'variant':<14} {'us/msg':>8} {'x vodozemac':>12}")
+    print(f"{'code':<12} {'variant':<17} {'us/msg':>8} {'x vodozemac':>12} {'cpu us':>8} {'x':>6}")
     for code in codes:
-        bare = "vodozemac" in variants or None
-        for variant in variants:
-            us = statistics.median(samples[(code, variant)])
-            if bare is None:
+        cells = []
+        for kind in (0, 1):
+            column = {}
+            for variant in variants:
+                us = statistics.median(samples[(code, variant, kind)])
                 ratio = "-"
-            else:  # the median of each round's own ratio
-                pairs = zip(samples[(code, variant)], samples[(code, "vodozemac")], strict=True)
-                ratio = f"{statistics.median(v / b for v, b in pairs):.2f}"
-            print(f"{code:<12} {variant:<14} {us:>8.0f} {ratio:>12}")
+                if "vodozemac" in variants:  # the median of each round's own ratio
+                    mine = samples[(code, variant, kind)]
+                    bare = samples[(code, "vodozemac", kind)]
+                    ratio = (
+                        f"{statistics.median(v / b for v, b in zip(mine, bare, strict=True)):.2f}"
+                    )
+                column[variant] = (us, ratio)
+            cells.append(column)
+        for variant in variants:
+            (wall, wall_x), (cpu, cpu_x) = cells[0][variant], cells[1][variant]
+            print(f"{code:<12} {variant:<17} {wall:>8.0f} {wall_x:>12} {cpu:>8.0f} {cpu_x:>6}")
 
 
 if __name__ == "__main__":

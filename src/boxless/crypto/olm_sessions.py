@@ -97,7 +97,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.abc import Traversable
-from typing import Final
+from typing import Final, NamedTuple
 
 import vodozemac
 
@@ -166,12 +166,14 @@ def device_tag(key: bytes) -> str:
     return hashlib.sha256(b"boxless log tag\x00" + key).hexdigest()[:8]
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
+class _Row(NamedTuple):
     session_id: str
-    pickle: str = field(repr=False)
+    pickle: str
     retired: bool
     last_used: int
+
+    def __repr__(self) -> str:
+        return f"_Row(session_id=..., retired={self.retired}, last_used={self.last_used})"
 
 
 class SessionManager:
@@ -200,7 +202,8 @@ class SessionManager:
     def encrypt(self, remote: DeviceBundle, plaintext: bytes) -> OlmCiphertext:
         """Encrypt ``plaintext`` for ``remote``, opening a session from its bundle if needed."""
         remote_key = check_key("remote device key", remote.curve25519)
-        with self._locked() as cur:
+        # The two hot paths take the transaction and lock inline (see _locked).
+        with self._db.transaction() as cur, self._lock:
             rows = self._rows(cur, remote_key)
             live = [row for row in rows if not row.retired]
             if live:
@@ -222,7 +225,7 @@ class SessionManager:
         any of them the stored state is as it was.
         """
         remote_key = check_key("sender device key", sender_key)
-        with self._locked() as cur:
+        with self._db.transaction() as cur, self._lock:
             if ciphertext.is_prekey:
                 return self._decrypt_prekey(cur, remote_key, ciphertext.body)
             return self._decrypt_normal(cur, remote_key, ciphertext)
@@ -416,10 +419,7 @@ class SessionManager:
             " WHERE remote_key = ? ORDER BY last_used DESC",
             (remote_key,),
         )
-        return [
-            _Row(str(sid), str(pickle), bool(retired), int(used))
-            for sid, pickle, retired, used in cur
-        ]
+        return [_Row(sid, pickle, bool(retired), used) for sid, pickle, retired, used in cur]
 
     def _known(self, cur: Cursor, remote_key: bytes, session_id: str) -> bool:
         cur.execute(
@@ -487,7 +487,10 @@ class SessionManager:
 
 
 def _find(rows: list[_Row], session_id: str) -> _Row | None:
-    return next((row for row in rows if row.session_id == session_id), None)
+    for row in rows:
+        if row.session_id == session_id:
+            return row
+    return None
 
 
 def _next_use(rows: list[_Row]) -> int:
