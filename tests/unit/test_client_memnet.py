@@ -12,10 +12,12 @@ from boxless.chat.requests import ContactEvent
 from boxless.chat.topics import bundle_topic
 from boxless.client.core import Client
 from boxless.client.memory_transport import Fault, MemoryNetwork
+from boxless.client.verification import FLOW_TIMEOUT_S
 from boxless.errors import UsageError
 from boxless.identity.account import open_account
 from tests.memnet_fixtures import (
     PASS,
+    Person,
     befriend,
     homes,
     make_account,
@@ -353,3 +355,39 @@ async def test_edit_react_delete_typing_and_verification_through_the_public_api(
         row = bob.client.confirm_verified(alice.me)
         assert row.verified_key == row.device_key
         assert len(net.stored(bob.contact(alice).conversation_topic)) >= 5  # type: ignore[union-attr]
+
+
+async def test_emoji_verification_and_its_ten_minute_timeout(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A flow both confirm verifies both; a flow nobody answers is cancelled on
+    both sides after FLOW_TIMEOUT_S (10 min, the real value, in virtual time)."""
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+
+        def state(p: Person, other: Person) -> str:
+            return str(p.client.sas.current(other.me)["state"])
+
+        await alice.client.sas.start(bob.me)
+        await wait_for(bob, lambda: state(bob, alice) == "requested")
+        await bob.client.sas.accept(alice.me)
+        await wait_for(alice, lambda: state(alice, bob) == "compare")
+        await wait_for(bob, lambda: state(bob, alice) == "compare")
+        assert (
+            alice.client.sas.current(bob.me)["emoji"] == bob.client.sas.current(alice.me)["emoji"]
+        )
+        await alice.client.sas.confirm(bob.me)
+        await bob.client.sas.confirm(alice.me)
+        await wait_for(alice, lambda: state(alice, bob) == "verified")
+        await wait_for(bob, lambda: state(bob, alice) == "verified")
+        for p, other in ((alice, bob), (bob, alice)):
+            row = p.contact(other)
+            assert row is not None and row.verified_key == row.device_key
+
+        started = trio.current_time()
+        await alice.client.sas.start(bob.me)
+        await wait_for(bob, lambda: state(bob, alice) == "requested")
+        await wait_for(alice, lambda: state(alice, bob) == "cancelled")
+        await wait_for(bob, lambda: state(bob, alice) == "cancelled")
+        assert alice.client.sas.current(bob.me)["reason"] == "timeout"
+        assert FLOW_TIMEOUT_S <= trio.current_time() - started <= FLOW_TIMEOUT_S + 5
