@@ -227,3 +227,13 @@ def test_transactions_are_thread_safe(tmp_path: Path) -> None:
         cur.execute("SELECT n FROM counter")
         assert cur.fetchone()[0] == 200
     db.close()
+
+
+def test_wal_with_synchronous_normal_on_create_and_open(tmp_path: Path) -> None:
+    """The durability choice (see "Durability" in userdb.py): WAL, no fsync per
+    commit; a commit survives kill -9 (tests/integration/test_olm_kill9.py)."""
+    _new(tmp_path).close()
+    for db in (_new(tmp_path / "second"), open_user_db(tmp_path / "user.db", PASS)):
+        with db:
+            assert db.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert db.conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL

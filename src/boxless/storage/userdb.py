@@ -38,13 +38,14 @@ OOM kill) loses nothing that committed; what is not promised is surviving a
 power cut or kernel crash before the next checkpoint fsyncs the WAL (SQLite
 then rolls back to an older, consistent commit; never a corrupt file). The
 price of ``FULL`` is one fsync per commit, 0.4-6 ms each on our shared test
-machine, against ~0.5 ms for all the rest of an encrypted message's path, and
-every message sent or received commits at least once. What a power cut can cost: the last few
-seconds of messages, which the store node serves again (the receive side's
-sync point and "processed" marks roll back with them), and, for a message
-sent just before the cut, its Olm message key may be used a second time by
-the next message (the recipient refuses that one as a duplicate; the chat
-outbox sends it again). ``bench/bench_olm_path.py`` measures both settings.
+machine, against ~0.75 ms of CPU for all the rest of an encrypted message's
+path (``bench/bench_olm_path.py`` measures both settings), and every message
+sent or received commits at least once. What a power cut can cost: the last
+few seconds of messages, which the store node serves again (the receive
+side's sync point and "processed" marks roll back with them), and, for a
+message sent just before the cut, its Olm message key may be used a second
+time by the next message (the recipient refuses that one as a duplicate; the
+chat outbox sends it again).
 
 Threads: one connection, shared; an ``RLock`` serialises
 :meth:`UserDB.transaction` blocks. Nested blocks in the same thread become
