@@ -294,19 +294,13 @@ async def test_a_refused_bundle_publication_is_retried_every_minute(
     account.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="vodozemac keeps at most 40 skipped message keys per Olm chain (not 2000, as "
-    "crypto/olm_sessions.py's docstring says): of 80 texts shuffled on the way, 27 "
-    "arrive after their key was dropped, are taken for duplicates (DuplicateMessage) "
-    "and dropped, and wait for the 30 s re-send -- the issue's burst p99 of 37 s",
-)
 async def test_a_reordered_burst_is_read_without_waiting_for_resends(
     homes: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     """80 texts sent at once reach Bob shuffled (0-5 s of jitter on the link, as a
-    relay mesh may): each should be readable when it arrives, in send order,
-    without waiting for a re-send."""
+    relay mesh may). vodozemac keeps 40 skipped keys per chain, so some arrive
+    after their key is gone (DuplicateMessage): Bob asks Alice to re-send at once
+    instead of waiting for her 30 s re-send (on main 27 of 80 waited)."""
     async with memnet(homes, ("alice", "bob"), seed=2) as (net, (alice, bob)):
         await befriend(alice, bob)
         await trio.sleep(60)

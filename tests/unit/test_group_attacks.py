@@ -24,7 +24,6 @@ from boxless.chat import envelope as env
 from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import group_store as gs
 from boxless.client import store as db
-from boxless.client.channel import card_to_code
 from boxless.client.core import Client
 from boxless.client.groups import GroupManager
 from boxless.client.memory_transport import Fault
@@ -305,14 +304,7 @@ async def test_join_poisoning_on_the_memory_network_and_the_admin_restarted(
         await until(bob, lambda: "not for Carol either" in _texts(bob, gid))
         await trio.sleep(60)  # re-sends, repair, key requests: Carol gets nothing
         assert not secret & set(_texts(carol, gid))
-        restarted = GroupManager(
-            alice.account,
-            alice.transport,
-            transmit=alice.channel.send_card,
-            emit=lambda event: None,
-            card_to_code=card_to_code,
-            clock=now,
-        )
+        restarted = GroupManager(alice.account, alice.channel, clock=now)
         assert set(restarted.state(gid).members) == {alice.me, bob.me}
 
 

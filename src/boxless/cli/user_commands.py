@@ -25,6 +25,7 @@ from boxless.cli.app import app, console, fail, out, run_trio, setup_logging
 from boxless.cli.common import USER_HOME, HomeOption, ask_passphrase, is_loopback, private_dir
 from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, ConfigError
+from boxless.groups.delivery import GroupTimings
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ async def _run_up(
     api_host: str,
     api_port: int,
     cluster: int,
+    group_timings: GroupTimings | None = None,
 ) -> None:
     """Node, then the API (onboarding first when ``passphrase`` is None), then the client.
 
@@ -82,7 +84,7 @@ async def _run_up(
             origin = f"http://{api_host}:{port}"
 
             async def start_client(account: LocalAccount) -> ASGIApp:
-                client = Client(account, transport)
+                client = Client(account, transport, group_timings=group_timings)
                 await nursery.start(client.run)
                 return build_app(client, token, origin, transport.status)
 
@@ -177,6 +179,13 @@ def up(
     ] = False,
     cluster: Annotated[int, typer.Option()] = DEFAULT_CLUSTER_ID,
     log_level: Annotated[str, typer.Option()] = "WARNING",
+    group_timings: Annotated[
+        str,
+        typer.Option(
+            envvar="BOXLESS_GROUP_TIMINGS",
+            help="Group timers, e.g. 'repair_after_s=1,sync_check_s=0.5' (for tests)",
+        ),
+    ] = "",
 ) -> None:
     """Run your node, your client and the local API + web UI until Ctrl-C.
 
@@ -213,6 +222,7 @@ def up(
             host,
             int(port),
             cluster,
+            GroupTimings.parse(group_timings) if group_timings else None,
         )
     except BoxlessError as exc:
         fail(exc)

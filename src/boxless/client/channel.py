@@ -39,6 +39,7 @@ for them (the 1:1 feature re-keys, orders and acknowledges).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -47,7 +48,7 @@ from boxless.chat.requests import ContactState, RequestGate
 from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.client.bundles import BundleBook
-from boxless.client.transport import Incoming, Transport
+from boxless.client.transport import Incoming, Sent, Transport
 from boxless.crypto.errors import DuplicateMessage, TamperedMessage, UnknownSession
 from boxless.crypto.olm_sessions import SessionManager
 from boxless.crypto.sealed import SealingKeyPair, open_envelope, seal
@@ -65,6 +66,7 @@ from boxless.wire.links import encode_link
 
 logger = logging.getLogger(__name__)
 
+OWN_ECHOES = 4096  # hashes of our own recent messages, whose echoes are skipped
 MAX_CLOCK_SKEW_NS = 300 * 10**9
 """How far past our own clock a message's timestamp may move a sync point."""
 
@@ -92,7 +94,8 @@ TopicHandler = Callable[[Incoming], Awaitable[None]]
 SenderHook = Callable[[db.Cursor, bytes, env.ChatMessage], None]
 """Told of every message that passed the gate, after its handler (to order and acknowledge it)."""
 ResetHook = Callable[[bytes], Awaitable[None]]
-"""Told that a contact's message fits no session of ours (to re-key)."""
+"""Told that a contact's message fits no session of ours (to re-key), or that one
+could not be read any more (to ask for a re-send)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +112,7 @@ class Handlers:
         self._topics: list[tuple[Callable[[str], bool], TopicHandler]] = []
         self.accepted: list[SenderHook] = []
         self.unknown_session: list[ResetHook] = []
+        self.missed: list[ResetHook] = []
 
     def on_body(
         self, kinds: Sequence[type[object]], handler: BodyHandler, *, gated: bool = True
@@ -189,6 +193,8 @@ class DirectChannel:
         self.clock = clock
         self.handlers = Handlers()
         self._sync_marks: dict[str, int] = {}  # topic -> sync point, within one batch
+        self._own: set[bytes] = set()  # Waku hashes of what we sent lately
+        self._own_order: deque[bytes] = deque()
 
     # -- sending --------------------------------------------------------------------------
 
@@ -196,8 +202,18 @@ class DirectChannel:
         self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool = False
     ) -> bool:
         """Encrypt for a device bundle, seal, send; True if the network accepted it."""
-        result = await self.transport.send(self.seal(bundle, topic, plaintext, ephemeral))
+        result = await self.push(self.seal(bundle, topic, plaintext, ephemeral))
         return result.accepted
+
+    async def push(self, message: WakuMessage) -> Sent:
+        """Send a sealed message; remember its hash, so its echo (the topic's filter
+        sends us our own messages too) is not opened for nothing."""
+        result = await self.transport.send(message)
+        self._own.add(result.message_hash)
+        self._own_order.append(result.message_hash)
+        if len(self._own_order) > OWN_ECHOES:
+            self._own.discard(self._own_order.popleft())
+        return result
 
     def seal(
         self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool = False
@@ -287,8 +303,8 @@ class DirectChannel:
     def _process(self, item: Incoming) -> FollowUp | None:
         """Steps 1–8 in one transaction; return the follow-up to run after commit."""
         with self.db.transaction() as cur:
-            if db.was_seen(cur, item.message_hash):
-                return None
+            if item.message_hash in self._own or db.was_seen(cur, item.message_hash):
+                return None  # processed before, or the echo of our own message
             try:
                 opened = open_envelope(self.sealing, item.message.payload)
             except (DecodeError, TamperedMessage) as exc:
@@ -303,7 +319,11 @@ class DirectChannel:
                 plaintext = self.sessions.decrypt(device, opened.ciphertext)
                 msg = env.decode(plaintext)
             except DuplicateMessage:
-                return self._drop(cur, item, None)
+                # A new Waku message whose Olm key is spent: a replay, or -- far more
+                # often -- a message that arrived after more than vodozemac's 40
+                # skipped keys of its chain: ask the sender to re-send now.
+                self._drop(cur, item, None)
+                return self._missed(sender) if contact is not None else None
             except (DecodeError, TamperedMessage) as exc:
                 return self._drop(cur, item, type(exc).__name__)
             except UnknownSession:
@@ -371,6 +391,13 @@ class DirectChannel:
         """A message a follow-up decided to drop (its own transaction)."""
         with self.db.transaction() as cur:
             self._drop(cur, item, None)
+
+    def _missed(self, sender: bytes) -> FollowUp:
+        async def follow_up() -> None:
+            for hook in self.handlers.missed:
+                await hook(sender)
+
+        return follow_up
 
     def _unknown_session(self, sender: bytes) -> FollowUp:
         async def follow_up() -> None:

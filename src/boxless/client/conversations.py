@@ -46,6 +46,7 @@ RESET_INTERVAL_S = 60.0
 RECEIPT_CHUNK = 500
 SEND_CHUNK = 50  # messages sealed and settled per transaction
 MAX_RESET_MEMORY = 1024
+ASK_INTERVAL_S = 2.0
 
 
 class UnknownContact(UsageError):
@@ -103,6 +104,8 @@ class Conversations:
         handlers.on_body((env.SessionReset,), self._on_session_reset)
         handlers.accepted.append(self._observe)
         handlers.unknown_session.append(self.reset_session)
+        handlers.missed.append(self.ask_resend)
+        self._last_ask: dict[bytes, float] = {}
 
     async def run(self) -> None:
         """Send what is due and batch receipts, until cancelled (state is in the DB)."""
@@ -318,7 +321,7 @@ class Conversations:
 
     async def _push(self, message: WakuMessage) -> bool:
         try:
-            return (await self.channel.transport.send(message)).accepted
+            return (await self.channel.push(message)).accepted
         except BoxlessError as exc:
             logger.info("send failed, will retry: %s", exc)
             return False
@@ -462,6 +465,29 @@ class Conversations:
     def _on_session_reset(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         self.retry_now(r.sender)
         return None
+
+    async def ask_resend(self, sender: bytes) -> None:
+        """A contact's message came too late to read (its key was dropped): ask them
+        to re-send what we have not acknowledged. At most one ask per
+        :data:`ASK_INTERVAL_S`; one that comes sooner is sent when the interval
+        ends (so the last late message of a burst is asked for too). Our session
+        stays: a ``SessionReset`` body only makes their outbox retry at once."""
+        with self.db.transaction() as cur:
+            contact = db.get_contact(cur, sender)
+        now = self.clock()
+        if contact is None or contact.state != ContactState.ACCEPTED.value:
+            return
+        last = self._last_ask.get(sender)
+        if last is not None and last > now:
+            return  # an ask is already scheduled
+        at = now if last is None or now - last >= ASK_INTERVAL_S else last + ASK_INTERVAL_S
+        if len(self._last_ask) >= MAX_RESET_MEMORY:
+            self._last_ask = {k: t for k, t in self._last_ask.items() if now - t < ASK_INTERVAL_S}
+        self._last_ask[sender] = at
+        logger.info("asking a contact to re-send messages that came too late to read")
+        mid = self.queue(contact, env.SessionReset())
+        if at > now:
+            self.outbox.defer(mid, at)
 
     async def reset_session(self, sender: bytes) -> None:
         """A contact's message fits no session: start over with a fresh one (rate limited)."""

@@ -29,7 +29,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
 
 import trio
 
@@ -53,6 +52,7 @@ from boxless.crypto.olm_sessions import migration_files as crypto_migrations
 from boxless.crypto.sealed import SealingKeyPair
 from boxless.errors import NetworkError
 from boxless.fanout import Fanout
+from boxless.groups.delivery import GroupTimings
 from boxless.identity.account import LocalAccount
 
 __all__ = ["Client", "InvalidAvatar", "UnknownContact", "avatar_mime", "card_to_code"]
@@ -75,6 +75,7 @@ class Client:
         *,
         clock: Callable[[], float] = time.time,
         pow_difficulty: int | None = None,
+        group_timings: GroupTimings | None = None,
     ) -> None:
         self.account = account
         self.transport = transport
@@ -112,15 +113,7 @@ class Client:
             clock=clock,
             pow_difficulty=self.pow_difficulty,
         )
-        self.groups = GroupManager(
-            account,
-            transport,
-            transmit=self.channel.send_card,
-            transmit_bundle=self.channel.send_bundle,
-            emit=self._emit_any,
-            card_to_code=card_to_code,
-            clock=clock,
-        )
+        self.groups = GroupManager(account, self.channel, clock=clock, timings=group_timings)
         self.channel.handlers.on_topic(self.groups.owns, self.groups.handle)
         self.channel.handlers.on_body(
             (env.GroupKeyShareBody, env.GroupOpBody), self._group_direct, gated=False
@@ -140,9 +133,6 @@ class Client:
 
         return run
 
-    def _emit_any(self, event: Any) -> None:
-        """Typed events; bare dicts from a feature not yet converted (groups)."""
-        self._emit(ev.from_json(event) if isinstance(event, dict) else event)
 
     # -- lifecycle ------------------------------------------------------------------
 

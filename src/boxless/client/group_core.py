@@ -27,7 +27,7 @@ them (:class:`~boxless.groups.requests.GroupRequest`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -39,7 +39,7 @@ from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import events as ev
 from boxless.client import group_store as gs
 from boxless.client import store as db
-from boxless.client.transport import Transport
+from boxless.client.channel import DirectChannel, card_to_code
 from boxless.crypto.megolm import (
     GroupSessions,
     KeyShare,
@@ -81,15 +81,10 @@ from boxless.waku.message import WakuMessage
 logger = logging.getLogger("boxless.client.groups")
 
 Cursor = db.Cursor
-Transmit = Callable[[bytes, str, bytes], Awaitable[bool]]
-"""``transmit(card, content_topic, plaintext)``: Olm-encrypt, seal and send to a card's device."""
-TransmitBundle = Callable[[DeviceBundle, str, bytes], Awaitable[bool]]
-"""The same to a bare device bundle (a group link's admin, who is no contact of ours yet)."""
-Emit = Callable[[ev.Event], None]
-CardToCode = Callable[[bytes, float], Any]
 
 REQUEST_IDS = 24  # ids one GroupRequest names
 KEY_REQUEST_FANOUT = 50  # member devices asked to re-share missing sessions
+CARD_ASK_OTHERS = 2  # members asked for missing cards besides the ops' authors
 
 
 class NotAMember(UsageError):
@@ -102,21 +97,16 @@ class GroupCore:
     def __init__(
         self,
         account: LocalAccount,
-        transport: Transport,
+        channel: DirectChannel,
         *,
-        transmit: Transmit,
-        transmit_bundle: TransmitBundle | None,
-        emit: Emit,
-        card_to_code: CardToCode,
         clock: Callable[[], float],
         timings: GroupTimings,
     ) -> None:
         self.account = account
         self.db = account.db
-        self.transport = transport
-        self.transmit = transmit
-        self.transmit_bundle = transmit_bundle
-        self.emit = emit
+        self.channel = channel
+        self.transport = channel.transport
+        self.emit = channel.emit
         self.card_to_code = card_to_code
         self.clock = clock
         self.me = account.identity.public_key
@@ -155,10 +145,8 @@ class GroupCore:
     async def send_olm(self, card: bytes | DeviceBundle, topic: str, payload: bytes) -> bool:
         """Olm-encrypt, seal and send to a member card's (or a bare bundle's) device."""
         if isinstance(card, DeviceBundle):
-            if self.transmit_bundle is None:
-                raise UsageError("this client cannot join groups by link")
-            return await self.transmit_bundle(card, topic, payload)
-        return await self.transmit(card, topic, payload)
+            return await self.channel.send_bundle(card, topic, payload)
+        return await self.channel.send_card(card, topic, payload)
 
     def log(self, cur: Cursor, group_id: bytes) -> GroupLog:
         log = self.logs.get(group_id)
@@ -260,14 +248,18 @@ class GroupCore:
         if not state.is_member(self.me):
             return
         devices: dict[bytes, bytes] = {}
+        unknown: list[bytes] = []
         for member in state.members:
             if member == self.me:
                 continue
             device = self.device(cur, member)
             if device is None:
-                logger.info("group %s: a member's device is unknown yet", group_id.hex()[:8])
+                unknown.append(member)
                 continue
             devices[device] = member
+        if unknown:
+            logger.info("group %s: %d members' devices unknown yet", group_id.hex()[:8], len(unknown))
+            self.ask_for_cards(cur, group_id, unknown)
         _, shares = self.sessions.outbound(
             group_id, devices, now, share_history=state.history_sharing
         )
@@ -386,16 +378,21 @@ class GroupCore:
 
         Each op is judged before it is kept (:meth:`GroupLog.admit`): a forged or
         invalid op is neither added nor stored. Parents still missing afterwards
-        are asked for from ``sender``, who named them.
+        are asked for from ``sender``, who named them. A card is kept for a member,
+        and for the identity a still pending op of this body lets in (its parents
+        may come later, its card may not); a member's card learned after it
+        joined gets it our key. Members we still have no card for are asked for.
         """
         log = self.log(cur, group_id)
         before = set(log.state.members)
         added: list[GroupOp] = []
+        decoded: list[GroupOp] = []
         for raw in body.ops:
             try:
                 op = decode_op(raw)
             except DecodeError:
                 continue
+            decoded.append(op)
             if op.op_id in log:
                 continue
             if log.admit(op).status is OpStatus.INVALID:
@@ -403,16 +400,13 @@ class GroupCore:
             gs.add_op(cur, group_id, op.op_id, raw)
             added.append(op)
         members = log.state.members
-        for card in body.cards:
-            try:
-                code = self.card_to_code(card, self.clock())
-            except InvalidContactCode:
-                continue
-            if code.identity_key in members and code.identity_key != self.me:
-                device = code.bundle.certificate.device_curve25519
-                if db.get_contact(cur, code.identity_key) is None:
-                    gs.put_card(cur, code.identity_key, card, device)
-                    self.carded.add(code.identity_key)
+        waiting = {
+            key
+            for op in decoded
+            if log.verdict(op.op_id).status is OpStatus.PENDING
+            for key in admitted_by(op)
+        }
+        carded = self.learn_cards(cur, body.cards, set(members) | waiting)
         for op in added:
             self.add_event(cur, group_id, op)
         missing = sorted(log.missing())
@@ -420,12 +414,57 @@ class GroupCore:
             for i in range(0, len(missing), REQUEST_IDS):
                 request = GroupRequest(group_id, ops=tuple(missing[i : i + REQUEST_IDS]))
                 self.ask(cur, group_id, [sender], request)
-        if set(members) != before:
-            joined = not set(members) <= before
+        if set(members) != before or carded & set(members):
+            joined = not set(members) <= before or bool(carded & set(members))
             self.refresh_sessions(cur, group_id, self.clock(), joined=joined)
         if added:
             self.touched.add(group_id)
             self.changed(group_id)
+
+    def learn_cards(self, cur: Cursor, cards: Iterable[bytes], wanted: set[bytes]) -> set[bytes]:
+        """Keep the valid cards of ``wanted`` identities that are not our contacts;
+        returns the identities whose card is new or names a new device."""
+        learned: set[bytes] = set()
+        for card in cards:
+            try:
+                code = self.card_to_code(card, self.clock())
+            except InvalidContactCode:
+                continue
+            key = code.identity_key
+            if key not in wanted or key == self.me or db.get_contact(cur, key) is not None:
+                continue
+            device = code.bundle.certificate.device_curve25519
+            if self.device(cur, key) != device:
+                learned.add(key)
+            gs.put_card(cur, key, card, device)
+            self.carded.add(key)
+        return learned
+
+    def ask_for_cards(self, cur: Cursor, group_id: bytes, keys: Iterable[bytes]) -> None:
+        """Members we know are in but have no card of: ask for the ops that let them
+        in (the answer carries their cards) from those ops' authors and two other
+        members (rate-limited like every request, see :meth:`ask`)."""
+        wanted = set(keys) - {self.me}
+        if not wanted:
+            return
+        log = self.log(cur, group_id)
+        ids: list[bytes] = []
+        authors: list[bytes] = []
+        for op in reversed(log.ops()):  # the newest op that let each one in
+            found = wanted & set(admitted_by(op))
+            if not found:
+                continue
+            wanted -= found
+            ids.append(op.op_id)
+            if op.author not in authors:
+                authors.append(op.author)
+            if not wanted or len(ids) == REQUEST_IDS:
+                break
+        if not ids:
+            return
+        others = [m for m in sorted(log.state.members) if m not in authors][:CARD_ASK_OTHERS]
+        self.ask(cur, group_id, [*authors, *others], GroupRequest(group_id, ops=tuple(ids)))
+        logger.info("group %s: asked for %d member cards", group_id.hex()[:8], len(ids))
 
     def admit_member(self, cur: Cursor, group_id: bytes, member: bytes, now: float) -> None:
         """A new member: every op and member card to them over Olm, keys to everyone."""
@@ -448,6 +487,22 @@ class GroupCore:
         for member in list(members)[:KEY_REQUEST_FANOUT]:
             if member != self.me and self.device(cur, member) is not None:
                 self.queue_direct(cur, member, env.GroupKeyShareBody(request.encode()))
+
+
+def admitted_by(op: GroupOp) -> tuple[bytes, ...]:
+    """The identities an op lets into the group (an Invite's member, a Join's author):
+    whoever relays the op must send their cards along."""
+    if isinstance(op.body, Invite):
+        return (op.body.member,)
+    if isinstance(op.body, Join):
+        return (op.author,)
+    return ()
+
+
+def member_cards(cur: Cursor, core: GroupCore, ops: Iterable[GroupOp]) -> tuple[bytes, ...]:
+    """The cards we hold of the members ``ops`` let in (at most a body's worth)."""
+    keys = dict.fromkeys(k for op in ops for k in admitted_by(op))
+    return core.cards(cur, keys)[: env.MAX_GROUP_CARDS]
 
 
 def ms(now: float) -> int:

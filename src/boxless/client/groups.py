@@ -57,20 +57,17 @@ from boxless.chat.requests import ContactState
 from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import group_store as gs
 from boxless.client import store as db
+from boxless.client.channel import DirectChannel
 from boxless.client.group_core import (
-    CardToCode,
     Cursor,
-    Emit,
     GroupCore,
     NotAMember,
-    Transmit,
-    TransmitBundle,
     ms,
 )
 from boxless.client.group_direct import GroupDirect
 from boxless.client.group_timers import GroupTimers
 from boxless.client.group_topic import GroupTopic
-from boxless.client.transport import Incoming, Transport
+from boxless.client.transport import Incoming
 from boxless.crypto.megolm import (
     GroupSessions,
 )
@@ -105,13 +102,9 @@ from boxless.identity.account import LocalAccount
 from boxless.sync import SdsChannel, SdsConfig
 
 __all__ = [
-    "CardToCode",
-    "Emit",
     "GroupManager",
     "GroupSummary",
     "NotAMember",
-    "Transmit",
-    "TransmitBundle",
 ]
 
 logger = logging.getLogger(__name__)
@@ -140,25 +133,12 @@ class GroupManager:
     def __init__(
         self,
         account: LocalAccount,
-        transport: Transport,
+        channel: DirectChannel,
         *,
-        transmit: Transmit,
-        emit: Emit,
-        card_to_code: CardToCode,
-        transmit_bundle: TransmitBundle | None = None,
         clock: Callable[[], float] = time.time,
         timings: GroupTimings | None = None,
     ) -> None:
-        self.core = GroupCore(
-            account,
-            transport,
-            transmit=transmit,
-            transmit_bundle=transmit_bundle,
-            emit=emit,
-            card_to_code=card_to_code,
-            clock=clock,
-            timings=timings or GroupTimings(),
-        )
+        self.core = GroupCore(account, channel, clock=clock, timings=timings or GroupTimings())
         self.account = account
         self.db = account.db
         self.me: bytes = account.identity.public_key
