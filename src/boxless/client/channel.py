@@ -284,7 +284,7 @@ class DirectChannel:
                 if self.handlers.topic_handler(item.message.content_topic) is not None:
                     follow_ups.append(self._claimed_later(item))
                     continue
-                follow_up = self._process(item)
+                follow_up = self._process(cur, item)
                 if follow_up is not None:
                     follow_ups.append(follow_up)
             for topic, last_ns in self._sync_marks.items():  # once per topic per batch
@@ -300,37 +300,37 @@ class DirectChannel:
 
         return follow_up
 
-    def _process(self, item: Incoming) -> FollowUp | None:
-        """Steps 1–8 in one transaction; return the follow-up to run after commit."""
-        with self.db.transaction() as cur:
-            if item.message_hash in self._own or db.was_seen(cur, item.message_hash):
-                return None  # processed before, or the echo of our own message
-            try:
-                opened = open_envelope(self.sealing, item.message.payload)
-            except (DecodeError, TamperedMessage) as exc:
-                return self._drop(cur, item, type(exc).__name__)
-            sender, device = opened.sender_identity_key, opened.sender_device_key
-            contact = db.get_contact(cur, sender)
-            if contact is not None and contact.state == ContactState.BLOCKED.value:
-                return self._drop(cur, item, "a blocked contact")
-            if contact is not None and contact.device_key != device:
-                return self._adopt_later(sender, device, item)
-            try:
-                plaintext = self.sessions.decrypt(device, opened.ciphertext)
-                msg = env.decode(plaintext)
-            except DuplicateMessage:
-                # A new Waku message whose Olm key is spent: a replay, or -- far more
-                # often -- a message that arrived after more than vodozemac's 40
-                # skipped keys of its chain: ask the sender to re-send now.
-                self._drop(cur, item, None)
-                return self._missed(sender) if contact is not None else None
-            except (DecodeError, TamperedMessage) as exc:
-                return self._drop(cur, item, type(exc).__name__)
-            except UnknownSession:
-                self._drop(cur, item, None)
-                return self._unknown_session(sender) if contact is not None else None
-            self._mark_authenticated(cur, item)
-            return self._dispatch(cur, Received(sender, device, contact, msg, item))
+    def _process(self, cur: db.Cursor, item: Incoming) -> FollowUp | None:
+        """Steps 1–8 inside the batch's transaction (expected failures raise before
+        anything is written); return the follow-up to run after commit."""
+        if item.message_hash in self._own or db.was_seen(cur, item.message_hash):
+            return None  # processed before, or the echo of our own message
+        try:
+            opened = open_envelope(self.sealing, item.message.payload)
+        except (DecodeError, TamperedMessage) as exc:
+            return self._drop(cur, item, type(exc).__name__)
+        sender, device = opened.sender_identity_key, opened.sender_device_key
+        contact = db.get_contact(cur, sender)
+        if contact is not None and contact.state == ContactState.BLOCKED.value:
+            return self._drop(cur, item, "a blocked contact")
+        if contact is not None and contact.device_key != device:
+            return self._adopt_later(sender, device, item)
+        try:
+            plaintext = self.sessions.decrypt(device, opened.ciphertext)
+            msg = env.decode(plaintext)
+        except DuplicateMessage:
+            # A new Waku message whose Olm key is spent: a replay, or -- far more
+            # often -- a message that arrived after more than vodozemac's 40
+            # skipped keys of its chain: ask the sender to re-send now.
+            self._drop(cur, item, None)
+            return self._missed(sender) if contact is not None else None
+        except (DecodeError, TamperedMessage) as exc:
+            return self._drop(cur, item, type(exc).__name__)
+        except UnknownSession:
+            self._drop(cur, item, None)
+            return self._unknown_session(sender) if contact is not None else None
+        self._mark_authenticated(cur, item)
+        return self._dispatch(cur, Received(sender, device, contact, msg, item))
 
     def _dispatch(self, cur: db.Cursor, received: Received) -> FollowUp | None:
         body = received.message.body
