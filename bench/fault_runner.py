@@ -3,11 +3,13 @@
     python bench/fault_runner.py [--kills 100] [--k 3] [--burst 500] [--partition 100]
                                  [--lossy 200] [--seed N] [--only kill,burst,partition,lossy]
 
-* kill: Alice and Bob as `boxless up` processes on two `boxless node` processes;
-  each iteration Alice posts ``--k`` texts and Bob one while one of them is
-  SIGKILLed at a random moment of the send/receive window and restarted
-  (tests/faultproc.py). At the end every text is in both histories exactly
-  once, in order, delivered, and a final text each way decrypts.
+* kill: Alice and Bob (and Carol) as `boxless up` processes on two `boxless node`
+  processes; each iteration Alice posts ``--k`` texts and Bob one while one of
+  them is SIGKILLed at a random moment of the send/receive window and restarted
+  (tests/faultproc.py); every ``--group-every`` iterations Alice and Bob also post
+  a group text and Alice removes Carol from their group or invites her back. At
+  the end every text is in both histories exactly once, in order, delivered, and
+  a final text each way (and a group text) decrypts.
 * burst: ``--burst`` texts while Alice's preferred service node is SIGKILLed
   and restarted (tests/faultproc.py).
 * partition: four in-process service nodes in two halves joined through link
@@ -52,7 +54,7 @@ async def run(args: argparse.Namespace, seed: int) -> list[tuple[str, str, str]]
     with tempfile.TemporaryDirectory(prefix="fault-") as tmp:
         root = Path(tmp)
         if "kill" in only or "burst" in only:
-            async with faultproc.world(root / "procs") as w:
+            async with faultproc.world(root / "procs", carol=args.group_every > 0) as w:
                 if "kill" in only:
                     t0 = time.monotonic()
 
@@ -64,7 +66,12 @@ async def run(args: argparse.Namespace, seed: int) -> list[tuple[str, str, str]]
                             )
 
                     k = await faultproc.client_kills(
-                        w, args.kills, k=args.k, seed=seed, progress=progress
+                        w,
+                        args.kills,
+                        k=args.k,
+                        seed=seed,
+                        group_every=args.group_every,
+                        progress=progress,
                     )
                     rows += [
                         (
@@ -89,6 +96,11 @@ async def run(args: argparse.Namespace, seed: int) -> list[tuple[str, str, str]]
                         ),
                         (
                             "",
+                            "group changes in the kill window (Carol removed / invited back)",
+                            f"{k.group_changes}, with a group text from Alice and Bob each",
+                        ),
+                        (
+                            "",
                             "restart to API ready, median / max",
                             f"{statistics.median(k.restart_s):.1f} / {max(k.restart_s):.1f} s",
                         ),
@@ -106,7 +118,7 @@ async def run(args: argparse.Namespace, seed: int) -> list[tuple[str, str, str]]
                         (
                             "",
                             "lost / twice / out of order / undelivered / ratchet broken",
-                            "0 / 0 / 0 / 0 / 0",
+                            "0 / 0 / 0 / 0 / 0 (1:1 and group)",
                         ),
                     ]
                 if "burst" in only:
@@ -140,6 +152,12 @@ async def run(args: argparse.Namespace, seed: int) -> list[tuple[str, str, str]]
                     "heal -> halves relinked / every text on both sides",
                     f"{p.relinked_s:.1f} / {p.converged_s:.1f} s",
                 ),
+                (
+                    "",
+                    "arrival after the heal: fastest / median / slowest",
+                    f"{min(p.arrivals_s):.1f} / {statistics.median(p.arrivals_s):.1f} / "
+                    f"{max(p.arrivals_s):.1f} s",
+                ),
                 ("", "heal -> every text delivered", f"{p.delivered_s:.1f} s"),
                 ("", "lost / twice / out of order", "0 / 0 / 0"),
             ]
@@ -166,6 +184,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=100)
     parser.add_argument("--k", type=int, default=3, help="texts Alice posts per kill iteration")
+    parser.add_argument(
+        "--group-every",
+        type=int,
+        default=4,
+        help="group texts and a change every N kills (0: no group)",
+    )
     parser.add_argument("--burst", type=int, default=500)
     parser.add_argument("--partition", type=int, default=100)
     parser.add_argument("--lossy", type=int, default=200)

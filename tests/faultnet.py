@@ -33,7 +33,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -190,6 +190,7 @@ class PartitionStats:
     relinked_s: float = 0.0
     converged_s: float = 0.0
     delivered_s: float = 0.0
+    arrivals_s: list[float] = field(default_factory=list)  # each text's, from the heal
 
 
 @asynccontextmanager
@@ -251,7 +252,7 @@ async def partition_heal(
         crossed = [t for t in texts_from(bob, alice.me) if t.startswith("during")]
         crossed += [t for t in texts_from(alice, bob.me) if t.startswith("during")]
         assert not crossed, f"texts crossed the partition: {crossed[:5]}"
-        t_heal = trio.current_time()
+        t_heal, heal_ms = trio.current_time(), time.time() * 1000
         stats.cut_s = t_heal - t_cut
         partition.heal()
         with trio.fail_after(timeout):
@@ -260,6 +261,12 @@ async def partition_heal(
         arrived, delivered = await converge(alice, bob, sent, timeout)
         stats.converged_s = trio.current_time() - t_heal - (delivered - arrived)
         stats.delivered_s = trio.current_time() - t_heal
+        stats.arrivals_s = sorted(
+            ((m.received_at_ms or 0) - heal_ms) / 1000
+            for c, o in ((alice, bob), (bob, alice))
+            for m in c.messages(o.me, 500)
+            if not m.outgoing and m.text.startswith("during")
+        )
         await send_both_ways(alice, bob, sent, stats.after, "after")
         await converge(alice, bob, sent, timeout)
     return stats

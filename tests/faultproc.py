@@ -165,55 +165,146 @@ class World:
     s2: NodeProcess
     alice: Api
     bob: Api
+    carol: Api | None = None  # a third member of the group (never killed)
     keys: dict[str, str] = field(default_factory=dict)  # name -> identity key
+    gid: str = ""  # the group of Alice, Bob and (now and then) Carol
 
     def of(self, api: Api) -> str:
         """The identity key of the other side."""
         return self.keys["bob" if api is self.alice else "alice"]
 
-    def stop(self) -> None:
-        for api in (self.alice, self.bob):
-            api.user.kill()
-        for node in (self.s1, self.s2):
-            node.kill()
-
 
 @asynccontextmanager
-async def world(root: Path) -> AsyncIterator[World]:
-    """Two service nodes, Alice and Bob up and contacts of each other."""
+async def world(root: Path, carol: bool = False) -> AsyncIterator[World]:
+    """Two service nodes, Alice and Bob up and contacts of each other; with ``carol``,
+    Carol too (Alice's contact) and a group of the three (:func:`make_group`)."""
     s1 = NodeProcess("s1", root / "s1", SERVICE).start()
     async with AsyncExitStack() as stack:
         stack.callback(s1.kill)
         s2 = NodeProcess("s2", root / "s2", [*SERVICE, "--peer", s1.addr]).start()
         stack.callback(s2.kill)
         users = {}
-        for name, peers in (("alice", [s1.addr, s2.addr]), ("bob", [s2.addr, s1.addr])):
+        names = [("alice", [s1.addr, s2.addr]), ("bob", [s2.addr, s1.addr])]
+        if carol:
+            names.append(("carol", [s1.addr, s2.addr]))
+        for name, peers in names:
             make_account(root / name, name.title()).close()  # a fast KDF: restarts in ~2.5 s
             users[name] = UserProcess(name, root / name, peers).launch()
             stack.callback(users[name].kill)
         for user in users.values():
             await trio.to_thread.run_sync(start_user, user, 90)
         w = World(root, s1, s2, Api(users["alice"]), Api(users["bob"]))
+        w.carol = Api(users["carol"]) if carol else None
         await _befriend(w)
+        if w.carol is not None:
+            await make_group(w)
         yield w
 
 
 async def _befriend(w: World) -> None:
-    me = {name: await api.call("GET", "/me") for name, api in (("alice", w.alice), ("bob", w.bob))}
+    """Alice and each other user add each other's link: crossed requests accept."""
+    apis = {"alice": w.alice, "bob": w.bob} | ({"carol": w.carol} if w.carol else {})
+    me = {name: await api.call("GET", "/me") for name, api in apis.items()}
     w.keys = {name: m["identity_key"] for name, m in me.items()}
-    await w.alice.call("POST", "/contacts", {"link": me["bob"]["link"]})
-    await w.bob.call("POST", "/contacts", {"link": me["alice"]["link"]})
+    for name, api in apis.items():
+        if name != "alice":
+            await w.alice.call("POST", "/contacts", {"link": me[name]["link"]})
+            await api.call("POST", "/contacts", {"link": me["alice"]["link"]})
 
     async def states() -> list[str]:
-        return [c["state"] for api in (w.alice, w.bob) for c in await api.call("GET", "/contacts")]
+        return [c["state"] for api in apis.values() for c in await api.call("GET", "/contacts")]
 
     async def accepted() -> bool:
-        return await states() == ["accepted", "accepted"]
+        return await states() == ["accepted"] * (2 * len(apis) - 2)
 
     async def show() -> str:
         return f"contact states: {await states()}"
 
-    await wait_until("Alice and Bob to accept each other", [w.alice, w.bob], accepted, show, 90)
+    await wait_until("Alice and the others to accept", list(apis.values()), accepted, show, 90)
+
+
+# -- the group -------------------------------------------------------------------------------
+
+
+async def make_group(w: World) -> None:
+    """Alice creates a group and invites Bob and Carol; every device shows the three."""
+    w.gid = (await w.alice.call("POST", "/groups", {"name": "Faults"}))["id"]
+    for name in ("bob", "carol"):
+        await w.alice.call("POST", f"/groups/{w.gid}/members", {"identity_key": w.keys[name]})
+    everyone = {w.keys[n] for n in ("alice", "bob", "carol")}
+    apis = [w.alice, w.bob, *([w.carol] if w.carol else [])]
+
+    async def all_three() -> bool:
+        return all([await members(a, w.gid) == everyone for a in apis])
+
+    async def show() -> str:
+        return "\n".join([f"{a.user.name}: {await members(a, w.gid)}" for a in apis])
+
+    await wait_until("the group of three on every device", apis, all_three, show, 90)
+
+
+async def members(api: Api, gid: str) -> set[str] | None:
+    """The member keys this device shows (None: it does not know the group)."""
+    async with httpx.AsyncClient(timeout=30) as http:
+        r = await http.get(
+            f"{api.user.url}/api/v1/groups/{gid}",
+            headers={"Authorization": f"Bearer {api.user.token}"},
+        )
+    if r.status_code in (400, 404):
+        return None
+    assert r.status_code == 200, f"{api.user.name}: {r.status_code} {r.text}"
+    return {m["identity_key"] for m in r.json()["members"]}
+
+
+async def group_texts(api: Api, gid: str) -> list[dict[str, Any]]:
+    """This device's group texts (no membership events), oldest first."""
+    out: list[dict[str, Any]] = []
+    before = ""
+    while True:
+        page = list(await api.call("GET", f"/groups/{gid}/messages?limit=500{before}"))
+        out[:0] = page
+        if len(page) < 500:
+            return [m for m in out if m.get("kind", "text") == "text"]
+        before = f"&before={page[0]['seq']}"
+
+
+async def post_group_text(w: World, api: Api, text: str, log: list[str], stats: SendStats) -> None:
+    """:func:`send_texts` for a group text."""
+    while True:
+        try:
+            await api.call("POST", f"/groups/{w.gid}/messages", {"text": text})
+            stats.posted += 1
+            break
+        except CUT_BY_KILL:
+            stats.cut += 1
+            await api.back.wait()
+            if text in {m["text"] for m in await group_texts(api, w.gid)}:
+                stats.cut_but_stored += 1
+                break
+    log.append(text)
+
+
+async def toggle_carol(w: World, stats: SendStats) -> bool:
+    """Alice removes Carol if she is a member, else invites her back; returns whether
+    Carol is a member after. A call cut by a kill is looked up once Alice is back."""
+    carol = w.keys["carol"]
+    before = await members(w.alice, w.gid)
+    assert before is not None
+    want = carol not in before
+    while True:
+        try:
+            if want:
+                await w.alice.call("POST", f"/groups/{w.gid}/members", {"identity_key": carol})
+            else:
+                await w.alice.call("DELETE", f"/groups/{w.gid}/members/{carol}")
+            return want
+        except CUT_BY_KILL:
+            stats.cut += 1
+            await w.alice.back.wait()
+            now = await members(w.alice, w.gid)
+            if now is not None and (carol in now) == want:
+                stats.cut_but_stored += 1
+                return want
 
 
 # -- checks ----------------------------------------------------------------------------------
@@ -259,9 +350,22 @@ async def has_all(w: World, sent: dict[str, list[str]], delivered: bool = False)
     return True
 
 
-def shower(w: World, sent: dict[str, list[str]]) -> Callable[[], Awaitable[str]]:
+def shower(
+    w: World, sent: dict[str, list[str]], gsent: dict[str, list[str]] | None = None
+) -> Callable[[], Awaitable[str]]:
     async def show() -> str:
         lines = []
+        if w.gid and gsent is not None:
+            want = [t for texts in gsent.values() for t in texts]
+            for api in (w.alice, w.bob):
+                try:
+                    got = [m["text"] for m in await group_texts(api, w.gid)]
+                    who = await members(api, w.gid)
+                except CUT_BY_KILL as exc:
+                    lines.append(f"{api.user.name}: API unreachable ({exc!r})")
+                    continue
+                names = sorted(n for n, key in w.keys.items() if who and key in who)
+                lines.append(f"{api.user.name} group {names}: {_diff(want, got)}")
         for name, api, other in (("alice", w.alice, "bob"), ("bob", w.bob, "alice")):
             try:
                 rows = await api.history(w.of(api))
@@ -323,6 +427,7 @@ class KillStats:
     restart_s: list[float] = field(default_factory=list)
     iteration_s: list[float] = field(default_factory=list)
     settle_s: float = 0.0
+    group_changes: int = 0  # Carol removed or invited back
     send: SendStats = field(default_factory=SendStats)
 
 
@@ -334,22 +439,49 @@ async def client_kills(
     seed: int = 0,
     timeout: float = 120,
     settle: bool = True,
+    group_every: int = 0,
     progress: Callable[[int, KillStats], None] | None = None,
 ) -> KillStats:
     """The client kill -9 campaign (see the module docstring); returns its figures.
 
     ``settle=False`` skips waiting for every text to be *delivered*: a receipt lost
     to a kill comes back only with the sender's re-send 30 s later (the quick test
-    stays short; the runner waits)."""
+    stays short; the runner waits). ``group_every`` (with a world made with
+    ``carol``): every so many iterations Alice and Bob also post a group text each
+    and Alice removes Carol or invites her back, all within the kill window."""
     rng = random.Random(seed)
     stats = KillStats()
     sent: dict[str, list[str]] = {"alice": [], "bob": []}
-    show = shower(w, sent)
+    gsent: dict[str, list[str]] = {"alice": [], "bob": []}
+    roster = {w.keys[n] for n in ("alice", "bob", "carol") if n in w.keys} if w.gid else set()
+    show = shower(w, sent, gsent)
     both = [w.alice, w.bob]
+
+    async def arrived(want: dict[str, list[str]], gwant: set[str]) -> bool:
+        if not await has_all(w, want):
+            return False
+        if not gwant:
+            return True
+        for api in both:
+            if await members(api, w.gid) != roster:
+                return False
+            if not gwant <= {m["text"] for m in await group_texts(api, w.gid)}:
+                return False
+        return True
+
+    async def toggle() -> None:
+        assert w.carol is not None
+        if await toggle_carol(w, stats.send):
+            roster.add(w.keys["carol"])
+        else:
+            roster.discard(w.keys["carol"])
+        stats.group_changes += 1
 
     async def one(i: int, victim: Api | None, at: float) -> bool:
         texts = {"alice": [f"a{i:03d}.{j}" for j in range(k)], "bob": [f"b{i:03d}"]}
         want = {n: sent[n] + t for n, t in texts.items()}
+        grouped = bool(group_every and w.gid and i % group_every == 0)
+        gwant = {f"g{n[0]}{i:03d}" for n in ("alice", "bob")} if grouped else set()
         done = trio.Event()
         landed_in_window = False
 
@@ -368,11 +500,18 @@ async def client_kills(
                     send_texts, w, w.alice, texts["alice"], sent["alice"], stats.send
                 )
                 senders.start_soon(send_texts, w, w.bob, texts["bob"], sent["bob"], stats.send)
+                if grouped:
+                    for n, api in (("alice", w.alice), ("bob", w.bob)):
+                        text = f"g{n[0]}{i:03d}"
+                        senders.start_soon(post_group_text, w, api, text, gsent[n], stats.send)
+                    senders.start_soon(toggle)
             await wait_until(
-                f"iteration {i}'s texts", both, lambda: has_all(w, want), show, timeout
+                f"iteration {i}'s texts", both, lambda: arrived(want, gwant), show, timeout
             )
             done.set()
         await check_conversation(w, sent, delivered=False)
+        if grouped:
+            await check_group(w, gsent)
         return landed_in_window
 
     t0 = time.monotonic()
@@ -406,7 +545,33 @@ async def client_kills(
         "the final texts, both ways", both, lambda: has_all(w, sent, settle), show, timeout
     )
     await check_conversation(w, sent, delivered=settle)
+    if w.gid:  # Megolm intact: a last group text from Bob reaches the other members
+        await post_group_text(w, w.bob, "group final from Bob", gsent["bob"], stats.send)
+        others = [w.alice] + ([w.carol] if w.carol and w.keys["carol"] in roster else [])
+
+        async def final_arrived() -> bool:
+            return all(
+                [
+                    "group final from Bob" in {m["text"] for m in await group_texts(a, w.gid)}
+                    for a in others
+                ]
+            )
+
+        await wait_until("the final group text", others, final_arrived, show, timeout)
+        await check_group(w, gsent)
     return stats
+
+
+async def check_group(w: World, gsent: dict[str, list[str]]) -> None:
+    """On Alice's and Bob's devices (members throughout), every group text sent is
+    there exactly once, and each sender's texts are in the order they were posted."""
+    for api in (w.alice, w.bob):
+        got = [m["text"] for m in await group_texts(api, w.gid)]
+        for sender, texts in gsent.items():
+            mine = [t for t in got if t in set(texts)]
+            assert mine == texts, (
+                f"{api.user.name}'s group texts from {sender}: {_diff(texts, mine)}"
+            )
 
 
 # -- a service node killed mid-burst ---------------------------------------------------------

@@ -35,7 +35,7 @@ async def test_client_kill9_three_iterations_nothing_lost_or_twice(
 ) -> None:
     stats = await faultproc.client_kills(procs, 3, k=3, seed=7, settle=False, timeout=60)
     assert sum(stats.kills.values()) == 3
-    assert stats.texts == 3 * 4 + 1  # three iterations of 3 + 1, and iteration 0
+    assert stats.texts == (3 + 1) * 4  # iteration 0 (no kill) and three: 3 from Alice, 1 from Bob
 
 
 async def test_service_node_kill9_mid_burst_nothing_lost_or_twice(
