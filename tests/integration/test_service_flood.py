@@ -6,6 +6,7 @@ retention default had no count or size cap, a +10-year message blinded catch-up.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,13 +19,16 @@ from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.custom_types import TProtocol
 from libp2p.network.stream.exceptions import StreamError
 
-from boxless.archive import ArchiveRow
+from boxless.archive import ArchiveRow, open_archive
+from boxless.node.archiver import Archiver
 from boxless.node.config import NodeConfig, RetentionPolicy, ServiceLimits
 from boxless.node.host import build_host
 from boxless.node.light import LightMessage, LightNode
+from boxless.node.metrics import NodeMetrics
 from boxless.node.peering import parse_peer
 from boxless.node.service import WakuNode
 from boxless.node.store_client import StoreQueryError, StoreQuerySpec, query_page
+from boxless.node.store_service import StoreService
 from boxless.node.streams import read_frame, write_frame
 from boxless.waku import store
 from boxless.waku.message import WakuMessage, message_hash
@@ -234,3 +238,40 @@ async def test_a_future_dated_message_does_not_blind_catch_up(tmp_path: Path) ->
                     got.append(await recv.receive())
                 assert got[1].message.payload == b"missed while away"
             nursery.cancel_scope.cancel()
+
+
+async def test_archive_writes_and_queries_never_wait_for_the_shared_threads(tmp_path: Path) -> None:
+    """Attack: keep trio's 40 shared worker threads busy (before, store queries
+    ran there, so 40 slow ones did this). Archive writes, which ran there too,
+    then waited behind them and relay's queue backed up. Writes and queries
+    now have threads of their own."""
+    archive = open_archive(f"sqlite:///{tmp_path / 'a.db'}")
+    archiver = Archiver(archive, NodeMetrics())
+    host = build_host(create_new_key_pair(), LOOPBACK)
+    service = StoreService(host, archive, NodeMetrics(), _no_violation)
+    request = store.build_request("q", pubsub_topic=TOPIC, content_topics=[CT])
+    release = threading.Event()
+    try:
+        async with trio.open_nursery() as nursery:
+            try:
+                default = trio.to_thread.current_default_thread_limiter()
+                for _ in range(int(default.total_tokens)):
+                    nursery.start_soon(trio.to_thread.run_sync, release.wait)
+                await trio.sleep(0.1)
+                assert default.borrowed_tokens == default.total_tokens
+                nursery.start_soon(archiver.run)
+                await archiver.put(_row("written", time.time_ns()))
+                with trio.fail_after(10):
+                    while archiver.flushed < 1:  # noqa: ASYNC110
+                        await trio.sleep(0.01)
+                    reply, status = await service.answer(request)
+                assert status == 200 and len(store.parse_response(reply).messages) == 1
+            finally:
+                release.set()  # whatever happened: the blocked threads may end
+                nursery.cancel_scope.cancel()
+    finally:
+        archive.close()
+
+
+async def _no_violation(peer: object, protocol: str) -> None:
+    raise AssertionError("no violation expected")
