@@ -91,7 +91,9 @@ class LightPushService:
         It is given only messages that passed validation.
     :param pubsub_topics: the topics this node relays on; others get 421.
     :param topic_peer_count: ``pubsub_topic -> relay peers``; see the module doc.
-    :param limiter: per-peer rate limit (default 10 requests/s, bursts of 20).
+    :param limiter: per-peer rate limit (default 30 requests/s, bursts of 100,
+        in a bounded table that fresh peer ids cannot wash out; see
+        :class:`~boxless.node.limits.PeerRateLimiter`).
     :param now_ns: wall clock in Unix ns, for the timestamp rule.
     """
 

@@ -9,7 +9,9 @@ The adapter runs the query on the archive in a worker thread and encodes the
 page with :func:`build_response`; if the archive raises
 :class:`~boxless.archive.CursorNotFoundError` it answers
 ``build_error(request_id, StoreStatus.BAD_REQUEST, CURSOR_NOT_FOUND)``, and on
-:class:`~boxless.errors.StorageError` ``SERVICE_UNAVAILABLE``. Client side:
+:class:`~boxless.errors.StorageError` ``SERVICE_UNAVAILABLE``. A peer over its
+rate gets ``TOO_MANY_REQUESTS`` (the adapter decides, with
+:mod:`boxless.node.limits`); :func:`trim_page` caps an answer's bytes. Client side:
 :func:`build_request` and :func:`parse_response`. Nothing here does I/O.
 
 Status codes. Spec 13 only says success is ``2xx``; the codes below are the
