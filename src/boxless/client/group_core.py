@@ -258,7 +258,9 @@ class GroupCore:
                 continue
             devices[device] = member
         if unknown:
-            logger.info("group %s: %d members' devices unknown yet", group_id.hex()[:8], len(unknown))
+            logger.info(
+                "group %s: %d members' devices unknown yet", group_id.hex()[:8], len(unknown)
+            )
             self.ask_for_cards(cur, group_id, unknown)
         _, shares = self.sessions.outbound(
             group_id, devices, now, share_history=state.history_sharing

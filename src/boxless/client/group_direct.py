@@ -32,6 +32,7 @@ from boxless.client import store as db
 from boxless.client.group_core import (
     Cursor,
     GroupCore,
+    member_cards,
     ms,
 )
 from boxless.client.group_topic import GroupTopic
@@ -90,6 +91,8 @@ class GroupDirect:
         if isinstance(body, env.GroupKeyShareBody) and is_request(body.payload):
             if known is not None:
                 self._answer(cur, sender, device, body.payload)
+            else:
+                self._unplaced_request(cur, sender, body.payload)
         elif isinstance(body, env.GroupKeyShareBody):
             self._key_share(cur, sender, device, known, msg, queue)
         elif isinstance(body, env.GroupOpBody):
@@ -146,12 +149,26 @@ class GroupDirect:
             return
         log = self.core.log(cur, gid)
         ops = [o for o in (log.get(i) for i in request.ops) if o is not None]
-        if ops:
-            self.core.queue_direct(cur, sender, env.GroupOpBody(tuple(encode_op(o) for o in ops)))
+        if ops:  # with the cards of the members they let in (the asker may lack them)
+            cards = member_cards(cur, self.core, ops)
+            self.core.queue_direct(
+                cur, sender, env.GroupOpBody(tuple(encode_op(o) for o in ops), cards)
+            )
         for session_id in request.sessions:
             share = self.core.sessions.reshare(gid, session_id, device)
             if share is not None:
                 self.core.queue_direct(cur, sender, env.GroupKeyShareBody(share.payload))
+
+    def _unplaced_request(self, cur: Cursor, sender: bytes, payload: bytes) -> None:
+        """A request from a device we cannot place: not answered (we cannot check the
+        device), but if its sender is a member of that group we lack the member's
+        card -- ask for it (rate-limited), so we can share our key with them."""
+        try:
+            gid = decode_request(payload).group_id
+        except DecodeError:
+            return
+        if gs.has_group(cur, gid) and self.core.log(cur, gid).state.is_member(sender):
+            self.core.ask_for_cards(cur, gid, [sender])
 
     def _awaited(self, cur: Cursor, sender: bytes, device: bytes, body: env.GroupOpBody) -> bool:
         """Ops from the admin whose group link we used, from the device the link named."""

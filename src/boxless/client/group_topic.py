@@ -137,9 +137,15 @@ class GroupTopic:
                 ):
                     continue
                 request = GroupRequest(gid, sessions=tuple(ripe))
+                uncarded = []
                 for member in sorted(state.members)[:KEY_REQUEST_FANOUT]:
-                    if member != self.core.me and self.core.device(cur, member) is not None:
+                    if member == self.core.me:
+                        continue
+                    if self.core.device(cur, member) is None:
+                        uncarded.append(member)  # cannot ask them, nor share our key
+                    else:
                         self.core.queue_direct(cur, member, env.GroupKeyShareBody(request.encode()))
+                self.core.ask_for_cards(cur, gid, uncarded)
             logger.info("group %s: asked members to re-share %d keys", gid.hex()[:8], len(ripe))
 
     def give_up_unreadable(self, cur: Cursor, sds: SdsChannel) -> list[Any]:

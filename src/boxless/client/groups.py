@@ -62,6 +62,7 @@ from boxless.client.group_core import (
     Cursor,
     GroupCore,
     NotAMember,
+    member_cards,
     ms,
 )
 from boxless.client.group_direct import GroupDirect
@@ -328,7 +329,8 @@ class GroupManager:
             gs.add_op(cur, group_id, op.op_id, encode_op(op))
             self.core.add_event(cur, group_id, op)
             self.core.admit_member(cur, group_id, member, now)
-        await self._publish(group_id, _with_ancestors(log, op, (contact.bundle,)))
+            body = _with_ancestors(cur, self.core, log, op)
+        await self._publish(group_id, body)
         self.core.changed(group_id)
         return log.state
 
@@ -386,7 +388,8 @@ class GroupManager:
             op = log.next_op(self.account.identity, body, ms(now))
             gs.add_op(cur, group_id, op.op_id, encode_op(op))
             self.core.add_event(cur, group_id, op)
-        await self._publish(group_id, _with_ancestors(log, op), as_member=False)
+            published = _with_ancestors(cur, self.core, log, op)
+        await self._publish(group_id, published, as_member=False)
         if set(log.state.members) != before:
             with self.db.transaction() as cur:
                 self.core.refresh_sessions(cur, group_id, now)
@@ -582,8 +585,9 @@ class GroupManager:
             logger.info("group catch-up failed: %s", exc)
 
 
-def _with_ancestors(log: GroupLog, op: GroupOp, cards: tuple[bytes, ...] = ()) -> env.GroupOpBody:
-    """An op and its nearest ancestors (oldest first): a member who missed one of them
-    can still place the op (duplicates are skipped by the log)."""
-    along = list(reversed(log.ancestors(op.op_id, SEND_ALONG)))
-    return env.GroupOpBody(tuple(encode_op(o) for o in [*along, op]), cards)
+def _with_ancestors(cur: Cursor, core: GroupCore, log: GroupLog, op: GroupOp) -> env.GroupOpBody:
+    """An op and its nearest ancestors (oldest first), with the card of every member
+    they let in: a member who missed one of them can still place the op
+    (duplicates are skipped by the log) and reach every member it admits."""
+    ops = [*reversed(log.ancestors(op.op_id, SEND_ALONG)), op]
+    return env.GroupOpBody(tuple(encode_op(o) for o in ops), member_cards(cur, core, ops))
