@@ -27,7 +27,7 @@ from boxless.node.light import LightMessage, LightNode
 from boxless.node.metrics import NodeMetrics
 from boxless.node.peering import parse_peer
 from boxless.node.service import WakuNode
-from boxless.node.store_client import StoreQueryError, StoreQuerySpec, query_page
+from boxless.node.store_client import StoreQueryError, StoreQuerySpec, iter_pages, query_page
 from boxless.node.store_service import StoreService
 from boxless.node.streams import read_frame, write_frame
 from boxless.waku import store
@@ -101,6 +101,24 @@ async def test_store_flood_gets_429_while_another_peer_is_served(tmp_path: Path)
         assert await _status(alice, node) == 200
         served = node.metrics.store_queries.labels("429")._value.get()
         assert served == 3
+
+
+async def test_an_honest_catch_up_rides_out_429s(tmp_path: Path) -> None:
+    """A node rate-limits an honest client's catch-up too (here 2 pages at once,
+    then 4 a second): the store client waits and asks again on 429 instead of
+    ending the catch-up with a NetworkError after the second page."""
+    limits = ServiceLimits(store_rate=4.0, store_burst=2)
+    async with _service(tmp_path, limits=limits) as node, _peers(node, 1) as (alice,):
+        assert node.archive is not None
+        now = time.time_ns()
+        node.archive.insert([_row(f"{i:04d}", now - 10_000 + i) for i in range(500)])
+        spec = StoreQuerySpec(pubsub_topic=TOPIC, content_topics=(CT,), page_size=50)
+        got = []
+        with trio.fail_after(30):
+            async for page in iter_pages(alice, node.peer_id, spec):
+                got += [m.message.payload for m in page if m.message]
+        assert got == [f"{i:04d}".encode() for i in range(500)]
+        assert node.metrics.store_queries.labels("429")._value.get() > 0
 
 
 async def test_fresh_peer_ids_get_busy_while_known_peers_keep_their_state(tmp_path: Path) -> None:

@@ -124,13 +124,36 @@ async def query_page(
     return out, reply.cursor
 
 
+BUSY_STATUSES = (429, 503)  # TOO_MANY_REQUESTS, SERVICE_UNAVAILABLE: ask again later
+BUSY_RETRIES = 5
+BUSY_FIRST_WAIT_S = 0.25
+
+
+async def _query_page_patiently(
+    host: IHost, peer_id: ID, spec: StoreQuerySpec, cursor: bytes | None
+) -> tuple[list[StoredMessage], bytes | None]:
+    """:func:`query_page`, waiting and asking again (0.25, 0.5, 1, 2, 4 s) while the
+    node says it is busy: a node under a flood rate-limits honest catch-ups too, and
+    a 429 mid-catch-up must not end it. Cancellation: stops at once."""
+    wait = BUSY_FIRST_WAIT_S
+    for _ in range(BUSY_RETRIES):
+        try:
+            return await query_page(host, peer_id, spec, cursor)
+        except StoreQueryError as exc:
+            if exc.status_code not in BUSY_STATUSES:
+                raise
+        await trio.sleep(wait)
+        wait *= 2
+    return await query_page(host, peer_id, spec, cursor)
+
+
 async def iter_pages(
     host: IHost, peer_id: ID, spec: StoreQuerySpec, max_pages: int = 1_000_000
 ) -> AsyncIterator[list[StoredMessage]]:
     """Yield pages until the node says there are no more (or ``max_pages``)."""
     cursor = spec.cursor
     for _ in range(max_pages):
-        page, cursor = await query_page(host, peer_id, spec, cursor)
+        page, cursor = await _query_page_patiently(host, peer_id, spec, cursor)
         if page:
             yield page
         if cursor is None:
