@@ -13,7 +13,6 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import NoReturn
 
 import multiaddr
 import trio
@@ -374,8 +373,11 @@ class _HandlerOnlyHost:
     def set_stream_handler(self, protocol: str, handler: object) -> None:
         self.handlers[protocol] = handler
 
-    async def new_stream(self, peer: object, protocols: object) -> NoReturn:
-        raise OSError("no network here")  # the service opens push streams eagerly
+    def get_network(self) -> _HandlerOnlyHost:
+        return self  # the service opens push streams eagerly: to no one here
+
+    def get_connections(self, peer: object) -> list[object]:
+        return []
 
 
 async def test_filter_service_expires_unrefreshed_subscriptions(autojump_clock: object) -> None:

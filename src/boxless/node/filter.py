@@ -436,9 +436,17 @@ class _Pusher:
         return False
 
     async def open(self) -> bool:
-        """Open the push stream (a no-op if it is open); False if that failed."""
+        """Open the push stream (a no-op if it is open); False if that failed.
+
+        Only on a connection the subscriber holds: the service never dials one
+        (light clients are not dialable, and a subscription must not turn the
+        node into a dialer of whatever addresses a stranger left behind).
+        """
         if self.stream is not None:
             return True
+        if not self.host.get_network().get_connections(self.peer):
+            logger.debug("filter subscriber %s is not connected; not pushing", self.peer)
+            return False
         try:
             self.stream = await self.host.new_stream(
                 self.peer, [TProtocol(fc.FILTER_PUSH_PROTOCOL)]
