@@ -288,7 +288,12 @@ async def toggle_carol(w: World, stats: SendStats) -> bool:
     """Alice removes Carol if she is a member, else invites her back; returns whether
     Carol is a member after. A call cut by a kill is looked up once Alice is back."""
     carol = w.keys["carol"]
-    before = await members(w.alice, w.gid)
+    while True:
+        try:
+            before = await members(w.alice, w.gid)
+            break
+        except CUT_BY_KILL:
+            await w.alice.back.wait()
     assert before is not None
     want = carol not in before
     while True:
