@@ -10,6 +10,8 @@ from boxless.groups.delivery import (
     GroupTimings,
     QueueLimits,
     RateLimit,
+    key_deadline,
+    outbox_sleep,
     should_give_up,
 )
 
@@ -18,7 +20,7 @@ G1, G2 = b"\x01" * 32, b"\x02" * 32
 
 def test_clock_fires_due_timers_and_repairs_after_the_delay() -> None:
     clock = GroupClock(GroupTimings(sync_check_s=5.0, repair_after_s=10.0))
-    assert clock.due(0.0) == ([], []) and clock.get_timer(0.0) == 5.0
+    assert clock.due(0.0) == ([], []) and clock.get_timer(0.0) is None  # nothing to do
     clock.set_timer(G1, 3.0)
     clock.set_missing(G2, [1.0, 2.0])
     assert clock.get_timer(0.0) == 3.0
@@ -32,6 +34,28 @@ def test_clock_fires_due_timers_and_repairs_after_the_delay() -> None:
     assert clock.due(39.0) == ([], []) and clock.due(40.0) == ([], [G2])
     clock.set_missing(G2, [])
     assert clock.due(100.0) == ([], [])
+
+
+def test_the_sleep_lasts_until_the_next_real_deadline() -> None:
+    """An idle client must not wake to look: only missing messages make the loop
+    check every sync_check_s; SDS timers, key patience and expiry are deadlines."""
+    t = GroupTimings(sync_check_s=5.0, repair_after_s=10.0, key_patience_s=10.0)
+    clock = GroupClock(t)
+    assert clock.get_timer(0.0) is None
+    clock.set_timer(G1, 45.0)  # a quiet group: its next sync message
+    assert clock.get_timer(0.0) == 45.0
+    assert clock.get_timer(0.0, [30.0]) == 30.0  # another deadline comes first
+    assert clock.get_timer(50.0) == pytest.approx(0.05)  # overdue: look again soon
+    clock.set_missing(G2, [0.0])  # work: a missing message, repaired at 10
+    assert clock.get_timer(0.0) == 5.0
+    assert key_deadline([], t) is None and key_deadline([7.0, 3.0], t) == 13.0
+    limits = QueueLimits(inbox_expiry_s=100.0, pending_expiry_s=1000.0)
+    assert limits.expiry_deadline(None, None) is None
+    assert limits.expiry_deadline(50.0, 20.0) == 150.0
+    assert limits.expiry_deadline(None, 20.0) == 1020.0
+    assert outbox_sleep(None, 0.0, t) is None  # nothing queued: until woken
+    assert outbox_sleep(12.0, 10.0, t) == 2.0 and outbox_sleep(5.0, 10.0, t) == 0.0
+    assert outbox_sleep(None, 0.0, GroupTimings(idle_outbox_s=60.0)) == 60.0
 
 
 def test_a_later_missing_time_does_not_postpone_the_repair() -> None:

@@ -204,7 +204,12 @@ class GroupCore:
         gs.set_sds_state(cur, group_id, sds.to_state())
         self.gclock.set_timer(group_id, sds.get_timer())
         self.gclock.set_missing(group_id, (m.since for m in sds.missing()))
-        self.sds_wake.set()
+        self.wake_timers(self.gclock.deadline(group_id))
+
+    def wake_timers(self, deadline: float | None) -> None:
+        """Wake the timer loop if ``deadline`` comes before it would wake anyway."""
+        if self.gclock.wakes_early(deadline):
+            self.sds_wake.set()
 
     def settle_acks(self, cur: Cursor, group_id: bytes, sds: SdsChannel) -> None:
         """Our messages other members acknowledged (SDS) become "confirmed"."""

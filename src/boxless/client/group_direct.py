@@ -70,7 +70,6 @@ class GroupDirect:
         new_groups: list[bytes] = []
         self._direct(cur, sender, device, msg, new_groups, queue=True)
         self.retry_inbox(cur, new_groups)
-        self.core.wake.set()
         return new_groups
 
     def _direct(
@@ -249,6 +248,7 @@ class GroupDirect:
             logger.debug("group inbox: no room for this sender; dropped")
             return
         gs.add_inbox(cur, sender, device, group_id, env.encode(msg), ms(self.core.clock()))
+        self.core.wake_timers(self.core.clock() + self.core.timings.limits.inbox_expiry_s)
 
     def _direct_ops(
         self,

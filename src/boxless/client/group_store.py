@@ -381,6 +381,16 @@ def expire_queues(cur: Cursor, inbox_before_ms: int, pending_before_ms: int) -> 
     return gone + int(cur.rowcount)
 
 
+def oldest_queued(cur: Cursor) -> tuple[float | None, float | None]:
+    """``(oldest inbox row, oldest pending row)`` as Unix seconds (None: empty)."""
+    found: list[float | None] = []
+    for table in ("client_group_inbox", "client_group_pending"):
+        cur.execute(f"SELECT MIN(received_at_ms) FROM {table}")  # noqa: S608 (fixed names)
+        row = cur.fetchone()
+        found.append(None if row is None or row[0] is None else int(row[0]) / 1000)
+    return found[0], found[1]
+
+
 def pending_counts(cur: Cursor, group_id: bytes) -> tuple[int, int]:
     """``(waiting messages of the group, in all)``."""
     cur.execute("SELECT COUNT(*) FROM client_group_pending WHERE group_id = ?", (group_id,))

@@ -1,7 +1,8 @@
 """The group feature's background work: the direct outbox, SDS timers, repair, expiry.
 
 The adapter of :class:`~boxless.groups.delivery.GroupClock`: one loop sleeps
-until the clock's next deadline (or a wake-up), fires due SDS timers
+until the clock's next deadline (or a wake-up; with no deadline -- no groups,
+nothing queued, nothing missing -- only until woken), fires due SDS timers
 (re-sends, sync messages), repairs groups with missing messages from the
 store (by hash, else a time window), asks for keys that did not come and
 forgets expired queue rows; another sends the queued direct bodies with the
@@ -26,6 +27,8 @@ from boxless.client.group_topic import GroupTopic
 from boxless.client.transport import Incoming
 from boxless.errors import BoxlessError
 from boxless.groups.delivery import (
+    key_deadline,
+    outbox_sleep,
     should_give_up,
 )
 
@@ -43,6 +46,7 @@ class GroupTimers:
         self.core = core
         self.topic = topic
         self.receive = receive  # a group topic message fetched for repair, as if live
+        self.rounds = {"sds": 0, "outbox": 0}  # wake-ups of each loop (diagnostics, tests)
 
     async def run(self) -> None:
         """Run the group background work until cancelled."""
@@ -55,10 +59,14 @@ class GroupTimers:
             nursery.start_soon(self._sds_loop)
 
     async def _sds_loop(self) -> None:
-        """Fire due SDS timers (re-send unacknowledged messages, sync when quiet) and
-        repair: fetch what members' causal histories name but we never got."""
+        """Fire due SDS timers (re-send unacknowledged messages, sync when quiet),
+        repair (fetch what members' causal histories name but we never got), ask for
+        keys that did not come, forget expired queue rows; then sleep until the next
+        of those deadlines, or until woken if there is none (no groups: no wake-ups)."""
         while True:
             self.core.sds_wake = trio.Event()
+            self.rounds["sds"] += 1
+            self.core.gclock.disarm()
             now = self.core.clock()
             fire, repair = self.core.gclock.due(now)
             for gid in fire:
@@ -66,9 +74,14 @@ class GroupTimers:
             for gid in repair:
                 await self._repair(gid)
             self.topic.ask_for_keys(now)
-            self._expire_queues(now)
-            with trio.move_on_after(self.core.gclock.get_timer(self.core.clock())):
-                await self.core.sds_wake.wait()
+            expiry = self._expire_queues(now)
+            waiting = (t for unknown in self.core.unknown.values() for t in unknown.values())
+            keys = key_deadline(waiting, self.core.timings)
+            also = [t for t in (expiry, keys) if t is not None]
+            now = self.core.clock()
+            delay = self.core.gclock.get_timer(now, also)
+            self.core.gclock.arm(now, delay)  # a change before then wakes it (wake_timers)
+            await _sleep(delay, self.core.sds_wake)
 
     async def _fire_timer(self, group_id: bytes, now: float) -> None:
         with self.core.db.transaction() as cur:
@@ -79,9 +92,11 @@ class GroupTimers:
             due = sds.handle_timer(now)
             cts = [self.core.encrypt(cur, group_id, w.data, now) for w in due]
             self.core.save_sds(cur, group_id, sds)
-        self.core.wake.set()
-        for ct in cts:
-            await self.core.send_group(group_id, ct)
+        sent = [await self.core.send_group(group_id, ct) for ct in cts]
+        with self.core.db.transaction() as cur:  # our own echo is not a message to read
+            for result in sent:
+                if result is not None:
+                    db.mark_seen(cur, result.message_hash, ms(self.core.clock()))
 
     async def _repair(self, group_id: bytes) -> None:
         """Fetch the missing messages from the store (they may be there even if the
@@ -131,14 +146,17 @@ class GroupTimers:
             fetched,
         )
 
-    def _expire_queues(self, now: float) -> None:
+    def _expire_queues(self, now: float) -> float | None:
+        """Forget expired inbox and pending rows; when the next one expires."""
         limits = self.core.timings.limits
         with self.core.db.transaction() as cur:
             gone = gs.expire_queues(
                 cur, ms(now - limits.inbox_expiry_s), ms(now - limits.pending_expiry_s)
             )
+            oldest = gs.oldest_queued(cur)
         if gone:
             logger.info("group queues: %d expired rows forgotten", gone)
+        return limits.expiry_deadline(*oldest)
 
     async def _outbox_loop(self) -> None:
         """Send queued direct group bodies until cancelled (undelivered ones stay queued).
@@ -149,6 +167,7 @@ class GroupTimers:
         took it (no receipts for group bodies)."""
         while True:
             self.core.wake = trio.Event()
+            self.rounds["outbox"] += 1
             now = self.core.clock()
             policy = self.core.retry_policy
             with self.core.db.transaction() as cur:
@@ -161,10 +180,8 @@ class GroupTimers:
                 await self._send_direct(outbox, entry)
             with self.core.db.transaction() as cur:
                 next_at = gs.next_direct_at(cur)
-            idle = self.core.timings.idle_outbox_s
-            delay = idle if next_at is None else max(0.0, next_at - self.core.clock())
-            with trio.move_on_after(0.0 if len(due) == OUTBOX_BATCH else delay):
-                await self.core.wake.wait()
+            delay = outbox_sleep(next_at, self.core.clock(), self.core.timings)
+            await _sleep(0.0 if len(due) == OUTBOX_BATCH else delay, self.core.wake)
 
     async def _send_direct(self, outbox: Outbox, entry: OutboxEntry) -> None:
         recipient = entry.recipient
@@ -182,6 +199,15 @@ class GroupTimers:
             else:
                 outbox.on_send_failed(entry.message_id, self.core.clock())
                 gs.put_direct(cur, _row(outbox, entry.message_id))
+
+
+async def _sleep(delay: float | None, wake: trio.Event) -> None:
+    """Until ``wake`` is set or ``delay`` seconds passed (None: no time limit)."""
+    if delay is None:
+        await wake.wait()
+        return
+    with trio.move_on_after(delay):
+        await wake.wait()
 
 
 def _row(outbox: Outbox, message_id: bytes) -> OutboxRow:

@@ -116,6 +116,7 @@ class GroupTopic:
         except BoxlessError:  # DecodeError, or a malformed session id
             session = None
         gs.add_pending(cur, message_hash, gid, session, payload, ms(self.core.clock()))
+        self.core.wake_timers(self.core.clock() + self.core.timings.key_patience_s)
         if session is None:
             return
         unknown = self.core.unknown.setdefault(gid, {})

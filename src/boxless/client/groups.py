@@ -193,7 +193,6 @@ class GroupManager:
         with self.db.transaction() as cur:
             self.topic.accept(cur, gid, item)
             self.direct.retry_inbox(cur, [])
-        self.core.wake.set()
 
     def on_direct(
         self, cur: Cursor, sender: bytes, device: bytes, msg: env.ChatMessage
@@ -557,7 +556,6 @@ class GroupManager:
             if isinstance(body, env.Text):
                 gs.add_message(cur, row)
             self.core.save_sds(cur, group_id, sds)
-        self.core.wake.set()
         sent = await self.core.send_group(group_id, ct)
         if sent is None:
             return row

@@ -12,7 +12,12 @@ arms one timer per loop at :meth:`GroupClock.get_timer` and acts on
   the manager's constructor, so tests shorten them instead of waiting.
 * :class:`GroupClock` -- per group: when its SDS timer (re-send, sync) is due
   and since when a dependency is missing; :meth:`~GroupClock.due` says which
-  groups fire and which repair now.
+  groups fire and which repair now, :meth:`~GroupClock.get_timer` how long to
+  sleep: until the next real deadline, or until woken if there is none (a
+  client with no groups, or only quiet ones, does not wake to look).
+* :func:`key_deadline`, :meth:`QueueLimits.expiry_deadline`,
+  :func:`outbox_sleep` -- the other deadlines: asking for a key that did not
+  come, forgetting expired queue rows, the direct outbox's next due row.
 * :func:`should_give_up` -- a missing message not in any store and not
   re-sent by its author for ``give_up_after_repairs`` repair rounds is let go.
 * :class:`RateLimit` -- at most one action per key per interval (answering a
@@ -28,6 +33,7 @@ arms one timer per loop at :meth:`GroupClock.get_timer` and acts on
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field, fields
@@ -37,15 +43,19 @@ from boxless.errors import UsageError
 
 __all__ = [
     "MAX_CLOCK_SKEW_S",
+    "MIN_SLEEP_S",
     "GroupClock",
     "GroupTimings",
     "QueueLimits",
     "RateLimit",
+    "key_deadline",
+    "outbox_sleep",
     "should_give_up",
     "sync_point",
 ]
 
 MAX_CLOCK_SKEW_S: Final = 120.0
+MIN_SLEEP_S: Final = 0.05  # a deadline already past: look again this soon, not at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +76,29 @@ class QueueLimits:
     def pending_admits(self, in_group: int, total: int) -> bool:
         return in_group < self.pending_per_group and total < self.pending_total
 
+    def expiry_deadline(
+        self, oldest_inbox: float | None, oldest_pending: float | None
+    ) -> float | None:
+        """When the oldest queued row expires (Unix seconds); None: nothing queued."""
+        due = [
+            *([] if oldest_inbox is None else [oldest_inbox + self.inbox_expiry_s]),
+            *([] if oldest_pending is None else [oldest_pending + self.pending_expiry_s]),
+        ]
+        return min(due, default=None)
+
 
 @dataclass(frozen=True, slots=True)
 class GroupTimings:
     """Every delay of the group feature (seconds); tests pass shorter ones."""
 
-    sync_check_s: float = 5.0  # longest sleep of the SDS loop
+    sync_check_s: float = 5.0  # longest sleep of the SDS loop while messages are missing
     repair_after_s: float = 10.0  # a dependency missing this long is fetched from the store
     key_patience_s: float = 10.0  # a message waiting this long for its key stops holding others
     give_up_after_repairs: int = 40  # then a missing message not in any store is let go
     repair_lookback_s: float = 600.0  # store window before a gap with no retrieval hint
     retry_base_s: float = 2.0  # first retry of a direct body the network refused (chat/outbox)
     retry_max_s: float = 300.0
-    idle_outbox_s: float = 60.0  # the direct outbox loop's sleep with nothing queued
+    idle_outbox_s: float = 0.0  # the outbox's sleep with nothing queued; 0: until woken
     request_interval_s: float = 30.0  # per member: one answered request (ops, key) this often
     key_request_interval_s: float = 60.0  # per missing session: one request this often
     limits: QueueLimits = field(default_factory=QueueLimits)
@@ -132,6 +152,28 @@ class GroupClock:
         self.timings = timings
         self._timers: dict[bytes, float] = {}  # group -> when its SDS timer is due
         self._missing_since: dict[bytes, float] = {}  # group -> oldest missing dependency
+        self._armed = -math.inf  # when the sleeping loop wakes anyway (-inf: it is running)
+
+    def arm(self, now: float, delay: float | None) -> None:
+        """The loop sleeps ``delay`` seconds from ``now`` (None: until woken)."""
+        self._armed = math.inf if delay is None else now + delay
+
+    def disarm(self) -> None:
+        """The loop is running: it reads every deadline before it sleeps again."""
+        self._armed = -math.inf
+
+    def wakes_early(self, deadline: float | None) -> bool:
+        """Whether a new ``deadline`` comes before the sleeping loop would wake (so
+        it must be woken); a change that does not move the next deadline costs no
+        wake-up."""
+        return deadline is not None and deadline < self._armed
+
+    def deadline(self, group_id: bytes) -> float | None:
+        """The group's next deadline (SDS timer or repair), None: it has none."""
+        due = [self._timers.get(group_id), self._missing_since.get(group_id)]
+        if due[1] is not None:
+            due[1] += self.timings.repair_after_s
+        return min((d for d in due if d is not None), default=None)
 
     def set_timer(self, group_id: bytes, due: float | None) -> None:
         if due is None:
@@ -166,12 +208,39 @@ class GroupClock:
         repair = [g for g, t in self._missing_since.items() if now - t >= after]
         return fire, repair
 
-    def get_timer(self, now: float) -> float:
-        """How long the loop may sleep (it also wakes on any change)."""
-        soonest = min(self._timers.values(), default=now + self.timings.sync_check_s)
+    def get_timer(self, now: float, also: Iterable[float] = ()) -> float | None:
+        """How long the loop may sleep (it also wakes on any change); None: there is
+        no deadline at all, sleep until woken.
+
+        Deadlines: each group's SDS timer, each repair (``repair_after_s`` after the
+        oldest missing dependency) and ``also`` (key patience, queue expiry: see
+        :func:`key_deadline`, :meth:`QueueLimits.expiry_deadline`). Only while a
+        group has missing messages does the loop also look every ``sync_check_s``;
+        an idle client with no such work never wakes on its own.
+        """
+        after = self.timings.repair_after_s
+        deadlines = [*self._timers.values(), *also]
+        deadlines += [t + after for t in self._missing_since.values()]
+        if not deadlines:
+            return None
+        delay = max(min(deadlines) - now, MIN_SLEEP_S)
         if self._missing_since:
-            soonest = min(soonest, min(self._missing_since.values()) + self.timings.repair_after_s)
-        return min(max(soonest - now, 0.05), self.timings.sync_check_s)
+            delay = min(delay, self.timings.sync_check_s)
+        return delay
+
+
+def key_deadline(waiting_since: Iterable[float], timings: GroupTimings) -> float | None:
+    """When the oldest session still waiting for its key becomes worth asking for."""
+    oldest = min(waiting_since, default=None)
+    return None if oldest is None else oldest + timings.key_patience_s
+
+
+def outbox_sleep(next_at: float | None, now: float, timings: GroupTimings) -> float | None:
+    """How long the direct outbox may sleep: until its next row is due; with nothing
+    queued until woken (queueing wakes it), or ``idle_outbox_s`` if that is set."""
+    if next_at is not None:
+        return max(0.0, next_at - now)
+    return timings.idle_outbox_s or None
 
 
 class RateLimit:
