@@ -35,7 +35,7 @@ import json
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -173,16 +173,25 @@ class World:
         """The identity key of the other side."""
         return self.keys["bob" if api is self.alice else "alice"]
 
+    def stop(self) -> None:
+        """Kill every process of the world."""
+        for api in (self.alice, self.bob, self.carol):
+            if api is not None:
+                api.user.kill()
+        for node in (self.s1, self.s2):
+            node.kill()
 
-@asynccontextmanager
-async def world(root: Path, carol: bool = False) -> AsyncIterator[World]:
+
+async def open_world(root: Path, carol: bool = False) -> World:
     """Two service nodes, Alice and Bob up and contacts of each other; with ``carol``,
-    Carol too (Alice's contact) and a group of the three (:func:`make_group`)."""
-    s1 = NodeProcess("s1", root / "s1", SERVICE).start()
-    async with AsyncExitStack() as stack:
-        stack.callback(s1.kill)
+    Carol too (Alice's contact) and a group of the three (:func:`make_group`).
+    :meth:`World.stop` kills them all (so does a failure here)."""
+    started: list[NodeProcess | UserProcess] = []
+    try:
+        s1 = NodeProcess("s1", root / "s1", SERVICE).start()
+        started.append(s1)
         s2 = NodeProcess("s2", root / "s2", [*SERVICE, "--peer", s1.addr]).start()
-        stack.callback(s2.kill)
+        started.append(s2)
         users = {}
         names = [("alice", [s1.addr, s2.addr]), ("bob", [s2.addr, s1.addr])]
         if carol:
@@ -190,7 +199,7 @@ async def world(root: Path, carol: bool = False) -> AsyncIterator[World]:
         for name, peers in names:
             make_account(root / name, name.title()).close()  # a fast KDF: restarts in ~2.5 s
             users[name] = UserProcess(name, root / name, peers).launch()
-            stack.callback(users[name].kill)
+            started.append(users[name])
         for user in users.values():
             await trio.to_thread.run_sync(start_user, user, 90)
         w = World(root, s1, s2, Api(users["alice"]), Api(users["bob"]))
@@ -198,7 +207,21 @@ async def world(root: Path, carol: bool = False) -> AsyncIterator[World]:
         await _befriend(w)
         if w.carol is not None:
             await make_group(w)
+        return w
+    except BaseException:
+        for p in started:
+            p.kill()
+        raise
+
+
+@asynccontextmanager
+async def world(root: Path, carol: bool = False) -> AsyncIterator[World]:
+    """:func:`open_world`, stopped on the way out."""
+    w = await open_world(root, carol)
+    try:
         yield w
+    finally:
+        w.stop()
 
 
 async def _befriend(w: World) -> None:
@@ -389,6 +412,14 @@ def shower(
     return show
 
 
+async def own_texts(w: World) -> dict[str, list[str]]:
+    """Each side's own texts in the conversation so far (a case's baseline)."""
+    return {
+        "alice": [m["text"] for m in await w.alice.history(w.keys["bob"]) if m["outgoing"]],
+        "bob": [m["text"] for m in await w.bob.history(w.keys["alice"]) if m["outgoing"]],
+    }
+
+
 # -- sending through a kill ---------------------------------------------------------------
 
 
@@ -456,7 +487,8 @@ async def client_kills(
     and Alice removes Carol or invites her back, all within the kill window."""
     rng = random.Random(seed)
     stats = KillStats()
-    sent: dict[str, list[str]] = {"alice": [], "bob": []}
+    sent = await own_texts(w)  # what earlier cases left in the conversation
+    earlier = len(sent["alice"]) + len(sent["bob"])
     gsent: dict[str, list[str]] = {"alice": [], "bob": []}
     roster = {w.keys[n] for n in ("alice", "bob", "carol") if n in w.keys} if w.gid else set()
     show = shower(w, sent, gsent)
@@ -534,7 +566,7 @@ async def client_kills(
         stats.iteration_s.append(time.monotonic() - t0)
         if progress is not None:
             progress(i, stats)
-    stats.texts = len(sent["alice"]) + len(sent["bob"])
+    stats.texts = len(sent["alice"]) + len(sent["bob"]) - earlier
 
     # Everything delivered (a receipt lost to a kill comes back with a re-send,
     # 30 s later), then one more text each way: the ratchets are in step.
@@ -597,11 +629,7 @@ async def service_kill_burst(w: World, n: int, *, timeout: float = 180) -> Burst
     restarted on its old address after two thirds; Bob ends with each exactly once,
     in order, all delivered. Texts sent before are taken as the baseline."""
     stats = BurstStats(messages=n)
-    base = {
-        "alice": [m["text"] for m in await w.alice.history(w.keys["bob"]) if m["outgoing"]],
-        "bob": [m["text"] for m in await w.bob.history(w.keys["alice"]) if m["outgoing"]],
-    }
-    sent = {"alice": list(base["alice"]), "bob": list(base["bob"])}
+    sent = await own_texts(w)
     texts = [f"burst {i:03d}" for i in range(n)]
     port = w.s1.addr.split("/tcp/")[1].split("/")[0]
     t0 = time.monotonic()

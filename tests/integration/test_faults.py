@@ -14,20 +14,28 @@ process); waits are on events (the API's event stream, client events) with deadl
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
 from tests import faultnet, faultproc
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def procs(tmp_path: Path) -> AsyncIterator[faultproc.World]:
-    async with faultproc.world(tmp_path) as w:
+@pytest.fixture(scope="module")
+def procs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[faultproc.World]:
+    """One set of processes for the two process cases (their start-up, ~20 s with
+    two contact requests' proof of work, is paid once, here); in file order, the
+    burst after the kills (each case takes what is in the conversation as its
+    baseline)."""
+    w = trio.run(faultproc.open_world, tmp_path_factory.mktemp("faults"))
+    try:
         yield w
+    finally:
+        w.stop()
 
 
 async def test_client_kill9_three_iterations_nothing_lost_or_twice(
