@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -49,134 +50,144 @@ def _pct(values: list[float], q: float) -> float:
 
 
 async def run(args: argparse.Namespace, seed: int) -> list[tuple[str, str, str]]:
+    """Every case asked for, in a fresh directory (kept, with every log, on a failure)."""
+    root = Path(tempfile.mkdtemp(prefix="fault-"))
+    try:
+        rows = await _cases(args, seed, root)
+    except BaseException:
+        print(f"failed: logs and databases kept in {root}", flush=True)
+        raise
+    shutil.rmtree(root, ignore_errors=True)
+    return rows
+
+
+async def _cases(args: argparse.Namespace, seed: int, root: Path) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     only = set(args.only.split(","))
-    with tempfile.TemporaryDirectory(prefix="fault-") as tmp:
-        root = Path(tmp)
-        if "kill" in only or "burst" in only:
-            async with faultproc.world(root / "procs", carol=args.group_every > 0) as w:
-                if "kill" in only:
-                    t0 = time.monotonic()
+    if "kill" in only or "burst" in only:
+        async with faultproc.world(root / "procs", carol=args.group_every > 0) as w:
+            if "kill" in only:
+                t0 = time.monotonic()
 
-                    def progress(i: int, s: faultproc.KillStats) -> None:
-                        if i % 10 == 0:
-                            print(
-                                f"  kill iteration {i}: {s.kills} ({time.monotonic() - t0:.0f} s)",
-                                flush=True,
-                            )
+                def progress(i: int, s: faultproc.KillStats) -> None:
+                    if i % 10 == 0:
+                        print(
+                            f"  kill iteration {i}: {s.kills} ({time.monotonic() - t0:.0f} s)",
+                            flush=True,
+                        )
 
-                    k = await faultproc.client_kills(
-                        w,
-                        args.kills,
-                        k=args.k,
-                        seed=seed,
-                        group_every=args.group_every,
-                        progress=progress,
-                    )
-                    rows += [
-                        (
-                            "client kill -9",
-                            "iterations (one SIGKILL + restart each)",
-                            f"{k.iterations} (Alice {k.kills['alice']}, Bob {k.kills['bob']})",
-                        ),
-                        (
-                            "",
-                            "kills landing before the iteration's texts all arrived",
-                            f"{k.kills_in_window}",
-                        ),
-                        (
-                            "",
-                            "send/receive window (measured, kill moment uniform over it)",
-                            f"{k.window_s:.2f} s",
-                        ),
-                        (
-                            "",
-                            "texts (both ways) / POSTs cut by a kill (text stored anyway)",
-                            f"{k.texts} / {k.send.cut} ({k.send.cut_but_stored})",
-                        ),
-                        (
-                            "",
-                            "group changes in the kill window (Carol removed / invited back)",
-                            f"{k.group_changes}, with a group text from Alice and Bob each",
-                        ),
-                        (
-                            "",
-                            "restart to API ready, median / max",
-                            f"{statistics.median(k.restart_s):.1f} / {max(k.restart_s):.1f} s",
-                        ),
-                        (
-                            "",
-                            "iteration (kill, restart, all arrived), median / p90",
-                            f"{statistics.median(k.iteration_s):.1f} / "
-                            f"{_pct(k.iteration_s, 0.9):.1f} s",
-                        ),
-                        (
-                            "",
-                            "after the last kill, until every text delivered",
-                            f"{k.settle_s:.1f} s",
-                        ),
-                        (
-                            "",
-                            "lost / twice / out of order / undelivered / ratchet broken",
-                            "0 / 0 / 0 / 0 / 0 (1:1 and group)",
-                        ),
-                    ]
-                if "burst" in only:
-                    b = await faultproc.service_kill_burst(w, args.burst)
-                    rows += [
-                        (
-                            "service node kill -9",
-                            "texts in the burst",
-                            f"{b.messages} (s1 killed after {b.killed_after}, "
-                            f"back after {b.restarted_after})",
-                        ),
-                        ("", "posting the burst (incl. the restart)", f"{b.post_s:.1f} s"),
-                        (
-                            "",
-                            "until Bob had all / all delivered",
-                            f"{b.all_received_s:.1f} / {b.all_delivered_s:.1f} s",
-                        ),
-                        ("", "lost / twice / out of order", "0 / 0 / 0"),
-                    ]
-        if "partition" in only:
-            p = await faultnet.partition_heal(root / "partition", args.partition)
-            rows += [
-                (
-                    "partition + heal",
-                    "texts each way during the partition",
-                    f"{p.during} (+{p.before} before, {p.after} after)",
-                ),
-                ("", "partition length", f"{p.cut_s:.1f} s"),
-                (
-                    "",
-                    "heal -> halves relinked / every text on both sides",
-                    f"{p.relinked_s:.1f} / {p.converged_s:.1f} s",
-                ),
-                (
-                    "",
-                    "arrival after the heal: fastest / median / slowest",
-                    f"{min(p.arrivals_s):.1f} / {statistics.median(p.arrivals_s):.1f} / "
-                    f"{max(p.arrivals_s):.1f} s",
-                ),
-                ("", "heal -> every text delivered", f"{p.delivered_s:.1f} s"),
-                ("", "lost / twice / out of order", "0 / 0 / 0"),
-            ]
-        if "lossy" in only:
-            d = await faultnet.lossy_link(root / "lossy", args.lossy)
-            rows += [
-                ("10 % loss on Alice's link", "texts each way", f"{d.texts}"),
-                (
-                    "",
-                    "dropped: incoming by filter / sends (lost request, lost answer)",
-                    f"{d.dropped_in} / {d.dropped_requests} + {d.dropped_answers}",
-                ),
-                (
-                    "",
-                    "until every text on both sides / delivered",
-                    f"{d.converged_s:.1f} / {d.delivered_s:.1f} s",
-                ),
-                ("", "lost / twice / out of order", "0 / 0 / 0"),
-            ]
+                k = await faultproc.client_kills(
+                    w,
+                    args.kills,
+                    k=args.k,
+                    seed=seed,
+                    group_every=args.group_every,
+                    progress=progress,
+                )
+                rows += [
+                    (
+                        "client kill -9",
+                        "iterations (one SIGKILL + restart each)",
+                        f"{k.iterations} (Alice {k.kills['alice']}, Bob {k.kills['bob']})",
+                    ),
+                    (
+                        "",
+                        "kills landing before the iteration's texts all arrived",
+                        f"{k.kills_in_window}",
+                    ),
+                    (
+                        "",
+                        "send/receive window (measured, kill moment uniform over it)",
+                        f"{k.window_s:.2f} s",
+                    ),
+                    (
+                        "",
+                        "texts (both ways) / POSTs cut by a kill (text stored anyway)",
+                        f"{k.texts} / {k.send.cut} ({k.send.cut_but_stored})",
+                    ),
+                    (
+                        "",
+                        "group changes in the kill window (Carol removed / invited back)",
+                        f"{k.group_changes}, with a group text from Alice and Bob each",
+                    ),
+                    (
+                        "",
+                        "restart to API ready, median / max",
+                        f"{statistics.median(k.restart_s):.1f} / {max(k.restart_s):.1f} s",
+                    ),
+                    (
+                        "",
+                        "iteration (kill, restart, all arrived), median / p90",
+                        f"{statistics.median(k.iteration_s):.1f} / "
+                        f"{_pct(k.iteration_s, 0.9):.1f} s",
+                    ),
+                    (
+                        "",
+                        "after the last kill, until every text delivered",
+                        f"{k.settle_s:.1f} s",
+                    ),
+                    (
+                        "",
+                        "lost / twice / out of order / undelivered / ratchet broken",
+                        "0 / 0 / 0 / 0 / 0 (1:1 and group)",
+                    ),
+                ]
+            if "burst" in only:
+                b = await faultproc.service_kill_burst(w, args.burst)
+                rows += [
+                    (
+                        "service node kill -9",
+                        "texts in the burst",
+                        f"{b.messages} (s1 killed after {b.killed_after}, "
+                        f"back after {b.restarted_after})",
+                    ),
+                    ("", "posting the burst (incl. the restart)", f"{b.post_s:.1f} s"),
+                    (
+                        "",
+                        "until Bob had all / all delivered",
+                        f"{b.all_received_s:.1f} / {b.all_delivered_s:.1f} s",
+                    ),
+                    ("", "lost / twice / out of order", "0 / 0 / 0"),
+                ]
+    if "partition" in only:
+        p = await faultnet.partition_heal(root / "partition", args.partition)
+        rows += [
+            (
+                "partition + heal",
+                "texts each way during the partition",
+                f"{p.during} (+{p.before} before, {p.after} after)",
+            ),
+            ("", "partition length", f"{p.cut_s:.1f} s"),
+            (
+                "",
+                "heal -> halves relinked / every text on both sides",
+                f"{p.relinked_s:.1f} / {p.converged_s:.1f} s",
+            ),
+            (
+                "",
+                "arrival after the heal: fastest / median / slowest",
+                f"{min(p.arrivals_s):.1f} / {statistics.median(p.arrivals_s):.1f} / "
+                f"{max(p.arrivals_s):.1f} s",
+            ),
+            ("", "heal -> every text delivered", f"{p.delivered_s:.1f} s"),
+            ("", "lost / twice / out of order", "0 / 0 / 0"),
+        ]
+    if "lossy" in only:
+        d = await faultnet.lossy_link(root / "lossy", args.lossy)
+        rows += [
+            ("10 % loss on Alice's link", "texts each way", f"{d.texts}"),
+            (
+                "",
+                "dropped: incoming by filter / sends (lost request, lost answer)",
+                f"{d.dropped_in} / {d.dropped_requests} + {d.dropped_answers}",
+            ),
+            (
+                "",
+                "until every text on both sides / delivered",
+                f"{d.converged_s:.1f} / {d.delivered_s:.1f} s",
+            ),
+            ("", "lost / twice / out of order", "0 / 0 / 0"),
+        ]
     return rows
 
 
