@@ -24,7 +24,9 @@ scenario below, in file order, each building on the group the previous left:
    Erin, re-admitted, gets the hundred too, without waiting for Dave.
 
 Waiting is bounded polling of each device's API (the processes share nothing
-else with the test); a timeout names what every device shows.
+else with the test); a timeout names what every device shows. Every client
+runs with short group timers (``--group-timings``), so nothing waits on the
+default 10 s repair and key patience.
 """
 
 from __future__ import annotations
@@ -60,6 +62,16 @@ SERVICE = ["--store", "--filter", "--lightpush"]
 NAMES = ("Alice", "Bob", "Carol", "Dave", "Erin")
 POLL_S = 0.3
 WAIT_S = 60.0
+GROUP_TIMINGS = (
+    "repair_after_s=1,sync_check_s=0.5,key_patience_s=2,give_up_after_repairs=120,"
+    "retry_base_s=0.5,retry_max_s=5,request_interval_s=2,key_request_interval_s=3,"
+    "resend_after_s=2"
+)
+"""Short group timers for every `boxless up` here (repair, key patience, SDS re-sends,
+retries and requests in seconds, not tens of seconds), so the scenarios wait on the
+network, not on timers; a missing message is still awaited for 2 minutes before
+given up."""
+FAST_GROUPS = ["--group-timings", GROUP_TIMINGS]
 pytestmark = pytest.mark.slow
 
 
@@ -97,7 +109,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
             init_account(home, name, PASS)
         for i, name in enumerate(NAMES):
             peers = [s1.addr, s2.addr] if i % 2 == 0 else [s2.addr, s1.addr]
-            users[name] = UserProcess(name, homes[name], peers).launch()
+            users[name] = UserProcess(name, homes[name], peers, extra_args=FAST_GROUPS).launch()
         for user in users.values():
             user.wait_ready(90)
         keys = {name: u.call("GET", "/me")["identity_key"] for name, u in users.items()}
@@ -358,7 +370,8 @@ def test_concurrent_demotion_and_removal_fold_alike_on_every_device(net: Net) ->
         "Bob": "admin",
     }
     bob.stop()
-    offline = UserProcess("Bob (offline)", bob.home, [], extra_args=["--relay"]).start(90)
+    offline = UserProcess("Bob (offline)", bob.home, [], extra_args=["--relay", *FAST_GROUPS])
+    offline.start(90)
     try:
         on_bob = offline.call("DELETE", f"{members}/{k['Carol']}")
         assert k["Carol"] not in {m["identity_key"] for m in on_bob["members"]}, on_bob

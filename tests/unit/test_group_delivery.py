@@ -91,3 +91,15 @@ def test_timings_are_checked() -> None:
         GroupTimings(repair_after_s=0)
     with pytest.raises(UsageError):
         GroupTimings(retry_base_s=10, retry_max_s=5)
+
+
+def test_timings_can_shorten_the_sds_resend_period() -> None:
+    from boxless.client.group_core import _sds_config
+    from boxless.sync import SdsConfig
+
+    assert _sds_config(None, GroupTimings()) is None  # SDS defaults stay
+    config = _sds_config(SdsConfig(max_resends=2), GroupTimings.parse("resend_after_s=2"))
+    assert config is not None and config.resend_unacknowledged_after == 2.0
+    assert config.max_resends == 2  # the rest of an explicit config is kept
+    with pytest.raises(UsageError):
+        GroupTimings(resend_after_s=-1)

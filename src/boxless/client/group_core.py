@@ -26,6 +26,7 @@ them (:class:`~boxless.groups.requests.GroupRequest`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -124,12 +125,16 @@ class GroupCore:
         self.answers = RateLimit(timings.request_interval_s)  # per requesting member
         self.asks = RateLimit(timings.key_request_interval_s)  # per thing we ask for
         self.unknown: dict[bytes, dict[bytes, float]] = {}  # group -> session -> since
-        self.sds_config: SdsConfig | None = None  # None: SDS defaults
+        self.sds_config: SdsConfig | None = _sds_config(None, timings)  # None: SDS defaults
 
     def set_timings(self, timings: GroupTimings) -> None:
         self.timings = self.gclock.timings = timings
         self.answers.interval = timings.request_interval_s
         self.asks.interval = timings.key_request_interval_s
+        config = _sds_config(self.sds_config, timings)
+        if config != self.sds_config:
+            self.sds_config = config
+            self.channels.clear()  # reloaded from the database with that config
         self.sds_wake.set()
         self.wake.set()
 
@@ -494,6 +499,15 @@ class GroupCore:
         for member in list(members)[:KEY_REQUEST_FANOUT]:
             if member != self.me and self.device(cur, member) is not None:
                 self.queue_direct(cur, member, env.GroupKeyShareBody(request.encode()))
+
+
+def _sds_config(config: SdsConfig | None, timings: GroupTimings) -> SdsConfig | None:
+    """``config`` with the timings' SDS re-send period, if they set one."""
+    if not timings.resend_after_s:
+        return config
+    return dataclasses.replace(
+        config or SdsConfig(), resend_unacknowledged_after=timings.resend_after_s
+    )
 
 
 def admitted_by(op: GroupOp) -> tuple[bytes, ...]:

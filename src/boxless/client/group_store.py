@@ -385,7 +385,7 @@ def oldest_queued(cur: Cursor) -> tuple[float | None, float | None]:
     """``(oldest inbox row, oldest pending row)`` as Unix seconds (None: empty)."""
     found: list[float | None] = []
     for table in ("client_group_inbox", "client_group_pending"):
-        cur.execute(f"SELECT MIN(received_at_ms) FROM {table}")  # noqa: S608 (fixed names)
+        cur.execute(f"SELECT MIN(received_at_ms) FROM {table}")  # two fixed table names
         row = cur.fetchone()
         found.append(None if row is None or row[0] is None else int(row[0]) / 1000)
     return found[0], found[1]

@@ -99,6 +99,7 @@ class GroupTimings:
     retry_base_s: float = 2.0  # first retry of a direct body the network refused (chat/outbox)
     retry_max_s: float = 300.0
     idle_outbox_s: float = 0.0  # the outbox's sleep with nothing queued; 0: until woken
+    resend_after_s: float = 0.0  # SDS re-send of an unacknowledged message; 0: SDS's 30 s
     request_interval_s: float = 30.0  # per member: one answered request (ops, key) this often
     key_request_interval_s: float = 60.0  # per missing session: one request this often
     limits: QueueLimits = field(default_factory=QueueLimits)
@@ -106,6 +107,8 @@ class GroupTimings:
     def __post_init__(self) -> None:
         if min(self.sync_check_s, self.repair_after_s, self.retry_base_s) <= 0:
             raise UsageError("group timings must be positive")
+        if self.resend_after_s < 0:
+            raise UsageError("resend_after_s must not be negative (0: the SDS default)")
         if self.retry_base_s > self.retry_max_s:
             raise UsageError("retry_base_s must be at most retry_max_s")
 
