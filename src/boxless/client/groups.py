@@ -39,8 +39,9 @@ invitee's card then travels to everyone with the Invite op, and the invitee
 gets every op and every member's card over Olm.
 
 Every op published goes with its nearest ancestors (a member who missed one
-can still place it), and ops enter a log only once judged
-(:meth:`GroupLog.admit`).
+can still place it) and the cards of the members they let in (so does an
+answer to a request for ops: :func:`~boxless.client.group_core.member_cards`),
+and ops enter a log only once judged (:meth:`GroupLog.admit`).
 """
 
 from __future__ import annotations
