@@ -51,6 +51,8 @@ from boxless.identity.profile import InvalidProfile, save_profile, validate_disp
 
 logger = logging.getLogger(__name__)
 
+INLINE_POW_BITS = 12  # up to ~4,000 hashes: solved inline, not in a thread
+
 
 class Contacts:
     """The contact list of one client, and the request/response/profile handlers."""
@@ -254,11 +256,18 @@ class Contacts:
             self.conversations.queue_in(cur, contact, self._profile_body())
 
     async def _solve_pow(self, recipient: bytes) -> ProofOfWork:
+        """The request's proof of work: ~1 s in a worker thread at the real
+        difficulty; inline when it is a few milliseconds' work (tests), so the
+        proof's timestamp is the injected clock's and no thread runs while a
+        virtual clock jumps ahead (which made proofs stale on arrival)."""
         ts = int(self.clock() * 1000)
-        proof = await trio.to_thread.run_sync(
-            lambda: solve(recipient, self.me, ts, difficulty=self.pow_difficulty),
-            abandon_on_cancel=True,  # type: ignore[call-arg]  # trio-stubs predate it
-        )
+        if self.pow_difficulty <= INLINE_POW_BITS:
+            proof = solve(recipient, self.me, ts, difficulty=self.pow_difficulty)
+        else:
+            proof = await trio.to_thread.run_sync(
+                lambda: solve(recipient, self.me, ts, difficulty=self.pow_difficulty),
+                abandon_on_cancel=True,  # type: ignore[call-arg]  # trio-stubs predate it
+            )
         if proof is None:
             raise UsageError("could not solve the contact request's proof of work")
         return proof
