@@ -217,7 +217,8 @@ class PeerCache:
 
     def expire(self, now: float) -> int:
         """Drop unpinned entries not seen for ``ttl`` seconds; return how many."""
-        stale = [k for k, e in self._entries.items() if not e.pinned and now - e.seen >= self.ttl]
+        # the same sum as get_timer, so a timer fired at its time always expires its entry
+        stale = [k for k, e in self._entries.items() if not e.pinned and e.seen + self.ttl <= now]
         for key in stale:
             del self._entries[key]
         return len(stale)
