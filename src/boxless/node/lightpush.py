@@ -91,7 +91,7 @@ class LightPushService:
         It is given only messages that passed validation.
     :param pubsub_topics: the topics this node relays on; others get 421.
     :param topic_peer_count: ``pubsub_topic -> relay peers``; see the module doc.
-    :param limiter: per-peer rate limit (default 30 requests/s, bursts of 100,
+    :param limiter: per-peer rate limit (default 30 requests/s, bursts of 300,
         in a bounded table that fresh peer ids cannot wash out; see
         :class:`~boxless.node.limits.PeerRateLimiter`).
     :param now_ns: wall clock in Unix ns, for the timestamp rule.
@@ -118,11 +118,11 @@ class LightPushService:
         self.metrics = metrics
         self.policy = lp.ShardPolicy(cluster_id, frozenset(pubsub_topics), num_shards)
         self.topic_peer_count = topic_peer_count
-        # 30/s sustained, bursts of 100: a person pasting a long chat or a client
-        # catching up (messages + receipts) stays well inside; a flood does not.
+        # 30/s sustained, bursts of 300: a broadcast to a 200-contact list, a
+        # pasted chat or a catch-up's receipts go out at once; a flood does not.
         # The table of buckets is bounded and turns over at a paced rate once full,
         # so fresh peer ids can neither grow it nor reset a known peer's bucket.
-        self.limiter = limiter if limiter is not None else PeerRateLimiter(rate=30, burst=100)
+        self.limiter = limiter if limiter is not None else PeerRateLimiter(rate=30, burst=300)
         self.max_message_size = max_message_size
         self.now_ns = now_ns
         self.on_violation = on_violation
