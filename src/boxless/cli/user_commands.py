@@ -102,9 +102,12 @@ async def _run_up(
             hc.accesslog = None
             hc.errorlog = None
             await nursery.start(serve, switch, hc)
-            fd = os.open(api_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # written whole, then renamed: a reader never finds it half-written
+            partial = api_file.with_name(api_file.name + ".new")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
                 json.dump({"url": origin, "token": token, "pid": os.getpid()}, f)
+            os.replace(partial, api_file)
             if opened:
                 print(f"Boxless is up as {plain(opened[0].profile.display_name)}.", flush=True)
             else:
