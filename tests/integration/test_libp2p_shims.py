@@ -198,3 +198,46 @@ async def test_noise_reads_each_frame_in_two_recvs_and_the_buffer_in_one_per_64k
     raw = CountingRawConn(wire)
     assert await noise_frames_read(BufferedReadConnection(raw), 100) == frames
     assert raw.recvs == -(-len(wire) // RAW_READ_SIZE)  # fixed: 2 recvs for 104 KB
+
+
+async def _connect_and_leave(server_addr: str) -> bool:
+    """A fresh peer connects, pings nothing, and hangs up; True if it got in."""
+    from boxless.node.host import build_host
+    from boxless.node.libp2p_shims import DIAL_ERRORS
+    from boxless.node.peering import parse_peer
+
+    host = build_host(create_new_key_pair(), [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")])
+    async with host.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        try:
+            with trio.fail_after(10):
+                await host.connect(parse_peer(server_addr))
+                await trio.sleep(0.05)
+                ok = bool(host.get_network().get_connections(parse_peer(server_addr).peer_id))
+        except (*DIAL_ERRORS, trio.TooSlowError):
+            return False
+        await host.disconnect(parse_peer(server_addr).peer_id)
+        return ok
+
+
+@pytest.mark.parametrize("shimmed", [False, True])
+async def test_inbound_slots_of_closed_connections_come_back(shimmed: bool) -> None:
+    """py-libp2p 0.8.1 bug: an inbound connection's slot (250 of them) is held
+    until the *swarm* stops, not the connection, so after 250 inbound connections
+    ever a node refuses everyone. Shown with 3 slots: the 4th newcomer is refused
+    by the stock host, let in once lift_leaking_limits gave the slots room."""
+    from boxless.node.host import build_host
+    from boxless.node.libp2p_shims import lift_leaking_limits
+
+    server = build_host(create_new_key_pair(), [multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")])
+    server.get_network()._inbound_limiter = trio.CapacityLimiter(3)  # type: ignore[attr-defined]
+    if shimmed:
+        lift_leaking_limits(server)
+    async with server.run([multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")]):
+        addr = f"{server.get_addrs()[0]}"
+        if "/p2p/" not in addr:
+            addr = f"{addr}/p2p/{server.get_id()}"
+        got_in = [await _connect_and_leave(addr) for _ in range(5)]
+    if shimmed:
+        assert got_in == [True] * 5
+    else:
+        assert got_in[:3] == [True] * 3 and not any(got_in[3:])

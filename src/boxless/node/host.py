@@ -25,6 +25,7 @@ from boxless.node.libp2p_shims import (
     ADDRESS_ERRORS,
     TrafficCounter,
     honour_muxer_classes,
+    lift_leaking_limits,
     muxer_options,
 )
 
@@ -61,6 +62,7 @@ def build_host(
         listen_addrs=_transport_probe_addrs(listen_addrs),
     )
     honour_muxer_classes(host, traffic)
+    lift_leaking_limits(host)
     return host
 
 

@@ -215,6 +215,40 @@ def honour_muxer_classes(host: IHost, traffic: TrafficCounter | None = None) -> 
     swarm.upgrader = upgrader
 
 
+#: Inbound connections a host accepts over its lifetime (see lift_leaking_limits).
+INBOUND_CONNECTIONS_EVER = 1_000_000
+#: Peers the peerstore keeps before it evicts (see lift_leaking_limits).
+PEERSTORE_PEERS = 100_000
+
+
+def lift_leaking_limits(host: IHost) -> None:
+    """Give two py-libp2p 0.8.1 limits that leak room to last a node's life.
+
+    * ``Swarm._inbound_limiter`` (250 slots) is taken per inbound connection and
+      released only when its handler returns, and the handler waits for the
+      *swarm* to finish (``manager.wait_finished()``), not for the connection to
+      close: after 250 inbound connections ever -- light clients coming and
+      going -- the node refuses every new one.
+    * The peerstore keeps 1,000 peers and evicts those without addresses first,
+      the host's own entry among them; identify then fails on our own key and
+      takes the host down once ~1,000 distinct peers connected.
+
+    Both are raised far past any node's life here (the parked handler of a
+    closed connection still costs a few KiB until the node stops: bounded by the
+    node's uptime, not by an attacker's pace beyond it; per-peer and total
+    stream limits are ours, :mod:`boxless.node.limits`). Upstream fix: return
+    from the inbound handler when the connection closes, and never evict the
+    host's own peer record. ``tests/integration/test_libp2p_shims.py`` shows both.
+    """
+    swarm = host.get_network()
+    if not isinstance(swarm, Swarm):
+        raise TypeError(f"expected a py-libp2p Swarm, got {type(swarm).__name__}")
+    swarm._inbound_limiter = trio.CapacityLimiter(INBOUND_CONNECTIONS_EVER)
+    peerstore = host.get_peerstore()
+    if hasattr(peerstore, "max_peers"):
+        peerstore.max_peers = max(peerstore.max_peers, PEERSTORE_PEERS)
+
+
 #: What parsing a user-supplied multiaddr can raise (py-multiaddr's errors are
 #: ValueErrors or its own ``Error``; py-libp2p's ``InvalidAddrError`` is a ValueError).
 ADDRESS_ERRORS: tuple[type[Exception], ...] = (multiaddr_errors.Error, ValueError)
