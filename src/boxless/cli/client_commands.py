@@ -54,9 +54,13 @@ async def _publish(config: NodeConfig, payloads: list[bytes], content_topic: str
     async with trio.open_nursery() as nursery:
         await nursery.start(node.run)
         assert node.relay is not None
+        relay = node.relay
         with trio.move_on_after(JOIN_TIMEOUT) as scope:
-            # py-libp2p has no "peer joined topic" event, so poll (bounded by the scope)
-            while target not in node.relay.topic_peers(topic):  # noqa: ASYNC110
+            # py-libp2p has no "peer joined topic" event, so poll (bounded by the scope).
+            # In the *mesh*, not just subscribed: gossipsub publishes to mesh peers, and
+            # the mesh is grafted at a heartbeat after the peer subscribed -- publishing
+            # in between reached nobody (and exited 0: 1 run in 4 lost everything).
+            while target not in relay.mesh_peers(topic):  # noqa: ASYNC110
                 await trio.sleep(0.05)
         if scope.cancelled_caught:
             raise NetworkError(
@@ -67,7 +71,12 @@ async def _publish(config: NodeConfig, payloads: list[bytes], content_topic: str
             msg = WakuMessage(
                 payload=payload, content_topic=content_topic, timestamp=time.time_ns()
             )
-            hashes.append((await node.publish(topic, msg)).message_hash)
+            result = await node.publish(topic, msg)
+            if not result.peers:
+                raise NetworkError(
+                    "the message reached no relay peer (the node left the topic?): try again"
+                )
+            hashes.append(result.message_hash)
         await _drain(node)
         nursery.cancel_scope.cancel()
     return hashes
