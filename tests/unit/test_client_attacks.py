@@ -162,6 +162,26 @@ async def test_a_forger_cannot_spend_someone_elses_request_allowance(
         assert row is not None and row.intro == "the real Carol"
 
 
+async def test_replayed_messages_cannot_pile_up_re_send_requests(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Whoever replays a contact's old Olm messages (a store node, say) makes us ask
+    that contact to re-send; with the contact offline, every replay used to queue
+    one more reliable request. At most one waits unacknowledged."""
+    async with memnet(tmp_path, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        bob.transport.set_online(False, catch_up=False)
+        for _ in range(50):
+            await alice.client.conversations.ask_resend(bob.me)
+            await settle(3.0)
+        asks = [
+            e
+            for e in alice.client.conversations.outbox.entries()
+            if isinstance(env.decode(e.payload).body, env.SessionReset)
+        ]
+        assert len(asks) == 1
+
+
 async def test_a_contacts_name_is_validated_like_our_own(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:

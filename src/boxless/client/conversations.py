@@ -106,6 +106,7 @@ class Conversations:
         handlers.unknown_session.append(self.reset_session)
         handlers.missed.append(self.ask_resend)
         self._last_ask: dict[bytes, float] = {}
+        self._asking: dict[bytes, bytes] = {}  # contact -> our unacknowledged ask
 
     async def run(self) -> None:
         """Send what is due and batch receipts, until cancelled (state is in the DB)."""
@@ -480,12 +481,18 @@ class Conversations:
         last = self._last_ask.get(sender)
         if last is not None and last > now:
             return  # an ask is already scheduled
+        pending = self._asking.get(sender)
+        if pending is not None and pending in self.outbox:
+            return  # the last ask is not acknowledged yet: one is enough (a replayer can't pile them up)
         at = now if last is None or now - last >= ASK_INTERVAL_S else last + ASK_INTERVAL_S
         if len(self._last_ask) >= MAX_RESET_MEMORY:
             self._last_ask = {k: t for k, t in self._last_ask.items() if now - t < ASK_INTERVAL_S}
         self._last_ask[sender] = at
         logger.info("asking a contact to re-send messages that came too late to read")
         mid = self.queue(contact, env.SessionReset())
+        if len(self._asking) >= MAX_RESET_MEMORY:
+            self._asking = {k: m for k, m in self._asking.items() if m in self.outbox}
+        self._asking[sender] = mid
         if at > now:
             self.outbox.defer(mid, at)
 
