@@ -18,3 +18,16 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Two service nodes for the whole session; people made on demand (tests/e2e/world.py)."""
+    from tests.e2e.world import World
+
+    w = World(tmp_path_factory.mktemp("world"))
+    try:
+        yield w
+    finally:
+        print(w.logs())
+        w.close()
