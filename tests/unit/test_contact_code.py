@@ -91,8 +91,8 @@ def test_damaged_link(text: str) -> None:
 
 
 def test_unknown_version() -> None:
-    with pytest.raises(InvalidContactCode, match="format version 2"):
-        decode_contact_code(_link(b"\x02" + CODE.to_bytes()[1:]), NOW)
+    with pytest.raises(InvalidContactCode, match="format version 3"):
+        decode_contact_code(_link(b"\x03" + CODE.to_bytes()[1:]), NOW)
 
 
 def test_altered_name_is_a_bad_signature() -> None:

@@ -139,8 +139,8 @@ def test_damaged(text: str) -> None:
 
 
 def test_future_version() -> None:
-    with pytest.raises(InvalidGroupLink, match="format version 2"):
-        decode_group_link(_link(b"\x02" + LINK.to_bytes()[1:]), NOW)
+    with pytest.raises(InvalidGroupLink, match="format version 3"):
+        decode_group_link(_link(b"\x03" + LINK.to_bytes()[1:]), NOW)
 
 
 @pytest.mark.parametrize(

@@ -19,17 +19,35 @@ real clock, publishes it on the group topic and shares the group's keys;
 every member's :class:`~boxless.groups.membership.GroupLog` then validates the
 Join by the same rules.
 
+Short links (version 2, what the UI shows; ~60 characters)::
+
+    boxless://g/<base64url of: 0x02 || link secret (16) || commitment (16) || check (2)>
+
+The version-1 link above is published, sealed (ChaCha20-Poly1305) under a key
+derived from the random link secret, on a topic derived from it
+(:func:`seal_group_link`); a service node sees ciphertext on a random
+``bundle-`` shaped topic. The commitment is
+``SHA-256(tag || group id || admin identity key)[:16]``: whoever holds the link
+can publish on its topic, but what :func:`open_group_link` accepts must be
+signed by that admin for that group (and be unexpired), so neither a member
+who is no admin nor a stranger can swap in their own invite.
+
 Decoding is for untrusted input (a pasted link, a scanned image): every
 failure is an :class:`InvalidGroupLink` saying which of "not a Boxless group
 link", "damaged", "signature invalid", "expired" it is; nothing else escapes
-(``tests/unit/test_group_invites.py`` fuzzes this).
+(``tests/unit/test_group_invites.py`` and ``test_short_links.py`` fuzz this).
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from boxless.errors import UsageError
@@ -42,6 +60,7 @@ from boxless.groups.ops import (
     sign_op,
     validate_group_name,
 )
+from boxless.identity.contact_code import card_content_topic, link_check
 from boxless.identity.keys import (
     MAX_BUNDLE_VALIDITY,
     Device,
@@ -61,14 +80,24 @@ __all__ = [
     "LINK_PREFIX",
     "GroupLink",
     "InvalidGroupLink",
+    "ShortGroupLink",
     "check_token_fresh",
+    "decode_any_group_link",
     "decode_group_link",
     "join_op",
     "make_group_link",
+    "new_short_group_link",
+    "open_group_link",
+    "seal_group_link",
 ]
 
 LINK_PREFIX = "boxless://g/"
 LINK_VERSION = 1
+SHORT_VERSION = 2
+SECRET_BYTES = 16
+COMMIT_BYTES = 16
+NONCE_BYTES = 12
+MAX_SEALED_BYTES = 8192
 DEFAULT_LINK_VALIDITY = 7 * 86_400
 
 _TAG = b"boxless group link v1\x00"
@@ -198,6 +227,10 @@ def decode_group_link(text: str, now: float) -> GroupLink:
     Raises :class:`InvalidGroupLink` (only) for anything wrong with it.
     """
     raw = _payload_bytes(text)
+    if raw[0] == SHORT_VERSION:
+        raise InvalidGroupLink(
+            "this is a short group link: the invite it names is fetched from the network"
+        )
     if raw[0] != LINK_VERSION:
         raise InvalidGroupLink(
             f"the group link has format version {raw[0]}, which this Boxless does not know; "
@@ -238,3 +271,93 @@ def join_op(identity: Identity, token: InviteToken, created_at_ms: int) -> Group
     return sign_op(
         identity, token.group_id, Join(token), token.heads, token.lamport + 1, created_at_ms
     )
+
+
+# ---------------------------------------------------------------------- short links
+
+
+def _hkdf(secret: bytes, info: bytes, length: int = 32) -> bytes:
+    return HKDF(algorithm=SHA256(), length=length, salt=None, info=info).derive(secret)
+
+
+def _commitment(group_id: bytes, admin_key: bytes) -> bytes:
+    return hashlib.sha256(b"boxless group link commit v1\x00" + group_id + admin_key).digest()[
+        :COMMIT_BYTES
+    ]
+
+
+_SEAL_AAD = b"boxless sealed group link v1"
+
+
+@dataclass(frozen=True, slots=True)
+class ShortGroupLink:
+    """A decoded short group link: the secret that finds the invite, and whose it must be."""
+
+    secret: bytes
+    commitment: bytes
+
+    @property
+    def link(self) -> str:
+        body = bytes([SHORT_VERSION]) + self.secret + self.commitment
+        return encode_link(LINK_PREFIX, body + link_check(body))
+
+    @property
+    def topic(self) -> str:
+        """Where the sealed invite is published (random: it says nothing of the group)."""
+        return card_content_topic(_hkdf(self.secret, b"boxless group link topic v1", 16))
+
+    def _aead(self) -> ChaCha20Poly1305:
+        return ChaCha20Poly1305(_hkdf(self.secret, b"boxless group link key v1"))
+
+    def names(self, link: GroupLink) -> bool:
+        """True if ``link`` is for the group and admin this short link commits to."""
+        return secrets.compare_digest(_commitment(link.group_id, link.admin_key), self.commitment)
+
+
+def new_short_group_link(link: GroupLink) -> ShortGroupLink:
+    """A fresh short link (a new random secret) for ``link``."""
+    return ShortGroupLink(
+        secrets.token_bytes(SECRET_BYTES), _commitment(link.group_id, link.admin_key)
+    )
+
+
+def seal_group_link(link: GroupLink, short: ShortGroupLink) -> bytes:
+    """The payload published on ``short.topic``."""
+    if not short.names(link):
+        raise UsageError("a group link is sealed only under a short link made for it")
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce + short._aead().encrypt(nonce, link.to_bytes(), _SEAL_AAD)
+
+
+def open_group_link(payload: bytes, short: ShortGroupLink, now: float) -> GroupLink:
+    """An invite read from ``short.topic`` (untrusted: anyone with the link may publish
+    there), verified as a long link at ``now`` and checked to be for the group and
+    admin ``short`` commits to. Raises :class:`InvalidGroupLink` for anything wrong."""
+    if not NONCE_BYTES + 16 < len(payload) <= MAX_SEALED_BYTES:
+        raise InvalidGroupLink("a published group invite has an impossible size")
+    try:
+        raw = short._aead().decrypt(payload[:NONCE_BYTES], payload[NONCE_BYTES:], _SEAL_AAD)
+    except InvalidTag:
+        raise InvalidGroupLink("a published group invite was not sealed for this link") from None
+    if not raw or raw[0] != LINK_VERSION:
+        raise InvalidGroupLink("a published group invite has an unknown format")
+    link = decode_group_link(encode_link(LINK_PREFIX, raw), now)
+    if not short.names(link):
+        raise InvalidGroupLink(
+            "a published group invite is for another group or admin than the link names: "
+            "ask an admin for the link again"
+        )
+    return link
+
+
+def decode_any_group_link(text: str, now: float) -> GroupLink | ShortGroupLink:
+    """A long link decoded and verified (as :func:`decode_group_link`), or a short one
+    decoded (its invite is then fetched). Raises :class:`InvalidGroupLink` only."""
+    raw = _payload_bytes(text)
+    if raw[0] != SHORT_VERSION:
+        return decode_group_link(text, now)
+    if len(raw) != 1 + SECRET_BYTES + COMMIT_BYTES + 2 or link_check(raw[:-2]) != raw[-2:]:
+        raise InvalidGroupLink(
+            "the group link is damaged (a character is missing or mistyped); copy it again"
+        )
+    return ShortGroupLink(raw[1 : 1 + SECRET_BYTES], raw[1 + SECRET_BYTES : -2])

@@ -11,25 +11,48 @@ the display name, and is signed by the identity key over
 enough for a contact to verify who made the code and open an Olm session while
 we are offline.
 
+Short links (version 2, what the UI shows; ~80 characters, a QR code a phone
+reads from a screen)::
+
+    boxless://c/<base64url of: 0x02 || identity key (32) || link secret (16) || check (2)>
+
+The bulky, signed part -- the version-1 ``ContactCode`` above -- is published
+by the account on a *card topic* derived from the identity key and the link
+secret, sealed (ChaCha20-Poly1305) under a key derived from both
+(:func:`seal_card`). Whoever holds the link fetches it from a store node,
+opens it (:func:`open_card`) and checks it exactly as a long link, plus that
+it names the identity the short link names: anyone who has the link can
+publish on the topic, but nobody can sign a card for that identity. A store
+node sees an opaque ``bundle-`` shaped topic and ciphertext. The secret is
+derived from the identity's private key, so a restored account publishes on
+the same topic and old short links keep working. The 2-byte check makes a
+mistyped link fail offline with "damaged".
+
 Decoding is for untrusted input (a pasted link, a scanned image): every failure
 is an :class:`InvalidContactCode` saying which of "not a Boxless link",
 "damaged", "signature invalid", "expired" it is; nothing else escapes
-(``tests/unit/test_contact_code.py`` fuzzes this).
+(``tests/unit/test_contact_code.py`` and ``test_short_links.py`` fuzz this).
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
 import segno
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from boxless.errors import UsageError
 from boxless.identity.keys import (
     DEFAULT_BUNDLE_VALIDITY,
+    KEY_BYTES,
     SIGNATURE_BYTES,
     Device,
     DeviceBundle,
@@ -46,6 +69,11 @@ from boxless.wire.links import decode_link, encode_link
 
 LINK_PREFIX = "boxless://c/"
 CODE_VERSION = 1
+SHORT_VERSION = 2
+SECRET_BYTES = 16
+CHECK_BYTES = 2
+NONCE_BYTES = 12
+MAX_CARD_BYTES = 8192
 
 _TAG = b"boxless contact code v1\x00"
 
@@ -122,6 +150,113 @@ def _payload_bytes(text: str) -> bytes:
     return decode_link(text, LINK_PREFIX, "contact link", InvalidContactCode)
 
 
+# ---------------------------------------------------------------------- short links
+
+
+def _hkdf(material: bytes, info: bytes, length: int = 32) -> bytes:
+    return HKDF(algorithm=SHA256(), length=length, salt=None, info=info).derive(material)
+
+
+def link_check(body: bytes) -> bytes:
+    """The 2-byte check a short link ends with (a typo fails offline, not on the network)."""
+    return hashlib.sha256(b"boxless link check v1\x00" + body).digest()[:CHECK_BYTES]
+
+
+def card_content_topic(tag: bytes) -> str:
+    """A ``bundle-<32 hex>`` topic for ``tag``: to a service node it looks like any
+    bundle topic (one crowd), and without the link it is an opaque hash."""
+    return "/boxless/1/bundle-" + tag[:16].hex() + "/proto"
+
+
+@dataclass(frozen=True, slots=True)
+class ShortContactLink:
+    """A decoded short contact link: whose it is, and the secret that finds their card."""
+
+    identity_key: bytes
+    secret: bytes
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.identity_key)
+
+    @property
+    def link(self) -> str:
+        body = bytes([SHORT_VERSION]) + self.identity_key + self.secret
+        return encode_link(LINK_PREFIX, body + link_check(body))
+
+    @property
+    def topic(self) -> str:
+        """The card topic: where the identity publishes its sealed contact card."""
+        return card_content_topic(
+            _hkdf(self.identity_key + self.secret, b"boxless contact card topic v1", 16)
+        )
+
+    def _aead(self) -> ChaCha20Poly1305:
+        return ChaCha20Poly1305(
+            _hkdf(self.identity_key + self.secret, b"boxless contact card key v1")
+        )
+
+
+def short_contact_link(identity: Identity) -> ShortContactLink:
+    """This identity's short link (the same on every device and after a restore)."""
+    secret = _hkdf(identity.private_bytes(), b"boxless contact link secret v1", SECRET_BYTES)
+    return ShortContactLink(identity.public_key, secret)
+
+
+_CARD_AAD = b"boxless contact card v1"
+
+
+def seal_card(code: ContactCode, short: ShortContactLink) -> bytes:
+    """The payload published on ``short.topic``: ``code`` sealed for link holders."""
+    if code.identity_key != short.identity_key:
+        raise UsageError("a contact card is sealed only under its own identity's link")
+    nonce = secrets.token_bytes(NONCE_BYTES)
+    return nonce + short._aead().encrypt(nonce, code.to_bytes(), _CARD_AAD)
+
+
+def open_card(payload: bytes, short: ShortContactLink, now: float) -> ContactCode:
+    """A card read from ``short.topic`` (untrusted: anyone with the link may publish
+    there), verified at ``now`` and checked to be ``short``'s identity's.
+
+    Raises :class:`InvalidContactCode` for anything wrong.
+    """
+    if not NONCE_BYTES + 16 < len(payload) <= MAX_CARD_BYTES:
+        raise InvalidContactCode("a published contact card has an impossible size")
+    try:
+        raw = short._aead().decrypt(payload[:NONCE_BYTES], payload[NONCE_BYTES:], _CARD_AAD)
+    except InvalidTag:
+        raise InvalidContactCode("a published contact card was not sealed for this link") from None
+    if not raw or raw[0] != CODE_VERSION:
+        raise InvalidContactCode("a published contact card has an unknown format")
+    code = decode_contact_code(encode_link(LINK_PREFIX, raw), now)
+    if code.identity_key != short.identity_key:
+        raise InvalidContactCode(
+            "a published contact card belongs to someone else than the link names"
+        )
+    return code
+
+
+def decode_contact_link(text: str, now: float) -> ContactCode | ShortContactLink:
+    """A long link decoded and verified (as :func:`decode_contact_code`), or a short
+    one decoded (its card is then fetched: see ``boxless.client.links``).
+
+    Raises :class:`InvalidContactCode` (only) for anything wrong with it.
+    """
+    raw = _payload_bytes(text)
+    if raw[0] != SHORT_VERSION:
+        return decode_contact_code(text, now)
+    return _decode_short(raw)
+
+
+def _decode_short(raw: bytes) -> ShortContactLink:
+    size = 1 + KEY_BYTES + SECRET_BYTES + CHECK_BYTES
+    if len(raw) != size or link_check(raw[:-CHECK_BYTES]) != raw[-CHECK_BYTES:]:
+        raise InvalidContactCode(
+            "the contact link is damaged (a character is missing or mistyped); copy it again"
+        )
+    return ShortContactLink(raw[1 : 1 + KEY_BYTES], raw[1 + KEY_BYTES : -CHECK_BYTES])
+
+
 def decode_contact_code(text: str, now: float, *, allow_expired: bool = False) -> ContactCode:
     """Decode and verify a ``boxless://c/`` link at time ``now``.
 
@@ -130,6 +265,11 @@ def decode_contact_code(text: str, now: float, *, allow_expired: bool = False) -
     and name still hold, and its device may have published a fresher bundle.
     """
     raw = _payload_bytes(text)
+    if raw[0] == SHORT_VERSION:
+        raise InvalidContactCode(
+            "this is a short contact link: its keys are fetched from the network "
+            "(add it as a contact rather than decoding it offline)"
+        )
     if raw[0] != CODE_VERSION:
         raise InvalidContactCode(
             f"the contact link has format version {raw[0]}, which this Boxless does not know; "
@@ -169,10 +309,16 @@ def decode_contact_code(text: str, now: float, *, allow_expired: bool = False) -
 # ---------------------------------------------------------------------- QR
 
 
+SHORT_LINK_CHARS = 120
+
+
 def _qr(link: str) -> segno.QRCode:
-    # Error level L keeps a ~540-character link at version 16 (81 modules), so it
-    # fits an 85-column terminal; segno raises the level when that costs nothing.
-    return segno.make_qr(link, error="l", boost_error=True)
+    # A short link (<= 120 characters) gets error level M (a phone camera reading a
+    # screen: glare, moire) at version 5-7, 37-45 modules. An old long link keeps
+    # level L: ~540 characters at version 16 (81 modules) fits an 85-column terminal.
+    # segno raises the level when that costs no extra modules.
+    error = "m" if len(link) <= SHORT_LINK_CHARS else "l"
+    return segno.make_qr(link, error=error, boost_error=True)
 
 
 def qr_terminal(link: str) -> str:
