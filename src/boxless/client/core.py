@@ -45,6 +45,7 @@ from boxless.client.channel import DirectChannel, FollowUp, Received, card_to_co
 from boxless.client.contacts import Contacts
 from boxless.client.conversations import Conversations, UnknownContact
 from boxless.client.groups import GroupManager
+from boxless.client.links import ShortLinks
 from boxless.client.transport import Incoming, Transport
 from boxless.client.verification import SasManager
 from boxless.crypto.olm_sessions import SessionManager
@@ -92,6 +93,7 @@ class Client:
             self.db, account.keystore, self.db.derive_key("olm sessions v1")
         )
         self.bundles = BundleBook(self.db, account, transport, clock)
+        self.links = ShortLinks(self.db, account, transport, clock)
         self.channel = DirectChannel(
             database=self.db,
             sessions=self.sessions,
@@ -144,6 +146,7 @@ class Client:
             nursery.start_soon(self.conversations.run)
             nursery.start_soon(self.groups.run)
             nursery.start_soon(self.bundles.run)
+            nursery.start_soon(self.links.run)
             nursery.start_soon(self.sas.run)
             task_status.started(self)
             await self.catch_up()
@@ -220,7 +223,8 @@ class Client:
         return self.contact_book.find(who)
 
     async def add_contact(self, link: str, intro: str = "") -> db.ContactRow:
-        return await self.contact_book.add(link, intro)
+        """Add by a long link, or a short one whose card is fetched first (links.py)."""
+        return await self.contact_book.add(await self.links.long_contact_link(link), intro)
 
     async def respond(self, identity_key: bytes, event: ContactEvent) -> db.ContactRow:
         return await self.contact_book.respond(identity_key, event)
@@ -230,6 +234,7 @@ class Client:
 
     async def set_display_name(self, name: str) -> None:
         await self.contact_book.set_display_name(name)
+        self.links.wake()
 
     async def set_avatar(self, image: bytes) -> None:
         await self.contact_book.set_avatar(image)

@@ -236,7 +236,9 @@ def open_card(payload: bytes, short: ShortContactLink, now: float) -> ContactCod
     return code
 
 
-def decode_contact_link(text: str, now: float) -> ContactCode | ShortContactLink:
+def decode_contact_link(
+    text: str, now: float, *, allow_expired: bool = False
+) -> ContactCode | ShortContactLink:
     """A long link decoded and verified (as :func:`decode_contact_code`), or a short
     one decoded (its card is then fetched: see ``boxless.client.links``).
 
@@ -244,7 +246,7 @@ def decode_contact_link(text: str, now: float) -> ContactCode | ShortContactLink
     """
     raw = _payload_bytes(text)
     if raw[0] != SHORT_VERSION:
-        return decode_contact_code(text, now)
+        return decode_contact_code(text, now, allow_expired=allow_expired)
     return _decode_short(raw)
 
 
