@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,7 +37,6 @@ from boxless.client import store as db
 from boxless.client.core import Client
 from boxless.crypto.verification import format_safety_number, safety_number
 from boxless.errors import BoxlessError
-from boxless.identity.contact_code import decode_contact_code
 from boxless.identity.keys import fingerprint
 
 
@@ -204,13 +202,12 @@ def build_app(
                 "identity_key": acc.identity.public_key.hex(),
                 "fingerprint": acc.identity.fingerprint,
                 "device_id": acc.device.device_id.hex(),
-                "link": acc.contact_code(time.time()).link,
+                "link": client.links.contact_link,
             }
         )
 
     async def my_qr(request: Request) -> Response:
-        link = client.account.contact_code(time.time()).link
-        png = await trio.to_thread.run_sync(qr_png, link)
+        png = await trio.to_thread.run_sync(qr_png, client.links.contact_link)
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     async def decode_qr(request: Request) -> Response:
@@ -222,7 +219,7 @@ def build_app(
         if not image:
             raise ApiError(422, "invalid_body", "send the QR image as the request body")
         link = await trio.to_thread.run_sync(qr_link, image)
-        code = decode_contact_code(link, time.time())  # a useful error for a foreign QR code
+        code = await client.links.resolve_contact(link)  # short: fetched; foreign: an error
         return JSONResponse(
             {"link": link, "name": code.display_name, "fingerprint": code.fingerprint}
         )

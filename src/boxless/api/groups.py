@@ -227,10 +227,11 @@ def group_routes(client: Client) -> list[Route]:
         """A boxless://g/ link (and its QR code) anyone can ask to join by (admins only)."""
         body = await parse_body(request, LinkRequest)
         link = groups.make_link(path_key(request, "gid"), body.validity_s)
-        png = await trio.to_thread.run_sync(qr_png, link.link)
+        short = await client.links.publish_group_link(link)  # the invite goes to the store
+        png = await trio.to_thread.run_sync(qr_png, short)
         return JSONResponse(
             {
-                "link": link.link,
+                "link": short,
                 "expires_at": link.expires_at,
                 "qr_png": "data:image/png;base64," + base64.b64encode(png).decode(),
             },
@@ -240,7 +241,7 @@ def group_routes(client: Client) -> list[Route]:
     async def preview(request: Request) -> Response:
         """What a group link is for: the group, its name, the admin who made it."""
         body = await parse_body(request, GroupLinkBody)
-        link = groups.preview_link(body.link)
+        link = groups.preview_link(await client.links.resolve_group(body.link))
         return JSONResponse(
             {
                 "group": link.group_id.hex(),
@@ -254,8 +255,9 @@ def group_routes(client: Client) -> list[Route]:
     async def join(request: Request) -> Response:
         """Ask to join by link; the group appears in the list once the admin lets me in."""
         body = await parse_body(request, GroupLinkBody)
-        name = groups.preview_link(body.link).name
-        gid = await groups.join(body.link)
+        long = await client.links.resolve_group(body.link)  # a short link: fetched
+        name = groups.preview_link(long).name
+        gid = await groups.join(long)
         return JSONResponse(
             {"group": gid.hex(), "name": name, "state": "requested"}, status_code=202
         )
