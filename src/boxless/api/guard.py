@@ -20,8 +20,24 @@ onboarding app. In order, for HTTP and WebSocket alike:
    is refused at once (413); a chunked one is counted while it streams and
    stops with the same 413 as soon as it passes the limit. Handlers cap
    further (:func:`boxless.api.params.parse_body`: 1 MiB of JSON).
-4. **Token** for ``/api/`` (``Authorization: Bearer``, or ``?token=`` for
-   WebSockets and the web UI's first load). Static UI files carry no secrets.
+4. **Credential** for ``/api/``: the token (``Authorization: Bearer``, or
+   ``?token=`` for WebSockets; what the CLI uses), or, when the guard is given
+   a :class:`~boxless.api.session.SessionBook`, the session cookie of
+   :mod:`boxless.api.session`. A wrong token is refused even with a good
+   cookie. Static UI files carry no secrets.
+5. **CSRF** (cookie only: a browser attaches cookies by itself, a token never):
+   a cookie request that may change state (any method but GET/HEAD/OPTIONS,
+   and every WebSocket, which no CORS protects) must show it comes from our
+   own page: an ``Origin`` (already checked to be ours in step 2) or, where a
+   browser sends none, ``Sec-Fetch-Site: same-origin``. SameSite=Strict alone
+   is not enough: another port of 127.0.0.1 is the *same site*. The unlock
+   route, the one ``/api/`` path open without a credential, is held to the
+   same rule (no login CSRF, no guessing from other pages).
+
+A cookie that passed is turned into the token for the app behind (so the
+full API and the onboarding and locked apps, each with its own token-only
+guard, need not know about cookies), and the session's digest goes in the
+scope as ``boxless.session`` for logout.
 
 Every HTTP response, refusals included, gets the security headers of
 :func:`security_headers`: a strict Content-Security-Policy (scripts, styles,
@@ -33,17 +49,20 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from boxless.api.errors import error_response
 from boxless.api.params import too_large
+from boxless.api.session import PUBLIC_PATHS, CookieSpec, SessionBook
 
 __all__ = ["MAX_REQUEST_BYTES", "Guard", "allowed_hosts", "security_headers"]
 
 MAX_REQUEST_BYTES = 3 * 1024 * 1024  # the largest handler limit (2 MiB QR upload) and room
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD_HOSTS = ("0.0.0.0", "[::]", "::", "")
 
@@ -89,13 +108,30 @@ def security_headers(host: str) -> list[tuple[bytes, bytes]]:
     ]
 
 
-class Guard:
-    """Host, Origin, size and token checks, and the security headers (see the module)."""
+Denial = tuple[int, str, str]
 
-    def __init__(self, app: ASGIApp, token: str, origin: str) -> None:
+
+class Guard:
+    """Host, Origin, size and credential checks, and the security headers (see the module).
+
+    With ``sessions``, the session cookie is a credential too (``clock``: Unix
+    seconds, for session expiry).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str,
+        origin: str,
+        sessions: SessionBook | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.app = app
         self.token = token
         self.origin = origin
+        self.sessions = sessions
+        self.clock = clock
+        self.cookie = CookieSpec.for_origin(origin)
         self.hosts, self.port, self.wildcard = allowed_hosts(origin)
 
     def host_allowed(self, host: str) -> bool:
@@ -110,6 +146,11 @@ class Guard:
         if scope["type"] == "http":
             send = _with_headers(send, security_headers(host if self.host_allowed(host) else ""))
         denial = self._check(scope, headers, host)
+        if denial is None and (scope["type"] == "websocket" or scope["path"].startswith("/api/")):
+            denial, scope, renewed = self._authenticate(scope, headers)
+            if renewed is not None and self.sessions is not None:
+                max_age = int(self.sessions.idle_s)
+                send = _with_headers(send, [self.cookie.header(renewed, max_age, scope)])
         if denial is not None:
             await _deny(scope, receive, send, *denial)
             return
@@ -117,9 +158,7 @@ class Guard:
             receive = _counted(receive)
         await self.app(scope, receive, send)
 
-    def _check(
-        self, scope: Scope, headers: dict[str, str], host: str
-    ) -> tuple[int, str, str] | None:
+    def _check(self, scope: Scope, headers: dict[str, str], host: str) -> Denial | None:
         if not self.host_allowed(host):
             return (
                 403,
@@ -133,19 +172,77 @@ class Guard:
         length = headers.get("content-length", "0")
         if not length.isdigit() or int(length) > MAX_REQUEST_BYTES:
             return 413, "too_large", too_large(MAX_REQUEST_BYTES).message
-        if scope["type"] == "http" and not scope["path"].startswith("/api/"):
-            return None  # static UI files: no secrets in them
+        return None  # static UI files (no secrets in them) need nothing more
+
+    def _authenticate(
+        self, scope: Scope, headers: dict[str, str]
+    ) -> tuple[Denial | None, Scope, str | None]:
+        """``(denial, scope for the app, session id whose cookie to renew)``."""
         supplied = headers.get("authorization", "").removeprefix("Bearer ").strip()
         if not supplied:
             query = scope.get("query_string", b"").decode("latin-1")
             supplied = dict(p.split("=", 1) for p in query.split("&") if "=" in p).get("token", "")
-        if not hmac.compare_digest(supplied.encode(), self.token.encode()):
+        if supplied:
+            if not hmac.compare_digest(supplied.encode(), self.token.encode()):
+                return _UNAUTHORIZED, scope, None
+            return None, {**scope, "boxless.auth": "token"}, None
+        if self.sessions is None:
+            return _UNAUTHORIZED, scope, None
+        public = scope["type"] == "http" and scope["path"] in PUBLIC_PATHS
+        values = self.cookie.read(headers.get("cookie", ""))
+        if not values and not public:
+            return _UNAUTHORIZED, scope, None
+        if (
+            scope["type"] == "websocket" or scope.get("method", "GET") not in SAFE_METHODS
+        ) and not _same_origin(headers):
             return (
-                401,
-                "unauthorized",
-                "missing or wrong API token: open the URL `boxless up` printed",
+                (
+                    403,
+                    "origin_required",
+                    "this request must come from the Boxless page itself (no Origin header)",
+                ),
+                scope,
+                None,
             )
-        return None
+        if not values:
+            return None, scope, None  # the unlock route
+        now = self.clock()
+        found, raw = None, ""
+        for raw in values:
+            found = self.sessions.check(raw, now)
+            if found is not None:
+                break
+        if found is None:
+            if public:
+                return None, scope, None  # a stale cookie may still unlock
+            return (
+                (
+                    401,
+                    "session_expired",
+                    "your login has ended (logged out, or unused for 30 days): enter your"
+                    " passphrase, or open the link `boxless up` printed",
+                ),
+                scope,
+                None,
+            )
+        digest, renewed = found
+        inner = [(k, v) for k, v in scope["headers"] if k.lower() != b"authorization"]
+        inner.append((b"authorization", f"Bearer {self.token}".encode("latin-1")))
+        scope = {**scope, "headers": inner, "boxless.auth": "cookie", "boxless.session": digest}
+        return None, scope, raw if renewed else None
+
+
+_UNAUTHORIZED: Denial = (
+    401,
+    "unauthorized",
+    "missing or wrong API token: open the URL `boxless up` printed",
+)
+
+
+def _same_origin(headers: dict[str, str]) -> bool:
+    """Whether a request shows it comes from our own page. A present Origin has
+    already been checked to be ours; without one, Fetch Metadata must say so."""
+    return "origin" in headers or headers.get("sec-fetch-site") == "same-origin"
 
 
 def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

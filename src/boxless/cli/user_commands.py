@@ -22,7 +22,14 @@ import typer
 
 from boxless.cli.api_client import API_FILE, Api, api_for
 from boxless.cli.app import app, console, fail, out, run_trio, setup_logging
-from boxless.cli.common import USER_HOME, HomeOption, ask_passphrase, is_loopback, private_dir
+from boxless.cli.common import (
+    PASSPHRASE_ENV,
+    USER_HOME,
+    HomeOption,
+    ask_passphrase,
+    is_loopback,
+    private_dir,
+)
 from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, ConfigError
 from boxless.groups.delivery import GroupTimings
@@ -55,20 +62,24 @@ async def _run_up(
     cluster: int,
     group_timings: GroupTimings | None = None,
 ) -> None:
-    """Node, then the API (onboarding first when ``passphrase`` is None), then the client.
+    """Node, then the API, then the client (at once when ``passphrase`` is given).
 
     The API is one :class:`AppSwitch`: with no account yet it serves the
-    onboarding app, and the account created there starts the client and swaps
-    in the full API, without a restart or a new token.
+    onboarding app, with an account but no ``passphrase`` the locked app; the
+    account created (or unlocked) there starts the client and swaps in the full
+    API, without a restart or a new token. In front of the switch, web sessions
+    (:mod:`boxless.api.session`) let the browser stay logged in.
     """
     from hypercorn.config import Config
     from hypercorn.trio import serve
     from starlette.types import ASGIApp
 
     from boxless.api.app import build_app
+    from boxless.api.locked import Unlocker, build_locked_app, web_front
     from boxless.api.onboarding import AppSwitch, Onboarding, build_onboarding_app
+    from boxless.api.session import SESSION_FILE, SessionBook
     from boxless.client.core import Client
-    from boxless.identity.account import LocalAccount, open_account
+    from boxless.identity.account import LocalAccount, account_exists, open_account
 
     opened: list[LocalAccount] = []
     if passphrase is not None:
@@ -90,18 +101,25 @@ async def _run_up(
 
             async def on_new_account(account: LocalAccount) -> None:
                 opened.append(account)
+                unlocker.account = account
                 switch.app = await start_client(account)
 
+            unlocker = Unlocker(home, on_new_account, opened[0] if opened else None)
+            locked = not opened and account_exists(home)
             if opened:
                 switch = AppSwitch(await start_client(opened[0]))
+            elif locked:
+                switch = AppSwitch(build_locked_app(token, origin))
             else:
                 onboarding = Onboarding(home, on_new_account)
                 switch = AppSwitch(build_onboarding_app(onboarding, token, origin))
+            sessions = SessionBook(home / SESSION_FILE)
             hc = Config()
             hc.bind = [f"{api_host}:{port}"]
             hc.accesslog = None
             hc.errorlog = None
-            await nursery.start(serve, switch, hc)
+            front = web_front(switch, token, origin, sessions, unlocker)
+            await nursery.start(serve, front, hc)
             # written whole, then renamed: a reader never finds it half-written
             partial = api_file.with_name(api_file.name + ".new")
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -110,6 +128,8 @@ async def _run_up(
             os.replace(partial, api_file)
             if opened:
                 print(f"Boxless is up as {plain(opened[0].profile.display_name)}.", flush=True)
+            elif locked:
+                print("Boxless is up and locked: enter your passphrase in the browser.", flush=True)
             else:
                 print("Boxless is up. Create your account in the browser:", flush=True)
             print(f"open: {origin}/?token={token}", flush=True)
@@ -181,6 +201,13 @@ def up(
         ),
     ] = False,
     cluster: Annotated[int, typer.Option()] = DEFAULT_CLUSTER_ID,
+    locked: Annotated[
+        bool,
+        typer.Option(
+            "--locked",
+            help="Do not ask for the passphrase here: the web UI asks for it (a lock screen)",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option()] = "WARNING",
     group_timings: Annotated[
         str,
@@ -197,7 +224,9 @@ def up(
     passphrase for this device, your 24-word recovery phrase, shown once and
     checked, and your name) or restoring one from its phrase; the client starts
     as soon as the account exists. Otherwise the passphrase of the existing
-    account is asked here (or read from $BOXLESS_PASSPHRASE).
+    account is read from $BOXLESS_PASSPHRASE or asked here; with --locked, or
+    with neither (no terminal), Boxless starts locked and the web UI asks for
+    it. The browser keeps a login (a cookie) across tabs and restarts.
     """
     from boxless.identity.account import account_exists
 
@@ -208,7 +237,9 @@ def up(
         raise typer.Exit(2)
     _check_api_host(host, api_unsafe_public)
     try:
-        passphrase = ask_passphrase(new=False) if account_exists(home) else None
+        can_ask = PASSPHRASE_ENV in os.environ or sys.stdin.isatty()
+        exists = account_exists(home)
+        passphrase = ask_passphrase(new=False) if exists and can_ask and not locked else None
         if private_dir(home):
             console.print(
                 f"[yellow]warning:[/yellow] {markup(str(home))} was readable by other users"
