@@ -11,8 +11,10 @@ does the encrypt + decrypt in memory with nothing stored.
 Variants (each in a fresh pair of databases):
 
 * ``vodozemac``: the floor, two in-memory sessions.
-* ``vodozemac+sealed``: the same plus the sealed envelope (seal + open):
-  what is left to pay before anything is stored.
+* ``vodozemac+sealed``: the same plus the sealed envelope (seal + open) the
+  client would use: v2 (pairwise key, ``crypto.pairwise``) for these normal
+  Olm messages on a conversation topic, when the code has it; what is left to
+  pay before anything is stored. ``vodozemac+sealed-v1``: always v1 (HPKE).
 * ``userdb``: two real accounts (``identity.account.create_account``) in
   SQLCipher user databases with the pragmas ``storage.userdb`` sets: what the
   client ships.
@@ -53,6 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = b"x" * 200
 VARIANTS = (
     "vodozemac",
+    "vodozemac+sealed-v1",
     "vodozemac+sealed",
     "userdb",
     "userdb-full",
@@ -62,6 +65,7 @@ VARIANTS = (
 )
 
 Send = Callable[[bool], None]  # True: Alice -> Bob
+TOPIC = "/boxless/1/chat-" + "ab" * 16 + "/proto"  # a conversation topic
 
 
 # ------------------------------------------------------------ one round (worker)
@@ -85,7 +89,25 @@ def raw_pair() -> Send:
     return send
 
 
-def sealed_raw_pair() -> Send:
+def _pairwise(sealing: object) -> object | None:
+    """A v2 sealer for ``sealing`` if the code under test has v2 (the baseline may not)."""
+    try:
+        from boxless.crypto.pairwise import PairwiseSealer
+    except ImportError:
+        return None
+    return PairwiseSealer(sealing)  # type: ignore[arg-type]
+
+
+def _has_cursor_api() -> bool:
+    """Whether ``SessionManager.encrypt/decrypt`` take the caller's cursor (no savepoint)."""
+    import inspect
+
+    from boxless.crypto import SessionManager
+
+    return "cur" in inspect.signature(SessionManager.encrypt).parameters
+
+
+def sealed_raw_pair(v1_only: bool) -> Send:
     """Bare vodozemac sessions with the sealed envelope around every message."""
     import vodozemac
 
@@ -100,18 +122,35 @@ def sealed_raw_pair() -> Send:
     assert first is not None
     b, _ = bob.create_inbound_session(alice.curve25519_key, first)
     keys = {id(a): SealingKeyPair.generate(), id(b): SealingKeyPair.generate()}
+    devices = {id(a): bytes(range(32)), id(b): bytes(range(1, 33))}
+    sealers = {side: None if v1_only else _pairwise(key) for side, key in keys.items()}
     ident = bytes(32)
 
     def send(forward: bool) -> None:
         src, dst = (a, b) if forward else (b, a)
         msg_type, body = src.encrypt(PAYLOAD).to_parts()
-        envelope = seal(
-            keys[id(dst)].public_bytes,
-            sender_identity_key=ident,
-            sender_device_key=ident,
-            ciphertext=OlmCiphertext(msg_type, body, src.session_id),
-        )
-        opened = open_envelope(keys[id(dst)], envelope).ciphertext
+        ct = OlmCiphertext(msg_type, body, src.session_id)
+        sealer, opener = sealers[id(src)], sealers[id(dst)]
+        if sealer is not None and opener is not None and msg_type == 1:
+            envelope = sealer.seal(  # type: ignore[attr-defined]
+                devices[id(dst)],
+                keys[id(dst)].public_bytes,
+                TOPIC,
+                sender_identity_key=ident,
+                sender_device_key=devices[id(src)],
+                ciphertext=ct,
+            )
+            opened = opener.open(  # type: ignore[attr-defined]
+                devices[id(src)], keys[id(src)].public_bytes, TOPIC, envelope
+            ).ciphertext
+        else:
+            envelope = seal(
+                keys[id(dst)].public_bytes,
+                sender_identity_key=ident,
+                sender_device_key=devices[id(src)],
+                ciphertext=ct,
+            )
+            opened = open_envelope(keys[id(dst)], envelope).ciphertext
         message = vodozemac.AnyOlmMessage.from_parts(opened.type, opened.body)
         assert dst.decrypt(message) == PAYLOAD
 
@@ -127,24 +166,50 @@ class _Side:
         self.identity_key = identity_key
         self.device_key = device_key
         self.bundle = bundle
+        self.pairwise = _pairwise(sealing)
 
 
 def _path(sides: tuple[_Side, _Side]) -> Send:
     from boxless.crypto import open_envelope, seal
 
+    # The client's choices (channel.py): the ratchet step written through the
+    # transaction's own cursor (no savepoint) and v2 for normal Olm messages on
+    # a conversation topic, where the code under test has them.
+    cursor_api = _has_cursor_api()
+
     def send(forward: bool) -> None:
         src, dst = sides if forward else sides[::-1]
-        with src.manager.transaction():  # as the client's _transmit_bundle does
-            ct = src.manager.encrypt(dst.bundle, PAYLOAD)
-        envelope = seal(
-            dst.bundle.sealing_key,
-            sender_identity_key=src.identity_key,
-            sender_device_key=src.device_key,
-            ciphertext=ct,
-        )
-        with dst.manager.transaction():  # the client's receive transaction
-            opened = open_envelope(dst.sealing, envelope)
-            plain = dst.manager.decrypt(opened.sender_device_key, opened.ciphertext)
+        with src.manager.transaction() as cur:  # the client's send-round transaction
+            if cursor_api:
+                ct = src.manager.encrypt(dst.bundle, PAYLOAD, cur=cur)
+            else:
+                ct = src.manager.encrypt(dst.bundle, PAYLOAD)
+        pairwise = src.pairwise is not None and ct.type == 1
+        if pairwise:
+            envelope = src.pairwise.seal(
+                dst.device_key,
+                dst.bundle.sealing_key,
+                TOPIC,
+                sender_identity_key=src.identity_key,
+                sender_device_key=src.device_key,
+                ciphertext=ct,
+            )
+        else:
+            envelope = seal(
+                dst.bundle.sealing_key,
+                sender_identity_key=src.identity_key,
+                sender_device_key=src.device_key,
+                ciphertext=ct,
+            )
+        with dst.manager.transaction() as cur:  # the client's receive transaction
+            if pairwise:
+                opened = dst.pairwise.open(src.device_key, src.bundle.sealing_key, TOPIC, envelope)
+            else:
+                opened = open_envelope(dst.sealing, envelope)
+            if cursor_api:
+                plain = dst.manager.decrypt(opened.sender_device_key, opened.ciphertext, cur=cur)
+            else:
+                plain = dst.manager.decrypt(opened.sender_device_key, opened.ciphertext)
         assert plain == PAYLOAD
 
     return send
@@ -195,7 +260,9 @@ def measure(variant: str, n: int, folder: Path) -> tuple[float, float]:
     if variant == "vodozemac":
         send = raw_pair()
     elif variant == "vodozemac+sealed":
-        send = sealed_raw_pair()
+        send = sealed_raw_pair(v1_only=False)
+    elif variant == "vodozemac+sealed-v1":
+        send = sealed_raw_pair(v1_only=True)
     elif variant == "userdb":
         send = userdb_pair(folder, None)
     elif variant == "userdb-full":
@@ -320,7 +387,7 @@ def main() -> None:
         f"ping-pong, {len(PAYLOAD)}-byte messages, {args.n} per variant, "
         f"median of {args.rounds} rounds; wall clock, then CPU time of the process"
     )
-    print(f"{'code':<12} {'variant':<17} {'us/msg':>8} {'x vodozemac':>12} {'cpu us':>8} {'x':>6}")
+    print(f"{'code':<12} {'variant':<20} {'us/msg':>8} {'x vodozemac':>12} {'cpu us':>8} {'x':>6}")
     for code in codes:
         cells = []
         for kind in (0, 1):
@@ -338,7 +405,7 @@ def main() -> None:
             cells.append(column)
         for variant in variants:
             (wall, wall_x), (cpu, cpu_x) = cells[0][variant], cells[1][variant]
-            print(f"{code:<12} {variant:<17} {wall:>8.0f} {wall_x:>12} {cpu:>8.0f} {cpu_x:>6}")
+            print(f"{code:<12} {variant:<20} {wall:>8.0f} {wall_x:>12} {cpu:>8.0f} {cpu_x:>6}")
 
 
 if __name__ == "__main__":

@@ -45,6 +45,14 @@ transaction::
     # both committed, or (on any exception in the block) neither: the message
     # will decrypt again when it is re-delivered.
 
+In the caller's transaction: a caller that already holds the transaction's
+cursor passes it (``encrypt(..., cur=cur)``, ``decrypt(..., cur=cur)``) and
+the step is written through it with no savepoint of its own -- a savepoint
+and its release cost a quarter of a commit. That is safe because every
+failure of a step (duplicate, forged, unknown session, malformed, unusable
+bundle, unreadable pickle) is raised before the step's first write: a caller
+that catches it and carries on commits nothing of the failed step.
+
 A kill -9 at any instant therefore leaves each session either before the step
 or after it *together with* whatever the caller wrote in that transaction
 (``bench/kill9_olm.py`` and ``tests/integration/test_olm_kill9.py`` kill a
@@ -199,36 +207,39 @@ class SessionManager:
         """The database's transaction: wrap a :meth:`decrypt` and your own writes in it."""
         return self._db.transaction()
 
-    def encrypt(self, remote: DeviceBundle, plaintext: bytes) -> OlmCiphertext:
-        """Encrypt ``plaintext`` for ``remote``, opening a session from its bundle if needed."""
-        remote_key = check_key("remote device key", remote.curve25519)
-        # The two hot paths take the transaction and lock inline (see _locked).
-        with self._db.transaction() as cur, self._lock:
-            rows = self._rows(cur, remote_key)
-            live = [row for row in rows if not row.retired]
-            if live:
-                session = self._checkout(remote_key, live[0])
-                message = session.encrypt(plaintext)
-                self._save(cur, remote_key, session, rows, touch=False)
-            else:
-                session = self._create_outbound(cur, remote)
-                message = session.encrypt(plaintext)
-                self._insert(cur, remote_key, session, rows)
-            msg_type, body = message.to_parts()
-            return OlmCiphertext(msg_type, body, session.session_id)
+    def encrypt(
+        self, remote: DeviceBundle, plaintext: bytes, *, cur: Cursor | None = None
+    ) -> OlmCiphertext:
+        """Encrypt ``plaintext`` for ``remote``, opening a session from its bundle if needed.
 
-    def decrypt(self, sender_key: bytes, ciphertext: OlmCiphertext) -> bytes:
+        ``cur``: the cursor of the caller's open transaction, to write the step
+        through it with no savepoint of its own (see "In the caller's
+        transaction" in the module docstring); without it, a transaction of its own.
+        """
+        remote_key = check_key("remote device key", remote.curve25519)
+        if cur is not None:
+            with self._lock:
+                return self._encrypt(cur, remote, remote_key, plaintext)
+        # The two hot paths take the transaction and lock inline (see _locked).
+        with self._db.transaction() as own, self._lock:
+            return self._encrypt(own, remote, remote_key, plaintext)
+
+    def decrypt(
+        self, sender_key: bytes, ciphertext: OlmCiphertext, *, cur: Cursor | None = None
+    ) -> bytes:
         """Decrypt a message from the device whose Curve25519 key is ``sender_key``.
 
         Raises :class:`DuplicateMessage`, :class:`TamperedMessage`,
         :class:`UnknownSession` or :class:`~boxless.errors.DecodeError`; after
-        any of them the stored state is as it was.
+        any of them the stored state is as it was (nothing was written). ``cur``:
+        as for :meth:`encrypt`.
         """
         remote_key = check_key("sender device key", sender_key)
-        with self._db.transaction() as cur, self._lock:
-            if ciphertext.is_prekey:
-                return self._decrypt_prekey(cur, remote_key, ciphertext.body)
-            return self._decrypt_normal(cur, remote_key, ciphertext)
+        if cur is not None:
+            with self._lock:
+                return self._decrypt(cur, remote_key, ciphertext)
+        with self._db.transaction() as own, self._lock:
+            return self._decrypt(own, remote_key, ciphertext)
 
     def reset(self, remote_key: bytes) -> None:
         """Stop sending on every session with this device; the next encrypt opens a new one.
@@ -255,7 +266,28 @@ class SessionManager:
         with self._locked() as cur:
             return [row.session_id for row in self._rows(cur, remote_key)]
 
-    # -- decrypt paths
+    # -- the steps (each raises before its first write, or not at all)
+
+    def _encrypt(
+        self, cur: Cursor, remote: DeviceBundle, remote_key: bytes, plaintext: bytes
+    ) -> OlmCiphertext:
+        rows = self._rows(cur, remote_key)
+        live = [row for row in rows if not row.retired]
+        if live:
+            session = self._checkout(remote_key, live[0])
+            message = session.encrypt(plaintext)
+            self._save(cur, remote_key, session, rows, touch=False)
+        else:
+            session = self._create_outbound(cur, remote)
+            message = session.encrypt(plaintext)
+            self._insert(cur, remote_key, session, rows)
+        msg_type, body = message.to_parts()
+        return OlmCiphertext(msg_type, body, session.session_id)
+
+    def _decrypt(self, cur: Cursor, remote_key: bytes, ciphertext: OlmCiphertext) -> bytes:
+        if ciphertext.is_prekey:
+            return self._decrypt_prekey(cur, remote_key, ciphertext.body)
+        return self._decrypt_normal(cur, remote_key, ciphertext)
 
     def _decrypt_prekey(self, cur: Cursor, remote_key: bytes, body: bytes) -> bytes:
         try:
@@ -348,8 +380,11 @@ class SessionManager:
     # -- outbound
 
     def _create_outbound(self, cur: Cursor, remote: DeviceBundle) -> vodozemac.Session:
+        """A new outbound session; the one-time key is marked used only once the
+        session exists (every failure raises before the first write)."""
         remote_key = remote.curve25519
         prekey: bytes | None = None
+        fresh_otk = False
         if remote.one_time_key is not None:
             otk = check_key("one-time key", remote.one_time_key)
             cur.execute(
@@ -358,12 +393,7 @@ class SessionManager:
                 (remote_key, otk),
             )
             if cur.fetchone() is None:
-                cur.execute(
-                    "INSERT INTO crypto_olm_used_one_time_keys (remote_key, one_time_key)"
-                    " VALUES (?, ?)",
-                    (remote_key, otk),
-                )
-                prekey = otk
+                prekey, fresh_otk = otk, True
         if prekey is None and remote.fallback_key is not None:
             prekey = check_key("fallback key", remote.fallback_key)
         if prekey is None:
@@ -379,6 +409,12 @@ class SessionManager:
             )
         except vodozemac.KeyException:
             raise CryptoUsageError("the device bundle holds an unusable Curve25519 key") from None
+        if fresh_otk:
+            cur.execute(
+                "INSERT INTO crypto_olm_used_one_time_keys (remote_key, one_time_key)"
+                " VALUES (?, ?)",
+                (remote_key, prekey),
+            )
         log.debug("outbound olm session to device %s", device_tag(remote_key))
         return session
 

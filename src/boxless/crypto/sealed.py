@@ -36,6 +36,10 @@ public key. The claimed device key is proven by the Olm decryption that
 follows (a session is bound to the device key it was made with); that the
 device belongs to the claimed identity key is identity/'s device
 certificate, checked by the chat layer.
+
+Version 2 (:mod:`boxless.crypto.pairwise`) seals the same content under a
+key two devices share, for conversations whose topic already names the pair;
+this module opens v1 only and gives v2 the content codec and padding.
 """
 
 from __future__ import annotations
@@ -90,6 +94,10 @@ class SealingKeyPair:
         check_key("sealing private key", private)
         return cls(X25519PrivateKey.from_private_bytes(private))
 
+    def exchange(self, peer: X25519PublicKey) -> bytes:
+        """X25519 with a peer's public key (v2 pair keys; ValueError on a low-order point)."""
+        return self._private.exchange(peer)
+
     def private_bytes(self) -> bytes:
         """The raw 32-byte secret, for the encrypted keystore only."""
         return self._private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
@@ -138,13 +146,7 @@ def seal(
 ) -> bytes:
     """Wrap an Olm message for the device whose sealing key is ``recipient_sealing_key``."""
     check_key("recipient sealing key", recipient_sealing_key)
-    content = envelope_pb2.SealedContent(
-        sender_identity_key=check_key("sender identity key", sender_identity_key),
-        sender_device_key=check_key("sender device key", sender_device_key),
-        olm_type=ciphertext.type,
-        olm_body=ciphertext.body,
-        session_id=ciphertext.session_id,
-    ).SerializeToString()
+    content = content_bytes(sender_identity_key, sender_device_key, ciphertext)
     recipient = X25519PublicKey.from_public_bytes(recipient_sealing_key)
     sealed = _SUITE.encrypt(pad(content), recipient, info=_INFO)
     return envelope_pb2.SealedEnvelope(
@@ -170,7 +172,20 @@ def open_envelope(keys: SealingKeyPair, data: bytes) -> OpenedEnvelope:
         raise TamperedMessage(
             "sealed envelope failed authentication (altered, or not addressed to this device)"
         ) from None
-    return _parse_content(unpad(padded))
+    return parse_content(unpad(padded))
+
+
+def content_bytes(
+    sender_identity_key: bytes, sender_device_key: bytes, ciphertext: OlmCiphertext
+) -> bytes:
+    """The serialised :class:`~boxless.wire.envelope_pb2.SealedContent` (before padding)."""
+    return envelope_pb2.SealedContent(
+        sender_identity_key=check_key("sender identity key", sender_identity_key),
+        sender_device_key=check_key("sender device key", sender_device_key),
+        olm_type=ciphertext.type,
+        olm_body=ciphertext.body,
+        session_id=ciphertext.session_id,
+    ).SerializeToString()
 
 
 def _parse_envelope(data: bytes) -> envelope_pb2.SealedEnvelope:
@@ -182,7 +197,10 @@ def _parse_envelope(data: bytes) -> envelope_pb2.SealedEnvelope:
     except ProtobufDecodeError:
         raise DecodeError("sealed envelope is not valid protobuf") from None
     if envelope.version != ENVELOPE_VERSION:
-        raise DecodeError("unsupported sealed envelope version")
+        raise DecodeError(
+            "not a v1 sealed envelope (v2 opens with boxless.crypto.pairwise; "
+            "other versions are unknown)"
+        )
     if len(envelope.ephemeral_key) != KEY_BYTES:
         raise DecodeError("sealed envelope has a malformed ephemeral key")
     if len(envelope.ciphertext) not in _CIPHERTEXT_SIZES:
@@ -190,7 +208,8 @@ def _parse_envelope(data: bytes) -> envelope_pb2.SealedEnvelope:
     return envelope
 
 
-def _parse_content(plain: bytes) -> OpenedEnvelope:
+def parse_content(plain: bytes) -> OpenedEnvelope:
+    """Decode an unpadded SealedContent (:class:`DecodeError` if malformed)."""
     content = envelope_pb2.SealedContent()
     try:
         content.ParseFromString(plain)
