@@ -9,8 +9,15 @@ import pytest
 import trio
 import trio.testing
 
-from boxless.groups.invites import InvalidGroupLink, decode_any_group_link, seal_group_link
+from boxless.chat.topics import contact_topic
+from boxless.groups.invites import (
+    _SEAL_AAD,
+    InvalidGroupLink,
+    decode_any_group_link,
+    seal_group_link,
+)
 from boxless.identity.contact_code import (
+    _CARD_AAD,
     InvalidContactCode,
     decode_contact_link,
     make_contact_code,
@@ -18,7 +25,7 @@ from boxless.identity.contact_code import (
 )
 from boxless.identity.keys import Identity
 from boxless.waku.message import WakuMessage
-from tests.memnet_fixtures import homes, memnet, wait_for, wall
+from tests.memnet_fixtures import befriend, homes, memnet, wait_for, wall
 
 __all__ = ["homes"]  # a fixture
 
@@ -35,7 +42,6 @@ async def test_add_by_short_link_and_a_forged_card_on_its_topic_is_ignored(
         short = decode_contact_link(link, wall())
         await trio.sleep(10)
         fake = make_contact_code(mallory.account.identity, mallory.account.device, "Bob", wall())
-        from boxless.identity.contact_code import _CARD_AAD
 
         nonce = b"\x00" * 12
         payload = nonce + short._aead().encrypt(nonce, fake.to_bytes(), _CARD_AAD)  # type: ignore[union-attr]
@@ -91,7 +97,6 @@ async def test_join_by_short_group_link_and_a_swapped_invite_is_ignored(
         # Mallory got the link: she publishes an invite to her own group on its topic.
         mgid = (await mallory.client.groups.create("Hikers")).group_id
         hers = mallory.client.groups.make_link(mgid)
-        from boxless.groups.invites import _SEAL_AAD
 
         nonce = b"\x01" * 12
         payload = nonce + short._aead().encrypt(nonce, hers.to_bytes(), _SEAL_AAD)  # type: ignore[union-attr]
@@ -117,3 +122,17 @@ async def test_join_by_short_group_link_and_a_swapped_invite_is_ignored(
         await trio.sleep(61)
         with pytest.raises(InvalidGroupLink, match="ask an admin"):
             await bob.client.links.resolve_group(brief)
+
+
+async def test_re_adding_an_accepted_contact_sends_nothing(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        await trio.sleep(60)
+        before = alice.contact(bob)
+        requests = len(net._query([contact_topic(bob.me)], None))
+        row = await alice.client.add_contact(bob.client.links.contact_link)
+        assert row == before and alice.state(bob) == "accepted"
+        await trio.sleep(5)
+        assert len(net._query([contact_topic(bob.me)], None)) == requests  # nothing sent

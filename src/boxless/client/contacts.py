@@ -135,6 +135,12 @@ class Contacts:
                 )
             device_key = fresh.curve25519
         existing = self.get(code.identity_key)
+        if (
+            existing is not None
+            and existing.state == ContactState.ACCEPTED.value
+            and existing.device_key == device_key
+        ):
+            return existing  # already a contact, same keys: nothing to send
         state = ContactState(existing.state) if existing else ContactState.NONE
         new_state = next_contact_state(state, ContactEvent.SEND_REQUEST)
         crossed = new_state is ContactState.ACCEPTED and state is ContactState.REQUEST_RECEIVED
