@@ -16,7 +16,8 @@ Receiving, for each Waku message of a content topic no feature claimed as its
 own (:meth:`Handlers.on_topic`), in one database transaction:
 
 1. dedup by Waku hash (processed before: nothing to do);
-2. open the sealed envelope (who claims to write, from which device);
+2. open the sealed envelope (who claims to write, from which device; a v2
+   envelope opens only as the contact whose conversation topic it is on);
 3. check the device: a blocked contact is dropped; a known contact writing
    from a device we don't know goes to :meth:`_adopt_device`, outside the
    transaction (their published bundle decides, then the message re-enters);
@@ -45,13 +46,15 @@ from dataclasses import dataclass, replace
 
 from boxless.chat import envelope as env
 from boxless.chat.requests import ContactState, RequestGate
+from boxless.chat.topics import TopicKind, classify
 from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.client.bundles import BundleBook
 from boxless.client.transport import Incoming, Sent, Transport
 from boxless.crypto.errors import DuplicateMessage, TamperedMessage, UnknownSession
-from boxless.crypto.olm_sessions import SessionManager
-from boxless.crypto.sealed import SealingKeyPair, open_envelope, seal
+from boxless.crypto.olm_sessions import NORMAL_MESSAGE, SessionManager
+from boxless.crypto.pairwise import PairwiseSealer, is_pairwise
+from boxless.crypto.sealed import OpenedEnvelope, SealingKeyPair, open_envelope, seal
 from boxless.errors import DecodeError, UsageError
 from boxless.identity.contact_code import (
     LINK_PREFIX,
@@ -184,6 +187,7 @@ class DirectChannel:
         self.sessions = sessions
         self.db = database
         self.sealing = sealing
+        self.pairwise = PairwiseSealer(sealing)  # sealed envelope v2 (crypto/pairwise.py)
         self.me = me
         self.my_device_key = my_device_key
         self.transport = transport
@@ -219,15 +223,27 @@ class DirectChannel:
         self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool = False
     ) -> WakuMessage:
         """The Waku message that carries ``plaintext`` to a device: Olm-encrypted (the
-        ratchet step is saved in its own transaction, or the caller's), then sealed."""
-        with self.sessions.transaction():
-            olm = self.sessions.encrypt(bundle, plaintext)
-        sealed = seal(
-            bundle.sealing_key,
-            sender_identity_key=self.me,
-            sender_device_key=self.my_device_key,
-            ciphertext=olm,
-        )
+        ratchet step is saved in its own transaction, or the caller's), then sealed:
+        v2 (pairwise) for a normal Olm message on a conversation topic, else v1."""
+        with self.sessions.transaction() as cur:
+            olm = self.sessions.encrypt(bundle, plaintext, cur=cur)
+        ref = classify(topic)
+        if olm.type == NORMAL_MESSAGE and ref is not None and ref.kind == TopicKind.CONVERSATION:
+            sealed = self.pairwise.seal(
+                bundle.curve25519,
+                bundle.sealing_key,
+                topic,
+                sender_identity_key=self.me,
+                sender_device_key=self.my_device_key,
+                ciphertext=olm,
+            )
+        else:
+            sealed = seal(
+                bundle.sealing_key,
+                sender_identity_key=self.me,
+                sender_device_key=self.my_device_key,
+                ciphertext=olm,
+            )
         return WakuMessage(
             payload=sealed,
             content_topic=topic,
@@ -306,17 +322,16 @@ class DirectChannel:
         if item.message_hash in self._own or db.was_seen(cur, item.message_hash):
             return None  # processed before, or the echo of our own message
         try:
-            opened = open_envelope(self.sealing, item.message.payload)
+            opened, contact = self._open(cur, item)
         except (DecodeError, TamperedMessage) as exc:
             return self._drop(cur, item, type(exc).__name__)
         sender, device = opened.sender_identity_key, opened.sender_device_key
-        contact = db.get_contact(cur, sender)
         if contact is not None and contact.state == ContactState.BLOCKED.value:
             return self._drop(cur, item, "a blocked contact")
         if contact is not None and contact.device_key != device:
             return self._adopt_later(sender, device, item)
         try:
-            plaintext = self.sessions.decrypt(device, opened.ciphertext)
+            plaintext = self.sessions.decrypt(device, opened.ciphertext, cur=cur)
             msg = env.decode(plaintext)
         except DuplicateMessage:
             # A new Waku message whose Olm key is spent: a replay, or -- far more
@@ -331,6 +346,31 @@ class DirectChannel:
             return self._unknown_session(sender) if contact is not None else None
         self._mark_authenticated(cur, item)
         return self._dispatch(cur, Received(sender, device, contact, msg, item))
+
+    def _open(self, cur: db.Cursor, item: Incoming) -> tuple[OpenedEnvelope, db.ContactRow | None]:
+        """Step 2. A v1 envelope names its sender inside; a v2 (pairwise) one opens
+        only with the key shared with the contact whose conversation topic it is on."""
+        payload, topic = item.message.payload, item.message.content_topic
+        if not is_pairwise(payload):
+            opened = open_envelope(self.sealing, payload)
+            return opened, db.get_contact(cur, opened.sender_identity_key)
+        contact = db.contact_by_topic(cur, topic)
+        if contact is None:
+            raise TamperedMessage(
+                "a pairwise envelope on a topic that is no contact's conversation"
+            )
+        sealing_key = self.pairwise.sealing_key_of(contact.device_key)
+        if sealing_key is None:
+            try:
+                sealing_key = self.contact_bundle(contact).sealing_key
+            except UsageError:
+                raise TamperedMessage(
+                    "a pairwise envelope from a device we hold no keys of"
+                ) from None
+        opened = self.pairwise.open(contact.device_key, sealing_key, topic, payload)
+        if opened.sender_identity_key != contact.identity_key:
+            raise TamperedMessage("a pairwise envelope names another sender than its contact")
+        return opened, contact
 
     def _dispatch(self, cur: db.Cursor, received: Received) -> FollowUp | None:
         body = received.message.body
