@@ -45,6 +45,10 @@ class NewContact(BaseModel):
     intro: str = Field(default="", max_length=2000)
 
 
+class LinkBody(BaseModel):
+    link: str = Field(min_length=1, max_length=8192)
+
+
 class ProfileChange(BaseModel):
     name: str = Field(min_length=1, max_length=64)
 
@@ -79,6 +83,7 @@ _key = path_key
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/contacts"): NewContact,
+    ("POST", "/api/v1/contacts/preview"): LinkBody,
     ("PUT", "/api/v1/me"): ProfileChange,
     ("PUT", "/api/v1/me/avatar"): AvatarChange,
     ("POST", "/api/v1/contacts/{key}/messages"): NewMessage,
@@ -224,6 +229,12 @@ def build_app(
             {"link": link, "name": code.display_name, "fingerprint": code.fingerprint}
         )
 
+    async def preview_contact(request: Request) -> Response:
+        """Whose a contact link is (a short link's card is fetched from the network)."""
+        body = await _body(request, LinkBody)
+        code = await client.links.resolve_contact(body.link)
+        return JSONResponse({"name": code.display_name, "fingerprint": code.fingerprint})
+
     async def contacts(request: Request) -> Response:
         return JSONResponse([contact_json(c) for c in client.contacts()])
 
@@ -347,6 +358,7 @@ def build_app(
         Route("/api/v1/contacts", contacts, methods=["GET"]),
         Route("/api/v1/contacts", add_contact, methods=["POST"]),
         Route("/api/v1/contacts/decode-qr", decode_qr, methods=["POST"]),
+        Route("/api/v1/contacts/preview", preview_contact, methods=["POST"]),
         Route("/api/v1/contacts/{key}/accept", action(ContactEvent.ACCEPT), methods=["POST"]),
         Route("/api/v1/contacts/{key}/decline", action(ContactEvent.DECLINE), methods=["POST"]),
         Route("/api/v1/contacts/{key}/block", action(ContactEvent.BLOCK), methods=["POST"]),

@@ -57,11 +57,16 @@ def web_mount() -> WebMount:
     return WebMount("/", app=StaticFiles(directory=WEB_DIR, html=True), name="web")
 
 
+QR_SCALE = 6
+"""Pixels per module: a short link's code (37-45 modules with its 4-module quiet zone)
+is 222-270 px, shown 1:1 -- modules big enough for a phone camera across a desk."""
+
+
 def qr_png(link: str) -> bytes:
     """The QR code of ``link`` as PNG bytes (the same image `boxless whoami --png` saves)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "qr.png"
-        save_qr_png(link, path, scale=8)
+        save_qr_png(link, path, scale=QR_SCALE)
         return path.read_bytes()
 
 
