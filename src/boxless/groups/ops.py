@@ -106,7 +106,10 @@ def validate_group_name(name: str) -> None:
 
 def _check_avatar(avatar: bytes) -> None:
     if len(avatar) > MAX_AVATAR_BYTES:
-        raise UsageError(f"the avatar is {len(avatar)} bytes; the limit is {MAX_AVATAR_BYTES}")
+        raise UsageError(
+            f"the group picture is {len(avatar) // 1024} KiB; the limit is "
+            f"{MAX_AVATAR_BYTES // 1024} KiB: choose a smaller one (the web UI shrinks it for you)"
+        )
 
 
 def _check_ids(name: str, ids: tuple[bytes, ...], limit: int) -> None:
