@@ -3,6 +3,7 @@
 import { ApiError, call } from "./api.js";
 import { avatar, h, icon, mount, toast } from "./dom.js";
 import { isGroupLink, openJoin } from "./newgroup.js";
+import { cameraAvailable, scanQr } from "./scan.js";
 import { refreshAll, store } from "./store.js";
 
 const STATE_LABEL = {
@@ -16,7 +17,8 @@ const STATE_LABEL = {
 function addForm() {
   const link = h("textarea", {
     id: "add-link",
-    rows: 3,
+    class: "link-field",
+    rows: 2,
     placeholder: "boxless://c/…",
     spellcheck: "false",
     autocomplete: "off",
@@ -38,7 +40,7 @@ function addForm() {
         type: chosen.type || "application/octet-stream",
       });
       link.value = res.link;
-      found.textContent = `Found ${res.name} (fingerprint ${res.fingerprint}).`;
+      found.textContent = res.name ? `Found ${res.name} (fingerprint ${res.fingerprint}).` : "";
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       found.textContent = "";
@@ -48,13 +50,47 @@ function addForm() {
     }
   });
 
+  // A scanned group link opens its join screen; a contact link fills the field
+  // and is looked up at once (its name shows, or a clear error).
+  async function scanned(text) {
+    if (isGroupLink(text)) return openJoin(text);
+    link.value = text;
+    error.textContent = "";
+    found.textContent = "Looking the link up…";
+    try {
+      const res = await call("POST", "/contacts/preview", { link: text });
+      found.textContent = `Found ${res.name} (fingerprint ${res.fingerprint}).`;
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      found.textContent = "";
+      error.textContent = err.message;
+    }
+  }
+  const camera = cameraAvailable()
+    ? h(
+        "button",
+        {
+          type: "button",
+          id: "scan-camera",
+          onclick: () => scanQr(scanned, (message) => { error.textContent = message; }),
+        },
+        icon("qr", 20),
+        " Scan with the camera",
+      )
+    : null;
+
   const form = h(
     "form",
     { class: "card add-contact", "aria-labelledby": "add-title" },
     h("h2", { id: "add-title" }, "Add a contact"),
     h("label", { for: "add-link" }, "Their contact link"),
     link,
-    h("label", { for: "add-qr", class: "file-label" }, icon("qr", 20), " Or choose a picture of their QR code"),
+    h(
+      "div",
+      { class: "scan-row" },
+      camera,
+      h("label", { for: "add-qr", class: "file-label" }, icon("qr", 20), " Or choose a picture of their QR code"),
+    ),
     file,
     found,
     h("label", { for: "add-intro" }, "A few words so they know who you are (optional)"),
@@ -86,11 +122,19 @@ function addForm() {
     submit.disabled = true;
     submit.textContent = "Sending…";
     try {
+      const known = new Map(store.contacts.map((x) => [x.identity_key, x.state]));
       const c = await call("POST", "/contacts", { link: link.value.trim(), intro: intro.value.trim() });
       link.value = "";
       intro.value = "";
       found.textContent = "";
-      toast(c.state === "accepted" ? `${c.name} is now a contact` : `Request sent to ${c.name}`);
+      const already = known.get(c.identity_key) === "accepted" && c.state === "accepted";
+      toast(
+        already
+          ? `${c.name} is already a contact`
+          : c.state === "accepted"
+            ? `${c.name} is now a contact`
+            : `Request sent to ${c.name}`,
+      );
       await refreshAll();
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;

@@ -7,7 +7,7 @@
 // store, which the `group` event refreshes; API errors show as toasts.
 
 import { ApiError, call } from "./api.js";
-import { avatar, groupAvatar, guarded, h, icon, mount, toast } from "./dom.js";
+import { avatar, groupAvatar, guarded, h, icon, mount, pictureForUpload, toast } from "./dom.js";
 import { memberName } from "./group.js";
 import { group, refreshGroups, store } from "./store.js";
 
@@ -15,15 +15,6 @@ import { group, refreshGroups, store } from "./store.js";
 function pictureOf(key) {
   if (store.me && key === store.me.identity_key) return store.me.avatar;
   return store.contacts.find((c) => c.identity_key === key)?.avatar ?? null;
-}
-
-function readBase64(file) {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ""));
-    reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
-  });
 }
 
 export function groupInfoView(gid) {
@@ -72,12 +63,18 @@ export function groupInfoView(gid) {
     const picture = h("input", {
       id: "group-picture",
       type: "file",
-      accept: "image/png,image/jpeg,image/webp",
+      accept: "image/*",
       onchange: async (ev) => {
         const file = ev.target.files && ev.target.files[0];
+        ev.target.value = "";
         if (!file) return;
-        if (file.size > 48 * 1024) return toast("Choose a picture under 48 KiB", "error");
-        await patch({ avatar: await readBase64(file) }, "Picture changed");
+        let image;
+        try {
+          image = await pictureForUpload(file); // like a profile picture: cropped, shrunk under 48 KiB
+        } catch (err) {
+          return toast(err.message, "error");
+        }
+        await patch({ avatar: image }, "Picture changed");
       },
     });
     return h(
@@ -102,7 +99,7 @@ export function groupInfoView(gid) {
         name,
         h("label", { for: "group-description" }, "Description"),
         description,
-        h("label", { for: "group-picture" }, "Group picture (PNG, JPEG or WebP, under 48 KiB)"),
+        h("label", { for: "group-picture" }, "Group picture (any picture: it is resized for you)"),
         picture,
         h(
           "div",
@@ -153,13 +150,13 @@ export function groupInfoView(gid) {
       link ? "New invite link" : "Invite link",
     );
     if (!link) return h("div", { class: "buttons" }, make);
-    const text = h("textarea", { id: "group-link", rows: 3, readonly: true, spellcheck: "false" });
+    const text = h("textarea", { id: "group-link", class: "link-field", rows: 2, readonly: true, spellcheck: "false" });
     text.value = link.link;
     const expires = link.expires_at ? new Date(link.expires_at * 1000).toLocaleString() : "";
     return h(
       "div",
       { class: "invite-link" },
-      h("div", { class: "qr-box" }, link.qr_png ? h("img", { class: "qr", src: link.qr_png, alt: "QR code of the invite link", width: 240, height: 240 }) : null),
+      h("div", { class: "qr-box" }, link.qr_png ? h("img", { class: "qr", src: link.qr_png, alt: "QR code of the invite link" }) : null),
       h("label", { for: "group-link" }, "Invite link"),
       text,
       h("p", { class: "hint" }, `Anyone with it can ask to join; you let them in. ${expires ? `Valid until ${expires}.` : ""}`),

@@ -7,7 +7,7 @@ import { store } from "./store.js";
 
 export function meView() {
   const qr = h("img", { class: "qr", alt: "My contact QR code", width: 240, height: 240 });
-  const link = h("textarea", { id: "my-link", rows: 4, readonly: true, spellcheck: "false" });
+  const link = h("textarea", { id: "my-link", rows: 2, readonly: true, spellcheck: "false" });
   const status = h("dl", { class: "status" });
   const profile = h("div", { class: "profile" });
   let qrLoaded = false;
@@ -41,7 +41,12 @@ export function meView() {
         "section",
         { class: "card", "aria-labelledby": "share-title" },
         h("h2", { id: "share-title" }, "Share your contact"),
-        h("p", { class: "hint" }, "Anyone with this link or QR code can send you a contact request."),
+        h(
+          "p",
+          { class: "hint" },
+          "Anyone with this link or QR code can send you a contact request. ",
+          "A phone camera reads the code from this screen; your keys are fetched from the network.",
+        ),
         h("div", { class: "qr-box" }, qr),
         h("label", { for: "my-link" }, "My contact link"),
         link,
@@ -158,7 +163,7 @@ export function meView() {
         h("div", { class: "my-picture" }, avatar(me.name, me.identity_key, "large", me.avatar), pictureControls(me)),
         h(
           "div",
-          {},
+          { class: "profile-main" },
           h("h2", { class: "my-name" }, me.name),
           h("p", { class: "fingerprint", "aria-label": `Fingerprint ${me.fingerprint}` }, me.fingerprint),
           nameForm(me.name),

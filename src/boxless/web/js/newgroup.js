@@ -5,6 +5,7 @@
 
 import { ApiError, call } from "./api.js";
 import { avatar, h, icon, mount, toast } from "./dom.js";
+import { cameraAvailable, scanQr } from "./scan.js";
 import { refreshGroups, store } from "./store.js";
 
 const JOIN_LINK = "boxless.joinLink";
@@ -134,7 +135,7 @@ export function newGroupView() {
 }
 
 export function joinGroupView() {
-  const link = h("textarea", { id: "join-link", rows: 3, placeholder: "boxless://g/…", spellcheck: "false", autocomplete: "off" });
+  const link = h("textarea", { id: "join-link", class: "link-field", rows: 2, placeholder: "boxless://g/…", spellcheck: "false", autocomplete: "off" });
   link.value = sessionStorage.getItem(JOIN_LINK) || "";
   sessionStorage.removeItem(JOIN_LINK);
   const result = h("div", { class: "join-result", "aria-live": "polite" });
@@ -204,7 +205,31 @@ export function joinGroupView() {
     link,
     h("p", { class: "hint" }, "An admin of the group shares it from the group's info."),
     error,
-    h("div", { class: "buttons" }, h("button", { type: "submit" }, "Show the group")),
+    h(
+      "div",
+      { class: "buttons" },
+      h("button", { type: "submit" }, "Show the group"),
+      cameraAvailable()
+        ? h(
+            "button",
+            {
+              type: "button",
+              onclick: () =>
+                scanQr(
+                  (text) => {
+                    link.value = text;
+                    doPreview();
+                  },
+                  (message) => {
+                    error.textContent = message;
+                  },
+                ),
+            },
+            icon("qr", 20),
+            " Scan with the camera",
+          )
+        : null,
+    ),
   );
   if (link.value) doPreview();
   return { el: panel("Join a group", form, result), update: render };
