@@ -68,6 +68,8 @@ class UserProcess:
     token: str = ""
     extra_args: list[str] = field(default_factory=list)
     """More `boxless up` options (e.g. ``["--relay"]`` and no service peers: offline)."""
+    passphrase_in_env: bool = True
+    """False: `boxless up` gets no $BOXLESS_PASSPHRASE (and no terminal): it starts locked."""
 
     def start(self, timeout: float = 60) -> UserProcess:
         return self.launch().wait_ready(timeout)
@@ -90,7 +92,12 @@ class UserProcess:
             cmd += ["--service-peer", p]
         cmd += self.extra_args
         log = (self.home / "up.log").open("ab")
-        self.proc = subprocess.Popen(cmd, env=env(), stdout=log, stderr=subprocess.STDOUT)
+        e = env()
+        if not self.passphrase_in_env:
+            del e["BOXLESS_PASSPHRASE"]
+        self.proc = subprocess.Popen(
+            cmd, env=e, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
         return self
 
     def wait_ready(self, timeout: float = 60) -> UserProcess:

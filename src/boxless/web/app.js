@@ -6,7 +6,8 @@
 // On a phone one pane shows at a time; from 800 px wide the tab pane stays on
 // the left and conversations open on the right.
 
-import { ApiError, call, connectEvents, onUnauthorized, takeTokenFromUrl } from "./js/api.js";
+import { ApiError, call, connectEvents, onUnauthorized, startSession } from "./js/api.js";
+import { showLock } from "./js/lock.js";
 import { h, icon, mount, toast } from "./js/dom.js";
 import { broadcastsView, broadcastView, newBroadcastView } from "./js/broadcasts.js";
 import { chatsView } from "./js/chats.js";
@@ -79,12 +80,13 @@ function message(title, text, action = null) {
   );
 }
 
-function needToken(expired) {
-  message(
-    expired ? "This page's access has expired" : "Open Boxless from its link",
-    "Open the link that `boxless up` printed in your terminal " +
-      "(http://127.0.0.1:…/?token=…): it carries the key to your local API.",
-  );
+// No session (or the node is locked): the lock screen; its passphrase opens a
+// session, and the app starts afresh (a reload: no state of the old one lingers).
+let locking = false;
+function needToken(reason) {
+  if (locking) return;
+  locking = true;
+  showLock(root, reason, () => location.reload());
 }
 
 // -- the app shell -------------------------------------------------------------------
@@ -245,9 +247,16 @@ async function startApp() {
 }
 
 async function boot() {
-  const token = takeTokenFromUrl();
-  if (!token) return needToken(false);
-  onUnauthorized(() => needToken(true));
+  let expired = false;
+  try {
+    await startSession(); // a ?token= link becomes a session cookie
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 401) {
+      message("Boxless is not answering", err.message, h("button", { class: "primary", onclick: () => boot() }, "Try again"));
+      return;
+    }
+    expired = true; // the link of an earlier run: the passphrase still works
+  }
   try {
     store.me = await call("GET", "/me");
   } catch (err) {
@@ -255,7 +264,8 @@ async function boot() {
       mount(root, onboardingView(() => boot()).el);
       return;
     }
-    if (err instanceof ApiError && err.status === 401) return needToken(true);
+    if (err instanceof ApiError && err.status === 401) return needToken(expired ? "expired" : "unauthorized");
+    if (err instanceof ApiError && err.status === 423) return needToken("locked");
     message(
       "Boxless is not answering",
       err.message,
@@ -263,6 +273,7 @@ async function boot() {
     );
     return;
   }
+  onUnauthorized((reason) => needToken(reason)); // a session ended or a node locked later
   await startApp();
 }
 

@@ -3,6 +3,7 @@
 
 import { ApiError, call, imageUrl } from "./api.js";
 import { avatar, h, icon, mount, pictureForUpload, toast } from "./dom.js";
+import { sessionCard } from "./lock.js";
 import { store } from "./store.js";
 
 export function meView() {
@@ -59,6 +60,7 @@ export function meView() {
         h("p", { class: "soon" }, "Coming soon"),
       ),
       h("section", { class: "card", "aria-labelledby": "node-title" }, h("h2", { id: "node-title" }, "My node"), status),
+      sessionCard(),
     ),
   );
 
