@@ -64,6 +64,16 @@ class NewGroupMessage(BaseModel):
     text: str = Field(min_length=1, max_length=60_000)
     mentions: list[str] | None = Field(default=None, max_length=1000)
     mention_all: bool | None = None
+    reply_to: str | None = Field(default=None, min_length=1, max_length=128)
+
+
+class GroupEditBody(BaseModel):
+    text: str = Field(min_length=1, max_length=60_000)
+
+
+class GroupReactionBody(BaseModel):
+    emoji: str = Field(min_length=1, max_length=32)
+    remove: bool = False
 
 
 class ReadPosition(BaseModel):
@@ -90,6 +100,8 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/groups/{gid}/read"): ReadPosition,
     ("PUT", "/api/v1/groups/{gid}/mute"): MuteState,
     ("PUT", "/api/v1/groups/{gid}/pins/{message_id}"): PinState,
+    ("POST", "/api/v1/groups/{gid}/messages/{mid}/edit"): GroupEditBody,
+    ("POST", "/api/v1/groups/{gid}/messages/{mid}/reactions"): GroupReactionBody,
 }
 
 
@@ -108,7 +120,7 @@ def names_of(groups: GroupManager) -> Names:
     return name
 
 
-def group_message_json(seq: int, m: GroupMessageRow, names: Names) -> dict[str, Any]:
+def group_message_json(seq: int, m: GroupMessageRow, names: Names, me: bytes) -> dict[str, Any]:
     return {
         "id": m.message_id,
         "seq": seq,
@@ -122,12 +134,27 @@ def group_message_json(seq: int, m: GroupMessageRow, names: Names) -> dict[str, 
         "text": m.text,
         "state": m.state,
         "mentions_me": m.mentions_me,
+        "mentions": [k.hex() for k in m.mentions],
+        "mention_all": m.mention_all,
         "pinned": m.pinned,
         "read_count": m.read_count,
+        "reply_to": m.reply_to,
+        "edited": m.edited,
+        "deleted": m.deleted,
+        "reactions": reactions_json(m, me),
     }
 
 
-def group_json(s: GroupSummary, names: Names) -> dict[str, Any]:
+def reactions_json(m: GroupMessageRow, me: bytes) -> dict[str, list[str]]:
+    """1:1's shape, ``{emoji: [who, ...]}``: "me" for me, a member's identity key (hex)
+    for anyone else, in the order they reacted."""
+    out: dict[str, list[str]] = {}
+    for member, emoji in m.reactions:
+        out.setdefault(emoji, []).append("me" if member == me else member.hex())
+    return out
+
+
+def group_json(s: GroupSummary, names: Names, me: bytes) -> dict[str, Any]:
     g = s.state
     return {
         "id": g.group_id.hex(),
@@ -142,7 +169,7 @@ def group_json(s: GroupSummary, names: Names) -> dict[str, Any]:
         "muted": s.muted,
         "unread": s.unread,
         "mentions": s.mentions,
-        "last_message": group_message_json(*s.last, names) if s.last else None,
+        "last_message": group_message_json(*s.last, names, me) if s.last else None,
         "members": [
             {"identity_key": k.hex(), "role": m.role.value, "name": names(g.group_id, k)}
             for k, m in sorted(g.members.items())
@@ -160,18 +187,21 @@ def _avatar(text: str) -> bytes:
 def group_routes(client: Client) -> list[Route]:
     """The /api/v1/groups routes over ``client.groups``."""
     groups = client.groups
+    me = client.me
 
     def one(gid: bytes, status: int = 200) -> Response:
-        return JSONResponse(group_json(groups.summary(gid), names_of(groups)), status_code=status)
+        return JSONResponse(
+            group_json(groups.summary(gid), names_of(groups), me), status_code=status
+        )
 
     def message(message_id: str, status: int = 200) -> Response:
         seq, row = groups.message(message_id)
-        return JSONResponse(group_message_json(seq, row, names_of(groups)), status_code=status)
+        return JSONResponse(group_message_json(seq, row, names_of(groups), me), status_code=status)
 
     async def list_groups(request: Request) -> Response:
         """The groups I am in, or was (member=false), with unread counts and the last message."""
         names = names_of(groups)
-        return JSONResponse([group_json(s, names) for s in groups.summaries()])
+        return JSONResponse([group_json(s, names, me) for s in groups.summaries()])
 
     async def create(request: Request) -> Response:
         """Create a group with me as its creator and only member."""
@@ -281,16 +311,40 @@ def group_routes(client: Client) -> list[Route]:
         limit, before = paging(request)
         names = names_of(groups)
         rows = groups.messages(path_key(request, "gid"), limit, before)
-        return JSONResponse([group_message_json(seq, m, names) for seq, m in rows])
+        return JSONResponse([group_message_json(seq, m, names, me) for seq, m in rows])
 
     async def send(request: Request) -> Response:
         """Send a text (one encryption, one Waku message); @mentions are parsed unless given."""
         body = await parse_body(request, NewGroupMessage)
         mentions = hex_keys(body.mentions, "mentions") if body.mentions is not None else None
         row = await groups.send_text(
-            path_key(request, "gid"), body.text, mentions=mentions, mention_all=body.mention_all
+            path_key(request, "gid"),
+            body.text,
+            mentions=mentions,
+            mention_all=body.mention_all,
+            reply_to=body.reply_to,
         )
         return message(row.message_id, 201)
+
+    async def edit(request: Request) -> Response:
+        """New text for one of my texts, for every member (author only)."""
+        body = await parse_body(request, GroupEditBody)
+        mid = request.path_params["mid"]
+        await groups.edit(path_key(request, "gid"), mid, body.text)
+        return message(mid)
+
+    async def delete(request: Request) -> Response:
+        """Delete a message for everyone: my own, or anyone's if I am an admin."""
+        mid = request.path_params["mid"]
+        await groups.delete(path_key(request, "gid"), mid)
+        return message(mid)
+
+    async def react(request: Request) -> Response:
+        """Add (or, with remove, take back) my reaction on a message."""
+        body = await parse_body(request, GroupReactionBody)
+        mid = request.path_params["mid"]
+        await groups.react(path_key(request, "gid"), mid, body.emoji, body.remove)
+        return message(mid)
 
     async def read(request: Request) -> Response:
         """I read up to ``seq``: unread counts drop, members see my read marker."""
@@ -310,7 +364,10 @@ def group_routes(client: Client) -> list[Route]:
         """The group's pinned messages."""
         names = names_of(groups)
         return JSONResponse(
-            [group_message_json(seq, m, names) for seq, m in groups.pins(path_key(request, "gid"))]
+            [
+                group_message_json(seq, m, names, me)
+                for seq, m in groups.pins(path_key(request, "gid"))
+            ]
         )
 
     async def pin(request: Request) -> Response:
@@ -336,6 +393,9 @@ def group_routes(client: Client) -> list[Route]:
         Route(prefix + "/{gid}/link", make_link, methods=["POST"]),
         Route(prefix + "/{gid}/messages", history, methods=["GET"]),
         Route(prefix + "/{gid}/messages", send, methods=["POST"]),
+        Route(prefix + "/{gid}/messages/{mid}/edit", edit, methods=["POST"]),
+        Route(prefix + "/{gid}/messages/{mid}", delete, methods=["DELETE"]),
+        Route(prefix + "/{gid}/messages/{mid}/reactions", react, methods=["POST"]),
         Route(prefix + "/{gid}/read", read, methods=["POST"]),
         Route(prefix + "/{gid}/mute", mute, methods=["PUT"]),
         Route(prefix + "/{gid}/pins", pins, methods=["GET"]),

@@ -63,9 +63,12 @@ __all__ = [
     "Decision",
     "Delete",
     "Edit",
+    "GroupDelete",
+    "GroupEdit",
     "GroupKeyShareBody",
     "GroupOpBody",
     "GroupPin",
+    "GroupReaction",
     "GroupRead",
     "MAX_GROUP_CARDS",
     "MAX_GROUP_OPS",
@@ -170,6 +173,8 @@ class Text:
     mentions: tuple[bytes, ...] = ()
     """Identity keys of the group members the text names (groups only)."""
     mention_all: bool = False
+    group_reply_to: str | None = None
+    """The SDS message id of the group message this text answers (groups only)."""
 
     def __post_init__(self) -> None:
         _check_text("text", self.text, MAX_TEXT_BYTES)
@@ -179,9 +184,13 @@ class Text:
             raise UsageError(f"a text mentions at most {MAX_MENTIONS} members")
         if any(len(k) != 32 for k in self.mentions):
             raise UsageError("a mention is a 32-byte identity key")
+        if self.group_reply_to is not None:
+            _check_sds_id("a replied-to message id", self.group_reply_to)
 
     def __repr__(self) -> str:
         reply = "" if self.reply_to is None else f", reply_to={_short(self.reply_to)}"
+        if self.group_reply_to is not None:
+            reply += f", group_reply_to={self.group_reply_to[:8]}"
         return f"Text(<{len(self.text)} chars>{reply})"
 
 
@@ -223,12 +232,16 @@ class Reaction:
 
     def __post_init__(self) -> None:
         _check_id("reaction target", self.target)
-        _check_text("emoji", self.emoji, MAX_EMOJI_BYTES)
-        if any(unicodedata.category(ch) in ("Cc", "Zs", "Zl", "Zp") for ch in self.emoji):
-            raise UsageError("emoji must not contain spaces or control characters")
+        _check_emoji(self.emoji)
 
     def __repr__(self) -> str:
         return f"Reaction(target={_short(self.target)}, remove={self.remove})"
+
+
+def _check_emoji(emoji: str) -> None:
+    _check_text("emoji", emoji, MAX_EMOJI_BYTES)
+    if any(unicodedata.category(ch) in ("Cc", "Zs", "Zl", "Zp") for ch in emoji):
+        raise UsageError("emoji must not contain spaces or control characters")
 
 
 class ReceiptKind(enum.Enum):
@@ -371,8 +384,53 @@ class GroupPin:
     pinned: bool = True
 
     def __post_init__(self) -> None:
-        if not 0 < len(self.target) <= MAX_SDS_ID_CHARS or not self.target.isascii():
-            raise UsageError(f"a pinned message id is 1..{MAX_SDS_ID_CHARS} ASCII characters")
+        _check_sds_id("a pinned message id", self.target)
+
+
+def _check_sds_id(name: str, value: str) -> None:
+    if not 0 < len(value) <= MAX_SDS_ID_CHARS or not value.isascii():
+        raise UsageError(f"{name} is 1..{MAX_SDS_ID_CHARS} ASCII characters")
+
+
+@dataclass(frozen=True, slots=True)
+class GroupEdit:
+    """New text for an earlier group text of the same sender, named by its SDS id."""
+
+    target: str
+    text: str = field(repr=False)
+
+    def __post_init__(self) -> None:
+        _check_sds_id("an edited message id", self.target)
+        _check_text("edited text", self.text, MAX_TEXT_BYTES)
+
+    def __repr__(self) -> str:
+        return f"GroupEdit(target={self.target[:8]}, <{len(self.text)} chars>)"
+
+
+@dataclass(frozen=True, slots=True)
+class GroupDelete:
+    """Delete a group message for everyone (its author, or an admin)."""
+
+    target: str
+
+    def __post_init__(self) -> None:
+        _check_sds_id("a deleted message id", self.target)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReaction:
+    """An emoji on a group message; ``remove`` takes back an earlier one."""
+
+    target: str
+    emoji: str = field(repr=False)
+    remove: bool = False
+
+    def __post_init__(self) -> None:
+        _check_sds_id("a reacted-to message id", self.target)
+        _check_emoji(self.emoji)
+
+    def __repr__(self) -> str:
+        return f"GroupReaction(target={self.target[:8]}, remove={self.remove})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +534,9 @@ Body = (
     | GroupOpBody
     | GroupPin
     | GroupRead
+    | GroupEdit
+    | GroupDelete
+    | GroupReaction
     | SasRequest
     | SasKey
     | SasMac
@@ -554,10 +615,12 @@ def encode(msg: ChatMessage) -> bytes:
 
 def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
     match body:
-        case Text(text, reply_to, mentions, mention_all):
+        case Text(text, reply_to, mentions, mention_all, group_reply_to):
             pb.text.text = text
             if reply_to is not None:
                 pb.text.reply_to = reply_to
+            if group_reply_to is not None:
+                pb.text.group_reply_to = group_reply_to
             pb.text.mentions.extend(mentions)
             pb.text.mention_all = mention_all
         case Edit(target, text):
@@ -590,6 +653,13 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             pb.group_pin.target, pb.group_pin.pinned = target, pinned
         case GroupRead(lamport):
             pb.group_read.lamport = lamport
+        case GroupEdit(target, text):
+            pb.group_edit.target, pb.group_edit.text = target, text
+        case GroupDelete(target):
+            pb.group_delete.target = target
+        case GroupReaction(target, emoji, remove):
+            g = pb.group_reaction
+            g.target, g.emoji, g.remove = target, emoji, remove
         case SasRequest(flow_id, commitment):
             pb.sas_request.flow_id, pb.sas_request.commitment = flow_id, commitment
         case SasKey(flow_id, key):
@@ -645,7 +715,8 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
                 if len(t.mentions) > MAX_MENTIONS:
                     raise DecodeError(f"chat message text mentions more than {MAX_MENTIONS}")
                 reply = t.reply_to if t.HasField("reply_to") else None
-                return Text(t.text, reply, tuple(t.mentions), t.mention_all)
+                group_reply = t.group_reply_to if t.HasField("group_reply_to") else None
+                return Text(t.text, reply, tuple(t.mentions), t.mention_all, group_reply)
             case "edit":
                 return Edit(pb.edit.target, pb.edit.text)
             case "delete":
@@ -673,6 +744,13 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
                 return GroupPin(pb.group_pin.target, pb.group_pin.pinned)
             case "group_read":
                 return GroupRead(pb.group_read.lamport)
+            case "group_edit":
+                return GroupEdit(pb.group_edit.target, pb.group_edit.text)
+            case "group_delete":
+                return GroupDelete(pb.group_delete.target)
+            case "group_reaction":
+                g = pb.group_reaction
+                return GroupReaction(g.target, g.emoji, g.remove)
             case "sas_request":
                 return SasRequest(pb.sas_request.flow_id, pb.sas_request.commitment)
             case "sas_key":

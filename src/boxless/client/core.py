@@ -55,6 +55,7 @@ from boxless.errors import NetworkError
 from boxless.fanout import Fanout
 from boxless.groups.delivery import GroupTimings
 from boxless.identity.account import LocalAccount
+from boxless.storage.userdb import migration_files
 
 __all__ = ["Client", "InvalidAvatar", "UnknownContact", "avatar_mime", "card_to_code"]
 
@@ -84,6 +85,9 @@ class Client:
         self.db = account.db
         self.db.migrate("crypto", crypto_migrations())
         self.db.migrate("client", db.client_migrations())
+        self.db.migrate(
+            "group_actions", migration_files("boxless.client", "migrations_group_actions")
+        )
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
         self.pow_difficulty = pow_difficulty if pow_difficulty is not None else DEFAULT_DIFFICULTY

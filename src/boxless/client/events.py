@@ -137,6 +137,36 @@ class GroupMention:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupMessageEdited:
+    """A member (``by``) edited a group text."""
+
+    type: ClassVar[str] = "group_edit"
+    group: str
+    id: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupMessageDeleted:
+    """A group text was deleted for everyone (by its author or an admin, ``by``)."""
+
+    type: ClassVar[str] = "group_delete"
+    group: str
+    id: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
+class GroupReactionChanged:
+    """A member (``by``) added or took back a reaction on a group text."""
+
+    type: ClassVar[str] = "group_reaction"
+    group: str
+    id: str
+    by: str
+
+
+@dataclass(frozen=True, slots=True)
 class BroadcastChanged:
     """A broadcast list or one of its broadcasts changed."""
 
@@ -166,6 +196,9 @@ Event = (
     | GroupChanged
     | GroupMessageChanged
     | GroupMention
+    | GroupMessageEdited
+    | GroupMessageDeleted
+    | GroupReactionChanged
     | BroadcastChanged
     | CatchUpProgress
 )
@@ -183,6 +216,9 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     GroupChanged,
     GroupMessageChanged,
     GroupMention,
+    GroupMessageEdited,
+    GroupMessageDeleted,
+    GroupReactionChanged,
     BroadcastChanged,
     CatchUpProgress,
 )

@@ -32,6 +32,13 @@ class GroupMessageRow:
     mentions_me: bool = False
     pinned: bool = False
     read_count: int = 0  # members other than the sender whose read marker covers it
+    # Filled by :meth:`boxless.client.group_actions.GroupActions.decorate` (its own tables):
+    reply_to: str | None = None
+    mentions: tuple[bytes, ...] = ()
+    mention_all: bool = False
+    edited: bool = False
+    deleted: bool = False
+    reactions: tuple[tuple[bytes, str], ...] = ()  # (member, emoji) in the order added
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from boxless.chat import envelope as env
 from boxless.client import events as ev
 from boxless.client import group_store as gs
 from boxless.client import store as db
+from boxless.client.group_actions import ACTION_BODIES, GroupActions
 from boxless.client.group_core import KEY_REQUEST_FANOUT, Cursor, GroupCore, ms
 from boxless.client.transport import Incoming
 from boxless.crypto.errors import DuplicateMessage, TamperedMessage
@@ -51,8 +52,9 @@ MAX_KEY_REQUEST_SESSIONS = 24  # sessions one request names
 class GroupTopic:
     """Receives the group topics' messages (see the module doc)."""
 
-    def __init__(self, core: GroupCore) -> None:
+    def __init__(self, core: GroupCore, actions: GroupActions) -> None:
         self.core = core
+        self.actions = actions
 
     def accept(self, cur: Cursor, gid: bytes, item: Incoming) -> None:
         """One Waku message on a group topic (live or from history), inside the caller's
@@ -196,6 +198,8 @@ class GroupTopic:
             refused = authorize(state, sender, Action.READ, target)
             if refused is None and gs.put_read(cur, gid, sender, body.lamport):
                 self._on_read(cur, gid, body.lamport)
+        elif isinstance(body, ACTION_BODIES):
+            refused = self.actions.receive(cur, gid, state, sender, d.content, body)
         else:
             refused = "not a group body"
         if refused is not None:
@@ -225,6 +229,7 @@ class GroupTopic:
             mentions_me=mentions_me,
         )
         if gs.add_message(cur, row):
+            self.actions.text_added(cur, gid, sds_id, body)
             self.core.message_changed(gid, sds_id)
             if mentions_me:
                 self.core.event(ev.GroupMention(gid.hex(), sds_id))

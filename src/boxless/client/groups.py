@@ -59,6 +59,7 @@ from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import group_store as gs
 from boxless.client import store as db
 from boxless.client.channel import DirectChannel
+from boxless.client.group_actions import ActionBody, GroupActions
 from boxless.client.group_core import (
     Cursor,
     GroupCore,
@@ -145,7 +146,8 @@ class GroupManager:
         self.db = account.db
         self.me: bytes = account.identity.public_key
         self.clock = clock
-        self.topic = GroupTopic(self.core)
+        self.actions = GroupActions(self.core)
+        self.topic = GroupTopic(self.core, self.actions)
         self.direct = GroupDirect(self.core, self.topic)
         self.timers = GroupTimers(self.core, self.topic, self.handle)
 
@@ -256,6 +258,7 @@ class GroupManager:
         state = self.core.log(cur, group_id).state
         meta = gs.meta(cur, group_id)
         role = state.role(self.me)
+        last = gs.last_message(cur, group_id)
         return GroupSummary(
             state,
             role is not None,
@@ -263,7 +266,7 @@ class GroupManager:
             meta.muted,
             meta.unread,
             meta.mentions,
-            gs.last_message(cur, group_id),
+            self.actions.decorate(cur, [last])[0] if last else None,
         )
 
     def messages(
@@ -272,20 +275,20 @@ class GroupManager:
         with self.db.transaction() as cur:
             if not gs.has_group(cur, group_id):
                 raise NotAMember("no such group")
-            return gs.list_messages(cur, group_id, limit, before_seq)
+            return self.actions.decorate(cur, gs.list_messages(cur, group_id, limit, before_seq))
 
     def message(self, message_id: str) -> tuple[int, gs.GroupMessageRow]:
         with self.db.transaction() as cur:
             found = gs.get_message(cur, message_id)
-        if found is None:
-            raise UsageError(f"no group message {message_id!r}")
-        return found
+            if found is None:
+                raise UsageError(f"no group message {message_id!r}")
+            return self.actions.decorate(cur, [found])[0]
 
     def pins(self, group_id: bytes) -> list[tuple[int, gs.GroupMessageRow]]:
         with self.db.transaction() as cur:
             if not gs.has_group(cur, group_id):
                 raise NotAMember("no such group")
-            return gs.pinned_messages(cur, group_id)
+            return self.actions.decorate(cur, gs.pinned_messages(cur, group_id))
 
     def joins(self) -> list[gs.PendingJoin]:
         """Groups we asked to join by link and are not in yet."""
@@ -457,22 +460,50 @@ class GroupManager:
         *,
         mentions: Sequence[bytes] | None = None,
         mention_all: bool | None = None,
+        reply_to: str | None = None,
     ) -> gs.GroupMessageRow:
         """Send a text to the group: one Megolm encryption, one Waku message.
 
         ``mentions`` default to the members the text names as ``@name``, and
-        ``mention_all`` to whether it says ``@all``.
+        ``mention_all`` to whether it says ``@all``; ``reply_to`` is the id of a
+        message of this group it answers.
         """
         with self.db.transaction() as cur:
             state = self.core.member_log(cur, group_id).state
             if state.announcements_only and not state.is_admin(self.me):
                 raise UsageError("only admins can post in this group (announcements only)")
+            if reply_to is not None:
+                found = gs.get_message(cur, reply_to)
+                if found is None or found[1].group_id != group_id:
+                    raise UsageError("reply_to: no such message in this group")
             if mentions is None:
                 mentions = self._mentioned(cur, state, text)
             keys = tuple(dict.fromkeys(k for k in mentions if state.is_member(k)))
         if mention_all is None:
             mention_all = _MENTION_ALL.search(text) is not None
-        return await self._publish(group_id, env.Text(text, None, keys, mention_all))
+        body = env.Text(text, None, keys, mention_all, reply_to)
+        return await self._publish(group_id, body)
+
+    async def edit(self, group_id: bytes, message_id: str, text: str) -> None:
+        """New text for one of our texts, for every member."""
+        await self._act(group_id, env.GroupEdit(message_id, text))
+
+    async def delete(self, group_id: bytes, message_id: str) -> None:
+        """Delete a message for everyone: one of ours, or anyone's if we are an admin."""
+        await self._act(group_id, env.GroupDelete(message_id))
+
+    async def react(
+        self, group_id: bytes, message_id: str, emoji: str, remove: bool = False
+    ) -> None:
+        """Add (or take back) our reaction ``emoji`` on a message, for every member."""
+        await self._act(group_id, env.GroupReaction(message_id, emoji, remove))
+
+    async def _act(self, group_id: bytes, body: ActionBody) -> None:
+        """Judge our own action by the members' rules, apply it here, publish it."""
+        with self.db.transaction() as cur:
+            state = self.core.member_log(cur, group_id).state
+            self.actions.check_local(cur, group_id, state, body)
+        await self._publish(group_id, body)
 
     def _mentioned(self, cur: Cursor, state: GroupState, text: str) -> tuple[bytes, ...]:
         if "@" not in text:
@@ -527,7 +558,7 @@ class GroupManager:
     async def _publish(
         self,
         group_id: bytes,
-        body: env.Text | env.GroupOpBody | env.GroupPin | env.GroupRead,
+        body: env.Text | env.GroupOpBody | env.GroupPin | env.GroupRead | ActionBody,
         *,
         as_member: bool = True,
         ephemeral: bool = False,
@@ -556,6 +587,8 @@ class GroupManager:
             )
             if isinstance(body, env.Text):
                 gs.add_message(cur, row)
+                self.actions.text_added(cur, group_id, row.message_id, body)
+                self._read_own(cur, group_id, row.message_id)
             self.core.save_sds(cur, group_id, sds)
         sent = await self.core.send_group(group_id, ct)
         if sent is None:
@@ -573,6 +606,14 @@ class GroupManager:
         if isinstance(body, env.Text):
             self.core.message_changed(group_id, wrapped.message_id)
         return row
+
+    @staticmethod
+    def _read_own(cur: Cursor, group_id: bytes, message_id: str) -> None:
+        """Sending reads the group up to our text: it never shows as unread, nor
+        anything before it."""
+        found = gs.get_message(cur, message_id)
+        if found is not None:
+            gs.set_read_seq(cur, group_id, found[0])
 
     async def catch_up(self, topics: list[str]) -> None:
         """Fetch a group topic's history from store nodes (after joining)."""

@@ -184,6 +184,13 @@ function onEvent(ev) {
       if (detail && detail.view.onGroupMessage) detail.view.onGroupMessage(ev);
       refreshSoon();
       break;
+    case "group_edit":
+    case "group_delete":
+    case "group_reaction":
+      // A group message's text, deletion or reactions changed (ev.group, ev.id, ev.by).
+      if (detail && detail.view.onGroupMessage) detail.view.onGroupMessage(ev);
+      if (ev.type !== "group_reaction") refreshSoon();
+      break;
     case "group_mention": {
       const g = group(ev.group);
       if (!detail || detail.key !== `group/${ev.group}`) toast(`You were mentioned in ${g ? g.name : "a group"}`);

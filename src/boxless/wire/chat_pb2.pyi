@@ -58,6 +58,9 @@ class ChatMessage(_message.Message):
     SAS_KEY_FIELD_NUMBER: _builtins.int
     SAS_MAC_FIELD_NUMBER: _builtins.int
     SAS_CANCEL_FIELD_NUMBER: _builtins.int
+    GROUP_EDIT_FIELD_NUMBER: _builtins.int
+    GROUP_DELETE_FIELD_NUMBER: _builtins.int
+    GROUP_REACTION_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """1"""
     message_id: _builtins.bytes
@@ -102,6 +105,12 @@ class ChatMessage(_message.Message):
     def sas_mac(self) -> Global___SasMac: ...
     @_builtins.property
     def sas_cancel(self) -> Global___SasCancel: ...
+    @_builtins.property
+    def group_edit(self) -> Global___GroupEdit: ...
+    @_builtins.property
+    def group_delete(self) -> Global___GroupDelete: ...
+    @_builtins.property
+    def group_reaction(self) -> Global___GroupReaction: ...
     def __init__(
         self,
         *,
@@ -127,12 +136,15 @@ class ChatMessage(_message.Message):
         sas_key: Global___SasKey | None = ...,
         sas_mac: Global___SasMac | None = ...,
         sas_cancel: Global___SasCancel | None = ...,
+        group_edit: Global___GroupEdit | None = ...,
+        group_delete: Global___GroupDelete | None = ...,
+        group_reaction: Global___GroupReaction | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_read", b"group_read", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_read", b"group_read", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops", "group_pin", "group_read", "sas_request", "sas_key", "sas_mac", "sas_cancel"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops", "group_pin", "group_read", "sas_request", "sas_key", "sas_mac", "sas_cancel", "group_edit", "group_delete", "group_reaction"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -148,11 +160,14 @@ class Text(_message.Message):
     REPLY_TO_FIELD_NUMBER: _builtins.int
     MENTIONS_FIELD_NUMBER: _builtins.int
     MENTION_ALL_FIELD_NUMBER: _builtins.int
+    GROUP_REPLY_TO_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     reply_to: _builtins.bytes
     """message_id of the message replied to"""
     mention_all: _builtins.bool
     """"@all": every member of the group"""
+    group_reply_to: _builtins.str
+    """groups: the SDS message id of the message replied to"""
     @_builtins.property
     def mentions(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
         """identity keys (32 bytes) of group members named in the text"""
@@ -164,13 +179,19 @@ class Text(_message.Message):
         reply_to: _builtins.bytes | None = ...,
         mentions: _abc.Iterable[_builtins.bytes] | None = ...,
         mention_all: _builtins.bool = ...,
+        group_reply_to: _builtins.str | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to", "reply_to", b"reply_to"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_group_reply_to", b"_group_reply_to", "_reply_to", b"_reply_to", "group_reply_to", b"group_reply_to", "reply_to", b"reply_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to", "mention_all", b"mention_all", "mentions", b"mentions", "reply_to", b"reply_to", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_group_reply_to", b"_group_reply_to", "_reply_to", b"_reply_to", "group_reply_to", b"group_reply_to", "mention_all", b"mention_all", "mentions", b"mentions", "reply_to", b"reply_to", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__group_reply_to: _TypeAlias = _typing.Literal["group_reply_to"]  # noqa: Y015
+    _WhichOneofArgType__group_reply_to: _TypeAlias = _typing.Literal["_group_reply_to", b"_group_reply_to"]  # noqa: Y015
     _WhichOneofReturnType__reply_to: _TypeAlias = _typing.Literal["reply_to"]  # noqa: Y015
     _WhichOneofArgType__reply_to: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__group_reply_to) -> _WhichOneofReturnType__group_reply_to | None: ...
+    @_typing.overload
     def WhichOneof(self, oneof_group: _WhichOneofArgType__reply_to) -> _WhichOneofReturnType__reply_to | None: ...
 
 Global___Text: _TypeAlias = Text  # noqa: Y015
@@ -524,6 +545,82 @@ class GroupRead(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GroupRead: _TypeAlias = GroupRead  # noqa: Y015
+
+@_typing.final
+class GroupEdit(_message.Message):
+    """New text for an earlier group text of the same sender (inside Megolm only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """the SDS message id of the group message"""
+    text: _builtins.str
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["target", b"target", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupEdit: _TypeAlias = GroupEdit  # noqa: Y015
+
+@_typing.final
+class GroupDelete(_message.Message):
+    """Delete a group message for everyone: by its author, or by an admin (inside Megolm only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """the SDS message id of the group message"""
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupDelete: _TypeAlias = GroupDelete  # noqa: Y015
+
+@_typing.final
+class GroupReaction(_message.Message):
+    """An emoji on a group message, or (remove) taking one back (inside Megolm only)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_FIELD_NUMBER: _builtins.int
+    EMOJI_FIELD_NUMBER: _builtins.int
+    REMOVE_FIELD_NUMBER: _builtins.int
+    target: _builtins.str
+    """the SDS message id of the group message"""
+    emoji: _builtins.str
+    """at most 32 bytes of UTF-8, as Reaction"""
+    remove: _builtins.bool
+    def __init__(
+        self,
+        *,
+        target: _builtins.str = ...,
+        emoji: _builtins.str = ...,
+        remove: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["emoji", b"emoji", "remove", b"remove", "target", b"target"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GroupReaction: _TypeAlias = GroupReaction  # noqa: Y015
 
 @_typing.final
 class SasRequest(_message.Message):
