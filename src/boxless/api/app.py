@@ -207,12 +207,12 @@ def build_app(
                 "identity_key": acc.identity.public_key.hex(),
                 "fingerprint": acc.identity.fingerprint,
                 "device_id": acc.device.device_id.hex(),
-                "link": client.links.contact_link,
+                "link": client.links.shareable_link(),
             }
         )
 
     async def my_qr(request: Request) -> Response:
-        png = await trio.to_thread.run_sync(qr_png, client.links.contact_link)
+        png = await trio.to_thread.run_sync(qr_png, client.links.shareable_link())
         return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
     async def decode_qr(request: Request) -> Response:

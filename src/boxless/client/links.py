@@ -67,6 +67,7 @@ PUBLISH_EVERY_S = 86_400
 RETRY_S = 60.0
 LOOKBACK_S = 8 * 86_400
 MAX_SCAN = 256
+RETRY_LOOKUP_S = 2.0  # a card published a moment ago may still be on its way to the store
 CACHE_TOPICS = 64
 _STATE_KEY = "contact_card_published"
 
@@ -97,6 +98,13 @@ class ShortLinks:
     def contact_link(self) -> str:
         """Our short contact link (the same on every device and after a restore)."""
         return short_contact_link(self.account.identity).link
+
+    def shareable_link(self) -> str:
+        """The link to show people: the short one once our card is on the network
+        (a short link nobody can resolve yet would fail them), the long one until then."""
+        if self.published.is_set():
+            return self.contact_link
+        return self.account.contact_code(self.clock()).link
 
     def _digest(self) -> bytes:
         return hashlib.sha256(
@@ -222,9 +230,13 @@ class ShortLinks:
 
     async def _fetch_card(self, parsed: ShortContactLink) -> ContactCode:
         now = self.clock()
+        payloads = await self._payloads(parsed.topic, "contact link")
+        if not payloads:
+            await trio.sleep(RETRY_LOOKUP_S)
+            payloads = await self._payloads(parsed.topic, "contact link")
         best: ContactCode | None = None
         rejected = 0
-        for payload in await self._payloads(parsed.topic, "contact link"):
+        for payload in payloads:
             try:
                 code = open_card(payload, parsed, now)
             except InvalidContactCode:

@@ -12,6 +12,9 @@ export function meView() {
   const status = h("dl", { class: "status" });
   const profile = h("div", { class: "profile" });
   let qrLoaded = false;
+  let qrLink = "";
+  let refetches = 0; // bounded: a long link is shown until our card is on the network
+  let refetch = null;
 
   const copy = h(
     "button",
@@ -173,6 +176,22 @@ export function meView() {
       );
     }
     if (link.value !== me.link) link.value = me.link;
+    if (me.link.length > 120 && refetches < 20 && !refetch) {
+      refetches += 1;
+      refetch = setTimeout(async () => {
+        refetch = null;
+        try {
+          store.me = await call("GET", "/me");
+        } catch (err) {
+          if (!(err instanceof ApiError)) throw err;
+        }
+        update();
+      }, 3000);
+    }
+    if (qrLink !== me.link) {
+      qrLink = me.link;
+      qrLoaded = false;
+    }
     if (!qrLoaded) {
       qrLoaded = true;
       imageUrl("/me/qr.png")
