@@ -38,7 +38,10 @@ def main() -> None:
     print(f"kills (SIGKILL, each followed by a restart): {result.kills}")
     print(f"committed steps seen before the kills: {result.steps_before_kill}")
     print(f"messages in the conversation: {result.messages}, each received exactly once")
-    print(f"envelopes on the network (re-sends after a kill included): {result.network_copies}")
+    print(
+        f"envelopes on the network (re-sends after a kill included): {result.network_copies},"
+        f" of them v2 (pairwise): {result.pairwise_copies}"
+    )
     print(f"ratchets in sync after the last restart: yes ({result.seconds:.0f} s)")
 
 

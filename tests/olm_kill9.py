@@ -9,13 +9,15 @@ The worker (``python -m tests.olm_kill9 worker DIR --stop-at S``) plays both
 devices in one process, the way the client uses ``SessionManager``:
 
 * send: one transaction encrypts the next message of the conversation with
-  ``SessionManager.encrypt``, seals it and queues the envelope in the sender's
+  ``SessionManager.encrypt`` (through the transaction's cursor), seals it (v2,
+  the pairwise envelope, once the Olm message is a normal one, as the client
+  does on a conversation topic; v1 before) and queues the envelope in the sender's
   ``k9_outbox`` (so a re-send after a crash sends the same bytes); the
   envelope is then appended to the network, and only then marked transmitted
   (a crash in between: it goes out twice);
 * receive: one transaction per network message skips it if its hash was seen,
-  else opens and decrypts it (``SessionManager.decrypt`` nested in the
-  transaction), records the message in ``k9_received``, marks the hash seen,
+  else opens (v1 or v2) and decrypts it (``SessionManager.decrypt`` through the
+  transaction's cursor), records the message in ``k9_received``, marks the hash seen,
   advances the read cursor and queues the reply (the next sequence number).
 
 Message ``seq`` goes Alice -> Bob when even, Bob -> Alice when odd; replies
@@ -45,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from boxless.crypto import SessionManager, open_envelope, seal
-from boxless.crypto.olm_sessions import migration_files
+from boxless.crypto.olm_sessions import NORMAL_MESSAGE, migration_files
+from boxless.crypto.pairwise import PairwiseSealer, is_pairwise
 from boxless.crypto.sealed import SealingKeyPair
 from boxless.identity.account import LocalAccount, create_account, open_account
 from boxless.identity.keys import DeviceBundle, Identity
@@ -58,6 +61,7 @@ FAST_KDF = KdfParams(memory_kib=1024, time_cost=1, parallelism=1)
 NAMES = ("alice", "bob")
 NEVER = 2**62
 ROOT = Path(__file__).resolve().parents[1]
+TOPIC = "/boxless/1/chat-" + "9" * 32 + "/proto"  # the pair's conversation topic
 
 APP_TABLES = (
     "CREATE TABLE IF NOT EXISTS k9_outbox (seq INTEGER PRIMARY KEY, envelope BLOB NOT NULL,"
@@ -92,6 +96,7 @@ class Side:
     sessions: SessionManager
     sealing: SealingKeyPair
     bundle: DeviceBundle
+    pairwise: PairwiseSealer
 
     @classmethod
     def open(cls, folder: Path, name: str) -> Side:
@@ -103,7 +108,7 @@ class Side:
         device = account.device
         sealing = SealingKeyPair.from_private_bytes(device.sealing_private_key())
         bundle = device.bundle(time.time())
-        return cls(name, account, sessions, sealing, bundle)
+        return cls(name, account, sessions, sealing, bundle, PairwiseSealer(sealing))
 
     @property
     def device_key(self) -> bytes:
@@ -144,13 +149,23 @@ def create(folder: Path) -> None:
 def queue(src: Side, dst: Side, seq: int) -> None:
     """Encrypt message ``seq`` and queue its envelope, in one transaction."""
     with src.sessions.transaction() as cur:
-        olm = src.sessions.encrypt(dst.bundle, body(seq))
-        envelope = seal(
-            dst.bundle.sealing_key,
-            sender_identity_key=src.identity_key,
-            sender_device_key=src.device_key,
-            ciphertext=olm,
-        )
+        olm = src.sessions.encrypt(dst.bundle, body(seq), cur=cur)
+        if olm.type == NORMAL_MESSAGE:
+            envelope = src.pairwise.seal(
+                dst.device_key,
+                dst.bundle.sealing_key,
+                TOPIC,
+                sender_identity_key=src.identity_key,
+                sender_device_key=src.device_key,
+                ciphertext=olm,
+            )
+        else:
+            envelope = seal(
+                dst.bundle.sealing_key,
+                sender_identity_key=src.identity_key,
+                sender_device_key=src.device_key,
+                ciphertext=olm,
+            )
         cur.execute("INSERT INTO k9_outbox (seq, envelope) VALUES (?, ?)", (seq, envelope))
 
 
@@ -208,8 +223,15 @@ class Worker:
             with side.account.db.transaction() as cur:
                 cur.execute("SELECT 1 FROM k9_seen WHERE hash = ?", (digest,))
                 if cur.fetchone() is None:
-                    opened = open_envelope(side.sealing, payload)
-                    plain = side.sessions.decrypt(opened.sender_device_key, opened.ciphertext)
+                    if is_pairwise(payload):
+                        opened = side.pairwise.open(
+                            other.device_key, other.bundle.sealing_key, TOPIC, payload
+                        )
+                    else:
+                        opened = open_envelope(side.sealing, payload)
+                    plain = side.sessions.decrypt(
+                        opened.sender_device_key, opened.ciphertext, cur=cur
+                    )
                     seq = int(plain.split(b":")[0].split()[1])
                     cur.execute("INSERT INTO k9_received (seq, body) VALUES (?, ?)", (seq, plain))
                     cur.execute("INSERT INTO k9_seen (hash) VALUES (?)", (digest,))
@@ -251,6 +273,7 @@ class Campaign:
     steps_before_kill: int = 0
     messages: int = 0
     network_copies: int = 0
+    pairwise_copies: int = 0
     seconds: float = 0.0
 
 
@@ -363,12 +386,12 @@ def check_prefix(folder: Path) -> int:
     return total
 
 
-def verify(folder: Path, messages: int) -> int:
+def verify(folder: Path, messages: int) -> tuple[int, int]:
     """Check every message < ``messages`` arrived once, in order, on the right side.
 
     Then exchange one more message each way through reopened managers (the
     ratchets are in sync). Returns how many envelopes the network holds (copies
-    re-sent after a crash included).
+    re-sent after a crash included), and how many of them are v2.
     """
     for name, got in received(folder).items():
         expected = [seq for seq in range(messages) if sender_of(seq) != name]
@@ -386,7 +409,8 @@ def verify(folder: Path, messages: int) -> int:
         alice.close()
         bob.close()
     with closing(sqlite3.connect(folder / "network.db")) as net:
-        return int(net.execute("SELECT count(*) FROM messages").fetchone()[0])
+        payloads = [bytes(row[0]) for row in net.execute("SELECT payload FROM messages")]
+    return len(payloads), sum(is_pairwise(payload) for payload in payloads)
 
 
 def campaign(folder: Path, kills: int, seed: int, max_steps: int = 12) -> Campaign:
@@ -400,7 +424,7 @@ def campaign(folder: Path, kills: int, seed: int, max_steps: int = 12) -> Campai
         result.kills += 1
         check_prefix(folder)
     result.messages = finish(folder)
-    result.network_copies = verify(folder, result.messages)
+    result.network_copies, result.pairwise_copies = verify(folder, result.messages)
     result.seconds = time.perf_counter() - started
     return result
 
