@@ -290,6 +290,7 @@ async def test_a_passphrase_guesser_is_throttled(tmp_path: Path) -> None:
                 assert "set-cookie" not in r.headers
             r = await http.post(unlock, json={"passphrase": PASS}, headers=SAME)
             assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_tries"
+            assert r.headers["retry-after"] == "60"
             assert n.opened == []  # not even the right one is heard
             n.mono.now += 59
             r = await http.post(unlock, json={"passphrase": PASS}, headers=SAME)

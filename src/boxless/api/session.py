@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -339,11 +340,14 @@ class SessionEndpoints:
         async with self._one_at_a_time:  # one Argon2 at a time: guesses queue, then wait
             wait = self.throttle.retry_after(self.monotonic())
             if wait is not None:
-                raise ApiError(
+                seconds = max(1, math.ceil(wait))
+                response = error_response(
                     429,
                     "too_many_tries",
-                    f"too many wrong passphrases: wait {int(wait) + 1} s and try again",
+                    f"too many wrong passphrases: wait {seconds} s and try again",
                 )
+                response.headers["retry-after"] = str(seconds)
+                return response
             try:
                 await self.unlock(body.passphrase)
             except WrongPassphrase:
