@@ -149,6 +149,15 @@ def test_a_low_order_sealing_key_is_refused() -> None:
         )
 
 
+def test_a_contact_with_a_low_order_sealing_key_cannot_break_the_receive_pipeline() -> None:
+    """Its v2 envelopes are tampered (a peer's fault), not a usage error that
+    would fail the recipient's whole receive batch."""
+    with pytest.raises(TamperedMessage):
+        BOB.sealer.open(secrets.token_bytes(32), bytes(32), TOPIC, VALID)
+    with pytest.raises(TamperedMessage):
+        BOB.sealer.open(b"short", ALICE.sealing.public_bytes, TOPIC, VALID)
+
+
 def test_the_pair_cache_is_bounded_and_follows_the_device_s_key() -> None:
     sealer = PairwiseSealer(SealingKeyPair.generate(), max_pairs=2)
     peers = [Peer() for _ in range(3)]

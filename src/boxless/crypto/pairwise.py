@@ -159,7 +159,10 @@ class PairwiseSealer:
         another device than the peer's; nothing else for any input.
         """
         envelope = parse_pairwise(data)
-        pair = self._pair(peer_device_key, peer_sealing_key)
+        try:
+            pair = self._pair(peer_device_key, peer_sealing_key)
+        except CryptoUsageError:  # the peer's own bundle holds an unusable key
+            raise TamperedMessage("pairwise envelope from a device with an unusable key") from None
         seed, sealed = envelope.ciphertext[:SEED_BYTES], envelope.ciphertext[SEED_BYTES:]
         try:
             padded = _aead(pair.receive_key, seed).decrypt(_NONCE, sealed, _aad(topic))
