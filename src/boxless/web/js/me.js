@@ -85,7 +85,7 @@ export function meView() {
 
   function nameForm(current) {
     const input = h("input", {
-      id: "my-name-input", value: current, maxlength: 64, autocomplete: "nickname",
+      id: "my-name-input", type: "text", value: current, maxlength: 64, autocomplete: "nickname",
       "aria-label": "Display name",
     });
     const form = h(
