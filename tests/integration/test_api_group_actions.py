@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.api_fixtures import Api, people
+from tests.integration.test_cli_groups import fails, ok
 
 
 def _key(api: Api) -> str:
@@ -78,3 +79,23 @@ async def test_reply_react_edit_delete_through_the_api(tmp_path: Path) -> None:
         page = await alice.call("GET", f"{msgs}?limit=2")
         older = await alice.call("GET", f"{msgs}?limit=50&before={page[0]['seq']}")
         assert older and {m["id"] for m in older}.isdisjoint({m["id"] for m in page})
+
+        # the same from the terminal: reply, react, edit, delete, and history shows them
+        rid = reply["id"][:10]
+        assert "reactions on" in await ok(alice, "group", "react", "Actions", rid, "🎉")
+        assert "edited" in await ok(carol, "group", "edit", "Actions", rid, "hi Bob!")
+        out = await ok(bob, "group", "reply", "Actions", rid, "thanks Carol")
+        err = await fails(bob, "group", "edit", "Actions", rid, "Bob was here")
+        assert "only a message's author may edit it" in err
+        err = await fails(bob, "group", "delete", "Actions", rid)
+        assert "only the author or an admin" in err
+        ms = await carol.until(
+            msgs,
+            lambda ms: (
+                any(m["text"] == "thanks Carol" for m in ms)
+                and bool((r := _find(ms, reply["id"])) and r["reactions"])
+            ),
+        )
+        assert "deleted" in await ok(carol, "group", "delete", "Actions", rid)
+        out = await ok(carol, "group", "history", "Actions")
+        assert "message deleted" in out and f"↪ {reply['id'][:8]} thanks Carol" in out

@@ -363,28 +363,52 @@ def mentions_in(text: str, members: list[dict[str, Any]]) -> tuple[list[dict[str
     return found, re.search(r"(?<![\w@])@all\b", lowered) is not None
 
 
+TextArg = Annotated[str, typer.Argument(help="The message; @name mentions a member, @all all")]
+
+
 @group_app.command("send")
 def group_send(
     group: GroupArg,
-    text: Annotated[str, typer.Argument(help="The message; @name mentions a member, @all all")],
+    text: TextArg,
+    reply_to: Annotated[
+        str | None,
+        typer.Option("--reply-to", help="Answer this message (id prefix, `boxless group history`)"),
+    ] = None,
     home: HomeOption = USER_HOME,
 ) -> None:
     """Send a message to the group (@name and @all mention members)."""
+    _send(group, text, reply_to, home)
 
+
+def _send(group: str, text: str, reply_to: str | None, home: Path) -> None:
     def run() -> None:
         api = api_for(home)
         g = _group(api, group)
         named, everyone = mentions_in(text, g["members"])
-        body = {
+        body: dict[str, Any] = {
             "text": text,
             "mentions": [m["identity_key"] for m in named],
             "mention_all": everyone,
         }
+        if reply_to is not None:
+            body["reply_to"] = _message(api, g, reply_to)["id"]
         m = api.call("POST", f"/groups/{g['id']}/messages", body)
         note = "everyone" if everyone else ", ".join(x["name"] for x in named)
         _say(f"{m['id'][:12]} {m['state']}" + (f" (mentioned {note})" if note else ""))
 
     _run(run)
+
+
+def _message(api: Api, g: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """One text of the group's last 500 messages by id prefix."""
+    history = api.call("GET", f"/groups/{g['id']}/messages?limit=500")
+    found = [m for m in history if m["id"].startswith(prefix.lower()) and m["kind"] == "text"]
+    if len(found) != 1:
+        raise UsageError(
+            f"{'no' if not found else len(found)} recent messages match {prefix!r}:"
+            f" use an id prefix from `boxless group history {g['name']}`"
+        )
+    return dict(found[0])
 
 
 def _line(m: dict[str, Any]) -> str:
@@ -395,10 +419,22 @@ def _line(m: dict[str, Any]) -> str:
     reads = f" read by {m['read_count']}" if m["outgoing"] and m["read_count"] else ""
     pin = " 📌" if m["pinned"] else ""
     text = markup(m["text"])
-    if m["mentions_me"]:
+    if m.get("deleted"):
+        text = "[dim italic]message deleted[/dim italic]"
+    elif m["mentions_me"]:
         text = f"[bold yellow]{text}[/bold yellow]"
+    if m.get("edited") and not m.get("deleted"):
+        text += " [dim](edited)[/dim]"
+    if m.get("reply_to"):
+        text = f"[dim]↪ {m['reply_to'][:8]}[/dim] {text}"
+    reactions = m.get("reactions") or {}
+    said = (
+        "  " + " ".join(f"{markup(e)}{len(who)}" for e, who in reactions.items())
+        if reactions
+        else ""
+    )
     who = "me" if m["outgoing"] else markup(m["sender_name"])
-    return f"[dim]{when} {m['id'][:8]}[/dim] {who}: {text}{tick}{reads}{pin}"
+    return f"[dim]{when} {m['id'][:8]}[/dim] {who}: {text}{tick}{reads}{pin}{said}"
 
 
 @group_app.command("history")
@@ -446,20 +482,77 @@ def _pin(group: str, message: str, home: Path, pinned: bool) -> None:
     def run() -> None:
         api = api_for(home)
         g = _group(api, group)
-        history = api.call("GET", f"/groups/{g['id']}/messages?limit=500")
-        found = [m for m in history if m["id"].startswith(message.lower()) and m["kind"] == "text"]
-        if len(found) != 1:
-            raise UsageError(
-                f"{'no' if not found else len(found)} recent messages match {message!r}:"
-                f" use an id prefix from `boxless group history {g['name']}`"
-            )
-        api.call("PUT", f"/groups/{g['id']}/pins/{found[0]['id']}", {"pinned": pinned})
-        _say(f"{'pinned' if pinned else 'unpinned'}: {found[0]['text'][:60]}")
+        m = _message(api, g, message)
+        api.call("PUT", f"/groups/{g['id']}/pins/{m['id']}", {"pinned": pinned})
+        _say(f"{'pinned' if pinned else 'unpinned'}: {m['text'][:60]}")
 
     _run(run)
 
 
 MessageArg = Annotated[str, typer.Argument(help="Message id prefix (see `boxless group history`)")]
+
+
+@group_app.command("reply")
+def group_reply(
+    group: GroupArg, message: MessageArg, text: TextArg, home: HomeOption = USER_HOME
+) -> None:
+    """Answer a message (the reply quotes it in every member's chat)."""
+    _send(group, text, message, home)
+
+
+@group_app.command("react")
+def group_react(
+    group: GroupArg,
+    message: MessageArg,
+    emoji: Annotated[str, typer.Argument(help="One emoji, e.g. 👍")],
+    remove: Annotated[bool, typer.Option("--remove", help="Take back this reaction")] = False,
+    home: HomeOption = USER_HOME,
+) -> None:
+    """React to a message with an emoji (or take it back with --remove)."""
+
+    def run() -> None:
+        api = api_for(home)
+        g = _group(api, group)
+        m = _message(api, g, message)
+        body = {"emoji": emoji, "remove": remove}
+        m = api.call("POST", f"/groups/{g['id']}/messages/{m['id']}/reactions", body)
+        now = " ".join(f"{e}{len(who)}" for e, who in m["reactions"].items()) or "none"
+        _say(f"reactions on {m['id'][:8]}: {markup(now)}")
+
+    _run(run)
+
+
+@group_app.command("edit")
+def group_edit(
+    group: GroupArg,
+    message: MessageArg,
+    text: Annotated[str, typer.Argument(help="The new text")],
+    home: HomeOption = USER_HOME,
+) -> None:
+    """Change the text of one of your messages, for every member."""
+
+    def run() -> None:
+        api = api_for(home)
+        g = _group(api, group)
+        m = _message(api, g, message)
+        m = api.call("POST", f"/groups/{g['id']}/messages/{m['id']}/edit", {"text": text})
+        _say(f"edited {m['id'][:8]}: {m['text'][:60]}")
+
+    _run(run)
+
+
+@group_app.command("delete")
+def group_delete(group: GroupArg, message: MessageArg, home: HomeOption = USER_HOME) -> None:
+    """Delete a message for everyone: yours, or anyone's if you are an admin."""
+
+    def run() -> None:
+        api = api_for(home)
+        g = _group(api, group)
+        m = _message(api, g, message)
+        api.call("DELETE", f"/groups/{g['id']}/messages/{m['id']}")
+        _say(f"deleted {m['id'][:8]} for everyone")
+
+    _run(run)
 
 
 @group_app.command("pin")
