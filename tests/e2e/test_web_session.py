@@ -90,8 +90,7 @@ def test_a_login_that_lasts(world: Any, browser: Any) -> None:
     ann.extra_args = [*ann.extra_args, "--api", f"127.0.0.1:{port}"]
     ann.start()
     assert ann.request("GET", "/me").status_code == 423
-    page.reload()
-    lock = page.locator("main.lock")
+    lock = page.locator("main.lock")  # no reload: the page's reconnect finds it locked
     expect(lock).to_have_attribute("data-reason", "locked")
     expect(page.get_by_role("heading", name="Boxless is locked")).to_be_visible()
     shot(page, "lock")
