@@ -108,60 +108,64 @@ def _state(announcements_only: bool = False) -> GroupState:
     )
 
 
-BOBS = dict(author=BOB)  # a text by Bob
+def bobs(**kw: int | bool) -> Target:
+    """A text by Bob."""
+    return Target(author=BOB, **kw)  # type: ignore[arg-type]
+
+
 CASES = [
     # (who, action, target, announcements-only, allowed?)
-    (BOB, Action.EDIT, Target(**BOBS), False, True),
-    (CAROL, Action.EDIT, Target(**BOBS), False, False),  # not the author
-    (OWNER, Action.EDIT, Target(**BOBS), False, False),  # admins do not edit others' texts
+    (BOB, Action.EDIT, bobs(), False, True),
+    (CAROL, Action.EDIT, bobs(), False, False),  # not the author
+    (OWNER, Action.EDIT, bobs(), False, False),  # admins do not edit others' texts
     (BOB, Action.EDIT, Target(author=BOB, deleted=True), False, False),  # no resurrection
     (BOB, Action.EDIT, Target(author=BOB, in_group=False), False, False),  # another group's
     (BOB, Action.EDIT, Target(author=BOB, is_text=False), False, False),  # an event line
-    (BOB, Action.EDIT, Target(**BOBS), True, False),  # announcements only: admins post
+    (BOB, Action.EDIT, bobs(), True, False),  # announcements only: admins post
     (FORMER, Action.EDIT, Target(author=FORMER), False, False),  # removed: refused
     (STRANGER, Action.EDIT, Target(author=STRANGER), False, False),
-    (BOB, Action.DELETE, Target(**BOBS), False, True),
-    (BOB, Action.DELETE, Target(**BOBS), True, True),  # withdrawing is not posting
-    (CAROL, Action.DELETE, Target(**BOBS), False, False),  # a member: only their own
-    (ADMIN, Action.DELETE, Target(**BOBS), False, True),  # an admin: for everyone
-    (OWNER, Action.DELETE, Target(**BOBS), False, True),
+    (BOB, Action.DELETE, bobs(), False, True),
+    (BOB, Action.DELETE, bobs(), True, True),  # withdrawing is not posting
+    (CAROL, Action.DELETE, bobs(), False, False),  # a member: only their own
+    (ADMIN, Action.DELETE, bobs(), False, True),  # an admin: for everyone
+    (OWNER, Action.DELETE, bobs(), False, True),
     (ADMIN, Action.DELETE, Target(author=BOB, in_group=False), False, False),
     (FORMER, Action.DELETE, Target(author=FORMER), False, False),
-    (STRANGER, Action.DELETE, Target(**BOBS), False, False),
-    (CAROL, Action.REACT, Target(**BOBS, adds_reaction=True, new_emoji=True), False, True),
-    (CAROL, Action.REACT, Target(**BOBS, adds_reaction=True), True, True),
+    (STRANGER, Action.DELETE, bobs(), False, False),
+    (CAROL, Action.REACT, bobs(adds_reaction=True, new_emoji=True), False, True),
+    (CAROL, Action.REACT, bobs(adds_reaction=True), True, True),
     (CAROL, Action.REACT, Target(author=BOB, deleted=True, adds_reaction=True), False, False),
     (CAROL, Action.REACT, Target(author=BOB, in_group=False), False, False),
     (
         CAROL,
         Action.REACT,
-        Target(**BOBS, adds_reaction=True, member_reactions=MAX_REACTIONS_PER_MEMBER),
+        bobs(adds_reaction=True, member_reactions=MAX_REACTIONS_PER_MEMBER),
         False,
         False,
     ),
     (
         CAROL,
         Action.REACT,
-        Target(**BOBS, adds_reaction=True, new_emoji=True, emoji_count=MAX_EMOJI_PER_MESSAGE),
+        bobs(adds_reaction=True, new_emoji=True, emoji_count=MAX_EMOJI_PER_MESSAGE),
         False,
         False,
     ),
     (  # an emoji the message carries already does not grow the set
         CAROL,
         Action.REACT,
-        Target(**BOBS, adds_reaction=True, emoji_count=MAX_EMOJI_PER_MESSAGE),
+        bobs(adds_reaction=True, emoji_count=MAX_EMOJI_PER_MESSAGE),
         False,
         True,
     ),
     (  # taking one back is always allowed
         CAROL,
         Action.REACT,
-        Target(**BOBS, member_reactions=MAX_REACTIONS_PER_MEMBER),
+        bobs(member_reactions=MAX_REACTIONS_PER_MEMBER),
         False,
         True,
     ),
-    (FORMER, Action.REACT, Target(**BOBS, adds_reaction=True), False, False),
-    (STRANGER, Action.REACT, Target(**BOBS, adds_reaction=True), False, False),
+    (FORMER, Action.REACT, bobs(adds_reaction=True), False, False),
+    (STRANGER, Action.REACT, bobs(adds_reaction=True), False, False),
     # a target not seen yet: only membership (and the role) now; kept pending
     (CAROL, Action.DELETE, Target(known=False), False, True),
     (FORMER, Action.DELETE, Target(known=False), False, False),
@@ -177,7 +181,7 @@ def test_who_may_edit_delete_and_react(
 
 
 def test_nobody_acts_in_a_group_we_are_not_in() -> None:
-    assert authorize(None, BOB, Action.REACT, Target(**BOBS)) == "not a group we are in"
+    assert authorize(None, BOB, Action.REACT, bobs()) == "not a group we are in"
 
 
 # -- real clients --------------------------------------------------------------------------

@@ -112,11 +112,13 @@ def set_edited(cur: Cursor, message_id: str, text: str) -> None:
 
 
 def set_deleted(cur: Cursor, message_id: str) -> bool:
-    """Delete for everyone: the text goes, the pin and the reactions too. True if it changed."""
+    """Delete for everyone: the text goes, its pin, its mention of us and its reactions
+    too. True if it changed."""
     if is_deleted(cur, message_id):
         return False
     cur.execute(
-        "UPDATE client_group_messages SET text = '', pinned = 0 WHERE message_id = ?",
+        "UPDATE client_group_messages SET text = '', pinned = 0, mentions_me = 0"
+        " WHERE message_id = ?",
         (message_id,),
     )
     cur.execute(
