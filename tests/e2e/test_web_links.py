@@ -110,6 +110,8 @@ def test_short_links_qr_from_screen_camera_scan_and_dark_mode(
     bp.get_by_label("Their contact link").fill(link)
     bp.get_by_role("button", name="Send contact request").click()
     expect(bp.locator("#toasts")).to_contain_text("Ann is already a contact")
+    toast = bp.locator("#toasts .toast").last.bounding_box()
+    assert toast and toast["y"] + toast["height"] < PHONE["height"] / 4  # never over a composer
     bg = bp.evaluate("getComputedStyle(document.querySelector('.rows')).backgroundColor")
     assert bg == "rgb(30, 30, 30)", bg  # the dark palette, not white
     shot(bp, "dark")
