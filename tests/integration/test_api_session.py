@@ -192,6 +192,9 @@ async def test_cookie_requests_that_change_state_need_our_origin(tmp_path: Path)
                 assert r.status_code == 423, r.text  # through the guard, to the locked app
             r = await http.get("/api/v1/status", headers=jar(raw))  # reads need no Origin
             assert r.status_code == 423
+            for site in ("same-site", "cross-site"):  # but not from another page
+                r = await http.get("/api/v1/me", headers=jar(raw, **{"Sec-Fetch-Site": site}))
+                assert r.status_code == 403, site
             # the token (the CLI's way) is not ambient: no Origin asked
             r = await http.post(
                 post, json={"link": "x"}, headers={"Authorization": "Bearer " + TOKEN}

@@ -32,7 +32,9 @@ onboarding app. In order, for HTTP and WebSocket alike:
    browser sends none, ``Sec-Fetch-Site: same-origin``. SameSite=Strict alone
    is not enough: another port of 127.0.0.1 is the *same site*. The unlock
    route, the one ``/api/`` path open without a credential, is held to the
-   same rule (no login CSRF, no guessing from other pages).
+   same rule (no login CSRF, no guessing from other pages). Any cookie request
+   that Fetch Metadata marks ``same-site`` or ``cross-site`` (made by another
+   page, a read included) is refused too.
 
 A cookie that passed is turned into the token for the app behind (so the
 full API and the onboarding and locked apps, each with its own token-only
@@ -192,9 +194,8 @@ class Guard:
         values = self.cookie.read(headers.get("cookie", ""))
         if not values and not public:
             return _UNAUTHORIZED, scope, None
-        if (
-            scope["type"] == "websocket" or scope.get("method", "GET") not in SAFE_METHODS
-        ) and not _same_origin(headers):
+        changes = scope["type"] == "websocket" or scope.get("method", "GET") not in SAFE_METHODS
+        if (changes and not _same_origin(headers)) or _from_elsewhere(headers):
             return (
                 (
                     403,
@@ -237,6 +238,12 @@ _UNAUTHORIZED: Denial = (
     "unauthorized",
     "missing or wrong API token: open the URL `boxless up` printed",
 )
+
+
+def _from_elsewhere(headers: dict[str, str]) -> bool:
+    """Fetch Metadata says another page made this request (even a read: an
+    image or a script tag on another port of this host carries our cookie)."""
+    return headers.get("sec-fetch-site") in ("same-site", "cross-site")
 
 
 def _same_origin(headers: dict[str, str]) -> bool:
