@@ -44,10 +44,38 @@ contact_app = typer.Typer(
 app.add_typer(contact_app, name="contact")
 
 
-def _free_port() -> int:
+def _free_port(host: str = "127.0.0.1", port: int = 0) -> int:
+    """``port`` on ``host`` if it can be bound now, else any free one (OSError if none)."""
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        try:
+            s.bind((host, port))
+        except OSError:
+            if port == 0:
+                raise
+            s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+API_PORT_FILE = "api-port"
+
+
+def _api_port(home: Path, host: str) -> int:
+    """The API port when none was given: the one this home used last, while it is free.
+
+    The web UI's session cookie (:mod:`boxless.api.session`) belongs to the origin,
+    port included, so a bookmark or the installed app finds its session again after
+    a restart only at the same port. The port number is not a secret.
+    """
+    saved = home / API_PORT_FILE
+    try:
+        last = int(saved.read_text().strip())
+    except (OSError, ValueError):
+        last = 0
+    probe = host if host.replace(".", "").isdigit() and host != "0.0.0.0" else "127.0.0.1"
+    port = _free_port(probe, last)
+    if port != last:
+        saved.write_text(f"{port}\n")
+    return port
 
 
 async def _run_up(
@@ -91,7 +119,7 @@ async def _run_up(
                 nursery, home, service_peers, relay, peers, listen, cluster
             )
             token = secrets.token_urlsafe(24)
-            port = api_port or _free_port()
+            port = api_port or _api_port(home, api_host)
             origin = f"http://{api_host}:{port}"
 
             async def start_client(account: LocalAccount) -> ASGIApp:
@@ -190,7 +218,10 @@ def up(
     ] = None,
     listen: Annotated[list[str] | None, typer.Option(help="Multiaddr to listen on")] = None,
     api: Annotated[
-        str, typer.Option(help="HOST:PORT of the local API (port 0: any)")
+        str,
+        typer.Option(
+            help="HOST:PORT of the local API (port 0: the port this home used last, if free)"
+        ),
     ] = "127.0.0.1:0",
     api_unsafe_public: Annotated[
         bool,
