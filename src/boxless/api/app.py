@@ -24,6 +24,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from boxless.api.broadcasts import BODIES as BROADCAST_BODIES
 from boxless.api.broadcasts import broadcast_routes
+from boxless.api.chats import BODIES as CHAT_BODIES
+from boxless.api.chats import chat_routes
 from boxless.api.errors import ApiError, error_response, handle_api_error, handle_boxless_error
 from boxless.api.groups import BODIES as GROUP_BODIES
 from boxless.api.groups import group_routes
@@ -92,6 +94,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/contacts/{key}/typing"): TypingState,
     **GROUP_BODIES,
     **BROADCAST_BODIES,
+    **CHAT_BODIES,
 }
 
 
@@ -374,6 +377,7 @@ def build_app(
         Route("/api/v1/messages/{id}/reactions", react, methods=["POST"]),
         *group_routes(client),
         *broadcast_routes(client),
+        *chat_routes(client),
         *sas_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),

@@ -42,6 +42,7 @@ from boxless.client.avatars import InvalidAvatar, avatar_mime
 from boxless.client.broadcast import BroadcastManager
 from boxless.client.bundles import BundleBook
 from boxless.client.channel import DirectChannel, FollowUp, Received, card_to_code
+from boxless.client.chat_settings import ChatSettings
 from boxless.client.contacts import Contacts
 from boxless.client.conversations import Conversations, UnknownContact
 from boxless.client.groups import GroupManager
@@ -88,6 +89,9 @@ class Client:
         self.db.migrate(
             "group_actions", migration_files("boxless.client", "migrations_group_actions")
         )
+        self.db.migrate(
+            "chat_settings", migration_files("boxless.client", "migrations_chat_settings")
+        )
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
         self.pow_difficulty = pow_difficulty if pow_difficulty is not None else DEFAULT_DIFFICULTY
@@ -124,6 +128,7 @@ class Client:
         self.channel.handlers.on_body(
             (env.GroupKeyShareBody, env.GroupOpBody), self._group_direct, gated=False
         )
+        self.chat_settings = ChatSettings(self.db, self.groups, emit=self._emit, clock=clock)
         self.broadcasts = BroadcastManager(self.conversations, emit=self._emit, clock=clock)
         self.sas = SasManager(
             account, self.channel, self.conversations, self.contact_book, clock=clock

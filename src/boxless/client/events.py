@@ -175,6 +175,17 @@ class BroadcastChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatSettingsChanged:
+    """A chat's list settings changed: ``change`` is "settings" (pin, mute, unread mark),
+    "draft", or "deleted" (deleted for me: its messages removed from this device);
+    ``chat`` is its name (``contact:``/``group:`` + hex). Never a draft's text."""
+
+    type: ClassVar[str] = "chat_settings"
+    chat: str
+    change: str
+
+
+@dataclass(frozen=True, slots=True)
 class CatchUpProgress:
     """Catch-up from store history: ``done`` messages so far (``finished`` at the end)."""
 
@@ -200,6 +211,7 @@ Event = (
     | GroupMessageDeleted
     | GroupReactionChanged
     | BroadcastChanged
+    | ChatSettingsChanged
     | CatchUpProgress
 )
 
@@ -220,6 +232,7 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     GroupMessageDeleted,
     GroupReactionChanged,
     BroadcastChanged,
+    ChatSettingsChanged,
     CatchUpProgress,
 )
 EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)

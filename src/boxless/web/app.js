@@ -18,6 +18,7 @@ import { groupInfoView } from "./js/groupinfo.js";
 import { discoverView, meView } from "./js/me.js";
 import { joinGroupView, newGroupView } from "./js/newgroup.js";
 import { onboardingView } from "./js/onboarding.js";
+import { onGroupMessageEvent, onMessageEvent } from "./js/notify.js";
 import { onVerification } from "./js/sas.js";
 import {
   changed,
@@ -167,6 +168,7 @@ function onEvent(ev) {
   switch (ev.type) {
     case "message":
       if (detail && detail.view.onMessage) detail.view.onMessage(ev);
+      onMessageEvent(ev); // a notification while the tab is hidden (js/notify.js)
       refreshSoon();
       break;
     case "contact_request":
@@ -182,8 +184,19 @@ function onEvent(ev) {
       break;
     case "group_message":
       if (detail && detail.view.onGroupMessage) detail.view.onGroupMessage(ev);
+      onGroupMessageEvent(ev);
       refreshSoon();
       break;
+    case "chat_settings": {
+      // pinned, muted, marked unread, a draft, or deleted for me (then the open chat reloads)
+      const [kind, id] = ev.chat.split(":");
+      const open = detail && detail.key === `${kind === "contact" ? "chat" : "group"}/${id}`;
+      if (ev.change === "deleted" && open && detail.view.reload) {
+        detail.view.reload();
+      }
+      refreshSoon();
+      break;
+    }
     case "group_edit":
     case "group_delete":
     case "group_reaction":
@@ -192,6 +205,7 @@ function onEvent(ev) {
       if (ev.type !== "group_reaction") refreshSoon();
       break;
     case "group_mention": {
+      onGroupMessageEvent(ev); // notifies even in a muted group
       const g = group(ev.group);
       if (!detail || detail.key !== `group/${ev.group}`) toast(`You were mentioned in ${g ? g.name : "a group"}`);
       refreshSoon();

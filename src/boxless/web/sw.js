@@ -2,8 +2,11 @@
 // Network first for the UI's own files (they come from the local node, so the
 // network is nearly always there), falling back to the cached copy. The API is
 // never cached: it carries the user's data and the token.
+// Notifications (js/notify.js) are shown through this worker; a click on one
+// focuses an open Boxless tab and posts it the chat's route, or opens a new tab
+// at that route (the session cookie signs it in: no token in the URL).
 
-const CACHE = "boxless-shell-v4";
+const CACHE = "boxless-shell-v5";
 const SHELL = [
   "./",
   "index.html",
@@ -22,6 +25,7 @@ const SHELL = [
   "js/me.js",
   "js/mentions.js",
   "js/newgroup.js",
+  "js/notify.js",
   "js/onboarding.js",
   "js/sas.js",
   "js/store.js",
@@ -56,5 +60,25 @@ self.addEventListener("fetch", (event) => {
         return response;
       })
       .catch(() => caches.match(event.request, { ignoreSearch: true })),
+  );
+});
+
+const ROUTE = /^#\/(chat|group)\/[0-9a-f]{64}$/;
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const wanted = event.notification.data && event.notification.data.route;
+  const route = typeof wanted === "string" && ROUTE.test(wanted) ? wanted : "#/chats";
+  event.waitUntil(
+    (async () => {
+      const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
+      const open = windows.find((w) => new URL(w.url).origin === location.origin);
+      if (open) {
+        await open.focus();
+        open.postMessage({ type: "open-chat", route });
+        return;
+      }
+      await self.clients.openWindow(new URL(`./${route}`, self.registration.scope).href);
+    })(),
   );
 });

@@ -3,8 +3,9 @@
 // Events from the WebSocket only say *that* something changed ("message" with
 // an id, "contact" with a key), so the store re-reads the affected resources,
 // debounced so a burst of receipts costs one round of requests.
-// Groups, pending joins and broadcast lists are read the same way; a route the
-// node does not have yet (404/405 from an older `boxless up`) reads as empty.
+// Groups, pending joins, broadcast lists and per-chat settings (pin, mute, unread
+// mark, draft: GET /chats/settings) are read the same way; a route the node does
+// not have yet (404/405 from an older `boxless up`) reads as empty.
 
 import { ApiError, call } from "./api.js";
 
@@ -15,6 +16,7 @@ export const store = {
   groups: [], // group JSON (with unread, mentions, last_message), as the API returns it
   joins: [], // groups I asked to join by link, not admitted yet
   broadcasts: [], // broadcast lists
+  settings: {}, // chat name ("contact:<key>" | "group:<id>") -> {pinned, muted, marked_unread, draft, cleared_at_ms}
   typing: new Map(), // identity key -> expiry (ms since epoch)
   connected: false, // the event WebSocket is open
   network: true, // the node reaches its service peers (connectivity events)
@@ -83,9 +85,50 @@ export async function refreshGroups() {
   changed();
 }
 
+export async function refreshSettings() {
+  store.settings = (await optional("/chats/settings", {})) || {};
+  changed();
+}
+
+/** A chat's settings ("contact:<key>" or "group:<id>"), defaults when it has none. */
+export function settingsOf(chat) {
+  const s = store.settings[chat] || {};
+  return {
+    pinned: Boolean(s.pinned),
+    muted: Boolean(s.muted),
+    marked_unread: Boolean(s.marked_unread),
+    draft: s.draft || "",
+    cleared_at_ms: s.cleared_at_ms || null,
+  };
+}
+
+/** Change a chat's pin, mute or unread mark (PUT /chats/{chat}/settings); the store follows. */
+export async function changeSettings(chat, change) {
+  const s = await call("PUT", `/chats/${encodeURIComponent(chat)}/settings`, change);
+  store.settings = { ...store.settings, [chat]: s };
+  changed();
+  return s;
+}
+
+/** The chat a route shows ("#/chat/<key>" -> "contact:<key>"), or null. */
+export function chatOfRoute(hash) {
+  const m = /^#\/(chat|group)\/([0-9a-f]{64})(?:\/|$)/.exec(hash || "");
+  return m ? `${m[1] === "chat" ? "contact" : "group"}:${m[2]}` : null;
+}
+
+// Opening a chat marked unread reads it: the mark goes.
+function clearMarkOfOpenChat() {
+  const chat = chatOfRoute(location.hash);
+  if (chat && settingsOf(chat).marked_unread) {
+    changeSettings(chat, { marked_unread: false }).catch((err) => console.warn("unread mark kept", err));
+  }
+}
+if (typeof window !== "undefined") window.addEventListener("hashchange", clearMarkOfOpenChat);
+
 export async function refreshAll() {
   await refreshContacts();
-  await Promise.all([refreshSummaries(), refreshGroups()]);
+  await Promise.all([refreshSummaries(), refreshGroups(), refreshSettings()]);
+  clearMarkOfOpenChat();
 }
 
 let pending = null;
@@ -114,10 +157,24 @@ export function setTyping(key, typing) {
   if (typing) setTimeout(changed, 6100);
 }
 
+/** A chat's unread count for badges: its unread messages, or 1 if only marked unread. */
+export function unreadOf(chat, unread) {
+  return unread || (settingsOf(chat).marked_unread ? 1 : 0);
+}
+
+/** Unread messages worth a badge and the tab title: own messages never count, a
+ * muted chat counts only for mentions (groups), a chat marked unread counts one. */
 export function totalUnread() {
   let n = 0;
-  for (const s of store.summaries.values()) n += s.unread;
-  for (const g of store.groups) if (!g.muted || g.mentions) n += g.unread || 0;
+  for (const [key, s] of store.summaries.entries()) {
+    const chat = `contact:${key}`;
+    if (!settingsOf(chat).muted) n += unreadOf(chat, s.unread);
+  }
+  for (const g of store.groups) {
+    const chat = `group:${g.id}`;
+    if (!g.muted) n += unreadOf(chat, g.unread || 0);
+    else if (g.mentions) n += g.unread || 0;
+  }
   return n;
 }
 
