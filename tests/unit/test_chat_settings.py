@@ -112,6 +112,7 @@ async def test_settings_round_trip_and_delete_for_me(
         await alice.client.send_text(bob.me, "one")
         await bob.client.send_text(alice.me, "two")
         await wait_for(alice, lambda: sorted(alice.texts(bob)) == ["one", "two"])
+        await wait_for(bob, lambda: sorted(bob.texts(alice)) == ["one", "two"])
         assert settings.delete_chat(chat) == 2
         assert alice.texts(bob) == [] and alice.state(bob) == "accepted"
         s = settings.get(chat)
