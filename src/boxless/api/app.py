@@ -31,6 +31,8 @@ from boxless.api.groups import BODIES as GROUP_BODIES
 from boxless.api.groups import group_routes
 from boxless.api.guard import Guard
 from boxless.api.params import parse_body, path_key
+from boxless.api.search import BODIES as SEARCH_BODIES
+from boxless.api.search import search_routes
 from boxless.api.verification import sas_routes
 from boxless.api.web import MAX_QR_IMAGE_BYTES, qr_link, qr_png, read_limited, web_mount
 from boxless.chat.requests import ContactEvent
@@ -94,6 +96,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/contacts/{key}/typing"): TypingState,
     **GROUP_BODIES,
     **BROADCAST_BODIES,
+    **SEARCH_BODIES,
     **CHAT_BODIES,
 }
 
@@ -377,6 +380,7 @@ def build_app(
         Route("/api/v1/messages/{id}/reactions", react, methods=["POST"]),
         *group_routes(client),
         *broadcast_routes(client),
+        *search_routes(client),
         *chat_routes(client),
         *sas_routes(client),
         WebSocketRoute("/api/v1/events", events),

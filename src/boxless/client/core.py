@@ -45,8 +45,11 @@ from boxless.client.channel import DirectChannel, FollowUp, Received, card_to_co
 from boxless.client.chat_settings import ChatSettings
 from boxless.client.contacts import Contacts
 from boxless.client.conversations import Conversations, UnknownContact
+from boxless.client.favourites import Favourites
+from boxless.client.forward import Forwarder
 from boxless.client.groups import GroupManager
 from boxless.client.links import ShortLinks
+from boxless.client.search import Search
 from boxless.client.transport import Incoming, Transport
 from boxless.client.verification import SasManager
 from boxless.crypto.olm_sessions import SessionManager
@@ -89,6 +92,7 @@ class Client:
         self.db.migrate(
             "group_actions", migration_files("boxless.client", "migrations_group_actions")
         )
+        self.db.migrate("search", migration_files("boxless.client", "migrations_search"))
         self.db.migrate(
             "chat_settings", migration_files("boxless.client", "migrations_chat_settings")
         )
@@ -133,6 +137,11 @@ class Client:
         self.sas = SasManager(
             account, self.channel, self.conversations, self.contact_book, clock=clock
         )
+        self.search = Search(
+            self.db, account, self.contact_book, self.conversations, self.groups
+        )
+        self.favourites = Favourites(self.db, self.search, clock=clock)
+        self.forwarder = Forwarder(self.search, self.conversations, self.groups)
 
     def _group_direct(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         follow_up = self.groups.on_direct(cur, r.sender, r.device_key, r.message)
