@@ -8,7 +8,7 @@ link names; re-adding says "already a contact". Ann's group invite link is
 short too and its QR decodes from a screenshot; Ben joins by it. Cat's
 Chromium has a fake camera that films Ann's QR code: "Scan with the camera"
 reads it with jsQR and shows whose link it is.
-Screenshots: docs/screenshots/contact-link.png, invite-link-qr.png, dark.png.
+Screenshots: docs/screenshots/contact-link.png, invite-link-qr.png, dark.png,\ndark-contacts.png.
 """
 
 from __future__ import annotations
@@ -114,6 +114,14 @@ def test_short_links_qr_from_screen_camera_scan_and_dark_mode(
     assert toast and toast["y"] + toast["height"] < PHONE["height"] / 4  # never over a composer
     bg = bp.evaluate("getComputedStyle(document.querySelector('.rows')).backgroundColor")
     assert bg == "rgb(30, 30, 30)", bg  # the dark palette, not white
+    shot(bp, "dark-contacts")
+    ann_key = ann.call("GET", "/me")["identity_key"]
+    ann.call("POST", f"/contacts/{ben_key}/messages", {"text": "Welcome, Ben: this is dark mode"})
+    bp.goto(f"{ben.url}/#/chat/{ann_key}")
+    expect(bp.locator(".bubble", has_text="dark mode")).to_be_visible()
+    bp.get_by_label("Message", exact=True).fill("Easy on the eyes")
+    bp.get_by_label("Message", exact=True).press("Enter")
+    expect(bp.locator(".bubble.out", has_text="Easy on the eyes")).to_be_visible()
     shot(bp, "dark")
 
     # Ann's group invite link: short, its QR read from the screen; Ben joins by it.
