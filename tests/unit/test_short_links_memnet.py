@@ -13,12 +13,14 @@ from boxless.chat.topics import contact_topic
 from boxless.groups.invites import (
     _SEAL_AAD,
     InvalidGroupLink,
+    ShortGroupLink,
     decode_any_group_link,
     seal_group_link,
 )
 from boxless.identity.contact_code import (
     _CARD_AAD,
     InvalidContactCode,
+    ShortContactLink,
     decode_contact_link,
     make_contact_code,
     short_contact_link,
@@ -40,19 +42,20 @@ async def test_add_by_short_link_and_a_forged_card_on_its_topic_is_ignored(
         # Mallory has Bob's short link: she publishes her own signed card, named Bob,
         # on its topic -- newer than Bob's.
         short = decode_contact_link(link, wall())
+        assert isinstance(short, ShortContactLink)
         await trio.sleep(10)
         fake = make_contact_code(mallory.account.identity, mallory.account.device, "Bob", wall())
 
         nonce = b"\x00" * 12
-        payload = nonce + short._aead().encrypt(nonce, fake.to_bytes(), _CARD_AAD)  # type: ignore[union-attr]
+        payload = nonce + short._aead().encrypt(nonce, fake.to_bytes(), _CARD_AAD)
         sent = await mallory.transport.send(
-            WakuMessage(payload=payload, content_topic=short.topic, timestamp=int(wall() * 1e9))  # type: ignore[union-attr]
+            WakuMessage(payload=payload, content_topic=short.topic, timestamp=int(wall() * 1e9))
         )
         assert sent.accepted
         await mallory.transport.send(
             WakuMessage(
                 payload=b"junk" * 20, content_topic=short.topic, timestamp=int(wall() * 1e9)
-            )  # type: ignore[union-attr]
+            )
         )
         code = await alice.client.links.resolve_contact(link)
         assert code.identity_key == bob.me and code.display_name == "Bob"
@@ -94,17 +97,18 @@ async def test_join_by_short_group_link_and_a_swapped_invite_is_ignored(
         link = await alice.client.links.publish_group_link(long)
         assert len(link) <= 120
         short = decode_any_group_link(link, wall())
+        assert isinstance(short, ShortGroupLink)
         # Mallory got the link: she publishes an invite to her own group on its topic.
         mgid = (await mallory.client.groups.create("Hikers")).group_id
         hers = mallory.client.groups.make_link(mgid)
 
         nonce = b"\x01" * 12
-        payload = nonce + short._aead().encrypt(nonce, hers.to_bytes(), _SEAL_AAD)  # type: ignore[union-attr]
+        payload = nonce + short._aead().encrypt(nonce, hers.to_bytes(), _SEAL_AAD)
         await mallory.transport.send(
-            WakuMessage(payload=payload, content_topic=short.topic, timestamp=int(wall() * 1e9))  # type: ignore[union-attr]
+            WakuMessage(payload=payload, content_topic=short.topic, timestamp=int(wall() * 1e9))
         )
         with pytest.raises(Exception, match="sealed only"):
-            seal_group_link(hers, short)  # type: ignore[arg-type]
+            seal_group_link(hers, short)
         resolved = await bob.client.links.resolve_group(link)
         assert resolved == long.link
         assert bob.client.groups.preview_link(resolved).group_id == gid
