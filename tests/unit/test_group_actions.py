@@ -328,6 +328,14 @@ async def test_replies_across_groups_and_actions_before_their_target(
         await wait_for(bob, lambda: second in {s.group_id for s in bob.client.groups.groups()})
         elsewhere = (await alice.client.groups.send_text(first, "in the first")).message_id
         await wait_for(bob, lambda: row(bob, first, elsewhere) is not None)
+        # Bob answers without marking anything read: what he answered is read, and
+        # Alice learns it (a read marker goes with the text)
+        assert bob.client.groups.summary(first).unread == 1
+        await bob.client.groups.send_text(first, "ok")
+        assert bob.client.groups.summary(first).unread == 0
+        await wait_for(
+            alice, lambda: (m := row(alice, first, elsewhere)) is not None and m.read_count == 1
+        )
 
         # a reply naming another group's message: refused here, ignored there
         with pytest.raises(UsageError, match="reply_to"):

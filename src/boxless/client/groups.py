@@ -482,7 +482,9 @@ class GroupManager:
         if mention_all is None:
             mention_all = _MENTION_ALL.search(text) is not None
         body = env.Text(text, None, keys, mention_all, reply_to)
-        return await self._publish(group_id, body)
+        row = await self._publish(group_id, body)
+        await self._read_through(group_id, row.message_id)
+        return row
 
     async def edit(self, group_id: bytes, message_id: str, text: str) -> None:
         """New text for one of our texts, for every member."""
@@ -588,7 +590,6 @@ class GroupManager:
             if isinstance(body, env.Text):
                 gs.add_message(cur, row)
                 self.actions.text_added(cur, group_id, row.message_id, body)
-                self._read_own(cur, group_id, row.message_id)
             self.core.save_sds(cur, group_id, sds)
         sent = await self.core.send_group(group_id, ct)
         if sent is None:
@@ -607,13 +608,18 @@ class GroupManager:
             self.core.message_changed(group_id, wrapped.message_id)
         return row
 
-    @staticmethod
-    def _read_own(cur: Cursor, group_id: bytes, message_id: str) -> None:
+    async def _read_through(self, group_id: bytes, message_id: str) -> None:
         """Sending reads the group up to our text: it never shows as unread, nor
-        anything before it."""
-        found = gs.get_message(cur, message_id)
-        if found is not None:
-            gs.set_read_seq(cur, group_id, found[0])
+        anything before it. Texts we had not marked read are marked now, and the
+        members learn it (one read marker, as :meth:`mark_read`)."""
+        with self.db.transaction() as cur:
+            found = gs.get_message(cur, message_id)
+            if found is None:
+                return
+            if not gs.meta(cur, group_id).unread:
+                gs.set_read_seq(cur, group_id, found[0])
+                return
+        await self.mark_read(group_id, found[0])
 
     async def catch_up(self, topics: list[str]) -> None:
         """Fetch a group topic's history from store nodes (after joining)."""
