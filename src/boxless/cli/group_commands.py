@@ -443,14 +443,24 @@ def group_history(
     limit: Annotated[
         int, typer.Option(help="How many of the newest messages", min=1, max=500)
     ] = 30,
+    before: Annotated[
+        int | None, typer.Option(help="Only messages before this seq (paging back)")
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="The whole history")] = False,
     home: HomeOption = USER_HOME,
 ) -> None:
-    """The newest messages (with their id prefixes, for pin/unpin)."""
+    """The newest messages (with their id prefixes, for pin/unpin); older with
+    --before <seq of the oldest shown>, or all of them with --all."""
+    from boxless.cli.history import history
 
     def run() -> None:
         api = api_for(home)
         g = _group(api, group)
-        for m in api.call("GET", f"/groups/{g['id']}/messages?limit={limit}"):
+        path = f"/groups/{g['id']}/messages"
+        rows = history(
+            api, path, lambda m: int(m["seq"]), limit=limit, before=before, everything=everything
+        )
+        for m in rows:
             out.print(_line(m))
 
     _run(run)

@@ -466,6 +466,42 @@ def chat(who: str, home: HomeOption = USER_HOME) -> None:
         fail(exc)
 
 
+@app.command()
+def history(
+    who: Annotated[str, typer.Argument(help="Contact name or key prefix")],
+    limit: Annotated[int, typer.Option(help="How many of the newest", min=1, max=500)] = 50,
+    before: Annotated[
+        int | None, typer.Option(help="Only messages before this lamport (paging back)")
+    ] = None,
+    everything: Annotated[bool, typer.Option("--all", help="The whole history")] = False,
+    home: HomeOption = USER_HOME,
+) -> None:
+    """A chat's messages, oldest first: the newest --limit, older with --before
+    <lamport of the oldest shown> (printed first), or all of them with --all."""
+    from boxless.cli.history import history as pages
+
+    try:
+        api = api_for(home)
+        key = api.contact_key(who)
+        name = next(c["name"] for c in api.call("GET", "/contacts") if c["identity_key"] == key)
+        # A Lamport time may be shared by one message each way: page from it
+        # inclusive (the pager drops what it has already).
+        rows = pages(
+            api,
+            f"/contacts/{key}/messages",
+            lambda m: int(m["lamport"]) + 1,
+            limit=limit,
+            before=before,
+            everything=everything,
+        )
+    except BoxlessError as exc:
+        fail(exc)
+    if rows and not everything:
+        print(f"(older: --before {rows[0]['lamport']})")
+    for m in rows:
+        print(_line(m, name))
+
+
 def _find_message(api: Api, key: str, message_id: str) -> dict[str, Any] | None:
     for m in api.call("GET", f"/contacts/{key}/messages?limit=50"):
         if m["id"] == message_id:
