@@ -380,3 +380,14 @@ async def test_replies_across_groups_and_actions_before_their_target(
                 refused = groups.actions.receive(cur, second, state, alice.me, content, body)
             assert refused is not None and "too many" in refused
             assert gas.pending_counts(cur, second)[0] == PENDING_PER_GROUP
+            # rows expire: the next action past their age makes room without a timer
+            kept = gas.add_pending(
+                cur,
+                second,
+                "b" * 64,
+                gas.PendingAction(alice.me, False, b"x", 10**15),
+                per_group=PENDING_PER_GROUP,
+                in_all=10 * PENDING_PER_GROUP,
+                expire_before_ms=10**15,
+            )
+            assert kept and gas.pending_counts(cur, second) == (1, 1)
