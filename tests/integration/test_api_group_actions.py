@@ -80,6 +80,11 @@ async def test_reply_react_edit_delete_through_the_api(tmp_path: Path) -> None:
         older = await alice.call("GET", f"{msgs}?limit=50&before={page[0]['seq']}")
         assert older and {m["id"] for m in older}.isdisjoint({m["id"] for m in page})
 
+        paths = (await alice.call("GET", "/openapi.json"))["paths"]
+        for path in ("edit", "reactions"):
+            assert "requestBody" in paths[f"/api/v1/groups/{{gid}}/messages/{{mid}}/{path}"]["post"]
+        assert "delete" in paths["/api/v1/groups/{gid}/messages/{mid}"]
+
         # the same from the terminal: reply, react, edit, delete, and history shows them
         rid = reply["id"][:10]
         assert "reactions on" in await ok(alice, "group", "react", "Actions", rid, "🎉")
