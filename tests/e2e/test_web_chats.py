@@ -8,13 +8,15 @@ Ben's chat from the row's "…" menu: his next message shows none, while the
 group's message after it does. With the group muted, a plain message shows
 none and one mentioning Ann does. Pinning Ben's chat moves it to the top; a
 draft typed in the group survives a reload and shows as "[Draft] …" in the
-list; deleting Ben's chat removes it (and its messages) until he writes again.
+list; deleting Ben's chat removes it (and its messages) until he writes again; a
+click on a notification opens its chat.
 A tab without the permission offers "Turn on notifications" (asked from a click).
 Screenshots: docs/screenshots/chats-menu.png, notifications-permission.png.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -34,6 +36,12 @@ NOTIFICATIONS = """async () => {
   const registration = await navigator.serviceWorker.ready;
   const shown = await registration.getNotifications();
   return shown.map((n) => ({ title: n.title, body: n.body, tag: n.tag, route: n.data && n.data.route }));
+}"""
+
+
+CLICK = """async (tag) => {
+  const [notification] = await self.registration.getNotifications({ tag });
+  self.dispatchEvent(new NotificationEvent("notificationclick", { notification }));
 }"""
 
 
@@ -175,4 +183,10 @@ def test_chat_list_and_notifications(world: Any, browser: Any) -> None:
     assert any(c["identity_key"] == world.key(ben) for c in ann.call("GET", "/contacts"))
     ben.call("POST", f"/contacts/{world.key(ann)}/messages", {"text": "back again"})
     expect(row(page, "Ben").locator(".row-preview")).to_have_text("back again")
+
+    # a click on the group's notification opens the group in this tab (sw.js posts the
+    # route; the event is dispatched from a script here, the user agent's own is trusted)
+    (worker,) = context.service_workers
+    worker.evaluate(CLICK, f"group:{gid}")
+    expect(page).to_have_url(re.compile(f"#/group/{gid}$"))
     context.close()

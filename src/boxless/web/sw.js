@@ -74,8 +74,8 @@ self.addEventListener("notificationclick", (event) => {
       const windows = await self.clients.matchAll({ type: "window", includeUncontrolled: true });
       const open = windows.find((w) => new URL(w.url).origin === location.origin);
       if (open) {
-        await open.focus();
         open.postMessage({ type: "open-chat", route });
+        await open.focus();
         return;
       }
       await self.clients.openWindow(new URL(`./${route}`, self.registration.scope).href);
