@@ -80,6 +80,10 @@ async def test_reply_react_edit_delete_through_the_api(tmp_path: Path) -> None:
         older = await alice.call("GET", f"{msgs}?limit=50&before={page[0]['seq']}")
         assert older and {m["id"] for m in older}.isdisjoint({m["id"] for m in page})
 
+        one = await carol.call("GET", f"{msgs}/{reply['id']}")
+        assert one["id"] == reply["id"] and one["reply_to"] == hello["id"]
+        r = await carol.request("GET", f"{msgs}/{'f' * 64}")
+        assert r.status_code == 404, r.text
         paths = (await alice.call("GET", "/openapi.json"))["paths"]
         for path in ("edit", "reactions"):
             assert "requestBody" in paths[f"/api/v1/groups/{{gid}}/messages/{{mid}}/{path}"]["post"]

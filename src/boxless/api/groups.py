@@ -25,6 +25,7 @@ from boxless.api.web import qr_png
 from boxless.client.core import Client
 from boxless.client.group_store import GroupMessageRow
 from boxless.client.groups import GroupManager, GroupSummary
+from boxless.errors import UsageError
 from boxless.groups import DEFAULT_LINK_VALIDITY
 
 HEX_KEY = r"^[0-9a-f]{64}$"
@@ -326,6 +327,17 @@ def group_routes(client: Client) -> list[Route]:
         )
         return message(row.message_id, 201)
 
+    async def show_message(request: Request) -> Response:
+        """One message of the group (e.g. the one a reply quotes, when not loaded)."""
+        gid, mid = path_key(request, "gid"), request.path_params["mid"]
+        try:
+            seq, row = groups.message(mid)
+        except UsageError:
+            row = None
+        if row is None or row.group_id != gid:
+            raise ApiError(404, "not_found", "no such message in this group")
+        return JSONResponse(group_message_json(seq, row, names_of(groups), me))
+
     async def edit(request: Request) -> Response:
         """New text for one of my texts, for every member (author only)."""
         body = await parse_body(request, GroupEditBody)
@@ -394,6 +406,7 @@ def group_routes(client: Client) -> list[Route]:
         Route(prefix + "/{gid}/messages", history, methods=["GET"]),
         Route(prefix + "/{gid}/messages", send, methods=["POST"]),
         Route(prefix + "/{gid}/messages/{mid}/edit", edit, methods=["POST"]),
+        Route(prefix + "/{gid}/messages/{mid}", show_message, methods=["GET"]),
         Route(prefix + "/{gid}/messages/{mid}", delete, methods=["DELETE"]),
         Route(prefix + "/{gid}/messages/{mid}/reactions", react, methods=["POST"]),
         Route(prefix + "/{gid}/read", read, methods=["POST"]),
