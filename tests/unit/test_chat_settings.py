@@ -115,6 +115,8 @@ async def test_settings_round_trip_and_delete_for_me(
         await wait_for(bob, lambda: sorted(bob.texts(alice)) == ["one", "two"])
         assert settings.delete_chat(chat) == 2
         assert alice.texts(bob) == [] and alice.state(bob) == "accepted"
+        assert alice.client.search.search("two").messages == []  # the index follows
+        assert [m.text for m in bob.client.search.search("two").messages] == ["two"]
         s = settings.get(chat)
         assert s.cleared_at_ms is not None and not s.pinned and s.draft == ""
         assert s.muted  # a preference about the contact: kept
