@@ -391,3 +391,39 @@ async def test_replies_across_groups_and_actions_before_their_target(
                 expire_before_ms=10**15,
             )
             assert kept and gas.pending_counts(cur, second) == (1, 1)
+
+
+keys = st.sampled_from([OWNER, ADMIN, BOB, CAROL, FORMER, STRANGER])
+targets = st.builds(
+    Target,
+    known=st.booleans(),
+    author=st.none() | keys,
+    in_group=st.booleans(),
+    is_text=st.booleans(),
+    deleted=st.booleans(),
+    adds_reaction=st.booleans(),
+    new_emoji=st.booleans(),
+    emoji_count=st.integers(0, 2 * MAX_EMOJI_PER_MESSAGE),
+    member_reactions=st.integers(0, 2 * MAX_REACTIONS_PER_MEMBER),
+)
+
+
+@given(keys, st.sampled_from([Action.EDIT, Action.DELETE, Action.REACT]), targets, st.booleans())
+@settings(max_examples=300, deadline=None)
+def test_the_rules_hold_for_any_target(
+    who: bytes, action: Action, t: Target, announce: bool
+) -> None:
+    state = _state(announce)
+    allowed = authorize(state, who, action, t) is None
+    if not state.is_member(who):
+        assert not allowed  # strangers and former members never act
+    if not allowed or not t.known:
+        return
+    assert t.in_group and t.is_text  # never on another group's message or an event line
+    if action is Action.EDIT:
+        assert t.author == who and not t.deleted  # the author only, never resurrects
+    elif action is Action.DELETE:
+        assert t.author == who or state.is_admin(who)
+    elif t.adds_reaction:
+        assert not t.deleted and t.member_reactions < MAX_REACTIONS_PER_MEMBER
+        assert not t.new_emoji or t.emoji_count < MAX_EMOJI_PER_MESSAGE
