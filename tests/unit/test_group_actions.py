@@ -345,6 +345,19 @@ async def test_replies_across_groups_and_actions_before_their_target(
         await wait_for(bob, lambda: any(m.text == "re" for m in rows(bob, second).values()))
         [re] = [m for m in rows(bob, second).values() if m.text == "re"]
         assert re.reply_to is None
+        # ... and one whose target arrives later, in another group, quotes nothing
+        later, quoting = "c" * 64, "d" * 64
+        with bob.client.db.transaction() as cur:
+            text = gs.GroupMessageRow(quoting, second, alice.me, False, 50, 1, 1, "q", "received")
+            assert gs.add_message(cur, text)
+            bob.client.groups.actions.text_added(
+                cur, second, quoting, env.Text("q", None, (), False, later)
+            )
+        assert (q := row(bob, second, quoting)) is not None and q.reply_to == later
+        with bob.client.db.transaction() as cur:
+            other = gs.GroupMessageRow(later, first, alice.me, False, 51, 1, 1, "x", "received")
+            assert gs.add_message(cur, other)
+        assert (q := row(bob, second, quoting)) is not None and q.reply_to is None
 
         # actions whose target this device has not seen wait, bounded, and are
         # judged on the target when it comes (with the role at delivery)

@@ -23,6 +23,7 @@ __all__ = [
     "add_pending",
     "add_reaction",
     "extras",
+    "groups_of",
     "is_deleted",
     "pending_counts",
     "put_text_extra",
@@ -89,6 +90,19 @@ def extras(cur: Cursor, message_ids: Sequence[str]) -> dict[str, Extra]:
         for mid, reply, mentions, everyone, edited, deleted in cur.fetchall():
             keys = tuple(bytes.fromhex(k) for k in json.loads(mentions))
             found[str(mid)] = Extra(reply, keys, bool(everyone), bool(edited), bool(deleted))
+    return found
+
+
+def groups_of(cur: Cursor, message_ids: Sequence[str]) -> dict[str, bytes]:
+    """``message_id -> group_id`` of the group messages this device holds."""
+    found: dict[str, bytes] = {}
+    for chunk in _chunks(message_ids):
+        cur.execute(
+            "SELECT message_id, group_id FROM client_group_messages"
+            f" WHERE message_id IN ({_marks(chunk)})",
+            tuple(chunk),
+        )
+        found.update((str(m), bytes(g)) for m, g in cur.fetchall())
     return found
 
 

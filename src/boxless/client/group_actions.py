@@ -157,9 +157,13 @@ class GroupActions:
         ids = [m.message_id for _, m in rows]
         extras = gas.extras(cur, ids)
         reactions = gas.reactions_of(cur, ids)
+        # a reply whose target came later, from another group, quotes nothing
+        quoted = gas.groups_of(cur, [x.reply_to for x in extras.values() if x.reply_to])
         out = []
         for seq, m in rows:
             x = extras.get(m.message_id, gas.Extra())
+            if x.reply_to is not None and quoted.get(x.reply_to, m.group_id) != m.group_id:
+                x = replace(x, reply_to=None)
             out.append(
                 (
                     seq,
