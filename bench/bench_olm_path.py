@@ -26,14 +26,19 @@ Variants (each in a fresh pair of databases):
 * ``sqlite-normal``: the same files with ``synchronous = NORMAL``.
 * ``sqlite-memory``: the same on in-memory databases: no I/O at all, so what
   is left beyond ``vodozemac+sealed`` is SessionManager's own CPU cost.
+* ``vodozemac-burst`` and ``userdb-burst``: 50 messages one way, then 50 the
+  other (the ratchet turns once per 50), the persisted variant sealing all 50
+  in one sender transaction and opening them in one receiver transaction, as
+  the client's send round and receive pipeline do; its ratio is to
+  ``vodozemac-burst``.
 
 Rounds are interleaved (variant after variant, round after round) and each
 round is a separate process, so a noisy neighbour hits every variant alike;
-the table shows medians. ``--baseline REV`` runs the same rounds against the
-code of git revision REV (extracted to a temporary folder) in the same run,
-for a before/after comparison::
+the table shows medians. ``--baseline REV`` (repeatable) runs the same rounds
+against the code of git revision REV (extracted to a temporary folder) in the
+same run, for a before/after comparison::
 
-    python bench/bench_olm_path.py --baseline 4c3d5bc --rounds 5 --n 1000
+    python bench/bench_olm_path.py --baseline d1cd0f0 --baseline 4c3d5bc --rounds 5 --n 1000
 """
 
 from __future__ import annotations
@@ -62,13 +67,27 @@ VARIANTS = (
     "sqlite",
     "sqlite-normal",
     "sqlite-memory",
+    "vodozemac-burst",
+    "userdb-burst",
 )
+BURST = 50  # messages one way per transaction in the -burst variants (a send round's chunk)
 
 Send = Callable[[bool], None]  # True: Alice -> Bob
 TOPIC = "/boxless/1/chat-" + "ab" * 16 + "/proto"  # a conversation topic
 
 
 # ------------------------------------------------------------ one round (worker)
+
+
+def raw_burst() -> Send:
+    """Bare vodozemac, :data:`BURST` messages one way per call."""
+    one = raw_pair()
+
+    def send(forward: bool) -> None:
+        for _ in range(BURST):
+            one(forward)
+
+    return send
 
 
 def raw_pair() -> Send:
@@ -169,7 +188,8 @@ class _Side:
         self.pairwise = _pairwise(sealing)
 
 
-def _path(sides: tuple[_Side, _Side]) -> Send:
+def _path(sides: tuple[_Side, _Side], burst: int = 1) -> Send:
+    """``burst`` messages one way per call: one sender transaction, one receiver one."""
     from boxless.crypto import open_envelope, seal
 
     # The client's choices (channel.py): the ratchet step written through the
@@ -177,16 +197,13 @@ def _path(sides: tuple[_Side, _Side]) -> Send:
     # a conversation topic, where the code under test has them.
     cursor_api = _has_cursor_api()
 
-    def send(forward: bool) -> None:
-        src, dst = sides if forward else sides[::-1]
-        with src.manager.transaction() as cur:  # the client's send-round transaction
-            if cursor_api:
-                ct = src.manager.encrypt(dst.bundle, PAYLOAD, cur=cur)
-            else:
-                ct = src.manager.encrypt(dst.bundle, PAYLOAD)
-        pairwise = src.pairwise is not None and ct.type == 1
-        if pairwise:
-            envelope = src.pairwise.seal(
+    def seal_one(src: _Side, dst: _Side, cur: object) -> bytes:
+        if cursor_api:
+            ct = src.manager.encrypt(dst.bundle, PAYLOAD, cur=cur)
+        else:
+            ct = src.manager.encrypt(dst.bundle, PAYLOAD)
+        if src.pairwise is not None and ct.type == 1:
+            return src.pairwise.seal(  # type: ignore[no-any-return]
                 dst.device_key,
                 dst.bundle.sealing_key,
                 TOPIC,
@@ -194,28 +211,36 @@ def _path(sides: tuple[_Side, _Side]) -> Send:
                 sender_device_key=src.device_key,
                 ciphertext=ct,
             )
+        return seal(
+            dst.bundle.sealing_key,
+            sender_identity_key=src.identity_key,
+            sender_device_key=src.device_key,
+            ciphertext=ct,
+        )
+
+    def open_one(src: _Side, dst: _Side, cur: object, envelope: bytes) -> bytes:
+        if dst.pairwise is not None and envelope[:2] == b"\x08\x02":
+            opened = dst.pairwise.open(src.device_key, src.bundle.sealing_key, TOPIC, envelope)
         else:
-            envelope = seal(
-                dst.bundle.sealing_key,
-                sender_identity_key=src.identity_key,
-                sender_device_key=src.device_key,
-                ciphertext=ct,
+            opened = open_envelope(dst.sealing, envelope)
+        if cursor_api:
+            return dst.manager.decrypt(  # type: ignore[no-any-return]
+                opened.sender_device_key, opened.ciphertext, cur=cur
             )
+        return dst.manager.decrypt(opened.sender_device_key, opened.ciphertext)  # type: ignore[no-any-return]
+
+    def send(forward: bool) -> None:
+        src, dst = sides if forward else sides[::-1]
+        with src.manager.transaction() as cur:  # the client's send-round transaction
+            envelopes = [seal_one(src, dst, cur) for _ in range(burst)]
         with dst.manager.transaction() as cur:  # the client's receive transaction
-            if pairwise:
-                opened = dst.pairwise.open(src.device_key, src.bundle.sealing_key, TOPIC, envelope)
-            else:
-                opened = open_envelope(dst.sealing, envelope)
-            if cursor_api:
-                plain = dst.manager.decrypt(opened.sender_device_key, opened.ciphertext, cur=cur)
-            else:
-                plain = dst.manager.decrypt(opened.sender_device_key, opened.ciphertext)
-        assert plain == PAYLOAD
+            for envelope in envelopes:
+                assert open_one(src, dst, cur, envelope) == PAYLOAD
 
     return send
 
 
-def userdb_pair(folder: Path, synchronous: str | None) -> Send:
+def userdb_pair(folder: Path, synchronous: str | None, burst: int = 1) -> Send:
     from boxless.crypto import SessionManager
     from boxless.crypto.olm_sessions import migration_files
     from boxless.crypto.sealed import SealingKeyPair
@@ -252,7 +277,7 @@ def userdb_pair(folder: Path, synchronous: str | None) -> Send:
                 device.bundle(now),
             )
         )
-    return _path((sides[0], sides[1]))
+    return _path((sides[0], sides[1]), burst)
 
 
 def measure(variant: str, n: int, folder: Path) -> tuple[float, float]:
@@ -273,12 +298,18 @@ def measure(variant: str, n: int, folder: Path) -> tuple[float, float]:
         send = fixture_pair(folder, "NORMAL")
     elif variant == "sqlite-memory":
         send = fixture_pair(None, None)
+    elif variant == "vodozemac-burst":
+        send = raw_burst()
+    elif variant == "userdb-burst":
+        send = userdb_pair(folder, None, BURST)
     else:
         raise SystemExit(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
-    for i in range(20):  # warm-up: sessions established, caches filled
+    per_call = BURST if variant.endswith("-burst") else 1
+    for i in range(max(2, 20 // per_call)):  # warm-up: sessions established, caches filled
         send(i % 2 == 0)
+    n = max(n // per_call, 2) * per_call
     start, cpu = time.perf_counter(), time.process_time()
-    for i in range(n):
+    for i in range(n // per_call):
         send(i % 2 == 0)
     wall_us = (time.perf_counter() - start) / n * 1e6
     return wall_us, (time.process_time() - cpu) / n * 1e6
@@ -363,7 +394,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000, help="messages per variant and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--baseline", metavar="REV", help="also measure git revision REV")
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        action="append",
+        default=[],
+        help="also measure git revision REV (repeatable)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
@@ -373,8 +410,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         codes = {"this tree": ROOT}
-        if args.baseline:
-            codes[args.baseline] = extract(args.baseline, Path(tmp))
+        for rev in args.baseline:
+            codes[rev] = extract(rev, Path(tmp) / rev)
         samples: dict[tuple[str, str, int], list[float]] = {}
         for round_no in range(args.rounds):
             for code, root in codes.items():
@@ -395,9 +432,10 @@ def main() -> None:
             for variant in variants:
                 us = statistics.median(samples[(code, variant, kind)])
                 ratio = "-"
-                if "vodozemac" in variants:  # the median of each round's own ratio
+                base = "vodozemac-burst" if variant.endswith("-burst") else "vodozemac"
+                if base in variants:  # the median of each round's own ratio
                     mine = samples[(code, variant, kind)]
-                    bare = samples[(code, "vodozemac", kind)]
+                    bare = samples[(code, base, kind)]
                     ratio = (
                         f"{statistics.median(v / b for v, b in zip(mine, bare, strict=True)):.2f}"
                     )
