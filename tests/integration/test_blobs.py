@@ -1,0 +1,82 @@
+"""Blob service between real py-libp2p hosts: put, get, pin, and attackers."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from boxless.blobs import BlobUnavailable, PinPolicy, PinRefused
+from tests.blob_fixtures import addr_of, aiter_chunks, blob_node, connect
+
+pytestmark = pytest.mark.trio
+
+
+async def test_get_and_pin_between_two_nodes(tmp_path: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 12345)
+    async with (
+        blob_node(tmp_path / "alice") as alice,
+        blob_node(tmp_path / "svc", pin_policy=PinPolicy()) as svc,
+        blob_node(tmp_path / "bob") as bob,
+    ):
+        put = await alice.client.put(aiter_chunks(data))
+        info = await connect(alice, addr_of(svc))
+        pinned = await alice.client.pin(put.root, [info.peer_id])
+        assert pinned.pinned_by == [info.peer_id], pinned.errors
+        assert svc.store.pins(put.root)[0][3] == put.stored
+        # Bob fetches from the service node only
+        binfo = await connect(bob, addr_of(svc))
+        seen: list[tuple[int, int | None]] = []
+        got = b"".join(
+            [
+                c
+                async for c in bob.client.get(
+                    put.root, [binfo.peer_id], progress=lambda d, t: seen.append((d, t))
+                )
+            ]
+        )
+        assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+        assert seen[-1] == (len(data), len(data))
+        assert bob.client.has(put.root)
+        assert bob.bitswap.stats.unrequested_blocks == 0
+        # a second get is served from Bob's own store, no network
+        before = bob.bitswap.stats.received_blocks
+        again = b"".join([c async for c in bob.client.get(put.root, [])])
+        assert again == data and bob.bitswap.stats.received_blocks == before
+
+
+async def test_missing_blob_is_a_clear_error(tmp_path: Path) -> None:
+    async with blob_node(tmp_path / "a") as a, blob_node(tmp_path / "b") as b:
+        put = await a.client.put(aiter_chunks(b"x" * 1000))
+        info = await connect(b, addr_of(a))
+        a.store.unpin(put.pin_id)
+        a.store.gc(now=1e12, grace_s=0)
+        with pytest.raises(BlobUnavailable):
+            async for _ in b.client.get(put.root, [info.peer_id], block_timeout=2):
+                pass
+
+
+async def test_pin_refused_for_strangers_and_over_quota(tmp_path: Path) -> None:
+    closed = PinPolicy(open_to_clients=False)
+    small = PinPolicy(peer_quota=100_000)
+    async with (
+        blob_node(tmp_path / "a") as a,
+        blob_node(tmp_path / "closed", pin_policy=closed) as c,
+        blob_node(tmp_path / "small", pin_policy=small) as s,
+    ):
+        put = await a.client.put(aiter_chunks(os.urandom(300_000)))
+        ci = await connect(a, addr_of(c))
+        si = await connect(a, addr_of(s))
+        res = await a.client.pin(put.root, [ci.peer_id, si.peer_id])
+        assert res.pinned_by == []
+        assert "403" in res.errors[ci.peer_id]
+        assert "413" in res.errors[si.peer_id]
+        assert c.store.used == 0 and s.store.used == 0
+        with trio.fail_after(5):
+            from boxless.blobs.pin import request_pin
+
+            with pytest.raises(PinRefused):
+                await request_pin(a.bitswap.host, ci.peer_id, put.root)
