@@ -32,6 +32,8 @@ import {
   totalUnread,
 } from "./js/store.js";
 import { verifyView } from "./js/verify.js";
+import { favouritesView } from "./js/favourites.js";
+import { searchView } from "./js/search.js";
 
 const root = document.getElementById("app");
 
@@ -53,6 +55,8 @@ const DETAILS = {
   broadcasts: [broadcastsView, false],
   "new-broadcast": [newBroadcastView, false],
   broadcast: [broadcastView, true],
+  search: [searchView, false], // #/search, #/search/<chat> (one chat)
+  favourites: [favouritesView, false],
 };
 
 function parseRoute() {

@@ -26,6 +26,7 @@ import {
   store,
   unreadOf,
 } from "./store.js";
+import { searchButton } from "./search.js";
 
 export function preview(message) {
   if (!message) return "";
@@ -501,7 +502,7 @@ export function chatsView() {
   const el = h(
     "div",
     { class: "tab-view" },
-    h("header", { class: "topbar" }, h("h1", {}, "Chats"), h("div", { class: "topbar-actions" }, notifyMenu(), newMenu())),
+    h("header", { class: "topbar" }, h("h1", {}, "Chats"), h("div", { class: "topbar-actions" }, searchButton(), notifyMenu(), newMenu())),
     scroll,
   );
   scroll.addEventListener("scroll", () => rowMenu.close(false));

@@ -5,6 +5,7 @@ import { ApiError, call, imageUrl } from "./api.js";
 import { avatar, h, icon, mount, pictureForUpload, toast } from "./dom.js";
 import { sessionCard } from "./lock.js";
 import { store } from "./store.js";
+import { favouritesLink } from "./favourites.js";
 
 export function meView() {
   const qr = h("img", { class: "qr", alt: "My contact QR code", width: 240, height: 240 });
@@ -41,6 +42,7 @@ export function meView() {
       "div",
       { class: "scroll" },
       h("section", { class: "card" }, profile),
+      favouritesLink(),
       h(
         "section",
         { class: "card", "aria-labelledby": "share-title" },
