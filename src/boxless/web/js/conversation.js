@@ -1,12 +1,21 @@
-// One conversation: messages with ticks, reply / edit / delete / reactions,
-// typing both ways, read receipts while the page is visible.
+// One conversation: all its history (older pages load as you scroll up, see
+// messagelist.js), ticks, the shared action menu (actions.js: react, reply,
+// edit, delete, copy, forward, favourite, select), typing both ways, read
+// receipts while the page is visible, an emoji picker and a draft kept per chat.
+//
+// Sends go out one at a time, in the order typed: the node stamps each message
+// with the next Lamport tick when its POST arrives, and concurrent POSTs (the
+// browser spreads them over several connections) could arrive out of order.
 
 import { ApiError, call } from "./api.js";
+import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
 import { avatar, h, icon, mount, shortTime, toast } from "./dom.js";
+import { keepDraft } from "./drafts.js";
+import { emojiPicker } from "./emoji.js";
+import { PAGE, messageList } from "./messagelist.js";
+import { linkify } from "./richtext.js";
 import { contact, isTyping, refreshSoon } from "./store.js";
 
-const PAGE = 200;
-const REACTIONS = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
 const TICKS = {
   queued: ["·", "Queued"],
   sent: ["✓", "Sent"],
@@ -21,15 +30,16 @@ function ticks(m) {
 }
 
 export function conversationView(key) {
-  let messages = [];
+  const chat = `contact:${key}`;
   let selected = null; // message id whose actions are open
   let confirmDelete = false;
   let replyTo = null; // message
   let editing = null; // message
-  let loading = null;
   let readInFlight = false;
+  let readAgain = false;
   let typingSentAt = 0;
   let typingTimer = null;
+  let sending = Promise.resolve(); // the send queue: one POST at a time, in order
 
   const title = h("h2", { class: "conv-name" });
   const headAvatar = h("span", { class: "conv-avatar" });
@@ -44,8 +54,17 @@ export function conversationView(key) {
     h("a", { class: "icon-button", href: `#/verify/${key}`, "aria-label": "Safety number and verification" }, icon("shield")),
   );
   const requestBox = h("div", { class: "request-box" });
-  const list = h("ol", { class: "messages", "aria-label": "Messages", tabindex: "-1" });
-  const scroller = h("div", { class: "scroll messages-scroll" }, list);
+
+  const history = messageList({
+    fetchPage: (before) => call("GET", `/contacts/${key}/messages?limit=${PAGE}${before === null ? "" : `&before=${before}`}`),
+    // `before` is exclusive and a Lamport time may be shared by one message each
+    // way: ask from the first one's time inclusive; the list drops what it has.
+    olderCursor: (first) => first.lamport + 1,
+    renderItem: (m) => bubble(m),
+    firstUnread: (page) => (page.find((m) => !m.outgoing && m.state === "received") || {}).id || null,
+    onRendered: () => markRead(),
+  });
+  const { list } = history;
 
   const context = h("div", { class: "composer-context", hidden: true });
   const input = h("textarea", {
@@ -55,50 +74,26 @@ export function conversationView(key) {
     "aria-label": "Message",
     maxlength: 60000,
   });
+  const emoji = emojiPicker(input);
   const sendButton = h("button", { class: "send", type: "submit", "aria-label": "Send" }, icon("send"));
-  const form = h("form", { class: "composer" }, context, h("div", { class: "composer-row" }, input, sendButton));
-  const el = h("div", { class: "conversation" }, header, requestBox, scroller, form);
+  const form = h("form", { class: "composer" }, emoji.panel, context, h("div", { class: "composer-row" }, emoji.button, input, sendButton));
+  const picking = selection(describe, () => {
+    form.hidden = picking.active;
+    history.render();
+  });
+  const el = h("div", { class: "conversation" }, header, requestBox, history.el, picking.bar, form);
+  const draft = keepDraft(chat, input);
 
-  // -- loading and marking read ----------------------------------------------------
-
-  // A load or mark-read asked for while one runs runs again after it: the first
-  // may have fetched (or marked) before the message that triggered the second.
-  let loadAgain = false;
-  let readAgain = false;
-
-  async function load() {
-    if (loading) {
-      loadAgain = true;
-      return loading;
-    }
-    loading = (async () => {
-      try {
-        do {
-          loadAgain = false;
-          try {
-            messages = await call("GET", `/contacts/${key}/messages?limit=${PAGE}`);
-          } catch (err) {
-            if (!(err instanceof ApiError)) throw err;
-            toast(err.message, "error");
-          }
-        } while (loadAgain);
-      } finally {
-        loading = null;
-      }
-      renderMessages();
-      markRead();
-    })();
-    return loading;
-  }
+  // -- marking read -----------------------------------------------------------------
 
   async function markRead() {
     const c = contact(key);
-    if (!c || c.state !== "accepted" || document.visibilityState !== "visible") return;
+    if (!c || c.state !== "accepted" || document.visibilityState !== "visible" || !el.isConnected) return;
     if (readInFlight) {
       readAgain = true;
       return;
     }
-    const unread = messages.filter((m) => !m.outgoing && m.state === "received");
+    const unread = history.messages().filter((m) => !m.outgoing && m.state === "received");
     if (!unread.length) return;
     readInFlight = true;
     try {
@@ -121,14 +116,21 @@ export function conversationView(key) {
 
   // -- rendering --------------------------------------------------------------------
 
-  function byId(id) {
-    return messages.find((m) => m.id === id) || null;
+  function theirName() {
+    const c = contact(key);
+    return c ? c.name : "Them";
+  }
+
+  function describe(id) {
+    const m = history.byId(id);
+    return m && !m.deleted ? { chat, id, text: m.text, sender: m.outgoing ? "You" : theirName() } : null;
   }
 
   function bubble(m) {
     const c = contact(key);
-    const quoted = m.reply_to ? byId(m.reply_to) : null;
-    const isOpen = selected === m.id;
+    const quoted = m.reply_to ? history.byId(m.reply_to) : null;
+    const isOpen = selected === m.id && !picking.active;
+    const picked = picking.active && picking.ids.has(m.id);
     const body = h(
       "div",
       {
@@ -136,10 +138,14 @@ export function conversationView(key) {
         tabindex: "0",
         role: "button",
         "aria-expanded": isOpen ? "true" : "false",
-        "aria-label": `${m.outgoing ? "You" : c ? c.name : "Them"}: ${m.deleted ? "message deleted" : m.text}. Show actions`,
-        onclick: () => toggle(m.id),
+        "aria-pressed": picking.active ? (picked ? "true" : "false") : null,
+        "aria-label": `${m.outgoing ? "You" : theirName()}: ${m.deleted ? "message deleted" : m.text}. ${picking.active ? "Select" : "Show actions"}`,
+        onclick: (ev) => {
+          if (ev.target.closest("a")) return;
+          toggle(m.id);
+        },
         onkeydown: (ev) => {
-          if (ev.key === "Enter" || ev.key === " ") {
+          if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
             ev.preventDefault();
             toggle(m.id);
           }
@@ -148,11 +154,18 @@ export function conversationView(key) {
       m.reply_to
         ? h(
             "blockquote",
-            { class: "quote" },
+            {
+              class: "quote",
+              onclick: (ev) => {
+                if (!quoted) return;
+                ev.stopPropagation();
+                history.show(quoted.id);
+              },
+            },
             quoted ? (quoted.deleted ? "Message deleted" : quoted.text) : "an earlier message",
           )
         : null,
-      h("span", { class: "text" }, m.deleted ? "This message was deleted" : m.text),
+      h("span", { class: "text" }, m.deleted ? "This message was deleted" : linkify(m.text)),
       h(
         "span",
         { class: "meta" },
@@ -161,86 +174,50 @@ export function conversationView(key) {
         m.outgoing ? ticks(m) : null,
       ),
     );
-    const reactions = Object.entries(m.reactions || {}).filter(([, who]) => who.length);
-    const chips = reactions.length
-      ? h(
-          "div",
-          { class: "reactions" },
-          reactions.map(([emoji, who]) =>
-            h(
-              "button",
-              {
-                class: `chip ${who.includes("me") ? "mine" : ""}`,
-                type: "button",
-                "aria-label": `${emoji} from ${who.map((w) => (w === "me" ? "you" : c ? c.name : "them")).join(" and ")}`,
-                onclick: () => react(m, emoji),
-              },
-              `${emoji}${who.length > 1 ? ` ${who.length}` : ""}`,
-            ),
-          ),
-        )
-      : null;
     return h(
       "li",
-      { class: `message ${m.outgoing ? "out" : "in"}`, id: `m-${m.id}`, dataset: { id: m.id } },
+      { class: `message ${m.outgoing ? "out" : "in"} ${picked ? "picked" : ""}`, id: `m-${m.id}`, dataset: { id: m.id } },
+      picking.active ? h("span", { class: `pick-mark ${picked ? "on" : ""}`, "aria-hidden": "true" }, picked ? "✓" : "") : null,
       m.outgoing ? null : avatar(c ? c.name : "?", key, "small", c && c.avatar),
-      h("div", { class: "message-body" }, body, chips, isOpen ? actions(m) : null),
+      h(
+        "div",
+        { class: "message-body" },
+        body,
+        reactionChips(m, () => theirName(), (e, remove) => react(m, e, remove)),
+        isOpen ? actions(m) : null,
+      ),
     );
   }
 
   function actions(m) {
-    if (m.deleted) return h("div", { class: "actions", role: "toolbar" }, h("span", {}, "Deleted"));
-    const mine = (emoji) => ((m.reactions || {})[emoji] || []).includes("me");
-    return h(
-      "div",
-      { class: "actions", role: "toolbar", "aria-label": "Message actions" },
-      REACTIONS.map((emoji) =>
-        h(
-          "button",
-          {
-            type: "button",
-            class: `emoji ${mine(emoji) ? "mine" : ""}`,
-            "aria-label": mine(emoji) ? `Remove ${emoji}` : `React with ${emoji}`,
-            onclick: () => react(m, emoji),
-          },
-          emoji,
-        ),
-      ),
-      h("button", { type: "button", onclick: () => startReply(m) }, "Reply"),
-      m.outgoing ? h("button", { type: "button", onclick: () => startEdit(m) }, "Edit") : null,
-      m.outgoing
-        ? confirmDelete
-          ? h("button", { type: "button", class: "danger", onclick: () => remove(m) }, "Delete for both")
-          : h(
-              "button",
-              {
-                type: "button",
-                onclick: () => {
-                  confirmDelete = true;
-                  renderMessages();
-                },
-              },
-              "Delete",
-            )
-        : null,
-    );
-  }
-
-  function renderMessages() {
-    const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
-    const focused = document.activeElement && list.contains(document.activeElement)
-      ? document.activeElement.closest("li")?.dataset.id
-      : null;
-    if (!messages.length) {
-      mount(list, h("li", { class: "empty" }, "No messages yet. Say hello!"));
-    } else {
-      mount(list, messages.map(bubble));
-    }
-    if (focused) list.querySelector(`#m-${focused} .bubble`)?.focus({ preventScroll: true });
-    if (nearBottom || !scroller.dataset.scrolled) {
-      scroller.scrollTop = scroller.scrollHeight;
-      scroller.dataset.scrolled = "1";
-    }
+    return messageActions(m, {
+      react: (e, remove) => react(m, e, remove),
+      reply: () => startReply(m),
+      edit: m.outgoing ? () => startEdit(m) : null,
+      remove: m.outgoing ? () => remove(m) : null,
+      confirming: confirmDelete,
+      deleteLabel: "Delete for both",
+      askDelete: () => {
+        confirmDelete = true;
+        history.render();
+      },
+      copy: () => {
+        closeActions();
+        copyText(m.text);
+      },
+      forward: () => {
+        closeActions();
+        forwardDialog([{ chat, id: m.id }]);
+      },
+      favourite: () => {
+        closeActions();
+        favourite([{ chat, id: m.id }]);
+      },
+      select: () => {
+        selected = null;
+        picking.start(m.id);
+      },
+    });
   }
 
   function renderHeader() {
@@ -251,7 +228,7 @@ export function conversationView(key) {
       const first = headAvatarFor === null;
       headAvatarFor = shown;
       mount(headAvatar, c ? avatar(c.name, key, "small", c.avatar) : null);
-      if (!first) renderMessages(); // their bubbles carry the avatar too
+      if (!first) history.render(); // their bubbles carry the avatar too
     }
     let sub = "";
     if (c && isTyping(key)) sub = "typing…";
@@ -294,6 +271,7 @@ export function conversationView(key) {
   function renderContext() {
     const m = editing || replyTo;
     context.hidden = !m;
+    sendButton.setAttribute("aria-label", editing ? "Save edit" : "Send");
     if (!m) return mount(context);
     mount(
       context,
@@ -301,21 +279,21 @@ export function conversationView(key) {
       h("span", { class: "context-text" }, m.text),
       h("button", { type: "button", class: "icon-button", "aria-label": editing ? "Cancel edit" : "Cancel reply", onclick: cancelContext }, icon("close", 18)),
     );
-    sendButton.setAttribute("aria-label", editing ? "Save edit" : "Send");
   }
 
   // -- actions ----------------------------------------------------------------------
 
   function toggle(id) {
+    if (picking.active) return picking.toggle(id);
     selected = selected === id ? null : id;
     confirmDelete = false;
-    renderMessages();
+    history.render();
   }
 
   function closeActions() {
     selected = null;
     confirmDelete = false;
-    renderMessages();
+    history.render();
   }
 
   async function guarded(fn) {
@@ -327,12 +305,11 @@ export function conversationView(key) {
     }
   }
 
-  function react(m, emoji) {
-    const remove = ((m.reactions || {})[emoji] || []).includes("me");
+  function react(m, emojiChar, remove) {
     closeActions();
     return guarded(async () => {
-      await call("POST", `/messages/${m.id}/reactions`, { emoji, remove });
-      await load();
+      await call("POST", `/messages/${m.id}/reactions`, { emoji: emojiChar, remove });
+      await history.refresh();
     });
   }
 
@@ -365,7 +342,7 @@ export function conversationView(key) {
     closeActions();
     return guarded(async () => {
       await call("DELETE", `/messages/${m.id}`);
-      await load();
+      await history.refresh();
     });
   }
 
@@ -376,18 +353,27 @@ export function conversationView(key) {
     });
   }
 
-  async function submit(ev) {
+  /** Queue one send after those before it (Enter pressed fast keeps its order). */
+  function enqueue(fn) {
+    const next = sending.then(() => guarded(fn));
+    sending = next;
+    return next;
+  }
+
+  function submit(ev) {
     ev.preventDefault();
     const text = input.value.trim();
     if (!text || input.disabled) return;
     const editingNow = editing;
     const reply = replyTo;
     input.value = "";
+    input.style.height = "auto";
     editing = null;
     replyTo = null;
     renderContext();
     stopTyping();
-    await guarded(async () => {
+    draft.sent();
+    enqueue(async () => {
       if (editingNow) {
         await call("POST", `/messages/${editingNow.id}/edit`, { text });
       } else {
@@ -395,11 +381,12 @@ export function conversationView(key) {
           text,
           reply_to: reply ? reply.id : null,
         });
-        if (!messages.some((m) => m.id === sent.id)) messages.push(sent);
-        scroller.dataset.scrolled = "";
-        renderMessages();
+        const messages = history.messages();
+        if (!messages.some((m) => m.id === sent.id)) history.setMessages([...messages, sent]);
+        history.stickToBottom();
+        history.render();
       }
-      await load();
+      history.refresh();
       refreshSoon();
     });
   }
@@ -415,6 +402,8 @@ export function conversationView(key) {
   }
 
   input.addEventListener("input", () => {
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 140)}px`;
     if (input.disabled || editing) return;
     const now = Date.now();
     if (now - typingSentAt > 3000) {
@@ -423,8 +412,6 @@ export function conversationView(key) {
     }
     clearTimeout(typingTimer);
     typingTimer = setTimeout(stopTyping, 3000);
-    input.style.height = "auto";
-    input.style.height = `${Math.min(input.scrollHeight, 140)}px`;
   });
   input.addEventListener("keydown", (ev) => {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
@@ -435,25 +422,30 @@ export function conversationView(key) {
     }
   });
   list.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape" && selected) closeActions();
+    if (ev.key === "Escape" && picking.active) picking.stop();
+    else if (ev.key === "Escape" && selected) closeActions();
   });
   form.addEventListener("submit", submit);
 
-  load();
+  history.refresh();
   return {
     el,
     update() {
       renderHeader();
       markRead();
     },
-    onMessage() {
-      load();
+    onMessage(ev) {
+      if (!ev || !ev.contact || ev.contact === key) history.refresh();
     },
     reload() {
-      load();
+      history.refresh();
+    },
+    show(id) {
+      return history.show(id);
     },
     destroy() {
       stopTyping();
+      draft.flush();
       document.removeEventListener("visibilitychange", onVisible);
     },
   };

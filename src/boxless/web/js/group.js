@@ -1,18 +1,25 @@
-// A group conversation: messages with their senders' names, event rows
-// ("Alice added Bob"), @mentions (highlighted; "@" in the composer lists the
-// members), pinned messages in a bar at the top, and on my own messages the
+// A group conversation: all its history (older pages as you scroll up, see
+// messagelist.js), messages with their senders' names, event rows ("Alice
+// added Bob"), @mentions (highlighted; "@" in the composer lists the members),
+// the shared action menu (actions.js: react, reply, edit, delete — an admin
+// deletes anyone's for everyone — copy, forward, favourite, select, pin,
+// mention), pinned messages in a bar at the top, and on my own messages the
 // sync state (unconfirmed until other members acknowledge it) and how many
 // members have read it. While the page is visible the newest seq is marked read.
+// Sends go out one at a time, in the order typed (see conversation.js).
 //
 // The group's summary (name, members, my role, unread) comes from the store;
 // the messages are fetched here and again on each `group_message` event.
 
 import { ApiError, call } from "./api.js";
+import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
 import { avatar, groupAvatar, guarded, h, icon, mount, shortTime, toast } from "./dom.js";
-import { highlight, mentionPicker } from "./mentions.js";
+import { keepDraft } from "./drafts.js";
+import { emojiPicker } from "./emoji.js";
+import { mentionPicker } from "./mentions.js";
+import { PAGE, messageList } from "./messagelist.js";
+import { richText } from "./richtext.js";
 import { contact, group, refreshSoon, store } from "./store.js";
-
-const PAGE = 200;
 
 /** The name a group shows for `key`: mine, the member list's, or a short key. */
 export function memberName(g, key) {
@@ -42,14 +49,15 @@ function stateMark(m) {
 }
 
 export function groupView(gid) {
-  let messages = [];
+  const chat = `group:${gid}`;
   let pins = [];
   let pinIndex = 0;
   let selected = null;
-  let loading = null;
-  let again = false;
+  let confirmDelete = false;
+  let replyTo = null;
+  let editing = null;
   let readSent = 0; // newest seq already marked read
-  let hasMore = false;
+  let sending = Promise.resolve(); // the send queue: one POST at a time, in order
 
   const title = h("h2", { class: "conv-name" });
   const subtitle = h("p", { class: "conv-sub muted-sub" });
@@ -61,75 +69,63 @@ export function groupView(gid) {
     h("a", { class: "icon-button", href: `#/group-info/${gid}`, "aria-label": "Group info" }, icon("info")),
   );
   const pinBar = h("div", { class: "pin-bar", hidden: true });
-  const list = h("ol", { class: "messages", "aria-label": "Messages", tabindex: "-1" });
-  const earlier = h("button", { type: "button", class: "earlier", hidden: true, onclick: () => loadEarlier() }, "Earlier messages");
-  const scroller = h("div", { class: "scroll messages-scroll" }, earlier, list);
+  const history = messageList({
+    fetchPage: (before) => call("GET", `/groups/${gid}/messages?limit=${PAGE}${before === null ? "" : `&before=${before}`}`),
+    olderCursor: (first) => first.seq, // the node pages by (Lamport, id) from that message
+    renderItem: (m) => bubble(group(gid), m),
+    firstUnread,
+    onRendered: () => {
+      renderPins(group(gid));
+      markRead();
+    },
+  });
+  const { list } = history;
 
   const input = h("textarea", { id: "composer-input", rows: 1, placeholder: "Message", "aria-label": "Message", maxlength: 60000 });
   const sendButton = h("button", { class: "send", type: "submit", "aria-label": "Send" }, icon("send"));
   const notice = h("p", { class: "composer-notice", hidden: true });
+  const context = h("div", { class: "composer-context", hidden: true });
   const picker = mentionPicker(input, () => {
     const g = group(gid);
     const me = store.me ? store.me.identity_key : "";
     return ((g && g.members) || []).filter((m) => m.identity_key !== me).map((m) => ({ key: m.identity_key, name: m.name || memberName(g, m.identity_key) }));
   });
-  const composerRow = h("div", { class: "composer-row" }, input, sendButton);
-  const form = h("form", { class: "composer" }, picker.el, notice, composerRow);
-  const el = h("div", { class: "conversation group-conversation" }, header, pinBar, scroller, form);
+  const emoji = emojiPicker(input);
+  const composerRow = h("div", { class: "composer-row" }, emoji.button, input, sendButton);
+  const form = h("form", { class: "composer" }, picker.el, emoji.panel, notice, context, composerRow);
+  const picking = selection(describe, () => {
+    form.hidden = picking.active;
+    history.render();
+  });
+  const el = h("div", { class: "conversation group-conversation" }, header, pinBar, history.el, picking.bar, form);
+  const draft = keepDraft(chat, input);
 
   // -- loading and marking read ----------------------------------------------------
+
+  /** The first unread message of the newest page: the group's unread count of the newest incoming texts. */
+  function firstUnread(page) {
+    const g = group(gid);
+    const n = g ? g.unread || 0 : 0;
+    if (!n) return null;
+    const incoming = page.filter((m) => !m.outgoing && m.kind !== "event").sort((a, b) => a.seq - b.seq);
+    const unread = new Set(incoming.slice(-n).map((m) => m.id));
+    return (page.find((m) => unread.has(m.id)) || {}).id || null;
+  }
 
   async function fetchPins() {
     try {
       return await call("GET", `/groups/${gid}/pins`);
     } catch (err) {
-      if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return messages.filter((m) => m.pinned);
+      if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return history.messages().filter((m) => m.pinned);
       throw err;
     }
   }
 
-  /** Re-read the newest page (a call during a load runs once more after it). */
   async function load() {
-    if (loading) {
-      again = true;
-      return loading;
-    }
-    loading = (async () => {
-      try {
-        const page = await call("GET", `/groups/${gid}/messages?limit=${PAGE}`);
-        // History is in (Lamport, id) order, not by seq (a repaired message lands in
-        // place): keep what we showed before the page's first message.
-        const inPage = new Set(page.map((m) => m.id));
-        const at = page.length ? messages.findIndex((m) => m.id === page[0].id) : -1;
-        const older = at > 0 ? messages.slice(0, at).filter((m) => !inPage.has(m.id)) : [];
-        if (!messages.length) hasMore = page.length === PAGE;
-        messages = [...older, ...page];
-        pins = await fetchPins();
-      } catch (err) {
-        if (!(err instanceof ApiError)) throw err;
-        toast(err.message, "error");
-      } finally {
-        loading = null;
-      }
-      render();
-      markRead();
-      if (again) {
-        again = false;
-        load();
-      }
-    })();
-    return loading;
-  }
-
-  async function loadEarlier() {
-    if (!messages.length) return;
+    await history.refresh();
     await guarded(async () => {
-      const page = await call("GET", `/groups/${gid}/messages?limit=${PAGE}&before=${messages[0].seq}`);
-      hasMore = page.length === PAGE;
-      const top = scroller.scrollHeight - scroller.scrollTop;
-      messages = [...page, ...messages];
-      render();
-      scroller.scrollTop = scroller.scrollHeight - top;
+      pins = await fetchPins();
+      renderPins(group(gid));
     });
   }
 
@@ -138,7 +134,7 @@ export function groupView(gid) {
     if (!g || g.member === false || document.visibilityState !== "visible" || !el.isConnected) return;
     // The node's unread count decides (the store re-reads it after each group
     // event), so opening a group with nothing unread publishes no read marker.
-    const newest = messages.reduce((max, m) => Math.max(max, m.seq), 0); // seq: arrival order
+    const newest = history.messages().reduce((max, m) => Math.max(max, m.seq), 0); // seq: arrival order
     if (!g.unread || newest <= readSent) return;
     readSent = newest;
     try {
@@ -159,35 +155,70 @@ export function groupView(gid) {
     return ((g && g.members) || []).map((m) => m.name).filter(Boolean);
   }
 
+  function senderName(g, m) {
+    return m.outgoing ? "You" : m.sender_name || memberName(g, m.sender);
+  }
+
+  function describe(id) {
+    const m = history.byId(id);
+    if (!m || m.deleted || m.kind === "event") return null;
+    return { chat, id, text: m.text, sender: senderName(group(gid), m) };
+  }
+
+  function isAdmin(g) {
+    return Boolean(g && g.my_role === "admin" && g.member !== false);
+  }
+
   function bubble(g, m) {
     if (m.kind === "event") {
       return h("li", { class: "event", id: `m-${m.id}`, dataset: { id: m.id, seq: m.seq } }, h("span", {}, m.text));
     }
-    const sender = m.outgoing ? "You" : m.sender_name || memberName(g, m.sender);
-    const isOpen = selected === m.id;
+    const sender = senderName(g, m);
+    const isOpen = selected === m.id && !picking.active;
+    const picked = picking.active && picking.ids.has(m.id);
     const me = store.me ? store.me.name : "";
+    const quoted = m.reply_to ? history.byId(m.reply_to) : null;
     const body = h(
       "div",
       {
-        class: `bubble ${m.outgoing ? "out" : "in"} ${m.mentions_me ? "mentions-me" : ""} ${m.pinned ? "pinned" : ""}`,
+        class: `bubble ${m.outgoing ? "out" : "in"} ${m.mentions_me ? "mentions-me" : ""} ${m.pinned ? "pinned" : ""} ${m.deleted ? "deleted" : ""}`,
         tabindex: "0",
         role: "button",
         "aria-expanded": isOpen ? "true" : "false",
-        "aria-label": `${sender}: ${m.text}. Show actions`,
-        onclick: () => toggle(m.id),
+        "aria-pressed": picking.active ? (picked ? "true" : "false") : null,
+        "aria-label": `${sender}: ${m.deleted ? "message deleted" : m.text}. ${picking.active ? "Select" : "Show actions"}`,
+        onclick: (ev) => {
+          if (ev.target.closest("a")) return;
+          toggle(m.id);
+        },
         onkeydown: (ev) => {
-          if (ev.key === "Enter" || ev.key === " ") {
+          if (ev.target === ev.currentTarget && (ev.key === "Enter" || ev.key === " ")) {
             ev.preventDefault();
             toggle(m.id);
           }
         },
       },
       m.outgoing ? null : h("span", { class: "sender", style: `--hue:${parseInt(m.sender.slice(0, 4), 16) % 360}` }, sender),
-      h("span", { class: "text" }, highlight(m.text, names(g), me)),
+      m.reply_to
+        ? h(
+            "blockquote",
+            {
+              class: "quote",
+              onclick: (ev) => {
+                if (!quoted) return;
+                ev.stopPropagation();
+                history.show(quoted.id);
+              },
+            },
+            quoted ? (quoted.deleted ? "Message deleted" : `${senderName(g, quoted)}: ${quoted.text}`) : "an earlier message",
+          )
+        : null,
+      h("span", { class: "text" }, m.deleted ? "This message was deleted" : richText(m.text, names(g), me, m.mentions_me)),
       h(
         "span",
         { class: "meta" },
         m.pinned ? h("span", { class: "pinned-mark", title: "Pinned" }, icon("pin", 12)) : null,
+        m.edited && !m.deleted ? h("span", { class: "edited" }, "edited") : null,
         h("time", { datetime: new Date(m.sent_at_ms).toISOString() }, shortTime(m.sent_at_ms)),
         m.outgoing && m.read_count ? h("span", { class: "read-count" }, `Read by ${m.read_count}`) : null,
         m.outgoing ? stateMark(m) : null,
@@ -195,23 +226,54 @@ export function groupView(gid) {
     );
     return h(
       "li",
-      { class: `message ${m.outgoing ? "out" : "in"}`, id: `m-${m.id}`, dataset: { id: m.id, seq: m.seq } },
+      { class: `message ${m.outgoing ? "out" : "in"} ${picked ? "picked" : ""}`, id: `m-${m.id}`, dataset: { id: m.id, seq: m.seq } },
+      picking.active ? h("span", { class: `pick-mark ${picked ? "on" : ""}`, "aria-hidden": "true" }, picked ? "✓" : "") : null,
       m.outgoing ? null : senderAvatar(m.sender, sender),
-      h("div", { class: "message-body" }, body, isOpen ? actions(g, m) : null),
+      h(
+        "div",
+        { class: "message-body" },
+        body,
+        reactionChips(m, (w) => memberName(g, w), (e, remove) => react(m, e, remove)),
+        isOpen ? actions(g, m) : null,
+      ),
     );
   }
 
   function actions(g, m) {
     const member = g && g.member !== false;
-    return h(
-      "div",
-      { class: "actions", role: "toolbar", "aria-label": "Message actions" },
-      member ? h("button", { type: "button", onclick: () => pin(m, !m.pinned) }, m.pinned ? "Unpin" : "Pin") : null,
-      !m.outgoing && member
-        ? h("button", { type: "button", onclick: () => mentionSender(g, m) }, "Mention")
-        : null,
-      h("button", { type: "button", onclick: () => copy(m.text) }, "Copy"),
-    );
+    const canWrite = member && !(g.announcements_only && g.my_role !== "admin");
+    const mayDelete = member && (m.outgoing || isAdmin(g));
+    return messageActions(m, {
+      react: member ? (e, remove) => react(m, e, remove) : null,
+      reply: canWrite ? () => startReply(m) : null,
+      edit: member && m.outgoing ? () => startEdit(m) : null,
+      remove: mayDelete ? () => remove(m) : null,
+      confirming: confirmDelete,
+      deleteLabel: "Delete for everyone",
+      askDelete: () => {
+        confirmDelete = true;
+        history.render();
+      },
+      copy: () => {
+        closeActions();
+        copyText(m.text);
+      },
+      forward: () => {
+        closeActions();
+        forwardDialog([{ chat, id: m.id }]);
+      },
+      favourite: () => {
+        closeActions();
+        favourite([{ chat, id: m.id }]);
+      },
+      select: () => {
+        selected = null;
+        picking.start(m.id);
+      },
+      pin: member ? () => pin(m, !m.pinned) : null,
+      pinned: m.pinned,
+      mention: !m.outgoing && canWrite ? () => mentionSender(g, m) : null,
+    });
   }
 
   function renderPins(g) {
@@ -230,7 +292,7 @@ export function groupView(gid) {
           class: "pin-main",
           "aria-label": `Pinned message from ${who}: ${p.text}. Show it`,
           onclick: () => {
-            reveal(p.id);
+            history.show(p.id);
             pinIndex = (pinIndex + 1) % shown.length;
             renderPins(g);
           },
@@ -243,21 +305,6 @@ export function groupView(gid) {
         ? h("button", { type: "button", class: "icon-button", "aria-label": "Unpin", onclick: () => pin(p, false) }, icon("close", 16))
         : null,
     );
-  }
-
-  function render() {
-    const g = group(gid);
-    const nearBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
-    const focused = document.activeElement && list.contains(document.activeElement) ? document.activeElement.closest("li")?.dataset.id : null;
-    earlier.hidden = !hasMore;
-    if (!messages.length) mount(list, h("li", { class: "empty" }, "No messages yet. Say hello!"));
-    else mount(list, messages.map((m) => bubble(g, m)));
-    renderPins(g);
-    if (focused) list.querySelector(`#m-${focused} .bubble`)?.focus({ preventScroll: true });
-    if (nearBottom || !scroller.dataset.scrolled) {
-      scroller.scrollTop = scroller.scrollHeight;
-      scroller.dataset.scrolled = "1";
-    }
   }
 
   function renderHeader() {
@@ -277,19 +324,73 @@ export function groupView(gid) {
     input.placeholder = why ? "" : "Message (@ to mention)";
   }
 
+  function renderContext() {
+    const m = editing || replyTo;
+    context.hidden = !m;
+    sendButton.setAttribute("aria-label", editing ? "Save edit" : "Send");
+    if (!m) return mount(context);
+    mount(
+      context,
+      h("span", { class: "context-label" }, editing ? "Editing" : "Replying to"),
+      h("span", { class: "context-text" }, m.text),
+      h("button", { type: "button", class: "icon-button", "aria-label": editing ? "Cancel edit" : "Cancel reply", onclick: cancelContext }, icon("close", 18)),
+    );
+  }
+
   // -- actions ----------------------------------------------------------------------
 
   function toggle(id) {
+    if (picking.active) return picking.toggle(id);
     selected = selected === id ? null : id;
-    render();
+    confirmDelete = false;
+    history.render();
   }
 
-  function reveal(id) {
-    const li = list.querySelector(`#m-${CSS.escape(id)}`);
-    if (!li) return toast("That message is further back: load earlier messages");
-    li.scrollIntoView({ block: "center" });
-    li.classList.add("flash");
-    setTimeout(() => li.classList.remove("flash"), 1500);
+  function closeActions() {
+    selected = null;
+    confirmDelete = false;
+    history.render();
+  }
+
+  function react(m, emojiChar, remove) {
+    closeActions();
+    return guarded(async () => {
+      await call("POST", `/groups/${gid}/messages/${m.id}/reactions`, { emoji: emojiChar, remove });
+      await load();
+    });
+  }
+
+  function startReply(m) {
+    editing = null;
+    replyTo = m;
+    closeActions();
+    renderContext();
+    input.focus();
+  }
+
+  function startEdit(m) {
+    replyTo = null;
+    editing = m;
+    input.value = m.text;
+    closeActions();
+    renderContext();
+    input.focus();
+  }
+
+  function cancelContext() {
+    if (editing) input.value = "";
+    editing = null;
+    replyTo = null;
+    renderContext();
+    input.focus();
+  }
+
+  function remove(m) {
+    closeActions();
+    return guarded(async () => {
+      await call("DELETE", `/groups/${gid}/messages/${m.id}`);
+      await load();
+    });
   }
 
   function pin(m, pinned) {
@@ -301,41 +402,43 @@ export function groupView(gid) {
   }
 
   function mentionSender(g, m) {
-    selected = null;
-    render();
+    closeActions();
     const name = m.sender_name || memberName(g, m.sender);
     const sep = input.value && !input.value.endsWith(" ") ? " " : "";
     input.value = `${input.value}${sep}@${name} `;
     input.focus();
   }
 
-  async function copy(text) {
-    selected = null;
-    render();
-    try {
-      await navigator.clipboard.writeText(text);
-      toast("Copied");
-    } catch (_) {
-      toast("Could not copy here", "error");
-    }
-  }
-
-  async function submit(ev) {
+  function submit(ev) {
     ev.preventDefault();
     const text = input.value.trim();
     if (!text || input.disabled) return;
     const extra = picker.picked(text);
+    const editingNow = editing;
+    const reply = replyTo;
     input.value = "";
     input.style.height = "auto";
+    editing = null;
+    replyTo = null;
+    renderContext();
     picker.reset();
-    await guarded(async () => {
-      const sent = await call("POST", `/groups/${gid}/messages`, { text, ...extra });
-      if (!messages.some((m) => m.id === sent.id)) messages.push(sent);
-      scroller.dataset.scrolled = "";
-      render();
-      await load();
-      refreshSoon();
-    });
+    draft.sent();
+    // One at a time, in the order typed (see the top of conversation.js).
+    sending = sending.then(() =>
+      guarded(async () => {
+        if (editingNow) {
+          await call("POST", `/groups/${gid}/messages/${editingNow.id}/edit`, { text });
+        } else {
+          const sent = await call("POST", `/groups/${gid}/messages`, { text, ...(reply ? { reply_to: reply.id } : {}), ...extra });
+          const messages = history.messages();
+          if (!messages.some((m) => m.id === sent.id)) history.setMessages([...messages, sent]);
+          history.stickToBottom();
+          history.render();
+        }
+        load();
+        refreshSoon();
+      }),
+    );
   }
 
   input.addEventListener("input", () => {
@@ -346,10 +449,13 @@ export function groupView(gid) {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) {
       ev.preventDefault();
       form.requestSubmit();
+    } else if (ev.key === "Escape" && (editing || replyTo)) {
+      cancelContext();
     }
   });
   list.addEventListener("keydown", (ev) => {
-    if (ev.key === "Escape" && selected) toggle(selected);
+    if (ev.key === "Escape" && picking.active) picking.stop();
+    else if (ev.key === "Escape" && selected) closeActions();
   });
   form.addEventListener("submit", submit);
 
@@ -370,7 +476,11 @@ export function groupView(gid) {
     reload() {
       load();
     },
+    show(id) {
+      return history.show(id);
+    },
     destroy() {
+      draft.flush();
       document.removeEventListener("visibilitychange", onVisible);
     },
   };

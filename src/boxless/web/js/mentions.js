@@ -13,9 +13,25 @@ const ALL = { key: "all", name: "all", hint: "everyone in the group" };
 /**
  * The text as nodes, each "@name" of `names` (and "@all") in a <mark>;
  * `mine` is my own name, whose mentions get the class "me".
+ *
+ * `mentionsMe` is the node's verdict, made by identity key when the message
+ * arrived: when it is true but no "@" names me by my name today (I was renamed
+ * since, or the sender knows me by another name), the first "@word" that names
+ * no member is taken as mine, so a rename keeps the highlight.
  */
-export function highlight(text, names, mine) {
-  const wanted = [...new Set([...names, "all"])].filter(Boolean).sort((a, b) => b.length - a.length);
+export function highlight(text, names, mine, mentionsMe = false) {
+  const parts = highlightNames(text, names, mine);
+  if (!mentionsMe || parts.some((p) => typeof p !== "string" && p.classList.contains("me"))) return parts;
+  const known = names.map((n) => n.toLowerCase());
+  for (const m of text.matchAll(/(^|[\s(["'“])@([\p{L}\p{N}_.-]+)/gu)) {
+    const word = m[2].replace(/[.-]+$/u, "");
+    if (word && !known.some((n) => n.startsWith(word.toLowerCase()))) return highlightNames(text, names, word);
+  }
+  return parts;
+}
+
+function highlightNames(text, names, mine) {
+  const wanted = [...new Set([...names, mine, "all"])].filter(Boolean).sort((a, b) => b.length - a.length);
   const out = [];
   let plain = "";
   let i = 0;

@@ -1,0 +1,97 @@
+"""Issue 11 in a real browser: the same action menu in a group as in a 1:1 chat.
+
+Alice (an admin, desktop), Bob and Carol (members, phones) each run `boxless up`
+(the session-wide `world`). A reply, a reaction, an edit and a delete are each
+made in one member's UI and seen in all three; an admin deletes another
+member's message for everyone. Screenshot: docs/screenshots/group-conversation.png.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_web import DESKTOP, PHONE, bubble, open_ui, shot
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+pytestmark = pytest.mark.slow
+
+
+def say(page: Any, text: str) -> None:
+    composer = page.get_by_label("Message", exact=True)
+    composer.fill(text)
+    composer.press("Enter")
+
+
+def test_group_reply_react_edit_delete_seen_by_three(world: Any, browser: Any) -> None:
+    alice, bob, carol = world.persons("Alice", "Bob", "Carol")
+    world.befriend(alice, bob)
+    world.befriend(alice, carol)
+    gid = world.group(alice, [bob, carol], "Actions")
+    pages = {
+        "Alice": open_ui(browser, alice, DESKTOP),
+        "Bob": open_ui(browser, bob, PHONE),
+        "Carol": open_ui(browser, carol, PHONE),
+    }
+    for p in pages.values():
+        expect(p.locator(".group-row", has_text="Actions")).to_be_visible()
+        p.evaluate(f"location.hash = '#/group/{gid}'")
+        expect(p.locator(".conv-name")).to_have_text("Actions")
+    a, b, c = pages["Alice"], pages["Bob"], pages["Carol"]
+    everyone = list(pages.values())
+
+    say(a, "Plan for Saturday?")
+    for p in everyone:
+        expect(bubble(p, "Plan for Saturday?")).to_be_visible()
+
+    # Bob replies: everyone sees the quote.
+    bubble(b, "Plan for Saturday?").click()
+    b.get_by_role("button", name="Reply").click()
+    say(b, "A hike at nine")
+    for p in everyone:
+        expect(bubble(p, "A hike at nine").locator(".quote")).to_contain_text("Plan for Saturday?")
+
+    # Carol reacts: everyone sees the chip.
+    bubble(c, "Plan for Saturday?").click()
+    c.get_by_role("button", name="React with 👍").click()
+    for p in everyone:
+        mine = p.locator(".message", has=p.locator(".text", has_text="Plan for"))
+        expect(mine.locator(".chip")).to_have_text("👍")
+
+    # Alice edits her message: everyone sees the new text, marked edited.
+    bubble(a, "Plan for Saturday?").click()
+    a.get_by_role("button", name="Edit").click()
+    composer = a.get_by_label("Message", exact=True)
+    expect(composer).to_have_value("Plan for Saturday?")
+    say(a, "Plan for Sunday?")
+    for p in everyone:
+        expect(bubble(p, "Plan for Sunday?").locator(".edited")).to_be_visible()
+
+    # Bob deletes his reply for everyone.
+    bubble(b, "A hike at nine").click()
+    b.get_by_role("button", name="Delete", exact=True).click()
+    b.get_by_role("button", name="Delete for everyone").click()
+    for p in everyone:
+        expect(p.locator(".bubble.deleted")).to_have_count(1)
+
+    # Carol says something wrong; Alice, an admin, deletes it for everyone.
+    say(c, "oops, wrong chat")
+    for p in everyone:
+        expect(bubble(p, "wrong chat")).to_be_visible()
+    bubble(b, "wrong chat").click()  # a member may not delete another's message
+    expect(b.get_by_role("button", name="Reply")).to_be_visible()
+    expect(b.get_by_role("button", name="Delete", exact=True)).to_have_count(0)
+    bubble(a, "wrong chat").click()
+    a.get_by_role("button", name="Delete", exact=True).click()
+    a.get_by_role("button", name="Delete for everyone").click()
+    for p in everyone:
+        expect(p.locator(".bubble.deleted")).to_have_count(2)
+        expect(p.locator(".bubble .text", has_text="wrong chat")).to_have_count(0)
+    expect(c.locator(".bubble.deleted").last).to_have_text(re.compile("This message was deleted"))
+
+    say(b, "Sunday works, see you @Alice")
+    expect(bubble(a, "see you")).to_be_visible()
+    shot(a, "group-conversation")
