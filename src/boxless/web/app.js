@@ -1,7 +1,7 @@
 // Boxless web UI: boot, the app shell (tabs + detail pane), hash routes, live events.
 //
-// Routes: #/chats #/contacts #/discover #/me (tabs), #/chat/<key>, #/verify/<key>,
-// #/group/<id>, #/group-info/<id>, #/new-group, #/join-group, #/broadcasts,
+// Routes: #/chats #/contacts #/discover #/me (tabs), #/chat/<key>[/m/<message id>], #/verify/<key>,
+// #/group/<id>[/m/<message id>], #/group-info/<id>, #/new-group, #/join-group, #/broadcasts,
 // #/new-broadcast, #/broadcast/<id> (detail panes).
 // On a phone one pane shows at a time; from 800 px wide the tab pane stays on
 // the left and conversations open on the right.
@@ -59,10 +59,13 @@ const DETAILS = {
   favourites: [favouritesView, false],
 };
 
+// #/chat/<key>/m/<message id> and #/group/<id>/m/<message id> open the chat at
+// that message (search results and favourites link there).
 function parseRoute() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean);
-  const [name = "chats", arg = null] = parts;
-  return { name, arg };
+  const [name = "chats", arg = null, sub = null, subArg = null] = parts;
+  const message = sub === "m" && subArg && /^[0-9a-zA-Z_-]{1,128}$/.test(subArg) ? subArg : null;
+  return { name, arg, message };
 }
 
 export function go(path) {
@@ -142,7 +145,7 @@ function updateBadges() {
 }
 
 function route() {
-  const { name, arg } = parseRoute();
+  const { name, arg, message: showMessage } = parseRoute();
   const isTab = TABS.some((t) => t.id === name);
   if (isTab) shell.tab = name;
   const tabView = views[shell.tab];
@@ -166,6 +169,11 @@ function route() {
   document.body.classList.toggle("in-detail", Boolean(detail));
   if (detail) detail.view.update();
   if (!isTab && !detail) go("#/chats");
+  if (detail && showMessage && detail.view.show) {
+    // Drop the message from the address, so following the same link again shows it again.
+    history.replaceState(history.state, "", `#/${name}/${arg}`);
+    detail.view.show(showMessage);
+  }
 }
 
 function onEvent(ev) {
