@@ -21,6 +21,7 @@ from boxless.crypto.olm_sessions import (
     SessionManager,
     migration_files,
 )
+from boxless.crypto.pairwise import PairwiseSealer
 from boxless.crypto.sealed import OpenedEnvelope, SealingKeyPair, open_envelope, seal
 from boxless.crypto.verification import (
     ContactTrust,
@@ -48,6 +49,7 @@ __all__ = [
     "KeyObservation",
     "OlmCiphertext",
     "OpenedEnvelope",
+    "PairwiseSealer",
     "PlainDeviceBundle",
     "SasFlow",
     "SasMismatch",
