@@ -9,10 +9,12 @@ starts (the last word typed is a prefix of what is meant: it is found too).
 What the user types is never handed to FTS5's query language: each
 whitespace-separated term becomes one double-quoted FTS5 string (quotes
 doubled), so ``AND``, ``NEAR(``, ``*``, ``col:`` and stray quotes are plain
-text. Terms shorter than three characters (``ok``, ``你好``) cannot use the
-trigram index; they become ``LIKE`` patterns (``%`` ``_`` ``\\`` escaped)
-checked on the rows the other terms matched, or on every row newest first when
-no term is long enough. All terms must appear (AND).
+text. A term shorter than three characters (``ok``, ``你好``) is no trigram:
+the store looks up the index's vocabulary for the trigrams that start with it
+(every indexed text ends in two spaces, so every character starts one) and
+matches any of them; when a term starts too many (a common letter), it becomes
+a ``LIKE`` pattern (``%`` ``_`` ``\\`` escaped) checked newest row first, which
+stops early because such a term is everywhere. All terms must appear (AND).
 """
 
 from __future__ import annotations
@@ -44,11 +46,11 @@ class InvalidQuery(UsageError):
 @dataclass(frozen=True)
 class Query:
     """A parsed search: ``terms`` as typed (lower case), ``match`` an FTS5 expression over
-    the long terms (or None), ``likes`` LIKE patterns for the short ones."""
+    the long terms (or None), ``short`` the terms shorter than a trigram."""
 
     terms: tuple[str, ...]
     match: str | None
-    likes: tuple[str, ...]
+    short: tuple[str, ...]
 
 
 def _clean(text: str) -> str:
@@ -59,7 +61,13 @@ def _clean(text: str) -> str:
     )
 
 
-def _like(term: str) -> str:
+def quote(term: str) -> str:
+    """``term`` as one FTS5 string: whatever it holds is text, never query syntax."""
+    return '"' + term.replace('"', '""') + '"'
+
+
+def like(term: str) -> str:
+    """A LIKE pattern (``ESCAPE '\\'``) for text containing ``term``."""
     escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
 
@@ -77,9 +85,8 @@ def parse_query(text: str) -> Query:
     if len(terms) > MAX_TERMS:
         raise InvalidQuery(f"search for at most {MAX_TERMS} words at a time")
     long = [t for t in terms if len(t) >= TRIGRAM]
-    match = " AND ".join('"' + t.replace('"', '""') + '"' for t in long) or None
-    likes = tuple(_like(t) for t in terms if len(t) < TRIGRAM)
-    return Query(terms, match, likes)
+    match = " AND ".join(quote(t) for t in long) or None
+    return Query(terms, match, tuple(t for t in terms if len(t) < TRIGRAM))
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ copies: a saved message survives its deletion.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
-from boxless.client.search_query import Query
+from boxless.client.search_query import Query, like, quote
 from boxless.client.store import Cursor
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
 ]
 
 DIRECT, GROUP = 0, 1
+MAX_TERM_TRIGRAMS = 200  # a short term starting more trigrams than this is searched by LIKE
 
 
 @dataclass(frozen=True)
@@ -48,21 +50,30 @@ def search_messages(
     ``kind`` and ``chat`` are given."""
     where: list[str] = []
     args: list[object] = []
-    if q.match is not None:
+    matches = [q.match] if q.match is not None else []
+    for term in q.short:
+        trigrams = _trigrams_from(cur, term)
+        if not trigrams:
+            return []  # no indexed text has it
+        if len(trigrams) > MAX_TERM_TRIGRAMS:
+            where.append("f.text LIKE ? ESCAPE '\\'")
+            args.append(like(term))
+        else:
+            matches.append("(" + " OR ".join(quote(t) for t in trigrams) + ")")
+    if matches:
         where.append("client_search_fts MATCH ?")
-        args.append(q.match)
-    for pattern in q.likes:
-        where.append("f.text LIKE ? ESCAPE '\\'")
-        args.append(pattern)
+        args.append(" AND ".join(matches))
     if kind is not None and chat is not None:
         where.append("d.kind = ? AND d.chat = ?")
         args += [kind, chat]
     cur.execute(
-        "SELECT d.kind, d.chat, d.message_id, f.text,"
+        "SELECT d.kind, d.chat, d.message_id, COALESCE(m.text, g.text, ''),"
         " COALESCE(m.sent_at_ms, g.sent_at_ms, 0),"
         " CASE WHEN d.kind = 0 THEN CASE WHEN m.outgoing THEN NULL ELSE m.contact END"
         "      ELSE CASE WHEN g.outgoing THEN NULL ELSE g.sender END END"
-        " FROM client_search_fts f JOIN client_search_docs d ON d.doc = f.rowid"
+        # CROSS JOIN: the index walk stays the outer loop (SQLite does not reorder it);
+        # driven from the chat's docs instead, each row would re-run the MATCH.
+        " FROM client_search_fts f CROSS JOIN client_search_docs d ON d.doc = f.rowid"
         " LEFT JOIN client_messages m ON d.kind = 0 AND m.message_id = d.message_id"
         " LEFT JOIN client_group_messages g ON d.kind = 1 AND g.message_id = d.message_id"
         f" WHERE {' AND '.join(where)} ORDER BY f.rowid DESC LIMIT ?",
@@ -73,6 +84,24 @@ def search_messages(
     # when they were sent (a text that arrived late still sorts by its time).
     hits.sort(key=lambda h: h.sent_at_ms, reverse=True)
     return hits
+
+
+def _fold(term: str) -> str:
+    """``term`` as the trigram tokenizer folds text (lower case, no diacritics)."""
+    decomposed = unicodedata.normalize("NFD", term.lower())
+    return unicodedata.normalize(
+        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
+    )
+
+
+def _trigrams_from(cur: Cursor, term: str) -> list[str]:
+    """The index's trigrams that start with ``term`` (at most one more than the cap)."""
+    folded = _fold(term)
+    cur.execute(
+        "SELECT term FROM client_search_terms WHERE term >= ? AND term < ? LIMIT ?",
+        (folded, folded + "\U0010ffff", MAX_TERM_TRIGRAMS + 1),
+    )
+    return [str(r[0]) for r in cur.fetchall()]
 
 
 # -- favourites ---------------------------------------------------------------------------
@@ -123,9 +152,8 @@ def list_favourites(cur: Cursor, q: Query | None, limit: int) -> list[Favourite]
     """Newest saved first; with ``q``, those whose text or sender's name has every term."""
     where, args = [], []
     for term in q.terms if q is not None else ():
-        escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         where.append("(text LIKE ? ESCAPE '\\' OR sender_name LIKE ? ESCAPE '\\')")
-        args += [f"%{escaped}%"] * 2
+        args += [like(term)] * 2
     cur.execute(
         f"SELECT {_FAV_COLS} FROM client_favourites"
         f" {'WHERE ' + ' AND '.join(where) if where else ''} ORDER BY id DESC LIMIT ?",
