@@ -13,6 +13,8 @@ Screenshots: docs/screenshots/contact-link.png, invite-link-qr.png, dark.png,\nd
 
 from __future__ import annotations
 
+import base64
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -77,6 +79,7 @@ def test_short_links_qr_from_screen_camera_scan_and_dark_mode(
     tab(page, "me")
     expect(page.get_by_label("My contact link")).to_have_value(link)
     page.locator("img.qr").evaluate(IMG_LOADED)
+    page.locator("img.qr").evaluate("(img) => img.scrollIntoView({block: 'center'})")
     assert qr_from_screenshot(page, "contact-link") == link
     card = page.locator(".profile").bounding_box()
     field = page.locator("#my-name-input").bounding_box()
@@ -128,6 +131,16 @@ def test_short_links_qr_from_screen_camera_scan_and_dark_mode(
     gid = ann.call("POST", "/groups", {"name": "Climbing"})["id"]
     tab(page, "chats")  # the Me tab's QR code leaves the screen
     page.goto(f"{ann.url}/#/group-info/{gid}")
+    # A group picture of any size is cropped and shrunk in the browser, as a profile
+    # picture is (to ~1.4 KB: it travels in a signed group op).
+    big = tmp_path / "big.jpg"
+    Image.frombytes("RGB", (64, 48), os.urandom(64 * 48 * 3)).resize((2400, 1800)).save(big)
+    assert big.stat().st_size > 100 * 1024
+    page.get_by_label("Group picture").set_input_files(str(big))
+    pic = wait_for("the group picture", lambda: ann.call("GET", f"/groups/{gid}").get("avatar"))
+    raw = base64.b64decode(pic)
+    assert raw.startswith(b"\xff\xd8") and len(raw) <= 1400, len(raw)
+    expect(page.locator(".group-head img.avatar")).to_be_visible()
     page.get_by_role("button", name="Invite link").click()
     box = page.get_by_label("Invite link", exact=True)
     expect(box).to_have_value(re.compile(r"^boxless://g/[A-Za-z0-9_-]{47}$"))

@@ -7,7 +7,7 @@
 // store, which the `group` event refreshes; API errors show as toasts.
 
 import { ApiError, call } from "./api.js";
-import { avatar, groupAvatar, guarded, h, icon, mount, pictureForUpload, toast } from "./dom.js";
+import { GROUP_PICTURE_BYTES, avatar, groupAvatar, guarded, h, icon, mount, pictureForUpload, toast } from "./dom.js";
 import { memberName } from "./group.js";
 import { group, refreshGroups, store } from "./store.js";
 
@@ -70,7 +70,7 @@ export function groupInfoView(gid) {
         if (!file) return;
         let image;
         try {
-          image = await pictureForUpload(file); // like a profile picture: cropped, shrunk under 48 KiB
+          image = await pictureForUpload(file, 96, GROUP_PICTURE_BYTES); // cropped and shrunk for you
         } catch (err) {
           return toast(err.message, "error");
         }
