@@ -24,6 +24,7 @@ import {
   changed,
   group,
   refreshAll,
+  refreshSettingsSoon,
   refreshSoon,
   requestCount,
   setTyping,
@@ -206,7 +207,8 @@ function onEvent(ev) {
       if (ev.change === "deleted" && open && detail.view.reload) {
         detail.view.reload();
       }
-      refreshSoon();
+      if (ev.change === "deleted") refreshSoon();
+      else refreshSettingsSoon(); // a draft saved while typing: not every chat's messages
       break;
     }
     case "group_edit":

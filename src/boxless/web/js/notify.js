@@ -20,6 +20,7 @@ const BASE_TITLE = "Boxless";
 const FETCH_AFTER_MS = 250; // coalesce a burst of events into one read per chat
 const MAX_REMEMBERED = 2000; // ids already notified (then the oldest are forgotten)
 const PREVIEW_CHARS = 140;
+const WORKER_WAIT_MS = 3000; // then a page notification instead of the worker's
 
 const startedAt = Date.now();
 const notified = new Set(); // message ids shown (or decided against) already
@@ -147,14 +148,22 @@ async function show(chat, route, title, text, count, hidden = "New message") {
   let body = previewsShown() ? text : hidden;
   if (body.length > PREVIEW_CHARS) body = `${body.slice(0, PREVIEW_CHARS - 1)}…`;
   if (count > 1 && previewsShown()) body = `${body} (+${count - 1} more)`;
-  const registration = await navigator.serviceWorker.ready;
-  await registration.showNotification(title, {
-    body,
-    tag: chat,
-    renotify: true,
-    icon: "icons/icon-192.png",
-    data: { route },
-  });
+  const options = { body, tag: chat, renotify: true, icon: "icons/icon-192.png", data: { route } };
+  const registration = await Promise.race([
+    navigator.serviceWorker.ready,
+    new Promise((resolve) => setTimeout(() => resolve(null), WORKER_WAIT_MS)),
+  ]);
+  if (registration) {
+    await registration.showNotification(title, options);
+    return;
+  }
+  // No service worker (it failed to register): a page notification, while this page lives.
+  const shown = new Notification(title, options);
+  shown.onclick = () => {
+    window.focus();
+    openRoute(route);
+    shown.close();
+  };
 }
 
 // -- clicks on a notification, the title and the badge ------------------------------------

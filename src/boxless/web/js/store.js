@@ -90,6 +90,21 @@ export async function refreshSettings() {
   changed();
 }
 
+let settingsPending = null;
+
+/** Re-read only the chat settings soon (a pin, a mute or a draft saved in another tab). */
+export function refreshSettingsSoon() {
+  if (settingsPending) return;
+  settingsPending = setTimeout(async () => {
+    settingsPending = null;
+    try {
+      await refreshSettings();
+    } catch (err) {
+      console.warn("settings refresh failed", err);
+    }
+  }, 150);
+}
+
 /** A chat's settings ("contact:<key>" or "group:<id>"), defaults when it has none. */
 export function settingsOf(chat) {
   const s = store.settings[chat] || {};
