@@ -27,7 +27,9 @@ them (:class:`~boxless.groups.requests.GroupRequest`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -86,6 +88,7 @@ Cursor = db.Cursor
 REQUEST_IDS = 24  # ids one GroupRequest names
 KEY_REQUEST_FANOUT = 50  # member devices asked to re-share missing sessions
 CARD_ASK_OTHERS = 2  # members asked for missing cards besides the ops' authors
+OWN_ECHOES = 256  # our newest group publications recognised when they come back
 
 
 class NotAMember(UsageError):
@@ -126,6 +129,7 @@ class GroupCore:
         self.asks = RateLimit(timings.key_request_interval_s)  # per thing we ask for
         self.unknown: dict[bytes, dict[bytes, float]] = {}  # group -> session -> since
         self.sds_config: SdsConfig | None = _sds_config(None, timings)  # None: SDS defaults
+        self.published: OrderedDict[bytes, None] = OrderedDict()  # payload digests, newest last
 
     def set_timings(self, timings: GroupTimings) -> None:
         self.timings = self.gclock.timings = timings
@@ -231,6 +235,11 @@ class GroupCore:
             self.channels.pop(group_id, None)
             raise
 
+    def is_own_echo(self, payload: bytes) -> bool:
+        """A group message payload this device published recently (we hold no key
+        to our own Megolm sessions: it would wait for one and ask for it)."""
+        return _digest(payload) in self.published
+
     def encrypt(self, cur: Cursor, group_id: bytes, data: bytes, now: float) -> Any:
         try:
             return self.sessions.encrypt(group_id, data, now)
@@ -244,6 +253,11 @@ class GroupCore:
             content_topic=group_topic(group_id),
             timestamp=int(self.clock() * 1e9),
         )
+        # The network hands our own message back to us (relay, filter), possibly
+        # before the send returns and its hash is marked seen: recognise it then.
+        self.published[_digest(waku.payload)] = None
+        while len(self.published) > OWN_ECHOES:
+            self.published.popitem(last=False)
         try:
             return await self.transport.send(waku)
         except BoxlessError as exc:
@@ -524,6 +538,10 @@ def member_cards(cur: Cursor, core: GroupCore, ops: Iterable[GroupOp]) -> tuple[
     """The cards we hold of the members ``ops`` let in (at most a body's worth)."""
     keys = dict.fromkeys(k for op in ops for k in admitted_by(op))
     return core.cards(cur, keys)[: env.MAX_GROUP_CARDS]
+
+
+def _digest(payload: bytes) -> bytes:
+    return hashlib.sha256(payload).digest()
 
 
 def ms(now: float) -> int:

@@ -67,7 +67,7 @@ class GroupTopic:
             return
         now = self.core.clock()
         db.mark_seen(cur, item.message_hash, ms(now))
-        if not gs.has_group(cur, gid):
+        if not gs.has_group(cur, gid) or self.core.is_own_echo(item.message.payload):
             return
         if self._receive(cur, gid, item.message_hash, item.message.payload):
             topic = item.message.content_topic
