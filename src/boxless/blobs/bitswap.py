@@ -39,6 +39,7 @@ from itertools import islice
 import trio
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
+from libp2p.network.stream.exceptions import StreamEOF, StreamError
 from libp2p.peer.id import ID
 
 from boxless.blobs.cid import DAG_PB, RAW, Cid, cid_from_prefix
@@ -47,7 +48,8 @@ from boxless.blobs.unixfs import MAX_BLOCK, decode_file_node
 from boxless.errors import DecodeError, NetworkError, PeerError
 from boxless.node.bitswap_shim import Message, decode_message
 from boxless.node.libp2p_shims import DIAL_ERRORS
-from boxless.node.streams import close_quietly, read_frame, reset_quietly, write_frame
+from boxless.node.streams import close_quietly, reset_quietly, write_frame
+from boxless.wire.framing import FrameDecoder
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ REPLY_BYTES = 1024 * 1024
 IDLE_TIMEOUT = 300.0
 OPEN_TIMEOUT = 10.0
 MAX_OUTBOXES = 1024
+READ_SIZE = 256 * 1024
 
 Violation = Callable[[ID, str], Awaitable[None]]
 
@@ -159,8 +162,7 @@ class Bitswap:
     async def _handle(self, stream: INetStream) -> None:
         peer = stream.muxed_conn.peer_id
         try:
-            while True:
-                frame = await read_frame(stream, MAX_MESSAGE, timeout=IDLE_TIMEOUT)
+            async for frame in _frames(stream):
                 msg = decode_message(frame)
                 if len(msg.wantlist.entries) > MAX_ENTRIES:
                     raise DecodeError(f"wantlist of {len(msg.wantlist.entries)} entries")
@@ -176,6 +178,8 @@ class Bitswap:
                 await self.on_violation(peer, BITSWAP_120)
         except NetworkError as exc:  # ended, idle or broken: not the peer's fault
             logger.debug("bitswap stream from %s ended: %s", peer, exc)
+            await close_quietly(stream)
+        else:
             await close_quietly(stream)
 
     def _take_blocks(self, msg: Message) -> None:
@@ -260,6 +264,32 @@ class Bitswap:
             want.users -= 1
             if want.users <= 0:
                 del self._wants[cid.key()]
+
+
+async def _frames(stream: INetStream) -> AsyncIterator[bytes]:
+    """The length-prefixed messages of a long-lived stream, until it ends.
+
+    One decoder for the whole stream (a read may carry the end of one message
+    and the start of the next). :class:`DecodeError` for a bad or oversized
+    frame; :class:`NetworkError` after :data:`IDLE_TIMEOUT` of silence.
+    """
+    decoder = FrameDecoder(MAX_MESSAGE)
+    while True:
+        while (frame := decoder.next_frame()) is not None:
+            yield frame
+        with trio.move_on_after(IDLE_TIMEOUT) as scope:
+            try:
+                chunk = await stream.read(READ_SIZE)
+            except StreamEOF:
+                chunk = b""
+            except StreamError as exc:
+                raise NetworkError(f"stream broke: {exc}") from exc
+        if scope.cancelled_caught:
+            raise NetworkError(f"idle for {IDLE_TIMEOUT:.0f}s")
+        if not chunk:
+            decoder.eof()
+            return
+        decoder.feed(chunk)
 
 
 def want_message(cids: Sequence[Cid], *, have: bool = False, cancel: bool = False) -> Message:
