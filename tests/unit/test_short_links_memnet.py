@@ -10,6 +10,7 @@ import trio
 import trio.testing
 
 from boxless.chat.topics import contact_topic
+from boxless.errors import UsageError
 from boxless.groups.invites import (
     _SEAL_AAD,
     InvalidGroupLink,
@@ -140,3 +141,22 @@ async def test_re_adding_an_accepted_contact_sends_nothing(
         assert row == before and alice.state(bob) == "accepted"
         await trio.sleep(5)
         assert len(net._query([contact_topic(bob.me)], None)) == requests  # nothing sent
+
+
+async def test_group_picture_limit_is_clear_and_a_fitting_one_reaches_members(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A 40 KB group picture used to pass the op's check, then fail the 2,048-byte
+    limit of a group op sent directly (a 400, and later `boxless up` stopped)."""
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        gid = (await alice.client.groups.create("Pics")).group_id
+        await alice.client.groups.invite(gid, bob.me)
+        await wait_for(bob, lambda: gid in {g.group_id for g in bob.client.groups.groups()})
+        with pytest.raises(UsageError, match="the limit is 1,536"):
+            await alice.client.groups.update(gid, avatar=b"\xff\xd8" + bytes(40_000))
+        picture = b"\xff\xd8" + bytes(1534)
+        await alice.client.groups.update(gid, avatar=picture)
+        await wait_for(bob, lambda: bob.client.groups.state(gid).avatar == picture)
+        await trio.sleep(120)  # timers, re-sends: the client keeps running
+        await alice.client.groups.send_text(gid, "still here")

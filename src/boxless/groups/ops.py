@@ -33,8 +33,10 @@ op id; :func:`verify_op` checks the author's (and a Join token's issuer's)
 signature and raises :class:`InvalidOpSignature`.
 
 Size: :data:`MAX_OP_BYTES` (63 KiB) keeps an op inside one Waku message once
-encrypted; avatars are capped at :data:`MAX_AVATAR_BYTES` (larger images
-belong in attachments, with the op carrying a small thumbnail).
+encrypted; avatars are capped at :data:`MAX_AVATAR_BYTES` (1.5 KiB: members also
+pass ops to each other directly, where ``chat.envelope.MAX_GROUP_OP_BYTES``
+allows 2,048 bytes per op; the web UI shrinks a picture to a ~1.4 KB JPEG;
+larger images belong in attachments, with the op carrying a small thumbnail).
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ MAX_PARENTS: Final = 32
 MAX_TOKEN_HEADS: Final = 16
 MAX_NAME_CHARS: Final = 100
 MAX_DESCRIPTION_CHARS: Final = 2000
-MAX_AVATAR_BYTES: Final = 48 * 1024
+MAX_AVATAR_BYTES: Final = 1536  # + ~215 bytes of op and 8+ parents < 2,048 (see above)
 MAX_OP_BYTES: Final = 63 * 1024
 MAX_U63: Final = 2**63 - 1
 
@@ -107,8 +109,8 @@ def validate_group_name(name: str) -> None:
 def _check_avatar(avatar: bytes) -> None:
     if len(avatar) > MAX_AVATAR_BYTES:
         raise UsageError(
-            f"the group picture is {len(avatar) // 1024} KiB; the limit is "
-            f"{MAX_AVATAR_BYTES // 1024} KiB: choose a smaller one (the web UI shrinks it for you)"
+            f"the group picture is {len(avatar):,} bytes; the limit is {MAX_AVATAR_BYTES:,}: "
+            "shrink it to about 96x96 px (the web UI does it for you)"
         )
 
 
