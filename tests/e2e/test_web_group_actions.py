@@ -92,6 +92,6 @@ def test_group_reply_react_edit_delete_seen_by_three(world: Any, browser: Any) -
         expect(p.locator(".bubble .text", has_text="wrong chat")).to_have_count(0)
     expect(c.locator(".bubble.deleted").last).to_have_text(re.compile("This message was deleted"))
 
-    say(b, "Sunday works, see you @Alice")
+    say(b, "@Alice Sunday works, see you")
     expect(bubble(a, "see you")).to_be_visible()
     shot(a, "group-conversation")

@@ -6,6 +6,7 @@ session-wide `world`, Chromium via Playwright).
   a link in a message is clickable and safe.
 - A 1,000-message 1:1 history (written into Alice's database while her node is
   stopped: sending 1,000 over the network takes minutes on a shared CI machine)
+  opens at a "New messages" line (and a button jumps back to it), and
   is scrolled up in Alice's UI to its first message, in order, with date
   separators and the scroll position kept as each older page is prepended;
   `#/chat/<key>/m/<id>` opens it at one message, highlighted.
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.slow
 
 HISTORY = 1000
 FAST = 50
+UNREAD = 30  # the newest of the backlog are unread
 
 TO_TOP = "el => { el.scrollTop = 0; return el.querySelectorAll('.message').length; }"
 TEXTS = "els => els.map(e => e.textContent)"
@@ -66,7 +68,7 @@ def backlog(user: Any, contact: str, n: int) -> list[str]:
                 sent = now_ms - (n - i) * 300_000
                 row = db.MessageRow(
                     mid, key, False, c.lamport + 1 + i, sent, sent + 900,
-                    f"history {i:04d}", None, False, False, "read", {},
+                    f"history {i:04d}", None, False, False, "read" if i < n - UNREAD else "received", {},
                 )  # fmt: skip
                 db.add_message(cur, row)
             db.put_contact(cur, replace(c, lamport=c.lamport + n + 1))
@@ -97,7 +99,15 @@ def test_history_order_and_message_links(world: Any, browser: Any) -> None:
     bob_page = open_ui(browser, bob, PHONE)
     page.locator(".chat-row", has_text="Bob").click()
     bob_page.locator(".chat-row", has_text="Alice").click()
-    expect(bubble(page, "history 0999")).to_be_visible()
+    # The chat opens at a "New messages" line above the first unread message;
+    # scrolled away, a button jumps back to it.
+    line = page.locator("#unread-line")
+    expect(line).to_have_text("New messages")
+    expect(line).to_be_in_viewport()
+    expect(page.locator("#unread-line + li .text")).to_have_text(f"history {HISTORY - UNREAD:04d}")
+    page.locator(".messages-scroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    page.get_by_role("button", name="First unread").click()
+    expect(line).to_be_in_viewport()
 
     # 50 messages typed at 10 per second: in the order typed on both sides.
     composer = page.get_by_label("Message", exact=True)

@@ -151,7 +151,7 @@ export function conversationView(key) {
           }
         },
       },
-      m.reply_to
+      m.reply_to && !m.deleted
         ? h(
             "blockquote",
             {

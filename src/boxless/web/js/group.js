@@ -58,6 +58,7 @@ export function groupView(gid) {
   let editing = null;
   let readSent = 0; // newest seq already marked read
   let sending = Promise.resolve(); // the send queue: one POST at a time, in order
+  const quotes = new Map(); // quoted messages not in the list: id -> message (null: asked)
 
   const title = h("h2", { class: "conv-name" });
   const subtitle = h("p", { class: "conv-sub muted-sub" });
@@ -165,6 +166,21 @@ export function groupView(gid) {
     return { chat, id, text: m.text, sender: senderName(group(gid), m) };
   }
 
+  /** A quoted message older than the pages shown: fetched once, then shown. */
+  function quote(id) {
+    if (quotes.has(id)) return quotes.get(id);
+    quotes.set(id, null);
+    call("GET", `/groups/${gid}/messages/${encodeURIComponent(id)}`)
+      .then((q) => {
+        quotes.set(id, q);
+        history.render();
+      })
+      .catch((err) => {
+        if (!(err instanceof ApiError)) throw err;
+      });
+    return null;
+  }
+
   function isAdmin(g) {
     return Boolean(g && g.my_role === "admin" && g.member !== false);
   }
@@ -177,7 +193,7 @@ export function groupView(gid) {
     const isOpen = selected === m.id && !picking.active;
     const picked = picking.active && picking.ids.has(m.id);
     const me = store.me ? store.me.name : "";
-    const quoted = m.reply_to ? history.byId(m.reply_to) : null;
+    const quoted = m.reply_to ? history.byId(m.reply_to) || quote(m.reply_to) : null;
     const body = h(
       "div",
       {
@@ -199,7 +215,7 @@ export function groupView(gid) {
         },
       },
       m.outgoing ? null : h("span", { class: "sender", style: `--hue:${parseInt(m.sender.slice(0, 4), 16) % 360}` }, sender),
-      m.reply_to
+      m.reply_to && !m.deleted
         ? h(
             "blockquote",
             {
