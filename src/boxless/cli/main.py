@@ -130,6 +130,9 @@ def node(
     peer_exchange: Annotated[
         bool, typer.Option(help="Serve and use 34/WAKU2-PEER-EXCHANGE")
     ] = True,
+    blobs: Annotated[
+        bool, typer.Option(help="Serve Bitswap blobs and pin them for clients (docs/blobs.md)")
+    ] = False,
     announce: Annotated[
         list[str] | None,
         typer.Option(help="Multiaddr to advertise in our ENR (repeatable; default: listen addrs)"),
@@ -195,6 +198,7 @@ def node(
             filter=filter,
             lightpush=lightpush,
             peer_exchange=peer_exchange,
+            blobs=blobs,
             announce=tuple(announce or ()),
             db_url=db,
             cluster_id=cluster,
@@ -210,7 +214,9 @@ def node(
         fail(exc)
 
 
-from boxless.cli import client_commands as _client_commands  # noqa: E402,F401  (registers commands)
+from boxless.cli import chat_commands as _chat_commands  # noqa: E402,F401  (registers commands)
+from boxless.cli import blob_commands as _blob_commands  # noqa: E402,F401
+from boxless.cli import client_commands as _client_commands  # noqa: E402,F401
 from boxless.cli import find_commands as _find_commands  # noqa: E402,F401
 from boxless.cli import group_commands as _group_commands  # noqa: E402,F401
 from boxless.cli import identity_commands as _identity_commands  # noqa: E402,F401
