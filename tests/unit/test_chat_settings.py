@@ -148,6 +148,8 @@ async def test_a_groups_mute_is_the_groups_own_flag(
         assert not settings.get(chat).muted
         alice.client.groups.set_muted(g.group_id, True)
         assert settings.all()[chat].muted
+        await alice.client.groups.send_text(g.group_id, "my own words")
+        assert alice.client.groups.summary(g.group_id).unread == 0  # mine never count
         before = len(alice.client.groups.messages(g.group_id))
         assert before >= 1  # the "group created" event row
         assert settings.delete_chat(chat) == before
