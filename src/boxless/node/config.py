@@ -101,6 +101,10 @@ class NodeConfig:
     limits: ServiceLimits = field(default_factory=ServiceLimits)
     store_resume: bool = True
     max_message_size: int = 150 * 1024
+    blobs: bool = False  # Bitswap + block store + pin protocol (docs/blobs.md)
+    blob_quota: int = 10 * 1024**3  # bytes of blocks the node keeps at most
+    blob_peer_quota: int = 2 * 1024**3  # bytes of pins one requesting peer may hold
+    blob_retention_days: float = 30.0  # how long a pin is kept at most
 
     def __post_init__(self) -> None:
         if not 0 <= self.cluster_id < 2**16:
@@ -122,6 +126,10 @@ class NodeConfig:
         ):
             if on and not self.relay:
                 raise ConfigError(f"{flag} serves what relay carries: add --relay")
+        if self.blobs and (self.blob_quota < 1 or self.blob_peer_quota < 1):
+            raise ConfigError("--blob-quota and the per-peer quota must be positive")
+        if self.blob_retention_days <= 0:
+            raise ConfigError("--blob-retention-days must be positive")
         if self.admin_listen is not None:
             host, _, port = self.admin_listen.rpartition(":")
             if not host or not port.isdigit():

@@ -26,6 +26,7 @@ from libp2p.peer.id import ID
 
 from boxless._trio_compat import TaskStatus
 from boxless.archive import Archive, ArchiveRow, open_archive
+from boxless.blobs import PIN_PROTOCOL, BlobService, PinPolicy
 from boxless.errors import DecodeError, ValidationError
 from boxless.fanout import Fanout
 from boxless.node.archiver import Archiver
@@ -62,6 +63,7 @@ SERVICE_PROTOCOLS = (
     fc.FILTER_SUBSCRIBE_PROTOCOL,
     px.PEER_EXCHANGE_PROTOCOL_ID,
     md.METADATA_PROTOCOL_ID,
+    PIN_PROTOCOL,
 )
 
 
@@ -117,6 +119,7 @@ class WakuNode:
         self.archiver: Archiver | None = None
         self.filter: FilterService | None = None
         self.store: StoreService | None = None
+        self.blobs: BlobService | None = None
         limits = config.limits
         self.stream_gate: StreamGate[trio.CancelScope] = StreamGate(
             per_peer=limits.streams_per_peer, total=limits.streams_total
@@ -180,6 +183,8 @@ class WakuNode:
                     nursery.start_soon(self._retention_loop)
                     if self.config.store_resume and self.static_peers:
                         nursery.start_soon(self._resume)
+                if self.config.blobs:
+                    await nursery.start(self._blob_service().run)
                 if self.config.admin_listen:
                     from boxless.node.admin import serve_admin
 
@@ -196,6 +201,24 @@ class WakuNode:
         for topic in self.pubsub_topics:
             channel = await relay.subscribe(topic)
             nursery.start_soon(self._consume, topic, channel)
+
+    def _blob_service(self) -> BlobService:
+        """Bitswap, the block store and the pin protocol (``--blobs``): pins for
+        configured peers and for this node's connected clients, within quotas."""
+        cfg = self.config
+        policy = PinPolicy(
+            trusted=frozenset(p.peer_id for p in self.static_peers),
+            peer_quota=cfg.blob_peer_quota,
+            max_retention_s=int(cfg.blob_retention_days * 86_400),
+        )
+        self.blobs = BlobService(
+            self.host,
+            cfg.data_dir / "blobs",
+            quota=cfg.blob_quota,
+            pin_policy=policy,
+            on_violation=self.peering.violation,
+        )
+        return self.blobs
 
     def _build_enr(self) -> Enr:
         """Our signed record: where to reach us and what we serve.
