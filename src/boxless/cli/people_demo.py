@@ -92,7 +92,13 @@ async def run_people_demo(base: Path, ports: tuple[int, int], ready_file: Path |
         s1: WakuNode = await nursery.start(
             WakuNode(
                 NodeConfig(
-                    base / "s1", LOOP, store=True, filter=True, lightpush=True, store_resume=False
+                    base / "s1",
+                    LOOP,
+                    store=True,
+                    filter=True,
+                    lightpush=True,
+                    store_resume=False,
+                    blobs=True,
                 )
             ).run
         )
@@ -105,6 +111,7 @@ async def run_people_demo(base: Path, ports: tuple[int, int], ready_file: Path |
                     store=True,
                     filter=True,
                     lightpush=True,
+                    blobs=True,
                 )
             ).run
         )
