@@ -15,7 +15,8 @@ it) and sends it as one Waku message stamped by the injected clock.
 Receiving, for each Waku message of a content topic no feature claimed as its
 own (:meth:`Handlers.on_topic`), in one database transaction:
 
-1. dedup by Waku hash (processed before: nothing to do);
+1. dedup by Waku hash (processed before: nothing to do; one read per batch,
+   the marks written once at its end, in the same transaction);
 2. open the sealed envelope (who claims to write, from which device; a v2
    envelope opens only as the contact whose conversation topic it is on);
 3. check the device: a blocked contact is dropped; a known contact writing
@@ -197,6 +198,8 @@ class DirectChannel:
         self.clock = clock
         self.handlers = Handlers()
         self._sync_marks: dict[str, int] = {}  # topic -> sync point, within one batch
+        self._seen: set[bytes] = set()  # processed hashes among the batch's, and its own
+        self._seen_marks: list[tuple[bytes, int]] = []  # written once, at the batch's end
         self._own: set[bytes] = set()  # Waku hashes of what we sent lately
         self._own_order: deque[bytes] = deque()
 
@@ -296,13 +299,19 @@ class DirectChannel:
         follow_ups: list[FollowUp] = []
         self._sync_marks = {}
         with self.db.transaction() as cur:
+            mine: list[Incoming] = []
             for item in items:
                 if self.handlers.topic_handler(item.message.content_topic) is not None:
                     follow_ups.append(self._claimed_later(item))
-                    continue
+                else:
+                    mine.append(item)
+            # step 1 for the whole batch: one read, and one write at the end
+            self._seen = db.seen_among(cur, [i.message_hash for i in mine if i.message_hash])
+            for item in mine:
                 follow_up = self._process(cur, item)
                 if follow_up is not None:
                     follow_ups.append(follow_up)
+            self._flush_seen(cur)
             for topic, last_ns in self._sync_marks.items():  # once per topic per batch
                 db.set_sync(cur, topic, last_ns)
         for follow_up in follow_ups:
@@ -319,8 +328,8 @@ class DirectChannel:
     def _process(self, cur: db.Cursor, item: Incoming) -> FollowUp | None:
         """Steps 1–8 inside the batch's transaction (expected failures raise before
         anything is written); return the follow-up to run after commit."""
-        if item.message_hash in self._own or db.was_seen(cur, item.message_hash):
-            return None  # processed before, or the echo of our own message
+        if item.message_hash in self._own or item.message_hash in self._seen:
+            return None  # processed before (or earlier in the batch), or our own echo
         try:
             opened, contact = self._open(cur, item)
         except (DecodeError, TamperedMessage) as exc:
@@ -416,12 +425,23 @@ class DirectChannel:
         Returns no follow-up (so the pipeline can ``return self._drop(...)``)."""
         if why is not None:
             logger.info("dropped a direct message: %s", why)
-        db.mark_seen(cur, item.message_hash, int(self.clock() * 1000))
+        self._mark_seen(item, self.clock())
         return None
+
+    def _mark_seen(self, item: Incoming, now: float) -> None:
+        """Processed: written with the batch's other marks by :meth:`_flush_seen`,
+        in the same transaction (so it commits together with what it applied)."""
+        self._seen.add(item.message_hash)
+        self._seen_marks.append((item.message_hash, int(now * 1000)))
+
+    def _flush_seen(self, cur: db.Cursor) -> None:
+        if self._seen_marks:
+            db.mark_seen_many(cur, self._seen_marks)
+        self._seen_marks = []
 
     def _mark_authenticated(self, cur: db.Cursor, item: Incoming) -> None:
         now = self.clock()
-        db.mark_seen(cur, item.message_hash, int(now * 1000))
+        self._mark_seen(item, now)
         ts = sync_point(item, now)
         topic = item.message.content_topic
         if ts is not None and ts > self._sync_marks.get(topic, 0):
@@ -430,7 +450,9 @@ class DirectChannel:
     def mark_processed(self, item: Incoming) -> None:
         """A message a follow-up decided to drop (its own transaction)."""
         with self.db.transaction() as cur:
+            self._seen_marks = []
             self._drop(cur, item, None)
+            self._flush_seen(cur)
 
     def _missed(self, sender: bytes) -> FollowUp:
         async def follow_up() -> None:

@@ -42,6 +42,7 @@ from boxless.waku.message import WakuMessage
 logger = logging.getLogger(__name__)
 
 RECEIPT_BATCH_S = 0.01
+RECEIPT_HOLD_S = 5.0  # while catching up: receipts wait up to this (or a full chunk)
 RESET_INTERVAL_S = 60.0
 RECEIPT_CHUNK = 500
 SEND_CHUNK = 50  # messages sealed and settled per transaction
@@ -95,6 +96,7 @@ class Conversations:
         self._wake = trio.Event()
         self._receipts: dict[bytes, list[bytes]] = {}
         self._receipts_ready = trio.Event()
+        self._catching_up = False
         self._last_reset: dict[bytes, float] = {}
         handlers = channel.handlers
         handlers.on_body((env.Text,), self._on_text)
@@ -354,12 +356,25 @@ class Conversations:
 
     # -- receipts ------------------------------------------------------------------------------
 
+    def catching_up(self, active: bool) -> None:
+        """The client is working through store history (True) or done (False).
+
+        Meanwhile DELIVERED receipts are held up to :data:`RECEIPT_HOLD_S` (or
+        until a sender has a full chunk): a catch-up of thousands of messages
+        acknowledges them in a few receipts instead of one per page per sender
+        (each receipt is an Olm step, a commit and a light push). Held receipts
+        live in memory only: after a crash the senders re-send and we
+        acknowledge again."""
+        self._catching_up = active
+        self._receipts_ready.set()
+
     async def _receipt_loop(self) -> None:
         """Send DELIVERED receipts soon after, batched over a 10 ms window (a
         catch-up from store acknowledges hundreds of messages in one receipt)."""
         while True:
             await self._receipts_ready.wait()
             await trio.sleep(RECEIPT_BATCH_S)
+            await self._hold_while_catching_up()
             self._receipts_ready = trio.Event()
             pending, self._receipts = self._receipts, {}
             for sender, ids in pending.items():
@@ -368,6 +383,14 @@ class Conversations:
                 if contact is None or contact.state == ContactState.BLOCKED.value:
                     continue
                 await self._send_receipts(contact, ids, env.ReceiptKind.DELIVERED)
+
+    async def _hold_while_catching_up(self) -> None:
+        with trio.move_on_after(RECEIPT_HOLD_S - RECEIPT_BATCH_S):
+            while self._catching_up and not any(
+                len(ids) >= RECEIPT_CHUNK for ids in self._receipts.values()
+            ):
+                self._receipts_ready = trio.Event()
+                await self._receipts_ready.wait()
 
     async def _send_receipts(
         self, contact: db.ContactRow, ids: list[bytes], kind: env.ReceiptKind
@@ -386,12 +409,7 @@ class Conversations:
 
     def _observe(self, cur: db.Cursor, sender: bytes, msg: env.ChatMessage) -> None:
         """Every message that passed the gate: order it, and acknowledge a reliable one."""
-        contact = db.get_contact(cur, sender)
-        if contact is not None:
-            clock = LamportClock(contact.lamport)
-            clock.observe(msg.lamport)
-            if clock.value != contact.lamport:
-                db.put_contact(cur, replace(contact, lamport=clock.value))
+        db.observe_lamport(cur, sender, msg.lamport)  # the clock only moves up
         if env.is_reliable(msg.body):
             self._receipts.setdefault(sender, []).append(msg.message_id)
             self._receipts_ready.set()

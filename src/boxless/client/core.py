@@ -190,6 +190,13 @@ class Client:
 
         Progress is published as :class:`~boxless.client.events.CatchUpProgress`.
         """
+        self.conversations.catching_up(True)
+        try:
+            return await self._catch_up()
+        finally:
+            self.conversations.catching_up(False)
+
+    async def _catch_up(self) -> int:
         now_ns = int(self.clock() * 1e9)
         total = 0
         for topic in self._topics():

@@ -89,6 +89,15 @@ def put_contact(cur: Cursor, c: ContactRow) -> None:
     )
 
 
+def observe_lamport(cur: Cursor, identity_key: bytes, lamport: int) -> None:
+    """Move a contact's Lamport clock up to ``lamport`` (never down): one statement
+    per received message instead of reading and rewriting the whole row."""
+    cur.execute(
+        "UPDATE client_contacts SET lamport = ? WHERE identity_key = ? AND lamport < ?",
+        (lamport, identity_key, lamport),
+    )
+
+
 def set_contact_avatar(cur: Cursor, identity_key: bytes, avatar: bytes | None) -> None:
     """Store a contact's picture (None: they have none)."""
     cur.execute(
@@ -260,6 +269,24 @@ def mark_seen(cur: Cursor, message_hash: bytes, now_ms: int) -> bool:
         (message_hash, now_ms),
     )
     return bool(cur.rowcount)
+
+
+def mark_seen_many(cur: Cursor, marks: Sequence[tuple[bytes, int]]) -> None:
+    """Record processed Waku messages ``(message_hash, now_ms)`` in one statement."""
+    cur.executemany(
+        "INSERT OR IGNORE INTO client_seen (message_hash, seen_at_ms) VALUES (?, ?)", marks
+    )
+
+
+def seen_among(cur: Cursor, hashes: Sequence[bytes]) -> set[bytes]:
+    """Which of ``hashes`` were processed before (one read for a batch)."""
+    found: set[bytes] = set()
+    for i in range(0, len(hashes), 500):
+        chunk = hashes[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        cur.execute(f"SELECT message_hash FROM client_seen WHERE message_hash IN ({marks})", chunk)
+        found.update(bytes(r[0]) for r in cur.fetchall())
+    return found
 
 
 def was_seen(cur: Cursor, message_hash: bytes) -> bool:
