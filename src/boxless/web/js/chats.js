@@ -204,7 +204,10 @@ function makeRowMenu() {
       item(s.pinned ? "Unpin" : "Pin to top", "pin", () => changeSettings(info.chat, { pinned: !s.pinned })),
       unread
         ? item("Mark as read", null, () => markRead(info))
-        : item("Mark as unread", null, () => changeSettings(info.chat, { marked_unread: true })),
+        : item("Mark as unread", null, () => {
+            if (location.hash.startsWith(info.href)) location.hash = "#/chats"; // leave it unread
+            return changeSettings(info.chat, { marked_unread: true });
+          }),
       item(info.muted ? "Unmute" : "Mute notifications", "muted", async () => {
         await changeSettings(info.chat, { muted: !info.muted });
         refreshSoon(); // a group's mute is the group's own flag

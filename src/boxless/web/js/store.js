@@ -131,7 +131,8 @@ export function chatOfRoute(hash) {
   return m ? `${m[1] === "chat" ? "contact" : "group"}:${m[2]}` : null;
 }
 
-// Opening a chat marked unread reads it: the mark goes.
+// Opening a chat marked unread reads it: the mark goes (on navigation, not on
+// every refresh: a chat marked unread from the list stays marked).
 function clearMarkOfOpenChat() {
   const chat = chatOfRoute(location.hash);
   if (chat && settingsOf(chat).marked_unread) {
@@ -140,10 +141,13 @@ function clearMarkOfOpenChat() {
 }
 if (typeof window !== "undefined") window.addEventListener("hashchange", clearMarkOfOpenChat);
 
+let loaded = false;
+
 export async function refreshAll() {
   await refreshContacts();
   await Promise.all([refreshSummaries(), refreshGroups(), refreshSettings()]);
-  clearMarkOfOpenChat();
+  if (!loaded) clearMarkOfOpenChat(); // opened at that chat (a link, a reload)
+  loaded = true;
 }
 
 let pending = null;
