@@ -7,7 +7,7 @@ and a link secret; the signed contact card it stands for (our name and device
 bundle, what a long link carried) is published on the link's card topic,
 sealed for link holders (:mod:`boxless.identity.contact_code`). This plug-in
 publishes it when due -- on start if the last publication is older than
-:data:`PUBLISH_EVERY_S` or our name or device keys changed since, then daily,
+:data:`REPUBLISH_ON_START_S` or our name or device keys changed since, then daily,
 and at once when :meth:`ShortLinks.wake` is called (a rename); a refused send
 is retried every :data:`RETRY_S`. Store retention on our nodes is at least 7
 days, so a daily card is always there.
@@ -64,6 +64,7 @@ from boxless.waku.message import WakuMessage
 logger = logging.getLogger(__name__)
 
 PUBLISH_EVERY_S = 86_400
+REPUBLISH_ON_START_S = 3_600  # a restart (maybe on other service nodes) republishes
 RETRY_S = 60.0
 LOOKBACK_S = 8 * 86_400
 MAX_SCAN = 256
@@ -118,12 +119,12 @@ class ShortLinks:
             return None
         return int.from_bytes(raw[:8], "big"), raw[8:]
 
-    def due_in(self, now: float) -> float:
+    def due_in(self, now: float, every: float = PUBLISH_EVERY_S) -> float:
         """Seconds until our card should be published again (0: now)."""
         last = self._last()
         if last is None or last[1] != self._digest():
             return 0.0
-        return max(0.0, last[0] + PUBLISH_EVERY_S - now)
+        return max(0.0, last[0] + every - now)
 
     def wake(self) -> None:
         """Our name or keys changed: publish the card again now."""
@@ -131,13 +132,18 @@ class ShortLinks:
 
     async def run(self) -> None:
         """Publish our card when due, forever (cancel to stop)."""
-        if self.due_in(self.clock()) > 0:
-            self.published.set()
+        starting = True  # until the start's publication is done (or a recent one stands)
         while True:
-            wait = self.due_in(self.clock())
-            if wait == 0 and not await self.publish_card():
+            every = REPUBLISH_ON_START_S if starting else PUBLISH_EVERY_S
+            wait = self.due_in(self.clock(), every)
+            if wait == 0:
+                if await self.publish_card():
+                    starting = False
+                    continue
                 wait = RETRY_S
-            elif wait == 0:
+            elif starting:
+                self.published.set()
+                starting = False
                 continue
             with trio.move_on_after(wait):
                 await self._wake.wait()
