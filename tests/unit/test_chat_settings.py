@@ -17,6 +17,8 @@ import httpx
 import pytest
 import trio
 import trio.testing
+from hypothesis import given
+from hypothesis import strategies as st
 
 from boxless.api.app import build_app
 from boxless.client import events as ev
@@ -61,6 +63,25 @@ def _api(client: Any) -> httpx.AsyncClient:
 def test_malformed_chat_names_are_refused(name: str) -> None:
     with pytest.raises(InvalidChatName):
         parse_chat(name)
+
+
+@given(
+    st.one_of(
+        st.text(max_size=80),
+        st.builds(
+            lambda kind, key: f"{kind}:{key}",
+            st.sampled_from(["contact", "group", "Contact", "group "]),
+            st.text(alphabet="0123456789abcdefABCDEF\n :", max_size=70),
+        ),
+    )
+)
+def test_any_chat_name_parses_or_is_refused_clearly(name: str) -> None:
+    try:
+        kind, key = parse_chat(name)
+    except InvalidChatName as exc:
+        assert "contact:<identity key, 64 hex>" in str(exc)
+        return
+    assert name == f"{kind}:{key.hex()}" and len(key) == 32
 
 
 def test_chat_names_parse() -> None:
