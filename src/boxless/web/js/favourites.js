@@ -8,6 +8,7 @@
 import { ApiError, call } from "./api.js";
 import { avatar, guarded, h, icon, mount, shortTime, toast } from "./dom.js";
 import { highlighted, messageHref } from "./search.js";
+import { group } from "./store.js";
 
 const STAR = "M12 2.5l2.9 6.1 6.6.8-4.9 4.6 1.3 6.6L12 17.3l-5.9 3.3 1.3-6.6-4.9-4.6 6.6-.8z";
 
@@ -34,6 +35,13 @@ export async function saveFavourite(chat, id) {
   return saved;
 }
 
+/** " · <group name>" for a group's message (a 1:1's sender names the chat). */
+function where(chat) {
+  const [kind, key] = chat.split(":");
+  if (kind !== "group") return null;
+  return h("span", { class: "fav-chat" }, ` · ${(group(key) || {}).name || "a group"}`);
+}
+
 function item(f, terms, remove) {
   return h(
     "li",
@@ -45,7 +53,7 @@ function item(f, terms, remove) {
       h(
         "div",
         { class: "row-main" },
-        h("span", { class: "row-top" }, h("span", { class: "row-name" }, f.sender_name), h("span", { class: "row-time" }, shortTime(f.sent_at_ms))),
+        h("span", { class: "row-top" }, h("span", { class: "row-name" }, f.sender_name, where(f.chat)), h("span", { class: "row-time" }, shortTime(f.sent_at_ms))),
         h("p", { class: "fav-text" }, highlighted(f.text, terms)),
         h(
           "span",
