@@ -181,5 +181,10 @@ def test_short_links_qr_from_screen_camera_scan_and_dark_mode(
         cp.get_by_role("button", name="Scan with the camera").click()
         expect(cp.get_by_label("Their contact link")).to_have_value(link)
         expect(cp.locator(".add-contact .hint")).to_contain_text("Found Ann")
+        # A picture of the group's QR code (the screenshot) opens the group's join screen.
+        cp.get_by_label("Or choose a picture of their QR code").set_input_files(
+            str(SHOTS / "invite-link-qr.png")
+        )
+        expect(cp.locator(".join-preview")).to_contain_text("Climbing")
     finally:
         pw_browser.close()

@@ -230,6 +230,8 @@ def build_app(
         if not image:
             raise ApiError(422, "invalid_body", "send the QR image as the request body")
         link = await trio.to_thread.run_sync(qr_link, image)
+        if "".join(link.split()).lower().startswith("boxless://g/"):  # a group's: join it
+            return JSONResponse({"link": link, "name": None, "fingerprint": None, "group": True})
         code = await client.links.resolve_contact(link)  # short: fetched; foreign: an error
         return JSONResponse(
             {"link": link, "name": code.display_name, "fingerprint": code.fingerprint}

@@ -39,6 +39,11 @@ function addForm() {
         raw: chosen,
         type: chosen.type || "application/octet-stream",
       });
+      if (isGroupLink(res.link)) {
+        found.textContent = "";
+        openJoin(res.link); // a group's code: its join screen
+        return;
+      }
       link.value = res.link;
       found.textContent = res.name ? `Found ${res.name} (fingerprint ${res.fingerprint}).` : "";
     } catch (err) {
