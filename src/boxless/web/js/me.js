@@ -9,7 +9,7 @@ import { favouritesLink } from "./favourites.js";
 
 export function meView() {
   const qr = h("img", { class: "qr", alt: "My contact QR code", width: 240, height: 240 });
-  const link = h("textarea", { id: "my-link", rows: 2, readonly: true, spellcheck: "false" });
+  const link = h("textarea", { id: "my-link", rows: 3, readonly: true, spellcheck: "false" });
   const status = h("dl", { class: "status" });
   const profile = h("div", { class: "profile" });
   let qrLoaded = false;
