@@ -140,7 +140,7 @@ async def test_unrequested_blocks_and_want_floods(tmp_path: Path) -> None:
         await evil.bitswap.send(ei.peer_id, too_many)
         with trio.fail_after(5):
             await violated.wait()
-        assert violations == [(ei.peer_id, "/ipfs/bitswap/1.2.0")]
+        assert violations == [(evil.bitswap.host.get_id(), "/ipfs/bitswap/1.2.0")]
         assert svc.bitswap.stats.unrequested_blocks == 20 and svc.store.used == used
         assert svc.bitswap.stats.served_blocks == 0
         # honest traffic is unaffected
