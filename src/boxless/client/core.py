@@ -197,25 +197,39 @@ class Client:
             self.conversations.catching_up(False)
 
     async def _catch_up(self) -> int:
-        now_ns = int(self.clock() * 1e9)
+        """Pages are fetched one batch ahead of the one being processed (the next
+        store round trip overlaps the decrypting and storing), never more."""
         total = 0
-        for topic in self._topics():
-            with self.db.transaction() as cur:
-                last = db.get_sync(cur, topic)
-            since = (last - CATCH_UP_MARGIN_NS) if last else now_ns - FIRST_SYNC_WINDOW_NS
-            batch: list[Incoming] = []
-            try:
-                async for item in self.transport.history([topic], since):
-                    batch.append(item)
-                    if len(batch) >= RECEIVE_BATCH:
-                        total = await self._caught_up(batch, total)
-                        batch = []
-            except NetworkError as exc:
-                logger.info("catch-up on a topic failed: %s", exc)
-                self._emit(ev.Connectivity(False, str(exc)))
-            total = await self._caught_up(batch, total)
+        send, recv = trio.open_memory_channel[list[Incoming]](0)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._fetch_history, send)
+            async with recv:
+                async for batch in recv:
+                    total = await self._caught_up(batch, total)
         self._emit(ev.CatchUpProgress(total, True))
         return total
+
+    async def _fetch_history(self, out: trio.MemorySendChannel[list[Incoming]]) -> None:
+        """Each topic's history since its sync point, in batches of RECEIVE_BATCH:
+        with an unbuffered channel, one batch waits here while one is processed."""
+        now_ns = int(self.clock() * 1e9)
+        async with out:
+            for topic in self._topics():
+                with self.db.transaction() as cur:
+                    last = db.get_sync(cur, topic)
+                since = (last - CATCH_UP_MARGIN_NS) if last else now_ns - FIRST_SYNC_WINDOW_NS
+                batch: list[Incoming] = []
+                try:
+                    async for item in self.transport.history([topic], since):
+                        batch.append(item)
+                        if len(batch) >= RECEIVE_BATCH:
+                            await out.send(batch)
+                            batch = []
+                except NetworkError as exc:
+                    logger.info("catch-up on a topic failed: %s", exc)
+                    self._emit(ev.Connectivity(False, str(exc)))
+                if batch:
+                    await out.send(batch)
 
     async def _caught_up(self, batch: list[Incoming], total: int) -> int:
         if not batch:
