@@ -11,7 +11,7 @@
 // text; never the API token or anything from the URL.
 
 import { call } from "./api.js";
-import { changed, contact, group, settingsOf, subscribe, totalUnread } from "./store.js";
+import { changed, chatOfRoute, contact, group, settingsOf, subscribe, totalUnread } from "./store.js";
 
 const PREVIEW_KEY = "boxless.notifications.preview"; // "off": hide message text
 const DISMISS_KEY = "boxless.notifications.dismissed"; // "1": the banner was closed
@@ -185,9 +185,20 @@ function updateCount() {
   }
 }
 
+// The chat on screen, looked at: its notification has done its job.
+async function closeShownForOpenChat() {
+  const chat = chatOfRoute(location.hash);
+  if (!chat || document.visibilityState !== "visible" || permission() !== "granted") return;
+  const registration = await navigator.serviceWorker.getRegistration();
+  if (!registration) return;
+  for (const n of await registration.getNotifications({ tag: chat })) n.close();
+}
+
 // From the first import on: the title and badge follow the store; a click on a
-// notification (sw.js) opens its chat here.
+// notification (sw.js) opens its chat here; opening a chat closes its notification.
 subscribe(updateCount);
+window.addEventListener("hashchange", () => closeShownForOpenChat().catch(() => {}));
+document.addEventListener("visibilitychange", () => closeShownForOpenChat().catch(() => {}));
 if ("serviceWorker" in navigator) {
   navigator.serviceWorker.addEventListener("message", (ev) => {
     if (ev.data && ev.data.type === "open-chat") openRoute(ev.data.route);
