@@ -3,7 +3,8 @@
 Alice (an admin, desktop), Bob and Carol (members, phones) each run `boxless up`
 (the session-wide `world`). A reply, a reaction, an edit and a delete are each
 made in one member's UI and seen in all three; an admin deletes another
-member's message for everyone. Screenshot: docs/screenshots/group-conversation.png.
+member's message for everyone; a mention stays highlighted after a rename.
+Screenshot: docs/screenshots/group-conversation.png.
 """
 
 from __future__ import annotations
@@ -93,5 +94,15 @@ def test_group_reply_react_edit_delete_seen_by_three(world: Any, browser: Any) -
     expect(c.locator(".bubble.deleted").last).to_have_text(re.compile("This message was deleted"))
 
     say(b, "@Alice Sunday works, see you")
+    bubble(c, "Plan for Sunday?").click()
+    c.get_by_role("button", name="Reply").click()
+    say(c, "Count me in, I'll bring https://example.org/map")
     expect(bubble(a, "see you")).to_be_visible()
+    expect(bubble(a, "Count me in").locator(".quote")).to_contain_text("Plan for Sunday?")
     shot(a, "group-conversation")
+
+    # Mentions are matched by identity key: renamed, Alice still sees hers.
+    expect(bubble(a, "see you").locator("mark.mention.me")).to_have_text("@Alice")
+    alice.call("PUT", "/me", {"name": "Alicia"})
+    a.reload()
+    expect(bubble(a, "see you").locator("mark.mention.me")).to_have_text("@Alice")

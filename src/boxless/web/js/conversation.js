@@ -9,10 +9,10 @@
 
 import { ApiError, call } from "./api.js";
 import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
-import { avatar, h, icon, mount, shortTime, toast } from "./dom.js";
+import { avatar, h, icon, mount, toast } from "./dom.js";
 import { keepDraft } from "./drafts.js";
 import { emojiPicker } from "./emoji.js";
-import { PAGE, messageList } from "./messagelist.js";
+import { PAGE, messageList, timeOfDay } from "./messagelist.js";
 import { linkify } from "./richtext.js";
 import { contact, isTyping, refreshSoon } from "./store.js";
 
@@ -170,7 +170,7 @@ export function conversationView(key) {
         "span",
         { class: "meta" },
         m.edited && !m.deleted ? h("span", { class: "edited" }, "edited") : null,
-        h("time", { datetime: new Date(m.sent_at_ms).toISOString() }, shortTime(m.sent_at_ms)),
+        h("time", { datetime: new Date(m.sent_at_ms).toISOString(), title: new Date(m.sent_at_ms).toLocaleString() }, timeOfDay(m.sent_at_ms)),
         m.outgoing ? ticks(m) : null,
       ),
     );

@@ -13,11 +13,11 @@
 
 import { ApiError, call } from "./api.js";
 import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
-import { avatar, groupAvatar, guarded, h, icon, mount, shortTime, toast } from "./dom.js";
+import { avatar, groupAvatar, guarded, h, icon, mount, toast } from "./dom.js";
 import { keepDraft } from "./drafts.js";
 import { emojiPicker } from "./emoji.js";
 import { mentionPicker } from "./mentions.js";
-import { PAGE, messageList } from "./messagelist.js";
+import { PAGE, messageList, timeOfDay } from "./messagelist.js";
 import { richText } from "./richtext.js";
 import { contact, group, refreshSoon, store } from "./store.js";
 
@@ -156,6 +156,15 @@ export function groupView(gid) {
     return ((g && g.members) || []).map((m) => m.name).filter(Boolean);
   }
 
+  /** Who `m` mentions by identity key, with their names today ([{name, me}]). */
+  function mentioned(g, m) {
+    const mine = store.me ? store.me.identity_key : "";
+    if (!Array.isArray(m.mentions)) return m.mentions_me ? true : null;
+    const who = m.mentions.map((k) => ({ name: memberName(g, k), me: k === mine }));
+    if (m.mentions_me && !who.some((w) => w.me) && !m.mention_all) who.push({ name: store.me ? store.me.name : "", me: true });
+    return who;
+  }
+
   function senderName(g, m) {
     return m.outgoing ? "You" : m.sender_name || memberName(g, m.sender);
   }
@@ -229,13 +238,13 @@ export function groupView(gid) {
             quoted ? (quoted.deleted ? "Message deleted" : `${senderName(g, quoted)}: ${quoted.text}`) : "an earlier message",
           )
         : null,
-      h("span", { class: "text" }, m.deleted ? "This message was deleted" : richText(m.text, names(g), me, m.mentions_me)),
+      h("span", { class: "text" }, m.deleted ? "This message was deleted" : richText(m.text, names(g), me, mentioned(g, m))),
       h(
         "span",
         { class: "meta" },
         m.pinned ? h("span", { class: "pinned-mark", title: "Pinned" }, icon("pin", 12)) : null,
         m.edited && !m.deleted ? h("span", { class: "edited" }, "edited") : null,
-        h("time", { datetime: new Date(m.sent_at_ms).toISOString() }, shortTime(m.sent_at_ms)),
+        h("time", { datetime: new Date(m.sent_at_ms).toISOString(), title: new Date(m.sent_at_ms).toLocaleString() }, timeOfDay(m.sent_at_ms)),
         m.outgoing && m.read_count ? h("span", { class: "read-count" }, `Read by ${m.read_count}`) : null,
         m.outgoing ? stateMark(m) : null,
       ),

@@ -14,25 +14,38 @@ const ALL = { key: "all", name: "all", hint: "everyone in the group" };
  * The text as nodes, each "@name" of `names` (and "@all") in a <mark>;
  * `mine` is my own name, whose mentions get the class "me".
  *
- * `mentionsMe` is the node's verdict, made by identity key when the message
- * arrived: when it is true but no "@" names me by my name today (I was renamed
- * since, or the sender knows me by another name), the first "@word" that names
- * no member is taken as mine, so a rename keeps the highlight.
+ * `mentioned` is who the message mentions by identity key, as the node
+ * recorded it when the message arrived: [{name, me}] with each one's name
+ * today (or just `true`: it mentions me). A mentioned member whose "@name"
+ * today is not in the text (renamed since, or known to the sender by another
+ * name) takes the next "@word" that names no member, so a rename keeps the
+ * highlight.
  */
-export function highlight(text, names, mine, mentionsMe = false) {
-  const parts = highlightNames(text, names, mine);
-  if (!mentionsMe || parts.some((p) => typeof p !== "string" && p.classList.contains("me"))) return parts;
-  const known = names.map((n) => n.toLowerCase());
+export function highlight(text, names, mine, mentioned = null) {
+  const who = mentioned === true ? [{ name: mine, me: true }] : Array.isArray(mentioned) ? mentioned : [];
+  const all = [...names, ...who.map((w) => w.name)].filter(Boolean);
+  const mineAs = [mine, ...who.filter((w) => w.me).map((w) => w.name)].filter(Boolean);
+  const { parts, found } = highlightNames(text, all, mineAs);
+  const missing = who.filter((w) => !w.name || !found.has(w.name.toLowerCase()));
+  if (!missing.length) return parts;
+  const known = all.map((n) => n.toLowerCase());
+  const words = [];
   for (const m of text.matchAll(/(^|[\s(["'“])@([\p{L}\p{N}_.-]+)/gu)) {
     const word = m[2].replace(/[.-]+$/u, "");
-    if (word && !known.some((n) => n.startsWith(word.toLowerCase()))) return highlightNames(text, names, word);
+    if (word && word.toLowerCase() !== "all" && !known.some((n) => n.startsWith(word.toLowerCase()))) words.push(word);
   }
-  return parts;
+  if (!words.length) return parts;
+  const extra = missing.slice(0, words.length).map((w, i) => ({ ...w, name: words[i] }));
+  const mineExtra = extra.filter((w) => w.me).map((w) => w.name);
+  return highlightNames(text, [...all, ...extra.map((w) => w.name)], [...mineAs, ...mineExtra]).parts;
 }
 
+/** {parts, found}: the nodes, and the names (lower case) found as mentions. */
 function highlightNames(text, names, mine) {
-  const wanted = [...new Set([...names, mine, "all"])].filter(Boolean).sort((a, b) => b.length - a.length);
+  const mineLower = new Set(mine.map((n) => n.toLowerCase()));
+  const wanted = [...new Set([...names, ...mine, "all"])].filter(Boolean).sort((a, b) => b.length - a.length);
   const out = [];
+  const seen = new Set();
   let plain = "";
   let i = 0;
   while (i < text.length) {
@@ -55,13 +68,14 @@ function highlightNames(text, names, mine) {
     if (plain) out.push(plain);
     plain = "";
     const shown = text.slice(at, at + 1 + found.length);
-    const me = found === "all" || (mine && found.toLowerCase() === mine.toLowerCase());
+    seen.add(found.toLowerCase());
+    const me = found === "all" || mineLower.has(found.toLowerCase());
     out.push(h("mark", { class: `mention ${me ? "me" : ""}` }, shown));
     i = at + 1 + found.length;
   }
   plain += text.slice(i);
   if (plain) out.push(plain);
-  return out;
+  return { parts: out, found: seen };
 }
 
 /**

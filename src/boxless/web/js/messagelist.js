@@ -30,6 +30,11 @@ function dayLabel(ms) {
   return d.toLocaleDateString([], opts);
 }
 
+/** "14:05": a bubble's time (the date separators above it carry the day). */
+export function timeOfDay(ms) {
+  return ms ? new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "";
+}
+
 /**
  * A message list. Options:
  *  - fetchPage(cursor): the page before `cursor` (null: the newest), oldest first;

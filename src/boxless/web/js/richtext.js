@@ -37,10 +37,11 @@ export function linkify(text) {
 }
 
 /**
- * The text of a message: mentions of `names` highlighted (`mine` is mine; see
- * mentions.highlight), then links in the plain parts.
+ * The text of a message: mentions of `names` highlighted (`mine` is mine,
+ * `mentioned` who the message mentions by key; see mentions.highlight), then
+ * links in the plain parts.
  */
-export function richText(text, names = [], mine = "", mentionsMe = false) {
-  const parts = names.length || mine ? highlight(text, names, mine, mentionsMe) : [text];
+export function richText(text, names = [], mine = "", mentioned = null) {
+  const parts = names.length || mine ? highlight(text, names, mine, mentioned) : [text];
   return parts.flatMap((p) => (typeof p === "string" ? linkify(p) : [p]));
 }
