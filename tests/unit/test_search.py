@@ -212,6 +212,23 @@ async def test_search_finds_texts_of_every_chat_and_drops_edited_and_deleted_one
             len(texts((await api(alice, "GET", "/search", params={"q": "barbecue"})).json())) == 1
         )
 
+        # an attacker's (or a careless) query is text: a result or a 422, never a 500
+        for q in [
+            '"',
+            "NEAR(",
+            "*",
+            "a OR b",
+            "\x00",
+            "🙂",
+            "%",
+            "'; DROP TABLE x; --",
+            "^pic",
+            "pic*",
+        ]:
+            r = await api(alice, "GET", "/search", params={"q": q})
+            assert r.status_code in (200, 422), (q, r.text)
+        assert texts((await api(alice, "GET", "/search", params={"q": '"picnic'})).json()) == []
+
         # bad requests are 422s that say what to do
         for params in (
             {"q": ""},
