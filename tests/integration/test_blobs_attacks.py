@@ -104,6 +104,7 @@ async def test_hostile_dags_end_in_bad_dag(tmp_path: Path) -> None:
             si = await connect(evil, addr_of(svc))
             res = await evil.client.pin(deep, [si.peer_id])
             assert "422" in res.errors[si.peer_id] and not svc.store.pins()
+            assert svc.store.used == 0  # what the failed pin fetched is gone
             res = await evil.client.pin(huge[0], [si.peer_id])
             assert "413" in res.errors[si.peer_id] and not svc.store.pins()
 

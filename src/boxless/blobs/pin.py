@@ -203,6 +203,7 @@ class PinService:
         fetcher = DagFetcher(self.bitswap, [peer], limits=limits)
         cids: list[Cid] = []
         stored = 0
+        failure: PinResponse | None = None
         with trio.move_on_after(pol.pin_timeout) as scope:
             try:
                 async for cid, block, _ in fetcher.blocks(req.cid):
@@ -210,15 +211,18 @@ class PinService:
                     cids.append(cid)
                     stored += len(block)
             except BadDag as exc:
-                if "over the" in str(exc):
-                    return PinResponse(TOO_LARGE, str(exc))
-                return PinResponse(BAD_DAG, str(exc))
+                failure = PinResponse(TOO_LARGE if "over the" in str(exc) else BAD_DAG, str(exc))
             except QuotaExceeded as exc:
-                return PinResponse(TOO_LARGE, f"node storage full: {exc}")
+                failure = PinResponse(TOO_LARGE, f"node storage full: {exc}")
             except (BlobUnavailable, NetworkError) as exc:
-                return PinResponse(UNAVAILABLE, f"could not fetch the blocks from you: {exc}")
+                failure = PinResponse(UNAVAILABLE, f"could not fetch the blocks from you: {exc}")
         if scope.cancelled_caught:
-            return PinResponse(UNAVAILABLE, f"the DAG did not arrive within {pol.pin_timeout:.0f}s")
+            failure = PinResponse(
+                UNAVAILABLE, f"the DAG did not arrive within {pol.pin_timeout:.0f}s"
+            )
+        if failure is not None:
+            self.store.discard(cids)  # what a failed pin fetched does not linger
+            return failure
         retention = (
             req.retention_s if 0 < req.retention_s <= pol.max_retention_s else pol.max_retention_s
         )

@@ -199,6 +199,20 @@ class BlockStore:
             self.unpin(pin_id)
         return len(ids)
 
+    def discard(self, cids: Iterable[Cid]) -> int:
+        """Delete these blocks now if no pin holds them (a failed fetch's
+        leftovers); return bytes freed."""
+        freed = 0
+        for name in {_name(c) for c in cids}:
+            row = self._db.execute(
+                "DELETE FROM blocks WHERE name = ? AND refs <= 0 RETURNING size", (name,)
+            ).fetchone()
+            if row is not None:
+                self._path(name).unlink(missing_ok=True)
+                freed += int(row[0])
+        self._used -= freed
+        return freed
+
     def gc(self, now: float, grace_s: float = 600.0) -> int:
         """Delete unreferenced blocks older than ``grace_s``; return bytes freed."""
         rows = self._db.execute(
