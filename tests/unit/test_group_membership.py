@@ -503,3 +503,13 @@ def test_fuzz_decoder_mutations(sample: bytes, data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(raw)))
     _check_decoder(bytes(raw))
     _check_decoder(bytes(raw[:cut]))
+
+
+def test_an_op_too_large_to_send_is_refused_and_not_added() -> None:
+    group = _fork()
+    heads, state = frozenset(group.heads), group.state
+    with pytest.raises(UsageError, match="must fit in 1000"):
+        group.next_op(ALICE, SetAvatar(b"\x89PNG" + b"\x00" * 1500), T0 + 5, max_bytes=1000)
+    assert frozenset(group.heads) == heads and group.state == state
+    group.next_op(ALICE, SetAvatar(b"\x89PNG" + b"\x00" * 100), T0 + 5, max_bytes=1000)
+    assert frozenset(group.heads) != heads

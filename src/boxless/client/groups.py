@@ -388,7 +388,7 @@ class GroupManager:
         with self.db.transaction() as cur:
             log = self.core.member_log(cur, group_id)
             before = set(log.state.members)
-            op = log.next_op(self.account.identity, body, ms(now))
+            op = log.next_op(self.account.identity, body, ms(now), max_bytes=env.MAX_GROUP_OP_BYTES)
             gs.add_op(cur, group_id, op.op_id, encode_op(op))
             self.core.add_event(cur, group_id, op)
             published = _with_ancestors(cur, self.core, log, op)

@@ -118,6 +118,7 @@ from boxless.groups.ops import (
     SetAvatar,
     SetDescription,
     SetHistorySharing,
+    encode_op,
     issue_token,
     sign_op,
     verify_op,
@@ -611,11 +612,14 @@ class GroupLog:
         identity: Identity,
         body: Body,
         created_at_ms: int,
+        max_bytes: int | None = None,
     ) -> GroupOp:
         """Sign an op on top of the current heads, add it, and return it (to publish).
 
         Raises UsageError if the op would be invalid or overridden here (for
-        example a non-admin renaming): the log would ignore it anyway.
+        example a non-admin renaming): the log would ignore it anyway; or, with
+        ``max_bytes``, if its encoding is longer (an op members cannot be sent
+        would fail every re-send). Nothing is added then.
         """
         if not self._heads:
             raise UsageError("this group log is empty: add the group's ops first")
@@ -625,6 +629,12 @@ class GroupLog:
         lamport = 1 + parents[-1].lamport
         parent_ids = [n.op.op_id for n in parents]
         op = sign_op(identity, self.group_id, body, parent_ids, lamport, created_at_ms)
+        size = len(encode_op(op))
+        if max_bytes is not None and size > max_bytes:
+            raise UsageError(
+                f"this change is {size} bytes signed; a group change must fit in {max_bytes}:"
+                " shorten the text or use a smaller picture"
+            )
         self.add(op)
         # The new op descends from (nearly always) every ready op, so it can be
         # invalid here but practically never overridden.
