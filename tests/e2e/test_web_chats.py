@@ -6,7 +6,8 @@ notification through the service worker (observed with
 ``registration.getNotifications()``) and the tab title counts it. Ann mutes
 Ben's chat from the row's "…" menu: his next message shows none, while the
 group's message after it does. With the group muted, a plain message shows
-none and one mentioning Ann does. Pinning Ben's chat moves it to the top; a
+none and one mentioning Ann does; with message text turned off in the bell
+menu, a notification says who but not what. Pinning Ben's chat moves it to the top; a
 draft typed in the group survives a reload and shows as "[Draft] …" in the
 list; deleting Ben's chat removes it (and its messages) until he writes again; a
 click on a notification opens its chat.
@@ -134,6 +135,15 @@ def test_chat_list_and_notifications(world: Any, browser: Any) -> None:
     ben.call("POST", f"/groups/{gid}/messages", {"text": "@Ann look", "mentions": [ann_key]})
     wait_notification(page, "@Ann look")
     assert not [x for x in notifications(page) if "plain chatter" in x["body"]]
+
+    # previews off (the bell menu): who, not what
+    page.get_by_role("button", name="Notifications", exact=True).click()
+    previews = page.get_by_role("menuitemcheckbox", name="Show message text in notifications")
+    expect(previews).to_have_attribute("aria-checked", "true")
+    previews.click()
+    ben.call("POST", f"/groups/{gid}/messages", {"text": "@Ann secret plan", "mentions": [ann_key]})
+    wait_notification(page, "Ben mentioned you")
+    assert not [x for x in notifications(page) if "secret" in x["body"]]
 
     # pin: Ben's chat (older) moves to the top, marked
     first = page.locator(".chat-item").first
