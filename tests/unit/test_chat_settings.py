@@ -124,6 +124,11 @@ async def test_settings_round_trip_and_delete_for_me(
             ev.ChatSettingsChanged(chat, "settings"),
             ev.ChatSettingsChanged(chat, "draft"),
         ]
+        variant = next(v for v in ev.json_schema()["oneOf"] if v["title"] == "chat_settings")
+        for event in got:
+            data = ev.to_json(event)
+            assert set(variant["required"]) == set(data) == set(variant["properties"])
+            assert ev.from_json(data) == event and "half a thought" not in str(data)
         assert settings.all()[chat].draft == "half a thought"
         with pytest.raises(UsageError, match="at most"):
             settings.set_draft(chat, "x" * (MAX_DRAFT + 1))
