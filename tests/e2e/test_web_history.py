@@ -3,7 +3,8 @@ session-wide `world`, Chromium via Playwright).
 
 - 50 messages typed at 10 per second appear in the order typed on both sides
   (they came out 29, 31, 30, 32: concurrent POSTs reached the node out of order);
-  a link in a message is clickable and safe.
+  a link in a message is clickable and safe; a message saved to favourites,
+  two selected and forwarded.
 - A 1,000-message 1:1 history (written into Alice's database while her node is
   stopped: sending 1,000 over the network takes minutes on a shared CI machine)
   opens at a "New messages" line (and a button jumps back to it), and
@@ -137,6 +138,26 @@ def test_history_order_and_message_links(world: Any, browser: Any) -> None:
     bubble(page, "fast 49").click()
     expect(page.get_by_role("button", name="Forward")).to_be_visible()
     shot(page, "message-actions")
+
+    # Favourite one; select two and forward them (to Bob again: Alice's one chat).
+    page.get_by_role("button", name="Favourite").click()
+    expect(page.locator("#toasts")).to_contain_text("Saved to favourites")
+    assert [f["text"] for f in alice.call("GET", "/favourites")] == ["fast 49"]
+    bubble(page, "fast 47").click()
+    page.get_by_role("button", name="Select").click()
+    bubble(page, "fast 48").click()
+    bar = page.locator(".selection-bar")
+    expect(bar.locator(".selection-count")).to_have_text("2 selected")
+    bar.get_by_role("button", name="Forward").click()
+    dialog = page.get_by_role("dialog", name="Forward to")
+    dialog.get_by_label("Bob").check()
+    dialog.get_by_role("button", name="Forward").click()
+    expect(page.locator("#toasts")).to_contain_text("Forwarded 2 messages to 1 chat")
+    expect(bar).to_be_hidden()
+    typed += ["fast 47", "fast 48"]  # the forwarded copies, in the order shown
+    for who, p in (("Alice", page), ("Bob", bob_page)):
+        expect(p.locator(".message .bubble .text", has_text="fast 48")).to_have_count(2)
+        assert [t for t in texts(p) if t.startswith("fast ")] == typed, (who, texts(p))
     bob_page.context.close()
 
     # Scroll up to the first message: each older page lands above, the view stays put.
