@@ -3,8 +3,9 @@ processes of the session's world.
 
 Sam searches from the Chats tab: a word of Tess's 1:1 message and a Chinese word of
 her group message are found (highlighted), and a result opens the chat at that
-message. A message Sam saved is listed under Me → Favourites (and filtered there);
-two messages forwarded to Tess and to the group arrive there in order.
+message, highlighted. Messages Sam saves from their menus (1:1 and group) are listed
+under Me → Favourites (and filtered there); two messages selected and forwarded to
+Tess and to the group arrive there in order.
 Screenshots: docs/screenshots/search.png, favourites.png.
 """
 
@@ -27,9 +28,7 @@ def test_search_favourites_and_forward(world: Any, browser: Any) -> None:
     world.befriend(sam, tess)
     gid = world.group(sam, [tess], "Island trip")
     ks, kt = world.key(sam), world.key(tess)
-    ferry = tess.call(
-        "POST", f"/contacts/{ks}/messages", {"text": "The ferry leaves at 7:40 from pier 3"}
-    )
+    tess.call("POST", f"/contacts/{ks}/messages", {"text": "The ferry leaves at 7:40 from pier 3"})
     tess.call("POST", f"/groups/{gid}/messages", {"text": "明天上午九点在码头集合"})
     tess.call("POST", f"/contacts/{ks}/messages", {"text": "and bring sunscreen"})
 
@@ -58,19 +57,29 @@ def test_search_favourites_and_forward(world: Any, browser: Any) -> None:
     box.fill("ferry")
     expect(hit).to_have_count(1)
     shot(page, "search")
-    hit.click()
+    hit.click()  # the chat opens at the message, highlighted
     expect(page).to_have_url(f"{sam.url}/#/chat/{kt}")
+    expect(page.locator(".message.highlight")).to_contain_text("The ferry leaves")
     expect(bubble(page, "The ferry leaves")).to_be_in_viewport()
 
-    # favourites: saved (a copy), listed under Me, filtered
-    sam.call("POST", "/favourites", {"chat": f"contact:{kt}", "id": ferry["id"]})
-    group_msg = sam.call("GET", "/search?q=码头")["messages"][0]
-    sam.call("POST", "/favourites", {"chat": group_msg["chat"], "id": group_msg["id"]})
+    # favourites: saved from the message menus (a 1:1 and a group message), listed
+    # under Me, newest saved first, filtered
+    bubble(page, "The ferry leaves").click()
+    page.get_by_role("button", name="Favourite").click()
+    expect(page.locator("#toasts")).to_contain_text("Saved to favourites")
+    page.locator("#open-search").click()
+    box.fill("码头")
+    group_hit.click()
+    expect(page).to_have_url(f"{sam.url}/#/group/{gid}")
+    expect(page.locator(".message.highlight")).to_contain_text("明天上午九点")
+    bubble(page, "明天上午九点").click()
+    page.get_by_role("button", name="Favourite").click()
     tab(page, "me")
     page.locator("#open-favourites").click()
     items = page.locator(".fav-item")
     expect(items).to_have_count(2)
-    expect(items.first).to_contain_text("明天上午九点在码头集合")  # newest saved first
+    expect(items.first).to_contain_text("明天上午九点在码头集合")
+    expect(items.first).to_contain_text("Island trip")
     expect(items.nth(1)).to_contain_text("The ferry leaves at 7:40")
     shot(page, "favourites")
     page.get_by_label("Search favourites").fill("pier")
@@ -79,20 +88,16 @@ def test_search_favourites_and_forward(world: Any, browser: Any) -> None:
     items.first.get_by_role("link", name="Show in chat").click()
     expect(page).to_have_url(f"{sam.url}/#/chat/{kt}")
 
-    # forward two messages, in order, to Tess (her own, back to her) and to the group
-    sunscreen = sam.call("GET", "/search?q=sunscreen")["messages"][0]
-    done = sam.call(
-        "POST",
-        "/forward",
-        {
-            "messages": [
-                {"chat": f"contact:{kt}", "id": ferry["id"]},
-                {"chat": sunscreen["chat"], "id": sunscreen["id"]},
-            ],
-            "to": [f"contact:{kt}", f"group:{gid}"],
-        },
-    )
-    assert done == {"sent": 4, "refused": {}}
+    # forward two messages (selected), in order, to Tess (hers, back to her) and the group
+    bubble(page, "The ferry leaves").click()
+    page.get_by_role("button", name="Select").click()
+    bubble(page, "and bring sunscreen").click()
+    page.locator(".selection-bar").get_by_role("button", name="Forward").click()
+    dialog = page.get_by_role("dialog", name="Forward to")
+    dialog.get_by_label("Tess").check()
+    dialog.get_by_label("Island trip").check()
+    dialog.get_by_role("button", name="Forward to 2 chats").click()
+    expect(page.locator("#toasts")).to_contain_text("Forwarded 4 messages to 2 chats")
     want = ["The ferry leaves at 7:40 from pier 3", "and bring sunscreen"]
     wait_for(
         "Tess to get both from Sam, in order",
