@@ -20,7 +20,7 @@ from boxless.identity.keys import (
     fingerprint,
     verify_ed25519,
 )
-from boxless.identity.keystore import IdentityExists, Keystore, NoIdentity
+from boxless.identity.keystore import IdentityExists, Keystore, NoIdentity, NoWalletSeed
 from boxless.identity.profile import (
     InvalidProfile,
     Profile,
@@ -52,6 +52,7 @@ __all__ = [
     "InvalidProfile",
     "Keystore",
     "NoIdentity",
+    "NoWalletSeed",
     "Profile",
     "decode_contact_code",
     "decode_profile",

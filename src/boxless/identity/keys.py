@@ -112,10 +112,11 @@ class Identity:
     """The account's identity key pair. The private half never leaves this object
     except through :meth:`private_bytes` (for the encrypted keystore only)."""
 
-    __slots__ = ("_private", "public_key")
+    __slots__ = ("_private", "_seed", "public_key")
 
-    def __init__(self, private_key: Ed25519PrivateKey) -> None:
+    def __init__(self, private_key: Ed25519PrivateKey, seed: bytes | None = None) -> None:
         self._private = private_key
+        self._seed = seed
         self.public_key: bytes = private_key.public_key().public_bytes(
             Encoding.Raw, PublicFormat.Raw
         )
@@ -129,7 +130,14 @@ class Identity:
     @classmethod
     def from_phrase(cls, phrase: str) -> Identity:
         """The identity of a recovery phrase (raises InvalidPhrase if it is not valid)."""
-        return cls.from_private_bytes(identity_private_key(phrase_to_seed(phrase)))
+        seed = phrase_to_seed(phrase)
+        return cls(Ed25519PrivateKey.from_private_bytes(identity_private_key(seed)), seed)
+
+    def wallet_seed(self) -> bytes | None:
+        """The 64-byte BIP-39 seed this identity came from, if known (only right
+        after :meth:`from_phrase`, or loaded from the keystore). For deriving the
+        wallet keys (:mod:`boxless.payments.hdwallet`) and the encrypted keystore only."""
+        return self._seed
 
     @property
     def fingerprint(self) -> str:

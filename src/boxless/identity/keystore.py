@@ -40,6 +40,10 @@ class IdentityExists(UsageError):
     """The database already holds an identity."""
 
 
+class NoWalletSeed(UsageError):
+    """The account predates the wallet: its seed was never stored."""
+
+
 class Keystore:
     """Identity and device keys in a :class:`UserDB` (applies its migrations on creation)."""
 
@@ -71,7 +75,45 @@ class Keystore:
                 " VALUES (1, ?, ?, ?)",
                 (identity.private_bytes(), identity.public_key, int(now)),
             )
+            seed = identity.wallet_seed()
+            if seed is not None:
+                cur.execute(
+                    "INSERT INTO wallet_seed (id, seed, created_at) VALUES (1, ?, ?)",
+                    (seed, int(now)),
+                )
         log.info("stored identity %s", identity.fingerprint)
+
+    # -- wallet seed
+
+    def load_wallet_seed(self) -> bytes:
+        """The BIP-39 seed the wallet keys derive from (raises NoWalletSeed)."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT seed FROM wallet_seed WHERE id = 1")
+            row = cur.fetchone()
+        if row is None:
+            raise NoWalletSeed(
+                "this account was made before the wallet existed, so its wallet keys are not "
+                "stored yet: run `boxless wallet import` and enter your recovery phrase once"
+            )
+        return bytes(row[0])
+
+    def save_wallet_seed(self, from_phrase: Identity, now: float) -> None:
+        """Store the seed of ``from_phrase`` (an :meth:`Identity.from_phrase`), which
+        must be this account's identity: a phrase of another account is refused."""
+        seed = from_phrase.wallet_seed()
+        if seed is None:
+            raise UsageError("only an identity made from its recovery phrase carries a seed")
+        if from_phrase.public_key != self.load_identity().public_key:
+            raise UsageError(
+                "that recovery phrase belongs to another account (its identity key differs); "
+                "enter this account's own phrase"
+            )
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO wallet_seed (id, seed, created_at) VALUES (1, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET seed = excluded.seed",
+                (seed, int(now)),
+            )
 
     def load_identity(self) -> Identity:
         with self.db.transaction() as cur:
