@@ -239,6 +239,14 @@ async def test_search_finds_texts_of_every_chat_and_drops_edited_and_deleted_one
             r = await api(alice, "GET", "/search", params=params)
             assert r.status_code == 422 and r.json()["error"]["message"], params
 
+        # "delete chat for me" takes the chat's texts out of the index too
+        assert alice.client.chat_settings.delete_chat(f"contact:{bob.me.hex()}") > 0
+        with alice.client.db.transaction() as cur:
+            cur.execute("SELECT COUNT(*) FROM client_search_docs WHERE chat = ?", (bob.me,))
+            assert cur.fetchone()[0] == 0
+        for q in ("barbecue", "picnic", "北京"):
+            assert texts((await api(alice, "GET", "/search", params={"q": q})).json()) == []
+
 
 async def test_favourites_survive_deletion_and_forward_reaches_writable_chats_in_order(
     homes: Path, autojump_clock: trio.testing.MockClock
