@@ -72,7 +72,6 @@ async def _serve(path: Path, root: Path) -> None:
 
 
 async def _fetch(addr: str, cid: str, root: Path) -> None:
-    import trio
 
     from boxless.blobs import Cid
     from tests.blob_fixtures import blob_node, connect
@@ -99,7 +98,6 @@ async def _fetch(addr: str, cid: str, root: Path) -> None:
                 }
             )
         )
-        await trio.sleep(0)
 
 
 # ---- the driver ------------------------------------------------------------

@@ -32,8 +32,11 @@ def plant(svc: BlobService, cid: Cid, block: bytes) -> None:
     svc.store.put(cid, block, time.time())
 
 
-async def fetch(svc: BlobService, root: Cid, peers: list[ID], **kw: object) -> bytes:
-    chunks = [c async for c in svc.client.get(root, peers, block_timeout=2, **kw)]  # type: ignore[arg-type]
+async def fetch(
+    svc: BlobService, root: Cid, peers: list[ID], timeout: float = 2, **kw: object
+) -> bytes:
+    gen = svc.client.get(root, peers, block_timeout=timeout, **kw)  # type: ignore[arg-type]
+    chunks = [c async for c in gen]
     return b"".join(chunks)
 
 
@@ -61,7 +64,7 @@ async def test_wrong_bytes_are_dropped_and_an_honest_peer_serves(tmp_path: Path)
         li = await connect(me, addr_of(liar))
         hi = await connect(me, addr_of(honest))
         with pytest.raises(BlobUnavailable):
-            await fetch(me, put.root, [li.peer_id])
+            await fetch(me, put.root, [li.peer_id], timeout=0.5)
         assert me.bitswap.stats.unrequested_blocks >= 1 and me.store.used == 0
         assert await fetch(me, put.root, [li.peer_id, hi.peer_id]) == data
 
