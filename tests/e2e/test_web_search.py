@@ -6,7 +6,7 @@ her group message are found (highlighted), and a result opens the chat at that
 message, highlighted. Messages Sam saves from their menus (1:1 and group) are listed
 under Me → Favourites (and filtered there); two messages selected and forwarded to
 Tess and to the group arrive there in order.
-Screenshots: docs/screenshots/search.png, favourites.png.
+Screenshots: docs/screenshots/search.png, favourites.png, search-phone.png.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_web import DESKTOP, bubble, open_ui, shot, tab
+from tests.e2e.test_web import DESKTOP, PHONE, bubble, open_ui, shot, tab
 from tests.e2e.world import wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -98,6 +98,15 @@ def test_search_favourites_and_forward(world: Any, browser: Any) -> None:
     dialog.get_by_label("Island trip").check()
     dialog.get_by_role("button", name="Forward to 2 chats").click()
     expect(page.locator("#toasts")).to_contain_text("Forwarded 4 messages to 2 chats")
+    # on a phone the pane fills the screen; searching one chat (#/search/<chat>)
+    phone = open_ui(browser, sam, PHONE)
+    phone.goto(f"{sam.url}/#/search/contact:{kt}")
+    phone.get_by_role("searchbox", name="Search", exact=True).fill("sunscreen")
+    expect(phone.locator(".search-hit")).to_have_count(2)  # Tess's and the forwarded copy
+    expect(phone.locator(".search-title")).to_have_text(["Messages in Tess"])
+    shot(phone, "search-phone")
+    phone.context.close()
+
     want = ["The ferry leaves at 7:40 from pier 3", "and bring sunscreen"]
     wait_for(
         "Tess to get both from Sam, in order",

@@ -96,7 +96,7 @@ function messageRow(m, terms, withChat) {
         h(
           "span",
           { class: "row-top" },
-          h("span", { class: "row-name" }, withChat ? m.chat_name : m.sender_name),
+          h("span", { class: "row-name" }, withChat ? m.chat_name : m.outgoing ? "You" : m.sender_name),
           h("span", { class: "row-time" }, shortTime(m.sent_at_ms)),
         ),
         h(
