@@ -1,0 +1,93 @@
+"""A JSON-RPC client for any EVM node that checks the chain id on every call.
+
+Each call goes out as a JSON-RPC batch ``[eth_chainId, <method>]``: one round
+trip, and an endpoint that serves (or claims) another chain is refused before
+its answer is used. Answers are validated (hex quantities, 32-byte hashes);
+anything else is :class:`BadRpcResponse`. Blocking (httpx); async callers run
+it in a thread.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from boxless.payments.errors import BadRpcResponse, RpcDown, RpcRefused, WrongChain
+
+_QUANTITY = re.compile(r"0x(0|[1-9a-f][0-9a-f]{0,63})")
+_DATA = re.compile(r"0x([0-9a-f]{2})*")
+TIMEOUT_S = 10.0
+
+
+def quantity(value: object, what: str) -> int:
+    if not isinstance(value, str) or _QUANTITY.fullmatch(value.lower()) is None:
+        raise BadRpcResponse(f"the node's {what} is not a hex quantity: {str(value)[:40]!r}")
+    return int(value, 16)
+
+
+def data(value: object, what: str, size: int | None = None) -> bytes:
+    if not isinstance(value, str) or _DATA.fullmatch(value.lower()) is None:
+        raise BadRpcResponse(f"the node's {what} is not hex data: {str(value)[:40]!r}")
+    raw = bytes.fromhex(value[2:])
+    if size is not None and len(raw) != size:
+        raise BadRpcResponse(f"the node's {what} has {len(raw)} bytes, not {size}")
+    return raw
+
+
+class Rpc:
+    """Calls to ``url``, which must serve chain ``chain_id``."""
+
+    def __init__(self, url: str, chain_id: int, timeout: float = TIMEOUT_S) -> None:
+        self.url = url
+        self.chain_id = chain_id
+        self._client = httpx.Client(timeout=timeout)
+        self._id = 0
+
+    def __repr__(self) -> str:
+        return f"Rpc({self.url!r}, chain_id={self.chain_id})"
+
+    def close(self) -> None:
+        self._client.close()
+
+    def call(self, method: str, params: list[Any]) -> Any:
+        """``method``'s result, after checking the endpoint's chain id."""
+        self._id += 2
+        batch = [
+            {"jsonrpc": "2.0", "id": self._id, "method": "eth_chainId", "params": []},
+            {"jsonrpc": "2.0", "id": self._id + 1, "method": method, "params": params},
+        ]
+        try:
+            response = self._client.post(self.url, json=batch)
+            response.raise_for_status()
+            answers = response.json()
+        except httpx.HTTPError as exc:
+            raise RpcDown(
+                f"the chain's RPC at {self.url} is unreachable ({exc}); is it running?"
+            ) from exc
+        except ValueError:
+            raise RpcDown(f"the chain's RPC at {self.url} did not answer JSON") from None
+        if not isinstance(answers, list) or len(answers) != 2:
+            raise BadRpcResponse(f"{self.url} did not answer the batch with two results")
+        by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
+        chain = self._result(by_id.get(self._id), "eth_chainId")
+        served = quantity(chain, "chain id")
+        if served != self.chain_id:
+            raise WrongChain(
+                f"the RPC at {self.url} serves chain {served}, but the wallet is set up for "
+                f"chain {self.chain_id}; nothing was sent. Check the URL, or configure "
+                "the wallet for that chain on purpose"
+            )
+        return self._result(by_id.get(self._id + 1), method)
+
+    def _result(self, answer: Any, method: str) -> Any:
+        if not isinstance(answer, dict):
+            raise BadRpcResponse(f"{self.url} left {method} unanswered")
+        if "error" in answer:
+            error = answer["error"]
+            message = error.get("message") if isinstance(error, dict) else error
+            raise RpcRefused(f"the node refused {method}: {str(message)[:300]}")
+        if "result" not in answer:
+            raise BadRpcResponse(f"{self.url} answered {method} without a result")
+        return answer["result"]

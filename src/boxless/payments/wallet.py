@@ -1,0 +1,200 @@
+"""The wallet: balances, quoting and sending ETH or an ERC-20 token, tracking.
+
+Sending is two steps so nothing moves without a confirmation: :meth:`Wallet.quote`
+builds the transaction and shows amount, fee cap and total; :meth:`Wallet.send`
+signs exactly that quote, stores it, then broadcasts. :meth:`Wallet.refresh`
+re-reads every open transaction's fate from the chain (:mod:`.tracker`) and
+re-broadcasts those the node forgot (after a restart, a reorg, a node swap).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from boxless.payments.amounts import ETH, Asset, format_amount
+from boxless.payments.errors import BadRpcResponse, InsufficientFunds, RpcRefused
+from boxless.payments.hdwallet import address_bytes, checksum_address
+from boxless.payments.rpc import Rpc, data, quantity
+from boxless.payments.store import ChainConfig, PaymentStore, TxRecord
+from boxless.payments.tracker import PENDING, Decision, Observation, Receipt, decide
+from boxless.payments.tx import (
+    Fees,
+    UnsignedTx,
+    erc20_balance_of_data,
+    erc20_transfer_data,
+    suggest_fees,
+    tx_hash,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """A transfer ready to sign: what the user confirms."""
+
+    tx: UnsignedTx
+    recipient: bytes
+    amount: int
+    asset: Asset
+
+    @property
+    def fee_cap(self) -> int:
+        return self.tx.fees.max_cost
+
+    def describe(self) -> list[str]:
+        d = self.asset.decimals
+        lines = [
+            f"to:      {checksum_address(self.recipient)}",
+            f"amount:  {format_amount(self.amount, d)} {self.asset.symbol}",
+            f"fee:     at most {format_amount(self.fee_cap, 18)} ETH "
+            f"({self.tx.fees.gas} gas × {format_amount(self.tx.fees.max_fee_per_gas, 9)} gwei)",
+        ]
+        if self.asset.token is None:
+            lines.append(f"total:   at most {format_amount(self.amount + self.fee_cap, 18)} ETH")
+        return lines
+
+
+class Wallet:
+    def __init__(self, store: PaymentStore, config: ChainConfig, private_key: bytes) -> None:
+        self.store = store
+        self.config = config
+        self.rpc = Rpc(config.rpc_url, config.chain_id)
+        self._key = private_key
+        self.address = address_bytes(private_key)
+
+    def __repr__(self) -> str:
+        return f"Wallet({checksum_address(self.address)}, {self.rpc!r})"
+
+    def close(self) -> None:
+        self.rpc.close()
+
+    def assets(self) -> dict[str, Asset]:
+        assets = {"ETH": ETH}
+        c = self.config
+        if c.token and c.token_symbol and c.token_decimals is not None:
+            assets[c.token_symbol.upper()] = Asset(c.token_symbol, c.token_decimals, c.token)
+        return assets
+
+    # -- reads
+
+    def balance(self, asset: Asset = ETH) -> int:
+        if asset.token is None:
+            return quantity(self.rpc.call("eth_getBalance", [self._hex_addr, "latest"]), "balance")
+        result = self.rpc.call(
+            "eth_call",
+            [
+                {"to": asset.token, "data": "0x" + erc20_balance_of_data(self.address).hex()},
+                "latest",
+            ],
+        )
+        raw = data(result, f"{asset.symbol} balanceOf answer")
+        if len(raw) != 32:
+            raise BadRpcResponse(
+                f"the {asset.symbol} contract answered balanceOf with {len(raw)} bytes, not 32: "
+                "is the configured token address really an ERC-20?"
+            )
+        return int.from_bytes(raw, "big")
+
+    @property
+    def _hex_addr(self) -> str:
+        return checksum_address(self.address)
+
+    def _nonce(self) -> int:
+        chain = quantity(
+            self.rpc.call("eth_getTransactionCount", [self._hex_addr, "pending"]), "nonce"
+        )
+        local = self.store.next_local_nonce(self.config.chain_id, self.address)
+        return max(chain, local or 0)
+
+    def _fees(self, call: dict[str, Any]) -> Fees:
+        block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
+        if not isinstance(block, dict) or "baseFeePerGas" not in block:
+            raise BadRpcResponse("the node's latest block has no base fee: not an EIP-1559 chain?")
+        base = quantity(block["baseFeePerGas"], "base fee")
+        tip = quantity(self.rpc.call("eth_maxPriorityFeePerGas", []), "priority fee")
+        gas = quantity(self.rpc.call("eth_estimateGas", [call]), "gas estimate")
+        return suggest_fees(base, tip, gas)
+
+    # -- sending
+
+    def quote(self, recipient: bytes, amount: int, asset: Asset = ETH) -> Quote:
+        """Build (not sign) a transfer; InsufficientFunds if it cannot be paid."""
+        if asset.token is None:
+            to, value, payload = recipient, amount, b""
+        else:
+            to, value = bytes.fromhex(asset.token[2:]), 0
+            payload = erc20_transfer_data(recipient, amount)
+        eth = self.balance(ETH)
+        held = eth if asset.token is None else self.balance(asset)
+        if held < amount:
+            raise InsufficientFunds(
+                f"you hold {format_amount(held, asset.decimals)} {asset.symbol}, less than the "
+                f"{format_amount(amount, asset.decimals)} {asset.symbol} to send; nothing was sent"
+            )
+        call = {"from": self._hex_addr, "to": checksum_address(to), "value": hex(value)}
+        call["data"] = "0x" + payload.hex()
+        fees = self._fees(call)
+        if eth < value + fees.max_cost:
+            raise InsufficientFunds(
+                f"you hold {format_amount(eth, 18)} ETH; this needs up to "
+                f"{format_amount(value + fees.max_cost, 18)} ETH with the fee; nothing was sent"
+            )
+        tx = UnsignedTx(self.config.chain_id, self._nonce(), to, value, payload, fees)
+        return Quote(tx, recipient, amount, asset)
+
+    def send(self, quote: Quote, now_ms: int, note: str = "") -> TxRecord:
+        """Sign ``quote``, store it, broadcast it. A node that refuses it leaves no trace;
+        an unreachable node leaves it pending, to be re-broadcast by :meth:`refresh`."""
+        raw = quote.tx.sign(self._key)
+        record = TxRecord(
+            tx_hash(raw), self.config.chain_id, self.address, quote.tx.nonce, quote.recipient,
+            quote.amount, quote.asset.symbol, quote.asset.token, quote.fee_cap, raw, PENDING,
+            None, 0, note[:200], now_ms,
+        )  # fmt: skip
+        self.store.add(record, now_ms)
+        try:
+            self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+        except RpcRefused:
+            self.store.forget(record.hash)
+            raise
+        return record
+
+    # -- tracking
+
+    def observe(self, record: TxRecord) -> Observation:
+        h = "0x" + record.hash.hex()
+        head = quantity(self.rpc.call("eth_blockNumber", []), "block number")
+        receipt_json = self.rpc.call("eth_getTransactionReceipt", [h])
+        receipt = canonical = None
+        if isinstance(receipt_json, dict):
+            number = quantity(receipt_json.get("blockNumber"), "receipt block number")
+            receipt = Receipt(
+                number,
+                data(receipt_json.get("blockHash"), "receipt block hash", 32),
+                quantity(receipt_json.get("status"), "receipt status") == 1,
+            )
+            block = self.rpc.call("eth_getBlockByNumber", [hex(number), False])
+            if isinstance(block, dict):
+                canonical = data(block.get("hash"), "block hash", 32)
+        elif receipt_json is not None:
+            raise BadRpcResponse("the node's receipt is neither an object nor null")
+        known = self.rpc.call("eth_getTransactionByHash", [h]) is not None
+        mined = quantity(
+            self.rpc.call("eth_getTransactionCount", [checksum_address(record.sender), "latest"]),
+            "nonce",
+        )
+        return Observation(receipt, canonical, head, known, mined)
+
+    def refresh(self, now_ms: int) -> list[tuple[TxRecord, Decision]]:
+        """Re-read every open transaction's state; re-broadcast those the node lost."""
+        changes = []
+        for record in self.store.open_txs(self.config.chain_id):
+            decision = decide(record.nonce, self.observe(record), self.config.confirmations)
+            if decision.rebroadcast:
+                try:
+                    self.rpc.call("eth_sendRawTransaction", ["0x" + record.raw.hex()])
+                except RpcRefused:
+                    pass  # e.g. "nonce too low": the next refresh sees it replaced or mined
+            self.store.apply(record.hash, decision, now_ms)
+            changes.append((record, decision))
+        return changes
