@@ -10,6 +10,7 @@ cd "$root"
 bash scripts/bootstrap.sh
 bash scripts/install_postgres.sh
 bash scripts/install_interop.sh
+bash scripts/install_chain.sh
 bash scripts/install_chromium.sh
 . .venv/bin/activate
 echo "== ruff"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from boxless.payments.errors import BadAmount
 
 MAX_UINT256 = 2**256 - 1
-_NUMBER = re.compile(r"(\d{1,78})(?:\.(\d{1,78}))?")
+_NUMBER = re.compile(r"([0-9]{1,78})(?:\.([0-9]{1,78}))?")  # ASCII digits only
 
 
 @dataclass(frozen=True, slots=True)
