@@ -44,6 +44,8 @@ from boxless.errors import DecodeError, UsageError
 from boxless.wire import chat_pb2
 
 __all__ = [
+    "CallSignal",
+    "CallSignalKind",
     "CONVERSATION_SECRET_BYTES",
     "MAX_AVATAR_BYTES",
     "MAX_EMOJI_BYTES",
@@ -512,6 +514,42 @@ SAS_BODIES: Final = (SasRequest, SasKey, SasMac, SasCancel)
 """The emoji-verification bodies (``isinstance(body, SAS_BODIES)``)."""
 
 
+CALL_ID_BYTES: Final = 16
+MAX_CALL_SDP_BYTES: Final = 16 * 1024
+MAX_CALL_CANDIDATES: Final = 16
+MAX_CALL_CANDIDATE_BYTES: Final = 512
+
+
+class CallSignalKind(enum.Enum):
+    OFFER = chat_pb2.CallSignal.OFFER
+    ANSWER = chat_pb2.CallSignal.ANSWER
+    CANDIDATES = chat_pb2.CallSignal.CANDIDATES
+    HANGUP = chat_pb2.CallSignal.HANGUP
+    BUSY = chat_pb2.CallSignal.BUSY
+    DECLINE = chat_pb2.CallSignal.DECLINE
+    KEEPALIVE = chat_pb2.CallSignal.KEEPALIVE
+
+
+@dataclass(frozen=True, slots=True)
+class CallSignal:
+    """WebRTC call signalling (ephemeral); the SDP is checked by :mod:`boxless.calls.sdp`."""
+
+    call_id: bytes
+    kind: CallSignalKind
+    sdp: str = field(default="", repr=False)
+    candidates: tuple[str, ...] = field(default=(), repr=False)
+    video: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.call_id) != CALL_ID_BYTES:
+            raise UsageError(f"a call id must be {CALL_ID_BYTES} bytes")
+        _check_text("call SDP", self.sdp, MAX_CALL_SDP_BYTES, allow_empty=True)
+        if len(self.candidates) > MAX_CALL_CANDIDATES:
+            raise UsageError(f"at most {MAX_CALL_CANDIDATES} ICE candidates per signal")
+        for c in self.candidates:
+            _check_text("ICE candidate", c, MAX_CALL_CANDIDATE_BYTES)
+
+
 @dataclass(frozen=True, slots=True)
 class Unsupported:
     """A body of a kind a newer client sent; ``detail`` says which (for logs)."""
@@ -541,6 +579,7 @@ Body = (
     | SasKey
     | SasMac
     | SasCancel
+    | CallSignal
     | Unsupported
 )
 
@@ -592,7 +631,7 @@ def is_reliable(body: Body) -> bool:
     would never end; typing is ephemeral). :class:`Unsupported` bodies are
     acknowledged: they were delivered, only not understood.
     """
-    return not isinstance(body, Receipt | Typing)
+    return not isinstance(body, Receipt | Typing | CallSignal)
 
 
 # --- encoding ---------------------------------------------------------------
@@ -668,6 +707,10 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             pb.sas_mac.flow_id, pb.sas_mac.mac = flow_id, mac
         case SasCancel(flow_id, reason):
             pb.sas_cancel.flow_id, pb.sas_cancel.reason = flow_id, reason.value
+        case CallSignal(call_id, kind, sdp, candidates, video):
+            c = pb.call_signal
+            c.call_id, c.kind, c.sdp, c.video = call_id, kind.value, sdp, video
+            c.candidates.extend(candidates)
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")
 
@@ -759,6 +802,8 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
                 return SasMac(pb.sas_mac.flow_id, pb.sas_mac.mac)
             case "sas_cancel":
                 return _decode_sas_cancel(pb.sas_cancel)
+            case "call_signal":
+                return _decode_call_signal(pb.call_signal)
             case None:
                 return _unknown_body(pb)
             case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault
@@ -812,3 +857,13 @@ def _decode_sas_cancel(c: chat_pb2.SasCancel) -> SasCancel:
     known = {r.value for r in SasCancelReason}
     reason = SasCancelReason(c.reason) if c.reason in known else SasCancelReason.UNEXPECTED
     return SasCancel(c.flow_id, reason)
+
+
+def _decode_call_signal(c: chat_pb2.CallSignal) -> CallSignal | Unsupported:
+    if c.kind == chat_pb2.CallSignal.KIND_UNSPECIFIED:
+        raise DecodeError("call signal has no kind")
+    if c.kind not in {k.value for k in CallSignalKind}:
+        return Unsupported(f"call signal kind {c.kind}")
+    if len(c.candidates) > MAX_CALL_CANDIDATES:
+        raise DecodeError(f"call signal has more than {MAX_CALL_CANDIDATES} candidates")
+    return CallSignal(c.call_id, CallSignalKind(c.kind), c.sdp, tuple(c.candidates), c.video)

@@ -61,6 +61,7 @@ class ChatMessage(_message.Message):
     GROUP_EDIT_FIELD_NUMBER: _builtins.int
     GROUP_DELETE_FIELD_NUMBER: _builtins.int
     GROUP_REACTION_FIELD_NUMBER: _builtins.int
+    CALL_SIGNAL_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """1"""
     message_id: _builtins.bytes
@@ -111,6 +112,8 @@ class ChatMessage(_message.Message):
     def group_delete(self) -> Global___GroupDelete: ...
     @_builtins.property
     def group_reaction(self) -> Global___GroupReaction: ...
+    @_builtins.property
+    def call_signal(self) -> Global___CallSignal: ...
     def __init__(
         self,
         *,
@@ -139,12 +142,13 @@ class ChatMessage(_message.Message):
         group_edit: Global___GroupEdit | None = ...,
         group_delete: Global___GroupDelete | None = ...,
         group_reaction: Global___GroupReaction | None = ...,
+        call_signal: Global___CallSignal | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "call_signal", b"call_signal", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "call_signal", b"call_signal", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "lamport", b"lamport", "message_id", b"message_id", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops", "group_pin", "group_read", "sas_request", "sas_key", "sas_mac", "sas_cancel", "group_edit", "group_delete", "group_reaction"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops", "group_pin", "group_read", "sas_request", "sas_key", "sas_mac", "sas_cancel", "group_edit", "group_delete", "group_reaction", "call_signal"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
@@ -760,3 +764,85 @@ class SasCancel(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SasCancel: _TypeAlias = SasCancel  # noqa: Y015
+
+@_typing.final
+class CallSignal(_message.Message):
+    """Call signalling (WebRTC), boxless/calls and docs/calls.md: ephemeral like Typing
+    (never stored, never acknowledged, never re-sent; the call core's timers cover
+    a lost one). The SDP carries each side's DTLS fingerprint, so the media keys are
+    bound to this end-to-end encrypted channel and not to any relay.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    class _Kind:
+        ValueType = _typing.NewType("ValueType", _builtins.int)
+        V: _TypeAlias = ValueType  # noqa: Y015
+
+    class _KindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[CallSignal._Kind.ValueType], _builtins.type):
+        DESCRIPTOR: _descriptor.EnumDescriptor
+        KIND_UNSPECIFIED: CallSignal._Kind.ValueType  # 0
+        OFFER: CallSignal._Kind.ValueType  # 1
+        """caller -> callee: sdp (the offer), video"""
+        ANSWER: CallSignal._Kind.ValueType  # 2
+        """callee -> caller: sdp (the answer)"""
+        CANDIDATES: CallSignal._Kind.ValueType  # 3
+        """either side: ICE candidates ("candidate:..." lines)"""
+        HANGUP: CallSignal._Kind.ValueType  # 4
+        """either side: the call is over (or the caller gave up ringing)"""
+        BUSY: CallSignal._Kind.ValueType  # 5
+        """callee -> caller: already in another call"""
+        DECLINE: CallSignal._Kind.ValueType  # 6
+        """callee -> caller: the user declined"""
+        KEEPALIVE: CallSignal._Kind.ValueType  # 7
+        """either side, while the call runs: still here"""
+
+    class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
+    KIND_UNSPECIFIED: CallSignal.Kind.ValueType  # 0
+    OFFER: CallSignal.Kind.ValueType  # 1
+    """caller -> callee: sdp (the offer), video"""
+    ANSWER: CallSignal.Kind.ValueType  # 2
+    """callee -> caller: sdp (the answer)"""
+    CANDIDATES: CallSignal.Kind.ValueType  # 3
+    """either side: ICE candidates ("candidate:..." lines)"""
+    HANGUP: CallSignal.Kind.ValueType  # 4
+    """either side: the call is over (or the caller gave up ringing)"""
+    BUSY: CallSignal.Kind.ValueType  # 5
+    """callee -> caller: already in another call"""
+    DECLINE: CallSignal.Kind.ValueType  # 6
+    """callee -> caller: the user declined"""
+    KEEPALIVE: CallSignal.Kind.ValueType  # 7
+    """either side, while the call runs: still here"""
+
+    CALL_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SDP_FIELD_NUMBER: _builtins.int
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    VIDEO_FIELD_NUMBER: _builtins.int
+    call_id: _builtins.bytes
+    """16 random bytes chosen by the caller"""
+    kind: Global___CallSignal.Kind.ValueType
+    sdp: _builtins.str
+    """OFFER, ANSWER: at most 16 KiB"""
+    video: _builtins.bool
+    """OFFER: a video call"""
+    @_builtins.property
+    def candidates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """CANDIDATES: at most 16, each at most 512 bytes"""
+
+    def __init__(
+        self,
+        *,
+        call_id: _builtins.bytes = ...,
+        kind: Global___CallSignal.Kind.ValueType = ...,
+        sdp: _builtins.str = ...,
+        candidates: _abc.Iterable[_builtins.str] | None = ...,
+        video: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "candidates", b"candidates", "kind", b"kind", "sdp", b"sdp", "video", b"video"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CallSignal: _TypeAlias = CallSignal  # noqa: Y015
