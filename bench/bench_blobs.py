@@ -173,6 +173,7 @@ def run(path: Path, tmp: Path, source: str, sink: str, digest: str) -> dict[str,
     finally:
         server.stop()
     assert got["sha256"] == digest, f"{source}→{sink}: wrong bytes"
+    got["cid"] = cid
     return got
 
 
@@ -198,6 +199,7 @@ def main() -> None:
         path.write_bytes(data)
         digest = hashlib.sha256(data).hexdigest()
         del data
+        roots: dict[str, str] = {}
         print(f"{a.mib} MiB random file, loopback TCP + Noise + yamux, best of {a.runs}")
         print(f"{'transfer':<22}{'ms':>9}{'MiB/s':>9}{'RSS before':>12}{'RSS peak':>10}")
         for source, sink in [
@@ -209,12 +211,18 @@ def main() -> None:
             best = min(
                 (run(path, tmp, source, sink, digest) for _ in range(a.runs)), key=lambda g: g["ms"]
             )
+            roots[source] = best["cid"]
             before = f"{best['rss_before']:.0f}" if best["rss_before"] is not None else "-"
             print(
                 f"{source + ' → ' + sink:<22}{best['ms']:>9.0f}"
                 f"{a.mib / (best['ms'] / 1000):>9.1f}{before:>12}{best['rss_peak']:>10.0f}",
                 flush=True,
             )
+        same = roots["boxless"] == roots["helia"]
+        print(
+            f"root CID Boxless put {roots['boxless']}, Helia add {roots['helia']}: "
+            f"{'identical' if same else 'DIFFERENT'}"
+        )
 
 
 if __name__ == "__main__":

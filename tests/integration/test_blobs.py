@@ -29,6 +29,7 @@ async def test_get_and_pin_between_two_nodes(tmp_path: Path) -> None:
         assert svc.store.pins(put.root)[0][3] == put.stored
         # Bob fetches from the service node only
         binfo = await connect(bob, addr_of(svc))
+        assert await bob.client.size(put.root, [binfo.peer_id]) == len(data)
         seen: list[tuple[int, int | None]] = []
         got = b"".join(
             [

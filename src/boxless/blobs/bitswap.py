@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -375,7 +375,7 @@ class DagFetcher:
         finally:
             self.bitswap.release(root)
 
-    async def blocks(self, root: Cid) -> AsyncIterator[tuple[Cid, bytes, bytes]]:
+    async def blocks(self, root: Cid) -> AsyncGenerator[tuple[Cid, bytes, bytes], None]:
         if not self.peers and not self.bitswap.store.has(root):
             raise BlobUnavailable(f"{root} is not held here and no peer was given")
         frontier: deque[_Item] = deque([_Item(root, 0, None)])

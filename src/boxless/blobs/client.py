@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 
 import trio
@@ -155,7 +156,8 @@ class BlobClient:
     async def size(self, cid: Cid, peers: Sequence[ID]) -> int:
         """The file size the root block states (fetching just that block)."""
         fetcher = DagFetcher(self.bitswap, peers)
-        async for _ in fetcher.blocks(cid):
-            break
+        async with aclosing(fetcher.blocks(cid)) as blocks:
+            async for _ in blocks:
+                break
         assert fetcher.file_size is not None
         return fetcher.file_size
