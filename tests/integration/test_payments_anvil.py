@@ -1,0 +1,130 @@
+"""The wallet against a real anvil: send + confirmations, restart mid-transaction
+(nonce kept, re-broadcast), a reorg puts a transaction back, wrong chain id and
+insufficient funds refused. One anvil for the module (tests/anvil.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from mnemonic import Mnemonic
+
+from boxless.payments.devnet import Anvil, free_port
+from boxless.payments.errors import InsufficientFunds, RpcDown, WrongChain
+from boxless.payments.hdwallet import derive_private_key, parse_address
+from boxless.payments.store import ChainConfig, PaymentStore
+from boxless.payments.tracker import CONFIRMED, INCLUDED, PENDING
+from boxless.payments.wallet import Wallet
+from boxless.storage.userdb import KdfParams, UserDB, create_user_db, open_user_db
+from tests.anvil import anvil  # noqa: F401  (session fixture)
+
+pytestmark = pytest.mark.slow
+FAST_KDF = KdfParams(memory_kib=1024, time_cost=1, parallelism=1)
+PASS = "correct horse battery staple"
+SEED = Mnemonic.to_seed("test test test test test test test test test test test junk", "")
+DEADLINE_S = 15.0
+
+
+def _rpc(chain: Anvil, method: str, params: list[object]) -> object:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    return httpx.post(chain.url, json=body, timeout=5).json()["result"]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[UserDB]:
+    database = create_user_db(tmp_path / "user.db", PASS, kdf=FAST_KDF)
+    yield database
+    database.close()
+
+
+def _wallet(db: UserDB, chain: Anvil, account: int, url: str | None = None) -> Wallet:
+    store = PaymentStore(db)
+    store.set_chain(ChainConfig(url or chain.url, chain.chain_id, confirmations=2))
+    return Wallet(store, store.chain(), derive_private_key(SEED, f"m/44'/60'/0'/0/{account}"))
+
+
+def _until(wallet: Wallet, state: str) -> str:
+    """Refresh once per block until the wallet's newest transaction reaches ``state``."""
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        wallet.refresh(int(time.time() * 1000))
+        current = wallet.store.history(wallet.config.chain_id, 1)[0].state
+        if current == state:
+            return current
+        time.sleep(0.25)
+    raise AssertionError(f"still {current}, not {state}, after {DEADLINE_S} s")
+
+
+def test_send_counts_confirmations_and_moves_exact_amounts(anvil: Anvil, db: UserDB) -> None:  # noqa: F811
+    alice = _wallet(db, anvil, 3)
+    bob = parse_address("0x" + "b0" * 20)
+    before = alice.balance()
+    quote = alice.quote(bob, 123_456_789)
+    assert quote.describe()[1] == "amount:  0.000000000123456789 ETH"
+    record = alice.send(quote, int(time.time() * 1000), note="lunch")
+    _until(alice, CONFIRMED)
+    receipt = _rpc(anvil, "eth_getTransactionReceipt", ["0x" + record.hash.hex()])
+    assert isinstance(receipt, dict)
+    fee = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+    assert alice.balance() == before - 123_456_789 - fee
+    assert int(str(_rpc(anvil, "eth_getBalance", ["0x" + bob.hex(), "latest"])), 16) >= 123_456_789
+    [row] = alice.store.history(anvil.chain_id)
+    assert (row.state, row.note, row.amount) == (CONFIRMED, "lunch", 123_456_789)
+    alice.close()
+
+
+def test_restart_mid_transaction_keeps_the_nonce_and_rebroadcasts(
+    anvil: Anvil,  # noqa: F811
+    tmp_path: Path,
+    db: UserDB,
+) -> None:
+    wallet = _wallet(db, anvil, 4)
+    quote = wallet.quote(parse_address("0x" + "c0" * 20), 10**15)
+    # The node goes away between signing and broadcasting: the tx is kept, pending.
+    dead = _wallet(db, anvil, 4, url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(RpcDown, match="unreachable"):
+        dead.send(quote, int(time.time() * 1000))
+    dead.close()
+    wallet.close()
+    db.close()
+    # restart: reopen the database; the chain never saw the transaction
+    reopened = open_user_db(tmp_path / "user.db", PASS)
+    try:
+        wallet = _wallet(reopened, anvil, 4)
+        [pending] = wallet.store.open_txs(anvil.chain_id)
+        assert pending.state == PENDING
+        assert wallet.quote(parse_address("0x" + "c0" * 20), 1).tx.nonce == pending.nonce + 1
+        assert _until(wallet, CONFIRMED) == CONFIRMED  # re-broadcast, then mined
+        wallet.close()
+    finally:
+        reopened.close()
+
+
+def test_a_reorg_puts_the_transaction_back(anvil: Anvil, db: UserDB) -> None:  # noqa: F811
+    wallet = _wallet(db, anvil, 5)
+    snapshot = _rpc(anvil, "evm_snapshot", [])
+    wallet.send(wallet.quote(parse_address("0x" + "d0" * 20), 10**15), int(time.time() * 1000))
+    _until(wallet, INCLUDED)
+    assert _rpc(anvil, "evm_revert", [snapshot]) is True  # the block with our tx is gone
+    wallet.refresh(int(time.time() * 1000))
+    assert wallet.store.history(anvil.chain_id, 1)[0].state == PENDING
+    assert _until(wallet, CONFIRMED) == CONFIRMED
+    wallet.close()
+
+
+def test_wrong_chain_and_insufficient_funds_are_refused(anvil: Anvil, db: UserDB) -> None:  # noqa: F811
+    store = PaymentStore(db)
+    store.set_chain(ChainConfig(anvil.url, 1))  # mainnet's id; the node serves 31337
+    liar = Wallet(store, store.chain(), derive_private_key(SEED, "m/44'/60'/0'/0/6"))
+    with pytest.raises(WrongChain, match="serves chain 31337"):
+        liar.balance()
+    liar.close()
+    poor = _wallet(db, anvil, 0)
+    poor = Wallet(poor.store, poor.config, derive_private_key(b"\x07" * 64))
+    with pytest.raises(InsufficientFunds, match="nothing was sent"):
+        poor.quote(parse_address("0x" + "e0" * 20), 1)
+    assert poor.store.history(anvil.chain_id) == []
+    poor.close()
