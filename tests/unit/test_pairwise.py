@@ -178,6 +178,21 @@ def test_the_pair_cache_is_bounded_and_follows_the_device_s_key() -> None:
     assert sealer.sealing_key_of(peers[2].device) is None
 
 
+def test_confirmations_are_per_device_and_topic_bounded_and_forgotten() -> None:
+    sealer = PairwiseSealer(SealingKeyPair.generate(), max_pairs=2)
+    assert not sealer.confirmed(BOB.device, TOPIC)
+    sealer.confirm(BOB.device, TOPIC)
+    assert sealer.confirmed(BOB.device, TOPIC)
+    assert not sealer.confirmed(BOB.device, OTHER_TOPIC)
+    assert not sealer.confirmed(CAROL.device, TOPIC)
+    sealer.confirm(CAROL.device, TOPIC)
+    sealer.confirm(ALICE.device, TOPIC)  # over the bound: the oldest goes
+    assert not sealer.confirmed(BOB.device, TOPIC)
+    sealer.forget(CAROL.device)
+    assert not sealer.confirmed(CAROL.device, TOPIC)
+    assert sealer.confirmed(ALICE.device, TOPIC)
+
+
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=2000))
 def test_fuzzed_bytes_raise_only_decode_or_tampered(data: bytes) -> None:

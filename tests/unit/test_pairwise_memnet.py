@@ -63,9 +63,10 @@ async def test_v2_on_the_conversation_topic_and_attackers_get_nothing(
         stored = net.stored(topic)
         v2 = [item for item in stored if is_pairwise(item.message.payload)]
         # the contact request and its answer (pre-key messages) went in v1 on the
-        # shared contact-request partitions; from then on the sessions are
-        # established and the conversation topic carries v2 only
-        assert stored and len(v2) == len(stored)
+        # shared contact-request partitions; on the conversation topic a device
+        # gets v2 once it wrote there itself (it knows our device): Alice's
+        # first text is v1, Bob's receipt for it already v2, then all v2
+        assert 1 <= len(stored) - len(v2) <= 2 and is_pairwise(stored[-1].message.payload)
         requests = net.stored(contact_topic(bob.me)) + net.stored(contact_topic(alice.me))
         assert requests and not any(is_pairwise(i.message.payload) for i in requests)
 

@@ -36,11 +36,15 @@ to link beyond what the topic links. On shared topics (contact-request
 partitions, where groups' direct messages also travel) v1 stays: a pairwise
 tag there would link messages of one pair that today are unlinkable.
 
-Only for Olm *normal* messages: a normal message means the sender's session
-has decrypted a message from the recipient's device, so that device holds a
-session with the sender's device and knows its certified sealing key. Pre-key
-messages (first contact, a new session, a reset) use v1, whose opening needs
-nothing but the recipient's own key.
+Only once the recipient has shown it can open it: the sender uses v2 for a
+device only after it authenticated a message from that device *on that
+conversation topic* (:meth:`PairwiseSealer.confirm`, in memory, so after a
+restart the first messages go in v1 until the peer writes -- a delivery
+receipt is enough). Such a message was encrypted to our current device from
+the peer's contact entry for us, so the peer resolves our device, and its
+certified sealing key, from that topic. And only for Olm *normal* messages:
+pre-key messages (first contact, a new session, a reset) use v1, whose
+opening needs nothing but the recipient's own key.
 
 What v2 gives up against v1: v1's ephemeral key means that a sender whose
 sealing key later leaks has not exposed the envelopes it sent; with v2 either
@@ -125,6 +129,8 @@ class PairwiseSealer:
         self._keys = keys
         self._max_pairs = max_pairs
         self._pairs: OrderedDict[bytes, _Pair] = OrderedDict()
+        # (peer device key, topic) pairs seen to work; see confirm()
+        self._confirmed: OrderedDict[tuple[bytes, str], None] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"<PairwiseSealer pairs={len(self._pairs)}>"
@@ -176,6 +182,19 @@ class PairwiseSealer:
             raise TamperedMessage("pairwise envelope names another device than its pair's")
         return opened
 
+    def confirm(self, peer_device_key: bytes, topic: str) -> None:
+        """The peer device wrote to us on this conversation topic (authenticated):
+        it knows our device, so v2 may be used to it there."""
+        key = (peer_device_key, topic)
+        self._confirmed[key] = None
+        self._confirmed.move_to_end(key)
+        while len(self._confirmed) > self._max_pairs:
+            self._confirmed.popitem(last=False)
+
+    def confirmed(self, peer_device_key: bytes, topic: str) -> bool:
+        """Whether :meth:`confirm` was told of this device on this topic (since start)."""
+        return (peer_device_key, topic) in self._confirmed
+
     def sealing_key_of(self, peer_device_key: bytes) -> bytes | None:
         """The sealing key last used with this device, if its pair is cached."""
         pair = self._pairs.get(peer_device_key)
@@ -184,6 +203,8 @@ class PairwiseSealer:
     def forget(self, peer_device_key: bytes) -> None:
         """Drop the pair key of a device (a blocked or removed contact)."""
         self._pairs.pop(peer_device_key, None)
+        for key in [key for key in self._confirmed if key[0] == peer_device_key]:
+            del self._confirmed[key]
 
     def _pair(self, peer_device_key: bytes, peer_sealing_key: bytes) -> _Pair:
         pair = self._pairs.get(peer_device_key)
