@@ -47,7 +47,6 @@ from dataclasses import dataclass, replace
 
 from boxless.chat import envelope as env
 from boxless.chat.requests import ContactState, RequestGate
-from boxless.chat.topics import TopicKind, classify
 from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.client.bundles import BundleBook
@@ -227,11 +226,11 @@ class DirectChannel:
     ) -> WakuMessage:
         """The Waku message that carries ``plaintext`` to a device: Olm-encrypted (the
         ratchet step is saved in its own transaction, or the caller's), then sealed:
-        v2 (pairwise) for a normal Olm message on a conversation topic, else v1."""
+        v2 (pairwise) for a normal Olm message on a conversation topic where the
+        device already wrote to us (so it knows ours), else v1."""
         with self.sessions.transaction() as cur:
             olm = self.sessions.encrypt(bundle, plaintext, cur=cur)
-        ref = classify(topic)
-        if olm.type == NORMAL_MESSAGE and ref is not None and ref.kind == TopicKind.CONVERSATION:
+        if olm.type == NORMAL_MESSAGE and self.pairwise.confirmed(bundle.curve25519, topic):
             sealed = self.pairwise.seal(
                 bundle.curve25519,
                 bundle.sealing_key,
@@ -354,6 +353,8 @@ class DirectChannel:
             self._drop(cur, item, None)
             return self._unknown_session(sender) if contact is not None else None
         self._mark_authenticated(cur, item)
+        if contact is not None and contact.conversation_topic == item.message.content_topic:
+            self.pairwise.confirm(device, contact.conversation_topic)  # it may get v2 now
         return self._dispatch(cur, Received(sender, device, contact, msg, item))
 
     def _open(self, cur: db.Cursor, item: Incoming) -> tuple[OpenedEnvelope, db.ContactRow | None]:
