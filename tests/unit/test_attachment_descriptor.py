@@ -163,3 +163,16 @@ def test_fuzz_fields_of_a_valid_message(
     item = got.items[0]
     assert item.name == sanitise_name(item.name) and item.size <= 2 * 1024**3
     assert dataclasses.replace(item) == item
+
+
+def test_an_attachments_body_travels_in_a_chat_message() -> None:
+    from boxless.chat import envelope as env
+
+    body = Attachments((ref(),), caption="hi", reply_to=b"r" * 16)
+    msg = env.new_message(body, lamport=3, sent_at_ms=1)
+    assert env.decode(env.encode(msg)) == msg and env.is_reliable(body)
+    pb = env.chat_pb2.ChatMessage()
+    pb.ParseFromString(env.encode(msg))
+    pb.attachments.items[0].key = b"short"
+    with pytest.raises(DecodeError, match="key"):
+        env.decode(pb.SerializeToString())

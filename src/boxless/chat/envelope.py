@@ -39,6 +39,7 @@ from typing import Final
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from boxless.chat.attachment import Attachments
 from boxless.chat.pow import NONCE_BYTES, ProofOfWork
 from boxless.errors import DecodeError, UsageError
 from boxless.wire import chat_pb2
@@ -58,6 +59,7 @@ __all__ = [
     "MAX_TEXT_BYTES",
     "MESSAGE_ID_BYTES",
     "VERSION",
+    "Attachments",
     "Body",
     "ChatMessage",
     "ContactRequest",
@@ -580,6 +582,7 @@ Body = (
     | SasMac
     | SasCancel
     | CallSignal
+    | Attachments
     | Unsupported
 )
 
@@ -711,6 +714,8 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             c = pb.call_signal
             c.call_id, c.kind, c.sdp, c.video = call_id, kind.value, sdp, video
             c.candidates.extend(candidates)
+        case Attachments():
+            pb.attachments.CopyFrom(body.to_proto())
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")
 
@@ -804,6 +809,8 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
                 return _decode_sas_cancel(pb.sas_cancel)
             case "call_signal":
                 return _decode_call_signal(pb.call_signal)
+            case "attachments":
+                return Attachments.from_proto(pb.attachments)
             case None:
                 return _unknown_body(pb)
             case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault
