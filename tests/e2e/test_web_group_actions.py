@@ -2,7 +2,8 @@
 
 Alice (an admin, desktop), Bob and Carol (members, phones) each run `boxless up`
 (the session-wide `world`). A reply, a reaction, an edit and a delete are each
-made in one member's UI and seen in all three; an admin deletes another
+made in one member's UI and seen in all three (and 20 messages typed at 10/s
+arrive in the order typed); an admin deletes another
 member's message for everyone; a mention stays highlighted after a rename.
 Screenshot: docs/screenshots/group-conversation.png.
 """
@@ -10,6 +11,7 @@ Screenshot: docs/screenshots/group-conversation.png.
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from tests.e2e.test_web import DESKTOP, PHONE, bubble, open_ui, shot
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 pytestmark = pytest.mark.slow
+FAST = 20
 
 
 def say(page: Any, text: str) -> None:
@@ -47,6 +50,22 @@ def test_group_reply_react_edit_delete_seen_by_three(world: Any, browser: Any) -
     say(a, "Plan for Saturday?")
     for p in everyone:
         expect(bubble(p, "Plan for Saturday?")).to_be_visible()
+
+    # Typed fast (10 a second): in the order typed for all three.
+    composer = a.get_by_label("Message", exact=True)
+    start = time.monotonic()
+    for i in range(FAST):
+        composer.fill(f"quick {i:02d}")
+        composer.press("Enter")
+        time.sleep(max(0.0, start + (i + 1) * 0.1 - time.monotonic()))
+    for p in everyone:
+        expect(bubble(p, f"quick {FAST - 1:02d}")).to_be_visible()
+        shown = p.locator(".message .bubble .text").evaluate_all(
+            "els => els.map(e => e.textContent)"
+        )
+        assert [t for t in shown if t.startswith("quick ")] == [
+            f"quick {i:02d}" for i in range(FAST)
+        ]
 
     # Bob replies: everyone sees the quote.
     bubble(b, "Plan for Saturday?").click()

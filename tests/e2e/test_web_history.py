@@ -2,7 +2,7 @@
 session-wide `world`, Chromium via Playwright).
 
 - 50 messages typed at 10 per second appear in the order typed on both sides
-  (they came out 29, 31, 30, 32: concurrent POSTs reached the node out of order);
+  (issue 11 saw 29, 31, 30, 32; the composer now sends one POST at a time);
   a link in a message is clickable and safe; a message saved to favourites,
   two selected and forwarded.
 - A 1,000-message 1:1 history (written into Alice's database while her node is
@@ -100,6 +100,18 @@ def test_history_order_and_message_links(world: Any, browser: Any) -> None:
     bob_page = open_ui(browser, bob, PHONE)
     page.locator(".chat-row", has_text="Bob").click()
     bob_page.locator(".chat-row", has_text="Alice").click()
+    # The header's name is centred on the avatar beside it (it sat 6 px high).
+    expect(page.locator(".conv-avatar .avatar")).to_be_visible()
+    expect(page.locator(".conv-name")).to_have_text("Bob")
+    name, face = (
+        page.locator(".conv-name").bounding_box(),
+        page.locator(".conv-avatar .avatar").bounding_box(),
+    )
+    assert name and face
+    assert abs(name["y"] + name["height"] / 2 - (face["y"] + face["height"] / 2)) <= 1.5, (
+        name,
+        face,
+    )
     # The chat opens at a "New messages" line above the first unread message;
     # scrolled away, a button jumps back to it.
     line = page.locator("#unread-line")
@@ -142,6 +154,13 @@ def test_history_order_and_message_links(world: Any, browser: Any) -> None:
     # Favourite one; select two and forward them (to Bob again: Alice's one chat).
     page.get_by_role("button", name="Favourite").click()
     expect(page.locator("#toasts")).to_contain_text("Saved to favourites")
+    toast, composer_box = (
+        page.locator("#toasts").bounding_box(),
+        page.locator(".composer").bounding_box(),
+    )
+    assert toast and composer_box and toast["y"] + toast["height"] <= composer_box["y"], (
+        "a toast covers the composer"
+    )
     assert [f["text"] for f in alice.call("GET", "/favourites")] == ["fast 49"]
     bubble(page, "fast 47").click()
     page.get_by_role("button", name="Select").click()

@@ -4,8 +4,8 @@
 // receipts while the page is visible, an emoji picker and a draft kept per chat.
 //
 // Sends go out one at a time, in the order typed: the node stamps each message
-// with the next Lamport tick when its POST arrives, and concurrent POSTs (the
-// browser spreads them over several connections) could arrive out of order.
+// with the next Lamport tick when its POST is handled, and concurrent POSTs (the
+// browser spreads them over several connections) could be handled out of order.
 
 import { ApiError, call } from "./api.js";
 import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
