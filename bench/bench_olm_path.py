@@ -13,7 +13,8 @@ Variants (each in a fresh pair of databases):
 * ``vodozemac``: the floor, two in-memory sessions.
 * ``vodozemac+sealed``: the same plus the sealed envelope (seal + open) the
   client would use: v2 (pairwise key, ``crypto.pairwise``) for these normal
-  Olm messages on a conversation topic, when the code has it; what is left to
+  Olm messages on a conversation topic both sides already wrote on, when the
+  code has it; what is left to
   pay before anything is stored. ``vodozemac+sealed-v1``: always v1 (HPKE).
 * ``userdb``: two real accounts (``identity.account.create_account``) in
   SQLCipher user databases with the pragmas ``storage.userdb`` sets: what the
