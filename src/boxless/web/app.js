@@ -252,6 +252,11 @@ function onEvent(ev) {
     case "broadcast":
       refreshSoon();
       break;
+    case "attachment_progress":
+    case "attachment_ready":
+      // a file of a message is being fetched, or is ready or failed (ev.message_id, ev.index)
+      if (detail && detail.view.onAttachment) detail.view.onAttachment(ev);
+      break;
     default:
       break;
   }
