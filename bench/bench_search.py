@@ -177,6 +177,8 @@ def main() -> None:
             ("Chinese, 4 characters", zh[5:9], None),
             ("common word, one chat", vocab[0], chat),
             ("2 characters found nowhere", "q9", None),
+            ("1 Chinese character", zh[0], None),
+            ("1 letter, one chat (LIKE walk)", "q", chat),
         ]
         print(f"{'query':28} {'text':>22} {'p50 ms':>8} {'p99 ms':>8} {'rows':>5}")
         for label, text, in_chat in cases:
