@@ -128,3 +128,54 @@ def test_wrong_chain_and_insufficient_funds_are_refused(anvil: Anvil, db: UserDB
         poor.quote(parse_address("0x" + "e0" * 20), 1)
     assert poor.store.history(anvil.chain_id) == []
     poor.close()
+
+
+def test_cli_wallet(anvil: Anvil, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    from typer.testing import CliRunner
+
+    from boxless.cli.main import app
+    from boxless.identity.account import create_account
+    from boxless.identity.keys import Identity
+    from boxless.identity.profile import Profile
+    from boxless.identity.seed import generate_phrase
+    from boxless.payments.hdwallet import wallet_address
+
+    phrase = generate_phrase()
+    home = tmp_path / "user"
+    home.mkdir()
+    create_account(home, PASS, Identity.from_phrase(phrase), Profile("Alice"), 1, FAST_KDF).close()
+    monkeypatch.setenv("BOXLESS_PASSPHRASE", PASS)
+    runner = CliRunner()
+
+    def run(*argv: str, answer: str | None = None) -> tuple[int, str]:
+        result = runner.invoke(app, [*argv, "--home", str(home)], input=answer)
+        return result.exit_code, result.output
+
+    address = wallet_address(Mnemonic.to_seed(phrase, ""))
+    assert run("wallet", "address") == (0, address + "\n")
+    code, out = run("wallet", "balance")
+    assert code == 2 and "boxless wallet config" in out
+    code, out = run("wallet", "config", "--rpc", anvil.url, "--chain-id", "1")
+    assert code == 2 and "serves chain 31337" in out
+    assert run("wallet", "config", "--rpc", anvil.url, "--chain-id", "31337")[0] == 0
+    _rpc(anvil, "anvil_setBalance", [address, hex(10**18)])
+    assert run("wallet", "balance") == (0, "1 ETH\n")
+    bob = "0x" + "f0" * 20
+    code, out = run("wallet", "send", bob, "0.5", answer="n\n")
+    assert code == 1 and "amount:  0.5 ETH" in out and "fee:" in out and "total:" in out
+    assert "nothing was sent" in out
+    code, out = run("wallet", "send", bob, "0.1.2", "--yes")
+    assert code == 2 and "not an amount" in out
+    code, out = run("wallet", "send", bob, "0.5", "--yes", "--note", "rent")
+    assert code == 0 and "sent: 0x" in out, out
+    code, out = run("wallet", "send", bob, "0.6", "--yes")
+    assert code == 2 and "nothing was sent" in " ".join(out.split())
+    code, out = run("wallet", "receive", "0.25")
+    assert code == 0 and f"ethereum:{address}@31337?value=250000000000000000" in out
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        code, out = run("wallet", "history")
+        if "confirmed" in out:
+            break
+        time.sleep(0.5)
+    assert "confirmed" in out and "0.5 ETH" in out and "rent" in out, out

@@ -180,3 +180,17 @@ class PaymentStore:
         """Remove a transaction the node refused outright (it was never out)."""
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM payment_tx WHERE hash = ?", (tx_hash,))
+
+    def reserved(self, chain_id: int, sender: bytes, token: str | None) -> tuple[int, int]:
+        """What our not-yet-mined transactions may still spend: (amount of the asset
+        ``token`` names, ETH for fees and ETH values) — the latest balance still has it."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT amount, token, max_fee FROM payment_tx"
+                " WHERE chain_id = ? AND sender = ? AND state = 'pending'",
+                (chain_id, sender),
+            )
+            rows = cur.fetchall()
+        asset = sum(int(row[0]) for row in rows if row[1] == token)
+        eth = sum(int(row[2]) + (int(row[0]) if row[1] is None else 0) for row in rows)
+        return asset, eth

@@ -124,19 +124,24 @@ class Wallet:
         else:
             to, value = bytes.fromhex(asset.token[2:]), 0
             payload = erc20_transfer_data(recipient, amount)
-        eth = self.balance(ETH)
-        held = eth if asset.token is None else self.balance(asset)
+        reserved_asset, reserved_eth = self.store.reserved(
+            self.config.chain_id, self.address, asset.token
+        )
+        eth = self.balance(ETH) - reserved_eth
+        held = eth if asset.token is None else self.balance(asset) - reserved_asset
+        pending = " after your pending transactions" if reserved_eth else ""
         if held < amount:
             raise InsufficientFunds(
-                f"you hold {format_amount(held, asset.decimals)} {asset.symbol}, less than the "
-                f"{format_amount(amount, asset.decimals)} {asset.symbol} to send; nothing was sent"
+                f"you hold {format_amount(max(held, 0), asset.decimals)} {asset.symbol}{pending}, "
+                f"less than the {format_amount(amount, asset.decimals)} {asset.symbol} to send; "
+                "nothing was sent"
             )
         call = {"from": self._hex_addr, "to": checksum_address(to), "value": hex(value)}
         call["data"] = "0x" + payload.hex()
         fees = self._fees(call)
         if eth < value + fees.max_cost:
             raise InsufficientFunds(
-                f"you hold {format_amount(eth, 18)} ETH; this needs up to "
+                f"you hold {format_amount(max(eth, 0), 18)} ETH{pending}; this needs up to "
                 f"{format_amount(value + fees.max_cost, 18)} ETH with the fee; nothing was sent"
             )
         tx = UnsignedTx(self.config.chain_id, self._nonce(), to, value, payload, fees)
