@@ -81,3 +81,20 @@ async def test_pin_refused_for_strangers_and_over_quota(tmp_path: Path) -> None:
 
             with pytest.raises(PinRefused):
                 await request_pin(a.bitswap.host, ci.peer_id, put.root)
+
+
+async def test_a_filter_node_pins_only_for_its_light_clients(tmp_path: Path) -> None:
+    from boxless.node.config import NodeConfig
+    from boxless.node.service import WakuNode
+
+    config = NodeConfig(
+        tmp_path / "node", ("/ip4/127.0.0.1/tcp/0",), filter=True, blobs=True, store_resume=False
+    )
+    async with trio.open_nursery() as nursery, blob_node(tmp_path / "stranger") as stranger:
+        node: WakuNode = await nursery.start(WakuNode(config).run)
+        put = await stranger.client.put(aiter_chunks(b"not a subscriber" * 100))
+        info = await connect(stranger, node.addrs()[0])
+        res = await stranger.client.pin(put.root, [info.peer_id])
+        assert res.pinned_by == [] and "403" in res.errors[info.peer_id]
+        assert node.blobs is not None and node.blobs.store.used == 0
+        nursery.cancel_scope.cancel()

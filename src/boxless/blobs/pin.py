@@ -17,8 +17,10 @@ rule (bad block, size lie, too deep/wide), 429 too many pins at once, 504 the
 requester did not deliver the blocks.
 
 Who may pin (bounding what a stranger can make a node fetch and keep): peers
-the operator configured (``trusted``), and, if ``open_to_clients``, any peer
-connected to this node (its light clients), each within ``peer_quota`` bytes
+the operator configured (``trusted``), and, if ``open_to_clients``, this node's
+clients — as ``is_client`` decides (the Waku node says: its filter subscribers,
+i.e. its light clients; a node without filter: any connected peer), else any
+connected peer — each within ``peer_quota`` bytes
 of pins, ``max_file`` per DAG, ``per_peer_active`` pins in flight (and
 ``total_active`` overall). A pin runs for at most ``pin_timeout`` seconds.
 """
@@ -120,6 +122,7 @@ class PinPolicy:
 
     trusted: frozenset[ID] = frozenset()
     open_to_clients: bool = True
+    is_client: Callable[[ID], bool] | None = None
     peer_quota: int = 2 * 1024**3
     max_file: int = 2 * 1024**3 + 64 * 1024**2
     max_retention_s: int = DEFAULT_RETENTION_S
@@ -155,7 +158,11 @@ class PinService:
     def _allowed(self, peer: ID) -> bool:
         if peer in self.policy.trusted:
             return True
-        return self.policy.open_to_clients and bool(self.host.get_network().get_connections(peer))
+        if not self.policy.open_to_clients:
+            return False
+        if self.policy.is_client is not None:
+            return self.policy.is_client(peer)
+        return bool(self.host.get_network().get_connections(peer))
 
     async def _handle(self, stream: INetStream) -> None:
         peer = stream.muxed_conn.peer_id

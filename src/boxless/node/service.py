@@ -204,10 +204,19 @@ class WakuNode:
 
     def _blob_service(self) -> BlobService:
         """Bitswap, the block store and the pin protocol (``--blobs``): pins for
-        configured peers and for this node's connected clients, within quotas."""
+        configured peers and this node's light clients (its filter subscribers;
+        a node without --filter has no such notion and pins for any connected
+        peer), within quotas."""
         cfg = self.config
+
+        def is_client(peer: ID) -> bool:
+            if self.filter is None:
+                return bool(self.host.get_network().get_connections(peer))
+            return self.filter.subscriptions.is_subscribed(peer)
+
         policy = PinPolicy(
             trusted=frozenset(p.peer_id for p in self.static_peers),
+            is_client=is_client,
             peer_quota=cfg.blob_peer_quota,
             max_retention_s=int(cfg.blob_retention_days * 86_400),
         )
