@@ -38,6 +38,7 @@ from boxless.chat.pow import DEFAULT_DIFFICULTY
 from boxless.chat.requests import ContactEvent, RequestGate
 from boxless.client import events as ev
 from boxless.client import store as db
+from boxless.client.attachments import AttachmentManager
 from boxless.client.avatars import InvalidAvatar, avatar_mime
 from boxless.client.broadcast import BroadcastManager
 from boxless.client.bundles import BundleBook
@@ -96,6 +97,7 @@ class Client:
         self.db.migrate(
             "chat_settings", migration_files("boxless.client", "migrations_chat_settings")
         )
+        self.db.migrate("attachments", migration_files("boxless.client", "migrations_attachments"))
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
         self.pow_difficulty = pow_difficulty if pow_difficulty is not None else DEFAULT_DIFFICULTY
@@ -142,6 +144,7 @@ class Client:
         )
         self.favourites = Favourites(self.db, self.search, clock=clock)
         self.forwarder = Forwarder(self.search, self.conversations, self.groups)
+        self.attachments = AttachmentManager(self.channel, self.conversations, None, clock=clock)
 
     def _group_direct(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         follow_up = self.groups.on_direct(cur, r.sender, r.device_key, r.message)
@@ -166,6 +169,7 @@ class Client:
             nursery.start_soon(self.bundles.run)
             nursery.start_soon(self.links.run)
             nursery.start_soon(self.sas.run)
+            nursery.start_soon(self.attachments.run)
             task_status.started(self)
             await self.catch_up()
             self.ready.set()

@@ -194,6 +194,30 @@ class CatchUpProgress:
     finished: bool
 
 
+@dataclass(frozen=True, slots=True)
+class AttachmentProgress:
+    """A file of a message is being fetched: ``done`` of ``total`` bytes."""
+
+    type: ClassVar[str] = "attachment_progress"
+    message_id: str
+    index: int
+    chat: str
+    done: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentReady:
+    """A file of a message was fetched and verified (``ok``), or failed (``error`` says why)."""
+
+    type: ClassVar[str] = "attachment_ready"
+    message_id: str
+    index: int
+    chat: str
+    ok: bool
+    error: str | None
+
+
 Event = (
     Ready
     | Connectivity
@@ -213,6 +237,8 @@ Event = (
     | BroadcastChanged
     | ChatSettingsChanged
     | CatchUpProgress
+    | AttachmentProgress
+    | AttachmentReady
 )
 
 EVENT_CLASSES: tuple[type[Any], ...] = (
@@ -234,6 +260,8 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     BroadcastChanged,
     ChatSettingsChanged,
     CatchUpProgress,
+    AttachmentProgress,
+    AttachmentReady,
 )
 EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)
 

@@ -1,0 +1,302 @@
+"""Attachments in 1:1 chats: send files, receive their descriptors, fetch them.
+
+Theory of operation
+-------------------
+Sending (:meth:`AttachmentManager.send`): each file is encrypted, stored and
+pinned on the service peers by :class:`~boxless.client.attachment_transfer.AttachmentTransfer`
+*before* anything is queued, so a message never names a file nobody keeps.
+Then one transaction queues the :class:`~boxless.chat.attachment.Attachments`
+body through the conversations' outbox (retries, receipts), adds the message
+to the chat (its text: the caption, or a paper-clip and the file names, so
+previews and search show it) and records each file as ``ready`` (the sender
+has it).
+
+Receiving (a gated handler: contacts only): the message and one ``remote``
+row per file commit with the receive transaction. After commit, files up to
+the auto-download size (a setting, 25 MiB by default) are queued for the
+download task. It fetches one file at a time from the peers the descriptor
+names, verifies and decrypts it (the plaintext is dropped: the cache is the
+ciphertext in the block store), and reports ``attachment_progress`` (at most
+every 256 KiB) and ``attachment_ready`` events. A file that fails is marked
+``failed`` with the reason; :meth:`download` retries on request.
+
+Restarts: rows left ``downloading`` and new ``remote`` rows under the limit
+are queued again when :meth:`run` starts; blocks already fetched stay in the
+block store, so the fetch asks only for what is missing.
+
+Without a blob service (``transfer`` is None) sending is refused with what
+to do and received files stay ``remote`` until one runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+
+import trio
+
+from boxless._trio_compat import TaskStatus
+from boxless.chat import envelope as env
+from boxless.chat.attachment import AttachmentRef
+from boxless.client import attachment_store as store
+from boxless.client import events as ev
+from boxless.client import store as db
+from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
+from boxless.client.channel import DirectChannel, FollowUp, Received
+from boxless.client.conversations import Conversations
+from boxless.errors import BoxlessError, UsageError
+
+__all__ = ["AUTO_DOWNLOAD_DEFAULT", "AttachmentManager", "BlobsUnavailable", "NoSuchAttachment"]
+
+logger = logging.getLogger(__name__)
+
+AUTO_DOWNLOAD_DEFAULT = 25 * 1024**2
+QUEUE = 256  # downloads waiting; beyond it they wait for a restart or a request
+PROGRESS_STEP = 256 * 1024
+RESUME_BATCH = 200
+
+
+class BlobsUnavailable(UsageError):
+    """This client runs no blob service, so it cannot send or fetch files."""
+
+
+class NoSuchAttachment(UsageError):
+    """No attachment with that message id and index."""
+
+
+def chat_of(contact: bytes) -> str:
+    return f"contact:{contact.hex()}"
+
+
+def preview_text(body: env.Attachments) -> str:
+    """What the chat list and search show for a message of files."""
+    if body.caption:
+        return body.caption
+    return "📎 " + ", ".join(item.name for item in body.items)
+
+
+class AttachmentManager:
+    """The attachments feature of a client; see the module docstring."""
+
+    def __init__(
+        self,
+        channel: DirectChannel,
+        conversations: Conversations,
+        transfer: AttachmentTransfer | None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.channel = channel
+        self.db = channel.db
+        self.conversations = conversations
+        self.transfer = transfer
+        self.clock = clock
+        self._queue_in, self._queue_out = trio.open_memory_channel[tuple[bytes, int]](QUEUE)
+        self._queued: set[tuple[bytes, int]] = set()
+        channel.handlers.on_body((env.Attachments,), self._on_attachments)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _require_transfer(self) -> AttachmentTransfer:
+        if self.transfer is None:
+            raise BlobsUnavailable(
+                "this node runs no blob service: start it with blobs enabled to send files"
+            )
+        return self.transfer
+
+    # -- settings -------------------------------------------------------------------------------
+
+    @property
+    def auto_download_bytes(self) -> int:
+        with self.db.transaction() as cur:
+            return store.get_setting(cur, "auto_download_bytes", AUTO_DOWNLOAD_DEFAULT)
+
+    def set_auto_download_bytes(self, value: int) -> None:
+        if not 0 <= value <= 2 * 1024**3:
+            raise UsageError("the auto-download size is from 0 (never) to 2 GiB")
+        with self.db.transaction() as cur:
+            store.set_setting(cur, "auto_download_bytes", value)
+
+    # -- sending --------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        contact: bytes,
+        files: Sequence[tuple[AsyncIterable[bytes], FileInfo]],
+        *,
+        caption: str = "",
+        reply_to: bytes | None = None,
+        progress: Callable[[int, int, int | None], None] | None = None,
+    ) -> bytes:
+        """Upload ``files`` (one, or an album of up to 9 photos/videos) and send them.
+
+        ``progress(index, done, total)`` follows each upload. Returns the
+        message id. Raises before anything is queued if an upload fails.
+        """
+        transfer = self._require_transfer()
+        row = self.conversations.accepted(contact)
+        refs: list[AttachmentRef] = []
+        for i, (chunks, info) in enumerate(files):
+
+            def report(done: int, total: int | None, i: int = i) -> None:
+                if progress is not None:
+                    progress(i, done, total)
+
+            refs.append(await transfer.upload(chunks, info, progress=report))
+        body = env.Attachments(tuple(refs), caption, reply_to)  # checks the album rules
+        now_ms = self._now_ms()
+        with self.db.transaction() as cur:
+            mid = self.conversations.queue_in(cur, row, body)
+            me_clock = db.get_contact(cur, contact)
+            assert me_clock is not None
+            db.add_message(
+                cur,
+                db.MessageRow(
+                    message_id=mid,
+                    contact=contact,
+                    outgoing=True,
+                    lamport=me_clock.lamport,
+                    sent_at_ms=now_ms,
+                    received_at_ms=None,
+                    text=preview_text(body),
+                    reply_to=reply_to,
+                    edited=False,
+                    deleted=False,
+                    state="queued",
+                    reactions={},
+                ),
+            )
+            for i, ref in enumerate(refs):
+                store.put_attachment(cur, mid, i, chat_of(contact), True, ref, "ready", now_ms)
+        self.channel.emit(ev.MessageChanged(mid.hex(), contact.hex()))
+        return mid
+
+    # -- receiving (inside the receive transaction) --------------------------------------------
+
+    def _on_attachments(self, cur: db.Cursor, r: Received) -> FollowUp | None:
+        body = r.message.body
+        assert isinstance(body, env.Attachments)
+        mid = r.message.message_id
+        now_ms = self._now_ms()
+        added = db.add_message(
+            cur,
+            db.MessageRow(
+                message_id=mid,
+                contact=r.sender,
+                outgoing=False,
+                lamport=r.message.lamport,
+                sent_at_ms=r.message.sent_at_ms,
+                received_at_ms=now_ms,
+                text=preview_text(body),
+                reply_to=body.reply_to,
+                edited=False,
+                deleted=False,
+                state="received",
+                reactions={},
+            ),
+        )
+        if not added:
+            return None
+        for i, ref in enumerate(body.items):
+            store.put_attachment(cur, mid, i, chat_of(r.sender), False, ref, "remote", now_ms)
+        self.channel.emit(ev.MessageChanged(mid.hex(), r.sender.hex()))
+        limit = store.get_setting(cur, "auto_download_bytes", AUTO_DOWNLOAD_DEFAULT)
+        wanted = [(mid, i) for i, ref in enumerate(body.items) if ref.size <= limit]
+        if not wanted or self.transfer is None:
+            return None
+
+        async def enqueue() -> None:
+            for key in wanted:
+                self._enqueue(key)
+
+        return enqueue
+
+    def _enqueue(self, key: tuple[bytes, int]) -> bool:
+        if key in self._queued:
+            return True
+        try:
+            self._queue_in.send_nowait(key)
+        except trio.WouldBlock:
+            return False  # left "remote": fetched after a restart or on request
+        self._queued.add(key)
+        return True
+
+    # -- downloading ----------------------------------------------------------------------------
+
+    def attachment(self, message_id: bytes, idx: int) -> store.AttachmentRow:
+        with self.db.transaction() as cur:
+            row = store.get_attachment(cur, message_id, idx)
+        if row is None:
+            raise NoSuchAttachment("no such attachment")
+        return row
+
+    def attachments(self, message_id: bytes) -> list[store.AttachmentRow]:
+        with self.db.transaction() as cur:
+            return store.attachments_of(cur, message_id)
+
+    def _set(self, row: store.AttachmentRow, state: str, **kw: object) -> None:
+        with self.db.transaction() as cur:
+            store.set_state(cur, row.message_id, row.idx, state, self._now_ms(), **kw)  # type: ignore[arg-type]
+
+    async def download(self, message_id: bytes, idx: int) -> store.AttachmentRow:
+        """Fetch, verify and cache one file now; its row afterwards (``ready`` or ``failed``)."""
+        transfer = self._require_transfer()
+        row = self.attachment(message_id, idx)
+        if row.state == "ready" and transfer.is_cached(row.ref):
+            return row
+        self._set(row, "downloading", error=None)
+        last = [0]
+
+        def progress(done: int, total: int | None) -> None:
+            if done - last[0] >= PROGRESS_STEP or (total is not None and done == total):
+                last[0] = done
+                self.channel.emit(
+                    ev.AttachmentProgress(message_id.hex(), idx, row.chat, done, row.ref.size)
+                )
+
+        try:
+            await transfer.fetch(row.ref, progress=progress)
+        except BoxlessError as exc:
+            logger.info("attachment %s/%d not fetched: %s", message_id.hex()[:8], idx, exc)
+            self._set(row, "failed", error=str(exc))
+            self.channel.emit(ev.AttachmentReady(message_id.hex(), idx, row.chat, False, str(exc)))
+        else:
+            self._set(row, "ready", done=row.ref.size)
+            self.channel.emit(ev.AttachmentReady(message_id.hex(), idx, row.chat, True, None))
+        return self.attachment(message_id, idx)
+
+    async def open(self, message_id: bytes, idx: int) -> AsyncIterator[bytes]:
+        """The file's plaintext, streamed (fetched first if it is not cached).
+
+        Only a stream that ends without an error is the whole, verified file.
+        """
+        transfer = self._require_transfer()
+        row = self.attachment(message_id, idx)
+        async for piece in transfer.open(row.ref):
+            yield piece
+
+    def use_transfer(self, transfer: AttachmentTransfer) -> None:
+        """Start sending and fetching through ``transfer`` (a running blob service)."""
+        self.transfer = transfer
+        self._resume()
+
+    def _resume(self) -> None:
+        with self.db.transaction() as cur:
+            pending = store.resumable(cur, self.auto_download_bytes, RESUME_BATCH)
+        for row in pending:
+            self._enqueue((row.message_id, row.idx))
+
+    async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Resume interrupted and pending downloads, then fetch what arrives, one at a time.
+
+        Cancellation stops a fetch between blocks; its row stays ``downloading``
+        and is resumed at the next start.
+        """
+        task_status.started()
+        if self.transfer is not None:
+            self._resume()
+        async for key in self._queue_out:
+            self._queued.discard(key)
+            await self.download(*key)

@@ -1,0 +1,62 @@
+"""Attachments between two real clients: messages over the in-memory Waku network,
+files over real py-libp2p hosts with a service node (real clock: sockets)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import trio
+
+from boxless.blobs import PinPolicy
+from boxless.client import events as ev
+from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
+from boxless.client.attachments import BlobsUnavailable
+from tests.blob_fixtures import addr_of, aiter_chunks, blob_node
+from tests.memnet_fixtures import befriend, memnet, wait_for
+
+pytestmark = pytest.mark.trio
+
+
+async def test_a_file_goes_from_alice_to_bob_and_is_fetched(tmp_path: Path) -> None:
+    data = os.urandom(600_000)
+    big = os.urandom(300_000)
+    async with (
+        memnet(tmp_path, ("alice", "bob")) as (_net, (alice, bob)),
+        blob_node(tmp_path / "svc", pin_policy=PinPolicy()) as svc,
+        blob_node(tmp_path / "ablobs") as ablobs,
+        blob_node(tmp_path / "bblobs") as bblobs,
+    ):
+        await befriend(alice, bob)
+        with pytest.raises(BlobsUnavailable, match="blob service"):
+            await alice.client.attachments.send(bob.me, [(aiter_chunks(data), FileInfo("a.bin"))])
+        alice.client.attachments.use_transfer(AttachmentTransfer(ablobs.client, [addr_of(svc)]))
+        bob.client.attachments.use_transfer(AttachmentTransfer(bblobs.client))
+        bob.client.attachments.set_auto_download_bytes(500_000)  # the 600 KB file waits
+
+        seen: list[ev.Event] = []
+        async with bob.client.events() as events:
+            mid = await alice.client.attachments.send(
+                bob.me, [(aiter_chunks(data), FileInfo("../notes.bin"))], caption="the notes"
+            )
+            small = await alice.client.attachments.send(
+                bob.me, [(aiter_chunks(big), FileInfo("small.bin"))]
+            )
+            with trio.fail_after(30):
+                while not any(isinstance(e, ev.AttachmentReady) for e in seen):
+                    seen.append(await events.receive())
+        ready = [e for e in seen if isinstance(e, ev.AttachmentReady)]
+        assert ready[0].message_id == small.hex() and ready[0].ok, ready
+        assert any(isinstance(e, ev.AttachmentProgress) for e in seen)
+        assert bob.texts(alice)[-2:] == ["the notes", "📎 small.bin"]
+        row = bob.client.attachments.attachment(mid, 0)
+        assert row.state == "remote" and row.ref.name == "notes.bin" and not row.outgoing
+        assert bob.client.attachments.attachment(small, 0).state == "ready"
+        # over the limit: fetched on request, streamed and verified
+        row = await bob.client.attachments.download(mid, 0)
+        assert row.state == "ready" and row.error is None
+        got = b"".join([c async for c in bob.client.attachments.open(mid, 0)])
+        assert got == data
+        await wait_for(alice, lambda: alice.message(mid).state in ("delivered", "read"))
+        assert alice.client.attachments.attachment(mid, 0).state == "ready"
