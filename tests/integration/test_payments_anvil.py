@@ -12,9 +12,15 @@ import httpx
 import pytest
 from mnemonic import Mnemonic
 
+from boxless.payments.amounts import parse_amount
 from boxless.payments.devnet import Anvil, free_port
-from boxless.payments.errors import InsufficientFunds, RpcDown, WrongChain
-from boxless.payments.hdwallet import derive_private_key, parse_address
+from boxless.payments.errors import BadRpcResponse, InsufficientFunds, RpcDown, WrongChain
+from boxless.payments.hdwallet import (
+    address_bytes,
+    checksum_address,
+    derive_private_key,
+    parse_address,
+)
 from boxless.payments.store import ChainConfig, PaymentStore
 from boxless.payments.tracker import CONFIRMED, INCLUDED, PENDING
 from boxless.payments.wallet import Wallet
@@ -179,3 +185,40 @@ def test_cli_wallet(anvil: Anvil, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
             break
         time.sleep(0.5)
     assert "confirmed" in out and "0.5 ETH" in out and "rent" in out, out
+
+
+def test_erc20_token_transfer(anvil: Anvil, db: UserDB) -> None:  # noqa: F811
+    from boxless.payments.amounts import Asset
+    from boxless.payments.devnet import TOKEN_DECIMALS, TOKEN_SYMBOL, deploy_token, fund_account
+    from boxless.payments.rpc import Rpc
+
+    rpc = Rpc(anvil.url, anvil.chain_id)
+    owner = derive_private_key(SEED, "m/44'/60'/0'/0/7")
+    token = deploy_token(rpc, owner, 10**12)
+    alice_key = derive_private_key(b"\x21" * 64)  # a fresh account, funded below
+    alice_addr = checksum_address(address_bytes(alice_key))
+    fund_account(rpc, owner, token, parse_address(alice_addr), 10**18, 5_000_000)
+    rpc.close()
+    store = PaymentStore(db)
+    store.set_chain(ChainConfig(anvil.url, anvil.chain_id, token, TOKEN_SYMBOL, TOKEN_DECIMALS))
+    wallet = Wallet(store, store.chain(), alice_key)
+    bxd = wallet.assets()["BXD"]
+    assert bxd == Asset("BXD", 6, token)
+    assert wallet.balance(bxd) == 5_000_000
+    bob = parse_address("0x" + "a1" * 20)
+    quote = wallet.quote(bob, parse_amount("1.25", 6), bxd)
+    assert "amount:  1.25 BXD" in quote.describe()
+    wallet.send(quote, int(time.time() * 1000))
+    with pytest.raises(InsufficientFunds, match="BXD"):  # 3.75 left once 1.25 is mined
+        wallet.quote(bob, parse_amount("3.76", 6), bxd)
+    wallet.quote(bob, parse_amount("3.75", 6), bxd)
+    _until(wallet, CONFIRMED)
+    assert wallet.balance(bxd) == 3_750_000
+    # A contract that is not an ERC-20 (an EOA has no code: empty answer) → clear error
+    fake = Wallet(
+        store, ChainConfig(anvil.url, anvil.chain_id, "0x" + "a5" * 20, "X", 6), alice_key
+    )
+    with pytest.raises(BadRpcResponse, match="really an ERC-20"):
+        fake.balance(fake.assets()["X"])
+    fake.close()
+    wallet.close()

@@ -225,3 +225,21 @@ def test_tracker_table(obs: Observation, state: str, confirmations: int, rebroad
         confirmations,
         rebroadcast,
     )
+
+
+VYPER = TOOL_PY.parent / "vyper"
+
+
+@pytest.mark.skipif(not VYPER.exists(), reason="tool venv missing: scripts/install_chain.sh")
+def test_test_token_bytecode_is_the_compiled_source() -> None:
+    from boxless.payments.devnet import token_bytecode
+
+    source = Path(__file__).resolve().parents[2] / "src/boxless/payments/contracts/TestToken.vy"
+    out = subprocess.run(
+        [str(VYPER), "-f", "bytecode", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert bytes.fromhex(out.stdout.strip().removeprefix("0x")) == token_bytecode()

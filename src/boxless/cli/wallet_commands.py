@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from mnemonic import Mnemonic
 
 from boxless.cli.app import app, fail
 from boxless.cli.common import USER_HOME, HomeOption, ask_passphrase
@@ -28,7 +29,15 @@ from boxless.identity.contact_code import qr_terminal
 from boxless.identity.keys import Identity
 from boxless.identity.seed import validate_phrase
 from boxless.payments.amounts import ETH, Asset, format_amount, parse_amount
-from boxless.payments.devnet import DEVNET_CHAIN_ID, Anvil
+from boxless.payments.devnet import (
+    ANVIL_MNEMONIC,
+    DEVNET_CHAIN_ID,
+    TOKEN_DECIMALS,
+    TOKEN_SYMBOL,
+    Anvil,
+    deploy_token,
+    fund_account,
+)
 from boxless.payments.errors import BadAmount
 from boxless.payments.hdwallet import (
     WALLET_PATH,
@@ -223,13 +232,26 @@ def wallet_receive(
 @app.command("devnet-chain")
 def devnet_chain(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1")] = 8545,
+    fund: Annotated[
+        list[str] | None,
+        typer.Option(help="An address to give 100 ETH and 1000 BXD (repeatable)"),
+    ] = None,
 ) -> None:
-    """Run a local test chain (anvil) until Ctrl-C; its accounts are funded with test ETH."""
+    """Run a local test chain (anvil) with the BXD test token until Ctrl-C."""
     try:
         with Anvil(port=port) as chain:
-            typer.echo(f"chain {DEVNET_CHAIN_ID} at {chain.url} (Ctrl-C stops it)")
-            typer.echo(f"boxless wallet config --rpc {chain.url} --chain-id {DEVNET_CHAIN_ID}")
-            typer.echo("funded: the accounts of the mnemonic 'test test ... junk'")
+            rpc = Rpc(chain.url, DEVNET_CHAIN_ID)
+            key = derive_private_key(Mnemonic.to_seed(ANVIL_MNEMONIC, ""))
+            token = deploy_token(rpc, key, 10**6 * 10**TOKEN_DECIMALS)
+            for text in fund or []:
+                fund_account(rpc, key, token, parse_address(text), 100 * 10**18, 1000 * 10**6)
+                typer.echo(f"funded {checksum_address(parse_address(text))}")
+            rpc.close()
+            typer.echo(f"chain {DEVNET_CHAIN_ID} at {chain.url}, test token {token} (Ctrl-C stops)")
+            typer.echo(
+                f"boxless wallet config --rpc {chain.url} --chain-id {DEVNET_CHAIN_ID} "
+                f"--token {token} --token-symbol {TOKEN_SYMBOL} --token-decimals {TOKEN_DECIMALS}"
+            )
             stop = {signal.SIGINT, signal.SIGTERM}
             signal.pthread_sigmask(signal.SIG_BLOCK, stop)
             signal.sigwait(stop)

@@ -181,14 +181,18 @@ class PaymentStore:
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM payment_tx WHERE hash = ?", (tx_hash,))
 
-    def reserved(self, chain_id: int, sender: bytes, token: str | None) -> tuple[int, int]:
-        """What our not-yet-mined transactions may still spend: (amount of the asset
-        ``token`` names, ETH for fees and ETH values) — the latest balance still has it."""
+    def reserved(
+        self, chain_id: int, sender: bytes, token: str | None, mined_nonce: int
+    ) -> tuple[int, int]:
+        """What our transactions with nonces from ``mined_nonce`` on (not in the block
+        the balance was read at) may still spend: (amount of the asset ``token`` names,
+        ETH for fees and ETH values)."""
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT amount, token, max_fee FROM payment_tx"
-                " WHERE chain_id = ? AND sender = ? AND state = 'pending'",
-                (chain_id, sender),
+                " WHERE chain_id = ? AND sender = ? AND nonce >= ?"
+                " AND state IN ('pending', 'included')",
+                (chain_id, sender, mined_nonce),
             )
             rows = cur.fetchall()
         asset = sum(int(row[0]) for row in rows if row[1] == token)

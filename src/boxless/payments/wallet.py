@@ -77,14 +77,14 @@ class Wallet:
 
     # -- reads
 
-    def balance(self, asset: Asset = ETH) -> int:
+    def balance(self, asset: Asset = ETH, block: str = "latest") -> int:
         if asset.token is None:
-            return quantity(self.rpc.call("eth_getBalance", [self._hex_addr, "latest"]), "balance")
+            return quantity(self.rpc.call("eth_getBalance", [self._hex_addr, block]), "balance")
         result = self.rpc.call(
             "eth_call",
             [
                 {"to": asset.token, "data": "0x" + erc20_balance_of_data(self.address).hex()},
-                "latest",
+                block,
             ],
         )
         raw = data(result, f"{asset.symbol} balanceOf answer")
@@ -124,11 +124,15 @@ class Wallet:
         else:
             to, value = bytes.fromhex(asset.token[2:]), 0
             payload = erc20_transfer_data(recipient, amount)
+        # Balances and nonce read at one block, so what our later nonces may still
+        # spend is reserved exactly (counted neither twice nor not at all).
+        block = hex(quantity(self.rpc.call("eth_blockNumber", []), "block number"))
+        mined = quantity(self.rpc.call("eth_getTransactionCount", [self._hex_addr, block]), "nonce")
         reserved_asset, reserved_eth = self.store.reserved(
-            self.config.chain_id, self.address, asset.token
+            self.config.chain_id, self.address, asset.token, mined
         )
-        eth = self.balance(ETH) - reserved_eth
-        held = eth if asset.token is None else self.balance(asset) - reserved_asset
+        eth = self.balance(ETH, block) - reserved_eth
+        held = eth if asset.token is None else self.balance(asset, block) - reserved_asset
         pending = " after your pending transactions" if reserved_eth else ""
         if held < amount:
             raise InsufficientFunds(
