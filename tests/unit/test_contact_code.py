@@ -84,6 +84,7 @@ def test_not_a_boxless_link(text: str) -> None:
         _link(b"\x01" + b"\xff" * 40),
         _link(b"\x01"),
     ],
+    ids=["empty", "bad-characters", "truncated", "cut-short", "garbage", "version-only"],
 )
 def test_damaged_link(text: str) -> None:
     with pytest.raises(InvalidContactCode, match="damaged"):
