@@ -36,7 +36,7 @@ pytestmark = pytest.mark.slow
 
 HISTORY = 1000
 FAST = 50
-UNREAD = 30  # the newest of the backlog are unread
+UNREAD = 130  # the newest of the backlog are unread: more than the first page
 
 TO_TOP = "el => { el.scrollTop = 0; return el.querySelectorAll('.message').length; }"
 TEXTS = "els => els.map(e => e.textContent)"
@@ -140,12 +140,25 @@ def test_history_order_and_message_links(world: Any, browser: Any) -> None:
     )
 
     # A link is clickable and opened safely (no opener, no referrer, never fetched).
-    bob_page.get_by_label("Message", exact=True).fill("see https://example.org/a?b=1 and more")
+    # Only http(s) becomes a link: a hostile text's other schemes stay text.
+    hostile = (
+        "see https://example.org/a?b=1 and more, javascript:alert(1) "
+        "data:text/html,<b>x</b> <a href=https://evil.example>y</a> (http://ok.example/x)"
+    )
+    bob_page.get_by_label("Message", exact=True).fill(hostile)
     bob_page.get_by_label("Message", exact=True).press("Enter")
-    link = page.locator(".bubble a.text-link")
-    expect(link).to_have_attribute("href", "https://example.org/a?b=1")
-    expect(link).to_have_attribute("rel", "noopener noreferrer")
-    expect(link).to_have_attribute("target", "_blank")
+    said = bubble(page, "javascript:alert(1)")
+    expect(said.locator(".text")).to_have_text(hostile)
+    links = said.locator("a")
+    expect(links).to_have_count(3)
+    hrefs = links.evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert hrefs == ["https://example.org/a?b=1", "https://evil.example/", "http://ok.example/x"]
+    # A link shows the address it opens: no markup in a text makes a disguised one.
+    shown = ["https://example.org/a?b=1", "https://evil.example", "http://ok.example/x"]
+    assert links.all_inner_texts() == shown
+    for i in range(3):
+        expect(links.nth(i)).to_have_attribute("rel", "noopener noreferrer")
+        expect(links.nth(i)).to_have_attribute("target", "_blank")
     expect(page.locator(".messages .date-separator").last).to_have_text("Today")
     bubble(page, "fast 49").click()
     expect(page.get_by_role("button", name="Forward")).to_be_visible()

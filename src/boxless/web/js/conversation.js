@@ -61,7 +61,10 @@ export function conversationView(key) {
     // way: ask from the first one's time inclusive; the list drops what it has.
     olderCursor: (first) => first.lamport + 1,
     renderItem: (m) => bubble(m),
-    firstUnread: (page) => (page.find((m) => !m.outgoing && m.state === "received") || {}).id || null,
+    firstUnread: (shown, more) => {
+      const at = shown.findIndex((m) => !m.outgoing && m.state === "received");
+      return at < 0 ? null : at === 0 && more ? undefined : shown[at].id;
+    },
     onRendered: () => markRead(),
   });
   const { list } = history;
@@ -89,6 +92,7 @@ export function conversationView(key) {
   async function markRead() {
     const c = contact(key);
     if (!c || c.state !== "accepted" || document.visibilityState !== "visible" || !el.isConnected) return;
+    if (!history.ready()) return; // not before the first unread one is found: reading changes it
     if (readInFlight) {
       readAgain = true;
       return;

@@ -103,14 +103,15 @@ export function groupView(gid) {
 
   // -- loading and marking read ----------------------------------------------------
 
-  /** The first unread message of the newest page: the group's unread count of the newest incoming texts. */
-  function firstUnread(page) {
+  /** The first unread message: the group's unread count of the newest incoming texts (undefined: further back). */
+  function firstUnread(shown, more) {
     const g = group(gid);
     const n = g ? g.unread || 0 : 0;
     if (!n) return null;
-    const incoming = page.filter((m) => !m.outgoing && m.kind !== "event").sort((a, b) => a.seq - b.seq);
+    const incoming = shown.filter((m) => !m.outgoing && m.kind !== "event").sort((a, b) => a.seq - b.seq);
+    if (incoming.length < n && more) return undefined;
     const unread = new Set(incoming.slice(-n).map((m) => m.id));
-    return (page.find((m) => unread.has(m.id)) || {}).id || null;
+    return (shown.find((m) => unread.has(m.id)) || {}).id || null;
   }
 
   async function fetchPins() {
@@ -133,6 +134,7 @@ export function groupView(gid) {
   async function markRead() {
     const g = group(gid);
     if (!g || g.member === false || document.visibilityState !== "visible" || !el.isConnected) return;
+    if (!history.ready()) return; // not before the first unread one is found: reading changes it
     // The node's unread count decides (the store re-reads it after each group
     // event), so opening a group with nothing unread publishes no read marker.
     const newest = history.messages().reduce((max, m) => Math.max(max, m.seq), 0); // seq: arrival order

@@ -16,6 +16,7 @@ import { h, mount, toast } from "./dom.js";
 
 export const PAGE = 100;
 const MAX_SHOW_PAGES = 200; // show(id) looks at most this many pages back (20,000 messages)
+const MAX_UNREAD_PAGES = 50; // the first unread message is looked for this far back (5,000)
 const NEAR_TOP_PX = 300;
 const NEAR_BOTTOM_PX = 80;
 
@@ -40,7 +41,9 @@ export function timeOfDay(ms) {
  *  - fetchPage(cursor): the page before `cursor` (null: the newest), oldest first;
  *  - olderCursor(first): the cursor for the page before message `first`;
  *  - renderItem(m): the <li> of one message;
- *  - firstUnread(messages): the id of the first unread message on open, or null;
+ *  - firstUnread(messages, hasMore): the id of the first unread message on
+ *    open, null if none, undefined if it is older than `messages` (pages load
+ *    until it is there, at most MAX_UNREAD_PAGES);
  *  - onRendered(): after each render (e.g. to mark read).
  * Returns {el, scroller, list, messages(), byId, refresh, render, show, loadOlder}.
  */
@@ -137,7 +140,7 @@ export function messageList({ fetchPage, olderCursor, renderItem, firstUnread, o
           const at = page.length ? messages.findIndex((m) => m.id === page[0].id) : -1;
           const kept = at > 0 ? messages.slice(0, at).filter((m) => !inPage.has(m.id)) : [];
           if (!opened || at < 0) hasMore = page.length >= PAGE;
-          if (!opened) unreadId = firstUnread(page);
+          if (!opened) unreadId = firstUnread(page, hasMore);
           messages = [...kept, ...page];
           opened = true;
           render();
@@ -145,9 +148,21 @@ export function messageList({ fetchPage, olderCursor, renderItem, firstUnread, o
       } finally {
         refreshing = null;
       }
-      if (scroller.scrollTop < NEAR_TOP_PX && hasMore) loadOlder();
+      if (unreadId === undefined) await findUnread();
+      else if (scroller.scrollTop < NEAR_TOP_PX && hasMore) loadOlder();
     })();
     return refreshing;
+  }
+
+  /** More unread messages than the first page holds: load back to the first of them. */
+  async function findUnread() {
+    for (let i = 0; unreadId === undefined && i < MAX_UNREAD_PAGES; i++) {
+      if (!(await loadOlder())) break;
+      unreadId = firstUnread(messages, hasMore);
+    }
+    if (unreadId === undefined) unreadId = messages.length ? messages[0].id : null;
+    render();
+    list.querySelector("#unread-line")?.scrollIntoView({ block: "start" });
   }
 
   /** Prepend the page before the oldest message shown; resolves to whether it added any. */
@@ -234,5 +249,7 @@ export function messageList({ fetchPage, olderCursor, renderItem, firstUnread, o
     loadOlder,
     stickToBottom,
     hasMore: () => hasMore,
+    /** The first page is in and the first unread message found: marking read may start. */
+    ready: () => opened && unreadId !== undefined,
   };
 }
