@@ -22,6 +22,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from boxless.api.attachments import BODIES as ATTACHMENT_BODIES
+from boxless.api.attachments import attachment_routes
 from boxless.api.broadcasts import BODIES as BROADCAST_BODIES
 from boxless.api.broadcasts import broadcast_routes
 from boxless.api.chats import BODIES as CHAT_BODIES
@@ -98,6 +100,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **BROADCAST_BODIES,
     **SEARCH_BODIES,
     **CHAT_BODIES,
+    **ATTACHMENT_BODIES,
 }
 
 
@@ -385,6 +388,7 @@ def build_app(
         *search_routes(client),
         *chat_routes(client),
         *sas_routes(client),
+        *attachment_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),
     ]

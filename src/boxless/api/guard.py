@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 import time
 from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
@@ -64,6 +65,15 @@ from boxless.api.session import PUBLIC_PATHS, CookieSpec, SessionBook
 __all__ = ["MAX_REQUEST_BYTES", "Guard", "allowed_hosts", "security_headers"]
 
 MAX_REQUEST_BYTES = 3 * 1024 * 1024  # the largest handler limit (2 MiB QR upload) and room
+MAX_UPLOAD_BYTES = 2 * 1024**3 + 1024 * 1024  # an attachment (api/attachments.py caps it exactly)
+_UPLOAD_PATH = re.compile(r"/api/v1/contacts/[0-9a-f]{64}/attachments")
+
+
+def request_limit(scope: Scope) -> int:
+    """The body size a request may have: a file upload, or everything else (JSON, a QR picture)."""
+    if scope.get("method") == "POST" and _UPLOAD_PATH.fullmatch(scope.get("path", "")):
+        return MAX_UPLOAD_BYTES
+    return MAX_REQUEST_BYTES
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD_HOSTS = ("0.0.0.0", "[::]", "::", "")
@@ -157,7 +167,7 @@ class Guard:
             await _deny(scope, receive, send, *denial)
             return
         if scope["type"] == "http":
-            receive = _counted(receive)
+            receive = _counted(receive, request_limit(scope))
         await self.app(scope, receive, send)
 
     def _check(self, scope: Scope, headers: dict[str, str], host: str) -> Denial | None:
@@ -171,9 +181,9 @@ class Guard:
         origin = headers.get("origin")
         if origin is not None and origin not in (self.origin, f"http://{host}"):
             return 403, "bad_origin", "requests from other sites are refused"
-        length = headers.get("content-length", "0")
-        if not length.isdigit() or int(length) > MAX_REQUEST_BYTES:
-            return 413, "too_large", too_large(MAX_REQUEST_BYTES).message
+        length, limit = headers.get("content-length", "0"), request_limit(scope)
+        if not length.isdigit() or int(length) > limit:
+            return 413, "too_large", too_large(limit).message
         return None  # static UI files (no secrets in them) need nothing more
 
     def _authenticate(
