@@ -29,7 +29,8 @@ async function makeHelia () {
   cfg.streamMuxers = [cfg.streamMuxers[0]] // yamux
   cfg.peerDiscovery = []
   cfg.services = { identify: cfg.services.identify, ping: cfg.services.ping }
-  const helia = await createHelia({ libp2p: cfg, routers: [] })
+  // no delegated routers or HTTP gateways: this is a loopback test, bitswap only
+  const helia = await createHelia({ libp2p: cfg, routers: [], http: { delegatedRouters: [], recursiveGateways: [] } })
   await helia.start()
   return helia
 }
@@ -52,7 +53,7 @@ async function fetch (helia, fs, cmd) {
   const out = cmd.out ? createWriteStream(cmd.out) : null
   let bytes = 0
   let rss = process.memoryUsage().rss
-  for await (const buf of fs.cat(CID.parse(cmd.cid).toString(), { signal: AbortSignal.timeout(cmd.timeoutMs ?? 60000) })) {
+  for await (const buf of fs.cat(CID.parse(cmd.cid).toString(), { signal: AbortSignal.timeout(cmd.timeoutMs ?? 60000), providers: [multiaddr(cmd.addr)] })) {
     hash.update(buf)
     bytes += buf.length
     if (out && !out.write(buf)) await new Promise((resolve) => out.once('drain', resolve))
