@@ -125,6 +125,10 @@ async def _run_up(
             async def start_client(account: LocalAccount) -> ASGIApp:
                 client = Client(account, transport, group_timings=group_timings)
                 await nursery.start(client.run)
+                from boxless.cli.attachment_commands import start_blobs
+
+                node = transport.node  # type: ignore[attr-defined]
+                await start_blobs(nursery, client, node.host, home, service_peers or peers)
                 return build_app(client, token, origin, transport.status)
 
             async def on_new_account(account: LocalAccount) -> None:
@@ -388,12 +392,24 @@ def contacts(home: HomeOption = USER_HOME) -> None:
 @app.command()
 def send(
     who: Annotated[str, typer.Argument(help="Contact name or key prefix")],
-    text: Annotated[str, typer.Argument(help="The message")],
+    text: Annotated[str, typer.Argument(help="The message (with --file: its caption)")] = "",
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Send this file, encrypted (up to 2 GiB)")
+    ] = None,
+    original: Annotated[bool, typer.Option(help="With --file: a photo as is, not compressed")] = False,
     home: HomeOption = USER_HOME,
 ) -> None:
-    """Send a message (queued; delivered when they are reachable)."""
+    """Send a message or a file (queued; delivered when they are reachable)."""
     try:
         api = api_for(home)
+        if file is not None:
+            from boxless.cli.attachment_commands import send_file
+
+            sent = send_file(api, api.contact_key(who), file, text, original=original)
+            print(f"{sent['id']} sent {plain(sent['attachments'][0]['name'])}")
+            return
+        if not text:
+            raise ConfigError("give the message text, or --file PATH")
         m = api.call("POST", f"/contacts/{api.contact_key(who)}/messages", {"text": text})
     except BoxlessError as exc:
         fail(exc)
