@@ -35,7 +35,7 @@ def test_boxless_send_file_reaches_bob_with_a_service_node_dead(tmp_path: Path) 
         init_account(tmp_path / name, name.title(), PASS)
     s1 = NodeProcess("s1", tmp_path / "s1", SERVICE).start()
     s2 = NodeProcess("s2", tmp_path / "s2", [*SERVICE, "--peer", s1.addr]).start()
-    alice = UserProcess("alice", tmp_path / "alice", [s1.addr, s2.addr]).launch()
+    alice = UserProcess("alice", tmp_path / "alice", [s2.addr, s1.addr]).launch()
     bob = UserProcess("bob", tmp_path / "bob", [s2.addr, s1.addr]).launch()
     try:
         for p in (alice, bob):
@@ -45,8 +45,10 @@ def test_boxless_send_file_reaches_bob_with_a_service_node_dead(tmp_path: Path) 
         bob.call("POST", "/contacts", {"link": a_me["link"]})
         wait_for(
             "both accepted",
-            lambda: alice.call("GET", "/contacts")[0]["state"] == "accepted"
-            and bob.call("GET", "/contacts")[0]["state"] == "accepted",
+            lambda: (
+                alice.call("GET", "/contacts")[0]["state"] == "accepted"
+                and bob.call("GET", "/contacts")[0]["state"] == "accepted"
+            ),
         )
         s1.kill()  # one service node is gone: the other keeps the file
         data = os.urandom(3 * 1024 * 1024 + 7)
@@ -66,7 +68,9 @@ def test_boxless_send_file_reaches_bob_with_a_service_node_dead(tmp_path: Path) 
         )
         rows = wait_for(
             "Bob fetched it",
-            lambda: [r for r in bob.call("GET", f"/messages/{mid}/attachments") if r["state"] == "ready"],
+            lambda: [
+                r for r in bob.call("GET", f"/messages/{mid}/attachments") if r["state"] == "ready"
+            ],
         )
         assert rows[0]["name"] == "holiday.bin" and rows[0]["size"] == len(data)
         got = bob.request("GET", f"/messages/{mid}/attachments/0/content")
