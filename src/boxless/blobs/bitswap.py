@@ -321,7 +321,8 @@ class _Item:
     depth: int
     expect: int | None  # file bytes the parent says this subtree holds
     want: _Want | None = None
-    peer: int = 0
+    peer: ID | None = None  # the peer asked now
+    tried: set[ID] = field(default_factory=set)
     sent: bool = False
 
 
@@ -398,33 +399,45 @@ class DagFetcher:
                     await self._cancel(sent)
 
     async def _cancel(self, items: list[_Item]) -> None:
-        by_peer: dict[int, list[Cid]] = {}
+        by_peer: dict[ID, list[Cid]] = {}
         for i in items:
-            by_peer.setdefault(i.peer, []).append(i.cid)
-        for idx, cids in by_peer.items():
-            if idx < len(self.peers):
-                try:
-                    await self.bitswap.send(self.peers[idx], want_message(cids, cancel=True))
-                except NetworkError:
-                    pass
+            if i.peer is not None:
+                by_peer.setdefault(i.peer, []).append(i.cid)
+        for peer, cids in by_peer.items():
+            try:
+                await self.bitswap.send(peer, want_message(cids, cancel=True))
+            except NetworkError:
+                pass
 
     async def _top_up(self, frontier: deque[_Item]) -> None:
-        batch: dict[int, list[Cid]] = {}
+        batch: dict[ID, list[Cid]] = {}
         for item in islice(frontier, self.window):
             if item.want is not None or self.bitswap.store.has(item.cid):
                 continue
             item.want = self.bitswap.expect(item.cid)
-            if item.want.block is None and item.peer < len(self.peers):
-                batch.setdefault(item.peer, []).append(item.cid)
+            if item.want.block is None and (peer := self._pick(item)) is not None:
+                batch.setdefault(peer, []).append(item.cid)
                 item.sent = True
-        for idx, cids in batch.items():
-            await self._send_wants(idx, cids)
+        for peer, cids in batch.items():
+            await self._send_wants(peer, cids)
 
-    async def _send_wants(self, idx: int, cids: list[Cid]) -> None:
+    def _pick(self, item: _Item) -> ID | None:
+        """The next peer to ask for ``item`` (peers that failed a block go last)."""
+        item.peer = next((p for p in self.peers if p not in item.tried), None)
+        if item.peer is not None:
+            item.tried.add(item.peer)
+        return item.peer
+
+    def _demote(self, peer: ID) -> None:
+        if peer in self.peers:
+            self.peers.remove(peer)
+            self.peers.append(peer)
+
+    async def _send_wants(self, peer: ID, cids: list[Cid]) -> None:
         try:
-            await self.bitswap.send(self.peers[idx], want_message(cids))
+            await self.bitswap.send(peer, want_message(cids))
         except NetworkError as exc:
-            logger.info("peer %s unreachable for wants: %s", self.peers[idx], exc)
+            logger.info("peer %s unreachable for wants: %s", peer, exc)
 
     async def _wait(self, item: _Item) -> bytes:
         if item.want is None:
@@ -433,23 +446,27 @@ class DagFetcher:
                 return local
             item.want = self.bitswap.expect(item.cid)
             item.sent = True
-            if self.peers:
-                await self._send_wants(item.peer, [item.cid])
+            if item.want.block is None and (peer := self._pick(item)) is not None:
+                await self._send_wants(peer, [item.cid])
         want = item.want
         try:
             while want.block is None:
-                if item.peer >= len(self.peers):
-                    raise BlobUnavailable(f"no peer sent block {item.cid}")
+                peer = item.peer
+                if peer is None:
+                    lacking = len(want.dont_have & item.tried)
+                    raise BlobUnavailable(
+                        f"no peer sent block {item.cid}: {lacking} of {len(item.tried)} "
+                        f"asked said they do not have it, the others were silent "
+                        f"for {self.block_timeout:.0f}s"
+                    )
                 changed = want.changed
                 with trio.move_on_after(self.block_timeout) as scope:
-                    if self.peers[item.peer] not in want.dont_have:
+                    if peer not in want.dont_have:
                         await changed.wait()
-                if want.block is None and (
-                    scope.cancelled_caught or self.peers[item.peer] in want.dont_have
-                ):
-                    item.peer += 1
-                    if item.peer < len(self.peers):
-                        await self._send_wants(item.peer, [item.cid])
+                if want.block is None and (scope.cancelled_caught or peer in want.dont_have):
+                    self._demote(peer)
+                    if (nxt := self._pick(item)) is not None:
+                        await self._send_wants(nxt, [item.cid])
             return want.block
         finally:
             self.bitswap.release(item.cid)
