@@ -39,7 +39,9 @@ from typing import Final
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
+from boxless.chat import moment
 from boxless.chat.attachment import Attachments
+from boxless.chat.moment import MomentAct, MomentDelete, MomentKey, MomentRelay
 from boxless.chat.pow import NONCE_BYTES, ProofOfWork
 from boxless.errors import DecodeError, UsageError
 from boxless.wire import chat_pb2
@@ -583,6 +585,10 @@ Body = (
     | SasCancel
     | CallSignal
     | Attachments
+    | MomentKey
+    | MomentDelete
+    | MomentAct
+    | MomentRelay
     | Unsupported
 )
 
@@ -716,6 +722,8 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             c.candidates.extend(candidates)
         case Attachments():
             pb.attachments.CopyFrom(body.to_proto())
+        case MomentKey() | MomentDelete() | MomentAct() | MomentRelay():
+            pb.moment.CopyFrom(moment.body_to_proto(body))
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")
 
@@ -811,6 +819,8 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
                 return _decode_call_signal(pb.call_signal)
             case "attachments":
                 return Attachments.from_proto(pb.attachments)
+            case "moment":
+                return moment.decode_body(pb.moment)
             case None:
                 return _unknown_body(pb)
             case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault
