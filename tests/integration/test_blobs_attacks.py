@@ -69,6 +69,37 @@ async def test_wrong_bytes_are_dropped_and_an_honest_peer_serves(tmp_path: Path)
         assert await fetch(me, put.root, [li.peer_id, hi.peer_id]) == data
 
 
+class SilentBitswap(Bitswap):
+    """Serves what it holds but never says DONT_HAVE (as a stock py host)."""
+
+    async def _answer(self, peer: ID, msg: Message) -> None:
+        for entry in msg.wantlist.entries:
+            entry.sendDontHave = False
+        await super()._answer(peer, msg)
+
+
+async def test_a_peer_that_goes_silent_costs_one_timeout(tmp_path: Path) -> None:
+    data = os.urandom(40 * 16 * 1024)
+    b = DagBuilder(16 * 1024, 174)
+    blocks = b.feed(data) + b.finish()
+    assert b.root is not None
+    async with (
+        blob_node(tmp_path / "partial") as partial,
+        blob_node(tmp_path / "honest") as honest,
+        blob_node(tmp_path / "me") as me,
+    ):
+        plant(partial, b.root, blocks[-1][1])  # the root only: it says HAVE for it
+        for cid, block in blocks:
+            plant(honest, cid, block)
+        SilentBitswap(partial.bitswap.host, partial.store).register()
+        pi = await connect(me, addr_of(partial))
+        hi = await connect(me, addr_of(honest))
+        start = trio.current_time()
+        got = await fetch(me, b.root, [pi.peer_id, hi.peer_id], timeout=1.0)
+        assert got == data
+        assert trio.current_time() - start < 8  # 40 leaves: not one timeout each
+
+
 async def test_raw_bytes_that_parse_as_dag_pb_stay_file_bytes(tmp_path: Path) -> None:
     crafted = encode_file_node([(Cid.of(RAW, b"a link to follow"), 16, 16)])
     async with blob_node(tmp_path / "a") as a, blob_node(tmp_path / "b") as b:

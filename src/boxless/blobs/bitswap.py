@@ -315,7 +315,7 @@ class DagLimits:
     max_links: int = 1024
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Item:
     cid: Cid
     depth: int
@@ -354,6 +354,7 @@ class DagFetcher:
         self.blocks_seen = 0
         self.bytes_seen = 0
         self.file_size: int | None = None
+        self._asked: list[_Item] = []  # items wanted from a peer, block not yet taken
 
     async def rank_peers(self, root: Cid) -> None:
         """Ask every peer for a HAVE of ``root``; put those who have it first.
@@ -426,12 +427,24 @@ class DagFetcher:
         item.peer = next((p for p in self.peers if p not in item.tried), None)
         if item.peer is not None:
             item.tried.add(item.peer)
+            if item not in self._asked:
+                self._asked.append(item)
         return item.peer
 
-    def _demote(self, peer: ID) -> None:
+    async def _demote(self, peer: ID) -> None:
+        """``peer`` failed a block: it goes last, and every other block asked of
+        it is asked of the next peer now (not after its own timeout)."""
         if peer in self.peers:
             self.peers.remove(peer)
             self.peers.append(peer)
+        moved: dict[ID, list[Cid]] = {}
+        for item in self._asked:
+            want = item.want
+            if item.peer == peer and want is not None and want.block is None:
+                if (nxt := self._pick(item)) is not None:
+                    moved.setdefault(nxt, []).append(item.cid)
+        for nxt, cids in moved.items():
+            await self._send_wants(nxt, cids)
 
     async def _send_wants(self, peer: ID, cids: list[Cid]) -> None:
         try:
@@ -464,11 +477,14 @@ class DagFetcher:
                     if peer not in want.dont_have:
                         await changed.wait()
                 if want.block is None and (scope.cancelled_caught or peer in want.dont_have):
-                    self._demote(peer)
-                    if (nxt := self._pick(item)) is not None:
-                        await self._send_wants(nxt, [item.cid])
+                    if item.peer == peer:  # not already moved on by another block's failure
+                        await self._demote(peer)
+                        if item.peer == peer and (nxt := self._pick(item)) is not None:
+                            await self._send_wants(nxt, [item.cid])
             return want.block
         finally:
+            if item in self._asked:
+                self._asked.remove(item)
             self.bitswap.release(item.cid)
             item.want = None
 
