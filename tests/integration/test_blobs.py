@@ -27,6 +27,9 @@ async def test_get_and_pin_between_two_nodes(tmp_path: Path) -> None:
         pinned = await alice.client.pin(put.root, [info.peer_id])
         assert pinned.pinned_by == [info.peer_id], pinned.errors
         assert svc.store.pins(put.root)[0][3] == put.stored
+        again = await alice.client.pin(put.root, [info.peer_id], retention_s=60)
+        assert again.pinned_by == [info.peer_id] and len(svc.store.pins(put.root)) == 1
+        assert svc.store.owner_bytes(alice.bitswap.host.get_id().to_base58()) == put.stored
         # Bob fetches from the service node only
         binfo = await connect(bob, addr_of(svc))
         assert await bob.client.size(put.root, [binfo.peer_id]) == len(data)

@@ -188,6 +188,11 @@ class PinService:
         if active >= pol.per_peer_active or sum(self._active.values()) >= pol.total_active:
             return PinResponse(BUSY, "too many pins in progress; retry later")
         owner = peer.to_base58()
+        retention = self._retention(req)
+        for pin_id, _root, pin_owner, nbytes, _exp in self.store.pins(req.cid):
+            if pin_owner == owner:  # asked again: keep it longer, fetch nothing
+                self.store.renew(pin_id, self.now() + retention)
+                return PinResponse(OK, "already pinned; retention renewed", nbytes)
         room = min(pol.max_file, pol.peer_quota - self.store.owner_bytes(owner))
         if room <= 0:
             return PinResponse(TOO_LARGE, "your pin quota on this node is used up; unpin or wait")
@@ -198,6 +203,10 @@ class PinService:
             self._active[peer] -= 1
             if not self._active[peer]:
                 del self._active[peer]
+
+    def _retention(self, req: PinRequest) -> int:
+        cap = self.policy.max_retention_s
+        return req.retention_s if 0 < req.retention_s <= cap else cap
 
     async def _fetch_and_pin(self, peer: ID, owner: str, req: PinRequest, room: int) -> PinResponse:
         pol = self.policy
@@ -230,9 +239,7 @@ class PinService:
         if failure is not None:
             self.store.discard(cids)  # what a failed pin fetched does not linger
             return failure
-        retention = (
-            req.retention_s if 0 < req.retention_s <= pol.max_retention_s else pol.max_retention_s
-        )
+        retention = self._retention(req)
         self.store.pin(req.cid, owner, cids, stored, self.now(), retention)
         logger.info("pinned %s for %s (%d bytes, %d s)", req.cid, owner, stored, retention)
         return PinResponse(OK, "pinned", stored)

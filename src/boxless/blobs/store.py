@@ -172,6 +172,10 @@ class BlockStore:
             raise
         return bool(gone)
 
+    def renew(self, pin_id: int, expires_at: float | None) -> None:
+        """Set a pin's expiry (a repeated pin request extends it)."""
+        self._db.execute("UPDATE pins SET expires_at = ? WHERE id = ?", (expires_at, pin_id))
+
     def pins(self, root: Cid | None = None) -> list[tuple[int, str, str, int, float | None]]:
         """(id, root, owner, bytes, expires_at) of every pin, or of ``root``'s."""
         sql = "SELECT id, root, owner, bytes, expires_at FROM pins"
