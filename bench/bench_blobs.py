@@ -191,6 +191,11 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mib", type=int, default=64)
     ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument(
+        "--pairs",
+        default="helia-helia,boxless-boxless,boxless-helia,helia-boxless",
+        help="which transfers, source-sink, comma-separated",
+    )
     ap.add_argument("--role")
     ap.add_argument("rest", nargs="*")
     a = ap.parse_args()
@@ -212,12 +217,7 @@ def main() -> None:
         roots: dict[str, str] = {}
         print(f"{a.mib} MiB random file, loopback TCP + Noise + yamux, best of {a.runs}")
         print(f"{'transfer':<22}{'ms':>9}{'MiB/s':>9}{'RSS before':>12}{'RSS peak':>10}")
-        for source, sink in [
-            ("helia", "helia"),
-            ("boxless", "boxless"),
-            ("boxless", "helia"),
-            ("helia", "boxless"),
-        ]:
+        for source, sink in (pair.split("-") for pair in a.pairs.split(",")):
             best = min(
                 (attempt(path, tmp, source, sink, digest) for _ in range(a.runs)),
                 key=lambda g: g["ms"],
@@ -229,6 +229,8 @@ def main() -> None:
                 f"{a.mib / (best['ms'] / 1000):>9.1f}{before:>12}{best['rss_peak']:>10.0f}",
                 flush=True,
             )
+        if len(roots) < 2:
+            return
         same = roots["boxless"] == roots["helia"]
         print(
             f"root CID Boxless put {roots['boxless']}, Helia add {roots['helia']}: "
