@@ -50,6 +50,7 @@ from boxless.client.favourites import Favourites
 from boxless.client.forward import Forwarder
 from boxless.client.groups import GroupManager
 from boxless.client.links import ShortLinks
+from boxless.client.moments import Moments
 from boxless.client.search import Search
 from boxless.client.transport import Incoming, Transport
 from boxless.client.verification import SasManager
@@ -98,6 +99,7 @@ class Client:
             "chat_settings", migration_files("boxless.client", "migrations_chat_settings")
         )
         self.db.migrate("attachments", migration_files("boxless.client", "migrations_attachments"))
+        self.db.migrate("moments", migration_files("boxless.client", "migrations_moments"))
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
         self.pow_difficulty = pow_difficulty if pow_difficulty is not None else DEFAULT_DIFFICULTY
@@ -145,6 +147,7 @@ class Client:
         self.favourites = Favourites(self.db, self.search, clock=clock)
         self.forwarder = Forwarder(self.search, self.conversations, self.groups)
         self.attachments = AttachmentManager(self.channel, self.conversations, None, clock=clock)
+        self.moments = Moments(self.channel, self.conversations, clock=clock)
 
     def _group_direct(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         follow_up = self.groups.on_direct(cur, r.sender, r.device_key, r.message)

@@ -218,6 +218,17 @@ class AttachmentReady:
     error: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class MomentChanged:
+    """A Moments post changed: ``what`` is posted, deleted, like, comment,
+    comment_deleted or mention (a post names us). Fetch the feed for the rest."""
+
+    type: ClassVar[str] = "moment_changed"
+    post_id: str
+    poster: str
+    what: str
+
+
 Event = (
     Ready
     | Connectivity
@@ -239,6 +250,7 @@ Event = (
     | CatchUpProgress
     | AttachmentProgress
     | AttachmentReady
+    | MomentChanged
 )
 
 EVENT_CLASSES: tuple[type[Any], ...] = (
@@ -262,6 +274,7 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     CatchUpProgress,
     AttachmentProgress,
     AttachmentReady,
+    MomentChanged,
 )
 EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)
 

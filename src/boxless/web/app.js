@@ -252,6 +252,10 @@ function onEvent(ev) {
     case "broadcast":
       refreshSoon();
       break;
+    case "moment_changed":
+      // a Moments post, like or comment changed or names us (ev.post_id, ev.what)
+      if (detail && detail.view.onMoment) detail.view.onMoment(ev);
+      break;
     case "attachment_progress":
     case "attachment_ready":
       // a file of a message is being fetched, or is ready or failed (ev.message_id, ev.index)

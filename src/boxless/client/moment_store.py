@@ -1,0 +1,275 @@
+"""All the SQL of Moments (:mod:`boxless.client.moments`); migration component ``moments``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from boxless.chat.moment import MomentContent
+from boxless.client.store import Cursor
+
+__all__ = [
+    "CommentRow",
+    "PostRow",
+    "add_comment",
+    "add_post",
+    "audience",
+    "comment_author",
+    "comments_of",
+    "count_acts",
+    "delete_comment",
+    "feed",
+    "get_post",
+    "get_setting",
+    "likes_of",
+    "mark_read",
+    "put_audience",
+    "set_content",
+    "set_like",
+    "set_post_state",
+    "set_setting",
+    "trim_poster",
+    "unread_count",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class PostRow:
+    post_id: bytes
+    poster: bytes
+    mine: bool
+    key: bytes
+    message_hash: bytes
+    posted_at_ms: int
+    visible_until_ms: int
+    state: str
+    content: MomentContent | None
+    received_at_ms: int
+    unread: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CommentRow:
+    act_id: bytes
+    post_id: bytes
+    author: bytes
+    text: str
+    reply_to: bytes | None
+    at_ms: int
+
+
+_POST_COLS = (
+    "post_id, poster, mine, post_key, message_hash, posted_at_ms, visible_until_ms, state, "
+    "content, received_at_ms, unread"
+)
+
+
+def _post(r: tuple[Any, ...]) -> PostRow:
+    return PostRow(
+        bytes(r[0]),
+        bytes(r[1]),
+        bool(r[2]),
+        bytes(r[3]),
+        bytes(r[4]),
+        int(r[5]),
+        int(r[6]),
+        str(r[7]),
+        None if r[8] is None else MomentContent.decode(bytes(r[8])),
+        int(r[9]),
+        bool(r[10]),
+    )
+
+
+def add_post(cur: Cursor, p: PostRow) -> bool:
+    """Insert a post; False if its id is already known (a repeated key share)."""
+    cur.execute(
+        f"INSERT OR IGNORE INTO moment_posts ({_POST_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            p.post_id,
+            p.poster,
+            int(p.mine),
+            p.key,
+            p.message_hash,
+            p.posted_at_ms,
+            p.visible_until_ms,
+            p.state,
+            None if p.content is None else p.content.encode(),
+            p.received_at_ms,
+            int(p.unread),
+        ),
+    )
+    return bool(cur.rowcount)
+
+
+def get_post(cur: Cursor, post_id: bytes) -> PostRow | None:
+    cur.execute(f"SELECT {_POST_COLS} FROM moment_posts WHERE post_id = ?", (post_id,))
+    r = cur.fetchone()
+    return None if r is None else _post(r)
+
+
+def set_content(cur: Cursor, post_id: bytes, content: MomentContent) -> None:
+    cur.execute(
+        "UPDATE moment_posts SET content = ?, state = 'ready' WHERE post_id = ?",
+        (content.encode(), post_id),
+    )
+
+
+def set_post_state(cur: Cursor, post_id: bytes, state: str) -> None:
+    """Change a post's state; ``deleted`` also drops its content, key, likes and comments."""
+    if state == "deleted":
+        cur.execute(
+            "UPDATE moment_posts SET state = 'deleted', content = NULL, post_key = zeroblob(32), "
+            "unread = 0 WHERE post_id = ?",
+            (post_id,),
+        )
+        cur.execute("DELETE FROM moment_likes WHERE post_id = ?", (post_id,))
+        cur.execute("DELETE FROM moment_comments WHERE post_id = ?", (post_id,))
+    else:
+        cur.execute("UPDATE moment_posts SET state = ? WHERE post_id = ?", (state, post_id))
+
+
+def feed(
+    cur: Cursor, *, poster: bytes | None, before_ms: int | None, limit: int, now_ms: int
+) -> list[PostRow]:
+    """Readable posts newest first (all posters, or one), inside their visibility window."""
+    sql = f"SELECT {_POST_COLS} FROM moment_posts WHERE state = 'ready' "
+    sql += "AND (visible_until_ms = 0 OR visible_until_ms > ? OR mine = 1) "
+    args: list[object] = [now_ms]
+    if poster is not None:
+        sql += "AND poster = ? "
+        args.append(poster)
+    if before_ms is not None:
+        sql += "AND posted_at_ms < ? "
+        args.append(before_ms)
+    sql += "ORDER BY posted_at_ms DESC, post_id LIMIT ?"
+    args.append(limit)
+    cur.execute(sql, tuple(args))
+    return [_post(r) for r in cur.fetchall()]
+
+
+def trim_poster(cur: Cursor, poster: bytes, keep: int) -> int:
+    """Forget a poster's oldest posts beyond ``keep``; how many went."""
+    cur.execute(
+        "SELECT post_id FROM moment_posts WHERE poster = ? AND mine = 0 "
+        "ORDER BY posted_at_ms DESC, post_id LIMIT -1 OFFSET ?",
+        (poster, keep),
+    )
+    old = [bytes(r[0]) for r in cur.fetchall()]
+    for post_id in old:
+        cur.execute("DELETE FROM moment_posts WHERE post_id = ?", (post_id,))
+        cur.execute("DELETE FROM moment_likes WHERE post_id = ?", (post_id,))
+        cur.execute("DELETE FROM moment_comments WHERE post_id = ?", (post_id,))
+    return len(old)
+
+
+def put_audience(cur: Cursor, post_id: bytes, members: list[bytes]) -> None:
+    cur.executemany(
+        "INSERT OR IGNORE INTO moment_audience (post_id, member) VALUES (?, ?)",
+        [(post_id, m) for m in members],
+    )
+
+
+def audience(cur: Cursor, post_id: bytes) -> list[bytes]:
+    cur.execute("SELECT member FROM moment_audience WHERE post_id = ? ORDER BY member", (post_id,))
+    return [bytes(r[0]) for r in cur.fetchall()]
+
+
+def in_audience(cur: Cursor, post_id: bytes, member: bytes) -> bool:
+    cur.execute("SELECT 1 FROM moment_audience WHERE post_id = ? AND member = ?", (post_id, member))
+    return cur.fetchone() is not None
+
+
+def set_like(cur: Cursor, post_id: bytes, author: bytes, liked: bool, at_ms: int) -> bool:
+    """Like or unlike; True if it changed anything."""
+    if liked:
+        cur.execute(
+            "INSERT OR IGNORE INTO moment_likes (post_id, author, at_ms) VALUES (?, ?, ?)",
+            (post_id, author, at_ms),
+        )
+    else:
+        cur.execute("DELETE FROM moment_likes WHERE post_id = ? AND author = ?", (post_id, author))
+    return bool(cur.rowcount)
+
+
+def likes_of(cur: Cursor, post_id: bytes) -> list[tuple[bytes, int]]:
+    cur.execute(
+        "SELECT author, at_ms FROM moment_likes WHERE post_id = ? ORDER BY at_ms", (post_id,)
+    )
+    return [(bytes(r[0]), int(r[1])) for r in cur.fetchall()]
+
+
+def add_comment(cur: Cursor, c: CommentRow) -> bool:
+    cur.execute(
+        "INSERT OR IGNORE INTO moment_comments (act_id, post_id, author, text, reply_to, at_ms) "
+        "VALUES (?, ?, ?, ?, ?, ?)",
+        (c.act_id, c.post_id, c.author, c.text, c.reply_to, c.at_ms),
+    )
+    return bool(cur.rowcount)
+
+
+def comment_author(cur: Cursor, post_id: bytes, act_id: bytes) -> bytes | None:
+    cur.execute(
+        "SELECT author FROM moment_comments WHERE post_id = ? AND act_id = ?", (post_id, act_id)
+    )
+    r = cur.fetchone()
+    return None if r is None else bytes(r[0])
+
+
+def delete_comment(cur: Cursor, post_id: bytes, act_id: bytes) -> bool:
+    cur.execute("DELETE FROM moment_comments WHERE post_id = ? AND act_id = ?", (post_id, act_id))
+    return bool(cur.rowcount)
+
+
+def comments_of(cur: Cursor, post_id: bytes) -> list[CommentRow]:
+    cur.execute(
+        "SELECT act_id, post_id, author, text, reply_to, at_ms FROM moment_comments "
+        "WHERE post_id = ? ORDER BY at_ms, act_id",
+        (post_id,),
+    )
+    return [
+        CommentRow(
+            bytes(r[0]),
+            bytes(r[1]),
+            bytes(r[2]),
+            str(r[3]),
+            None if r[4] is None else bytes(r[4]),
+            int(r[5]),
+        )
+        for r in cur.fetchall()
+    ]
+
+
+def count_acts(cur: Cursor, post_id: bytes, author: bytes) -> tuple[int, int]:
+    """(likes + comments on the post, comments by ``author`` on it)."""
+    cur.execute("SELECT COUNT(*) FROM moment_likes WHERE post_id = ?", (post_id,))
+    likes = int(cur.fetchone()[0])
+    cur.execute(
+        "SELECT COUNT(*), COALESCE(SUM(author = ?), 0) FROM moment_comments WHERE post_id = ?",
+        (author, post_id),
+    )
+    total, mine = cur.fetchone()
+    return likes + int(total), int(mine)
+
+
+def mark_read(cur: Cursor) -> None:
+    cur.execute("UPDATE moment_posts SET unread = 0 WHERE unread = 1")
+
+
+def unread_count(cur: Cursor) -> int:
+    cur.execute("SELECT COUNT(*) FROM moment_posts WHERE unread = 1 AND state = 'ready'")
+    return int(cur.fetchone()[0])
+
+
+def get_setting(cur: Cursor, name: str, default: Any) -> Any:
+    cur.execute("SELECT value FROM moment_settings WHERE name = ?", (name,))
+    r = cur.fetchone()
+    return default if r is None else json.loads(str(r[0]))
+
+
+def set_setting(cur: Cursor, name: str, value: Any) -> None:
+    cur.execute(
+        "INSERT INTO moment_settings (name, value) VALUES (?, ?) "
+        "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+        (name, json.dumps(value)),
+    )

@@ -1,0 +1,435 @@
+"""Moments: posts only the chosen audience reads; likes and comments for mutual contacts.
+
+Theory of operation
+-------------------
+Posting (:meth:`Moments.post`): the content is sealed once under a fresh post
+key and pushed as one Waku message on a topic derived from that key; only
+then, in one transaction, the post, its audience (resolved here, never sent)
+and one :class:`~boxless.chat.moment.MomentKey` per audience member (queued
+through the conversations' outbox: Olm, retries, receipts) commit together.
+
+Receiving a key (gated: contacts only; :mod:`moments_core` decides the rest)
+stores a ``pending`` post; after commit its content is fetched from store by
+its Waku hash, opened under the key and checked (same post id, same poster).
+
+Acts (like, unlike, comment, comment delete) go to the poster with the
+blinded tags of the actor's contacts. The poster applies each and relays it
+(:class:`~boxless.chat.moment.MomentRelay`) only to audience members whose
+tag is in that set, in the same transaction. A viewer applies a relay only
+from the post's poster and only if the act's author is its contact.
+Everything refused is counted in :attr:`Moments.drops` by reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from boxless.chat.attachment import AttachmentRef
+from boxless.chat.moment import (
+    MAX_TAGS,
+    ActKind,
+    MomentAct,
+    MomentContent,
+    MomentDelete,
+    MomentKey,
+    MomentRelay,
+    contact_tag,
+    content_topic,
+    open_content,
+    seal_content,
+)
+from boxless.chat.requests import ContactState
+from boxless.client import events as ev
+from boxless.client import moment_store as ms
+from boxless.client import moments_core as core
+from boxless.client import store as db
+from boxless.client.channel import DirectChannel, FollowUp, Received
+from boxless.client.conversations import Conversations
+from boxless.client.moments_core import AudienceMode, Window
+from boxless.errors import BoxlessError, DecodeError, UsageError
+from boxless.waku.message import WakuMessage
+
+__all__ = ["Moments", "NoSuchPost", "PostView"]
+
+logger = logging.getLogger(__name__)
+
+FEED_PAGE = 50
+
+
+class NoSuchPost(UsageError):
+    """No readable post with that id."""
+
+
+@dataclass(frozen=True, slots=True)
+class PostView:
+    """A post as the feed shows it (comments already limited to what we may see)."""
+
+    post: ms.PostRow
+    likes: list[bytes]
+    comments: list[ms.CommentRow]
+
+
+class Moments:
+    """The Moments feature of a client; see the module docstring."""
+
+    def __init__(
+        self,
+        channel: DirectChannel,
+        conversations: Conversations,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.channel = channel
+        self.db = channel.db
+        self.conversations = conversations
+        self.clock = clock
+        self.me = channel.me
+        self.drops = core.Drops()
+        channel.handlers.on_body((MomentKey, MomentDelete, MomentAct, MomentRelay), self._on_body)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def settings(self) -> dict[str, Any]:
+        with self.db.transaction() as cur:
+            return {
+                "window": ms.get_setting(cur, "window", Window.ALL.value),
+                "hidden_from": ms.get_setting(cur, "hidden_from", []),
+                "muted": ms.get_setting(cur, "muted", []),
+            }
+
+    def set_settings(
+        self,
+        *,
+        window: str | None = None,
+        hidden_from: Sequence[bytes] | None = None,
+        muted: Sequence[bytes] | None = None,
+    ) -> None:
+        """Account-wide: my visibility window, hide my moments from, don't show me."""
+        with self.db.transaction() as cur:
+            if window is not None:
+                ms.set_setting(cur, "window", Window(window).value)
+            for name, keys in (("hidden_from", hidden_from), ("muted", muted)):
+                if keys is not None:
+                    if len(keys) > core.MAX_AUDIENCE_CHOICE:
+                        raise UsageError(f"at most {core.MAX_AUDIENCE_CHOICE} contacts")
+                    ms.set_setting(cur, name, sorted({k.hex() for k in keys}))
+
+    def _keys_setting(self, cur: db.Cursor, name: str) -> set[bytes]:
+        return {bytes.fromhex(h) for h in ms.get_setting(cur, name, [])}
+
+    @staticmethod
+    def _contacts(cur: db.Cursor) -> list[db.ContactRow]:
+        return [c for c in db.list_contacts(cur) if c.state == ContactState.ACCEPTED.value]
+
+    # -- posting --------------------------------------------------------------------------------
+
+    async def post(
+        self,
+        text: str,
+        *,
+        place: str = "",
+        mentions: Sequence[bytes] = (),
+        media: Sequence[AttachmentRef] = (),
+        audience: AudienceMode = AudienceMode.ALL,
+        chosen: Sequence[bytes] = (),
+    ) -> bytes:
+        """Publish a post to the audience; return its id. Raises before anything is sent."""
+        now_ms = self._now_ms()
+        post_id, key = os.urandom(16), os.urandom(32)
+        content = MomentContent(
+            post_id, self.me, text, place, tuple(mentions), tuple(media), now_ms
+        )
+        with self.db.transaction() as cur:
+            contacts = {c.identity_key: c for c in self._contacts(cur)}
+            hidden = self._keys_setting(cur, "hidden_from")
+            window = Window(ms.get_setting(cur, "window", Window.ALL.value))
+        members = core.resolve_audience(audience, chosen, contacts, hidden)
+        if not set(mentions) <= members:
+            raise UsageError("mention only contacts who can see the post")
+        sealed = seal_content(key, content)
+        wire = WakuMessage(
+            payload=sealed, content_topic=content_topic(key), timestamp=now_ms * 1_000_000
+        )
+        sent = await self.channel.push(wire)
+        if not sent.accepted:
+            raise BoxlessError(f"the network did not take the post ({sent.detail}): try again")
+        share = MomentKey(post_id, key, sent.message_hash, now_ms, window.until(now_ms))
+        row = ms.PostRow(
+            post_id, self.me, True, key, sent.message_hash, now_ms, share.visible_until_ms,
+            "ready", content, now_ms, False,
+        )  # fmt: skip
+        with self.db.transaction() as cur:
+            ms.add_post(cur, row)
+            ms.put_audience(cur, post_id, sorted(members))
+            for member in sorted(members):
+                self.conversations.queue_in(cur, contacts[member], share)
+        self.channel.emit(ev.MomentChanged(post_id.hex(), self.me.hex(), "posted"))
+        return post_id
+
+    async def delete(self, post_id: bytes) -> None:
+        """Delete my post here and for its audience."""
+        with self.db.transaction() as cur:
+            post = ms.get_post(cur, post_id)
+            if post is None or not post.mine or post.state == "deleted":
+                raise NoSuchPost("no post of yours with that id")
+            ms.set_post_state(cur, post_id, "deleted")
+            self._send_all(cur, ms.audience(cur, post_id), MomentDelete(post_id))
+        self.channel.emit(ev.MomentChanged(post_id.hex(), self.me.hex(), "deleted"))
+
+    def _send_all(self, cur: db.Cursor, members: Sequence[bytes], body: Any) -> None:
+        for member in members:
+            contact = db.get_contact(cur, member)
+            if contact is not None and contact.state == ContactState.ACCEPTED.value:
+                self.conversations.queue_in(cur, contact, body)
+
+    # -- likes and comments ---------------------------------------------------------------------
+
+    async def like(self, post_id: bytes, liked: bool = True) -> None:
+        await self._act(post_id, ActKind.LIKE if liked else ActKind.UNLIKE)
+
+    async def comment(self, post_id: bytes, text: str, reply_to: bytes | None = None) -> bytes:
+        return await self._act(post_id, ActKind.COMMENT, text=text, reply_to=reply_to)
+
+    async def delete_comment(self, post_id: bytes, comment_id: bytes) -> None:
+        await self._act(post_id, ActKind.UNCOMMENT, target=comment_id)
+
+    async def _act(
+        self,
+        post_id: bytes,
+        kind: ActKind,
+        *,
+        text: str = "",
+        reply_to: bytes | None = None,
+        target: bytes | None = None,
+    ) -> bytes:
+        act_id = os.urandom(16)
+        now_ms = self._now_ms()
+        with self.db.transaction() as cur:
+            post = ms.get_post(cur, post_id)
+            if post is None or post.state != "ready":
+                raise NoSuchPost("no readable post with that id")
+            if target is not None and ms.comment_author(cur, post_id, target) is None:
+                raise UsageError("no such comment on that post")
+            contacts = self._contacts(cur)
+            tags = (
+                () if post.mine else tuple(contact_tag(post.key, c.identity_key) for c in contacts)
+            )
+            act = MomentAct(post_id, act_id, kind, text, reply_to, target, tags[:MAX_TAGS])
+            facts = self._facts(cur, post, self.me, act)
+            reason = core.authorise_act(self.me, self.me, act, facts) if post.mine else None
+            if reason is None and not post.mine and kind is ActKind.UNCOMMENT:
+                if facts is None or facts.target_author != self.me:
+                    reason = "not_author"
+            if reason is not None:
+                raise UsageError(f"not allowed: {reason.replace('_', ' ')}")
+            self._apply(cur, post, self.me, act, now_ms)
+            if post.mine:  # we are everyone's contact: the whole audience sees it
+                relay = MomentRelay(self.me, act, now_ms)
+                self._send_all(cur, ms.audience(cur, post_id), relay)
+            else:
+                poster = db.get_contact(cur, post.poster)
+                if poster is None or poster.state != ContactState.ACCEPTED.value:
+                    raise UsageError("the poster is no longer your contact")
+                self.conversations.queue_in(cur, poster, act)
+        return act_id
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def feed(
+        self, *, poster: bytes | None = None, before_ms: int | None = None, limit: int = FEED_PAGE
+    ) -> list[PostView]:
+        """Readable posts newest first, each with the likes and comments we may see."""
+        limit = max(1, min(limit, 200))
+        with self.db.transaction() as cur:
+            muted = self._keys_setting(cur, "muted")
+            rows = ms.feed(
+                cur, poster=poster, before_ms=before_ms, limit=limit, now_ms=self._now_ms()
+            )
+            friends = {c.identity_key for c in self._contacts(cur)} | {self.me}
+            views = []
+            for row in rows:
+                if row.poster in muted:
+                    continue
+                see = friends | {row.poster}
+                likes = [a for a, _ in ms.likes_of(cur, row.post_id) if row.mine or a in see]
+                comments = [
+                    c for c in ms.comments_of(cur, row.post_id) if row.mine or c.author in see
+                ]
+                views.append(PostView(row, likes, comments))
+        return views
+
+    def unread(self) -> int:
+        with self.db.transaction() as cur:
+            return ms.unread_count(cur)
+
+    def mark_read(self) -> None:
+        with self.db.transaction() as cur:
+            ms.mark_read(cur)
+
+    async def refetch(self) -> int:
+        """Fetch the content of posts still ``pending`` or ``failed``; how many opened."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT post_id FROM moment_posts WHERE state IN ('pending', 'failed') LIMIT 200"
+            )
+            ids = [bytes(r[0]) for r in cur.fetchall()]
+        opened = 0
+        for post_id in ids:
+            opened += await self._fetch(post_id)
+        return opened
+
+    # -- receiving (inside the receive transaction) ---------------------------------------------
+
+    def _facts(
+        self, cur: db.Cursor, post: ms.PostRow | None, sender: bytes, act: MomentAct | None
+    ) -> core.PostFacts | None:
+        if post is None:
+            return None
+        acts, by_sender = ms.count_acts(cur, post.post_id, sender)
+        target = None
+        if act is not None and act.target is not None:
+            target = ms.comment_author(cur, post.post_id, act.target)
+        return core.PostFacts(
+            poster=post.poster,
+            mine=post.mine,
+            deleted=post.state == "deleted",
+            in_audience=post.mine and ms.in_audience(cur, post.post_id, sender),
+            acts=acts,
+            acts_by_sender=by_sender,
+            target_author=target,
+        )
+
+    def _on_body(self, cur: db.Cursor, r: Received) -> FollowUp | None:
+        body = r.message.body
+        match body:
+            case MomentKey():
+                return self._on_key(cur, r.sender, body)
+            case MomentDelete():
+                post = ms.get_post(cur, body.post_id)
+                reason = core.authorise_delete(r.sender, self._facts(cur, post, r.sender, None))
+                if reason is not None:
+                    self.drops.add(reason)
+                    return None
+                ms.set_post_state(cur, body.post_id, "deleted")
+                self.channel.emit(ev.MomentChanged(body.post_id.hex(), r.sender.hex(), "deleted"))
+            case MomentAct():
+                self._on_act(cur, r.sender, body)
+            case MomentRelay():
+                self._on_relay(cur, r.sender, body)
+        return None
+
+    def _on_key(self, cur: db.Cursor, sender: bytes, body: MomentKey) -> FollowUp | None:
+        post = ms.get_post(cur, body.post_id)
+        muted = self._keys_setting(cur, "muted")
+        reason = core.authorise_key(
+            sender, self.me, body, self._facts(cur, post, sender, None), muted
+        )
+        if reason is not None:
+            self.drops.add(reason)
+            return None
+        if post is not None:
+            return None  # a repeated key share
+        row = ms.PostRow(
+            body.post_id, sender, False, body.key, body.message_hash, body.posted_at_ms,
+            body.visible_until_ms, "pending", None, self._now_ms(), True,
+        )  # fmt: skip
+        ms.add_post(cur, row)
+        if ms.trim_poster(cur, sender, core.MAX_POSTS_PER_POSTER):
+            self.drops.add("full")
+
+        async def fetch() -> None:
+            await self._fetch(body.post_id)
+
+        return fetch
+
+    async def _fetch(self, post_id: bytes) -> int:
+        with self.db.transaction() as cur:
+            post = ms.get_post(cur, post_id)
+        if post is None or post.state not in ("pending", "failed"):
+            return 0
+        content: MomentContent | None = None
+        async for item in self.channel.transport.fetch(
+            content_topic(post.key), [post.message_hash]
+        ):
+            if item.message_hash != post.message_hash:
+                continue
+            try:
+                found = open_content(post.key, post.post_id, item.message.payload)
+            except DecodeError as exc:
+                logger.info("moment %s does not open: %s", post_id.hex()[:8], exc)
+                continue
+            if found.poster == post.poster:
+                content = found
+                break
+            self.drops.add("not_poster")
+        with self.db.transaction() as cur:
+            now = ms.get_post(cur, post_id)
+            if now is None or now.state not in ("pending", "failed"):
+                return 0
+            if content is None:
+                ms.set_post_state(cur, post_id, "failed")
+                return 0
+            ms.set_content(cur, post_id, content)
+        self.channel.emit(ev.MomentChanged(post_id.hex(), post.poster.hex(), "posted"))
+        if self.me in content.mentions:
+            self.channel.emit(ev.MomentChanged(post_id.hex(), post.poster.hex(), "mention"))
+        return 1
+
+    def _on_act(self, cur: db.Cursor, sender: bytes, act: MomentAct) -> None:
+        post = ms.get_post(cur, act.post_id)
+        reason = core.authorise_act(sender, self.me, act, self._facts(cur, post, sender, act))
+        if reason is not None:
+            self.drops.add(reason)
+            return
+        assert post is not None
+        now_ms = self._now_ms()
+        if not self._apply(cur, post, sender, act, now_ms):
+            return
+        members = core.relay_targets(
+            post.key, ms.audience(cur, post.post_id), act.contact_tags, sender
+        )
+        self._send_all(cur, members, MomentRelay(sender, replace(act, contact_tags=()), now_ms))
+
+    def _on_relay(self, cur: db.Cursor, sender: bytes, relay: MomentRelay) -> None:
+        post = ms.get_post(cur, relay.act.post_id)
+        facts = self._facts(cur, post, relay.author, relay.act)
+        reason = core.authorise_relay(sender, facts)
+        author = db.get_contact(cur, relay.author)
+        if reason is None and relay.author not in (sender, self.me):
+            if author is None or author.state != ContactState.ACCEPTED.value:
+                reason = "not_contact"  # the poster should not have sent it: not shown
+        if reason is None and relay.act.kind is ActKind.UNCOMMENT and facts is not None:
+            if facts.target_author not in (relay.author, sender):
+                reason = "not_author"
+        if reason is not None:
+            self.drops.add(reason)
+            return
+        assert post is not None
+        self._apply(cur, post, relay.author, relay.act, relay.at_ms)
+
+    def _apply(
+        self, cur: db.Cursor, post: ms.PostRow, author: bytes, act: MomentAct, at_ms: int
+    ) -> bool:
+        match act.kind:
+            case ActKind.LIKE | ActKind.UNLIKE:
+                changed = ms.set_like(cur, post.post_id, author, act.kind is ActKind.LIKE, at_ms)
+                what = "like"
+            case ActKind.COMMENT:
+                row = ms.CommentRow(act.act_id, post.post_id, author, act.text, act.reply_to, at_ms)
+                changed = ms.add_comment(cur, row)
+                what = "comment"
+            case ActKind.UNCOMMENT:
+                assert act.target is not None
+                changed = ms.delete_comment(cur, post.post_id, act.target)
+                what = "comment_deleted"
+        if changed:
+            self.channel.emit(ev.MomentChanged(post.post_id.hex(), post.poster.hex(), what))
+        return changed
