@@ -118,6 +118,9 @@ def test_group_reply_react_edit_delete_seen_by_three(world: Any, browser: Any) -
     say(c, "Count me in, I'll bring https://example.org/map")
     expect(bubble(a, "see you")).to_be_visible()
     expect(bubble(a, "Count me in").locator(".quote")).to_contain_text("Plan for Sunday?")
+    bubble(a, "Count me in").locator(".quote").click()  # a quote shows what it quotes
+    quoted = a.locator(".message", has=a.locator(".text", has_text="Plan for Sunday?"))
+    expect(quoted).to_have_class(re.compile(r"\bhighlight\b"))
     shot(a, "group-conversation")
 
     # Mentions are matched by identity key: renamed, Alice still sees hers.

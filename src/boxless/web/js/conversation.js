@@ -161,9 +161,8 @@ export function conversationView(key) {
             {
               class: "quote",
               onclick: (ev) => {
-                if (!quoted) return;
-                ev.stopPropagation();
-                history.show(quoted.id);
+                ev.stopPropagation(); // show the quoted message (older pages load until it is there)
+                history.show(m.reply_to);
               },
             },
             quoted ? (quoted.deleted ? "Message deleted" : quoted.text) : "an earlier message",
