@@ -113,7 +113,9 @@ async def test_moments_audience_mutual_comments_attackers_and_delete(
         # the network saw no plaintext, no audience, no names
         secrets = [text.encode(), comment.encode(), b"Brighton", b"beach0.jpg"]
         secrets += [p.name.title().encode() for p in people] + [p.me for p in people]
-        payloads = [row.message.payload for topic in net._store.by_topic for row in net.stored(topic)]
+        payloads = [
+            row.message.payload for topic in net._store.by_topic for row in net.stored(topic)
+        ]
         assert len(payloads) > 10
         for payload in payloads:
             for secret in secrets:
