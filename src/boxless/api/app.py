@@ -32,6 +32,8 @@ from boxless.api.errors import ApiError, error_response, handle_api_error, handl
 from boxless.api.groups import BODIES as GROUP_BODIES
 from boxless.api.groups import group_routes
 from boxless.api.guard import Guard
+from boxless.api.moments import BODIES as MOMENT_BODIES
+from boxless.api.moments import moment_routes
 from boxless.api.params import parse_body, path_key
 from boxless.api.search import BODIES as SEARCH_BODIES
 from boxless.api.search import search_routes
@@ -101,6 +103,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **SEARCH_BODIES,
     **CHAT_BODIES,
     **ATTACHMENT_BODIES,
+    **MOMENT_BODIES,
 }
 
 
@@ -389,6 +392,7 @@ def build_app(
         *chat_routes(client),
         *sas_routes(client),
         *attachment_routes(client),
+        *moment_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),
     ]

@@ -407,7 +407,8 @@ class Moments:
             if author is None or author.state != ContactState.ACCEPTED.value:
                 reason = "not_contact"  # the poster should not have sent it: not shown
         if reason is None and relay.act.kind is ActKind.UNCOMMENT and facts is not None:
-            if facts.target_author not in (relay.author, sender):
+            # its author deletes a comment, or the poster (the relay's sender) does
+            if facts.target_author != relay.author and relay.author != sender:
                 reason = "not_author"
         if reason is not None:
             self.drops.add(reason)
