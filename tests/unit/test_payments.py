@@ -216,6 +216,9 @@ H1, H2 = b"\x01" * 32, b"\x02" * 32
         (Observation(Receipt(10, H1, True), H2, 12, False, 3), PENDING, 0, True),
         # the nonce went to another transaction of ours
         (Observation(None, None, 12, False, 4), REPLACED, 0, False),
+        # mid-reorg views are never taken as "replaced" (a final state)
+        (Observation(Receipt(10, H1, True), H2, 12, False, 4), PENDING, 0, False),
+        (Observation(None, None, 12, True, 4), PENDING, 0, False),
     ],
 )
 def test_tracker_table(obs: Observation, state: str, confirmations: int, rebroadcast: bool) -> None:

@@ -59,7 +59,9 @@ def decide(nonce: int, obs: Observation, needed: int = DEFAULT_CONFIRMATIONS) ->
         else:
             state = CONFIRMED if confirmations >= needed else INCLUDED
         return Decision(state, receipt.block_number, receipt.block_hash, confirmations, False)
-    if obs.mined_nonce > nonce:
-        # Our nonce is spent, yet our transaction is in no canonical block.
+    if obs.mined_nonce > nonce and receipt is None and not obs.known:
+        # Our nonce is spent, and the node knows nothing of our transaction. (A receipt
+        # pointing at a non-canonical block, or a known transaction, means the node's
+        # view is mid-reorg: look again rather than give it up for good.)
         return Decision(REPLACED, None, None, 0, False)
-    return Decision(PENDING, None, None, 0, not obs.known)
+    return Decision(PENDING, None, None, 0, not obs.known and obs.mined_nonce <= nonce)

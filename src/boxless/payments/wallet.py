@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from boxless.payments.amounts import ETH, Asset, format_amount
-from boxless.payments.errors import BadRpcResponse, InsufficientFunds, RpcRefused
+from boxless.payments.errors import BadRpcResponse, InsufficientFunds, RpcDown, RpcRefused
 from boxless.payments.hdwallet import address_bytes, checksum_address
 from boxless.payments.rpc import Rpc, data, quantity
 from boxless.payments.store import ChainConfig, PaymentStore, TxRecord
@@ -52,6 +52,9 @@ class Quote:
         if self.asset.token is None:
             lines.append(f"total:   at most {format_amount(self.amount + self.fee_cap, 18)} ETH")
         return lines
+
+
+VIEW_ATTEMPTS = 3
 
 
 class Wallet:
@@ -106,6 +109,27 @@ class Wallet:
         local = self.store.next_local_nonce(self.config.chain_id, self.address)
         return max(chain, local or 0)
 
+    def _spendable_view(self, asset: Asset) -> tuple[int, int, int]:
+        """(ETH balance, ``asset`` balance, our mined nonce) consistent with each other:
+        the nonce is read before and after the balances and must not have moved, so
+        what our unmined nonces may spend is reserved exactly once. (Pinning reads to
+        a block number fails on pruned nodes such as anvil --prune-history.)"""
+        for _ in range(VIEW_ATTEMPTS):
+            before = self._mined_nonce()
+            eth = self.balance(ETH)
+            token = eth if asset.token is None else self.balance(asset)
+            if self._mined_nonce() == before:
+                return eth, token, before
+        raise RpcDown(
+            f"our own transactions kept being mined while reading balances ({VIEW_ATTEMPTS} "
+            "tries); try again in a moment"
+        )
+
+    def _mined_nonce(self) -> int:
+        return quantity(
+            self.rpc.call("eth_getTransactionCount", [self._hex_addr, "latest"]), "nonce"
+        )
+
     def _fees(self, call: dict[str, Any]) -> Fees:
         block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
         if not isinstance(block, dict) or "baseFeePerGas" not in block:
@@ -124,15 +148,12 @@ class Wallet:
         else:
             to, value = bytes.fromhex(asset.token[2:]), 0
             payload = erc20_transfer_data(recipient, amount)
-        # Balances and nonce read at one block, so what our later nonces may still
-        # spend is reserved exactly (counted neither twice nor not at all).
-        block = hex(quantity(self.rpc.call("eth_blockNumber", []), "block number"))
-        mined = quantity(self.rpc.call("eth_getTransactionCount", [self._hex_addr, block]), "nonce")
+        eth, token_balance, mined = self._spendable_view(asset)
         reserved_asset, reserved_eth = self.store.reserved(
             self.config.chain_id, self.address, asset.token, mined
         )
-        eth = self.balance(ETH, block) - reserved_eth
-        held = eth if asset.token is None else self.balance(asset, block) - reserved_asset
+        eth -= reserved_eth
+        held = eth if asset.token is None else token_balance - reserved_asset
         pending = " after your pending transactions" if reserved_eth else ""
         if held < amount:
             raise InsufficientFunds(
