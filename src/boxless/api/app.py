@@ -26,6 +26,8 @@ from boxless.api.attachments import BODIES as ATTACHMENT_BODIES
 from boxless.api.attachments import attachment_routes
 from boxless.api.broadcasts import BODIES as BROADCAST_BODIES
 from boxless.api.broadcasts import broadcast_routes
+from boxless.api.calls import BODIES as CALL_BODIES
+from boxless.api.calls import call_routes
 from boxless.api.chats import BODIES as CHAT_BODIES
 from boxless.api.chats import chat_routes
 from boxless.api.errors import ApiError, error_response, handle_api_error, handle_boxless_error
@@ -102,6 +104,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **BROADCAST_BODIES,
     **SEARCH_BODIES,
     **CHAT_BODIES,
+    **CALL_BODIES,
     **ATTACHMENT_BODIES,
     **MOMENT_BODIES,
 }
@@ -391,6 +394,7 @@ def build_app(
         *search_routes(client),
         *chat_routes(client),
         *sas_routes(client),
+        *call_routes(client),
         *attachment_routes(client),
         *moment_routes(client),
         WebSocketRoute("/api/v1/events", events),

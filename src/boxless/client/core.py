@@ -42,6 +42,7 @@ from boxless.client.attachments import AttachmentManager
 from boxless.client.avatars import InvalidAvatar, avatar_mime
 from boxless.client.broadcast import BroadcastManager
 from boxless.client.bundles import BundleBook
+from boxless.client.calls import Calls
 from boxless.client.channel import DirectChannel, FollowUp, Received, card_to_code
 from boxless.client.chat_settings import ChatSettings
 from boxless.client.contacts import Contacts
@@ -100,6 +101,7 @@ class Client:
         )
         self.db.migrate("attachments", migration_files("boxless.client", "migrations_attachments"))
         self.db.migrate("moments", migration_files("boxless.client", "migrations_moments"))
+        self.db.migrate("calls", migration_files("boxless.client", "migrations_calls"))
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
         self.pow_difficulty = pow_difficulty if pow_difficulty is not None else DEFAULT_DIFFICULTY
@@ -148,6 +150,7 @@ class Client:
         self.forwarder = Forwarder(self.search, self.conversations, self.groups)
         self.attachments = AttachmentManager(self.channel, self.conversations, None, clock=clock)
         self.moments = Moments(self.channel, self.conversations, clock=clock)
+        self.calls = Calls(self.channel, self.conversations, clock=clock)
 
     def _group_direct(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         follow_up = self.groups.on_direct(cur, r.sender, r.device_key, r.message)
@@ -173,6 +176,7 @@ class Client:
             nursery.start_soon(self.links.run)
             nursery.start_soon(self.sas.run)
             nursery.start_soon(self.attachments.run)
+            nursery.start_soon(self.calls.run)
             task_status.started(self)
             await self.catch_up()
             self.ready.set()

@@ -195,6 +195,32 @@ class CatchUpProgress:
 
 
 @dataclass(frozen=True, slots=True)
+class CallChanged:
+    """A call rings, connects or ends. ``phase``: outgoing, incoming, connecting,
+    connected or ended (``reason``: hung_up, declined, busy, missed, failed, lost);
+    ``code``: the short call code both sides compare (once answered). Never SDP."""
+
+    type: ClassVar[str] = "call"
+    call_id: str
+    chat: str
+    outgoing: bool
+    video: bool
+    phase: str
+    reason: str | None
+    code: str
+    duration_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class CallIce:
+    """The peer sent ICE candidates (``count`` so far): fetch the call to get them."""
+
+    type: ClassVar[str] = "call_ice"
+    call_id: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class AttachmentProgress:
     """A file of a message is being fetched: ``done`` of ``total`` bytes."""
 
@@ -248,6 +274,8 @@ Event = (
     | BroadcastChanged
     | ChatSettingsChanged
     | CatchUpProgress
+    | CallChanged
+    | CallIce
     | AttachmentProgress
     | AttachmentReady
     | MomentChanged
@@ -272,6 +300,8 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     BroadcastChanged,
     ChatSettingsChanged,
     CatchUpProgress,
+    CallChanged,
+    CallIce,
     AttachmentProgress,
     AttachmentReady,
     MomentChanged,

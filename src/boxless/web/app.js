@@ -20,6 +20,7 @@ import { joinGroupView, newGroupView } from "./js/newgroup.js";
 import { onboardingView } from "./js/onboarding.js";
 import { onGroupMessageEvent, onMessageEvent } from "./js/notify.js";
 import { onVerification } from "./js/sas.js";
+import { onCallEvent } from "./js/call.js";
 import {
   changed,
   group,
@@ -260,6 +261,11 @@ function onEvent(ev) {
     case "attachment_ready":
       // a file of a message is being fetched, or is ready or failed (ev.message_id, ev.index)
       if (detail && detail.view.onAttachment) detail.view.onAttachment(ev);
+      break;
+    case "call":
+    case "call_ice":
+      // a call rings, connects or ends; the contact's ICE candidates came (js/call.js)
+      onCallEvent(ev);
       break;
     default:
       break;

@@ -8,6 +8,7 @@
 // browser spreads them over several connections) could be handled out of order.
 
 import { ApiError, call } from "./api.js";
+import { callButtons, callLog } from "./call.js";
 import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
 import { avatar, h, icon, mount, toast } from "./dom.js";
 import { keepDraft } from "./drafts.js";
@@ -51,6 +52,7 @@ export function conversationView(key) {
     h("a", { class: "icon-button back", href: "#/chats", "aria-label": "Back to chats" }, icon("back")),
     headAvatar,
     h("div", { class: "conv-title" }, title, subtitle),
+    ...callButtons(chat),
     h("a", { class: "icon-button", href: `#/verify/${key}`, "aria-label": "Safety number and verification" }, icon("shield")),
   );
   const requestBox = h("div", { class: "request-box" });
@@ -84,7 +86,7 @@ export function conversationView(key) {
     form.hidden = picking.active;
     history.render();
   });
-  const el = h("div", { class: "conversation" }, header, requestBox, history.el, picking.bar, form);
+  const el = h("div", { class: "conversation" }, header, callLog(chat), requestBox, history.el, picking.bar, form);
   const draft = keepDraft(chat, input);
 
   // -- marking read -----------------------------------------------------------------

@@ -1,0 +1,146 @@
+"""Call resources of the local API: /api/v1/calls...
+
+The browser owns the WebRTC peer connection; these routes carry its SDP and ICE
+candidates to the client, which relays them to the contact end-to-end
+encrypted (client/calls.py). A call is ``{call_id, chat, outgoing, video,
+phase, reason, code, started_at_ms, connected_at_ms, duration_s, remote_sdp,
+remote_candidates}``; every change is also a ``call`` event (and ``call_ice``
+when the peer's candidates arrive). History rows are ``{call_id, chat,
+outgoing, video, reason, started_at_ms, connected_at_ms, ended_at_ms,
+duration_s}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from boxless.api.errors import ApiError
+from boxless.api.params import parse_body
+from boxless.calls.sdp import MAX_SDP_BYTES
+from boxless.chat.envelope import CALL_ID_BYTES, MAX_CALL_CANDIDATE_BYTES
+from boxless.client.core import Client
+from boxless.errors import DecodeError
+
+MAX_CANDIDATES_PER_POST = 64
+
+
+class StartCall(BaseModel):
+    chat: str = Field(max_length=80)
+    video: bool = False
+    sdp: str = Field(max_length=MAX_SDP_BYTES)
+
+
+class Answer(BaseModel):
+    sdp: str = Field(max_length=MAX_SDP_BYTES)
+
+
+class Candidates(BaseModel):
+    candidates: list[str] = Field(max_length=MAX_CANDIDATES_PER_POST)
+
+
+BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("POST", "/api/v1/calls"): StartCall,
+    ("POST", "/api/v1/calls/{call_id}/accept"): Answer,
+    ("POST", "/api/v1/calls/{call_id}/candidates"): Candidates,
+}
+
+
+def _call_id(request: Request) -> bytes:
+    try:
+        value = bytes.fromhex(request.path_params["call_id"])
+    except ValueError:
+        value = b""
+    if len(value) != CALL_ID_BYTES:
+        raise ApiError(422, "invalid_id", "call_id must be 32 hex characters")
+    return value
+
+
+def _contact_of(chat: str) -> bytes:
+    kind, _, key = chat.partition(":")
+    try:
+        value = bytes.fromhex(key)
+    except ValueError:
+        value = b""
+    if kind != "contact" or len(value) != 32:
+        raise ApiError(422, "invalid_chat", "calls are 1:1 for now: chat must be contact:<key hex>")
+    return value
+
+
+def _bad_sdp(exc: DecodeError) -> ApiError:
+    return ApiError(422, "invalid_sdp", f"the browser's SDP was refused: {exc}")
+
+
+def call_routes(client: Client) -> list[Route]:
+    """The /api/v1/calls routes over ``client.calls``."""
+    calls = client.calls
+
+    async def current(request: Request) -> Response:
+        """The running call (``call``: null if none) and the STUN/TURN servers to use."""
+        return JSONResponse({"call": calls.current(), "ice_servers": list(calls.ice_servers)})
+
+    async def history(request: Request) -> Response:
+        """Ended calls, newest first (``?chat=contact:<key>`` for one contact, ``limit``)."""
+        chat = request.query_params.get("chat")
+        peer = _contact_of(chat) if chat else None
+        try:
+            limit = int(request.query_params.get("limit", "50"))
+        except ValueError:
+            raise ApiError(422, "invalid_limit", "limit must be a number") from None
+        return JSONResponse({"calls": calls.history(peer, limit)})
+
+    async def start(request: Request) -> Response:
+        """Ring a contact with the browser's offer: 201 and the call (phase ``outgoing``)."""
+        body: StartCall = await parse_body(request, StartCall)
+        try:
+            call = await calls.start(_contact_of(body.chat), body.sdp, body.video)
+        except DecodeError as exc:
+            raise _bad_sdp(exc) from None
+        return JSONResponse(call, status_code=201)
+
+    async def accept(request: Request) -> Response:
+        """Answer the ringing call with the browser's answer (phase ``connecting``)."""
+        body: Answer = await parse_body(request, Answer)
+        try:
+            return JSONResponse(await calls.accept(_call_id(request), body.sdp))
+        except DecodeError as exc:
+            raise _bad_sdp(exc) from None
+
+    async def decline(request: Request) -> Response:
+        """Decline the ringing call."""
+        return JSONResponse(await calls.decline(_call_id(request)))
+
+    async def hang_up(request: Request) -> Response:
+        """End the call (or stop ringing)."""
+        return JSONResponse(await calls.hang_up(_call_id(request)))
+
+    async def connected(request: Request) -> Response:
+        """The browser's ICE connection is up (phase ``connected``)."""
+        return JSONResponse(await calls.connected(_call_id(request)))
+
+    async def candidates(request: Request) -> Response:
+        """The browser's ICE candidates, relayed to the contact."""
+        body: Candidates = await parse_body(request, Candidates)
+        found = [c for c in body.candidates if c]
+        if any(len(c.encode()) > MAX_CALL_CANDIDATE_BYTES for c in found):
+            raise ApiError(422, "invalid_candidate", "an ICE candidate is longer than 512 bytes")
+        await calls.add_candidates(_call_id(request), tuple(found))
+        return JSONResponse({"sent": len(found)})
+
+    prefix = "/api/v1/calls"
+    one = prefix + "/{call_id}"
+    routes: list[Any] = [
+        Route(prefix + "/current", current, methods=["GET"]),
+        Route(prefix, history, methods=["GET"]),
+        Route(prefix, start, methods=["POST"]),
+        Route(one + "/accept", accept, methods=["POST"]),
+        Route(one + "/decline", decline, methods=["POST"]),
+        Route(one + "/hangup", hang_up, methods=["POST"]),
+        Route(one + "/connected", connected, methods=["POST"]),
+        Route(one + "/candidates", candidates, methods=["POST"]),
+    ]
+    return routes

@@ -1,0 +1,233 @@
+"""Voice and video calls as a client feature: the call core run over the 1:1 channel.
+
+Theory of operation. The browser owns the WebRTC peer connection; this module
+relays its SDP and ICE candidates to the contact inside end-to-end encrypted,
+ephemeral :class:`~boxless.chat.envelope.CallSignal` bodies (sent like typing
+indicators: never stored as history, never re-sent, never acknowledged) and
+runs :class:`~boxless.calls.CallCore`, which decides everything (ringing,
+timeouts, keep-alives, busy, who may signal). Each change is a ``call`` event;
+ICE candidates from the peer are kept for the running call (bounded by the core)
+and announced with a ``call_ice`` event so every open UI can fetch them. An
+ended call is written to the call history (``call_store``).
+
+Signalling is accepted only from accepted contacts: the handler is gated (a
+stranger's body never reaches it) and the core is told whether the sender is an
+accepted contact.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from boxless.calls import Call, CallCore, Changed, Out, Phase, RemoteCandidates, Send
+from boxless.chat import envelope as env
+from boxless.chat.requests import ContactState
+from boxless.client import call_store
+from boxless.client import events as ev
+from boxless.client import store as db
+from boxless.client.channel import DirectChannel, FollowUp, Received
+from boxless.errors import NetworkError, UsageError
+
+if TYPE_CHECKING:
+    from boxless.client.conversations import Conversations
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Calls", "call_json", "history_json"]
+
+
+def _ms(t: float | None) -> int | None:
+    return None if t is None else int(t * 1000)
+
+
+def call_json(call: Call, candidates: list[str] | None = None) -> dict[str, Any]:
+    """A call as the API shows it; the SDP the browser needs from the other side."""
+    remote = call.answer_sdp if call.outgoing else call.offer_sdp
+    return {
+        "call_id": call.call_id.hex(),
+        "chat": f"contact:{call.peer.hex()}",
+        "outgoing": call.outgoing,
+        "video": call.video,
+        "phase": call.phase.value,
+        "reason": None if call.reason is None else call.reason.value,
+        "code": call.code,
+        "started_at_ms": _ms(call.started_at),
+        "connected_at_ms": _ms(call.connected_at),
+        "duration_s": int(call.duration),
+        "remote_sdp": remote or None,
+        "remote_candidates": list(candidates or []),
+    }
+
+
+def history_json(row: call_store.CallRow) -> dict[str, Any]:
+    return {
+        "call_id": row.call_id.hex(),
+        "chat": f"contact:{row.peer.hex()}",
+        "outgoing": row.outgoing,
+        "video": row.video,
+        "reason": row.reason,
+        "started_at_ms": row.started_at_ms,
+        "connected_at_ms": row.connected_at_ms,
+        "ended_at_ms": row.ended_at_ms,
+        "duration_s": row.duration_s,
+    }
+
+
+class Calls:
+    """The client's calls (``client.calls``); :meth:`run` drives the timers."""
+
+    def __init__(
+        self,
+        channel: DirectChannel,
+        conversations: Conversations,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.channel = channel
+        self.conversations = conversations
+        self.db = channel.db
+        self.clock = clock
+        self.core = CallCore()
+        self.ice_servers: list[str] = []  # STUN/TURN URLs for the browser (boxless up --ice-server)
+        self._candidates: list[str] = []
+        self._wake = trio.Event()
+        channel.handlers.on_body((env.CallSignal,), self._on_signal)
+
+    async def run(self) -> None:
+        """Ring and connect timeouts, keep-alives, lost peers; until cancelled."""
+        while True:
+            timer = self.core.get_timer()
+            delay = 3600.0 if timer is None else max(0.0, timer - self.clock())
+            with trio.move_on_after(delay):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            await self._execute(self.core.handle_timer(self.clock()))
+
+    # -- for the API ---------------------------------------------------------------------
+
+    def current(self) -> dict[str, Any] | None:
+        call = self.core.current
+        return None if call is None else call_json(call, self._candidates)
+
+    async def start(self, identity_key: bytes, offer_sdp: str, video: bool) -> dict[str, Any]:
+        """Ring an accepted contact with our browser's offer."""
+        self.conversations.accepted(identity_key)
+        call_id = os.urandom(env.CALL_ID_BYTES)
+        out = self.core.start(identity_key, call_id, offer_sdp, video, self.clock())
+        await self._execute(out)
+        return self._json(out)
+
+    async def accept(self, call_id: bytes, answer_sdp: str) -> dict[str, Any]:
+        out = self.core.accept(call_id, answer_sdp, self.clock())
+        await self._execute(out)
+        return self._json(out)
+
+    async def decline(self, call_id: bytes) -> dict[str, Any]:
+        out = self.core.decline(call_id, self.clock())
+        await self._execute(out)
+        return self._json(out)
+
+    async def hang_up(self, call_id: bytes) -> dict[str, Any]:
+        out = self.core.hang_up(call_id, self.clock())
+        await self._execute(out)
+        return self._json(out)
+
+    async def connected(self, call_id: bytes) -> dict[str, Any]:
+        out = self.core.connected(call_id, self.clock())
+        await self._execute(out)
+        return self.current() or {}
+
+    async def add_candidates(self, call_id: bytes, candidates: tuple[str, ...]) -> None:
+        """Our browser's ICE candidates, for the peer (in signals of at most 16)."""
+        step = env.MAX_CALL_CANDIDATES
+        for i in range(0, max(1, len(candidates)), step):
+            chunk = candidates[i : i + step]
+            await self._execute(self.core.local_candidates(call_id, chunk, self.clock()))
+
+    def history(self, identity_key: bytes | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        with self.db.transaction() as cur:
+            rows = call_store.calls(cur, identity_key, limit)
+        return [history_json(r) for r in rows]
+
+    def _json(self, out: list[Out]) -> dict[str, Any]:
+        for o in reversed(out):
+            if isinstance(o, Changed):
+                return call_json(o.call, self._candidates)
+        return self.current() or {}
+
+    # -- from the receive pipeline -------------------------------------------------------
+
+    def _on_signal(self, cur: db.Cursor, r: Received) -> FollowUp | None:
+        body = r.message.body
+        assert isinstance(body, env.CallSignal)
+        allowed = r.contact is not None and r.contact.state == ContactState.ACCEPTED.value
+        out = self.core.receive(
+            r.sender, body, r.message.sent_at_ms / 1000, self.clock(), allowed=allowed
+        )
+        if not out:
+            return None
+
+        async def follow_up() -> None:
+            await self._execute(out)
+
+        return follow_up
+
+    # -- running the core's outputs ------------------------------------------------------
+
+    async def _execute(self, out: list[Out]) -> None:
+        for o in out:
+            if isinstance(o, Changed):
+                if o.call.phase in (Phase.OUTGOING, Phase.INCOMING):
+                    self._candidates = []  # a new call rings
+                self._changed(o.call)
+            elif isinstance(o, RemoteCandidates):
+                self._candidates.extend(o.candidates)
+                self.channel.emit(ev.CallIce(o.call_id.hex(), len(self._candidates)))
+        for o in out:
+            if isinstance(o, Send):
+                await self._send(o)
+        if out:
+            self._wake.set()  # a new deadline, maybe
+
+    def _changed(self, call: Call) -> None:
+        if call.ended_at is not None and call.reason is not None:
+            row = call_store.CallRow(
+                call.call_id,
+                call.peer,
+                call.outgoing,
+                call.video,
+                call.reason.value,
+                int(call.started_at * 1000),
+                _ms(call.connected_at),
+                int(call.ended_at * 1000),
+            )
+            with self.db.transaction() as cur:
+                call_store.put_call(cur, row)
+        self.channel.emit(
+            ev.CallChanged(
+                call.call_id.hex(),
+                f"contact:{call.peer.hex()}",
+                call.outgoing,
+                call.video,
+                call.phase.value,
+                None if call.reason is None else call.reason.value,
+                call.code,
+                int(call.duration),
+            )
+        )
+
+    async def _send(self, o: Send) -> None:
+        try:
+            contact = self.conversations.accepted(o.peer)
+            msg = self.conversations.new_message(contact, o.signal)
+            await self.channel.send_contact(
+                contact, contact.conversation_topic, env.encode(msg), ephemeral=True
+            )
+        except (UsageError, NetworkError) as exc:  # the core's timers end the call
+            logger.info("call signal %s not sent: %s", o.signal.kind.name, exc)

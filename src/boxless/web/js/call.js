@@ -1,0 +1,409 @@
+// Voice and video calls (docs/calls.md). The browser owns the WebRTC peer
+// connection; the node relays its SDP and ICE candidates to the contact inside
+// end-to-end encrypted messages (/api/v1/calls...) and decides the call's state
+// (ringing, busy, timeouts). This module shows the incoming-call screen on every
+// open UI, a ringback tone for the caller, the in-call view (mute, camera,
+// speaker view, duration, call code, hang up) and the chat's call rows.
+// Only the UI that started or accepted a call (`owner`) holds media; the others
+// just follow its state.
+
+import { call } from "./api.js";
+import { h, mount, toast } from "./dom.js";
+import { contact } from "./store.js";
+
+const PATHS = {
+  phone: "M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2a1 1 0 0 1 1-.25 11.4 11.4 0 0 0 3.6.57 1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.45.57 3.57a1 1 0 0 1-.25 1z",
+  video: "M17 10.5V7a1 1 0 0 0-1-1H4a1 1 0 0 0-1 1v10a1 1 0 0 0 1 1h12a1 1 0 0 0 1-1v-3.5l4 4v-11z",
+  mic: "M12 14a3 3 0 0 0 3-3V5a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5.3-3a5.3 5.3 0 0 1-10.6 0H5a7 7 0 0 0 6 6.9V21h2v-3.1a7 7 0 0 0 6-6.9z",
+  speaker: "M3 9v6h4l5 5V4L7 9zm13.5 3a4.5 4.5 0 0 0-2.5-4v8a4.5 4.5 0 0 0 2.5-4z",
+};
+
+function glyph(name, size = 24) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", String(size));
+  svg.setAttribute("height", String(size));
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", PATHS[name]);
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
+}
+
+const REASONS = {
+  hung_up: "Call ended",
+  declined: "Call declined",
+  busy: "Busy",
+  missed: "No answer",
+  failed: "Could not connect",
+  lost: "Connection lost",
+};
+
+let state = null; // the running call as the node shows it (GET /calls/current)
+let iceServers = [];
+let pc = null;
+let localStream = null;
+let owner = false; // this UI holds the media of the running call
+let pendingIce = []; // our candidates found before the node gave the call an id
+let remoteIceUsed = 0;
+let remoteSet = false;
+let tone = null;
+let clock = null;
+let speakerView = false;
+let screen = null;
+const logs = new Set(); // mounted chat call-row boxes: {chat, el}
+
+function nameOf(chat) {
+  const c = contact(chat.split(":")[1]);
+  return c ? c.display_name || c.name || "Contact" : "Contact";
+}
+
+function formatDuration(s) {
+  const m = Math.floor(s / 60);
+  return `${m}:${String(s % 60).padStart(2, "0")}`;
+}
+
+// -- ringing tones (WebAudio, no files) --------------------------------------------------
+
+function startTone(kind) {
+  stopTone();
+  try {
+    const ctx = new AudioContext();
+    const gain = ctx.createGain();
+    gain.gain.value = 0;
+    gain.connect(ctx.destination);
+    const osc = ctx.createOscillator();
+    osc.frequency.value = kind === "ring" ? 660 : 425;
+    osc.connect(gain);
+    osc.start();
+    let on = false;
+    const timer = setInterval(() => {
+      on = !on;
+      gain.gain.value = on ? 0.08 : 0;
+    }, kind === "ring" ? 600 : 1000);
+    tone = { ctx, timer };
+  } catch (err) {
+    tone = null; // no audio output: the screen still rings
+  }
+}
+
+function stopTone() {
+  if (!tone) return;
+  clearInterval(tone.timer);
+  tone.ctx.close().catch(() => {});
+  tone = null;
+}
+
+// -- the peer connection -----------------------------------------------------------------
+
+function newPeer() {
+  const p = new RTCPeerConnection({
+    iceServers: iceServers.map((url) => ({ urls: url })),
+    bundlePolicy: "max-bundle", // one transport: every candidate belongs to the first section
+  });
+  p.onicecandidate = (e) => {
+    if (!e.candidate || !e.candidate.candidate) return;
+    if (state && state.call_id) sendIce([e.candidate.candidate]);
+    else pendingIce.push(e.candidate.candidate);
+  };
+  p.ontrack = (e) => {
+    const remote = document.getElementById("call-remote");
+    if (remote && remote.srcObject !== e.streams[0]) remote.srcObject = e.streams[0];
+  };
+  p.onconnectionstatechange = () => {
+    if (!state) return;
+    if (p.connectionState === "connected") {
+      call("POST", `/calls/${state.call_id}/connected`).catch(() => {});
+    } else if (p.connectionState === "failed") {
+      hangUp();
+    }
+  };
+  return p;
+}
+
+function sendIce(candidates) {
+  call("POST", `/calls/${state.call_id}/candidates`, { candidates }).catch(() => {});
+}
+
+async function useRemote(current) {
+  if (!pc || !owner) return;
+  if (!remoteSet && current.remote_sdp) {
+    remoteSet = true;
+    await pc.setRemoteDescription({ type: current.outgoing ? "answer" : "offer", sdp: current.remote_sdp });
+  }
+  if (!remoteSet) return;
+  const fresh = current.remote_candidates.slice(remoteIceUsed);
+  remoteIceUsed = current.remote_candidates.length;
+  for (const candidate of fresh) {
+    await pc.addIceCandidate({ candidate, sdpMLineIndex: 0 }).catch(() => {});
+  }
+}
+
+async function media(video) {
+  return navigator.mediaDevices.getUserMedia({ audio: true, video });
+}
+
+function teardown() {
+  stopTone();
+  clearInterval(clock);
+  clock = null;
+  if (pc) pc.close();
+  if (localStream) localStream.getTracks().forEach((t) => t.stop());
+  pc = null;
+  localStream = null;
+  owner = false;
+  pendingIce = [];
+  remoteIceUsed = 0;
+  remoteSet = false;
+  speakerView = false;
+}
+
+// -- actions -----------------------------------------------------------------------------
+
+/** Ring a contact (`chat` is `contact:<key>`); `video` for a video call. */
+export async function startCall(chat, { video = false } = {}) {
+  if (state || pc) {
+    toast("You are already in a call", "error");
+    return;
+  }
+  try {
+    const current = await call("GET", "/calls/current");
+    iceServers = current.ice_servers || [];
+    owner = true;
+    localStream = await media(video);
+    pc = newPeer();
+    localStream.getTracks().forEach((t) => pc.addTrack(t, localStream));
+    await pc.setLocalDescription(await pc.createOffer());
+    state = await call("POST", "/calls", { chat, video, sdp: pc.localDescription.sdp });
+    if (pendingIce.length) sendIce(pendingIce.splice(0));
+    startTone("ringback");
+    render();
+  } catch (err) {
+    teardown();
+    state = null;
+    render();
+    toast(`Could not call: ${err.message}`, "error");
+  }
+}
+
+async function accept() {
+  const ringing = state;
+  stopTone();
+  try {
+    owner = true;
+    localStream = await media(ringing.video);
+    pc = newPeer();
+    await pc.setRemoteDescription({ type: "offer", sdp: ringing.remote_sdp });
+    remoteSet = true;
+    localStream.getTracks().forEach((t) => pc.addTrack(t, localStream));
+    await pc.setLocalDescription(await pc.createAnswer());
+    state = await call("POST", `/calls/${ringing.call_id}/accept`, { sdp: pc.localDescription.sdp });
+    if (pendingIce.length) sendIce(pendingIce.splice(0));
+    await useRemote(await current());
+    render();
+  } catch (err) {
+    toast(`Could not answer: ${err.message}`, "error");
+    hangUp();
+  }
+}
+
+function decline() {
+  if (!state) return;
+  call("POST", `/calls/${state.call_id}/decline`).catch(() => {});
+}
+
+function hangUp() {
+  if (!state) return;
+  call("POST", `/calls/${state.call_id}/hangup`).catch(() => {});
+}
+
+function setTrack(kind, on) {
+  if (!localStream) return;
+  localStream.getTracks().filter((t) => t.kind === kind).forEach((t) => (t.enabled = on));
+  render();
+}
+
+function trackOn(kind) {
+  return Boolean(localStream && localStream.getTracks().some((t) => t.kind === kind && t.enabled));
+}
+
+async function current() {
+  const got = await call("GET", "/calls/current");
+  iceServers = got.ice_servers || iceServers;
+  return got.call;
+}
+
+// -- events from the node ----------------------------------------------------------------
+
+/** A `call` or `call_ice` event (app.js onEvent). */
+export async function onCallEvent(ev) {
+  if (ev.type === "call" && ev.phase === "ended") {
+    const mine = state && state.call_id === ev.call_id;
+    if (mine || !state) {
+      if (mine && ev.reason !== "hung_up") toast(REASONS[ev.reason] || "Call ended");
+      teardown();
+      state = null;
+      render();
+    }
+    refreshLogs(ev.chat);
+    return;
+  }
+  const now = await current();
+  if (!now || (ev.call_id && now.call_id !== ev.call_id)) return;
+  const was = state;
+  state = now;
+  if (now.phase === "incoming" && !was) {
+    startTone("ring");
+    notifyHidden(now);
+  }
+  if (now.phase !== "outgoing" && now.phase !== "incoming") stopTone();
+  if (now.phase !== "incoming" && !owner && was && was.phase === "incoming") stopTone();
+  await useRemote(now);
+  render();
+}
+
+function notifyHidden(c) {
+  if (!document.hidden || !("Notification" in window) || Notification.permission !== "granted") return;
+  const n = new Notification(`${nameOf(c.chat)} is calling`, { body: c.video ? "Video call" : "Voice call", tag: "boxless-call" });
+  n.onclick = () => window.focus();
+}
+
+// -- the screens -------------------------------------------------------------------------
+
+function ensureScreen() {
+  if (!screen) {
+    screen = h("section", { class: "call-screen", id: "call-screen", role: "dialog", "aria-label": "Call" });
+    document.body.append(screen);
+  }
+  return screen;
+}
+
+function render() {
+  if (!state) {
+    if (screen) {
+      screen.remove();
+      screen = null;
+    }
+    return;
+  }
+  const el = ensureScreen();
+  const who = nameOf(state.chat);
+  const kind = state.video ? "Video call" : "Voice call";
+  el.dataset.phase = state.phase;
+  el.classList.toggle("speaker-view", speakerView);
+  if (state.phase === "incoming") {
+    if (owner) return;
+    mount(
+      el,
+      h("div", { class: "call-ring" },
+        h("div", { class: "call-avatar pulse" }, glyph(state.video ? "video" : "phone", 40)),
+        h("h2", { class: "call-name" }, who),
+        h("p", { class: "call-status" }, `Incoming ${kind.toLowerCase()}…`),
+        h("div", { class: "call-actions" },
+          h("button", { class: "call-btn decline", id: "call-decline", "aria-label": "Decline", onclick: decline }, glyph("phone", 28)),
+          h("button", { class: "call-btn accept", id: "call-accept", "aria-label": "Accept", onclick: accept }, glyph(state.video ? "video" : "phone", 28)),
+        ),
+      ),
+    );
+    return;
+  }
+  if (!owner) {
+    // another of our UIs took the call: nothing to show here
+    el.remove();
+    screen = null;
+    return;
+  }
+  const status =
+    state.phase === "outgoing" ? "Ringing…" : state.phase === "connecting" ? "Connecting…" : formatDuration(state.duration_s || 0);
+  const remote = document.getElementById("call-remote") || h("video", { id: "call-remote", class: "call-remote", autoplay: true, playsinline: true });
+  const local = document.getElementById("call-local") || h("video", { id: "call-local", class: "call-local", autoplay: true, playsinline: true, muted: true });
+  if (localStream && local.srcObject !== localStream) {
+    local.srcObject = localStream;
+    local.muted = true;
+  }
+  const micOn = trackOn("audio");
+  const camOn = trackOn("video");
+  mount(
+    el,
+    h("div", { class: "call-stage" }, remote, state.video ? local : null,
+      state.video ? null : h("div", { class: "call-avatar" }, glyph("phone", 40))),
+    h("div", { class: "call-top" },
+      h("h2", { class: "call-name" }, who),
+      h("p", { class: "call-status", id: "call-status" }, status),
+      state.code ? h("p", { class: "call-code", id: "call-code", title: "Compare this code with your contact: equal codes mean nobody is in the middle" }, `Call code ${state.code}`) : null,
+    ),
+    h("div", { class: "call-actions" },
+      h("button", { class: `call-btn ${micOn ? "" : "off"}`, id: "call-mute", "aria-pressed": String(!micOn), "aria-label": micOn ? "Mute" : "Unmute", onclick: () => setTrack("audio", !micOn) }, glyph("mic")),
+      state.video
+        ? h("button", { class: `call-btn ${camOn ? "" : "off"}`, id: "call-camera", "aria-pressed": String(!camOn), "aria-label": camOn ? "Camera off" : "Camera on", onclick: () => setTrack("video", !camOn) }, glyph("video"))
+        : null,
+      state.video
+        ? h("button", { class: `call-btn ${speakerView ? "on" : ""}`, id: "call-speaker", "aria-pressed": String(speakerView), "aria-label": "Speaker view", onclick: () => { speakerView = !speakerView; render(); } }, glyph("speaker"))
+        : null,
+      h("button", { class: "call-btn decline", id: "call-hangup", "aria-label": "Hang up", onclick: hangUp }, glyph("phone", 28)),
+    ),
+  );
+  if (state.phase === "connected" && !clock) {
+    const since = state.connected_at_ms || Date.now();
+    clock = setInterval(() => {
+      const s = document.getElementById("call-status");
+      if (s) s.textContent = formatDuration(Math.floor((Date.now() - since) / 1000));
+    }, 1000);
+  }
+}
+
+// -- the chat header's buttons and the chat's call rows --------------------------------
+
+/** The call buttons of a 1:1 chat's header. */
+export function callButtons(chat) {
+  return [
+    h("button", { class: "icon-button call-start", id: "call-audio", type: "button", "aria-label": "Voice call", onclick: () => startCall(chat, { video: false }) }, glyph("phone")),
+    h("button", { class: "icon-button call-start", id: "call-video", type: "button", "aria-label": "Video call", onclick: () => startCall(chat, { video: true }) }, glyph("video")),
+  ];
+}
+
+/** The chat's recent calls as rows (missed, declined, ended with duration). */
+export function callLog(chat) {
+  const el = h("div", { class: "call-log", "aria-label": "Calls", hidden: true });
+  logs.add({ chat, el });
+  fillLog(chat, el);
+  return el;
+}
+
+const LABELS = { missed: "Missed", declined: "Declined", busy: "Busy", failed: "Failed", lost: "Dropped" };
+
+function row(c) {
+  const kind = c.video ? "video call" : "voice call";
+  const dir = c.outgoing ? "Outgoing" : "Incoming";
+  const when = new Date(c.started_at_ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const text = c.connected_at_ms ? `${dir} ${kind} · ${formatDuration(c.duration_s)}` : `${LABELS[c.reason] || "Ended"} ${kind}`;
+  const missed = !c.outgoing && !c.connected_at_ms;
+  return h("div", { class: `call-row ${missed ? "missed" : ""}`, dataset: { reason: c.reason } }, glyph(c.video ? "video" : "phone", 16), h("span", {}, text), h("time", {}, when));
+}
+
+async function fillLog(chat, el) {
+  try {
+    const { calls } = await call("GET", `/calls?chat=${encodeURIComponent(chat)}&limit=3`);
+    mount(el, ...calls.map(row));
+    el.hidden = calls.length === 0;
+  } catch (err) {
+    el.hidden = true;
+  }
+}
+
+function refreshLogs(chat) {
+  for (const log of [...logs]) {
+    if (!log.el.isConnected && log.el.dataset.seen) logs.delete(log);
+    else if (log.chat === chat) fillLog(chat, log.el);
+    log.el.dataset.seen = "1";
+  }
+}
+
+// A tab closing ends its call for both sides at once (not only by timeout).
+window.addEventListener("pagehide", () => {
+  if (owner && state) {
+    fetch(`/api/v1/calls/${state.call_id}/hangup`, { method: "POST", keepalive: true, credentials: "same-origin" });
+  }
+});
