@@ -260,3 +260,64 @@ def test_transfer_card_verified_against_the_chain(anvil: Anvil, db: UserDB) -> N
     assert verify(replace(card, tx_hash=unknown), fetch_facts(rpc, unknown), 2).status == PENDING
     rpc.close()
     wallet.close()
+
+
+async def test_wallet_api(anvil: Anvil, tmp_path: Path) -> None:  # noqa: F811
+    import trio
+
+    from tests.api_fixtures import people
+
+    async with people(tmp_path, "Alice") as apis:
+        alice = apis["Alice"]
+        me = await alice.call("GET", "/wallet")
+        assert me["chain"] is None and me["path"] == "m/44'/60'/0'/0/0"
+        address = me["address"]
+        wrong = await alice.request("PUT", "/wallet/chain", {"rpc_url": anvil.url, "chain_id": 5})
+        assert wrong.status_code == 502 and "serves chain 31337" in wrong.json()["error"]["message"]
+        chain = {"rpc_url": anvil.url, "chain_id": anvil.chain_id}
+        assert (await alice.call("PUT", "/wallet/chain", chain))["chain_id"] == 31337
+        await trio.to_thread.run_sync(_rpc, anvil, "anvil_setBalance", [address, hex(10**18)])
+        me = await alice.call("GET", "/wallet")
+        assert me["balances"] == [
+            {"symbol": "ETH", "amount": str(10**18), "decimals": 18, "display": "1 ETH"}
+        ]
+        to = "0x" + "c3" * 20
+        bad = await alice.request("POST", "/wallet/quote", {"to": to, "amount": "0.1e1"})
+        assert bad.status_code == 422
+        quote = await alice.call("POST", "/wallet/quote", {"to": to, "amount": "0.25"})
+        assert quote["amount"] == str(25 * 10**16)
+        assert int(quote["total"]) == 25 * 10**16 + int(quote["fee_cap"])
+        # a fee cap lower than the node now needs: refused, nothing sent
+        low = {"to": to, "amount": "0.25", "max_fee_cap": "1"}
+        refused = await alice.request("POST", "/wallet/send", low)
+        assert (
+            refused.status_code == 409 and "nothing was sent" in refused.json()["error"]["message"]
+        )
+        ok = {"to": to, "amount": "0.25", "max_fee_cap": quote["fee_cap"], "note": "books"}
+        sent = await alice.call("POST", "/wallet/send", ok)
+        assert sent["state"] == "pending" and sent["note"] == "books"
+        poor = await alice.request("POST", "/wallet/quote", {"to": to, "amount": "0.8"})
+        assert poor.status_code == 400 and "nothing was sent" in poor.json()["error"]["message"]
+        card = {
+            "chain_id": 31337,
+            "tx": sent["hash"][2:],
+            "from": address[2:].lower(),
+            "to": to[2:],
+            "token": None,
+            "amount": str(25 * 10**16),
+            "note": "",
+        }
+        for _ in range(40):
+            await trio.to_thread.run_sync(_rpc, anvil, "evm_mine", [])
+            history = await alice.call("GET", "/wallet/history")
+            if history["transactions"][0]["state"] == "confirmed":
+                break
+        assert history["transactions"][0]["state"] == "confirmed"
+        verdict = await alice.call("POST", "/wallet/verify", {"card": card})
+        assert verdict["status"] == "received"
+        forged = await alice.call(
+            "POST", "/wallet/verify", {"card": {**card, "amount": str(10**18)}}
+        )
+        assert forged["status"] == "forged"
+        junk = await alice.request("POST", "/wallet/verify", {"card": {"tx": 1}})
+        assert junk.status_code == 502

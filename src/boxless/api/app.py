@@ -37,6 +37,8 @@ from boxless.api.guard import Guard
 from boxless.api.moments import BODIES as MOMENT_BODIES
 from boxless.api.moments import moment_routes
 from boxless.api.params import parse_body, path_key
+from boxless.api.payments import BODIES as PAYMENT_BODIES
+from boxless.api.payments import payment_routes
 from boxless.api.search import BODIES as SEARCH_BODIES
 from boxless.api.search import search_routes
 from boxless.api.verification import sas_routes
@@ -107,6 +109,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **CALL_BODIES,
     **ATTACHMENT_BODIES,
     **MOMENT_BODIES,
+    **PAYMENT_BODIES,
 }
 
 
@@ -397,6 +400,7 @@ def build_app(
         *call_routes(client),
         *attachment_routes(client),
         *moment_routes(client),
+        *payment_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),
     ]
