@@ -36,6 +36,7 @@ import {
 import { verifyView } from "./js/verify.js";
 import { favouritesView } from "./js/favourites.js";
 import { searchView } from "./js/search.js";
+import { momentsView, onMomentEvent, refreshMomentsUnread } from "./js/moments.js";
 
 const root = document.getElementById("app");
 
@@ -59,6 +60,7 @@ const DETAILS = {
   broadcast: [broadcastView, true],
   search: [searchView, false], // #/search, #/search/<chat> (one chat)
   favourites: [favouritesView, false],
+  moments: [momentsView, false],
 };
 
 // #/chat/<key>/m/<message id> and #/group/<id>/m/<message id> open the chat at
@@ -127,7 +129,7 @@ function buildShell() {
 }
 
 function updateBadges() {
-  const counts = { chats: totalUnread(), contacts: requestCount() };
+  const counts = { chats: totalUnread(), contacts: requestCount(), discover: store.momentsUnread || 0 };
   for (const a of shell.tabbar.querySelectorAll(".tab")) {
     const n = counts[a.dataset.tab] || 0;
     const badge = a.querySelector(".badge");
@@ -255,7 +257,7 @@ function onEvent(ev) {
       break;
     case "moment_changed":
       // a Moments post, like or comment changed or names us (ev.post_id, ev.what)
-      if (detail && detail.view.onMoment) detail.view.onMoment(ev);
+      onMomentEvent(ev); // the open feed reloads, the Discover badge follows (js/moments.js)
       break;
     case "attachment_progress":
     case "attachment_ready":
@@ -280,6 +282,7 @@ async function startApp() {
     if (detail) detail.view.update();
   });
   await refreshAll();
+  refreshMomentsUnread();
   window.addEventListener("hashchange", route);
   route();
   let first = true;

@@ -237,7 +237,7 @@ export function discoverView() {
       h(
         "ul",
         { class: "rows", "aria-label": "Discover" },
-        item("Moments", "Posts from your contacts, end-to-end encrypted"),
+        live("#/moments", "Moments", "Posts from your contacts, end-to-end encrypted"),
         item("Mini apps", "Signed web apps that run in a sandbox"),
         live("#/new-group", "Groups", "Group chats of a thousand and more: start one"),
         live("#/broadcasts", "Broadcast lists", "One message to many contacts, each privately"),
