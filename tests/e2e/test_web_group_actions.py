@@ -59,7 +59,9 @@ def test_group_reply_react_edit_delete_seen_by_three(world: Any, browser: Any) -
         composer.press("Enter")
         time.sleep(max(0.0, start + (i + 1) * 0.1 - time.monotonic()))
     for p in everyone:
-        expect(bubble(p, f"quick {FAST - 1:02d}")).to_be_visible()
+        # (a group POST returns once the network took it: on a loaded machine
+        # the 20 go out one after another for a while; each shows at once here)
+        expect(bubble(p, f"quick {FAST - 1:02d}")).to_be_visible(timeout=90_000)
         shown = p.locator(".message .bubble .text").evaluate_all(
             "els => els.map(e => e.textContent)"
         )
@@ -121,6 +123,7 @@ def test_group_reply_react_edit_delete_seen_by_three(world: Any, browser: Any) -
     bubble(a, "Count me in").locator(".quote").click()  # a quote shows what it quotes
     quoted = a.locator(".message", has=a.locator(".text", has_text="Plan for Sunday?"))
     expect(quoted).to_have_class(re.compile(r"\bhighlight\b"))
+    a.locator(".messages-scroll").evaluate("el => { el.scrollTop = el.scrollHeight; }")
     shot(a, "group-conversation")
 
     # Mentions are matched by identity key: renamed, Alice still sees hers.

@@ -41,6 +41,7 @@ export function conversationView(key) {
   let typingSentAt = 0;
   let typingTimer = null;
   let sending = Promise.resolve(); // the send queue: one POST at a time, in order
+  let pendingSeq = 0;
 
   const title = h("h2", { class: "conv-name" });
   const headAvatar = h("span", { class: "conv-avatar" });
@@ -289,6 +290,7 @@ export function conversationView(key) {
   // -- actions ----------------------------------------------------------------------
 
   function toggle(id) {
+    if ((history.byId(id) || {}).pending) return; // not on the node yet: nothing to act on
     if (picking.active) return picking.toggle(id);
     selected = selected === id ? null : id;
     confirmDelete = false;
@@ -378,18 +380,21 @@ export function conversationView(key) {
     renderContext();
     stopTyping();
     draft.sent();
+    const temp = editingNow
+      ? null
+      : { id: `pending-${++pendingSeq}`, outgoing: true, text, reply_to: reply ? reply.id : null, state: "queued", sent_at_ms: Date.now(), reactions: {} };
+    if (temp) history.addPending(temp);
     enqueue(async () => {
       if (editingNow) {
         await call("POST", `/messages/${editingNow.id}/edit`, { text });
       } else {
-        const sent = await call("POST", `/contacts/${key}/messages`, {
-          text,
-          reply_to: reply ? reply.id : null,
-        });
-        const messages = history.messages();
-        if (!messages.some((m) => m.id === sent.id)) history.setMessages([...messages, sent]);
-        history.stickToBottom();
-        history.render();
+        let sent = null;
+        try {
+          sent = await call("POST", `/contacts/${key}/messages`, { text, reply_to: temp.reply_to });
+        } finally {
+          history.settlePending(temp.id, sent);
+          if (!sent && !input.value) input.value = text; // not sent: nothing typed is lost
+        }
       }
       history.refresh();
       refreshSoon();

@@ -59,6 +59,7 @@ export function groupView(gid) {
   let readSent = 0; // newest seq already marked read
   let sending = Promise.resolve(); // the send queue: one POST at a time, in order
   const quotes = new Map(); // quoted messages not in the list: id -> message (null: asked)
+  let pendingSeq = 0;
 
   const title = h("h2", { class: "conv-name" });
   const subtitle = h("p", { class: "conv-sub muted-sub" });
@@ -366,6 +367,7 @@ export function groupView(gid) {
   // -- actions ----------------------------------------------------------------------
 
   function toggle(id) {
+    if ((history.byId(id) || {}).pending) return; // not on the node yet: nothing to act on
     if (picking.active) return picking.toggle(id);
     selected = selected === id ? null : id;
     confirmDelete = false;
@@ -449,17 +451,37 @@ export function groupView(gid) {
     renderContext();
     picker.reset();
     draft.sent();
-    // One at a time, in the order typed (see the top of conversation.js).
+    // Shown at once; sent one at a time, in the order typed (see the top of
+    // conversation.js): a group POST returns once the network took the message.
+    const me = store.me || {};
+    const temp = editingNow
+      ? null
+      : {
+          id: `pending-${++pendingSeq}`,
+          seq: 0,
+          kind: "text",
+          outgoing: true,
+          sender: me.identity_key || "",
+          sender_name: me.name || "",
+          text,
+          reply_to: reply ? reply.id : null,
+          state: "queued",
+          sent_at_ms: Date.now(),
+          reactions: {},
+        };
+    if (temp) history.addPending(temp);
     sending = sending.then(() =>
       guarded(async () => {
         if (editingNow) {
           await call("POST", `/groups/${gid}/messages/${editingNow.id}/edit`, { text });
         } else {
-          const sent = await call("POST", `/groups/${gid}/messages`, { text, ...(reply ? { reply_to: reply.id } : {}), ...extra });
-          const messages = history.messages();
-          if (!messages.some((m) => m.id === sent.id)) history.setMessages([...messages, sent]);
-          history.stickToBottom();
-          history.render();
+          let sent = null;
+          try {
+            sent = await call("POST", `/groups/${gid}/messages`, { text, ...(reply ? { reply_to: reply.id } : {}), ...extra });
+          } finally {
+            history.settlePending(temp.id, sent);
+            if (!sent && !input.value) input.value = text; // not sent: nothing typed is lost
+          }
         }
         load();
         refreshSoon();

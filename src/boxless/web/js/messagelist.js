@@ -57,6 +57,7 @@ export function messageList({ fetchPage, olderCursor, renderItem, firstUnread, o
   let older = null; // the running loadOlder
   let showing = null; // a message id show() waits for
   let highlighted = null; // the message show() found, highlighted for a while
+  let pending = []; // typed here, not yet accepted by the node: shown last, in order
 
   const list = h("ol", { class: "messages", "aria-label": "Messages", tabindex: "-1" });
   const top = h("p", { class: "history-top", role: "status" });
@@ -69,13 +70,41 @@ export function messageList({ fetchPage, olderCursor, renderItem, firstUnread, o
   const el = h("div", { class: "message-list" }, scroller, jump);
 
   function byId(id) {
-    return messages.find((m) => m.id === id) || null;
+    return messages.find((m) => m.id === id) || pending.find((m) => m.id === id) || null;
+  }
+
+  /** Show a message typed here at once, below the others, until the node has it. */
+  function addPending(m) {
+    pending.push({ ...m, pending: true });
+    render();
+    stickToBottom();
+  }
+
+  /**
+   * Pending messages not yet in `messages`: a re-read may bring one in before
+   * its POST answers (the node stores it first); its twin is my message of the
+   * same text stamped since it was typed (the node is on this machine).
+   */
+  function visiblePending() {
+    const claimed = new Set();
+    return pending.filter((p) => {
+      const twin = messages.find((m) => m.outgoing && !claimed.has(m.id) && m.text === p.text && (m.sent_at_ms || 0) >= p.sent_at_ms - 2000);
+      if (twin) claimed.add(twin.id);
+      return !twin;
+    });
+  }
+
+  /** The node answered for pending message `id`: `real` (or null: it failed) takes its place. */
+  function settlePending(id, real) {
+    pending = pending.filter((m) => m.id !== id);
+    if (real && !messages.some((m) => m.id === real.id)) messages = [...messages, real];
+    render();
   }
 
   function items() {
     const out = [];
     let day = "";
-    for (const m of messages) {
+    for (const m of [...messages, ...visiblePending()]) {
       const d = new Date(m.sent_at_ms || m.received_at_ms || 0).toDateString();
       if (d !== day) {
         day = d;
@@ -84,6 +113,7 @@ export function messageList({ fetchPage, olderCursor, renderItem, firstUnread, o
       if (m.id === unreadId) out.push(h("li", { class: "unread-line", id: "unread-line", role: "separator" }, h("span", {}, "New messages")));
       const li = renderItem(m);
       if (m.id === highlighted) li.classList.add("highlight");
+      if (m.pending) li.classList.add("pending");
       out.push(li);
     }
     return out;
@@ -248,6 +278,8 @@ export function messageList({ fetchPage, olderCursor, renderItem, firstUnread, o
     show,
     loadOlder,
     stickToBottom,
+    addPending,
+    settlePending,
     hasMore: () => hasMore,
     /** The first page is in and the first unread message found: marking read may start. */
     ready: () => opened && unreadId !== undefined,
