@@ -86,18 +86,28 @@ async def test_pin_refused_for_strangers_and_over_quota(tmp_path: Path) -> None:
                 await request_pin(a.bitswap.host, ci.peer_id, put.root)
 
 
-async def test_a_filter_node_pins_only_for_its_light_clients(tmp_path: Path) -> None:
+async def test_a_service_node_pins_for_a_connected_client(tmp_path: Path) -> None:
+    """A Waku service node with --filter --blobs pins for a peer connected to it
+    (a light client holds its filter subscription at one service node only, yet
+    pins on all of them), within its per-peer quota."""
     from boxless.node.config import NodeConfig
     from boxless.node.service import WakuNode
 
     config = NodeConfig(
-        tmp_path / "node", ("/ip4/127.0.0.1/tcp/0",), filter=True, blobs=True, store_resume=False
+        tmp_path / "node",
+        ("/ip4/127.0.0.1/tcp/0",),
+        filter=True,
+        blobs=True,
+        store_resume=False,
+        blob_peer_quota=50_000,
     )
-    async with trio.open_nursery() as nursery, blob_node(tmp_path / "stranger") as stranger:
+    async with trio.open_nursery() as nursery, blob_node(tmp_path / "client") as client:
         node: WakuNode = await nursery.start(WakuNode(config).run)
-        put = await stranger.client.put(aiter_chunks(b"not a subscriber" * 100))
-        info = await connect(stranger, node.addrs()[0])
-        res = await stranger.client.pin(put.root, [info.peer_id])
-        assert res.pinned_by == [] and "403" in res.errors[info.peer_id]
-        assert node.blobs is not None and node.blobs.store.used == 0
+        small = await client.client.put(aiter_chunks(b"a caption" * 100))
+        big = await client.client.put(aiter_chunks(os.urandom(60_000)))
+        info = await connect(client, node.addrs()[0])
+        assert (await client.client.pin(small.root, [info.peer_id])).pinned_by == [info.peer_id]
+        res = await client.client.pin(big.root, [info.peer_id])
+        assert res.pinned_by == [] and "413" in res.errors[info.peer_id]
+        assert node.blobs is not None and node.blobs.store.used == small.stored
         nursery.cancel_scope.cancel()

@@ -501,6 +501,8 @@ class DagFetcher:
                     f"block {item.cid} holds {len(block)} bytes, parent said {item.expect}"
                 )
             if item.depth == 0:
+                if len(block) > lim.max_bytes:
+                    raise BadDag(f"file of {len(block)} bytes is over the {lim.max_bytes} limit")
                 self.file_size = len(block)
             return [], block
         assert item.cid.codec == DAG_PB

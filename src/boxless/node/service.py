@@ -204,15 +204,16 @@ class WakuNode:
 
     def _blob_service(self) -> BlobService:
         """Bitswap, the block store and the pin protocol (``--blobs``): pins for
-        configured peers and this node's light clients (its filter subscribers;
-        a node without --filter has no such notion and pins for any connected
-        peer), within quotas."""
+        configured peers and for this node's clients, within quotas. A client is
+        a peer connected to us: a light client keeps *every* service peer
+        connected but holds a filter subscription at only one of them, and it
+        must be able to pin on all (redundancy), so filter membership cannot
+        be the test. Strangers are bounded by the per-peer quota, the pins in
+        flight and the store quota (docs/blobs.md)."""
         cfg = self.config
 
         def is_client(peer: ID) -> bool:
-            if self.filter is None:
-                return bool(self.host.get_network().get_connections(peer))
-            return self.filter.subscriptions.is_subscribed(peer)
+            return bool(self.host.get_network().get_connections(peer))
 
         policy = PinPolicy(
             trusted=frozenset(p.peer_id for p in self.static_peers),
