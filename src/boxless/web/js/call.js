@@ -52,6 +52,8 @@ let remoteSet = false;
 let tone = null;
 let clock = null;
 let speakerView = false;
+let senders = {}; // kind -> RTCRtpSender of our track
+let off = {}; // kind -> true while muted / camera off (the sender sends nothing)
 let screen = null;
 const logs = new Set(); // mounted chat call-row boxes: {chat, el}
 
@@ -158,6 +160,8 @@ function teardown() {
   remoteIceUsed = 0;
   remoteSet = false;
   speakerView = false;
+  senders = {};
+  off = {};
 }
 
 // -- actions -----------------------------------------------------------------------------
@@ -174,7 +178,7 @@ export async function startCall(chat, { video = false } = {}) {
     owner = true;
     localStream = await media(video);
     pc = newPeer();
-    localStream.getTracks().forEach((t) => pc.addTrack(t, localStream));
+    addTracks();
     await pc.setLocalDescription(await pc.createOffer());
     state = await call("POST", "/calls", { chat, video, sdp: pc.localDescription.sdp });
     if (pendingIce.length) sendIce(pendingIce.splice(0));
@@ -197,7 +201,7 @@ async function accept() {
     pc = newPeer();
     await pc.setRemoteDescription({ type: "offer", sdp: ringing.remote_sdp });
     remoteSet = true;
-    localStream.getTracks().forEach((t) => pc.addTrack(t, localStream));
+    addTracks();
     await pc.setLocalDescription(await pc.createAnswer());
     state = await call("POST", `/calls/${ringing.call_id}/accept`, { sdp: pc.localDescription.sdp });
     if (pendingIce.length) sendIce(pendingIce.splice(0));
@@ -219,14 +223,26 @@ function hangUp() {
   call("POST", `/calls/${state.call_id}/hangup`).catch(() => {});
 }
 
-function setTrack(kind, on) {
-  if (!localStream) return;
-  localStream.getTracks().filter((t) => t.kind === kind).forEach((t) => (t.enabled = on));
+function addTracks() {
+  senders = {};
+  off = {};
+  localStream.getTracks().forEach((t) => (senders[t.kind] = pc.addTrack(t, localStream)));
+}
+
+// Mute and camera off take the track off its sender: nothing is sent at all
+// (a disabled track would still send packets of silence or black frames).
+async function setTrack(kind, on) {
+  const sender = senders[kind];
+  const track = localStream && localStream.getTracks().find((t) => t.kind === kind);
+  if (!sender || !track) return;
+  off[kind] = !on;
+  track.enabled = on;
   render();
+  await sender.replaceTrack(on ? track : null);
 }
 
 function trackOn(kind) {
-  return Boolean(localStream && localStream.getTracks().some((t) => t.kind === kind && t.enabled));
+  return Boolean(senders[kind]) && !off[kind];
 }
 
 async function current() {
