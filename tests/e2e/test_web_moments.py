@@ -20,13 +20,33 @@ sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 pytestmark = pytest.mark.slow
 
+
+def befriend_all(world: Any, pairs: list[tuple[Any, Any]]) -> None:
+    """world.befriend for several pairs at once: every request sent, then one wait."""
+    for x, y in pairs:
+        x.call("POST", "/contacts", {"link": y.call("GET", "/me")["link"]})
+        y.call("POST", "/contacts", {"link": x.call("GET", "/me")["link"]})
+
+    def accepted(me: Any, other: Any) -> bool:
+        key = world.key(other)
+        return any(
+            c["identity_key"] == key and c["state"] == "accepted"
+            for c in me.call("GET", "/contacts")
+        )
+
+    for x, y in pairs:
+        wait_for(
+            f"{x.name} and {y.name} to be contacts",
+            lambda x=x, y=y: accepted(x, y) and accepted(y, x),
+        )
+
+
 TEXT = "Sunset over the harbour, best evening this year"
 
 
 def test_moments_audience_likes_comments_delete(world: Any, browser: Any) -> None:
     a, b, c, d = world.persons("Ana", "Ben", "Cai", "Dov")
-    for x, y in ((a, b), (a, c), (b, c), (a, d)):
-        world.befriend(x, y)
+    befriend_all(world, [(a, b), (a, c), (b, c), (a, d)])
     kd = world.key(d)
 
     pa = open_ui(browser, a, DESKTOP)
