@@ -89,6 +89,7 @@ async def _run_up(
     api_port: int,
     cluster: int,
     group_timings: GroupTimings | None = None,
+    ice_servers: tuple[str, ...] = (),
 ) -> None:
     """Node, then the API, then the client (at once when ``passphrase`` is given).
 
@@ -124,6 +125,7 @@ async def _run_up(
 
             async def start_client(account: LocalAccount) -> ASGIApp:
                 client = Client(account, transport, group_timings=group_timings)
+                client.calls.ice_servers = list(ice_servers)  # STUN/TURN for the browser's calls
                 await nursery.start(client.run)
                 from boxless.cli.attachment_commands import start_blobs
 
@@ -251,6 +253,13 @@ def up(
             help="Group timers, e.g. 'repair_after_s=1,sync_check_s=0.5' (for tests)",
         ),
     ] = "",
+    ice_server: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="STUN/TURN server for calls, e.g. stun:stun.example.org:3478 (repeatable;"
+            " none by default: calls on one machine or LAN connect directly)"
+        ),
+    ] = None,
 ) -> None:
     """Run your node, your client and the local API + web UI until Ctrl-C.
 
@@ -271,6 +280,12 @@ def up(
         console.print("[red]error:[/red] --api must be HOST:PORT, e.g. 127.0.0.1:8765")
         raise typer.Exit(2)
     _check_api_host(host, api_unsafe_public)
+    for url in ice_server or []:
+        if not url.startswith(("stun:", "turn:", "turns:")):
+            console.print(
+                f"[red]error:[/red] --ice-server {markup(url)} must start with stun:, turn: or turns:"
+            )
+            raise typer.Exit(2)
     try:
         can_ask = PASSPHRASE_ENV in os.environ or sys.stdin.isatty()
         exists = account_exists(home)
@@ -292,6 +307,7 @@ def up(
             int(port),
             cluster,
             GroupTimings.parse(group_timings) if group_timings else None,
+            tuple(ice_server or ()),
         )
     except BoxlessError as exc:
         fail(exc)
