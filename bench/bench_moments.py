@@ -1,0 +1,221 @@
+"""Moments: what a post costs its sender for 5 vs 500 contacts, and how fast the feed opens.
+
+Sender cost of one post (CPU seconds on the poster's machine, network excluded):
+
+* ``post``: ``Moments.post`` on a real client (SQLCipher database, in-memory
+  network): the content sealed once and published once, the post, its
+  audience and one queued key share per member committed in one transaction;
+* ``olm``: what the send loop then pays per member: the key share's chat
+  message encoded, Olm-encrypted (vodozemac, an established session per
+  member) and sealed (v1, HPKE: the dearer envelope);
+* ``photos``: the post's photos encrypted once (``AttachmentEncryptor``), as
+  the attachment upload does before pinning them (the upload itself excluded).
+
+Bytes: the content message once, plus one sealed key share per member.
+
+Feed: a client database holding 1,000 posts from 200 contacts (with likes and
+comments); "opens" is the first page (50 posts with their likes and comments
+and the unread count), timed as the API serves it.
+
+    python bench/bench_moments.py [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+from boxless.chat import envelope as env
+from boxless.chat.attachment import AttachmentKind, AttachmentRef
+from boxless.chat.moment import MomentKey, content_topic
+from boxless.client import moment_store as ms
+from boxless.client import store as db
+from boxless.client.core import Client
+from boxless.client.memory_transport import MemoryNetwork
+from boxless.crypto import OlmCiphertext, seal
+from boxless.crypto.attachments import AttachmentEncryptor
+from boxless.crypto.sealed import SealingKeyPair
+from boxless.identity.account import create_account, open_account
+from boxless.identity.keys import Identity
+from boxless.identity.profile import Profile
+from boxless.identity.seed import generate_phrase
+from boxless.storage.userdb import KdfParams
+
+FAST_KDF = KdfParams(memory_kib=1024, time_cost=1, parallelism=1)
+PASS = "bench passphrase"
+PHOTO = 1024 * 1024
+
+
+def _client(home: Path, contacts: int) -> tuple[Client, list[bytes]]:
+    now = time.time()
+    create_account(
+        home, PASS, Identity.from_phrase(generate_phrase()), Profile(display_name="Poster", updated_at=int(now)), now,
+        kdf=FAST_KDF,
+    ).close()  # fmt: skip
+    account = open_account(home, PASS)
+    net = MemoryNetwork(max_drift_ns=None)
+    client = Client(account, net.transport("poster"), clock=time.time)
+    keys = [os.urandom(32) for _ in range(contacts)]
+    with client.db.transaction() as cur:
+        for i, key in enumerate(keys):
+            db.put_contact(
+                cur,
+                db.ContactRow(
+                    key, f"Contact {i}", b"", os.urandom(32), "accepted", "",
+                    f"/boxless/1/chat-{os.urandom(16).hex()}/proto", None, 0, 0, 0,
+                ),
+            )  # fmt: skip
+    return client, keys
+
+
+def _sessions(n: int) -> list[tuple[object, SealingKeyPair]]:
+    import vodozemac
+
+    me = vodozemac.Account()
+    out = []
+    for _ in range(n):
+        peer = vodozemac.Account()
+        peer.generate_one_time_keys(1)
+        otk = next(iter(peer.one_time_keys.values()))
+        out.append(
+            (me.create_outbound_session(peer.curve25519_key, otk), SealingKeyPair.generate())
+        )
+    return out
+
+
+def _photo_refs(n: int) -> tuple[list[AttachmentRef], float]:
+    refs, spent = [], 0.0
+    data = os.urandom(PHOTO)
+    for i in range(n):
+        t = time.process_time()
+        enc = AttachmentEncryptor(os.urandom(32))
+        enc.feed(data)
+        enc.finish()
+        spent += time.process_time() - t
+        refs.append(
+            AttachmentRef(
+                cid=b"\x01\x55\x12\x20" + enc.ciphertext_sha256, key=os.urandom(32),
+                plaintext_sha256=enc.plaintext_sha256, ciphertext_sha256=enc.ciphertext_sha256,
+                size=PHOTO, mime="image/jpeg", name=f"photo{i}.jpg", kind=AttachmentKind.IMAGE,
+                width=1920, height=1080,
+            )
+        )  # fmt: skip
+    return refs, spent
+
+
+def sender_cost(n: int, photos: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        client, _keys = _client(Path(tmp), n)
+        refs, photo_s = _photo_refs(photos)
+
+        async def post() -> float:
+            t = time.process_time()
+            await client.moments.post("A day at the sea " * 10, place="Brighton", media=refs)
+            return time.process_time() - t
+
+        post_s = trio.run(post)
+        with client.db.transaction() as cur:
+            cur.execute("SELECT post_key, message_hash FROM moment_posts")
+            key, mhash = cur.fetchone()
+        net = client.transport.network  # type: ignore[attr-defined]
+        content_bytes = sum(len(r.message.encode()) for r in net.stored(content_topic(bytes(key))))
+        assert content_bytes
+        client.account.close()
+    share = env.encode(
+        env.new_message(
+            MomentKey(os.urandom(16), bytes(key), bytes(mhash), 1), lamport=1, sent_at_ms=1
+        )
+    )
+    sessions = _sessions(n)
+    t = time.process_time()
+    wire = 0
+    for session, sealing in sessions:
+        kind, body = session.encrypt(share).to_parts()  # type: ignore[attr-defined]
+        sealed = seal(
+            sealing.public_bytes, sender_identity_key=bytes(32), sender_device_key=bytes(32),
+            ciphertext=OlmCiphertext(kind, body, session.session_id),  # type: ignore[attr-defined]
+        )  # fmt: skip
+        wire += len(sealed)
+    olm_s = time.process_time() - t
+    return {
+        "post": post_s, "olm": olm_s, "photos": photo_s, "total": post_s + olm_s + photo_s,
+        "bytes": content_bytes + wire,
+    }  # fmt: skip
+
+
+def feed_open(posts: int = 1000, posters: int = 200, rounds: int = 5) -> tuple[float, float]:
+    from boxless.api.moments import post_json
+    from boxless.chat.moment import MomentContent
+
+    with tempfile.TemporaryDirectory() as tmp:
+        client, keys = _client(Path(tmp), posters)
+        now_ms = int(time.time() * 1000)
+        with client.db.transaction() as cur:
+            for i in range(posts):
+                poster = keys[i % posters]
+                pid = os.urandom(16)
+                content = MomentContent(pid, poster, f"post {i} " + "words " * 30, "Somewhere")
+                ms.add_post(
+                    cur,
+                    ms.PostRow(
+                        pid, poster, False, os.urandom(32), os.urandom(32), now_ms - i * 60_000, 0,
+                        "ready", content, now_ms, i < 20,
+                    ),
+                )  # fmt: skip
+                for j in range(3):
+                    ms.set_like(cur, pid, keys[(i + j + 1) % posters], True, now_ms)
+                    ms.add_comment(
+                        cur,
+                        ms.CommentRow(os.urandom(16), pid, keys[(i + j + 2) % posters], "nice!", None, now_ms),
+                    )  # fmt: skip
+        first, whole = [], []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            page = [post_json(v) for v in client.moments.feed(limit=50)]
+            client.moments.unread()
+            first.append(time.perf_counter() - t)
+            assert len(page) == 50
+            t = time.perf_counter()
+            before, seen = None, 0
+            while True:
+                views = client.moments.feed(before_ms=before, limit=200)
+                if not views:
+                    break
+                seen += len([post_json(v) for v in views])
+                before = views[-1].post.posted_at_ms
+            whole.append(time.perf_counter() - t)
+            assert seen == posts
+        client.account.close()
+    return statistics.median(first), statistics.median(whole)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    print(f"load average: {os.getloadavg()[0]:.1f}")
+    for photos in (0, 3):
+        rows = {n: [sender_cost(n, photos) for _ in range(args.rounds)] for n in (5, 500)}
+        med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in rows.items()}
+        for n in (5, 500):
+            m = med[n]
+            print(
+                f"photos={photos} contacts={n:3d}: post {m['post'] * 1e3:7.1f} ms  olm+seal "
+                f"{m['olm'] * 1e3:6.1f} ms  photos {m['photos'] * 1e3:6.1f} ms  total "
+                f"{m['total'] * 1e3:7.1f} ms CPU  wire {m['bytes'] / 1024:7.1f} KiB"
+            )
+        print(f"photos={photos}: 500/5 sender CPU ratio {med[500]['total'] / med[5]['total']:.2f}")
+    first, whole = feed_open()
+    print(
+        f"feed of 1000 posts / 200 contacts: first page {first * 1e3:.1f} ms, all 1000 {whole * 1e3:.1f} ms"
+    )
+
+
+if __name__ == "__main__":
+    main()
