@@ -125,7 +125,7 @@ class AttachmentEncryptor:
         self.plaintext_size = 0
         self.ciphertext_size = 0
 
-    def _seal(self, chunk: bytes, last: bool) -> bytes:
+    def _seal(self, chunk: bytes | memoryview, last: bool) -> bytes:
         if self._counter >= MAX_CHUNKS:
             raise CryptoUsageError("the file is too large for one attachment")
         nonce = _nonce(self._prefix, self._counter, last)
@@ -151,9 +151,11 @@ class AttachmentEncryptor:
         self._buf += data
         # Keep at least one byte back: only ``finish`` knows which chunk is last.
         n = self.chunk_size
-        while len(self._buf) > n:
-            parts.append(self._seal(bytes(self._buf[:n]), last=False))
-            del self._buf[:n]
+        full = (len(self._buf) - 1) // n
+        if full > 0:
+            with memoryview(self._buf) as view:
+                parts += [self._seal(view[i * n : (i + 1) * n], last=False) for i in range(full)]
+            del self._buf[: full * n]
         return self._emit(parts)
 
     def finish(self) -> bytes:
@@ -202,10 +204,10 @@ class AttachmentDecryptor:
 
     def _fail(self, why: str) -> AttachmentDecryptError:
         self._failed = True
-        self._buf.clear()
+        self._buf = bytearray()  # rebound, not cleared: a view of the old one may be open
         return AttachmentDecryptError(f"the attachment {why}; ask the sender to send it again")
 
-    def _open(self, segment: bytes, last: bool) -> bytes:
+    def _open(self, segment: bytes | memoryview, last: bool) -> bytes:
         assert self._header is not None
         if self._counter >= MAX_CHUNKS:
             raise self._fail("has too many chunks")
@@ -253,11 +255,14 @@ class AttachmentDecryptor:
             if len(self._buf) < HEADER_SIZE:
                 return b""
             self._read_header()
-        parts: list[bytes] = []
         # A full segment followed by at least one more byte is not the last one.
-        while len(self._buf) > self._segment:
-            parts.append(self._open(bytes(self._buf[: self._segment]), last=False))
-            del self._buf[: self._segment]
+        seg = self._segment
+        full = (len(self._buf) - 1) // seg
+        if full <= 0:
+            return b""
+        with memoryview(self._buf) as view:
+            parts = [self._open(view[i * seg : (i + 1) * seg], last=False) for i in range(full)]
+        del self._buf[: full * seg]
         return b"".join(parts)
 
     def finish(self) -> bytes:
