@@ -19,6 +19,7 @@ from boxless.payments.errors import BadRpcResponse, RpcDown, RpcRefused, WrongCh
 _QUANTITY = re.compile(r"0x(0|[1-9a-f][0-9a-f]{0,63})")
 _DATA = re.compile(r"0x([0-9a-f]{2})*")
 TIMEOUT_S = 10.0
+MAX_BATCH = 32
 
 
 def quantity(value: object, what: str) -> int:
@@ -53,10 +54,19 @@ class Rpc:
 
     def call(self, method: str, params: list[Any]) -> Any:
         """``method``'s result, after checking the endpoint's chain id."""
-        self._id += 2
-        batch = [
-            {"jsonrpc": "2.0", "id": self._id, "method": "eth_chainId", "params": []},
-            {"jsonrpc": "2.0", "id": self._id + 1, "method": method, "params": params},
+        return self.batch([(method, params)])[0]
+
+    def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """The results of ``calls``, sent in one round trip after ``eth_chainId``
+        (the node answers them in order; the first error raises)."""
+        if not 1 <= len(calls) <= MAX_BATCH:
+            raise ValueError(f"a batch has 1 to {MAX_BATCH} calls")
+        first = self._id + 1
+        self._id += len(calls) + 1
+        batch = [{"jsonrpc": "2.0", "id": first, "method": "eth_chainId", "params": []}]
+        batch += [
+            {"jsonrpc": "2.0", "id": first + 1 + i, "method": method, "params": params}
+            for i, (method, params) in enumerate(calls)
         ]
         try:
             response = self._client.post(self.url, json=batch)
@@ -68,18 +78,19 @@ class Rpc:
             ) from exc
         except ValueError:
             raise RpcDown(f"the chain's RPC at {self.url} did not answer JSON") from None
-        if not isinstance(answers, list) or len(answers) != 2:
-            raise BadRpcResponse(f"{self.url} did not answer the batch with two results")
+        if not isinstance(answers, list) or len(answers) != len(batch):
+            raise BadRpcResponse(f"{self.url} did not answer the batch with {len(batch)} results")
         by_id = {a.get("id"): a for a in answers if isinstance(a, dict)}
-        chain = self._result(by_id.get(self._id), "eth_chainId")
-        served = quantity(chain, "chain id")
+        served = quantity(self._result(by_id.get(first), "eth_chainId"), "chain id")
         if served != self.chain_id:
             raise WrongChain(
                 f"the RPC at {self.url} serves chain {served}, but the wallet is set up for "
                 f"chain {self.chain_id}; nothing was sent. Check the URL, or configure "
                 "the wallet for that chain on purpose"
             )
-        return self._result(by_id.get(self._id + 1), method)
+        return [
+            self._result(by_id.get(first + 1 + i), method) for i, (method, _) in enumerate(calls)
+        ]
 
     def _result(self, answer: Any, method: str) -> Any:
         if not isinstance(answer, dict):

@@ -19,7 +19,7 @@ from boxless.payments.rpc import Rpc, data, quantity
 from boxless.payments.store import ChainConfig, PaymentStore, TxRecord
 from boxless.payments.tracker import PENDING, Decision, Observation, Receipt, decide
 from boxless.payments.tx import (
-    Fees,
+    ETH_TRANSFER_GAS,
     UnsignedTx,
     erc20_balance_of_data,
     erc20_transfer_data,
@@ -64,6 +64,7 @@ class Wallet:
         self.rpc = Rpc(config.rpc_url, config.chain_id)
         self._key = private_key
         self.address = address_bytes(private_key)
+        self._plain_accounts: set[str] = set()  # recipients seen without code
 
     def __repr__(self) -> str:
         return f"Wallet({checksum_address(self.address)}, {self.rpc!r})"
@@ -80,16 +81,17 @@ class Wallet:
 
     # -- reads
 
-    def balance(self, asset: Asset = ETH, block: str = "latest") -> int:
+    def balance(self, asset: Asset = ETH) -> int:
         if asset.token is None:
-            return quantity(self.rpc.call("eth_getBalance", [self._hex_addr, block]), "balance")
-        result = self.rpc.call(
-            "eth_call",
-            [
-                {"to": asset.token, "data": "0x" + erc20_balance_of_data(self.address).hex()},
-                block,
-            ],
-        )
+            return quantity(self.rpc.call("eth_getBalance", [self._hex_addr, "latest"]), "balance")
+        method, params = self._balance_call(asset)
+        return self._token_balance(self.rpc.call(method, params), asset)
+
+    def _balance_call(self, asset: Asset) -> tuple[str, list[Any]]:
+        payload = "0x" + erc20_balance_of_data(self.address).hex()
+        return "eth_call", [{"to": asset.token, "data": payload}, "latest"]
+
+    def _token_balance(self, result: Any, asset: Asset) -> int:
         raw = data(result, f"{asset.symbol} balanceOf answer")
         if len(raw) != 32:
             raise BadRpcResponse(
@@ -102,53 +104,46 @@ class Wallet:
     def _hex_addr(self) -> str:
         return checksum_address(self.address)
 
-    def _nonce(self) -> int:
-        chain = quantity(
-            self.rpc.call("eth_getTransactionCount", [self._hex_addr, "pending"]), "nonce"
-        )
-        local = self.store.next_local_nonce(self.config.chain_id, self.address)
-        return max(chain, local or 0)
-
-    def _spendable_view(self, asset: Asset) -> tuple[int, int, int]:
-        """(ETH balance, ``asset`` balance, our mined nonce) consistent with each other:
-        the nonce is read before and after the balances and must not have moved, so
-        what our unmined nonces may spend is reserved exactly once. (Pinning reads to
-        a block number fails on pruned nodes such as anvil --prune-history.)"""
-        for _ in range(VIEW_ATTEMPTS):
-            before = self._mined_nonce()
-            eth = self.balance(ETH)
-            token = eth if asset.token is None else self.balance(asset)
-            if self._mined_nonce() == before:
-                return eth, token, before
-        raise RpcDown(
-            f"our own transactions kept being mined while reading balances ({VIEW_ATTEMPTS} "
-            "tries); try again in a moment"
-        )
-
-    def _mined_nonce(self) -> int:
-        return quantity(
-            self.rpc.call("eth_getTransactionCount", [self._hex_addr, "latest"]), "nonce"
-        )
-
-    def _fees(self, call: dict[str, Any]) -> Fees:
-        block = self.rpc.call("eth_getBlockByNumber", ["latest", False])
-        if not isinstance(block, dict) or "baseFeePerGas" not in block:
-            raise BadRpcResponse("the node's latest block has no base fee: not an EIP-1559 chain?")
-        base = quantity(block["baseFeePerGas"], "base fee")
-        tip = quantity(self.rpc.call("eth_maxPriorityFeePerGas", []), "priority fee")
-        gas = quantity(self.rpc.call("eth_estimateGas", [call]), "gas estimate")
-        return suggest_fees(base, tip, gas)
-
     # -- sending
 
     def quote(self, recipient: bytes, amount: int, asset: Asset = ETH) -> Quote:
-        """Build (not sign) a transfer; InsufficientFunds if it cannot be paid."""
+        """Build (not sign) a transfer; InsufficientFunds if it cannot be paid.
+
+        One round trip: the mined nonce is read before and after the balances in
+        the same batch (a node answers a batch in order), so what our unmined
+        nonces may still spend is reserved exactly once; then the fee inputs and
+        the pending nonce. (Block-pinned reads would fail on pruned nodes such as
+        anvil --prune-history.)"""
         if asset.token is None:
             to, value, payload = recipient, amount, b""
         else:
             to, value = bytes.fromhex(asset.token[2:]), 0
             payload = erc20_transfer_data(recipient, amount)
-        eth, token_balance, mined = self._spendable_view(asset)
+        me = self._hex_addr
+        call = {"from": me, "to": checksum_address(to), "value": hex(value)}
+        call["data"] = "0x" + payload.hex()
+        calls: list[tuple[str, list[Any]]] = [
+            ("eth_getTransactionCount", [me, "latest"]),
+            ("eth_getBalance", [me, "latest"]),
+            ("eth_getTransactionCount", [me, "latest"]),
+            ("eth_getBlockByNumber", ["latest", False]),
+            ("eth_maxPriorityFeePerGas", []),
+            ("eth_getTransactionCount", [me, "pending"]),
+        ]
+        if asset.token is not None:
+            calls.insert(2, self._balance_call(asset))
+        for _ in range(VIEW_ATTEMPTS):
+            results = self.rpc.batch(calls)
+            mined = quantity(results[0], "nonce")
+            if quantity(results[-4], "nonce") == mined:
+                break
+        else:
+            raise RpcDown(
+                f"our own transactions kept being mined while reading balances "
+                f"({VIEW_ATTEMPTS} tries); try again in a moment"
+            )
+        eth = quantity(results[1], "balance")
+        token_balance = eth if asset.token is None else self._token_balance(results[2], asset)
         reserved_asset, reserved_eth = self.store.reserved(
             self.config.chain_id, self.address, asset.token, mined
         )
@@ -161,16 +156,31 @@ class Wallet:
                 f"less than the {format_amount(amount, asset.decimals)} {asset.symbol} to send; "
                 "nothing was sent"
             )
-        call = {"from": self._hex_addr, "to": checksum_address(to), "value": hex(value)}
-        call["data"] = "0x" + payload.hex()
-        fees = self._fees(call)
+        block, tip = results[-3], quantity(results[-2], "priority fee")
+        if not isinstance(block, dict) or "baseFeePerGas" not in block:
+            raise BadRpcResponse("the node's latest block has no base fee: not an EIP-1559 chain?")
+        fees = suggest_fees(quantity(block["baseFeePerGas"], "base fee"), tip, self._gas(call))
         if eth < value + fees.max_cost:
             raise InsufficientFunds(
                 f"you hold {format_amount(max(eth, 0), 18)} ETH{pending}; this needs up to "
                 f"{format_amount(value + fees.max_cost, 18)} ETH with the fee; nothing was sent"
             )
-        tx = UnsignedTx(self.config.chain_id, self._nonce(), to, value, payload, fees)
+        local = self.store.next_local_nonce(self.config.chain_id, self.address) or 0
+        nonce = max(quantity(results[-1], "nonce"), local)
+        tx = UnsignedTx(self.config.chain_id, nonce, to, value, payload, fees)
         return Quote(tx, recipient, amount, asset)
+
+    def _gas(self, call: dict[str, str]) -> int:
+        """The gas limit: 21,000 for ETH to an account without code (no call needed
+        to know), else the node's estimate."""
+        if call["data"] == "0x" and call["to"] in self._plain_accounts:
+            return ETH_TRANSFER_GAS
+        code, gas = self.rpc.batch(
+            [("eth_getCode", [call["to"], "latest"]), ("eth_estimateGas", [call])]
+        )
+        if call["data"] == "0x" and data(code, "account code") == b"":
+            self._plain_accounts.add(call["to"])
+        return quantity(gas, "gas estimate")
 
     def send(self, quote: Quote, now_ms: int, note: str = "") -> TxRecord:
         """Sign ``quote``, store it, broadcast it. A node that refuses it leaves no trace;

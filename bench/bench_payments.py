@@ -1,0 +1,101 @@
+"""ETH transfers per second on a real anvil: the wallet's whole path vs the bare chain.
+
+App path: ``Wallet.quote`` (balances + nonce read consistently, reservations from
+the user DB, fee estimate) then ``Wallet.send`` (sign, store in SQLCipher,
+broadcast), one transfer after another from one account, then ``refresh`` until
+all are confirmed. Bare chain: the same number of transfers signed beforehand
+and sent with ``eth_sendRawTransaction`` only. Both are timed from the first
+send until the last is mined (anvil mines every second; a block holds 1,428
+transfers), and for the send phase alone.
+
+    python bench/bench_payments.py [--n 300]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from mnemonic import Mnemonic
+
+from boxless.payments.devnet import ANVIL_MNEMONIC, Anvil
+from boxless.payments.hdwallet import derive_private_key
+from boxless.payments.rpc import Rpc, quantity
+from boxless.payments.store import ChainConfig, PaymentStore
+from boxless.payments.tracker import CONFIRMED
+from boxless.payments.tx import ETH_TRANSFER_GAS, UnsignedTx, suggest_fees
+from boxless.payments.wallet import Wallet
+from boxless.storage.userdb import create_user_db
+
+SEED = Mnemonic.to_seed(ANVIL_MNEMONIC, "")
+TIMEOUT_S = 120.0
+
+
+def _wait_mined(rpc: Rpc, address: str, nonce: int) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        if quantity(rpc.call("eth_getTransactionCount", [address, "latest"]), "n") >= nonce:
+            return
+        time.sleep(0.02)
+    raise TimeoutError("transfers not mined in time")
+
+
+def bare(chain: Anvil, n: int) -> tuple[float, float]:
+    key = derive_private_key(SEED, "m/44'/60'/0'/0/1")
+    rpc = Rpc(chain.url, chain.chain_id)
+    address = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+    start_nonce = quantity(rpc.call("eth_getTransactionCount", [address, "pending"]), "n")
+    block = rpc.call("eth_getBlockByNumber", ["latest", False])
+    fees = suggest_fees(quantity(block["baseFeePerGas"], "b"), 10**9, ETH_TRANSFER_GAS)
+    raws = [
+        UnsignedTx(chain.chain_id, start_nonce + i, b"\x42" * 20, 1, b"", fees).sign(key)
+        for i in range(n)
+    ]
+    client = httpx.Client(timeout=10)
+    t0 = time.perf_counter()
+    for i, raw in enumerate(raws):
+        body = {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction",
+                "params": ["0x" + raw.hex()]}  # fmt: skip
+        client.post(chain.url, json=body).raise_for_status()
+    sent = time.perf_counter() - t0
+    _wait_mined(rpc, address, start_nonce + n)
+    return sent, time.perf_counter() - t0
+
+
+def app(chain: Anvil, n: int, home: Path) -> tuple[float, float]:
+    db = create_user_db(home / "user.db", "bench passphrase")
+    store = PaymentStore(db)
+    store.set_chain(ChainConfig(chain.url, chain.chain_id, confirmations=1))
+    wallet = Wallet(store, store.chain(), derive_private_key(SEED, "m/44'/60'/0'/0/2"))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        wallet.send(wallet.quote(b"\x43" * 20, 1), int(time.time() * 1000))
+    sent = time.perf_counter() - t0
+    deadline = time.monotonic() + TIMEOUT_S
+    while store.open_txs(chain.chain_id) and time.monotonic() < deadline:
+        wallet.refresh(int(time.time() * 1000))
+    assert all(t.state == CONFIRMED for t in store.history(chain.chain_id, n))
+    total = time.perf_counter() - t0
+    wallet.close()
+    db.close()
+    return sent, total
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=300)
+    args = parser.parse_args()
+    with Anvil() as chain, tempfile.TemporaryDirectory() as tmp:
+        b_sent, b_total = bare(chain, args.n)
+        a_sent, a_total = app(chain, args.n, Path(tmp))
+    print(f"{args.n} ETH transfers on anvil (block time 1 s)")
+    print(f"bare chain: send {args.n / b_sent:8.0f}/s   send+mined {args.n / b_total:6.0f}/s")
+    print(f"app path:   send {args.n / a_sent:8.0f}/s   send+confirmed {args.n / a_total:6.0f}/s")
+    print(f"app/bare send rate: {b_sent / a_sent:.0%}")
+
+
+if __name__ == "__main__":
+    main()
