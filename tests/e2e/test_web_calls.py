@@ -82,9 +82,11 @@ def _rising(page: Any, keys: tuple[str, ...]) -> dict[str, int]:
 
 
 def test_a_video_call_end_to_end(world: Any, media_browser: Any) -> None:
+    t0 = time.monotonic()
     alice, bob = world.persons("Carla", "Dario")
     world.befriend(alice, bob)
     ka, kb = world.key(alice), world.key(bob)
+    print(f"people ready and befriended: {time.monotonic() - t0:.1f} s")
     pa, pb = _page(media_browser, alice), _page(media_browser, bob)
     pa.evaluate(f"location.hash = '#/chat/{kb}'")
     pb.evaluate(f"location.hash = '#/chat/{ka}'")
@@ -105,6 +107,10 @@ def test_a_video_call_end_to_end(world: Any, media_browser: Any) -> None:
     _rising(pa, keys)
     _rising(pb, keys)
     shot(pa, "in-call")
+    print(f"media flowing both ways: {time.monotonic() - t0:.1f} s")
+    sent = [u.call("GET", "/calls/current")["call"]["signal_bytes_sent"] for u in (alice, bob)]
+    print(f"signalling bytes (plaintext, before Olm): caller {sent[0]}, callee {sent[1]}")
+    assert all(n > 0 for n in sent)
 
     # Mute: Alice's outbound audio stops, then comes back on unmute.
     pa.click("#call-mute")
@@ -119,6 +125,7 @@ def test_a_video_call_end_to_end(world: Any, media_browser: Any) -> None:
     pa.click("#call-hangup")
     expect(pa.locator("#call-screen")).to_have_count(0)
     expect(pb.locator("#call-screen")).to_have_count(0)
+    print(f"hung up: {time.monotonic() - t0:.1f} s")
 
     # Declined by Bob; then Alice gives up before Bob answers (missed, for Bob).
     pa.click("#call-audio")

@@ -96,6 +96,7 @@ class Calls:
         self.core = CallCore()
         self.ice_servers: list[str] = []  # STUN/TURN URLs for the browser (boxless up --ice-server)
         self._candidates: list[str] = []
+        self._signal_bytes = 0  # plaintext bytes of the running call's signals we sent
         self._wake = trio.Event()
         channel.handlers.on_body((env.CallSignal,), self._on_signal)
 
@@ -113,7 +114,9 @@ class Calls:
 
     def current(self) -> dict[str, Any] | None:
         call = self.core.current
-        return None if call is None else call_json(call, self._candidates)
+        if call is None:
+            return None
+        return {**call_json(call, self._candidates), "signal_bytes_sent": self._signal_bytes}
 
     async def start(self, identity_key: bytes, offer_sdp: str, video: bool) -> dict[str, Any]:
         """Ring an accepted contact with our browser's offer."""
@@ -185,6 +188,7 @@ class Calls:
             if isinstance(o, Changed):
                 if o.call.phase in (Phase.OUTGOING, Phase.INCOMING):
                     self._candidates = []  # a new call rings
+                    self._signal_bytes = 0
                 self._changed(o.call)
             elif isinstance(o, RemoteCandidates):
                 self._candidates.extend(o.candidates)
@@ -225,9 +229,11 @@ class Calls:
     async def _send(self, o: Send) -> None:
         try:
             contact = self.conversations.accepted(o.peer)
-            msg = self.conversations.new_message(contact, o.signal)
+            data = env.encode(self.conversations.new_message(contact, o.signal))
             await self.channel.send_contact(
-                contact, contact.conversation_topic, env.encode(msg), ephemeral=True
+                contact, contact.conversation_topic, data, ephemeral=True
             )
+            if self.core.current is not None and self.core.current.call_id == o.signal.call_id:
+                self._signal_bytes += len(data)
         except (UsageError, NetworkError) as exc:  # the core's timers end the call
             logger.info("call signal %s not sent: %s", o.signal.kind.name, exc)
