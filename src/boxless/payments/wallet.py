@@ -55,6 +55,7 @@ class Quote:
 
 
 VIEW_ATTEMPTS = 3
+REFRESH_CHUNK = 14  # 2 + 2 x 14 calls: within rpc.MAX_BATCH
 
 
 class Wallet:
@@ -201,35 +202,62 @@ class Wallet:
 
     # -- tracking
 
-    def observe(self, record: TxRecord) -> Observation:
-        h = "0x" + record.hash.hex()
-        head = quantity(self.rpc.call("eth_blockNumber", []), "block number")
-        receipt_json = self.rpc.call("eth_getTransactionReceipt", [h])
-        receipt = canonical = None
-        if isinstance(receipt_json, dict):
-            number = quantity(receipt_json.get("blockNumber"), "receipt block number")
-            receipt = Receipt(
-                number,
-                data(receipt_json.get("blockHash"), "receipt block hash", 32),
-                quantity(receipt_json.get("status"), "receipt status") == 1,
+    def observe(self, records: list[TxRecord]) -> list[Observation]:
+        """What the node says about each of ``records`` (all sent by this wallet), in
+        two round trips: head, mined nonce, receipts and lookups; then the canonical
+        hashes of the receipts' blocks."""
+        me = checksum_address(self.address)
+        calls: list[tuple[str, list[Any]]] = [
+            ("eth_blockNumber", []),
+            ("eth_getTransactionCount", [me, "latest"]),
+        ]
+        for record in records:
+            h = "0x" + record.hash.hex()
+            calls += [("eth_getTransactionReceipt", [h]), ("eth_getTransactionByHash", [h])]
+        results = self.rpc.batch(calls)
+        head = quantity(results[0], "block number")
+        mined = quantity(results[1], "nonce")
+        receipts: list[Receipt | None] = []
+        for receipt_json in results[2::2]:
+            if receipt_json is None:
+                receipts.append(None)
+            elif isinstance(receipt_json, dict):
+                receipts.append(
+                    Receipt(
+                        quantity(receipt_json.get("blockNumber"), "receipt block number"),
+                        data(receipt_json.get("blockHash"), "receipt block hash", 32),
+                        quantity(receipt_json.get("status"), "receipt status") == 1,
+                    )
+                )
+            else:
+                raise BadRpcResponse("the node's receipt is neither an object nor null")
+        numbers = sorted({r.block_number for r in receipts if r is not None})
+        canonical: dict[int, bytes] = {}
+        if numbers:
+            blocks = self.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+            for number, block in zip(numbers, blocks, strict=True):
+                if isinstance(block, dict):
+                    canonical[number] = data(block.get("hash"), "block hash", 32)
+        return [
+            Observation(
+                receipt,
+                None if receipt is None else canonical.get(receipt.block_number),
+                head,
+                known is not None,
+                mined,
             )
-            block = self.rpc.call("eth_getBlockByNumber", [hex(number), False])
-            if isinstance(block, dict):
-                canonical = data(block.get("hash"), "block hash", 32)
-        elif receipt_json is not None:
-            raise BadRpcResponse("the node's receipt is neither an object nor null")
-        known = self.rpc.call("eth_getTransactionByHash", [h]) is not None
-        mined = quantity(
-            self.rpc.call("eth_getTransactionCount", [checksum_address(record.sender), "latest"]),
-            "nonce",
-        )
-        return Observation(receipt, canonical, head, known, mined)
+            for receipt, known in zip(receipts, results[3::2], strict=True)
+        ]
 
     def refresh(self, now_ms: int) -> list[tuple[TxRecord, Decision]]:
         """Re-read every open transaction's state; re-broadcast those the node lost."""
         changes = []
-        for record in self.store.open_txs(self.config.chain_id):
-            decision = decide(record.nonce, self.observe(record), self.config.confirmations)
+        records = self.store.open_txs(self.config.chain_id)
+        observations: list[Observation] = []
+        for i in range(0, len(records), REFRESH_CHUNK):
+            observations += self.observe(records[i : i + REFRESH_CHUNK])
+        for record, observation in zip(records, observations, strict=True):
+            decision = decide(record.nonce, observation, self.config.confirmations)
             if decision.rebroadcast:
                 try:
                     self.rpc.call("eth_sendRawTransaction", ["0x" + record.raw.hex()])
