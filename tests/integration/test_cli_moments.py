@@ -37,7 +37,9 @@ async def test_moments_commands(tmp_path: Path) -> None:
         assert (await boxless(bob, "moments", "like", pid))[0] == 0
         code, out, err = await boxless(bob, "moments", "comment", pid, "Looks great")
         assert code == 0 and out.startswith("commented"), err
-        await alice.until("/moments", lambda got: bool(got["posts"][0]["comments"]))
+        await alice.until(
+            "/moments", lambda got: bool(got["posts"][0]["comments"] and got["posts"][0]["likes"])
+        )
         code, out, _ = await boxless(alice, "moments", "feed")
         assert "♡ Bob" in out and "Bob: Looks great" in out
         code, out, err = await boxless(bob, "moments", "delete", pid)

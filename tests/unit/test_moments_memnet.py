@@ -19,7 +19,7 @@ import trio.testing
 
 from boxless.blobs.cid import Cid
 from boxless.chat.attachment import AttachmentKind, AttachmentRef
-from boxless.chat.moment import ActKind, MomentAct, MomentRelay
+from boxless.chat.moment import ActKind, MomentAct, MomentKey, MomentRelay
 from boxless.client.moments_core import AudienceMode
 from tests.memnet_fixtures import Person, befriend, memnet, settle, wait_for
 
@@ -91,6 +91,10 @@ async def test_moments_audience_mutual_comments_attackers_and_delete(
             d.client.conversations.queue_in(
                 cur, d_row, MomentAct(post_id, os.urandom(16), ActKind.COMMENT, "let me in")
             )
+            # a key for content that is nowhere: kept as failed, never shown
+            d.client.conversations.queue_in(
+                cur, d_row, MomentKey(os.urandom(16), os.urandom(32), os.urandom(32), 1)
+            )
         forged = MomentRelay(e.me, MomentAct(post_id, os.urandom(16), ActKind.COMMENT, "forged"), 1)
         e_to_a = e.contact(a)
         assert e_to_a is not None
@@ -101,6 +105,10 @@ async def test_moments_audience_mutual_comments_attackers_and_delete(
                 cur, b_row, MomentAct(os.urandom(16), os.urandom(16), ActKind.LIKE)
             )
         await settle(60)
+        with a.client.db.transaction() as cur:
+            states = cur.execute("SELECT state FROM moment_posts WHERE poster = ?", (d.me,))
+            assert [r[0] for r in states.fetchall()] == ["failed"]
+        assert await a.client.moments.refetch(every_s=0) == 0
         drops = a.client.moments.drops.as_dict()
         assert drops.get("not_audience") == 1 and drops.get("no_such_post") == 1
         assert drops.get("not_poster") == 1  # a relay to the poster itself

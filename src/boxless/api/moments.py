@@ -111,6 +111,7 @@ def moment_routes(client: Client) -> list[Route]:
         except ValueError:
             raise ApiError(422, "invalid_query", "limit and before must be numbers") from None
         poster = hex_keys([q["poster"]], "poster")[0] if "poster" in q else None
+        await moments.refetch()  # posts whose content was not in store yet (once a minute)
         views = moments.feed(poster=poster, before_ms=before, limit=limit)
         return JSONResponse({"posts": [post_json(v) for v in views], "unread": moments.unread()})
 

@@ -90,6 +90,7 @@ class Moments:
         self.clock = clock
         self.me = channel.me
         self.drops = core.Drops()
+        self._last_refetch = float("-inf")
         channel.handlers.on_body((MomentKey, MomentDelete, MomentAct, MomentRelay), self._on_body)
 
     def _now_ms(self) -> int:
@@ -274,8 +275,13 @@ class Moments:
         with self.db.transaction() as cur:
             ms.mark_read(cur)
 
-    async def refetch(self) -> int:
-        """Fetch the content of posts still ``pending`` or ``failed``; how many opened."""
+    async def refetch(self, *, every_s: float = 60.0) -> int:
+        """Fetch the content of posts still ``pending`` or ``failed`` (at most once per
+        ``every_s``: the feed calls it on each read); how many opened."""
+        now = self.clock()
+        if now - self._last_refetch < every_s:
+            return 0
+        self._last_refetch = now
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT post_id FROM moment_posts WHERE state IN ('pending', 'failed') LIMIT 200"
