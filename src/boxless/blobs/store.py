@@ -62,6 +62,10 @@ class BlockStore:
         (root / "blocks").mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(root / "blobs.db", isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: no fsync per block row (3.7 ms each under load, most of a
+        # put's time); a power cut may lose the last rows, never corrupt the
+        # index, and a block file without its row is just rewritten on the next put
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
         row = self._db.execute("SELECT COALESCE(SUM(size), 0) FROM blocks").fetchone()
