@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -265,10 +266,17 @@ def test_transfer_card_verified_against_the_chain(anvil: Anvil, db: UserDB) -> N
 async def test_wallet_api(anvil: Anvil, tmp_path: Path) -> None:  # noqa: F811
     import trio
 
-    from tests.api_fixtures import people
+    from boxless.api.app import build_app
+    from tests.memnet_fixtures import memnet
 
-    async with people(tmp_path, "Alice") as apis:
-        alice = apis["Alice"]
+    async with memnet(tmp_path, ("alice",)) as (_net, (peer,)):
+        app = build_app(peer.client, "t" * 32, "http://127.0.0.1:9", lambda: {"ok": True})
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://127.0.0.1:9/api/v1",
+            headers={"Authorization": "Bearer " + "t" * 32},
+        )
+        alice = _Api(http)
         me = await alice.call("GET", "/wallet")
         assert me["chain"] is None and me["path"] == "m/44'/60'/0'/0/0"
         address = me["address"]
@@ -321,3 +329,16 @@ async def test_wallet_api(anvil: Anvil, tmp_path: Path) -> None:  # noqa: F811
         assert forged["status"] == "forged"
         junk = await alice.request("POST", "/wallet/verify", {"card": {"tx": 1}})
         assert junk.status_code == 502
+
+
+class _Api:
+    def __init__(self, http: httpx.AsyncClient) -> None:
+        self.http = http
+
+    async def request(self, method: str, path: str, body: object = None) -> httpx.Response:
+        return await self.http.request(method, path, json=body)
+
+    async def call(self, method: str, path: str, body: object = None) -> Any:
+        response = await self.request(method, path, body)
+        assert response.status_code < 400, f"{method} {path}: {response.text}"
+        return response.json()
