@@ -70,6 +70,15 @@ def test_anvil_mnemonic_gives_the_published_first_account() -> None:
     )
 
 
+def test_24_word_phrase_vector() -> None:
+    # "abandon" x 23 + "art" (all-zero entropy): the address MetaMask and
+    # eth-account show for it
+    phrase = phrase_from_entropy(bytes(32))
+    assert wallet_address(Mnemonic.to_seed(phrase, "")) == (
+        "0xF278cF59F82eDcf871d630F28EcC8056f25C1cdb"
+    )
+
+
 @pytest.mark.skipif(not TOOL_PY.exists(), reason="tool venv missing: scripts/install_chain.sh")
 def test_derivation_matches_eth_account() -> None:
     phrases = [phrase_from_entropy(bytes([i]) * 32) for i in range(3)] + [generate_phrase()]
