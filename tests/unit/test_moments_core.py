@@ -172,6 +172,9 @@ def test_keys_relays_and_deletes_only_from_the_poster() -> None:
     assert core.authorise_relay(C, theirs) == "not_poster"
     assert core.authorise_relay(B, None) == "no_such_post"
     assert core.authorise_relay(A, MINE) == "not_poster"
+    flooded = PostFacts(poster=B, mine=False, deleted=False, acts=core.MAX_ACTS_PER_POST)
+    assert core.authorise_relay(B, flooded, m.ActKind.COMMENT) == "full"  # bounded per post
+    assert core.authorise_relay(B, flooded, m.ActKind.UNCOMMENT) is None  # deletes still pass
     assert (
         core.authorise_delete(B, theirs) is None
         and core.authorise_delete(C, theirs) == "not_poster"

@@ -407,7 +407,7 @@ class Moments:
     def _on_relay(self, cur: db.Cursor, sender: bytes, relay: MomentRelay) -> None:
         post = ms.get_post(cur, relay.act.post_id)
         facts = self._facts(cur, post, relay.author, relay.act)
-        reason = core.authorise_relay(sender, facts)
+        reason = core.authorise_relay(sender, facts, relay.act.kind)
         author = db.get_contact(cur, relay.author)
         if reason is None and relay.author not in (sender, self.me):
             if author is None or author.state != ContactState.ACCEPTED.value:

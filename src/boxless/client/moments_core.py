@@ -181,14 +181,19 @@ def authorise_act(
     return None
 
 
-def authorise_relay(sender: bytes, post: PostFacts | None) -> Reason | None:
-    """May ``sender`` pass on an act on ``post`` (only its poster may)?"""
+def authorise_relay(
+    sender: bytes, post: PostFacts | None, kind: ActKind | None = None
+) -> Reason | None:
+    """May ``sender`` pass on an act (of ``kind``) on ``post`` (only its poster may,
+    and even the poster only up to :data:`MAX_ACTS_PER_POST` likes and comments)?"""
     if post is None:
         return "no_such_post"
     if post.poster != sender or post.mine:
         return "not_poster"
     if post.deleted:
         return "post_deleted"
+    if kind in (ActKind.LIKE, ActKind.COMMENT) and post.acts >= MAX_ACTS_PER_POST:
+        return "full"
     return None
 
 
