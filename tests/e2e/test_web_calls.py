@@ -144,4 +144,11 @@ def test_a_video_call_end_to_end(world: Any, media_browser: Any) -> None:
     history = bob.call("GET", f"/calls?chat=contact:{ka}")["calls"]
     assert [c["reason"] for c in history] == ["missed", "declined", "hung_up"]
     assert history[2]["duration_s"] >= 1 and history[2]["video"]
+    # Bad input from a (buggy or hostile) page: clear errors, nothing rings.
+    bad = alice.request("POST", "/calls", {"chat": f"contact:{kb}", "sdp": "v=0\r\nm=audio"})
+    assert bad.status_code == 422 and "SDP" in bad.text
+    group = alice.request("POST", "/calls", {"chat": "group:" + "00" * 32, "sdp": "v=0"})
+    assert group.status_code == 422
+    assert alice.request("POST", f"/calls/{'00' * 16}/hangup").status_code == 400
+    assert bob.call("GET", "/calls/current")["call"] is None
     print(f"call set-up: click -> ringing {rang:.2f} s, answer -> connected {connect_s:.2f} s")

@@ -117,6 +117,11 @@ function newPeer() {
   p.onconnectionstatechange = () => {
     if (!state) return;
     if (p.connectionState === "connected") {
+      // Show it at once; the node hears it too (and keeps the call's clock).
+      if (state.phase !== "connected") {
+        state = { ...state, phase: "connected", connected_at_ms: Date.now() };
+        render();
+      }
       call("POST", `/calls/${state.call_id}/connected`).catch(() => {});
     } else if (p.connectionState === "failed") {
       hangUp();
@@ -197,9 +202,9 @@ async function accept() {
   stopTone();
   try {
     owner = true;
-    localStream = await media(ringing.video);
     pc = newPeer();
-    await pc.setRemoteDescription({ type: "offer", sdp: ringing.remote_sdp });
+    const [stream] = await Promise.all([media(ringing.video), pc.setRemoteDescription({ type: "offer", sdp: ringing.remote_sdp })]);
+    localStream = stream;
     remoteSet = true;
     addTracks();
     await pc.setLocalDescription(await pc.createAnswer());
