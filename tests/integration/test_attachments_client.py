@@ -13,6 +13,7 @@ from boxless.blobs import PinPolicy
 from boxless.client import events as ev
 from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.attachments import BlobsUnavailable
+from boxless.client.group_core import NotAMember
 from tests.blob_fixtures import addr_of, aiter_chunks, blob_node
 from tests.memnet_fixtures import befriend, memnet, wait_for
 
@@ -60,3 +61,42 @@ async def test_a_file_goes_from_alice_to_bob_and_is_fetched(tmp_path: Path) -> N
         assert got == data
         await wait_for(alice, lambda: alice.message(mid).state in ("delivered", "read"))
         assert alice.client.attachments.attachment(mid, 0).state == "ready"
+
+
+async def test_a_file_sent_to_a_group_reaches_a_member(tmp_path: Path) -> None:
+    data = os.urandom(400_000)
+    async with (
+        memnet(tmp_path, ("alice", "bob")) as (_net, (alice, bob)),
+        blob_node(tmp_path / "svc", pin_policy=PinPolicy()) as svc,
+        blob_node(tmp_path / "ablobs") as ablobs,
+        blob_node(tmp_path / "bblobs") as bblobs,
+    ):
+        await befriend(alice, bob)
+        gid = (await alice.client.groups.create("Trip")).group_id
+        await alice.client.groups.invite(gid, bob.me)
+
+        def joined() -> bool:
+            try:
+                return len(bob.client.groups.state(gid).members) == 2
+            except NotAMember:
+                return False
+
+        await wait_for(bob, joined)
+        alice.client.attachments.use_transfer(AttachmentTransfer(ablobs.client, [addr_of(svc)]))
+        bob.client.attachments.use_transfer(AttachmentTransfer(bblobs.client))
+        async with bob.client.events() as events:
+            mid = await alice.client.attachments.send_group(
+                gid, [(aiter_chunks(data), FileInfo("map.bin"))], caption="the map"
+            )
+            with trio.fail_after(60):
+                while True:
+                    e = await events.receive()
+                    if isinstance(e, ev.AttachmentReady):
+                        break
+        assert e.ok and e.chat == f"group:{gid.hex()}" and e.message_id == mid.encode().hex()
+        rows = bob.client.attachments.attachments(mid.encode())
+        assert [(r.ref.name, r.state) for r in rows] == [("map.bin", "ready")]
+        got = b"".join([c async for c in bob.client.attachments.open(mid.encode(), 0)])
+        assert got == data
+        texts = [m.text for _, m in bob.client.groups.messages(gid)]
+        assert "the map" in texts

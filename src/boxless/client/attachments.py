@@ -45,6 +45,7 @@ from boxless.client import store as db
 from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.conversations import Conversations
+from boxless.client.groups import GroupManager
 from boxless.errors import BoxlessError, UsageError
 
 __all__ = ["AUTO_DOWNLOAD_DEFAULT", "AttachmentManager", "BlobsUnavailable", "NoSuchAttachment"]
@@ -85,9 +86,11 @@ class AttachmentManager:
         conversations: Conversations,
         transfer: AttachmentTransfer | None,
         *,
+        groups: GroupManager | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.channel = channel
+        self.groups = groups
         self.db = channel.db
         self.conversations = conversations
         self.transfer = transfer
@@ -95,6 +98,8 @@ class AttachmentManager:
         self._queue_in, self._queue_out = trio.open_memory_channel[tuple[bytes, int]](QUEUE)
         self._queued: set[tuple[bytes, int]] = set()
         channel.handlers.on_body((env.Attachments,), self._on_attachments)
+        if groups is not None:
+            groups.on_content((env.Attachments,), self._on_group_attachments)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -135,16 +140,8 @@ class AttachmentManager:
         ``progress(index, done, total)`` follows each upload. Returns the
         message id. Raises before anything is queued if an upload fails.
         """
-        transfer = self._require_transfer()
         row = self.conversations.accepted(contact)
-        refs: list[AttachmentRef] = []
-        for i, (chunks, info) in enumerate(files):
-
-            def report(done: int, total: int | None, i: int = i) -> None:
-                if progress is not None:
-                    progress(i, done, total)
-
-            refs.append(await transfer.upload(chunks, info, progress=report))
+        refs = await self._upload_all(files, progress)
         body = env.Attachments(tuple(refs), caption, reply_to)  # checks the album rules
         now_ms = self._now_ms()
         with self.db.transaction() as cur:
@@ -173,7 +170,71 @@ class AttachmentManager:
         self.channel.emit(ev.MessageChanged(mid.hex(), contact.hex()))
         return mid
 
+    async def _upload_all(
+        self,
+        files: Sequence[tuple[AsyncIterable[bytes], FileInfo]],
+        progress: Callable[[int, int, int | None], None] | None,
+    ) -> list[AttachmentRef]:
+        transfer = self._require_transfer()
+        refs: list[AttachmentRef] = []
+        for i, (chunks, info) in enumerate(files):
+
+            def report(done: int, total: int | None, i: int = i) -> None:
+                if progress is not None:
+                    progress(i, done, total)
+
+            refs.append(await transfer.upload(chunks, info, progress=report))
+        return refs
+
+    async def send_group(
+        self,
+        group_id: bytes,
+        files: Sequence[tuple[AsyncIterable[bytes], FileInfo]],
+        *,
+        caption: str = "",
+        progress: Callable[[int, int, int | None], None] | None = None,
+    ) -> str:
+        """Upload ``files`` and send them to a group (one Megolm message); its message id."""
+        if self.groups is None:
+            raise UsageError("groups are not available in this client")
+        refs = await self._upload_all(files, progress)
+        body = env.Attachments(tuple(refs), caption)
+        row = await self.groups.send_content(group_id, body, preview_text(body))
+        with self.db.transaction() as cur:
+            for i, ref in enumerate(refs):
+                store.put_attachment(
+                    cur,
+                    row.message_id.encode(),
+                    i,
+                    f"group:{group_id.hex()}",
+                    True,
+                    ref,
+                    "ready",
+                    self._now_ms(),
+                )
+        return row.message_id
+
     # -- receiving (inside the receive transaction) --------------------------------------------
+
+    def _on_group_attachments(
+        self, cur: db.Cursor, group_id: bytes, sender: bytes, message_id: str, msg: env.ChatMessage
+    ) -> str:
+        """A member's files (the group checked membership): rows stored, the text returned."""
+        body = msg.body
+        assert isinstance(body, env.Attachments)
+        key = message_id.encode()
+        now_ms = self._now_ms()
+        chat = f"group:{group_id.hex()}"
+        if all(
+            store.put_attachment(cur, key, i, chat, False, ref, "remote", now_ms)
+            for i, ref in enumerate(body.items)
+        ):
+            limit = store.get_setting(cur, "auto_download_bytes", AUTO_DOWNLOAD_DEFAULT)
+            if self.transfer is not None:
+                for i, ref in enumerate(body.items):
+                    if ref.size <= limit:
+                        self._enqueue((key, i))  # a full queue leaves it for a restart or a request
+        return preview_text(body)
 
     def _on_attachments(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         body = r.message.body

@@ -148,7 +148,9 @@ class Client:
         )
         self.favourites = Favourites(self.db, self.search, clock=clock)
         self.forwarder = Forwarder(self.search, self.conversations, self.groups)
-        self.attachments = AttachmentManager(self.channel, self.conversations, None, clock=clock)
+        self.attachments = AttachmentManager(
+            self.channel, self.conversations, None, groups=self.groups, clock=clock
+        )
         self.moments = Moments(self.channel, self.conversations, clock=clock)
         self.calls = Calls(self.channel, self.conversations, clock=clock)
 

@@ -130,6 +130,9 @@ class GroupCore:
         self.unknown: dict[bytes, dict[bytes, float]] = {}  # group -> session -> since
         self.sds_config: SdsConfig | None = _sds_config(None, timings)  # None: SDS defaults
         self.published: OrderedDict[bytes, None] = OrderedDict()  # payload digests, newest last
+        # Kinds of group content other features carry (attachments): the handler stores its
+        # part in the receive transaction and returns the text the message shows
+        self.content_handlers: dict[type, Callable[[Any, bytes, bytes, str, env.ChatMessage], str]] = {}
 
     def set_timings(self, timings: GroupTimings) -> None:
         self.timings = self.gclock.timings = timings

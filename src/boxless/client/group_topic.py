@@ -200,6 +200,11 @@ class GroupTopic:
                 self._on_read(cur, gid, body.lamport)
         elif isinstance(body, ACTION_BODIES):
             refused = self.actions.receive(cur, gid, state, sender, d.content, body)
+        elif type(body) in self.core.content_handlers:  # another feature's content: a text's rules
+            refused = authorize(state, sender, Action.TEXT)
+            if refused is None:
+                text = self.core.content_handlers[type(body)](cur, gid, sender, sds_id, msg)
+                self._store_text(cur, gid, sender, sds_id, d, msg, env.Text(text))
         else:
             refused = "not a group body"
         if refused is not None:

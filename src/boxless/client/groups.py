@@ -560,12 +560,15 @@ class GroupManager:
     async def _publish(
         self,
         group_id: bytes,
-        body: env.Text | env.GroupOpBody | env.GroupPin | env.GroupRead | ActionBody,
+        body: env.Text | env.GroupOpBody | env.GroupPin | env.GroupRead | ActionBody | env.Attachments,
         *,
         as_member: bool = True,
         ephemeral: bool = False,
+        text: str | None = None,
     ) -> gs.GroupMessageRow:
-        """SDS-wrap, Megolm-encrypt once, publish once. Texts are stored as ours."""
+        """SDS-wrap, Megolm-encrypt once, publish once. Texts (and content sent with a
+        ``text`` to show) are stored as ours."""
+        shown = body if isinstance(body, env.Text) else None if text is None else env.Text(text)
         now = self.clock()
         msg = env.new_message(body, lamport=0, sent_at_ms=ms(now))
         with self.db.transaction() as cur, self.core.forget_sds_on_error(group_id):
@@ -575,7 +578,6 @@ class GroupManager:
             content = env.encode(msg)
             wrapped = sds.wrap_ephemeral(content) if ephemeral else sds.wrap(content, now)
             ct = self.core.encrypt(cur, group_id, wrapped.data, now)
-            text = body.text if isinstance(body, env.Text) else ""
             row = gs.GroupMessageRow(
                 wrapped.message_id,
                 group_id,
@@ -584,12 +586,12 @@ class GroupManager:
                 sds.lamport_timestamp,
                 msg.sent_at_ms,
                 None,
-                text,
+                shown.text if shown is not None else "",
                 "queued",
             )
-            if isinstance(body, env.Text):
+            if shown is not None:
                 gs.add_message(cur, row)
-                self.actions.text_added(cur, group_id, row.message_id, body)
+                self.actions.text_added(cur, group_id, row.message_id, shown)
             self.core.save_sds(cur, group_id, sds)
         sent = await self.core.send_group(group_id, ct)
         if sent is None:
@@ -600,12 +602,31 @@ class GroupManager:
                 sds = self.core.sds(cur, group_id)
                 if sent.accepted:  # a hint says "a store has it": only if the network took it
                     sds.set_retrieval_hint(wrapped.message_id, sent.message_hash)
-                if sent.accepted and isinstance(body, env.Text):
+                if sent.accepted and shown is not None:
                     gs.set_message_state(cur, wrapped.message_id, "sent", only_from="queued")
                 self.core.settle_acks(cur, group_id, sds)
                 self.core.save_sds(cur, group_id, sds)
-        if isinstance(body, env.Text):
+        if shown is not None:
             self.core.message_changed(group_id, wrapped.message_id)
+        return row
+
+    def on_content(
+        self, kinds: Sequence[type], handler: Callable[[Cursor, bytes, bytes, str, env.ChatMessage], str]
+    ) -> None:
+        """Carry another feature's message kinds in groups (members only, like texts):
+        ``handler(cur, group, sender, message id, message)`` stores its part in the
+        receive transaction and returns the text the message shows."""
+        for kind in kinds:
+            self.core.content_handlers[kind] = handler
+
+    async def send_content(self, group_id: bytes, body: env.Attachments, text: str) -> gs.GroupMessageRow:
+        """Send another feature's content to the group; stored and shown with ``text``."""
+        with self.db.transaction() as cur:
+            state = self.core.member_log(cur, group_id).state
+            if state.announcements_only and not state.is_admin(self.me):
+                raise UsageError("only admins can post in this group (announcements only)")
+        row = await self._publish(group_id, body, text=text)
+        await self._read_through(group_id, row.message_id)
         return row
 
     async def _read_through(self, group_id: bytes, message_id: str) -> None:
