@@ -198,6 +198,11 @@ class Wallet:
         except RpcRefused:
             self.store.forget(record.hash)
             raise
+        except RpcDown as exc:
+            raise RpcDown(
+                f"{exc} The signed transaction 0x{record.hash.hex()} is saved and is sent "
+                "again on the next refresh (`boxless wallet history`); do not send it twice"
+            ) from exc
         return record
 
     # -- tracking
