@@ -178,8 +178,22 @@ async def test_unrequested_blocks_and_want_floods(tmp_path: Path) -> None:
         assert violations == [(evil.bitswap.host.get_id(), "/ipfs/bitswap/1.2.0")]
         assert svc.bitswap.stats.unrequested_blocks == 20 and svc.store.used == used
         assert svc.bitswap.stats.served_blocks == 0
+        # a peer opening stream after stream gets MAX_INBOUND_PER_PEER, then resets
+        from libp2p.custom_types import TProtocol
+
+        from boxless.blobs.bitswap import MAX_INBOUND_PER_PEER
+
+        held = [
+            await evil.bitswap.host.new_stream(ei.peer_id, [TProtocol("/ipfs/bitswap/1.2.0")])
+            for _ in range(MAX_INBOUND_PER_PEER + 3)
+        ]
+        with trio.fail_after(5):
+            while svc.bitswap.stats.refused_streams < 3:  # noqa: ASYNC110 (counter, no event)
+                await trio.sleep(0.02)
         # honest traffic is unaffected
         assert await fetch(bob, put.root, [bi.peer_id]) == data
+        for stream in held:
+            await stream.reset()
 
 
 async def test_builder_output_is_what_a_fetch_verifies(tmp_path: Path) -> None:

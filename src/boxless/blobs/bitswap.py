@@ -62,6 +62,8 @@ REPLY_BYTES = 1024 * 1024
 IDLE_TIMEOUT = 300.0
 OPEN_TIMEOUT = 10.0
 MAX_OUTBOXES = 1024
+MAX_INBOUND_PER_PEER = 64  # open inbound streams one peer may hold (Helia opens one per message)
+MAX_INBOUND = 2048  # all peers together
 READ_SIZE = 256 * 1024
 
 Violation = Callable[[ID, str], Awaitable[None]]
@@ -85,6 +87,7 @@ class BitswapStats:
     unrequested_blocks: int = 0
     bad_blocks: int = 0
     violations: int = 0
+    refused_streams: int = 0
 
 
 @dataclass
@@ -119,6 +122,7 @@ class Bitswap:
         self.stats = BitswapStats()
         self._wants: dict[bytes, _Want] = {}
         self._outboxes: dict[ID, _Outbox] = {}
+        self._inbound: dict[ID, int] = {}
 
     def register(self) -> None:
         for proto in PROTOCOLS:
@@ -161,6 +165,20 @@ class Bitswap:
     # ---- receiving ------------------------------------------------------------
     async def _handle(self, stream: INetStream) -> None:
         peer = stream.muxed_conn.peer_id
+        open_now = self._inbound.get(peer, 0)
+        if open_now >= MAX_INBOUND_PER_PEER or sum(self._inbound.values()) >= MAX_INBOUND:
+            self.stats.refused_streams += 1
+            await reset_quietly(stream)
+            return
+        self._inbound[peer] = open_now + 1
+        try:
+            await self._read(peer, stream)
+        finally:
+            self._inbound[peer] -= 1
+            if not self._inbound[peer]:
+                del self._inbound[peer]
+
+    async def _read(self, peer: ID, stream: INetStream) -> None:
         try:
             async for frame in _frames(stream):
                 msg = decode_message(frame)
