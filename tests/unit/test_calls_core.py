@@ -225,3 +225,37 @@ def test_offer_storm_rings_once_and_is_rate_limited() -> None:
     assert rang == 1
     assert b.dropped["offer rate"] >= 990
     assert len(b._ended) <= 1024
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([ALICE, BOB, EVE]),
+            st.sampled_from(list(CallSignalKind)),
+            st.integers(0, 3),  # which of four call ids
+            st.booleans(),  # a valid SDP or garbage
+            st.booleans(),  # the sender is a contact
+            st.floats(0, 120),  # time step
+        ),
+        max_size=40,
+    )
+)
+def test_any_signal_sequence_keeps_the_core_sane(steps) -> None:  # type: ignore[no-untyped-def]
+    """Whatever peers send, in any order: no exception, at most one call, each rings once."""
+    core = CallCore()
+    ids = [bytes([i]) * 16 for i in range(4)]
+    now = 0.0
+    rung: list[bytes] = []
+    for peer, kind, which, good, allowed, dt in steps:
+        now += dt
+        sig = CallSignal(ids[which], kind, sdp(7) if good else "v=0\r\nx", video=good)
+        outs = core.receive(peer, sig, now, now, allowed=allowed)
+        outs += core.handle_timer(now)
+        for o in outs:
+            if isinstance(o, Changed) and o.call.phase is Phase.INCOMING:
+                assert o.call.call_id not in rung
+                rung.append(o.call.call_id)
+                assert allowed and good
+        if core.current is not None:
+            assert core.current.phase is not Phase.ENDED

@@ -135,10 +135,6 @@ class RemoteCandidates:
 Out = Send | Changed | RemoteCandidates
 
 
-def _sig(call_id: bytes, kind: CallSignalKind, **kw: object) -> CallSignal:
-    return CallSignal(call_id, kind, **kw)  # type: ignore[arg-type]
-
-
 class CallCore:
     """One user's calls: at most one running, the ended ones remembered (bounded)."""
 
@@ -169,7 +165,7 @@ class CallCore:
             last_sent=now,
         )
         self.current = call
-        offer = _sig(call_id, CallSignalKind.OFFER, sdp=offer_sdp, video=video)
+        offer = CallSignal(call_id, CallSignalKind.OFFER, sdp=offer_sdp, video=video)
         return [Send(peer, offer), Changed(call)]
 
     def accept(self, call_id: bytes, answer_sdp: str, now: float) -> list[Out]:
@@ -190,7 +186,7 @@ class CallCore:
         )
         self.current = call
         return [
-            Send(call.peer, _sig(call_id, CallSignalKind.ANSWER, sdp=answer_sdp)),
+            Send(call.peer, CallSignal(call_id, CallSignalKind.ANSWER, sdp=answer_sdp)),
             Changed(call),
         ]
 
@@ -200,7 +196,7 @@ class CallCore:
         if call.phase is not Phase.INCOMING:
             raise UsageError("this call is not ringing")
         return [
-            Send(call.peer, _sig(call_id, CallSignalKind.DECLINE)),
+            Send(call.peer, CallSignal(call_id, CallSignalKind.DECLINE)),
             *self._end(EndReason.DECLINED, now),
         ]
 
@@ -210,7 +206,7 @@ class CallCore:
         if call.phase is Phase.INCOMING:
             return self.decline(call_id, now)
         return [
-            Send(call.peer, _sig(call_id, CallSignalKind.HANGUP)),
+            Send(call.peer, CallSignal(call_id, CallSignalKind.HANGUP)),
             *self._end(EndReason.HUNG_UP, now),
         ]
 
@@ -230,7 +226,9 @@ class CallCore:
         """Our browser's ICE candidates, for the peer."""
         call = self._running(call_id)
         self.current = replace(call, last_sent=now)
-        return [Send(call.peer, _sig(call_id, CallSignalKind.CANDIDATES, candidates=candidates))]
+        return [
+            Send(call.peer, CallSignal(call_id, CallSignalKind.CANDIDATES, candidates=candidates))
+        ]
 
     # -- the network -----------------------------------------------------------------------
 
@@ -297,7 +295,7 @@ class CallCore:
             # Busy: tell them, and keep a row of the call we could not take.
             ended = replace(call, phase=Phase.ENDED, ended_at=now, reason=EndReason.BUSY)
             self._remember(signal.call_id, now)
-            return [Send(peer, _sig(signal.call_id, CallSignalKind.BUSY)), Changed(ended)]
+            return [Send(peer, CallSignal(signal.call_id, CallSignalKind.BUSY)), Changed(ended)]
         self.current = call
         return [Changed(call)]
 
@@ -334,7 +332,7 @@ class CallCore:
         call = self.current
         if call is None:
             return []
-        bye = Send(call.peer, _sig(call.call_id, CallSignalKind.HANGUP))
+        bye = Send(call.peer, CallSignal(call.call_id, CallSignalKind.HANGUP))
         if call.phase in (Phase.OUTGOING, Phase.INCOMING):
             if now >= call.started_at + RING_TIMEOUT:
                 return (
@@ -349,7 +347,7 @@ class CallCore:
             return [bye, *self._end(EndReason.LOST, now)]
         if now >= call.last_sent + KEEPALIVE_EVERY:
             self.current = replace(call, last_sent=now)
-            return [Send(call.peer, _sig(call.call_id, CallSignalKind.KEEPALIVE))]
+            return [Send(call.peer, CallSignal(call.call_id, CallSignalKind.KEEPALIVE))]
         return []
 
     # -- helpers -----------------------------------------------------------------------------
