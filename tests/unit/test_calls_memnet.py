@@ -95,3 +95,22 @@ async def test_node_loss_ends_the_call_as_lost(
         await settle(LOST_AFTER + 6)
         assert phase(alice) is None
         assert alice.client.calls.history(bob.me)[0]["reason"] == "lost"
+
+
+async def test_signals_are_never_kept_by_store_nodes(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Signals are Waku-ephemeral: a callee offline while it rang finds nothing in
+    store history (no late ringing; a replay by a hostile store is dropped as stale,
+    see test_calls_core)."""
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        deaf = net.add_fault(Fault(receiver="bob", loss=1.0))  # Bob hears nothing live
+        await alice.client.calls.start(bob.me, sdp(1), True)
+        await settle(RING_TIMEOUT + 5)  # Alice gives up: missed
+        assert phase(alice) is None
+        net.remove_fault(deaf)
+        await bob.client.catch_up()
+        assert bob.client.calls.core.dropped.total() == 0  # no signal reached the feature
+        assert phase(bob) is None and bob.client.calls.history(alice.me) == []
+        assert alice.client.calls.history(bob.me)[0]["reason"] == "missed"
