@@ -207,3 +207,21 @@ async def test_builder_output_is_what_a_fetch_verifies(tmp_path: Path) -> None:
         info = await connect(b2, addr_of(a))
         assert b.root is not None
         assert await fetch(b2, b.root, [info.peer_id]) == data
+
+
+async def test_a_have_wakes_the_fetch_at_once(tmp_path: Path) -> None:
+    """With a silent peer named first, the other peer's HAVE decides the order
+    immediately; the fetch does not wait out the silent one's timeout."""
+    data = os.urandom(300_000)
+    async with (
+        blob_node(tmp_path / "silent") as silent,
+        blob_node(tmp_path / "honest") as honest,
+        blob_node(tmp_path / "me") as me,
+    ):
+        put = await honest.client.put(aiter_chunks(data))
+        SilentBitswap(silent.bitswap.host, silent.store).register()
+        si = await connect(me, addr_of(silent))
+        hi = await connect(me, addr_of(honest))
+        start = trio.current_time()
+        assert await fetch(me, put.root, [si.peer_id, hi.peer_id], timeout=10) == data
+        assert trio.current_time() - start < 5
