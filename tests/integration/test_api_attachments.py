@@ -40,7 +40,7 @@ async def test_upload_list_fetch_range_and_thumbnail(tmp_path: Path) -> None:
     ):
         await befriend(alice, bob)
         alice.client.attachments.use_transfer(AttachmentTransfer(ab.client, [addr_of(svc)]))
-        bob.client.attachments.use_transfer(AttachmentTransfer(bb.client))
+        bob.client.attachments.use_transfer(AttachmentTransfer(bb.client, [addr_of(svc)]))
         a_api = await serve_api(nursery, alice.client, alice.home)
         b_api = await serve_api(nursery, bob.client, bob.home)
         auth = {"Authorization": f"Bearer {a_api.token}"}
@@ -109,6 +109,21 @@ async def test_upload_list_fetch_range_and_thumbnail(tmp_path: Path) -> None:
             assert (
                 await http.get("/messages/" + "ab" * 16 + "/attachments/0/content")
             ).status_code == 404
+            # a group: Bob sends Alice's group a file through his API; Alice lists it by its id
+            gid = (await bob.client.groups.create("Trip")).group_id
+            await bob.client.groups.invite(gid, alice.me)
+            with trio.fail_after(30):
+                while gid not in {g.group_id for g in alice.client.groups.groups()}:
+                    await trio.sleep(0.05)
+            r = await http.post(
+                f"/groups/{gid.hex()}/attachments", params={"name": "g.txt"}, content=b"group file"
+            )
+            assert r.status_code == 201, r.text
+            gmid = r.json()["id"]
+            got = await a_api.until(
+                f"/messages/{gmid}/attachments", lambda j: bool(j) and j[0]["state"] == "ready"
+            )
+            assert got[0]["name"] == "g.txt"
             r = await http.put("/attachments/settings", json={"auto_download_bytes": 0})
             assert r.json() == {"auto_download_bytes": 0}
             assert (

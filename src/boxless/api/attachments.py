@@ -6,6 +6,8 @@
   its metadata stripped either way) -> 201 ``{id, attachments: [...]}``. The
   declared MIME type is a label only (lower-case ``type/subtype`` or
   ``application/octet-stream``); a photo's comes from its decoded format.
+- ``POST /api/v1/groups/{gid}/attachments?...`` the same for a group (``id`` is the
+  group message's id).
 - ``GET /api/v1/messages/{id}/attachments`` -> ``[{index, name, size, mime, kind,
   width, height, duration_ms, inline, state, done, error, outgoing, thumbnail}]``.
 - ``POST /api/v1/messages/{id}/attachments/{index}/download`` fetches and verifies
@@ -32,7 +34,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from boxless.api.errors import ApiError
-from boxless.api.params import parse_body
+from boxless.api.params import parse_body, path_key
 from boxless.chat.attachment import MAX_ALBUM_THUMBS, MAX_FILE_BYTES, AttachmentKind
 from boxless.client.attachment_store import AttachmentRow
 from boxless.client.attachment_transfer import FileInfo
@@ -48,6 +50,7 @@ _MIME = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _KEY = re.compile(r"[0-9a-f]{64}")
 _MID = re.compile(r"[0-9a-f]{32}")
+_SDS_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 class AutoDownload(BaseModel):
@@ -80,10 +83,13 @@ def row_json(r: AttachmentRow) -> dict[str, Any]:
 
 
 def _message_id(request: Request) -> bytes:
-    mid = request.path_params["id"]
-    if not _MID.fullmatch(mid):
-        raise ApiError(404, "not_found", "no such message")
-    return bytes.fromhex(mid)
+    """A 1:1 message id (32 hex) as its bytes; a group message id (an SDS id) as ASCII."""
+    mid: str = request.path_params["id"]
+    if _MID.fullmatch(mid):
+        return bytes.fromhex(mid)
+    if _SDS_ID.fullmatch(mid):
+        return mid.encode()
+    raise ApiError(404, "not_found", "no such message")
 
 
 def _index(request: Request) -> int:
@@ -136,11 +142,8 @@ def attachment_routes(client: Client) -> list[Route]:
         except NoSuchAttachment as exc:
             raise ApiError(404, "not_found", str(exc)) from None
 
-    async def upload(request: Request) -> Response:
-        """Send a file to a contact (the raw body); photos compressed unless ``original=1``."""
-        key = request.path_params["key"]
-        if not _KEY.fullmatch(key):
-            raise ApiError(404, "not_found", "no such contact")
+    async def _file(request: Request) -> tuple[AsyncIterator[bytes], FileInfo, str]:
+        """The uploaded file as chunks, what it is, and the caption."""
         q = request.query_params
         name = q.get("name", "").strip() or "file"
         mime = q.get("mime", "application/octet-stream").lower()
@@ -148,36 +151,48 @@ def attachment_routes(client: Client) -> list[Route]:
             mime = "application/octet-stream"
         original = q.get("original") in ("1", "true")
         caption = q.get("caption", "")
-        if mime in PHOTO_MIMES:
-            data = bytearray()
-            async for piece in request.stream():
-                data += piece
-                if len(data) > MAX_PHOTO_BYTES:
-                    raise ApiError(
-                        413,
-                        "too_large",
-                        "a photo is at most 64 MiB: send it as a file (mime=application/octet-stream)",
-                    )
-            try:
-                photo = prepare_image(bytes(data), original=original)
-            except ImageRejected as exc:
-                raise ApiError(422, "invalid_image", str(exc)) from None
-            kind = AttachmentKind.STICKER if photo.mime == "image/gif" else AttachmentKind.IMAGE
-            info = FileInfo(
-                name, photo.mime, kind, photo.width, photo.height, thumbnail=photo.thumbnail
-            )
-
-            async def one() -> AsyncIterator[bytes]:
-                yield photo.data
-
-            chunks: AsyncIterator[bytes] = one()
-        else:
-            info = FileInfo(name, mime)
-            chunks = request.stream()
-        mid = await feature.send(bytes.fromhex(key), [(chunks, info)], caption=caption)
-        return JSONResponse(
-            {"id": mid.hex(), "attachments": [row_json(r) for r in feature.attachments(mid)]}, 201
+        if mime not in PHOTO_MIMES:
+            return request.stream(), FileInfo(name, mime), caption
+        data = bytearray()
+        async for piece in request.stream():
+            data += piece
+            if len(data) > MAX_PHOTO_BYTES:
+                raise ApiError(
+                    413,
+                    "too_large",
+                    "a photo is at most 64 MiB: send it as a file (mime=application/octet-stream)",
+                )
+        try:
+            photo = prepare_image(bytes(data), original=original)
+        except ImageRejected as exc:
+            raise ApiError(422, "invalid_image", str(exc)) from None
+        kind = AttachmentKind.STICKER if photo.mime == "image/gif" else AttachmentKind.IMAGE
+        info = FileInfo(
+            name, photo.mime, kind, photo.width, photo.height, thumbnail=photo.thumbnail
         )
+
+        async def one() -> AsyncIterator[bytes]:
+            yield photo.data
+
+        return one(), info, caption
+
+    async def upload(request: Request) -> Response:
+        """Send a file to a contact (the raw body); photos compressed unless ``original=1``."""
+        key = request.path_params["key"]
+        if not _KEY.fullmatch(key):
+            raise ApiError(404, "not_found", "no such contact")
+        chunks, info, caption = await _file(request)
+        mid = await feature.send(bytes.fromhex(key), [(chunks, info)], caption=caption)
+        rows = [row_json(r) for r in feature.attachments(mid)]
+        return JSONResponse({"id": mid.hex(), "attachments": rows}, 201)
+
+    async def upload_group(request: Request) -> Response:
+        """Send a file to a group (the raw body); photos compressed unless ``original=1``."""
+        gid = path_key(request, "gid")
+        chunks, info, caption = await _file(request)
+        mid = await feature.send_group(gid, [(chunks, info)], caption=caption)
+        rows = [row_json(r) for r in feature.attachments(mid.encode())]
+        return JSONResponse({"id": mid, "attachments": rows}, 201)
 
     async def listing(request: Request) -> Response:
         """The files of a message and how far each is fetched."""
@@ -241,6 +256,7 @@ def attachment_routes(client: Client) -> list[Route]:
     base = "/api/v1/messages/{id}/attachments"
     return [
         Route("/api/v1/contacts/{key}/attachments", upload, methods=["POST"]),
+        Route("/api/v1/groups/{gid}/attachments", upload_group, methods=["POST"]),
         Route(base, listing, methods=["GET"]),
         Route(base + "/{index}/download", download, methods=["POST"]),
         Route(base + "/{index}/content", content, methods=["GET"]),

@@ -66,7 +66,7 @@ __all__ = ["MAX_REQUEST_BYTES", "Guard", "allowed_hosts", "security_headers"]
 
 MAX_REQUEST_BYTES = 3 * 1024 * 1024  # the largest handler limit (2 MiB QR upload) and room
 MAX_UPLOAD_BYTES = 2 * 1024**3 + 1024 * 1024  # an attachment (api/attachments.py caps it exactly)
-_UPLOAD_PATH = re.compile(r"/api/v1/contacts/[0-9a-f]{64}/attachments")
+_UPLOAD_PATH = re.compile(r"/api/v1/(contacts|groups)/[0-9a-f]{64}/attachments")
 
 
 def request_limit(scope: Scope) -> int:
