@@ -16,7 +16,7 @@ from boxless.blobs import PinPolicy
 from boxless.client.attachment_transfer import AttachmentTransfer
 from tests.api_fixtures import serve_api
 from tests.blob_fixtures import addr_of, blob_node
-from tests.memnet_fixtures import befriend, memnet
+from tests.memnet_fixtures import befriend, memnet, wait_for
 
 pytestmark = pytest.mark.trio
 
@@ -112,9 +112,9 @@ async def test_upload_list_fetch_range_and_thumbnail(tmp_path: Path) -> None:
             # a group: Bob sends Alice's group a file through his API; Alice lists it by its id
             gid = (await bob.client.groups.create("Trip")).group_id
             await bob.client.groups.invite(gid, alice.me)
-            with trio.fail_after(30):
-                while gid not in {g.group_id for g in alice.client.groups.groups()}:
-                    await trio.sleep(0.05)
+            await wait_for(
+                alice, lambda: gid in {g.group_id for g in alice.client.groups.groups()}, 30
+            )
             r = await http.post(
                 f"/groups/{gid.hex()}/attachments", params={"name": "g.txt"}, content=b"group file"
             )
