@@ -93,7 +93,7 @@ async def test_a_file_sent_to_a_group_reaches_a_member(tmp_path: Path) -> None:
                     e = await events.receive()
                     if isinstance(e, ev.AttachmentReady):
                         break
-        assert e.ok and e.chat == f"group:{gid.hex()}" and e.message_id == mid.encode().hex()
+        assert e.ok and e.chat == f"group:{gid.hex()}" and e.message_id == mid
         rows = bob.client.attachments.attachments(mid.encode())
         assert [(r.ref.name, r.state) for r in rows] == [("map.bin", "ready")]
         got = b"".join([c async for c in bob.client.attachments.open(mid.encode(), 0)])

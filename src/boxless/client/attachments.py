@@ -297,6 +297,11 @@ class AttachmentManager:
         with self.db.transaction() as cur:
             return store.attachments_of(cur, message_id)
 
+    @staticmethod
+    def api_id(row: store.AttachmentRow) -> str:
+        """The message id the API and events use: hex (1:1) or the group message's id."""
+        return row.message_id.decode() if row.chat.startswith("group:") else row.message_id.hex()
+
     def _set(self, row: store.AttachmentRow, state: str, **kw: object) -> None:
         with self.db.transaction() as cur:
             store.set_state(cur, row.message_id, row.idx, state, self._now_ms(), **kw)  # type: ignore[arg-type]
@@ -314,7 +319,7 @@ class AttachmentManager:
             if done - last[0] >= PROGRESS_STEP or (total is not None and done == total):
                 last[0] = done
                 self.channel.emit(
-                    ev.AttachmentProgress(message_id.hex(), idx, row.chat, done, row.ref.size)
+                    ev.AttachmentProgress(self.api_id(row), idx, row.chat, done, row.ref.size)
                 )
 
         try:
@@ -322,10 +327,10 @@ class AttachmentManager:
         except BoxlessError as exc:
             logger.info("attachment %s/%d not fetched: %s", message_id.hex()[:8], idx, exc)
             self._set(row, "failed", error=str(exc))
-            self.channel.emit(ev.AttachmentReady(message_id.hex(), idx, row.chat, False, str(exc)))
+            self.channel.emit(ev.AttachmentReady(self.api_id(row), idx, row.chat, False, str(exc)))
         else:
             self._set(row, "ready", done=row.ref.size)
-            self.channel.emit(ev.AttachmentReady(message_id.hex(), idx, row.chat, True, None))
+            self.channel.emit(ev.AttachmentReady(self.api_id(row), idx, row.chat, True, None))
         return self.attachment(message_id, idx)
 
     async def open(self, message_id: bytes, idx: int) -> AsyncIterator[bytes]:
