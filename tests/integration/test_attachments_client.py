@@ -3,6 +3,7 @@ files over real py-libp2p hosts with a service node (real clock: sockets)."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -50,6 +51,12 @@ async def test_a_file_goes_from_alice_to_bob_and_is_fetched(tmp_path: Path) -> N
         ready = [e for e in seen if isinstance(e, ev.AttachmentReady)]
         assert ready[0].message_id == small.hex() and ready[0].ok, ready
         assert any(isinstance(e, ev.AttachmentProgress) for e in seen)
+        schema = {v["title"]: v for v in ev.json_schema()["oneOf"]}
+        for event in seen:  # as the API sends them, against the schema it publishes
+            data = json.loads(json.dumps(ev.to_json(event)))
+            variant = schema[data["type"]]
+            assert set(variant["required"]) <= set(data) <= set(variant["properties"])
+            assert ev.from_json(data) == event
         assert bob.texts(alice)[-2:] == ["the notes", "📎 small.bin"]
         row = bob.client.attachments.attachment(mid, 0)
         assert row.state == "remote" and row.ref.name == "notes.bin" and not row.outgoing
