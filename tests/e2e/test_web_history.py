@@ -145,6 +145,14 @@ def test_history_order_and_message_links(world: Any, browser: Any) -> None:
         "see https://example.org/a?b=1 and more, javascript:alert(1) "
         "data:text/html,<b>x</b> <a href=https://evil.example>y</a> (http://ok.example/x)"
     )
+    # The emoji picker inserts at the caret.
+    bob_composer = bob_page.get_by_label("Message", exact=True)
+    bob_composer.fill("so far 🙂")
+    bob_page.get_by_role("button", name="Emoji", exact=True).click()
+    bob_page.get_by_role("button", name="Insert 👍").click()
+    expect(bob_composer).to_have_value("so far 🙂👍")
+    bob_page.get_by_role("button", name="Emoji", exact=True).click()  # closes it
+    expect(bob_page.get_by_role("dialog", name="Emoji")).to_be_hidden()
     bob_page.get_by_label("Message", exact=True).fill(hostile)
     bob_page.get_by_label("Message", exact=True).press("Enter")
     said = bubble(page, "javascript:alert(1)")
