@@ -316,10 +316,13 @@ class AttachmentManager:
         last = [0]
 
         def progress(done: int, total: int | None) -> None:
+            # ``done``/``total`` count ciphertext (tags and header included): scaled to the file
             if done - last[0] >= PROGRESS_STEP or (total is not None and done == total):
                 last[0] = done
+                size = row.ref.size
+                plain = size * done // total if total else min(done, size)
                 self.channel.emit(
-                    ev.AttachmentProgress(self.api_id(row), idx, row.chat, done, row.ref.size)
+                    ev.AttachmentProgress(self.api_id(row), idx, row.chat, plain, size)
                 )
 
         try:
