@@ -56,6 +56,7 @@ failover, relay's mesh (every subscriber is one hop away), and rate limits
 
 from __future__ import annotations
 
+import collections
 import logging
 import random
 import time
@@ -408,6 +409,7 @@ class MemoryTransport:
         self.online = True
         self.refusing: str | None = None
         self.attempts = 0  # calls of send, whatever became of them
+        self.attempts_by_topic: collections.Counter[str] = collections.Counter()
         self.content_topics: set[str] = set()
         self.last_received_ns: int | None = None
         self.offline_since_ns: int | None = None
@@ -473,6 +475,7 @@ class MemoryTransport:
         :class:`~boxless.errors.ValidationError` for a message relay would refuse."""
         await trio.lowlevel.checkpoint()
         self.attempts += 1
+        self.attempts_by_topic[msg.content_topic] += 1
         self._check()
         return self.network._send(self, msg)
 
