@@ -13,19 +13,27 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from boxless.api.attachments import MAX_PHOTO_BYTES, PHOTO_MIMES
 from boxless.api.errors import ApiError
-from boxless.api.params import hex_keys, parse_body, path_key
+from boxless.api.params import hex_keys, parse_body, path_key, read_limited
+from boxless.chat.attachment import AttachmentKind
 from boxless.chat.moment import MAX_COMMENT_CHARS, MAX_PLACE_CHARS, MAX_TEXT_CHARS
+from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.core import Client
 from boxless.client.moments import NoSuchPost, PostView
 from boxless.client.moments_core import AudienceMode, Window
+from boxless.media.images import ImageRejected, prepare_image
+
+VIDEO_MIMES = frozenset({"video/mp4", "video/webm"})
 
 
 class NewPost(BaseModel):
@@ -34,6 +42,7 @@ class NewPost(BaseModel):
     mentions: list[str] = Field(default_factory=list, max_length=20)
     audience: AudienceMode = AudienceMode.ALL
     chosen: list[str] = Field(default_factory=list, max_length=5000)
+    media: list[str] = Field(default_factory=list, max_length=9)  # tokens of /moments/media
 
 
 class Like(BaseModel):
@@ -70,8 +79,16 @@ def post_json(view: PostView) -> dict[str, Any]:
         "place": c.place,
         "mentions": [k.hex() for k in c.mentions],
         "media": [
-            {"name": m.name, "kind": m.kind.name.lower(), "mime": m.mime, "size": m.size}
-            for m in c.media
+            {
+                "index": i,
+                "name": m.name,
+                "kind": m.kind.name.lower(),
+                "mime": m.mime,
+                "size": m.size,
+                "width": m.width,
+                "height": m.height,
+            }  # fmt: skip
+            for i, m in enumerate(c.media)
         ],
         "posted_at_ms": p.posted_at_ms,
         "unread": p.unread,
@@ -87,6 +104,16 @@ def post_json(view: PostView) -> dict[str, Any]:
             for x in view.comments
         ],
     }
+
+
+def _token(text: str) -> bytes:
+    try:
+        token = bytes.fromhex(text)
+    except ValueError:
+        token = b""
+    if len(token) != 16:
+        raise ApiError(422, "invalid_body", "media: each is a token from POST /moments/media")
+    return token
 
 
 def moment_routes(client: Client) -> list[Route]:
@@ -118,14 +145,86 @@ def moment_routes(client: Client) -> list[Route]:
     async def create(request: Request) -> Response:
         """Post to an audience chosen here; only its members get the post's key."""
         body = await parse_body(request, NewPost)
+        tokens = [_token(t) for t in body.media]
         pid = await moments.post(
             body.text,
             place=body.place,
             mentions=hex_keys(body.mentions, "mentions"),
+            media=moments.staged(tokens),
             audience=body.audience,
             chosen=hex_keys(body.chosen, "chosen"),
         )
+        moments.unstage(tokens)
         return JSONResponse({"id": pid.hex()}, status_code=201)
+
+    def _transfer() -> AttachmentTransfer:
+        transfer = client.attachments.transfer
+        if transfer is None:
+            raise ApiError(409, "no_blobs", "this node runs no blob service: start it with blobs")
+        return transfer
+
+    async def upload_media(request: Request) -> Response:
+        """Upload a photo (compressed, metadata stripped) or a video for a post: its token."""
+        transfer = _transfer()
+        q = request.query_params
+        name = q.get("name", "").strip() or "photo"
+        mime = q.get("mime", "").lower()
+        chunks: AsyncIterator[bytes]
+        if mime in PHOTO_MIMES:
+            data = await read_limited(request, MAX_PHOTO_BYTES)
+            try:
+                photo = prepare_image(data, original=False)
+            except ImageRejected as exc:
+                raise ApiError(422, "invalid_image", str(exc)) from None
+            info = FileInfo(
+                name, photo.mime, AttachmentKind.IMAGE, photo.width, photo.height,
+                thumbnail=photo.thumbnail,
+            )  # fmt: skip
+
+            async def one() -> AsyncIterator[bytes]:
+                yield photo.data
+
+            chunks = one()
+        elif mime in VIDEO_MIMES:
+            info, chunks = FileInfo(name, mime, AttachmentKind.VIDEO), request.stream()
+        else:
+            raise ApiError(
+                415,
+                "unsupported_media",
+                "a moment carries photos (JPEG, PNG, WebP, GIF) or a video (MP4, WebM)",
+            )
+        ref = await transfer.upload(chunks, info)
+        token = moments.stage_media(ref)
+        return JSONResponse(
+            {
+                "token": token.hex(),
+                "name": ref.name,
+                "kind": ref.kind.name.lower(),
+                "size": ref.size,
+            },
+            status_code=201,
+        )
+
+    async def media(request: Request) -> Response:
+        """A post's photo or video (fetched and verified first if needed)."""
+        try:
+            idx = int(request.path_params["idx"])
+        except ValueError:
+            raise ApiError(422, "invalid_id", "the photo index is a number") from None
+        try:
+            ref = moments.media(post_id(request), idx)
+        except NoSuchPost as exc:
+            raise missing(exc) from None
+        stream = _transfer().open(ref)
+        inline = ref.inline
+        headers = {
+            "Content-Disposition": f"{'inline' if inline else 'attachment'}; filename*=UTF-8''{quote(ref.name)}",
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Length": str(ref.size),
+        }
+        mime = ref.mime if inline else "application/octet-stream"
+        return StreamingResponse(stream, media_type=mime, headers=headers)
 
     async def delete(request: Request) -> Response:
         """Delete my post here and for everyone who got it."""
@@ -187,6 +286,8 @@ def moment_routes(client: Client) -> list[Route]:
         Route("/api/v1/moments", feed, methods=["GET"]),
         Route("/api/v1/moments", create, methods=["POST"]),
         Route("/api/v1/moments/read", read, methods=["POST"]),
+        Route("/api/v1/moments/media", upload_media, methods=["POST"]),
+        Route("/api/v1/moments/{id}/media/{idx}", media, methods=["GET"]),
         Route("/api/v1/moments/settings", settings, methods=["GET"]),
         Route("/api/v1/moments/settings", change_settings, methods=["PUT"]),
         Route("/api/v1/moments/{id}", delete, methods=["DELETE"]),

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -59,6 +60,7 @@ __all__ = ["Moments", "NoSuchPost", "PostView"]
 logger = logging.getLogger(__name__)
 
 FEED_PAGE = 50
+MAX_STAGED = 36  # uploaded photos waiting for their post (four albums); the oldest go
 
 
 class NoSuchPost(UsageError):
@@ -91,6 +93,7 @@ class Moments:
         self.me = channel.me
         self.drops = core.Drops()
         self._last_refetch = float("-inf")
+        self._staged: OrderedDict[bytes, AttachmentRef] = OrderedDict()
         channel.handlers.on_body((MomentKey, MomentDelete, MomentAct, MomentRelay), self._on_body)
 
     def _now_ms(self) -> int:
@@ -129,6 +132,35 @@ class Moments:
     @staticmethod
     def _contacts(cur: db.Cursor) -> list[db.ContactRow]:
         return [c for c in db.list_contacts(cur) if c.state == ContactState.ACCEPTED.value]
+
+    # -- photos and videos (uploaded first, by the attachments' blob transfer) -----------------
+
+    def stage_media(self, ref: AttachmentRef) -> bytes:
+        """Keep an uploaded photo or video for a post to come; its token."""
+        token = os.urandom(16)
+        self._staged[token] = ref
+        while len(self._staged) > MAX_STAGED:
+            self._staged.popitem(last=False)
+        return token
+
+    def staged(self, tokens: Sequence[bytes]) -> list[AttachmentRef]:
+        """The uploads ``tokens`` name (each used once: :meth:`post` forgets them)."""
+        missing = [t for t in tokens if t not in self._staged]
+        if missing:
+            raise UsageError("an uploaded photo is no longer kept: upload it again")
+        return [self._staged[t] for t in tokens]
+
+    def unstage(self, tokens: Sequence[bytes]) -> None:
+        for t in tokens:
+            self._staged.pop(t, None)
+
+    def media(self, post_id: bytes, idx: int) -> AttachmentRef:
+        """Photo or video ``idx`` of a readable post."""
+        with self.db.transaction() as cur:
+            post = ms.get_post(cur, post_id)
+        if post is None or post.content is None or not 0 <= idx < len(post.content.media):
+            raise NoSuchPost("no such photo in a post you can read")
+        return post.content.media[idx]
 
     # -- posting --------------------------------------------------------------------------------
 
