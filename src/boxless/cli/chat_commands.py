@@ -1,4 +1,4 @@
-"""``boxless chat ...``: the chat list's settings, through the local API of a running
+"""``boxless chats ...``: the chat list's settings, through the local API of a running
 ``boxless up`` -- list, pin/unpin, mute/unmute, unread/read, delete (for me).
 
 A chat is named by a contact's or group's name (any case), or as the API names
@@ -24,7 +24,7 @@ chat_app = typer.Typer(
     help="The chat list: pin, mute, mark unread, delete a chat (needs `boxless up`).",
     no_args_is_help=True,
 )
-app.add_typer(chat_app, name="chat")
+app.add_typer(chat_app, name="chats")
 
 _NAME = re.compile(r"(contact|group):[0-9a-f]{64}")
 ChatArg = Annotated[
@@ -55,7 +55,7 @@ def _resolve(api: Api, who: str) -> tuple[str, str]:
     if len(found) == 1:
         return found[0]
     if not found:
-        raise UsageError(f"no chat called {who!r}: see `boxless chat list`")
+        raise UsageError(f"no chat called {who!r}: see `boxless chats list`")
     raise UsageError(f"{who!r} names {len(found)} chats: use contact:<key> or group:<id>")
 
 
@@ -78,7 +78,7 @@ def chat_list(home: HomeOption = USER_HOME) -> None:
         chats = _chats(api)
         settings = api.call("GET", "/chats/settings")
         if not settings:
-            out.print("No chat has a setting yet: see `boxless chat --help`.")
+            out.print("No chat has a setting yet: see `boxless chats --help`.")
             return
         table = Table("chat", "pinned", "muted", "unread mark", "draft", "deleted for me")
         rows = sorted(settings.items(), key=lambda kv: (not kv[1]["pinned"], chats.get(kv[0], "")))
