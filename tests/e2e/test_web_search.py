@@ -11,6 +11,7 @@ Screenshots: docs/screenshots/search.png, favourites.png, search-phone.png.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -100,7 +101,9 @@ def test_search_favourites_and_forward(world: Any, browser: Any) -> None:
     expect(page.locator("#toasts")).to_contain_text("Forwarded 4 messages to 2 chats")
     # on a phone the pane fills the screen; searching one chat (#/search/<chat>)
     phone = open_ui(browser, sam, PHONE)
-    phone.goto(f"{sam.url}/#/search/contact:{kt}")
+    phone.goto(f"{sam.url}/#/chat/{kt}")
+    phone.get_by_role("link", name="Search in this chat").click()
+    expect(phone).to_have_url(re.compile(f"#/search/contact:{kt}$"))
     phone.get_by_role("searchbox", name="Search", exact=True).fill("sunscreen")
     expect(phone.locator(".search-hit")).to_have_count(2)  # Tess's and the forwarded copy
     expect(phone.locator(".search-title")).to_have_text(["Messages in Tess"])

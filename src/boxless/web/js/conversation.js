@@ -9,6 +9,7 @@
 
 import { ApiError, call } from "./api.js";
 import { callButtons, callLog } from "./call.js";
+import { chatSearchButton } from "./search.js";
 import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
 import { avatar, h, icon, mount, toast } from "./dom.js";
 import { keepDraft } from "./drafts.js";
@@ -54,6 +55,7 @@ export function conversationView(key) {
     headAvatar,
     h("div", { class: "conv-title" }, title, subtitle),
     ...callButtons(chat),
+    chatSearchButton(chat),
     h("a", { class: "icon-button", href: `#/verify/${key}`, "aria-label": "Safety number and verification" }, icon("shield")),
   );
   const requestBox = h("div", { class: "request-box" });

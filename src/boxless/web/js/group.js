@@ -20,6 +20,7 @@ import { mentionPicker } from "./mentions.js";
 import { PAGE, messageList, timeOfDay } from "./messagelist.js";
 import { richText } from "./richtext.js";
 import { contact, group, refreshSoon, store } from "./store.js";
+import { chatSearchButton } from "./search.js";
 
 /** The name a group shows for `key`: mine, the member list's, or a short key. */
 export function memberName(g, key) {
@@ -68,6 +69,7 @@ export function groupView(gid) {
     { class: "topbar conv-top" },
     h("a", { class: "icon-button back", href: "#/chats", "aria-label": "Back to chats" }, icon("back")),
     h("div", { class: "conv-title" }, title, subtitle),
+    chatSearchButton(`group:${gid}`),
     h("a", { class: "icon-button", href: `#/group-info/${gid}`, "aria-label": "Group info" }, icon("info")),
   );
   const pinBar = h("div", { class: "pin-bar", hidden: true });

@@ -29,6 +29,11 @@ export function searchButton() {
   return h("a", { class: "icon-button", href: "#/search", id: "open-search", "aria-label": "Search" }, searchIcon());
 }
 
+/** The header button of a chat that searches only that chat ("contact:<key>" or "group:<id>"). */
+export function chatSearchButton(chat) {
+  return h("a", { class: "icon-button", href: `#/search/${chat}`, "aria-label": "Search in this chat" }, searchIcon());
+}
+
 /** Open the search pane for one chat ("contact:<key>" or "group:<id>"), or every chat. */
 export function openSearch(chat = null) {
   location.hash = chat ? `#/search/${chat}` : "#/search";
