@@ -20,7 +20,7 @@ from typing import Any
 from tests.nodeproc import NodeProcess
 from tests.userproc import UserProcess, init_users
 
-SERVICE = ["--store", "--filter", "--lightpush"]
+SERVICE = ["--store", "--filter", "--lightpush", "--blobs"]  # blobs: attachments pin here
 WAIT_S = 60.0
 
 
