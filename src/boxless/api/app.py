@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from boxless.api.attachment_gallery import gallery_routes
 from boxless.api.attachments import BODIES as ATTACHMENT_BODIES
 from boxless.api.attachments import attachment_routes
 from boxless.api.broadcasts import BODIES as BROADCAST_BODIES
@@ -399,6 +400,7 @@ def build_app(
         *sas_routes(client),
         *call_routes(client),
         *attachment_routes(client),
+        *gallery_routes(client),
         *moment_routes(client),
         *payment_routes(client),
         WebSocketRoute("/api/v1/events", events),
