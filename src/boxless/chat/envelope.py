@@ -39,9 +39,10 @@ from typing import Final
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from boxless.chat import moment
+from boxless.chat import moment, payment
 from boxless.chat.attachment import Attachments
 from boxless.chat.moment import MomentAct, MomentDelete, MomentKey, MomentRelay
+from boxless.chat.payment import PayRequest, TransferCard
 from boxless.chat.pow import NONCE_BYTES, ProofOfWork
 from boxless.errors import DecodeError, UsageError
 from boxless.wire import chat_pb2
@@ -589,6 +590,8 @@ Body = (
     | MomentDelete
     | MomentAct
     | MomentRelay
+    | TransferCard
+    | PayRequest
     | Unsupported
 )
 
@@ -724,6 +727,8 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             pb.attachments.CopyFrom(body.to_proto())
         case MomentKey() | MomentDelete() | MomentAct() | MomentRelay():
             pb.moment.CopyFrom(moment.body_to_proto(body))
+        case TransferCard() | PayRequest():
+            pb.payment.CopyFrom(payment.body_to_proto(body))
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")
 
@@ -821,6 +826,10 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
                 return Attachments.from_proto(pb.attachments)
             case "moment":
                 return moment.decode_body(pb.moment)
+            case "payment":
+                if pb.payment.WhichOneof("kind") is None:  # a newer client's payment kind
+                    return Unsupported("payment body of an unknown kind")
+                return payment.decode_body(pb.payment)
             case None:
                 return _unknown_body(pb)
             case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault
