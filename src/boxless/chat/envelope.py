@@ -52,6 +52,9 @@ __all__ = [
     "CallSignalKind",
     "CONVERSATION_SECRET_BYTES",
     "MAX_AVATAR_BYTES",
+    "MAX_COVER_BYTES",
+    "MAX_REGION_BYTES",
+    "MAX_STATUS_BYTES",
     "MAX_EMOJI_BYTES",
     "MAX_ENCODED_BYTES",
     "MAX_INTRO_BYTES",
@@ -120,6 +123,9 @@ CONVERSATION_SECRET_BYTES: Final = 32
 MAX_NAME_CHARS: Final = 64
 MAX_NAME_BYTES: Final = 256
 MAX_AVATAR_BYTES: Final = 48 * 1024
+MAX_STATUS_BYTES: Final = 400  # one line
+MAX_REGION_BYTES: Final = 200
+MAX_COVER_BYTES: Final = 12 * 1024  # with a full avatar, still one message
 """An avatar travels inside one message; bigger pictures must be scaled down by the client."""
 
 MAX_GROUP_OPS: Final = 256
@@ -321,10 +327,14 @@ class ContactResponse:
 
 @dataclass(frozen=True, slots=True)
 class ProfileUpdate:
-    """Display name and avatar (empty bytes: none); for contacts only."""
+    """Display name, avatar, status line, region and Moments cover (empty: none);
+    for contacts only."""
 
     name: str = field(repr=False)
     avatar: bytes = field(default=b"", repr=False)
+    status: str = field(default="", repr=False)
+    region: str = field(default="", repr=False)
+    cover: bytes = field(default=b"", repr=False)
 
     def __post_init__(self) -> None:
         _check_text("name", self.name, MAX_NAME_BYTES)
@@ -332,6 +342,10 @@ class ProfileUpdate:
             raise UsageError(f"name has {len(self.name)} characters; the limit is {MAX_NAME_CHARS}")
         if len(self.avatar) > MAX_AVATAR_BYTES:
             raise UsageError(f"avatar is {len(self.avatar)} bytes; the limit is {MAX_AVATAR_BYTES}")
+        _check_text("status", self.status, MAX_STATUS_BYTES, allow_empty=True)
+        _check_text("region", self.region, MAX_REGION_BYTES, allow_empty=True)
+        if len(self.cover) > MAX_COVER_BYTES:
+            raise UsageError(f"cover is {len(self.cover)} bytes; the limit is {MAX_COVER_BYTES}")
 
     def __repr__(self) -> str:
         return f"ProfileUpdate(<name>, <avatar {len(self.avatar)} bytes>)"
@@ -691,8 +705,9 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             req.pow_nonce, req.pow_timestamp_ms = proof.nonce, proof.timestamp_ms
         case ContactResponse(decision):
             pb.contact_response.decision = decision.value
-        case ProfileUpdate(name, avatar):
-            pb.profile_update.name, pb.profile_update.avatar = name, avatar
+        case ProfileUpdate(name, avatar, status, region, cover):
+            pu = pb.profile_update
+            pu.name, pu.avatar, pu.status, pu.region, pu.cover = name, avatar, status, region, cover
         case SessionReset():
             pb.session_reset.SetInParent()
         case GroupKeyShareBody(payload):
@@ -794,7 +809,8 @@ def _decode_body(pb: chat_pb2.ChatMessage) -> Body:
             case "contact_response":
                 return _decode_contact_response(pb.contact_response)
             case "profile_update":
-                return ProfileUpdate(pb.profile_update.name, pb.profile_update.avatar)
+                pu = pb.profile_update
+                return ProfileUpdate(pu.name, pu.avatar, pu.status, pu.region, pu.cover)
             case "session_reset":
                 return SessionReset()
             case "group_key_share":

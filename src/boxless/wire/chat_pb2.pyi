@@ -435,18 +435,30 @@ class ProfileUpdate(_message.Message):
 
     NAME_FIELD_NUMBER: _builtins.int
     AVATAR_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    REGION_FIELD_NUMBER: _builtins.int
+    COVER_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     avatar: _builtins.bytes
     """an image, or empty for none"""
+    status: _builtins.str
+    """one line ("What's up"), or empty"""
+    region: _builtins.str
+    """free text ("Lisbon, Portugal"), or empty"""
+    cover: _builtins.bytes
+    """the Moments cover photo (a small image), or empty"""
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         avatar: _builtins.bytes = ...,
+        status: _builtins.str = ...,
+        region: _builtins.str = ...,
+        cover: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["avatar", b"avatar", "name", b"name"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["avatar", b"avatar", "cover", b"cover", "name", b"name", "region", b"region", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
