@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from boxless.chat import envelope as env
-from boxless.chat.payment import PayRequest, PayShare, TransferCard, split_bill
+from boxless.chat.payment import PayRequest, PayShare, TransferCard, WalletAddress, split_bill
 from boxless.errors import DecodeError, UsageError
 from boxless.payments.transfer import TransferClaim
 from boxless.wire import chat_pb2
@@ -24,7 +24,8 @@ def _round(body: env.Body) -> env.Body:
 def test_round_trips() -> None:
     request = PayRequest(b"\x05" * 16, 31337, b"\xb0" * 20, b"\x70" * 20, "BXD", 6, 100, "dinner",
                          split_bill(100, MEMBERS))  # fmt: skip
-    for body in (TransferCard(CLAIM), TransferCard(CLAIM, b"\x07" * 16), request):
+    address = WalletAddress(31337, b"\xa1" * 20, True)
+    for body in (TransferCard(CLAIM), TransferCard(CLAIM, b"\x07" * 16), request, address):
         assert _round(body) == body
 
 
@@ -100,4 +101,4 @@ def test_payment_decoder_never_crashes(raw: bytes) -> None:
         body = env.decode(wire).body
     except DecodeError:
         return
-    assert isinstance(body, TransferCard | PayRequest | env.Unsupported)
+    assert isinstance(body, TransferCard | PayRequest | WalletAddress | env.Unsupported)

@@ -42,7 +42,7 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 from boxless.chat import moment, payment
 from boxless.chat.attachment import Attachments
 from boxless.chat.moment import MomentAct, MomentDelete, MomentKey, MomentRelay
-from boxless.chat.payment import PayRequest, TransferCard
+from boxless.chat.payment import PayRequest, TransferCard, WalletAddress
 from boxless.chat.pow import NONCE_BYTES, ProofOfWork
 from boxless.errors import DecodeError, UsageError
 from boxless.wire import chat_pb2
@@ -606,6 +606,7 @@ Body = (
     | MomentRelay
     | TransferCard
     | PayRequest
+    | WalletAddress
     | Unsupported
 )
 
@@ -742,7 +743,7 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             pb.attachments.CopyFrom(body.to_proto())
         case MomentKey() | MomentDelete() | MomentAct() | MomentRelay():
             pb.moment.CopyFrom(moment.body_to_proto(body))
-        case TransferCard() | PayRequest():
+        case TransferCard() | PayRequest() | WalletAddress():
             pb.payment.CopyFrom(payment.body_to_proto(body))
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")

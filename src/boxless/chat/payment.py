@@ -28,6 +28,7 @@ __all__ = [
     "PayShare",
     "PaymentBody",
     "TransferCard",
+    "WalletAddress",
     "body_to_proto",
     "decode_body",
     "split_bill",
@@ -118,7 +119,20 @@ class PayRequest:
         return next((s.amount for s in self.shares if s.member == member), None)
 
 
-PaymentBody = TransferCard | PayRequest
+@dataclass(frozen=True, slots=True)
+class WalletAddress:
+    chain_id: int
+    address: bytes
+    want_reply: bool = False
+
+    def __post_init__(self) -> None:
+        if not 0 < self.chain_id < 2**64:
+            raise UsageError("a wallet address's chain id is out of range")
+        if len(self.address) != 20:
+            raise UsageError("a wallet address must be 20 bytes")
+
+
+PaymentBody = TransferCard | PayRequest | WalletAddress
 
 
 def split_bill(total: int, members: list[bytes]) -> tuple[PayShare, ...]:
@@ -153,6 +167,9 @@ def body_to_proto(body: PaymentBody) -> payment_pb2.PaymentBody:
             r.note = body.note
             for share in body.shares:
                 r.shares.add(member=share.member, amount=str(share.amount))
+        case WalletAddress(chain_id, address, want_reply):
+            a = pb.address
+            a.chain_id, a.address, a.want_reply = chain_id, address, want_reply
     return pb
 
 
@@ -179,5 +196,8 @@ def decode_body(pb: payment_pb2.PaymentBody) -> PaymentBody:
                 r.note,
                 shares,
             )
+        case "address":
+            a = pb.address
+            return WalletAddress(a.chain_id, a.address, a.want_reply)
         case _:
             raise UsageError("a payment body of no known kind")

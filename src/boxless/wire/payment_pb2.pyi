@@ -7,7 +7,7 @@ PaymentBody rides inside a 1:1 ChatMessage (Olm) or a group message (Megolm).
 Every field is attacker-controlled: the codec with its limits is
 boxless/chat/payment.py, and a card is only ever shown "received" when the
 chain agrees (boxless/payments/transfer.py). New kinds get new numbers in the
-oneof (3.. are free for red envelopes and escrow); numbers are never reused.
+oneof (3..19 are free for red envelopes and escrow); numbers are never reused.
 """
 
 from collections import abc as _abc
@@ -31,6 +31,7 @@ class PaymentBody(_message.Message):
 
     TRANSFER_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def transfer(self) -> Global___TransferCard:
         """"I paid you": a transaction the chain can confirm"""
@@ -39,17 +40,22 @@ class PaymentBody(_message.Message):
     def request(self) -> Global___PayRequest:
         """"please pay me": one share, or a bill split among members"""
 
+    @_builtins.property
+    def address(self) -> Global___WalletAddress:
+        """1:1 only: "pay me here" (and "where do I pay you?")"""
+
     def __init__(
         self,
         *,
         transfer: Global___TransferCard | None = ...,
         request: Global___PayRequest | None = ...,
+        address: Global___WalletAddress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "request", b"request", "transfer", b"transfer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "kind", b"kind", "request", b"request", "transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["kind", b"kind", "request", b"request", "transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "kind", b"kind", "request", b"request", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["transfer", "request"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["transfer", "request", "address"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -155,3 +161,34 @@ class PayRequest(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PayRequest: _TypeAlias = PayRequest  # noqa: Y015
+
+@_typing.final
+class WalletAddress(_message.Message):
+    """A contact's wallet address, so a transfer can be sent to them. Sent when the
+    user opens a transfer to a contact whose address we do not know yet, with
+    want_reply: the contact's client answers with its own (want_reply false).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHAIN_ID_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    WANT_REPLY_FIELD_NUMBER: _builtins.int
+    chain_id: _builtins.int
+    address: _builtins.bytes
+    """20 bytes"""
+    want_reply: _builtins.bool
+    def __init__(
+        self,
+        *,
+        chain_id: _builtins.int = ...,
+        address: _builtins.bytes = ...,
+        want_reply: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "chain_id", b"chain_id", "want_reply", b"want_reply"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WalletAddress: _TypeAlias = WalletAddress  # noqa: Y015
