@@ -50,6 +50,7 @@ __all__ = [
     "MomentContent",
     "MomentDelete",
     "MomentKey",
+    "MomentReader",
     "MomentRelay",
     "body_to_proto",
     "contact_tag",
@@ -69,6 +70,7 @@ MAX_COMMENT_CHARS: Final = 1000
 MAX_PLACE_CHARS: Final = 100
 MAX_MENTIONS: Final = 20
 MAX_CONTENT_BYTES: Final = 60 * 1024
+MAX_CID_BYTES: Final = 64
 _I64: Final = (1 << 63) - 1
 _TOPIC_INFO: Final = b"boxless moment topic v1"
 _NONCE: Final = 12
@@ -96,14 +98,32 @@ def _clean(text: str) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class MomentReader:
+    """A poster's long-lived keys for one reader (see :mod:`boxless.chat.moment_shares`)."""
+
+    reader_key: bytes
+    feed_secret: bytes
+    epoch: int
+
+    def __post_init__(self) -> None:
+        _check_len("a reader key", self.reader_key, KEY_BYTES)
+        _check_len("a feed secret", self.feed_secret, KEY_BYTES)
+        if not 0 <= self.epoch < 1 << 32:
+            raise UsageError("a feed epoch is 0..2^32-1")
+
+
+@dataclass(frozen=True, slots=True)
 class MomentKey:
-    """Poster to an audience member: the post key and where the content is."""
+    """Poster to an audience member: the post key and where the content is (and, when
+    the poster (re)issues it, our reader key for its later posts)."""
 
     post_id: bytes
     key: bytes
     message_hash: bytes
     posted_at_ms: int
     visible_until_ms: int = 0
+    content_cid: bytes = b""
+    reader: MomentReader | None = None
 
     def __post_init__(self) -> None:
         _check_len("a post id", self.post_id, ID_BYTES)
@@ -111,6 +131,33 @@ class MomentKey:
         _check_len("a message hash", self.message_hash, HASH_BYTES)
         _check_time("posted_at_ms", self.posted_at_ms)
         _check_time("visible_until_ms", self.visible_until_ms)
+        if len(self.content_cid) > MAX_CID_BYTES:
+            raise UsageError(f"a content CID is at most {MAX_CID_BYTES} bytes")
+
+    def to_proto(self) -> moment_pb2.MomentKey:
+        k = moment_pb2.MomentKey(
+            post_id=self.post_id,
+            key=self.key,
+            message_hash=self.message_hash,
+            posted_at_ms=self.posted_at_ms,
+            visible_until_ms=self.visible_until_ms,
+            content_cid=self.content_cid,
+        )
+        if self.reader is not None:
+            r = self.reader
+            k.reader.reader_key, k.reader.feed_secret = r.reader_key, r.feed_secret
+            k.reader.epoch = r.epoch
+        return k
+
+    @classmethod
+    def from_proto(cls, k: moment_pb2.MomentKey) -> MomentKey:
+        reader = None
+        if k.HasField("reader"):
+            reader = MomentReader(k.reader.reader_key, k.reader.feed_secret, k.reader.epoch)
+        return cls(
+            k.post_id, k.key, k.message_hash, k.posted_at_ms, k.visible_until_ms,
+            k.content_cid, reader,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,10 +257,8 @@ MomentBody = MomentKey | MomentDelete | MomentAct | MomentRelay
 def body_to_proto(body: MomentBody) -> moment_pb2.MomentBody:
     pb = moment_pb2.MomentBody()
     match body:
-        case MomentKey(post_id, key, message_hash, posted_at_ms, visible_until_ms):
-            k = pb.key
-            k.post_id, k.key, k.message_hash = post_id, key, message_hash
-            k.posted_at_ms, k.visible_until_ms = posted_at_ms, visible_until_ms
+        case MomentKey():
+            pb.key.CopyFrom(body.to_proto())
         case MomentDelete(post_id):
             pb.delete.post_id = post_id
         case MomentAct():
@@ -228,8 +273,7 @@ def decode_body(pb: moment_pb2.MomentBody) -> MomentBody:
     """A peer's moment body, checked. Raises UsageError on any bad field."""
     match pb.WhichOneof("kind"):
         case "key":
-            k = pb.key
-            return MomentKey(k.post_id, k.key, k.message_hash, k.posted_at_ms, k.visible_until_ms)
+            return MomentKey.from_proto(pb.key)
         case "delete":
             return MomentDelete(pb.delete.post_id)
         case "act":

@@ -185,7 +185,7 @@ class Client:
             self._emit(ev.Ready())
 
     def _topics(self) -> list[str]:
-        return self.contact_book.topics() + self.groups.topics()
+        return self.contact_book.topics() + self.groups.topics() + self.moments.topics()
 
     async def _receive_loop(self, incoming: trio.MemoryReceiveChannel[Incoming]) -> None:
         """Take what arrives, in batches of what is waiting (a burst: one commit)."""

@@ -11,6 +11,7 @@ from boxless.client.store import Cursor
 
 __all__ = [
     "CommentRow",
+    "FeedRow",
     "PostRow",
     "add_comment",
     "add_post",
@@ -19,12 +20,17 @@ __all__ = [
     "comments_of",
     "count_acts",
     "delete_comment",
+    "delete_readers",
     "feed",
+    "feeds",
     "get_post",
     "get_setting",
     "likes_of",
     "mark_read",
     "put_audience",
+    "put_feed",
+    "put_reader",
+    "readers",
     "set_content",
     "set_like",
     "set_post_state",
@@ -273,3 +279,67 @@ def set_setting(cur: Cursor, name: str, value: Any) -> None:
         "ON CONFLICT(name) DO UPDATE SET value = excluded.value",
         (name, json.dumps(value)),
     )
+
+
+# -- keying: reader keys we gave (poster side) and feeds we read (reader side) -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class FeedRow:
+    poster: bytes
+    epoch: int
+    reader_key: bytes
+    feed_secret: bytes
+    topic: str
+
+
+def readers(cur: Cursor) -> dict[bytes, tuple[bytes, int]]:
+    """Each contact we gave a reader key: (its reader key, the feed epoch it has)."""
+    cur.execute("SELECT member, reader_key, epoch FROM moment_readers")
+    return {bytes(r[0]): (bytes(r[1]), int(r[2])) for r in cur.fetchall()}
+
+
+def put_reader(cur: Cursor, member: bytes, reader_key: bytes, epoch: int) -> None:
+    cur.execute(
+        "INSERT INTO moment_readers (member, reader_key, epoch) VALUES (?, ?, ?) "
+        "ON CONFLICT(member) DO UPDATE SET reader_key = excluded.reader_key, "
+        "epoch = excluded.epoch",
+        (member, reader_key, epoch),
+    )
+
+
+def delete_readers(cur: Cursor, members: list[bytes]) -> None:
+    cur.executemany("DELETE FROM moment_readers WHERE member = ?", [(m,) for m in members])
+
+
+def put_feed(cur: Cursor, row: FeedRow, keep: int) -> bool:
+    """Keep a poster's feed keys (the newest ``keep`` epochs); False if older than those."""
+    cur.execute(
+        "SELECT epoch FROM moment_feeds WHERE poster = ? ORDER BY epoch DESC LIMIT ?",
+        (row.poster, keep),
+    )
+    epochs = [int(r[0]) for r in cur.fetchall()]
+    if len(epochs) >= keep and row.epoch < epochs[-1]:
+        return False
+    cur.execute(
+        "INSERT INTO moment_feeds (poster, epoch, reader_key, feed_secret, topic) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT(poster, epoch) DO UPDATE SET "
+        "reader_key = excluded.reader_key, feed_secret = excluded.feed_secret, "
+        "topic = excluded.topic",
+        (row.poster, row.epoch, row.reader_key, row.feed_secret, row.topic),
+    )
+    cur.execute(
+        "DELETE FROM moment_feeds WHERE poster = ? AND epoch NOT IN "
+        "(SELECT epoch FROM moment_feeds WHERE poster = ? ORDER BY epoch DESC LIMIT ?)",
+        (row.poster, row.poster, keep),
+    )
+    return True
+
+
+def feeds(cur: Cursor, topic: str | None = None) -> list[FeedRow]:
+    """The feeds we read (all, or those on one topic)."""
+    sql = "SELECT poster, epoch, reader_key, feed_secret, topic FROM moment_feeds"
+    cur.execute(sql + (" WHERE topic = ?" if topic else ""), (topic,) if topic else ())
+    return [
+        FeedRow(bytes(r[0]), int(r[1]), bytes(r[2]), bytes(r[3]), str(r[4])) for r in cur.fetchall()
+    ]

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from boxless.chat import moment_shares as shares
 from boxless.chat.attachment import AttachmentRef
 from boxless.chat.moment import (
     MAX_TAGS,
@@ -38,12 +39,14 @@ from boxless.chat.moment import (
     MomentContent,
     MomentDelete,
     MomentKey,
+    MomentReader,
     MomentRelay,
     contact_tag,
     content_topic,
     open_content,
     seal_content,
 )
+from boxless.chat.moment_shares import feed_topic
 from boxless.chat.requests import ContactState
 from boxless.client import events as ev
 from boxless.client import moment_store as ms
@@ -52,6 +55,7 @@ from boxless.client import store as db
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.conversations import Conversations
 from boxless.client.moments_core import AudienceMode, Window
+from boxless.client.transport import Incoming
 from boxless.errors import BoxlessError, DecodeError, UsageError
 from boxless.waku.message import WakuMessage
 
@@ -60,6 +64,7 @@ __all__ = ["Moments", "NoSuchPost", "PostView"]
 logger = logging.getLogger(__name__)
 
 FEED_PAGE = 50
+FEED_HISTORY_S = 7 * 86_400  # a new feed's history read from store (its retention)
 MAX_STAGED = 36  # uploaded photos waiting for their post (four albums); the oldest go
 
 
@@ -95,6 +100,8 @@ class Moments:
         self._last_refetch = float("-inf")
         self._staged: OrderedDict[bytes, AttachmentRef] = OrderedDict()
         channel.handlers.on_body((MomentKey, MomentDelete, MomentAct, MomentRelay), self._on_body)
+        self._feed_topics = self._load_feed_topics()
+        channel.handlers.on_topic(lambda topic: topic in self._feed_topics, self._on_feed)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -174,7 +181,12 @@ class Moments:
         audience: AudienceMode = AudienceMode.ALL,
         chosen: Sequence[bytes] = (),
     ) -> bytes:
-        """Publish a post to the audience; return its id. Raises before anything is sent."""
+        """Publish a post to the audience; return its id. Raises before anything is sent.
+
+        The content goes out once; readers who hold our current reader key get the
+        post key in one shares message on our feed topic, the others (new readers,
+        or all after a reader was removed) get it over Olm with their reader key.
+        """
         now_ms = self._now_ms()
         post_id, key = os.urandom(16), os.urandom(32)
         content = MomentContent(
@@ -184,7 +196,11 @@ class Moments:
             contacts = {c.identity_key: c for c in self._contacts(cur)}
             hidden = self._keys_setting(cur, "hidden_from")
             window = Window(ms.get_setting(cur, "window", Window.ALL.value))
-        members = core.resolve_audience(audience, chosen, contacts, hidden)
+            members = core.resolve_audience(audience, chosen, contacts, hidden)
+            plan = core.plan_readers(
+                ms.readers(cur), self._feed(cur), set(contacts) - hidden, members,
+                new_key=lambda: os.urandom(32),
+            )  # fmt: skip
         if not set(mentions) <= members:
             raise UsageError("mention only contacts who can see the post")
         sealed = seal_content(key, content)
@@ -195,6 +211,16 @@ class Moments:
         if not sent.accepted:
             raise BoxlessError(f"the network did not take the post ({sent.detail}): try again")
         share = MomentKey(post_id, key, sent.message_hash, now_ms, window.until(now_ms))
+        if plan.by_shares:
+            topic = feed_topic(plan.feed.secret)
+            for payload in shares.build(share, [plan.reader_keys[m] for m in plan.by_shares]):
+                out = await self.channel.push(
+                    WakuMessage(payload=payload, content_topic=topic, timestamp=now_ms * 1_000_000)
+                )
+                if not out.accepted:
+                    raise BoxlessError(
+                        f"the network did not take the post ({out.detail}): try again"
+                    )
         row = ms.PostRow(
             post_id, self.me, True, key, sent.message_hash, now_ms, share.visible_until_ms,
             "ready", content, now_ms, False,
@@ -202,10 +228,19 @@ class Moments:
         with self.db.transaction() as cur:
             ms.add_post(cur, row)
             ms.put_audience(cur, post_id, sorted(members))
-            for member in sorted(members):
-                self.conversations.queue_in(cur, contacts[member], share)
+            ms.set_setting(cur, "feed", plan.feed.as_json())
+            ms.delete_readers(cur, sorted(plan.stale))
+            for member in sorted(plan.by_olm):
+                rk = plan.reader_keys[member]
+                ms.put_reader(cur, member, rk, plan.feed.epoch)
+                reader = MomentReader(rk, plan.feed.secret, plan.feed.epoch)
+                self.conversations.queue_in(cur, contacts[member], replace(share, reader=reader))
         self.channel.emit(ev.MomentChanged(post_id.hex(), self.me.hex(), "posted"))
         return post_id
+
+    def _feed(self, cur: db.Cursor) -> core.FeedState:
+        raw = ms.get_setting(cur, "feed", None)
+        return core.FeedState.from_json(raw) if raw else core.FeedState(os.urandom(32), 1)
 
     async def delete(self, post_id: bytes) -> None:
         """Delete my post here and for its audience."""
@@ -373,20 +408,88 @@ class Moments:
         if reason is not None:
             self.drops.add(reason)
             return None
-        if post is not None:
+        follow_ups: list[FollowUp] = []
+        if body.reader is not None:  # only over Olm: the shares path refuses one
+            follow_ups += self._take_reader(cur, sender, body.reader)
+        if post is None:
+            row = ms.PostRow(
+                body.post_id, sender, False, body.key, body.message_hash, body.posted_at_ms,
+                body.visible_until_ms, "pending", None, self._now_ms(), True,
+            )  # fmt: skip
+            ms.add_post(cur, row)
+            if ms.trim_poster(cur, sender, core.MAX_POSTS_PER_POSTER):
+                self.drops.add("full")
+
+            async def fetch() -> None:
+                await self._fetch(body.post_id)
+
+            follow_ups.append(fetch)
+        if not follow_ups:
             return None  # a repeated key share
-        row = ms.PostRow(
-            body.post_id, sender, False, body.key, body.message_hash, body.posted_at_ms,
-            body.visible_until_ms, "pending", None, self._now_ms(), True,
-        )  # fmt: skip
-        ms.add_post(cur, row)
-        if ms.trim_poster(cur, sender, core.MAX_POSTS_PER_POSTER):
-            self.drops.add("full")
 
-        async def fetch() -> None:
-            await self._fetch(body.post_id)
+        async def run() -> None:
+            for follow_up in follow_ups:
+                await follow_up()
 
-        return fetch
+        return run
+
+    # -- feeds: posters' shares messages ------------------------------------------------------
+
+    def topics(self) -> list[str]:
+        """The feed topics of the posters whose reader keys we hold."""
+        return sorted(self._feed_topics)
+
+    def _load_feed_topics(self) -> set[str]:
+        with self.db.transaction() as cur:
+            return {f.topic for f in ms.feeds(cur)}
+
+    def _take_reader(self, cur: db.Cursor, poster: bytes, reader: MomentReader) -> list[FollowUp]:
+        topic = feed_topic(reader.feed_secret)
+        row = ms.FeedRow(poster, reader.epoch, reader.reader_key, reader.feed_secret, topic)
+        if not ms.put_feed(cur, row, core.MAX_FEEDS_PER_POSTER):
+            self.drops.add("stale")
+            return []
+        if topic in self._feed_topics:
+            return []
+        self._feed_topics = {f.topic for f in ms.feeds(cur)}
+
+        async def listen() -> None:
+            """Subscribe to the feed and read what it holds (posts sent before the key)."""
+            await self.channel.transport.subscribe([topic])
+            since = int((self.clock() - FEED_HISTORY_S) * 1e9)
+            try:
+                async for item in self.channel.transport.history([topic], since):
+                    await self._on_feed(item)
+            except BoxlessError as exc:
+                logger.info("moments feed catch-up failed: %s", exc)
+
+        return [listen]
+
+    async def _on_feed(self, item: Incoming) -> None:
+        """A shares message on a feed topic: find our record by its tag, open it."""
+        with self.db.transaction() as cur:
+            rows = ms.feeds(cur, item.message.content_topic)
+        try:
+            parsed = shares.parse(item.message.payload)
+        except DecodeError:
+            self.drops.add("bad_shares")
+            return
+        for feed in rows:
+            try:
+                share = shares.open_share(parsed, feed.reader_key)
+            except DecodeError:
+                self.drops.add("forged_share")
+                continue
+            if share is None:
+                continue  # not for us (an audience we are not in): nothing to count
+            with self.db.transaction() as cur:
+                contact = db.get_contact(cur, feed.poster)
+                if contact is None or contact.state != ContactState.ACCEPTED.value:
+                    self.drops.add("not_contact")
+                    continue
+                follow_up = self._on_key(cur, feed.poster, share)
+            if follow_up is not None:
+                await follow_up()
 
     async def _fetch(self, post_id: bytes) -> int:
         with self.db.transaction() as cur:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -27,14 +27,18 @@ __all__ = [
     "MAX_ACTS_PER_AUTHOR",
     "MAX_ACTS_PER_POST",
     "MAX_POSTS_PER_POSTER",
+    "MAX_FEEDS_PER_POSTER",
     "AudienceMode",
     "Drops",
+    "FeedState",
     "PostFacts",
+    "ReaderPlan",
     "Window",
     "authorise_act",
     "authorise_delete",
     "authorise_key",
     "authorise_relay",
+    "plan_readers",
     "relay_targets",
     "resolve_audience",
     "visible",
@@ -57,6 +61,9 @@ Reason = Literal[
     "own_post_key",
     "stale",
     "not_contact",
+    "bad_shares",
+    "forged_share",
+    "reader_in_shares",
 ]
 
 
@@ -212,3 +219,65 @@ def relay_targets(
     """The audience members who are the author's contacts (by blinded tag), not the author."""
     wanted = frozenset(tags)
     return sorted(m for m in audience if m != author and contact_tag(key, m) in wanted)
+
+
+# -- keying: who gets a post key how (docs/moments.md "Keying") ---------------------------------
+
+MAX_FEEDS_PER_POSTER: Final = 2  # a reader keeps a poster's newest feed epochs (in-flight posts)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedState:
+    """The poster's feed secret (names its feed topic) and its epoch."""
+
+    secret: bytes
+    epoch: int
+
+    def as_json(self) -> dict[str, object]:
+        return {"secret": self.secret.hex(), "epoch": self.epoch}
+
+    @classmethod
+    def from_json(cls, raw: dict[str, object]) -> FeedState:
+        return cls(bytes.fromhex(str(raw["secret"])), int(str(raw["epoch"])))
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderPlan:
+    """How one post reaches its audience."""
+
+    feed: FeedState  # to keep (rotated if a reader went)
+    stale: frozenset[bytes]  # readers to forget: no longer contacts, or hidden from
+    by_olm: frozenset[bytes]  # get the post key with a (re)issued reader key, over Olm
+    by_shares: tuple[bytes, ...]  # hold our current reader key: one record each
+    reader_keys: dict[bytes, bytes]  # member -> reader key, for both groups
+
+
+def plan_readers(
+    readers: Mapping[bytes, tuple[bytes, int]],
+    feed: FeedState,
+    eligible: Collection[bytes],
+    audience: Collection[bytes],
+    *,
+    new_key: Callable[[], bytes],
+) -> ReaderPlan:
+    """Decide, for one post, who gets its key in the shares message and who over Olm.
+
+    A reader who is no longer ``eligible`` (removed, blocked, hidden from) is
+    forgotten and the feed secret rotates, so it can't even watch our feed topic;
+    every remaining reader then gets the new secret over Olm once. A member with
+    no reader key yet gets one over Olm. Everyone else costs one record.
+    """
+    stale = frozenset(m for m in readers if m not in eligible)
+    if stale:
+        feed = FeedState(new_key(), feed.epoch + 1)
+    keys: dict[bytes, bytes] = {}
+    by_olm, by_shares = set(), []
+    for member in sorted(audience):
+        have = readers.get(member)
+        if have is not None and member not in stale and have[1] == feed.epoch:
+            keys[member] = have[0]
+            by_shares.append(member)
+        else:
+            keys[member] = have[0] if have is not None and member not in stale else new_key()
+            by_olm.add(member)
+    return ReaderPlan(feed, stale, frozenset(by_olm), tuple(by_shares), keys)

@@ -77,6 +77,8 @@ class MomentKey(_message.Message):
     MESSAGE_HASH_FIELD_NUMBER: _builtins.int
     POSTED_AT_MS_FIELD_NUMBER: _builtins.int
     VISIBLE_UNTIL_MS_FIELD_NUMBER: _builtins.int
+    CONTENT_CID_FIELD_NUMBER: _builtins.int
+    READER_FIELD_NUMBER: _builtins.int
     post_id: _builtins.bytes
     """16 bytes"""
     key: _builtins.bytes
@@ -86,6 +88,12 @@ class MomentKey(_message.Message):
     posted_at_ms: _builtins.int
     visible_until_ms: _builtins.int
     """0: no limit"""
+    content_cid: _builtins.bytes
+    """CID of the sealed content pinned as a blob (durability), or empty"""
+    @_builtins.property
+    def reader(self) -> Global___MomentReader:
+        """set when the poster (re)issues our reader key with this share"""
+
     def __init__(
         self,
         *,
@@ -94,14 +102,49 @@ class MomentKey(_message.Message):
         message_hash: _builtins.bytes = ...,
         posted_at_ms: _builtins.int = ...,
         visible_until_ms: _builtins.int = ...,
+        content_cid: _builtins.bytes = ...,
+        reader: Global___MomentReader | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reader", b"reader"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "message_hash", b"message_hash", "post_id", b"post_id", "posted_at_ms", b"posted_at_ms", "visible_until_ms", b"visible_until_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_cid", b"content_cid", "key", b"key", "message_hash", b"message_hash", "post_id", b"post_id", "posted_at_ms", b"posted_at_ms", "reader", b"reader", "visible_until_ms", b"visible_until_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MomentKey: _TypeAlias = MomentKey  # noqa: Y015
+
+@_typing.final
+class MomentReader(_message.Message):
+    """A poster's long-lived key for one reader (docs/moments.md "Keying"): later
+    posts reach the reader as a 56-byte record in ONE shares message on the
+    poster's feed topic instead of an Olm message each.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READER_KEY_FIELD_NUMBER: _builtins.int
+    FEED_SECRET_FIELD_NUMBER: _builtins.int
+    EPOCH_FIELD_NUMBER: _builtins.int
+    reader_key: _builtins.bytes
+    """32 bytes, this reader's only: wraps post keys for it"""
+    feed_secret: _builtins.bytes
+    """32 bytes, shared by the poster's readers: names the feed topic"""
+    epoch: _builtins.int
+    """grows when the poster rotates the feed secret (a reader removed)"""
+    def __init__(
+        self,
+        *,
+        reader_key: _builtins.bytes = ...,
+        feed_secret: _builtins.bytes = ...,
+        epoch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["epoch", b"epoch", "feed_secret", b"feed_secret", "reader_key", b"reader_key"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MomentReader: _TypeAlias = MomentReader  # noqa: Y015
 
 @_typing.final
 class MomentDelete(_message.Message):
