@@ -1,0 +1,210 @@
+"""Red envelopes and escrow against a real anvil (its own process: these tests
+move the chain's clock). A 10-share envelope in a 12-member group: 10 claim
+(members with zero ETH, through a relayer), 2 are told it's empty, the sums are
+exact, expiry refunds; a non-member's claim, a replayed claim and a redirected
+claim are refused. Escrow: release, refund, timeout."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+
+import pytest
+from mnemonic import Mnemonic
+
+from boxless.client.escrow import Escrow
+from boxless.client.redenvelopes_chain import RedEnvelopeContract, due_refunds
+from boxless.client.redenvelopes_core import ALLOWED, Card, may_claim, split, split_seed
+from boxless.errors import ConfigError
+from boxless.payments.devnet import Anvil, find_anvil
+from boxless.payments.evmcall import ContractReverted, Signer
+from boxless.payments.hdwallet import address_bytes, derive_private_key
+from boxless.payments.rpc import Rpc
+
+pytestmark = pytest.mark.slow
+SEED = Mnemonic.to_seed("test test test test test test test test test test test junk", "")
+ETH = 10**18
+GROUP = "group:" + "ab" * 16
+
+
+class MiningSigner(Signer):
+    """A signer on a real anvil that mines a block after each send (anvil's
+    1 s block time would otherwise make every receipt wait)."""
+
+    def submit(
+        self, to: bytes | None, payload: bytes, value: int = 0, gas: int | None = None
+    ) -> bytes:
+        h = super().submit(to, payload, value, gas)
+        self.rpc.call("evm_mine", [])
+        return h
+
+
+@pytest.fixture(scope="module")
+def chain() -> Iterator[Anvil]:
+    try:
+        find_anvil()
+    except ConfigError as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
+    with Anvil() as node:
+        yield node
+
+
+@pytest.fixture(scope="module")
+def rpc(chain: Anvil) -> Iterator[Rpc]:
+    client = Rpc(chain.url, chain.chain_id)
+    yield client
+    client.close()
+
+
+def _funded(rpc: Rpc, account: int) -> MiningSigner:
+    return MiningSigner(rpc, derive_private_key(SEED, f"m/44'/60'/0'/0/{account}"))
+
+
+def _now(rpc: Rpc) -> int:
+    block = rpc.call("eth_getBlockByNumber", ["latest", False])
+    return int(block["timestamp"], 16)
+
+
+def _travel(rpc: Rpc, seconds: int) -> None:
+    rpc.call("evm_increaseTime", [hex(seconds)])
+    rpc.call("evm_mine", [])
+
+
+def test_ten_shares_twelve_members(rpc: Rpc) -> None:
+    alice = _funded(rpc, 1)
+    contract = RedEnvelopeContract.deploy(alice)
+    members = [MiningSigner(rpc, secrets.token_bytes(32)) for _ in range(12)]
+    assert all(alice.balance(m.address) == 0 for m in members)
+    secret = secrets.token_bytes(32)
+    total, fee = 10 * ETH + 7, 10**15  # not a multiple of 10: the split is still exact
+    expiry = _now(rpc) + 24 * 3600
+    env_id = contract.create(secret, total, 10, True, expiry, relay_fee=fee)
+    card = Card(rpc.chain_id, contract.address, alice.address, secret, GROUP, total, 10, True,
+                expiry, "恭喜发财")  # fmt: skip
+    assert card.id == env_id
+    expected = split(total, 10, True, split_seed(secret))
+    assert sum(expected) == total and len(set(expected)) > 1
+
+    # Members with zero ETH: the sender's client relays (the recipient is signed).
+    relayed = RedEnvelopeContract(alice, contract.address)
+    got = []
+    for i, m in enumerate(members[:10]):
+        view = contract.view(env_id, m.address)
+        assert may_claim(card, arrived_in=GROUP, member=True, chain_id=rpc.chain_id,
+                         contract=contract.address, view=view, now_s=_now(rpc)) == ALLOWED  # fmt: skip
+        claim = relayed.claim(card, m.address)
+        assert (claim.index, claim.recipient, claim.fee) == (i, m.address, fee)
+        assert alice.balance(m.address) == claim.amount - fee
+        got.append(claim.amount)
+    assert got == expected and sum(got) == total
+
+    # The two late members are told it's empty, and the chain agrees.
+    for m in members[10:]:
+        view = contract.view(env_id, m.address)
+        reason = may_claim(card, arrived_in=GROUP, member=True, chain_id=rpc.chain_id,
+                           contract=contract.address, view=view, now_s=_now(rpc))  # fmt: skip
+        assert "empty" in reason
+        with pytest.raises(ContractReverted, match="empty"):
+            relayed.claim(card, m.address)
+    assert [c.amount for c in contract.claims(env_id)] == expected
+    env = contract.envelope(env_id)
+    assert (env.claimed, env.remaining) == (10, 0)
+
+
+def test_attackers_and_expiry_refund(rpc: Rpc) -> None:
+    alice, mallory = _funded(rpc, 2), _funded(rpc, 3)
+    contract = RedEnvelopeContract.deploy(alice)
+    secret = secrets.token_bytes(32)
+    expiry = _now(rpc) + 3600
+    env_id = contract.create(secret, 3 * ETH, 3, False, expiry)
+    card = Card(rpc.chain_id, contract.address, alice.address, secret, GROUP, 3 * ETH, 3, False,
+                expiry, "")  # fmt: skip
+    as_mallory = RedEnvelopeContract(mallory, contract.address)
+    bob = MiningSigner(rpc, secrets.token_bytes(32))
+    rpc.call("anvil_setBalance", ["0x" + bob.address.hex(), hex(ETH)])
+
+    # A non-member guesses a secret: its key is not the envelope's.
+    stranger = Card(card.chain_id, card.contract, card.sender, secrets.token_bytes(32), GROUP,
+                    card.total, 3, False, expiry, "")  # fmt: skip
+    forged = as_mallory.claim_payload(stranger, mallory.address)
+    forged = forged[:4] + card.id + forged[36:]  # aim it at the real envelope
+    with pytest.raises(ContractReverted, match="wrong seed|bad claim signature"):
+        mallory.submit(contract.address, forged)
+    # Mallory saw Bob's claim: redirecting it to herself breaks the signature...
+    bobs = RedEnvelopeContract(bob, contract.address).claim_payload(card, bob.address)
+    redirected = bobs[:36] + mallory.address.rjust(32, b"\x00") + bobs[68:]
+    with pytest.raises(ContractReverted, match="bad claim signature"):
+        mallory.submit(contract.address, redirected)
+    # ...Bob claims himself (he has gas: no relay fee), and a replay is refused.
+    assert RedEnvelopeContract(bob, contract.address).claim(card, bob.address).amount == ETH
+    with pytest.raises(ContractReverted, match="already claimed"):
+        mallory.submit(contract.address, bobs)
+    # The seed is public on chain now, but a stranger's key still cannot sign.
+    seeded = forged[:68] + split_seed(secret) + forged[100:]
+    seeded = seeded[:36] + mallory.address.rjust(32, b"\x00") + seeded[68:]
+    with pytest.raises(ContractReverted, match="bad claim signature"):
+        mallory.submit(contract.address, seeded)
+    # A card forwarded into another chat, or opened by an ex-member: refused locally.
+    view = contract.view(env_id, mallory.address)
+    now = _now(rpc)
+    args = {"chain_id": rpc.chain_id, "contract": contract.address, "view": view, "now_s": now}
+    assert "another chat" in may_claim(card, arrived_in="group:" + "cd" * 16, member=True, **args)
+    assert "only members" in may_claim(card, arrived_in=GROUP, member=False, **args)
+
+    # Refund before expiry is refused; after it, anyone triggers it, Alice is paid.
+    with pytest.raises(ContractReverted, match="not expired"):
+        as_mallory.refund(env_id)
+    _travel(rpc, 3601)
+    mine = [contract.envelope(env_id)]
+    assert due_refunds(mine, _now(rpc)) == [env_id]
+    before = alice.balance(alice.address)
+    assert as_mallory.refund(env_id) == 2 * ETH
+    assert alice.balance(alice.address) == before + 2 * ETH
+    with pytest.raises(ContractReverted, match="expired"):
+        RedEnvelopeContract(bob, contract.address).claim(card, alice.address)
+    assert due_refunds([contract.envelope(env_id)], _now(rpc)) == []
+
+
+def test_escrow_release_refund_timeout(rpc: Rpc) -> None:
+    buyer, seller, other = _funded(rpc, 4), _funded(rpc, 5), _funded(rpc, 6)
+    as_buyer = Escrow.deploy(buyer)
+    as_seller = Escrow(seller, as_buyer.address)
+    as_other = Escrow(other, as_buyer.address)
+    now = _now(rpc)
+
+    deal = as_buyer.pay(seller.address, ETH, now + 600, b"order-1")
+    assert as_buyer.status(deal).state == "open"
+    with pytest.raises(ContractReverted, match="only the buyer"):
+        as_other.release(deal)
+    before = buyer.balance(seller.address)
+    as_buyer.release(deal)
+    assert buyer.balance(seller.address) == before + ETH
+    assert as_buyer.status(deal).state == "released"
+    with pytest.raises(ContractReverted, match="not open"):
+        as_buyer.release(deal)
+
+    deal2 = as_buyer.pay(seller.address, ETH, now + 600, b"order-2")
+    with pytest.raises(ContractReverted, match="only the seller"):
+        as_buyer.refund(deal2)
+    as_seller.refund(deal2)
+    assert as_buyer.status(deal2).state == "refunded"
+
+    deal3 = as_buyer.pay(seller.address, ETH, now + 600, b"order-3")
+    with pytest.raises(ContractReverted, match="deadline not reached"):
+        as_buyer.reclaim(deal3)
+    _travel(rpc, 601)
+    with pytest.raises(ContractReverted, match="only the buyer"):
+        as_seller.reclaim(deal3)
+    as_buyer.reclaim(deal3)
+    status = as_buyer.status(deal3)
+    assert (status.state, status.amount, status.buyer, status.seller) == (
+        "reclaimed",
+        ETH,
+        buyer.address,
+        seller.address,
+    )
+    assert [e for e, _ in as_buyer.events(deal3)] == ["paid", "reclaimed"]
+    assert address_bytes(derive_private_key(SEED, "m/44'/60'/0'/0/4")) == buyer.address
