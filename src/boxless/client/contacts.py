@@ -33,6 +33,7 @@ from boxless.chat.pow import DEFAULT_DIFFICULTY, ProofOfWork, solve
 from boxless.chat.requests import ContactEvent, ContactState, next_contact_state
 from boxless.chat.topics import contact_topic, conversation_topic
 from boxless.client import events as ev
+from boxless.client import profile_store
 from boxless.client import store as db
 from boxless.client.avatars import InvalidAvatar, avatar_mime
 from boxless.client.bundles import BundleBook
@@ -44,6 +45,7 @@ from boxless.client.channel import (
     senders_card,
 )
 from boxless.client.conversations import Conversations, UnknownContact
+from boxless.client.profiles import received_details
 from boxless.errors import UsageError
 from boxless.identity.account import LocalAccount
 from boxless.identity.contact_code import InvalidContactCode, decode_contact_code
@@ -236,14 +238,27 @@ class Contacts:
     def _save_and_send(self, profile: object) -> None:
         save_profile(self.db, profile)  # type: ignore[arg-type]
         self.account.profile = profile  # type: ignore[assignment]
+        self.announce_profile()
+
+    def announce_profile(self) -> None:
+        """Send our whole profile (name, picture, status, region, cover: see
+        client/profiles.py) to every accepted contact again."""
         with self.db.transaction() as cur:
+            body = self._profile_body(cur)
             for c in db.list_contacts(cur):
                 if c.state == ContactState.ACCEPTED.value:
-                    self.conversations.queue_in(cur, c, self._profile_body())
+                    self.conversations.queue_in(cur, c, body)
         self.channel.emit(ev.ProfileChanged(self.account.profile.display_name))
 
-    def _profile_body(self) -> env.ProfileUpdate:
-        return env.ProfileUpdate(self.account.profile.display_name, self._shared_avatar())
+    def _profile_body(self, cur: db.Cursor) -> env.ProfileUpdate:
+        d = profile_store.get_details(cur, self.me)
+        return env.ProfileUpdate(
+            self.account.profile.display_name,
+            self._shared_avatar(),
+            d.status,
+            d.region,
+            d.cover or b"",
+        )
 
     def _shared_avatar(self) -> bytes:
         """Our picture as contacts get it (b"": none, or one too big to send)."""
@@ -257,9 +272,11 @@ class Contacts:
         return avatar
 
     def _queue_avatar(self, cur: db.Cursor, contact: db.ContactRow) -> None:
-        """A contact just accepted: their copy of our card has our name but no picture."""
-        if self._shared_avatar():
-            self.conversations.queue_in(cur, contact, self._profile_body())
+        """A contact just accepted: their copy of our card has our name but no picture
+        (nor status, region, cover)."""
+        body = self._profile_body(cur)
+        if body.avatar or body.status or body.region or body.cover:
+            self.conversations.queue_in(cur, contact, body)
 
     async def _solve_pow(self, recipient: bytes) -> ProofOfWork:
         """The request's proof of work: ~1 s in a worker thread at the real
@@ -386,6 +403,8 @@ class Contacts:
         contact = replace(r.contact, display_name=name)
         db.put_contact(cur, contact)
         db.set_contact_avatar(cur, r.sender, _received_avatar(contact, body.avatar))
+        now_ms = int(self.clock() * 1000)
+        received_details(cur, r.sender, body.status, body.region, body.cover, now_ms)
         self.channel.emit(ev.ContactChanged(r.sender.hex(), contact.state))
         return None
 

@@ -52,6 +52,7 @@ from boxless.client.forward import Forwarder
 from boxless.client.groups import GroupManager
 from boxless.client.links import ShortLinks
 from boxless.client.moments import Moments
+from boxless.client.profiles import Profiles
 from boxless.client.search import Search
 from boxless.client.transport import Incoming, Transport
 from boxless.client.verification import SasManager
@@ -101,6 +102,7 @@ class Client:
         )
         self.db.migrate("attachments", migration_files("boxless.client", "migrations_attachments"))
         self.db.migrate("moments", migration_files("boxless.client", "migrations_moments"))
+        self.db.migrate("profiles", migration_files("boxless.client", "migrations_profiles"))
         self.db.migrate("calls", migration_files("boxless.client", "migrations_calls"))
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
@@ -133,6 +135,7 @@ class Client:
             clock=clock,
             pow_difficulty=self.pow_difficulty,
         )
+        self.profiles = Profiles(self.contact_book, emit=self._emit, clock=clock)
         self.groups = GroupManager(account, self.channel, clock=clock, timings=group_timings)
         self.channel.handlers.on_topic(self.groups.owns, self.groups.handle)
         self.channel.handlers.on_body(
@@ -269,10 +272,11 @@ class Client:
     # -- the public API (the local API and the CLI call these) -----------------------
 
     def contacts(self) -> list[db.ContactRow]:
-        return self.contact_book.contacts()
+        """Every contact, named by the user's alias where it has one (starred first)."""
+        return self.profiles.with_aliases(self.contact_book.contacts())
 
     def find_contact(self, who: str) -> db.ContactRow:
-        return self.contact_book.find(who)
+        return self.profiles.find(who) or self.contact_book.find(who)
 
     async def add_contact(self, link: str, intro: str = "") -> db.ContactRow:
         """Add by a long link, or a short one whose card is fetched first (links.py)."""

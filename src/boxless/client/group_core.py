@@ -43,6 +43,7 @@ from boxless.client import events as ev
 from boxless.client import group_store as gs
 from boxless.client import store as db
 from boxless.client.channel import DirectChannel, card_to_code
+from boxless.client.profile_store import alias_of
 from boxless.crypto.megolm import (
     GroupSessions,
     KeyShare,
@@ -180,7 +181,7 @@ class GroupCore:
             return self.account.profile.display_name
         contact = db.get_contact(cur, key)
         if contact is not None and contact.display_name:
-            return str(contact.display_name)
+            return alias_of(cur, key) or str(contact.display_name)  # the user's alias wins
         if key not in self.names:
             card = gs.get_card(cur, key)
             if card is not None:
