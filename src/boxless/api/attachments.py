@@ -73,6 +73,9 @@ def row_json(r: AttachmentRow) -> dict[str, Any]:
         "width": ref.width,
         "height": ref.height,
         "duration_ms": ref.duration_ms,
+        "waveform": list(ref.waveform),
+        "blurhash": ref.blurhash,
+        "animated": ref.animated,
         "inline": ref.inline,
         "state": r.state,
         "done": r.done,
@@ -118,18 +121,6 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if size == 0 or first > last or first >= size:
         raise ApiError(416, "bad_range", f"the file has {size} bytes")
     return first, last
-
-
-async def _slice(stream: AsyncIterator[bytes], first: int, last: int) -> AsyncIterator[bytes]:
-    """The bytes ``first..last`` of a stream (decrypted from the start: see the docs)."""
-    pos = 0
-    async for piece in stream:
-        end = pos + len(piece)
-        if end > first and pos <= last:
-            yield piece[max(first - pos, 0) : last + 1 - pos]
-        pos = end
-        if pos > last:
-            break
 
 
 def attachment_routes(client: Client) -> list[Route]:
@@ -216,16 +207,15 @@ def attachment_routes(client: Client) -> list[Route]:
             "Cache-Control": "private, no-store",
         }
         media = row.ref.mime if inline else "application/octet-stream"
-        stream = feature.open(row.message_id, row.idx)
         if span is None:
             headers["Content-Length"] = str(size)
+            stream = feature.open(row.message_id, row.idx)
             return StreamingResponse(stream, media_type=media, headers=headers)
         first, last = span
         headers["Content-Range"] = f"bytes {first}-{last}/{size}"
         headers["Content-Length"] = str(last - first + 1)
-        return StreamingResponse(
-            _slice(stream, first, last), 206, media_type=media, headers=headers
-        )
+        ranged = feature.open_range(row.message_id, row.idx, first, last)
+        return StreamingResponse(ranged, 206, media_type=media, headers=headers)
 
     async def thumbnail(request: Request) -> Response:
         """The sender's small preview, if it is a sane JPEG."""

@@ -342,6 +342,7 @@ class _Item:
     peer: ID | None = None  # the peer asked now
     tried: set[ID] = field(default_factory=set)
     sent: bool = False
+    start: int = 0  # the file offset of this subtree's first byte
 
 
 class DagFetcher:
@@ -350,7 +351,11 @@ class DagFetcher:
     ``blocks()`` yields ``(cid, block, file_data)`` for every block, where
     ``file_data`` is the part of the file the block carries (raw leaf bytes, or
     a dag-pb node's inline data). At most ``window`` blocks are wanted or
-    buffered at once. Peers are asked one at a time per block: a DONT_HAVE or
+    buffered at once. With ``offset``/``end`` only the blocks on the path to the
+    bytes ``[offset, end)`` and the leaves holding them are fetched (a seek: a
+    subtree's span comes from its parent's ``blocksizes``, checked when it
+    arrives), and ``file_data`` is cut to that span.
+    Peers are asked one at a time per block: a DONT_HAVE or
     ``block_timeout`` of silence moves that block to the next peer; after the
     last, :class:`BlobUnavailable`. Cancelling the iteration sends cancels.
     """
@@ -395,9 +400,13 @@ class DagFetcher:
         finally:
             self.bitswap.release(root)
 
-    async def blocks(self, root: Cid) -> AsyncGenerator[tuple[Cid, bytes, bytes], None]:
+    async def blocks(
+        self, root: Cid, *, offset: int = 0, end: int | None = None
+    ) -> AsyncGenerator[tuple[Cid, bytes, bytes], None]:
         if not self.peers and not self.bitswap.store.has(root):
             raise BlobUnavailable(f"{root} is not held here and no peer was given")
+        if offset < 0 or (end is not None and end < offset):
+            raise ValueError("a byte range needs 0 <= offset <= end")
         frontier: deque[_Item] = deque([_Item(root, 0, None)])
         try:
             while frontier:
@@ -405,7 +414,18 @@ class DagFetcher:
                 item = frontier.popleft()
                 block = await self._wait(item)
                 children, data = self._check(item, block)
-                frontier.extendleft(reversed(children))
+                pos = item.start + len(data)
+                wanted = []
+                for child in children:
+                    assert child.expect is not None
+                    child.start, pos = pos, pos + child.expect
+                    if pos > offset and (end is None or child.start < end):
+                        wanted.append(child)
+                frontier.extendleft(reversed(wanted))
+                if offset > item.start or (end is not None and end < item.start + len(data)):
+                    lo = max(offset - item.start, 0)
+                    hi = len(data) if end is None else max(min(end - item.start, len(data)), 0)
+                    data = data[lo:hi] if lo < hi else b""
                 yield item.cid, block, data
         finally:
             pending = [i for i in frontier if i.want is not None]

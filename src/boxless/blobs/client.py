@@ -121,9 +121,15 @@ class BlobClient:
         window: int = 32,
         block_timeout: float = 15.0,
         progress: Progress | None = None,
+        offset: int = 0,
+        length: int | None = None,
     ) -> AsyncIterator[bytes]:
         """Stream the file at ``cid`` in order, fetching missing blocks from
         ``peers`` (tried in turn per block; those that say HAVE first).
+
+        ``offset``/``length`` stream only those bytes (a seek: only the blocks
+        on the way to them are fetched; past the end, what there is). A partial
+        fetch caches its blocks unpinned (GC drops them after its grace).
 
         Every block is checked against its CID and decoded as its CID's codec
         says; a hostile DAG raises :class:`~boxless.blobs.bitswap.BadDag`, a
@@ -136,7 +142,9 @@ class BlobClient:
         done = 0
         cids: list[Cid] = []
         stored = 0
-        async for block_cid, block, data in fetcher.blocks(cid):
+        whole = offset == 0 and length is None
+        end = None if length is None else offset + length
+        async for block_cid, block, data in fetcher.blocks(cid, offset=offset, end=end):
             if cache:
                 self.store.put(block_cid, block, self.now())
                 cids.append(block_cid)
@@ -146,7 +154,7 @@ class BlobClient:
                 yield data
             if progress is not None:
                 progress(done, fetcher.file_size)
-        if cache and not self.store.pins(cid):
+        if cache and whole and not self.store.pins(cid):
             self.store.pin(cid, LOCAL_OWNER, cids, stored, self.now(), None)
 
     def has(self, cid: Cid) -> bool:

@@ -61,7 +61,7 @@ MAX_PEERS: Final = 8
 MAX_PEER_CHARS: Final = 300
 MAX_DIMENSION: Final = 65535
 MAX_DURATION_MS: Final = 24 * 3600 * 1000
-MAX_WAVEFORM: Final = 128
+MAX_WAVEFORM: Final = 100
 MAX_BLURHASH: Final = 100
 MAX_CID_BYTES: Final = 64
 MAX_ENCODED_BYTES: Final = 60 * 1024
@@ -159,6 +159,7 @@ class AttachmentRef:
     blurhash: str = field(default="", repr=False)
     peers: tuple[str, ...] = ()
     waveform: bytes = field(default=b"", repr=False)
+    animated: bool = False
 
     def __post_init__(self) -> None:
         if not 0 < len(self.cid) <= MAX_CID_BYTES:
@@ -191,6 +192,10 @@ class AttachmentRef:
             _check_peer(addr)
         if len(self.waveform) > MAX_WAVEFORM:
             raise UsageError(f"a waveform has at most {MAX_WAVEFORM} samples")
+        if self.waveform and self.kind is not AttachmentKind.VOICE:
+            raise UsageError("only a voice note has a waveform")
+        if self.animated and self.kind is not AttachmentKind.STICKER:
+            raise UsageError("only a sticker is animated")
 
     @property
     def inline(self) -> bool:
@@ -218,15 +223,18 @@ class AttachmentRef:
             blurhash=self.blurhash,
             peers=list(self.peers),
             waveform=self.waveform,
+            animated=self.animated,
         )
 
     @classmethod
     def from_proto(cls, pb: attachment_pb2.Attachment) -> AttachmentRef:
         """A peer's descriptor, checked; the name sanitised. Raises UsageError."""
+        waveform, animated = pb.waveform, pb.animated
         try:
             kind = AttachmentKind(pb.kind)
         except ValueError:
             kind = AttachmentKind.FILE  # a kind added later is shown as a plain file
+            waveform, animated = b"", False
         return cls(
             cid=pb.cid,
             key=pb.key,
@@ -242,7 +250,8 @@ class AttachmentRef:
             thumbnail=pb.thumbnail,
             blurhash=pb.blurhash,
             peers=tuple(pb.peers),
-            waveform=pb.waveform,
+            waveform=waveform,
+            animated=animated,
         )
 
 

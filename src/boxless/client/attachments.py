@@ -346,6 +346,16 @@ class AttachmentManager:
         async for piece in transfer.open(row.ref):
             yield piece
 
+    async def open_range(
+        self, message_id: bytes, idx: int, first: int, last: int
+    ) -> AsyncIterator[bytes]:
+        """The file's bytes ``first..last``, decrypted from the segment that holds
+        ``first`` (a seek: only the blocks covering the range are read or fetched)."""
+        transfer = self._require_transfer()
+        row = self.attachment(message_id, idx)
+        async for piece in transfer.open_range(row.ref, first, last):
+            yield piece
+
     def use_transfer(self, transfer: AttachmentTransfer) -> None:
         """Start sending and fetching through ``transfer`` (a running blob service)."""
         self.transfer = transfer

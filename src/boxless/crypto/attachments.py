@@ -52,6 +52,7 @@ __all__ = [
     "decrypt_chunks",
     "encrypt_chunks",
     "new_key",
+    "segment_span",
 ]
 
 MAGIC = b"BXA"
@@ -84,6 +85,27 @@ def ciphertext_size(plaintext_size: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -
         raise CryptoUsageError("a size cannot be negative")
     segments = max(1, -(-plaintext_size // chunk_size))  # only an empty file has an empty one
     return HEADER_SIZE + plaintext_size + segments * TAG_SIZE
+
+
+def segment_span(
+    first: int, last: int, size: int, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> tuple[int, int, int, bool]:
+    """Where the plaintext bytes ``first..last`` of a ``size``-byte file are encrypted.
+
+    Returns ``(segment, ciphertext_start, ciphertext_end, final)``: the first
+    segment holding them, the ciphertext bytes ``[start, end)`` of the whole
+    segments that cover them, and whether the last of those is the file's last
+    segment. Segments are independent (a counter in each nonce), so a reader
+    decrypts from ``segment`` with :meth:`AttachmentDecryptor.seek` -- no need to
+    read the file from its start.
+    """
+    if not 0 <= first <= last < size:
+        raise CryptoUsageError(f"bytes {first}-{last} are not within a {size}-byte file")
+    seg = chunk_size + TAG_SIZE
+    s0, s1 = first // chunk_size, last // chunk_size
+    final = s1 == max(1, -(-size // chunk_size)) - 1
+    end = ciphertext_size(size, chunk_size) if final else HEADER_SIZE + (s1 + 1) * seg
+    return s0, HEADER_SIZE + s0 * seg, end, final
 
 
 def _nonce(prefix: bytes, counter: int, last: bool) -> bytes:
@@ -201,6 +223,47 @@ class AttachmentDecryptor:
         self._cipher_hash = hashlib.sha256()
         self.plaintext_size = 0
         self.ciphertext_size = 0
+
+    @classmethod
+    def seek(
+        cls, key: bytes, header: bytes, segment: int, *, max_plaintext: int = 2**31
+    ) -> AttachmentDecryptor:
+        """A decryptor fed from the start of ``segment`` (see :func:`segment_span`).
+
+        ``header`` is the file's first :data:`HEADER_SIZE` bytes (checked here;
+        every segment's tag checks it again). Digests then cover only what is
+        fed; a range that stops before the file's last segment ends with
+        :meth:`end_range`, one that reaches it with :meth:`finish`.
+        """
+        if not 0 <= segment < MAX_CHUNKS:
+            raise CryptoUsageError("no such segment")
+        dec = cls(key, max_plaintext=max_plaintext)
+        if len(header) != HEADER_SIZE:
+            raise dec._fail("is truncated (no complete header)")
+        dec._buf += header
+        dec._read_header()
+        dec._counter = segment
+        return dec
+
+    @property
+    def chunk_size(self) -> int:
+        """Plaintext bytes per segment (known once the header is read)."""
+        return self._segment - TAG_SIZE
+
+    def end_range(self) -> bytes:
+        """The end of a range that stops before the last segment: open the one
+        buffered full segment (not flagged last); raises if it is incomplete."""
+        if self._failed:
+            raise AttachmentDecryptError("this attachment already failed to decrypt")
+        if self._header is None:
+            raise self._fail("is truncated (no complete header)")
+        if not self._buf:
+            return b""
+        if len(self._buf) != self._segment:
+            raise self._fail("is truncated")
+        plain = self._open(bytes(self._buf), last=False)
+        self._buf.clear()
+        return plain
 
     def _fail(self, why: str) -> AttachmentDecryptError:
         self._failed = True

@@ -15,6 +15,12 @@ unchanged. An original whose EXIF rotates it is re-encoded at full size (quality
 Every image also gets a small JPEG thumbnail (at most 8 KiB, or a smaller
 budget in an album) that travels inside the message.
 
+Animated GIF/WebP (stickers) are sent byte for byte, not recompressed, up to
+:data:`MAX_STICKER_BYTES` (a WebP's EXIF/XMP chunks and a GIF's comments and
+application extensions other than looping are cut out; the frames are copied). Every photo
+gets a blurhash (:func:`blurhash`, the small encoder of the blurhash spec,
+written here: the PyPI packages are unmaintained or need a C build).
+
 Bombs: the pixel count in the header is checked *before* any pixel is decoded
 (:data:`MAX_PIXELS`, 50 MP, and for animations the frames times pixels), and
 Pillow's own ``DecompressionBombError`` is mapped to the same refusal.
@@ -25,9 +31,11 @@ makes a thumbnail of it.
 from __future__ import annotations
 
 import io
+import math
 import struct
 import warnings
 from dataclasses import dataclass, field
+from typing import cast
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -39,7 +47,9 @@ __all__ = [
     "ImageRejected",
     "PreparedImage",
     "prepare_image",
+    "blurhash",
     "probe_image",
+    "strip_gif_metadata",
     "strip_jpeg_metadata",
     "strip_png_metadata",
 ]
@@ -51,6 +61,8 @@ MAX_ANIMATION_PIXELS = 200_000_000  # all frames together
 MAX_FRAMES = 300
 THUMB_EDGE = 320
 THUMB_BUDGET = 8 * 1024
+MAX_STICKER_BYTES = 8 * 1024**2
+BLURHASH_COMPONENTS = (4, 3)
 _FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
 
 
@@ -65,6 +77,8 @@ class PreparedImage:
     width: int
     height: int
     thumbnail: bytes = field(repr=False)
+    blurhash: str = ""
+    animated: bool = False
 
 
 def _open(data: bytes) -> Image.Image:
@@ -144,29 +158,6 @@ def make_thumbnail(im: Image.Image, budget: int = THUMB_BUDGET) -> bytes:
             edge = edge * 3 // 4
 
 
-def _animated_copy(im: Image.Image) -> bytes:
-    """Animated GIF/WebP re-saved frame by frame with no metadata (stickers)."""
-    buf = io.BytesIO()
-    frames = []
-    durations = []
-    for i in range(getattr(im, "n_frames", 1)):
-        im.seek(i)
-        frames.append(im.copy())
-        durations.append(int(im.info.get("duration", 100)))
-    first = frames[0]
-    first.info = {}
-    first.save(
-        buf,
-        str(im.format),
-        save_all=True,
-        append_images=frames[1:],
-        duration=durations,
-        loop=0,
-        disposal=2,
-    )
-    return buf.getvalue()
-
-
 def prepare_image(
     data: bytes, *, original: bool = False, thumb_budget: int = THUMB_BUDGET
 ) -> PreparedImage:
@@ -177,15 +168,24 @@ def prepare_image(
     im = _open(data)
     fmt = str(im.format)
     if getattr(im, "n_frames", 1) > 1:
-        loaded = _load(im)
-        thumb = make_thumbnail(loaded.convert("RGBA"), thumb_budget)
-        return PreparedImage(_animated_copy(im), _FORMATS[fmt], im.width, im.height, thumb)
+        if len(data) > MAX_STICKER_BYTES:
+            raise ImageRejected(
+                f"an animated image is at most {MAX_STICKER_BYTES // 1024**2} MiB as a sticker; "
+                "send it as a file"
+            )
+        loaded = _load(im).convert("RGBA")
+        thumb = make_thumbnail(loaded, thumb_budget)
+        out = strip_webp_metadata(data) if fmt == "WEBP" else strip_gif_metadata(data)
+        return PreparedImage(
+            out, _FORMATS[fmt], im.width, im.height, thumb, blurhash(loaded), animated=True
+        )
     orientation = im.getexif().get(0x0112, 1)
     pixels = _load(im)
     thumb = make_thumbnail(pixels, thumb_budget)
+    hashed = blurhash(pixels)
     if original and orientation == 1 and fmt in ("JPEG", "PNG"):
         stripped = strip_jpeg_metadata(data) if fmt == "JPEG" else strip_png_metadata(data)
-        return PreparedImage(stripped, _FORMATS[fmt], pixels.width, pixels.height, thumb)
+        return PreparedImage(stripped, _FORMATS[fmt], pixels.width, pixels.height, thumb, hashed)
     if not original and max(pixels.size) > MAX_EDGE:
         pixels = pixels.copy()
         pixels.thumbnail((MAX_EDGE, MAX_EDGE), Image.Resampling.LANCZOS)
@@ -194,7 +194,153 @@ def prepare_image(
         pixels = pixels.convert("RGBA" if out_fmt == "WEBP" else "RGB")
     quality = 95 if original else QUALITY
     out = _encode(pixels, out_fmt, quality)
-    return PreparedImage(out, _FORMATS[out_fmt], pixels.width, pixels.height, thumb)
+    return PreparedImage(out, _FORMATS[out_fmt], pixels.width, pixels.height, thumb, hashed)
+
+
+# -- blurhash (https://github.com/woltapp/blurhash, the reference algorithm) --
+
+_B83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
+_TO_LINEAR = [
+    (v / 255) / 12.92 if v / 255 <= 0.04045 else ((v / 255 + 0.055) / 1.055) ** 2.4
+    for v in range(256)
+]
+
+
+def _b83(value: int, length: int) -> str:
+    return "".join(_B83[(value // 83 ** (length - 1 - i)) % 83] for i in range(length))
+
+
+def _to_srgb(v: float) -> int:
+    v = min(max(v, 0.0), 1.0)
+    return int((v * 12.92 if v <= 0.0031308 else 1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
+
+
+def _sign_pow(v: float, e: float) -> float:
+    return math.copysign(abs(v) ** e, v)
+
+
+def blurhash(im: Image.Image, components: tuple[int, int] = BLURHASH_COMPONENTS) -> str:
+    """The blurhash of an image (4×3 components: 28 characters), from a 32 px copy."""
+    cx, cy = components
+    small = im.convert("RGBA") if _has_alpha(im) else im.convert("RGB")
+    if small.mode == "RGBA":
+        bg = Image.new("RGB", small.size, (255, 255, 255))
+        bg.paste(small, mask=small.split()[3])
+        small = bg
+    small = small.resize((32, 32) if small.width == small.height else _fit32(small.size))
+    w, h = small.size
+    rgb = cast("list[tuple[int, int, int]]", list(small.get_flattened_data()))
+    px = [(_TO_LINEAR[r], _TO_LINEAR[g], _TO_LINEAR[b]) for r, g, b in rgb]
+    cos_x = [[math.cos(math.pi * i * x / w) for x in range(w)] for i in range(cx)]
+    cos_y = [[math.cos(math.pi * j * y / h) for y in range(h)] for j in range(cy)]
+    factors: list[tuple[float, float, float]] = []
+    for j in range(cy):
+        for i in range(cx):
+            r = g = b = 0.0
+            for y in range(h):
+                row, fy = y * w, cos_y[j][y]
+                for x in range(w):
+                    basis = cos_x[i][x] * fy
+                    pr, pg, pb = px[row + x]
+                    r += basis * pr
+                    g += basis * pg
+                    b += basis * pb
+            scale = (1 if i == j == 0 else 2) / (w * h)
+            factors.append((r * scale, g * scale, b * scale))
+    dc, ac = factors[0], factors[1:]
+    out = _b83((cx - 1) + (cy - 1) * 9, 1)
+    if ac:
+        actual = max(abs(v) for f in ac for v in f)
+        quant = max(0, min(82, int(actual * 166 - 0.5)))
+        maximum = (quant + 1) / 166
+        out += _b83(quant, 1)
+    else:
+        maximum = 1.0
+        out += _b83(0, 1)
+    out += _b83((_to_srgb(dc[0]) << 16) + (_to_srgb(dc[1]) << 8) + _to_srgb(dc[2]), 4)
+    for f in ac:
+        q = [max(0, min(18, int(_sign_pow(v / maximum, 0.5) * 9 + 9.5))) for v in f]
+        out += _b83(q[0] * 19 * 19 + q[1] * 19 + q[2], 2)
+    return out
+
+
+def _fit32(size: tuple[int, int]) -> tuple[int, int]:
+    w, h = size
+    if w >= h:
+        return 32, max(1, round(32 * h / w))
+    return max(1, round(32 * w / h)), 32
+
+
+_GIF_KEEP_APPS = (b"NETSCAPE2.0", b"ANIMEXTS1.0")  # looping
+
+
+def _gif_sub_blocks(data: bytes, pos: int) -> int:
+    """The position after the sub-block chain starting at ``pos``."""
+    while True:
+        if pos >= len(data):
+            raise ImageRejected("the GIF file is damaged; send it as a file")
+        n = data[pos]
+        pos += 1 + n
+        if n == 0:
+            return pos
+
+
+def strip_gif_metadata(data: bytes) -> bytes:
+    """A GIF without comments and foreign application extensions (XMP); frames unchanged."""
+    if len(data) < 13 or data[:3] != b"GIF":
+        raise ImageRejected("the GIF file is damaged; send it as a file")
+    pos = 13
+    if data[10] & 0x80:
+        pos += 3 * 2 ** ((data[10] & 7) + 1)
+    out = [data[:pos]]
+    while pos < len(data):
+        start, tag = pos, data[pos]
+        if tag == 0x3B:  # trailer
+            out.append(b"\x3b")
+            break
+        if tag == 0x21:
+            label = data[pos + 1] if pos + 1 < len(data) else -1
+            end = _gif_sub_blocks(data, pos + 2)
+            app = data[pos + 3 : pos + 14] if label == 0xFF else b""
+            if label != 0xFE and (label != 0xFF or app in _GIF_KEEP_APPS):
+                out.append(data[start:end])
+            pos = end
+        elif tag == 0x2C:
+            if pos + 10 > len(data):
+                raise ImageRejected("the GIF file is damaged; send it as a file")
+            flags = data[pos + 9]
+            pos += 10
+            if flags & 0x80:
+                pos += 3 * 2 ** ((flags & 7) + 1)
+            end = _gif_sub_blocks(data, pos + 1)  # after the LZW minimum code size
+            out.append(data[start:end])
+            pos = end
+        else:
+            raise ImageRejected("the GIF file is damaged; send it as a file")
+    return b"".join(out)
+
+
+def strip_webp_metadata(data: bytes) -> bytes:
+    """A WebP without its EXIF and XMP chunks (the frames copied unchanged)."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WEBP":
+        raise ImageRejected("the WebP file is damaged; send it as a file")
+    chunks = []
+    pos = 12
+    while pos + 8 <= len(data):
+        fourcc = data[pos : pos + 4]
+        (size,) = struct.unpack("<I", data[pos + 4 : pos + 8])
+        end = pos + 8 + size + (size & 1)
+        if end > len(data) + (size & 1):
+            raise ImageRejected("the WebP file is damaged; send it as a file")
+        chunk = data[pos:end]
+        if fourcc == b"VP8X" and size >= 10:
+            flags = chunk[8] & ~0x0C  # EXIF (0x08) and XMP (0x04) present: no more
+            chunk = chunk[:8] + bytes([flags]) + chunk[9:]
+        if fourcc not in (b"EXIF", b"XMP "):
+            chunks.append(chunk)
+        pos = end
+    body = b"WEBP" + b"".join(chunks)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
 
 
 # -- metadata strippers for originals (the compressed pixels copied unchanged) --

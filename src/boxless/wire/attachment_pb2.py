@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62oxless/wire/attachment.proto\x12\x15\x62oxless.attachment.v1\"\x8e\x03\n\nAttachment\x12\x0b\n\x03\x63id\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x18\n\x10plaintext_sha256\x18\x03 \x01(\x0c\x12\x19\n\x11\x63iphertext_sha256\x18\x04 \x01(\x0c\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0c\n\x04mime\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x34\n\x04kind\x18\x08 \x01(\x0e\x32&.boxless.attachment.v1.Attachment.Kind\x12\r\n\x05width\x18\t \x01(\r\x12\x0e\n\x06height\x18\n \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x0b \x01(\r\x12\x11\n\tthumbnail\x18\x0c \x01(\x0c\x12\x10\n\x08\x62lurhash\x18\r \x01(\t\x12\r\n\x05peers\x18\x0e \x03(\t\x12\x10\n\x08waveform\x18\x0f \x01(\x0c\"W\n\x04Kind\x12\r\n\tKIND_FILE\x10\x00\x12\x0e\n\nKIND_IMAGE\x10\x01\x12\x0e\n\nKIND_VIDEO\x10\x02\x12\x0e\n\nKIND_VOICE\x10\x03\x12\x10\n\x0cKIND_STICKER\x10\x04\"t\n\x0b\x41ttachments\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.boxless.attachment.v1.Attachment\x12\x0f\n\x07\x63\x61ption\x18\x02 \x01(\t\x12\x15\n\x08reply_to\x18\x03 \x01(\x0cH\x00\x88\x01\x01\x42\x0b\n\t_reply_tob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x62oxless/wire/attachment.proto\x12\x15\x62oxless.attachment.v1\"\xa0\x03\n\nAttachment\x12\x0b\n\x03\x63id\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x18\n\x10plaintext_sha256\x18\x03 \x01(\x0c\x12\x19\n\x11\x63iphertext_sha256\x18\x04 \x01(\x0c\x12\x0c\n\x04size\x18\x05 \x01(\x04\x12\x0c\n\x04mime\x18\x06 \x01(\t\x12\x0c\n\x04name\x18\x07 \x01(\t\x12\x34\n\x04kind\x18\x08 \x01(\x0e\x32&.boxless.attachment.v1.Attachment.Kind\x12\r\n\x05width\x18\t \x01(\r\x12\x0e\n\x06height\x18\n \x01(\r\x12\x13\n\x0b\x64uration_ms\x18\x0b \x01(\r\x12\x11\n\tthumbnail\x18\x0c \x01(\x0c\x12\x10\n\x08\x62lurhash\x18\r \x01(\t\x12\r\n\x05peers\x18\x0e \x03(\t\x12\x10\n\x08waveform\x18\x0f \x01(\x0c\x12\x10\n\x08\x61nimated\x18\x10 \x01(\x08\"W\n\x04Kind\x12\r\n\tKIND_FILE\x10\x00\x12\x0e\n\nKIND_IMAGE\x10\x01\x12\x0e\n\nKIND_VIDEO\x10\x02\x12\x0e\n\nKIND_VOICE\x10\x03\x12\x10\n\x0cKIND_STICKER\x10\x04\"t\n\x0b\x41ttachments\x12\x30\n\x05items\x18\x01 \x03(\x0b\x32!.boxless.attachment.v1.Attachment\x12\x0f\n\x07\x63\x61ption\x18\x02 \x01(\t\x12\x15\n\x08reply_to\x18\x03 \x01(\x0cH\x00\x88\x01\x01\x42\x0b\n\t_reply_tob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'boxless.wire.attachment_pb2
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ATTACHMENT']._serialized_start=57
-  _globals['_ATTACHMENT']._serialized_end=455
-  _globals['_ATTACHMENT_KIND']._serialized_start=368
-  _globals['_ATTACHMENT_KIND']._serialized_end=455
-  _globals['_ATTACHMENTS']._serialized_start=457
-  _globals['_ATTACHMENTS']._serialized_end=573
+  _globals['_ATTACHMENT']._serialized_end=473
+  _globals['_ATTACHMENT_KIND']._serialized_start=386
+  _globals['_ATTACHMENT_KIND']._serialized_end=473
+  _globals['_ATTACHMENTS']._serialized_start=475
+  _globals['_ATTACHMENTS']._serialized_end=591
 # @@protoc_insertion_point(module_scope)

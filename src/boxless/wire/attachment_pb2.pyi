@@ -74,6 +74,7 @@ class Attachment(_message.Message):
     BLURHASH_FIELD_NUMBER: _builtins.int
     PEERS_FIELD_NUMBER: _builtins.int
     WAVEFORM_FIELD_NUMBER: _builtins.int
+    ANIMATED_FIELD_NUMBER: _builtins.int
     cid: _builtins.bytes
     """binary CIDv1 of the encrypted file's UnixFS DAG"""
     key: _builtins.bytes
@@ -99,7 +100,9 @@ class Attachment(_message.Message):
     blurhash: _builtins.str
     """a placeholder while the thumbnail or file loads"""
     waveform: _builtins.bytes
-    """voice notes: up to 128 amplitude samples, 0-255"""
+    """voice notes: up to 100 amplitude samples, 0-255"""
+    animated: _builtins.bool
+    """an animated GIF/WebP (a sticker), sent byte for byte"""
     @_builtins.property
     def peers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """multiaddrs (with /p2p/) of the nodes that pinned it"""
@@ -122,10 +125,11 @@ class Attachment(_message.Message):
         blurhash: _builtins.str = ...,
         peers: _abc.Iterable[_builtins.str] | None = ...,
         waveform: _builtins.bytes = ...,
+        animated: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["blurhash", b"blurhash", "cid", b"cid", "ciphertext_sha256", b"ciphertext_sha256", "duration_ms", b"duration_ms", "height", b"height", "key", b"key", "kind", b"kind", "mime", b"mime", "name", b"name", "peers", b"peers", "plaintext_sha256", b"plaintext_sha256", "size", b"size", "thumbnail", b"thumbnail", "waveform", b"waveform", "width", b"width"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["animated", b"animated", "blurhash", b"blurhash", "cid", b"cid", "ciphertext_sha256", b"ciphertext_sha256", "duration_ms", b"duration_ms", "height", b"height", "key", b"key", "kind", b"kind", "mime", b"mime", "name", b"name", "peers", b"peers", "plaintext_sha256", b"plaintext_sha256", "size", b"size", "thumbnail", b"thumbnail", "waveform", b"waveform", "width", b"width"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
