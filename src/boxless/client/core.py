@@ -54,6 +54,7 @@ from boxless.client.links import ShortLinks
 from boxless.client.moments import Moments
 from boxless.client.profiles import Profiles
 from boxless.client.search import Search
+from boxless.client.search_index import SearchIndex
 from boxless.client.transport import Incoming, Transport
 from boxless.client.verification import SasManager
 from boxless.crypto.olm_sessions import SessionManager
@@ -149,6 +150,7 @@ class Client:
         self.search = Search(
             self.db, account, self.contact_book, self.conversations, self.groups
         )
+        self.search_index = SearchIndex(self.db)
         self.favourites = Favourites(self.db, self.search, clock=clock)
         self.forwarder = Forwarder(self.search, self.conversations, self.groups)
         self.attachments = AttachmentManager(
@@ -182,6 +184,7 @@ class Client:
             nursery.start_soon(self.sas.run)
             nursery.start_soon(self.attachments.run)
             nursery.start_soon(self.calls.run)
+            nursery.start_soon(self.search_index.run)
             task_status.started(self)
             await self.catch_up()
             self.ready.set()
@@ -207,10 +210,12 @@ class Client:
         Progress is published as :class:`~boxless.client.events.CatchUpProgress`.
         """
         self.conversations.catching_up(True)
+        self.search_index.begin()  # texts indexed right after, not in each page's commit
         try:
             return await self._catch_up()
         finally:
             self.conversations.catching_up(False)
+            self.search_index.end()
 
     async def _catch_up(self) -> int:
         """Pages are fetched one batch ahead of the one being processed (the next

@@ -1,8 +1,10 @@
 """All the SQL of search and favourites (tables: ``client/migrations_search``).
 
 The full-text index is kept by triggers on the message tables (so every writer,
-whichever feature, keeps it current); this module only reads it. Favourites are
-copies: a saved message survives its deletion.
+whichever feature, keeps it current). While a catch-up runs (:func:`set_deferred`),
+the insert triggers only queue new texts; :func:`index_pending` indexes the queue
+afterwards (``migrations_search/0005``). Favourites are copies: a saved message
+survives its deletion.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ __all__ = [
     "count_favourites",
     "delete_favourite",
     "get_favourite",
+    "index_pending",
     "list_favourites",
+    "pending_count",
     "search_messages",
+    "set_deferred",
 ]
 
 DIRECT, GROUP = 0, 1
@@ -102,6 +107,61 @@ def _trigrams_from(cur: Cursor, term: str) -> list[str]:
         (folded, folded + "\U0010ffff", MAX_TERM_TRIGRAMS + 1),
     )
     return [str(r[0]) for r in cur.fetchall()]
+
+
+# -- deferred indexing (a catch-up) ----------------------------------------------------------
+
+
+def set_deferred(cur: Cursor, active: bool) -> None:
+    """From now on, new texts are queued for :func:`index_pending` (``active``) or
+    indexed as they are stored."""
+    cur.execute("UPDATE client_search_defer SET active = ? WHERE id = 1", (int(active),))
+
+
+def pending_count(cur: Cursor) -> int:
+    """How many stored texts wait to be indexed."""
+    cur.execute("SELECT count(*) FROM client_search_pending")
+    return int(cur.fetchone()[0])
+
+
+def index_pending(cur: Cursor, limit: int) -> int:
+    """Index up to ``limit`` queued texts, oldest queued first; return how many queue
+    entries were taken (0: the queue is empty).
+
+    A queued text edited since was indexed by the update trigger, one deleted since
+    (or blanked) is not indexed: only texts with no index row yet get one.
+    """
+    cur.execute(
+        "SELECT max(rowid) FROM (SELECT rowid FROM client_search_pending ORDER BY rowid LIMIT ?)",
+        (limit,),
+    )
+    upto = cur.fetchone()[0]
+    if upto is None:
+        return 0
+    cur.execute("SELECT COALESCE(max(doc), 0) FROM client_search_docs")
+    before = int(cur.fetchone()[0])  # AUTOINCREMENT: every new doc is above it
+    cur.execute(
+        "INSERT OR IGNORE INTO client_search_docs (kind, message_id, chat)"
+        " SELECT p.kind, p.message_id, COALESCE(m.contact, g.group_id)"
+        " FROM client_search_pending p"
+        " LEFT JOIN client_messages m ON p.kind = 0 AND m.message_id = p.message_id"
+        "   AND m.deleted = 0 AND m.text != ''"
+        " LEFT JOIN client_group_messages g ON p.kind = 1 AND g.message_id = p.message_id"
+        "   AND g.kind = 'text' AND g.text != ''"
+        " WHERE p.rowid <= ? AND COALESCE(m.contact, g.group_id) IS NOT NULL"
+        " ORDER BY COALESCE(m.sent_at_ms, g.sent_at_ms), p.rowid",
+        (upto,),
+    )
+    cur.execute(
+        "INSERT INTO client_search_fts (rowid, text)"
+        " SELECT d.doc, COALESCE(m.text, g.text) || '  ' FROM client_search_docs d"
+        " LEFT JOIN client_messages m ON d.kind = 0 AND m.message_id = d.message_id"
+        " LEFT JOIN client_group_messages g ON d.kind = 1 AND g.message_id = d.message_id"
+        " WHERE d.doc > ?",
+        (before,),
+    )
+    cur.execute("DELETE FROM client_search_pending WHERE rowid <= ?", (upto,))
+    return int(cur.rowcount)
 
 
 # -- favourites ---------------------------------------------------------------------------
