@@ -40,6 +40,8 @@ from boxless.api.moments import moment_routes
 from boxless.api.params import parse_body, path_key
 from boxless.api.payments import BODIES as PAYMENT_BODIES
 from boxless.api.payments import payment_routes
+from boxless.api.profiles import BODIES as PROFILE_BODIES
+from boxless.api.profiles import profile_routes
 from boxless.api.search import BODIES as SEARCH_BODIES
 from boxless.api.search import search_routes
 from boxless.api.verification import sas_routes
@@ -111,6 +113,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **ATTACHMENT_BODIES,
     **MOMENT_BODIES,
     **PAYMENT_BODIES,
+    **PROFILE_BODIES,
 }
 
 
@@ -403,6 +406,7 @@ def build_app(
         *gallery_routes(client),
         *moment_routes(client),
         *payment_routes(client),
+        *profile_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),
     ]
