@@ -1,0 +1,421 @@
+"""Linked devices, the client plug-in: link, list, rename, revoke; contacts' rosters.
+
+Theory of operation
+-------------------
+Decisions and formats live in :mod:`boxless.client.devices_core` (pairing)
+and :mod:`boxless.identity.device_certs` (signed rosters); all SQL in
+:mod:`boxless.client.devices_store`. This module moves bytes:
+
+- **Our roster.** An account that never linked has none; the first link
+  makes one (serial 1: this device) and every change makes the next, stored
+  and published (sealed) on our bundle topic. We listen on that topic live:
+  a newer roster from another of our devices is taken, and if it no longer
+  lists *this* device (revoked), this device wipes its keys.
+- **Linking** (:meth:`DeviceManager.preview`, :meth:`DeviceManager.link`):
+  check the offer, certify the new device, store and publish the roster,
+  then send the transfer frames on the pairing topic (ordinary Waku
+  messages, so store nodes hold them while the new device is offline).
+  :func:`receive_link` is the new device's side.
+- **Contacts' devices** (:meth:`DeviceManager.refresh`): read a contact's
+  bundle topic (rate limited), keep the newest verified roster and the
+  newest bundle of each of its active devices. The direct channel asks
+  :meth:`others` for the extra devices to encrypt to (fan-out) and
+  :meth:`certified` whether a device is one of a contact's (then a message
+  from it is read without "moving" the contact). A roster older than
+  :data:`ROSTER_TTL_S` is refreshed after the next send, so a revocation stops
+  fan-out within minutes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import trio
+
+from boxless.chat.topics import bundle_topic
+from boxless.client import devices_store as store
+from boxless.client.devices_core import (
+    Linked,
+    PairingOffer,
+    PairingReceiver,
+    PairingRefused,
+    PendingDevice,
+    build_transfer,
+    certify,
+    check_offer,
+    offer_from_link,
+)
+from boxless.client.transport import Incoming, Transport
+from boxless.errors import BoxlessError, NetworkError, UsageError
+from boxless.identity.account import LocalAccount
+from boxless.identity.device_certs import (
+    DeviceLink,
+    DeviceRoster,
+    InvalidDeviceRecord,
+    decode_published_roster,
+    encode_published_roster,
+    first_roster,
+    newer,
+)
+from boxless.identity.keys import (
+    DeviceBundle,
+    InvalidBundle,
+    decode_published_bundle,
+    encode_published_bundle,
+)
+from boxless.storage.userdb import Cursor, UserDB
+from boxless.waku.message import WakuMessage
+
+logger = logging.getLogger(__name__)
+
+HISTORY_DAYS = 30
+ROSTER_TTL_S = 300.0
+REFETCH_AFTER_S = 10.0
+LOOKBACK_S = 8 * 86_400
+FRAME_PACE_S = 0.002  # between transfer frames: relays drop bursts (WAKU-NOTES)
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """One of our devices as the device list shows it."""
+
+    device_key: bytes
+    name: str
+    platform: str
+    linked_at: int
+    last_seen_ms: int | None
+    this_device: bool
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPreview:
+    name: str
+    platform: str
+    code: str
+    expires_at: int
+
+
+class DeviceManager:
+    """Our devices and our contacts' devices (see the module docstring)."""
+
+    def __init__(
+        self,
+        db: UserDB,
+        account: LocalAccount,
+        transport: Transport,
+        *,
+        megolm_pickle_key: bytes,
+        clock: Callable[[], float],
+    ) -> None:
+        self.db = db
+        self.account = account
+        self.transport = transport
+        self.clock = clock
+        self.megolm_pickle_key = megolm_pickle_key
+        self.me = account.identity.public_key
+        self.my_device_key = account.device.certificate.device_curve25519
+        self.my_topic = bundle_topic(self.me)
+        self._asked: dict[bytes, float] = {}
+        self.revoked = trio.Event()  # set once this device learns it was revoked
+        self.progress: Callable[[str, int, int], None] = lambda what, done, total: None
+
+    # -- our roster ------------------------------------------------------------------
+
+    def roster(self) -> DeviceRoster:
+        """Our roster (this device alone, unsigned into the store, if never linked)."""
+        with self.db.transaction() as cur:
+            held = store.get_roster(cur, self.me)
+        if held is not None:
+            return held
+        cert = self.account.device.certificate
+        link = DeviceLink.issue(
+            self.account.identity, cert, "First device", _platform(), cert.created_at
+        )
+        return first_roster(self.account.identity, link, cert.created_at)
+
+    def devices(self) -> list[DeviceInfo]:
+        roster = self.roster()
+        with self.db.transaction() as cur:
+            seen = store.last_seen(cur)
+        return [
+            DeviceInfo(
+                link.curve25519,
+                link.name,
+                link.platform,
+                link.linked_at,
+                seen.get(link.curve25519),
+                link.curve25519 == self.my_device_key,
+            )
+            for link in roster.devices
+        ]
+
+    async def _set_roster(self, roster: DeviceRoster) -> None:
+        with self.db.transaction() as cur:
+            store.put_roster(cur, roster, int(self.clock() * 1000))
+        await self.publish_roster(roster)
+
+    async def publish_roster(self, roster: DeviceRoster | None = None) -> bool:
+        roster = roster or self.roster()
+        msg = WakuMessage(
+            payload=encode_published_roster(roster),
+            content_topic=self.my_topic,
+            timestamp=int(self.clock() * 1e9),
+        )
+        try:
+            return (await self.transport.send(msg)).accepted
+        except BoxlessError as exc:
+            logger.info("publishing our device roster failed: %s", exc)
+            return False
+
+    async def rename(self, device_key: bytes, name: str) -> None:
+        try:
+            roster = self.roster().renamed(
+                self.account.identity, device_key, name, int(self.clock())
+            )
+        except InvalidDeviceRecord as exc:
+            raise UsageError(str(exc)) from None
+        await self._set_roster(roster)
+        self.progress("renamed", 0, 0)
+
+    async def revoke(self, device_key: bytes) -> None:
+        """Revoke one of our other devices: a signed revocation in a new roster,
+        published; its bundle is forgotten so nothing more is encrypted to it."""
+        if device_key == self.my_device_key:
+            raise UsageError("this is the device you are using; revoke it from another one")
+        try:
+            roster = self.roster().without_device(
+                self.account.identity, device_key, int(self.clock())
+            )
+        except InvalidDeviceRecord as exc:
+            raise UsageError(str(exc)) from None
+        await self._set_roster(roster)
+        self.progress("revoked", 0, 0)
+
+    # -- linking (the existing device) ---------------------------------------------------
+
+    def preview(self, link_text: str) -> LinkPreview:
+        offer = self._checked(link_text)
+        return LinkPreview(offer.name, offer.platform, offer.code, offer.expires_at)
+
+    def _checked(self, link_text: str) -> PairingOffer:
+        offer = offer_from_link(link_text)
+        with self.db.transaction() as cur:
+            used = store.pairing_used(cur, _secret_hash(offer.secret))
+        check_offer(offer, self.clock(), used)
+        return offer
+
+    async def link(self, link_text: str, *, history_days: int = HISTORY_DAYS) -> DeviceInfo:
+        """Certify the device of a link and hand the account over to it."""
+        if not 0 <= history_days <= 3650:
+            raise UsageError("history to hand over is 0 to 3650 days")
+        offer = self._checked(link_text)
+        now = self.clock()
+        identity = self.account.identity
+        cert, link = certify(identity, offer, now)
+        try:
+            roster = self.roster().with_device(identity, link, int(now))
+        except InvalidDeviceRecord as exc:
+            raise UsageError(str(exc)) from None
+        with self.db.transaction() as cur:
+            store.use_pairing(cur, _secret_hash(offer.secret), int(now * 1000))
+            store.put_roster(cur, roster, int(now * 1000))
+            snapshot = store.export_snapshot(
+                cur,
+                since_ms=int((now - history_days * 86_400) * 1000),
+                megolm_pickle_key=self.megolm_pickle_key,
+                my_identity=self.me,
+                my_device_key=self.my_device_key,
+            )
+        frames = build_transfer(
+            self.account.device.account,
+            identity,
+            offer,
+            link,
+            roster,
+            snapshot,
+            self.account.profile.display_name,
+        )
+        await self.publish_roster(roster)
+        for i, frame in enumerate(frames):
+            msg = WakuMessage(
+                payload=frame, content_topic=offer.topic, timestamp=int(self.clock() * 1e9)
+            )
+            sent = await self.transport.send(msg)
+            if not sent.accepted:
+                raise NetworkError(f"the transfer to the new device was refused: {sent.detail}")
+            self.progress("sending", i + 1, len(frames))
+            await trio.sleep(FRAME_PACE_S)
+        self.progress("linked", len(frames), len(frames))
+        return DeviceInfo(
+            cert.device_curve25519, link.name, link.platform, link.linked_at, None, False
+        )
+
+    # -- our bundle topic, live --------------------------------------------------------
+
+    def owns(self, topic: str) -> bool:
+        return topic == self.my_topic
+
+    async def handle(self, item: Incoming) -> None:
+        """A message on our own bundle topic: another device's roster or bundle."""
+        payload, now = item.message.payload, self.clock()
+        try:
+            roster = decode_published_roster(payload, self.me)
+        except InvalidDeviceRecord:
+            try:
+                bundle = decode_published_bundle(payload, self.me, now)
+            except InvalidBundle:
+                return
+            self._keep_bundle(bundle)
+            return
+        self._take_roster(roster)
+
+    def _take_roster(self, roster: DeviceRoster) -> None:
+        with self.db.transaction() as cur:
+            held = store.get_roster(cur, roster.identity_key)
+            if not newer(held, roster):
+                return
+            store.put_roster(cur, roster, int(self.clock() * 1000))
+            if roster.identity_key == self.me and roster.active(self.my_device_key) is None:
+                if roster.is_revoked(self.my_device_key):
+                    store.wipe_keys(cur)
+                    logger.warning("this device was revoked by another of ours: keys wiped")
+                    self.revoked.set()
+        self.progress("roster", roster.serial, 0)
+
+    def _keep_bundle(self, bundle: DeviceBundle) -> None:
+        if bundle.curve25519 == self.my_device_key:
+            return
+        with self.db.transaction() as cur:
+            roster = store.get_roster(cur, bundle.identity_key)
+            if roster is None or roster.active(bundle.curve25519) is None:
+                return
+            store.put_device_bundle(cur, bundle)
+            if bundle.identity_key == self.me:
+                store.touch_device(cur, bundle.curve25519, int(self.clock() * 1000))
+
+    # -- contacts' devices (the direct channel asks) -----------------------------------
+
+    def others(self, identity_key: bytes, known: bytes) -> list[DeviceBundle]:
+        """Bundles of ``identity_key``'s active devices other than ``known`` (and ours)."""
+        with self.db.transaction() as cur:
+            roster = store.get_roster(cur, identity_key)
+            if roster is None:
+                return []
+            bundles = store.device_bundles(cur, identity_key)
+        now = self.clock()
+        return [
+            b
+            for b in bundles
+            if b.curve25519 not in (known, self.my_device_key)
+            and roster.active(b.curve25519) is not None
+            and b.expires_at > now
+        ]
+
+    def certified(self, cur: Cursor, identity_key: bytes, device_key: bytes) -> bool:
+        """Whether ``device_key`` is an active device in ``identity_key``'s roster."""
+        roster = store.get_roster(cur, identity_key)
+        return roster is not None and roster.active(device_key) is not None
+
+    def stale(self, identity_key: bytes) -> bool:
+        with self.db.transaction() as cur:
+            at = store.roster_fetched_at(cur, identity_key)
+        return at is None or self.clock() * 1000 - at > ROSTER_TTL_S * 1000
+
+    async def refresh(self, identity_key: bytes) -> DeviceRoster | None:
+        """Read ``identity_key``'s bundle topic (rate limited): the newest roster
+        and its devices' bundles. Forged, stale and older payloads are skipped."""
+        now = self.clock()
+        if now - self._asked.get(identity_key, -REFETCH_AFTER_S) < REFETCH_AFTER_S:
+            with self.db.transaction() as cur:
+                return store.get_roster(cur, identity_key)
+        self._asked[identity_key] = now
+        rosters: list[DeviceRoster] = []
+        bundles: list[DeviceBundle] = []
+        try:
+            async for item in self.transport.history(
+                [bundle_topic(identity_key)], int((now - LOOKBACK_S) * 1e9)
+            ):
+                try:
+                    rosters.append(decode_published_roster(item.message.payload, identity_key))
+                    continue
+                except InvalidDeviceRecord:
+                    pass
+                try:
+                    bundles.append(decode_published_bundle(item.message.payload, identity_key, now))
+                except InvalidBundle:
+                    continue
+        except NetworkError as exc:
+            logger.info("looking up a device roster failed: %s", exc)
+        for roster in sorted(rosters, key=lambda r: r.serial):
+            self._take_roster(roster)
+        with self.db.transaction() as cur:
+            store.touch_roster(cur, identity_key, int(now * 1000))
+        for bundle in bundles:
+            self._keep_bundle(bundle)
+        with self.db.transaction() as cur:
+            return store.get_roster(cur, identity_key)
+
+
+def _secret_hash(secret: bytes) -> bytes:
+    return hashlib.sha256(b"boxless used pairing\x00" + secret).digest()
+
+
+def _platform() -> str:
+    return (platform.system() or "unknown")[:32]
+
+
+# ------------------------------------------------------------ the new device
+
+
+async def receive_link(
+    transport: Transport,
+    pending: PendingDevice,
+    clock: Callable[[], float],
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> Linked:
+    """Wait on the pairing topic (live and store history) until the transfer is
+    complete; raise PairingRefused when the offer expires first."""
+    offer = pending.offer
+    receiver = PairingReceiver(pending)
+    await transport.subscribe([offer.topic])
+    since = int((offer.expires_at - 2 * 600) * 1e9)
+
+    def take(raw: bytes) -> Linked | None:
+        try:
+            got = receiver.receive(raw, clock())
+        except PairingRefused as exc:
+            if clock() >= offer.expires_at:
+                raise
+            logger.info("ignored a pairing message: %s", exc)
+            return None
+        if isinstance(got, Linked):
+            return got
+        if got is not None:
+            on_progress(got.done, got.total)
+        return None
+
+    async with transport.incoming() as incoming:
+        async for item in transport.history([offer.topic], since):
+            if (done := take(item.message.payload)) is not None:
+                return done
+        with trio.fail_after(max(0.0, offer.expires_at - clock())):
+            async for item in incoming:
+                if item.message.content_topic != offer.topic:
+                    continue
+                if (done := take(item.message.payload)) is not None:
+                    return done
+    raise PairingRefused("the network stopped before the transfer finished; link again")
+
+
+def published_bundle(account: LocalAccount, now: float) -> WakuMessage:
+    """Our device's bundle as published on our bundle topic (for a just-linked device)."""
+    bundle = account.device.bundle(now)
+    return WakuMessage(
+        payload=encode_published_bundle(bundle),
+        content_topic=bundle_topic(account.identity.public_key),
+        timestamp=int(now * 1e9),
+    )
