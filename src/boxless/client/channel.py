@@ -44,6 +44,7 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from boxless.chat import envelope as env
 from boxless.chat.requests import ContactState, RequestGate
@@ -99,6 +100,14 @@ SenderHook = Callable[[db.Cursor, bytes, env.ChatMessage], None]
 ResetHook = Callable[[bytes], Awaitable[None]]
 """Told that a contact's message fits no session of ours (to re-key), or that one
 could not be read any more (to ask for a re-send)."""
+
+
+class DeviceBook(Protocol):
+    """A contact's other certified devices (client/devices.py): fan-out and reads."""
+
+    def others(self, identity_key: bytes, known: bytes) -> list[DeviceBundle]: ...
+
+    def certified(self, cur: db.Cursor, identity_key: bytes, device_key: bytes) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +210,7 @@ class DirectChannel:
         self._seen_marks: list[tuple[bytes, int]] = []  # written once, at the batch's end
         self._own: set[bytes] = set()  # Waku hashes of what we sent lately
         self._own_order: deque[bytes] = deque()
+        self.devices: DeviceBook | None = None  # linked devices, set by the Client
 
     # -- sending --------------------------------------------------------------------------
 
@@ -258,15 +268,29 @@ class DirectChannel:
     ) -> bool:
         """Send to the device of a contact card (a contact's or a group member's)."""
         code = card_to_code(card, self.clock())
-        return await self.send_bundle(
-            self.bundles.fresher(code.bundle), topic, plaintext, ephemeral
-        )
+        bundle = self.bundles.fresher(code.bundle)
+        ok = await self.send_bundle(bundle, topic, plaintext, ephemeral)
+        await self._fan_out(bundle, topic, plaintext, ephemeral)
+        return ok
 
     async def send_contact(
         self, contact: db.ContactRow, topic: str, plaintext: bytes, ephemeral: bool = False
     ) -> bool:
-        """Send to a contact's current device (its card's, or one it published since)."""
-        return await self.send_bundle(self.contact_bundle(contact), topic, plaintext, ephemeral)
+        """Send to a contact's current device (its card's, or one it published since)
+        and to each other device its identity certified (linked devices)."""
+        bundle = self.contact_bundle(contact)
+        ok = await self.send_bundle(bundle, topic, plaintext, ephemeral)
+        await self._fan_out(bundle, topic, plaintext, ephemeral)
+        return ok
+
+    async def _fan_out(
+        self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool
+    ) -> None:
+        """The same plaintext to the identity's other active devices, each its own
+        Olm session (best effort: the known device's answer decides delivery)."""
+        if self.devices is not None:
+            for other in self.devices.others(bundle.identity_key, bundle.curve25519):
+                await self.send_bundle(other, topic, plaintext, ephemeral)
 
     def contact_bundle(self, contact: db.ContactRow) -> DeviceBundle:
         """The bundle of the device we know the contact by; UsageError if we lost it."""
@@ -337,7 +361,8 @@ class DirectChannel:
         if contact is not None and contact.state == ContactState.BLOCKED.value:
             return self._drop(cur, item, "a blocked contact")
         if contact is not None and contact.device_key != device:
-            return self._adopt_later(sender, device, item)
+            if not (self.devices and self.devices.certified(cur, sender, device)):
+                return self._adopt_later(sender, device, item)
         try:
             plaintext = self.sessions.decrypt(device, opened.ciphertext, cur=cur)
             msg = env.decode(plaintext)
@@ -377,10 +402,25 @@ class DirectChannel:
                 raise TamperedMessage(
                     "a pairwise envelope from a device we hold no keys of"
                 ) from None
-        opened = self.pairwise.open(contact.device_key, sealing_key, topic, payload)
+        try:
+            opened = self.pairwise.open(contact.device_key, sealing_key, topic, payload)
+        except TamperedMessage:
+            opened = self._open_linked(contact, topic, payload)
         if opened.sender_identity_key != contact.identity_key:
             raise TamperedMessage("a pairwise envelope names another sender than its contact")
         return opened, contact
+
+    def _open_linked(self, contact: db.ContactRow, topic: str, payload: bytes) -> OpenedEnvelope:
+        """A v2 envelope from one of the contact's other certified devices, or TamperedMessage."""
+        others = (
+            self.devices.others(contact.identity_key, contact.device_key) if self.devices else []
+        )
+        for other in others:
+            try:
+                return self.pairwise.open(other.curve25519, other.sealing_key, topic, payload)
+            except TamperedMessage:
+                continue
+        raise TamperedMessage("a pairwise envelope that opens for none of the contact's devices")
 
     def _dispatch(self, cur: db.Cursor, received: Received) -> FollowUp | None:
         body = received.message.body
