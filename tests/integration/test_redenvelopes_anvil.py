@@ -1,8 +1,9 @@
-"""Red envelopes and escrow against a real anvil (its own process: these tests
+"""Red envelopes, escrow and stealth payments against a real anvil (its own process: these tests
 move the chain's clock). A 10-share envelope in a 12-member group: 10 claim
 (members with zero ETH, through a relayer), 2 are told it's empty, the sums are
 exact, expiry refunds; a non-member's claim, a replayed claim and a redirected
-claim are refused. Escrow: release, refund, timeout."""
+claim are refused. Escrow: release, refund, timeout. A stealth payment is
+found and spent by its recipient only."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from boxless.client.redenvelopes_chain import RedEnvelopeContract, due_refunds
 from boxless.client.redenvelopes_core import ALLOWED, Card, may_claim, split, split_seed
 from boxless.errors import ConfigError
 from boxless.payments.devnet import Anvil, find_anvil
-from boxless.payments.evmcall import ContractReverted, Signer
+from boxless.payments.evmcall import ContractReverted, Signer, call_data
 from boxless.payments.hdwallet import address_bytes, derive_private_key
 from boxless.payments.rpc import Rpc
+from boxless.payments.stealth import Scanner, StealthKeys, stealth_private_key
+from boxless.payments.stealth_chain import Announcer, Registry, spend
 
 pytestmark = pytest.mark.slow
 SEED = Mnemonic.to_seed("test test test test test test test test test test test junk", "")
@@ -208,3 +211,40 @@ def test_escrow_release_refund_timeout(rpc: Rpc) -> None:
     )
     assert [e for e, _ in as_buyer.events(deal3)] == ["paid", "reclaimed"]
     assert address_bytes(derive_private_key(SEED, "m/44'/60'/0'/0/4")) == buyer.address
+
+
+def test_stealth_payment_found_and_spent_only_by_the_recipient(rpc: Rpc) -> None:
+    payer = _funded(rpc, 7)
+    registry = Registry.deploy(payer)
+    announcer = Announcer.deploy(payer)
+    bob_keys = StealthKeys.from_seed(secrets.token_bytes(64))
+    eve_keys = StealthKeys.from_seed(secrets.token_bytes(64))
+    # Bob registers his meta-address from an account with gas.
+    bob_account = _funded(rpc, 8)
+    Registry(bob_account, registry.address).register(bob_keys.meta)
+    assert registry.lookup(bob_account.address) == bob_keys.meta
+    assert registry.lookup(b"\x42" * 20) is None
+
+    start = int(rpc.call("eth_blockNumber", []), 16)
+    payment = announcer.pay(registry.lookup(bob_account.address) or bob_keys.meta, ETH // 10)
+    announcer.pay(eve_keys.meta, ETH // 20)  # noise: someone else's payment
+    # Garbage announcement from an attacker (not a curve point): skipped.
+    junk = call_data(
+        "announce(uint256,address,bytes,bytes)",
+        [1, b"\x01" * 20, b"\x02" + b"\xff" * 32, b"\x07"],
+    )
+    payer.transact(announcer.address, junk)
+    anns = announcer.announcements(start)
+    assert len(anns) == 3
+    mine = Scanner.for_keys(bob_keys).scan(anns)
+    assert [a.stealth_address for a in mine] == [payment.address]
+    assert [a.stealth_address for a in Scanner.for_keys(eve_keys).scan(anns)] != [payment.address]
+    assert payer.balance(payment.address) == ETH // 10
+
+    # Eve cannot spend Bob's: her derived key controls another address.
+    assert address_bytes(stealth_private_key(eve_keys, mine[0].ephemeral_public)) != payment.address
+    # Bob sweeps it to a fresh address, the fee out of the swept balance.
+    dest = b"\x77" * 20
+    tx, amount = spend(rpc, bob_keys, mine[0], dest)
+    payer.wait([tx])
+    assert payer.balance(dest) == amount and 0 < ETH // 10 - amount < 10**15
