@@ -33,7 +33,8 @@ import trio
 
 from boxless.chat import envelope as env
 from boxless.chat.attachment import AttachmentKind, AttachmentRef
-from boxless.chat.moment import MomentKey, content_topic
+from boxless.chat.moment import MomentKey, MomentReader, content_topic
+from boxless.chat.moment_shares import feed_topic
 from boxless.client import moment_store as ms
 from boxless.client import store as db
 from boxless.client.core import Client
@@ -109,29 +110,11 @@ def _photo_refs(n: int) -> tuple[list[AttachmentRef], float]:
     return refs, spent
 
 
-def sender_cost(n: int, photos: int) -> dict[str, float]:
-    with tempfile.TemporaryDirectory() as tmp:
-        client, _keys = _client(Path(tmp), n)
-        refs, photo_s = _photo_refs(photos)
-
-        async def post() -> float:
-            t = time.process_time()
-            await client.moments.post("A day at the sea " * 10, place="Brighton", media=refs)
-            return time.process_time() - t
-
-        post_s = trio.run(post)
-        with client.db.transaction() as cur:
-            cur.execute("SELECT post_key, message_hash FROM moment_posts")
-            key, mhash = cur.fetchone()
-        net = client.transport.network  # type: ignore[attr-defined]
-        content_bytes = sum(len(r.message.encode()) for r in net.stored(content_topic(bytes(key))))
-        assert content_bytes
-        client.account.close()
-    share = env.encode(
-        env.new_message(
-            MomentKey(os.urandom(16), bytes(key), bytes(mhash), 1), lamport=1, sent_at_ms=1
-        )
-    )
+def _olm_cost(n: int, share_body: MomentKey) -> tuple[float, int]:
+    """CPU and sealed bytes of ``n`` key shares through Olm + the v1 seal."""
+    if n == 0:
+        return 0.0, 0
+    share = env.encode(env.new_message(share_body, lamport=1, sent_at_ms=1))
     sessions = _sessions(n)
     t = time.process_time()
     wire = 0
@@ -142,11 +125,59 @@ def sender_cost(n: int, photos: int) -> dict[str, float]:
             ciphertext=OlmCiphertext(kind, body, session.session_id),  # type: ignore[attr-defined]
         )  # fmt: skip
         wire += len(sealed)
-    olm_s = time.process_time() - t
-    return {
-        "post": post_s, "olm": olm_s, "photos": photo_s, "total": post_s + olm_s + photo_s,
-        "bytes": content_bytes + wire,
-    }  # fmt: skip
+    return time.process_time() - t, wire
+
+
+def sender_cost(n: int, photos: int) -> dict[str, dict[str, float]]:
+    """Two posts to ``n`` contacts: the first (every reader new: each key share over
+    Olm, as the old scheme sent every post) and the second (the steady state)."""
+    out: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        client, _keys = _client(Path(tmp), n)
+        net = client.transport.network  # type: ignore[attr-defined]
+        for which in ("first", "steady"):
+            refs, photo_s = _photo_refs(photos)
+            queued = [0]
+            real = client.conversations.queue_in
+
+            def counting(
+                *args: object, _real: object = real, _n: list[int] = queued, **kw: object
+            ) -> object:
+                _n[0] += 1
+                return _real(*args, **kw)  # type: ignore[operator]
+
+            client.conversations.queue_in = counting  # type: ignore[method-assign,assignment]
+            sent_before = net.stats.sent
+
+            async def post(refs: list[AttachmentRef] = refs) -> float:
+                t = time.process_time()
+                await client.moments.post("A day at the sea " * 10, place="Brighton", media=refs)
+                return time.process_time() - t
+
+            post_s = trio.run(post)
+            client.conversations.queue_in = real  # type: ignore[method-assign]
+            with client.db.transaction() as cur:
+                cur.execute(
+                    "SELECT post_key, message_hash FROM moment_posts ORDER BY received_at_ms DESC"
+                )
+                key, mhash = cur.fetchone()
+                feed = ms.get_setting(cur, "feed", None)
+            topics = [content_topic(bytes(key)), feed_topic(bytes.fromhex(feed["secret"]))]
+            published = sum(
+                len(r.message.encode()) for t in topics for r in net.stored(t)
+                if r.message.timestamp == max(x.message.timestamp for x in net.stored(topics[0]))
+            )  # fmt: skip
+            reader = MomentReader(os.urandom(32), os.urandom(32), 1)
+            olm_s, olm_bytes = _olm_cost(
+                queued[0], MomentKey(os.urandom(16), bytes(key), bytes(mhash), 1, reader=reader)
+            )
+            out[which] = {
+                "post": post_s, "olm": olm_s, "photos": photo_s,
+                "total": post_s + olm_s + photo_s, "bytes": published + olm_bytes,
+                "olm_n": queued[0], "messages": net.stats.sent - sent_before,
+            }  # fmt: skip
+        client.account.close()
+    return out
 
 
 def feed_open(posts: int = 1000, posters: int = 200, rounds: int = 5) -> tuple[float, float]:
@@ -202,15 +233,21 @@ def main() -> None:
     print(f"load average: {os.getloadavg()[0]:.1f}")
     for photos in (0, 3):
         rows = {n: [sender_cost(n, photos) for _ in range(args.rounds)] for n in (5, 500)}
-        med = {n: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for n, rs in rows.items()}
-        for n in (5, 500):
-            m = med[n]
-            print(
-                f"photos={photos} contacts={n:3d}: post {m['post'] * 1e3:7.1f} ms  olm+seal "
-                f"{m['olm'] * 1e3:6.1f} ms  photos {m['photos'] * 1e3:6.1f} ms  total "
-                f"{m['total'] * 1e3:7.1f} ms CPU  wire {m['bytes'] / 1024:7.1f} KiB"
-            )
-        print(f"photos={photos}: 500/5 sender CPU ratio {med[500]['total'] / med[5]['total']:.2f}")
+        for which in ("first", "steady"):
+            med = {
+                n: {k: statistics.median(r[which][k] for r in rs) for k in rs[0][which]}
+                for n, rs in rows.items()
+            }
+            for n in (5, 500):
+                m = med[n]
+                print(
+                    f"{which:6s} photos={photos} contacts={n:3d}: post {m['post'] * 1e3:7.1f} ms  "
+                    f"olm+seal {m['olm'] * 1e3:6.1f} ms ({m['olm_n']:.0f})  photos "
+                    f"{m['photos'] * 1e3:6.1f} ms  total {m['total'] * 1e3:7.1f} ms CPU  wire "
+                    f"{m['bytes'] / 1024:7.1f} KiB in {m['messages']:.0f} Waku messages"
+                )
+            ratio = med[500]["total"] / med[5]["total"]
+            print(f"{which:6s} photos={photos}: 500/5 sender CPU ratio {ratio:.2f}")
     first, whole = feed_open()
     print(
         f"feed of 1000 posts / 200 contacts: first page {first * 1e3:.1f} ms, all 1000 {whole * 1e3:.1f} ms"

@@ -73,7 +73,7 @@ async def test_posts_after_the_first_cost_no_olm_and_removed_readers_read_nothin
         # D, a reader of A's feed, attacks it: garbage, and the real message with
         # every record rewritten (a forged share for whoever's tag it keeps)
         real = shares.parse(stored[0].message.payload)
-        rewritten = b"".join(tag + os.urandom(48) for tag in real.records)
+        rewritten = b"".join(tag + os.urandom(32) for tag in real.records)
         forged = (
             b"BXS1" + real.salt + len(real.records).to_bytes(2, "big") + rewritten + real.header
         )

@@ -10,20 +10,20 @@ message on that topic, whatever the audience:
 
 ``"BXS1" | salt (16) | count (2, big-endian) | count × record (56) | header``
 
-* ``record`` = ``tag (8) | ChaCha20-Poly1305(W, nonce 0, K, aad)`` (48) for
-  one reader, where ``tag = HMAC-SHA256(R, "tag" | salt)[:8]`` and
-  ``W = HMAC-SHA256(R, "wrap" | salt)``: a key fresh per (reader, salt), so a
-  zero nonce is safe. ``aad`` = ``salt | SHA-256(header)``: the record is bound
-  to this header, so a reader of one post can't re-use another reader's record
-  under a header of its own.
+* ``record`` = ``tag (8) | K xor pad (32)`` for one reader, where
+  ``tag | pad`` = ``BLAKE2b-40(key R, salt | SHA-256(header))``: one keyed
+  hash per reader on either side, a pad never used twice (a fresh salt per
+  message), and a record bound to its header, so a reader of one post can't
+  re-use another reader's record under a header of its own.
 * ``header`` = ``nonce (12) | ChaCha20-Poly1305(K, MomentKey)``: the post's id,
-  key, content address and times, sealed once under the post key ``K``.
+  key, content address and times, sealed once under the post key ``K``; it
+  authenticates the unwrapped ``K`` (a wrong ``K`` does not open it).
 
-A reader computes its one tag for the salt and looks for it (trial by tag,
-no identity on the wire): no record — the post is not for it; a record that
-does not open — forged (counted); one that opens gives ``K``, then the
-header gives the :class:`~boxless.chat.moment.MomentKey`, which must name ``K``.
-Records are shuffled and padded with random ones to a multiple of
+A reader computes its one tag and looks for it (trial by tag, no identity on
+the wire): no record — the post is not for it; a record whose ``K`` does not
+open the header — forged (counted); else the header gives the
+:class:`~boxless.chat.moment.MomentKey`, which must name ``K``.
+Records are sorted by tag (pseudorandom) and padded with random ones to a multiple of
 :data:`PAD_TO`, so the message shows the audience size only roughly and
 never who is in it. Only the poster and reader hold ``R``, so a record that
 opens proves the poster made it. An audience above :data:`MAX_RECORDS` takes
@@ -36,9 +36,7 @@ raises :class:`~boxless.errors.DecodeError`.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import os
-import random
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,12 +69,12 @@ __all__ = [
 MAGIC: Final = b"BXS1"
 SALT_BYTES: Final = 16
 TAG_BYTES: Final = 8
-RECORD_BYTES: Final = TAG_BYTES + 32 + 16
-MAX_RECORDS: Final = 2000  # 112 KB of records: a Waku message stays under 150 KiB
+RECORD_BYTES: Final = TAG_BYTES + 32
+MAX_RECORDS: Final = 3000  # 120 KB of records: a Waku message stays under 150 KiB
 PAD_TO: Final = 8
 MAX_HEADER_BYTES: Final = 512
 _NONCE: Final = 12
-_ZERO_NONCE: Final = bytes(_NONCE)
+_PERSON: Final = b"bx-moment-shr-v1"  # BLAKE2b personalisation (16 bytes)
 _FEED_INFO: Final = b"boxless moments feed v1"
 _HEADER_AAD: Final = b"boxless moment shares header v1"
 
@@ -90,13 +88,20 @@ def feed_topic(feed_secret: bytes) -> str:
     return str(ContentTopic(APPLICATION, TOPIC_VERSION, name, ENCODING))
 
 
-def reader_tag(reader_key: bytes, salt: bytes) -> bytes:
-    """The 8 bytes a reader looks for in a shares message with this salt."""
-    return hmac.new(reader_key, b"tag" + salt, hashlib.sha256).digest()[:TAG_BYTES]
+def _derive(reader_key: bytes, salt: bytes, header_digest: bytes) -> bytes:
+    """Keyed BLAKE2b (a PRF, one pass) of the message's salt and header digest."""
+    return hashlib.blake2b(
+        salt + header_digest, key=reader_key, digest_size=TAG_BYTES + 32, person=_PERSON
+    ).digest()
 
 
-def _wrap_key(reader_key: bytes, salt: bytes) -> bytes:
-    return hmac.new(reader_key, b"wrap" + salt, hashlib.sha256).digest()
+def reader_tag(reader_key: bytes, salt: bytes, header_digest: bytes) -> bytes:
+    """The 8 bytes a reader looks for in a shares message (its salt and header)."""
+    return _derive(reader_key, salt, header_digest)[:TAG_BYTES]
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return (int.from_bytes(a, "big") ^ int.from_bytes(b, "big")).to_bytes(len(a), "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +112,8 @@ class Shares:
     records: dict[bytes, bytes]  # tag -> wrapped key (a repeated tag keeps the first)
     header: bytes
 
-    def aad(self) -> bytes:
-        return self.salt + hashlib.sha256(self.header).digest()
+    def header_digest(self) -> bytes:
+        return hashlib.sha256(self.header).digest()
 
 
 def build(share: MomentKey, reader_keys: Sequence[bytes]) -> list[bytes]:
@@ -126,15 +131,14 @@ def build(share: MomentKey, reader_keys: Sequence[bytes]) -> list[bytes]:
         salt = os.urandom(SALT_BYTES)
         nonce = os.urandom(_NONCE)
         header = nonce + ChaCha20Poly1305(share.key).encrypt(nonce, header_plain, _HEADER_AAD)
-        aad = salt + hashlib.sha256(header).digest()
-        records = [
-            reader_tag(r, salt)
-            + ChaCha20Poly1305(_wrap_key(r, salt)).encrypt(_ZERO_NONCE, share.key, aad)
-            for r in chunk
-        ]
+        digest = hashlib.sha256(header).digest()
+        records = []
+        for r in chunk:
+            d = _derive(r, salt, digest)
+            records.append(d[:TAG_BYTES] + _xor(share.key, d[TAG_BYTES : TAG_BYTES + 32]))
         pad = min(-len(records) % PAD_TO, MAX_RECORDS - len(records))
         records += [os.urandom(RECORD_BYTES) for _ in range(pad)]
-        random.SystemRandom().shuffle(records)
+        records.sort()  # by tag: pseudorandom, so the order tells nothing of who
         out.append(MAGIC + salt + struct.pack(">H", len(records)) + b"".join(records) + header)
     return out
 
@@ -161,13 +165,12 @@ def parse(payload: bytes) -> Shares:
 def open_share(shares: Shares, reader_key: bytes) -> MomentKey | None:
     """Our share of a parsed shares message: ``None`` if it holds none for us;
     :class:`DecodeError` if our record or its header is forged or malformed."""
-    wrapped = shares.records.get(reader_tag(reader_key, shares.salt))
+    d = _derive(reader_key, shares.salt, shares.header_digest())
+    wrapped = shares.records.get(d[:TAG_BYTES])
     if wrapped is None:
         return None
+    key = _xor(wrapped, d[TAG_BYTES : TAG_BYTES + 32])
     try:
-        key = ChaCha20Poly1305(_wrap_key(reader_key, shares.salt)).decrypt(
-            _ZERO_NONCE, wrapped, shares.aad()
-        )
         plain = ChaCha20Poly1305(key).decrypt(
             shares.header[:_NONCE], shares.header[_NONCE:], _HEADER_AAD
         )

@@ -10,6 +10,7 @@ from boxless.chat.moment import MomentContent
 from boxless.client.store import Cursor
 
 __all__ = [
+    "accepted_contact_keys",
     "CommentRow",
     "FeedRow",
     "PostRow",
@@ -170,20 +171,28 @@ def trim_poster(cur: Cursor, poster: bytes, keep: int) -> int:
 
 
 def put_audience(cur: Cursor, post_id: bytes, members: list[bytes]) -> None:
-    cur.executemany(
-        "INSERT OR IGNORE INTO moment_audience (post_id, member) VALUES (?, ?)",
-        [(post_id, m) for m in members],
+    cur.execute(
+        "INSERT OR REPLACE INTO moment_audience_sets (post_id, members) VALUES (?, ?)",
+        (post_id, b"".join(sorted(members))),
     )
 
 
 def audience(cur: Cursor, post_id: bytes) -> list[bytes]:
-    cur.execute("SELECT member FROM moment_audience WHERE post_id = ? ORDER BY member", (post_id,))
-    return [bytes(r[0]) for r in cur.fetchall()]
+    cur.execute("SELECT members FROM moment_audience_sets WHERE post_id = ?", (post_id,))
+    r = cur.fetchone()
+    raw = b"" if r is None else bytes(r[0])
+    return [raw[i : i + 32] for i in range(0, len(raw), 32)]
 
 
 def in_audience(cur: Cursor, post_id: bytes, member: bytes) -> bool:
-    cur.execute("SELECT 1 FROM moment_audience WHERE post_id = ? AND member = ?", (post_id, member))
-    return cur.fetchone() is not None
+    return member in audience(cur, post_id)
+
+
+def accepted_contact_keys(cur: Cursor) -> set[bytes]:
+    """The identity keys of our accepted contacts (a read of the core's contacts table:
+    posting to 500 contacts needs their keys, not 500 decoded rows)."""
+    cur.execute("SELECT identity_key FROM client_contacts WHERE state = 'accepted'")
+    return {bytes(r[0]) for r in cur.fetchall()}
 
 
 def set_like(cur: Cursor, post_id: bytes, author: bytes, liked: bool, at_ms: int) -> bool:

@@ -193,7 +193,7 @@ class Moments:
             post_id, self.me, text, place, tuple(mentions), tuple(media), now_ms
         )
         with self.db.transaction() as cur:
-            contacts = {c.identity_key: c for c in self._contacts(cur)}
+            contacts = ms.accepted_contact_keys(cur)
             hidden = self._keys_setting(cur, "hidden_from")
             window = Window(ms.get_setting(cur, "window", Window.ALL.value))
             members = core.resolve_audience(audience, chosen, contacts, hidden)
@@ -231,10 +231,13 @@ class Moments:
             ms.set_setting(cur, "feed", plan.feed.as_json())
             ms.delete_readers(cur, sorted(plan.stale))
             for member in sorted(plan.by_olm):
+                contact = db.get_contact(cur, member)
+                if contact is None or contact.state != ContactState.ACCEPTED.value:
+                    continue  # gone since the plan: no key
                 rk = plan.reader_keys[member]
                 ms.put_reader(cur, member, rk, plan.feed.epoch)
                 reader = MomentReader(rk, plan.feed.secret, plan.feed.epoch)
-                self.conversations.queue_in(cur, contacts[member], replace(share, reader=reader))
+                self.conversations.queue_in(cur, contact, replace(share, reader=reader))
         self.channel.emit(ev.MomentChanged(post_id.hex(), self.me.hex(), "posted"))
         return post_id
 

@@ -15,3 +15,14 @@ CREATE TABLE moment_feeds (
     PRIMARY KEY (poster, epoch)
 );
 CREATE INDEX moment_feeds_topic ON moment_feeds (topic);
+-- Our posts' audiences, one row a post (members' identity keys concatenated):
+-- a post to 500 contacts is one insert, not 500. Replaces moment_audience.
+CREATE TABLE moment_audience_sets (
+    post_id  BLOB PRIMARY KEY,
+    members  BLOB NOT NULL                    -- n x 32 bytes, sorted
+);
+INSERT INTO moment_audience_sets (post_id, members)
+    SELECT post_id, CAST(group_concat(member, '') AS BLOB) FROM
+        (SELECT post_id, member FROM moment_audience ORDER BY post_id, member)
+    GROUP BY post_id;
+DROP TABLE moment_audience;
