@@ -52,6 +52,7 @@ from boxless.client.forward import Forwarder
 from boxless.client.groups import GroupManager
 from boxless.client.links import ShortLinks
 from boxless.client.moments import Moments
+from boxless.client.payments import Payments
 from boxless.client.profiles import Profiles
 from boxless.client.search import Search
 from boxless.client.search_index import SearchIndex
@@ -158,6 +159,7 @@ class Client:
         )
         self.moments = Moments(self.channel, self.conversations, clock=clock)
         self.calls = Calls(self.channel, self.conversations, clock=clock)
+        self.payments = Payments(account, self.channel, self.conversations, self.groups, clock=clock)
 
     def _group_direct(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         follow_up = self.groups.on_direct(cur, r.sender, r.device_key, r.message)
@@ -184,6 +186,7 @@ class Client:
             nursery.start_soon(self.sas.run)
             nursery.start_soon(self.attachments.run)
             nursery.start_soon(self.calls.run)
+            nursery.start_soon(self.payments.run)
             nursery.start_soon(self.search_index.run)
             task_status.started(self)
             await self.catch_up()

@@ -255,6 +255,27 @@ class MomentChanged:
     what: str
 
 
+@dataclass(frozen=True, slots=True)
+class PaymentChanged:
+    """A payment card in ``chat`` was added or its status changed (``pending``,
+    ``confirmed``, ``received``, ``forged``, ``failed``, ``open``), or, with no
+    ``message_id`` and status ``address``, the contact's wallet address arrived."""
+
+    type: ClassVar[str] = "payment"
+    chat: str
+    message_id: str
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class NearbyChanged:
+    """People Nearby changed: ``what`` is started, stopped, card, expired, hello,
+    hello_sent, hello_accepted, hello_ignored or contact. Fetch GET /nearby."""
+
+    type: ClassVar[str] = "nearby"
+    what: str
+
+
 Event = (
     Ready
     | Connectivity
@@ -279,6 +300,8 @@ Event = (
     | AttachmentProgress
     | AttachmentReady
     | MomentChanged
+    | NearbyChanged
+    | PaymentChanged
 )
 
 EVENT_CLASSES: tuple[type[Any], ...] = (
@@ -305,6 +328,8 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     AttachmentProgress,
     AttachmentReady,
     MomentChanged,
+    NearbyChanged,
+    PaymentChanged,
 )
 EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)
 

@@ -54,6 +54,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from boxless.chat import envelope as env
+from boxless.chat.payment import PayRequest, TransferCard
 from boxless.chat.requests import ContactState
 from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import group_store as gs
@@ -560,7 +561,8 @@ class GroupManager:
     async def _publish(
         self,
         group_id: bytes,
-        body: env.Text | env.GroupOpBody | env.GroupPin | env.GroupRead | ActionBody | env.Attachments,
+        body: env.Text | env.GroupOpBody | env.GroupPin | env.GroupRead | ActionBody | env.Attachments
+        | TransferCard | PayRequest,
         *,
         as_member: bool = True,
         ephemeral: bool = False,
@@ -619,7 +621,9 @@ class GroupManager:
         for kind in kinds:
             self.core.content_handlers[kind] = handler
 
-    async def send_content(self, group_id: bytes, body: env.Attachments, text: str) -> gs.GroupMessageRow:
+    async def send_content(
+        self, group_id: bytes, body: env.Attachments | TransferCard | PayRequest, text: str
+    ) -> gs.GroupMessageRow:
         """Send another feature's content to the group; stored and shown with ``text``."""
         with self.db.transaction() as cur:
             state = self.core.member_log(cur, group_id).state
