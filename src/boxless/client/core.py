@@ -52,6 +52,7 @@ from boxless.client.forward import Forwarder
 from boxless.client.groups import GroupManager
 from boxless.client.links import ShortLinks
 from boxless.client.moments import Moments
+from boxless.client.nearby import Nearby
 from boxless.client.payments import Payments
 from boxless.client.profiles import Profiles
 from boxless.client.search import Search
@@ -138,6 +139,13 @@ class Client:
             pow_difficulty=self.pow_difficulty,
         )
         self.profiles = Profiles(self.contact_book, emit=self._emit, clock=clock)
+        self.nearby = Nearby(
+            account,
+            self.channel,
+            self.contact_book,
+            clock=clock,
+            pow_difficulty=self.pow_difficulty,
+        )
         self.groups = GroupManager(account, self.channel, clock=clock, timings=group_timings)
         self.channel.handlers.on_topic(self.groups.owns, self.groups.handle)
         self.channel.handlers.on_body(
@@ -186,6 +194,7 @@ class Client:
             nursery.start_soon(self.sas.run)
             nursery.start_soon(self.attachments.run)
             nursery.start_soon(self.calls.run)
+            nursery.start_soon(self.nearby.run)
             nursery.start_soon(self.payments.run)
             nursery.start_soon(self.search_index.run)
             task_status.started(self)

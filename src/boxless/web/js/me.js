@@ -238,6 +238,7 @@ export function discoverView() {
         "ul",
         { class: "rows", "aria-label": "Discover" },
         live("#/moments", "Moments", "Posts from your contacts, end-to-end encrypted"),
+        live("#/nearby", "People Nearby", "Meet people within a few kilometres (opt-in, no exact location)"),
         item("Mini apps", "Signed web apps that run in a sandbox"),
         live("#/new-group", "Groups", "Group chats of a thousand and more: start one"),
         live("#/broadcasts", "Broadcast lists", "One message to many contacts, each privately"),
