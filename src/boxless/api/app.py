@@ -37,6 +37,8 @@ from boxless.api.groups import group_routes
 from boxless.api.guard import Guard
 from boxless.api.moments import BODIES as MOMENT_BODIES
 from boxless.api.moments import moment_routes
+from boxless.api.nearby import BODIES as NEARBY_BODIES
+from boxless.api.nearby import nearby_routes
 from boxless.api.params import parse_body, path_key
 from boxless.api.payments import BODIES as PAYMENT_BODIES
 from boxless.api.payments import payment_routes
@@ -114,6 +116,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **MOMENT_BODIES,
     **PAYMENT_BODIES,
     **PROFILE_BODIES,
+    **NEARBY_BODIES,
 }
 
 
@@ -407,6 +410,7 @@ def build_app(
         *moment_routes(client),
         *payment_routes(client),
         *profile_routes(client),
+        *nearby_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),
     ]

@@ -267,6 +267,15 @@ class PaymentChanged:
     status: str
 
 
+@dataclass(frozen=True, slots=True)
+class NearbyChanged:
+    """People Nearby changed: ``what`` is started, stopped, card, expired, hello,
+    hello_sent, hello_accepted, hello_ignored or contact. Fetch GET /nearby."""
+
+    type: ClassVar[str] = "nearby"
+    what: str
+
+
 Event = (
     Ready
     | Connectivity
@@ -291,6 +300,7 @@ Event = (
     | AttachmentProgress
     | AttachmentReady
     | MomentChanged
+    | NearbyChanged
     | PaymentChanged
 )
 
@@ -318,6 +328,7 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     AttachmentProgress,
     AttachmentReady,
     MomentChanged,
+    NearbyChanged,
     PaymentChanged,
 )
 EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)

@@ -37,6 +37,7 @@ import { verifyView } from "./js/verify.js";
 import { favouritesView } from "./js/favourites.js";
 import { searchView } from "./js/search.js";
 import { momentsView, onMomentEvent, refreshMomentsUnread } from "./js/moments.js";
+import { nearbyView, onNearbyEvent } from "./js/nearby.js";
 
 const root = document.getElementById("app");
 
@@ -61,6 +62,7 @@ const DETAILS = {
   search: [searchView, false], // #/search, #/search/<chat> (one chat)
   favourites: [favouritesView, false],
   moments: [momentsView, false],
+  nearby: [nearbyView, false], // People Nearby (js/nearby.js)
 };
 
 // #/chat/<key>/m/<message id> and #/group/<id>/m/<message id> open the chat at
@@ -267,6 +269,10 @@ function onEvent(ev) {
     case "payment":
       // a payment card was added or the chain confirmed/refuted it (js/paycards.js, js/wallet.js)
       if (detail && detail.view.onPayment) detail.view.onPayment(ev);
+      break;
+    case "nearby":
+      // People Nearby: cards came or went, a hello, a new contact (ev.what; js/nearby.js)
+      onNearbyEvent(ev);
       break;
     case "call":
     case "call_ice":
