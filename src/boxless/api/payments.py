@@ -13,6 +13,19 @@
 - ``GET /api/v1/wallet/history?limit=`` -> ``{transactions: [...]}`` (refreshed
   from the chain first; pending ones re-broadcast).
 - ``POST /api/v1/wallet/verify {card}`` -> ``{status, reason}`` for a transfer card.
+- ``GET /api/v1/wallet/qr.png?amount=&symbol=`` -> the EIP-681 receive URI as a QR code.
+
+Payments in chat (a chat is ``contact:<key hex>`` or ``group:<gid hex>``):
+
+- ``GET /api/v1/payments/cards?chat=`` -> ``{cards: [...]}`` (client/payments.py
+  ``card_json``: transfers with their chain status, requests with who paid).
+- ``POST /api/v1/payments/quote {chat, amount?, symbol?, request?}`` -> the quote
+  (as the wallet's, plus ``request``); paying a request takes its amount and asset.
+  A contact whose address is unknown: 409 ``address_unknown`` (it was asked for).
+- ``POST /api/v1/payments/transfer {chat, amount?, symbol?, request?, note,
+  max_fee_cap}`` -> 201 ``{message_id, tx}``: sent, and its card posted.
+- ``POST /api/v1/payments/request {chat, amount, symbol, note}`` -> 201
+  ``{message_id}``: a money request (1:1), or a bill split among the group.
 
 The chain calls block, so they run in a worker thread; the SQL is in
 :mod:`boxless.payments.store`.
@@ -21,6 +34,7 @@ The chain calls block, so they run in a worker thread; the SQL is in
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any
 
@@ -32,9 +46,12 @@ from starlette.routing import Route
 
 from boxless.api.errors import ApiError
 from boxless.api.params import parse_body
+from boxless.api.web import qr_png
+from boxless.chat.payment import TransferCard
 from boxless.client.core import Client
+from boxless.client.payments import FeesRose, Target
 from boxless.errors import UsageError
-from boxless.payments.amounts import format_amount, parse_amount
+from boxless.payments.amounts import ETH, Asset, format_amount, parse_amount
 from boxless.payments.hdwallet import (
     WALLET_PATH,
     address_bytes,
@@ -45,6 +62,7 @@ from boxless.payments.hdwallet import (
 from boxless.payments.rpc import Rpc, quantity
 from boxless.payments.store import ChainConfig, PaymentStore, TxRecord
 from boxless.payments.transfer import decode_claim, fetch_facts, verify
+from boxless.payments.uri import payment_uri
 from boxless.payments.wallet import Quote, Wallet
 
 ADDRESS = r"^0x[0-9a-fA-F]{40}$"
@@ -75,11 +93,36 @@ class VerifyBody(BaseModel):
     card: dict[str, Any]
 
 
+CHAT = r"^(contact|group):[0-9a-f]{64}$"
+
+
+class ChatQuoteBody(BaseModel):
+    chat: str = Field(pattern=CHAT)
+    amount: str | None = Field(default=None, pattern=AMOUNT)
+    symbol: str = Field(default="ETH", min_length=1, max_length=11)
+    request: str | None = Field(default=None, pattern=r"^[0-9a-zA-Z:_-]{1,128}$")
+
+
+class ChatTransferBody(ChatQuoteBody):
+    note: str = Field(default="", max_length=200)
+    max_fee_cap: str = Field(pattern=r"^[0-9]{1,78}$")
+
+
+class ChatRequestBody(BaseModel):
+    chat: str = Field(pattern=CHAT)
+    amount: str = Field(pattern=AMOUNT)
+    symbol: str = Field(default="ETH", min_length=1, max_length=11)
+    note: str = Field(default="", max_length=200)
+
+
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("PUT", "/api/v1/wallet/chain"): ChainBody,
     ("POST", "/api/v1/wallet/quote"): QuoteBody,
     ("POST", "/api/v1/wallet/send"): SendBody,
     ("POST", "/api/v1/wallet/verify"): VerifyBody,
+    ("POST", "/api/v1/payments/quote"): ChatQuoteBody,
+    ("POST", "/api/v1/payments/transfer"): ChatTransferBody,
+    ("POST", "/api/v1/payments/request"): ChatRequestBody,
 }
 
 
@@ -126,6 +169,7 @@ def _quote_json(q: Quote) -> dict[str, Any]:
 
 def payment_routes(client: Client) -> list[Route]:
     store = PaymentStore(client.db)
+    payments = client.payments
 
     def key() -> bytes:
         return derive_private_key(client.account.keystore.load_wallet_seed())
@@ -170,7 +214,14 @@ def payment_routes(client: Client) -> list[Route]:
             finally:
                 wallet.close()
             chain = _chain_json(config)
-            return {"address": address, "path": WALLET_PATH, "chain": chain, "balances": balances}
+            uri = payment_uri(address_bytes(key()), config.chain_id, None, ETH)
+            return {
+                "address": address,
+                "path": WALLET_PATH,
+                "chain": chain,
+                "balances": balances,
+                "uri": uri,
+            }
 
         return JSONResponse(await trio.to_thread.run_sync(read))
 
@@ -269,8 +320,109 @@ def payment_routes(client: Client) -> list[Route]:
 
         return JSONResponse(await trio.to_thread.run_sync(run))
 
+    def _chat_amount(body: ChatQuoteBody) -> tuple[Target, int, Asset]:
+        """(blocking) where the payment goes, how much, of what."""
+        target = payments.target(body.chat, body.request)
+        if target.amount is not None and target.asset is not None:
+            return target, target.amount, target.asset
+        asset = payments.asset(body.symbol)
+        if body.amount is None:
+            raise ApiError(422, "invalid_body", "say how much to send")
+        amount = parse_amount(body.amount, asset.decimals)
+        if amount == 0:
+            raise ApiError(422, "invalid_body", "the amount must be more than zero")
+        return target, amount, asset
+
+    async def _ask_if_unknown(chat: str) -> None:
+        contact = bytes.fromhex(chat[8:]) if chat.startswith("contact:") else None
+        if contact is not None and payments.address_of(contact) is None:
+            payments.store.chain()  # no wallet: say so, not "address unknown"
+            client.conversations.accepted(contact)
+            await payments.ask_address(contact)
+            raise ApiError(
+                409,
+                "address_unknown",
+                "their wallet address was asked for; try again in a moment "
+                "(their Boxless must be online and have a wallet set up)",
+            )
+
+    async def chat_cards(request: Request) -> Response:
+        """A chat's payment cards with their chain status."""
+        chat = request.query_params.get("chat", "")
+        if not re.fullmatch(CHAT, chat):
+            raise ApiError(422, "invalid_query", "chat is contact:<key> or group:<id>")
+        return JSONResponse({"cards": payments.cards(chat)})
+
+    async def chat_quote(request: Request) -> Response:
+        """What a payment from a chat costs, before the user confirms it."""
+        body: ChatQuoteBody = await parse_body(request, ChatQuoteBody)
+        if body.request is None:
+            await _ask_if_unknown(body.chat)
+
+        def run() -> dict[str, Any]:
+            target, amount, asset = _chat_amount(body)
+            out = _quote_json(payments.quote(target, amount, asset))
+            out["request"] = body.request
+            return out
+
+        return JSONResponse(await trio.to_thread.run_sync(run))
+
+    async def chat_transfer(request: Request) -> Response:
+        """Send a confirmed payment from a chat and post its card there."""
+        body: ChatTransferBody = await parse_body(request, ChatTransferBody)
+        if body.request is None:
+            await _ask_if_unknown(body.chat)
+        now = now_ms()
+
+        def run() -> TransferCard:
+            target, amount, asset = _chat_amount(body)
+            try:
+                return payments.send_quoted(
+                    target, amount, asset, int(body.max_fee_cap), body.note, now
+                )[1]
+            except FeesRose as exc:
+                raise ApiError(409, "fees_rose", str(exc)) from None
+
+        card = await trio.to_thread.run_sync(run)
+        message_id = await payments.post(body.chat, card)
+        tx = "0x" + card.claim.tx_hash.hex()
+        return JSONResponse({"message_id": message_id, "tx": tx}, status_code=201)
+
+    async def chat_request(request: Request) -> Response:
+        """Ask a contact for money, or split a bill in a group."""
+        body: ChatRequestBody = await parse_body(request, ChatRequestBody)
+        asset = await trio.to_thread.run_sync(payments.asset, body.symbol)
+        amount = parse_amount(body.amount, asset.decimals)
+        if amount == 0:
+            raise ApiError(422, "invalid_body", "the amount must be more than zero")
+        message_id = await payments.request(body.chat, amount, asset, body.note)
+        return JSONResponse({"message_id": message_id}, status_code=201)
+
+    async def receive_qr(request: Request) -> Response:
+        """The EIP-681 URI to pay this wallet, as a QR code (PNG)."""
+        config = store.chain()
+        symbol = request.query_params.get("symbol", "ETH").upper()
+        assets = {"ETH": ETH}
+        if config.token and config.token_symbol and config.token_decimals is not None:
+            assets[config.token_symbol.upper()] = Asset(
+                config.token_symbol, config.token_decimals, config.token
+            )
+        asset = assets.get(symbol)
+        if asset is None:
+            raise ApiError(422, "unknown_asset", f"this wallet knows {', '.join(assets)}")
+        text = request.query_params.get("amount")
+        amount = None if not text else parse_amount(text, asset.decimals)
+        uri = payment_uri(address_bytes(key()), config.chain_id, amount, asset)
+        png = await trio.to_thread.run_sync(qr_png, uri)
+        return Response(png, media_type="image/png", headers={"X-Payment-URI": uri})
+
     return [
         Route("/api/v1/wallet", overview, methods=["GET"]),
+        Route("/api/v1/wallet/qr.png", receive_qr, methods=["GET"]),
+        Route("/api/v1/payments/cards", chat_cards, methods=["GET"]),
+        Route("/api/v1/payments/quote", chat_quote, methods=["POST"]),
+        Route("/api/v1/payments/transfer", chat_transfer, methods=["POST"]),
+        Route("/api/v1/payments/request", chat_request, methods=["POST"]),
         Route("/api/v1/wallet/chain", set_chain, methods=["PUT"]),
         Route("/api/v1/wallet/quote", quote, methods=["POST"]),
         Route("/api/v1/wallet/send", send, methods=["POST"]),
