@@ -94,7 +94,7 @@ def test_ten_shares_twelve_members(rpc: Rpc) -> None:
     # Members with zero ETH: the sender's client relays (the recipient is signed).
     relayed = RedEnvelopeContract(alice, contract.address)
     got = []
-    for i, m in enumerate(members[:10]):
+    for i, m in enumerate(members[:3]):
         view = contract.view(env_id, m.address)
         assert may_claim(card, arrived_in=GROUP, member=True, chain_id=rpc.chain_id,
                          contract=contract.address, view=view, now_s=_now(rpc)) == ALLOWED  # fmt: skip
@@ -102,6 +102,17 @@ def test_ten_shares_twelve_members(rpc: Rpc) -> None:
         assert (claim.index, claim.recipient, claim.fee) == (i, m.address, fee)
         assert alice.balance(m.address) == claim.amount - fee
         got.append(claim.amount)
+    # A replayed claim is refused by the contract's check: nothing is sent.
+    assert relayed.relay_claims(card, [members[0].address]) == ([], ["already claimed"])
+    # The rest in one relayed batch: the two beyond the tenth share are refused.
+    hashes, refused = relayed.relay_claims(card, [m.address for m in members[3:]])
+    assert len(hashes) == 7 and refused == ["empty", "empty"]
+    alice.wait(hashes)
+    claims = contract.claims(env_id)
+    assert [c.recipient for c in claims] == [m.address for m in members[:10]]
+    for c, m in zip(claims[3:], members[3:10], strict=True):
+        assert alice.balance(m.address) == c.amount - fee
+    got += [c.amount for c in claims[3:]]
     assert got == expected and sum(got) == total
 
     # The two late members are told it's empty, and the chain agrees.

@@ -27,6 +27,10 @@ ENVELOPE_FIELDS = [
 CREATED = topic("Created(bytes32,address,uint256,uint256,uint256,bool)")
 CLAIMED = topic("Claimed(bytes32,address,uint256,uint256,address,uint256)")
 REFUNDED = topic("Refunded(bytes32,address,uint256)")
+# A claim's gas is bounded by its code path (the first claim, which also stores
+# the seed, costs the most); the limit leaves room, unused gas is not paid.
+CLAIM_GAS_LIMIT = 160_000
+RELAY_CHUNK = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,16 +124,41 @@ class RedEnvelopeContract:
         raise BadRpcResponse("the create transaction logged no Created event")
 
     def claim_payload(self, card: Card, recipient: bytes) -> bytes:
+        return self._claim_and_check(card, recipient)[0]
+
+    def _claim_and_check(self, card: Card, recipient: bytes) -> tuple[bytes, bytes]:
         v, r, s = sign_claim(card.secret, self.address, card.chain_id, card.id, recipient)
-        return call_data(
-            "claim(bytes32,address,bytes32,uint8,bytes32,bytes32)",
-            [card.id, recipient, split_seed(card.secret), v, r, s],
+        args = [card.id, recipient, split_seed(card.secret), v, r, s]
+        return (
+            call_data("claim(bytes32,address,bytes32,uint8,bytes32,bytes32)", args),
+            call_data("refusal(bytes32,address,bytes32,uint8,bytes32,bytes32)", args),
         )
 
     def submit_claim(self, card: Card, recipient: bytes) -> bytes:
         """Broadcast a claim paid to ``recipient`` from this signer (who may be a
         relayer); return the transaction hash without waiting."""
         return self.signer.submit(self.address, self.claim_payload(card, recipient))
+
+    def relay_claims(self, card: Card, recipients: list[bytes]) -> tuple[list[bytes], list[str]]:
+        """Submit the claims of ``recipients`` from this signer (the relayer), in
+        chunks: one JSON-RPC batch dry-runs every claim of the chunk (``eth_call``)
+        and reads fees and nonce, a second broadcasts the signed ones. A claim the
+        dry run refuses is not sent (the relayer pays no gas for it); its reason is
+        returned instead. Returns (transaction hashes, refusals)."""
+        hashes: list[bytes] = []
+        refused: list[str] = []
+        todo = list(dict.fromkeys(recipients))  # one claim per address
+        refused += ["already claimed"] * (len(recipients) - len(todo))
+        env = self.envelope(card.id)
+        left = max(env.shares - env.claimed, 0)  # the checks cannot see claims in flight
+        refused += ["empty"] * max(len(todo) - left, 0)
+        todo = todo[:left]
+        for i in range(0, len(todo), RELAY_CHUNK):
+            pairs = [self._claim_and_check(card, r) for r in todo[i : i + RELAY_CHUNK]]
+            sent, why = self.signer.submit_checked(self.address, pairs, CLAIM_GAS_LIMIT)
+            hashes += sent
+            refused += why
+        return hashes, refused
 
     def claim(self, card: Card, recipient: bytes) -> Claim:
         """Claim and wait: the share ``recipient`` got (the contract's own log)."""

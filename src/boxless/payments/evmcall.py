@@ -230,6 +230,50 @@ class Signer:
         self._next_nonce = nonce + 1
         return tx_hash(raw)
 
+    def submit_checked(
+        self, to: bytes, payloads: list[tuple[bytes, bytes]], gas: int
+    ) -> tuple[list[bytes], list[str]]:
+        """``payloads`` are (call, check) pairs: ``check`` is a view call on ``to``
+        answering a string, empty when ``call`` would succeed now. One batch runs
+        every check and reads fees and nonce; one more broadcasts the calls that
+        passed, signed with consecutive nonces and the fixed ``gas`` limit (so a
+        refused call costs nothing). Returns (hashes sent, reasons refused); at
+        most 14 pairs (one JSON-RPC batch)."""
+        if not 1 <= len(payloads) <= 14:
+            raise ValueError("1 to 14 calls per submit_checked")
+        dest = checksum_address(to)
+        calls: list[tuple[str, list[Any]]] = [
+            ("eth_getBlockByNumber", ["latest", False]),
+            ("eth_maxPriorityFeePerGas", []),
+            ("eth_getTransactionCount", [self.hex_address, "pending"]),
+        ]
+        calls += [
+            ("eth_call", [{"from": self.hex_address, "to": dest, "data": "0x" + c.hex()}, "latest"])
+            for _, c in payloads
+        ]
+        results = self.rpc.batch(calls)
+        block = results[0]
+        if not isinstance(block, dict):
+            raise BadRpcResponse("the node's latest block is not an object")
+        fees = suggest_fees(
+            quantity(block.get("baseFeePerGas"), "base fee"),
+            quantity(results[1], "priority fee"),
+            gas,
+        )
+        nonce = max(quantity(results[2], "nonce"), self._next_nonce or 0)
+        raws, refused = [], []
+        for (payload, _), answer in zip(payloads, results[3:], strict=True):
+            reason = decode(["bytes"], data(answer, "check answer"))[0]
+            if reason:
+                refused.append(reason.decode("utf-8", "replace")[:100])
+                continue
+            raws.append(UnsignedTx(self.rpc.chain_id, nonce, to, 0, payload, fees).sign(self._key))
+            nonce += 1
+        if raws:
+            self.rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in raws])
+            self._next_nonce = nonce
+        return [tx_hash(r) for r in raws], refused
+
     def wait(self, hashes: list[bytes], timeout: float = RECEIPT_TIMEOUT_S) -> list[Receipt]:
         """The receipts of ``hashes`` (bounded wait); a reverted one raises."""
         found: dict[bytes, Receipt] = {}

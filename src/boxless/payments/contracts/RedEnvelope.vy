@@ -132,6 +132,38 @@ def share_amount(remaining: uint256, left: uint256, lucky: bool, seed: bytes32, 
     return self._share(remaining, left, lucky, seed, index)
 
 
+@view
+@internal
+def _refusal(id: bytes32, recipient: address, seed: bytes32, v: uint8, r: bytes32, s: bytes32) -> String[24]:
+    env: Envelope = self.envelopes[id]
+    if env.sender == empty(address):
+        return "no such envelope"
+    if env.refunded or block.timestamp >= env.expiry:
+        return "expired"
+    if env.claimed >= env.shares:
+        return "empty"
+    if recipient == empty(address):
+        return "no recipient"
+    if self.claimed_amount[id][recipient] != 0:
+        return "already claimed"
+    if keccak256(seed) != env.seed_hash:
+        return "wrong seed"
+    digest: bytes32 = keccak256(
+        concat(CLAIM_TAG, convert(self, bytes20), convert(chain.id, bytes32), id, convert(recipient, bytes20))
+    )
+    signer: address = ecrecover(digest, v, r, s)
+    if signer != env.claim_key or signer == empty(address):
+        return "bad claim signature"
+    return ""
+
+
+@view
+@external
+def refusal(id: bytes32, recipient: address, seed: bytes32, v: uint8, r: bytes32, s: bytes32) -> String[24]:
+    """@notice Why `claim` with these arguments would revert now ("" if it would not)."""
+    return self._refusal(id, recipient, seed, v, r, s)
+
+
 @external
 def claim(id: bytes32, recipient: address, seed: bytes32, v: uint8, r: bytes32, s: bytes32) -> uint256:
     """
@@ -139,18 +171,9 @@ def claim(id: bytes32, recipient: address, seed: bytes32, v: uint8, r: bytes32, 
             key's signature; `seed` is the split seed (checked against its hash).
             A caller other than the recipient gets the relay fee from the share.
     """
+    reason: String[24] = self._refusal(id, recipient, seed, v, r, s)
+    assert len(reason) == 0, reason
     env: Envelope = self.envelopes[id]
-    assert env.sender != empty(address), "no such envelope"
-    assert not env.refunded and block.timestamp < env.expiry, "expired"
-    assert env.claimed < env.shares, "empty"
-    assert recipient != empty(address), "no recipient"
-    assert self.claimed_amount[id][recipient] == 0, "already claimed"
-    assert keccak256(seed) == env.seed_hash, "wrong seed"
-    digest: bytes32 = keccak256(
-        concat(CLAIM_TAG, convert(self, bytes20), convert(chain.id, bytes32), id, convert(recipient, bytes20))
-    )
-    signer: address = ecrecover(digest, v, r, s)
-    assert signer == env.claim_key and signer != empty(address), "bad claim signature"
     amount: uint256 = self._share(env.remaining, env.shares - env.claimed, env.lucky, seed, env.claimed)
     fee: uint256 = 0
     if msg.sender != recipient:

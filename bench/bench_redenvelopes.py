@@ -1,0 +1,180 @@
+"""Red-envelope claims per second (app path vs bare chain) and stealth scan rate.
+
+Claims, on one real anvil (``--prune-history --block-time 1``), one relayer
+submitting every claim of one N-share envelope (members hold zero ETH):
+
+- bare chain: claim transactions built and signed beforehand (the claim-key
+  signature, ABI, EIP-1559 signature), posted with ``eth_sendRawTransaction``;
+- app path: :meth:`RedEnvelopeContract.relay_claims` — per claim the claim
+  signature and ABI encoding; per 14 claims one JSON-RPC batch (chain id, fees,
+  nonce, and the contract's ``refusal`` view of each claim: a claim that would
+  revert is never sent), then one batch broadcasting the signed claims.
+
+Both are timed for the send phase and until the last claim is mined.
+
+Stealth scan: N announcements (1 % ours), :meth:`Scanner.scan` in one process,
+then split across processes (one per core).
+
+    python bench/bench_redenvelopes.py [--shares 300] [--announcements 40000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+import httpx
+from mnemonic import Mnemonic
+
+from boxless.client.redenvelopes_chain import RedEnvelopeContract
+from boxless.client.redenvelopes_core import Card, sign_claim, split_seed
+from boxless.payments.devnet import ANVIL_MNEMONIC, Anvil
+from boxless.payments.evmcall import Signer, call_data
+from boxless.payments.hdwallet import derive_private_key
+from boxless.payments.rpc import Rpc, quantity
+from boxless.payments.stealth import Announcement, Scanner, StealthKeys, generate
+from boxless.payments.tx import UnsignedTx, suggest_fees
+
+SEED = Mnemonic.to_seed(ANVIL_MNEMONIC, "")
+CLAIM_GAS = 0  # set from the node's estimate of the first claim
+TIMEOUT_S = 120.0
+
+
+def _envelope(
+    chain: Anvil, rpc: Rpc, signer: Signer, shares: int
+) -> tuple[RedEnvelopeContract, Card]:
+    contract = RedEnvelopeContract.deploy(signer)
+    secret = secrets.token_bytes(32)
+    now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+    total = shares * 10**15
+    contract.create(secret, total, shares, True, now + 3600)
+    card = Card(chain.chain_id, contract.address, signer.address, secret, "group:" + "00" * 16,
+                total, shares, True, now + 3600, "")  # fmt: skip
+    return contract, card
+
+
+def _wait_nonce(rpc: Rpc, address: str, nonce: int) -> None:
+    deadline = time.monotonic() + TIMEOUT_S
+    while time.monotonic() < deadline:
+        if quantity(rpc.call("eth_getTransactionCount", [address, "latest"]), "n") >= nonce:
+            return
+        time.sleep(0.02)
+    raise TimeoutError("claims not mined in time")
+
+
+def bare(chain: Anvil, shares: int) -> tuple[float, float]:
+    rpc = Rpc(chain.url, chain.chain_id)
+    signer = Signer(rpc, derive_private_key(SEED, "m/44'/60'/0'/0/2"))
+    contract, card = _envelope(chain, rpc, signer, shares)
+    members = [secrets.token_bytes(20) for _ in range(shares)]
+    nonce = quantity(rpc.call("eth_getTransactionCount", [signer.hex_address, "pending"]), "n")
+    block = rpc.call("eth_getBlockByNumber", ["latest", False])
+    fees = suggest_fees(quantity(block["baseFeePerGas"], "b"), 10**9, CLAIM_GAS)
+    raws = []
+    for i, m in enumerate(members):
+        v, r, s = sign_claim(card.secret, contract.address, card.chain_id, card.id, m)
+        payload = call_data(
+            "claim(bytes32,address,bytes32,uint8,bytes32,bytes32)",
+            [card.id, m, split_seed(card.secret), v, r, s],
+        )
+        if i == 0:  # the node's estimate once (the first claim also stores the seed)
+            request = {"from": signer.hex_address, "to": "0x" + contract.address.hex(),
+                       "data": "0x" + payload.hex()}  # fmt: skip
+            gas = quantity(rpc.call("eth_estimateGas", [request]), "gas") * 6 // 5
+            fees = suggest_fees(quantity(block["baseFeePerGas"], "b"), 10**9, gas)
+        raws.append(
+            UnsignedTx(chain.chain_id, nonce + i, contract.address, 0, payload, fees).sign(
+                signer._key
+            )
+        )
+    client = httpx.Client(timeout=10)
+    t0 = time.perf_counter()
+    for i, raw in enumerate(raws):
+        body = {
+            "jsonrpc": "2.0",
+            "id": i,
+            "method": "eth_sendRawTransaction",
+            "params": ["0x" + raw.hex()],
+        }
+        answer = client.post(chain.url, json=body).json()
+        if "error" in answer:
+            raise RuntimeError(answer["error"])
+    sent = time.perf_counter() - t0
+    _wait_nonce(rpc, signer.hex_address, nonce + shares)
+    mined = time.perf_counter() - t0
+    assert contract.envelope(card.id).claimed == shares
+    return shares / sent, shares / mined
+
+
+def app(chain: Anvil, shares: int) -> tuple[float, float]:
+    rpc = Rpc(chain.url, chain.chain_id)
+    signer = Signer(rpc, derive_private_key(SEED, "m/44'/60'/0'/0/3"))
+    contract, card = _envelope(chain, rpc, signer, shares)
+    members = [secrets.token_bytes(20) for _ in range(shares)]
+    t0 = time.perf_counter()
+    hashes, refused = contract.relay_claims(card, members)
+    assert not refused, refused
+    sent = time.perf_counter() - t0
+    signer.wait(hashes, timeout=TIMEOUT_S)
+    mined = time.perf_counter() - t0
+    assert contract.envelope(card.id).claimed == shares
+    return shares / sent, shares / mined
+
+
+def _scan_chunk(args: tuple[bytes, bytes, list[tuple[bytes, bytes, bytes]]]) -> int:
+    viewing, spending_pub, rows = args
+    scanner = Scanner(viewing, spending_pub)
+    return len(scanner.scan(Announcement(a, e, m) for a, e, m in rows))
+
+
+def stealth(n: int) -> tuple[float, float, int]:
+    me = StealthKeys.from_seed(os.urandom(64))
+    other = StealthKeys.from_seed(os.urandom(64))
+    anns = []
+    for i in range(n):
+        p = generate(me.meta if i % 100 == 0 else other.meta)
+        anns.append(Announcement(p.address, p.ephemeral_public, bytes([p.view_tag])))
+    scanner = Scanner.for_keys(me)
+    t0 = time.perf_counter()
+    found = len(scanner.scan(anns))
+    one = n / (time.perf_counter() - t0)
+    workers = os.cpu_count() or 1
+    rows = [(a.stealth_address, a.ephemeral_public, a.metadata) for a in anns]
+    chunks = [rows[i::workers] for i in range(workers)]
+    with ProcessPoolExecutor(workers) as pool:
+        list(
+            pool.map(_scan_chunk, [(me.viewing, me.meta.spending, rows[:10])] * workers)
+        )  # warm up
+        t0 = time.perf_counter()
+        found_par = sum(pool.map(_scan_chunk, [(me.viewing, me.meta.spending, c) for c in chunks]))
+        par = n / (time.perf_counter() - t0)
+    assert found == found_par == (n + 99) // 100
+    return one, par, workers
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--shares", type=int, default=300)
+    parser.add_argument("--announcements", type=int, default=40_000)
+    args = parser.parse_args()
+    with Anvil() as chain:
+        bare_send, bare_mined = bare(chain, args.shares)
+        app_send, app_mined = app(chain, args.shares)
+    print(f"claims, {args.shares} shares, one relayer")
+    print(f"  bare chain: {bare_send:7.0f}/s sent  {bare_mined:7.0f}/s sent+mined")
+    print(f"  app path:   {app_send:7.0f}/s sent  {app_mined:7.0f}/s sent+mined")
+    print(
+        f"  app/bare:   {app_send / bare_send:7.0%} sent  {app_mined / bare_mined:7.0%} sent+mined"
+    )
+    one, par, workers = stealth(args.announcements)
+    print(f"stealth scan, {args.announcements} announcements (1 % ours)")
+    print(f"  1 process:  {one:9.0f}/s")
+    print(f"  {workers} processes: {par:9.0f}/s")
+    print(f"  load average: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
