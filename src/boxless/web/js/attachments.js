@@ -1,17 +1,30 @@
 // Attachments in the conversation views (api/attachments.py, docs/attachments.md).
 //
-// A view calls `sendFiles(chat, files, caption)` from its attach button, paste or
-// drop handler, `attachmentsFor(messageId)` to draw a message's files under its
-// bubble, and passes app.js's attachment_progress / attachment_ready events to
-// `onAttachmentEvent(ev)` (its `onAttachment` hook) to move progress bars.
-// Everything a peer chose (names, types) is text here, never HTML: the DOM helper
-// `h` sets text content. Media play from the API (same origin, the session
-// cookie); only types the API marks `inline` are shown inline, others download.
+// Theory of operation. Each open chat keeps one `chatFiles(chat)` index: the
+// chat's newest files (GET /chats/{chat}/attachments, re-read with each page of
+// messages) by message id, so a bubble knows its files without a request of
+// its own. `block(m)` draws a message's files under its bubble: photos and
+// videos as a grid (an album), voice notes as a player with a waveform, other
+// files as a row with name, size and Save. Elements are kept per file and
+// state, so re-rendering the list (it happens on every event) moves the same
+// <img> instead of loading it again. Download progress comes from the node's
+// attachment_progress/attachment_ready events (`onEvent`), upload progress
+// from XHR (`uploader`). Sending starts in a tray (`attachTray`): the picked,
+// pasted or dropped files, an "Original" toggle for photos, Send.
+//
+// Everything a peer chose (names, types) is text here, never HTML: `h` sets
+// text content. Media load from the API (same origin, the session cookie);
+// only files the API marks `inline` show inline, the rest download.
 
-import { call, imageUrl } from "./api.js";
-import { h } from "./dom.js";
+import { ApiError, call, imageUrl } from "./api.js";
+import { h, icon, mount, toast } from "./dom.js";
+
+export const MAX_ALBUM = 9; // photos/videos in one message
+const LIST_LIMIT = 500; // the newest files of a chat the index holds
+const FILES_ONLY = "📎 "; // the node's text for a message of files without a caption
 
 const base = (messageId) => `/messages/${encodeURIComponent(messageId)}/attachments`;
+export const contentUrl = (messageId, index) => `/api/v1${base(messageId)}/${index}/content`;
 
 function uploadPath(chat) {
   const [kind, id] = chat.split(":");
@@ -20,7 +33,167 @@ function uploadPath(chat) {
   throw new Error(`not a chat: ${chat}`);
 }
 
-/** Send each File of `files` to `chat` (contact:<key> or group:<gid>); the caption goes with the first. */
+export function formatSize(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+  if (n < 1024 * 1024 * 1024) return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  return `${(n / 1024 / 1024 / 1024).toFixed(2)} GB`;
+}
+
+export function formatDuration(ms) {
+  const s = Math.max(0, Math.round((ms || 0) / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** What a file is to the UI: image, video, voice, audio or file. */
+export function mediaKind(a) {
+  const mime = a.mime || "";
+  if (a.kind === "voice") return "voice";
+  if (!a.inline) return "file";
+  if ((a.kind === "image" || a.kind === "sticker") && mime.startsWith("image/")) return "image";
+  if (mime.startsWith("image/")) return "image";
+  if (mime.startsWith("video/")) return "video";
+  if (mime.startsWith("audio/")) return /^voice[-_ ]/i.test(a.name || "") ? "voice" : "audio";
+  return "file";
+}
+
+// -- sending ------------------------------------------------------------------------------
+
+/**
+ * POST a file (raw body, described by `query`) or an album (FormData) with
+ * upload progress (fetch cannot report it; XHR can).
+ * Resolves to the API's answer; rejects with an ApiError. `onProgress(sent, total)`.
+ */
+function postFile(path, body, query, onProgress, signal) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `/api/v1${path}${query ? `?${new URLSearchParams(query)}` : ""}`);
+    xhr.withCredentials = true;
+    if (!(body instanceof FormData)) xhr.setRequestHeader("Content-Type", body.type || "application/octet-stream");
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : body.size || 0);
+    xhr.onload = () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText || "null");
+      } catch (_) {
+        /* not JSON */
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data);
+      else reject(new ApiError(xhr.status, data?.error?.code || `http_${xhr.status}`, data?.error?.message || xhr.statusText || "upload failed"));
+    };
+    xhr.onerror = () => reject(new ApiError(0, "unreachable", "the upload broke off: is `boxless up` running?"));
+    xhr.onabort = () => reject(new ApiError(0, "aborted", "cancelled"));
+    if (signal) signal.addEventListener("abort", () => xhr.abort(), { once: true });
+    xhr.send(body);
+  });
+}
+
+/** An album as one multipart/form-data body: photos/videos, each after its own fields. */
+function albumForm(files, { caption, original, meta }) {
+  const form = new FormData();
+  form.append("original", original ? "1" : "0"); // message fields come before the files
+  if (caption) form.append("caption", caption);
+  files.forEach((f, i) => {
+    for (const [k, v] of Object.entries(meta[i] || {})) form.append(k, v);
+    form.append("file", f, f.name || "file");
+  });
+  return form;
+}
+
+/** The files of one send split into messages: photos/videos in albums of up to 9, other files alone. */
+export function batches(files) {
+  const media = files.filter((f) => /^(image|video)\//.test(f.type || ""));
+  const rest = files.filter((f) => !media.includes(f));
+  const out = [];
+  for (let i = 0; i < media.length; i += MAX_ALBUM) out.push(media.slice(i, i + MAX_ALBUM));
+  for (const f of rest) out.push([f]);
+  return out;
+}
+
+/**
+ * Send `files` (one message: an album, or one file) with progress; the element
+ * shows a bar per file, and on failure the error with Try again / Cancel.
+ * `meta` per file (optional): extra descriptor fields the API takes (kind,
+ * duration_ms, waveform). `onDone(ok)` once: sent (true) or given up (false).
+ */
+export function uploader(chat, files, { caption = "", original = false, meta = [] } = {}, onDone = () => {}) {
+  const rows = files.map((file) => {
+    const bar = h("progress", { max: String(file.size || 1), value: "0" });
+    const status = h("span", { class: "att-status" }, formatSize(file.size));
+    return { file, bar, status, done: false, el: h("div", { class: "att-up-row" }, h("span", { class: "att-name" }, file.name || "file"), bar, status) };
+  });
+  const buttons = h("div", { class: "att-up-buttons" });
+  const el = h("div", { class: "att-upload", "aria-label": "Uploading" }, ...rows.map((r) => r.el), buttons);
+  const controller = new AbortController();
+  let finished = false;
+
+  function finish(ok) {
+    if (finished) return;
+    finished = true;
+    onDone(ok);
+  }
+
+  function failed(r, err) {
+    r.status.textContent = err.message;
+    r.el.classList.add("failed");
+    mount(
+      buttons,
+      h("button", { type: "button", class: "att-retry", onclick: (e) => (e.stopPropagation(), r.el.classList.remove("failed"), run()) }, "Try again"),
+      h("button", { type: "button", onclick: (e) => (e.stopPropagation(), finish(false)) }, "Cancel"),
+    );
+  }
+
+  async function run() {
+    mount(buttons, h("button", { type: "button", class: "att-cancel", onclick: (e) => (e.stopPropagation(), controller.abort(), finish(false)) }, "Cancel"));
+    if (rows.length > 1) {
+      // an album: one message, one multipart body; the bar of each file fills in turn
+      try {
+        await postFile(uploadPath(chat), albumForm(files, { caption, original, meta }), null, (sent) => {
+          let left = sent;
+          for (const r of rows) {
+            const part = Math.max(0, Math.min(r.file.size, left));
+            left -= r.file.size;
+            r.bar.value = String(part);
+            r.status.textContent = part >= r.file.size ? "uploaded" : `${formatSize(part)} / ${formatSize(r.file.size)}`;
+          }
+        }, controller.signal);
+      } catch (err) {
+        if (!controller.signal.aborted) failed(rows[0], err);
+        return;
+      }
+      finish(true);
+      return;
+    }
+    for (const [i, r] of rows.entries()) {
+      if (r.done) continue;
+      const query = {
+        name: r.file.name || "file",
+        mime: (r.file.type || "application/octet-stream").toLowerCase(),
+        caption: i === 0 ? caption : "",
+        original: original ? "1" : "0",
+        ...(meta[i] || {}),
+      };
+      try {
+        await postFile(uploadPath(chat), r.file, query, (sent, total) => {
+          r.bar.max = String(total || 1);
+          r.bar.value = String(sent);
+          r.status.textContent = `${formatSize(sent)} / ${formatSize(total)}`;
+        }, controller.signal);
+        r.done = true;
+        r.bar.value = r.bar.max;
+        r.status.textContent = "sent";
+      } catch (err) {
+        if (!controller.signal.aborted) failed(r, err);
+        return;
+      }
+    }
+    finish(true);
+  }
+  run();
+  return { el, cancel: () => (controller.abort(), finish(false)) };
+}
+
+/** Send each File of `files` to `chat` (no progress shown); the caption goes with the first. */
 export async function sendFiles(chat, files, caption = "", { original = false } = {}) {
   const sent = [];
   for (const [i, file] of Array.from(files).entries()) {
@@ -35,64 +208,382 @@ export async function sendFiles(chat, files, caption = "", { original = false } 
   return sent;
 }
 
-function size(n) {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
-  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+/**
+ * The tray above the composer: files picked, pasted or dropped, shown before
+ * they go; "Original" sends photos uncompressed. `onSend(files, {original})`.
+ */
+export function attachTray(onSend) {
+  let files = [];
+  const urls = new Map();
+  const list = h("div", { class: "att-tray-files" });
+  const original = h("input", { type: "checkbox", id: `att-original-${Math.random().toString(36).slice(2)}` });
+  const count = h("span", { class: "att-tray-count" });
+  const el = h(
+    "div",
+    { class: "att-tray", hidden: true, role: "group", "aria-label": "Files to send" },
+    list,
+    h(
+      "div",
+      { class: "att-tray-bar" },
+      count,
+      h("label", { class: "att-original", for: original.id }, original, "Original"),
+      h("button", { type: "button", class: "att-tray-cancel", onclick: () => clear() }, "Cancel"),
+      h("button", { type: "button", class: "primary att-tray-send", onclick: () => send() }, "Send"),
+    ),
+  );
+
+  function draw() {
+    el.hidden = !files.length;
+    const photos = files.filter((f) => (f.type || "").startsWith("image/")).length;
+    count.textContent = `${files.length} file${files.length === 1 ? "" : "s"}${photos > MAX_ALBUM ? ` (albums of ${MAX_ALBUM})` : ""}`;
+    original.parentElement.hidden = !photos;
+    mount(
+      list,
+      files.map((f, i) => {
+        let preview;
+        if ((f.type || "").startsWith("image/")) {
+          if (!urls.has(f)) urls.set(f, URL.createObjectURL(f));
+          preview = h("img", { src: urls.get(f), alt: "" });
+        } else {
+          preview = h("span", { class: "att-tray-icon" }, (f.type || "").startsWith("video/") ? "🎬" : "📄");
+        }
+        return h(
+          "div",
+          { class: "att-tray-item", title: f.name },
+          preview,
+          h("span", { class: "att-name" }, f.name || "file"),
+          h("span", { class: "att-size" }, formatSize(f.size)),
+          h("button", { type: "button", class: "att-tray-remove", "aria-label": `Remove ${f.name}`, onclick: () => remove(i) }, "×"),
+        );
+      }),
+    );
+  }
+
+  function remove(i) {
+    const [f] = files.splice(i, 1);
+    if (urls.has(f)) URL.revokeObjectURL(urls.get(f));
+    urls.delete(f);
+    draw();
+  }
+
+  function clear() {
+    for (const u of urls.values()) URL.revokeObjectURL(u);
+    urls.clear();
+    files = [];
+    original.checked = false;
+    draw();
+  }
+
+  function send() {
+    const chosen = files;
+    const opts = { original: original.checked };
+    files = [];
+    for (const u of urls.values()) URL.revokeObjectURL(u);
+    urls.clear();
+    original.checked = false;
+    draw();
+    if (chosen.length) onSend(chosen, opts);
+  }
+
+  return {
+    el,
+    add(more) {
+      const list = Array.from(more || []).filter((f) => f instanceof File);
+      if (!list.length) return;
+      files = [...files, ...list];
+      draw();
+    },
+    get files() {
+      return files;
+    },
+    send,
+    clear,
+  };
 }
 
-function fileRow(messageId, a) {
-  const url = `/api/v1${base(messageId)}/${a.index}/content`;
-  const bar = h("progress", { max: String(a.size || 1), value: String(a.done) });
-  const status = h("span", { class: "attachment-status" }, a.state === "failed" ? a.error || "failed" : "");
-  const row = h("div", { class: "attachment", "data-attachment": `${messageId}/${a.index}` });
-  if (a.state === "ready" && a.inline && a.kind === "image") {
-    row.append(h("img", { src: url, alt: a.name, loading: "lazy" }));
-  } else if (a.inline && (a.mime.startsWith("video/") || a.mime.startsWith("audio/"))) {
-    // plays while it downloads: the API answers Range requests
-    row.append(h(a.mime.startsWith("video/") ? "video" : "audio", { src: url, controls: "", preload: "metadata" }));
-  } else if (a.thumbnail && a.state !== "ready") {
-    const img = h("img", { alt: a.name });
-    imageUrl(`${base(messageId)}/${a.index}/thumbnail`).then((src) => (img.src = src)).catch(() => img.remove());
-    row.append(img);
-  }
-  const link = h("a", { href: url, download: a.name }, `${a.name} (${size(a.size)})`);
-  row.append(link, status);
-  if (a.state === "remote" || a.state === "failed") {
-    const get = h("button", { type: "button" }, a.state === "failed" ? "Try again" : "Download");
-    get.addEventListener("click", async () => {
-      get.disabled = true;
+/**
+ * The attach button (a file picker, several at once) plus paste and drop onto
+ * `target` (the conversation), all feeding `tray`. `enabled()` says if the
+ * chat takes files now.
+ */
+export function attachInputs(target, tray, enabled = () => true) {
+  const picker = h("input", { type: "file", multiple: true, class: "att-picker", hidden: true, "aria-label": "Files to attach" });
+  picker.addEventListener("change", () => {
+    tray.add(picker.files);
+    picker.value = "";
+  });
+  const button = h(
+    "button",
+    { type: "button", class: "icon-button attach-button", "aria-label": "Attach files", title: "Photos and files", onclick: () => enabled() && picker.click() },
+    icon("plus"),
+  );
+  target.addEventListener("paste", (ev) => {
+    const files = Array.from(ev.clipboardData?.files || []);
+    if (!files.length || !enabled()) return;
+    ev.preventDefault();
+    tray.add(files);
+  });
+  let depth = 0;
+  target.addEventListener("dragenter", (ev) => {
+    if (!Array.from(ev.dataTransfer?.types || []).includes("Files") || !enabled()) return;
+    depth += 1;
+    target.classList.add("att-dropping");
+  });
+  target.addEventListener("dragleave", () => {
+    depth = Math.max(0, depth - 1);
+    if (!depth) target.classList.remove("att-dropping");
+  });
+  target.addEventListener("dragover", (ev) => {
+    if (Array.from(ev.dataTransfer?.types || []).includes("Files") && enabled()) ev.preventDefault();
+  });
+  target.addEventListener("drop", (ev) => {
+    depth = 0;
+    target.classList.remove("att-dropping");
+    const files = Array.from(ev.dataTransfer?.files || []);
+    if (!files.length || !enabled()) return;
+    ev.preventDefault();
+    tray.add(files);
+  });
+  return { button, picker };
+}
+
+// -- showing -------------------------------------------------------------------------------
+
+const thumbs = new Map(); // "mid/index" -> object URL of the sender's thumbnail (kept for the page's life, bounded by LIST_LIMIT per chat)
+
+function thumbnail(messageId, index) {
+  const key = `${messageId}/${index}`;
+  if (!thumbs.has(key)) thumbs.set(key, imageUrl(`${base(messageId)}/${index}/thumbnail`).catch(() => null));
+  return thumbs.get(key);
+}
+
+/**
+ * The files of one chat: an index by message, the elements under bubbles,
+ * progress from events. `rerender()` redraws the list (a file became ready).
+ * `openViewer(items, at)` and `voicePlayer(a, messageId)` come from viewer.js
+ * and voice.js (passed in to keep this module free of them).
+ */
+export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
+  let byMessage = new Map(); // message id -> rows by index
+  const elements = new Map(); // "mid/index/state" -> element (kept across renders)
+  const asked = new Set(); // messages looked up one by one (older than the index)
+  let loading = null;
+
+  async function load() {
+    if (loading) return loading;
+    loading = (async () => {
       try {
-        const now = await call("POST", `${base(messageId)}/${a.index}/download`);
-        row.replaceWith(fileRow(messageId, now));
+        const { files } = await call("GET", `/chats/${encodeURIComponent(chat)}/attachments?limit=${LIST_LIMIT}`);
+        const next = new Map();
+        for (const f of files) {
+          if (!next.has(f.message_id)) next.set(f.message_id, []);
+          next.get(f.message_id).push(f);
+        }
+        for (const rows of next.values()) rows.sort((a, b) => a.index - b.index);
+        for (const [mid, rows] of byMessage) if (!next.has(mid) && asked.has(mid)) next.set(mid, rows);
+        byMessage = next;
       } catch (err) {
-        status.textContent = err.message;
-        get.disabled = false;
+        if (!(err instanceof ApiError)) throw err;
+      } finally {
+        loading = null;
       }
+    })();
+    return loading;
+  }
+
+  /** A message older than the index that looks like files: ask for its own (once). */
+  function lookup(messageId) {
+    if (asked.has(messageId)) return;
+    asked.add(messageId);
+    call("GET", base(messageId))
+      .then((rows) => {
+        if (!rows.length) return;
+        byMessage.set(messageId, rows.map((r) => ({ ...r, message_id: messageId })));
+        rerender();
+      })
+      .catch(() => {});
+  }
+
+  function rowsOf(m) {
+    const rows = byMessage.get(m.id);
+    if (!rows && !m.deleted && !m.pending && (m.text || "").startsWith(FILES_ONLY)) lookup(m.id);
+    return rows || null;
+  }
+
+  /** The chat's photos and videos, oldest first (what the viewer swipes through). */
+  function media() {
+    const out = [];
+    for (const [mid, rows] of [...byMessage].reverse()) {
+      // the index is newest message first; an album's files in their order
+      for (const a of rows) {
+        const k = mediaKind(a);
+        if (k === "image" || k === "video") out.push({ ...a, message_id: mid });
+      }
+    }
+    return out;
+  }
+
+  function all() {
+    const out = [];
+    for (const [mid, rows] of byMessage) for (const a of rows) out.push({ ...a, message_id: mid });
+    return out;
+  }
+
+  function view(a) {
+    const items = media();
+    const at = items.findIndex((x) => x.message_id === a.message_id && x.index === a.index);
+    openViewer(items, Math.max(0, at));
+  }
+
+  function fetchNow(a, status, button) {
+    button.disabled = true;
+    status.textContent = "downloading…";
+    call("POST", `${base(a.message_id)}/${a.index}/download`)
+      .then((row) => update(a.message_id, row))
+      .catch((err) => {
+        status.textContent = err.message;
+        button.disabled = false;
+      });
+  }
+
+  function update(messageId, row) {
+    const rows = byMessage.get(messageId);
+    if (!rows) return;
+    const i = rows.findIndex((x) => x.index === row.index);
+    if (i >= 0) rows[i] = { ...rows[i], ...row };
+    rerender();
+  }
+
+  /** A bar for a file on its way (download progress from events). */
+  function progressBar(a) {
+    return h("progress", { class: "att-progress", max: String(a.size || 1), value: String(a.done || 0), "aria-label": `Downloading ${a.name}` });
+  }
+
+  function fetchButton(a, status) {
+    const failed = a.state === "failed";
+    const b = h("button", { type: "button", class: "att-get", "aria-label": `${failed ? "Try again" : "Download"} ${a.name}` }, failed ? "Try again" : "Download");
+    b.addEventListener("click", (e) => {
+      e.stopPropagation();
+      fetchNow(a, status, b);
     });
-    row.append(get);
+    return b;
   }
-  if (a.state === "downloading" || a.state === "remote") row.append(bar);
-  return row;
+
+  function tile(a, count) {
+    const kind = mediaKind(a);
+    const ready = a.state === "ready";
+    const status = h("span", { class: "att-status" }, a.state === "failed" ? a.error || "failed" : "");
+    const el = h("div", { class: `att-tile ${kind} ${a.state}`, "data-attachment": `${a.message_id}/${a.index}`, role: "button", tabindex: "0", "aria-label": `${kind === "video" ? "Video" : "Photo"} ${a.name}: open` });
+    if (kind === "image" && ready) {
+      el.append(h("img", { src: contentUrl(a.message_id, a.index), alt: a.name, loading: "lazy", decoding: "async" }));
+    } else if (a.thumbnail) {
+      const img = h("img", { alt: a.name });
+      thumbnail(a.message_id, a.index).then((src) => (src ? (img.src = src) : img.remove()));
+      el.append(img);
+    } else if (kind === "video") {
+      // no thumbnail: the first frame (the API answers the Range request at once)
+      el.append(h("video", { src: `${contentUrl(a.message_id, a.index)}#t=0.1`, preload: "metadata", muted: true, playsinline: true }));
+    } else {
+      el.append(h("span", { class: "att-placeholder" }, "🖼"));
+    }
+    if (kind === "video") el.append(h("span", { class: "att-play", "aria-hidden": "true" }, "▶"), a.duration_ms ? h("span", { class: "att-duration" }, formatDuration(a.duration_ms)) : null);
+    if (!ready && a.state !== "ready") {
+      const over = h("div", { class: "att-over" });
+      if (a.state === "downloading") over.append(progressBar(a));
+      else if (kind !== "video" && !a.outgoing) over.append(fetchButton(a, status));
+      over.append(status);
+      el.append(over);
+    }
+    if (count === 1 && a.width && a.height) el.classList.add(a.width >= a.height ? "wide" : "tall");
+    const open = (e) => {
+      e.stopPropagation();
+      if (e.target.closest("button")) return;
+      view(a);
+    };
+    el.addEventListener("click", open);
+    el.addEventListener("keydown", (e) => (e.key === "Enter" || e.key === " ") && e.target === el && open(e));
+    return el;
+  }
+
+  function fileRow(a) {
+    const status = h("span", { class: "att-status" }, a.state === "failed" ? a.error || "failed" : "");
+    const row = h(
+      "div",
+      { class: `att-file ${a.state}`, "data-attachment": `${a.message_id}/${a.index}` },
+      h("span", { class: "att-file-icon", "aria-hidden": "true" }, "📄"),
+      h("span", { class: "att-file-info" }, h("span", { class: "att-name" }, a.name), h("span", { class: "att-size" }, formatSize(a.size)), status),
+    );
+    if (mediaKind(a) === "audio") row.append(h("audio", { src: contentUrl(a.message_id, a.index), controls: true, preload: "none" }));
+    if (a.state === "ready" || a.outgoing) {
+      const save = h("a", { class: "att-save button", href: contentUrl(a.message_id, a.index), download: a.name, "aria-label": `Save ${a.name}` }, "Save");
+      save.addEventListener("click", (e) => e.stopPropagation());
+      row.append(save);
+    } else if (a.state === "downloading") {
+      row.append(progressBar(a));
+    } else {
+      row.append(fetchButton(a, status));
+    }
+    return row;
+  }
+
+  function element(a, count) {
+    const key = `${a.message_id}/${a.index}/${a.state}`;
+    if (elements.has(key)) return elements.get(key);
+    const kind = mediaKind(a);
+    const el = kind === "image" || kind === "video" ? tile(a, count) : kind === "voice" ? voicePlayer(a) : fileRow(a);
+    for (const k of elements.keys()) if (k.startsWith(`${a.message_id}/${a.index}/`)) elements.delete(k);
+    elements.set(key, el);
+    return el;
+  }
+
+  /** The element with message `m`'s files, or null; and whether its text is only the file names. */
+  function block(m) {
+    const rows = rowsOf(m);
+    if (!rows || !rows.length || m.deleted) return { el: null, filesOnly: false };
+    const withIds = rows.map((a) => ({ ...a, message_id: m.id }));
+    const visual = withIds.filter((a) => ["image", "video"].includes(mediaKind(a)));
+    const others = withIds.filter((a) => !visual.includes(a));
+    const box = h("div", { class: "attachments" });
+    if (visual.length) box.append(h("div", { class: `att-album n${Math.min(visual.length, 9)}` }, visual.map((a) => element(a, visual.length))));
+    for (const a of others) box.append(element(a, 1));
+    const filesOnly = m.text === FILES_ONLY + rows.map((a) => a.name).join(", ");
+    return { el: box, filesOnly };
+  }
+
+  /** attachment_progress / attachment_ready from app.js. */
+  async function onEvent(ev) {
+    if (ev.chat && ev.chat !== chat) return;
+    if (ev.type === "attachment_progress") {
+      const rows = byMessage.get(ev.message_id);
+      const a = rows && rows.find((x) => x.index === ev.index);
+      if (a && a.state !== "downloading") {
+        a.state = "downloading";
+        a.done = ev.done;
+        rerender();
+      } else if (a) {
+        a.done = ev.done;
+      }
+      for (const bar of document.querySelectorAll(`[data-attachment="${CSS.escape(`${ev.message_id}/${ev.index}`)}"] progress`)) bar.value = ev.done;
+      return;
+    }
+    try {
+      const rows = await call("GET", base(ev.message_id));
+      byMessage.set(ev.message_id, rows.map((r) => ({ ...r, message_id: ev.message_id })));
+      rerender();
+      if (ev.ok === false) toast(`A file could not be fetched: ${ev.error || "try again"}`, "error");
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+    }
+  }
+
+  return { load, block, onEvent, media, all, view };
 }
 
-/** An element with a message's files (empty if it has none). */
-export async function attachmentsFor(messageId) {
-  const box = h("div", { class: "attachments" });
-  for (const a of await call("GET", base(messageId))) box.append(fileRow(messageId, a));
-  return box;
+/** The auto-download setting: files up to this many bytes are fetched when they arrive. */
+export async function getAutoDownload() {
+  return (await call("GET", "/attachments/settings")).auto_download_bytes;
 }
 
-/** Move a progress bar, or redraw a file when it is ready or failed. */
-export async function onAttachmentEvent(ev) {
-  const row = document.querySelector(`[data-attachment="${CSS.escape(`${ev.message_id}/${ev.index}`)}"]`);
-  if (!row) return;
-  if (ev.type === "attachment_progress") {
-    const bar = row.querySelector("progress");
-    if (bar) bar.value = ev.done;
-    return;
-  }
-  const list = await call("GET", base(ev.message_id));
-  const a = list.find((x) => x.index === ev.index);
-  if (a) row.replaceWith(fileRow(ev.message_id, a));
+export async function setAutoDownload(bytes) {
+  return (await call("PUT", "/attachments/settings", { auto_download_bytes: bytes })).auto_download_bytes;
 }

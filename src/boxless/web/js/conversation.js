@@ -8,7 +8,12 @@
 // browser spreads them over several connections) could be handled out of order.
 
 import { ApiError, call } from "./api.js";
+import { attachInputs, attachTray, batches, chatFiles, uploader } from "./attachments.js";
+import { galleryButton } from "./gallery.js";
+import { openViewer } from "./viewer.js";
+import { voicePlayer, voiceRecorder } from "./voice.js";
 import { callButtons, callLog } from "./call.js";
+import { payButton, payCard } from "./paycards.js";
 import { chatSearchButton } from "./search.js";
 import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
 import { avatar, h, icon, mount, toast } from "./dom.js";
@@ -56,12 +61,18 @@ export function conversationView(key) {
     h("div", { class: "conv-title" }, title, subtitle),
     ...callButtons(chat),
     chatSearchButton(chat),
+    galleryButton(chat),
     h("a", { class: "icon-button", href: `#/verify/${key}`, "aria-label": "Safety number and verification" }, icon("shield")),
   );
   const requestBox = h("div", { class: "request-box" });
 
+  const files = chatFiles(chat, { rerender: () => history.render(), openViewer, voicePlayer });
   const history = messageList({
-    fetchPage: (before) => call("GET", `/contacts/${key}/messages?limit=${PAGE}${before === null ? "" : `&before=${before}`}`),
+    fetchPage: async (before) => {
+      const url = `/contacts/${key}/messages?limit=${PAGE}${before === null ? "" : `&before=${before}`}`;
+      const [page] = await Promise.all([call("GET", url), before === null ? files.load() : null]); // bubbles know their files
+      return page;
+    },
     // `before` is exclusive and a Lamport time may be shared by one message each
     // way: ask from the first one's time inclusive; the list drops what it has.
     olderCursor: (first) => first.lamport + 1,
@@ -84,12 +95,17 @@ export function conversationView(key) {
   });
   const emoji = emojiPicker(input);
   const sendButton = h("button", { class: "send", type: "submit", "aria-label": "Send" }, icon("send"));
-  const form = h("form", { class: "composer" }, emoji.panel, context, h("div", { class: "composer-row" }, emoji.button, input, sendButton));
+  const tray = attachTray((picked, opts) => sendAttachments(picked, opts));
+  const voice = voiceRecorder({ onSend: (file, meta) => sendAttachments([file], { meta: [meta] }), enabled: () => !input.disabled });
+  const form = h("form", { class: "composer" }, emoji.panel, context, tray.el, voice.bar);
+  const attach = attachInputs(form, tray, () => !input.disabled);
+  form.append(attach.picker, h("div", { class: "composer-row" }, emoji.button, attach.button, payButton(chat), input, voice.button, sendButton));
   const picking = selection(describe, () => {
     form.hidden = picking.active;
     history.render();
   });
   const el = h("div", { class: "conversation" }, header, callLog(chat), requestBox, history.el, picking.bar, form);
+  attachInputs(history.el, tray, () => !input.disabled); // drop or paste onto the messages too
   const draft = keepDraft(chat, input);
 
   // -- marking read -----------------------------------------------------------------
@@ -140,10 +156,11 @@ export function conversationView(key) {
     const quoted = m.reply_to ? history.byId(m.reply_to) : null;
     const isOpen = selected === m.id && !picking.active;
     const picked = picking.active && picking.ids.has(m.id);
+    const att = m.upload ? { el: m.upload.el, filesOnly: true } : files.block(m);
     const body = h(
       "div",
       {
-        class: `bubble ${m.outgoing ? "out" : "in"} ${m.deleted ? "deleted" : ""}`,
+        class: `bubble ${m.outgoing ? "out" : "in"} ${m.deleted ? "deleted" : ""} ${att.el ? "has-files" : ""}`,
         tabindex: "0",
         role: "button",
         "aria-expanded": isOpen ? "true" : "false",
@@ -173,7 +190,9 @@ export function conversationView(key) {
             quoted ? (quoted.deleted ? "Message deleted" : quoted.text) : "an earlier message",
           )
         : null,
-      h("span", { class: "text" }, m.deleted ? "This message was deleted" : linkify(m.text)),
+      att.el,
+      att.filesOnly && !m.deleted ? null : h("span", { class: "text" }, m.deleted ? "This message was deleted" : linkify(m.text)),
+      payCard(chat, m),
       h(
         "span",
         { class: "meta" },
@@ -369,8 +388,23 @@ export function conversationView(key) {
     return next;
   }
 
+  /** Send picked, pasted, dropped or recorded files: one pending bubble per message, with progress. */
+  function sendAttachments(picked, { original = false, meta = [] } = {}) {
+    for (const batch of batches(picked)) {
+      const temp = { id: `pending-${++pendingSeq}`, outgoing: true, text: "", state: "queued", sent_at_ms: Date.now(), reactions: {} };
+      const metas = batch.map((f) => meta[picked.indexOf(f)] || {});
+      temp.upload = uploader(chat, batch, { original, meta: metas }, () => {
+        history.settlePending(temp.id, null);
+        history.refresh();
+        refreshSoon();
+      });
+      history.addPending(temp);
+    }
+  }
+
   function submit(ev) {
     ev.preventDefault();
+    if (tray.files.length && !input.disabled) tray.send();
     const text = input.value.trim();
     if (!text || input.disabled) return;
     const editingNow = editing;
@@ -452,10 +486,14 @@ export function conversationView(key) {
     reload() {
       history.refresh();
     },
+    onAttachment(ev) {
+      files.onEvent(ev);
+    },
     show(id) {
       return history.show(id);
     },
     destroy() {
+      voice.cancel();
       stopTyping();
       draft.flush();
       document.removeEventListener("visibilitychange", onVisible);

@@ -12,6 +12,10 @@
 // the messages are fetched here and again on each `group_message` event.
 
 import { ApiError, call } from "./api.js";
+import { attachInputs, attachTray, batches, chatFiles, uploader } from "./attachments.js";
+import { galleryButton } from "./gallery.js";
+import { openViewer } from "./viewer.js";
+import { voicePlayer, voiceRecorder } from "./voice.js";
 import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
 import { avatar, groupAvatar, guarded, h, icon, mount, toast } from "./dom.js";
 import { keepDraft } from "./drafts.js";
@@ -21,6 +25,7 @@ import { PAGE, messageList, timeOfDay } from "./messagelist.js";
 import { richText } from "./richtext.js";
 import { contact, group, refreshSoon, store } from "./store.js";
 import { chatSearchButton } from "./search.js";
+import { payButton, payCard } from "./paycards.js";
 
 /** The name a group shows for `key`: mine, the member list's, or a short key. */
 export function memberName(g, key) {
@@ -70,11 +75,17 @@ export function groupView(gid) {
     h("a", { class: "icon-button back", href: "#/chats", "aria-label": "Back to chats" }, icon("back")),
     h("div", { class: "conv-title" }, title, subtitle),
     chatSearchButton(`group:${gid}`),
+    galleryButton(`group:${gid}`),
     h("a", { class: "icon-button", href: `#/group-info/${gid}`, "aria-label": "Group info" }, icon("info")),
   );
   const pinBar = h("div", { class: "pin-bar", hidden: true });
+  const files = chatFiles(chat, { rerender: () => history.render(), openViewer, voicePlayer });
   const history = messageList({
-    fetchPage: (before) => call("GET", `/groups/${gid}/messages?limit=${PAGE}${before === null ? "" : `&before=${before}`}`),
+    fetchPage: async (before) => {
+      const url = `/groups/${gid}/messages?limit=${PAGE}${before === null ? "" : `&before=${before}`}`;
+      const [page] = await Promise.all([call("GET", url), before === null ? files.load() : null]); // bubbles know their files
+      return page;
+    },
     olderCursor: (first) => first.seq, // the node pages by (Lamport, id) from that message
     renderItem: (m) => bubble(group(gid), m),
     firstUnread,
@@ -95,13 +106,19 @@ export function groupView(gid) {
     return ((g && g.members) || []).filter((m) => m.identity_key !== me).map((m) => ({ key: m.identity_key, name: m.name || memberName(g, m.identity_key) }));
   });
   const emoji = emojiPicker(input);
-  const composerRow = h("div", { class: "composer-row" }, emoji.button, input, sendButton);
-  const form = h("form", { class: "composer" }, picker.el, emoji.panel, notice, context, composerRow);
+  const tray = attachTray((picked, opts) => sendAttachments(picked, opts));
+  const voice = voiceRecorder({ onSend: (file, meta) => sendAttachments([file], { meta: [meta] }), enabled: () => !input.disabled });
+  const attachIn = h("span", { class: "attach-slot" });
+  const composerRow = h("div", { class: "composer-row" }, emoji.button, attachIn, payButton(chat), input, voice.button, sendButton);
+  const form = h("form", { class: "composer" }, picker.el, emoji.panel, notice, context, tray.el, voice.bar, composerRow);
+  const attach = attachInputs(form, tray, () => !input.disabled);
+  attachIn.append(attach.button, attach.picker);
   const picking = selection(describe, () => {
     form.hidden = picking.active;
     history.render();
   });
   const el = h("div", { class: "conversation group-conversation" }, header, pinBar, history.el, picking.bar, form);
+  attachInputs(history.el, tray, () => !input.disabled); // drop or paste onto the messages too
   const draft = keepDraft(chat, input);
 
   // -- loading and marking read ----------------------------------------------------
@@ -208,10 +225,11 @@ export function groupView(gid) {
     const picked = picking.active && picking.ids.has(m.id);
     const me = store.me ? store.me.name : "";
     const quoted = m.reply_to ? history.byId(m.reply_to) || quote(m.reply_to) : null;
+    const att = m.upload ? { el: m.upload.el, filesOnly: true } : files.block(m);
     const body = h(
       "div",
       {
-        class: `bubble ${m.outgoing ? "out" : "in"} ${m.mentions_me ? "mentions-me" : ""} ${m.pinned ? "pinned" : ""} ${m.deleted ? "deleted" : ""}`,
+        class: `bubble ${m.outgoing ? "out" : "in"} ${m.mentions_me ? "mentions-me" : ""} ${m.pinned ? "pinned" : ""} ${m.deleted ? "deleted" : ""} ${att.el ? "has-files" : ""}`,
         tabindex: "0",
         role: "button",
         "aria-expanded": isOpen ? "true" : "false",
@@ -242,7 +260,9 @@ export function groupView(gid) {
             quoted ? (quoted.deleted ? "Message deleted" : `${senderName(g, quoted)}: ${quoted.text}`) : "an earlier message",
           )
         : null,
-      h("span", { class: "text" }, m.deleted ? "This message was deleted" : richText(m.text, names(g), me, mentioned(g, m))),
+      att.el,
+      att.filesOnly && !m.deleted ? null : h("span", { class: "text" }, m.deleted ? "This message was deleted" : richText(m.text, names(g), me, mentioned(g, m))),
+      payCard(chat, m),
       h(
         "span",
         { class: "meta" },
@@ -439,8 +459,24 @@ export function groupView(gid) {
     input.focus();
   }
 
+  /** Send picked, pasted, dropped or recorded files: one pending bubble per message, with progress. */
+  function sendAttachments(picked, { original = false, meta = [] } = {}) {
+    const me = store.me || {};
+    for (const batch of batches(picked)) {
+      const temp = { id: `pending-${++pendingSeq}`, seq: 0, kind: "text", outgoing: true, sender: me.identity_key || "", sender_name: me.name || "", text: "", state: "queued", sent_at_ms: Date.now(), reactions: {} };
+      const metas = batch.map((f) => meta[picked.indexOf(f)] || {});
+      temp.upload = uploader(chat, batch, { original, meta: metas }, () => {
+        history.settlePending(temp.id, null);
+        load();
+        refreshSoon();
+      });
+      history.addPending(temp);
+    }
+  }
+
   function submit(ev) {
     ev.preventDefault();
+    if (tray.files.length && !input.disabled) tray.send();
     const text = input.value.trim();
     if (!text || input.disabled) return;
     const extra = picker.picked(text);
@@ -526,10 +562,14 @@ export function groupView(gid) {
     reload() {
       load();
     },
+    onAttachment(ev) {
+      files.onEvent(ev);
+    },
     show(id) {
       return history.show(id);
     },
     destroy() {
+      voice.cancel();
       draft.flush();
       document.removeEventListener("visibilitychange", onVisible);
     },

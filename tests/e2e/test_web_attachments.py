@@ -1,0 +1,175 @@
+"""Attachments in the browser: two real `boxless up`, the world's blob service nodes.
+
+Alice picks three photos (an album), a 5 MiB file, and records a voice note with
+Chromium's fake microphone; Bob sees the thumbnails, opens the viewer and moves
+through the photos with the arrow keys and a swipe, plays the voice note (its
+currentTime advances), saves the file (the bytes match) and opens the chat's
+media gallery. One photo goes to a group too.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, chromium_path, open_ui, shot
+from tests.e2e.world import wait_for
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+pytestmark = pytest.mark.slow
+
+FAKE_MEDIA = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture
+def media_browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS + FAKE_MEDIA)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _photo(path: Path, colour: tuple[int, int, int], label: str) -> Path:
+    image = Image.new("RGB", (1200, 800), colour)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((350, 150, 850, 650), fill=(255, 255, 255))
+    draw.text((560, 390), label, fill=(0, 0, 0))
+    image.save(path, "JPEG", quality=90)
+    return path
+
+
+def _composer(page: Any) -> Any:
+    return page.locator("form.composer")
+
+
+def test_photos_voice_and_a_file_in_the_browser(
+    world: Any, media_browser: Any, tmp_path: Path
+) -> None:
+    t0 = time.monotonic()
+    alice, bob = world.persons("Alma", "Bruno")
+    world.befriend(alice, bob)
+    ka, kb = world.key(alice), world.key(bob)
+    gid = world.group(alice, [bob], "Pictures")
+    print(f"people ready: {time.monotonic() - t0:.1f} s")
+    photos = [
+        _photo(tmp_path / f"p{i}.jpg", c, str(i))
+        for i, c in enumerate([(220, 60, 50), (40, 140, 220), (60, 170, 90)], 1)
+    ]
+    big = tmp_path / "data.bin"
+    data = os.urandom(5 * 1024 * 1024)
+    big.write_bytes(data)
+
+    pa = open_ui(media_browser, alice, DESKTOP)
+    pb = open_ui(media_browser, bob, DESKTOP)
+    pa.evaluate(f"location.hash = '#/chat/{kb}'")
+    form = _composer(pa)
+
+    # An album of three photos: picked, shown in the tray, sent compressed
+    form.locator(".att-picker").set_input_files([str(p) for p in photos])
+    expect(form.locator(".att-tray-item")).to_have_count(3)
+    expect(form.locator(".att-original")).to_be_visible()
+    form.locator(".att-tray-send").click()
+    expect(form.locator(".att-tray")).to_be_hidden()
+    # the 5 MiB file: a pending bubble with an upload bar, then the sent bubble with Save
+    form.locator(".att-picker").set_input_files(str(big))
+    form.locator(".att-tray-send").click()
+    # a voice note from the fake microphone (a beep), about 1.5 s
+    pa.locator(".mic-button").click()
+    expect(pa.locator(".voice-bar")).to_be_visible()
+    time.sleep(1.6)
+    pa.locator(".voice-send").click()
+    expect(pa.locator(".att-file .att-save")).to_have_count(1)
+    expect(pa.locator(".voice-note")).to_have_count(1)
+    print(f"sent: {time.monotonic() - t0:.1f} s")
+
+    # Bob: thumbnails at once, full photos when fetched (auto-download: small files)
+    pb.evaluate(f"location.hash = '#/chat/{ka}'")
+    tiles = pb.locator(".att-tile.image")
+    expect(tiles).to_have_count(3)
+    expect(pb.locator(".att-tile.image.ready img")).to_have_count(3)
+    pb.locator(".att-tile.image.ready img").last.evaluate(
+        "img => img.decode ? img.decode() : null"
+    )
+    assert pb.locator(".att-tile img").first.evaluate("img => img.naturalWidth") > 0
+    shot(pb, "attachments-chat")
+
+    # The viewer: arrow keys and a swipe, Esc closes
+    tiles.first.click()
+    viewer = pb.locator(".viewer")
+    expect(viewer).to_be_visible()
+    expect(viewer.locator(".viewer-count")).to_have_text("1 / 3")
+    expect(viewer.locator("img.viewer-media")).to_have_js_property("complete", True)
+    pb.keyboard.press("ArrowRight")
+    expect(viewer.locator(".viewer-count")).to_have_text("2 / 3")
+    box = viewer.locator(".viewer-stage").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    pb.mouse.move(box["x"] + box["width"] * 0.8, y)
+    pb.mouse.down()
+    pb.mouse.move(box["x"] + box["width"] * 0.2, y, steps=5)
+    pb.mouse.up()
+    expect(viewer.locator(".viewer-count")).to_have_text("3 / 3")
+    wait_for(
+        "the viewer's photo",
+        lambda: viewer.locator("img.viewer-media").evaluate("i => i.complete && i.naturalWidth"),
+        timeout=20,
+    )
+    shot(pb, "attachments-viewer")
+    pb.keyboard.press("Escape")
+    expect(viewer).to_have_count(0)
+
+    # The voice note plays (currentTime advances) and shows a waveform
+    note = pb.locator(".voice-note")
+    expect(note).to_have_count(1)
+    expect(note.locator(".voice-barline")).not_to_have_count(0)
+    expect(pb.locator(".voice-note.ready")).to_have_count(1)
+    pb.locator(".voice-note .voice-play").click()
+    expect(note).to_have_class("voice-note ready playing")
+    audio = pb.locator("audio.voice-audio")
+    wait_for("the voice note to play", lambda: audio.evaluate("a => a.currentTime") > 0.3, 20)
+    shot(pb, "attachments-voice")
+    pb.locator(".voice-note .voice-play").click()
+
+    # The 5 MiB file: saved bytes are Alice's bytes
+    save = pb.locator(".att-file.ready .att-save")
+    expect(save).to_have_count(1)
+    with pb.expect_download() as got:
+        save.click()
+    saved = Path(got.value.path())
+    assert saved.read_bytes() == data, "the saved file differs from the one sent"
+    print(f"received, viewed, played, saved: {time.monotonic() - t0:.1f} s")
+
+    # The gallery: three photos, the file and the note under Files
+    pb.locator(".gallery-button").click()
+    gallery = pb.locator(".gallery")
+    expect(gallery.locator(".gallery-cell")).to_have_count(3)
+    expect(gallery.locator(".gallery-cell img")).to_have_count(3)
+    shot(pb, "attachments-gallery")
+    gallery.locator("#gallery-tab-files").click()
+    expect(gallery.locator(".gallery-files li")).to_have_count(2)
+    expect(gallery.locator("#auto-download-mb")).to_have_value("25")
+    pb.keyboard.press("Escape")
+    expect(gallery).to_have_count(0)
+
+    # One group send: Alice drops a photo into the group, Bob sees it there
+    pa.evaluate(f"location.hash = '#/group/{gid}'")
+    form = _composer(pa)
+    form.locator(".att-picker").set_input_files(str(photos[0]))
+    form.locator(".att-tray-send").click()
+    pb.evaluate(f"location.hash = '#/group/{gid}'")
+    expect(pb.locator(".att-tile.image.ready img")).to_have_count(1)
+    print(f"group photo seen: {time.monotonic() - t0:.1f} s")
