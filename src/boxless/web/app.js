@@ -11,7 +11,7 @@ import { showLock } from "./js/lock.js";
 import { h, icon, mount, toast } from "./js/dom.js";
 import { broadcastsView, broadcastView, newBroadcastView } from "./js/broadcasts.js";
 import { chatsView } from "./js/chats.js";
-import { contactsView } from "./js/contacts.js";
+import { contactCardView, contactsView } from "./js/contacts.js";
 import { conversationView } from "./js/conversation.js";
 import { groupView } from "./js/group.js";
 import { groupInfoView } from "./js/groupinfo.js";
@@ -63,6 +63,7 @@ const DETAILS = {
   favourites: [favouritesView, false],
   moments: [momentsView, false],
   nearby: [nearbyView, false], // People Nearby (js/nearby.js)
+  contact: [contactCardView, true], // a contact's card: profile, my alias/tags/notes (js/contacts.js)
 };
 
 // #/chat/<key>/m/<message id> and #/group/<id>/m/<message id> open the chat at

@@ -1,7 +1,14 @@
-// The Contacts tab: add by link or QR image, requests to answer, everyone else.
+// The Contacts tab: add by link or QR image, requests to answer, everyone else
+// (starred first, searchable by alias, name and tag, filtered by tag), and the
+// contact card (#/contact/<key>: their profile, my alias, tags, note, phone-book
+// fields and star, which stay on this device).
+//
+// Names: the API already names a contact by my alias where I gave one (everywhere:
+// lists, chat headers, groups); displayName(c) is the one helper views use.
+// For other views (Moments' contact page): contactProfile(key) → the card's JSON.
 
 import { ApiError, call } from "./api.js";
-import { avatar, h, icon, mount, toast } from "./dom.js";
+import { avatar, guarded, h, icon, imageSrc, mount, toast } from "./dom.js";
 import { isGroupLink, openJoin } from "./newgroup.js";
 import { cameraAvailable, scanQr } from "./scan.js";
 import { refreshAll, store } from "./store.js";
@@ -185,22 +192,48 @@ function requestRow(c) {
   );
 }
 
+/** What to call a contact: my alias if I gave one (the API's `name` is already it). */
+export function displayName(c) {
+  return (c && (c.alias || c.name)) || "?";
+}
+
+/** A contact's card (profile, cover, my alias/tags/notes) — Moments' contact page uses it. */
+export function contactProfile(key) {
+  return call("GET", `/contacts/${key}/profile`);
+}
+
+let notes = {}; // identity key -> {alias, tags, starred, ...} (GET /contacts/notes)
+
 function contactRow(c) {
   const label = c.state in STATE_LABEL ? STATE_LABEL[c.state] : c.state;
+  const n = notes[c.identity_key] || {};
   const main = [
-    avatar(c.name, c.identity_key, "", c.avatar),
+    avatar(displayName(c), c.identity_key, "", c.avatar),
     h(
       "span",
       { class: "row-main" },
       h(
         "span",
         { class: "row-top" },
-        h("span", { class: "row-name" }, c.name, c.verified ? h("span", { class: "verified", title: "Verified" }, " ✔") : null),
+        h(
+          "span",
+          { class: "row-name" },
+          n.starred ? h("span", { class: "star", title: "Starred" }, "★ ") : null,
+          displayName(c),
+          c.verified ? h("span", { class: "verified", title: "Verified" }, " ✔") : null,
+        ),
         label ? h("span", { class: "state" }, label) : null,
       ),
-      h("span", { class: "fingerprint" }, c.fingerprint),
+      n.tags && n.tags.length
+        ? h("span", { class: "contact-tags" }, n.tags.map((t) => h("span", { class: "tag" }, t)))
+        : h("span", { class: "fingerprint" }, c.fingerprint),
     ),
   ];
+  const info = h(
+    "a",
+    { class: "icon-button contact-info", href: `#/contact/${c.identity_key}`, "aria-label": `About ${displayName(c)}`, title: "Contact card" },
+    "ⓘ",
+  );
   if (c.state === "blocked") {
     return h(
       "li",
@@ -211,15 +244,38 @@ function contactRow(c) {
   }
   return h(
     "li",
-    {},
+    { class: "contact-item" },
     h("a", { class: "row", href: `#/chat/${c.identity_key}`, dataset: { key: c.identity_key } }, main),
+    info,
   );
+}
+
+/** Does contact `c` match the search text (alias, their name, tags)? */
+function matches(c, q) {
+  if (!q) return true;
+  const n = notes[c.identity_key] || {};
+  const hay = [c.name, n.alias, ...(n.tags || [])].filter(Boolean).join("\n").toLocaleLowerCase();
+  return q
+    .toLocaleLowerCase()
+    .split(/\s+/)
+    .every((w) => hay.includes(w));
 }
 
 export function contactsView() {
   const requests = h("ul", { class: "rows", "aria-labelledby": "requests-title" });
   const requestsSection = h("section", { class: "section" }, h("h2", { id: "requests-title" }, "Requests"), requests);
   const others = h("ul", { class: "rows", "aria-labelledby": "contacts-title" });
+  const search = h("input", {
+    id: "contacts-search",
+    type: "search",
+    placeholder: "Search by name, alias or tag",
+    "aria-label": "Search contacts",
+    autocomplete: "off",
+    maxlength: 100,
+  });
+  const tagBar = h("div", { class: "tag-filter", role: "toolbar", "aria-label": "Filter by tag" });
+  let tag = ""; // "" all, "*" starred, else a tag
+  search.addEventListener("input", () => draw());
   const el = h(
     "div",
     { class: "tab-view" },
@@ -229,17 +285,157 @@ export function contactsView() {
       { class: "scroll" },
       addForm(),
       requestsSection,
-      h("section", { class: "section" }, h("h2", { id: "contacts-title" }, "Contacts"), others),
+      h(
+        "section",
+        { class: "section" },
+        h("h2", { id: "contacts-title" }, "Contacts"),
+        h("div", { class: "contacts-find" }, search, tagBar),
+        others,
+      ),
     ),
   );
-  function update() {
+  function chip(value, label) {
+    return h(
+      "button",
+      { type: "button", class: `chip${tag === value ? " mine" : ""}`, "aria-pressed": String(tag === value), dataset: { tag: value }, onclick: () => { tag = tag === value ? "" : value; draw(); } },
+      label,
+    );
+  }
+  function draw() {
     const incoming = store.contacts.filter((c) => c.state === "request_received");
     requestsSection.hidden = incoming.length === 0;
     mount(requests, incoming.map(requestRow));
+    const tags = [...new Set(Object.values(notes).flatMap((n) => n.tags || []))].sort((a, b) => a.localeCompare(b));
+    const anyStar = Object.values(notes).some((n) => n.starred);
+    if (tag && tag !== "*" && !tags.includes(tag)) tag = "";
+    mount(tagBar, tags.length || anyStar ? [chip("", "All"), anyStar ? chip("*", "★ Starred") : null, tags.map((t) => chip(t, t))] : null);
+    const q = search.value.trim();
+    const star = (c) => ((notes[c.identity_key] || {}).starred ? 0 : 1);
     const rest = store.contacts
       .filter((c) => c.state !== "request_received")
-      .sort((a, b) => a.name.localeCompare(b.name));
-    mount(others, rest.length ? rest.map(contactRow) : h("li", { class: "empty" }, "No contacts yet."));
+      .filter((c) => !tag || (tag === "*" ? star(c) === 0 : ((notes[c.identity_key] || {}).tags || []).includes(tag)))
+      .filter((c) => matches(c, q))
+      .sort((a, b) => star(a) - star(b) || displayName(a).localeCompare(displayName(b)));
+    const none = q || tag ? "No contact matches." : "No contacts yet.";
+    mount(others, rest.length ? rest.map(contactRow) : h("li", { class: "empty" }, none));
+  }
+  let asked = 0;
+  async function update() {
+    draw();
+    const mine = ++asked;
+    try {
+      const got = await call("GET", "/contacts/notes");
+      if (mine !== asked) return;
+      notes = got;
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      return; // an older node without notes: the list as it is
+    }
+    draw();
   }
   return { el, update };
+}
+
+// -- the contact card (#/contact/<key>) -------------------------------------------------
+
+function field(id, label, value, attrs = {}) {
+  const input = h(attrs.rows ? "textarea" : "input", { id, type: "text", value: value || "", autocomplete: "off", ...attrs });
+  if (attrs.rows) input.value = value || "";
+  return [h("label", { for: id }, label), input];
+}
+
+export function contactCardView(key) {
+  const body = h("div", { class: "scroll contact-card-body" });
+  const title = h("h2", { class: "conv-name" }, "Contact");
+  const el = h(
+    "div",
+    { class: "conversation panel contact-card-pane" },
+    h(
+      "header",
+      { class: "topbar conv-top" },
+      h("a", { class: "icon-button back", href: "#/contacts", "aria-label": "Back" }, icon("back")),
+      h("div", { class: "conv-title" }, title),
+    ),
+    body,
+  );
+
+  function render(c) {
+    title.textContent = c.name;
+    const [aliasLabel, alias] = field("card-alias", "Alias (only you see it; shown instead of their name)", c.alias, { maxlength: 64 });
+    const [tagsLabel, tags] = field("card-tags", "Tags, separated by commas", (c.tags || []).join(", "), { maxlength: 400 });
+    const [noteLabel, note] = field("card-note", "Note", c.note, { rows: 3, maxlength: 1000 });
+    const [phoneLabel, phone] = field("card-phone", "Phone", c.phone, { maxlength: 100, type: "tel" });
+    const [emailLabel, email] = field("card-email", "Email", c.email, { maxlength: 100 });
+    const [companyLabel, company] = field("card-company", "Company", c.company, { maxlength: 100 });
+    const [birthdayLabel, birthday] = field("card-birthday", "Birthday", c.birthday, { maxlength: 100 });
+    const starred = h("input", { id: "card-star", type: "checkbox", checked: !!c.starred });
+    const form = h(
+      "form",
+      { class: "card contact-notes" },
+      h("h2", {}, "My notes"),
+      h("p", { class: "hint" }, "Kept on this device only: never sent to anyone."),
+      aliasLabel, alias, tagsLabel, tags,
+      h("label", { class: "check" }, starred, " Starred (listed first)"),
+      noteLabel, note, phoneLabel, phone, emailLabel, email, companyLabel, company, birthdayLabel, birthday,
+      h("div", { class: "buttons" }, h("button", { type: "submit", class: "primary", id: "card-save" }, "Save")),
+    );
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const saved = await guarded(() =>
+        call("PUT", `/contacts/${key}/notes`, {
+          alias: alias.value,
+          tags: tags.value.split(",").map((t) => t.trim()).filter(Boolean),
+          note: note.value,
+          phone: phone.value,
+          email: email.value,
+          company: company.value,
+          birthday: birthday.value,
+          starred: starred.checked,
+        }),
+      );
+      if (saved) {
+        toast("Saved on this device");
+        render(saved);
+        refreshAll();
+      }
+    });
+    mount(
+      body,
+      h(
+        "section",
+        { class: "profile-card", id: "profile-card" },
+        c.cover ? h("img", { class: "profile-cover", src: imageSrc(c.cover), alt: "Moments cover" }) : h("div", { class: "profile-cover empty-cover" }),
+        h(
+          "div",
+          { class: "profile-head" },
+          avatar(c.name, c.identity_key, "large", c.avatar),
+          h(
+            "div",
+            { class: "profile-names" },
+            h("h3", { class: "profile-name" }, c.starred ? "★ " : "", c.name),
+            c.alias ? h("p", { class: "profile-their-name" }, `Name: ${c.profile_name}`) : null,
+            c.status ? h("p", { class: "profile-status" }, c.status) : null,
+            c.region ? h("p", { class: "profile-region" }, `Region: ${c.region}`) : null,
+            h("p", { class: "fingerprint" }, c.fingerprint),
+          ),
+        ),
+        c.tags && c.tags.length ? h("p", { class: "contact-tags" }, c.tags.map((t) => h("span", { class: "tag" }, t))) : null,
+        h(
+          "div",
+          { class: "buttons profile-actions" },
+          h("a", { class: "button primary", href: `#/chat/${key}` }, "Send message"),
+          h("a", { class: "button", href: `#/moments/${key}` }, "Moments"),
+        ),
+      ),
+      form,
+    );
+  }
+
+  contactProfile(key)
+    .then(render)
+    .catch((err) => {
+      if (!(err instanceof ApiError)) throw err;
+      mount(body, h("p", { class: "empty error", role: "alert" }, err.message));
+    });
+  return { el, update() {} };
 }

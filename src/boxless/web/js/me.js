@@ -2,10 +2,11 @@
 // the Discover tab (features still to come).
 
 import { ApiError, call, imageUrl } from "./api.js";
-import { avatar, h, icon, mount, pictureForUpload, toast } from "./dom.js";
+import { avatar, guarded, h, icon, imageSrc, mount, pictureForUpload, toast } from "./dom.js";
 import { sessionCard } from "./lock.js";
 import { store } from "./store.js";
 import { favouritesLink } from "./favourites.js";
+import { walletLink } from "./wallet.js";
 
 export function meView() {
   const qr = h("img", { class: "qr", alt: "My contact QR code", width: 240, height: 240 });
@@ -42,7 +43,9 @@ export function meView() {
       "div",
       { class: "scroll" },
       h("section", { class: "card" }, profile),
+      detailsCard(),
       favouritesLink(),
+      walletLink(),
       h(
         "section",
         { class: "card", "aria-labelledby": "share-title" },
@@ -207,6 +210,101 @@ export function meView() {
     }
   }
   return { el, update };
+}
+
+const COVER_BYTES = 12 * 1024; // what a profile message carries besides the picture
+
+/** A Moments cover ready to upload: 8:3, at most 720 px wide, a JPEG of at most 12 KiB. */
+async function coverForUpload(file) {
+  let bitmap;
+  try {
+    bitmap = await createImageBitmap(file);
+  } catch (_) {
+    throw new Error("That file is not a picture this browser can read: choose a PNG or JPEG");
+  }
+  const w0 = Math.min(bitmap.width, (bitmap.height * 8) / 3);
+  const h0 = (w0 * 3) / 8;
+  for (let w = Math.min(720, Math.round(w0)); w >= 160; w = Math.floor(w * 0.8)) {
+    const canvas = document.createElement("canvas");
+    canvas.width = w;
+    canvas.height = Math.round((w * 3) / 8);
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(bitmap, (bitmap.width - w0) / 2, (bitmap.height - h0) / 2, w0, h0, 0, 0, canvas.width, canvas.height);
+    for (const quality of [0.7, 0.5, 0.35]) {
+      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/jpeg", quality));
+      if (blob && blob.size <= COVER_BYTES) {
+        return await new Promise((resolve, reject) => {
+          const reader = new FileReader();
+          reader.onload = () => resolve(String(reader.result).replace(/^data:[^,]*,/, ""));
+          reader.onerror = () => reject(reader.error);
+          reader.readAsDataURL(blob);
+        });
+      }
+    }
+  }
+  throw new Error("That picture could not be made small enough: try another one");
+}
+
+/** Status line, region and Moments cover: shared with contacts (GET/PUT /me/profile, PUT /me/cover). */
+function detailsCard() {
+  const status = h("input", { id: "my-status", type: "text", maxlength: 100, placeholder: "What's up?", autocomplete: "off" });
+  const region = h("input", { id: "my-region", type: "text", maxlength: 64, placeholder: "City, country", autocomplete: "off" });
+  const cover = h("div", { class: "my-cover-box" });
+  const file = h("input", { id: "my-cover-file", type: "file", accept: "image/*", class: "visually-hidden" });
+  function show(p) {
+    status.value = p.status || "";
+    region.value = p.region || "";
+    mount(
+      cover,
+      p.cover ? h("img", { class: "my-cover", src: imageSrc(p.cover), alt: "My Moments cover" }) : null,
+      h("label", { for: "my-cover-file", class: "file-label" }, p.cover ? "Change cover photo" : "Add a Moments cover photo"),
+      p.cover ? h("button", { type: "button", class: "link-button", onclick: () => setCover("") }, "Remove cover") : null,
+    );
+  }
+  async function setCover(image) {
+    const p = await guarded(() => call("PUT", "/me/cover", { image }));
+    if (p) {
+      toast(image ? "Cover saved; your contacts will see it" : "Cover removed");
+      show(p);
+    }
+  }
+  file.addEventListener("change", async () => {
+    const chosen = file.files && file.files[0];
+    file.value = "";
+    if (!chosen) return;
+    try {
+      await setCover(await coverForUpload(chosen));
+    } catch (err) {
+      if (err instanceof ApiError) throw err;
+      toast(err.message, "error");
+    }
+  });
+  const form = h(
+    "form",
+    { class: "card my-details", "aria-labelledby": "details-title" },
+    h("h2", { id: "details-title" }, "Profile"),
+    h("label", { for: "my-status" }, "Status (your contacts see it)"),
+    status,
+    h("label", { for: "my-region" }, "Region"),
+    region,
+    h("div", { class: "buttons" }, h("button", { type: "submit", class: "primary", id: "my-details-save" }, "Save profile")),
+    file,
+    cover,
+  );
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const p = await guarded(() => call("PUT", "/me/profile", { status: status.value, region: region.value }));
+    if (p) {
+      toast("Profile saved; your contacts will see it");
+      show(p);
+    }
+  });
+  call("GET", "/me/profile")
+    .then(show)
+    .catch((err) => {
+      if (!(err instanceof ApiError)) throw err;
+    });
+  return form;
 }
 
 export function discoverView() {
