@@ -37,6 +37,8 @@ import { verifyView } from "./js/verify.js";
 import { favouritesView } from "./js/favourites.js";
 import { searchView } from "./js/search.js";
 import { momentsView, onMomentEvent, refreshMomentsUnread } from "./js/moments.js";
+import { onPaymentEvent } from "./js/paycards.js";
+import { walletView } from "./js/wallet.js";
 import { nearbyView, onNearbyEvent } from "./js/nearby.js";
 
 const root = document.getElementById("app");
@@ -61,6 +63,7 @@ const DETAILS = {
   broadcast: [broadcastView, true],
   search: [searchView, false], // #/search, #/search/<chat> (one chat)
   favourites: [favouritesView, false],
+  wallet: [walletView, false], // the Wallet pane (js/wallet.js), from Me
   moments: [momentsView, false],
   nearby: [nearbyView, false], // People Nearby (js/nearby.js)
   contact: [contactCardView, true], // a contact's card: profile, my alias/tags/notes (js/contacts.js)
@@ -269,6 +272,7 @@ function onEvent(ev) {
       break;
     case "payment":
       // a payment card was added or the chain confirmed/refuted it (js/paycards.js, js/wallet.js)
+      onPaymentEvent(ev); // cards on screen redraw
       if (detail && detail.view.onPayment) detail.view.onPayment(ev);
       break;
     case "nearby":
