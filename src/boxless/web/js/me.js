@@ -61,12 +61,6 @@ export function meView() {
         link,
         h("div", { class: "buttons" }, copy),
       ),
-      h(
-        "section",
-        { class: "card", "aria-labelledby": "wallet-title" },
-        h("h2", { id: "wallet-title" }, "Wallet"),
-        h("p", { class: "soon" }, "Coming soon"),
-      ),
       h("section", { class: "card", "aria-labelledby": "node-title" }, h("h2", { id: "node-title" }, "My node"), status),
       sessionCard(),
     ),
