@@ -4,7 +4,8 @@ Claims, on one real anvil (``--prune-history --block-time 1``), one relayer
 submitting every claim of one N-share envelope (members hold zero ETH):
 
 - bare chain: claim transactions built and signed beforehand (the claim-key
-  signature, ABI, EIP-1559 signature), posted with ``eth_sendRawTransaction``;
+  signature, ABI, EIP-1559 signature), posted with ``eth_sendRawTransaction``
+  in JSON-RPC batches of 14 (the app's batch size);
 - app path: :meth:`RedEnvelopeContract.relay_claims` — per claim the claim
   signature and ABI encoding; per 14 claims one JSON-RPC batch (chain id, fees,
   nonce, and the contract's ``refusal`` view of each claim: a claim that would
@@ -41,6 +42,7 @@ from boxless.payments.tx import UnsignedTx, suggest_fees
 SEED = Mnemonic.to_seed(ANVIL_MNEMONIC, "")
 CLAIM_GAS = 0  # set from the node's estimate of the first claim
 TIMEOUT_S = 120.0
+BATCH = 14
 
 
 def _envelope(
@@ -92,16 +94,19 @@ def bare(chain: Anvil, shares: int) -> tuple[float, float]:
         )
     client = httpx.Client(timeout=10)
     t0 = time.perf_counter()
-    for i, raw in enumerate(raws):
-        body = {
-            "jsonrpc": "2.0",
-            "id": i,
-            "method": "eth_sendRawTransaction",
-            "params": ["0x" + raw.hex()],
-        }
-        answer = client.post(chain.url, json=body).json()
-        if "error" in answer:
-            raise RuntimeError(answer["error"])
+    for i in range(0, len(raws), BATCH):  # the same JSON-RPC batching as the app
+        body = [
+            {
+                "jsonrpc": "2.0",
+                "id": j,
+                "method": "eth_sendRawTransaction",
+                "params": ["0x" + raw.hex()],
+            }
+            for j, raw in enumerate(raws[i : i + BATCH])
+        ]
+        for answer in client.post(chain.url, json=body).json():
+            if "error" in answer:
+                raise RuntimeError(answer["error"])
     sent = time.perf_counter() - t0
     _wait_nonce(rpc, signer.hex_address, nonce + shares)
     mined = time.perf_counter() - t0

@@ -29,7 +29,7 @@ CLAIMED = topic("Claimed(bytes32,address,uint256,uint256,address,uint256)")
 REFUNDED = topic("Refunded(bytes32,address,uint256)")
 # A claim's gas is bounded by its code path (the first claim, which also stores
 # the seed, costs the most); the limit leaves room, unused gas is not paid.
-CLAIM_GAS_LIMIT = 160_000
+CLAIM_GAS_LIMIT = 220_000  # the first claim measures 161,415 (anvil, fresh recipient)
 RELAY_CHUNK = 14
 
 
