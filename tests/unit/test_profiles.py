@@ -76,6 +76,9 @@ async def test_details_reach_contacts_and_local_notes_stay_local(
         assert names[alice.me] == "Ali (climbing)"
         assert bob.client.find_contact("ali (climbing)").identity_key == alice.me
         assert bob.client.profiles.tags() == {"climbing": 1, "work": 1}
+        found = bob.client.search.search("Ali (climbing)").contacts
+        assert [(x.key, x.name) for x in found] == [(alice.me.hex(), "Ali (climbing)")]
+        assert [x.name for x in bob.client.search.search("alice").contacts] == ["Ali (climbing)"]
         gid = (await alice.client.groups.create("Crag")).group_id
         with bob.client.db.transaction() as cur:
             assert bob.client.groups.core.name(cur, gid, alice.me) == "Ali (climbing)"

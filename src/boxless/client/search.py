@@ -16,6 +16,7 @@ from boxless.client import search_store as ss
 from boxless.client.contacts import Contacts
 from boxless.client.conversations import Conversations
 from boxless.client.groups import GroupManager
+from boxless.client.profile_store import alias_of
 from boxless.client.search_query import ChatRef, parse_chat, parse_query, snippet
 from boxless.errors import UsageError
 from boxless.identity.account import LocalAccount
@@ -97,7 +98,10 @@ class Search:
         kind = None if ref is None else (ss.GROUP if ref.is_group else ss.DIRECT)
         with self.db.transaction() as cur:
             hits = ss.search_messages(cur, q, limit, kind, ref.key if ref else None)
-        people = {c.identity_key: c.display_name for c in self.contacts.contacts()}
+        rows = self.contacts.contacts()
+        with self.db.transaction() as cur:  # the user's alias names a contact (profiles)
+            people = {c.identity_key: alias_of(cur, c.identity_key) or c.display_name for c in rows}
+        their = {c.identity_key: c.display_name for c in rows}
         groups = {g.group_id: g.name for g in self.groups.groups()}
         messages = [self._hit(h, q.terms, people, groups) for h in hits]
         if ref is not None:
@@ -108,7 +112,9 @@ class Search:
             return all(t in low for t in q.terms)
 
         contacts = [
-            NameHit(f"contact:{k.hex()}", k.hex(), n) for k, n in people.items() if named(n)
+            NameHit(f"contact:{k.hex()}", k.hex(), n)
+            for k, n in people.items()
+            if named(n) or named(their[k])
         ]
         found_groups = [
             NameHit(f"group:{k.hex()}", k.hex(), n) for k, n in groups.items() if named(n)
@@ -177,5 +183,8 @@ class Search:
             sender, name = self.me, self._my_name()
         else:
             found = [c for c in self.contacts.contacts() if c.identity_key == m.contact]
-            sender, name = m.contact, found[0].display_name if found else m.contact.hex()[:8]
+            with self.db.transaction() as cur:
+                alias = alias_of(cur, m.contact)
+            name = alias or (found[0].display_name if found else m.contact.hex()[:8])
+            sender = m.contact
         return Source(ref, message_id, m.text, sender, name, m.sent_at_ms)
