@@ -5,6 +5,7 @@
 # so cannot share Boxless's venv: the tests use it to cross-check the wallet's key
 # derivation with an independent implementation. Idempotent.
 #   bash scripts/install_chain.sh
+#   bash scripts/install_chain.sh --anvil-only   # the demo: anvil, no tool venv
 # Without npm: a note and exit 0 (the chain tests then skip), unless CI is set.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +26,10 @@ if ! { [ -d "$dir/node_modules" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$
   echo "install_chain: npm ci in tests/chain"
   (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
   echo "$want" >"$stamp"
+fi
+
+if [ "${1:-}" = "--anvil-only" ]; then
+  exit 0
 fi
 
 if [ ! -x "$dir/.venv/bin/python" ] || [ ! -f "$dir/.venv/.installed" ]; then

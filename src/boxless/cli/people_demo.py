@@ -23,6 +23,7 @@ from hypercorn.trio import serve
 
 from boxless.api.app import build_app
 from boxless.chat.requests import ContactEvent
+from boxless.cli.demo_chain import DemoChain
 from boxless.client.core import Client
 from boxless.client.transport import LightTransport
 from boxless.identity.account import LocalAccount, create_account
@@ -87,7 +88,9 @@ async def _demo_group(alice: Client, bob: Client) -> None:
     await bob.groups.send_text(gid, "Thanks @Alice! Groups work like the 1:1 chat.")
 
 
-async def run_people_demo(base: Path, ports: tuple[int, int], ready_file: Path | None) -> None:
+async def run_people_demo(
+    base: Path, ports: tuple[int, int], ready_file: Path | None, chain: DemoChain | None = None
+) -> None:
     async with trio.open_nursery() as nursery:
         s1: WakuNode = await nursery.start(
             WakuNode(
@@ -125,6 +128,9 @@ async def run_people_demo(base: Path, ports: tuple[int, int], ready_file: Path |
         await _wait("Alice to see the accept", lambda: alice.contacts()[0].state == "accepted")
         await alice.send_text(bob.me, "Hello Bob! This chat is end-to-end encrypted.")
         await _demo_group(alice, bob)
+        if chain is not None:  # fund and set up both wallets on the demo's anvil
+            await trio.to_thread.run_sync(chain.set_up, [alice, bob])
+            print(chain.note, flush=True)
         print(f"\nAlice: {alice_url}\nBob:   {bob_url}\n", flush=True)
         print("Open both in a browser and chat. Ctrl-C stops everything.", flush=True)
         if ready_file is not None:
@@ -141,8 +147,10 @@ async def run_people_demo(base: Path, ports: tuple[int, int], ready_file: Path |
 def main(ports: tuple[int, int], data_dir: Path | None, ready_file: Path | None) -> None:
     from boxless.cli.app import run_trio  # unwraps a nursery's KeyboardInterrupt group
 
-    if data_dir is not None:
-        run_trio(run_people_demo, data_dir, ports, ready_file)
-        return
-    with tempfile.TemporaryDirectory(prefix="boxless-demo-") as tmp:
-        run_trio(run_people_demo, Path(tmp), ports, ready_file)
+    print("starting the demo chain (anvil with the BXD test token)...", flush=True)
+    with DemoChain() as chain:  # stopped on Ctrl-C too
+        if data_dir is not None:
+            run_trio(run_people_demo, data_dir, ports, ready_file, chain)
+            return
+        with tempfile.TemporaryDirectory(prefix="boxless-demo-") as tmp:
+            run_trio(run_people_demo, Path(tmp), ports, ready_file, chain)
