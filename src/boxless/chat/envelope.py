@@ -37,10 +37,11 @@ from typing import Final
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from boxless.chat import moment, payment
+from boxless.chat import moment, payment, redenvelope
 from boxless.chat.attachment import Attachments
 from boxless.chat.moment import MomentAct, MomentDelete, MomentKey, MomentRelay
 from boxless.chat.payment import PayRequest, TransferCard, WalletAddress
+from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
 from boxless.chat.pow import NONCE_BYTES, ProofOfWork
 from boxless.errors import DecodeError, UsageError
 from boxless.wire import chat_pb2
@@ -605,6 +606,8 @@ Body = (
     | TransferCard
     | PayRequest
     | WalletAddress
+    | RedEnvelopeCard
+    | RedEnvelopeOpened
     | Unsupported
 )
 
@@ -743,6 +746,8 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             pb.moment.CopyFrom(moment.body_to_proto(body))
         case TransferCard() | PayRequest() | WalletAddress():
             pb.payment.CopyFrom(payment.body_to_proto(body))
+        case RedEnvelopeCard() | RedEnvelopeOpened():
+            pb.red_envelope.CopyFrom(redenvelope.body_to_proto(body))
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")
 
@@ -844,6 +849,10 @@ def _decode_body(pb: chat_pb2.ChatMessage, kind: str | None) -> Body:
             if pb.payment.WhichOneof("kind") is None:  # a newer client's payment kind
                 return Unsupported("payment body of an unknown kind")
             return payment.decode_body(pb.payment)
+        case "red_envelope":
+            if pb.red_envelope.WhichOneof("kind") is None:  # a newer client's kind
+                return Unsupported("red-envelope body of an unknown kind")
+            return redenvelope.decode_body(pb.red_envelope)
         case None:
             return _unknown_body(pb)
         case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault
