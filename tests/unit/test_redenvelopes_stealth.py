@@ -53,14 +53,15 @@ GROUP = "group:" + "ab" * 16
 def test_shipped_bytecode_is_the_compiled_source() -> None:
     sources = [str(ROOT / f"src/boxless/payments/contracts/{n}.vy") for n in CONTRACTS]
     out = subprocess.run(
-        [str(VYPER), "-f", "bytecode", *sources],
+        [str(VYPER), "-f", "bytecode,bytecode_runtime", *sources],
         capture_output=True,
         text=True,
         timeout=120,
         check=True,
     )
     compiled = [bytes.fromhex(line.strip().removeprefix("0x")) for line in out.stdout.split()]
-    assert compiled == [artifact(n) for n in CONTRACTS]
+    shipped = [(artifact(n), artifact(n, runtime=True)) for n in CONTRACTS]
+    assert compiled == [code for pair in shipped for code in pair]
 
 
 @settings(max_examples=200, deadline=None)

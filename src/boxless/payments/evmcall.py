@@ -123,9 +123,11 @@ def decode(types: list[str], raw: bytes) -> list[Any]:
     return out
 
 
-def artifact(name: str) -> bytes:
-    """The shipped deploy bytecode of ``contracts/<name>.vy`` (scripts/build_contracts.sh)."""
-    text = resources.files("boxless.payments").joinpath(f"contracts/{name}.bin").read_text()
+def artifact(name: str, runtime: bool = False) -> bytes:
+    """The shipped deploy (or ``runtime``: deployed) bytecode of ``contracts/<name>.vy``
+    (scripts/build_contracts.sh)."""
+    suffix = ".runtime.bin" if runtime else ".bin"
+    text = resources.files("boxless.payments").joinpath(f"contracts/{name}{suffix}").read_text()
     return bytes.fromhex(text.strip().removeprefix("0x"))
 
 
@@ -313,6 +315,10 @@ class Signer:
         if receipt.contract_address is None:
             raise BadRpcResponse("a deploy receipt has no contract address")
         return receipt.contract_address
+
+    def code(self, address: bytes) -> bytes:
+        answer = self.rpc.call("eth_getCode", [checksum_address(address), "latest"])
+        return data(answer, "contract code")
 
     def logs(self, address: bytes, topics: list[bytes | None], from_block: int = 0) -> list[Log]:
         query: dict[str, Any] = {
