@@ -5,6 +5,11 @@
 // the node already keeps only those) and, if mine, deleted. Opening the feed
 // marks it read (POST /moments/read); the Discover tab shows the unread count.
 //
+// Photos: the composer takes up to 9 photos or one video (picker, previews,
+// upload progress: each file goes to POST /moments/media first, then the post
+// names their tokens); the feed shows them in a grid, a tap opens one full size.
+// A comment can be replied to ("Reply" sets reply_to).
+//
 // For other views: momentsView, onMomentEvent(ev) (app.js onEvent),
 // refreshMomentsUnread() (sets store.momentsUnread).
 
@@ -37,9 +42,102 @@ function nameOf(key) {
   return c ? c.name : "Someone";
 }
 
+export const MAX_PHOTOS = 9;
+const mediaUrl = (postId, index) => `/api/v1/moments/${postId}/media/${index}`;
+
+/** POST one photo or video to /moments/media with upload progress (XHR); its token. */
+function uploadMedia(file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    const query = new URLSearchParams({ name: file.name || "photo", mime: file.type || "" });
+    xhr.open("POST", `/api/v1/moments/media?${query}`);
+    xhr.withCredentials = true;
+    xhr.setRequestHeader("Content-Type", file.type || "application/octet-stream");
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onload = () => {
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText || "null");
+      } catch (_) {
+        /* not JSON */
+      }
+      if (xhr.status >= 200 && xhr.status < 300) resolve(data.token);
+      else reject(new ApiError(xhr.status, data?.error?.code || `http_${xhr.status}`, data?.error?.message || "the upload failed: try again"));
+    };
+    xhr.onerror = () => reject(new ApiError(0, "unreachable", "the upload broke off: is `boxless up` running?"));
+    xhr.send(file);
+  });
+}
+
+/** The composer's picked photos (or one video): previews with a remove button each. */
+function mediaPicker() {
+  const files = [];
+  const urls = new Map();
+  const input = h("input", { type: "file", id: "moment-files", accept: "image/*,video/*", multiple: true, hidden: true });
+  const pick = h("button", { type: "button", class: "link-button moment-add-media", "aria-label": "Add photos or a video" }, "📷 Photos");
+  const previews = h("ul", { class: "moment-previews", "aria-label": "Photos to post" });
+  pick.addEventListener("click", () => input.click());
+  function draw() {
+    mount(
+      previews,
+      files.map((f, i) => {
+        if (!urls.has(f)) urls.set(f, URL.createObjectURL(f));
+        const x = h("button", { type: "button", class: "moment-preview-remove", "aria-label": `Remove ${f.name}` }, "×");
+        x.addEventListener("click", () => {
+          URL.revokeObjectURL(urls.get(f));
+          urls.delete(f);
+          files.splice(i, 1);
+          draw();
+        });
+        const look = f.type.startsWith("image/") ? h("img", { src: urls.get(f), alt: f.name }) : h("span", { class: "moment-preview-video" }, "🎬 ", f.name);
+        return h("li", { class: "moment-preview", dataset: { name: f.name } }, look, h("progress", { max: "1", value: "0", hidden: true, "aria-label": `Uploading ${f.name}` }), x);
+      }),
+    );
+    previews.hidden = !files.length;
+  }
+  input.addEventListener("change", () => {
+    const picked = [...input.files];
+    input.value = "";
+    const videos = [...files, ...picked].filter((f) => f.type.startsWith("video/"));
+    const photos = [...files, ...picked].filter((f) => f.type.startsWith("image/"));
+    if (picked.some((f) => !/^(image|video)\//.test(f.type))) toast("A moment carries photos or a video");
+    else if (videos.length > 1 || (videos.length && photos.length)) toast("One video, or up to 9 photos");
+    else if (photos.length > MAX_PHOTOS) toast(`At most ${MAX_PHOTOS} photos`);
+    else files.push(...picked);
+    draw();
+  });
+  draw();
+  return {
+    input,
+    pick,
+    previews,
+    files,
+    /** Upload every file in order (progress on its preview); their tokens. */
+    async upload() {
+      const tokens = [];
+      const rows = [...previews.children];
+      for (const [i, f] of files.entries()) {
+        const bar = rows[i].querySelector("progress");
+        bar.hidden = false;
+        bar.max = String(f.size || 1);
+        tokens.push(await uploadMedia(f, (sent) => (bar.value = String(sent))));
+        bar.value = bar.max;
+      }
+      return tokens;
+    },
+    clear() {
+      for (const u of urls.values()) URL.revokeObjectURL(u);
+      urls.clear();
+      files.splice(0);
+      draw();
+    },
+  };
+}
+
 function composer(onPosted) {
   const text = h("textarea", { id: "moment-text", class: "moment-input", rows: 3, maxlength: 2000, placeholder: "What's on your mind?", "aria-label": "New moment" });
   const place = h("input", { id: "moment-place", class: "moment-place", maxlength: 100, placeholder: "Place (optional)", "aria-label": "Place" });
+  const media = mediaPicker();
   const mode = h(
     "select",
     { id: "moment-audience", class: "moment-audience", "aria-label": "Who can see it" },
@@ -64,18 +162,33 @@ function composer(onPosted) {
     if (!picks.hidden) fillPicks();
   });
   const button = h("button", { type: "submit", class: "primary", id: "moment-post" }, "Post");
-  const form = h("form", { class: "moment-compose" }, text, h("div", { class: "moment-options" }, place, mode, button), picks);
+  const form = h(
+    "form",
+    { class: "moment-compose" },
+    text,
+    media.previews,
+    h("div", { class: "moment-options" }, media.pick, media.input, place, mode, button),
+    picks,
+  );
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const chosen = [...picks.querySelectorAll("input:checked")].map((i) => i.value);
     button.disabled = true;
-    const done = await guarded(() =>
-      call("POST", "/moments", { text: text.value, place: place.value.trim(), audience: mode.value, chosen: picks.hidden ? [] : chosen }),
-    );
+    const done = await guarded(async () => {
+      const tokens = media.files.length ? await media.upload() : [];
+      return call("POST", "/moments", {
+        text: text.value,
+        place: place.value.trim(),
+        audience: mode.value,
+        chosen: picks.hidden ? [] : chosen,
+        media: tokens,
+      });
+    });
     button.disabled = false;
     if (done) {
       text.value = "";
       place.value = "";
+      media.clear();
       toast("Posted");
       onPosted();
     }
@@ -83,15 +196,69 @@ function composer(onPosted) {
   return form;
 }
 
+/** Full size: one photo of a post over everything; arrows move, Esc or × closes. */
+function openPhoto(p, photos, at) {
+  let index = at;
+  const img = h("img", { class: "moment-full-img", alt: "" });
+  const count = h("span", { class: "moment-full-count" });
+  const close = h("button", { type: "button", class: "icon-button moment-full-close", "aria-label": "Close" }, icon("close"));
+  const el = h("div", { class: "moment-full", role: "dialog", "aria-modal": "true", "aria-label": "Photo", tabindex: "-1" }, h("div", { class: "moment-full-top" }, count, close), img);
+  function draw() {
+    const m = photos[index];
+    img.src = mediaUrl(p.id, m.index);
+    img.alt = m.name;
+    count.textContent = `${index + 1} / ${photos.length}`;
+  }
+  function onKey(ev) {
+    if (ev.key === "Escape") shut();
+    else if (ev.key === "ArrowRight" && index < photos.length - 1) (index++, draw());
+    else if (ev.key === "ArrowLeft" && index > 0) (index--, draw());
+  }
+  function shut() {
+    document.removeEventListener("keydown", onKey, true);
+    el.remove();
+  }
+  close.addEventListener("click", shut);
+  el.addEventListener("click", (ev) => {
+    if (ev.target === el) shut();
+  });
+  document.addEventListener("keydown", onKey, true);
+  draw();
+  document.body.append(el);
+  el.focus();
+}
+
+/** A post's photos in a grid (1: large, 4: 2 × 2, else rows of 3), or its video. */
+function mediaGrid(p) {
+  if (!p.media.length) return null;
+  const video = p.media.find((m) => m.kind === "video");
+  if (video) return h("div", { class: "moment-video" }, h("video", { src: mediaUrl(p.id, video.index), controls: true, preload: "metadata", playsinline: true }));
+  const photos = p.media.filter((m) => m.kind === "image");
+  const shape = photos.length === 1 ? "one" : photos.length === 4 ? "four" : "many";
+  return h(
+    "ul",
+    { class: `moment-media moment-media-${shape}`, "aria-label": "Photos" },
+    photos.map((m, i) => {
+      const b = h("button", { type: "button", class: "moment-photo", "aria-label": `Open ${m.name}` }, h("img", { src: mediaUrl(p.id, m.index), alt: m.name, loading: "lazy" }));
+      b.addEventListener("click", () => openPhoto(p, photos, i));
+      return h("li", {}, b);
+    }),
+  );
+}
+
 function postItem(p, reload) {
   const commentInput = h("input", { class: "moment-comment-input", maxlength: 1000, placeholder: "Comment", "aria-label": "Comment" });
   const commentForm = h("form", { class: "moment-comment-form" }, commentInput);
+  let replyTo = null; // the comment a reply answers (its "Reply" button sets it)
   commentForm.addEventListener("submit", async (e) => {
     e.preventDefault();
     if (!commentInput.value.trim()) return;
-    const done = await guarded(() => call("POST", `/moments/${p.id}/comments`, { text: commentInput.value }));
+    const body = { text: commentInput.value };
+    if (replyTo) body.reply_to = replyTo;
+    const done = await guarded(() => call("POST", `/moments/${p.id}/comments`, body));
     if (done) reload();
   });
+  const byId = new Map(p.comments.map((c) => [c.id, c]));
   const me = store.me ? store.me.identity_key : "";
   const liked = p.likes.includes(me);
   const like = h(
@@ -113,7 +280,18 @@ function postItem(p, reload) {
     actions.push(del);
   }
   const comments = p.comments.map((c) => {
-    const row = h("li", { class: "moment-comment", dataset: { comment: c.id } }, h("b", {}, nameOf(c.author)), ": ", c.text);
+    const to = c.reply_to ? byId.get(c.reply_to) : null;
+    const who = to ? [h("b", {}, nameOf(c.author)), " replied to ", h("b", {}, nameOf(to.author))] : [h("b", {}, nameOf(c.author))];
+    const row = h("li", { class: "moment-comment", dataset: { comment: c.id } }, who, ": ", c.text);
+    if (c.author !== me) {
+      const reply = h("button", { type: "button", class: "link-button moment-reply", "aria-label": `Reply to ${nameOf(c.author)}` }, "Reply");
+      reply.addEventListener("click", () => {
+        replyTo = c.id;
+        commentInput.placeholder = `Reply to ${nameOf(c.author)}`;
+        commentInput.focus();
+      });
+      row.append(" ", reply);
+    }
     if (p.mine || c.author === me) {
       const x = h("button", { type: "button", class: "link-button moment-uncomment", "aria-label": "Delete comment" }, "×");
       x.addEventListener("click", async () => {
@@ -133,7 +311,7 @@ function postItem(p, reload) {
       { class: "moment-main" },
       h("span", { class: "row-name moment-poster" }, nameOf(p.poster)),
       p.text ? h("p", { class: "moment-text" }, p.text) : null,
-      p.media.length ? h("ul", { class: "moment-media" }, p.media.map((m) => h("li", {}, icon("chats", 14), " ", m.name))) : null,
+      mediaGrid(p),
       h("span", { class: "moment-meta" }, shortTime(p.posted_at_ms), p.place ? ` · ${p.place}` : ""),
       h("span", { class: "moment-actions" }, actions),
       p.likes.length ? h("p", { class: "moment-likes" }, "♥ ", p.likes.map(nameOf).join(", ")) : null,
