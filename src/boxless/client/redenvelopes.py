@@ -1,0 +1,483 @@
+"""Red envelopes in chat: send, receive, open, relay, auto-refund, "who opened which".
+
+Theory of operation
+-------------------
+Sending (:meth:`RedEnvelopes.send`): the wallet deposits the total in the
+``RedEnvelope`` contract (deployed once per chain by the first sender and
+remembered; any genuine deployment — same runtime code as the shipped one — is
+accepted from others), then the card with the envelope secret goes into the
+chat as a :class:`~boxless.chat.redenvelope.RedEnvelopeCard` (1:1 over Olm,
+groups over Megolm: only members get the secret).
+
+Receiving a card (1:1: contacts only, the gated handler; groups: members only,
+checked by the group) stores it once per envelope; a card whose chat is not
+the chat it arrived in keeps a reason and can never be opened.
+
+Opening (:meth:`open`): :func:`~.redenvelopes_core.may_claim` over what the
+chain says now (and our membership now); with ETH for gas the client claims
+itself; without, it only sends the "opened" notice naming its address and the
+sender's client relays the claim (the secret lets it sign it; the relay fee the
+sender chose comes out of the share). Either way the chat gets the notice:
+members see who opened which. Amounts are only ever read from the chain's
+``Claimed`` logs.
+
+The watcher (:meth:`run`, one task) wakes every :data:`POLL_S` seconds or on a
+card or notice; in a worker thread it reads each open envelope's claims, relays
+notices for the envelopes we sent, refunds ours after expiry (anyone may; the
+sender's client does it by itself), and marks envelopes done. Each change is one
+:class:`~boxless.client.events.RedEnvelopeChanged` event.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from boxless.chat import envelope as env
+from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
+from boxless.client import events as ev
+from boxless.client import redenvelope_store as rs
+from boxless.client import store as db
+from boxless.client.channel import DirectChannel, FollowUp, Received
+from boxless.client.conversations import Conversations
+from boxless.client.groups import GroupManager
+from boxless.client.redenvelopes_chain import (
+    CLAIM_GAS_LIMIT,
+    Claim,
+    RedEnvelopeContract,
+    due_refunds,
+)
+from boxless.client.redenvelopes_core import (
+    ALLOWED,
+    DEFAULT_EXPIRY_S,
+    BadCard,
+    Card,
+    best_luck,
+    decode_card,
+    may_claim,
+)
+from boxless.errors import BoxlessError, UsageError
+from boxless.identity.account import LocalAccount
+from boxless.payments.evmcall import Signer, artifact
+from boxless.payments.hdwallet import address_bytes, checksum_address, derive_private_key
+from boxless.payments.rpc import Rpc
+from boxless.payments.store import PaymentStore
+
+__all__ = ["POLL_S", "RedEnvelopes"]
+
+logger = logging.getLogger(__name__)
+
+POLL_S = 2.0
+OPEN_PER_TICK = 50
+MAX_GREETING = 200
+
+
+def _contact_of(chat: str) -> bytes | None:
+    return bytes.fromhex(chat[8:]) if chat.startswith("contact:") else None
+
+
+def _group_of(chat: str) -> bytes | None:
+    return bytes.fromhex(chat[6:]) if chat.startswith("group:") else None
+
+
+class RedEnvelopes:
+    """The red-envelope feature of a client; see the module docstring."""
+
+    def __init__(
+        self,
+        account: LocalAccount,
+        channel: DirectChannel,
+        conversations: Conversations,
+        groups: GroupManager,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.account = account
+        self.channel = channel
+        self.db = channel.db
+        self.conversations = conversations
+        self.groups = groups
+        self.clock = clock
+        self.me = account.identity.public_key
+        self.chain_settings = PaymentStore(self.db)
+        self._wake = trio.Event()
+        self._signer: Signer | None = None
+        self._genuine: set[bytes] = set()  # contracts whose code we checked
+        self._claims: dict[bytes, list[Claim]] = {}  # envelope id -> chain's claims
+        channel.handlers.on_body((RedEnvelopeCard, RedEnvelopeOpened), self._on_body)
+        groups.on_content((RedEnvelopeCard, RedEnvelopeOpened), self._on_group)
+
+    def _now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- chain access (blocking: call from a worker thread) ------------------------------------
+
+    def signer(self) -> Signer:
+        config = self.chain_settings.chain()  # WalletNotConfigured: a clear error
+        if self._signer is None or (self._signer.rpc.url, self._signer.rpc.chain_id) != (
+            config.rpc_url,
+            config.chain_id,
+        ):
+            key = derive_private_key(self.account.keystore.load_wallet_seed())
+            self._signer = Signer(Rpc(config.rpc_url, config.chain_id), key)
+        return self._signer
+
+    def address(self) -> bytes:
+        return address_bytes(derive_private_key(self.account.keystore.load_wallet_seed()))
+
+    def contract_for_sending(self) -> RedEnvelopeContract:
+        """Our chain's envelope contract; deployed (once, by us) if we know none."""
+        signer = self.signer()
+        with self.db.transaction() as cur:
+            known = rs.contract(cur, signer.rpc.chain_id)
+        if known is not None:
+            return RedEnvelopeContract(signer, known)
+        contract = RedEnvelopeContract.deploy(signer)
+        with self.db.transaction() as cur:
+            rs.set_contract(cur, signer.rpc.chain_id, contract.address)
+        self._genuine.add(contract.address)
+        return contract
+
+    def use_contract(self, address: bytes) -> None:
+        """Send envelopes through the genuine contract at ``address`` (e.g. the demo's)."""
+        self.contract_at(address)
+        with self.db.transaction() as cur:
+            rs.set_contract(cur, self.signer().rpc.chain_id, address)
+
+    def contract_at(self, address: bytes) -> RedEnvelopeContract:
+        """The contract a card names, if its code is the genuine runtime code."""
+        signer = self.signer()
+        if address not in self._genuine:
+            if signer.code(address) != artifact("RedEnvelope", runtime=True):
+                raise UsageError(
+                    "this red envelope names a contract that is not the Boxless red-envelope "
+                    "contract; it cannot be opened safely"
+                )
+            self._genuine.add(address)
+        return RedEnvelopeContract(signer, address)
+
+    def create(
+        self, chat: str, total: int, shares: int, lucky: bool, greeting: str, expiry_s: int
+    ) -> Card:
+        """Deposit the envelope on chain (blocking); the card to post."""
+        if len(greeting) > MAX_GREETING:
+            raise UsageError(f"a greeting has at most {MAX_GREETING} characters")
+        if not 1 <= shares <= 1000 or total < shares:
+            raise UsageError("1 to 1000 shares, and at least one wei per share")
+        if not 60 <= expiry_s <= 30 * 86400:
+            raise UsageError("an envelope expires after 1 minute to 30 days")
+        contract = self.contract_for_sending()
+        secret = secrets.token_bytes(32)
+        expiry = int(self.clock()) + expiry_s
+        contract.create(secret, total, shares, lucky, expiry)
+        signer = contract.signer
+        return Card(signer.rpc.chain_id, contract.address, signer.address, secret, chat, total,
+                    shares, lucky, expiry, greeting)  # fmt: skip
+
+    # -- sending ------------------------------------------------------------------------------
+
+    async def send(
+        self,
+        chat: str,
+        total: int,
+        shares: int,
+        lucky: bool,
+        greeting: str = "",
+        expiry_s: int = DEFAULT_EXPIRY_S,
+    ) -> str:
+        """Deposit and post a red envelope in ``chat``; its message id. Cancellation
+        after the deposit leaves the money refundable after expiry (never lost)."""
+        self._check_chat(chat)
+        card = await trio.to_thread.run_sync(
+            self.create, chat, total, shares, lucky, greeting, expiry_s
+        )
+        body = RedEnvelopeCard(card.encode())
+        message_id = await self._post(chat, body, _preview(card))
+        with self.db.transaction() as cur:
+            rs.add(cur, rs.EnvelopeRow(card.id, chat, message_id, self.me, True, card.encode(),
+                                       "open", None, "", self._now_ms()))  # fmt: skip
+        self.channel.emit(ev.RedEnvelopeChanged(chat, message_id, "open"))
+        self._wake.set()
+        return message_id
+
+    def _check_chat(self, chat: str) -> None:
+        contact = _contact_of(chat)
+        if contact is not None:
+            self.conversations.accepted(contact)
+            return
+        gid = _group_of(chat)
+        if gid is None:
+            raise UsageError("a chat is contact:<key> or group:<id>")
+        if not self._member(gid):
+            raise UsageError("you are not a member of this group")
+
+    def _member(self, gid: bytes) -> bool:
+        with self.db.transaction() as cur:
+            try:
+                return self.me in self.groups.core.member_log(cur, gid).state.members
+            except BoxlessError:
+                return False
+
+    async def _post(self, chat: str, body: RedEnvelopeCard | RedEnvelopeOpened, text: str) -> str:
+        contact = _contact_of(chat)
+        if contact is not None:
+            row = self.conversations.accepted(contact)
+            with self.db.transaction() as cur:
+                mid = self.conversations.queue_in(cur, row, body)
+                c = db.get_contact(cur, contact)
+                assert c is not None
+                db.add_message(
+                    cur,
+                    db.MessageRow(mid, contact, True, c.lamport, self._now_ms(), None, text,
+                                  None, False, False, "queued", {}),
+                )  # fmt: skip
+            self.channel.emit(ev.MessageChanged(mid.hex(), contact.hex()))
+            return mid.hex()
+        gid = _group_of(chat)
+        assert gid is not None
+        sent = await self.groups.send_content(gid, body, text)  # type: ignore[arg-type]
+        return sent.message_id
+
+    # -- receiving ----------------------------------------------------------------------------
+
+    def _on_body(self, cur: db.Cursor, r: Received) -> FollowUp | None:
+        body = r.message.body
+        chat = f"contact:{r.sender.hex()}"
+        mid = r.message.message_id
+        text = self._receive(cur, chat, mid.hex(), r.sender, body)
+        added = db.add_message(
+            cur,
+            db.MessageRow(mid, r.sender, False, r.message.lamport, r.message.sent_at_ms,
+                          self._now_ms(), text, None, False, False, "received", {}),
+        )  # fmt: skip
+        if added:
+            self.channel.emit(ev.MessageChanged(mid.hex(), r.sender.hex()))
+        return None
+
+    def _on_group(
+        self, cur: db.Cursor, group_id: bytes, sender: bytes, message_id: str, msg: env.ChatMessage
+    ) -> str:
+        return self._receive(cur, f"group:{group_id.hex()}", message_id, sender, msg.body)
+
+    def _receive(self, cur: db.Cursor, chat: str, message_id: str, sender: bytes, body: Any) -> str:
+        if isinstance(body, RedEnvelopeOpened):
+            row = rs.get(cur, body.envelope_id)
+            if row is None or row.chat != chat:
+                return "🧧 opened a red envelope"
+            if rs.add_opened(cur, body.envelope_id, sender, body.recipient):
+                self.channel.emit(ev.RedEnvelopeChanged(chat, row.message_id, row.state))
+                self._wake.set()
+            return "🧧 opened a red envelope"
+        assert isinstance(body, RedEnvelopeCard)
+        try:
+            card = decode_card(body.card)
+        except BadCard as exc:
+            logger.info("red envelope card from %s refused: %s", sender.hex()[:8], exc)
+            return "🧧 a red envelope that could not be read"
+        reason = "" if card.chat == chat else "this envelope was made for another chat"
+        if rs.add(cur, rs.EnvelopeRow(card.id, chat, message_id, sender, sender == self.me,
+                                      body.card, "open", None, reason, self._now_ms())):  # fmt: skip
+            self.channel.emit(ev.RedEnvelopeChanged(chat, message_id, "open"))
+            self._wake.set()
+        return _preview(card)
+
+    # -- opening ------------------------------------------------------------------------------
+
+    def try_claim(self, envelope_id: bytes) -> tuple[str, bytes, int | None]:
+        """Blocking: check and (with gas) claim. Returns (chat, our address, amount or
+        None when the sender's client must relay)."""
+        with self.db.transaction() as cur:
+            row = rs.get(cur, envelope_id)
+        if row is None:
+            raise UsageError("no such red envelope in your chats")
+        if row.reason:
+            raise UsageError(row.reason)
+        card = decode_card(row.card)
+        gid = _group_of(row.chat)
+        member = self._member(gid) if gid is not None else True
+        contract = self.contract_at(card.contract)
+        signer = contract.signer
+        me = signer.address
+        view = contract.view(card.id, me)
+        chain_now = int(signer.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        reason = may_claim(card, arrived_in=row.chat, member=member, chain_id=signer.rpc.chain_id,
+                           contract=contract.address, view=view, now_s=chain_now)  # fmt: skip
+        if reason != ALLOWED:
+            raise UsageError(reason)
+        block = signer.rpc.call("eth_getBlockByNumber", ["latest", False])
+        fee = CLAIM_GAS_LIMIT * 2 * int(block["baseFeePerGas"], 16)
+        if signer.balance(me) < fee:
+            return row.chat, me, None  # no gas: the sender relays
+        claim = contract.claim(card, me)
+        with self.db.transaction() as cur:
+            rs.update(cur, envelope_id, self._now_ms(), my_amount=claim.amount)
+        return row.chat, me, claim.amount
+
+    async def open(self, envelope_id: bytes) -> dict[str, Any]:
+        """Open an envelope in one of our chats: ``{amount}`` (wei, as text) when we
+        claimed it ourselves, ``{relayed: true}`` when the sender's client will."""
+        chat, me, amount = await trio.to_thread.run_sync(self.try_claim, envelope_id)
+        await self._post(chat, RedEnvelopeOpened(envelope_id, me), "🧧 opened a red envelope")
+        with self.db.transaction() as cur:
+            rs.add_opened(cur, envelope_id, self.me, me)
+            row = rs.get(cur, envelope_id)
+        assert row is not None
+        self.channel.emit(ev.RedEnvelopeChanged(chat, row.message_id, row.state))
+        self._wake.set()
+        if amount is None:
+            return {"relayed": True}
+        return {"amount": str(amount)}
+
+    # -- the watcher --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Watch open envelopes until cancelled (a tick's worker thread is waited for:
+        its chain calls are bounded by the RPC timeout)."""
+        while True:
+            with trio.move_on_after(POLL_S):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            if self._idle():
+                continue
+            changes = await trio.to_thread.run_sync(self.check_once)
+            for chat, message_id, state in changes:
+                self.channel.emit(ev.RedEnvelopeChanged(chat, message_id, state))
+
+    def _idle(self) -> bool:
+        try:
+            self.chain_settings.chain()
+        except UsageError:
+            return True
+        with self.db.transaction() as cur:
+            return not rs.open_envelopes(cur, 1)
+
+    def check_once(self) -> list[tuple[str, str, str]]:
+        """One look at the chain for every open envelope (blocking)."""
+        with self.db.transaction() as cur:
+            rows = rs.open_envelopes(cur, OPEN_PER_TICK)
+        changes = []
+        for row in rows:
+            try:
+                change = self._check(row)
+            except BoxlessError as exc:  # node down or lying, a bad contract: try next tick
+                logger.info("red envelope %s: %s", row.envelope_id.hex()[:8], exc)
+                continue
+            if change is not None:
+                changes.append(change)
+        return changes
+
+    def _check(self, row: rs.EnvelopeRow) -> tuple[str, str, str] | None:
+        card = decode_card(row.card)
+        if row.reason:
+            with self.db.transaction() as cur:
+                rs.update(cur, row.envelope_id, self._now_ms(), state="done")
+            return row.chat, row.message_id, "done"
+        contract = self.contract_at(card.contract)
+        before = self._claims.get(row.envelope_id)
+        claims = contract.claims(row.envelope_id)
+        self._claims[row.envelope_id] = claims
+        state = row.state
+        me = contract.signer.address
+        mine = next((c.amount for c in claims if c.recipient == me), None)
+        with self.db.transaction() as cur:
+            opened = rs.opened(cur, row.envelope_id)
+        if row.outgoing:
+            self._relay(contract, card, claims, opened)
+            envelope = contract.envelope(row.envelope_id)
+            chain_now = int(
+                contract.signer.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16
+            )
+            if due_refunds([envelope], chain_now):
+                contract.refund(row.envelope_id)  # the sender's client refunds by itself
+                envelope = contract.envelope(row.envelope_id)
+        else:
+            envelope = contract.envelope(row.envelope_id)
+        if envelope.refunded or envelope.claimed >= envelope.shares:
+            state = "done"
+        with self.db.transaction() as cur:
+            rs.update(cur, row.envelope_id, self._now_ms(), state=state, my_amount=mine)
+        if state != row.state or before != claims or (mine is not None and mine != row.my_amount):
+            return row.chat, row.message_id, state
+        return None
+
+    def _relay(
+        self,
+        contract: RedEnvelopeContract,
+        card: Card,
+        claims: list[Claim],
+        opened: list[tuple[bytes, bytes, bool]],
+    ) -> None:
+        claimed = {c.recipient for c in claims}
+        todo = [addr for _, addr, relayed in opened if not relayed and addr not in claimed]
+        if not todo:
+            return
+        hashes, refused = contract.relay_claims(card, todo)
+        with self.db.transaction() as cur:
+            for addr in todo:
+                rs.mark_relayed(cur, card.id, addr)
+        if refused:
+            logger.info("relayed claims refused: %s", ", ".join(sorted(set(refused))))
+        if hashes:
+            contract.signer.wait(hashes)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def envelopes(self, chat: str) -> list[dict[str, Any]]:
+        """The chat's envelopes for the UI, newest first: the card (no secret), our
+        share, who opened which (chain amounts, matched to members' notices), best luck."""
+        with self.db.transaction() as cur:
+            rows = rs.of_chat(cur, chat)
+            opened = {r.envelope_id: rs.opened(cur, r.envelope_id) for r in rows}
+        return [self._json(r, opened[r.envelope_id]) for r in rows]
+
+    def _json(self, row: rs.EnvelopeRow, opened: list[tuple[bytes, bytes, bool]]) -> dict[str, Any]:
+        card = decode_card(row.card)
+        by_address = {addr: member for member, addr, _ in opened}
+        claims = self._claims.get(row.envelope_id, [])
+        people = [
+            {
+                "member": by_address[c.recipient].hex() if c.recipient in by_address else None,
+                "address": checksum_address(c.recipient),
+                "amount": str(c.amount),
+                "index": c.index,
+            }
+            for c in claims
+        ]
+        luck = best_luck([(checksum_address(c.recipient), c.amount) for c in claims])
+        expired = self.clock() >= card.expiry
+        empty = len(claims) >= card.shares
+        status = "empty" if empty else "expired" if expired else "open"
+        return {
+            "envelope_id": row.envelope_id.hex(),
+            "message_id": row.message_id,
+            "chat": row.chat,
+            "outgoing": row.outgoing,
+            "author": row.author.hex(),
+            "greeting": card.greeting,
+            "total": str(card.total),
+            "shares": card.shares,
+            "lucky": card.lucky,
+            "expiry": card.expiry,
+            "status": status if not row.reason else "refused",
+            "reason": row.reason,
+            "my_amount": None if row.my_amount is None else str(row.my_amount),
+            "opened": people,
+            "claimed": len(claims),
+            "best_luck": luck if len(claims) >= card.shares or expired else None,
+            "pending_relays": [
+                member.hex()
+                for member, addr, _ in opened
+                if addr not in {c.recipient for c in claims}
+            ],
+        }
+
+
+def _preview(card: Card) -> str:
+    kind = "lucky" if card.lucky else "equal"
+    greeting = f": {card.greeting}" if card.greeting else ""
+    return f"🧧 Red envelope ({card.shares} {kind} shares){greeting}"
