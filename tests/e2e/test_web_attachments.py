@@ -4,7 +4,8 @@ Alice picks three photos (an album), a 5 MiB file, and records a voice note with
 Chromium's fake microphone; Bob sees the thumbnails, opens the viewer and moves
 through the photos with the arrow keys and a swipe, plays the voice note (its
 currentTime advances), saves the file (the bytes match) and opens the chat's
-media gallery. One photo goes to a group too.
+media gallery. A pasted file lands in the tray. In a group, a dropped photo and
+video go as one album and the video plays in the viewer.
 """
 
 from __future__ import annotations
@@ -56,6 +57,41 @@ def _composer(page: Any) -> Any:
     return page.locator("form.composer")
 
 
+# Test-only, in the page: a 1.5 s WebM video recorded from a canvas (MediaRecorder),
+# dropped onto the message list with a photo made on another canvas, as a person
+# dragging two files from their desktop would (a DataTransfer with Files).
+DROP_VIDEO_AND_PHOTO = """async (target) => {
+  const canvas = document.createElement("canvas");
+  canvas.width = 320; canvas.height = 240;
+  const ctx = canvas.getContext("2d");
+  const rec = new MediaRecorder(canvas.captureStream(25), { mimeType: "video/webm" });
+  const parts = [];
+  rec.ondataavailable = (e) => e.data.size && parts.push(e.data);
+  rec.start(100);
+  const t0 = performance.now();
+  while (performance.now() - t0 < 1500) {
+    ctx.fillStyle = `hsl(${Math.round((performance.now() - t0) / 4)}, 70%, 50%)`;
+    ctx.fillRect(0, 0, 320, 240);
+    await new Promise((r) => setTimeout(r, 40));
+  }
+  const stopped = new Promise((r) => (rec.onstop = r));
+  rec.stop();
+  await stopped;
+  const photo = await new Promise((r) => canvas.toBlob(r, "image/png"));
+  const dt = new DataTransfer();
+  dt.items.add(new File([photo], "frame.png", { type: "image/png" }));
+  dt.items.add(new File(parts, "clip.webm", { type: "video/webm" }));
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    target.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }
+}"""
+PASTE_FILE = """(input) => {
+  const dt = new DataTransfer();
+  dt.items.add(new File(["hello"], "notes.txt", { type: "text/plain" }));
+  input.dispatchEvent(new ClipboardEvent("paste", { clipboardData: dt, bubbles: true, cancelable: true }));
+}"""
+
+
 def test_photos_voice_and_a_file_in_the_browser(
     world: Any, media_browser: Any, tmp_path: Path
 ) -> None:
@@ -101,9 +137,7 @@ def test_photos_voice_and_a_file_in_the_browser(
     tiles = pb.locator(".att-tile.image")
     expect(tiles).to_have_count(3)
     expect(pb.locator(".att-tile.image.ready img")).to_have_count(3)
-    pb.locator(".att-tile.image.ready img").last.evaluate(
-        "img => img.decode ? img.decode() : null"
-    )
+    pb.locator(".att-tile.image.ready img").last.evaluate("img => img.decode ? img.decode() : null")
     assert pb.locator(".att-tile img").first.evaluate("img => img.naturalWidth") > 0
     shot(pb, "attachments-chat")
 
@@ -165,11 +199,26 @@ def test_photos_voice_and_a_file_in_the_browser(
     pb.keyboard.press("Escape")
     expect(gallery).to_have_count(0)
 
-    # One group send: Alice drops a photo into the group, Bob sees it there
+    # Paste: a file pasted into the composer lands in the tray (cancelled here)
+    pa.locator("#composer-input").evaluate(PASTE_FILE)
+    expect(form.locator(".att-tray-item")).to_have_count(1)
+    form.locator(".att-tray-cancel").click()
+    expect(form.locator(".att-tray")).to_be_hidden()
+
+    # The group: Alice drops a photo and a video (one album); Bob sees both and the
+    # video plays in the viewer from the API's Range answers
     pa.evaluate(f"location.hash = '#/group/{gid}'")
     form = _composer(pa)
-    form.locator(".att-picker").set_input_files(str(photos[0]))
+    pa.locator(".group-conversation .message-list").evaluate(DROP_VIDEO_AND_PHOTO)
+    expect(form.locator(".att-tray-item")).to_have_count(2)
     form.locator(".att-tray-send").click()
     pb.evaluate(f"location.hash = '#/group/{gid}'")
     expect(pb.locator(".att-tile.image.ready img")).to_have_count(1)
-    print(f"group photo seen: {time.monotonic() - t0:.1f} s")
+    video_tile = pb.locator(".att-tile.video")
+    expect(video_tile).to_have_count(1)
+    video_tile.click()
+    video = pb.locator(".viewer video.viewer-media")
+    expect(video).to_have_count(1)
+    wait_for("the video to play", lambda: video.evaluate("v => v.currentTime") > 0.2, 20)
+    pb.keyboard.press("Escape")
+    print(f"group album with a video seen and played: {time.monotonic() - t0:.1f} s")

@@ -33,6 +33,21 @@ function uploadPath(chat) {
   throw new Error(`not a chat: ${chat}`);
 }
 
+/** A filled 24x24 SVG icon from a path (decorative). */
+export function pathIcon(d, size = 24) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  for (const [k, v] of Object.entries({ viewBox: "0 0 24 24", width: size, height: size, "aria-hidden": "true", focusable: "false" })) svg.setAttribute(k, String(v));
+  const path = document.createElementNS(ns, "path");
+  path.setAttribute("d", d);
+  path.setAttribute("fill", "currentColor");
+  svg.append(path);
+  return svg;
+}
+
+export const MEDIA_ICON = "M4 4h16a1 1 0 0 1 1 1v14a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zm1 2v9.6l3.8-3.8 3 3 4.2-4.8 3 3.4V6zm3.5 1a1.8 1.8 0 1 1 0 3.6 1.8 1.8 0 0 1 0-3.6z";
+export const MIC_ICON = "M12 2a3 3 0 0 1 3 3v6a3 3 0 0 1-6 0V5a3 3 0 0 1 3-3zm-7 9h2a5 5 0 0 0 10 0h2a7 7 0 0 1-6 6.9V21h3v2H8v-2h3v-3.1A7 7 0 0 1 5 11z";
+
 export function formatSize(n) {
   if (n < 1024) return `${n} B`;
   if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
@@ -126,8 +141,11 @@ export function uploader(chat, files, { caption = "", original = false, meta = [
   const el = h("div", { class: "att-upload", "aria-label": "Uploading" }, ...rows.map((r) => r.el), buttons);
   const controller = new AbortController();
   let finished = false;
+  let settled; // releases the chat's queue: sent, failed (Try again comes later) or cancelled
+  const turn = new Promise((resolve) => (settled = resolve));
 
   function finish(ok) {
+    settled();
     if (finished) return;
     finished = true;
     onDone(ok);
@@ -159,6 +177,7 @@ export function uploader(chat, files, { caption = "", original = false, meta = [
         }, controller.signal);
       } catch (err) {
         if (!controller.signal.aborted) failed(rows[0], err);
+        settled();
         return;
       }
       finish(true);
@@ -184,14 +203,22 @@ export function uploader(chat, files, { caption = "", original = false, meta = [
         r.status.textContent = "sent";
       } catch (err) {
         if (!controller.signal.aborted) failed(r, err);
+        settled();
         return;
       }
     }
     finish(true);
   }
-  run();
+  // One upload at a time per chat, in the order sent: the node stamps each
+  // message when its upload is done, so parallel uploads could land out of order.
+  const before = queues.get(chat) || Promise.resolve();
+  queues.set(chat, before.then(() => turn));
+  before.then(() => (finished ? null : run()));
+  for (const r of rows) r.status.textContent = `${formatSize(r.file.size)} · waiting`;
   return { el, cancel: () => (controller.abort(), finish(false)) };
 }
+
+const queues = new Map(); // chat -> the promise the next upload waits for
 
 /** Send each File of `files` to `chat` (no progress shown); the caption goes with the first. */
 export async function sendFiles(chat, files, caption = "", { original = false } = {}) {

@@ -4,7 +4,7 @@
 // shows where it was sent (the message in context) and saves it.
 
 import { ApiError, call, imageUrl } from "./api.js";
-import { contentUrl, formatSize, getAutoDownload, mediaKind, setAutoDownload } from "./attachments.js";
+import { MEDIA_ICON, contentUrl, formatSize, getAutoDownload, mediaKind, pathIcon, setAutoDownload } from "./attachments.js";
 import { h, icon, mount, toast } from "./dom.js";
 import { openViewer } from "./viewer.js";
 
@@ -22,7 +22,7 @@ function tabOf(a) {
 
 /** The button for a chat header. */
 export function galleryButton(chat) {
-  return h("button", { type: "button", class: "icon-button gallery-button", "aria-label": "Photos, videos and files", title: "Media", onclick: () => openGallery(chat) }, "🖼");
+  return h("button", { type: "button", class: "icon-button gallery-button", "aria-label": "Photos, videos and files", title: "Media", onclick: () => openGallery(chat) }, pathIcon(MEDIA_ICON));
 }
 
 /** The link to show message `id` of `chat` in its conversation. */
@@ -49,10 +49,11 @@ export function openGallery(chat, start = "photos") {
   const settings = h(
     "form",
     { class: "gallery-settings" },
-    h("label", { for: "auto-download-mb" }, "Download files automatically up to"),
+    h("label", { for: "auto-download-mb" }, "Auto-download files up to"),
     limit,
-    h("span", {}, "MB (0: never)"),
+    h("span", {}, "MB"),
     h("button", { type: "submit" }, "Save"),
+    h("p", { class: "gallery-hint muted" }, "Larger files wait for Download. 0: never. Applies to every chat."),
   );
   const close = h("button", { type: "button", class: "icon-button", "aria-label": "Close media", onclick: () => done() }, icon("close"));
   const el = h(

@@ -54,7 +54,7 @@ export function openViewer(items, at = 0) {
     if (a.mime.startsWith("video/")) {
       mount(stage, h("video", { class: "viewer-media", src: url, controls: true, autoplay: true, playsinline: true }));
     } else {
-      const img = h("img", { class: "viewer-media", src: url, alt: a.name });
+      const img = h("img", { class: "viewer-media", src: url, alt: a.name, draggable: "false" });
       img.addEventListener("error", () => stage.append(h("p", { class: "viewer-error" }, "This photo could not be loaded.")), { once: true });
       mount(stage, img);
     }
@@ -99,6 +99,7 @@ export function openViewer(items, at = 0) {
     }
   });
   stage.addEventListener("pointercancel", () => (startX = null));
+  stage.addEventListener("dragstart", (ev) => ev.preventDefault()); // a drag is a swipe here, not a copy of the photo
   prev.addEventListener("click", () => go(-1));
   next.addEventListener("click", () => go(1));
   close.addEventListener("click", () => api.close());

@@ -13,7 +13,7 @@
 // carries no waveform (or an older sender's) gets one computed here once the
 // file is fetched (a bounded read: voice notes are small).
 
-import { contentUrl, formatDuration, formatSize } from "./attachments.js";
+import { MIC_ICON, contentUrl, formatDuration, formatSize, pathIcon } from "./attachments.js";
 import { call } from "./api.js";
 import { h, mount, toast } from "./dom.js";
 
@@ -61,7 +61,7 @@ export function voiceRecorder({ onSend, enabled = () => true }) {
   const cancel = h("button", { type: "button", class: "voice-cancel" }, "Cancel");
   const send = h("button", { type: "button", class: "primary voice-send" }, "Send");
   const bar = h("div", { class: "voice-bar", hidden: true, role: "group", "aria-label": "Recording a voice note" }, h("span", { class: "voice-dot", "aria-hidden": "true" }), h("span", {}, "Recording"), time, cancel, send);
-  const button = h("button", { type: "button", class: "icon-button mic-button", "aria-label": "Record a voice note", title: "Voice note (click, or hold and release to send)" }, "🎤");
+  const button = h("button", { type: "button", class: "icon-button mic-button", "aria-label": "Record a voice note", title: "Voice note (click, or hold and release to send)" }, pathIcon(MIC_ICON));
 
   async function start() {
     if (rec || starting || !enabled()) return;
