@@ -232,7 +232,7 @@ function contactRow(c) {
   const info = h(
     "a",
     { class: "icon-button contact-info", href: `#/contact/${c.identity_key}`, "aria-label": `About ${displayName(c)}`, title: "Contact card" },
-    "ⓘ",
+    icon("info", 20),
   );
   if (c.state === "blocked") {
     return h(
@@ -267,7 +267,8 @@ export function contactsView() {
   const others = h("ul", { class: "rows", "aria-labelledby": "contacts-title" });
   const search = h("input", {
     id: "contacts-search",
-    type: "search",
+    type: "text",
+    role: "searchbox",
     placeholder: "Search by name, alias or tag",
     "aria-label": "Search contacts",
     autocomplete: "off",
@@ -364,7 +365,7 @@ export function contactCardView(key) {
     const [aliasLabel, alias] = field("card-alias", "Alias (only you see it; shown instead of their name)", c.alias, { maxlength: 64 });
     const [tagsLabel, tags] = field("card-tags", "Tags, separated by commas", (c.tags || []).join(", "), { maxlength: 400 });
     const [noteLabel, note] = field("card-note", "Note", c.note, { rows: 3, maxlength: 1000 });
-    const [phoneLabel, phone] = field("card-phone", "Phone", c.phone, { maxlength: 100, type: "tel" });
+    const [phoneLabel, phone] = field("card-phone", "Phone", c.phone, { maxlength: 100, inputmode: "tel" });
     const [emailLabel, email] = field("card-email", "Email", c.email, { maxlength: 100 });
     const [companyLabel, company] = field("card-company", "Company", c.company, { maxlength: 100 });
     const [birthdayLabel, birthday] = field("card-birthday", "Birthday", c.birthday, { maxlength: 100 });
@@ -429,6 +430,7 @@ export function contactCardView(key) {
       ),
       form,
     );
+    body.scrollTop = 0; // the card (updated) first, also after saving the form below it
   }
 
   contactProfile(key)
