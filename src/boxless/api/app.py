@@ -31,6 +31,8 @@ from boxless.api.calls import BODIES as CALL_BODIES
 from boxless.api.calls import call_routes
 from boxless.api.chats import BODIES as CHAT_BODIES
 from boxless.api.chats import chat_routes
+from boxless.api.devices import BODIES as DEVICE_BODIES
+from boxless.api.devices import device_routes
 from boxless.api.errors import ApiError, error_response, handle_api_error, handle_boxless_error
 from boxless.api.groups import BODIES as GROUP_BODIES
 from boxless.api.groups import group_routes
@@ -111,6 +113,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **BROADCAST_BODIES,
     **SEARCH_BODIES,
     **CHAT_BODIES,
+    **DEVICE_BODIES,
     **CALL_BODIES,
     **ATTACHMENT_BODIES,
     **MOMENT_BODIES,
@@ -403,6 +406,7 @@ def build_app(
         *broadcast_routes(client),
         *search_routes(client),
         *chat_routes(client),
+        *device_routes(client),
         *sas_routes(client),
         *call_routes(client),
         *attachment_routes(client),

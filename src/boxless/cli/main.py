@@ -218,6 +218,7 @@ from boxless.cli import blob_commands as _blob_commands  # noqa: E402,F401
 from boxless.cli import call_commands as _call_commands  # noqa: E402,F401
 from boxless.cli import chat_commands as _chat_commands  # noqa: E402,F401  (registers commands)
 from boxless.cli import client_commands as _client_commands  # noqa: E402,F401
+from boxless.cli import device_commands as _device_commands  # noqa: E402,F401
 from boxless.cli import find_commands as _find_commands  # noqa: E402,F401
 from boxless.cli import group_commands as _group_commands  # noqa: E402,F401
 from boxless.cli import identity_commands as _identity_commands  # noqa: E402,F401

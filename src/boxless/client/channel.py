@@ -107,6 +107,8 @@ class DeviceBook(Protocol):
 
     def others(self, identity_key: bytes, known: bytes) -> list[DeviceBundle]: ...
 
+    def watch(self, identity_key: bytes) -> None: ...
+
     def certified(self, cur: db.Cursor, identity_key: bytes, device_key: bytes) -> bool: ...
 
 
@@ -270,7 +272,9 @@ class DirectChannel:
         code = card_to_code(card, self.clock())
         bundle = self.bundles.fresher(code.bundle)
         ok = await self.send_bundle(bundle, topic, plaintext, ephemeral)
-        await self._fan_out(bundle, topic, plaintext, ephemeral)
+        await self.fan_out(
+            bundle.identity_key, bundle.curve25519, topic, plaintext, ephemeral, watch=False
+        )
         return ok
 
     async def send_contact(
@@ -280,17 +284,34 @@ class DirectChannel:
         and to each other device its identity certified (linked devices)."""
         bundle = self.contact_bundle(contact)
         ok = await self.send_bundle(bundle, topic, plaintext, ephemeral)
-        await self._fan_out(bundle, topic, plaintext, ephemeral)
+        await self.fan_out(bundle.identity_key, bundle.curve25519, topic, plaintext, ephemeral)
         return ok
 
-    async def _fan_out(
-        self, bundle: DeviceBundle, topic: str, plaintext: bytes, ephemeral: bool
+    async def fan_out(
+        self,
+        identity_key: bytes,
+        known: bytes | None,
+        topic: str,
+        plaintext: bytes,
+        ephemeral: bool = False,
+        *,
+        watch: bool = True,
     ) -> None:
-        """The same plaintext to the identity's other active devices, each its own
-        Olm session (best effort: the known device's answer decides delivery)."""
-        if self.devices is not None:
-            for other in self.devices.others(bundle.identity_key, bundle.curve25519):
-                await self.send_bundle(other, topic, plaintext, ephemeral)
+        """The same plaintext to the identity's active devices other than ``known``
+        (default: the contact's), each its own Olm session (best effort: the known
+        device's answer decides delivery; a re-send reaches them again). ``watch``:
+        keep the identity's device list fresh (1:1 contacts; a group member's is
+        read when one of its devices writes)."""
+        if self.devices is None:
+            return
+        if watch:
+            self.devices.watch(identity_key)
+        if known is None:
+            with self.db.transaction() as cur:
+                contact = db.get_contact(cur, identity_key)
+            known = contact.device_key if contact is not None else b""
+        for other in self.devices.others(identity_key, known):
+            await self.send_bundle(other, topic, plaintext, ephemeral)
 
     def contact_bundle(self, contact: db.ContactRow) -> DeviceBundle:
         """The bundle of the device we know the contact by; UsageError if we lost it."""

@@ -288,6 +288,10 @@ class Conversations:
                     self.outbox.defer(entry.message_id, held[entry.recipient])
                     continue
                 sent = message is not None and await self._push(message)
+                if sent:  # and the contact's other linked devices (client/devices.py)
+                    await self.channel.fan_out(
+                        entry.recipient, None, entry.content_topic, entry.payload
+                    )
                 now = self.clock()
                 if sent:
                     change = self.outbox.on_sent(entry.message_id, now)

@@ -47,6 +47,7 @@ from boxless.client.channel import DirectChannel, FollowUp, Received, card_to_co
 from boxless.client.chat_settings import ChatSettings
 from boxless.client.contacts import Contacts
 from boxless.client.conversations import Conversations, UnknownContact
+from boxless.client.devices import DeviceManager
 from boxless.client.favourites import Favourites
 from boxless.client.forward import Forwarder
 from boxless.client.groups import GroupManager
@@ -107,6 +108,7 @@ class Client:
         self.db.migrate("moments", migration_files("boxless.client", "migrations_moments"))
         self.db.migrate("profiles", migration_files("boxless.client", "migrations_profiles"))
         self.db.migrate("calls", migration_files("boxless.client", "migrations_calls"))
+        self.db.migrate("devices", migration_files("boxless.client", "migrations_devices"))
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
         self.pow_difficulty = pow_difficulty if pow_difficulty is not None else DEFAULT_DIFFICULTY
@@ -129,6 +131,16 @@ class Client:
             emit=self._emit,
             clock=clock,
         )
+        self.devices = DeviceManager(
+            self.db,
+            account,
+            transport,
+            megolm_pickle_key=self.db.derive_key("megolm sessions v1"),
+            clock=clock,
+            emit=self._emit,
+        )
+        self.channel.devices = self.devices
+        self.channel.handlers.on_topic(self.devices.owns, self.devices.handle)
         self.conversations = Conversations(self.channel, clock=clock)
         self.contact_book = Contacts(
             account,
@@ -194,6 +206,7 @@ class Client:
             nursery.start_soon(self.sas.run)
             nursery.start_soon(self.attachments.run)
             nursery.start_soon(self.calls.run)
+            nursery.start_soon(self.devices.run)
             nursery.start_soon(self.nearby.run)
             nursery.start_soon(self.payments.run)
             nursery.start_soon(self.search_index.run)

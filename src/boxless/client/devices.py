@@ -33,11 +33,13 @@ import logging
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import trio
 
 from boxless.chat.topics import bundle_topic
 from boxless.client import devices_store as store
+from boxless.client import events as ev
 from boxless.client.devices_core import (
     Linked,
     PairingOffer,
@@ -51,7 +53,7 @@ from boxless.client.devices_core import (
 )
 from boxless.client.transport import Incoming, Transport
 from boxless.errors import BoxlessError, NetworkError, UsageError
-from boxless.identity.account import LocalAccount
+from boxless.identity.account import LocalAccount, account_exists, user_db_path
 from boxless.identity.device_certs import (
     DeviceLink,
     DeviceRoster,
@@ -67,13 +69,25 @@ from boxless.identity.keys import (
     decode_published_bundle,
     encode_published_bundle,
 )
-from boxless.storage.userdb import Cursor, UserDB
+from boxless.identity.keystore import Keystore
+from boxless.identity.profile import Profile, save_profile
+from boxless.storage.userdb import (
+    DEFAULT_KDF,
+    Cursor,
+    KdfParams,
+    UserDB,
+    UserDBExists,
+    create_user_db,
+    remove_user_db,
+)
 from boxless.waku.message import WakuMessage
 
 logger = logging.getLogger(__name__)
 
 HISTORY_DAYS = 30
 ROSTER_TTL_S = 300.0
+CHECK_EVERY_S = 60.0
+MAX_WANTED = 1024
 REFETCH_AFTER_S = 10.0
 LOOKBACK_S = 8 * 86_400
 FRAME_PACE_S = 0.002  # between transfer frames: relays drop bursts (WAKU-NOTES)
@@ -110,6 +124,7 @@ class DeviceManager:
         *,
         megolm_pickle_key: bytes,
         clock: Callable[[], float],
+        emit: Callable[[ev.Event], None] = lambda event: None,
     ) -> None:
         self.db = db
         self.account = account
@@ -120,8 +135,12 @@ class DeviceManager:
         self.my_device_key = account.device.certificate.device_curve25519
         self.my_topic = bundle_topic(self.me)
         self._asked: dict[bytes, float] = {}
+        self._wanted: set[bytes] = set()  # identities sent to since the last check
         self.revoked = trio.Event()  # set once this device learns it was revoked
-        self.progress: Callable[[str, int, int], None] = lambda what, done, total: None
+        self.emit = emit
+
+    def _changed(self, what: str, done: int, total: int) -> None:
+        self.emit(ev.DevicesChanged(what, done, total))
 
     # -- our roster ------------------------------------------------------------------
 
@@ -179,7 +198,7 @@ class DeviceManager:
         except InvalidDeviceRecord as exc:
             raise UsageError(str(exc)) from None
         await self._set_roster(roster)
-        self.progress("renamed", 0, 0)
+        self._changed("renamed", 0, 0)
 
     async def revoke(self, device_key: bytes) -> None:
         """Revoke one of our other devices: a signed revocation in a new roster,
@@ -193,7 +212,7 @@ class DeviceManager:
         except InvalidDeviceRecord as exc:
             raise UsageError(str(exc)) from None
         await self._set_roster(roster)
-        self.progress("revoked", 0, 0)
+        self._changed("revoked", 0, 0)
 
     # -- linking (the existing device) ---------------------------------------------------
 
@@ -239,6 +258,7 @@ class DeviceManager:
             snapshot,
             self.account.profile.display_name,
         )
+        await self.transport.subscribe([self.my_topic])  # its bundle, later rosters
         await self.publish_roster(roster)
         for i, frame in enumerate(frames):
             msg = WakuMessage(
@@ -247,9 +267,9 @@ class DeviceManager:
             sent = await self.transport.send(msg)
             if not sent.accepted:
                 raise NetworkError(f"the transfer to the new device was refused: {sent.detail}")
-            self.progress("sending", i + 1, len(frames))
+            self._changed("sending", i + 1, len(frames))
             await trio.sleep(FRAME_PACE_S)
-        self.progress("linked", len(frames), len(frames))
+        self._changed("linked", len(frames), len(frames))
         return DeviceInfo(
             cert.device_curve25519, link.name, link.platform, link.linked_at, None, False
         )
@@ -284,7 +304,7 @@ class DeviceManager:
                     store.wipe_keys(cur)
                     logger.warning("this device was revoked by another of ours: keys wiped")
                     self.revoked.set()
-        self.progress("roster", roster.serial, 0)
+        self._changed("roster", roster.serial, 0)
 
     def _keep_bundle(self, bundle: DeviceBundle) -> None:
         if bundle.curve25519 == self.my_device_key:
@@ -315,6 +335,11 @@ class DeviceManager:
             and b.expires_at > now
         ]
 
+    def watch(self, identity_key: bytes) -> None:
+        """We wrote to this contact: keep its roster fresh (see :meth:`run`)."""
+        if len(self._wanted) < MAX_WANTED:
+            self._wanted.add(identity_key)
+
     def certified(self, cur: Cursor, identity_key: bytes, device_key: bytes) -> bool:
         """Whether ``device_key`` is an active device in ``identity_key``'s roster."""
         roster = store.get_roster(cur, identity_key)
@@ -322,8 +347,31 @@ class DeviceManager:
 
     def stale(self, identity_key: bytes) -> bool:
         with self.db.transaction() as cur:
-            at = store.roster_fetched_at(cur, identity_key)
+            at = store.roster_checked_at(cur, identity_key)
         return at is None or self.clock() * 1000 - at > ROSTER_TTL_S * 1000
+
+    async def run(self) -> None:
+        """An account with linked devices listens on its own bundle topic (and reads
+        what it missed: a revocation while it was off). Then every
+        :data:`CHECK_EVERY_S`, re-read the roster of each identity we sent to since,
+        if older than :data:`ROSTER_TTL_S` (cancel to stop)."""
+        with self.db.transaction() as cur:
+            linked = store.get_roster(cur, self.me) is not None
+        if linked:
+            await self.transport.subscribe([self.my_topic])
+            self._asked.pop(self.me, None)
+            await self.refresh(self.me)
+        while not self.revoked.is_set():
+            await trio.sleep(CHECK_EVERY_S)
+            wanted, self._wanted = self._wanted, set()
+            for identity_key in sorted(wanted):
+                if self.stale(identity_key):
+                    await self.refresh(identity_key)
+
+    def import_snapshot(self, snapshot: bytes) -> int:
+        """A just-linked device takes the account's rows (once, before it runs)."""
+        with self.db.transaction() as cur:
+            return store.import_snapshot(cur, snapshot, self.megolm_pickle_key)
 
     async def refresh(self, identity_key: bytes) -> DeviceRoster | None:
         """Read ``identity_key``'s bundle topic (rate limited): the newest roster
@@ -333,6 +381,8 @@ class DeviceManager:
             with self.db.transaction() as cur:
                 return store.get_roster(cur, identity_key)
         self._asked[identity_key] = now
+        with self.db.transaction() as cur:
+            store.touch_roster(cur, identity_key, int(now * 1000))
         rosters: list[DeviceRoster] = []
         bundles: list[DeviceBundle] = []
         try:
@@ -352,8 +402,6 @@ class DeviceManager:
             logger.info("looking up a device roster failed: %s", exc)
         for roster in sorted(rosters, key=lambda r: r.serial):
             self._take_roster(roster)
-        with self.db.transaction() as cur:
-            store.touch_roster(cur, identity_key, int(now * 1000))
         for bundle in bundles:
             self._keep_bundle(bundle)
         with self.db.transaction() as cur:
@@ -409,6 +457,29 @@ async def receive_link(
                 if (done := take(item.message.payload)) is not None:
                     return done
     raise PairingRefused("the network stopped before the transfer finished; link again")
+
+
+def create_linked_account(
+    home: Path, passphrase: str, linked: Linked, now: float, kdf: KdfParams = DEFAULT_KDF
+) -> LocalAccount:
+    """The new device's account: the identity and this (now certified) device; the
+    snapshot goes in with :meth:`DeviceManager.import_snapshot` once a Client migrated it."""
+    db_path = user_db_path(home)
+    if account_exists(home):
+        raise UserDBExists(f"{home} already has a Boxless account; link into a new --home")
+    db = create_user_db(db_path, passphrase, kdf=kdf)
+    try:
+        keystore = Keystore(db)
+        profile = Profile(display_name=linked.account_name, updated_at=int(now))
+        with db.transaction():
+            keystore.save_identity(linked.identity, now)
+            keystore.save_device(linked.device, now)
+            save_profile(db, profile)
+    except BaseException:
+        db.close()
+        remove_user_db(db_path)
+        raise
+    return LocalAccount(db, keystore, linked.identity, linked.device, profile)
 
 
 def published_bundle(account: LocalAccount, now: float) -> WakuMessage:

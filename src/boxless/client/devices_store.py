@@ -19,9 +19,10 @@ from typing import Any
 
 import vodozemac
 
-from boxless.identity.device_certs import DeviceRoster, roster_from_bytes
+from boxless.identity.device_certs import DeviceRoster
 from boxless.identity.keys import DeviceBundle, bundle_from_bytes
 from boxless.storage.userdb import Cursor
+from boxless.wire import device_pb2
 
 SNAPSHOT_VERSION = 1
 MAX_SNAPSHOT_ROWS = 2_000_000
@@ -53,9 +54,14 @@ _TABLES: tuple[tuple[str, str | None], ...] = (
 
 
 def get_roster(cur: Cursor, identity_key: bytes) -> DeviceRoster | None:
+    """The roster held (verified when it was stored: parsed, not verified again)."""
     cur.execute("SELECT roster FROM devices_rosters WHERE identity_key = ?", (identity_key,))
     row = cur.fetchone()
-    return None if row is None else roster_from_bytes(bytes(row[0]), identity_key)
+    if row is None:
+        return None
+    msg = device_pb2.DeviceRoster()
+    msg.ParseFromString(bytes(row[0]))
+    return DeviceRoster.from_proto(msg)
 
 
 def put_roster(cur: Cursor, roster: DeviceRoster, now_ms: int) -> None:
@@ -83,9 +89,18 @@ def roster_fetched_at(cur: Cursor, identity_key: bytes) -> int | None:
 def touch_roster(cur: Cursor, identity_key: bytes, now_ms: int) -> None:
     """Asked the network just now (the roster held, if any, is current)."""
     cur.execute(
-        "UPDATE devices_rosters SET fetched_at_ms = ? WHERE identity_key = ?",
-        (now_ms, identity_key),
+        "INSERT INTO devices_roster_checks (identity_key, checked_at_ms) VALUES (?, ?)"
+        " ON CONFLICT (identity_key) DO UPDATE SET checked_at_ms = excluded.checked_at_ms",
+        (identity_key, now_ms),
     )
+
+
+def roster_checked_at(cur: Cursor, identity_key: bytes) -> int | None:
+    cur.execute(
+        "SELECT checked_at_ms FROM devices_roster_checks WHERE identity_key = ?", (identity_key,)
+    )
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
 
 
 def put_device_bundle(cur: Cursor, bundle: DeviceBundle) -> bool:

@@ -276,6 +276,17 @@ class NearbyChanged:
     what: str
 
 
+@dataclass(frozen=True, slots=True)
+class DevicesChanged:
+    """This account's devices changed (``what``: linked, renamed, revoked, roster) or
+    a link's transfer moved (``sending``: ``done`` of ``total`` frames)."""
+
+    type: ClassVar[str] = "devices"
+    what: str
+    done: int
+    total: int
+
+
 Event = (
     Ready
     | Connectivity
@@ -302,6 +313,7 @@ Event = (
     | MomentChanged
     | NearbyChanged
     | PaymentChanged
+    | DevicesChanged
 )
 
 EVENT_CLASSES: tuple[type[Any], ...] = (
@@ -330,6 +342,7 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     MomentChanged,
     NearbyChanged,
     PaymentChanged,
+    DevicesChanged,
 )
 EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)
 

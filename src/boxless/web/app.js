@@ -35,6 +35,7 @@ import {
 } from "./js/store.js";
 import { verifyView } from "./js/verify.js";
 import { favouritesView } from "./js/favourites.js";
+import { devicesView, onDevicesEvent } from "./js/devices.js";
 import { searchView } from "./js/search.js";
 import { momentsView, onMomentEvent, refreshMomentsUnread } from "./js/moments.js";
 import { onPaymentEvent } from "./js/paycards.js";
@@ -63,6 +64,7 @@ const DETAILS = {
   broadcast: [broadcastView, true],
   search: [searchView, false], // #/search, #/search/<chat> (one chat)
   favourites: [favouritesView, false],
+  devices: [devicesView, false], // linked devices (js/devices.js), from Me
   wallet: [walletView, false], // the Wallet pane (js/wallet.js), from Me
   moments: [momentsView, false],
   nearby: [nearbyView, false], // People Nearby (js/nearby.js)
@@ -269,6 +271,9 @@ function onEvent(ev) {
     case "attachment_ready":
       // a file of a message is being fetched, or is ready or failed (ev.message_id, ev.index)
       if (detail && detail.view.onAttachment) detail.view.onAttachment(ev);
+      break;
+    case "devices":
+      onDevicesEvent(ev);
       break;
     case "payment":
       // a payment card was added or the chain confirmed/refuted it (js/paycards.js, js/wallet.js)

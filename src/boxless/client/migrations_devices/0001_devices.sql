@@ -26,3 +26,9 @@ CREATE TABLE devices_seen (
     device_key    BLOB PRIMARY KEY,
     last_seen_ms  INTEGER NOT NULL
 );
+
+-- When each identity's bundle topic was last read for a roster (found or not).
+CREATE TABLE devices_roster_checks (
+    identity_key  BLOB PRIMARY KEY,
+    checked_at_ms INTEGER NOT NULL
+);

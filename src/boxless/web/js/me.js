@@ -6,6 +6,7 @@ import { avatar, guarded, h, icon, imageSrc, mount, pictureForUpload, toast } fr
 import { sessionCard } from "./lock.js";
 import { store } from "./store.js";
 import { favouritesLink } from "./favourites.js";
+import { devicesLink } from "./devices.js";
 import { walletLink } from "./wallet.js";
 
 export function meView() {
@@ -46,6 +47,7 @@ export function meView() {
       detailsCard(),
       favouritesLink(),
       walletLink(),
+      devicesLink(),
       h(
         "section",
         { class: "card", "aria-labelledby": "share-title" },

@@ -1,0 +1,167 @@
+"""Linked devices over the in-memory network: link A2 to Alice, fan-out, revoke."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from boxless.client.core import Client
+from boxless.client.devices import create_linked_account, receive_link
+from boxless.client.devices_core import PairingRefused, PendingDevice
+from boxless.client.memory_transport import MemoryNetwork
+from boxless.errors import UsageError
+from boxless.identity.keystore import NoIdentity
+from tests.memnet_fixtures import (
+    FAST_KDF,
+    PASS,
+    POW,
+    WAIT,
+    Person,
+    befriend,
+    homes,
+    memnet,
+    wait_for,
+    wall,
+)
+
+__all__ = ["homes"]  # a fixture
+
+
+async def _link_second(net: MemoryNetwork, alice: Person, home: Path) -> tuple[Person, str]:
+    """A2: shows an offer, Alice's A1 takes it, A2 receives the account."""
+    pending = PendingDevice.create("Alice's phone", "android", wall())
+    transport = net.transport("alice2")
+    preview = alice.client.devices.preview(pending.offer.link)
+    assert (preview.name, preview.code) == ("Alice's phone", pending.offer.code)
+    async with trio.open_nursery() as nursery:
+        got: list[object] = []
+
+        async def wait_link() -> None:
+            got.append(await receive_link(transport, pending, wall))
+
+        nursery.start_soon(wait_link)
+        await alice.client.devices.link(pending.offer.link)
+    (linked,) = got
+    account = create_linked_account(home, PASS, linked, wall(), kdf=FAST_KDF)  # type: ignore[arg-type]
+    client = Client(account, transport, clock=wall, pow_difficulty=POW)
+    client.devices.import_snapshot(linked.snapshot)  # type: ignore[attr-defined]
+    return Person("alice2", home, account, transport, client), pending.offer.link
+
+
+@pytest.mark.trio
+async def test_link_fan_out_and_revoke(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        await bob.client.send_text(alice.me, "before the link")
+        await wait_for(alice, lambda: "before the link" in alice.texts(bob))
+        a2, link = await _link_second(net, alice, homes / "alice2")
+        # replaying the used link is refused, and changes nothing
+        serial = alice.client.devices.roster().serial
+        with pytest.raises(PairingRefused, match="used already"):
+            await alice.client.devices.link(link)
+        assert alice.client.devices.roster().serial == serial
+        async with trio.open_nursery() as nursery:
+            await nursery.start(a2.client.run)
+            with trio.fail_after(WAIT):
+                await a2.client.ready.wait()
+            # A2 has the account: contacts, history, profile
+            assert a2.client.me == alice.me
+            assert a2.state(bob) == "accepted"
+            assert "before the link" in a2.texts(bob)
+            assert {d.name for d in alice.client.devices.devices()} >= {"Alice's phone"}
+            # Bob learns Alice's devices (the roster on her bundle topic) and writes to both
+            await bob.client.devices.refresh(alice.me)
+            await wait_for(alice, lambda: len(bob.client.devices.others(alice.me, b"")) == 2)
+            await bob.client.send_text(alice.me, "to both")
+            await wait_for(alice, lambda: "to both" in alice.texts(bob))
+            await wait_for(a2, lambda: "to both" in a2.texts(bob))
+            # A2 writes to Bob: read as Alice, the contact does not "move"
+            device_before = bob.contact(alice).device_key  # type: ignore[union-attr]
+            await a2.client.send_text(bob.me, "from the phone")
+            await wait_for(bob, lambda: "from the phone" in bob.texts(alice))
+            assert bob.contact(alice).device_key == device_before  # type: ignore[union-attr]
+            # revoke A2: it wipes its keys when it learns; Bob stops writing to it
+            a2_key = a2.client.my_device_key
+            await alice.client.devices.revoke(a2_key)
+            with trio.fail_after(WAIT):
+                await a2.client.devices.revoked.wait()
+            bob.client.devices._asked.clear()  # type: ignore[attr-defined]
+            await bob.client.devices.refresh(alice.me)
+            assert bob.client.devices.others(alice.me, b"") == [
+                b for b in bob.client.devices.others(alice.me, b"") if b.curve25519 != a2_key
+            ]
+            assert len(bob.client.devices.others(alice.me, b"")) == 1
+            await bob.client.send_text(alice.me, "after the revocation")
+            await wait_for(alice, lambda: "after the revocation" in alice.texts(bob))
+            await trio.sleep(5)
+            assert "after the revocation" not in a2.texts(bob)
+            nursery.cancel_scope.cancel()
+        a2.transport.close()
+        a2.account.close()
+        # the wiped device can't open its account any more
+        from boxless.identity.account import open_account
+
+        with pytest.raises(NoIdentity):
+            open_account(homes / "alice2", PASS)
+        with pytest.raises(UsageError, match="revoked|no active"):
+            await alice.client.devices.revoke(a2_key)
+
+
+ORIGIN = "http://127.0.0.1:8765"
+TOKEN = "t" * 32
+
+
+@pytest.mark.trio
+async def test_the_devices_api(homes: Path, autojump_clock: trio.testing.MockClock) -> None:
+    import httpx
+
+    from boxless.api.app import build_app
+
+    async with memnet(homes, ("alice",)) as (_net, (alice,)):
+        app = build_app(alice.client, TOKEN, ORIGIN, lambda: {"ok": True})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=ORIGIN + "/api/v1",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as http:
+            r = await http.get("/devices")
+            assert r.status_code == 200, r.text
+            (me,) = r.json()["devices"]
+            assert me["this_device"] and me["device"] == alice.client.my_device_key.hex()
+            # bad and expired links: a clear 422, nothing changed
+            r = await http.post("/devices/link/preview", json={"link": "boxless://d/AAAA"})
+            assert r.status_code == 422 and "link" in r.json()["error"]["message"]
+            old = PendingDevice.create("Old", "linux", wall() - 3600)
+            r = await http.post("/devices/link", json={"link": old.offer.link})
+            assert r.status_code == 422 and "expired" in r.json()["error"]["message"]
+            pending = PendingDevice.create("Tablet", "ios", wall())
+            r = await http.post("/devices/link/preview", json={"link": pending.offer.link})
+            assert r.json()["code"] == pending.offer.code and r.json()["name"] == "Tablet"
+            async with alice.client.events() as events:
+                r = await http.post("/devices/link", json={"link": pending.offer.link})
+                assert r.status_code == 201, r.text
+                kinds = []
+                while (e := events.receive_nowait()) is not None:
+                    kinds.append((e.type, getattr(e, "what", None)))
+                    if kinds[-1] == ("devices", "linked"):
+                        break
+            assert ("devices", "sending") in kinds
+            tablet = r.json()["device"]
+            r = await http.post("/devices/link", json={"link": pending.offer.link})
+            assert r.status_code == 422 and "used already" in r.json()["error"]["message"]
+            r = await http.put(f"/devices/{tablet}", json={"name": "Kitchen tablet"})
+            names = {d["name"] for d in r.json()["devices"]}
+            assert "Kitchen tablet" in names and len(names) == 2
+            r = await http.delete(f"/devices/{me['device']}")
+            assert r.status_code == 409
+            r = await http.delete(f"/devices/{tablet}")
+            assert r.status_code == 200 and len(r.json()["devices"]) == 1
+            r = await http.delete(f"/devices/{tablet}")
+            assert r.status_code == 409
+            r = await http.delete("/devices/xyz")
+            assert r.status_code == 422
