@@ -46,6 +46,8 @@ from boxless.api.payments import BODIES as PAYMENT_BODIES
 from boxless.api.payments import payment_routes
 from boxless.api.profiles import BODIES as PROFILE_BODIES
 from boxless.api.profiles import profile_routes
+from boxless.api.redenvelopes import BODIES as REDENVELOPE_BODIES
+from boxless.api.redenvelopes import redenvelope_routes
 from boxless.api.search import BODIES as SEARCH_BODIES
 from boxless.api.search import search_routes
 from boxless.api.verification import sas_routes
@@ -118,6 +120,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **ATTACHMENT_BODIES,
     **MOMENT_BODIES,
     **PAYMENT_BODIES,
+    **REDENVELOPE_BODIES,
     **PROFILE_BODIES,
     **NEARBY_BODIES,
 }
@@ -413,6 +416,7 @@ def build_app(
         *gallery_routes(client),
         *moment_routes(client),
         *payment_routes(client),
+        *redenvelope_routes(client),
         *profile_routes(client),
         *nearby_routes(client),
         WebSocketRoute("/api/v1/events", events),

@@ -256,6 +256,17 @@ class MomentChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class RedEnvelopeChanged:
+    """A red envelope in ``chat`` (its card is message ``message_id``) was added,
+    opened by someone, relayed, emptied or refunded; ``state`` open | done."""
+
+    type: ClassVar[str] = "redenvelope"
+    chat: str
+    message_id: str
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
 class PaymentChanged:
     """A payment card in ``chat`` was added or its status changed (``pending``,
     ``confirmed``, ``received``, ``forged``, ``failed``, ``open``), or, with no
@@ -313,6 +324,7 @@ Event = (
     | MomentChanged
     | NearbyChanged
     | PaymentChanged
+    | RedEnvelopeChanged
     | DevicesChanged
 )
 
@@ -342,6 +354,7 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     MomentChanged,
     NearbyChanged,
     PaymentChanged,
+    RedEnvelopeChanged,
     DevicesChanged,
 )
 EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)

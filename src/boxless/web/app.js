@@ -39,6 +39,7 @@ import { devicesView, onDevicesEvent } from "./js/devices.js";
 import { searchView } from "./js/search.js";
 import { momentsView, onMomentEvent, refreshMomentsUnread } from "./js/moments.js";
 import { onPaymentEvent } from "./js/paycards.js";
+import { onRedEnvelopeEvent } from "./js/redenvelope.js";
 import { walletView } from "./js/wallet.js";
 import { nearbyView, onNearbyEvent } from "./js/nearby.js";
 
@@ -279,6 +280,10 @@ function onEvent(ev) {
       // a payment card was added or the chain confirmed/refuted it (js/paycards.js, js/wallet.js)
       onPaymentEvent(ev); // cards on screen redraw
       if (detail && detail.view.onPayment) detail.view.onPayment(ev);
+      break;
+    case "redenvelope":
+      // a red envelope was sent, opened, relayed, emptied or refunded (js/redenvelope.js)
+      onRedEnvelopeEvent(ev);
       break;
     case "nearby":
       // People Nearby: cards came or went, a hello, a new contact (ev.what; js/nearby.js)

@@ -14,6 +14,7 @@ import { openViewer } from "./viewer.js";
 import { voicePlayer, voiceRecorder } from "./voice.js";
 import { callButtons, callLog } from "./call.js";
 import { payButton, payCard } from "./paycards.js";
+import { redCard, redEnvelopeButton } from "./redenvelope.js";
 import { chatSearchButton } from "./search.js";
 import { copyText, favourite, forwardDialog, messageActions, reactionChips, selection } from "./actions.js";
 import { avatar, h, icon, mount, toast } from "./dom.js";
@@ -99,7 +100,7 @@ export function conversationView(key) {
   const voice = voiceRecorder({ onSend: (file, meta) => sendAttachments([file], { meta: [meta] }), enabled: () => !input.disabled });
   const form = h("form", { class: "composer" }, emoji.panel, context, tray.el, voice.bar);
   const attach = attachInputs(form, tray, () => !input.disabled);
-  form.append(attach.picker, h("div", { class: "composer-row" }, emoji.button, attach.button, payButton(chat), input, voice.button, sendButton));
+  form.append(attach.picker, h("div", { class: "composer-row" }, emoji.button, attach.button, payButton(chat), redEnvelopeButton(chat), input, voice.button, sendButton));
   const picking = selection(describe, () => {
     form.hidden = picking.active;
     history.render();
@@ -193,6 +194,7 @@ export function conversationView(key) {
       att.el,
       att.filesOnly && !m.deleted ? null : h("span", { class: "text" }, m.deleted ? "This message was deleted" : linkify(m.text)),
       payCard(chat, m),
+      redCard(chat, m),
       h(
         "span",
         { class: "meta" },

@@ -26,6 +26,7 @@ import { richText } from "./richtext.js";
 import { contact, group, refreshSoon, store } from "./store.js";
 import { chatSearchButton } from "./search.js";
 import { payButton, payCard } from "./paycards.js";
+import { redCard, redEnvelopeButton } from "./redenvelope.js";
 
 /** The name a group shows for `key`: mine, the member list's, or a short key. */
 export function memberName(g, key) {
@@ -109,7 +110,7 @@ export function groupView(gid) {
   const tray = attachTray((picked, opts) => sendAttachments(picked, opts));
   const voice = voiceRecorder({ onSend: (file, meta) => sendAttachments([file], { meta: [meta] }), enabled: () => !input.disabled });
   const attachIn = h("span", { class: "attach-slot" });
-  const composerRow = h("div", { class: "composer-row" }, emoji.button, attachIn, payButton(chat), input, voice.button, sendButton);
+  const composerRow = h("div", { class: "composer-row" }, emoji.button, attachIn, payButton(chat), redEnvelopeButton(chat), input, voice.button, sendButton);
   const form = h("form", { class: "composer" }, picker.el, emoji.panel, notice, context, tray.el, voice.bar, composerRow);
   const attach = attachInputs(form, tray, () => !input.disabled);
   attachIn.append(attach.button, attach.picker);
@@ -263,6 +264,7 @@ export function groupView(gid) {
       att.el,
       att.filesOnly && !m.deleted ? null : h("span", { class: "text" }, m.deleted ? "This message was deleted" : richText(m.text, names(g), me, mentioned(g, m))),
       payCard(chat, m),
+      redCard(chat, m),
       h(
         "span",
         { class: "meta" },
