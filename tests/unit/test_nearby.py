@@ -9,6 +9,8 @@ import trio
 import trio.testing
 
 from boxless.client.nearby import NotSharing
+from boxless.client.nearby_core import Hello, HelloKind, hello_topic, seal_hello
+from boxless.waku.message import WakuMessage
 from tests.memnet_fixtures import homes, memnet, settle, wait_for
 
 __all__ = ["homes"]  # a fixture
@@ -63,3 +65,23 @@ async def test_a_card_expires_when_its_sender_goes_quiet(
         bob.client.nearby.session = None  # Bob's node goes quiet without withdrawing
         await settle(5 * 60 + 61)
         assert alice.client.nearby.people() == []
+
+
+async def test_an_answer_to_no_hello_of_ours_makes_no_contact(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with memnet(homes, ("alice", "mallory")) as (_net, (alice, mallory)):
+        await alice.client.nearby.start(*LISBON)
+        await mallory.client.nearby.start(*LISBON_NEAR)
+        await wait_for(mallory, lambda: len(mallory.client.nearby.people()) == 1)
+        card = mallory.client.nearby.table.cards(int(mallory.client.clock() * 1000))[0]
+        m = mallory.client.nearby.session
+        assert m is not None
+        forged = Hello(HelloKind.ACCEPTED, m.card_key, m.box_key, mallory.link(), "", b"x" * 16, "")
+        payload = seal_hello(forged, card.card_key, card.box_key, None)
+        await mallory.transport.send(
+            WakuMessage(payload=payload, content_topic=hello_topic(card.card_key))
+        )
+        await settle(30)
+        assert alice.client.nearby.drops().get("unexpected") == 1
+        assert alice.client.contacts() == [] and mallory.client.contacts() == []

@@ -167,3 +167,15 @@ def test_hellos_open_only_for_their_card_with_work_done_once() -> None:
     with pytest.raises(nc.Dropped) as lazy:
         nc.open_hello(cheap, bob, SpentProofs(), now_ms=NOW, difficulty=16)
     assert lazy.value.reason is nc.Drop.POW
+
+
+def test_only_an_acceptance_may_come_without_a_proof_of_work() -> None:
+    alice, bob = _session(), _session()
+    base = (alice.card_key, alice.box_key, "boxless://c/x", "", b"t" * 16, "A")
+    answer = nc.Hello(nc.HelloKind.ACCEPTED, *base)
+    sealed = nc.seal_hello(answer, bob.card_key, bob.box_key, None)
+    assert nc.open_hello(sealed, bob, SpentProofs(), now_ms=NOW, difficulty=20) == answer
+    free_hello = nc.seal_hello(nc.Hello(nc.HelloKind.HELLO, *base), bob.card_key, bob.box_key, None)
+    with pytest.raises(nc.Dropped) as got:
+        nc.open_hello(free_hello, bob, SpentProofs(), now_ms=NOW, difficulty=20)
+    assert got.value.reason is nc.Drop.POW

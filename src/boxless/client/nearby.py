@@ -12,7 +12,8 @@ forgets everything; the transport keeps the subscriptions (it has no
 unsubscribe) and their messages are ignored.
 
 Hellos: :meth:`say_hello` seals our contact link and a token to the card's
-box key (with the request proof of work); the other side sees it in
+box key (with the request proof of work; an answer carries only the token);
+the other side sees it in
 :meth:`hellos`. :meth:`accept` sends a contact request to the greeter by the
 existing path (:meth:`Contacts.add`: proof of work, rate limits at their
 end) and answers the hello with our link; the greeter, on that answer for a
@@ -231,7 +232,7 @@ class Nearby:
             hello.token,
             session.name,
         )
-        await self._send_hello(answer, hello.from_card_key, hello.from_box_key)
+        await self._send_hello(answer, hello.from_card_key, hello.from_box_key, work=False)
         del self.hellos[card_id]
         self.accepted.add(card_id)
         self._emit("hello_accepted")
@@ -343,7 +344,10 @@ class Nearby:
         except NetworkError as exc:
             logger.info("nearby cards from store history: %s", exc)
 
-    async def _send_hello(self, hello: Hello, card_key: bytes, box_key: bytes) -> None:
+    async def _send_hello(
+        self, hello: Hello, card_key: bytes, box_key: bytes, *, work: bool = True
+    ) -> None:
+        """Seal and send; a hello carries a proof of work (an answer needs none)."""
         ts = self._now_ms()
 
         def proof_for(recipient: bytes, sender: bytes) -> ProofOfWork:
@@ -352,8 +356,8 @@ class Nearby:
                 raise UsageError("could not solve the hello's proof of work")
             return proof
 
-        if self.difficulty <= INLINE_POW_BITS:
-            payload = seal_hello(hello, card_key, box_key, proof_for)
+        if not work or self.difficulty <= INLINE_POW_BITS:
+            payload = seal_hello(hello, card_key, box_key, proof_for if work else None)
         else:
             payload = await trio.to_thread.run_sync(
                 lambda: seal_hello(hello, card_key, box_key, proof_for),

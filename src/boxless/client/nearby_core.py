@@ -470,10 +470,11 @@ def _hello_key(shared: bytes, ephemeral: bytes, recipient_box: bytes) -> bytes:
 
 
 def seal_hello(
-    hello: Hello, to_card_key: bytes, to_box_key: bytes, proof_for: ProofSolver
+    hello: Hello, to_card_key: bytes, to_box_key: bytes, proof_for: ProofSolver | None
 ) -> bytes:
     """``hello`` sealed to a card's box key, with a proof of work from ``proof_for``
-    (called with the recipient card key and this message's key)."""
+    (called with the recipient card key and this message's key). An acceptance
+    needs none (``None``): its token, which only the greeter gave out, is the proof."""
     eph = X25519PrivateKey.generate()
     eph_pub = _raw_key(eph.public_key())
     shared = eph.exchange(X25519PublicKey.from_public_bytes(to_box_key))
@@ -487,10 +488,11 @@ def seal_hello(
         name=hello.name,
     ).SerializeToString()
     ct = ChaCha20Poly1305(_hello_key(shared, eph_pub, to_box_key)).encrypt(bytes(12), body, eph_pub)
-    proof = proof_for(to_card_key, eph_pub)
-    return nearby_pb2.SealedHello(
-        ephemeral=eph_pub, ciphertext=ct, pow_timestamp_ms=proof.timestamp_ms, pow_nonce=proof.nonce
-    ).SerializeToString()
+    sealed = nearby_pb2.SealedHello(ephemeral=eph_pub, ciphertext=ct)
+    if proof_for is not None:
+        proof = proof_for(to_card_key, eph_pub)
+        sealed.pow_timestamp_ms, sealed.pow_nonce = proof.timestamp_ms, proof.nonce
+    return sealed.SerializeToString()
 
 
 def open_hello(
@@ -501,30 +503,36 @@ def open_hello(
     now_ms: int,
     difficulty: int,
 ) -> Hello:
-    """A hello sent to our card, checked (proof of work first: it is the cheap part);
-    raises :class:`Dropped`."""
+    """A hello sent to our card, checked (its proof of work first: the cheap part);
+    raises :class:`Dropped`. A message without a proof can only be an acceptance
+    (the caller then checks its token)."""
     if len(raw) > MAX_HELLO_BYTES:
         raise Dropped(Drop.MALFORMED, "too large")
     try:
         sealed = nearby_pb2.SealedHello.FromString(raw)
-        proof = ProofOfWork(sealed.pow_timestamp_ms, sealed.pow_nonce)
+        proof = ProofOfWork(sealed.pow_timestamp_ms, sealed.pow_nonce) if sealed.pow_nonce else None
     except (ProtobufDecodeError, UsageError):
         raise Dropped(Drop.MALFORMED, "not a hello") from None
-    verdict = check_proof(
-        session.card_key, sealed.ephemeral, proof, now_ms=now_ms, difficulty=difficulty
-    )
-    if verdict is not PowVerdict.OK:
-        raise Dropped(Drop.POW, verdict.value)
-    digest = proof_digest(session.card_key, sealed.ephemeral, proof)
-    if spent.is_spent(digest, proof.timestamp_ms):
-        raise Dropped(Drop.REPLAYED)
-    plain = session.open(sealed)
-    spent.spend(digest, proof.timestamp_ms, now_ms=now_ms)
+    if proof is None:
+        plain = session.open(sealed)
+    else:
+        verdict = check_proof(
+            session.card_key, sealed.ephemeral, proof, now_ms=now_ms, difficulty=difficulty
+        )
+        if verdict is not PowVerdict.OK:
+            raise Dropped(Drop.POW, verdict.value)
+        digest = proof_digest(session.card_key, sealed.ephemeral, proof)
+        if spent.is_spent(digest, proof.timestamp_ms):
+            raise Dropped(Drop.REPLAYED)
+        plain = session.open(sealed)
+        spent.spend(digest, proof.timestamp_ms, now_ms=now_ms)
     try:
         body = nearby_pb2.HelloBody.FromString(plain)
         kind = HelloKind(body.kind)
     except (ProtobufDecodeError, ValueError):
         raise Dropped(Drop.MALFORMED, "hello body") from None
+    if proof is None and kind is not HelloKind.ACCEPTED:
+        raise Dropped(Drop.POW, "a hello without a proof of work")
     if len(body.from_card_key) != 32 or len(body.from_box_key) != 32:
         raise Dropped(Drop.MALFORMED, "keys")
     if len(body.token) != TOKEN_BYTES or len(body.link) > MAX_LINK_CHARS or not body.link:
