@@ -56,6 +56,7 @@ from boxless.client.moments import Moments
 from boxless.client.nearby import Nearby
 from boxless.client.payments import Payments
 from boxless.client.profiles import Profiles
+from boxless.client.redenvelopes import RedEnvelopes
 from boxless.client.search import Search
 from boxless.client.search_index import SearchIndex
 from boxless.client.transport import Incoming, Transport
@@ -109,6 +110,9 @@ class Client:
         self.db.migrate("moments", migration_files("boxless.client", "migrations_moments"))
         self.db.migrate("profiles", migration_files("boxless.client", "migrations_profiles"))
         self.db.migrate("calls", migration_files("boxless.client", "migrations_calls"))
+        self.db.migrate(
+            "redenvelopes", migration_files("boxless.client", "migrations_redenvelopes")
+        )
         self.db.migrate("devices", migration_files("boxless.client", "migrations_devices"))
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
@@ -181,6 +185,9 @@ class Client:
         self.moments = Moments(self.channel, self.conversations, clock=clock)
         self.calls = Calls(self.channel, self.conversations, clock=clock)
         self.payments = Payments(account, self.channel, self.conversations, self.groups, clock=clock)
+        self.redenvelopes = RedEnvelopes(
+            account, self.channel, self.conversations, self.groups, clock=clock
+        )
 
     def _group_direct(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         follow_up = self.groups.on_direct(cur, r.sender, r.device_key, r.message)
@@ -210,6 +217,7 @@ class Client:
             nursery.start_soon(self.devices.run)
             nursery.start_soon(self.nearby.run)
             nursery.start_soon(self.payments.run)
+            nursery.start_soon(self.redenvelopes.run)
             nursery.start_soon(self.search_index.run)
             task_status.started(self)
             await self.catch_up()
