@@ -24,7 +24,7 @@ A, B, C, D = (bytes([i]) * 32 for i in range(1, 5))
 def _share(**kw: object) -> MomentKey:
     args: dict[str, object] = {
         "post_id": os.urandom(16), "key": os.urandom(32), "message_hash": os.urandom(32),
-        "posted_at_ms": 1_000, "visible_until_ms": 5_000, "content_cid": b"\x01cid",
+        "posted_at_ms": 1_000, "visible_until_ms": 5_000, "content_blob": b"\x01blob",
     }  # fmt: skip
     args.update(kw)
     return MomentKey(**args)  # type: ignore[arg-type]

@@ -70,7 +70,7 @@ MAX_COMMENT_CHARS: Final = 1000
 MAX_PLACE_CHARS: Final = 100
 MAX_MENTIONS: Final = 20
 MAX_CONTENT_BYTES: Final = 60 * 1024
-MAX_CID_BYTES: Final = 64
+MAX_BLOB_REF_BYTES: Final = 1536
 _I64: Final = (1 << 63) - 1
 _TOPIC_INFO: Final = b"boxless moment topic v1"
 _NONCE: Final = 12
@@ -122,7 +122,7 @@ class MomentKey:
     message_hash: bytes
     posted_at_ms: int
     visible_until_ms: int = 0
-    content_cid: bytes = b""
+    content_blob: bytes = b""
     reader: MomentReader | None = None
 
     def __post_init__(self) -> None:
@@ -131,8 +131,8 @@ class MomentKey:
         _check_len("a message hash", self.message_hash, HASH_BYTES)
         _check_time("posted_at_ms", self.posted_at_ms)
         _check_time("visible_until_ms", self.visible_until_ms)
-        if len(self.content_cid) > MAX_CID_BYTES:
-            raise UsageError(f"a content CID is at most {MAX_CID_BYTES} bytes")
+        if len(self.content_blob) > MAX_BLOB_REF_BYTES:
+            raise UsageError(f"a content blob descriptor is at most {MAX_BLOB_REF_BYTES} bytes")
 
     def to_proto(self) -> moment_pb2.MomentKey:
         k = moment_pb2.MomentKey(
@@ -141,7 +141,7 @@ class MomentKey:
             message_hash=self.message_hash,
             posted_at_ms=self.posted_at_ms,
             visible_until_ms=self.visible_until_ms,
-            content_cid=self.content_cid,
+            content_blob=self.content_blob,
         )
         if self.reader is not None:
             r = self.reader
@@ -156,7 +156,7 @@ class MomentKey:
             reader = MomentReader(k.reader.reader_key, k.reader.feed_secret, k.reader.epoch)
         return cls(
             k.post_id, k.key, k.message_hash, k.posted_at_ms, k.visible_until_ms,
-            k.content_cid, reader,
+            k.content_blob, reader,
         )  # fmt: skip
 
 

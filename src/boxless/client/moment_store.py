@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,11 @@ from boxless.chat.moment import MomentContent
 from boxless.client.store import Cursor
 
 __all__ = [
+    "MyPost",
+    "add_to_audience",
+    "content_blob",
+    "my_live_posts",
+    "set_content_blob",
     "accepted_contact_keys",
     "CommentRow",
     "FeedRow",
@@ -170,11 +176,73 @@ def trim_poster(cur: Cursor, poster: bytes, keep: int) -> int:
     return len(old)
 
 
-def put_audience(cur: Cursor, post_id: bytes, members: list[bytes]) -> None:
+def put_audience(
+    cur: Cursor,
+    post_id: bytes,
+    members: list[bytes],
+    mode: str = "only",
+    chosen: Sequence[bytes] = (),
+) -> None:
+    """Our post's audience, and the mode it was chosen by (who may join it later)."""
     cur.execute(
-        "INSERT OR REPLACE INTO moment_audience_sets (post_id, members) VALUES (?, ?)",
-        (post_id, b"".join(sorted(members))),
+        "INSERT OR REPLACE INTO moment_audience_sets (post_id, members, mode, chosen) "
+        "VALUES (?, ?, ?, ?)",
+        (post_id, b"".join(sorted(members)), mode, b"".join(sorted(chosen))),
     )
+
+
+def add_to_audience(cur: Cursor, post_id: bytes, member: bytes) -> None:
+    """A contact who joined later (given the post's key since)."""
+    members = audience(cur, post_id)
+    if member not in members:
+        cur.execute(
+            "UPDATE moment_audience_sets SET members = ? WHERE post_id = ?",
+            (b"".join(sorted([*members, member])), post_id),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MyPost:
+    """One of our live posts, as a late joiner's key share needs it."""
+
+    post: PostRow
+    mode: str
+    chosen: frozenset[bytes]
+    blob: bytes
+
+
+def my_live_posts(cur: Cursor, now_ms: int, limit: int) -> list[MyPost]:
+    """Our posts not deleted and inside their window, newest first."""
+    cur.execute(
+        f"SELECT {', '.join('p.' + c.strip() for c in _POST_COLS.split(','))}, "
+        "a.mode, a.chosen, p.content_blob FROM moment_posts p "
+        "JOIN moment_audience_sets a ON a.post_id = p.post_id "
+        "WHERE p.mine = 1 AND p.state = 'ready' AND (p.visible_until_ms = 0 OR p.visible_until_ms > ?) "
+        "ORDER BY p.posted_at_ms DESC LIMIT ?",
+        (now_ms, limit),
+    )
+    out = []
+    for r in cur.fetchall():
+        chosen = bytes(r[12])
+        out.append(
+            MyPost(
+                _post(r[:11]),
+                str(r[11]),
+                frozenset(chosen[i : i + 32] for i in range(0, len(chosen), 32)),
+                b"" if r[13] is None else bytes(r[13]),
+            )
+        )
+    return out
+
+
+def set_content_blob(cur: Cursor, post_id: bytes, blob: bytes) -> None:
+    cur.execute("UPDATE moment_posts SET content_blob = ? WHERE post_id = ?", (blob, post_id))
+
+
+def content_blob(cur: Cursor, post_id: bytes) -> bytes:
+    cur.execute("SELECT content_blob FROM moment_posts WHERE post_id = ?", (post_id,))
+    r = cur.fetchone()
+    return b"" if r is None or r[0] is None else bytes(r[0])
 
 
 def audience(cur: Cursor, post_id: bytes) -> list[bytes]:

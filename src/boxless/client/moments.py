@@ -26,9 +26,11 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+
+from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from boxless.chat import moment_shares as shares
 from boxless.chat.attachment import AttachmentRef
@@ -52,18 +54,21 @@ from boxless.client import events as ev
 from boxless.client import moment_store as ms
 from boxless.client import moments_core as core
 from boxless.client import store as db
+from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.conversations import Conversations
 from boxless.client.moments_core import AudienceMode, Window
 from boxless.client.transport import Incoming
 from boxless.errors import BoxlessError, DecodeError, UsageError
 from boxless.waku.message import WakuMessage
+from boxless.wire import attachment_pb2
 
 __all__ = ["Moments", "NoSuchPost", "PostView"]
 
 logger = logging.getLogger(__name__)
 
 FEED_PAGE = 50
+MAX_SEALED_BYTES = 64 * 1024  # a post's sealed content (60 KiB of content + nonce + tag)
 FEED_HISTORY_S = 7 * 86_400  # a new feed's history read from store (its retention)
 MAX_STAGED = 36  # uploaded photos waiting for their post (four albums); the oldest go
 
@@ -90,8 +95,10 @@ class Moments:
         conversations: Conversations,
         *,
         clock: Callable[[], float] = time.time,
+        blobs: Callable[[], AttachmentTransfer | None] = lambda: None,
     ) -> None:
         self.channel = channel
+        self.blobs = blobs  # the blob transfer, when one runs: posts pinned for durability
         self.db = channel.db
         self.conversations = conversations
         self.clock = clock
@@ -210,7 +217,10 @@ class Moments:
         sent = await self.channel.push(wire)
         if not sent.accepted:
             raise BoxlessError(f"the network did not take the post ({sent.detail}): try again")
-        share = MomentKey(post_id, key, sent.message_hash, now_ms, window.until(now_ms))
+        blob = await self._pin(sealed)
+        share = MomentKey(
+            post_id, key, sent.message_hash, now_ms, window.until(now_ms), content_blob=blob
+        )
         if plan.by_shares:
             topic = feed_topic(plan.feed.secret)
             for payload in shares.build(share, [plan.reader_keys[m] for m in plan.by_shares]):
@@ -227,7 +237,8 @@ class Moments:
         )  # fmt: skip
         with self.db.transaction() as cur:
             ms.add_post(cur, row)
-            ms.put_audience(cur, post_id, sorted(members))
+            ms.set_content_blob(cur, post_id, blob)
+            ms.put_audience(cur, post_id, sorted(members), audience.value, sorted(chosen))
             ms.set_setting(cur, "feed", plan.feed.as_json())
             ms.delete_readers(cur, sorted(plan.stale))
             for member in sorted(plan.by_olm):
@@ -244,6 +255,77 @@ class Moments:
     def _feed(self, cur: db.Cursor) -> core.FeedState:
         raw = ms.get_setting(cur, "feed", None)
         return core.FeedState.from_json(raw) if raw else core.FeedState(os.urandom(32), 1)
+
+    async def _pin(self, sealed: bytes) -> bytes:
+        """Pin the sealed content as a blob on our service nodes (it outlives the
+        store's retention); its encoded descriptor, or b"" with no blob service."""
+        transfer = self.blobs()
+        if transfer is None:
+            return b""
+
+        async def once() -> AsyncIterator[bytes]:
+            yield sealed
+
+        try:
+            ref = await transfer.upload(once(), FileInfo("moment.bin"))
+        except BoxlessError as exc:  # the store still holds it for its retention
+            logger.info("moment content not pinned: %s", exc)
+            return b""
+        return ref.to_proto().SerializeToString()
+
+    async def _from_blob(self, post: ms.PostRow, blob: bytes) -> MomentContent | None:
+        """The content fetched by its content address (the store no longer has it)."""
+        transfer = self.blobs()
+        if transfer is None or not blob:
+            return None
+        pb = attachment_pb2.Attachment()
+        try:
+            pb.ParseFromString(blob)
+            ref = AttachmentRef.from_proto(pb)
+            if ref.size > MAX_SEALED_BYTES:
+                raise UsageError("a post's content blob is too big")
+            data = b"".join([piece async for piece in transfer.open(ref)])
+            content = open_content(post.key, post.post_id, data)
+        except (ProtobufDecodeError, UsageError, DecodeError, BoxlessError) as exc:
+            logger.info("moment %s not in its blob: %s", post.post_id.hex()[:8], exc)
+            return None
+        if content.poster != post.poster:
+            self.drops.add("not_poster")
+            return None
+        return content
+
+    async def welcome(self) -> int:
+        """Give contacts who joined since (no reader key yet) our posts they may see:
+        up to :data:`~moments_core.MAX_BACKFILL` live ones, newest first, each key
+        over Olm, the first with their reader key. How many contacts got some."""
+        now_ms = self._now_ms()
+        with self.db.transaction() as cur:
+            hidden = self._keys_setting(cur, "hidden_from")
+            readers = ms.readers(cur)
+            new = sorted(ms.accepted_contact_keys(cur) - hidden - set(readers))
+            if not new:
+                return 0
+            posts = ms.my_live_posts(cur, now_ms, core.MAX_BACKFILL)
+            feed = self._feed(cur)
+            ms.set_setting(cur, "feed", feed.as_json())
+            welcomed = 0
+            for member in new:
+                mine = [p for p in posts if core.may_join(member, p.mode, p.chosen)]
+                contact = db.get_contact(cur, member)
+                if not mine or contact is None:
+                    continue  # nothing to give: the next post brings the reader key
+                rk = os.urandom(32)
+                ms.put_reader(cur, member, rk, feed.epoch)
+                for i, p in enumerate(mine):
+                    reader = MomentReader(rk, feed.secret, feed.epoch) if i == 0 else None
+                    share = MomentKey(
+                        p.post.post_id, p.post.key, p.post.message_hash, p.post.posted_at_ms,
+                        p.post.visible_until_ms, p.blob, reader,
+                    )  # fmt: skip
+                    ms.add_to_audience(cur, p.post.post_id, member)
+                    self.conversations.queue_in(cur, contact, share)
+                welcomed += 1
+        return welcomed
 
     async def delete(self, post_id: bytes) -> None:
         """Delete my post here and for its audience."""
@@ -352,6 +434,7 @@ class Moments:
         if now - self._last_refetch < every_s:
             return 0
         self._last_refetch = now
+        await self.welcome()
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT post_id FROM moment_posts WHERE state IN ('pending', 'failed') LIMIT 200"
@@ -420,6 +503,7 @@ class Moments:
                 body.visible_until_ms, "pending", None, self._now_ms(), True,
             )  # fmt: skip
             ms.add_post(cur, row)
+            ms.set_content_blob(cur, body.post_id, body.content_blob)
             if ms.trim_poster(cur, sender, core.MAX_POSTS_PER_POSTER):
                 self.drops.add("full")
 
@@ -514,6 +598,10 @@ class Moments:
                 content = found
                 break
             self.drops.add("not_poster")
+        if content is None:
+            with self.db.transaction() as cur:
+                blob = ms.content_blob(cur, post_id)
+            content = await self._from_blob(post, blob)
         with self.db.transaction() as cur:
             now = ms.get_post(cur, post_id)
             if now is None or now.state not in ("pending", "failed"):

@@ -27,6 +27,7 @@ __all__ = [
     "MAX_ACTS_PER_AUTHOR",
     "MAX_ACTS_PER_POST",
     "MAX_POSTS_PER_POSTER",
+    "MAX_BACKFILL",
     "MAX_FEEDS_PER_POSTER",
     "AudienceMode",
     "Drops",
@@ -38,6 +39,7 @@ __all__ = [
     "authorise_delete",
     "authorise_key",
     "authorise_relay",
+    "may_join",
     "plan_readers",
     "relay_targets",
     "resolve_audience",
@@ -281,3 +283,18 @@ def plan_readers(
             keys[member] = have[0] if have is not None and member not in stale else new_key()
             by_olm.add(member)
     return ReaderPlan(feed, stale, frozenset(by_olm), tuple(by_shares), keys)
+
+
+MAX_BACKFILL: Final = 20  # earlier posts a contact who joins later gets keys for
+
+
+def may_join(member: bytes, mode: str, chosen: Collection[bytes]) -> bool:
+    """May a contact who joined after a post (added later) read it? Only if the
+    poster's choice would have included it then: "all", or "all except" others."""
+    match mode:
+        case AudienceMode.ALL:
+            return True
+        case AudienceMode.EXCEPT:
+            return member not in chosen
+        case _:
+            return False  # "only" named its readers; "me" has none

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from boxless.wire import attachment_pb2 as boxless_dot_wire_dot_attachment__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62oxless/wire/moment.proto\x12\x11\x62oxless.moment.v1\x1a\x1d\x62oxless/wire/attachment.proto\"\xd2\x01\n\nMomentBody\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1c.boxless.moment.v1.MomentKeyH\x00\x12\x31\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x1f.boxless.moment.v1.MomentDeleteH\x00\x12+\n\x03\x61\x63t\x18\x03 \x01(\x0b\x32\x1c.boxless.moment.v1.MomentActH\x00\x12/\n\x05relay\x18\x04 \x01(\x0b\x32\x1e.boxless.moment.v1.MomentRelayH\x00\x42\x06\n\x04kind\"\xb5\x01\n\tMomentKey\x12\x0f\n\x07post_id\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x14\n\x0cmessage_hash\x18\x03 \x01(\x0c\x12\x14\n\x0cposted_at_ms\x18\x04 \x01(\x12\x12\x18\n\x10visible_until_ms\x18\x05 \x01(\x12\x12\x13\n\x0b\x63ontent_cid\x18\x06 \x01(\x0c\x12/\n\x06reader\x18\x07 \x01(\x0b\x32\x1f.boxless.moment.v1.MomentReader\"F\n\x0cMomentReader\x12\x12\n\nreader_key\x18\x01 \x01(\x0c\x12\x13\n\x0b\x66\x65\x65\x64_secret\x18\x02 \x01(\x0c\x12\r\n\x05\x65poch\x18\x03 \x01(\r\"\x1f\n\x0cMomentDelete\x12\x0f\n\x07post_id\x18\x01 \x01(\x0c\"\xa9\x02\n\tMomentAct\x12\x0f\n\x07post_id\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61\x63t_id\x18\x02 \x01(\x0c\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.boxless.moment.v1.MomentAct.Kind\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x15\n\x08reply_to\x18\x05 \x01(\x0cH\x00\x88\x01\x01\x12\x13\n\x06target\x18\x06 \x01(\x0cH\x01\x88\x01\x01\x12\x14\n\x0c\x63ontact_tags\x18\x07 \x03(\x0c\"b\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\r\n\tKIND_LIKE\x10\x01\x12\x0f\n\x0bKIND_UNLIKE\x10\x02\x12\x10\n\x0cKIND_COMMENT\x10\x03\x12\x12\n\x0eKIND_UNCOMMENT\x10\x04\x42\x0b\n\t_reply_toB\t\n\x07_target\"W\n\x0bMomentRelay\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\x0c\x12)\n\x03\x61\x63t\x18\x02 \x01(\x0b\x32\x1c.boxless.moment.v1.MomentAct\x12\r\n\x05\x61t_ms\x18\x03 \x01(\x12\"\xa7\x01\n\rMomentContent\x12\x0f\n\x07post_id\x18\x01 \x01(\x0c\x12\x0e\n\x06poster\x18\x02 \x01(\x0c\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05place\x18\x04 \x01(\t\x12\x10\n\x08mentions\x18\x05 \x03(\x0c\x12\x30\n\x05media\x18\x06 \x03(\x0b\x32!.boxless.attachment.v1.Attachment\x12\x14\n\x0cposted_at_ms\x18\x07 \x01(\x12\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x62oxless/wire/moment.proto\x12\x11\x62oxless.moment.v1\x1a\x1d\x62oxless/wire/attachment.proto\"\xd2\x01\n\nMomentBody\x12+\n\x03key\x18\x01 \x01(\x0b\x32\x1c.boxless.moment.v1.MomentKeyH\x00\x12\x31\n\x06\x64\x65lete\x18\x02 \x01(\x0b\x32\x1f.boxless.moment.v1.MomentDeleteH\x00\x12+\n\x03\x61\x63t\x18\x03 \x01(\x0b\x32\x1c.boxless.moment.v1.MomentActH\x00\x12/\n\x05relay\x18\x04 \x01(\x0b\x32\x1e.boxless.moment.v1.MomentRelayH\x00\x42\x06\n\x04kind\"\xb6\x01\n\tMomentKey\x12\x0f\n\x07post_id\x18\x01 \x01(\x0c\x12\x0b\n\x03key\x18\x02 \x01(\x0c\x12\x14\n\x0cmessage_hash\x18\x03 \x01(\x0c\x12\x14\n\x0cposted_at_ms\x18\x04 \x01(\x12\x12\x18\n\x10visible_until_ms\x18\x05 \x01(\x12\x12\x14\n\x0c\x63ontent_blob\x18\x06 \x01(\x0c\x12/\n\x06reader\x18\x07 \x01(\x0b\x32\x1f.boxless.moment.v1.MomentReader\"F\n\x0cMomentReader\x12\x12\n\nreader_key\x18\x01 \x01(\x0c\x12\x13\n\x0b\x66\x65\x65\x64_secret\x18\x02 \x01(\x0c\x12\r\n\x05\x65poch\x18\x03 \x01(\r\"\x1f\n\x0cMomentDelete\x12\x0f\n\x07post_id\x18\x01 \x01(\x0c\"\xa9\x02\n\tMomentAct\x12\x0f\n\x07post_id\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61\x63t_id\x18\x02 \x01(\x0c\x12/\n\x04kind\x18\x03 \x01(\x0e\x32!.boxless.moment.v1.MomentAct.Kind\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x15\n\x08reply_to\x18\x05 \x01(\x0cH\x00\x88\x01\x01\x12\x13\n\x06target\x18\x06 \x01(\x0cH\x01\x88\x01\x01\x12\x14\n\x0c\x63ontact_tags\x18\x07 \x03(\x0c\"b\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\r\n\tKIND_LIKE\x10\x01\x12\x0f\n\x0bKIND_UNLIKE\x10\x02\x12\x10\n\x0cKIND_COMMENT\x10\x03\x12\x12\n\x0eKIND_UNCOMMENT\x10\x04\x42\x0b\n\t_reply_toB\t\n\x07_target\"W\n\x0bMomentRelay\x12\x0e\n\x06\x61uthor\x18\x01 \x01(\x0c\x12)\n\x03\x61\x63t\x18\x02 \x01(\x0b\x32\x1c.boxless.moment.v1.MomentAct\x12\r\n\x05\x61t_ms\x18\x03 \x01(\x12\"\xa7\x01\n\rMomentContent\x12\x0f\n\x07post_id\x18\x01 \x01(\x0c\x12\x0e\n\x06poster\x18\x02 \x01(\x0c\x12\x0c\n\x04text\x18\x03 \x01(\t\x12\r\n\x05place\x18\x04 \x01(\t\x12\x10\n\x08mentions\x18\x05 \x03(\x0c\x12\x30\n\x05media\x18\x06 \x03(\x0b\x32!.boxless.attachment.v1.Attachment\x12\x14\n\x0cposted_at_ms\x18\x07 \x01(\x12\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,17 +35,17 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MOMENTBODY']._serialized_start=80
   _globals['_MOMENTBODY']._serialized_end=290
   _globals['_MOMENTKEY']._serialized_start=293
-  _globals['_MOMENTKEY']._serialized_end=474
-  _globals['_MOMENTREADER']._serialized_start=476
-  _globals['_MOMENTREADER']._serialized_end=546
-  _globals['_MOMENTDELETE']._serialized_start=548
-  _globals['_MOMENTDELETE']._serialized_end=579
-  _globals['_MOMENTACT']._serialized_start=582
-  _globals['_MOMENTACT']._serialized_end=879
-  _globals['_MOMENTACT_KIND']._serialized_start=757
-  _globals['_MOMENTACT_KIND']._serialized_end=855
-  _globals['_MOMENTRELAY']._serialized_start=881
-  _globals['_MOMENTRELAY']._serialized_end=968
-  _globals['_MOMENTCONTENT']._serialized_start=971
-  _globals['_MOMENTCONTENT']._serialized_end=1138
+  _globals['_MOMENTKEY']._serialized_end=475
+  _globals['_MOMENTREADER']._serialized_start=477
+  _globals['_MOMENTREADER']._serialized_end=547
+  _globals['_MOMENTDELETE']._serialized_start=549
+  _globals['_MOMENTDELETE']._serialized_end=580
+  _globals['_MOMENTACT']._serialized_start=583
+  _globals['_MOMENTACT']._serialized_end=880
+  _globals['_MOMENTACT_KIND']._serialized_start=758
+  _globals['_MOMENTACT_KIND']._serialized_end=856
+  _globals['_MOMENTRELAY']._serialized_start=882
+  _globals['_MOMENTRELAY']._serialized_end=969
+  _globals['_MOMENTCONTENT']._serialized_start=972
+  _globals['_MOMENTCONTENT']._serialized_end=1139
 # @@protoc_insertion_point(module_scope)

@@ -77,7 +77,7 @@ class MomentKey(_message.Message):
     MESSAGE_HASH_FIELD_NUMBER: _builtins.int
     POSTED_AT_MS_FIELD_NUMBER: _builtins.int
     VISIBLE_UNTIL_MS_FIELD_NUMBER: _builtins.int
-    CONTENT_CID_FIELD_NUMBER: _builtins.int
+    CONTENT_BLOB_FIELD_NUMBER: _builtins.int
     READER_FIELD_NUMBER: _builtins.int
     post_id: _builtins.bytes
     """16 bytes"""
@@ -88,8 +88,8 @@ class MomentKey(_message.Message):
     posted_at_ms: _builtins.int
     visible_until_ms: _builtins.int
     """0: no limit"""
-    content_cid: _builtins.bytes
-    """CID of the sealed content pinned as a blob (durability), or empty"""
+    content_blob: _builtins.bytes
+    """the sealed content pinned as a blob: an encoded Attachment (durability), or empty"""
     @_builtins.property
     def reader(self) -> Global___MomentReader:
         """set when the poster (re)issues our reader key with this share"""
@@ -102,12 +102,12 @@ class MomentKey(_message.Message):
         message_hash: _builtins.bytes = ...,
         posted_at_ms: _builtins.int = ...,
         visible_until_ms: _builtins.int = ...,
-        content_cid: _builtins.bytes = ...,
+        content_blob: _builtins.bytes = ...,
         reader: Global___MomentReader | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["reader", b"reader"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_cid", b"content_cid", "key", b"key", "message_hash", b"message_hash", "post_id", b"post_id", "posted_at_ms", b"posted_at_ms", "reader", b"reader", "visible_until_ms", b"visible_until_ms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_blob", b"content_blob", "key", b"key", "message_hash", b"message_hash", "post_id", b"post_id", "posted_at_ms", b"posted_at_ms", "reader", b"reader", "visible_until_ms", b"visible_until_ms"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

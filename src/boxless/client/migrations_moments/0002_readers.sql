@@ -19,10 +19,15 @@ CREATE INDEX moment_feeds_topic ON moment_feeds (topic);
 -- a post to 500 contacts is one insert, not 500. Replaces moment_audience.
 CREATE TABLE moment_audience_sets (
     post_id  BLOB PRIMARY KEY,
-    members  BLOB NOT NULL                    -- n x 32 bytes, sorted
+    members  BLOB NOT NULL,                   -- n x 32 bytes, sorted
+    mode     TEXT NOT NULL DEFAULT 'only',    -- all | only | except | me: who joins later
+    chosen   BLOB NOT NULL DEFAULT x''        -- the chosen contacts (n x 32 bytes)
 );
 INSERT INTO moment_audience_sets (post_id, members)
     SELECT post_id, CAST(group_concat(member, '') AS BLOB) FROM
         (SELECT post_id, member FROM moment_audience ORDER BY post_id, member)
     GROUP BY post_id;
 DROP TABLE moment_audience;
+-- The sealed content of a post pinned as a blob (an encoded Attachment), fetched
+-- by content address when the store no longer holds the message (durability).
+ALTER TABLE moment_posts ADD COLUMN content_blob BLOB;
