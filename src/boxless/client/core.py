@@ -182,7 +182,9 @@ class Client:
         self.attachments = AttachmentManager(
             self.channel, self.conversations, None, groups=self.groups, clock=clock
         )
-        self.moments = Moments(self.channel, self.conversations, clock=clock)
+        self.moments = Moments(
+            self.channel, self.conversations, clock=clock, blobs=lambda: self.attachments.transfer
+        )
         self.calls = Calls(self.channel, self.conversations, clock=clock)
         self.payments = Payments(account, self.channel, self.conversations, self.groups, clock=clock)
         self.redenvelopes = RedEnvelopes(
