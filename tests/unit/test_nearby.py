@@ -78,7 +78,9 @@ async def test_an_answer_to_no_hello_of_ours_makes_no_contact(
         m = mallory.client.nearby.session
         assert m is not None
         forged = Hello(HelloKind.ACCEPTED, m.card_key, m.box_key, mallory.link(), "", b"x" * 16, "")
-        payload = seal_hello(forged, card.card_key, card.box_key, None)
+        payload = seal_hello(
+            forged, card.card_key, card.box_key, None, mallory.account.identity.sign
+        )
         await mallory.transport.send(
             WakuMessage(payload=payload, content_topic=hello_topic(card.card_key))
         )

@@ -8,12 +8,16 @@ from hypothesis import strategies as st
 
 from boxless.chat.pow import SpentProofs, solve
 from boxless.client import nearby_core as nc
+from boxless.identity import Device, Identity, generate_phrase, make_contact_code
 from boxless.wire import nearby_pb2
 
 NOW = 1_800_000_000_000
 LISBON = (38.7223, -9.1393)
 LISBON_2KM = (38.7350, -9.1550)  # same ~5 km cell or a neighbour
 PORTO = (41.1579, -8.6291)
+ALICE = Identity.from_phrase(generate_phrase())
+LINK = make_contact_code(ALICE, Device.create(ALICE, NOW / 1000), "Alice", NOW / 1000).link
+MALLORY = Identity.from_phrase(generate_phrase())
 
 
 def test_geohash_known_values_and_neighbours() -> None:
@@ -150,10 +154,8 @@ def _solver(difficulty: int):  # type: ignore[no-untyped-def]
 
 def test_hellos_open_only_for_their_card_with_work_done_once() -> None:
     alice, bob, eve = _session(name="A"), _session(name="B"), _session()
-    hello = nc.Hello(
-        nc.HelloKind.HELLO, alice.card_key, alice.box_key, "boxless://c/x", "hi", b"t" * 16, "A"
-    )
-    sealed = nc.seal_hello(hello, bob.card_key, bob.box_key, _solver(8))
+    hello = nc.Hello(nc.HelloKind.HELLO, alice.card_key, alice.box_key, LINK, "hi", b"t" * 16, "A")
+    sealed = nc.seal_hello(hello, bob.card_key, bob.box_key, _solver(8), ALICE.sign)
     spent = SpentProofs()
     got = nc.open_hello(sealed, bob, spent, now_ms=NOW, difficulty=8)
     assert got == hello
@@ -163,7 +165,7 @@ def test_hellos_open_only_for_their_card_with_work_done_once() -> None:
     with pytest.raises(nc.Dropped) as other:  # Eve cannot read it (and the proof is not hers)
         nc.open_hello(sealed, eve, SpentProofs(), now_ms=NOW, difficulty=8)
     assert other.value.reason in (nc.Drop.POW, nc.Drop.UNREADABLE)
-    cheap = nc.seal_hello(hello, bob.card_key, bob.box_key, _solver(0))
+    cheap = nc.seal_hello(hello, bob.card_key, bob.box_key, _solver(0), ALICE.sign)
     with pytest.raises(nc.Dropped) as lazy:
         nc.open_hello(cheap, bob, SpentProofs(), now_ms=NOW, difficulty=16)
     assert lazy.value.reason is nc.Drop.POW
@@ -171,11 +173,29 @@ def test_hellos_open_only_for_their_card_with_work_done_once() -> None:
 
 def test_only_an_acceptance_may_come_without_a_proof_of_work() -> None:
     alice, bob = _session(), _session()
-    base = (alice.card_key, alice.box_key, "boxless://c/x", "", b"t" * 16, "A")
+    base = (alice.card_key, alice.box_key, LINK, "", b"t" * 16, "A")
     answer = nc.Hello(nc.HelloKind.ACCEPTED, *base)
-    sealed = nc.seal_hello(answer, bob.card_key, bob.box_key, None)
+    sealed = nc.seal_hello(answer, bob.card_key, bob.box_key, None, ALICE.sign)
     assert nc.open_hello(sealed, bob, SpentProofs(), now_ms=NOW, difficulty=20) == answer
-    free_hello = nc.seal_hello(nc.Hello(nc.HelloKind.HELLO, *base), bob.card_key, bob.box_key, None)
+    free_hello = nc.seal_hello(
+        nc.Hello(nc.HelloKind.HELLO, *base), bob.card_key, bob.box_key, None, ALICE.sign
+    )
     with pytest.raises(nc.Dropped) as got:
         nc.open_hello(free_hello, bob, SpentProofs(), now_ms=NOW, difficulty=20)
     assert got.value.reason is nc.Drop.POW
+
+
+def test_a_hello_cannot_pass_off_someone_elses_link() -> None:
+    mallory, bob = _session(), _session()
+    hello = nc.Hello(nc.HelloKind.HELLO, mallory.card_key, mallory.box_key, LINK, "", b"t" * 16, "")
+    sealed = nc.seal_hello(hello, bob.card_key, bob.box_key, _solver(4), MALLORY.sign)
+    with pytest.raises(nc.Dropped) as got:
+        nc.open_hello(sealed, bob, SpentProofs(), now_ms=NOW, difficulty=4)
+    assert got.value.reason is nc.Drop.BAD_SIGNATURE
+    bad_link = nc.Hello(
+        nc.HelloKind.HELLO, mallory.card_key, mallory.box_key, "x", "", b"t" * 16, ""
+    )
+    sealed = nc.seal_hello(bad_link, bob.card_key, bob.box_key, _solver(4), MALLORY.sign)
+    with pytest.raises(nc.Dropped) as got:
+        nc.open_hello(sealed, bob, SpentProofs(), now_ms=NOW, difficulty=4)
+    assert got.value.reason is nc.Drop.MALFORMED

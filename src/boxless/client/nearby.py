@@ -356,11 +356,12 @@ class Nearby:
                 raise UsageError("could not solve the hello's proof of work")
             return proof
 
+        sign = self.account.identity.sign
         if not work or self.difficulty <= INLINE_POW_BITS:
-            payload = seal_hello(hello, card_key, box_key, proof_for if work else None)
+            payload = seal_hello(hello, card_key, box_key, proof_for if work else None, sign)
         else:
             payload = await trio.to_thread.run_sync(
-                lambda: seal_hello(hello, card_key, box_key, proof_for),
+                lambda: seal_hello(hello, card_key, box_key, proof_for, sign),
                 abandon_on_cancel=True,  # type: ignore[call-arg]
             )
         sent = await self.transport.send(

@@ -20,7 +20,9 @@ drop by reason.
 A hello is sealed to the card's box key (X25519 -> HKDF -> ChaCha20-Poly1305,
 a fresh key per message) and carries a proof of work bound to the card key
 and the message's own key, the same proof contact requests need; inside are
-the greeter's contact link, card and a token. Accepting answers with our own
+the greeter's contact link, card and a token, and a signature by the link's
+identity key over (recipient card, token, sender card), so no one can make
+us send a contact request to a third person by passing off their link. Accepting answers with our own
 link and the token, sealed to the greeter's card: both sides then send each
 other ordinary contact requests (crossed requests accept each other), so the
 contact itself is made by the existing request path with its proof of work
@@ -57,6 +59,8 @@ from boxless.chat.pow import (
     proof_digest,
 )
 from boxless.errors import UsageError
+from boxless.identity.contact_code import InvalidContactCode, decode_contact_code
+from boxless.identity.keys import verify_ed25519
 from boxless.waku.sharding import ContentTopic
 from boxless.wire import nearby_pb2
 
@@ -85,6 +89,8 @@ __all__ = [
 
 ProofSolver = Callable[[bytes, bytes], ProofOfWork]
 """Solves the proof of work for (recipient card key, message key)."""
+Signer = Callable[[bytes], bytes]
+"""Signs with the sender's identity key (the one in the hello's link)."""
 
 CELL_CHARS = 5
 AREA_CHARS = 6
@@ -469,8 +475,16 @@ def _hello_key(shared: bytes, ephemeral: bytes, recipient_box: bytes) -> bytes:
     ).derive(shared)
 
 
+def _link_statement(to_card_key: bytes, token: bytes, from_card_key: bytes) -> bytes:
+    return _HELLO_INFO + to_card_key + token + from_card_key
+
+
 def seal_hello(
-    hello: Hello, to_card_key: bytes, to_box_key: bytes, proof_for: ProofSolver | None
+    hello: Hello,
+    to_card_key: bytes,
+    to_box_key: bytes,
+    proof_for: ProofSolver | None,
+    sign: Signer,
 ) -> bytes:
     """``hello`` sealed to a card's box key, with a proof of work from ``proof_for``
     (called with the recipient card key and this message's key). An acceptance
@@ -486,6 +500,7 @@ def seal_hello(
         text=hello.text,
         token=hello.token,
         name=hello.name,
+        link_signature=sign(_link_statement(to_card_key, hello.token, hello.from_card_key)),
     ).SerializeToString()
     ct = ChaCha20Poly1305(_hello_key(shared, eph_pub, to_box_key)).encrypt(bytes(12), body, eph_pub)
     sealed = nearby_pb2.SealedHello(ephemeral=eph_pub, ciphertext=ct)
@@ -540,6 +555,10 @@ def open_hello(
     try:
         text = _clean("greeting", body.text, MAX_TEXT_CHARS)
         name = _clean("name", body.name, MAX_NAME_CHARS)
-    except UsageError as exc:
+        code = decode_contact_code(body.link, now_ms / 1000, allow_expired=True)
+    except (UsageError, InvalidContactCode) as exc:
         raise Dropped(Drop.MALFORMED, str(exc)) from None
+    statement = _link_statement(session.card_key, body.token, body.from_card_key)
+    if not verify_ed25519(code.identity_key, statement, body.link_signature):
+        raise Dropped(Drop.BAD_SIGNATURE, "the link is not the sender's")
     return Hello(kind, body.from_card_key, body.from_box_key, body.link, text, body.token, name)

@@ -152,6 +152,7 @@ class HelloBody(_message.Message):
     TEXT_FIELD_NUMBER: _builtins.int
     TOKEN_FIELD_NUMBER: _builtins.int
     NAME_FIELD_NUMBER: _builtins.int
+    LINK_SIGNATURE_FIELD_NUMBER: _builtins.int
     kind: _builtins.int
     """1: hello, 2: accepted"""
     from_card_key: _builtins.bytes
@@ -165,6 +166,8 @@ class HelloBody(_message.Message):
     """16 bytes; an acceptance repeats its hello's"""
     name: _builtins.str
     """the name on the sender's card"""
+    link_signature: _builtins.bytes
+    """by the link's identity key, over "boxless nearby hello"""
     def __init__(
         self,
         *,
@@ -175,10 +178,11 @@ class HelloBody(_message.Message):
         text: _builtins.str = ...,
         token: _builtins.bytes = ...,
         name: _builtins.str = ...,
+        link_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_box_key", b"from_box_key", "from_card_key", b"from_card_key", "kind", b"kind", "link", b"link", "name", b"name", "text", b"text", "token", b"token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_box_key", b"from_box_key", "from_card_key", b"from_card_key", "kind", b"kind", "link", b"link", "link_signature", b"link_signature", "name", b"name", "text", b"text", "token", b"token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
