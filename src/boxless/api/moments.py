@@ -1,6 +1,9 @@
 """Moments in the local API: /api/v1/moments/... (docs/moments.md).
 
-- ``GET /moments?poster=&before=&limit=`` → ``{posts: [...], unread}`` newest first;
+- ``GET /moments?poster=&before=&limit=`` → ``{posts: [...], unread, notices_unread}``
+  newest first;
+- ``GET /moments/notices?limit=`` → ``{notices: [{id, post_id, kind: like|comment|reply|
+  mention, actor, text, at_ms, unread}], unread}``; ``POST /moments/notices/read``;
 - ``POST /moments {text, place?, mentions?, audience?, chosen?}`` → 201 ``{id}``;
   ``audience``: all | only | except | me (``chosen``: identity keys for only/except);
 - ``DELETE /moments/{id}``: my post, for everyone who got it;
@@ -140,7 +143,43 @@ def moment_routes(client: Client) -> list[Route]:
         poster = hex_keys([q["poster"]], "poster")[0] if "poster" in q else None
         await moments.refetch()  # posts whose content was not in store yet (once a minute)
         views = moments.feed(poster=poster, before_ms=before, limit=limit)
-        return JSONResponse({"posts": [post_json(v) for v in views], "unread": moments.unread()})
+        return JSONResponse(
+            {
+                "posts": [post_json(v) for v in views],
+                "unread": moments.unread(),
+                "notices_unread": moments.unread_notices(),
+            }
+        )
+
+    async def notices(request: Request) -> Response:
+        """Likes and comments on my posts, replies to my comments, posts mentioning me."""
+        try:
+            limit = min(max(int(request.query_params.get("limit", "100")), 1), 500)
+        except ValueError:
+            raise ApiError(422, "invalid_query", "limit must be a number") from None
+        rows = moments.notices(limit)
+        return JSONResponse(
+            {
+                "notices": [
+                    {
+                        "id": n.id,
+                        "post_id": n.post_id.hex(),
+                        "kind": n.kind,
+                        "actor": n.actor.hex(),
+                        "text": n.text,
+                        "at_ms": n.at_ms,
+                        "unread": n.unread,
+                    }  # fmt: skip
+                    for n in rows
+                ],
+                "unread": moments.unread_notices(),
+            }
+        )
+
+    async def notices_read(request: Request) -> Response:
+        """Mark every notification read."""
+        moments.mark_notices_read()
+        return Response(status_code=204)
 
     async def create(request: Request) -> Response:
         """Post to an audience chosen here; only its members get the post's key."""
@@ -286,6 +325,8 @@ def moment_routes(client: Client) -> list[Route]:
         Route("/api/v1/moments", feed, methods=["GET"]),
         Route("/api/v1/moments", create, methods=["POST"]),
         Route("/api/v1/moments/read", read, methods=["POST"]),
+        Route("/api/v1/moments/notices", notices, methods=["GET"]),
+        Route("/api/v1/moments/notices/read", notices_read, methods=["POST"]),
         Route("/api/v1/moments/media", upload_media, methods=["POST"]),
         Route("/api/v1/moments/{id}/media/{idx}", media, methods=["GET"]),
         Route("/api/v1/moments/settings", settings, methods=["GET"]),

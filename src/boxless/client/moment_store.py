@@ -11,6 +11,12 @@ from boxless.chat.moment import MomentContent
 from boxless.client.store import Cursor
 
 __all__ = [
+    "NoticeRow",
+    "add_notice",
+    "forget_notices",
+    "mark_notices_read",
+    "notices",
+    "unread_notices",
     "MyPost",
     "add_to_audience",
     "content_blob",
@@ -138,6 +144,7 @@ def set_post_state(cur: Cursor, post_id: bytes, state: str) -> None:
         )
         cur.execute("DELETE FROM moment_likes WHERE post_id = ?", (post_id,))
         cur.execute("DELETE FROM moment_comments WHERE post_id = ?", (post_id,))
+        cur.execute("DELETE FROM moment_notices WHERE post_id = ?", (post_id,))
     else:
         cur.execute("UPDATE moment_posts SET state = ? WHERE post_id = ?", (state, post_id))
 
@@ -420,3 +427,69 @@ def feeds(cur: Cursor, topic: str | None = None) -> list[FeedRow]:
     return [
         FeedRow(bytes(r[0]), int(r[1]), bytes(r[2]), bytes(r[3]), str(r[4])) for r in cur.fetchall()
     ]
+
+
+# -- notifications ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeRow:
+    id: int
+    post_id: bytes
+    kind: str  # like | comment | reply | mention
+    actor: bytes
+    text: str
+    at_ms: int
+    unread: bool
+
+
+def add_notice(
+    cur: Cursor, post_id: bytes, kind: str, actor: bytes, text: str, at_ms: int, keep: int
+) -> None:
+    """Note a like, comment, reply or mention for us; only the newest ``keep`` stay."""
+    cur.execute(
+        "INSERT INTO moment_notices (post_id, kind, actor, text, at_ms) VALUES (?, ?, ?, ?, ?)",
+        (post_id, kind, actor, text, at_ms),
+    )
+    cur.execute(
+        "DELETE FROM moment_notices WHERE id NOT IN "
+        "(SELECT id FROM moment_notices ORDER BY id DESC LIMIT ?)",
+        (keep,),
+    )
+
+
+def notices(cur: Cursor, limit: int) -> list[NoticeRow]:
+    """Newest first, only for posts still readable."""
+    cur.execute(
+        "SELECT n.id, n.post_id, n.kind, n.actor, n.text, n.at_ms, n.unread FROM moment_notices n "
+        "JOIN moment_posts p ON p.post_id = n.post_id AND p.state = 'ready' "
+        "ORDER BY n.id DESC LIMIT ?",
+        (limit,),
+    )
+    return [
+        NoticeRow(int(r[0]), bytes(r[1]), str(r[2]), bytes(r[3]), str(r[4]), int(r[5]), bool(r[6]))
+        for r in cur.fetchall()
+    ]
+
+
+def unread_notices(cur: Cursor) -> int:
+    cur.execute(
+        "SELECT COUNT(*) FROM moment_notices n JOIN moment_posts p ON p.post_id = n.post_id "
+        "AND p.state = 'ready' WHERE n.unread = 1"
+    )
+    return int(cur.fetchone()[0])
+
+
+def mark_notices_read(cur: Cursor) -> None:
+    cur.execute("UPDATE moment_notices SET unread = 0 WHERE unread = 1")
+
+
+def forget_notices(cur: Cursor, post_id: bytes, actor: bytes | None = None, kind: str = "") -> None:
+    """A deleted post's notices (or an unlike's like notice)."""
+    if actor is None:
+        cur.execute("DELETE FROM moment_notices WHERE post_id = ?", (post_id,))
+    else:
+        cur.execute(
+            "DELETE FROM moment_notices WHERE post_id = ? AND actor = ? AND kind = ?",
+            (post_id, actor, kind),
+        )

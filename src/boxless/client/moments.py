@@ -610,6 +610,11 @@ class Moments:
                 ms.set_post_state(cur, post_id, "failed")
                 return 0
             ms.set_content(cur, post_id, content)
+            if self.me in content.mentions:
+                ms.add_notice(
+                    cur, post_id, "mention", post.poster, "", content.posted_at_ms,
+                    core.MAX_NOTICES,
+                )  # fmt: skip
         self.channel.emit(ev.MomentChanged(post_id.hex(), post.poster.hex(), "posted"))
         if self.me in content.mentions:
             self.channel.emit(ev.MomentChanged(post_id.hex(), post.poster.hex(), "mention"))
@@ -651,11 +656,16 @@ class Moments:
     def _apply(
         self, cur: db.Cursor, post: ms.PostRow, author: bytes, act: MomentAct, at_ms: int
     ) -> bool:
+        reply_author = None
         match act.kind:
             case ActKind.LIKE | ActKind.UNLIKE:
                 changed = ms.set_like(cur, post.post_id, author, act.kind is ActKind.LIKE, at_ms)
                 what = "like"
+                if changed and act.kind is ActKind.UNLIKE:
+                    ms.forget_notices(cur, post.post_id, author, "like")
             case ActKind.COMMENT:
+                if act.reply_to is not None:
+                    reply_author = ms.comment_author(cur, post.post_id, act.reply_to)
                 row = ms.CommentRow(act.act_id, post.post_id, author, act.text, act.reply_to, at_ms)
                 changed = ms.add_comment(cur, row)
                 what = "comment"
@@ -664,5 +674,25 @@ class Moments:
                 changed = ms.delete_comment(cur, post.post_id, act.target)
                 what = "comment_deleted"
         if changed:
+            notice = core.notice_for(self.me, post.mine, author, act.kind, reply_author)
+            if notice is not None:
+                ms.add_notice(cur, post.post_id, notice, author, act.text, at_ms, core.MAX_NOTICES)
             self.channel.emit(ev.MomentChanged(post.post_id.hex(), post.poster.hex(), what))
+            if notice is not None:
+                self.channel.emit(ev.MomentChanged(post.post_id.hex(), post.poster.hex(), "notice"))
         return changed
+
+    # -- notifications --------------------------------------------------------------------------
+
+    def notices(self, limit: int = 100) -> list[ms.NoticeRow]:
+        """Likes and comments on my posts, replies to my comments, mentions: newest first."""
+        with self.db.transaction() as cur:
+            return ms.notices(cur, max(1, min(limit, core.MAX_NOTICES)))
+
+    def unread_notices(self) -> int:
+        with self.db.transaction() as cur:
+            return ms.unread_notices(cur)
+
+    def mark_notices_read(self) -> None:
+        with self.db.transaction() as cur:
+            ms.mark_notices_read(cur)

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_POSTS_PER_POSTER",
     "MAX_BACKFILL",
     "MAX_FEEDS_PER_POSTER",
+    "MAX_NOTICES",
     "AudienceMode",
     "Drops",
     "FeedState",
@@ -40,6 +41,7 @@ __all__ = [
     "authorise_key",
     "authorise_relay",
     "may_join",
+    "notice_for",
     "plan_readers",
     "relay_targets",
     "resolve_audience",
@@ -298,3 +300,22 @@ def may_join(member: bytes, mode: str, chosen: Collection[bytes]) -> bool:
             return member not in chosen
         case _:
             return False  # "only" named its readers; "me" has none
+
+
+MAX_NOTICES: Final = 500  # notifications kept (the newest)
+
+
+def notice_for(
+    me: bytes, post_mine: bool, author: bytes, kind: ActKind, reply_to_author: bytes | None
+) -> str | None:
+    """The notification an applied act makes for us, if any: a like or comment on
+    our post, a reply to our comment (on any post we can read). Our own acts: none."""
+    if author == me:
+        return None
+    if kind is ActKind.COMMENT and reply_to_author == me:
+        return "reply"
+    if post_mine and kind is ActKind.COMMENT:
+        return "comment"
+    if post_mine and kind is ActKind.LIKE:
+        return "like"
+    return None
