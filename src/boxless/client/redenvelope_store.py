@@ -88,6 +88,16 @@ def open_envelopes(cur: Cursor, limit: int) -> list[EnvelopeRow]:
     return [_row(r) for r in rows]
 
 
+def recent(cur: Cursor, limit: int) -> list[EnvelopeRow]:
+    """The newest finished envelopes without a reason (what the UI may show)."""
+    rows = cur.execute(
+        f"SELECT {_COLS} FROM redenvelope WHERE state = 'done' AND reason = ''"
+        " ORDER BY created_ms DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [_row(r) for r in rows]
+
+
 def update(
     cur: Cursor, envelope_id: bytes, now_ms: int, *, state: str | None = None,
     my_amount: int | None = None, reason: str | None = None,

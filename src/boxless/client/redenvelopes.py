@@ -63,9 +63,10 @@ from boxless.client.redenvelopes_core import (
 )
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import LocalAccount
+from boxless.payments.errors import BadRpcResponse
 from boxless.payments.evmcall import Signer, artifact
 from boxless.payments.hdwallet import address_bytes, checksum_address, derive_private_key
-from boxless.payments.rpc import Rpc
+from boxless.payments.rpc import Rpc, quantity
 from boxless.payments.store import PaymentStore
 
 __all__ = ["POLL_S", "RedEnvelopes"]
@@ -109,6 +110,7 @@ class RedEnvelopes:
         self._signer: Signer | None = None
         self._genuine: set[bytes] = set()  # contracts whose code we checked
         self._claims: dict[bytes, list[Claim]] = {}  # envelope id -> chain's claims
+        self._chain_now = 0  # the latest block's time we saw (expiry is the chain's)
         channel.handlers.on_body((RedEnvelopeCard, RedEnvelopeOpened), self._on_body)
         groups.on_content((RedEnvelopeCard, RedEnvelopeOpened), self._on_group)
 
@@ -126,6 +128,13 @@ class RedEnvelopes:
             key = derive_private_key(self.account.keystore.load_wallet_seed())
             self._signer = Signer(Rpc(config.rpc_url, config.chain_id), key)
         return self._signer
+
+    def _chain_time(self, signer: Signer) -> int:
+        block = signer.rpc.call("eth_getBlockByNumber", ["latest", False])
+        if not isinstance(block, dict):
+            raise BadRpcResponse("the node's latest block is not an object")
+        self._chain_now = quantity(block.get("timestamp"), "block time")
+        return self._chain_now
 
     def address(self) -> bytes:
         return address_bytes(derive_private_key(self.account.keystore.load_wallet_seed()))
@@ -173,7 +182,7 @@ class RedEnvelopes:
             raise UsageError("an envelope expires after 1 minute to 30 days")
         contract = self.contract_for_sending()
         secret = secrets.token_bytes(32)
-        expiry = int(self.clock()) + expiry_s
+        expiry = self._chain_time(contract.signer) + expiry_s  # the contract's clock
         contract.create(secret, total, shares, lucky, expiry)
         signer = contract.signer
         return Card(signer.rpc.chain_id, contract.address, signer.address, secret, chat, total,
@@ -288,7 +297,7 @@ class RedEnvelopes:
 
     # -- opening ------------------------------------------------------------------------------
 
-    def try_claim(self, envelope_id: bytes) -> tuple[str, bytes, int | None]:
+    def try_claim(self, envelope_id: bytes, now_ms: int) -> tuple[str, bytes, int | None]:
         """Blocking: check and (with gas) claim. Returns (chat, our address, amount or
         None when the sender's client must relay)."""
         with self.db.transaction() as cur:
@@ -304,7 +313,7 @@ class RedEnvelopes:
         signer = contract.signer
         me = signer.address
         view = contract.view(card.id, me)
-        chain_now = int(signer.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
+        chain_now = self._chain_time(signer)
         reason = may_claim(card, arrived_in=row.chat, member=member, chain_id=signer.rpc.chain_id,
                            contract=contract.address, view=view, now_s=chain_now)  # fmt: skip
         if reason != ALLOWED:
@@ -315,13 +324,15 @@ class RedEnvelopes:
             return row.chat, me, None  # no gas: the sender relays
         claim = contract.claim(card, me)
         with self.db.transaction() as cur:
-            rs.update(cur, envelope_id, self._now_ms(), my_amount=claim.amount)
+            rs.update(cur, envelope_id, now_ms, my_amount=claim.amount)
         return row.chat, me, claim.amount
 
     async def open(self, envelope_id: bytes) -> dict[str, Any]:
         """Open an envelope in one of our chats: ``{amount}`` (wei, as text) when we
         claimed it ourselves, ``{relayed: true}`` when the sender's client will."""
-        chat, me, amount = await trio.to_thread.run_sync(self.try_claim, envelope_id)
+        chat, me, amount = await trio.to_thread.run_sync(
+            self.try_claim, envelope_id, self._now_ms()
+        )
         await self._post(chat, RedEnvelopeOpened(envelope_id, me), "🧧 opened a red envelope")
         with self.db.transaction() as cur:
             rs.add_opened(cur, envelope_id, self.me, me)
@@ -344,7 +355,7 @@ class RedEnvelopes:
             self._wake = trio.Event()
             if self._idle():
                 continue
-            changes = await trio.to_thread.run_sync(self.check_once)
+            changes = await trio.to_thread.run_sync(self.check_once, self._now_ms())
             for chat, message_id, state in changes:
                 self.channel.emit(ev.RedEnvelopeChanged(chat, message_id, state))
 
@@ -356,14 +367,23 @@ class RedEnvelopes:
         with self.db.transaction() as cur:
             return not rs.open_envelopes(cur, 1)
 
-    def check_once(self) -> list[tuple[str, str, str]]:
-        """One look at the chain for every open envelope (blocking)."""
+    def check_once(self, now_ms: int) -> list[tuple[str, str, str]]:
+        """One look at the chain for every open envelope (blocking; ``now_ms`` stamps rows)."""
         with self.db.transaction() as cur:
             rows = rs.open_envelopes(cur, OPEN_PER_TICK)
+            finished = [
+                r for r in rs.recent(cur, OPEN_PER_TICK) if r.envelope_id not in self._claims
+            ]
+        for row in finished:  # after a restart: who opened which, once
+            try:
+                card = decode_card(row.card)
+                self._claims[row.envelope_id] = self.contract_at(card.contract).claims(card.id)
+            except BoxlessError as exc:
+                logger.info("red envelope %s: %s", row.envelope_id.hex()[:8], exc)
         changes = []
         for row in rows:
             try:
-                change = self._check(row)
+                change = self._check(row, now_ms)
             except BoxlessError as exc:  # node down or lying, a bad contract: try next tick
                 logger.info("red envelope %s: %s", row.envelope_id.hex()[:8], exc)
                 continue
@@ -371,36 +391,31 @@ class RedEnvelopes:
                 changes.append(change)
         return changes
 
-    def _check(self, row: rs.EnvelopeRow) -> tuple[str, str, str] | None:
+    def _check(self, row: rs.EnvelopeRow, now_ms: int) -> tuple[str, str, str] | None:
         card = decode_card(row.card)
         if row.reason:
             with self.db.transaction() as cur:
-                rs.update(cur, row.envelope_id, self._now_ms(), state="done")
+                rs.update(cur, row.envelope_id, now_ms, state="done")
             return row.chat, row.message_id, "done"
         contract = self.contract_at(card.contract)
         before = self._claims.get(row.envelope_id)
-        claims = contract.claims(row.envelope_id)
-        self._claims[row.envelope_id] = claims
         state = row.state
         me = contract.signer.address
-        mine = next((c.amount for c in claims if c.recipient == me), None)
-        with self.db.transaction() as cur:
-            opened = rs.opened(cur, row.envelope_id)
         if row.outgoing:
-            self._relay(contract, card, claims, opened)
+            with self.db.transaction() as cur:
+                opened = rs.opened(cur, row.envelope_id)
+            self._relay(contract, card, contract.claims(row.envelope_id), opened)
             envelope = contract.envelope(row.envelope_id)
-            chain_now = int(
-                contract.signer.rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16
-            )
-            if due_refunds([envelope], chain_now):
+            if due_refunds([envelope], self._chain_time(contract.signer)):
                 contract.refund(row.envelope_id)  # the sender's client refunds by itself
-                envelope = contract.envelope(row.envelope_id)
-        else:
-            envelope = contract.envelope(row.envelope_id)
+        envelope = contract.envelope(row.envelope_id)
+        claims = contract.claims(row.envelope_id)  # after our relays and refund
+        self._claims[row.envelope_id] = claims
+        mine = next((c.amount for c in claims if c.recipient == me), None)
         if envelope.refunded or envelope.claimed >= envelope.shares:
             state = "done"
         with self.db.transaction() as cur:
-            rs.update(cur, row.envelope_id, self._now_ms(), state=state, my_amount=mine)
+            rs.update(cur, row.envelope_id, now_ms, state=state, my_amount=mine)
         if state != row.state or before != claims or (mine is not None and mine != row.my_amount):
             return row.chat, row.message_id, state
         return None
@@ -449,7 +464,11 @@ class RedEnvelopes:
             for c in claims
         ]
         luck = best_luck([(checksum_address(c.recipient), c.amount) for c in claims])
-        expired = self.clock() >= card.expiry
+        expired = (
+            row.state == "done"
+            and len(claims) < card.shares
+            or (self._chain_now >= card.expiry > 0 and self._chain_now > 0)
+        )
         empty = len(claims) >= card.shares
         status = "empty" if empty else "expired" if expired else "open"
         return {

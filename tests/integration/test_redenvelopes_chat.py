@@ -1,0 +1,185 @@
+"""Red envelopes in chat with real clients over the in-memory network and a real
+anvil: Alice sends a lucky envelope in a 3-member group; Bob (with ETH) opens it
+himself, Carol (zero ETH) opens it and Alice's client relays her claim; both
+see who opened which with the chain's amounts and the best luck; a late opener
+of a one-share envelope is told it's empty; an envelope nobody opens is refunded
+to Alice by her own client after expiry; a stranger's forwarded card is never
+openable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from boxless.client.memory_transport import MemoryNetwork
+from boxless.client.redenvelopes import POLL_S
+from boxless.payments.devnet import Anvil
+from boxless.payments.hdwallet import checksum_address
+from boxless.payments.store import ChainConfig
+from tests.anvil import anvil  # noqa: F401  (session fixture)
+from tests.memnet_fixtures import (
+    Person,
+    befriend,
+    homes,  # noqa: F401
+    make_account,
+    running,
+    wait_for,
+    wall_ns,
+)
+
+pytestmark = pytest.mark.slow
+ETH = 10**18
+LOOKS = 60
+
+
+def _rpc(chain: Anvil, method: str, params: list[object]) -> object:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    return httpx.post(chain.url, json=body, timeout=5).json()["result"]
+
+
+def _setup(p: Person, chain: Anvil, fund: int) -> bytes:
+    p.client.payments.store.set_chain(ChainConfig(chain.url, chain.chain_id, confirmations=1))
+    address = p.client.redenvelopes.address()
+    _rpc(chain, "anvil_setBalance", [checksum_address(address), hex(fund)])
+    return address
+
+
+def _envelope(p: Person, chat: str, message_id: str) -> dict[str, object] | None:
+    found = [e for e in p.client.redenvelopes.envelopes(chat) if e["message_id"] == message_id]
+    return found[0] if found else None
+
+
+async def _until(chain: Anvil, p: Person, chat: str, mid: str, pred: object) -> dict[str, object]:
+    """Until ``pred(envelope)``: a block is mined between looks, watchers get a tick."""
+    for _ in range(LOOKS):
+        e = _envelope(p, chat, mid)
+        if e is not None and pred(e):  # type: ignore[operator]
+            return e
+        await trio.to_thread.run_sync(_rpc, chain, "evm_mine", [])
+        await trio.sleep(POLL_S + 0.5)
+    raise AssertionError(f"{p.name}: {_envelope(p, chat, mid)}")
+
+
+@contextmanager
+def _fast_blocks(chain: Anvil) -> Iterator[None]:
+    """Mine a block every 50 ms (real time) while the test runs: anvil's own 1 s
+    blocks would make each of the clients' transactions wait up to a second."""
+    stop = threading.Event()
+
+    def mine() -> None:
+        while not stop.wait(0.05):
+            _rpc(chain, "evm_mine", [])
+
+    thread = threading.Thread(target=mine, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+@asynccontextmanager
+async def _people(
+    net: MemoryNetwork, base: Path, names: tuple[str, ...]
+) -> AsyncIterator[list[Person]]:
+    async with AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(running(net, base / n, n)) for n in names]
+
+
+async def test_red_envelope_in_a_group(
+    homes: Path,  # noqa: F811
+    anvil: Anvil,  # noqa: F811
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with _fast_blocks(anvil):
+        await _scenario(homes, anvil)
+
+
+async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
+    net = MemoryNetwork(now_ns=wall_ns)
+    for name in ("alice", "bob", "carol", "mallory"):
+        make_account(homes / name, name.title())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        async with _people(net, homes, ("alice", "bob", "carol", "mallory")) as people:
+            alice, bob, carol, mallory = people
+            _setup(alice, anvil, 100 * ETH)
+            bob_addr = _setup(bob, anvil, ETH)
+            carol_addr = _setup(carol, anvil, 0)
+            _setup(mallory, anvil, ETH)
+            for p in (bob, carol):
+                await befriend(alice, p)
+            await befriend(mallory, bob)
+            gid = (await alice.client.groups.create("Family")).group_id
+            for p in (bob, carol):
+                await alice.client.groups.invite(gid, p.me)
+            for p in (bob, carol):
+                await wait_for(p, lambda p=p: gid in {g.group_id for g in p.client.groups.groups()})
+            await trio.sleep(30)  # keys and ops settled
+            group = f"group:{gid.hex()}"
+
+            mid = await alice.client.redenvelopes.send(group, ETH // 10 + 3, 2, True, "恭喜发财")
+            for p in (bob, carol):
+                await wait_for(p, lambda p=p: _envelope(p, group, mid) is not None)
+            card = _envelope(bob, group, mid)
+            assert card is not None and card["status"] == "open" and card["greeting"] == "恭喜发财"
+            assert "secret" not in str(card)
+            env_id = bytes.fromhex(str(card["envelope_id"]))
+
+            got = await bob.client.redenvelopes.open(env_id)  # Bob has gas: claims himself
+            assert int(got["amount"]) > 0
+            assert await carol.client.redenvelopes.open(env_id) == {"relayed": True}
+            done = await _until(anvil, carol, group, mid, lambda e: e["my_amount"] is not None)
+            assert int(str(done["my_amount"])) + int(got["amount"]) == ETH // 10 + 3
+            assert _rpc(anvil, "eth_getBalance", [checksum_address(carol_addr), "latest"]) != "0x0"
+            seen = await _until(anvil, alice, group, mid, lambda e: len(e["opened"]) == 2)  # type: ignore[arg-type]
+            who = {o["member"]: (o["address"], int(o["amount"])) for o in seen["opened"]}  # type: ignore[attr-defined]
+            assert who[bob.me.hex()][0] == checksum_address(bob_addr)
+            assert who[carol.me.hex()][0] == checksum_address(carol_addr)
+            best = max(who.values(), key=lambda v: v[1])[0]
+            assert seen["best_luck"] == best and seen["status"] == "empty"
+
+            # One share, two openers: the second is told it's empty.
+            one = await alice.client.redenvelopes.send(group, ETH // 100, 1, False, "")
+            for p in (bob, carol):
+                await wait_for(p, lambda p=p: _envelope(p, group, one) is not None)
+            one_id = bytes.fromhex(str(_envelope(bob, group, one)["envelope_id"]))  # type: ignore[index]
+            await bob.client.redenvelopes.open(one_id)
+            with pytest.raises(Exception, match="empty|already"):
+                await carol.client.redenvelopes.open(one_id)
+
+            # Mallory forwards a card she made for another chat to Bob 1:1: unopenable.
+            evil = await mallory.client.redenvelopes.send(
+                f"contact:{bob.me.hex()}", ETH // 100, 1, True, ""
+            )
+            await wait_for(
+                bob, lambda: _envelope(bob, f"contact:{mallory.me.hex()}", evil) is not None
+            )
+            forged = _envelope(bob, f"contact:{mallory.me.hex()}", evil)
+            assert forged is not None and forged["status"] == "refused"
+
+            # Nobody opens this one: after expiry Alice's client refunds it by itself.
+            def balance() -> int:
+                me = checksum_address(alice.client.redenvelopes.address())
+                return int(str(_rpc(anvil, "eth_getBalance", [me, "latest"])), 16)
+
+            before = balance()
+            late = await alice.client.redenvelopes.send(group, 2 * ETH, 3, True, "", expiry_s=60)
+            assert balance() < before - 2 * ETH + ETH // 100
+            await trio.to_thread.run_sync(_rpc, anvil, "evm_increaseTime", [hex(61)])
+            await _until(anvil, alice, group, late, lambda e: e["status"] == "expired")
+            for _ in range(LOOKS):
+                if balance() > before - ETH // 100:
+                    break  # the 2 ETH came back (minus gas)
+                await trio.to_thread.run_sync(_rpc, anvil, "evm_mine", [])
+                await trio.sleep(POLL_S + 0.5)
+            assert balance() > before - ETH // 100
+        nursery.cancel_scope.cancel()
