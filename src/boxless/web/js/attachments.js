@@ -46,6 +46,7 @@ export function pathIcon(d, size = 24) {
 }
 
 export const MEDIA_ICON = "M4 4h16a1 1 0 0 1 1 1v14a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1zm1 2v9.6l3.8-3.8 3 3 4.2-4.8 3 3.4V6zm3.5 1a1.8 1.8 0 1 1 0 3.6 1.8 1.8 0 0 1 0-3.6z";
+export const CAMERA_ICON = "M9 4h6l1.5 2H20a1 1 0 0 1 1 1v11a1 1 0 0 1-1 1H4a1 1 0 0 1-1-1V7a1 1 0 0 1 1-1h3.5zm3 4a4.5 4.5 0 1 0 0 9 4.5 4.5 0 0 0 0-9zm0 2a2.5 2.5 0 1 1 0 5 2.5 2.5 0 0 1 0-5z";
 export const MIC_ICON = "M12 2a3 3 0 0 1 3 3v6a3 3 0 0 1-6 0V5a3 3 0 0 1 3-3zm-7 9h2a5 5 0 0 0 10 0h2a7 7 0 0 1-6 6.9V21h3v2H8v-2h3v-3.1A7 7 0 0 1 5 11z";
 
 export function formatSize(n) {
@@ -115,8 +116,14 @@ function albumForm(files, { caption, original, meta }) {
   return form;
 }
 
+export const MAX_FILE_BYTES = 2 * 1024 ** 3; // the node's limit for any file
+const MAX_PHOTO_BYTES = 64 * 1024 ** 2; // a bigger picture goes as a plain file (the API's limit for photos)
+
 /** The files of one send split into messages: photos/videos in albums of up to 9, other files alone. */
-export function batches(files) {
+export function batches(picked) {
+  const files = picked.map((f) =>
+    (f.type || "").startsWith("image/") && f.size > MAX_PHOTO_BYTES ? new File([f], f.name, { type: "application/octet-stream" }) : f,
+  );
   const media = files.filter((f) => /^(image|video)\//.test(f.type || ""));
   const rest = files.filter((f) => !media.includes(f));
   const out = [];
@@ -316,6 +323,8 @@ export function attachTray(onSend) {
     el,
     add(more) {
       const list = Array.from(more || []).filter((f) => f instanceof File);
+      for (const f of list.filter((x) => x.size > MAX_FILE_BYTES)) toast(`${f.name} is over 2 GB: Boxless cannot send it`, "error");
+      list.splice(0, list.length, ...list.filter((x) => x.size <= MAX_FILE_BYTES));
       if (!list.length) return;
       files = [...files, ...list];
       draw();
@@ -344,6 +353,17 @@ export function attachInputs(target, tray, enabled = () => true) {
     { type: "button", class: "icon-button attach-button", "aria-label": "Attach files", title: "Photos and files", onclick: () => enabled() && picker.click() },
     icon("plus"),
   );
+  // the camera: on a phone, a picker that opens the camera for a photo or a video
+  const shoot = h("input", { type: "file", accept: "image/*,video/*", capture: "environment", class: "att-picker-camera", hidden: true, "aria-label": "Take a photo or video" });
+  shoot.addEventListener("change", () => {
+    tray.add(shoot.files);
+    shoot.value = "";
+  });
+  const camera = h(
+    "button",
+    { type: "button", class: "icon-button camera-button", "aria-label": "Camera", title: "Take a photo or video", hidden: !matchMedia("(pointer: coarse)").matches, onclick: () => enabled() && shoot.click() },
+    pathIcon(CAMERA_ICON),
+  );
   target.addEventListener("paste", (ev) => {
     const files = Array.from(ev.clipboardData?.files || []);
     if (!files.length || !enabled()) return;
@@ -371,7 +391,7 @@ export function attachInputs(target, tray, enabled = () => true) {
     ev.preventDefault();
     tray.add(files);
   });
-  return { button, picker };
+  return { button, picker, camera, shoot };
 }
 
 // -- showing -------------------------------------------------------------------------------

@@ -100,7 +100,7 @@ export function conversationView(key) {
   const voice = voiceRecorder({ onSend: (file, meta) => sendAttachments([file], { meta: [meta] }), enabled: () => !input.disabled });
   const form = h("form", { class: "composer" }, emoji.panel, context, tray.el, voice.bar);
   const attach = attachInputs(form, tray, () => !input.disabled);
-  form.append(attach.picker, h("div", { class: "composer-row" }, emoji.button, attach.button, payButton(chat), redEnvelopeButton(chat), input, voice.button, sendButton));
+  form.append(attach.picker, attach.shoot, h("div", { class: "composer-row" }, emoji.button, attach.button, attach.camera, payButton(chat), redEnvelopeButton(chat), input, voice.button, sendButton));
   const picking = selection(describe, () => {
     form.hidden = picking.active;
     history.render();

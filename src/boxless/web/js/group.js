@@ -113,7 +113,7 @@ export function groupView(gid) {
   const composerRow = h("div", { class: "composer-row" }, emoji.button, attachIn, payButton(chat), redEnvelopeButton(chat), input, voice.button, sendButton);
   const form = h("form", { class: "composer" }, picker.el, emoji.panel, notice, context, tray.el, voice.bar, composerRow);
   const attach = attachInputs(form, tray, () => !input.disabled);
-  attachIn.append(attach.button, attach.picker);
+  attachIn.append(attach.button, attach.camera, attach.picker, attach.shoot);
   const picking = selection(describe, () => {
     form.hidden = picking.active;
     history.render();
