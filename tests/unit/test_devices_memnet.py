@@ -8,10 +8,12 @@ import pytest
 import trio
 import trio.testing
 
+from boxless.chat.topics import bundle_topic
+from boxless.client import store as db
 from boxless.client.core import Client
-from boxless.client.devices import create_linked_account, receive_link
+from boxless.client.devices import DeviceRevoked, create_linked_account, receive_link
 from boxless.client.devices_core import PairingRefused, PendingDevice
-from boxless.client.memory_transport import MemoryNetwork
+from boxless.client.memory_transport import Fault, MemoryNetwork
 from boxless.errors import UsageError
 from boxless.identity.keystore import NoIdentity
 from tests.memnet_fixtures import (
@@ -28,6 +30,20 @@ from tests.memnet_fixtures import (
 )
 
 __all__ = ["homes"]  # a fixture
+
+
+async def _run_until_revoked(
+    client: Client, *, task_status: trio.TaskStatus[Client] = trio.TASK_STATUS_IGNORED
+) -> None:
+    try:
+        await client.run(task_status=task_status)
+    except* DeviceRevoked:
+        pass
+
+
+def _unread(person: Person, other: Person) -> list[bytes]:
+    with person.client.db.transaction() as cur:
+        return db.unread_incoming(cur, other.me)
 
 
 async def _link_second(net: MemoryNetwork, alice: Person, home: Path) -> tuple[Person, str]:
@@ -52,9 +68,7 @@ async def _link_second(net: MemoryNetwork, alice: Person, home: Path) -> tuple[P
 
 
 @pytest.mark.trio
-async def test_link_fan_out_and_revoke(
-    homes: Path, autojump_clock: trio.testing.MockClock
-) -> None:
+async def test_link_fan_out_and_revoke(homes: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
         await befriend(alice, bob)
         await bob.client.send_text(alice.me, "before the link")
@@ -66,7 +80,7 @@ async def test_link_fan_out_and_revoke(
             await alice.client.devices.link(link)
         assert alice.client.devices.roster().serial == serial
         async with trio.open_nursery() as nursery:
-            await nursery.start(a2.client.run)
+            await nursery.start(_run_until_revoked, a2.client)
             with trio.fail_after(WAIT):
                 await a2.client.ready.wait()
             # A2 has the account: contacts, history, profile
@@ -85,11 +99,26 @@ async def test_link_fan_out_and_revoke(
             await a2.client.send_text(bob.me, "from the phone")
             await wait_for(bob, lambda: "from the phone" in bob.texts(alice))
             assert bob.contact(alice).device_key == device_before  # type: ignore[union-attr]
+            # own-device sync: what A1 sends shows on A2 as sent by Alice, and back
+            mid = await alice.client.send_text(bob.me, "from the laptop")
+            await wait_for(a2, lambda: "from the laptop" in a2.texts(bob))
+            assert a2.message(mid).outgoing
+            assert "from the phone" in alice.texts(bob) and alice.contact(bob) is not None
+            await alice.client.edit(mid, "from the laptop, edited")
+            await wait_for(a2, lambda: a2.message(mid).edited)
+            # read on A2 clears unread on A1
+            await bob.client.send_text(alice.me, "unread on both")
+            await wait_for(alice, lambda: "unread on both" in alice.texts(bob))
+            await wait_for(a2, lambda: "unread on both" in a2.texts(bob))
+            assert _unread(alice, bob) and _unread(a2, bob)
+            await a2.client.mark_read(bob.me)
+            await wait_for(alice, lambda: not _unread(alice, bob))
             # revoke A2: it wipes its keys when it learns; Bob stops writing to it
             a2_key = a2.client.my_device_key
+            blind = net.add_fault(  # A2 does not hear of it at once: it keeps its keys
+                Fault(receiver="alice2", content_topic=bundle_topic(alice.me), loss=1.0)
+            )
             await alice.client.devices.revoke(a2_key)
-            with trio.fail_after(WAIT):
-                await a2.client.devices.revoked.wait()
             bob.client.devices._asked.clear()  # type: ignore[attr-defined]
             await bob.client.devices.refresh(alice.me)
             assert bob.client.devices.others(alice.me, b"") == [
@@ -100,6 +129,16 @@ async def test_link_fan_out_and_revoke(
             await wait_for(alice, lambda: "after the revocation" in alice.texts(bob))
             await trio.sleep(5)
             assert "after the revocation" not in a2.texts(bob)
+            # the revoked device still sending: dropped
+            await a2.client.send_text(bob.me, "ghost")
+            await trio.sleep(120)
+            assert "ghost" not in bob.texts(alice)
+            # it learns (its bundle topic, read again): wipes its keys, its client stops
+            net.remove_fault(blind)
+            a2.client.devices._asked.clear()  # type: ignore[attr-defined]
+            await a2.client.devices.refresh(alice.me)
+            with trio.fail_after(WAIT):
+                await a2.client.devices.wiped.wait()
             nursery.cancel_scope.cancel()
         a2.transport.close()
         a2.account.close()

@@ -41,6 +41,9 @@ def link(
     ] = None,
     listen: Annotated[list[str] | None, typer.Option(help="Listen multiaddr")] = None,
     cluster: Annotated[int, typer.Option(help="Waku cluster id")] = DEFAULT_CLUSTER_ID,
+    qr_png: Annotated[
+        Path | None, typer.Option(help="Also write the QR code to this PNG file")
+    ] = None,
 ) -> None:
     """Link this new device to an account you use elsewhere: shows a QR code / link
     for the other device (Devices → Link a device), then receives the account."""
@@ -61,6 +64,7 @@ def link(
             peer or [],
             listen or [],
             cluster,
+            qr_png,
         )
     except BoxlessError as exc:
         fail(exc)
@@ -75,6 +79,7 @@ async def _link(
     peers: list[str],
     listen: list[str],
     cluster: int,
+    qr_png: Path | None,
 ) -> None:
     import time
 
@@ -88,7 +93,12 @@ async def _link(
     async with trio.open_nursery() as nursery:
         transport = await _start_node(nursery, home, service_peers, relay, peers, listen, cluster)
         typer.echo(qr_terminal(pending.offer.link), nl=False)
+        if qr_png is not None:
+            import segno
+
+            segno.make_qr(pending.offer.link, error="m").save(str(qr_png), scale=6, border=4)
         out.print(f"Link: {pending.offer.link}")
+        out.print(f"Code: {pending.offer.code}")
         out.print(
             f"On your other device: Devices → Link a device, then check it shows "
             f"[bold]{pending.offer.code}[/bold]. Waiting (10 minutes)…"

@@ -111,6 +111,12 @@ class DeviceBook(Protocol):
 
     def certified(self, cur: db.Cursor, identity_key: bytes, device_key: bytes) -> bool: ...
 
+    def revoked(self, cur: db.Cursor, identity_key: bytes, device_key: bytes) -> bool: ...
+
+    def wants_copy(self, plaintext: bytes) -> bool: ...
+
+    def own_copy(self, cur: db.Cursor, topic: str, message: env.ChatMessage) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Route:
@@ -312,6 +318,10 @@ class DirectChannel:
             known = contact.device_key if contact is not None else b""
         for other in self.devices.others(identity_key, known):
             await self.send_bundle(other, topic, plaintext, ephemeral)
+        if watch and not ephemeral and self.devices.wants_copy(plaintext):
+            # a copy to our own other devices: what we sent, edited, deleted, read
+            for mine in self.devices.others(self.me, self.my_device_key):
+                await self.send_bundle(mine, topic, plaintext)
 
     def contact_bundle(self, contact: db.ContactRow) -> DeviceBundle:
         """The bundle of the device we know the contact by; UsageError if we lost it."""
@@ -379,6 +389,8 @@ class DirectChannel:
         except (DecodeError, TamperedMessage) as exc:
             return self._drop(cur, item, type(exc).__name__)
         sender, device = opened.sender_identity_key, opened.sender_device_key
+        if sender == self.me or (self.devices and self.devices.revoked(cur, sender, device)):
+            return self._own_device(cur, item, opened)
         if contact is not None and contact.state == ContactState.BLOCKED.value:
             return self._drop(cur, item, "a blocked contact")
         if contact is not None and contact.device_key != device:
@@ -402,6 +414,22 @@ class DirectChannel:
         if contact is not None and contact.conversation_topic == item.message.content_topic:
             self.pairwise.confirm(device, contact.conversation_topic)  # it may get v2 now
         return self._dispatch(cur, Received(sender, device, contact, msg, item))
+
+    def _own_device(
+        self, cur: db.Cursor, item: Incoming, opened: OpenedEnvelope
+    ) -> FollowUp | None:
+        """A copy from another device of ours (client/devices.py applies it), or a
+        message from a device its identity revoked (dropped)."""
+        sender, device = opened.sender_identity_key, opened.sender_device_key
+        if sender != self.me or not (self.devices and self.devices.certified(cur, sender, device)):
+            return self._drop(cur, item, "a device that is not (or no longer) certified")
+        try:
+            msg = env.decode(self.sessions.decrypt(device, opened.ciphertext, cur=cur))
+        except (DuplicateMessage, DecodeError, TamperedMessage, UnknownSession):
+            return self._drop(cur, item, "an unreadable copy from another device of ours")
+        self._mark_authenticated(cur, item)
+        self.devices.own_copy(cur, item.message.content_topic, msg)
+        return None
 
     def _open(self, cur: db.Cursor, item: Incoming) -> tuple[OpenedEnvelope, db.ContactRow | None]:
         """Step 2. A v1 envelope names its sender inside; a v2 (pairwise) one opens

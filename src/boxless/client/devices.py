@@ -32,14 +32,16 @@ import hashlib
 import logging
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import trio
 
+from boxless.chat import envelope as env
 from boxless.chat.topics import bundle_topic
 from boxless.client import devices_store as store
 from boxless.client import events as ev
+from boxless.client import store as db
 from boxless.client.devices_core import (
     Linked,
     PairingOffer,
@@ -52,7 +54,7 @@ from boxless.client.devices_core import (
     offer_from_link,
 )
 from boxless.client.transport import Incoming, Transport
-from boxless.errors import BoxlessError, NetworkError, UsageError
+from boxless.errors import BoxlessError, DecodeError, NetworkError, UsageError
 from boxless.identity.account import LocalAccount, account_exists, user_db_path
 from boxless.identity.device_certs import (
     DeviceLink,
@@ -91,6 +93,10 @@ MAX_WANTED = 1024
 REFETCH_AFTER_S = 10.0
 LOOKBACK_S = 8 * 86_400
 FRAME_PACE_S = 0.002  # between transfer frames: relays drop bursts (WAKU-NOTES)
+
+
+class DeviceRevoked(UsageError):
+    """This device learnt it was revoked: its keys are wiped, the client stops."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +142,7 @@ class DeviceManager:
         self.my_topic = bundle_topic(self.me)
         self._asked: dict[bytes, float] = {}
         self._wanted: set[bytes] = set()  # identities sent to since the last check
-        self.revoked = trio.Event()  # set once this device learns it was revoked
+        self.wiped = trio.Event()  # set once this device learns it was revoked
         self.emit = emit
 
     def _changed(self, what: str, done: int, total: int) -> None:
@@ -303,7 +309,7 @@ class DeviceManager:
                 if roster.is_revoked(self.my_device_key):
                     store.wipe_keys(cur)
                     logger.warning("this device was revoked by another of ours: keys wiped")
-                    self.revoked.set()
+                    self.wiped.set()
         self._changed("roster", roster.serial, 0)
 
     def _keep_bundle(self, bundle: DeviceBundle) -> None:
@@ -345,6 +351,70 @@ class DeviceManager:
         roster = store.get_roster(cur, identity_key)
         return roster is not None and roster.active(device_key) is not None
 
+    def revoked(self, cur: Cursor, identity_key: bytes, device_key: bytes) -> bool:
+        """Whether ``identity_key``'s roster revoked ``device_key`` (its messages are dropped)."""
+        roster = store.get_roster(cur, identity_key)
+        return roster is not None and roster.is_revoked(device_key)
+
+    # -- our own other devices' copies ------------------------------------------------
+
+    def wants_copy(self, plaintext: bytes) -> bool:
+        """Whether a 1:1 message we send is copied to our other devices: texts,
+        edits, deletes and read receipts (not typing, delivery receipts, signalling)."""
+        try:
+            msg = env.decode(plaintext)
+        except DecodeError:
+            return False
+        body = msg.body
+        if isinstance(body, env.Receipt):
+            return body.kind is env.ReceiptKind.READ
+        return isinstance(body, (env.Text, env.Edit, env.Delete))
+
+    def own_copy(self, cur: Cursor, topic: str, message: env.ChatMessage) -> None:
+        """Apply what another device of ours sent on a conversation topic: our text
+        (shown as sent by us), our edit or delete, our read receipt (unread cleared)."""
+        contact = db.contact_by_topic(cur, topic)
+        if contact is None:
+            return
+        body, them = message.body, contact.identity_key
+        if isinstance(body, env.Text):
+            db.observe_lamport(cur, them, message.lamport)
+            added = db.add_message(
+                cur,
+                db.MessageRow(
+                    message_id=message.message_id,
+                    contact=them,
+                    outgoing=True,
+                    lamport=message.lamport,
+                    sent_at_ms=message.sent_at_ms,
+                    received_at_ms=None,
+                    text=body.text,
+                    reply_to=body.reply_to,
+                    edited=False,
+                    deleted=False,
+                    state="sent",
+                    reactions={},
+                ),
+            )
+            if added:
+                self.emit(ev.MessageChanged(message.message_id.hex(), them.hex()))
+        elif isinstance(body, (env.Edit, env.Delete)):
+            target = db.get_message(cur, body.target)
+            if target is None or not target.outgoing or target.contact != them:
+                return  # only our own messages in this conversation
+            if isinstance(body, env.Edit):
+                db.update_message(cur, replace(target, text=body.text, edited=True))
+            else:
+                db.update_message(cur, replace(target, text="", deleted=True, reactions={}))
+            self.emit(ev.MessageChanged(target.message_id.hex(), them.hex()))
+        elif isinstance(body, env.Receipt) and body.kind is env.ReceiptKind.READ:
+            for mid in body.message_ids:
+                msg = db.get_message(cur, mid)
+                if msg is not None and not msg.outgoing and msg.contact == them:
+                    if msg.state != "read":
+                        db.set_incoming_read(cur, [mid])
+                        self.emit(ev.MessageChanged(mid.hex(), them.hex()))
+
     def stale(self, identity_key: bytes) -> bool:
         with self.db.transaction() as cur:
             at = store.roster_checked_at(cur, identity_key)
@@ -361,8 +431,14 @@ class DeviceManager:
             await self.transport.subscribe([self.my_topic])
             self._asked.pop(self.me, None)
             await self.refresh(self.me)
-        while not self.revoked.is_set():
-            await trio.sleep(CHECK_EVERY_S)
+        while True:
+            with trio.move_on_after(CHECK_EVERY_S):
+                await self.wiped.wait()
+            if self.wiped.is_set():
+                raise DeviceRevoked(
+                    "this device was revoked from another of your devices and its keys "
+                    "were wiped; to use it again, link it anew (boxless link --home NEW)"
+                )
             wanted, self._wanted = self._wanted, set()
             for identity_key in sorted(wanted):
                 if self.stale(identity_key):

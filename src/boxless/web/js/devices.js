@@ -17,9 +17,11 @@ function stylesheet() {
 
 /** The Me tab's row that opens #/devices. */
 export function devicesLink() {
+  stylesheet();
   return h(
     "a",
     { class: "row devices-link", href: "#/devices", id: "open-devices" },
+    h("span", { class: "devices-icon", "aria-hidden": "true" }, icon("contacts", 22)),
     h("span", { class: "row-main" }, h("span", { class: "row-name" }, "Devices")),
   );
 }
@@ -68,6 +70,21 @@ function deviceRow(d, reload) {
   );
 }
 
+/** The boxless:// link in a picture of a QR code (vendored jsQR), or null. */
+async function qrFromImage(blob) {
+  await import("../vendor/jsqr/jsQR.js"); // UMD: sets self.jsQR
+  const bitmap = await createImageBitmap(blob);
+  const scale = Math.min(1, 1600 / Math.max(bitmap.width, bitmap.height));
+  const canvas = document.createElement("canvas");
+  canvas.width = Math.round(bitmap.width * scale);
+  canvas.height = Math.round(bitmap.height * scale);
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+  const img = ctx.getImageData(0, 0, canvas.width, canvas.height);
+  const found = self.jsQR(img.data, img.width, img.height, { inversionAttempts: "attemptBoth" });
+  return found && found.data.startsWith("boxless://d/") ? found.data : null;
+}
+
 function linkForm(reload) {
   const input = h("textarea", {
     id: "device-link-input",
@@ -79,6 +96,22 @@ function linkForm(reload) {
   const status = h("p", { class: "hint device-link-status", "aria-live": "polite" });
   const check = h("button", { type: "button", class: "button", id: "device-link-check" }, "Continue");
   const buttons = h("div", { class: "device-link-buttons" }, check);
+  const file = h("input", { type: "file", accept: "image/*", id: "device-link-image", class: "visually-hidden", "aria-label": "A picture of the QR code" });
+  const fromImage = h("button", { type: "button", class: "button secondary", id: "device-link-from-image" }, "QR code from a picture");
+  fromImage.addEventListener("click", () => file.click());
+  file.addEventListener("change", async () => {
+    const picked = file.files && file.files[0];
+    file.value = "";
+    if (!picked) return;
+    const link = await qrFromImage(picked);
+    if (!link) {
+      toast("No Boxless device link found in that picture", "error");
+      return;
+    }
+    input.value = link;
+    check.click();
+  });
+  buttons.append(fromImage, file);
   if (cameraAvailable()) {
     const scan = h("button", { type: "button", class: "button secondary" }, "Scan QR code");
     scan.addEventListener("click", () =>
