@@ -15,7 +15,13 @@ from mnemonic import Mnemonic
 
 from boxless.payments.amounts import parse_amount
 from boxless.payments.devnet import Anvil, free_port
-from boxless.payments.errors import BadRpcResponse, InsufficientFunds, RpcDown, WrongChain
+from boxless.payments.errors import (
+    BadRpcResponse,
+    InsufficientFunds,
+    RpcDown,
+    RpcRefused,
+    WrongChain,
+)
 from boxless.payments.hdwallet import (
     address_bytes,
     checksum_address,
@@ -342,3 +348,28 @@ class _Api:
         response = await self.request(method, path, body)
         assert response.status_code < 400, f"{method} {path}: {response.text}"
         return response.json()
+
+
+def test_pipelined_sends_batch_and_a_refused_one_is_forgotten(anvil: Anvil, db: UserDB) -> None:  # noqa: F811
+    """Five sends queued while earlier ones go out in batches: all accepted, nonces in
+    order, and a reused read never overdraws: a sixth for more than what is left is
+    refused before signing. A second transaction on a taken nonce (same fees: the node
+    refuses it as an underpriced replacement) settles its future with RpcRefused and
+    leaves no row."""
+    alice = _wallet(db, anvil, 9)
+    _rpc(anvil, "anvil_setBalance", [checksum_address(alice.address), hex(10**18)])
+    bob = parse_address("0x" + "b1" * 20)
+    futures = [alice.send_pipelined(alice.quote(bob, 10**17), 0) for _ in range(5)]
+    nonces = [f.result(timeout=10).nonce for f in futures]
+    assert nonces == sorted(nonces) and len(set(nonces)) == 5
+    with pytest.raises(InsufficientFunds):
+        alice.quote(bob, 5 * 10**17)  # 1 ETH - 5 x 0.1 - fees < 0.5: the view reserved them
+    first, twin = alice.quote(bob, 1), alice.quote(bob, 2)  # the same nonce
+    assert first.tx.nonce == twin.tx.nonce
+    ok = alice.send_pipelined(first, 0)
+    refused = alice.send_pipelined(twin, 0)
+    assert ok.result(timeout=10).nonce == first.tx.nonce
+    with pytest.raises(RpcRefused):
+        refused.result(timeout=10)
+    assert len(alice.store.history(anvil.chain_id, 50)) == 6
+    alice.close()

@@ -102,3 +102,18 @@ def test_payment_decoder_never_crashes(raw: bytes) -> None:
     except DecodeError:
         return
     assert isinstance(body, TransferCard | PayRequest | WalletAddress | env.Unsupported)
+
+
+@given(
+    st.recursive(
+        st.binary(max_size=80) | st.integers(min_value=0, max_value=2**256),
+        lambda inner: st.lists(inner, max_size=6),
+        max_leaves=20,
+    )
+)
+def test_the_transaction_rlp_encoder_matches_the_rlp_package(item: object) -> None:
+    import rlp
+
+    from boxless.payments.tx import rlp_encode
+
+    assert rlp_encode(item) == rlp.encode(item)

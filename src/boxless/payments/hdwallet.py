@@ -9,6 +9,8 @@ HMAC-SHA512(chain code, 0x00 ‖ k ‖ i) for hardened i, or (compressed pubkey 
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import hmac
 
@@ -68,8 +70,9 @@ def address_bytes(private_key: bytes) -> bytes:
     return keccak256(public[1:])[-20:]
 
 
+@functools.lru_cache(maxsize=4096)
 def checksum_address(raw: bytes) -> str:
-    """EIP-55 mixed-case hex of a 20-byte address."""
+    """EIP-55 mixed-case hex of a 20-byte address (cached: a pure function)."""
     hexed = raw.hex()
     digest = keccak256(hexed.encode()).hex()
     return "0x" + "".join(

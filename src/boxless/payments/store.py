@@ -181,17 +181,38 @@ class PaymentStore:
         with self.db.transaction() as cur:
             cur.execute("DELETE FROM payment_tx WHERE hash = ?", (tx_hash,))
 
+    def spending(
+        self, chain_id: int, sender: bytes, token: str | None, mined_nonce: int
+    ) -> tuple[int, int, int | None]:
+        """:meth:`reserved` and :meth:`next_local_nonce` in one read transaction."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT amount, token, max_fee, nonce, state FROM payment_tx"
+                " WHERE chain_id = ? AND sender = ? AND (nonce >= ? OR nonce = ("
+                "SELECT MAX(nonce) FROM payment_tx WHERE chain_id = ? AND sender = ?"
+                " AND state != 'replaced'))",
+                (chain_id, sender, mined_nonce, chain_id, sender),
+            )
+            rows = cur.fetchall()
+        live = [r for r in rows if r[4] != "replaced"]
+        held = [r for r in live if int(r[3]) >= mined_nonce]
+        asset = sum(int(r[0]) for r in held if r[1] == token)
+        eth = sum(int(r[2]) + (int(r[0]) if r[1] is None else 0) for r in held)
+        top = max((int(r[3]) for r in live), default=None)
+        return asset, eth, None if top is None else top + 1
+
     def reserved(
         self, chain_id: int, sender: bytes, token: str | None, mined_nonce: int
     ) -> tuple[int, int]:
         """What our transactions with nonces from ``mined_nonce`` on (not in the block
-        the balance was read at) may still spend: (amount of the asset ``token`` names,
+        the balance was read at, whatever their state since: a reused read predates
+        them) may still spend: (amount of the asset ``token`` names,
         ETH for fees and ETH values)."""
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT amount, token, max_fee FROM payment_tx"
                 " WHERE chain_id = ? AND sender = ? AND nonce >= ?"
-                " AND state IN ('pending', 'included')",
+                " AND state != 'replaced'",
                 (chain_id, sender, mined_nonce),
             )
             rows = cur.fetchall()

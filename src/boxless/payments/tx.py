@@ -9,13 +9,37 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import coincurve
-import rlp
 
 from boxless.payments.hdwallet import keccak256
 
 TRANSFER_SELECTOR = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
 BALANCE_OF_SELECTOR = bytes.fromhex("70a08231")  # balanceOf(address)
 ETH_TRANSFER_GAS = 21_000
+
+
+def _rlp_length(n: int, offset: int) -> bytes:
+    if n < 56:
+        return bytes([offset + n])
+    size = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([offset + 55 + len(size)]) + size
+
+
+def rlp_encode(item: object) -> bytes:
+    """RLP of bytes, non-negative ints and lists of them (what a transaction holds):
+    the `rlp` package's encoding, without its generic sedes machinery (checked
+    against it in tests)."""
+    if isinstance(item, int) and not isinstance(item, bool):
+        if item < 0:
+            raise ValueError("RLP encodes non-negative integers only")
+        item = item.to_bytes((item.bit_length() + 7) // 8, "big")
+    if isinstance(item, bytes):
+        if len(item) == 1 and item[0] < 0x80:
+            return item
+        return _rlp_length(len(item), 0x80) + item
+    if isinstance(item, list):
+        body = b"".join(rlp_encode(x) for x in item)
+        return _rlp_length(len(body), 0xC0) + body
+    raise TypeError(f"cannot RLP-encode {type(item).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +80,11 @@ class UnsignedTx:
 
     def sign(self, private_key: bytes) -> bytes:
         """The raw signed transaction (what eth_sendRawTransaction takes)."""
-        digest = keccak256(b"\x02" + rlp.encode(self._fields()))
+        fields = self._fields()
+        digest = keccak256(b"\x02" + rlp_encode(fields))
         sig = coincurve.PrivateKey(private_key).sign_recoverable(digest, hasher=None)
         r, s, v = int.from_bytes(sig[:32], "big"), int.from_bytes(sig[32:64], "big"), sig[64]
-        return b"\x02" + bytes(rlp.encode([*self._fields(), v, r, s]))
+        return b"\x02" + rlp_encode([*fields, v, r, s])
 
 
 def tx_hash(raw: bytes) -> bytes:

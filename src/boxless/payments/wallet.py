@@ -9,10 +9,13 @@ re-broadcasts those the node forgot (after a restart, a reorg, a node swap).
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from boxless.payments.amounts import ETH, Asset, format_amount
+from boxless.payments.broadcast import Broadcaster
 from boxless.payments.errors import BadRpcResponse, InsufficientFunds, RpcDown, RpcRefused
 from boxless.payments.hdwallet import address_bytes, checksum_address
 from boxless.payments.rpc import Rpc, data, quantity
@@ -54,15 +57,43 @@ class Quote:
         return lines
 
 
+@dataclass(slots=True)
+class _View:
+    """Balances, nonces and fees read at one block, and what our transactions not in
+    that block may spend (from the user DB at the read, plus each send since)."""
+
+    at: float
+    token: str | None
+    results: list[Any]
+    reserved_asset: int
+    reserved_eth: int
+
+    def reserve(self, record: TxRecord) -> None:
+        if record.token == self.token:
+            self.reserved_asset += record.amount
+        self.reserved_eth += record.max_fee + (record.amount if record.token is None else 0)
+
+
 VIEW_ATTEMPTS = 3
+VIEW_TTL_S = 1.0  # how long one consistent read of balances, nonces and fees is reused
 REFRESH_CHUNK = 14  # 2 + 2 x 14 calls: within rpc.MAX_BATCH
 
 
 class Wallet:
-    def __init__(self, store: PaymentStore, config: ChainConfig, private_key: bytes) -> None:
+    def __init__(
+        self,
+        store: PaymentStore,
+        config: ChainConfig,
+        private_key: bytes,
+        *,
+        view_ttl: float = VIEW_TTL_S,
+    ) -> None:
         self.store = store
         self.config = config
         self.rpc = Rpc(config.rpc_url, config.chain_id)
+        self.view_ttl = view_ttl
+        self._views: dict[str | None, _View] = {}  # asset token -> a consistent read
+        self._broadcaster: Broadcaster | None = None
         self._key = private_key
         self.address = address_bytes(private_key)
         self._plain_accounts: set[str] = set()  # recipients seen without code
@@ -71,6 +102,10 @@ class Wallet:
         return f"Wallet({checksum_address(self.address)}, {self.rpc!r})"
 
     def close(self) -> None:
+        """Close the connections (after the queued broadcasts, if any)."""
+        if self._broadcaster is not None:
+            self._broadcaster.close()
+            self._broadcaster = None
         self.rpc.close()
 
     def assets(self) -> dict[str, Asset]:
@@ -133,21 +168,12 @@ class Wallet:
         ]
         if asset.token is not None:
             calls.insert(2, self._balance_call(asset))
-        for _ in range(VIEW_ATTEMPTS):
-            results = self.rpc.batch(calls)
-            mined = quantity(results[0], "nonce")
-            if quantity(results[-4], "nonce") == mined:
-                break
-        else:
-            raise RpcDown(
-                f"our own transactions kept being mined while reading balances "
-                f"({VIEW_ATTEMPTS} tries); try again in a moment"
-            )
+        view = self._view(asset, calls)
+        results = view.results
         eth = quantity(results[1], "balance")
         token_balance = eth if asset.token is None else self._token_balance(results[2], asset)
-        reserved_asset, reserved_eth = self.store.reserved(
-            self.config.chain_id, self.address, asset.token, mined
-        )
+        reserved_asset, reserved_eth = view.reserved_asset, view.reserved_eth
+        local = self.store.next_local_nonce(self.config.chain_id, self.address)
         eth -= reserved_eth
         held = eth if asset.token is None else token_balance - reserved_asset
         pending = " after your pending transactions" if reserved_eth else ""
@@ -166,10 +192,39 @@ class Wallet:
                 f"you hold {format_amount(max(eth, 0), 18)} ETH{pending}; this needs up to "
                 f"{format_amount(value + fees.max_cost, 18)} ETH with the fee; nothing was sent"
             )
-        local = self.store.next_local_nonce(self.config.chain_id, self.address) or 0
-        nonce = max(quantity(results[-1], "nonce"), local)
+        nonce = max(quantity(results[-1], "nonce"), local or 0)
         tx = UnsignedTx(self.config.chain_id, nonce, to, value, payload, fees)
         return Quote(tx, recipient, amount, asset)
+
+    def _view(self, asset: Asset, calls: list[tuple[str, list[Any]]]) -> _View:
+        """One consistent read of ``calls`` (the mined nonce the same before and after
+        the balances), reused for ``view_ttl`` seconds: a burst of sends costs one
+        round trip each (the broadcast), not two. What our own sends since then may
+        spend is reserved from the user DB, and their nonces come from it, so a
+        reused read never overdraws or repeats a nonce; funds that arrived since
+        show up at the next read."""
+        now = time.monotonic()
+        cached = self._views.get(asset.token)
+        if cached is not None and now - cached.at < self.view_ttl:
+            return cached
+        for _ in range(VIEW_ATTEMPTS):
+            results = self.rpc.batch(calls)
+            mined = quantity(results[0], "nonce")
+            if quantity(results[-4], "nonce") == mined:
+                reserved_asset, reserved_eth = self.store.reserved(
+                    self.config.chain_id, self.address, asset.token, mined
+                )
+                view = _View(now, asset.token, results, reserved_asset, reserved_eth)
+                self._views[asset.token] = view
+                return view
+        raise RpcDown(
+            f"our own transactions kept being mined while reading balances "
+            f"({VIEW_ATTEMPTS} tries); try again in a moment"
+        )
+
+    def forget_view(self) -> None:
+        """Read balances, nonces and fees afresh at the next quote."""
+        self._views.clear()
 
     def _gas(self, call: dict[str, str]) -> int:
         """The gas limit: 21,000 for ETH to an account without code (no call needed
@@ -186,6 +241,26 @@ class Wallet:
     def send(self, quote: Quote, now_ms: int, note: str = "") -> TxRecord:
         """Sign ``quote``, store it, broadcast it. A node that refuses it leaves no trace;
         an unreachable node leaves it pending, to be re-broadcast by :meth:`refresh`."""
+        return self._broadcast(self.rpc, self._sign_and_store(quote, now_ms, note))
+
+    def send_pipelined(self, quote: Quote, now_ms: int, note: str = "") -> Future[TxRecord]:
+        """:meth:`send`, with the broadcast queued: the transaction is signed and stored
+        now (its nonce taken), and broadcast in nonce order, in JSON-RPC batches of what
+        is queued, on its own connection while the caller prepares the next
+        (:mod:`.broadcast`). The future raises what
+        :meth:`send` would (a refused transaction is forgotten). For batches (payouts,
+        a bill's shares); :meth:`close` waits for the queue."""
+        record = self._sign_and_store(quote, now_ms, note)
+        if self._broadcaster is None:
+            rpc = Rpc(self.config.rpc_url, self.config.chain_id)
+            self._broadcaster = Broadcaster(rpc, self._refused)
+        return self._broadcaster.submit(record)
+
+    def _refused(self, record: TxRecord) -> None:
+        self.store.forget(record.hash)
+        self.forget_view()
+
+    def _sign_and_store(self, quote: Quote, now_ms: int, note: str) -> TxRecord:
         raw = quote.tx.sign(self._key)
         record = TxRecord(
             tx_hash(raw), self.config.chain_id, self.address, quote.tx.nonce, quote.recipient,
@@ -193,10 +268,16 @@ class Wallet:
             None, 0, note[:200], now_ms,
         )  # fmt: skip
         self.store.add(record, now_ms)
+        for view in self._views.values():  # reads from before it: it spends from them
+            view.reserve(record)
+        return record
+
+    def _broadcast(self, rpc: Rpc, record: TxRecord) -> TxRecord:
         try:
-            self.rpc.call("eth_sendRawTransaction", ["0x" + raw.hex()])
+            rpc.call("eth_sendRawTransaction", ["0x" + record.raw.hex()])
         except RpcRefused:
             self.store.forget(record.hash)
+            self.forget_view()  # e.g. funds spent elsewhere: read afresh next time
             raise
         except RpcDown as exc:
             raise RpcDown(
