@@ -118,7 +118,8 @@ def main() -> None:
     print(
         "per round, send/s bare vs app: "
         + ", ".join(
-            f"{args.n / b[0]:.0f} vs {args.n / a[0]:.0f}" for b, a in zip(bare_runs, app_runs)
+            f"{args.n / b[0]:.0f} vs {args.n / a[0]:.0f}"
+            for b, a in zip(bare_runs, app_runs, strict=True)
         )
     )
     print(f"bare chain: send {args.n / b_sent:8.0f}/s   send+mined {args.n / b_total:6.0f}/s")

@@ -10,7 +10,6 @@ HMAC-SHA512(chain code, 0x00 ‖ k ‖ i) for hardened i, or (compressed pubkey 
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import hmac
 
