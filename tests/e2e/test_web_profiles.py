@@ -50,10 +50,11 @@ def _cover() -> str:
     return base64.b64encode(out.getvalue()).decode()
 
 
-def share(page: Any, name: str) -> None:
+def share(page: Any, name: str, status: str = "") -> None:
     tab(page, "discover")
     page.get_by_role("link", name="People Nearby").click()
     page.locator("#nearby-name").fill(name)
+    page.locator("#nearby-status").fill(status)
     page.locator("#nearby-start").click()
     expect(page.locator(".nearby-where")).to_be_visible()
 
@@ -78,6 +79,7 @@ def test_alias_tags_profile_card_and_people_nearby(world: Any, browser: Any) -> 
     pp.locator("#card-save").click()
     expect(pp.locator(".profile-name")).to_have_text("★ Q (running club)")
     expect(pp.locator(".profile-their-name")).to_have_text("Name: Quinn")
+    expect(pp.locator(f".contact-item a.row[data-key='{kq}'] .tag")).to_have_count(2)
     shot(pp, "profile-card")
 
     # the alias everywhere: contact list, chat header; the tag filter
@@ -97,7 +99,7 @@ def test_alias_tags_profile_card_and_people_nearby(world: Any, browser: Any) -> 
     pr = open_at(browser, rui, LISBON_NEAR)
     pq = open_at(browser, quinn, PORTO)
     share(pp, "Pia")
-    share(pr, "Rui")
+    share(pr, "Rui", "Coffee at Príncipe Real, anyone?")
     share(pq, "Quinn")
     expect(pp.locator("#nearby-people .nearby-person")).to_have_count(1)
     expect(pp.locator("#nearby-people .row-name")).to_have_text("Rui")
