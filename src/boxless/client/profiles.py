@@ -189,6 +189,8 @@ class Profiles:
         """``rows`` with each contact's alias as its display name where it has one,
         sorted starred first, then by that name."""
         notes = self.notes()
+        if not any(n.alias or n.starred for n in notes.values()):
+            return rows  # nothing to change: the store's own order
         out = []
         for r in rows:
             n = notes.get(r.identity_key)
