@@ -6,7 +6,10 @@ B's Discover tab counts it, B and C read it, D never gets it. B sees the photos
 in a grid and opens one full size; B likes it in the browser, C comments (API),
 B replies to C's comment; B sees C's comment (they are contacts), A sees all.
 A deletes it in the browser: gone for B.
-Screenshots: docs/screenshots/moments.png (B's feed), moments-photos.png.
+A mentions B: B's notifications say so; B opens A's page from her name (cover,
+her posts B may see).
+Screenshots: docs/screenshots/moments.png (B's feed), moments-photos.png,
+moments-page.png (A's page as B sees it).
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def test_moments_audience_likes_comments_delete(world: Any, browser: Any, tmp_pa
         _photo(tmp_path / f"harbour{i}.jpg", col, f"harbour {i}") for i, col in enumerate(colours)
     ]
     befriend_all(world, [(a, b), (a, c), (b, c), (a, d)])
-    kd = world.key(d)
+    kd, kb = world.key(d), world.key(b)
 
     pa = open_ui(browser, a, DESKTOP)
     tab(pa, "discover")
@@ -73,6 +76,8 @@ def test_moments_audience_likes_comments_delete(world: Any, browser: Any, tmp_pa
     pa.locator("#moment-place").fill("Old harbour")
     pa.locator("#moment-audience").select_option("except")
     pa.locator(f".moment-picks input[value='{kd}']").check()
+    pa.locator(".moment-mention").click()
+    pa.locator(f".moment-mentions input[value='{kb}']").check()
     pa.locator("#moment-files").set_input_files([str(p) for p in photos])
     expect(pa.locator(".moment-preview img")).to_have_count(3)  # previews before posting
     pa.locator("#moment-post").click()
@@ -87,7 +92,8 @@ def test_moments_audience_likes_comments_delete(world: Any, browser: Any, tmp_pa
     pid = b.call("GET", "/moments")["posts"][0]["id"]
 
     pb = open_ui(browser, b, DESKTOP)
-    expect(pb.locator("#tab-discover .badge")).to_have_text("1")  # the unread counter
+    badge = pb.locator("#tab-discover .badge")
+    expect(badge).to_have_text("2")  # the unread counter: the post and its mention of B
     tab(pb, "discover")
     pb.get_by_role("link", name="Moments").click()
     post = pb.locator(f".moment[data-post='{pid}']")
@@ -98,7 +104,7 @@ def test_moments_audience_likes_comments_delete(world: Any, browser: Any, tmp_pa
     for i in range(3):  # each photo loaded (decoded by the browser), not a broken image
         sync_api.expect(grid.nth(i)).to_have_js_property("complete", True)
         assert grid.nth(i).evaluate("img => img.naturalWidth") > 0
-    expect(pb.locator("#tab-discover .badge")).to_be_hidden()  # read once opened
+    expect(badge).to_have_text("1")  # the post read once opened; the mention not yet
     post.locator(".moment-like").click()
     c.call("POST", f"/moments/{pid}/comments", {"text": "Wish I had been there"})
     expect(post.locator(".moment-comment")).to_contain_text("Cai: Wish I had been there")
@@ -119,6 +125,18 @@ def test_moments_audience_likes_comments_delete(world: Any, browser: Any, tmp_pa
     expect(pb.locator(".moment-full-count")).to_have_text("3 / 3")
     pb.keyboard.press("Escape")
     expect(pb.locator(".moment-full")).to_have_count(0)
+    expect(post.locator(".moment-mentioned")).to_have_text("with @Ben")
+    bar = pb.locator(".moment-notices-bar")
+    expect(bar).to_contain_text("1 new notification")  # A mentioned B
+    bar.click()
+    expect(pb.locator(".moment-notice[data-kind='mention']")).to_contain_text("Ana mentioned you")
+    expect(bar).to_have_text("🔔 Notifications")  # read once opened
+    expect(badge).to_be_hidden()
+    post.locator(".moment-poster").click()  # A's page: cover, name, her posts B may see
+    expect(pb.locator(".moment-page-name")).to_have_text("Ana")
+    expect(pb.locator(".moment-cover")).to_be_visible()
+    expect(post.locator(".moment-media img")).to_have_count(3)
+    shot(pb, "moments-page")
 
     apost = pa.locator(f".moment[data-post='{pid}']")
     expect(apost.locator(".moment-comment").first).to_contain_text("Wish I had been there")

@@ -8,7 +8,17 @@
 // Photos: the composer takes up to 9 photos or one video (picker, previews,
 // upload progress: each file goes to POST /moments/media first, then the post
 // names their tokens); the feed shows them in a grid, a tap opens one full size.
-// A comment can be replied to ("Reply" sets reply_to).
+// A comment can be replied to ("Reply" sets reply_to). A post may mention
+// contacts who can see it ("@ Mention"); they get a notification.
+//
+// #/moments/<key> is that contact's page: their Moments cover (from their
+// profile; a default until they set one), avatar and name, and their posts I
+// may see. The poster's name and avatar in the feed lead there.
+//
+// Notifications (GET /moments/notices): likes and comments on my posts,
+// replies to my comments, mentions; a bar on top of the feed says how many are
+// new and opens the list (then they are read); the Discover badge counts
+// unread posts and notifications.
 //
 // For other views: momentsView, onMomentEvent(ev) (app.js onEvent),
 // refreshMomentsUnread() (sets store.momentsUnread).
@@ -23,7 +33,7 @@ const listeners = new Set();
 export async function refreshMomentsUnread() {
   try {
     const got = await call("GET", "/moments?limit=1");
-    store.momentsUnread = got.unread;
+    store.momentsUnread = got.unread + (got.notices_unread || 0);
     changed();
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
@@ -161,14 +171,27 @@ function composer(onPosted) {
     picks.hidden = !(mode.value === "only" || mode.value === "except");
     if (!picks.hidden) fillPicks();
   });
+  const mentionPicks = h("fieldset", { class: "moment-picks moment-mentions", hidden: true });
+  const mention = h("button", { type: "button", class: "link-button moment-mention", "aria-label": "Mention contacts" }, "@ Mention");
+  mention.addEventListener("click", () => {
+    mentionPicks.hidden = !mentionPicks.hidden;
+    if (mentionPicks.hidden) return;
+    const accepted = store.contacts.filter((c) => c.state === "accepted");
+    mount(
+      mentionPicks,
+      h("legend", {}, "Mention (they get a notification)"),
+      accepted.map((c) => h("label", { class: "moment-pick" }, h("input", { type: "checkbox", value: c.identity_key }), " ", c.name)),
+    );
+  });
   const button = h("button", { type: "submit", class: "primary", id: "moment-post" }, "Post");
   const form = h(
     "form",
     { class: "moment-compose" },
     text,
     media.previews,
-    h("div", { class: "moment-options" }, media.pick, media.input, place, mode, button),
+    h("div", { class: "moment-options" }, media.pick, media.input, mention, place, mode, button),
     picks,
+    mentionPicks,
   );
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -181,6 +204,7 @@ function composer(onPosted) {
         place: place.value.trim(),
         audience: mode.value,
         chosen: picks.hidden ? [] : chosen,
+        mentions: mentionPicks.hidden ? [] : [...mentionPicks.querySelectorAll("input:checked")].map((i) => i.value),
         media: tokens,
       });
     });
@@ -189,6 +213,7 @@ function composer(onPosted) {
       text.value = "";
       place.value = "";
       media.clear();
+      mentionPicks.hidden = true;
       toast("Posted");
       onPosted();
     }
@@ -305,14 +330,15 @@ function postItem(p, reload) {
   return h(
     "li",
     { class: "moment", dataset: { post: p.id } },
-    avatar(nameOf(p.poster), p.poster),
+    h("a", { href: `#/moments/${p.poster}`, class: "moment-avatar", "aria-hidden": "true", tabindex: "-1" }, avatar(nameOf(p.poster), p.poster)),
     h(
       "div",
       { class: "moment-main" },
-      h("span", { class: "row-name moment-poster" }, nameOf(p.poster)),
+      h("a", { href: `#/moments/${p.poster}`, class: "row-name moment-poster" }, nameOf(p.poster)),
       p.text ? h("p", { class: "moment-text" }, p.text) : null,
       mediaGrid(p),
-      h("span", { class: "moment-meta" }, shortTime(p.posted_at_ms), p.place ? ` · ${p.place}` : ""),
+      p.mentions.length ? h("p", { class: "moment-mentioned" }, "with ", p.mentions.map((k) => `@${nameOf(k)}`).join(", ")) : null,
+      h("span", { class: "moment-meta" }, shortTime(p.posted_at_ms), p.place ? h("span", { class: "moment-place-name" }, ` · 📍 ${p.place}`) : ""),
       h("span", { class: "moment-actions" }, actions),
       p.likes.length ? h("p", { class: "moment-likes" }, "♥ ", p.likes.map(nameOf).join(", ")) : null,
       comments.length ? h("ul", { class: "moment-comments" }, comments) : null,
@@ -321,22 +347,105 @@ function postItem(p, reload) {
   );
 }
 
-export function momentsView() {
+const NOTICE_TEXT = {
+  like: () => "liked your moment",
+  comment: (n) => `commented: ${n.text}`,
+  reply: (n) => `replied to you: ${n.text}`,
+  mention: () => "mentioned you in a moment",
+};
+
+/** The notifications bar (how many are new) and, once opened, the list; `onOpen(postId)`. */
+function noticesPanel(onOpen) {
+  const bar = h("button", { type: "button", class: "moment-notices-bar", hidden: true, "aria-live": "polite" });
+  const list = h("ul", { class: "moment-notices", hidden: true, "aria-label": "Notifications" });
+  bar.addEventListener("click", async () => {
+    list.hidden = !list.hidden;
+    if (list.hidden) return;
+    const got = await guarded(() => call("GET", "/moments/notices?limit=100"));
+    if (!got) return;
+    mount(
+      list,
+      got.notices.length
+        ? got.notices.map((n) => {
+            const row = h(
+              "li",
+              { class: `moment-notice${n.unread ? " unread" : ""}`, dataset: { kind: n.kind, post: n.post_id } },
+              avatar(nameOf(n.actor), n.actor, "small"),
+              h("span", { class: "moment-notice-text" }, h("b", {}, nameOf(n.actor)), " ", NOTICE_TEXT[n.kind] ? NOTICE_TEXT[n.kind](n) : n.kind),
+              h("span", { class: "moment-meta" }, shortTime(n.at_ms)),
+            );
+            row.addEventListener("click", () => onOpen(n.post_id));
+            return row;
+          })
+        : h("li", { class: "empty" }, "No notifications yet."),
+    );
+    if (got.unread) {
+      await call("POST", "/moments/notices/read");
+      bar.classList.remove("has-new");
+      bar.textContent = "🔔 Notifications";
+      refreshMomentsUnread();
+    }
+  });
+  return {
+    bar,
+    list,
+    show(unread) {
+      bar.hidden = false;
+      bar.classList.toggle("has-new", unread > 0);
+      bar.textContent = !unread ? "🔔 Notifications" : unread === 1 ? "🔔 1 new notification" : `🔔 ${unread} new notifications`;
+    },
+  };
+}
+
+function coverMime(b64) {
+  if (b64.startsWith("iVBOR")) return "image/png";
+  if (b64.startsWith("UklGR")) return "image/webp";
+  return "image/jpeg";
+}
+
+/** A contact's page (or mine) on top of their posts: the cover, the avatar, the name. */
+function coverHeader(poster) {
+  const mine = store.me && poster === store.me.identity_key;
+  const cover = h("div", { class: "moment-cover moment-cover-default", role: "img", "aria-label": "Cover photo" });
+  const el = h("section", { class: "moment-page-head" }, cover, h("div", { class: "moment-page-who" }, h("span", { class: "moment-page-name" }, nameOf(poster)), avatar(nameOf(poster), poster, "large")));
+  (async () => {
+    const got = await call("GET", mine ? "/me/profile" : `/contacts/${poster}/profile`).catch(() => null);
+    if (got && got.cover) {
+      const img = h("img", { class: "moment-cover-img", src: `data:${coverMime(got.cover)};base64,${got.cover}`, alt: "" });
+      img.addEventListener("error", () => img.remove(), { once: true });
+      cover.classList.remove("moment-cover-default");
+      cover.append(img);
+    }
+    if (got && got.status) el.append(h("p", { class: "moment-page-status" }, got.status));
+  })();
+  return el;
+}
+
+export function momentsView(poster = null) {
   const list = h("ul", { class: "moment-list", "aria-label": "Moments" });
+  const panel = poster ? null : noticesPanel((postId) => {
+    const row = list.querySelector(`.moment[data-post="${CSS.escape(postId)}"]`);
+    if (row) {
+      row.scrollIntoView({ block: "center" });
+      row.classList.add("flash");
+      setTimeout(() => row.classList.remove("flash"), 1500);
+    }
+  });
   let asked = 0;
   async function load() {
     const mine = ++asked;
     let got;
     try {
-      got = await call("GET", "/moments?limit=50");
+      got = await call("GET", poster ? `/moments?limit=50&poster=${poster}` : "/moments?limit=50");
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       if (mine === asked) mount(list, h("li", { class: "empty error", role: "alert" }, err.message));
       return;
     }
     if (mine !== asked) return;
+    if (panel) panel.show(got.notices_unread || 0);
     if (!got.posts.length) {
-      mount(list, h("li", { class: "empty" }, "No moments yet: write the first one above."));
+      mount(list, h("li", { class: "empty" }, poster ? "No moments you can see." : "No moments yet: write the first one above."));
     } else {
       mount(list, got.posts.map((p) => postItem(p, load)));
     }
@@ -345,16 +454,18 @@ export function momentsView() {
       refreshMomentsUnread();
     }
   }
+  const title = poster ? nameOf(poster) : "Moments";
+  const top = poster ? [coverHeader(poster)] : [panel.bar, panel.list, composer(load)];
   const el = h(
     "div",
-    { class: "conversation panel moments-pane" },
+    { class: `conversation panel moments-pane${poster ? " moments-page" : ""}` },
     h(
       "header",
       { class: "topbar conv-top" },
-      h("a", { class: "icon-button back", href: "#/discover", "aria-label": "Back" }, icon("back")),
-      h("div", { class: "conv-title" }, h("h2", { class: "conv-name" }, "Moments")),
+      h("a", { class: "icon-button back", href: poster ? "#/moments" : "#/discover", "aria-label": "Back" }, icon("back")),
+      h("div", { class: "conv-title" }, h("h2", { class: "conv-name" }, title)),
     ),
-    h("div", { class: "scroll" }, composer(load), list),
+    h("div", { class: "scroll" }, ...top, list),
   );
   const listener = () => load();
   listeners.add(listener);
