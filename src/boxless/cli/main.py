@@ -225,6 +225,7 @@ from boxless.cli import identity_commands as _identity_commands  # noqa: E402,F4
 from boxless.cli import moment_commands as _moment_commands  # noqa: E402,F401
 from boxless.cli import nearby_commands as _nearby_commands  # noqa: E402,F401
 from boxless.cli import profile_commands as _profile_commands  # noqa: E402,F401
+from boxless.cli import stealth_commands as _stealth_commands  # noqa: E402,F401
 from boxless.cli import user_commands as _user_commands  # noqa: E402,F401
 from boxless.cli import wallet_commands as _wallet_commands  # noqa: E402,F401
 
