@@ -87,3 +87,20 @@ async def test_an_answer_to_no_hello_of_ours_makes_no_contact(
         await settle(30)
         assert alice.client.nearby.drops().get("unexpected") == 1
         assert alice.client.contacts() == [] and mallory.client.contacts() == []
+
+
+def test_a_big_picture_is_made_small_for_the_card() -> None:
+    import io
+
+    from PIL import Image
+
+    from boxless.client.nearby import _card_picture
+    from boxless.client.nearby_core import MAX_AVATAR_BYTES
+
+    noisy = Image.effect_noise((256, 256), 80).convert("RGB")
+    out = io.BytesIO()
+    noisy.save(out, "JPEG", quality=95)
+    assert len(out.getvalue()) > MAX_AVATAR_BYTES
+    small = _card_picture(out.getvalue())
+    assert 0 < len(small) <= MAX_AVATAR_BYTES and small.startswith(b"\xff\xd8\xff")
+    assert _card_picture(b"\x00" * (MAX_AVATAR_BYTES + 1)) == b""

@@ -24,6 +24,7 @@ in this plug-in's own task (a bounded queue), never in the receive path.
 
 from __future__ import annotations
 
+import io
 import logging
 import secrets
 from collections import OrderedDict
@@ -31,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
+from PIL import Image
 
 from boxless.chat.pow import ProofOfWork, SpentProofs, solve
 from boxless.client import events as ev
@@ -53,6 +55,7 @@ from boxless.client.nearby_core import (
     open_hello,
     seal_hello,
 )
+from boxless.client.nearby_core import MAX_AVATAR_BYTES as MAX_CARD_AVATAR_BYTES
 from boxless.client.transport import Incoming
 from boxless.errors import BoxlessError, NetworkError, UsageError
 from boxless.identity.account import LocalAccount
@@ -66,6 +69,22 @@ MAX_HELLOS = 50  # hellos waiting for an answer; the oldest goes
 MAX_PENDING = 100  # hellos we sent, waiting for an answer
 WORK_QUEUE = 16
 INLINE_POW_BITS = 12
+
+
+def _card_picture(avatar: bytes) -> bytes:
+    """Our picture small enough for a card (a 96 px JPEG if it is larger), or b""."""
+    if not avatar or len(avatar) <= MAX_CARD_AVATAR_BYTES:
+        return avatar
+    try:
+        with Image.open(io.BytesIO(avatar)) as im:
+            im.thumbnail((96, 96))
+            out = io.BytesIO()
+            im.convert("RGB").save(out, "JPEG", quality=70)
+    except (OSError, ValueError) as exc:
+        logger.info("our picture could not be made small for a nearby card: %s", exc)
+        return b""
+    small = out.getvalue()
+    return small if len(small) <= MAX_CARD_AVATAR_BYTES else b""
 
 
 class NotSharing(UsageError):
@@ -135,7 +154,7 @@ class Nearby:
         our picture if it is small enough for a card. Raises UsageError for a
         bad position; NetworkError if the card could not be published.
         """
-        picture = (self.account.profile.avatar or b"") if avatar else b""
+        picture = _card_picture(self.account.profile.avatar or b"") if avatar else b""
         old = self.session
         session = Session(lat, lon, name=name, status=status, avatar=picture)
         if old is not None:
