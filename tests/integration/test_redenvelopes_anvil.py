@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from mnemonic import Mnemonic
@@ -259,3 +261,60 @@ def test_stealth_payment_found_and_spent_only_by_the_recipient(rpc: Rpc) -> None
     tx, amount = spend(rpc, bob_keys, mine[0], dest)
     payer.wait([tx])
     assert payer.balance(dest) == amount and 0 < ETH // 10 - amount < 10**15
+
+
+def test_cli_stealth(
+    chain: Anvil, rpc: Rpc, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """boxless stealth address|deploy|register|pay|scan|sweep, two accounts."""
+    from typer.testing import CliRunner
+
+    from boxless.cli.main import app
+    from boxless.identity.account import create_account
+    from boxless.identity.keys import Identity
+    from boxless.identity.profile import Profile
+    from boxless.identity.seed import generate_phrase
+    from boxless.payments.hdwallet import checksum_address, wallet_address
+    from boxless.storage.userdb import KdfParams
+
+    monkeypatch.setenv("BOXLESS_PASSPHRASE", "pass phrase")
+    runner = CliRunner()
+    homes = {}
+    for name in ("payer", "payee"):
+        phrase = generate_phrase()
+        home = tmp_path / name
+        home.mkdir()
+        create_account(home, "pass phrase", Identity.from_phrase(phrase), Profile(name), 1,
+                       KdfParams(memory_kib=1024, time_cost=1, parallelism=1)).close()  # fmt: skip
+        homes[name] = home
+        address = wallet_address(Mnemonic.to_seed(phrase, ""))
+        rpc.call("anvil_setBalance", [address, hex(ETH)])
+
+    def run(who: str, *argv: str) -> str:
+        result = runner.invoke(app, [*argv, "--home", str(homes[who])])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    for who in homes:
+        run(who, "wallet", "config", "--rpc", chain.url, "--chain-id", str(chain.chain_id))
+    meta = run("payee", "stealth", "address").strip()
+    assert meta.startswith("st:eth:0x") and len(meta) == 9 + 132
+    lines = run("payer", "stealth", "deploy").split()
+    registry, announcer = lines[1], lines[3]
+    run("payee", "stealth", "register", "--registry", registry)
+    payee_address = run("payee", "wallet", "address").strip()
+    out = run("payer", "stealth", "pay", payee_address, "0.2", "--announcer", announcer,
+              "--registry", registry, "--yes")  # fmt: skip
+    assert out.startswith("pay 0.2 ETH") and "paid 0x" in out
+    stealth = out.split("paid ")[1].split()[0]
+    assert "0 of 1 announcements are yours" in run(
+        "payer", "stealth", "scan", "--announcer", announcer
+    )
+    found = run("payee", "stealth", "scan", "--announcer", announcer)
+    assert f"{stealth}  0.2 ETH" in found and "1 of 1" in found
+    dest = checksum_address(b"\x66" * 20)
+    run("payee", "stealth", "sweep", "--announcer", announcer, "--to", dest, "--yes")
+    deadline = time.monotonic() + 15
+    while int(rpc.call("eth_getBalance", [dest, "latest"]), 16) == 0:
+        assert time.monotonic() < deadline, "the sweep was not mined"
+        time.sleep(0.05)

@@ -8,9 +8,8 @@ openable."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -24,6 +23,7 @@ from boxless.payments.devnet import Anvil
 from boxless.payments.hdwallet import checksum_address
 from boxless.payments.store import ChainConfig
 from tests.anvil import anvil  # noqa: F401  (session fixture)
+from tests.chain_blocks import fast_blocks
 from tests.memnet_fixtures import (
     Person,
     befriend,
@@ -67,25 +67,6 @@ async def _until(chain: Anvil, p: Person, chat: str, mid: str, pred: object) -> 
     raise AssertionError(f"{p.name}: {_envelope(p, chat, mid)}")
 
 
-@contextmanager
-def _fast_blocks(chain: Anvil) -> Iterator[None]:
-    """Mine a block every 50 ms (real time) while the test runs: anvil's own 1 s
-    blocks would make each of the clients' transactions wait up to a second."""
-    stop = threading.Event()
-
-    def mine() -> None:
-        while not stop.wait(0.05):
-            _rpc(chain, "evm_mine", [])
-
-    thread = threading.Thread(target=mine, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=5)
-
-
 @asynccontextmanager
 async def _people(
     net: MemoryNetwork, base: Path, names: tuple[str, ...]
@@ -99,7 +80,7 @@ async def test_red_envelope_in_a_group(
     anvil: Anvil,  # noqa: F811
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    with _fast_blocks(anvil):
+    with fast_blocks(anvil.url):
         await _scenario(homes, anvil)
 
 
