@@ -174,7 +174,7 @@ def test_photos_voice_and_a_file_in_the_browser(
     pb.locator(".voice-note .voice-play").click()
     expect(note).to_have_class("voice-note ready playing")
     audio = pb.locator("audio.voice-audio")
-    wait_for("the voice note to play", lambda: audio.evaluate("a => a.currentTime") > 0.3, 20)
+    wait_for("the voice note to play", lambda: audio.evaluate("a => a.currentTime") > 0.7, 20)
     shot(pb, "attachments-voice")
     pb.locator(".voice-note .voice-play").click()
 

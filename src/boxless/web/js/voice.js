@@ -23,6 +23,9 @@ const HOLD_MS = 600; // held this long, releasing the mic sends
 const MAX_DECODE_BYTES = 16 * 1024 * 1024; // receiver-side waveform: notes up to this size
 const MIMES = ["audio/webm;codecs=opus", "audio/ogg;codecs=opus", "audio/webm", "audio/ogg"];
 
+const PLAY = "M8 5v14l11-7z";
+const PAUSE = "M6 5h4v14H6zm8 0h4v14h-4z";
+
 const waves = new Map(); // "mid/index" -> Promise<{peaks, ms}|null>
 
 /** Peaks (0..255) of decoded audio, `bars` of them, and its length in ms. */
@@ -188,7 +191,7 @@ function parseWave(w) {
 /** The bubble of a voice note (`a`: an attachments API row with its message id). */
 export function voicePlayer(a) {
   const audio = h("audio", { class: "voice-audio", src: contentUrl(a.message_id, a.index), preload: "none", hidden: true });
-  const play = h("button", { type: "button", class: "voice-play", "aria-label": "Play voice note" }, "▶");
+  const play = h("button", { type: "button", class: "voice-play", "aria-label": "Play voice note" }, pathIcon(PLAY, 20));
   const wave = h("span", { class: "voice-wave", "aria-hidden": "true" });
   const label = h("span", { class: "voice-length" }, a.duration_ms ? formatDuration(a.duration_ms) : "0:00");
   const status = h("span", { class: "att-status" });
@@ -254,12 +257,12 @@ export function voicePlayer(a) {
     }
   });
   audio.addEventListener("play", () => {
-    play.textContent = "⏸";
+    mount(play, pathIcon(PAUSE, 20));
     play.setAttribute("aria-label", "Pause voice note");
     el.classList.add("playing");
   });
   audio.addEventListener("pause", () => {
-    play.textContent = "▶";
+    mount(play, pathIcon(PLAY, 20));
     play.setAttribute("aria-label", "Play voice note");
     el.classList.remove("playing");
   });
