@@ -9,7 +9,8 @@ import trio
 import trio.testing
 
 from boxless.chat.moment import ActKind
-from boxless.client.moments_core import notice_for
+from boxless.client import moment_store as ms
+from boxless.client.moments_core import MAX_NOTICES, notice_for
 from tests.memnet_fixtures import befriend, memnet, settle, wait_for
 from tests.unit.test_moments_api import _api
 
@@ -67,6 +68,15 @@ async def test_notices_for_likes_comments_replies_and_mentions(
             assert sorted(kinds) == sorted(
                 [("like", bob.me.hex()), ("comment", carol.me.hex()), ("comment", bob.me.hex())]
             )
+
+            # bounded: however many acts arrive, the newest MAX_NOTICES notices stay
+            with carol.client.db.transaction() as cur:
+                for i in range(MAX_NOTICES + 20):
+                    ms.add_notice(
+                        cur, bytes.fromhex(pid), "comment", bob.me, f"{i}", i, MAX_NOTICES
+                    )
+            got = carol.client.moments.notices(limit=1000)
+            assert len(got) == MAX_NOTICES and got[0].text == f"{MAX_NOTICES + 19}"
 
             await b.post(f"/moments/{pid}/like", json={"liked": False})  # an unlike takes it back
             await wait_for(alice, lambda: alice.client.moments.unread_notices() == 2)
