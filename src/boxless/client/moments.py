@@ -3,21 +3,30 @@
 Theory of operation
 -------------------
 Posting (:meth:`Moments.post`): the content is sealed once under a fresh post
-key and pushed as one Waku message on a topic derived from that key; only
-then, in one transaction, the post, its audience (resolved here, never sent)
-and one :class:`~boxless.chat.moment.MomentKey` per audience member (queued
-through the conversations' outbox: Olm, retries, receipts) commit together.
+key, pushed as one Waku message on a topic derived from that key and pinned as
+a blob when a blob service runs. :func:`moments_core.plan_readers` splits the
+audience (resolved here, never sent): readers holding our current reader key
+get the post key as one record each in ONE shares message on our feed topic
+(:mod:`boxless.chat.moment_shares`); the others (new readers, or everyone after
+a reader was removed and the feed secret rotated) get a
+:class:`~boxless.chat.moment.MomentKey` carrying their reader key, queued
+through the conversations' outbox (Olm, retries, receipts). The post, its
+audience and those key shares commit together. :meth:`Moments.welcome` gives
+contacts who joined later the keys of the live posts their audience admits.
 
-Receiving a key (gated: contacts only; :mod:`moments_core` decides the rest)
-stores a ``pending`` post; after commit its content is fetched from store by
-its Waku hash, opened under the key and checked (same post id, same poster).
+Receiving a key (over Olm: gated, contacts only; or from a shares message on a
+feed we read: :mod:`boxless.client.moment_feeds`; :mod:`moments_core` decides
+the rest) stores a ``pending`` post; after commit its content is fetched from
+store by its Waku hash (or from its blob by content address), opened under the
+key and checked (same post id, same poster).
 
 Acts (like, unlike, comment, comment delete) go to the poster with the
 blinded tags of the actor's contacts. The poster applies each and relays it
 (:class:`~boxless.chat.moment.MomentRelay`) only to audience members whose
 tag is in that set, in the same transaction. A viewer applies a relay only
 from the post's poster and only if the act's author is its contact.
-Everything refused is counted in :attr:`Moments.drops` by reason.
+Everything refused is counted in :attr:`Moments.drops` by reason. Likes and
+comments on our posts, replies to our comments and mentions become notices.
 """
 
 from __future__ import annotations
@@ -26,11 +35,9 @@ import logging
 import os
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
-
-from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from boxless.chat import moment_shares as shares
 from boxless.chat.attachment import AttachmentRef
@@ -54,22 +61,19 @@ from boxless.client import events as ev
 from boxless.client import moment_store as ms
 from boxless.client import moments_core as core
 from boxless.client import store as db
-from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
+from boxless.client.attachment_transfer import AttachmentTransfer
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.conversations import Conversations
+from boxless.client.moment_feeds import MomentFeeds
 from boxless.client.moments_core import AudienceMode, Window
-from boxless.client.transport import Incoming
 from boxless.errors import BoxlessError, DecodeError, UsageError
 from boxless.waku.message import WakuMessage
-from boxless.wire import attachment_pb2
 
 __all__ = ["Moments", "NoSuchPost", "PostView"]
 
 logger = logging.getLogger(__name__)
 
 FEED_PAGE = 50
-MAX_SEALED_BYTES = 64 * 1024  # a post's sealed content (60 KiB of content + nonce + tag)
-FEED_HISTORY_S = 7 * 86_400  # a new feed's history read from store (its retention)
 MAX_STAGED = 36  # uploaded photos waiting for their post (four albums); the oldest go
 
 
@@ -98,7 +102,6 @@ class Moments:
         blobs: Callable[[], AttachmentTransfer | None] = lambda: None,
     ) -> None:
         self.channel = channel
-        self.blobs = blobs  # the blob transfer, when one runs: posts pinned for durability
         self.db = channel.db
         self.conversations = conversations
         self.clock = clock
@@ -107,8 +110,8 @@ class Moments:
         self._last_refetch = float("-inf")
         self._staged: OrderedDict[bytes, AttachmentRef] = OrderedDict()
         channel.handlers.on_body((MomentKey, MomentDelete, MomentAct, MomentRelay), self._on_body)
-        self._feed_topics = self._load_feed_topics()
-        channel.handlers.on_topic(lambda topic: topic in self._feed_topics, self._on_feed)
+        self.feeds = MomentFeeds(channel, self.drops, self._on_key, clock=clock, blobs=blobs)
+        channel.handlers.on_topic(self.feeds.owns, self.feeds.on_feed)
 
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -217,7 +220,7 @@ class Moments:
         sent = await self.channel.push(wire)
         if not sent.accepted:
             raise BoxlessError(f"the network did not take the post ({sent.detail}): try again")
-        blob = await self._pin(sealed)
+        blob = await self.feeds.pin(sealed)
         share = MomentKey(
             post_id, key, sent.message_hash, now_ms, window.until(now_ms), content_blob=blob
         )
@@ -252,47 +255,13 @@ class Moments:
         self.channel.emit(ev.MomentChanged(post_id.hex(), self.me.hex(), "posted"))
         return post_id
 
+    def topics(self) -> list[str]:
+        """The feed topics of the posters whose reader keys we hold (to subscribe)."""
+        return self.feeds.topics()
+
     def _feed(self, cur: db.Cursor) -> core.FeedState:
         raw = ms.get_setting(cur, "feed", None)
         return core.FeedState.from_json(raw) if raw else core.FeedState(os.urandom(32), 1)
-
-    async def _pin(self, sealed: bytes) -> bytes:
-        """Pin the sealed content as a blob on our service nodes (it outlives the
-        store's retention); its encoded descriptor, or b"" with no blob service."""
-        transfer = self.blobs()
-        if transfer is None:
-            return b""
-
-        async def once() -> AsyncIterator[bytes]:
-            yield sealed
-
-        try:
-            ref = await transfer.upload(once(), FileInfo("moment.bin"))
-        except BoxlessError as exc:  # the store still holds it for its retention
-            logger.info("moment content not pinned: %s", exc)
-            return b""
-        return ref.to_proto().SerializeToString()
-
-    async def _from_blob(self, post: ms.PostRow, blob: bytes) -> MomentContent | None:
-        """The content fetched by its content address (the store no longer has it)."""
-        transfer = self.blobs()
-        if transfer is None or not blob:
-            return None
-        pb = attachment_pb2.Attachment()
-        try:
-            pb.ParseFromString(blob)
-            ref = AttachmentRef.from_proto(pb)
-            if ref.size > MAX_SEALED_BYTES:
-                raise UsageError("a post's content blob is too big")
-            data = b"".join([piece async for piece in transfer.open(ref)])
-            content = open_content(post.key, post.post_id, data)
-        except (ProtobufDecodeError, UsageError, DecodeError, BoxlessError) as exc:
-            logger.info("moment %s not in its blob: %s", post.post_id.hex()[:8], exc)
-            return None
-        if content.poster != post.poster:
-            self.drops.add("not_poster")
-            return None
-        return content
 
     async def welcome(self) -> int:
         """Give contacts who joined since (no reader key yet) our posts they may see:
@@ -496,7 +465,7 @@ class Moments:
             return None
         follow_ups: list[FollowUp] = []
         if body.reader is not None:  # only over Olm: the shares path refuses one
-            follow_ups += self._take_reader(cur, sender, body.reader)
+            follow_ups += self.feeds.take_reader(cur, sender, body.reader)
         if post is None:
             row = ms.PostRow(
                 body.post_id, sender, False, body.key, body.message_hash, body.posted_at_ms,
@@ -519,64 +488,6 @@ class Moments:
                 await follow_up()
 
         return run
-
-    # -- feeds: posters' shares messages ------------------------------------------------------
-
-    def topics(self) -> list[str]:
-        """The feed topics of the posters whose reader keys we hold."""
-        return sorted(self._feed_topics)
-
-    def _load_feed_topics(self) -> set[str]:
-        with self.db.transaction() as cur:
-            return {f.topic for f in ms.feeds(cur)}
-
-    def _take_reader(self, cur: db.Cursor, poster: bytes, reader: MomentReader) -> list[FollowUp]:
-        topic = feed_topic(reader.feed_secret)
-        row = ms.FeedRow(poster, reader.epoch, reader.reader_key, reader.feed_secret, topic)
-        if not ms.put_feed(cur, row, core.MAX_FEEDS_PER_POSTER):
-            self.drops.add("stale")
-            return []
-        if topic in self._feed_topics:
-            return []
-        self._feed_topics = {f.topic for f in ms.feeds(cur)}
-
-        async def listen() -> None:
-            """Subscribe to the feed and read what it holds (posts sent before the key)."""
-            await self.channel.transport.subscribe([topic])
-            since = int((self.clock() - FEED_HISTORY_S) * 1e9)
-            try:
-                async for item in self.channel.transport.history([topic], since):
-                    await self._on_feed(item)
-            except BoxlessError as exc:
-                logger.info("moments feed catch-up failed: %s", exc)
-
-        return [listen]
-
-    async def _on_feed(self, item: Incoming) -> None:
-        """A shares message on a feed topic: find our record by its tag, open it."""
-        with self.db.transaction() as cur:
-            rows = ms.feeds(cur, item.message.content_topic)
-        try:
-            parsed = shares.parse(item.message.payload)
-        except DecodeError:
-            self.drops.add("bad_shares")
-            return
-        for feed in rows:
-            try:
-                share = shares.open_share(parsed, feed.reader_key)
-            except DecodeError:
-                self.drops.add("forged_share")
-                continue
-            if share is None:
-                continue  # not for us (an audience we are not in): nothing to count
-            with self.db.transaction() as cur:
-                contact = db.get_contact(cur, feed.poster)
-                if contact is None or contact.state != ContactState.ACCEPTED.value:
-                    self.drops.add("not_contact")
-                    continue
-                follow_up = self._on_key(cur, feed.poster, share)
-            if follow_up is not None:
-                await follow_up()
 
     async def _fetch(self, post_id: bytes) -> int:
         with self.db.transaction() as cur:
@@ -601,7 +512,7 @@ class Moments:
         if content is None:
             with self.db.transaction() as cur:
                 blob = ms.content_blob(cur, post_id)
-            content = await self._from_blob(post, blob)
+            content = await self.feeds.from_blob(post, blob)
         with self.db.transaction() as cur:
             now = ms.get_post(cur, post_id)
             if now is None or now.state not in ("pending", "failed"):
