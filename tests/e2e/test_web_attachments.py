@@ -11,6 +11,7 @@ video go as one album and the video plays in the viewer.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,8 +100,13 @@ def test_photos_voice_and_a_file_in_the_browser(
     alice, bob = world.persons("Alma", "Bruno")
     world.befriend(alice, bob)
     ka, kb = world.key(alice), world.key(bob)
-    gid = world.group(alice, [bob], "Pictures")
     print(f"people ready: {time.monotonic() - t0:.1f} s")
+    # the group forms (HTTP only) while the 1:1 part runs in the browsers
+    made: dict[str, str] = {}
+    grouping = threading.Thread(
+        target=lambda: made.update(gid=world.group(alice, [bob], "Pictures"))
+    )
+    grouping.start()
     photos = [
         _photo(tmp_path / f"p{i}.jpg", c, str(i))
         for i, c in enumerate([(220, 60, 50), (40, 140, 220), (60, 170, 90)], 1)
@@ -207,6 +213,9 @@ def test_photos_voice_and_a_file_in_the_browser(
 
     # The group: Alice drops a photo and a video (one album); Bob sees both and the
     # video plays in the viewer from the API's Range answers
+    grouping.join(timeout=90)
+    assert "gid" in made, "the group was not formed"
+    gid = made["gid"]
     pa.evaluate(f"location.hash = '#/group/{gid}'")
     form = _composer(pa)
     pa.locator(".group-conversation .message-list").evaluate(DROP_VIDEO_AND_PHOTO)
