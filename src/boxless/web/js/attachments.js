@@ -64,8 +64,8 @@ export function formatDuration(ms) {
 /** What a file is to the UI: image, video, voice, audio or file. */
 export function mediaKind(a) {
   const mime = a.mime || "";
-  if (a.kind === "voice") return "voice";
-  if (!a.inline) return "file";
+  if (!a.inline) return "file"; // the node's allowlist decides what shows inline, never the peer's kind
+  if (a.kind === "voice" && mime.startsWith("audio/")) return "voice";
   if ((a.kind === "image" || a.kind === "sticker") && mime.startsWith("image/")) return "image";
   if (mime.startsWith("image/")) return "image";
   if (mime.startsWith("video/")) return "video";
