@@ -145,6 +145,7 @@ export function voiceRecorder({ onSend, enabled = () => true }) {
     if (rec && holdFrom && Date.now() - holdFrom > HOLD_MS) finish(true);
     holdFrom = 0;
   });
+  button.addEventListener("contextmenu", (ev) => ev.preventDefault()); // a long press is a hold, not a menu
   cancel.addEventListener("click", () => finish(false));
   send.addEventListener("click", () => finish(true));
   return { button, bar, cancel: () => finish(false), get recording() {
