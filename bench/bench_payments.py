@@ -1,14 +1,16 @@
 """ETH transfers per second on a real anvil: the wallet's whole path vs the bare chain.
 
-App path: ``Wallet.quote`` (balances + nonce read consistently, reservations from
-the user DB, fee estimate) then ``Wallet.send`` (sign, store in SQLCipher,
-broadcast), one transfer after another from one account, then ``refresh`` until
-all are confirmed. Bare chain: the same number of transfers signed beforehand
-and sent with ``eth_sendRawTransaction`` only. Both are timed from the first
-send until the last is mined (anvil mines every second; a block holds 1,428
-transfers), and for the send phase alone.
+App path, per transfer: ``Wallet.quote`` (balances, nonces and fees from one
+consistent read, reused for 1 s; reservations; the nonce from the SQLCipher user
+DB) then ``Wallet.send_pipelined`` (sign, store in SQLCipher *before* the
+broadcast, queue it: a worker sends what is queued in JSON-RPC batches, each
+checked against the chain id), one account; every broadcast's acceptance is
+awaited, then ``refresh`` until all are confirmed. Bare chain: the same number
+of transfers signed beforehand and sent one ``eth_sendRawTransaction`` each on
+the same HTTP transport. Rounds alternate which goes first (the machine is
+shared); medians are printed, and the send phase and send-until-mined.
 
-    python bench/bench_payments.py [--n 300]
+    python bench/bench_payments.py [--n 300] [--rounds 3]
 """
 
 from __future__ import annotations

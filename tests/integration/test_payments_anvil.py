@@ -373,3 +373,13 @@ def test_pipelined_sends_batch_and_a_refused_one_is_forgotten(anvil: Anvil, db: 
         refused.result(timeout=10)
     assert len(alice.store.history(anvil.chain_id, 50)) == 6
     alice.close()
+
+
+def test_a_broadcast_the_node_already_has_is_not_forgotten(anvil: Anvil, db: UserDB) -> None:  # noqa: F811
+    """The watcher may re-broadcast a stored transaction before the sender's own
+    broadcast: the node's "already imported" means it is out, so the row stays."""
+    alice = _wallet(db, anvil, 8)
+    record = alice.send(alice.quote(parse_address("0x" + "b2" * 20), 7), 0)
+    assert alice._broadcast(alice.rpc, record) == record  # the second broadcast of it
+    assert [t.hash for t in alice.store.open_txs(anvil.chain_id)] == [record.hash]
+    alice.close()

@@ -6,7 +6,8 @@ returns a future. One worker thread takes everything queued (up to a batch's
 worth), sends it as one ``[eth_chainId, eth_sendRawTransaction × k]`` batch in
 queue (= nonce) order, and settles each future: the record; :class:`RpcRefused`
 for a transaction the node refused (``on_refused`` forgets it: it was never
-out); :class:`RpcDown` for all of a batch the node never answered (they stay
+out; "already known" counts as sent: a refresh may have re-broadcast it first);
+:class:`RpcDown` for all of a batch the node never answered (they stay
 stored, pending, and are re-broadcast by the wallet's refresh). The queue is
 bounded, so a caller faster than the node waits instead of growing memory.
 """
@@ -25,6 +26,13 @@ from boxless.payments.store import TxRecord
 QUEUE = 1024
 
 _Item = tuple[TxRecord, "Future[TxRecord]"]
+
+
+def already_known(exc: RpcRefused) -> bool:
+    """Whether a refused broadcast means the node has this very transaction already
+    (geth: "already known", anvil: "already imported"): it is out, not refused."""
+    text = str(exc).lower()
+    return any(m in text for m in ("already known", "already imported", "known transaction"))
 
 
 class Broadcaster:
@@ -82,7 +90,7 @@ class Broadcaster:
                 future.set_exception(exc)
             return
         for (record, future), result in zip(items, results, strict=True):
-            if isinstance(result, RpcRefused):
+            if isinstance(result, RpcRefused) and not already_known(result):
                 self.on_refused(record)
                 future.set_exception(result)
             else:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from boxless.payments.amounts import ETH, Asset, format_amount
-from boxless.payments.broadcast import Broadcaster
+from boxless.payments.broadcast import Broadcaster, already_known
 from boxless.payments.errors import BadRpcResponse, InsufficientFunds, RpcDown, RpcRefused
 from boxless.payments.hdwallet import address_bytes, checksum_address
 from boxless.payments.rpc import Rpc, data, quantity
@@ -275,7 +275,9 @@ class Wallet:
     def _broadcast(self, rpc: Rpc, record: TxRecord) -> TxRecord:
         try:
             rpc.call("eth_sendRawTransaction", ["0x" + record.raw.hex()])
-        except RpcRefused:
+        except RpcRefused as exc:
+            if already_known(exc):  # a refresh (the watcher) re-broadcast it first
+                return record
             self.store.forget(record.hash)
             self.forget_view()  # e.g. funds spent elsewhere: read afresh next time
             raise
