@@ -103,3 +103,11 @@ async def test_posts_after_the_first_cost_no_olm_and_removed_readers_read_nothin
         assert "third: after the rotation" not in _texts(c) + _texts(d)
         assert "fourth: steady again" not in _texts(c) + _texts(d)
         assert new_topic not in c.client.moments.topics() + d.client.moments.topics()
+
+        # D is un-hidden: as a contact with no reader key it is welcomed with the posts
+        # it may see -- not those made while it was hidden, nor the one excluding it
+        a.client.moments.set_settings(hidden_from=[])
+        assert await a.client.moments.welcome() == 1
+        await settle(30)
+        assert new_topic in d.client.moments.topics()  # its new reader key came with it
+        assert _texts(d) == ["first: keys over Olm"]

@@ -241,7 +241,8 @@ class Moments:
         with self.db.transaction() as cur:
             ms.add_post(cur, row)
             ms.set_content_blob(cur, post_id, blob)
-            ms.put_audience(cur, post_id, sorted(members), audience.value, sorted(chosen))
+            mode, excluded = core.joinable_as(audience, chosen, hidden & contacts)
+            ms.put_audience(cur, post_id, sorted(members), mode.value, sorted(excluded))
             ms.set_setting(cur, "feed", plan.feed.as_json())
             ms.delete_readers(cur, sorted(plan.stale))
             for member in sorted(plan.by_olm):

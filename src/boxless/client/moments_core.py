@@ -40,6 +40,7 @@ __all__ = [
     "authorise_delete",
     "authorise_key",
     "authorise_relay",
+    "joinable_as",
     "may_join",
     "notice_for",
     "plan_readers",
@@ -319,3 +320,14 @@ def notice_for(
     if post_mine and kind is ActKind.LIKE:
         return "like"
     return None
+
+
+def joinable_as(
+    mode: AudienceMode, chosen: Collection[bytes], hidden: Collection[bytes]
+) -> tuple[AudienceMode, frozenset[bytes]]:
+    """The mode and chosen set a post keeps for :func:`may_join`: contacts the
+    account-wide "hide my moments from" list excluded then stay excluded (un-hiding
+    someone later does not hand them what was posted while they were hidden)."""
+    if mode in (AudienceMode.ALL, AudienceMode.EXCEPT) and hidden:
+        return AudienceMode.EXCEPT, frozenset(chosen) | frozenset(hidden)
+    return mode, frozenset(chosen)
