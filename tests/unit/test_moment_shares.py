@@ -131,3 +131,15 @@ def test_a_removed_or_hidden_reader_rotates_the_feed_and_gets_nothing() -> None:
     assert plan.stale == {C} and plan.feed.epoch == 4 and plan.feed.secret != feed.secret
     assert plan.by_olm == {B} and plan.by_shares == ()  # B learns the new feed secret once
     assert C not in plan.reader_keys
+
+
+def test_a_key_share_with_a_reader_key_and_a_blob_round_trips_through_olm_bodies() -> None:
+    from boxless.chat import envelope as env
+
+    share = _share(reader=MomentReader(A, B, 7))
+    msg = env.new_message(share, lamport=1, sent_at_ms=1)
+    assert env.decode(env.encode(msg)).body == share
+    with pytest.raises(UsageError):
+        MomentReader(A, B[:31], 1)
+    with pytest.raises(UsageError):
+        _share(content_blob=b"x" * 2000)
