@@ -68,6 +68,7 @@ logger = logging.getLogger(__name__)
 MAX_HELLOS = 50  # hellos waiting for an answer; the oldest goes
 MAX_PENDING = 100  # hellos we sent, waiting for an answer
 WORK_QUEUE = 16
+MAX_LOOK_BACK = 2_000  # history messages read on start (9 cells x 200 cards, and some)
 INLINE_POW_BITS = 12
 
 
@@ -356,10 +357,17 @@ class Nearby:
         return sent.accepted
 
     async def _look_back(self, topics: list[str]) -> None:
+        """The last 5 minutes of the cells' cards from store history, at most
+        MAX_LOOK_BACK messages (a flooded cell must not stall the start)."""
         since = (self._now_ms() - CARD_TTL_MS) * 1_000_000
+        seen = 0
         try:
             async for item in self.transport.history(topics, since):
                 await self.handle(item)
+                seen += 1
+                if seen >= MAX_LOOK_BACK:
+                    logger.info("nearby: stopped reading history after %d cards", seen)
+                    break
         except NetworkError as exc:
             logger.info("nearby cards from store history: %s", exc)
 
