@@ -415,6 +415,10 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
   const elements = new Map(); // "mid/index/state" -> element (kept across renders)
   const asked = new Set(); // messages looked up one by one (older than the index)
   let loading = null;
+  let autoBytes = null; // the node's auto-download size: a remote file under it is queued there
+  getAutoDownload()
+    .then((n) => (autoBytes = n))
+    .catch(() => {});
 
   async function load() {
     if (loading) return loading;
@@ -508,6 +512,7 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
 
   function fetchButton(a, status) {
     const failed = a.state === "failed";
+    if (!failed && autoBytes !== null && a.size <= autoBytes && !status.textContent) status.textContent = "queued";
     const b = h("button", { type: "button", class: "att-get", "aria-label": `${failed ? "Try again" : "Download"} ${a.name}` }, failed ? "Try again" : "Download");
     b.addEventListener("click", (e) => {
       e.stopPropagation();
