@@ -26,7 +26,7 @@ expect = sync_api.expect
 pytestmark = pytest.mark.slow
 
 LISBON = {"latitude": 38.7223, "longitude": -9.1393}
-LISBON_NEAR = {"latitude": 38.7262, "longitude": -9.1441}
+LISBON_NEAR = {"latitude": 38.7240, "longitude": -9.1380}  # the same ~5 km cell (eycs2)
 PORTO = {"latitude": 41.1579, "longitude": -8.6291}
 
 

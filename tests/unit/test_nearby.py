@@ -104,3 +104,17 @@ def test_a_big_picture_is_made_small_for_the_card() -> None:
     small = _card_picture(out.getvalue())
     assert 0 < len(small) <= MAX_AVATAR_BYTES and small.startswith(b"\xff\xd8\xff")
     assert _card_picture(b"\x00" * (MAX_AVATAR_BYTES + 1)) == b""
+
+
+async def test_someone_across_a_cell_border_is_seen(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    across = (38.7262, -9.1441)  # cell eyckr, a neighbour of Lisbon's eycs2, ~600 m away
+    async with memnet(homes, ("alice", "bob")) as (_net, (alice, bob)):
+        await alice.client.nearby.start(*LISBON)
+        await bob.client.nearby.start(*across)
+        assert alice.client.nearby.session is not None and bob.client.nearby.session is not None
+        assert alice.client.nearby.session.cell != bob.client.nearby.session.cell
+        await wait_for(alice, lambda: len(alice.client.nearby.people()) == 1)
+        assert alice.client.nearby.people()[0].distance in ("< 1 km", "< 5 km")
+        assert len(bob.client.nearby.people()) == 1
