@@ -1,9 +1,10 @@
 """Pipelined broadcasting: signed transactions go out in JSON-RPC batches while the
 caller signs and stores the next ones.
 
-Theory of operation: :meth:`Broadcaster.submit` queues a stored transaction and
+Theory of operation: :meth:`Broadcaster.submit` queues a signed transaction and
 returns a future. One worker thread takes everything queued (up to a batch's
-worth), sends it as one ``[eth_chainId, eth_sendRawTransaction × k]`` batch in
+worth), stores it in one DB transaction (``persist``: nothing goes out before it
+is stored), then sends it as one ``[eth_chainId, eth_sendRawTransaction × k]`` batch in
 queue (= nonce) order, and settles each future: the record; :class:`RpcRefused`
 for a transaction the node refused (``on_refused`` forgets it: it was never
 out; "already known" counts as sent: a refresh may have re-broadcast it first);
@@ -36,9 +37,15 @@ def already_known(exc: RpcRefused) -> bool:
 
 
 class Broadcaster:
-    def __init__(self, rpc: Rpc, on_refused: Callable[[TxRecord], None]) -> None:
+    def __init__(
+        self,
+        rpc: Rpc,
+        on_refused: Callable[[TxRecord], None],
+        persist: Callable[[list[TxRecord], int], None],
+    ) -> None:
         self.rpc = rpc
         self.on_refused = on_refused
+        self.persist = persist
         self._queue: queue.Queue[_Item | None] = queue.Queue(QUEUE)
         self._thread = threading.Thread(target=self._run, name="wallet-broadcast", daemon=True)
         self._thread.start()
@@ -73,6 +80,12 @@ class Broadcaster:
             self._send(items)
 
     def _send(self, items: list[_Item]) -> None:
+        try:  # stored before any goes out: a crash then loses nothing that left
+            self.persist([record for record, _ in items], items[0][0].created_ms)
+        except Exception as exc:  # noqa: BLE001 - every caller hears why; nothing sent
+            for _, future in items:
+                future.set_exception(exc)
+            return
         calls = [("eth_sendRawTransaction", ["0x" + record.raw.hex()]) for record, _ in items]
         try:
             results = self.rpc.batch_each(calls)

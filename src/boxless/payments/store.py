@@ -118,29 +118,37 @@ class PaymentStore:
         return None if row is None or row[0] is None else int(row[0]) + 1
 
     def add(self, tx: TxRecord, now_ms: int) -> None:
+        self.add_many([tx], now_ms)
+
+    def add_many(self, txs: list[TxRecord], now_ms: int) -> None:
+        """Store signed transactions in one transaction (before any is broadcast)."""
         with self.db.transaction() as cur:
-            cur.execute(
-                f"INSERT INTO payment_tx ({_TX_COLUMNS}, updated_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    tx.hash,
-                    tx.chain_id,
-                    tx.sender,
-                    tx.nonce,
-                    tx.recipient,
-                    str(tx.amount),
-                    tx.symbol,
-                    tx.token,
-                    str(tx.max_fee),
-                    tx.raw,
-                    tx.state,
-                    tx.block_number,
-                    tx.confirmations,
-                    tx.note,
-                    tx.created_ms,
-                    now_ms,
-                ),
-            )
+            for tx in txs:
+                self._insert(cur, tx, now_ms)
+
+    def _insert(self, cur: Any, tx: TxRecord, now_ms: int) -> None:
+        cur.execute(
+            f"INSERT INTO payment_tx ({_TX_COLUMNS}, updated_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                tx.hash,
+                tx.chain_id,
+                tx.sender,
+                tx.nonce,
+                tx.recipient,
+                str(tx.amount),
+                tx.symbol,
+                tx.token,
+                str(tx.max_fee),
+                tx.raw,
+                tx.state,
+                tx.block_number,
+                tx.confirmations,
+                tx.note,
+                tx.created_ms,
+                now_ms,
+            ),
+        )
 
     def open_txs(self, chain_id: int) -> list[TxRecord]:
         """Transactions whose fate is not final yet, oldest nonce first."""

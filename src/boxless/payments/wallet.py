@@ -94,6 +94,7 @@ class Wallet:
         self.view_ttl = view_ttl
         self._views: dict[str | None, _View] = {}  # asset token -> a consistent read
         self._broadcaster: Broadcaster | None = None
+        self._next_nonce = 0  # past our signed transactions not stored yet (pipelined)
         self._key = private_key
         self.address = address_bytes(private_key)
         self._plain_accounts: set[str] = set()  # recipients seen without code
@@ -192,7 +193,7 @@ class Wallet:
                 f"you hold {format_amount(max(eth, 0), 18)} ETH{pending}; this needs up to "
                 f"{format_amount(value + fees.max_cost, 18)} ETH with the fee; nothing was sent"
             )
-        nonce = max(quantity(results[-1], "nonce"), local or 0)
+        nonce = max(quantity(results[-1], "nonce"), local or 0, self._next_nonce)
         tx = UnsignedTx(self.config.chain_id, nonce, to, value, payload, fees)
         return Quote(tx, recipient, amount, asset)
 
@@ -244,32 +245,40 @@ class Wallet:
         return self._broadcast(self.rpc, self._sign_and_store(quote, now_ms, note))
 
     def send_pipelined(self, quote: Quote, now_ms: int, note: str = "") -> Future[TxRecord]:
-        """:meth:`send`, with the broadcast queued: the transaction is signed and stored
-        now (its nonce taken), and broadcast in nonce order, in JSON-RPC batches of what
-        is queued, on its own connection while the caller prepares the next
-        (:mod:`.broadcast`). The future raises what
+        """:meth:`send`, with storing and broadcasting queued: the transaction is signed
+        now (its nonce and spending taken in memory); a worker stores what is queued in
+        one DB transaction, then broadcasts it as one JSON-RPC batch, in nonce order,
+        on its own connection, while the caller prepares the next (:mod:`.broadcast`).
+        Nothing is broadcast before it is stored. The future raises what
         :meth:`send` would (a refused transaction is forgotten). For batches (payouts,
         a bill's shares); :meth:`close` waits for the queue."""
-        record = self._sign_and_store(quote, now_ms, note)
+        record = self._sign(quote, now_ms, note)
         if self._broadcaster is None:
             rpc = Rpc(self.config.rpc_url, self.config.chain_id)
-            self._broadcaster = Broadcaster(rpc, self._refused)
+            self._broadcaster = Broadcaster(rpc, self._refused, self.store.add_many)
         return self._broadcaster.submit(record)
 
     def _refused(self, record: TxRecord) -> None:
         self.store.forget(record.hash)
         self.forget_view()
+        self._next_nonce = 0  # its nonce is free again: ask the node and the DB
 
-    def _sign_and_store(self, quote: Quote, now_ms: int, note: str) -> TxRecord:
+    def _sign(self, quote: Quote, now_ms: int, note: str) -> TxRecord:
+        """Sign ``quote``; its nonce and spending count from now on (in memory)."""
         raw = quote.tx.sign(self._key)
         record = TxRecord(
             tx_hash(raw), self.config.chain_id, self.address, quote.tx.nonce, quote.recipient,
             quote.amount, quote.asset.symbol, quote.asset.token, quote.fee_cap, raw, PENDING,
             None, 0, note[:200], now_ms,
         )  # fmt: skip
-        self.store.add(record, now_ms)
         for view in self._views.values():  # reads from before it: it spends from them
             view.reserve(record)
+        self._next_nonce = max(self._next_nonce, record.nonce + 1)
+        return record
+
+    def _sign_and_store(self, quote: Quote, now_ms: int, note: str) -> TxRecord:
+        record = self._sign(quote, now_ms, note)
+        self.store.add(record, now_ms)
         return record
 
     def _broadcast(self, rpc: Rpc, record: TxRecord) -> TxRecord:
@@ -278,8 +287,7 @@ class Wallet:
         except RpcRefused as exc:
             if already_known(exc):  # a refresh (the watcher) re-broadcast it first
                 return record
-            self.store.forget(record.hash)
-            self.forget_view()  # e.g. funds spent elsewhere: read afresh next time
+            self._refused(record)  # e.g. funds spent elsewhere: read afresh next time
             raise
         except RpcDown as exc:
             raise RpcDown(
