@@ -99,7 +99,7 @@ export function openGallery(chat, start = "photos") {
               h("span", { class: "att-file-icon", "aria-hidden": "true" }, mediaKind(a) === "voice" ? "🎤" : "📄"),
               h("a", { class: "att-name", href: messageHref(chat, a.message_id), onclick: () => done() }, a.name),
               h("span", { class: "att-size" }, formatSize(a.size)),
-              a.state === "ready" || a.outgoing ? h("a", { class: "button att-save", href: contentUrl(a.message_id, a.index), download: a.name }, "Save") : h("span", { class: "att-status" }, a.state),
+              a.state === "ready" || a.outgoing ? h("a", { class: "button att-save", href: contentUrl(a.message_id, a.index), download: a.name }, "Save") : fetchButton(a),
             ),
           ),
         ),
@@ -125,6 +125,27 @@ export function openGallery(chat, start = "photos") {
         }),
       ),
     );
+  }
+
+  /** Download (the node fetches, verifies and caches it), then Save. */
+  function fetchButton(a) {
+    const b = h("button", { type: "button", class: "att-get" }, a.state === "failed" ? "Try again" : "Download");
+    b.addEventListener("click", async () => {
+      b.disabled = true;
+      b.textContent = "Downloading…";
+      try {
+        const row = await call("POST", `/messages/${encodeURIComponent(a.message_id)}/attachments/${a.index}/download`);
+        Object.assign(a, row);
+        if (row.state !== "ready") toast(row.error || "The file could not be fetched", "error");
+        draw();
+      } catch (err) {
+        if (!(err instanceof ApiError)) throw err;
+        toast(err.message, "error");
+        b.disabled = false;
+        b.textContent = "Try again";
+      }
+    });
+    return b;
   }
 
   async function load() {
