@@ -7,9 +7,9 @@ submitting every claim of one N-share envelope (members hold zero ETH):
   signature, ABI, EIP-1559 signature), posted with ``eth_sendRawTransaction``
   in JSON-RPC batches of 14 (the app's batch size);
 - app path: :meth:`RedEnvelopeContract.relay_claims` — per claim the claim
-  signature and ABI encoding; per 14 claims one JSON-RPC batch (chain id, fees,
-  nonce, and the contract's ``refusal`` view of each claim: a claim that would
-  revert is never sent), then one batch broadcasting the signed claims.
+  signature and ABI encoding; per 14 claims one JSON-RPC batch, pipelined: the
+  previous chunk's signed claims, then chain id, fees, nonce, and the contract's
+  ``refusal`` view of each claim (a claim that would revert is never sent).
 
 Both are timed for the send phase and until the last claim is mined.
 

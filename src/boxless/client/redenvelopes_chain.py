@@ -140,11 +140,11 @@ class RedEnvelopeContract:
         return self.signer.submit(self.address, self.claim_payload(card, recipient))
 
     def relay_claims(self, card: Card, recipients: list[bytes]) -> tuple[list[bytes], list[str]]:
-        """Submit the claims of ``recipients`` from this signer (the relayer), in
-        chunks: one JSON-RPC batch dry-runs every claim of the chunk (``eth_call``)
-        and reads fees and nonce, a second broadcasts the signed ones. A claim the
-        dry run refuses is not sent (the relayer pays no gas for it); its reason is
-        returned instead. Returns (transaction hashes, refusals)."""
+        """Submit the claims of ``recipients`` from this signer (the relayer), 14 per
+        JSON-RPC batch, pipelined: each batch sends the previous chunk's signed
+        claims and dry-runs this chunk's (the contract's ``refusal`` view). A claim
+        the dry run refuses is not sent (the relayer pays no gas for it); its
+        reason is returned instead. Returns (transaction hashes, refusals)."""
         hashes: list[bytes] = []
         refused: list[str] = []
         todo = list(dict.fromkeys(recipients))  # one claim per address
@@ -153,9 +153,12 @@ class RedEnvelopeContract:
         left = max(env.shares - env.claimed, 0)  # the checks cannot see claims in flight
         refused += ["empty"] * max(len(todo) - left, 0)
         todo = todo[:left]
-        for i in range(0, len(todo), RELAY_CHUNK):
-            pairs = [self._claim_and_check(card, r) for r in todo[i : i + RELAY_CHUNK]]
-            sent, why = self.signer.submit_checked(self.address, pairs, CLAIM_GAS_LIMIT)
+        chunks = [
+            [self._claim_and_check(card, r) for r in todo[i : i + RELAY_CHUNK]]
+            for i in range(0, len(todo), RELAY_CHUNK)
+        ]
+        if chunks:
+            sent, why = self.signer.submit_checked(self.address, chunks, CLAIM_GAS_LIMIT)
             hashes += sent
             refused += why
         return hashes, refused

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from boxless.payments.errors import BadRpcResponse, RpcRefused
+from boxless.payments.errors import BadRpcResponse, RpcDown, RpcRefused
 from boxless.payments.hdwallet import address_bytes, checksum_address, keccak256
 from boxless.payments.rpc import Rpc, data, quantity
 from boxless.payments.tx import UnsignedTx, suggest_fees, tx_hash
@@ -28,6 +28,7 @@ from boxless.payments.tx import UnsignedTx, suggest_fees, tx_hash
 WORD = 32
 RECEIPT_TIMEOUT_S = 30.0
 MAX_DYNAMIC = 64 * 1024
+READ_RETRIES = 3
 
 
 class ContractReverted(RpcRefused):
@@ -233,48 +234,79 @@ class Signer:
         return tx_hash(raw)
 
     def submit_checked(
-        self, to: bytes, payloads: list[tuple[bytes, bytes]], gas: int
+        self, to: bytes, chunks: list[list[tuple[bytes, bytes]]], gas: int
     ) -> tuple[list[bytes], list[str]]:
-        """``payloads`` are (call, check) pairs: ``check`` is a view call on ``to``
-        answering a string, empty when ``call`` would succeed now. One batch runs
-        every check and reads fees and nonce; one more broadcasts the calls that
-        passed, signed with consecutive nonces and the fixed ``gas`` limit (so a
-        refused call costs nothing). Returns (hashes sent, reasons refused); at
-        most 14 pairs (one JSON-RPC batch)."""
-        if not 1 <= len(payloads) <= 14:
-            raise ValueError("1 to 14 calls per submit_checked")
+        """Each chunk holds (call, check) pairs: ``check`` is a view call on ``to``
+        answering a string, empty when ``call`` would succeed now. One JSON-RPC
+        batch per chunk broadcasts the previous chunk's signed calls, then reads
+        fees and nonce and runs this chunk's checks; the calls that passed are
+        signed (consecutive nonces, the fixed ``gas`` limit: a refused call costs
+        nothing) and go out with the next batch; a last batch sends the rest.
+        Returns (hashes sent, reasons refused); at most 14 pairs per chunk."""
         dest = checksum_address(to)
-        calls: list[tuple[str, list[Any]]] = [
-            ("eth_getBlockByNumber", ["latest", False]),
-            ("eth_maxPriorityFeePerGas", []),
-            ("eth_getTransactionCount", [self.hex_address, "pending"]),
-        ]
-        calls += [
-            ("eth_call", [{"from": self.hex_address, "to": dest, "data": "0x" + c.hex()}, "latest"])
-            for _, c in payloads
-        ]
-        results = self.rpc.batch(calls)
-        block = results[0]
-        if not isinstance(block, dict):
-            raise BadRpcResponse("the node's latest block is not an object")
-        fees = suggest_fees(
-            quantity(block.get("baseFeePerGas"), "base fee"),
-            quantity(results[1], "priority fee"),
-            gas,
-        )
-        nonce = max(quantity(results[2], "nonce"), self._next_nonce or 0)
-        raws, refused = [], []
-        for (payload, _), answer in zip(payloads, results[3:], strict=True):
-            reason = decode(["bytes"], data(answer, "check answer"))[0]
-            if reason:
-                refused.append(reason.decode("utf-8", "replace")[:100])
-                continue
-            raws.append(UnsignedTx(self.rpc.chain_id, nonce, to, 0, payload, fees).sign(self._key))
-            nonce += 1
-        if raws:
-            self.rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in raws])
+        hashes: list[bytes] = []
+        refused: list[str] = []
+        pending: list[bytes] = []
+        for chunk in chunks:
+            if not 1 <= len(chunk) <= 14:
+                raise ValueError("1 to 14 calls per chunk")
+            sends = [("eth_sendRawTransaction", ["0x" + r.hex()]) for r in pending]
+            calls: list[tuple[str, list[Any]]] = [
+                *sends,
+                ("eth_getBlockByNumber", ["latest", False]),
+                ("eth_maxPriorityFeePerGas", []),
+                ("eth_getTransactionCount", [self.hex_address, "pending"]),
+            ]
+            calls += [
+                (
+                    "eth_call",
+                    [{"from": self.hex_address, "to": dest, "data": "0x" + c.hex()}, "latest"],
+                )
+                for _, c in chunk
+            ]
+            try:
+                results = self.rpc.batch(calls)[len(sends) :]
+            except RpcRefused as exc:
+                # anvil --prune-history answers an eth_call on "latest" racing a new
+                # block with BlockOutOfRangeError. The batch's first error raises, so
+                # the sends before it went through: read again without them.
+                if "BlockOutOfRange" not in str(exc):
+                    raise
+                results = self._retry_reads(calls[len(sends) :])
+            hashes += [tx_hash(r) for r in pending]
+            block = results[0]
+            if not isinstance(block, dict):
+                raise BadRpcResponse("the node's latest block is not an object")
+            fees = suggest_fees(
+                quantity(block.get("baseFeePerGas"), "base fee"),
+                quantity(results[1], "priority fee"),
+                gas,
+            )
+            nonce = max(quantity(results[2], "nonce"), self._next_nonce or 0)
+            pending = []
+            for (payload, _), answer in zip(chunk, results[3:], strict=True):
+                reason = decode(["bytes"], data(answer, "check answer"))[0]
+                if reason:
+                    refused.append(reason.decode("utf-8", "replace")[:100])
+                    continue
+                pending.append(
+                    UnsignedTx(self.rpc.chain_id, nonce, to, 0, payload, fees).sign(self._key)
+                )
+                nonce += 1
             self._next_nonce = nonce
-        return [tx_hash(r) for r in raws], refused
+        if pending:
+            self.rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in pending])
+            hashes += [tx_hash(r) for r in pending]
+        return hashes, refused
+
+    def _retry_reads(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        for _ in range(READ_RETRIES):
+            try:
+                return self.rpc.batch(calls)
+            except RpcRefused as exc:
+                if "BlockOutOfRange" not in str(exc):
+                    raise
+        raise RpcDown(f"the node kept moving its latest block under {READ_RETRIES} reads")
 
     def wait(self, hashes: list[bytes], timeout: float = RECEIPT_TIMEOUT_S) -> list[Receipt]:
         """The receipts of ``hashes`` (bounded wait); a reverted one raises."""
