@@ -204,3 +204,50 @@ async def test_the_devices_api(homes: Path, autojump_clock: trio.testing.MockClo
             assert r.status_code == 409
             r = await http.delete("/devices/xyz")
             assert r.status_code == 422
+
+
+@pytest.mark.trio
+async def test_a_group_sees_one_member_with_two_devices(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    from tests.unit.test_groups_memnet import make_group, texts
+
+    async with memnet(homes, ("alice", "bob", "carol")) as (net, (alice, bob, carol)):
+        gid = await make_group(alice, [bob, carol], "Trip")
+        await bob.client.groups.send_text(gid, "before the link")
+        await wait_for(alice, lambda: "before the link" in texts(alice, gid))
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_until_revoked, a2.client)
+            with trio.fail_after(WAIT):
+                await a2.client.ready.wait()
+            assert "before the link" in texts(a2, gid)  # the group and its history came
+            for i in range(20):
+                await bob.client.groups.send_text(gid, f"bob {i}")
+            await wait_for(alice, lambda: "bob 19" in texts(alice, gid))
+            await wait_for(a2, lambda: "bob 19" in texts(a2, gid))
+            ours = [t for t in texts(alice, gid) if t.startswith("bob ")]
+            assert ours == [t for t in texts(a2, gid) if t.startswith("bob ")]
+            assert ours == [f"bob {i}" for i in range(20)]
+            # the second device writes: one member, Alice, for Bob and Carol
+            await a2.client.groups.send_text(gid, "from the phone")
+            await wait_for(bob, lambda: "from the phone" in texts(bob, gid))
+            await wait_for(carol, lambda: "from the phone" in texts(carol, gid))
+            assert bob.client.groups.state(gid).members == carol.client.groups.state(gid).members
+            await alice.client.groups.send_text(gid, "from the laptop")
+            await wait_for(a2, lambda: "from the laptop" in texts(a2, gid))
+            await wait_for(alice, lambda: "from the phone" in texts(alice, gid))
+            # revoked (it does not hear of it): the group's next messages pass it by
+            net.add_fault(Fault(receiver="alice2", content_topic=bundle_topic(alice.me), loss=1.0))
+            await alice.client.devices.revoke(a2.client.my_device_key)
+            for other in (bob, carol):
+                other.client.devices._asked.clear()  # type: ignore[attr-defined]
+                await other.client.devices.refresh(alice.me)
+            await bob.client.groups.send_text(gid, "bob after the revocation")
+            await alice.client.groups.send_text(gid, "alice after the revocation")
+            await wait_for(carol, lambda: "bob after the revocation" in texts(carol, gid))
+            await wait_for(bob, lambda: "alice after the revocation" in texts(bob, gid))
+            await trio.sleep(60)
+            assert "bob after the revocation" not in texts(a2, gid)
+            assert "alice after the revocation" not in texts(a2, gid)
+            nursery.cancel_scope.cancel()

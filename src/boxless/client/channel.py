@@ -113,9 +113,11 @@ class DeviceBook(Protocol):
 
     def revoked(self, cur: db.Cursor, identity_key: bytes, device_key: bytes) -> bool: ...
 
-    def wants_copy(self, plaintext: bytes) -> bool: ...
+    def copy_topic(self, plaintext: bytes, topic: str) -> str | None: ...
 
     def own_copy(self, cur: db.Cursor, topic: str, message: env.ChatMessage) -> None: ...
+
+    async def learn(self, identity_key: bytes, device_key: bytes) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,10 +320,13 @@ class DirectChannel:
             known = contact.device_key if contact is not None else b""
         for other in self.devices.others(identity_key, known):
             await self.send_bundle(other, topic, plaintext, ephemeral)
-        if watch and not ephemeral and self.devices.wants_copy(plaintext):
-            # a copy to our own other devices: what we sent, edited, deleted, read
-            for mine in self.devices.others(self.me, self.my_device_key):
-                await self.send_bundle(mine, topic, plaintext)
+        mine = self.devices.others(self.me, self.my_device_key) if not ephemeral else []
+        copy_to = self.devices.copy_topic(plaintext, topic) if mine else None
+        if copy_to is not None and identity_key != self.me:
+            # a copy to our own other devices: what we sent, edited, deleted, read;
+            # our group sessions' keys
+            for device in mine:
+                await self.send_bundle(device, copy_to, plaintext)
 
     def contact_bundle(self, contact: db.ContactRow) -> DeviceBundle:
         """The bundle of the device we know the contact by; UsageError if we lost it."""
@@ -428,6 +433,9 @@ class DirectChannel:
         except (DuplicateMessage, DecodeError, TamperedMessage, UnknownSession):
             return self._drop(cur, item, "an unreadable copy from another device of ours")
         self._mark_authenticated(cur, item)
+        route = self.handlers.route(msg.body)
+        if route is not None and not route.gated:  # a group's key share: its own rules
+            return route.handler(cur, Received(sender, device, None, msg, item))
         self.devices.own_copy(cur, item.message.content_topic, msg)
         return None
 
@@ -565,8 +573,12 @@ class DirectChannel:
         return follow_up
 
     async def _adopt_device(self, sender: bytes, device_key: bytes, item: Incoming) -> None:
-        """A known contact writes from a device we don't know: adopt it if the
-        contact's newest published bundle certifies it, then process the message."""
+        """A known contact writes from a device we don't know: one its roster lists
+        (a linked device) is read as the contact's; else adopt it if the contact's
+        newest published bundle certifies it, then process the message."""
+        if self.devices is not None and await self.devices.learn(sender, device_key):
+            await self.receive(item)
+            return
         fresh = await self.bundles.refresh(sender, device_key)
         if fresh is None or fresh.curve25519 != device_key:
             logger.warning("a message claims a known contact from an unpublished device; dropped")

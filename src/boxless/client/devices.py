@@ -38,7 +38,7 @@ from pathlib import Path
 import trio
 
 from boxless.chat import envelope as env
-from boxless.chat.topics import bundle_topic
+from boxless.chat.topics import bundle_topic, contact_topic
 from boxless.client import devices_store as store
 from boxless.client import events as ev
 from boxless.client import store as db
@@ -54,7 +54,9 @@ from boxless.client.devices_core import (
     offer_from_link,
 )
 from boxless.client.transport import Incoming, Transport
+from boxless.crypto.megolm import decode_key_share
 from boxless.errors import BoxlessError, DecodeError, NetworkError, UsageError
+from boxless.groups.requests import is_request
 from boxless.identity.account import LocalAccount, account_exists, user_db_path
 from boxless.identity.device_certs import (
     DeviceLink,
@@ -142,6 +144,7 @@ class DeviceManager:
         self.my_topic = bundle_topic(self.me)
         self._asked: dict[bytes, float] = {}
         self._wanted: set[bytes] = set()  # identities sent to since the last check
+        self._copied_shares: dict[tuple[bytes, str], None] = {}  # group sessions copied
         self.wiped = trio.Event()  # set once this device learns it was revoked
         self.emit = emit
 
@@ -217,6 +220,8 @@ class DeviceManager:
             )
         except InvalidDeviceRecord as exc:
             raise UsageError(str(exc)) from None
+        with self.db.transaction() as cur:
+            store.retire_group_sessions(cur)  # groups rotate: it reads nothing after
         await self._set_roster(roster)
         self._changed("revoked", 0, 0)
 
@@ -305,6 +310,11 @@ class DeviceManager:
             if not newer(held, roster):
                 return
             store.put_roster(cur, roster, int(self.clock() * 1000))
+            gone = {r.device_curve25519 for r in roster.revoked}
+            if held is not None and gone - {r.device_curve25519 for r in held.revoked}:
+                # a device of a contact (or ours) was revoked: our group sessions
+                # rotate, so it reads nothing we write after
+                store.retire_group_sessions(cur)
             if roster.identity_key == self.me and roster.active(self.my_device_key) is None:
                 if roster.is_revoked(self.my_device_key):
                     store.wipe_keys(cur)
@@ -358,17 +368,33 @@ class DeviceManager:
 
     # -- our own other devices' copies ------------------------------------------------
 
-    def wants_copy(self, plaintext: bytes) -> bool:
-        """Whether a 1:1 message we send is copied to our other devices: texts,
-        edits, deletes and read receipts (not typing, delivery receipts, signalling)."""
+    def copy_topic(self, plaintext: bytes, topic: str) -> str | None:
+        """Where a message we send on ``topic`` is copied to our other devices, or
+        None: 1:1 texts, edits, deletes and read receipts on their conversation
+        topic (not typing, delivery receipts, signalling); each of our group
+        sessions' keys once (not once per member) on our own contact topic."""
         try:
             msg = env.decode(plaintext)
         except DecodeError:
-            return False
+            return None
         body = msg.body
+        if isinstance(body, env.GroupKeyShareBody):
+            if is_request(body.payload):
+                return None  # a key request: not ours to copy
+            try:
+                share = decode_key_share(body.payload)
+            except DecodeError:
+                return None
+            key = (share.group_id, share.session_id)
+            if key in self._copied_shares:
+                return None
+            self._copied_shares[key] = None
+            while len(self._copied_shares) > MAX_WANTED:
+                self._copied_shares.pop(next(iter(self._copied_shares)))
+            return contact_topic(self.me)
         if isinstance(body, env.Receipt):
-            return body.kind is env.ReceiptKind.READ
-        return isinstance(body, (env.Text, env.Edit, env.Delete))
+            return topic if body.kind is env.ReceiptKind.READ else None
+        return topic if isinstance(body, (env.Text, env.Edit, env.Delete)) else None
 
     def own_copy(self, cur: Cursor, topic: str, message: env.ChatMessage) -> None:
         """Apply what another device of ours sent on a conversation topic: our text
@@ -414,6 +440,13 @@ class DeviceManager:
                     if msg.state != "read":
                         db.set_incoming_read(cur, [mid])
                         self.emit(ev.MessageChanged(mid.hex(), them.hex()))
+
+    async def learn(self, identity_key: bytes, device_key: bytes) -> bool:
+        """A known identity writes from a device we don't know: read its roster
+        (rate limited) and say whether the device is one of its active ones."""
+        await self.refresh(identity_key)
+        with self.db.transaction() as cur:
+            return self.certified(cur, identity_key, device_key)
 
     def stale(self, identity_key: bytes) -> bool:
         with self.db.transaction() as cur:

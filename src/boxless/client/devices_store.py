@@ -241,10 +241,9 @@ def _export_megolm(
                 exported.to_base64(),
             ]
         )
-    cur.execute("SELECT group_id, pickle FROM crypto_megolm_outbound")
-    for group_id, pickle in cur.fetchall():
-        outbound = vodozemac.GroupSession.from_pickle(str(pickle), key)
-        inbound = vodozemac.InboundGroupSession(outbound.session_key)
+    cur.execute("SELECT group_id, origin_pickle FROM crypto_megolm_outbound")
+    for group_id, origin in cur.fetchall():  # each session from its first message
+        inbound = vodozemac.InboundGroupSession.from_pickle(str(origin), key)
         exported = inbound.export_at(inbound.first_known_index)
         assert exported is not None
         out.append(
@@ -296,6 +295,13 @@ def import_snapshot(cur: Cursor, raw: bytes, megolm_pickle_key: bytes) -> int:
         )
         written += 1
     return written
+
+
+def retire_group_sessions(cur: Cursor) -> int:
+    """Our current Megolm sessions stop (as a rotation does): the next group message
+    starts a new one, shared with the devices allowed now. Returns how many."""
+    cur.execute("UPDATE crypto_megolm_outbound SET current = 0, pickle = NULL WHERE current = 1")
+    return int(cur.rowcount)
 
 
 def wipe_keys(cur: Cursor) -> None:

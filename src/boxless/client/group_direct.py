@@ -84,6 +84,8 @@ class GroupDirect:
     ) -> None:
         body = msg.body
         known = self.core.device(cur, sender)
+        if known != device and self._linked(cur, sender, device):
+            known = device  # another device its identity certified (client/devices.py)
         if known is not None and known != device:
             logger.warning("group body from a device that is not the member's; dropped")
             return
@@ -103,6 +105,11 @@ class GroupDirect:
                 self._to_inbox(cur, sender, device, None, msg, queue)
                 return
             self._direct_ops(cur, sender, device, body, new_groups)
+
+    def _linked(self, cur: Cursor, sender: bytes, device: bytes) -> bool:
+        """One of the sender's (or our own) other devices, certified in its roster."""
+        devices = self.core.channel.devices
+        return devices is not None and devices.certified(cur, sender, device)
 
     def _key_share(
         self,

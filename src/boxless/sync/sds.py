@@ -385,8 +385,10 @@ class SdsChannel:
         if message.channel_id != self.channel_id:
             log.debug("SDS: ignoring a message for another channel")
             return []
-        if message.sender_id == self.participant_id:
-            return []
+        if message.sender_id == self.participant_id and (
+            message.kind is not Kind.CONTENT or message.message_id in self._entries
+        ):
+            return []  # ours; a content message another device of ours sent is delivered
         kind = message.kind
         if kind is Kind.EPHEMERAL:
             return [self._delivered(message, retrieval_hint, ephemeral=True)]
