@@ -17,8 +17,10 @@ import pytest
 import trio
 import trio.testing
 
+from boxless.chat.redenvelope import RedEnvelopeCard
 from boxless.client.memory_transport import MemoryNetwork
 from boxless.client.redenvelopes import POLL_S
+from boxless.errors import UsageError
 from boxless.payments.devnet import Anvil
 from boxless.payments.hdwallet import checksum_address
 from boxless.payments.store import ChainConfig
@@ -137,15 +139,26 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             with pytest.raises(Exception, match="empty|already"):
                 await carol.client.redenvelopes.open(one_id)
 
-            # Mallory forwards a card she made for another chat to Bob 1:1: unopenable.
-            evil = await mallory.client.redenvelopes.send(
-                f"contact:{bob.me.hex()}", ETH // 100, 1, True, ""
+            # 1:1: Alice to Bob; Bob opens it.
+            to_bob, to_alice = f"contact:{bob.me.hex()}", f"contact:{alice.me.hex()}"
+            solo = await alice.client.redenvelopes.send(to_bob, ETH // 50, 1, False, "for you")
+            await wait_for(bob, lambda: _envelope(bob, to_alice, solo) is not None)
+            solo_id = bytes.fromhex(str(_envelope(bob, to_alice, solo)["envelope_id"]))  # type: ignore[index]
+            assert await bob.client.redenvelopes.open(solo_id) == {"amount": str(ETH // 50)}
+
+            # Mallory forwards to Bob 1:1 a card made for another chat: never openable.
+            made = await trio.to_thread.run_sync(
+                mallory.client.redenvelopes.create, group, ETH // 100, 1, True, "", 3600
             )
-            await wait_for(
-                bob, lambda: _envelope(bob, f"contact:{mallory.me.hex()}", evil) is not None
+            evil = await mallory.client.redenvelopes._post(
+                f"contact:{bob.me.hex()}", RedEnvelopeCard(made.encode()), "🧧 Red envelope"
             )
-            forged = _envelope(bob, f"contact:{mallory.me.hex()}", evil)
+            to_mallory = f"contact:{mallory.me.hex()}"
+            await wait_for(bob, lambda: _envelope(bob, to_mallory, evil) is not None)
+            forged = _envelope(bob, to_mallory, evil)
             assert forged is not None and forged["status"] == "refused"
+            with pytest.raises(UsageError, match="another chat"):
+                await bob.client.redenvelopes.open(made.id)
 
             # Nobody opens this one: after expiry Alice's client refunds it by itself.
             def balance() -> int:

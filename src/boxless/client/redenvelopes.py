@@ -225,6 +225,11 @@ class RedEnvelopes:
         if not self._member(gid):
             raise UsageError("you are not a member of this group")
 
+    def _as_sender_names(self, chat: str) -> str:
+        """The chat as the card's sender names it: a group is the same for everyone;
+        a 1:1 chat is ``contact:<recipient>``, so a card we receive there must name us."""
+        return chat if chat.startswith("group:") else f"contact:{self.me.hex()}"
+
     def _member(self, gid: bytes) -> bool:
         with self.db.transaction() as cur:
             try:
@@ -288,7 +293,11 @@ class RedEnvelopes:
         except BadCard as exc:
             logger.info("red envelope card from %s refused: %s", sender.hex()[:8], exc)
             return "🧧 a red envelope that could not be read"
-        reason = "" if card.chat == chat else "this envelope was made for another chat"
+        reason = (
+            ""
+            if card.chat == self._as_sender_names(chat)
+            else "this envelope was made for another chat"
+        )
         if rs.add(cur, rs.EnvelopeRow(card.id, chat, message_id, sender, sender == self.me,
                                       body.card, "open", None, reason, self._now_ms())):  # fmt: skip
             self.channel.emit(ev.RedEnvelopeChanged(chat, message_id, "open"))
@@ -314,7 +323,7 @@ class RedEnvelopes:
         me = signer.address
         view = contract.view(card.id, me)
         chain_now = self._chain_time(signer)
-        reason = may_claim(card, arrived_in=row.chat, member=member, chain_id=signer.rpc.chain_id,
+        reason = may_claim(card, arrived_in=self._as_sender_names(row.chat), member=member, chain_id=signer.rpc.chain_id,
                            contract=contract.address, view=view, now_s=chain_now)  # fmt: skip
         if reason != ALLOWED:
             raise UsageError(reason)
