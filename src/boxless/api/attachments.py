@@ -1,20 +1,29 @@
 """Attachments: upload a file to a contact, list, fetch, stream and preview files.
 
-- ``POST /api/v1/contacts/{key}/attachments?name=&mime=&caption=&original=`` with the
-  file as the raw request body (streamed: encrypted while it arrives, never
+- ``POST /api/v1/contacts/{key}/attachments?name=&mime=&caption=&original=&reply_to=``
+  with the file as the raw request body (streamed: encrypted while it arrives, never
   held whole, except a photo: at most 64 MiB, compressed unless ``original=1``,
   its metadata stripped either way) -> 201 ``{id, attachments: [...]}``. The
   declared MIME type is a label only (lower-case ``type/subtype`` or
   ``application/octet-stream``); a photo's comes from its decoded format.
+  Media metadata the browser measured rides along (query or form fields, each
+  range-checked): ``kind`` (file, image, video, voice), ``duration_ms``,
+  ``width``, ``height``, ``waveform`` (base64, at most 100 bytes, voice only).
+- The same with ``multipart/form-data`` (a browser's ``FormData``): 1 to 9 file
+  parts, each encrypted and uploaded as it streams (:mod:`boxless.api.multipart`;
+  nothing spooled to disk), each described by the metadata fields that precede
+  it; ``caption``, ``original``, ``reply_to`` anywhere. Several files must be
+  photos/videos (an album; 422 ``bad_album``).
 - ``POST /api/v1/groups/{gid}/attachments?...`` the same for a group (``id`` is the
   group message's id).
 - ``GET /api/v1/messages/{id}/attachments`` -> ``[{index, name, size, mime, kind,
-  width, height, duration_ms, inline, state, done, error, outgoing, thumbnail}]``.
+  width, height, duration_ms, waveform, blurhash, animated, inline, state, done,
+  error, outgoing, thumbnail}]``.
 - ``POST /api/v1/messages/{id}/attachments/{index}/download`` fetches and verifies
   now -> the row (``state`` ready or failed, ``error`` says why).
 - ``GET /api/v1/messages/{id}/attachments/{index}/content`` streams the verified
-  plaintext; a single ``Range: bytes=a-b`` is answered 206 (a video seeks while it
-  downloads). Only allowlisted media types are served as themselves; everything
+  plaintext; a single ``Range: bytes=a-b`` is answered 206 by fetching and decrypting
+  only the chunks that cover it (a video seeks at once, cached or not). Only allowlisted media types are served as themselves; everything
   else is ``application/octet-stream`` as a download.
 - ``GET /api/v1/messages/{id}/attachments/{index}/thumbnail`` -> the sender's
   thumbnail if it is a JPEG within the limits, else 404.
@@ -23,8 +32,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -34,8 +45,26 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from boxless.api.errors import ApiError
+from boxless.api.multipart import (
+    Data,
+    Event,
+    MultipartError,
+    MultipartParser,
+    Part,
+    PartEnd,
+    boundary_of,
+)
 from boxless.api.params import parse_body, path_key
-from boxless.chat.attachment import MAX_ALBUM_THUMBS, MAX_FILE_BYTES, AttachmentKind
+from boxless.chat.attachment import (
+    MAX_ALBUM,
+    MAX_ALBUM_THUMBS,
+    MAX_DIMENSION,
+    MAX_DURATION_MS,
+    MAX_FILE_BYTES,
+    MAX_WAVEFORM,
+    AttachmentKind,
+    AttachmentRef,
+)
 from boxless.client.attachment_store import AttachmentRow
 from boxless.client.attachment_transfer import FileInfo
 from boxless.client.attachments import NoSuchAttachment
@@ -51,6 +80,17 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 _KEY = re.compile(r"[0-9a-f]{64}")
 _MID = re.compile(r"[0-9a-f]{32}")
 _SDS_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+MAX_FIELD_BYTES = 8 * 1024
+ALBUM_THUMB_BYTES = MAX_ALBUM_THUMBS // MAX_ALBUM
+ALBUM_KINDS = (AttachmentKind.IMAGE, AttachmentKind.VIDEO)
+MESSAGE_FIELDS = frozenset({"caption", "original", "reply_to"})
+FILE_FIELDS = frozenset({"kind", "duration_ms", "width", "height", "waveform"})
+UPLOAD_KINDS = {
+    "file": AttachmentKind.FILE,
+    "image": AttachmentKind.IMAGE,
+    "video": AttachmentKind.VIDEO,
+    "voice": AttachmentKind.VOICE,
+}
 
 
 class AutoDownload(BaseModel):
@@ -83,6 +123,60 @@ def row_json(r: AttachmentRow) -> dict[str, Any]:
         "outgoing": r.outgoing,
         "thumbnail": bool(ref.thumbnail),
     }
+
+
+def _mime(value: str) -> str:
+    mime = value.split(";")[0].strip().lower()
+    return mime if _MIME.fullmatch(mime) else "application/octet-stream"
+
+
+def _reply_to(value: str | None) -> bytes | None:
+    if not value:
+        return None
+    if not _MID.fullmatch(value):
+        raise ApiError(400, "bad_upload", "reply_to is a message id (32 hex characters)")
+    return bytes.fromhex(value)
+
+
+def _number(fields: Mapping[str, str], name: str, limit: int) -> int:
+    raw = fields.get(name, "").strip()
+    if not raw:
+        return 0
+    if not raw.isdigit() or int(raw) > limit:
+        raise ApiError(400, "bad_upload", f"{name} is a whole number from 0 to {limit}")
+    return int(raw)
+
+
+def describe(name: str, mime: str, fields: Mapping[str, str]) -> FileInfo:
+    """A file's description from the sender's fields (``kind``, ``duration_ms``,
+    ``width``, ``height``, ``waveform``), each checked; raises a 400 ApiError."""
+    kind_name = fields.get("kind", "").strip().lower()
+    if not kind_name:
+        kind = AttachmentKind.VIDEO if mime.startswith("video/") else AttachmentKind.FILE
+    elif kind_name in UPLOAD_KINDS:
+        kind = UPLOAD_KINDS[kind_name]
+    else:
+        raise ApiError(400, "bad_upload", f"kind is one of {', '.join(UPLOAD_KINDS)}")
+    if kind is AttachmentKind.VOICE and not mime.startswith("audio/"):
+        raise ApiError(400, "bad_upload", "a voice note is audio (audio/ogg, audio/webm, ...)")
+    if kind is AttachmentKind.VIDEO and not mime.startswith("video/"):
+        raise ApiError(400, "bad_upload", "a video is video/mp4 or video/webm")
+    media = kind in (AttachmentKind.VIDEO, AttachmentKind.VOICE, AttachmentKind.IMAGE)
+    timed = kind in (AttachmentKind.VIDEO, AttachmentKind.VOICE)
+    duration = _number(fields, "duration_ms", MAX_DURATION_MS) if timed else 0
+    width = _number(fields, "width", MAX_DIMENSION) if media else 0
+    height = _number(fields, "height", MAX_DIMENSION) if media else 0
+    waveform = b""
+    if fields.get("waveform"):
+        if kind is not AttachmentKind.VOICE:
+            raise ApiError(400, "bad_upload", "only a voice note (kind=voice) has a waveform")
+        try:
+            waveform = base64.b64decode(fields["waveform"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ApiError(400, "bad_upload", "waveform is base64") from None
+        if len(waveform) > MAX_WAVEFORM:
+            raise ApiError(400, "bad_upload", f"a waveform has at most {MAX_WAVEFORM} samples")
+    return FileInfo(name, mime, kind, width, height, duration, waveform=waveform)
 
 
 def _message_id(request: Request) -> bytes:
@@ -133,19 +227,28 @@ def attachment_routes(client: Client) -> list[Route]:
         except NoSuchAttachment as exc:
             raise ApiError(404, "not_found", str(exc)) from None
 
-    async def _file(request: Request) -> tuple[AsyncIterator[bytes], FileInfo, str]:
-        """The uploaded file as chunks, what it is, and the caption."""
-        q = request.query_params
-        name = q.get("name", "").strip() or "file"
-        mime = q.get("mime", "application/octet-stream").lower()
-        if not _MIME.fullmatch(mime):
-            mime = "application/octet-stream"
-        original = q.get("original") in ("1", "true")
-        caption = q.get("caption", "")
-        if mime not in PHOTO_MIMES:
-            return request.stream(), FileInfo(name, mime), caption
+    async def _photo(
+        name: str, data: bytes, original: bool, thumb_budget: int = 8 * 1024
+    ) -> tuple[AsyncIterator[bytes], FileInfo]:
+        """A photo compressed (unless ``original``), metadata gone, blurhash made."""
+        try:
+            photo = prepare_image(data, original=original, thumb_budget=thumb_budget)
+        except ImageRejected as exc:
+            raise ApiError(422, "invalid_image", str(exc)) from None
+        kind = AttachmentKind.STICKER if photo.animated else AttachmentKind.IMAGE
+        info = FileInfo(
+            name, photo.mime, kind, photo.width, photo.height, thumbnail=photo.thumbnail,
+            blurhash=photo.blurhash, animated=photo.animated,
+        )  # fmt: skip
+
+        async def one() -> AsyncIterator[bytes]:
+            yield photo.data
+
+        return one(), info
+
+    async def _buffer_photo(pieces: AsyncIterator[bytes]) -> bytes:
         data = bytearray()
-        async for piece in request.stream():
+        async for piece in pieces:
             data += piece
             if len(data) > MAX_PHOTO_BYTES:
                 raise ApiError(
@@ -153,35 +256,115 @@ def attachment_routes(client: Client) -> list[Route]:
                     "too_large",
                     "a photo is at most 64 MiB: send it as a file (mime=application/octet-stream)",
                 )
+        return bytes(data)
+
+    async def _upload_raw(request: Request) -> tuple[AttachmentRef, str, bytes | None]:
+        """One file as the raw body, described by the query: its descriptor, caption, reply."""
+        q = request.query_params
+        name = q.get("name", "").strip() or "file"
+        mime = _mime(q.get("mime", ""))
+        original = q.get("original") in ("1", "true")
+        if mime in PHOTO_MIMES:
+            chunks, info = await _photo(name, await _buffer_photo(request.stream()), original)
+        else:
+            chunks, info = request.stream(), describe(name, mime, q)
+        ref = await feature.upload(chunks, info)
+        return ref, q.get("caption", ""), _reply_to(q.get("reply_to"))
+
+    async def _upload_multipart(request: Request) -> tuple[list[AttachmentRef], str, bytes | None]:
+        """Several files as multipart/form-data, each uploaded while it streams."""
         try:
-            photo = prepare_image(bytes(data), original=original)
-        except ImageRejected as exc:
-            raise ApiError(422, "invalid_image", str(exc)) from None
-        kind = AttachmentKind.STICKER if photo.mime == "image/gif" else AttachmentKind.IMAGE
-        info = FileInfo(
-            name, photo.mime, kind, photo.width, photo.height, thumbnail=photo.thumbnail
-        )
+            parser = MultipartParser(boundary_of(request.headers.get("content-type", "")))
+        except MultipartError as exc:
+            raise ApiError(400, "bad_upload", str(exc)) from None
 
-        async def one() -> AsyncIterator[bytes]:
-            yield photo.data
+        async def events() -> AsyncIterator[Event]:
+            try:
+                async for piece in request.stream():
+                    for event in parser.feed(piece):
+                        yield event
+                for event in parser.finish():
+                    yield event
+            except MultipartError as exc:
+                raise ApiError(400, "bad_upload", str(exc)) from None
 
-        return one(), info, caption
+        stream = events()
+
+        async def part_data() -> AsyncIterator[bytes]:
+            async for event in stream:
+                if isinstance(event, Data):
+                    yield event.data
+                elif isinstance(event, PartEnd):
+                    return
+            raise ApiError(400, "bad_upload", "the body ends inside a part")
+
+        async def text() -> str:
+            out = bytearray()
+            async for piece in part_data():
+                out += piece
+                if len(out) > MAX_FIELD_BYTES:
+                    raise ApiError(
+                        400, "bad_upload", f"a form field is over {MAX_FIELD_BYTES} bytes"
+                    )
+            try:
+                return out.decode()
+            except UnicodeDecodeError:
+                raise ApiError(400, "bad_upload", "a form field is not UTF-8") from None
+
+        fields: dict[str, str] = {}  # the next file's description
+        message: dict[str, str] = {}
+        refs: list[AttachmentRef] = []
+        async for event in stream:
+            if not isinstance(event, Part):
+                continue
+            if event.filename is None:
+                value = await text()
+                if event.name in MESSAGE_FIELDS:
+                    message[event.name] = value
+                elif event.name in FILE_FIELDS:
+                    fields[event.name] = value
+                continue
+            if len(refs) >= MAX_ALBUM:
+                raise ApiError(422, "bad_album", f"a message carries at most {MAX_ALBUM} files")
+            name = event.filename.strip() or "file"
+            mime = _mime(event.content_type)
+            if mime in PHOTO_MIMES:
+                data = await _buffer_photo(part_data())
+                original = message.get("original") in ("1", "true")
+                chunks, info = await _photo(name, data, original, ALBUM_THUMB_BYTES)
+            else:
+                chunks, info = part_data(), describe(name, mime, fields)
+            refs.append(await feature.upload(chunks, info))
+            fields = {}
+            if len(refs) > 1 and not all(r.kind in ALBUM_KINDS for r in refs):
+                raise ApiError(422, "bad_album", "an album holds only photos and videos")
+        if not refs:
+            raise ApiError(400, "bad_upload", "the form has no file part (one with a filename)")
+        return refs, message.get("caption", ""), _reply_to(message.get("reply_to"))
+
+    async def _uploads(request: Request) -> tuple[list[AttachmentRef], str, bytes | None]:
+        if request.headers.get("content-type", "").lower().startswith("multipart/"):
+            return await _upload_multipart(request)
+        ref, caption, reply_to = await _upload_raw(request)
+        return [ref], caption, reply_to
 
     async def upload(request: Request) -> Response:
-        """Send a file to a contact (the raw body); photos compressed unless ``original=1``."""
+        """Send a file or an album to a contact: see the module docstring."""
         key = request.path_params["key"]
         if not _KEY.fullmatch(key):
             raise ApiError(404, "not_found", "no such contact")
-        chunks, info, caption = await _file(request)
-        mid = await feature.send(bytes.fromhex(key), [(chunks, info)], caption=caption)
+        contact = bytes.fromhex(key)
+        feature.conversations.accepted(contact)  # before anything is uploaded
+        refs, caption, reply_to = await _uploads(request)
+        mid = feature.send_uploaded(contact, refs, caption=caption, reply_to=reply_to)
         rows = [row_json(r) for r in feature.attachments(mid)]
         return JSONResponse({"id": mid.hex(), "attachments": rows}, 201)
 
     async def upload_group(request: Request) -> Response:
-        """Send a file to a group (the raw body); photos compressed unless ``original=1``."""
+        """Send a file or an album to a group: see the module docstring."""
         gid = path_key(request, "gid")
-        chunks, info, caption = await _file(request)
-        mid = await feature.send_group(gid, [(chunks, info)], caption=caption)
+        refs, caption, _ = await _uploads(request)
+        mid = await feature.send_group_uploaded(gid, refs, caption=caption)
         rows = [row_json(r) for r in feature.attachments(mid.encode())]
         return JSONResponse({"id": mid, "attachments": rows}, 201)
 

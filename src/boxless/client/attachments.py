@@ -140,8 +140,31 @@ class AttachmentManager:
         ``progress(index, done, total)`` follows each upload. Returns the
         message id. Raises before anything is queued if an upload fails.
         """
-        row = self.conversations.accepted(contact)
+        self.conversations.accepted(contact)
         refs = await self._upload_all(files, progress)
+        return self.send_uploaded(contact, refs, caption=caption, reply_to=reply_to)
+
+    async def upload(
+        self,
+        chunks: AsyncIterable[bytes],
+        info: FileInfo,
+        *,
+        progress: Callable[[int, int | None], None] | None = None,
+    ) -> AttachmentRef:
+        """Encrypt, store and pin one file (see :meth:`AttachmentTransfer.upload`);
+        its descriptor, for :meth:`send_uploaded` or :meth:`send_group_uploaded`."""
+        return await self._require_transfer().upload(chunks, info, progress=progress)
+
+    def send_uploaded(
+        self,
+        contact: bytes,
+        refs: Sequence[AttachmentRef],
+        *,
+        caption: str = "",
+        reply_to: bytes | None = None,
+    ) -> bytes:
+        """Send files already uploaded (and pinned) to a contact; the message id."""
+        row = self.conversations.accepted(contact)
         body = env.Attachments(tuple(refs), caption, reply_to)  # checks the album rules
         now_ms = self._now_ms()
         with self.db.transaction() as cur:
@@ -198,6 +221,14 @@ class AttachmentManager:
         if self.groups is None:
             raise UsageError("groups are not available in this client")
         refs = await self._upload_all(files, progress)
+        return await self.send_group_uploaded(group_id, refs, caption=caption)
+
+    async def send_group_uploaded(
+        self, group_id: bytes, refs: Sequence[AttachmentRef], *, caption: str = ""
+    ) -> str:
+        """Send files already uploaded to a group (one Megolm message); its message id."""
+        if self.groups is None:
+            raise UsageError("groups are not available in this client")
         body = env.Attachments(tuple(refs), caption)
         row = await self.groups.send_content(group_id, body, preview_text(body))
         with self.db.transaction() as cur:
