@@ -241,8 +241,10 @@ function openPhoto(p, photos, at) {
   }
   function shut() {
     document.removeEventListener("keydown", onKey, true);
+    window.removeEventListener("hashchange", shut);
     el.remove();
   }
+  window.addEventListener("hashchange", shut); // leaving the feed closes it too
   close.addEventListener("click", shut);
   el.addEventListener("click", (ev) => {
     if (ev.target === el) shut();
