@@ -235,7 +235,11 @@ function openPhoto(p, photos, at) {
     count.textContent = `${index + 1} / ${photos.length}`;
   }
   function onKey(ev) {
-    if (ev.key === "Escape") shut();
+    if (ev.key === "Escape") {
+      ev.preventDefault();
+      ev.stopPropagation(); // only the photo closes, not the pane under it
+      shut();
+    }
     else if (ev.key === "ArrowRight" && index < photos.length - 1) (index++, draw());
     else if (ev.key === "ArrowLeft" && index > 0) (index--, draw());
   }
