@@ -409,8 +409,9 @@ def contacts(home: HomeOption = USER_HOME) -> None:
 def send(
     who: Annotated[str, typer.Argument(help="Contact name or key prefix")],
     text: Annotated[str, typer.Argument(help="The message (with --file: its caption)")] = "",
-    file: Annotated[
-        Path | None, typer.Option("--file", help="Send this file, encrypted (up to 2 GiB)")
+    files: Annotated[
+        list[Path] | None,
+        typer.Option("--file", help="Send this file, encrypted (up to 2 GiB); repeat: an album"),
     ] = None,
     original: Annotated[bool, typer.Option(help="With --file: a photo as is, not compressed")] = False,
     home: HomeOption = USER_HOME,
@@ -418,11 +419,12 @@ def send(
     """Send a message or a file (queued; delivered when they are reachable)."""
     try:
         api = api_for(home)
-        if file is not None:
-            from boxless.cli.attachment_commands import send_file
+        if files:
+            from boxless.cli.attachment_commands import send_files
 
-            sent = send_file(api, api.contact_key(who), file, text, original=original)
-            print(f"{sent['id']} sent {plain(sent['attachments'][0]['name'])}")
+            sent = send_files(api, api.contact_key(who), files, text, original=original)
+            names = ", ".join(plain(a["name"]) for a in sent["attachments"])
+            print(f"{sent['id']} sent {names}")
             return
         if not text:
             raise ConfigError("give the message text, or --file PATH")
