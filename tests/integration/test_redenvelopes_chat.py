@@ -17,12 +17,13 @@ import pytest
 import trio
 import trio.testing
 
-from boxless.chat.redenvelope import RedEnvelopeCard
+from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
 from boxless.client.memory_transport import MemoryNetwork
 from boxless.client.redenvelopes import POLL_S
+from boxless.client.redenvelopes_core import sign_opened
 from boxless.errors import UsageError
 from boxless.payments.devnet import Anvil
-from boxless.payments.hdwallet import checksum_address
+from boxless.payments.hdwallet import checksum_address, derive_private_key
 from boxless.payments.store import ChainConfig
 from tests.anvil import anvil  # noqa: F401  (session fixture)
 from tests.chain_blocks import fast_blocks
@@ -138,6 +139,14 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             await bob.client.redenvelopes.open(one_id)
             with pytest.raises(Exception, match="empty|already"):
                 await carol.client.redenvelopes.open(one_id)
+            # Carol claims Bob's share as hers in the chat: her key did not sign for Bob's
+            # address, so nobody records it (Alice's list still says Bob).
+            carol_key = derive_private_key(carol.client.account.keystore.load_wallet_seed())
+            lie = RedEnvelopeOpened(one_id, bob_addr, sign_opened(carol_key, one_id, carol.me))
+            await carol.client.redenvelopes._post(group, lie, "🧧 opened a red envelope")
+            await trio.sleep(10)
+            listed = await _until(anvil, alice, group, one, lambda e: len(e["opened"]) == 1)  # type: ignore[arg-type]
+            assert [o["member"] for o in listed["opened"]] == [bob.me.hex()]  # type: ignore[index, union-attr]
 
             # 1:1: Alice to Bob; Bob opens it.
             to_bob, to_alice = f"contact:{bob.me.hex()}", f"contact:{alice.me.hex()}"

@@ -277,7 +277,8 @@ def test_red_envelope_bodies_round_trip_in_a_chat_message() -> None:
     from boxless.chat import envelope as env
     from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
 
-    for body in (RedEnvelopeCard(_card().encode()), RedEnvelopeOpened(b"\x01" * 32, b"\x02" * 20)):
+    opened = RedEnvelopeOpened(b"\x01" * 32, b"\x02" * 20, b"\x03" * 65)
+    for body in (RedEnvelopeCard(_card().encode()), opened):
         msg = env.ChatMessage(env.new_message_id(), 3, 1_000, body)
         assert env.decode(env.encode(msg)) == msg
     assert "secret" not in repr(RedEnvelopeCard(_card().encode())).replace("<secret>", "")
@@ -299,3 +300,16 @@ def test_red_envelope_body_decoder_takes_any_bytes(raw: bytes) -> None:
         env.decode(pb.SerializeToString())
     except (DecodeError, UsageError):
         pass
+
+
+def test_opened_notice_binds_address_to_member() -> None:
+    from boxless.client.redenvelopes_core import opened_signer, sign_opened
+
+    bob_key, mallory = secrets.token_bytes(32), b"\x0c" * 32
+    env_id, bob = b"\x01" * 32, b"\x0b" * 32
+    proof = sign_opened(bob_key, env_id, bob)
+    assert opened_signer(proof, env_id, bob) == address_bytes(bob_key)
+    # Mallory replays Bob's proof as hers, or for another envelope: another address.
+    assert opened_signer(proof, env_id, mallory) != address_bytes(bob_key)
+    assert opened_signer(proof, b"\x02" * 32, bob) != address_bytes(bob_key)
+    assert opened_signer(b"\xff" * 65, env_id, bob) is None

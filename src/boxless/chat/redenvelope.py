@@ -40,12 +40,18 @@ class RedEnvelopeCard:
 
 @dataclass(frozen=True, slots=True)
 class RedEnvelopeOpened:
+    """``recipient``'s key signed (envelope, the notice's sender's identity key):
+    nobody can name another member's address as theirs (checked on receipt)."""
+
     envelope_id: bytes
     recipient: bytes
+    signature: bytes
 
     def __post_init__(self) -> None:
         if len(self.envelope_id) != 32 or len(self.recipient) != 20:
             raise UsageError("an opened notice names a 32-byte envelope and a 20-byte address")
+        if len(self.signature) != 65:
+            raise UsageError("an opened notice carries a 65-byte signature")
 
 
 RedEnvelopeBody = RedEnvelopeCard | RedEnvelopeOpened
@@ -56,8 +62,9 @@ def body_to_proto(body: RedEnvelopeBody) -> redenvelope_pb2.RedEnvelopeBody:
     match body:
         case RedEnvelopeCard(card):
             pb.card = card
-        case RedEnvelopeOpened(envelope_id, recipient):
-            pb.opened.envelope_id, pb.opened.recipient = envelope_id, recipient
+        case RedEnvelopeOpened(envelope_id, recipient, signature):
+            o = pb.opened
+            o.envelope_id, o.recipient, o.signature = envelope_id, recipient, signature
     return pb
 
 
@@ -67,5 +74,6 @@ def decode_body(pb: redenvelope_pb2.RedEnvelopeBody) -> RedEnvelopeBody:
         case "card":
             return RedEnvelopeCard(pb.card)
         case "opened":
-            return RedEnvelopeOpened(pb.opened.envelope_id, pb.opened.recipient)
+            o = pb.opened
+            return RedEnvelopeOpened(o.envelope_id, o.recipient, o.signature)
     raise UsageError("a red-envelope body of no known kind")

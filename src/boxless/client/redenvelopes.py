@@ -60,6 +60,8 @@ from boxless.client.redenvelopes_core import (
     best_luck,
     decode_card,
     may_claim,
+    opened_signer,
+    sign_opened,
 )
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import LocalAccount
@@ -283,6 +285,9 @@ class RedEnvelopes:
             row = rs.get(cur, body.envelope_id)
             if row is None or row.chat != chat:
                 return "🧧 opened a red envelope"
+            if opened_signer(body.signature, body.envelope_id, sender) != body.recipient:
+                logger.info("an opened notice from %s with a bad signature", sender.hex()[:8])
+                return "🧧 opened a red envelope"
             if rs.add_opened(cur, body.envelope_id, sender, body.recipient):
                 self.channel.emit(ev.RedEnvelopeChanged(chat, row.message_id, row.state))
                 self._wake.set()
@@ -342,7 +347,10 @@ class RedEnvelopes:
         chat, me, amount = await trio.to_thread.run_sync(
             self.try_claim, envelope_id, self._now_ms()
         )
-        await self._post(chat, RedEnvelopeOpened(envelope_id, me), "🧧 opened a red envelope")
+        key = derive_private_key(self.account.keystore.load_wallet_seed())
+        proof = sign_opened(key, envelope_id, self.me)
+        notice = RedEnvelopeOpened(envelope_id, me, proof)
+        await self._post(chat, notice, "🧧 opened a red envelope")
         with self.db.transaction() as cur:
             rs.add_opened(cur, envelope_id, self.me, me)
             row = rs.get(cur, envelope_id)

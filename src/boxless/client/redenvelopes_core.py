@@ -86,6 +86,32 @@ def sign_claim(
     return 27 + sig[64], sig[:32], sig[32:64]
 
 
+OPENED_TAG = b"boxless red envelope opened v1"
+
+
+def opened_digest(env_id: bytes, member: bytes) -> bytes:
+    return keccak256(OPENED_TAG + env_id + member)
+
+
+def sign_opened(wallet_key: bytes, env_id: bytes, member: bytes) -> bytes:
+    """The wallet key's signature binding its address to ``member`` for this envelope."""
+    sig = coincurve.PrivateKey(wallet_key).sign_recoverable(
+        opened_digest(env_id, member), hasher=None
+    )
+    return bytes(sig)
+
+
+def opened_signer(signature: bytes, env_id: bytes, member: bytes) -> bytes | None:
+    """The address that signed an opened notice, or None for a bad signature."""
+    try:
+        pub = coincurve.PublicKey.from_signature_and_message(
+            signature, opened_digest(env_id, member), hasher=None
+        )
+    except (ValueError, TypeError):
+        return None
+    return keccak256(pub.format(compressed=False)[1:])[12:]
+
+
 def share_amount(remaining: int, left: int, lucky: bool, seed: bytes, index: int) -> int:
     """Share ``index`` when ``remaining`` wei are left for ``left`` shares (the contract's rule)."""
     if left == 1:

@@ -28,7 +28,7 @@ from boxless.payments.tx import UnsignedTx, suggest_fees, tx_hash
 WORD = 32
 RECEIPT_TIMEOUT_S = 30.0
 MAX_DYNAMIC = 64 * 1024
-READ_RETRIES = 3
+READ_RETRIES = 5
 
 
 class ContractReverted(RpcRefused):
@@ -189,12 +189,12 @@ class Signer:
             "data": "0x" + payload.hex(),
         }
         try:
-            return data(self.rpc.call("eth_call", [request, block]), "call answer")
+            return data(self._retry_reads([("eth_call", [request, block])])[0], "call answer")
         except RpcRefused as exc:
             raise ContractReverted(str(exc)) from exc
 
     def balance(self, account: bytes) -> int:
-        answer = self.rpc.call("eth_getBalance", [checksum_address(account), "latest"])
+        answer = self._retry_reads([("eth_getBalance", [checksum_address(account), "latest"])])[0]
         return quantity(answer, "balance")
 
     def submit(
@@ -215,7 +215,7 @@ class Signer:
         if gas is None:
             calls.append(("eth_estimateGas", [request]))
         try:
-            results = self.rpc.batch(calls)
+            results = self._retry_reads(calls)
         except RpcRefused as exc:
             raise ContractReverted(str(exc)) from exc
         block = results[0]
@@ -300,6 +300,8 @@ class Signer:
         return hashes, refused
 
     def _retry_reads(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
+        """``calls`` (reads only), again when anvil --prune-history refuses a
+        ``latest`` block that a new block replaced while it answered."""
         for _ in range(READ_RETRIES):
             try:
                 return self.rpc.batch(calls)
@@ -349,7 +351,7 @@ class Signer:
         return receipt.contract_address
 
     def code(self, address: bytes) -> bytes:
-        answer = self.rpc.call("eth_getCode", [checksum_address(address), "latest"])
+        answer = self._retry_reads([("eth_getCode", [checksum_address(address), "latest"])])[0]
         return data(answer, "contract code")
 
     def logs(self, address: bytes, topics: list[bytes | None], from_block: int = 0) -> list[Log]:

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62oxless/wire/redenvelope.proto\x12\x16\x62oxless.redenvelope.v1\"[\n\x0fRedEnvelopeBody\x12\x0e\n\x04\x63\x61rd\x18\x01 \x01(\x0cH\x00\x12\x30\n\x06opened\x18\x02 \x01(\x0b\x32\x1e.boxless.redenvelope.v1.OpenedH\x00\x42\x06\n\x04kind\"0\n\x06Opened\x12\x13\n\x0b\x65nvelope_id\x18\x01 \x01(\x0c\x12\x11\n\trecipient\x18\x02 \x01(\x0c\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1e\x62oxless/wire/redenvelope.proto\x12\x16\x62oxless.redenvelope.v1\"[\n\x0fRedEnvelopeBody\x12\x0e\n\x04\x63\x61rd\x18\x01 \x01(\x0cH\x00\x12\x30\n\x06opened\x18\x02 \x01(\x0b\x32\x1e.boxless.redenvelope.v1.OpenedH\x00\x42\x06\n\x04kind\"C\n\x06Opened\x12\x13\n\x0b\x65nvelope_id\x18\x01 \x01(\x0c\x12\x11\n\trecipient\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,5 +34,5 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REDENVELOPEBODY']._serialized_start=58
   _globals['_REDENVELOPEBODY']._serialized_end=149
   _globals['_OPENED']._serialized_start=151
-  _globals['_OPENED']._serialized_end=199
+  _globals['_OPENED']._serialized_end=218
 # @@protoc_insertion_point(module_scope)

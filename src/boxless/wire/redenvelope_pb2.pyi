@@ -56,19 +56,23 @@ class Opened(_message.Message):
 
     ENVELOPE_ID_FIELD_NUMBER: _builtins.int
     RECIPIENT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     envelope_id: _builtins.bytes
     """32 bytes"""
     recipient: _builtins.bytes
     """20 bytes: the address the sender of this message claimed with"""
+    signature: _builtins.bytes
+    """65 bytes: that address's key over (envelope, sender's identity key)"""
     def __init__(
         self,
         *,
         envelope_id: _builtins.bytes = ...,
         recipient: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "recipient", b"recipient"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope_id", b"envelope_id", "recipient", b"recipient", "signature", b"signature"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
