@@ -78,7 +78,7 @@ async def _until(p: Person, get: Callable[[], object], *wanted: object) -> objec
             return get()
         await trio.to_thread.run_sync(_rpc, CHAIN[0], "evm_mine", [])
         await trio.sleep(POLL_S + 0.5)
-    raise AssertionError(f"{p.name}: {get()!r}, not {wanted}: {p.client.payments.cards_debug()}")
+    raise AssertionError(f"{p.name}: {get()!r}, not {wanted}: {p.client.payments.card_states()}")
 
 
 def _send_only(

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ __all__ = ["POLL_S", "FeesRose", "Payments", "card_json"]
 logger = logging.getLogger(__name__)
 
 POLL_S = 2.0
+IDLE_S = 30.0  # no chain set up: look again this often (setting one up is rare)
 OPEN_CARDS = 100  # re-verified per tick; the rest wait for the next
 
 _TX_TO_CARD = {PENDING: "pending", INCLUDED: "pending", CONFIRMED: "confirmed",
@@ -156,6 +158,7 @@ class Payments:
         self.store = PaymentStore(self.db)
         self._wake = trio.Event()
         self._wallet: Wallet | None = None
+        self._lock = threading.Lock()  # the wallet's RPC client is used by one thread at a time
         channel.handlers.on_body((TransferCard, PayRequest, WalletAddress), self._on_body)
         groups.on_content((TransferCard, PayRequest), self._on_group)
 
@@ -258,7 +261,8 @@ class Payments:
         """Build (blocking) what the user confirms."""
         if target.amount is not None:
             amount, asset = target.amount, target.asset or asset
-        return self.wallet().quote(target.address, amount, asset)
+        with self._lock:
+            return self.wallet().quote(target.address, amount, asset)
 
     def send_quoted(
         self,
@@ -270,14 +274,17 @@ class Payments:
         now_ms: int,
     ) -> tuple[Quote, TransferCard]:
         """Re-quote, check the fee cap, sign, store and broadcast (blocking); the card."""
-        wallet = self.wallet()
-        q = self.quote(target, amount, asset)
-        if q.fee_cap > max_fee_cap:
-            raise FeesRose(
-                f"the fee cap is now {q.fee_cap} wei, above the {max_fee_cap} you confirmed; "
-                "nothing was sent. Quote again"
-            )
-        record = wallet.send(q, now_ms, note)
+        with self._lock:  # one wallet, one RPC connection: the watcher waits
+            wallet = self.wallet()
+            if target.amount is not None:
+                amount, asset = target.amount, target.asset or asset
+            q = wallet.quote(target.address, amount, asset)
+            if q.fee_cap > max_fee_cap:
+                raise FeesRose(
+                    f"the fee cap is now {q.fee_cap} wei, above the {max_fee_cap} you "
+                    "confirmed; nothing was sent. Quote again"
+                )
+            record = wallet.send(q, now_ms, note)
         token = None if q.asset.token is None else bytes.fromhex(q.asset.token[2:])
         claim = TransferClaim(
             wallet.config.chain_id, record.hash, wallet.address, q.recipient, token, q.amount,
@@ -461,7 +468,8 @@ class Payments:
         return [card_json(r, _parse_body(r.body), paid.get(r.message_id, []), self.me,
                           self._asset_of) for r in rows]  # fmt: skip
 
-    def cards_debug(self) -> list[tuple[str, str, str]]:
+    def card_states(self) -> list[tuple[str, str, str]]:
+        """Every card's (message id, status, reason): for diagnostics and tests."""
         with self.db.transaction() as cur:
             cur.execute("SELECT message_id, status, reason FROM payment_card")
             return [tuple(r) for r in cur.fetchall()]
@@ -471,10 +479,12 @@ class Payments:
     async def run(self) -> None:
         """Refresh our transactions and verify pending cards until cancelled."""
         while True:
-            with trio.move_on_after(POLL_S):
+            config = self.chain()
+            with trio.move_on_after(POLL_S if config is not None else IDLE_S):
                 await self._wake.wait()
             self._wake = trio.Event()
-            if self.chain() is None:
+            config = self.chain()
+            if config is None or not self._open_work(config.chain_id):
                 continue
             try:
                 changes = await trio.to_thread.run_sync(self.check_once, self._now_ms())
@@ -484,9 +494,20 @@ class Payments:
             for chat, message_id, status in changes:
                 self.channel.emit(ev.PaymentChanged(chat, message_id, status))
 
+    def _open_work(self, chain_id: int) -> bool:
+        """Whether a transaction of ours or a transfer card still waits for the chain."""
+        if self.store.open_txs(chain_id):
+            return True
+        with self.db.transaction() as cur:
+            return bool(cs.open_cards(cur, 1))
+
     def check_once(self, now_ms: int) -> list[tuple[str, str, str]]:
         """One pass (blocking): refresh (and re-broadcast) our transactions, then re-verify
         pending cards. Returns the cards that changed: (chat, message id, status)."""
+        with self._lock:
+            return self._check(now_ms)
+
+    def _check(self, now_ms: int) -> list[tuple[str, str, str]]:
         wallet = self.wallet()
         if self.store.open_txs(wallet.config.chain_id):
             wallet.refresh(now_ms)
