@@ -11,13 +11,13 @@ Screenshots: docs/screenshots/transfer-card.png (Bob's chat), wallet.png.
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 import pytest
-from mnemonic import Mnemonic
 
-from boxless.payments.devnet import ANVIL_MNEMONIC, Anvil, deploy_token, fund_account
-from boxless.payments.hdwallet import derive_private_key, parse_address
+from boxless.payments.devnet import Anvil, deploy_token, fund_account
+from boxless.payments.hdwallet import address_bytes, checksum_address, parse_address
 from boxless.payments.rpc import Rpc
 from tests.anvil import anvil  # noqa: F401  (session fixture)
 from tests.e2e.test_web import DESKTOP, open_ui, shot
@@ -25,13 +25,14 @@ from tests.e2e.test_web import DESKTOP, open_ui, shot
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 pytestmark = pytest.mark.slow
-FUNDER = derive_private_key(Mnemonic.to_seed(ANVIL_MNEMONIC, ""), "m/44'/60'/0'/0/3")
+FUNDER = secrets.token_bytes(32)  # this test's own account: no nonce shared with another test
 
 
 def test_transfer_in_chat_and_the_wallet_pane(world: Any, browser: Any, anvil: Anvil) -> None:  # noqa: F811
     alice, bob = world.persons("Alice", "Bob")
     world.befriend(alice, bob)
     rpc = Rpc(anvil.url, anvil.chain_id)
+    rpc.call("anvil_setBalance", [checksum_address(address_bytes(FUNDER)), hex(10**21)])
     token = deploy_token(rpc, FUNDER, 10**15)
     for user in (alice, bob):
         user.call("PUT", "/wallet/chain", {

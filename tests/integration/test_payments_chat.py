@@ -9,6 +9,7 @@ amount; a bill split in a 3-member group is paid by both other members.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -21,10 +22,11 @@ import trio.testing
 from boxless.chat.payment import TransferCard
 from boxless.client.memory_transport import MemoryNetwork
 from boxless.client.payments import POLL_S
-from boxless.payments.amounts import ETH
-from boxless.payments.devnet import Anvil, free_port
+from boxless.payments.amounts import ETH, Asset
+from boxless.payments.devnet import Anvil, deploy_token, free_port, fund_account
 from boxless.payments.errors import RpcDown
-from boxless.payments.hdwallet import checksum_address
+from boxless.payments.hdwallet import address_bytes, checksum_address
+from boxless.payments.rpc import Rpc
 from boxless.payments.store import ChainConfig
 from boxless.payments.transfer import TransferClaim
 from tests.anvil import anvil  # noqa: F401  (session fixture)
@@ -42,6 +44,7 @@ pytestmark = pytest.mark.slow
 GWEI = 10**9
 FUND = 10**20
 LOOKS = 60
+FUNDER = secrets.token_bytes(32)  # this test's own account: no nonce shared with another test
 CHAIN: list[Anvil] = []
 
 
@@ -91,6 +94,13 @@ def _send_only(
     return payments.send_quoted(target, amount, ETH, quote.fee_cap, "lunch", now_ms)[1]
 
 
+def _send_asset(p: Person, chat: str, amount: int, asset: Asset) -> TransferCard:
+    payments = p.client.payments
+    target = payments.target(chat)
+    quote = payments.quote(target, amount, asset)
+    return payments.send_quoted(target, amount, asset, quote.fee_cap, "", 0)[1]
+
+
 async def _pay(p: Person, chat: str, amount: int, request: str | None = None) -> str:
     card = await trio.to_thread.run_sync(_send_only, p, chat, amount, request)
     return await p.client.payments.post(chat, card)
@@ -132,6 +142,26 @@ async def test_payments_in_chat(
                 assert await _until(bob, _status(bob, to_alice, sent), "received") == "received"
                 await _until(alice, _status(alice, to_bob, sent), "confirmed")
                 assert _card(bob, to_alice, sent)["display"] == "0.000000002 ETH"
+
+                # The test token: 1.5 BXD, verified by the token's own Transfer logs.
+                rpc = Rpc(anvil.url, anvil.chain_id)
+                _rpc(
+                    anvil, "anvil_setBalance", [checksum_address(address_bytes(FUNDER)), hex(FUND)]
+                )
+                token = await trio.to_thread.run_sync(deploy_token, rpc, FUNDER, 10**12)
+                for p in (alice, bob):
+                    p.client.payments.store.set_chain(
+                        ChainConfig(anvil.url, anvil.chain_id, token, "BXD", 6, confirmations=1)
+                    )
+                await trio.to_thread.run_sync(
+                    fund_account, rpc, FUNDER, token, alice.client.payments.address(), FUND, 10**7
+                )
+                rpc.close()
+                bxd = alice.client.payments.asset("BXD")
+                card = await trio.to_thread.run_sync(_send_asset, alice, to_bob, 1_500_000, bxd)
+                paid_bxd = await alice.client.payments.post(to_bob, card)
+                await _until(bob, _status(bob, to_alice, paid_bxd), "received")
+                assert _card(bob, to_alice, paid_bxd)["display"] == "1.5 BXD"
 
                 # Bob pays Alice while the RPC is down: saved, not broadcast. He restarts.
                 await bob.client.payments.ask_address(alice.me)
