@@ -77,6 +77,7 @@ logger = logging.getLogger(__name__)
 
 POLL_S = 2.0
 OPEN_PER_TICK = 50
+CLAIMS_KEPT = 500  # envelopes whose claims stay in memory
 MAX_GREETING = 200
 
 
@@ -394,7 +395,7 @@ class RedEnvelopes:
         for row in finished:  # after a restart: who opened which, once
             try:
                 card = decode_card(row.card)
-                self._claims[row.envelope_id] = self.contract_at(card.contract).claims(card.id)
+                self._remember(row.envelope_id, self.contract_at(card.contract).claims(card.id))
             except BoxlessError as exc:
                 logger.info("red envelope %s: %s", row.envelope_id.hex()[:8], exc)
         changes = []
@@ -427,7 +428,7 @@ class RedEnvelopes:
                 contract.refund(row.envelope_id)  # the sender's client refunds by itself
         envelope = contract.envelope(row.envelope_id)
         claims = contract.claims(row.envelope_id)  # after our relays and refund
-        self._claims[row.envelope_id] = claims
+        self._remember(row.envelope_id, claims)
         mine = next((c.amount for c in claims if c.recipient == me), None)
         if envelope.refunded or envelope.claimed >= envelope.shares:
             state = "done"
@@ -436,6 +437,13 @@ class RedEnvelopes:
         if state != row.state or before != claims or (mine is not None and mine != row.my_amount):
             return row.chat, row.message_id, state
         return None
+
+    def _remember(self, envelope_id: bytes, claims: list[Claim]) -> None:
+        """Keep the chain's claims of at most CLAIMS_KEPT envelopes (the newest looked at)."""
+        self._claims.pop(envelope_id, None)
+        self._claims[envelope_id] = claims
+        while len(self._claims) > CLAIMS_KEPT:
+            del self._claims[next(iter(self._claims))]
 
     def _relay(
         self,
