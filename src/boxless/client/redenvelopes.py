@@ -57,17 +57,17 @@ from boxless.client.redenvelopes_core import (
     DEFAULT_EXPIRY_S,
     BadCard,
     Card,
-    best_luck,
     decode_card,
     may_claim,
     opened_signer,
     sign_opened,
 )
+from boxless.client.redenvelopes_view import envelope_json, preview
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import LocalAccount
 from boxless.payments.errors import BadRpcResponse
 from boxless.payments.evmcall import Signer, artifact
-from boxless.payments.hdwallet import address_bytes, checksum_address, derive_private_key
+from boxless.payments.hdwallet import address_bytes, derive_private_key
 from boxless.payments.rpc import Rpc, quantity
 from boxless.payments.store import PaymentStore
 
@@ -473,55 +473,13 @@ class RedEnvelopes:
         with self.db.transaction() as cur:
             rows = rs.of_chat(cur, chat)
             opened = {r.envelope_id: rs.opened(cur, r.envelope_id) for r in rows}
-        return [self._json(r, opened[r.envelope_id]) for r in rows]
-
-    def _json(self, row: rs.EnvelopeRow, opened: list[tuple[bytes, bytes, bool]]) -> dict[str, Any]:
-        card = decode_card(row.card)
-        by_address = {addr: member for member, addr, _ in opened}
-        claims = self._claims.get(row.envelope_id, [])
-        people = [
-            {
-                "member": by_address[c.recipient].hex() if c.recipient in by_address else None,
-                "address": checksum_address(c.recipient),
-                "amount": str(c.amount),
-                "index": c.index,
-            }
-            for c in claims
+        return [
+            envelope_json(
+                r, opened[r.envelope_id], self._claims.get(r.envelope_id, []), self._chain_now
+            )
+            for r in rows
         ]
-        luck = best_luck([(checksum_address(c.recipient), c.amount) for c in claims])
-        expired = (
-            row.state == "done"
-            and len(claims) < card.shares
-            or (self._chain_now >= card.expiry > 0 and self._chain_now > 0)
-        )
-        empty = len(claims) >= card.shares
-        status = "empty" if empty else "expired" if expired else "open"
-        return {
-            "envelope_id": row.envelope_id.hex(),
-            "message_id": row.message_id,
-            "chat": row.chat,
-            "outgoing": row.outgoing,
-            "author": row.author.hex(),
-            "greeting": card.greeting,
-            "total": str(card.total),
-            "shares": card.shares,
-            "lucky": card.lucky,
-            "expiry": card.expiry,
-            "status": status if not row.reason else "refused",
-            "reason": row.reason,
-            "my_amount": None if row.my_amount is None else str(row.my_amount),
-            "opened": people,
-            "claimed": len(claims),
-            "best_luck": luck if len(claims) >= card.shares or expired else None,
-            "pending_relays": [
-                member.hex()
-                for member, addr, _ in opened
-                if addr not in {c.recipient for c in claims}
-            ],
-        }
 
 
 def _preview(card: Card) -> str:
-    kind = "lucky" if card.lucky else "equal"
-    greeting = f": {card.greeting}" if card.greeting else ""
-    return f"🧧 Red envelope ({card.shares} {kind} shares){greeting}"
+    return preview(card)
