@@ -222,6 +222,7 @@ from boxless.cli import device_commands as _device_commands  # noqa: E402,F401
 from boxless.cli import find_commands as _find_commands  # noqa: E402,F401
 from boxless.cli import group_commands as _group_commands  # noqa: E402,F401
 from boxless.cli import identity_commands as _identity_commands  # noqa: E402,F401
+from boxless.cli import miniapp_commands as _miniapp_commands  # noqa: E402,F401
 from boxless.cli import moment_commands as _moment_commands  # noqa: E402,F401
 from boxless.cli import nearby_commands as _nearby_commands  # noqa: E402,F401
 from boxless.cli import profile_commands as _profile_commands  # noqa: E402,F401
