@@ -1,0 +1,138 @@
+"""Issue 15's "Show" with real processes: Alice on two devices (A1, A2), Bob, Carol.
+
+All `boxless up` light clients of the session's world; A2 (and later A3) is made
+by `boxless link` and linked through A1's API. A2, linked mid-conversation, gets
+the history and the group; Bob's 1:1 and group messages arrive on both of
+Alice's devices in the same order; Alice's text sent on A1 shows on A2 as hers;
+read on A2 clears unread on A1; revoked, A2 wipes its keys and stops; A3 linked
+after that works. (30 messages here; the bench goes further.)
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from typing import Any
+
+import pytest
+
+from tests.e2e.world import wait_for
+from tests.userproc import UserProcess, env
+
+pytestmark = pytest.mark.slow
+N = 15  # of each: Bob's 1:1 messages and his group messages
+
+
+def _link(world: Any, alice: UserProcess, name: str) -> UserProcess:
+    home = world.root / f"{name.lower()}-{time.monotonic_ns()}"
+    home.mkdir()
+    cmd = [sys.executable, "-m", "boxless", "link", "--home", str(home), "--name", name]
+    for addr in (world.s1.addr, world.s2.addr):
+        cmd += ["--service-peer", addr]
+    proc = subprocess.Popen(
+        cmd, env=env(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    link = ""
+    for line in proc.stdout:
+        if line.startswith("Link:"):
+            link = line.split(":", 1)[1].strip()
+            break
+    try:
+        assert link, "boxless link printed no link"
+        assert alice.request("POST", "/devices/link", {"link": link}).status_code == 201
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0, out
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    user = UserProcess(name, home, [world.s2.addr, world.s1.addr]).launch()
+    world.people.append(user)
+    return user.wait_ready(90)
+
+
+def _texts(user: UserProcess, path: str) -> list[str]:
+    return [m["text"] for m in user.call("GET", path + "?limit=500")]
+
+
+def test_alice_on_two_devices_bob_carol_and_a_group(world: Any) -> None:
+    alice, bob, carol = world.persons("Alice", "Bob", "Carol")
+    world.befriend(alice, bob)
+    world.befriend(alice, carol)
+    gid = world.group(alice, [bob, carol], "Three")
+    ka, kb = world.key(alice), world.key(bob)
+    with_bob, group = f"/contacts/{kb}/messages", f"/groups/{gid}/messages"
+    bob.call("POST", f"/contacts/{ka}/messages", {"text": "before the link"})
+    bob.call("POST", group, {"text": "group before the link"})
+    wait_for(
+        "Alice to have both",
+        lambda: (
+            "before the link" in _texts(alice, with_bob)
+            and "group before the link" in _texts(alice, group)
+        ),
+    )
+
+    a2 = _link(world, alice, "A2")
+    assert world.key(a2) == ka
+    wait_for(
+        "A2 to have the history and the group",
+        lambda: (
+            "before the link" in _texts(a2, with_bob)
+            and "group before the link" in _texts(a2, group)
+        ),
+    )
+    # A2 says hello: Bob reads it as Alice's, and learns her second device
+    a2.call("POST", f"/contacts/{kb}/messages", {"text": "hi from A2"})
+    wait_for("Bob to read A2", lambda: "hi from A2" in _texts(bob, f"/contacts/{ka}/messages"))
+
+    sent = [f"bob {i}" for i in range(N)]
+    for text in sent:
+        bob.call("POST", f"/contacts/{ka}/messages", {"text": text})
+        bob.call("POST", group, {"text": "g " + text})
+    for device in (alice, a2):
+        wait_for(
+            "Bob's messages on both devices",
+            lambda d=device: (
+                f"bob {N - 1}" in _texts(d, with_bob) and f"g bob {N - 1}" in _texts(d, group)
+            ),
+        )
+        assert [t for t in _texts(device, with_bob) if t.startswith("bob ")] == sent
+        assert [t for t in _texts(device, group) if t.startswith("g bob ")] == [
+            "g " + t for t in sent
+        ]
+
+    # Alice's text sent on A1 shows on A2 as sent by her
+    alice.call("POST", with_bob, {"text": "from A1"})
+    wait_for(
+        "A1's text on A2",
+        lambda: any(m["text"] == "from A1" and m["outgoing"] for m in a2.call("GET", with_bob)),
+    )
+
+    # read on A2 clears unread on A1
+    def unread_on_a1() -> int:
+        return sum(
+            1
+            for m in alice.call("GET", with_bob + "?limit=500")
+            if not m["outgoing"] and m["state"] != "read"
+        )
+
+    assert unread_on_a1() > 0
+    a2.call("POST", f"/contacts/{kb}/read")
+    wait_for("unread cleared on A1", lambda: unread_on_a1() == 0)
+
+    # revoke A2: it wipes its keys and stops
+    a2_key = next(
+        d["device"] for d in alice.call("GET", "/devices")["devices"] if d["name"] == "A2"
+    )
+    alice.call("DELETE", f"/devices/{a2_key}")
+    assert a2.proc is not None
+    wait_for("the revoked A2 to stop", lambda: a2.proc.poll() is not None)  # type: ignore[union-attr]
+
+    # a new device A3 linked after that works
+    a3 = _link(world, alice, "A3")
+    wait_for("A3 to have the history", lambda: "bob 0" in _texts(a3, with_bob))
+    a3.call("POST", f"/contacts/{kb}/messages", {"text": "hi from A3"})
+    wait_for("Bob to read A3", lambda: "hi from A3" in _texts(bob, f"/contacts/{ka}/messages"))
+    bob.call("POST", f"/contacts/{ka}/messages", {"text": "hello A3"})
+    wait_for("A3 to get Bob's next message", lambda: "hello A3" in _texts(a3, with_bob))
