@@ -19,7 +19,16 @@ echo "== mypy"
 mypy
 echo "== pytest"
 set +e
-python -m pytest -q -p no:cacheprovider "$@"
+# Two workers (pytest-xdist), one per core: most of the suite's wall time is
+# waiting on real processes (service nodes, `boxless up`, Chromium), which two
+# workers overlap. Each test file runs whole on one worker, so module fixtures
+# start once. BOXLESS_TEST_WORKERS=0 runs in one process.
+workers="${BOXLESS_TEST_WORKERS:-2}"
+if [ "$workers" = "0" ]; then
+  python -m pytest -q -p no:cacheprovider "$@"
+else
+  python -m pytest -q -p no:cacheprovider -n "$workers" --dist loadfile "$@"
+fi
 rc=$?
 set -e
 # pytest exits 5 when a -k filter selects nothing; only then is that not a failure.
