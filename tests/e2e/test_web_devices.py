@@ -100,6 +100,7 @@ def test_link_a_device_by_qr_list_and_revoke(world: Any, browser: Any, tmp_path:
     page.locator("#tab-me").click()
     page.locator("#open-devices").click()
     expect(items).to_have_count(2)
+    page.wait_for_function("() => [...document.images].every((i) => i.complete)")
     shot(page, "devices")
 
     # revoke it: the laptop wipes its keys and stops

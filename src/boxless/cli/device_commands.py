@@ -116,6 +116,10 @@ async def _link(
             account.close()
         nursery.cancel_scope.cancel()
     out.print(f"Linked to {markup(linked.account_name)}'s account ({rows} records).")
+    out.print(
+        f"Account fingerprint: {linked.identity.fingerprint} — check it matches Me on your "
+        "other device (if not, someone else linked this device: remove this --home)."
+    )
     out.print(f"Start it with: boxless up --home {home}")
 
 
