@@ -7,6 +7,7 @@
 
 import { ApiError, call } from "./api.js";
 import { h, mount, toast } from "./dom.js";
+import { contact, group, store } from "./store.js";
 
 const PREFIXES = ["💸 Transfer ", "🧾 Request ", "🧾 Split "];
 const STATUS = {
@@ -92,11 +93,17 @@ function fill(slot, chat, card) {
       ? h(
           "ul",
           { class: "paycard-shares" },
-          card.shares.map((s) => h("li", { dataset: { paid: s.paid ? "yes" : "no" } }, `${s.paid ? "✓" : "·"} ${s.display}`)),
+          card.shares.map((s) =>
+            h(
+              "li",
+              { dataset: { paid: s.paid ? "yes" : "no" } },
+              h("span", { class: "paycard-who" }, `${s.paid ? "✓" : s.member === card.author ? "—" : "·"} ${nameOf(chat, s.member)}`),
+              h("span", {}, s.display),
+            ),
+          ),
         )
       : null,
-    h("span", { class: "paycard-status", dataset: { status: card.paid || card.paid_by_me ? "received" : "open" } },
-      card.paid ? "Paid" : card.paid_by_me ? "You paid" : "Not paid yet"),
+    h("span", { class: "paycard-status", dataset: { status: card.paid || card.paid_by_me ? "received" : "open" } }, requestStatus(card)),
     canPay
       ? h(
           "button",
@@ -112,6 +119,23 @@ function fill(slot, chat, card) {
         )
       : null,
   );
+}
+
+function requestStatus(card) {
+  if (card.paid) return "Paid";
+  if (card.paid_by_me) return "You paid";
+  const owing = (card.shares || []).filter((s) => s.member !== card.author);
+  if (owing.length) return `${owing.filter((s) => s.paid).length} of ${owing.length} paid`;
+  return "Not paid yet";
+}
+
+/** A member's name: "You", a group member's or a contact's name, else a short key. */
+function nameOf(chat, key) {
+  if (store.me && key === store.me.identity_key) return "You";
+  const g = chat.startsWith("group:") ? group(chat.slice(6)) : null;
+  const m = g && (g.members || []).find((x) => x.identity_key === key);
+  const c = contact(key);
+  return (m && m.name) || (c && c.name) || `${key.slice(0, 8)}…`;
 }
 
 function statusText(card) {
