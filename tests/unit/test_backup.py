@@ -258,3 +258,43 @@ def test_a_nested_or_huge_list_is_bounded() -> None:
     # a list claiming 2**32-1 items in 5 bytes
     with pytest.raises(BackupDamaged, match="longer"):
         bf.decode_value(bytes([5]) + b"\xff\xff\xff\xff")
+
+
+def test_scheduled_backups_are_due_by_period_and_keep_the_newest(
+    homes: Path, tmp_path: Path
+) -> None:
+    from boxless.client.backup_schedule import (
+        Schedule,
+        backup_now,
+        due,
+        get_schedule,
+        set_schedule,
+        to_prune,
+    )
+    from boxless.errors import UsageError
+
+    day = Schedule(tmp_path / "auto", 86_400, 2)
+    assert due(day, BASE)
+    done = Schedule(day.folder, 86_400, 2, last_at_ms=int(BASE * 1000))
+    assert not due(done, BASE + 86_399) and due(done, BASE + 86_400)
+    failed = Schedule(day.folder, 86_400, 2, last_at_ms=int(BASE * 1000), last_error="disk full")
+    assert not due(failed, BASE + 8_000) and due(failed, BASE + 8_640)
+    with pytest.raises(UsageError):
+        Schedule(day.folder, 10, 2)
+    names = [f"boxless-backup-2026010{d}-000000-0123abcd.bxbk" for d in range(1, 5)]
+    assert to_prune([*names, "notes.txt", "boxless-backup-x.bxbk"], 2) == names[1::-1]
+
+    make_phrase_account(homes / "a", "A")
+    with open_account(homes / "a", PASS) as account:
+        assert get_schedule(account.db) is None
+        set_schedule(account.db, day)
+        assert get_schedule(account.db) == day
+        (day.folder).mkdir()
+        (day.folder / "notes.txt").write_text("mine")
+        for i in range(3):
+            backup_now(account.db, day, homes / "a", "0123abcd" * 8, BASE + i * 86_400)
+        kept = sorted(p.name for p in day.folder.iterdir())
+        assert len(kept) == 3 and "notes.txt" in kept
+        assert kept[0].startswith("boxless-backup-20270116")  # the two newest of three
+        set_schedule(account.db, None)
+        assert get_schedule(account.db) is None

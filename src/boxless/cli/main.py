@@ -215,6 +215,7 @@ def node(
 
 
 from boxless.bot import cli as _bot_cli  # noqa: E402,F401  (boxless bot run)
+from boxless.cli import backup_commands as _backup_commands  # noqa: E402,F401
 from boxless.cli import blob_commands as _blob_commands  # noqa: E402,F401
 from boxless.cli import call_commands as _call_commands  # noqa: E402,F401
 from boxless.cli import chat_commands as _chat_commands  # noqa: E402,F401  (registers commands)

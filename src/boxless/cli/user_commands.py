@@ -131,6 +131,9 @@ async def _run_up(
 
                 node = transport.node  # type: ignore[attr-defined]
                 await start_blobs(nursery, client, node.host, home, service_peers or peers)
+                from boxless.client.backup_schedule import run_scheduled_backups
+
+                nursery.start_soon(run_scheduled_backups, client.db, home, client.me.hex())
                 return build_app(client, token, origin, transport.status)
 
             async def on_new_account(account: LocalAccount) -> None:
