@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import trio
 import typer
@@ -18,8 +18,11 @@ from boxless.cli.api_client import api_for
 from boxless.cli.app import app, fail, out, run_trio
 from boxless.cli.common import USER_HOME, HomeOption, ask_passphrase, private_dir
 from boxless.cli.safe import markup
-from boxless.errors import BoxlessError, UsageError
+from boxless.errors import BoxlessError, ConfigError, UsageError
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
+
+if TYPE_CHECKING:
+    from boxless.client.transport import Transport
 
 devices_app = typer.Typer(
     help="This account's devices: list, link, rename, revoke (needs `boxless up`).",
@@ -83,7 +86,6 @@ async def _link(
 ) -> None:
     import time
 
-    from boxless.cli.user_commands import _start_node
     from boxless.client.core import Client
     from boxless.client.devices import create_linked_account, receive_link
     from boxless.client.devices_core import PendingDevice
@@ -121,6 +123,33 @@ async def _link(
         "other device (if not, someone else linked this device: remove this --home)."
     )
     out.print(f"Start it with: boxless up --home {home}")
+
+
+async def _start_node(
+    nursery: trio.Nursery,
+    home: Path,
+    service_peers: list[str],
+    relay: bool,
+    peers: list[str],
+    listen: list[str],
+    cluster: int,
+) -> Transport:
+    """The node `boxless up` would start (light by default), for the link's transfer."""
+    from boxless.client.transport import LightTransport, RelayTransport
+    from boxless.node.config import NodeConfig
+    from boxless.node.light import LightNode
+    from boxless.node.service import WakuNode
+
+    if relay:
+        config = NodeConfig(
+            home / "node", tuple(listen), peers=tuple(peers), cluster_id=cluster, store_resume=False
+        )
+        return RelayTransport(await nursery.start(WakuNode(config).run))
+    if not service_peers:
+        raise ConfigError("a light node needs --service-peer (or use --relay --peer)")
+    light = LightNode(home / "node", service_peers, cluster_id=cluster, listen=listen)
+    await nursery.start(light.run)
+    return LightTransport(light)
 
 
 @devices_app.command("list")
