@@ -37,6 +37,8 @@ from boxless.api.errors import ApiError, error_response, handle_api_error, handl
 from boxless.api.groups import BODIES as GROUP_BODIES
 from boxless.api.groups import group_routes
 from boxless.api.guard import Guard
+from boxless.api.miniapps import BODIES as MINIAPP_BODIES
+from boxless.api.miniapps import miniapp_routes
 from boxless.api.moments import BODIES as MOMENT_BODIES
 from boxless.api.moments import moment_routes
 from boxless.api.nearby import BODIES as NEARBY_BODIES
@@ -123,6 +125,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **REDENVELOPE_BODIES,
     **PROFILE_BODIES,
     **NEARBY_BODIES,
+    **MINIAPP_BODIES,
 }
 
 
@@ -419,6 +422,7 @@ def build_app(
         *redenvelope_routes(client),
         *profile_routes(client),
         *nearby_routes(client),
+        *miniapp_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),
     ]

@@ -73,6 +73,8 @@ def request_limit(scope: Scope) -> int:
     """The body size a request may have: a file upload, or everything else (JSON, a QR picture)."""
     if scope.get("method") == "POST" and _UPLOAD_PATH.fullmatch(scope.get("path", "")):
         return MAX_UPLOAD_BYTES
+    if scope.get("method") == "POST" and scope.get("path") == "/api/v1/miniapps":
+        return 9 * 1024 * 1024  # a mini-app bundle (8 MiB and its tar headers)
     return MAX_REQUEST_BYTES
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -104,10 +106,16 @@ def _is_ip_literal_at(host: str, port: int) -> bool:
     return True
 
 
+FRAME_SOURCES: list[str] = []  # the mini-app origin(s) the UI frames (api/miniapp_origin.py)
+
+
 def security_headers(host: str) -> list[tuple[bytes, bytes]]:
     """The headers every response carries; ``host`` is the (checked) Host header."""
     websocket = f" ws://{host}" if host else ""  # CSP2 browsers: 'self' does not cover ws:
+    # frames: only the mini-app origin (not 'self': an app may not navigate its frame here)
+    frames = f"frame-src {' '.join(FRAME_SOURCES)}; " if FRAME_SOURCES else ""
     csp = (
+        f"{frames}"
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
         f"connect-src 'self' blob:{websocket}; object-src 'none'; base-uri 'none'; "
         "form-action 'self'; frame-ancestors 'none'"

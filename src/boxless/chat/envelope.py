@@ -37,8 +37,9 @@ from typing import Final
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from boxless.chat import moment, payment, redenvelope
+from boxless.chat import miniapp, moment, payment, redenvelope
 from boxless.chat.attachment import Attachments
+from boxless.chat.miniapp import AppMessage
 from boxless.chat.moment import MomentAct, MomentDelete, MomentKey, MomentRelay
 from boxless.chat.payment import PayRequest, TransferCard, WalletAddress
 from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
@@ -608,6 +609,7 @@ Body = (
     | WalletAddress
     | RedEnvelopeCard
     | RedEnvelopeOpened
+    | AppMessage
     | Unsupported
 )
 
@@ -748,6 +750,8 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             pb.payment.CopyFrom(payment.body_to_proto(body))
         case RedEnvelopeCard() | RedEnvelopeOpened():
             pb.red_envelope.CopyFrom(redenvelope.body_to_proto(body))
+        case AppMessage():
+            pb.app_message.CopyFrom(miniapp.body_to_proto(body))
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")
 
@@ -853,6 +857,8 @@ def _decode_body(pb: chat_pb2.ChatMessage, kind: str | None) -> Body:
             if pb.red_envelope.WhichOneof("kind") is None:  # a newer client's kind
                 return Unsupported("red-envelope body of an unknown kind")
             return redenvelope.decode_body(pb.red_envelope)
+        case "app_message":
+            return miniapp.decode_body(pb.app_message)
         case None:
             return _unknown_body(pb)
         case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault

@@ -134,6 +134,10 @@ async def _run_up(
                 from boxless.client.backup_schedule import run_scheduled_backups
 
                 nursery.start_soon(run_scheduled_backups, client.db, home, client.me.hex())
+                from boxless.api.guard import FRAME_SOURCES
+                from boxless.api.miniapp_origin import start_app_origin
+
+                FRAME_SOURCES.append(await start_app_origin(nursery, client.miniapps, origin))
                 return build_app(client, token, origin, transport.status)
 
             async def on_new_account(account: LocalAccount) -> None:

@@ -52,6 +52,7 @@ from boxless.client.favourites import Favourites
 from boxless.client.forward import Forwarder
 from boxless.client.groups import GroupManager
 from boxless.client.links import ShortLinks
+from boxless.client.miniapps import MiniApps
 from boxless.client.moments import Moments
 from boxless.client.nearby import Nearby
 from boxless.client.payments import Payments
@@ -114,6 +115,7 @@ class Client:
             "redenvelopes", migration_files("boxless.client", "migrations_redenvelopes")
         )
         self.db.migrate("devices", migration_files("boxless.client", "migrations_devices"))
+        self.db.migrate("miniapps", migration_files("boxless.client", "migrations_miniapps"))
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
         self.pow_difficulty = pow_difficulty if pow_difficulty is not None else DEFAULT_DIFFICULTY
@@ -190,6 +192,7 @@ class Client:
         self.redenvelopes = RedEnvelopes(
             account, self.channel, self.conversations, self.groups, clock=clock
         )
+        self.miniapps = MiniApps(account, self.channel, self.conversations, clock=clock)
 
     def _group_direct(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         follow_up = self.groups.on_direct(cur, r.sender, r.device_key, r.message)

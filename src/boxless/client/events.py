@@ -298,6 +298,19 @@ class DevicesChanged:
     total: int
 
 
+@dataclass(frozen=True, slots=True)
+class AppMessageReceived:
+    """A mini-app message from ``contact`` (key hex): ``kind`` request (to a bot),
+    response or push (from the installed app's bot only); ``payload`` is its JSON."""
+
+    type: ClassVar[str] = "app_message"
+    contact: str
+    app_id: str
+    kind: str
+    request_id: str
+    payload: Any
+
+
 Event = (
     Ready
     | Connectivity
@@ -326,6 +339,7 @@ Event = (
     | PaymentChanged
     | RedEnvelopeChanged
     | DevicesChanged
+    | AppMessageReceived
 )
 
 EVENT_CLASSES: tuple[type[Any], ...] = (
@@ -356,6 +370,7 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     PaymentChanged,
     RedEnvelopeChanged,
     DevicesChanged,
+    AppMessageReceived,
 )
 EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)
 

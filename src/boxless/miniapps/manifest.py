@@ -15,6 +15,7 @@ from typing import Any
 from boxless.errors import ValidationError
 
 __all__ = [
+    "APP_ID_PATTERN",
     "PERMISSIONS",
     "BundleError",
     "Manifest",
@@ -24,7 +25,9 @@ __all__ = [
 
 PERMISSIONS = ("user.name", "user.avatar", "backend", "pay", "share", "storage")
 MAX_MANIFEST_BYTES = 8 * 1024
-_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)+")
+APP_ID_PATTERN = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?)+"
+)
 _SEMVER = re.compile(
     r"(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})(-[0-9A-Za-z.-]{1,32})?"
 )
@@ -110,7 +113,7 @@ def parse_manifest(data: bytes) -> Manifest:
     if unknown:
         raise BundleError(f"manifest.json has unknown fields: {', '.join(sorted(unknown))[:100]}")
     app_id = _text(doc, "id", 100)
-    if not _ID.fullmatch(app_id):
+    if not APP_ID_PATTERN.fullmatch(app_id):
         raise BundleError("manifest.id must be reverse-DNS, e.g. org.example.coffee")
     name = _text(doc, "name", 64)
     version = _text(doc, "version", 40)

@@ -42,6 +42,7 @@ import { onPaymentEvent } from "./js/paycards.js";
 import { onRedEnvelopeEvent } from "./js/redenvelope.js";
 import { walletView } from "./js/wallet.js";
 import { nearbyView, onNearbyEvent } from "./js/nearby.js";
+import { appView, miniappsView, onAppMessageEvent } from "./js/miniapps.js";
 
 const root = document.getElementById("app");
 
@@ -69,6 +70,8 @@ const DETAILS = {
   wallet: [walletView, false], // the Wallet pane (js/wallet.js), from Me
   moments: [momentsView, false],
   nearby: [nearbyView, false], // People Nearby (js/nearby.js)
+  miniapps: [miniappsView, false], // Discover → Mini apps (js/miniapps.js)
+  app: [appView, true], // a mini app running sandboxed (js/miniapps.js, js/bridge.js)
   contact: [contactCardView, true], // a contact's card: profile, my alias/tags/notes (js/contacts.js)
 };
 
@@ -284,6 +287,10 @@ function onEvent(ev) {
     case "redenvelope":
       // a red envelope was sent, opened, relayed, emptied or refunded (js/redenvelope.js)
       onRedEnvelopeEvent(ev);
+      break;
+    case "app_message":
+      // a mini app's bot answered or pushed (js/miniapps.js hands it to the open app's bridge)
+      onAppMessageEvent(ev);
       break;
     case "nearby":
       // People Nearby: cards came or went, a hello, a new contact (ev.what; js/nearby.js)

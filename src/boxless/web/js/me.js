@@ -333,7 +333,7 @@ export function discoverView() {
         { class: "rows", "aria-label": "Discover" },
         live("#/moments", "Moments", "Posts from your contacts, end-to-end encrypted"),
         live("#/nearby", "People Nearby", "Meet people within a few kilometres (opt-in, no exact location)"),
-        item("Mini apps", "Signed web apps that run in a sandbox"),
+        live("#/miniapps", "Mini apps", "Signed web apps that run in a sandbox"),
         live("#/new-group", "Groups", "Group chats of a thousand and more: start one"),
         live("#/broadcasts", "Broadcast lists", "One message to many contacts, each privately"),
         item("Red envelopes", "Send money with a message"),

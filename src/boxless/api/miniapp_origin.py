@@ -1,0 +1,145 @@
+"""The app origin: installed mini-app bundles served on their own port (docs/miniapps.md).
+
+The web UI frames ``<base>/<app id>/<entry>`` in ``<iframe sandbox="allow-scripts">``;
+``<base>`` is ``http://127.0.0.1:<port>/a/<random secret>`` so no other local
+web page can list or probe installed apps. Every response carries a CSP that
+allows nothing but the app's own files: no network (``connect-src 'none'``),
+no remote scripts, images only from the bundle, no forms, no plugins, framed
+only by the Boxless UI. Files come from a verified bundle in the encrypted
+database, never from the disk. The bridge SDK for app authors is public at
+``/sdk/boxless-app.js``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from importlib import resources
+from typing import Any
+
+import trio
+from starlette.types import Receive, Scope, Send
+
+from boxless.client.miniapps import MiniApps, NoSuchApp
+from boxless.miniapps.manifest import APP_ID_PATTERN as APP_ID
+
+__all__ = ["AppOrigin", "app_csp", "start_app_origin"]
+
+_TYPES = {
+    "html": "text/html; charset=utf-8",
+    "js": "text/javascript; charset=utf-8",
+    "mjs": "text/javascript; charset=utf-8",
+    "css": "text/css; charset=utf-8",
+    "json": "application/json",
+    "png": "image/png",
+    "jpg": "image/jpeg",
+    "jpeg": "image/jpeg",
+    "gif": "image/gif",
+    "webp": "image/webp",
+    "svg": "image/svg+xml",
+    "ico": "image/x-icon",
+    "woff2": "font/woff2",
+    "txt": "text/plain; charset=utf-8",
+}
+
+
+def app_csp(ui_origin: str) -> str:
+    return (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "font-src 'self'; media-src 'self'; connect-src 'none'; frame-src 'none'; "
+        "worker-src 'none'; object-src 'none'; manifest-src 'none'; form-action 'none'; "
+        f"base-uri 'none'; frame-ancestors {ui_origin}"
+    )
+
+
+class AppOrigin:
+    """The ASGI app of the app origin (GET/HEAD only, Host checked)."""
+
+    def __init__(self, miniapps: MiniApps, ui_origin: str, host: str) -> None:
+        self.miniapps, self.ui_origin, self.host = miniapps, ui_origin, host
+        self.secret = secrets.token_urlsafe(16)
+        self._headers = [
+            (b"content-security-policy", app_csp(ui_origin).encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"cache-control", b"no-cache"),
+            (
+                b"permissions-policy",
+                b"camera=(), microphone=(), geolocation=(), usb=(), payment=(), "
+                b"clipboard-read=(), display-capture=()",
+            ),
+        ]
+        sdk = resources.files("boxless.miniapps").joinpath("sdk/boxless-app.js")
+        self._sdk = sdk.read_bytes()
+
+    def base(self, bound: str) -> str:
+        return f"{bound}/a/{self.secret}"
+
+    async def _send(self, send: Send, status: int, body: bytes, ctype: str, head: bool) -> None:
+        headers = [*self._headers, (b"content-type", ctype.encode())]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if head else body})
+
+    def _lookup(self, path: str) -> tuple[int, bytes, str]:
+        if path == "/sdk/boxless-app.js":
+            return 200, self._sdk, _TYPES["js"]
+        parts = path.split("/", 4)  # "", "a", secret, app id, file
+        if len(parts) != 5 or parts[1] != "a" or not hmac.compare_digest(parts[2], self.secret):
+            return 404, b"not found", _TYPES["txt"]
+        app_id, name = parts[3], parts[4]
+        if len(app_id) > 100 or not APP_ID.fullmatch(app_id):
+            return 404, b"not found", _TYPES["txt"]
+        try:
+            bundle = self.miniapps.files(app_id)
+        except NoSuchApp:
+            return 404, b"no such app", _TYPES["txt"]
+        if name == "boxless-app.js":  # the SDK next to the app's files too
+            return 200, self._sdk, _TYPES["js"]
+        data = bundle.files.get(name)
+        if data is None or name in ("manifest.json",):
+            return 404, b"not found", _TYPES["txt"]
+        ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+        return 200, data, _TYPES.get(ext, "application/octet-stream")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            message = await receive()
+            while message["type"] != "lifespan.shutdown":
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                message = await receive()
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        headers = dict(scope["headers"])
+        head = scope["method"] == "HEAD"
+        if headers.get(b"host", b"").decode("latin-1").lower() != self.host:
+            await self._send(send, 421, b"wrong host", _TYPES["txt"], head)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            await self._send(send, 405, b"read only", _TYPES["txt"], head)
+            return
+        status, body, ctype = self._lookup(scope["path"])
+        await self._send(send, status, body, ctype, head)
+
+
+async def start_app_origin(
+    nursery: trio.Nursery, miniapps: MiniApps, ui_origin: str, bind_host: str = "127.0.0.1"
+) -> str:
+    """Serve the app origin on a free port of ``bind_host`` in ``nursery``; its base
+    URL (also set as ``miniapps.app_origin``)."""
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    config = Config()
+    config.bind = [f"{bind_host}:0"]
+    config.accesslog = None
+    config.errorlog = None
+    origin_app = AppOrigin(miniapps, ui_origin, "")
+    binds: Any = await nursery.start(serve, origin_app, config)
+    bound = str(binds[0])
+    origin_app.host = bound.removeprefix("http://").lower()
+    miniapps.app_origin = origin_app.base(bound)
+    return bound

@@ -1,0 +1,244 @@
+// The mini-app bridge (docs/miniapps.md): the only way out of an app's sandboxed
+// frame. Messages are accepted only from that frame's window, rate-limited (a
+// flood suspends the app), relayed to POST /miniapps/{id}/bridge, which checks
+// the permission; the first use of a permission, every payment and every share
+// are confirmed in a Boxless dialog (never the app's). Answers go back to the
+// frame; the bot's responses and pushes arrive as app_message events.
+
+import { ApiError, call } from "./api.js";
+import { h } from "./dom.js";
+import { store } from "./store.js";
+
+export const BRIDGE_VERSION = 1;
+const BURST = 40; // as the server's limiter (miniapps/limits.py)
+const RATE = 10; // calls per second after the burst
+const MAX_PENDING = 32; // backend requests waiting for the bot
+const BACKEND_TIMEOUT_MS = 30000;
+const LABELS = {
+  "user.name": "see your name",
+  "user.avatar": "see your profile picture",
+  backend: "talk to its bot (end-to-end encrypted)",
+  pay: "ask you for payments",
+  share: "share cards to your chats",
+  storage: "store data on this device",
+};
+
+const open = new Map(); // app id -> bridge (one open page per app)
+
+/** A Boxless confirm dialog; resolves true/false. `body`: nodes. */
+export function confirmDialog(title, body, yes = "Allow", no = "Don't allow") {
+  return new Promise((resolve) => {
+    let answer = false;
+    const dialog = h(
+      "dialog",
+      { class: "miniapp-dialog", "aria-label": title },
+      h(
+        "form",
+        { method: "dialog" },
+        h("h2", {}, title),
+        body,
+        h(
+          "div",
+          { class: "buttons" },
+          h("button", { type: "button", class: "miniapp-no", onclick: () => dialog.close() }, no),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "primary miniapp-yes",
+              onclick: () => {
+                answer = true;
+                dialog.close();
+              },
+            },
+            yes,
+          ),
+        ),
+      ),
+    );
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      resolve(answer);
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}
+
+function pickChat(app, card) {
+  const chats = [
+    ...store.contacts.filter((c) => c.state === "accepted").map((c) => ({ chat: `contact:${c.identity_key}`, name: c.name })),
+    ...store.groups.filter((g) => g.member !== false).map((g) => ({ chat: `group:${g.id}`, name: g.name })),
+  ];
+  const select = h("select", { class: "miniapp-chat", "aria-label": "Chat" }, chats.map((c) => h("option", { value: c.chat }, c.name)));
+  return confirmDialog(
+    `Share from ${app.name}`,
+    [h("p", { class: "miniapp-card-preview" }, h("strong", {}, card.title), h("br"), card.text), h("label", {}, "To ", select)],
+    "Share",
+    "Cancel",
+  ).then((ok) => (ok && chats.length ? select.value : null));
+}
+
+function cardOf(params) {
+  const title = params && typeof params.title === "string" ? params.title.slice(0, 100) : "";
+  const text = params && typeof params.text === "string" ? params.text.slice(0, 1000) : "";
+  if (!title && !text) throw new ApiError(422, "invalid_params", "a card has a title or a text");
+  return { title, text };
+}
+
+async function sendCard(app, chat, card) {
+  const text = `${app.name}: ${card.title}${card.title && card.text ? "\n" : ""}${card.text}`;
+  const [kind, id] = chat.split(":");
+  await call("POST", kind === "group" ? `/groups/${id}/messages` : `/contacts/${id}/messages`, { text });
+}
+
+/**
+ * Serve the bridge for `app` (the GET /miniapps entry) running in `frame`.
+ * `onSuspend(reason)`: the app flooded the bridge and was stopped.
+ */
+export function openBridge(app, frame, onSuspend) {
+  let tokens = BURST;
+  let at = performance.now();
+  let suspended = false;
+  const waiting = new Map(); // request id hex -> {id, timer}
+
+  const post = (msg) => {
+    if (frame.contentWindow) frame.contentWindow.postMessage({ boxless: BRIDGE_VERSION, ...msg }, "*");
+  };
+  const fail = (id, code, message) => post({ id, error: { code, message } });
+
+  function suspend(reason) {
+    if (suspended) return;
+    suspended = true;
+    window.removeEventListener("message", onMessage);
+    for (const w of waiting.values()) clearTimeout(w.timer);
+    waiting.clear();
+    call("POST", `/miniapps/${app.id}/suspend`).catch(() => {});
+    onSuspend(reason);
+  }
+
+  function allow() {
+    const now = performance.now();
+    tokens = Math.min(BURST, tokens + ((now - at) / 1000) * RATE);
+    at = now;
+    if (tokens < 1) return false;
+    tokens -= 1;
+    return true;
+  }
+
+  async function relay(method, params, confirmed = false) {
+    return (await call("POST", `/miniapps/${app.id}/bridge`, { method, params, confirmed })).result;
+  }
+
+  async function withPermission(method, params, confirmed = false) {
+    try {
+      return await relay(method, params, confirmed);
+    } catch (err) {
+      if (!(err instanceof ApiError) || err.code !== "permission_needed") throw err;
+      const perm = err.permission || permissionOf(err.message);
+      const ok = await confirmDialog(`Allow ${app.name} to ${LABELS[perm] || perm}?`, h("p", { class: "hint" }, "You can change this later in the app's settings (Discover → Mini apps)."));
+      await call("PUT", `/miniapps/${app.id}/permissions/${perm}`, { granted: ok });
+      return await relay(method, params, confirmed);
+    }
+  }
+
+  async function handle(id, method, params) {
+    switch (method) {
+      case "getUser":
+        return await withPermission("getUser", null);
+      case "storage.get":
+      case "storage.set":
+        return await withPermission(method, params);
+      case "backend.request": {
+        if (waiting.size >= MAX_PENDING) throw new ApiError(429, "busy", "too many requests wait for the bot");
+        const res = await withPermission(method, params);
+        const timer = setTimeout(() => {
+          waiting.delete(res.request_id);
+          fail(id, "timeout", "the app's bot did not answer in 30 s");
+        }, BACKEND_TIMEOUT_MS);
+        waiting.set(res.request_id, { id, timer });
+        return undefined; // answered when the bot's response arrives
+      }
+      case "pay": {
+        const amount = params && typeof params.amount === "string" ? params.amount.slice(0, 40) : String(params && params.amount);
+        const token = params && typeof params.token === "string" ? params.token.slice(0, 12) : "ETH";
+        const memo = params && typeof params.memo === "string" ? params.memo.slice(0, 200) : "";
+        await withPermission("getUser", null); // rate and presence check only
+        const ok = await confirmDialog(`Pay ${amount} ${token} to ${app.name}?`, h("p", {}, memo, h("br"), h("span", { class: "hint" }, "Held in escrow until you release it.")), "Pay", "Cancel");
+        if (!ok) throw new ApiError(409, "cancelled", "the user cancelled the payment");
+        return await withPermission("pay", { amount, token, memo }, true);
+      }
+      case "shareToChat": {
+        const card = cardOf(params);
+        const chat = await pickChat(app, card);
+        if (!chat) throw new ApiError(409, "cancelled", "the user cancelled the share");
+        await withPermission("shareToChat", card, true);
+        await sendCard(app, chat, card);
+        return { shared: true };
+      }
+      default:
+        throw new ApiError(404, "unknown_method", `no bridge method ${String(method).slice(0, 40)} (bridge v${BRIDGE_VERSION})`);
+    }
+  }
+
+  function onMessage(ev) {
+    if (ev.source !== frame.contentWindow || suspended) return; // only this app's frame
+    const m = ev.data;
+    if (!m || typeof m !== "object" || m.boxless !== BRIDGE_VERSION || typeof m.id !== "number") return;
+    if (!allow()) {
+      suspend("it called Boxless too often");
+      return;
+    }
+    handle(m.id, m.method, m.params).then(
+      (result) => {
+        if (result !== undefined) post({ id: m.id, result });
+      },
+      (err) => {
+        if (!(err instanceof ApiError)) {
+          fail(m.id, "error", "the bridge failed");
+          throw err;
+        }
+        if (err.code === "suspended") suspend(err.message);
+        else fail(m.id, err.code, err.message);
+      },
+    );
+  }
+
+  window.addEventListener("message", onMessage);
+  const bridge = {
+    deliver(ev) {
+      if (suspended) return;
+      if (ev.kind === "response") {
+        const w = waiting.get(ev.request_id);
+        if (!w) return;
+        clearTimeout(w.timer);
+        waiting.delete(ev.request_id);
+        post({ id: w.id, result: ev.payload });
+      } else if (ev.kind === "push") {
+        post({ event: "backend.message", data: ev.payload });
+      }
+    },
+    close() {
+      window.removeEventListener("message", onMessage);
+      for (const w of waiting.values()) clearTimeout(w.timer);
+      if (open.get(app.id) === bridge) open.delete(app.id);
+    },
+    get suspended() {
+      return suspended;
+    },
+  };
+  open.get(app.id)?.close();
+  open.set(app.id, bridge);
+  return bridge;
+}
+
+function permissionOf(message) {
+  const m = /for (\S+)$/.exec(message || "");
+  return m ? m[1] : "";
+}
+
+/** An app_message event: a response or push for an open app page. */
+export function deliverAppMessage(ev) {
+  const bridge = open.get(ev.app_id);
+  if (bridge) bridge.deliver(ev);
+}

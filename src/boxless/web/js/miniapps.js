@@ -1,0 +1,226 @@
+// Discover → Mini apps (installed, recently used, search, install from a file,
+// per-app settings: permissions and remove) and the app runtime pane (#/app/<id>):
+// the app's page in <iframe sandbox="allow-scripts"> on the app origin, its only
+// way out the bridge (js/bridge.js). See docs/miniapps.md.
+
+import { ApiError, call, imageUrl } from "./api.js";
+import { h, icon, mount, toast } from "./dom.js";
+import { deliverAppMessage, openBridge } from "./bridge.js";
+
+const PERMISSION_NAMES = {
+  "user.name": "Your name",
+  "user.avatar": "Your profile picture",
+  backend: "Talk to its bot",
+  pay: "Payments",
+  share: "Share to chats",
+  storage: "Storage on this device",
+};
+
+export const timings = { openedAt: 0, firstPaint: 0 }; // tap → first paint (bench)
+
+function appIcon(app) {
+  const img = h("img", { class: "miniapp-icon", alt: "", width: 40, height: 40 });
+  imageUrl(`/miniapps/${app.id}/icon`).then(
+    (url) => (img.src = url),
+    () => img.replaceWith(h("span", { class: "miniapp-icon miniapp-icon-none", "aria-hidden": "true" }, app.name.slice(0, 1))),
+  );
+  return img;
+}
+
+function settingsCard(app, reload) {
+  const rows = app.permissions.map((perm) => {
+    const decided = app.decisions[perm];
+    const state = decided === true ? "Allowed" : decided === false ? "Refused" : "Ask at first use";
+    return h(
+      "li",
+      { class: "miniapp-perm" },
+      h("span", { class: "row-main" }, h("span", { class: "row-name" }, PERMISSION_NAMES[perm] || perm), h("span", { class: "row-preview" }, state)),
+      decided === undefined
+        ? null
+        : h(
+            "button",
+            {
+              type: "button",
+              class: "miniapp-revoke",
+              onclick: async () => {
+                await call("PUT", `/miniapps/${app.id}/permissions/${perm}`, { granted: null });
+                toast(`${PERMISSION_NAMES[perm] || perm}: will ask again`);
+                reload();
+              },
+            },
+            "Revoke",
+          ),
+    );
+  });
+  return h(
+    "div",
+    { class: "miniapp-settings" },
+    h("p", { class: "hint" }, `Version ${app.version} · developer ${app.developer.slice(0, 16)}… · ${Math.ceil(app.size / 1024)} KiB`),
+    rows.length ? h("ul", { class: "rows" }, rows) : h("p", { class: "hint" }, "This app asks for no permissions."),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "danger miniapp-remove",
+        onclick: async () => {
+          await call("DELETE", `/miniapps/${app.id}`);
+          toast(`${app.name} removed with its data`);
+          reload();
+        },
+      },
+      "Remove app and its data",
+    ),
+  );
+}
+
+export function miniappsView() {
+  const input = h("input", { type: "search", id: "miniapps-filter", class: "search-input", placeholder: "Search mini apps", "aria-label": "Search mini apps", maxlength: 100, autocomplete: "off" });
+  const list = h("ul", { class: "rows miniapp-list", id: "miniapp-list", "aria-label": "Installed mini apps" });
+  const file = h("input", { type: "file", id: "miniapp-file", accept: ".boxapp,application/octet-stream", class: "visually-hidden" });
+  const status = h("p", { class: "hint miniapp-status", role: "status" });
+  let apps = [];
+  let openSettings = null;
+
+  async function load() {
+    try {
+      apps = (await call("GET", "/miniapps")).apps;
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      status.textContent = err.message;
+      return;
+    }
+    draw();
+  }
+
+  function draw() {
+    const q = input.value.trim().toLowerCase();
+    const shown = apps.filter((a) => !q || a.name.toLowerCase().includes(q) || a.id.includes(q));
+    mount(
+      list,
+      ...shown.map((app) =>
+        h(
+          "li",
+          { class: "miniapp-row", dataset: { app: app.id } },
+          h(
+            "div",
+            { class: "row" },
+            appIcon(app),
+            h("a", { class: "row-main", href: `#/app/${app.id}` }, h("span", { class: "row-name" }, app.name), h("span", { class: "row-preview" }, app.used_at_ms ? "Recently used" : "Installed", app.suspended ? " · suspended" : "")),
+            h(
+              "button",
+              { type: "button", class: "icon-button", "aria-label": `${app.name} settings`, onclick: () => { openSettings = openSettings === app.id ? null : app.id; draw(); } },
+              icon("info", 20),
+            ),
+          ),
+          openSettings === app.id ? settingsCard(app, load) : null,
+        ),
+      ),
+    );
+    status.textContent = apps.length ? (shown.length ? "" : "No app matches.") : "No mini apps yet: install one from a chat's app card or a .boxapp file.";
+  }
+
+  file.addEventListener("change", async () => {
+    const f = file.files && file.files[0];
+    file.value = "";
+    if (!f) return;
+    try {
+      const app = await call("POST", "/miniapps", undefined, { raw: await f.arrayBuffer() });
+      toast(`${app.name} ${app.version} installed`);
+      load();
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      toast(`Not installed: ${err.message}`, "error");
+    }
+  });
+  input.addEventListener("input", draw);
+
+  const el = h(
+    "div",
+    { class: "conversation panel miniapps-pane" },
+    h(
+      "header",
+      { class: "topbar conv-top" },
+      h("a", { class: "icon-button back", href: "#/discover", "aria-label": "Back" }, icon("back")),
+      h("div", { class: "conv-title" }, h("h2", { class: "conv-name" }, "Mini apps")),
+    ),
+    h("div", { class: "search-form" }, input),
+    h(
+      "div",
+      { class: "scroll" },
+      list,
+      status,
+      h("label", { class: "button miniapp-install", for: "miniapp-file" }, "Install from a file…"),
+      file,
+      h("p", { class: "hint" }, "Apps are signed by their developer and run sandboxed: they cannot see your chats or reach the network."),
+    ),
+  );
+  load();
+  return { el, update() {} };
+}
+
+export function appView(appId) {
+  const frameBox = h("div", { class: "miniapp-frame-box" });
+  const title = h("h2", { class: "conv-name" }, "…");
+  const el = h(
+    "div",
+    { class: "conversation panel miniapp-pane" },
+    h(
+      "header",
+      { class: "topbar conv-top" },
+      h("a", { class: "icon-button back", href: "#/miniapps", "aria-label": "Back" }, icon("back")),
+      h("div", { class: "conv-title" }, title),
+    ),
+    frameBox,
+  );
+  let bridge = null;
+  timings.openedAt = performance.now();
+  timings.firstPaint = 0;
+
+  (async () => {
+    const { apps, origin } = await call("GET", "/miniapps");
+    const app = apps.find((a) => a.id === appId);
+    if (!app || !origin) {
+      mount(frameBox, h("p", { class: "hint" }, app ? "The app origin is not running." : "This app is not installed."));
+      return;
+    }
+    title.textContent = app.name;
+    if (app.suspended) {
+      mount(frameBox, h("p", { class: "miniapp-suspended", role: "alert" }, `${app.name} is suspended: it called Boxless too often.`));
+      return;
+    }
+    const frame = h("iframe", {
+      class: "miniapp-frame",
+      id: "miniapp-frame",
+      title: app.name,
+      sandbox: "allow-scripts",
+      referrerpolicy: "no-referrer",
+      allow: "",
+      src: `${origin}/${app.id}/${app.entry}`,
+    });
+    frame.addEventListener("load", () => {
+      if (!timings.firstPaint) timings.firstPaint = performance.now() - timings.openedAt;
+    }, { once: true });
+    bridge = openBridge(app, frame, (reason) => {
+      frame.remove();
+      mount(frameBox, h("p", { class: "miniapp-suspended", role: "alert" }, `${app.name} was suspended: ${reason}.`));
+    });
+    mount(frameBox, frame);
+    call("POST", `/miniapps/${app.id}/opened`).catch(() => {});
+  })().catch((err) => {
+    if (!(err instanceof ApiError)) throw err;
+    mount(frameBox, h("p", { class: "hint" }, err.message));
+  });
+
+  return {
+    el,
+    update() {},
+    destroy() {
+      if (bridge) bridge.close();
+    },
+  };
+}
+
+/** An app_message event (a bot's response or push for an open app). */
+export function onAppMessageEvent(ev) {
+  deliverAppMessage(ev);
+}
