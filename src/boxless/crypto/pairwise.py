@@ -60,6 +60,7 @@ then Olm refuses its spent message key (:class:`DuplicateMessage`), as in v1.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from collections import OrderedDict
@@ -112,6 +113,17 @@ class _Pair:
     peer_sealing_key: bytes = field(repr=False)
     send_key: bytes = field(repr=False)  # K(me → peer)
     receive_key: bytes = field(repr=False)  # K(peer → me)
+    # HMAC-SHA256 keyed with send_key / receive_key, before any message: each
+    # message key is a copy of it fed the seed (``hmac.digest`` set the key up
+    # again per message: ~12 µs of a ~230 µs sealed ping-pong message)
+    send_mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+    receive_mac: hmac.HMAC = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "send_mac", hmac.new(self.send_key, digestmod=hashlib.sha256))
+        object.__setattr__(
+            self, "receive_mac", hmac.new(self.receive_key, digestmod=hashlib.sha256)
+        )
 
 
 class PairwiseSealer:
@@ -149,7 +161,7 @@ class PairwiseSealer:
         pair = self._pair(peer_device_key, peer_sealing_key)
         content = content_bytes(sender_identity_key, sender_device_key, ciphertext)
         seed = secrets.token_bytes(SEED_BYTES)
-        sealed = _aead(pair.send_key, seed).encrypt(_NONCE, pad(content), _aad(topic))
+        sealed = _aead(pair.send_mac, seed).encrypt(_NONCE, pad(content), _aad(topic))
         return envelope_pb2.SealedEnvelope(
             version=PAIRWISE_VERSION, ciphertext=seed + sealed
         ).SerializeToString()
@@ -171,7 +183,7 @@ class PairwiseSealer:
             raise TamperedMessage("pairwise envelope from a device with an unusable key") from None
         seed, sealed = envelope.ciphertext[:SEED_BYTES], envelope.ciphertext[SEED_BYTES:]
         try:
-            padded = _aead(pair.receive_key, seed).decrypt(_NONCE, sealed, _aad(topic))
+            padded = _aead(pair.receive_mac, seed).decrypt(_NONCE, sealed, _aad(topic))
         except InvalidTag:
             raise TamperedMessage(
                 "pairwise envelope failed authentication (altered, another topic, "
@@ -253,8 +265,11 @@ def _direction_key(shared: bytes, sender_key: bytes, recipient_key: bytes) -> by
     return HKDF(SHA256(), 32, salt=None, info=_INFO + sender_key + recipient_key).derive(shared)
 
 
-def _aead(direction_key: bytes, seed: bytes) -> ChaCha20Poly1305:
-    return ChaCha20Poly1305(hmac.digest(direction_key, seed, "sha256"))
+def _aead(direction_mac: hmac.HMAC, seed: bytes) -> ChaCha20Poly1305:
+    """The one-use AEAD of a message: key ``HMAC-SHA256(K(a→b), seed)``."""
+    mac = direction_mac.copy()
+    mac.update(seed)
+    return ChaCha20Poly1305(mac.digest())
 
 
 def _aad(topic: str) -> bytes:
