@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,8 +184,11 @@ class RestoreBody(BaseModel):
     passphrase: str = Field(min_length=1, max_length=1024)
 
 
-def build_onboarding_app(onboarding: Onboarding, token: str, origin: str) -> Starlette:
-    """The API while there is no account: onboarding endpoints and the web UI."""
+def build_onboarding_app(
+    onboarding: Onboarding, token: str, origin: str, extra: Sequence[Route] = ()
+) -> Starlette:
+    """The API while there is no account: onboarding endpoints (``extra``: linking
+    this device, api/device_link.py) and the web UI."""
 
     async def state(request: Request) -> Response:
         return JSONResponse({"onboarding": not onboarding.done})
@@ -223,6 +226,7 @@ def build_onboarding_app(onboarding: Onboarding, token: str, origin: str) -> Sta
         Route("/api/v1/onboarding/create", create, methods=["POST"]),
         Route("/api/v1/onboarding/confirm", confirm, methods=["POST"]),
         Route("/api/v1/onboarding/restore", restore, methods=["POST"]),
+        *extra,
         WebSocketRoute("/api/v1/events", no_events),
         Route("/api/{rest:path}", not_yet, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
         web_mount(),

@@ -153,7 +153,12 @@ async def _run_up(
                 switch = AppSwitch(build_locked_app(token, origin))
             else:
                 onboarding = Onboarding(home, on_new_account)
-                switch = AppSwitch(build_onboarding_app(onboarding, token, origin))
+                from boxless.api.device_link import DeviceLinker, link_routes
+
+                linker = DeviceLinker(nursery, transport, onboarding)  # "Link to an account"
+                switch = AppSwitch(
+                    build_onboarding_app(onboarding, token, origin, link_routes(linker))
+                )
             sessions = SessionBook(home / SESSION_FILE)
             hc = Config()
             hc.bind = [f"{api_host}:{port}"]

@@ -7,6 +7,7 @@
 
 import { ApiError, call } from "./api.js";
 import { h, mount } from "./dom.js";
+import { linkDeviceForm } from "./devicelink.js";
 
 function field(id, label, attrs = {}) {
   const input = h(attrs.rows ? "textarea" : "input", { id, name: id, ...attrs });
@@ -63,6 +64,7 @@ export function onboardingView(done) {
       h("div", { class: "buttons column" },
         h("button", { class: "primary", onclick: choosePassphrase }, "Create a new account"),
         h("button", { onclick: restore }, "Restore from a recovery phrase"),
+        h("button", { onclick: linkAccount, id: "link-existing" }, "Link to an existing account"),
       ),
     );
   }
@@ -175,6 +177,10 @@ export function onboardingView(done) {
       });
     });
     screen("name", "Choose your name", form);
+  }
+
+  function linkAccount() {
+    screen("link", "Link to an existing account", linkDeviceForm(welcome, done));
   }
 
   function restore() {
