@@ -8,7 +8,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from boxless.chat import envelope as env
-from boxless.chat.payment import PayRequest, PayShare, TransferCard, WalletAddress, split_bill
+from boxless.chat.payment import (
+    PayRequest,
+    PayShare,
+    TransferAck,
+    TransferCard,
+    WalletAddress,
+    split_bill,
+)
 from boxless.errors import DecodeError, UsageError
 from boxless.payments.transfer import TransferClaim
 from boxless.wire import chat_pb2
@@ -25,7 +32,13 @@ def test_round_trips() -> None:
     request = PayRequest(b"\x05" * 16, 31337, b"\xb0" * 20, b"\x70" * 20, "BXD", 6, 100, "dinner",
                          split_bill(100, MEMBERS))  # fmt: skip
     address = WalletAddress(31337, b"\xa1" * 20, True)
-    for body in (TransferCard(CLAIM), TransferCard(CLAIM, b"\x07" * 16), request, address):
+    for body in (
+        TransferCard(CLAIM),
+        TransferCard(CLAIM, b"\x07" * 16),
+        request,
+        address,
+        TransferAck(b"\x09" * 32),
+    ):
         assert _round(body) == body
 
 
@@ -101,7 +114,9 @@ def test_payment_decoder_never_crashes(raw: bytes) -> None:
         body = env.decode(wire).body
     except DecodeError:
         return
-    assert isinstance(body, TransferCard | PayRequest | WalletAddress | env.Unsupported)
+    assert isinstance(
+        body, TransferCard | PayRequest | WalletAddress | TransferAck | env.Unsupported
+    )
 
 
 @given(

@@ -41,7 +41,7 @@ from boxless.chat import miniapp, moment, payment, redenvelope
 from boxless.chat.attachment import Attachments
 from boxless.chat.miniapp import AppMessage
 from boxless.chat.moment import MomentAct, MomentDelete, MomentKey, MomentRelay
-from boxless.chat.payment import PayRequest, TransferCard, WalletAddress
+from boxless.chat.payment import PayRequest, TransferAck, TransferCard, WalletAddress
 from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
 from boxless.chat.pow import NONCE_BYTES, ProofOfWork
 from boxless.errors import DecodeError, UsageError
@@ -607,6 +607,7 @@ Body = (
     | TransferCard
     | PayRequest
     | WalletAddress
+    | TransferAck
     | RedEnvelopeCard
     | RedEnvelopeOpened
     | AppMessage
@@ -746,7 +747,7 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             pb.attachments.CopyFrom(body.to_proto())
         case MomentKey() | MomentDelete() | MomentAct() | MomentRelay():
             pb.moment.CopyFrom(moment.body_to_proto(body))
-        case TransferCard() | PayRequest() | WalletAddress():
+        case TransferCard() | PayRequest() | WalletAddress() | TransferAck():
             pb.payment.CopyFrom(payment.body_to_proto(body))
         case RedEnvelopeCard() | RedEnvelopeOpened():
             pb.red_envelope.CopyFrom(redenvelope.body_to_proto(body))

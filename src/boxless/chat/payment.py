@@ -27,6 +27,7 @@ __all__ = [
     "PayRequest",
     "PayShare",
     "PaymentBody",
+    "TransferAck",
     "TransferCard",
     "WalletAddress",
     "body_to_proto",
@@ -132,7 +133,16 @@ class WalletAddress:
             raise UsageError("a wallet address must be 20 bytes")
 
 
-PaymentBody = TransferCard | PayRequest | WalletAddress
+@dataclass(frozen=True, slots=True)
+class TransferAck:
+    tx_hash: bytes
+
+    def __post_init__(self) -> None:
+        if len(self.tx_hash) != 32:
+            raise UsageError("a transfer acknowledgement names a 32-byte transaction hash")
+
+
+PaymentBody = TransferCard | PayRequest | WalletAddress | TransferAck
 
 
 def split_bill(total: int, members: list[bytes]) -> tuple[PayShare, ...]:
@@ -170,6 +180,8 @@ def body_to_proto(body: PaymentBody) -> payment_pb2.PaymentBody:
         case WalletAddress(chain_id, address, want_reply):
             a = pb.address
             a.chain_id, a.address, a.want_reply = chain_id, address, want_reply
+        case TransferAck(tx_hash):
+            pb.ack.tx_hash = tx_hash
     return pb
 
 
@@ -199,5 +211,7 @@ def decode_body(pb: payment_pb2.PaymentBody) -> PaymentBody:
         case "address":
             a = pb.address
             return WalletAddress(a.chain_id, a.address, a.want_reply)
+        case "ack":
+            return TransferAck(pb.ack.tx_hash)
         case _:
             raise UsageError("a payment body of no known kind")

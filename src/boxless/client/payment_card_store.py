@@ -13,6 +13,8 @@ from boxless.client.store import Cursor
 
 __all__ = [
     "CardRow",
+    "ack_transfer",
+    "acked",
     "add_card",
     "card",
     "cards_of_chat",
@@ -133,6 +135,30 @@ def set_status(cur: Cursor, message_id: str, status: str, reason: str, now_ms: i
         (status, reason, now_ms, message_id, status, reason),
     )
     return bool(cur.rowcount)
+
+
+def ack_transfer(cur: Cursor, chat: str, tx_hash: bytes) -> str | None:
+    """Mark our transfer card with ``tx_hash`` in ``chat`` acknowledged by its
+    recipient; its message id, or None if there is no such card of ours."""
+    cur.execute(
+        "UPDATE payment_card SET acked = 1 WHERE chat = ? AND tx_hash = ? AND outgoing = 1"
+        " AND kind = 'transfer'",
+        (chat, tx_hash),
+    )
+    if not cur.rowcount:
+        return None
+    cur.execute(
+        "SELECT message_id FROM payment_card WHERE chat = ? AND tx_hash = ? AND outgoing = 1",
+        (chat, tx_hash),
+    )
+    row = cur.fetchone()
+    return None if row is None else str(row[0])
+
+
+def acked(cur: Cursor, message_id: str) -> bool:
+    cur.execute("SELECT acked FROM payment_card WHERE message_id = ?", (message_id,))
+    row = cur.fetchone()
+    return bool(row and row[0])
 
 
 def put_peer_address(

@@ -43,7 +43,13 @@ from typing import Any
 import trio
 
 from boxless.chat import envelope as env
-from boxless.chat.payment import PayRequest, TransferCard, WalletAddress, split_bill
+from boxless.chat.payment import (
+    PayRequest,
+    TransferAck,
+    TransferCard,
+    WalletAddress,
+    split_bill,
+)
 from boxless.client import events as ev
 from boxless.client import payment_card_store as cs
 from boxless.client import store as db
@@ -159,7 +165,9 @@ class Payments:
         self._wake = trio.Event()
         self._wallet: Wallet | None = None
         self._lock = threading.Lock()  # the wallet's RPC client is used by one thread at a time
-        channel.handlers.on_body((TransferCard, PayRequest, WalletAddress), self._on_body)
+        channel.handlers.on_body(
+            (TransferCard, PayRequest, WalletAddress, TransferAck), self._on_body
+        )
         groups.on_content((TransferCard, PayRequest), self._on_group)
 
     # -- the wallet ---------------------------------------------------------------------------
@@ -368,6 +376,9 @@ class Payments:
         body = r.message.body
         if isinstance(body, WalletAddress):
             return self._on_address(cur, r.sender, body)
+        if isinstance(body, TransferAck):
+            self._on_ack(cur, r.sender, body)
+            return None
         assert isinstance(body, TransferCard | PayRequest)
         chat = f"contact:{r.sender.hex()}"
         mid = r.message.message_id
@@ -436,6 +447,21 @@ class Payments:
                 return FORGED, "the card pays another address than your wallet's"
         return "pending", ""
 
+    def _on_ack(self, cur: db.Cursor, sender: bytes, body: TransferAck) -> None:
+        """The recipient says the chain confirmed our transfer to them. Only a card we
+        sent to *them* in *their* chat is touched, and it says "received" only once
+        our own chain check says "confirmed" too."""
+        chat = f"contact:{sender.hex()}"
+        message_id = cs.ack_transfer(cur, chat, body.tx_hash)
+        if message_id is None:
+            return
+        row = cs.card(cur, message_id)
+        if row is not None and row.status == "confirmed":
+            if cs.set_status(
+                cur, message_id, RECEIVED, "the recipient confirmed it", self._now_ms()
+            ):
+                self.channel.emit(ev.PaymentChanged(chat, message_id, RECEIVED))
+
     def _on_address(self, cur: db.Cursor, sender: bytes, body: WalletAddress) -> FollowUp | None:
         cs.put_peer_address(cur, sender, body.chain_id, body.address, self._now_ms())
         self.channel.emit(ev.PaymentChanged(f"contact:{sender.hex()}", "", "address"))
@@ -493,6 +519,20 @@ class Payments:
                 continue
             for chat, message_id, status in changes:
                 self.channel.emit(ev.PaymentChanged(chat, message_id, status))
+                if status == RECEIVED:
+                    await self._acknowledge(chat, message_id)
+
+    async def _acknowledge(self, chat: str, message_id: str) -> None:
+        """Tell a contact who paid us that the chain confirmed it (1:1 only)."""
+        contact = _contact_of(chat)
+        with self.db.transaction() as cur:
+            row = cs.card(cur, message_id)
+        if contact is None or row is None or row.outgoing or row.tx_hash is None:
+            return
+        try:
+            await self.conversations.send_body(contact, TransferAck(row.tx_hash))
+        except BoxlessError as exc:
+            logger.info("transfer acknowledgement not sent: %s", exc)
 
     def _open_work(self, chain_id: int) -> bool:
         """Whether a transaction of ours or a transfer card still waits for the chain."""
@@ -517,6 +557,8 @@ class Payments:
         for row in open_cards:
             status, reason = self._verdict(wallet, row)
             with self.db.transaction() as cur:
+                if row.outgoing and status == "confirmed" and cs.acked(cur, row.message_id):
+                    status, reason = RECEIVED, "the recipient confirmed it"
                 if cs.set_status(cur, row.message_id, status, reason, now_ms):
                     changed.append((row.chat, row.message_id, status))
         return changed

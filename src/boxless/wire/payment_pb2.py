@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62oxless/wire/payment.proto\x12\x12\x62oxless.payment.v1\"\xb4\x01\n\x0bPaymentBody\x12\x34\n\x08transfer\x18\x01 \x01(\x0b\x32 .boxless.payment.v1.TransferCardH\x00\x12\x31\n\x07request\x18\x02 \x01(\x0b\x32\x1e.boxless.payment.v1.PayRequestH\x00\x12\x34\n\x07\x61\x64\x64ress\x18\x14 \x01(\x0b\x32!.boxless.payment.v1.WalletAddressH\x00\x42\x06\n\x04kind\"E\n\x0cTransferCard\x12\r\n\x05\x63laim\x18\x01 \x01(\x0c\x12\x17\n\nrequest_id\x18\x02 \x01(\x0cH\x00\x88\x01\x01\x42\r\n\x0b_request_id\"*\n\x08PayShare\x12\x0e\n\x06member\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\"\xbb\x01\n\nPayRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x04\x12\n\n\x02to\x18\x03 \x01(\x0c\x12\r\n\x05token\x18\x04 \x01(\x0c\x12\x0e\n\x06symbol\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65\x63imals\x18\x06 \x01(\r\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12\x0c\n\x04note\x18\x08 \x01(\t\x12,\n\x06shares\x18\t \x03(\x0b\x32\x1c.boxless.payment.v1.PayShare\"F\n\rWalletAddress\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0c\x12\x12\n\nwant_reply\x18\x03 \x01(\x08\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x62oxless/wire/payment.proto\x12\x12\x62oxless.payment.v1\"\xe4\x01\n\x0bPaymentBody\x12\x34\n\x08transfer\x18\x01 \x01(\x0b\x32 .boxless.payment.v1.TransferCardH\x00\x12\x31\n\x07request\x18\x02 \x01(\x0b\x32\x1e.boxless.payment.v1.PayRequestH\x00\x12\x34\n\x07\x61\x64\x64ress\x18\x14 \x01(\x0b\x32!.boxless.payment.v1.WalletAddressH\x00\x12.\n\x03\x61\x63k\x18\x15 \x01(\x0b\x32\x1f.boxless.payment.v1.TransferAckH\x00\x42\x06\n\x04kind\"E\n\x0cTransferCard\x12\r\n\x05\x63laim\x18\x01 \x01(\x0c\x12\x17\n\nrequest_id\x18\x02 \x01(\x0cH\x00\x88\x01\x01\x42\r\n\x0b_request_id\"*\n\x08PayShare\x12\x0e\n\x06member\x18\x01 \x01(\x0c\x12\x0e\n\x06\x61mount\x18\x02 \x01(\t\"\xbb\x01\n\nPayRequest\x12\x12\n\nrequest_id\x18\x01 \x01(\x0c\x12\x10\n\x08\x63hain_id\x18\x02 \x01(\x04\x12\n\n\x02to\x18\x03 \x01(\x0c\x12\r\n\x05token\x18\x04 \x01(\x0c\x12\x0e\n\x06symbol\x18\x05 \x01(\t\x12\x10\n\x08\x64\x65\x63imals\x18\x06 \x01(\r\x12\x0e\n\x06\x61mount\x18\x07 \x01(\t\x12\x0c\n\x04note\x18\x08 \x01(\t\x12,\n\x06shares\x18\t \x03(\x0b\x32\x1c.boxless.payment.v1.PayShare\"F\n\rWalletAddress\x12\x10\n\x08\x63hain_id\x18\x01 \x01(\x04\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\x0c\x12\x12\n\nwant_reply\x18\x03 \x01(\x08\"\x1e\n\x0bTransferAck\x12\x0f\n\x07tx_hash\x18\x01 \x01(\x0c\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,13 +32,15 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'boxless.wire.payment_pb2', 
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PAYMENTBODY']._serialized_start=51
-  _globals['_PAYMENTBODY']._serialized_end=231
-  _globals['_TRANSFERCARD']._serialized_start=233
-  _globals['_TRANSFERCARD']._serialized_end=302
-  _globals['_PAYSHARE']._serialized_start=304
-  _globals['_PAYSHARE']._serialized_end=346
-  _globals['_PAYREQUEST']._serialized_start=349
-  _globals['_PAYREQUEST']._serialized_end=536
-  _globals['_WALLETADDRESS']._serialized_start=538
-  _globals['_WALLETADDRESS']._serialized_end=608
+  _globals['_PAYMENTBODY']._serialized_end=279
+  _globals['_TRANSFERCARD']._serialized_start=281
+  _globals['_TRANSFERCARD']._serialized_end=350
+  _globals['_PAYSHARE']._serialized_start=352
+  _globals['_PAYSHARE']._serialized_end=394
+  _globals['_PAYREQUEST']._serialized_start=397
+  _globals['_PAYREQUEST']._serialized_end=584
+  _globals['_WALLETADDRESS']._serialized_start=586
+  _globals['_WALLETADDRESS']._serialized_end=656
+  _globals['_TRANSFERACK']._serialized_start=658
+  _globals['_TRANSFERACK']._serialized_end=688
 # @@protoc_insertion_point(module_scope)

@@ -32,6 +32,7 @@ class PaymentBody(_message.Message):
     TRANSFER_FIELD_NUMBER: _builtins.int
     REQUEST_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
+    ACK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def transfer(self) -> Global___TransferCard:
         """"I paid you": a transaction the chain can confirm"""
@@ -44,18 +45,23 @@ class PaymentBody(_message.Message):
     def address(self) -> Global___WalletAddress:
         """1:1 only: "pay me here" (and "where do I pay you?")"""
 
+    @_builtins.property
+    def ack(self) -> Global___TransferAck:
+        """1:1 only: "the chain confirms your transfer reached me" """
+
     def __init__(
         self,
         *,
         transfer: Global___TransferCard | None = ...,
         request: Global___PayRequest | None = ...,
         address: Global___WalletAddress | None = ...,
+        ack: Global___TransferAck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "kind", b"kind", "request", b"request", "transfer", b"transfer"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "address", b"address", "kind", b"kind", "request", b"request", "transfer", b"transfer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "kind", b"kind", "request", b"request", "transfer", b"transfer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "address", b"address", "kind", b"kind", "request", b"request", "transfer", b"transfer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["transfer", "request", "address"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["transfer", "request", "address", "ack"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -192,3 +198,28 @@ class WalletAddress(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WalletAddress: _TypeAlias = WalletAddress  # noqa: Y015
+
+@_typing.final
+class TransferAck(_message.Message):
+    """Sent by a transfer's recipient once its client verified the card against the
+    chain, so the sender's card can say "received" too (the sender's own chain
+    check still has to say "confirmed": an ack never stands in for the chain).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TX_HASH_FIELD_NUMBER: _builtins.int
+    tx_hash: _builtins.bytes
+    """32 bytes"""
+    def __init__(
+        self,
+        *,
+        tx_hash: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tx_hash", b"tx_hash"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TransferAck: _TypeAlias = TransferAck  # noqa: Y015
