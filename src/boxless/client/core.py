@@ -248,8 +248,8 @@ class Client:
 
         Progress is published as :class:`~boxless.client.events.CatchUpProgress`.
         """
-        self.conversations.catching_up(True)
         self.search_index.begin()  # texts indexed right after, not in each page's commit
+        self.conversations.catching_up(True)
         try:
             return await self._catch_up()
         finally:
