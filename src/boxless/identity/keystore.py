@@ -120,7 +120,10 @@ class Keystore:
             cur.execute("SELECT private_key, public_key FROM identity WHERE id = 1")
             row = cur.fetchone()
         if row is None:
-            raise NoIdentity(f"{self.db.path} holds no identity yet: run `boxless init`")
+            raise NoIdentity(
+                f"{self.db.path} holds no identity: run `boxless init`, or, if this device "
+                "was revoked from another of yours (its keys wiped), `boxless link` into a new --home"
+            )
         identity = Identity.from_private_bytes(bytes(row[0]))
         if identity.public_key != bytes(row[1]):
             raise StorageError(f"the identity key in {self.db.path} is damaged")
