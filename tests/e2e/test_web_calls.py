@@ -8,8 +8,14 @@ before Bob answered (missed for Bob) leave call rows in Bob's chat.
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -152,3 +158,114 @@ def test_a_video_call_end_to_end(world: Any, media_browser: Any) -> None:
     assert alice.request("POST", f"/calls/{'00' * 16}/hangup").status_code == 400
     assert bob.call("GET", "/calls/current")["call"] is None
     print(f"call set-up: click -> ringing {rang:.2f} s, answer -> connected {connect_s:.2f} s")
+
+
+# Test-only: force every peer connection through TURN (iceTransportPolicy "relay").
+FORCE_RELAY = """
+(() => {
+  const Original = window.RTCPeerConnection;
+  window.RTCPeerConnection = function (config, ...rest) {
+    return new Original({ ...(config || {}), iceTransportPolicy: "relay" }, ...rest);
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+})();
+"""
+
+PAIR = """
+async () => {
+  const pc = window.__pcs[window.__pcs.length - 1];
+  const stats = await pc.getStats();
+  let pair = null;
+  stats.forEach((s) => {
+    if (s.type === "transport" && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId);
+  });
+  if (!pair) return null;
+  const local = stats.get(pair.localCandidateId), remote = stats.get(pair.remoteCandidateId);
+  return { local: local.candidateType, remote: remote.candidateType, state: pair.state };
+}
+"""
+
+
+@pytest.fixture
+def turn_node(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """`boxless node --turn` on loopback: (turn URL, its secret file); stopped after."""
+    import shutil
+
+    if shutil.which("turnserver") is None:
+        pytest.skip("coturn is not installed (scripts/install_coturn.sh)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lo = 20000 + (port * 7) % 40000  # a relay range of its own (parallel runs)
+    info = tmp_path / "node.json"
+    cmd = [
+        sys.executable, "-m", "boxless", "node", "--no-peer-exchange",
+        "--data-dir", str(tmp_path / "node"), "--listen", "/ip4/127.0.0.1/tcp/0",
+        "--info-file", str(info), "--turn", "--turn-listen", f"127.0.0.1:{port}",
+        "--turn-relay-ports", f"{lo}-{lo + 63}", "--turn-allow-loopback",
+    ]  # fmt: skip
+    log = (tmp_path / "node.log").open("wb")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        got = wait_for("turn node", lambda: info.exists() and json.loads(info.read_text()), 30)
+        turn = got["turn"]
+        yield turn["url"], Path(turn["secret_file"])
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+    pid_file = tmp_path / "node" / "turnserver.pid"
+    if pid_file.exists():  # coturn stopped with the node
+        pid = int(pid_file.read_text().strip() or 0)
+        assert pid == 0 or not Path(f"/proc/{pid}").exists() or _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+def test_a_call_relayed_by_the_nodes_turn(world: Any, media_browser: Any, turn_node: Any) -> None:
+    """Both browsers may use relay candidates only: the call connects through coturn
+    (`boxless node --turn`) with credentials the client minted, and media flows."""
+    url, secret = turn_node
+    args = ["--ice-server", url, "--turn-secret-file", str(secret)]
+    alice, bob = world.persons("Reta", "Remo", extra_args=args)
+    world.befriend(alice, bob)
+    servers = alice.call("GET", "/calls/current")["ice_servers"]
+    assert servers[0]["urls"] == url and servers[0]["username"].split(":")[0].isdigit()
+    assert int(servers[0]["username"].split(":")[0]) > time.time() + 600  # not yet expired
+
+    def relay_page(user: Any) -> Any:
+        page = open_ui(media_browser, user, DESKTOP)
+        page.add_init_script(RECORD_PCS)
+        page.add_init_script(FORCE_RELAY)
+        page.reload()
+        return page
+
+    pa = relay_page(alice)
+    pa.evaluate(f"location.hash = '#/chat/{world.key(bob)}'")
+    pa.click("#call-audio")
+
+    def ringing() -> bool:
+        got = bob.call("GET", "/calls/current")["call"]
+        return bool(got and got["phase"] == "incoming")
+
+    wait_for("Bob's node rings", ringing, 15)
+    pb = relay_page(bob)  # a UI opened mid-ring shows the incoming call (state from the API)
+    expect(pb.locator("#call-accept")).to_be_visible()
+    pb.click("#call-accept")
+    pages = [pa, pb]
+    expect(pa.locator("#call-screen[data-phase=connected]")).to_be_attached(timeout=20_000)
+    for page in pages:
+        pair = wait_for("a selected pair", lambda p=page: p.evaluate(PAIR), 10)
+        assert pair["local"] == "relay", pair
+        _rising(page, ("in_audio",))
+    pa.click("#call-hangup")
+    expect(pb.locator("#call-screen")).to_have_count(0)

@@ -80,8 +80,9 @@ def call_routes(client: Client) -> list[Route]:
     calls = client.calls
 
     async def current(request: Request) -> Response:
-        """The running call (``call``: null if none) and the STUN/TURN servers to use."""
-        return JSONResponse({"call": calls.current(), "ice_servers": list(calls.ice_servers)})
+        """The running call (``call``: null if none) and the STUN/TURN servers to use
+        (``ice_servers``: RTCIceServer objects, turn: ones with short-lived credentials)."""
+        return JSONResponse({"call": calls.current(), "ice_servers": calls.ice_config()})
 
     async def history(request: Request) -> Response:
         """Ended calls, newest first (``?chat=contact:<key>`` for one contact, ``limit``)."""

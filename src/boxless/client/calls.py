@@ -33,6 +33,7 @@ from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.errors import NetworkError, UsageError
+from boxless.node.turn import turn_credentials
 
 if TYPE_CHECKING:
     from boxless.client.conversations import Conversations
@@ -95,6 +96,7 @@ class Calls:
         self.clock = clock
         self.core = CallCore()
         self.ice_servers: list[str] = []  # STUN/TURN URLs for the browser (boxless up --ice-server)
+        self.turn_secret: bytes | None = None  # a TURN node's REST-API secret (--turn-secret-file)
         self._candidates: list[str] = []
         self._signal_bytes = 0  # plaintext bytes of the running call's signals we sent
         self._wake = trio.Event()
@@ -111,6 +113,18 @@ class Calls:
             await self._execute(self.core.handle_timer(self.clock()))
 
     # -- for the API ---------------------------------------------------------------------
+
+    def ice_config(self) -> list[dict[str, str]]:
+        """RTCPeerConnection ``iceServers``: turn: URLs get fresh short-lived credentials."""
+        out: list[dict[str, str]] = []
+        label = os.urandom(6).hex()  # not our identity: the TURN node learns nothing of who
+        for url in self.ice_servers:
+            entry = {"urls": url}
+            if url.startswith(("turn:", "turns:")) and self.turn_secret is not None:
+                user, password = turn_credentials(self.turn_secret, label, self.clock())
+                entry |= {"username": user, "credential": password}
+            out.append(entry)
+        return out
 
     def current(self) -> dict[str, Any] | None:
         call = self.core.current

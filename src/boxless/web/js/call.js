@@ -102,7 +102,8 @@ function stopTone() {
 
 function newPeer() {
   const p = new RTCPeerConnection({
-    iceServers: iceServers.map((url) => ({ urls: url })),
+    // RTCIceServer objects from the node; turn: ones carry short-lived credentials
+    iceServers: iceServers.map((s) => (typeof s === "string" ? { urls: s } : s)),
     bundlePolicy: "max-bundle", // one transport: every candidate belongs to the first section
   });
   p.onicecandidate = (e) => {
@@ -257,6 +258,14 @@ async function current() {
 }
 
 // -- events from the node ----------------------------------------------------------------
+
+/**
+ * The event stream (re)opened: a UI opened (or reconnected) while a call rings
+ * shows it — the state comes from the API, not from events it missed.
+ */
+export function resumeCall() {
+  if (!state) onCallEvent({ type: "call" }).catch(() => {});
+}
 
 /** A `call` or `call_ice` event (app.js onEvent). */
 export async function onCallEvent(ev) {
