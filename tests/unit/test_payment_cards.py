@@ -6,6 +6,8 @@ is not confirmed by the chain, or who owes nothing, does not count as paid."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from boxless.chat.payment import PayRequest, TransferCard, body_to_proto, split_bill
@@ -70,3 +72,25 @@ def test_a_payment_that_does_not_settle_the_share_does_not_count(payment: CardRo
 def test_one_of_two_is_not_paid() -> None:
     card = card_json(_row("bill", ALICE, BILL, "open"), BILL, [_pay(BOB)], ALICE, _asset)
     assert not card["paid"] and card["paid_by"] == [BOB.hex()]
+
+
+def test_only_the_recipient_can_acknowledge_a_transfer(tmp_path: Path) -> None:
+    """A TransferAck marks our card only in the acknowledging contact's own chat: a
+    third contact naming the same transaction changes nothing."""
+    from boxless.client import payment_card_store as cs
+    from boxless.payments.store import PaymentStore
+    from boxless.storage.userdb import KdfParams, create_user_db
+
+    db = create_user_db(tmp_path / "u.db", "correct horse battery", kdf=KdfParams(1024, 1, 1))
+    PaymentStore(db)  # migrates the payments component
+    claim = TransferClaim(31337, b"\x0a" * 32, ALICE_WALLET, BOB_WALLET, None, 5)
+    card = _row("sent", ALICE, TransferCard(claim), "confirmed")
+    card = CardRow(card.message_id, "contact:" + BOB.hex(), "transfer", True, ALICE, card.body,
+                   claim.tx_hash, None, "confirmed", "", 0, 0)  # fmt: skip
+    with db.transaction() as cur:
+        assert cs.add_card(cur, card)
+        assert cs.ack_transfer(cur, "contact:" + MALLORY.hex(), claim.tx_hash) is None
+        assert not cs.acked(cur, "sent")
+        assert cs.ack_transfer(cur, "contact:" + BOB.hex(), claim.tx_hash) == "sent"
+        assert cs.acked(cur, "sent")
+    db.close()
