@@ -9,6 +9,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/bootstrap.sh
 bash scripts/install_postgres.sh
+bash scripts/install_coturn.sh
 bash scripts/install_interop.sh
 bash scripts/install_chain.sh
 bash scripts/install_chromium.sh

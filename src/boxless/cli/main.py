@@ -15,16 +15,21 @@ import typer
 
 from boxless.cli.app import app, fail, run_trio, setup_logging
 from boxless.cli.common import DEFAULT_HOME
-from boxless.errors import BoxlessError
+from boxless.errors import BoxlessError, ConfigError
 from boxless.node.config import DEFAULT_RETENTION_COUNT, NodeConfig, RetentionPolicy
+from boxless.node.turn import TurnConfig
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID, DEFAULT_NUM_SHARDS
 
 
-async def _run_until_signal(config: NodeConfig, info_file: Path | None) -> None:
+async def _run_until_signal(
+    config: NodeConfig, info_file: Path | None, turn: TurnConfig | None = None
+) -> None:
     from boxless.node.service import WakuNode
+    from boxless.node.turn import run_turnserver
 
     node = WakuNode(config)
     async with trio.open_nursery() as nursery:
+        turn_url = None if turn is None else await nursery.start(run_turnserver, turn)
         await nursery.start(node.run)
         info: dict[str, Any] = {
             "peer_id": str(node.peer_id),
@@ -33,6 +38,9 @@ async def _run_until_signal(config: NodeConfig, info_file: Path | None) -> None:
             "enr": node.enr.to_text() if node.enr else None,
             "pid": os.getpid(),
         }
+        if turn is not None:  # TURN for light clients' calls (docs/calls.md)
+            info["turn"] = {"url": turn_url, "secret_file": str(turn.data_dir / "turn_secret")}
+            print(f"turn: {turn_url}", flush=True)
         print(f"peer id: {info['peer_id']}", flush=True)
         for addr in info["addrs"]:
             print(f"listening: {addr}", flush=True)
@@ -170,6 +178,21 @@ def node(
     ] = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR")] = "INFO",
     json_logs: Annotated[bool, typer.Option(help="Log one JSON object per line")] = False,
+    turn: Annotated[
+        bool, typer.Option(help="Run coturn (TURN for calls) with this node (docs/calls.md)")
+    ] = False,
+    turn_listen: Annotated[
+        str, typer.Option(help="With --turn: HOST:PORT coturn listens on")
+    ] = "0.0.0.0:3478",
+    turn_public_host: Annotated[
+        str | None, typer.Option(help="With --turn: the host clients reach it at")
+    ] = None,
+    turn_relay_ports: Annotated[
+        str, typer.Option(help="With --turn: MIN-MAX UDP ports for relayed media")
+    ] = "49152-49407",
+    turn_allow_loopback: Annotated[
+        bool, typer.Option(help="With --turn: relay to loopback peers (tests on one machine)")
+    ] = False,
 ) -> None:
     """Run a Waku node (service node, or --light client) until SIGINT/SIGTERM."""
     setup_logging(log_level, json_logs)
@@ -209,7 +232,22 @@ def node(
                 max_age_ns=int(retention_days * 86_400 * 10**9), max_count=retention_count
             ),
         )
-        run_trio(_run_until_signal, config, info_file)
+        turn_config = None
+        if turn:
+            t_host, _, t_port = turn_listen.rpartition(":")
+            lo, _, hi = turn_relay_ports.partition("-")
+            if not (t_host and t_port.isdigit() and lo.isdigit() and hi.isdigit()):
+                raise ConfigError("--turn-listen is HOST:PORT and --turn-relay-ports MIN-MAX")
+            turn_config = TurnConfig(
+                data_dir,
+                host=t_host.strip("[]"),
+                port=int(t_port),
+                public_host=turn_public_host,
+                min_port=int(lo),
+                max_port=int(hi),
+                allow_loopback=turn_allow_loopback,
+            )
+        run_trio(_run_until_signal, config, info_file, turn_config)
     except BoxlessError as exc:
         fail(exc)
 

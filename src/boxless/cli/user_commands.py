@@ -33,6 +33,7 @@ from boxless.cli.common import (
 from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, ConfigError
 from boxless.groups.delivery import GroupTimings
+from boxless.node.turn import load_secret
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
 
 if TYPE_CHECKING:
@@ -90,6 +91,7 @@ async def _run_up(
     cluster: int,
     group_timings: GroupTimings | None = None,
     ice_servers: tuple[str, ...] = (),
+    turn_secret_file: Path | None = None,
 ) -> None:
     """Node, then the API, then the client (at once when ``passphrase`` is given).
 
@@ -126,6 +128,8 @@ async def _run_up(
             async def start_client(account: LocalAccount) -> ASGIApp:
                 client = Client(account, transport, group_timings=group_timings)
                 client.calls.ice_servers = list(ice_servers)  # STUN/TURN for the browser's calls
+                if turn_secret_file is not None:  # mint TURN REST credentials (docs/calls.md)
+                    client.calls.turn_secret = load_secret(turn_secret_file)
                 await nursery.start(client.run)
                 from boxless.cli.attachment_commands import start_blobs
 
@@ -272,6 +276,10 @@ def up(
             " none by default: calls on one machine or LAN connect directly)"
         ),
     ] = None,
+    turn_secret_file: Annotated[
+        Path | None,
+        typer.Option(help="A TURN node's turn_secret: credentials for its turn: --ice-server"),
+    ] = None,
 ) -> None:
     """Run your node, your client and the local API + web UI until Ctrl-C.
 
@@ -292,6 +300,9 @@ def up(
         console.print("[red]error:[/red] --api must be HOST:PORT, e.g. 127.0.0.1:8765")
         raise typer.Exit(2)
     _check_api_host(host, api_unsafe_public)
+    if turn_secret_file is not None and not turn_secret_file.is_file():
+        console.print(f"[red]error:[/red] --turn-secret-file {turn_secret_file}: no such file")
+        raise typer.Exit(2)
     for url in ice_server or []:
         if not url.startswith(("stun:", "turn:", "turns:")):
             console.print(
@@ -320,6 +331,7 @@ def up(
             cluster,
             GroupTimings.parse(group_timings) if group_timings else None,
             tuple(ice_server or ()),
+            turn_secret_file,
         )
     except BoxlessError as exc:
         fail(exc)

@@ -20,7 +20,7 @@ import { joinGroupView, newGroupView } from "./js/newgroup.js";
 import { onboardingView } from "./js/onboarding.js";
 import { onGroupMessageEvent, onMessageEvent } from "./js/notify.js";
 import { onVerification } from "./js/sas.js";
-import { onCallEvent } from "./js/call.js";
+import { onCallEvent, resumeCall } from "./js/call.js";
 import {
   changed,
   group,
@@ -320,6 +320,7 @@ async function startApp() {
   let first = true;
   connectEvents(onEvent, (open) => {
     store.connected = open;
+    if (open) resumeCall(); // a call ringing before this page opened (js/call.js)
     if (open && !first) {
       // Catch up on what happened while disconnected: events emitted then (a node
       // restarting catches up from the store before we reconnect) reached nobody.
