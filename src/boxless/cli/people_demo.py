@@ -23,9 +23,12 @@ from hypercorn.trio import serve
 
 from boxless.api.app import build_app
 from boxless.chat.requests import ContactEvent
+from boxless.cli.attachment_commands import start_blobs
 from boxless.cli.demo_chain import DemoChain
+from boxless.cli.shop_demo import SHOP_NAME, start_shop
 from boxless.client.core import Client
 from boxless.client.transport import LightTransport
+from boxless.errors import BoxlessError
 from boxless.identity.account import LocalAccount, create_account
 from boxless.identity.keys import Identity
 from boxless.identity.profile import Profile
@@ -52,6 +55,7 @@ async def _person(
     await nursery.start(light.run)
     transport = LightTransport(light)
     client: Client = await nursery.start(Client(account, transport).run)
+    await start_blobs(nursery, client, light.host, home, service_peers)  # attachments, app cards
     token = secrets.token_urlsafe(24)
     origin = f"http://127.0.0.1:{port}"
     config = Config()
@@ -122,6 +126,7 @@ async def run_people_demo(
         print("starting two service nodes, Alice and Bob (about ten seconds)...", flush=True)
         alice, alice_url = await _person(nursery, base, "Alice", addrs, ports[0])
         bob, bob_url = await _person(nursery, base, "Bob", addrs[::-1], ports[1])
+        opened: list[Client] = []  # the shop's client, when it runs
         await alice.add_contact(bob.account.contact_code(time.time()).link, "Hi Bob, it's Alice")
         await _wait("Bob to get Alice's request", lambda: bool(bob.contacts()))
         await bob.respond(bob.contacts()[0].identity_key, ContactEvent.ACCEPT)
@@ -131,6 +136,12 @@ async def run_people_demo(
         if chain is not None:  # fund and set up both wallets on the demo's anvil
             await trio.to_thread.run_sync(chain.set_up, [alice, bob])
             print(chain.note, flush=True)
+        try:
+            shop = await start_shop(nursery, base, addrs, alice, bob, chain)
+            opened.append(shop)
+            print(f"{SHOP_NAME}: a bot; its app card is in Alice's chat with it", flush=True)
+        except BoxlessError as exc:  # the chat demo still runs
+            print(f"{SHOP_NAME} is off: {exc}", flush=True)
         print(f"\nAlice: {alice_url}\nBob:   {bob_url}\n", flush=True)
         print("Open both in a browser and chat. Ctrl-C stops everything.", flush=True)
         if ready_file is not None:
@@ -139,7 +150,7 @@ async def run_people_demo(
             async for _ in signals:
                 break
         nursery.cancel_scope.cancel()
-    for c in (alice, bob):
+    for c in (alice, bob, *opened):
         c.account.close()
     print("stopped", flush=True)
 
