@@ -10,15 +10,19 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from boxless.cli.app import app, console, fail, out
+from boxless.cli.app import app, console, fail, out, run_trio
 from boxless.cli.common import USER_HOME, HomeOption, ask_passphrase, private_dir
 from boxless.cli.safe import markup
 from boxless.errors import BoxlessError, UsageError
+
+if TYPE_CHECKING:
+    from boxless.client.backup import BackupStats
+    from boxless.identity.keys import Identity
 
 RECOVERY_PHRASE_ENV = "BOXLESS_RECOVERY_PHRASE"
 
@@ -177,3 +181,74 @@ def schedule(
         f" {current.keep}; last: {last}"
         + (f" [red]failed: {markup(current.last_error)}[/red]" if current.last_error else "")
     )
+
+
+@backup_app.command("recover")
+def recover(
+    home: HomeOption = USER_HOME,
+    service_peer: Annotated[
+        list[str] | None, typer.Option(help="Service node multiaddr (repeatable)")
+    ] = None,
+    relay: Annotated[bool, typer.Option(help="Run a full relay node instead")] = False,
+    peer: Annotated[
+        list[str] | None, typer.Option(help="With --relay: static peer (repeatable)")
+    ] = None,
+    listen: Annotated[list[str] | None, typer.Option(help="Listen multiaddr")] = None,
+) -> None:
+    """Recover an account from its recovery phrase alone (no backup file): contacts,
+    groups and settings from the encrypted state your devices publish; not history."""
+    from boxless.identity.account import account_exists
+    from boxless.identity.keys import Identity
+    from boxless.identity.seed import validate_phrase
+    from boxless.storage.userdb import check_new_passphrase
+
+    try:
+        if account_exists(home):
+            raise UsageError(f"{home} already has an account; recover into a new --home")
+        identity = Identity.from_phrase(validate_phrase(_phrase()))
+        passphrase = ask_passphrase(new=True)
+        check_new_passphrase(passphrase)
+        private_dir(home)
+        stats = run_trio(
+            _recover,
+            home,
+            identity,
+            passphrase,
+            service_peer or [],
+            relay,
+            peer or [],
+            listen or ["/ip4/127.0.0.1/tcp/0"],
+        )
+    except BoxlessError as exc:
+        fail(exc)
+    out.print(
+        f"recovered into {markup(str(home))}: {stats.rows} rows (contacts, groups, settings)."
+        " Messages are not in the published state: restore a backup file for history."
+    )
+
+
+async def _recover(
+    home: Path,
+    identity: Identity,
+    passphrase: str,
+    service_peers: list[str],
+    relay: bool,
+    peers: list[str],
+    listen: list[str],
+) -> BackupStats:
+    import time as _time
+
+    import trio
+
+    from boxless.cli.device_commands import _start_node
+    from boxless.client.account_state import recover as recover_state
+    from boxless.waku.sharding import DEFAULT_CLUSTER_ID
+
+    async with trio.open_nursery() as nursery:
+        transport = await _start_node(
+            nursery, home, service_peers, relay, peers, listen, DEFAULT_CLUSTER_ID
+        )
+        with console.status("looking for your account's state on the network…"):
+            stats = await recover_state(transport, identity, home, passphrase, now=_time.time())
+        nursery.cancel_scope.cancel()
+    return stats

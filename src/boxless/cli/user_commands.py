@@ -138,6 +138,9 @@ async def _run_up(
                 from boxless.client.backup_schedule import run_scheduled_backups
 
                 nursery.start_soon(run_scheduled_backups, client.db, home, client.me.hex())
+                from boxless.client.account_state import StatePublisher
+
+                nursery.start_soon(StatePublisher(client.db, transport).run)
                 from boxless.api.guard import FRAME_SOURCES
                 from boxless.api.miniapp_origin import start_app_origin
 

@@ -194,59 +194,13 @@ def create_backup(
     ``progress(done, total)`` is called as rows and file bytes are written.
     """
     started = time.perf_counter()
-    seed = Keystore(db).load_wallet_seed()
-    identity = Keystore(db).load_identity()
-    files = _files(files_root)
     part = out.with_name(out.name + ".part")
     out.parent.mkdir(parents=True, exist_ok=True)
-    writer = BackupWriter(seed)
-    size = 0
     try:
-        with db.transaction() as cur, open(part, "wb") as fh:
-            items, fts, without_rowid = _schema(cur)
-            data_tables = [
-                n
-                for t, n, _, _ in items
-                if t == "table"
-                and n not in DEVICE_TABLES
-                and (n in fts or n not in _virtual(items))
-            ]
-            total = _count_rows(cur, data_tables) + sum(p.stat().st_size for p in files)
-            cur.execute("SELECT component, MAX(version) FROM schema_version GROUP BY component")
-            versions = {c: int(v) for c, v in cur.fetchall()}
-            manifest = {
-                "format": "boxless-backup",
-                "created_at_ms": int((time.time() if now is None else now) * 1000),
-                "identity": identity.public_key.hex(),
-                "app_version": __version__,
-                "schema": versions,
-                "tables": len(data_tables),
-                "files": len(files),
-            }
-            size += _put(fh, writer.start(manifest))
-            done = 0
-            for kind, name, table, sql in items:
-                size += _put(fh, writer.write(Record(RecordKind.SCHEMA, [kind, name, table, sql])))
-                if name not in data_tables:
-                    continue
-                columns = _columns(cur, name, name not in without_rowid)
-                for batch in _rows(cur, name, columns):
-                    size += _put(fh, writer.write(Record(RecordKind.ROWS, [name, columns, batch])))
-                    done += len(batch)
-                    if progress:
-                        progress(done, total)
-            cur.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
-            seqs: list[list[Any]] = []
-            if cur.fetchone():
-                cur.execute("SELECT name, seq FROM sqlite_sequence")
-                seqs = [list(r) for r in cur.fetchall()]
-            if seqs:
-                rec = Record(RecordKind.ROWS, ["sqlite_sequence", ["name", "seq"], seqs])
-                size += _put(fh, writer.write(rec))
-            assert files_root is not None or not files
-            for path in files:
-                done = _put_file(fh, writer, files_root, path, done, total, progress)  # type: ignore[arg-type]
-            size += _put(fh, writer.finish())
+        with open(part, "wb") as fh:
+            writer, tables, files = write_backup(
+                db, fh, files_root=files_root, progress=progress, now=now
+            )
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(part, out)
@@ -254,13 +208,73 @@ def create_backup(
         part.unlink(missing_ok=True)
         raise
     return BackupStats(
-        out,
-        len(data_tables),
-        writer.rows,
-        len(files),
-        out.stat().st_size,
-        time.perf_counter() - started,
+        out, tables, writer.rows, files, out.stat().st_size, time.perf_counter() - started
     )
+
+
+def write_backup(
+    db: UserDB,
+    fh: Any,
+    *,
+    rows_of: Callable[[str], bool] = lambda name: True,
+    files_root: Path | None = None,
+    progress: Progress | None = None,
+    now: float | None = None,
+    kind: str = "boxless-backup",
+) -> tuple[BackupWriter, int, int]:
+    """Write the backup format to the binary file object ``fh``: the schema of every
+    table, the rows of those ``rows_of(name)`` accepts (never a device table's).
+    Returns the writer (its counts and plaintext digest), the tables and files copied."""
+    seed = Keystore(db).load_wallet_seed()
+    identity = Keystore(db).load_identity()
+    files = _files(files_root)
+    writer = BackupWriter(seed)
+    with db.transaction() as cur:
+        items, fts, without_rowid = _schema(cur)
+        data_tables = [
+            n
+            for t, n, _, _ in items
+            if t == "table"
+            and n not in DEVICE_TABLES
+            and (n in fts or n not in _virtual(items))
+            and rows_of(n)
+        ]
+        total = _count_rows(cur, data_tables) + sum(p.stat().st_size for p in files)
+        cur.execute("SELECT component, MAX(version) FROM schema_version GROUP BY component")
+        versions = {c: int(v) for c, v in cur.fetchall()}
+        manifest = {
+            "format": kind,
+            "created_at_ms": int((time.time() if now is None else now) * 1000),
+            "identity": identity.public_key.hex(),
+            "app_version": __version__,
+            "schema": versions,
+            "tables": len(data_tables),
+            "files": len(files),
+        }
+        fh.write(writer.start(manifest))
+        done = 0
+        for typ, name, table, sql in items:
+            fh.write(writer.write(Record(RecordKind.SCHEMA, [typ, name, table, sql])))
+            if name not in data_tables:
+                continue
+            columns = _columns(cur, name, name not in without_rowid)
+            for batch in _rows(cur, name, columns):
+                fh.write(writer.write(Record(RecordKind.ROWS, [name, columns, batch])))
+                done += len(batch)
+                if progress:
+                    progress(done, total)
+        cur.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'")
+        if cur.fetchone():
+            cur.execute("SELECT name, seq FROM sqlite_sequence")
+            seqs = [list(r) for r in cur.fetchall() if rows_of(r[0])]
+            if seqs:
+                rec = Record(RecordKind.ROWS, ["sqlite_sequence", ["name", "seq"], seqs])
+                fh.write(writer.write(rec))
+    for path in files:
+        assert files_root is not None
+        done = _put_file(fh, writer, files_root, path, done, total, progress)
+    fh.write(writer.finish())
+    return writer, len(data_tables), len(files)
 
 
 def _virtual(items: list[tuple[str, str, str, str]]) -> set[str]:
@@ -269,11 +283,6 @@ def _virtual(items: list[tuple[str, str, str, str]]) -> set[str]:
         for t, n, _, s in items
         if t == "table" and s.upper().lstrip().startswith("CREATE VIRTUAL")
     }
-
-
-def _put(fh: Any, data: bytes) -> int:
-    fh.write(data)
-    return len(data)
 
 
 def _put_file(
@@ -372,7 +381,7 @@ class _Restorer:
         return 0
 
     def _manifest(self, m: dict[str, Any]) -> int:
-        if m.get("format") != "boxless-backup":
+        if m.get("format") not in ("boxless-backup", "boxless-account-state"):
             raise BackupDamaged("the backup's manifest is not a Boxless backup manifest")
         if m.get("identity") != self.identity.public_key.hex():
             raise WrongPhrase("this backup belongs to another account; nothing was restored")
