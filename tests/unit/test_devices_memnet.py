@@ -251,3 +251,37 @@ async def test_a_group_sees_one_member_with_two_devices(
             assert "bob after the revocation" not in texts(a2, gid)
             assert "alice after the revocation" not in texts(a2, gid)
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_device_no_roster_lists_cannot_write_as_us(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Mallory (Bob's contact) seals a message that claims to be Alice on Alice and
+    Bob's topic, from Mallory's own device: Bob does not take it as Alice's (the
+    device is not hers), Alice does not take it as her own copy, nothing changes."""
+    from boxless.chat import envelope as env
+    from boxless.crypto.sealed import seal
+    from boxless.waku.message import WakuMessage
+
+    async with memnet(homes, ("alice", "bob", "mallory")) as (_net, (alice, bob, mallory)):
+        await befriend(alice, bob)
+        await befriend(mallory, alice)
+        topic = alice.contact(bob).conversation_topic  # type: ignore[union-attr]
+        forged = env.encode(env.new_message(env.Text("I am Alice"), lamport=5, sent_at_ms=1))
+        for target in (alice, bob):
+            bundle = target.account.device.bundle(wall())
+            olm = mallory.client.sessions.encrypt(bundle, forged)
+            payload = seal(
+                bundle.sealing_key,
+                sender_identity_key=alice.me,
+                sender_device_key=mallory.client.my_device_key,
+                ciphertext=olm,
+            )
+            await mallory.transport.send(
+                WakuMessage(payload=payload, content_topic=topic, timestamp=int(wall() * 1e9))
+            )
+        await trio.sleep(120)
+        assert "I am Alice" not in alice.texts(bob)
+        assert "I am Alice" not in bob.texts(alice)
+        assert bob.contact(alice).device_key == alice.client.my_device_key  # type: ignore[union-attr]
