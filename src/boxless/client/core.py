@@ -188,7 +188,9 @@ class Client:
             self.channel, self.conversations, clock=clock, blobs=lambda: self.attachments.transfer
         )
         self.calls = Calls(self.channel, self.conversations, clock=clock)
-        self.payments = Payments(account, self.channel, self.conversations, self.groups, clock=clock)
+        self.payments = Payments(
+            account, self.channel, self.conversations, self.groups, clock=clock
+        )
         self.redenvelopes = RedEnvelopes(
             account, self.channel, self.conversations, self.groups, clock=clock
         )
