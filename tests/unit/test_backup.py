@@ -359,3 +359,44 @@ async def test_the_phrase_alone_recovers_contacts_and_groups_not_history(
     msgs = split_state(b"x" * 300_000, "/boxless/1/acct-00/proto", BASE)
     assert len(msgs) == 4 and assemble(msgs) == [b"x" * 300_000]
     assert assemble(msgs[:-1]) == []
+
+
+async def test_the_backup_api(
+    homes: Path, autojump_clock: trio.testing.MockClock, tmp_path: Path
+) -> None:
+    import httpx
+
+    from boxless.api.app import build_app
+    from tests.memnet_fixtures import memnet
+
+    origin, token = "http://127.0.0.1:9", "t" * 32
+    async with memnet(homes, ("alice",)) as (_net, (alice,)):
+        app = build_app(alice.client, token, origin, lambda: {"ok": True})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=origin + "/api/v1",
+            headers={"Authorization": f"Bearer {token}"},
+        ) as api:
+            made = await api.post("/backup", json={})
+            assert made.status_code == 201, made.text
+            name = made.json()["name"]
+            assert [f["name"] for f in (await api.get("/backup/files")).json()] == [name]
+            got = await api.get(f"/backup/files/{name}")
+            assert got.status_code == 200 and got.content[:4] == b"BXBK"
+            assert len(got.content) == made.json()["bytes"]
+            assert (await api.get("/backup/files/..%2Fuser.db")).status_code == 404
+            assert (await api.get("/backup/schedule")).json() == {"scheduled": False}
+            bad = await api.put(
+                "/backup/schedule", json={"folder": "rel", "every_hours": 24, "keep": 3}
+            )
+            assert bad.status_code == 422 and "full path" in bad.text
+            too_often = await api.put(
+                "/backup/schedule", json={"folder": str(tmp_path), "every_hours": 0.001, "keep": 3}
+            )
+            assert too_often.status_code == 422
+            ok = await api.put(
+                "/backup/schedule", json={"folder": str(tmp_path), "every_hours": 12, "keep": 3}
+            )
+            assert ok.json()["scheduled"] and ok.json()["every_hours"] == 12
+            assert (await api.delete("/backup/schedule")).status_code == 204
+            assert (await api.get("/backup/schedule")).json() == {"scheduled": False}

@@ -25,6 +25,8 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from boxless.api.attachment_gallery import gallery_routes
 from boxless.api.attachments import BODIES as ATTACHMENT_BODIES
 from boxless.api.attachments import attachment_routes
+from boxless.api.backup import BODIES as BACKUP_BODIES
+from boxless.api.backup import backup_routes
 from boxless.api.broadcasts import BODIES as BROADCAST_BODIES
 from boxless.api.broadcasts import broadcast_routes
 from boxless.api.calls import BODIES as CALL_BODIES
@@ -116,6 +118,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **GROUP_BODIES,
     **BROADCAST_BODIES,
     **SEARCH_BODIES,
+    **BACKUP_BODIES,
     **CHAT_BODIES,
     **DEVICE_BODIES,
     **CALL_BODIES,
@@ -411,6 +414,7 @@ def build_app(
         *group_routes(client),
         *broadcast_routes(client),
         *search_routes(client),
+        *backup_routes(client),
         *chat_routes(client),
         *device_routes(client),
         *sas_routes(client),
