@@ -1,0 +1,93 @@
+"""Mini-app bridge round trip to a bot, through two service nodes on loopback.
+
+One process: service nodes S1–S2 (relay, store, filter, light push), Alice on
+S1 and the shop bot (Bob's Coffee on the bot SDK) on S2 as light clients with
+their own encrypted databases. Alice has the Coffee app installed (its manifest
+names the bot) and sends N ``menu`` requests one after another, as the web
+UI's bridge does for ``backend.request``; each one's latency is from
+``send_app_message`` until her client emits the bot's ``app_message`` response:
+Olm + light push → relay → filter → the bot decrypts, its inbox and handler,
+Olm + light push back → Alice decrypts. (The browser's postMessage hop and the
+local API call around it add well under a millisecond and are not in it.)
+
+    python bench/bench_bots.py [-n 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import trio
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from boxless.bot import Bot  # noqa: E402
+from boxless.cli.shop_demo import coffee_bundle  # noqa: E402
+from boxless.identity.keys import Identity  # noqa: E402
+from examples.coffee import bot as coffee  # noqa: E402
+from tests.chat_fixtures import make_account, running_client, start_service  # noqa: E402
+
+
+async def run(base: Path, n: int) -> list[float]:
+    for name in ("alice", "shop"):
+        make_account(base / name, name.title()).close()
+    lat: list[float] = []
+    async with trio.open_nursery() as nursery:
+        s1 = await start_service(nursery, base, "s1")
+        s2 = await start_service(nursery, base, "s2", peers=(s1.addrs()[0],))
+        async with (
+            running_client(base / "alice", [s1.addrs()[0]]) as alice,
+            running_client(base / "shop", [s2.addrs()[0]]) as shop,
+        ):
+            await nursery.start(Bot(coffee.app, shop).run)
+            await alice.add_contact(shop.account.contact_code(time.time()).link)
+            with trio.fail_after(30):  # the bot accepts by itself
+                while not alice.contacts() or alice.contacts()[0].state != "accepted":  # noqa: ASYNC110
+                    await trio.sleep(0.05)
+            alice.miniapps.install(
+                coffee_bundle(Identity.from_private_bytes(os.urandom(32)), shop.me)
+            )
+            payload = json.dumps({"op": "menu"}).encode()
+            async with alice.events() as events:
+                for _ in range(n):
+                    rid = os.urandom(16)
+                    t0 = time.perf_counter()
+                    await alice.miniapps.send_app_message(
+                        shop.me, coffee.APP_ID, "request", rid, payload
+                    )
+                    with trio.fail_after(30):
+                        while True:
+                            e = await events.receive()
+                            if e.type == "app_message" and e.request_id == rid.hex():
+                                break
+                    lat.append((time.perf_counter() - t0) * 1000)
+        nursery.cancel_scope.cancel()
+    return lat
+
+
+def main() -> None:
+    logging.getLogger("libp2p").setLevel(logging.CRITICAL)
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=200)
+    n = ap.parse_args().n
+    with tempfile.TemporaryDirectory() as tmp:
+        lat = trio.run(run, Path(tmp), n)
+    lat.sort()
+    print("| requests | p50 ms | p90 ms | p99 ms | mean ms | max ms |")
+    print("|---|---|---|---|---|---|")
+    print(
+        f"| {n} | {statistics.median(lat):.1f} | {lat[int(len(lat) * 0.9) - 1]:.1f} | "
+        f"{lat[int(len(lat) * 0.99) - 1]:.1f} | {statistics.fmean(lat):.1f} | {lat[-1]:.1f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
