@@ -19,10 +19,14 @@ __all__ = [
     "attachments_of",
     "get_attachment",
     "get_setting",
+    "Repin",
+    "due_repins",
     "put_attachment",
+    "put_repin",
     "resumable",
     "set_setting",
     "set_state",
+    "update_repin",
 ]
 
 STATES = ("remote", "downloading", "ready", "failed")
@@ -140,4 +144,69 @@ def set_setting(cur: Cursor, name: str, value: int) -> None:
         "INSERT INTO client_attachment_settings (name, value) VALUES (?, ?) "
         "ON CONFLICT (name) DO UPDATE SET value = excluded.value",
         (name, value),
+    )
+
+
+# -- re-pins: sent files that fewer service nodes keep than wanted ---------------------------
+
+MAX_REPINS = 1000  # rows kept; the oldest (nearest expiry) go first past it
+
+
+@dataclass(frozen=True, slots=True)
+class Repin:
+    cid: bytes
+    size: int
+    pinned_by: tuple[str, ...]
+    tries: int
+    next_ms: int
+    expires_ms: int
+    error: str | None
+
+
+def put_repin(
+    cur: Cursor, cid: bytes, size: int, pinned_by: tuple[str, ...], next_ms: int, expires_ms: int
+) -> None:
+    cur.execute(
+        "INSERT INTO client_attachment_repins (cid, size, pinned_by, next_ms, expires_ms) "
+        "VALUES (?, ?, ?, ?, ?) ON CONFLICT (cid) DO UPDATE SET pinned_by = excluded.pinned_by",
+        (cid, size, "\n".join(pinned_by), next_ms, expires_ms),
+    )
+    cur.execute(
+        "DELETE FROM client_attachment_repins WHERE cid IN (SELECT cid FROM "
+        "client_attachment_repins ORDER BY expires_ms DESC LIMIT -1 OFFSET ?)",
+        (MAX_REPINS,),
+    )
+
+
+def due_repins(cur: Cursor, now_ms: int, limit: int) -> list[Repin]:
+    """Rows whose next try is due (expired ones are deleted first)."""
+    cur.execute("DELETE FROM client_attachment_repins WHERE expires_ms <= ?", (now_ms,))
+    rows = cur.execute(
+        "SELECT cid, size, pinned_by, tries, next_ms, expires_ms, error "
+        "FROM client_attachment_repins WHERE next_ms <= ? ORDER BY next_ms LIMIT ?",
+        (now_ms, limit),
+    ).fetchall()
+    return [
+        Repin(bytes(r[0]), int(r[1]), tuple(p for p in str(r[2]).split("\n") if p), int(r[3]),
+              int(r[4]), int(r[5]), r[6])
+        for r in rows
+    ]  # fmt: skip
+
+
+def update_repin(
+    cur: Cursor,
+    cid: bytes,
+    pinned_by: tuple[str, ...],
+    *,
+    done: bool,
+    next_ms: int,
+    error: str | None,
+) -> None:
+    if done:
+        cur.execute("DELETE FROM client_attachment_repins WHERE cid = ?", (cid,))
+        return
+    cur.execute(
+        "UPDATE client_attachment_repins SET pinned_by = ?, tries = tries + 1, next_ms = ?, "
+        "error = ? WHERE cid = ?",
+        ("\n".join(pinned_by), next_ms, error, cid),
     )

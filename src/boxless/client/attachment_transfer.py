@@ -104,6 +104,9 @@ def check_info(info: FileInfo) -> None:
     )
 
 
+MIN_PINS = 2  # service nodes that should keep a sent file (when that many are configured)
+
+
 class AttachmentTransfer:
     """Upload and fetch attachments over a running blob service."""
 
@@ -111,8 +114,41 @@ class AttachmentTransfer:
         self.blobs = blobs
         self.service_peers = list(service_peers)
 
-    async def _dial(self, addrs: Sequence[str]) -> dict[ID, str]:
-        """Connect to each address (concurrently, bounded by a timeout); the ones reached."""
+    @property
+    def wanted_pins(self) -> int:
+        """How many service nodes should keep each sent file: 2, or all if fewer."""
+        return min(MIN_PINS, len(self.service_peers))
+
+    async def _pin_on(
+        self, cid: Cid, addrs: Sequence[str], *, retry: bool = False
+    ) -> tuple[list[str], dict[str, str]]:
+        """Ask each reachable address to pin ``cid`` (fetching it from us), all at once."""
+        reached = await self._dial(addrs, retry=retry)
+        if not reached:
+            return [], {}
+        result = await self.blobs.pin(cid, list(reached))
+        pinned = [reached[p] for p in result.pinned_by]
+        return pinned, {str(p): why for p, why in result.errors.items()}
+
+    async def pin_more(self, cid: bytes, pinned_by: Sequence[str]) -> tuple[list[str], str]:
+        """Re-pin a sent file on the service peers that do not keep it yet.
+
+        Returns every peer now known to keep it and why the others did not.
+        Needs the file in the local store (a sender keeps what it sent).
+        """
+        root = Cid.decode(cid)
+        if not self.blobs.store.pins(root):
+            return list(pinned_by), "the file is no longer in the local store"
+        others = [a for a in self.service_peers if a not in pinned_by]
+        pinned, errors = await self._pin_on(root, others, retry=True)
+        why = "; ".join(errors.values()) or ("" if pinned or not others else "none reachable")
+        return [*pinned_by, *pinned], why
+
+    async def _dial(self, addrs: Sequence[str], *, retry: bool = False) -> dict[ID, str]:
+        """Connect to each address (concurrently, bounded by a timeout); the ones reached.
+
+        ``retry`` first forgets that a peer failed recently (py-libp2p's swarm
+        refuses to dial such a peer for a while: a restarted node would wait)."""
         reached: dict[ID, str] = {}
 
         async def one(addr: str) -> None:
@@ -123,6 +159,14 @@ class AttachmentTransfer:
                 return
             if info.peer_id == self.blobs.host.get_id():
                 return
+            if retry:
+                # a restarted node: forget its failure and the addresses it had before
+                # (py-libp2p 0.8 dialled only a stale identify-learned address)
+                unblock = getattr(self.blobs.host.get_network(), "unblock_peer", None)
+                if unblock is not None:
+                    unblock(info.peer_id)
+                if self.blobs.host.get_network().get_connections(info.peer_id) == []:
+                    self.blobs.host.get_peerstore().clear_addrs(info.peer_id)
             with trio.move_on_after(DIAL_TIMEOUT_S):
                 try:
                     await self.blobs.host.connect(info)
@@ -168,13 +212,8 @@ class AttachmentTransfer:
             yield enc.finish()
 
         put = await self.blobs.put(ciphertext(), progress=progress)
-        reached = await self._dial(self.service_peers)
-        pinned: list[str] = []
-        errors: dict[str, str] = {}
-        if reached:
-            result = await self.blobs.pin(put.root, list(reached))
-            pinned = [reached[p] for p in result.pinned_by]
-            errors = {str(p): why for p, why in result.errors.items()}
+        # every service peer at once: one that dies during the pin costs nothing but its copy
+        pinned, errors = await self._pin_on(put.root, self.service_peers)
         if not pinned:
             raise UploadNotPinned(
                 "no service node kept the file "
@@ -199,6 +238,11 @@ class AttachmentTransfer:
             animated=info.animated,
         )
 
+    def _sources(self, ref: AttachmentRef, extra: Sequence[str]) -> list[str]:
+        """Where to fetch from: the peers the descriptor names, then our own service
+        peers (the sender may have re-pinned there after a listed node died)."""
+        return list(dict.fromkeys([*ref.peers, *extra, *self.service_peers]))
+
     def is_cached(self, ref: AttachmentRef) -> bool:
         """Whether the whole encrypted file is in the local block store."""
         cid = Cid.decode(ref.cid)
@@ -222,7 +266,7 @@ class AttachmentTransfer:
         cid = Cid.decode(ref.cid)
         peers: list[ID] = []
         if not self.is_cached(ref):
-            peers = list(await self._dial([*ref.peers, *extra_peers]))
+            peers = list(await self._dial(self._sources(ref, extra_peers), retry=True))
         limits = DagLimits(max_bytes=ciphertext_size(ref.size, MIN_CHUNK))
         dec = AttachmentDecryptor(ref.key, max_plaintext=ref.size)
         try:
@@ -267,7 +311,7 @@ class AttachmentTransfer:
         cid = Cid.decode(ref.cid)
         peers: list[ID] = []
         if not self.is_cached(ref):
-            peers = list(await self._dial([*ref.peers, *extra_peers]))
+            peers = list(await self._dial(self._sources(ref, extra_peers), retry=True))
         limits = DagLimits(max_bytes=ciphertext_size(ref.size, MIN_CHUNK))
 
         def fetch(offset: int, length: int) -> AsyncIterator[bytes]:

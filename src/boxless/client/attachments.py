@@ -56,6 +56,20 @@ AUTO_DOWNLOAD_DEFAULT = 25 * 1024**2
 QUEUE = 256  # downloads waiting; beyond it they wait for a restart or a request
 PROGRESS_STEP = 256 * 1024
 RESUME_BATCH = 200
+REPIN_TICK_S = 5.0
+REPIN_FIRST_S = 5.0
+REPIN_MAX_S = 3600.0
+REPIN_FAST_S = 30.0
+REPIN_FAST_TRIES = 20
+REPIN_KEEP_S = 7 * 24 * 3600  # give up re-pinning a file after a week
+REPIN_BATCH = 20
+
+
+def repin_delay_s(tries: int) -> float:
+    """Seconds before the next re-pin try after ``tries`` failed ones: 5, 10, 20, then
+    every 30 s for about 10 minutes (a node restarting), then doubling up to 1 h."""
+    delay = REPIN_FIRST_S * (1 << min(tries, 20))
+    return float(min(delay, REPIN_FAST_S if tries < REPIN_FAST_TRIES else REPIN_MAX_S))
 
 
 class BlobsUnavailable(UsageError):
@@ -153,7 +167,59 @@ class AttachmentManager:
     ) -> AttachmentRef:
         """Encrypt, store and pin one file (see :meth:`AttachmentTransfer.upload`);
         its descriptor, for :meth:`send_uploaded` or :meth:`send_group_uploaded`."""
-        return await self._require_transfer().upload(chunks, info, progress=progress)
+        ref = await self._require_transfer().upload(chunks, info, progress=progress)
+        self._note_pins(ref)
+        return ref
+
+    def _note_pins(self, ref: AttachmentRef) -> None:
+        """Kept by fewer service nodes than wanted (one died mid-upload): re-pin later."""
+        transfer = self._require_transfer()
+        if len(ref.peers) >= transfer.wanted_pins:
+            return
+        now_ms = self._now_ms()
+        with self.db.transaction() as cur:
+            store.put_repin(
+                cur,
+                ref.cid,
+                ref.size,
+                ref.peers,
+                now_ms + int(REPIN_FIRST_S * 1000),
+                now_ms + REPIN_KEEP_S * 1000,
+            )
+
+    async def repin_due(self) -> int:
+        """Try the due re-pins once; how many files are now kept by enough nodes."""
+        transfer = self.transfer
+        if transfer is None:
+            return 0
+        with self.db.transaction() as cur:
+            due = store.due_repins(cur, self._now_ms(), REPIN_BATCH)
+        finished = 0
+        for row in due:
+            pinned, why = await transfer.pin_more(row.cid, row.pinned_by)
+            gone = why.startswith("the file is no longer")  # nothing left to serve: give up
+            done = len(pinned) >= transfer.wanted_pins or gone
+            finished += done and not gone
+            if done and not gone:
+                logger.info("attachments: re-pinned a sent file: %d service nodes keep it",
+                            len(pinned))  # fmt: skip
+            else:
+                logger.info("attachments: re-pin %d of %d nodes (%s)", len(pinned),
+                            transfer.wanted_pins, why)  # fmt: skip
+            next_ms = self._now_ms() + int(repin_delay_s(row.tries) * 1000)
+            with self.db.transaction() as cur:
+                store.update_repin(
+                    cur, row.cid, tuple(pinned), done=done, next_ms=next_ms, error=why or None
+                )
+        return finished
+
+    async def _repin_loop(self) -> None:
+        while True:
+            await trio.sleep(REPIN_TICK_S)
+            try:
+                await self.repin_due()
+            except BoxlessError as exc:  # a network error: the next tick tries again
+                logger.info("attachments: re-pin round failed: %s", exc)
 
     def send_uploaded(
         self,
@@ -207,6 +273,7 @@ class AttachmentManager:
                     progress(i, done, total)
 
             refs.append(await transfer.upload(chunks, info, progress=report))
+            self._note_pins(refs[-1])
         return refs
 
     async def send_group(
@@ -399,7 +466,8 @@ class AttachmentManager:
             self._enqueue((row.message_id, row.idx))
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Resume interrupted and pending downloads, then fetch what arrives, one at a time.
+        """Resume interrupted and pending downloads, then fetch what arrives, one at a time;
+        meanwhile re-pin sent files that too few service nodes keep (every 5 s, backing off).
 
         Cancellation stops a fetch between blocks; its row stays ``downloading``
         and is resumed at the next start.
@@ -407,6 +475,8 @@ class AttachmentManager:
         task_status.started()
         if self.transfer is not None:
             self._resume()
-        async for key in self._queue_out:
-            self._queued.discard(key)
-            await self.download(*key)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._repin_loop)
+            async for key in self._queue_out:
+                self._queued.discard(key)
+                await self.download(*key)
