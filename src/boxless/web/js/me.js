@@ -7,6 +7,7 @@ import { sessionCard } from "./lock.js";
 import { store } from "./store.js";
 import { favouritesLink } from "./favourites.js";
 import { devicesLink } from "./devices.js";
+import { backupCard } from "./backup.js";
 import { walletLink } from "./wallet.js";
 
 export function meView() {
@@ -48,6 +49,7 @@ export function meView() {
       favouritesLink(),
       walletLink(),
       devicesLink(),
+      backupCard(),
       h(
         "section",
         { class: "card", "aria-labelledby": "share-title" },
