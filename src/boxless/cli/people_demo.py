@@ -22,6 +22,8 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from boxless.api.app import build_app
+from boxless.api.guard import FRAME_SOURCES
+from boxless.api.miniapp_origin import start_app_origin
 from boxless.chat.requests import ContactEvent
 from boxless.cli.attachment_commands import start_blobs
 from boxless.cli.demo_chain import DemoChain
@@ -58,6 +60,7 @@ async def _person(
     await start_blobs(nursery, client, light.host, home, service_peers)  # attachments, app cards
     token = secrets.token_urlsafe(24)
     origin = f"http://127.0.0.1:{port}"
+    FRAME_SOURCES.append(await start_app_origin(nursery, client.miniapps, origin))  # mini apps
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
