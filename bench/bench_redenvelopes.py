@@ -22,6 +22,7 @@ then split across processes (one per core).
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import secrets
 import time
@@ -143,19 +144,25 @@ def stealth(n: int) -> tuple[float, float, int]:
         p = generate(me.meta if i % 100 == 0 else other.meta)
         anns.append(Announcement(p.address, p.ephemeral_public, bytes([p.view_tag])))
     scanner = Scanner.for_keys(me)
+    pooled = "workers" in inspect.signature(scanner.scan).parameters  # Scanner's own pool
     t0 = time.perf_counter()
-    found = len(scanner.scan(anns))
+    found = len(scanner.scan(anns, workers=1) if pooled else scanner.scan(anns))
     one = n / (time.perf_counter() - t0)
     workers = os.cpu_count() or 1
-    rows = [(a.stealth_address, a.ephemeral_public, a.metadata) for a in anns]
-    chunks = [rows[i::workers] for i in range(workers)]
-    with ProcessPoolExecutor(workers) as pool:
-        list(
-            pool.map(_scan_chunk, [(me.viewing, me.meta.spending, rows[:10])] * workers)
-        )  # warm up
+    if pooled:  # pool start-up inside the timed span, as a caller pays it
         t0 = time.perf_counter()
-        found_par = sum(pool.map(_scan_chunk, [(me.viewing, me.meta.spending, c) for c in chunks]))
+        found_par = len(scanner.scan(anns))
         par = n / (time.perf_counter() - t0)
+    else:  # the code before the Scanner had a pool: the bench's own, warmed up
+        rows = [(a.stealth_address, a.ephemeral_public, a.metadata) for a in anns]
+        chunks = [rows[i::workers] for i in range(workers)]
+        with ProcessPoolExecutor(workers) as pool:
+            list(pool.map(_scan_chunk, [(me.viewing, me.meta.spending, rows[:10])] * workers))
+            t0 = time.perf_counter()
+            found_par = sum(
+                pool.map(_scan_chunk, [(me.viewing, me.meta.spending, c) for c in chunks])
+            )
+            par = n / (time.perf_counter() - t0)
     assert found == found_par == (n + 99) // 100
     return one, par, workers
 
@@ -164,7 +171,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shares", type=int, default=300)
     parser.add_argument("--announcements", type=int, default=40_000)
+    parser.add_argument("--stealth-only", action="store_true", help="skip the claims")
     args = parser.parse_args()
+    if args.stealth_only:
+        one, par, workers = stealth(args.announcements)
+        print(f"stealth {one:.0f} {par:.0f} {workers} load {os.getloadavg()[0]:.1f}")
+        return
     with Anvil() as chain:
         bare_send, bare_mined = bare(chain, args.shares)
         app_send, app_mined = app(chain, args.shares)
