@@ -88,6 +88,8 @@ class GroupDirect:
             known = device  # another device its identity certified (client/devices.py)
         if known is not None and known != device:
             logger.warning("group body from a device that is not the member's; dropped")
+            if self.core.channel.devices is not None:  # a new linked device? its roster soon
+                self.core.channel.devices.watch(sender)
             return
         if isinstance(body, env.GroupKeyShareBody) and is_request(body.payload):
             if known is not None:
