@@ -317,6 +317,8 @@ def strip_gif_metadata(data: bytes) -> bytes:
             pos = end
         else:
             raise ImageRejected("the GIF file is damaged; send it as a file")
+    else:
+        raise ImageRejected("the GIF file is truncated; send it as a file")
     return b"".join(out)
 
 
