@@ -8,10 +8,11 @@
   let seller = null;
   const orders = new Map();
 
-  const eth = (wei) => {
+  const decimal = (wei) => {
     const s = BigInt(wei).toString().padStart(19, "0");
-    return (s.slice(0, -18) + "." + s.slice(-18)).replace(/\.?0+$/, "") + " ETH";
+    return (s.slice(0, -18) + "." + s.slice(-18)).replace(/\.?0+$/, "");
   };
+  const eth = (wei) => decimal(wei) + " ETH";
   function status(text, error) {
     $("status").textContent = text;
     $("status").className = error ? "error" : "";
@@ -77,7 +78,7 @@
       const o = await ask({ op: "order", items });
       remember(o);
       status("Order " + o.order + ": confirm the payment in Boxless…");
-      const paid = await Boxless.pay({ amount: o.amount, token: "ETH", memo: o.memo, to: o.seller, ref: o.order });
+      const paid = await Boxless.pay({ amount: decimal(o.amount), token: "ETH", memo: o.memo, to: o.seller, ref: o.order });
       const deal = paid && typeof paid.deal === "number" ? paid.deal : null;
       if (deal === null) throw new Error("the payment gave no escrow deal");
       remember(await ask({ op: "paid", order: o.order, deal }));

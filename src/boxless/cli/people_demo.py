@@ -11,6 +11,8 @@ the token) and runs until Ctrl-C, which stops everything cleanly.
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import signal
 import tempfile
@@ -23,7 +25,9 @@ from hypercorn.trio import serve
 
 from boxless.api.app import build_app
 from boxless.api.guard import FRAME_SOURCES
+from boxless.api.locked import Unlocker, web_front
 from boxless.api.miniapp_origin import start_app_origin
+from boxless.api.session import SESSION_FILE, SessionBook
 from boxless.chat.requests import ContactEvent
 from boxless.cli.attachment_commands import start_blobs
 from boxless.cli.demo_chain import DemoChain
@@ -40,6 +44,10 @@ from boxless.node.light import LightNode
 from boxless.node.service import WakuNode
 
 LOOP = ("/ip4/127.0.0.1/tcp/0",)
+
+
+async def _no_new_account(account: LocalAccount) -> None:
+    """The demo's accounts exist before their UI does: nothing to start."""
 
 
 async def _person(
@@ -65,7 +73,17 @@ async def _person(
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
     config.errorlog = None
-    await nursery.start(serve, build_app(client, token, origin, transport.status), config)
+    # what `boxless up` serves: the browser logs in with the token once, then a session cookie
+    sessions = SessionBook(home / SESSION_FILE)
+    unlocker = Unlocker(home, _no_new_account, account)
+    front = web_front(
+        build_app(client, token, origin, transport.status), token, origin, sessions, unlocker
+    )
+    await nursery.start(serve, front, config)
+    # as `boxless up` does: the CLI (`boxless send Bob --file X --home DATA/alice`) finds the API
+    fd = os.open(home / "api.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"url": origin, "token": token, "pid": os.getpid()}, f)
     return client, f"{origin}/?token={token}"
 
 
