@@ -285,3 +285,38 @@ async def test_a_device_no_roster_lists_cannot_write_as_us(
         assert "I am Alice" not in alice.texts(bob)
         assert "I am Alice" not in bob.texts(alice)
         assert bob.contact(alice).device_key == alice.client.my_device_key  # type: ignore[union-attr]
+
+
+@pytest.mark.trio
+async def test_a_restored_device_joins_the_roster(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    from boxless.client import devices_store as dstore
+    from boxless.identity.account import create_account
+    from boxless.identity.profile import Profile
+    from tests.memnet_fixtures import FAST_KDF as KDF
+
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        a2.account.close()
+        # Alice restores her account on a third machine (same identity, new device),
+        # with the roster her backup held
+        account = create_account(
+            homes / "alice3", PASS, alice.account.identity, Profile(display_name="Alice", updated_at=int(wall())), wall(),
+            kdf=KDF,
+        )  # fmt: skip
+        restored = Client(account, net.transport("alice3"), clock=wall, pow_difficulty=POW)
+        with restored.db.transaction() as cur:
+            dstore.put_roster(cur, alice.client.devices.roster(), int(wall() * 1000))
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_until_revoked, restored)
+            key = restored.my_device_key
+            await wait_for(alice, lambda: alice.client.devices.roster().active(key) is not None)
+            assert len(alice.client.devices.roster().devices) == 3
+            bob.client.devices._asked.clear()  # type: ignore[attr-defined]
+            await bob.client.devices.refresh(alice.me)
+            with bob.client.db.transaction() as cur:
+                assert bob.client.devices.certified(cur, alice.me, key)
+            nursery.cancel_scope.cancel()
+        account.close()

@@ -225,6 +225,24 @@ class DeviceManager:
         await self._set_roster(roster)
         self._changed("revoked", 0, 0)
 
+    async def _join_roster(self) -> None:
+        """A device restored (from the phrase or a backup) on an account with a
+        roster is not in it: it adds itself (it holds the identity key), so that
+        contacts who hold the roster read and write to it. A revoked one never."""
+        roster = self.roster()
+        if roster.active(self.my_device_key) is not None or roster.is_revoked(self.my_device_key):
+            return
+        now = int(self.clock())
+        cert = self.account.device.certificate
+        link = DeviceLink.issue(self.account.identity, cert, "Restored device", _platform(), now)
+        try:
+            roster = roster.with_device(self.account.identity, link, now)
+        except InvalidDeviceRecord as exc:
+            logger.warning("this restored device could not join its account's roster: %s", exc)
+            return
+        await self._set_roster(roster)
+        self._changed("linked", 0, 0)
+
     # -- linking (the existing device) ---------------------------------------------------
 
     def preview(self, link_text: str) -> LinkPreview:
@@ -464,6 +482,7 @@ class DeviceManager:
             await self.transport.subscribe([self.my_topic])
             self._asked.pop(self.me, None)
             await self.refresh(self.me)
+            await self._join_roster()
         while True:
             with trio.move_on_after(CHECK_EVERY_S):
                 await self.wiped.wait()
