@@ -1,7 +1,8 @@
 """Session fixture: one real anvil (local EVM chain) for every payments test.
 
-Import the fixture into ONE test module (``from tests.anvil import anvil``) so
-the session starts a single process. Skips when anvil is not installed
+The root conftest registers this module as a plugin, so a test just asks for
+``anvil`` and the session (one per pytest-xdist worker) starts a single process;
+importing the fixture into a test module would start one per module. Skips when anvil is not installed
 (``bash scripts/install_chain.sh``), unless CI is set.
 """
 

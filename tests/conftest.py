@@ -6,7 +6,7 @@ import os
 
 from hypothesis import settings
 
-pytest_plugins = ["tests.archive_fixtures"]
+pytest_plugins = ["tests.archive_fixtures", "tests.anvil"]
 
 # The CLI's rich consoles wrap at the terminal width, 80 columns when there is no
 # terminal; under pytest-xdist the temporary paths in messages are long enough to

@@ -17,7 +17,6 @@ import httpx
 import pytest
 
 from boxless.payments.devnet import Anvil
-from tests.anvil import anvil  # noqa: F401  (session fixture)
 from tests.e2e.test_web import DESKTOP, open_ui, shot
 
 sync_api = pytest.importorskip("playwright.sync_api")

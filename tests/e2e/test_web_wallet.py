@@ -19,7 +19,6 @@ import pytest
 from boxless.payments.devnet import Anvil, deploy_token, fund_account
 from boxless.payments.hdwallet import address_bytes, checksum_address, parse_address
 from boxless.payments.rpc import Rpc
-from tests.anvil import anvil  # noqa: F401  (session fixture)
 from tests.e2e.test_web import DESKTOP, open_ui, shot
 
 sync_api = pytest.importorskip("playwright.sync_api")

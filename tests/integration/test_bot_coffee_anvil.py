@@ -24,7 +24,6 @@ from boxless.payments.evmcall import Signer
 from boxless.payments.hdwallet import checksum_address
 from boxless.payments.rpc import Rpc
 from examples.coffee import bot as coffee
-from tests.anvil import anvil  # noqa: F401  (session fixture)
 from tests.memnet_fixtures import Person, homes, memnet, wait_for
 from tests.unit.test_bot_examples import example_bundle
 

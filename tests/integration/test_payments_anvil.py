@@ -32,7 +32,6 @@ from boxless.payments.store import ChainConfig, PaymentStore
 from boxless.payments.tracker import CONFIRMED, INCLUDED, PENDING
 from boxless.payments.wallet import Wallet
 from boxless.storage.userdb import KdfParams, UserDB, create_user_db, open_user_db
-from tests.anvil import anvil  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.slow
 FAST_KDF = KdfParams(memory_kib=1024, time_cost=1, parallelism=1)

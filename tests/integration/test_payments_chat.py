@@ -29,7 +29,6 @@ from boxless.payments.hdwallet import address_bytes, checksum_address
 from boxless.payments.rpc import Rpc
 from boxless.payments.store import ChainConfig
 from boxless.payments.transfer import TransferClaim
-from tests.anvil import anvil  # noqa: F401  (session fixture)
 from tests.memnet_fixtures import (
     Person,
     befriend,

@@ -25,7 +25,6 @@ from boxless.errors import UsageError
 from boxless.payments.devnet import Anvil
 from boxless.payments.hdwallet import checksum_address, derive_private_key
 from boxless.payments.store import ChainConfig
-from tests.anvil import anvil  # noqa: F401  (session fixture)
 from tests.chain_blocks import fast_blocks
 from tests.memnet_fixtures import (
     Person,
