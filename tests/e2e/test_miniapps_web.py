@@ -1,0 +1,227 @@
+"""Mini apps in Chromium against real `boxless up` processes (docs/miniapps.md).
+
+One browser test, several checks: a hostile app packed here (tests/e2e/miniapp_hostile)
+and installed over the API tries every escape — the parent DOM, the token, cookies and
+storage of the Boxless origin, fetch/WebSocket/img/beacon to any URL, popups, top
+navigation, the bridge without permission — and reports what happened through the
+bridge (storage, after a Boxless permission dialog); then it floods the bridge and is
+suspended. The browser's network log must show no request from the app's frame
+outside its own files. Bad bundles are refused over the API with their reason.
+"""
+
+from __future__ import annotations
+
+import http.server
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from PIL import Image
+
+from boxless.identity.keys import Identity
+from boxless.miniapps import pack_files
+from tests.e2e.test_web import DESKTOP, open_ui, shot
+from tests.e2e.world import wait_for
+
+pytestmark = pytest.mark.slow
+
+APP_DIR = Path(__file__).parent / "miniapp_hostile"
+APP_ID = "org.boxless.test.hostile"
+
+
+def _icon() -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 60, 60)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+class _Attacker(http.server.BaseHTTPRequestHandler):
+    hits: list[str] = []
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        self.hits.append(self.path)
+        self.send_response(200)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.end_headers()
+
+    do_POST = do_GET  # noqa: N815
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@contextmanager
+def attacker_server() -> Iterator[tuple[str, list[str]]]:
+    """A server on 127.0.0.1:0 that records every request it gets (none must come)."""
+    hits: list[str] = []
+    handler = type("Handler", (_Attacker,), {"hits": hits})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", hits
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _bundle(
+    dev: Identity, bot: str, ui_origin: str, version: str = "1.0.0", attacker: str = ""
+) -> bytes:
+    manifest = {
+        "id": APP_ID,
+        "name": "Hostile test app",
+        "version": version,
+        "icon": "icon.png",
+        "entry": "index.html",
+        "permissions": ["storage"],  # not backend, not user.name: the app tries them anyway
+        "developer": dev.public_key.hex(),
+        "bot": bot,
+    }
+    files = {name.name: name.read_bytes() for name in APP_DIR.iterdir() if name.is_file()}
+    files["app.js"] = (
+        files["app.js"]
+        .replace(b"__UI_ORIGIN__", ui_origin.encode())
+        .replace(b"__ATTACKER__", attacker.encode())
+    )
+    files["icon.png"] = _icon()
+    files["manifest.json"] = json.dumps(manifest).encode()
+    return pack_files(files, dev)
+
+
+def test_a_hostile_mini_app_cannot_escape(world: Any, browser: Any) -> None:
+    with attacker_server() as (attacker, hits):
+        _hostile_app(world, browser, attacker, hits)
+
+
+def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> None:
+    (alice,) = world.persons("Alice")
+    ui_origin = alice.url
+    dev, other_dev = (
+        Identity.from_private_bytes(bytes(32)),
+        Identity.from_private_bytes(bytes(range(32))),
+    )
+    bot = world.key(alice)
+    data = _bundle(dev, bot, ui_origin, attacker=attacker)
+
+    def install(body: bytes) -> Any:
+        import httpx
+
+        return httpx.post(
+            f"{alice.url}/api/v1/miniapps",
+            content=body,
+            headers={
+                "Authorization": f"Bearer {alice.token}",
+                "Content-Type": "application/octet-stream",
+            },
+            timeout=30,
+        )
+
+    # refused bundles, each with its reason
+    tampered = data.replace(b"Tries every way out", b"Tries every way in!")
+    r = install(tampered)
+    assert r.status_code == 422 and "bad signature" in r.json()["error"]["message"]
+    r = install(data[:700])  # cut inside the first file
+    assert r.status_code == 422 and "damaged bundle" in r.json()["error"]["message"]
+    assert install(data).status_code == 201
+    r = install(_bundle(other_dev, bot, ui_origin, version="2.0.0", attacker=attacker))
+    assert r.status_code == 422 and "another developer key" in r.json()["error"]["message"]
+    listing = alice.call("GET", "/miniapps")
+    origin = listing["origin"]
+    app_host = urlsplit(origin).netloc
+    assert [a["id"] for a in listing["apps"]] == [APP_ID]
+
+    page = open_ui(browser, alice, DESKTOP)
+    requests: list[tuple[str, str]] = []  # (url, the frame's url) of every request
+
+    def log(req: Any) -> None:
+        try:
+            frame = req.frame.url
+        except Exception:  # noqa: BLE001 - a service worker's request has no frame
+            frame = "service-worker"
+        requests.append((req.url, frame))
+
+    page.context.on("request", log)
+    failures: dict[str, str] = {}
+    page.context.on("requestfailed", lambda req: failures.__setitem__(req.url, req.failure or ""))
+    page.goto(f"{alice.url}/?token={alice.token}#/miniapps")
+    row = page.locator(f'.miniapp-row[data-app="{APP_ID}"]')
+    row.wait_for()
+    shot(page, "miniapps-discover")
+
+    started = time.monotonic()
+    row.locator("a.row-main").click()
+    dialog = page.locator("dialog.miniapp-dialog")
+    dialog.wait_for()  # first use of storage: asked in a Boxless dialog
+    assert "store data on this device" in dialog.inner_text()
+    shot(page, "miniapps-permission")
+    dialog.locator(".miniapp-yes").click()
+
+    results = wait_for(
+        "the hostile app's report",
+        lambda: alice.call("GET", f"/miniapps/{APP_ID}/storage/results")["value"],
+        timeout=30,
+    )
+    report = json.loads(results)
+    page.locator(".miniapp-suspended").wait_for()  # the flood after the report
+    shot(page, "miniapps-suspended")
+    elapsed = time.monotonic() - started
+    expected_blocked = [
+        "parent_dom",
+        "parent_location",
+        "referrer_token",
+        "cookies",
+        "local_storage",
+        "session_storage",
+        "indexeddb",
+        "fetch_api",
+        "fetch_remote",
+        "fetch_own_origin",
+        "websocket",
+        "img_remote",
+        "img_ui",
+        "popup",
+        "top_navigation",
+        "worker",
+        "user_name",
+    ]
+    assert {k: report.get(k) for k in expected_blocked} == dict.fromkeys(
+        expected_blocked, "blocked"
+    )
+    assert report["beacon"] in ("queued", "blocked")  # the network log shows no request
+    assert report["bridge_backend"] == "permission_denied"
+    assert report["user_id"] == "pseudonym"
+    wait_for(  # the UI tells the node (or the node saw the flood first)
+        "the node to list the app as suspended",
+        lambda: alice.call("GET", "/miniapps")["apps"][0]["suspended"],
+        timeout=10,
+    )
+    assert page.url.startswith(alice.url)  # the top window never left Boxless
+
+    # the network log: the app's frame fetched only its own files from the app origin
+    from_app = [
+        (u, f)
+        for u, f in requests
+        if urlsplit(f).netloc == app_host or urlsplit(u).netloc == app_host
+    ]
+    allowed = {f"{origin}/{APP_ID}/{n}" for n in ("index.html", "style.css", "app.js", "icon.png")}
+    allowed.add(f"http://{app_host}/sdk/boxless-app.js")
+    # (Chromium reports a CSP-blocked request, then its failure: it never left the browser)
+    csp_blocked = {u for u, why in failures.items() if why == "csp" or "BLOCKED_BY_CSP" in why}
+    stray = [u for u, _ in from_app if u.split("?")[0] not in allowed and u not in csp_blocked]
+    assert from_app and not stray, (stray, failures)
+    assert hits == [], hits  # the attacker's server heard nothing
+    assert alice.token not in " ".join(f for _, f in from_app)
+    print(f"hostile app: report and suspension in {elapsed:.2f} s; {len(from_app)} app requests")
+
+    # uninstall removes the data
+    alice.call("DELETE", f"/miniapps/{APP_ID}")
+    assert alice.request("GET", f"/miniapps/{APP_ID}/storage/results").status_code == 404
+    page.context.close()
