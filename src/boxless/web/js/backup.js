@@ -131,7 +131,7 @@ function scheduleSection() {
     h(
       "div",
       { class: "backup-numbers" },
-      h("label", {}, "Every (hours) ", every),
+      h("label", {}, "Every ", every, " hours"),
       h("label", {}, "Keep ", keep),
     ),
     h("div", { class: "buttons" }, save, off),
