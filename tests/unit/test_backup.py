@@ -400,3 +400,28 @@ async def test_the_backup_api(
             assert ok.json()["scheduled"] and ok.json()["every_hours"] == 12
             assert (await api.delete("/backup/schedule")).status_code == 204
             assert (await api.get("/backup/schedule")).json() == {"scheduled": False}
+
+
+def test_a_restored_device_joins_the_accounts_roster(homes: Path, tmp_path: Path) -> None:
+    from boxless.client import devices_store
+    from boxless.identity.device_certs import DeviceLink, first_roster
+    from boxless.storage.userdb import migration_files
+
+    phrase = make_phrase_account(homes / "a", "A")
+    who = Identity.from_phrase(phrase)
+    with open_account(homes / "a", PASS) as account:
+        account.db.migrate("devices", migration_files("boxless.client", "migrations_devices"))
+        cert = account.device.certificate
+        link = DeviceLink.issue(who, cert, "Laptop", "Linux", int(BASE))
+        with account.db.transaction() as cur:
+            devices_store.put_roster(cur, first_roster(who, link, int(BASE)), int(BASE * 1000))
+        old = account.device.certificate.device_curve25519
+        create_backup(account.db, tmp_path / "a.bxbk")
+    restore_backup(tmp_path / "a.bxbk", homes / "b", who, PASS, kdf=FAST_KDF, now=BASE + 60)
+    with open_account(homes / "b", PASS) as account, account.db.transaction() as cur:
+        roster = devices_store.get_roster(cur, who.public_key)
+        assert roster is not None and roster.serial == 2
+        roster.verify()
+        new = account.device.certificate.device_curve25519
+        assert roster.active(old) is not None and roster.active(new) is not None
+        assert roster.active(new).name == "Restored device"  # type: ignore[union-attr]
