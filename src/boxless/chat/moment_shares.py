@@ -35,12 +35,13 @@ raises :class:`~boxless.errors.DecodeError`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
@@ -61,6 +62,7 @@ __all__ = [
     "Shares",
     "build",
     "feed_topic",
+    "forget_readers",
     "open_share",
     "parse",
     "reader_tag",
@@ -93,6 +95,20 @@ def _derive(reader_key: bytes, salt: bytes, header_digest: bytes) -> bytes:
     return hashlib.blake2b(
         salt + header_digest, key=reader_key, digest_size=TAG_BYTES + 32, person=_PERSON
     ).digest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _keyed(reader_key: bytes) -> Any:
+    """BLAKE2b keyed with ``reader_key``, nothing hashed yet (copy it before use):
+    a poster keeps its readers' in memory, so a post skips absorbing 500 key
+    blocks. Bounded, and emptied by :func:`forget_readers` when a reader goes;
+    never what decides who gets a record."""
+    return hashlib.blake2b(key=reader_key, digest_size=TAG_BYTES + 32, person=_PERSON)
+
+
+def forget_readers() -> None:
+    """Drop every kept keyed state (a reader was removed: the feed rotates)."""
+    _keyed.cache_clear()
 
 
 def reader_tag(reader_key: bytes, salt: bytes, header_digest: bytes) -> bytes:
@@ -132,10 +148,17 @@ def build(share: MomentKey, reader_keys: Sequence[bytes]) -> list[bytes]:
         nonce = os.urandom(_NONCE)
         header = nonce + ChaCha20Poly1305(share.key).encrypt(nonce, header_plain, _HEADER_AAD)
         digest = hashlib.sha256(header).digest()
-        records = []
+        # One keyed BLAKE2b per reader (its key block absorbed once and kept:
+        # _keyed), then the 32-byte pads XORed with K all at once, as one integer.
+        msg = salt + digest
+        derived = []
         for r in chunk:
-            d = _derive(r, salt, digest)
-            records.append(d[:TAG_BYTES] + _xor(share.key, d[TAG_BYTES : TAG_BYTES + 32]))
+            h = _keyed(r).copy()
+            h.update(msg)
+            derived.append(h.digest())
+        pads = b"".join([d[TAG_BYTES:] for d in derived])
+        wrapped = _xor(pads, share.key * len(derived))
+        records = [d[:TAG_BYTES] + wrapped[i * 32 : i * 32 + 32] for i, d in enumerate(derived)]
         pad = min(-len(records) % PAD_TO, MAX_RECORDS - len(records))
         records += [os.urandom(RECORD_BYTES) for _ in range(pad)]
         records.sort()  # by tag: pseudorandom, so the order tells nothing of who

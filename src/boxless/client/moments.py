@@ -82,6 +82,21 @@ class NoSuchPost(UsageError):
 
 
 @dataclass(frozen=True, slots=True)
+class _Audience:
+    """What a post reads before it is planned, kept in memory between posts while
+    the database is unchanged (:meth:`Moments._version`): posting to 500 contacts
+    then reads no contact or reader row. Any write by anyone, on this connection
+    or another, changes the version and the next post reads everything again."""
+
+    version: tuple[int, int]
+    contacts: frozenset[bytes]
+    hidden: frozenset[bytes]
+    window: Window
+    readers: dict[bytes, tuple[bytes, int]]
+    feed: core.FeedState
+
+
+@dataclass(frozen=True, slots=True)
 class PostView:
     """A post as the feed shows it (comments already limited to what we may see)."""
 
@@ -109,6 +124,7 @@ class Moments:
         self.drops = core.Drops()
         self._last_refetch = float("-inf")
         self._staged: OrderedDict[bytes, AttachmentRef] = OrderedDict()
+        self._audience: _Audience | None = None
         channel.handlers.on_body((MomentKey, MomentDelete, MomentAct, MomentRelay), self._on_body)
         self.feeds = MomentFeeds(channel, self.drops, self._on_key, clock=clock, blobs=blobs)
         channel.handlers.on_topic(self.feeds.owns, self.feeds.on_feed)
@@ -145,6 +161,30 @@ class Moments:
 
     def _keys_setting(self, cur: db.Cursor, name: str) -> set[bytes]:
         return {bytes.fromhex(h) for h in ms.get_setting(cur, name, [])}
+
+    @staticmethod
+    def _version(cur: db.Cursor) -> tuple[int, int]:
+        """Changes on this connection (any table, rolled back or not) and commits
+        by other connections: equal versions mean nothing was written between."""
+        cur.execute("SELECT total_changes()")
+        changes = int(cur.fetchone()[0])
+        cur.execute("PRAGMA data_version")
+        return changes, int(cur.fetchone()[0])
+
+    def _read_audience(self, cur: db.Cursor) -> _Audience:
+        version = self._version(cur)
+        cached = self._audience
+        if cached is not None and cached.version == version:
+            return cached
+        self._audience = None
+        return _Audience(
+            version,
+            frozenset(ms.accepted_contact_keys(cur)),
+            frozenset(self._keys_setting(cur, "hidden_from")),
+            Window(ms.get_setting(cur, "window", Window.ALL.value)),
+            ms.readers(cur),
+            self._feed(cur),
+        )
 
     @staticmethod
     def _contacts(cur: db.Cursor) -> list[db.ContactRow]:
@@ -203,12 +243,11 @@ class Moments:
             post_id, self.me, text, place, tuple(mentions), tuple(media), now_ms
         )
         with self.db.transaction() as cur:
-            contacts = ms.accepted_contact_keys(cur)
-            hidden = self._keys_setting(cur, "hidden_from")
-            window = Window(ms.get_setting(cur, "window", Window.ALL.value))
+            known = self._read_audience(cur)
+            contacts, hidden, window = known.contacts, known.hidden, known.window
             members = core.resolve_audience(audience, chosen, contacts, hidden)
             plan = core.plan_readers(
-                ms.readers(cur), self._feed(cur), set(contacts) - hidden, members,
+                known.readers, known.feed, known.contacts - known.hidden, members,
                 new_key=lambda: os.urandom(32),
             )  # fmt: skip
         if not set(mentions) <= members:
@@ -238,21 +277,33 @@ class Moments:
             post_id, self.me, True, key, sent.message_hash, now_ms, share.visible_until_ms,
             "ready", content, now_ms, False,
         )  # fmt: skip
+        self._audience = None  # until this transaction has committed
         with self.db.transaction() as cur:
+            unchanged = self._version(cur) == known.version  # nobody wrote since the plan
             ms.add_post(cur, row)
             ms.set_content_blob(cur, post_id, blob)
             mode, excluded = core.joinable_as(audience, chosen, hidden & contacts)
-            ms.put_audience(cur, post_id, sorted(members), mode.value, sorted(excluded))
+            ms.put_audience(cur, post_id, list(members), mode.value, sorted(excluded))  # it sorts
             ms.set_setting(cur, "feed", plan.feed.as_json())
             ms.delete_readers(cur, sorted(plan.stale))
+            if plan.stale:
+                shares.forget_readers()
+            given: dict[bytes, tuple[bytes, int]] = {}
             for member in sorted(plan.by_olm):
                 contact = db.get_contact(cur, member)
                 if contact is None or contact.state != ContactState.ACCEPTED.value:
                     continue  # gone since the plan: no key
                 rk = plan.reader_keys[member]
                 ms.put_reader(cur, member, rk, plan.feed.epoch)
+                given[member] = (rk, plan.feed.epoch)
                 reader = MomentReader(rk, plan.feed.secret, plan.feed.epoch)
                 self.conversations.queue_in(cur, contact, replace(share, reader=reader))
+            if unchanged:  # what this transaction wrote to readers and feed, nothing else
+                readers = {m: v for m, v in known.readers.items() if m not in plan.stale}
+                readers.update(given)
+                after = replace(known, version=self._version(cur), readers=readers, feed=plan.feed)
+        if unchanged:
+            self._audience = after
         self.channel.emit(ev.MomentChanged(post_id.hex(), self.me.hex(), "posted"))
         return post_id
 
