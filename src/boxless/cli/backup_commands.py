@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
+import trio
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -22,6 +23,7 @@ from boxless.errors import BoxlessError, UsageError
 
 if TYPE_CHECKING:
     from boxless.client.backup import BackupStats
+    from boxless.client.transport import Transport
     from boxless.identity.keys import Identity
 
 RECOVERY_PHRASE_ENV = "BOXLESS_RECOVERY_PHRASE"
@@ -238,17 +240,36 @@ async def _recover(
 ) -> BackupStats:
     import time as _time
 
-    import trio
-
-    from boxless.cli.device_commands import _start_node
     from boxless.client.account_state import recover as recover_state
-    from boxless.waku.sharding import DEFAULT_CLUSTER_ID
 
     async with trio.open_nursery() as nursery:
-        transport = await _start_node(
-            nursery, home, service_peers, relay, peers, listen, DEFAULT_CLUSTER_ID
-        )
+        transport = await _node(nursery, home, service_peers, relay, peers, listen)
         with console.status("looking for your account's state on the network…"):
             stats = await recover_state(transport, identity, home, passphrase, now=_time.time())
         nursery.cancel_scope.cancel()
     return stats
+
+
+async def _node(
+    nursery: trio.Nursery,
+    home: Path,
+    service_peers: list[str],
+    relay: bool,
+    peers: list[str],
+    listen: list[str],
+) -> Transport:
+    """The node `boxless up` would start (light by default), to read the store."""
+    from boxless.client.transport import LightTransport, RelayTransport
+    from boxless.errors import ConfigError
+    from boxless.node.config import NodeConfig
+    from boxless.node.light import LightNode
+    from boxless.node.service import WakuNode
+
+    if relay:
+        config = NodeConfig(home / "node", tuple(listen), peers=tuple(peers), store_resume=False)
+        return RelayTransport(await nursery.start(WakuNode(config).run))
+    if not service_peers:
+        raise ConfigError("a light node needs --service-peer (or use --relay --peer)")
+    light = LightNode(home / "node", service_peers, listen=listen)
+    await nursery.start(light.run)
+    return LightTransport(light)
