@@ -75,32 +75,38 @@ class AppOrigin:
     def base(self, bound: str) -> str:
         return f"{bound}/a/{self.secret}"
 
-    async def _send(self, send: Send, status: int, body: bytes, ctype: str, head: bool) -> None:
+    async def _send(
+        self, send: Send, status: int, body: bytes, ctype: str, head: bool, etag: bytes = b""
+    ) -> None:
         headers = [*self._headers, (b"content-type", ctype.encode())]
         headers.append((b"content-length", str(len(body)).encode()))
+        if etag:
+            headers.append((b"etag", etag))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})
 
-    def _lookup(self, path: str) -> tuple[int, bytes, str]:
+    def _lookup(self, path: str) -> tuple[int, bytes, str, bytes]:
+        """(status, body, content type, etag: the signed archive's hash)."""
         if path == "/sdk/boxless-app.js":
-            return 200, self._sdk, _TYPES["js"]
+            return 200, self._sdk, _TYPES["js"], b""
         parts = path.split("/", 4)  # "", "a", secret, app id, file
         if len(parts) != 5 or parts[1] != "a" or not hmac.compare_digest(parts[2], self.secret):
-            return 404, b"not found", _TYPES["txt"]
+            return 404, b"not found", _TYPES["txt"], b""
         app_id, name = parts[3], parts[4]
         if len(app_id) > 100 or not APP_ID.fullmatch(app_id):
-            return 404, b"not found", _TYPES["txt"]
+            return 404, b"not found", _TYPES["txt"], b""
         try:
             bundle = self.miniapps.files(app_id)
         except NoSuchApp:
-            return 404, b"no such app", _TYPES["txt"]
+            return 404, b"no such app", _TYPES["txt"], b""
         if name == "boxless-app.js":  # the SDK next to the app's files too
-            return 200, self._sdk, _TYPES["js"]
+            return 200, self._sdk, _TYPES["js"], b""
         data = bundle.files.get(name)
         if data is None or name in ("manifest.json",):
-            return 404, b"not found", _TYPES["txt"]
+            return 404, b"not found", _TYPES["txt"], b""
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-        return 200, data, _TYPES.get(ext, "application/octet-stream")
+        etag = b'"' + bundle.archive_sha256.hex()[:32].encode() + b'"'
+        return 200, data, _TYPES.get(ext, "application/octet-stream"), etag
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -121,8 +127,11 @@ class AppOrigin:
         if scope["method"] not in ("GET", "HEAD"):
             await self._send(send, 405, b"read only", _TYPES["txt"], head)
             return
-        status, body, ctype = self._lookup(scope["path"])
-        await self._send(send, status, body, ctype, head)
+        status, body, ctype, etag = self._lookup(scope["path"])
+        if etag and headers.get(b"if-none-match") == etag:  # unchanged since the last open
+            await self._send(send, 304, b"", ctype, True, etag)
+            return
+        await self._send(send, status, body, ctype, head, etag)
 
 
 async def start_app_origin(
