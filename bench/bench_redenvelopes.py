@@ -22,16 +22,19 @@ then split across processes (one per core).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import inspect
 import os
 import secrets
+import statistics
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 
 import httpx
 from mnemonic import Mnemonic
 
-from boxless.client.redenvelopes_chain import RedEnvelopeContract
+from boxless.client.redenvelopes_chain import PreparedClaims, RedEnvelopeContract
 from boxless.client.redenvelopes_core import Card, sign_claim, split_seed
 from boxless.payments.devnet import ANVIL_MNEMONIC, Anvil
 from boxless.payments.evmcall import Signer, call_data
@@ -115,13 +118,16 @@ def bare(chain: Anvil, shares: int) -> tuple[float, float]:
     return shares / sent, shares / mined
 
 
-def app(chain: Anvil, shares: int) -> tuple[float, float]:
+def app(chain: Anvil, shares: int, sign_ahead: bool = True) -> tuple[float, float]:
     rpc = Rpc(chain.url, chain.chain_id)
     signer = Signer(rpc, derive_private_key(SEED, "m/44'/60'/0'/0/3"))
     contract, card = _envelope(chain, rpc, signer, shares)
     members = [secrets.token_bytes(20) for _ in range(shares)]
+    prepared = PreparedClaims()
+    if sign_ahead:  # what the client does as each member's "opened" notice arrives
+        prepared.prepare(card, members)
     t0 = time.perf_counter()
-    hashes, refused = contract.relay_claims(card, members)
+    hashes, refused = contract.relay_claims(card, members, prepared)
     assert not refused, refused
     sent = time.perf_counter() - t0
     signer.wait(hashes, timeout=TIMEOUT_S)
@@ -167,25 +173,75 @@ def stealth(n: int) -> tuple[float, float, int]:
     return one, par, workers
 
 
+def stealth_vs(n: int, baseline_src: str, rounds: int) -> None:
+    """The scanner of ``baseline_src`` (a checkout's ``src``) and this one, one
+    process, alternating on the same announcements: per round the rate by wall
+    clock and by this process's CPU time (less sensitive to a loaded machine)."""
+    spec = importlib.util.spec_from_file_location(
+        "baseline_stealth", f"{baseline_src}/boxless/payments/stealth.py"
+    )
+    assert spec is not None and spec.loader is not None
+    base = importlib.util.module_from_spec(spec)
+    sys.modules["baseline_stealth"] = base  # dataclasses look their module up
+    spec.loader.exec_module(base)
+    me = StealthKeys.from_seed(os.urandom(64))
+    other = StealthKeys.from_seed(os.urandom(64))
+    anns = []
+    for i in range(n):
+        p = generate(me.meta if i % 100 == 0 else other.meta)
+        anns.append(Announcement(p.address, p.ephemeral_public, bytes([p.view_tag])))
+    sides = {
+        "baseline": lambda: base.Scanner(me.viewing, me.meta.spending).scan(
+            [base.Announcement(a.stealth_address, a.ephemeral_public, a.metadata) for a in anns]
+        ),
+        "new, 1 process": lambda: Scanner.for_keys(me).scan(anns, workers=1),
+        "new, pool": lambda: Scanner.for_keys(me).scan(anns),
+    }
+    got: dict[str, list[tuple[float, float]]] = {k: [] for k in sides}
+    for r in range(rounds):
+        for name, run in sides.items():
+            w, c = time.perf_counter(), time.process_time()
+            assert len(run()) == (n + 99) // 100
+            got[name].append((n / (time.perf_counter() - w), n / (time.process_time() - c)))
+        print(f"round {r + 1}: load {os.getloadavg()[0]:.1f}", flush=True)
+    for name, rs in got.items():
+        wall = statistics.median(x for x, _ in rs)
+        cpu = statistics.median(y for _, y in rs)
+        note = " (parent CPU only)" if name == "new, pool" else ""
+        print(f"  {name:15s} median {wall:8.0f}/s wall  {cpu:8.0f}/s per CPU second{note}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shares", type=int, default=300)
     parser.add_argument("--announcements", type=int, default=40_000)
     parser.add_argument("--stealth-only", action="store_true", help="skip the claims")
+    parser.add_argument("--baseline-src", help="compare the stealth scanner with this src dir")
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    if args.baseline_src:
+        stealth_vs(args.announcements, args.baseline_src, args.rounds)
+        return
     if args.stealth_only:
         one, par, workers = stealth(args.announcements)
         print(f"stealth {one:.0f} {par:.0f} {workers} load {os.getloadavg()[0]:.1f}")
         return
+    runs: dict[str, list[tuple[float, float]]] = {"bare": [], "app": [], "app, signs in path": []}
     with Anvil() as chain:
-        bare_send, bare_mined = bare(chain, args.shares)
-        app_send, app_mined = app(chain, args.shares)
-    print(f"claims, {args.shares} shares, one relayer")
-    print(f"  bare chain: {bare_send:7.0f}/s sent  {bare_mined:7.0f}/s sent+mined")
-    print(f"  app path:   {app_send:7.0f}/s sent  {app_mined:7.0f}/s sent+mined")
-    print(
-        f"  app/bare:   {app_send / bare_send:7.0%} sent  {app_mined / bare_mined:7.0%} sent+mined"
-    )
+        for r in range(args.rounds):  # alternating on one chain, so load hits all alike
+            runs["bare"].append(bare(chain, args.shares))
+            runs["app"].append(app(chain, args.shares))
+            runs["app, signs in path"].append(app(chain, args.shares, sign_ahead=False))
+            row = "  ".join(f"{k} {s:.0f}/{m:.0f}" for k, v in runs.items() for s, m in v[-1:])
+            print(f"round {r + 1} (load {os.getloadavg()[0]:.1f}), sent/mined per s: {row}")
+    med = {
+        k: (statistics.median(s for s, _ in v), statistics.median(m for _, m in v))
+        for k, v in runs.items()
+    }
+    print(f"claims, {args.shares} shares, one relayer, medians of {args.rounds} rounds")
+    for k, (s, m) in med.items():
+        ratio = f"{s / med['bare'][0]:5.0%} / {m / med['bare'][1]:5.0%} of bare"
+        print(f"  {k:19s} {s:7.0f}/s sent  {m:7.0f}/s sent+mined  {ratio}")
     one, par, workers = stealth(args.announcements)
     print(f"stealth scan, {args.announcements} announcements (1 % ours)")
     print(f"  1 process:  {one:9.0f}/s")

@@ -49,6 +49,7 @@ from boxless.client.groups import GroupManager
 from boxless.client.redenvelopes_chain import (
     CLAIM_GAS_LIMIT,
     Claim,
+    PreparedClaims,
     RedEnvelopeContract,
     due_refunds,
 )
@@ -114,6 +115,7 @@ class RedEnvelopes:
         self._genuine: set[bytes] = set()  # contracts whose code we checked
         self._claims: dict[bytes, list[Claim]] = {}  # envelope id -> chain's claims
         self._chain_now = 0  # the latest block's time we saw (expiry is the chain's)
+        self._prepared = PreparedClaims()  # claims we relay, signed as their notice came
         channel.handlers.on_body((RedEnvelopeCard, RedEnvelopeOpened), self._on_body)
         groups.on_content((RedEnvelopeCard, RedEnvelopeOpened), self._on_group)
 
@@ -290,6 +292,8 @@ class RedEnvelopes:
                 logger.info("an opened notice from %s with a bad signature", sender.hex()[:8])
                 return "🧧 opened a red envelope"
             if rs.add_opened(cur, body.envelope_id, sender, body.recipient):
+                if row.outgoing:  # we relay it: sign the claim now, not in the relay
+                    self._prepared.prepare(decode_card(row.card), [body.recipient])
                 self.channel.emit(ev.RedEnvelopeChanged(chat, row.message_id, row.state))
                 self._wake.set()
             return "🧧 opened a red envelope"
@@ -456,7 +460,7 @@ class RedEnvelopes:
         todo = [addr for _, addr, relayed in opened if not relayed and addr not in claimed]
         if not todo:
             return
-        hashes, refused = contract.relay_claims(card, todo)
+        hashes, refused = contract.relay_claims(card, todo, self._prepared)
         with self.db.transaction() as cur:
             for addr in todo:
                 rs.mark_relayed(cur, card.id, addr)

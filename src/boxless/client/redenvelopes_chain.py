@@ -7,6 +7,8 @@ Async callers run it in a thread (``trio.to_thread.run_sync``).
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from boxless.client.redenvelopes_core import (
@@ -31,6 +33,45 @@ REFUNDED = topic("Refunded(bytes32,address,uint256)")
 # the seed, costs the most); the limit leaves room, unused gas is not paid.
 CLAIM_GAS_LIMIT = 220_000  # the first claim measures 161,415 (anvil, fresh recipient)
 RELAY_CHUNK = 14
+MAX_PREPARED = 4096  # claims signed ahead and not relayed yet (the oldest go)
+
+
+def claim_calls(card: Card, address: bytes, recipient: bytes) -> tuple[bytes, bytes]:
+    """A claim of ``card`` for ``recipient`` at the contract ``address``: the
+    ``claim`` call data (signed with the card's claim key) and its ``refusal`` check."""
+    v, r, s = sign_claim(card.secret, address, card.chain_id, card.id, recipient)
+    args = [card.id, recipient, split_seed(card.secret), v, r, s]
+    return (
+        call_data("claim(bytes32,address,bytes32,uint8,bytes32,bytes32)", args),
+        call_data("refusal(bytes32,address,bytes32,uint8,bytes32,bytes32)", args),
+    )
+
+
+class PreparedClaims:
+    """Claims signed ahead: the relayer signs a member's claim when its "opened"
+    notice arrives, so relaying later only dry-runs, signs the transaction and
+    sends. Bounded (:data:`MAX_PREPARED`, the oldest dropped); a claim not here is
+    signed when relayed. Holds nothing the card's holder could not compute."""
+
+    def __init__(self, limit: int = MAX_PREPARED) -> None:
+        self._limit = limit
+        self._calls: OrderedDict[tuple[bytes, bytes, bytes], tuple[bytes, bytes]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def prepare(self, card: Card, recipients: Iterable[bytes]) -> None:
+        for recipient in recipients:
+            key = (card.contract, card.id, recipient)
+            if key not in self._calls:
+                self._calls[key] = claim_calls(card, card.contract, recipient)
+            while len(self._calls) > self._limit:
+                self._calls.popitem(last=False)
+
+    def take(self, card: Card, address: bytes, recipient: bytes) -> tuple[bytes, bytes]:
+        """The claim's calls, signed ahead if they were (and forgotten here)."""
+        ready = self._calls.pop((address, card.id, recipient), None)
+        return ready if ready is not None else claim_calls(card, address, recipient)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,24 +168,23 @@ class RedEnvelopeContract:
         return self._claim_and_check(card, recipient)[0]
 
     def _claim_and_check(self, card: Card, recipient: bytes) -> tuple[bytes, bytes]:
-        v, r, s = sign_claim(card.secret, self.address, card.chain_id, card.id, recipient)
-        args = [card.id, recipient, split_seed(card.secret), v, r, s]
-        return (
-            call_data("claim(bytes32,address,bytes32,uint8,bytes32,bytes32)", args),
-            call_data("refusal(bytes32,address,bytes32,uint8,bytes32,bytes32)", args),
-        )
+        return claim_calls(card, self.address, recipient)
 
     def submit_claim(self, card: Card, recipient: bytes) -> bytes:
         """Broadcast a claim paid to ``recipient`` from this signer (who may be a
         relayer); return the transaction hash without waiting."""
         return self.signer.submit(self.address, self.claim_payload(card, recipient))
 
-    def relay_claims(self, card: Card, recipients: list[bytes]) -> tuple[list[bytes], list[str]]:
+    def relay_claims(
+        self, card: Card, recipients: list[bytes], prepared: PreparedClaims | None = None
+    ) -> tuple[list[bytes], list[str]]:
         """Submit the claims of ``recipients`` from this signer (the relayer), 14 per
         JSON-RPC batch, pipelined: each batch sends the previous chunk's signed
         claims and dry-runs this chunk's (the contract's ``refusal`` view). A claim
         the dry run refuses is not sent (the relayer pays no gas for it); its
-        reason is returned instead. Returns (transaction hashes, refusals)."""
+        reason is returned instead. Claims in ``prepared`` were signed ahead.
+        Returns (transaction hashes, refusals)."""
+        ready = prepared if prepared is not None else PreparedClaims(0)
         hashes: list[bytes] = []
         refused: list[str] = []
         todo = list(dict.fromkeys(recipients))  # one claim per address
@@ -154,7 +194,7 @@ class RedEnvelopeContract:
         refused += ["empty"] * max(len(todo) - left, 0)
         todo = todo[:left]
         chunks = [
-            [self._claim_and_check(card, r) for r in todo[i : i + RELAY_CHUNK]]
+            [ready.take(card, self.address, r) for r in todo[i : i + RELAY_CHUNK]]
             for i in range(0, len(todo), RELAY_CHUNK)
         ]
         if chunks:
