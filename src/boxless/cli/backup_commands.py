@@ -273,3 +273,12 @@ async def _node(
     light = LightNode(home / "node", service_peers, listen=listen)
     await nursery.start(light.run)
     return LightTransport(light)
+
+
+def init_restore(home: Path, backup: Path | None, service_peers: list[str]) -> None:
+    """``boxless init --restore`` with a backup file (restore it) or, with none, a
+    service node to read the published account state from (contacts and groups)."""
+    if backup is not None:
+        restore(backup, home, replace=False)
+    else:
+        recover(home, service_peers, False, None, None)

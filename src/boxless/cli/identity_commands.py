@@ -99,11 +99,27 @@ def init(
             "make sure the printed phrase is kept)",
         ),
     ] = False,
+    backup: Annotated[
+        Path | None,
+        typer.Option(help="With --restore: restore this backup file (everything, history too)"),
+    ] = None,
+    service_peer: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="With --restore and no --backup: read the account's published state "
+            "(contacts, groups, settings) through this service node (repeatable)"
+        ),
+    ] = None,
 ) -> None:
     """Create your account (a new identity), or restore one with --restore.
 
     The database passphrase is asked twice (or read from $BOXLESS_PASSPHRASE).
     """
+    if restore and (backup is not None or service_peer):
+        from boxless.cli.backup_commands import init_restore
+
+        init_restore(home, backup, service_peer or [])
+        return
     try:
         if account_exists(home):
             raise UserDBExists(
