@@ -3,13 +3,15 @@ over memnet, a real escrow contract on anvil. Alice orders in the app's
 protocol, pays into escrow (as her Boxless does for the app's ``pay``), tells
 the shop the deal; the bot believes only the chain, confirms, brews, tells her
 it is ready; she releases; the seller is paid and the bot thanks her. A deal
-paying too little does not pay the order."""
+paying too little does not pay the order; a deal id that is not the shop's is
+read once and forgotten (a user cannot make the bot poll the chain for it)."""
 
 from __future__ import annotations
 
 import json
 import os
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,14 @@ def balance(rpc: Rpc, address: bytes) -> int:
     return int(rpc.call("eth_getBalance", [checksum_address(address), "latest"]), 16)
 
 
+async def until(pred: Callable[[], bool]) -> None:
+    """Until ``pred()`` holds, looked at each virtual second (``pushes`` is filled by
+    another task, so a client event may come before the list has it)."""
+    with trio.fail_after(600):
+        while not pred():  # noqa: ASYNC110
+            await trio.sleep(1)
+
+
 async def ask(user: Person, shop: Person, payload: Any) -> Any:
     rid = os.urandom(16)
     async with user.client.events() as events:
@@ -78,7 +88,7 @@ async def test_order_a_coffee_pay_by_escrow_the_bot_confirms_and_the_seller_is_p
     pushes: list[dict[str, Any]] = []
     async with memnet(homes, ("shop", "alice")) as (_, (shop, alice)):
         async with trio.open_nursery() as nursery:
-            await nursery.start(Bot(coffee.app, shop.client, escrow=shop_escrow).run)
+            bot = await nursery.start(Bot(coffee.app, shop.client, escrow=shop_escrow).run)
             await alice.client.add_contact(shop.link())
             await wait_for(alice, lambda: alice.state(shop) == "accepted")
             alice.client.miniapps.install(example_bundle("coffee", shop.me, tmp_path))
@@ -103,7 +113,11 @@ async def test_order_a_coffee_pay_by_escrow_the_bot_confirms_and_the_seller_is_p
             assert (await ask(alice, shop, {"op": "paid", "order": order["order"], "deal": cheap}))[
                 "state"
             ] == "ordered"
-            await trio.sleep(10)
+            # a deal id that is nobody's (or someone else's) is read once, then forgotten
+            await ask(alice, shop, {"op": "paid", "order": order["order"], "deal": 10**9})
+            with trio.fail_after(600):  # virtual; the chain is read in a thread, in real time
+                while 10**9 in bot._deals or bot._deals.get(cheap) != "open":  # noqa: ASYNC110
+                    await trio.sleep(1)
             assert (await ask(alice, shop, {"op": "status", "order": order["order"]}))[
                 "state"
             ] == "ordered"
@@ -111,13 +125,14 @@ async def test_order_a_coffee_pay_by_escrow_the_bot_confirms_and_the_seller_is_p
                 as_buyer.pay, seller.address, amount, deadline, ref
             )
             await ask(alice, shop, {"op": "paid", "order": order["order"], "deal": deal})
-            await wait_for(alice, lambda: any(p.get("state") == "ready" for p in pushes))
+            await until(lambda: any(p.get("state") == "ready" for p in pushes))
             assert [p["state"] for p in pushes][:2] == ["paid", "ready"]
             assert any("is ready at Bob's Coffee" in t for t in alice.texts(shop))
             before = balance(rpc, seller.address)
             await trio.to_thread.run_sync(as_buyer.release, deal)
-            await wait_for(alice, lambda: any(p.get("state") == "done" for p in pushes))
+            await until(lambda: any(p.get("state") == "done" for p in pushes))
             assert balance(rpc, seller.address) == before + amount
+            assert deal not in bot._deals  # settled: no longer read from the chain
             await wait_for(alice, lambda: any("is paid. Enjoy" in t for t in alice.texts(shop)))
             nursery.cancel_scope.cancel()
     rpc.close()

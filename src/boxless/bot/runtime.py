@@ -53,6 +53,8 @@ _DEAL_EVENTS = {
     "reclaimed": "reclaimed",
 }
 
+_FINAL = frozenset({"released", "refunded", "reclaimed"})
+
 Job = Message | Request | tuple[str, str]  # ("contact", key hex): a contact request
 
 
@@ -302,12 +304,22 @@ class Bot:
                 except BoxlessError as exc:
                     logger.info("bot: escrow deal %d unreadable: %s", deal_id, exc)
                     continue
-                if deal.state == last or deal.seller != me:
+                if deal.seller != me or deal.state in _FINAL:
+                    # not ours (or no such deal), or settled: read no more; a user cannot
+                    # make the bot poll the chain for deals that are not its own
+                    self._deals.pop(deal_id, None)
+                    if deal.seller != me:
+                        continue
+                elif deal.state == last:
                     continue
-                self._deals[deal_id] = deal.state
+                else:
+                    self._deals[deal_id] = deal.state
                 what = _DEAL_EVENTS.get(deal.state)
                 if what is None:
                     continue
-                payment = Payment(deal_id, what, deal.buyer, deal.amount, deal.ref)
-                for handler in self.app.payment_handlers:
-                    await self._user_code(handler, payment)
+                # settled before we first looked: it was funded first
+                steps = ["funded", what] if last == "none" and what != "funded" else [what]
+                for step in steps:
+                    payment = Payment(deal_id, step, deal.buyer, deal.amount, deal.ref)
+                    for handler in self.app.payment_handlers:
+                        await self._user_code(handler, payment)
