@@ -46,7 +46,8 @@ let iceServers = [];
 let pc = null;
 let localStream = null;
 let owner = false; // this UI holds the media of the running call
-let pendingIce = []; // our candidates found before the node gave the call an id
+let pendingIce = []; // our candidates found before our offer/answer went out
+let described = false; // our offer/answer went out: new candidates trickle at once
 let remoteIceUsed = 0;
 let remoteSet = false;
 let tone = null;
@@ -108,7 +109,7 @@ function newPeer() {
   });
   p.onicecandidate = (e) => {
     if (!e.candidate || !e.candidate.candidate) return;
-    if (state && state.call_id) sendIce([e.candidate.candidate]);
+    if (state && state.call_id && described) sendIce([e.candidate.candidate]);
     else pendingIce.push(e.candidate.candidate);
   };
   p.ontrack = (e) => {
@@ -149,6 +150,26 @@ async function useRemote(current) {
   }
 }
 
+// Let the SDP carry the candidates found at once (host ones take milliseconds; a
+// STUN/TURN server's take longer): the peer can start ICE checks as soon as the
+// offer or answer lands, instead of waiting for a separate candidates message.
+// Later candidates still trickle. Bounded: at most GATHER_WAIT_MS.
+const GATHER_WAIT_MS = 150;
+
+async function gathered(p) {
+  if (p.iceGatheringState === "complete") return;
+  await new Promise((resolve) => {
+    const timer = setTimeout(resolve, GATHER_WAIT_MS);
+    p.addEventListener("icegatheringstatechange", () => {
+      if (p.iceGatheringState === "complete") {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  pendingIce = []; // in the SDP already
+}
+
 async function media(video) {
   return navigator.mediaDevices.getUserMedia({ audio: true, video });
 }
@@ -163,6 +184,7 @@ function teardown() {
   localStream = null;
   owner = false;
   pendingIce = [];
+  described = false;
   remoteIceUsed = 0;
   remoteSet = false;
   speakerView = false;
@@ -186,7 +208,9 @@ export async function startCall(chat, { video = false } = {}) {
     pc = newPeer();
     addTracks();
     await pc.setLocalDescription(await pc.createOffer());
+    await gathered(pc);
     state = await call("POST", "/calls", { chat, video, sdp: pc.localDescription.sdp });
+    described = true;
     if (pendingIce.length) sendIce(pendingIce.splice(0));
     startTone("ringback");
     render();
@@ -209,7 +233,9 @@ async function accept() {
     remoteSet = true;
     addTracks();
     await pc.setLocalDescription(await pc.createAnswer());
+    await Promise.all([gathered(pc), useRemote(ringing)]); // our checks start at once
     state = await call("POST", `/calls/${ringing.call_id}/accept`, { sdp: pc.localDescription.sdp });
+    described = true;
     if (pendingIce.length) sendIce(pendingIce.splice(0));
     await useRemote(await current());
     render();
@@ -271,7 +297,9 @@ export function resumeCall() {
 export async function onCallEvent(ev) {
   if (ev.type === "call" && ev.phase === "ended") {
     const mine = state && state.call_id === ev.call_id;
-    if (mine || !state) {
+    // (!state && pc: our own call is being set up — a late end of an older call
+    // must not tear it down)
+    if (mine || (!state && !pc)) {
       if (mine && ev.reason !== "hung_up") toast(REASONS[ev.reason] || "Call ended");
       teardown();
       state = null;

@@ -1,0 +1,119 @@
+"""Call set-up time on loopback: click -> ringing -> connected, p50/p95 over N calls.
+
+Real processes: two service nodes, two `boxless up` (light clients), Chromium
+with fake camera/microphone. Each round Alice clicks "Voice call", Bob accepts
+the moment his screen rings, and we time click -> Bob's screen rings, Bob's
+accept -> both screens connected, and click -> both connected. Run against
+another source tree (e.g. a git worktree of an older commit) with ``--tree``
+to compare side by side::
+
+    git worktree add /tmp/base <commit>
+    .venv/bin/python bench/bench_calls.py -n 15 --tree /tmp/base --tree .
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def pct(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
+
+
+def inner(n: int) -> dict[str, list[float]]:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, chromium_path, open_ui
+    from tests.e2e.world import World
+
+    fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    out: dict[str, list[float]] = {"ring": [], "connect": [], "total": []}
+    with tempfile.TemporaryDirectory() as root:
+        world = World(Path(root))
+        try:
+            alice, bob = world.persons("Alice", "Bob")
+            world.befriend(alice, bob)
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=chromium_path(), args=CHROMIUM_ARGS + fake
+                )
+                pa, pb = open_ui(browser, alice, DESKTOP), open_ui(browser, bob, DESKTOP)
+                pa.evaluate(f"location.hash = '#/chat/{world.key(bob)}'")
+                pb.evaluate(f"location.hash = '#/chat/{world.key(alice)}'")
+                pa.locator("#call-audio").wait_for()
+                last = 0.0
+                for i in range(n + 1):  # the first round warms up (Olm sessions, JIT)
+                    # offers are rate-limited per peer (burst 5, then one per 2 s)
+                    time.sleep(max(0.0, last + 2.2 - time.monotonic()))
+                    t0 = last = time.monotonic()
+                    pa.click("#call-audio")
+                    pb.locator("#call-accept").wait_for(timeout=30_000)
+                    t1 = time.monotonic()
+                    pb.click("#call-accept")
+                    expect(pa.locator("#call-screen[data-phase=connected]")).to_be_attached(
+                        timeout=30_000
+                    )
+                    expect(pb.locator("#call-screen[data-phase=connected]")).to_be_attached(
+                        timeout=30_000
+                    )
+                    t2 = time.monotonic()
+                    pa.click("#call-hangup")
+                    expect(pb.locator("#call-screen")).to_have_count(0, timeout=30_000)
+                    if i:
+                        out["ring"].append(t1 - t0)
+                        out["connect"].append(t2 - t1)
+                        out["total"].append(t2 - t0)
+                browser.close()
+        finally:
+            world.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=15, help="timed calls per tree")
+    ap.add_argument(
+        "--tree", action="append", help="source tree to measure (repeatable; default .)"
+    )
+    ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.inner:
+        print(json.dumps(inner(args.n)))
+        return
+    rows = []
+    for tree in args.tree or ["."]:
+        root = Path(tree).resolve()
+        env = {**os.environ, "PYTHONPATH": f"{root / 'src'}:{root}"}
+        got = subprocess.run(
+            [sys.executable, str(Path(__file__).resolve()), "--inner", "-n", str(args.n)],
+            env=env, cwd=root, capture_output=True, text=True, timeout=1800,
+        )  # fmt: skip
+        if got.returncode:
+            sys.exit(f"{tree}: the run failed:\n{got.stderr[-3000:]}")
+        res = json.loads(got.stdout.strip().splitlines()[-1])
+        rows.append((tree, res))
+    print(f"{'tree':<24} {'what':<26} {'p50 s':>7} {'p95 s':>7} {'mean':>7}  n")
+    names = {
+        "ring": "click -> callee rings",
+        "connect": "accept -> both connected",
+        "total": "click -> connected",
+    }
+    for tree, res in rows:
+        for k, label in names.items():
+            v = res[k]
+            print(
+                f"{tree:<24} {label:<26} {pct(v, 0.5):7.2f} {pct(v, 0.95):7.2f} {statistics.mean(v):7.2f}  {len(v)}"
+            )
+
+
+if __name__ == "__main__":
+    main()
