@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from boxless.bot import Bot
 from boxless.chat.requests import ContactEvent
@@ -158,3 +160,44 @@ async def test_a_group_poll_with_three_members_results_in_the_group(
             await alice.client.groups.send_text(gid, "/close 1")
             await wait_for(bob, lambda: any("Sushi: 2 votes" in t for t in group_texts(bob, gid)))
             nursery.cancel_scope.cancel()
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(items=JSON, order_id=JSON, option=JSON, poll_id=JSON, command=st.text(max_size=300))
+def test_the_examples_answer_any_json_from_a_user_with_their_own_errors(
+    items: Any, order_id: Any, option: Any, poll_id: Any, command: str
+) -> None:
+    """A request's payload is the user's JSON: the rules answer or say why, never crash."""
+    shop = Shop()
+    try:
+        shop.order(ALICE, items)
+    except ShopError:
+        pass
+    for call in (shop.mine, shop.cancel):
+        try:
+            call(MALLORY, order_id)
+        except ShopError:
+            pass
+    book = PollBook()
+    try:
+        book.create("g1", ALICE, command, 0.0)
+    except PollError:
+        pass
+    for pid in (poll_id, 1):
+        try:
+            book.vote(pid, ALICE, option, {ALICE})
+        except PollError:
+            pass
+        try:
+            book.close(pid, MALLORY, "g1")
+        except PollError:
+            pass
