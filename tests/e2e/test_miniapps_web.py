@@ -102,7 +102,8 @@ def test_a_hostile_mini_app_cannot_escape(world: Any, browser: Any) -> None:
 
 
 def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> None:
-    (alice,) = world.persons("Alice")
+    alice, bob = world.persons("Alice", "Bob")
+    world.befriend(alice, bob)
     ui_origin = alice.url
     dev, other_dev = (
         Identity.from_private_bytes(bytes(32)),
@@ -130,7 +131,27 @@ def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> No
     assert r.status_code == 422 and "bad signature" in r.json()["error"]["message"]
     r = install(data[:700])  # cut inside the first file
     assert r.status_code == 422 and "damaged bundle" in r.json()["error"]["message"]
-    assert install(data).status_code == 201
+    # the good bundle comes as an app card: Bob sends it as a .boxapp file
+    import httpx
+
+    sent = httpx.post(
+        f"{bob.url}/api/v1/contacts/{world.key(alice)}/attachments",
+        params={"name": "hostile.boxapp", "caption": "try my app"},
+        content=data,
+        headers={
+            "Authorization": f"Bearer {bob.token}",
+            "Content-Type": "application/octet-stream",
+        },
+        timeout=60,
+    )
+    assert sent.status_code == 201, sent.text
+    page = open_ui(browser, alice, DESKTOP)
+    page.goto(f"{alice.url}/?token={alice.token}#/chat/{world.key(bob)}")
+    card = page.locator(".miniapp-card-install")
+    card.wait_for(timeout=60_000)  # the file fetched from the service nodes
+    shot(page, "miniapps-card")
+    card.click()  # the node verifies the signature, then installs
+    page.locator(".miniapp-card-open").wait_for()
     r = install(_bundle(other_dev, bot, ui_origin, version="2.0.0", attacker=attacker))
     assert r.status_code == 422 and "another developer key" in r.json()["error"]["message"]
     listing = alice.call("GET", "/miniapps")
@@ -138,7 +159,6 @@ def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> No
     app_host = urlsplit(origin).netloc
     assert [a["id"] for a in listing["apps"]] == [APP_ID]
 
-    page = open_ui(browser, alice, DESKTOP)
     requests: list[tuple[str, str]] = []  # (url, the frame's url) of every request
 
     def log(req: Any) -> None:

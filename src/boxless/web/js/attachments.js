@@ -18,6 +18,7 @@
 
 import { ApiError, call, imageUrl } from "./api.js";
 import { h, icon, mount, toast } from "./dom.js";
+import { appCardButton } from "./miniapps.js";
 
 export const MAX_ALBUM = 9; // photos/videos in one message
 const LIST_LIMIT = 500; // the newest files of a chat the index holds
@@ -566,6 +567,7 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
       h("span", { class: "att-file-info" }, h("span", { class: "att-name" }, a.name), h("span", { class: "att-size" }, formatSize(a.size)), status),
     );
     if (mediaKind(a) === "audio") row.append(h("audio", { src: contentUrl(a.message_id, a.index), controls: true, preload: "none" }));
+    if ((a.state === "ready" || a.outgoing) && /\.boxapp$/i.test(a.name || "")) row.append(appCardButton(a)); // js/miniapps.js
     if (a.state === "ready" || a.outgoing) {
       const save = h("a", { class: "att-save button", href: contentUrl(a.message_id, a.index), download: a.name, "aria-label": `Save ${a.name}` }, "Save");
       save.addEventListener("click", (e) => e.stopPropagation());

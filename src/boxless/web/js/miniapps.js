@@ -224,3 +224,24 @@ export function appView(appId) {
 export function onAppMessageEvent(ev) {
   deliverAppMessage(ev);
 }
+
+/** App cards in chats: a `.boxapp` file attachment gets "Install app" (the node
+ * fetches it, verifies the signature and the developer key, then installs). */
+export function appCardButton(a) {
+  if (!/\.boxapp$/i.test(a.name || "")) return null;
+  const b = h("button", { type: "button", class: "att-get miniapp-card-install", "aria-label": `Install the mini app ${a.name}` }, "Install app");
+  b.addEventListener("click", async (e) => {
+    e.stopPropagation();
+    b.disabled = true;
+    try {
+      const app = await call("POST", "/miniapps/from-attachment", { message_id: a.message_id, index: a.index });
+      toast(`${app.name} ${app.version} installed`);
+      b.replaceWith(h("a", { class: "button miniapp-card-open", href: `#/app/${app.id}` }, `Open ${app.name}`));
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      toast(`Not installed: ${err.message}`, "error");
+      b.disabled = false;
+    }
+  });
+  return b;
+}
