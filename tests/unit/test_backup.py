@@ -130,7 +130,7 @@ async def test_an_account_restored_from_its_backup_is_equal_and_works(
             restore_backup(out, home2, who, PASS, kdf=FAST_KDF, max_total=10_000)
         assert list(home2.iterdir()) == []
 
-        restored = restore_backup(out, home2, who, PASS, kdf=FAST_KDF)
+        restored = restore_backup(out, home2, who, PASS, kdf=FAST_KDF, now=wall())
         assert restored.rows == stats.rows
         got = (home2 / "blobs" / "blocks" / "ab" / "block1").read_bytes()
         assert len(got) == 3_000_000, len(got)
