@@ -6,17 +6,17 @@ node's API (``boxless up``)."""
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
 from boxless.cli.api_client import api_for
 from boxless.cli.app import app, fail, out
 from boxless.cli.common import USER_HOME, HomeOption, ask_passphrase
 from boxless.cli.safe import markup
-from boxless.errors import BoxlessError, UsageError
+from boxless.errors import BoxlessError, NetworkError, UsageError
 
 miniapp_app = typer.Typer(help="Mini apps: pack, install, list, remove.", no_args_is_help=True)
 app.add_typer(miniapp_app, name="app")
@@ -57,8 +57,20 @@ def install(
 ) -> None:
     """Verify and install (or update) a mini app from a bundle file."""
     try:
-        data = base64.b64encode(bundle.read_bytes()).decode()
-        app_json = api_for(home).call("POST", "/miniapps", {"bundle": data})
+        data = bundle.read_bytes()
+        api = api_for(home)
+        try:
+            r = api.http.post(
+                "/api/v1/miniapps",
+                content=data,
+                headers={"Content-Type": "application/octet-stream"},
+                timeout=120,
+            )
+        except httpx.HTTPError as exc:
+            raise NetworkError(f"`boxless up` does not answer at {api.url}: {exc}") from exc
+        if r.status_code >= 400:
+            raise UsageError(f"not installed: {r.json()['error']['message']}")
+        app_json = r.json()
         out.print(f"installed {markup(app_json['id'])} {markup(app_json['version'])}")
     except OSError as exc:
         fail(UsageError(f"cannot read the bundle: {exc}"))
