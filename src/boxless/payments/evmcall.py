@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 from boxless.payments.errors import BadRpcResponse, RpcDown, RpcRefused
 from boxless.payments.hdwallet import address_bytes, checksum_address, keccak256
 from boxless.payments.rpc import Rpc, data, quantity
-from boxless.payments.tx import UnsignedTx, suggest_fees, tx_hash
+from boxless.payments.tx import Fees, UnsignedTx, suggest_fees, tx_hash
 
 WORD = 32
 RECEIPT_TIMEOUT_S = 30.0
@@ -247,53 +248,82 @@ class Signer:
         hashes: list[bytes] = []
         refused: list[str] = []
         pending: list[bytes] = []
-        for chunk in chunks:
-            if not 1 <= len(chunk) <= 14:
-                raise ValueError("1 to 14 calls per chunk")
-            sends = [("eth_sendRawTransaction", ["0x" + r.hex()]) for r in pending]
-            calls: list[tuple[str, list[Any]]] = [
-                *sends,
-                ("eth_getBlockByNumber", ["latest", False]),
-                ("eth_maxPriorityFeePerGas", []),
-                ("eth_getTransactionCount", [self.hex_address, "pending"]),
-            ]
-            calls += [
-                (
-                    "eth_call",
-                    [{"from": self.hex_address, "to": dest, "data": "0x" + c.hex()}, "latest"],
+        seen: Fees | None = None  # the fees of the previous batch
+        with ThreadPoolExecutor(1) as io:
+            for chunk in chunks:
+                if not 1 <= len(chunk) <= 14:
+                    raise ValueError("1 to 14 calls per chunk")
+                sends = [("eth_sendRawTransaction", ["0x" + r.hex()]) for r in pending]
+                calls: list[tuple[str, list[Any]]] = [
+                    *sends,
+                    ("eth_getBlockByNumber", ["latest", False]),
+                    ("eth_maxPriorityFeePerGas", []),
+                    ("eth_getTransactionCount", [self.hex_address, "pending"]),
+                ]
+                calls += [
+                    (
+                        "eth_call",
+                        [{"from": self.hex_address, "to": dest, "data": "0x" + c.hex()}, "latest"],
+                    )
+                    for _, c in chunk
+                ]
+                answer = io.submit(self.rpc.batch, calls)
+                # While the node answers: sign this chunk as if every check passes
+                # and nonce and fees stay; used only if all of that holds.
+                guess = self._next_nonce
+                ahead = (
+                    [
+                        UnsignedTx(self.rpc.chain_id, guess + i, to, 0, p, seen).sign(self._key)
+                        for i, (p, _) in enumerate(chunk)
+                    ]
+                    if seen is not None and guess is not None
+                    else None
                 )
-                for _, c in chunk
-            ]
-            try:
-                results = self.rpc.batch(calls)[len(sends) :]
-            except RpcRefused as exc:
-                # anvil --prune-history answers an eth_call on "latest" racing a new
-                # block with BlockOutOfRangeError. The batch's first error raises, so
-                # the sends before it went through: read again without them.
-                if "BlockOutOfRange" not in str(exc):
-                    raise
-                results = self._retry_reads(calls[len(sends) :])
-            hashes += [tx_hash(r) for r in pending]
-            block = results[0]
-            if not isinstance(block, dict):
-                raise BadRpcResponse("the node's latest block is not an object")
-            fees = suggest_fees(
-                quantity(block.get("baseFeePerGas"), "base fee"),
-                quantity(results[1], "priority fee"),
-                gas,
-            )
-            nonce = max(quantity(results[2], "nonce"), self._next_nonce or 0)
-            pending = []
-            for (payload, _), answer in zip(chunk, results[3:], strict=True):
-                reason = decode(["bytes"], data(answer, "check answer"))[0]
-                if reason:
-                    refused.append(reason.decode("utf-8", "replace")[:100])
-                    continue
-                pending.append(
-                    UnsignedTx(self.rpc.chain_id, nonce, to, 0, payload, fees).sign(self._key)
+                try:
+                    results = answer.result()[len(sends) :]
+                except RpcRefused as exc:
+                    # anvil --prune-history answers an eth_call on "latest" racing a new
+                    # block with BlockOutOfRangeError. The batch's first error raises, so
+                    # the sends before it went through: read again without them.
+                    if "BlockOutOfRange" not in str(exc):
+                        raise
+                    results = self._retry_reads(calls[len(sends) :])
+                hashes += [tx_hash(r) for r in pending]
+                block = results[0]
+                if not isinstance(block, dict):
+                    raise BadRpcResponse("the node's latest block is not an object")
+                fees = suggest_fees(
+                    quantity(block.get("baseFeePerGas"), "base fee"),
+                    quantity(results[1], "priority fee"),
+                    gas,
                 )
-                nonce += 1
-            self._next_nonce = nonce
+                nonce = max(quantity(results[2], "nonce"), self._next_nonce or 0)
+                reasons = [decode(["bytes"], data(a, "check answer"))[0] for a in results[3:]]
+                if len(reasons) != len(chunk):
+                    raise BadRpcResponse("the node answered the wrong number of checks")
+                if (
+                    ahead is not None
+                    and seen is not None
+                    and nonce == guess
+                    and not any(reasons)
+                    and seen.max_priority_fee_per_gas == fees.max_priority_fee_per_gas
+                    and seen.max_fee_per_gas >= fees.max_fee_per_gas  # still covers the base fee
+                ):
+                    pending, nonce = ahead, nonce + len(chunk)
+                else:
+                    pending = []
+                    for (payload, _), reason in zip(chunk, reasons, strict=True):
+                        if reason:
+                            refused.append(reason.decode("utf-8", "replace")[:100])
+                            continue
+                        pending.append(
+                            UnsignedTx(self.rpc.chain_id, nonce, to, 0, payload, fees).sign(
+                                self._key
+                            )
+                        )
+                        nonce += 1
+                    seen = fees
+                self._next_nonce = nonce
         if pending:
             self.rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for r in pending])
             hashes += [tx_hash(r) for r in pending]
