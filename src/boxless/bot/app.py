@@ -31,7 +31,8 @@ class Message:
     id: str
     sender: str  # identity key hex
     text: str
-    sent_at_ms: int
+    sent_at_ms: int  # the sender's clock
+    received_at_ms: int = 0  # ours
 
 
 @dataclass(frozen=True, slots=True)

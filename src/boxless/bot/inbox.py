@@ -9,7 +9,8 @@ admits a job only while the user's bucket has a token (``rate`` per second,
 otherwise the job is dropped and counted (``dropped``), never queued, so a
 flooding user costs a counter, not memory. The number of users with queued work
 is bounded too (``max_users``). ``take`` serves users round-robin, one job
-each, so a flooder's backlog never delays another user by more than one job.
+each, so a flooder's backlog delays another user by at most one job (plus
+the one running).
 Buckets of idle users are forgotten once full again (the table stays small).
 """
 

@@ -190,7 +190,15 @@ class Bot:
             return
         sender = row.contact.hex()
         self._offer(
-            sender, Message(f"contact:{sender}", message_id, sender, row.text, row.sent_at_ms)
+            sender,
+            Message(
+                f"contact:{sender}",
+                message_id,
+                sender,
+                row.text,
+                row.sent_at_ms,
+                row.received_at_ms or 0,
+            ),
         )
 
     def _on_group(self, message_id: str) -> None:
@@ -202,7 +210,10 @@ class Bot:
             return
         sender = row.sender.hex()
         chat = f"group:{row.group_id.hex()}"
-        self._offer(sender, Message(chat, message_id, sender, row.text, row.sent_at_ms))
+        self._offer(
+            sender,
+            Message(chat, message_id, sender, row.text, row.sent_at_ms, row.received_at_ms or 0),
+        )
 
     def _new(self, message_id: str, received_at_ms: int | None) -> bool:
         """Not seen yet and received while the bot runs (older ones were answered before)."""
@@ -222,12 +233,14 @@ class Bot:
     async def _dispatch(self) -> None:
         async with trio.open_nursery() as nursery:
             while True:
+                # a free slot first, then the next job: a job taken early would wait for
+                # a slot with its turn already given (a flooder's job ahead of another user)
+                await self._limiter.acquire()
                 taken = self.inbox.take()
-                if taken is None:
+                while taken is None:
                     await self._wake.wait()
                     self._wake = trio.Event()
-                    continue
-                await self._limiter.acquire()
+                    taken = self.inbox.take()
                 nursery.start_soon(self._handle, taken[1])
 
     async def _handle(self, job: Job) -> None:
