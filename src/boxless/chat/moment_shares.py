@@ -35,7 +35,6 @@ raises :class:`~boxless.errors.DecodeError`.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import struct
@@ -97,18 +96,28 @@ def _derive(reader_key: bytes, salt: bytes, header_digest: bytes) -> bytes:
     ).digest()
 
 
-@functools.lru_cache(maxsize=4096)
+MAX_KEYED: Final = 4096  # readers' keyed states kept (all dropped when full)
+_KEYED: dict[bytes, Any] = {}
+
+
 def _keyed(reader_key: bytes) -> Any:
     """BLAKE2b keyed with ``reader_key``, nothing hashed yet (copy it before use):
     a poster keeps its readers' in memory, so a post skips absorbing 500 key
     blocks. Bounded, and emptied by :func:`forget_readers` when a reader goes;
     never what decides who gets a record."""
-    return hashlib.blake2b(key=reader_key, digest_size=TAG_BYTES + 32, person=_PERSON)
+    h = _KEYED.get(reader_key)
+    if h is None:
+        if len(_KEYED) >= MAX_KEYED:
+            _KEYED.clear()
+        h = _KEYED[reader_key] = hashlib.blake2b(
+            key=reader_key, digest_size=TAG_BYTES + 32, person=_PERSON
+        )
+    return h
 
 
 def forget_readers() -> None:
     """Drop every kept keyed state (a reader was removed: the feed rotates)."""
-    _keyed.cache_clear()
+    _KEYED.clear()
 
 
 def reader_tag(reader_key: bytes, salt: bytes, header_digest: bytes) -> bytes:
@@ -149,20 +158,22 @@ def build(share: MomentKey, reader_keys: Sequence[bytes]) -> list[bytes]:
         header = nonce + ChaCha20Poly1305(share.key).encrypt(nonce, header_plain, _HEADER_AAD)
         digest = hashlib.sha256(header).digest()
         # One keyed BLAKE2b per reader (its key block absorbed once and kept:
-        # _keyed), then the 32-byte pads XORed with K all at once, as one integer.
+        # _keyed) gives tag ‖ pad; a record is that XOR (zeros ‖ K). Sorting the
+        # 40-byte outputs sorts the records by tag, so all of them, random
+        # padding included, are XORed with the mask at once, as one integer.
         msg = salt + digest
         derived = []
+        kept = _KEYED.get
         for r in chunk:
-            h = _keyed(r).copy()
+            h = (kept(r) or _keyed(r)).copy()
             h.update(msg)
             derived.append(h.digest())
-        pads = b"".join([d[TAG_BYTES:] for d in derived])
-        wrapped = _xor(pads, share.key * len(derived))
-        records = [d[:TAG_BYTES] + wrapped[i * 32 : i * 32 + 32] for i, d in enumerate(derived)]
-        pad = min(-len(records) % PAD_TO, MAX_RECORDS - len(records))
-        records += [os.urandom(RECORD_BYTES) for _ in range(pad)]
-        records.sort()  # by tag: pseudorandom, so the order tells nothing of who
-        out.append(MAGIC + salt + struct.pack(">H", len(records)) + b"".join(records) + header)
+        pad = min(-len(derived) % PAD_TO, MAX_RECORDS - len(derived))
+        derived += [os.urandom(RECORD_BYTES) for _ in range(pad)]
+        derived.sort()  # by tag: pseudorandom, so the order tells nothing of who
+        mask = (bytes(TAG_BYTES) + share.key) * len(derived)
+        records = _xor(b"".join(derived), mask)
+        out.append(MAGIC + salt + struct.pack(">H", len(derived)) + records + header)
     return out
 
 
