@@ -150,23 +150,29 @@ async function useRemote(current) {
   }
 }
 
-// Let the SDP carry the candidates found at once (host ones take milliseconds; a
-// STUN/TURN server's take longer): the peer can start ICE checks as soon as the
-// offer or answer lands, instead of waiting for a separate candidates message.
-// Later candidates still trickle. Bounded: at most GATHER_WAIT_MS.
+// Let the SDP carry the first candidates (host ones take milliseconds; a
+// STUN/TURN server's longer): the peer can start ICE checks as soon as the offer
+// or answer lands instead of waiting for a separate candidates message. We wait
+// for the first candidate plus FIRST_GRACE_MS for its siblings, or gathering
+// complete, at most GATHER_WAIT_MS; later candidates trickle.
 const GATHER_WAIT_MS = 150;
+const FIRST_GRACE_MS = 15;
 
 async function gathered(p) {
-  if (p.iceGatheringState === "complete") return;
-  await new Promise((resolve) => {
-    const timer = setTimeout(resolve, GATHER_WAIT_MS);
-    p.addEventListener("icegatheringstatechange", () => {
-      if (p.iceGatheringState === "complete") {
+  if (p.iceGatheringState !== "complete") {
+    await new Promise((resolve) => {
+      const timer = setTimeout(resolve, GATHER_WAIT_MS);
+      const done = () => {
         clearTimeout(timer);
         resolve();
-      }
+      };
+      if (pendingIce.length) setTimeout(done, FIRST_GRACE_MS);
+      p.addEventListener("icecandidate", () => setTimeout(done, FIRST_GRACE_MS), { once: true });
+      p.addEventListener("icegatheringstatechange", () => {
+        if (p.iceGatheringState === "complete") done();
+      });
     });
-  });
+  }
   pendingIce = []; // in the SDP already
 }
 
