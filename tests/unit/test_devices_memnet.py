@@ -125,6 +125,12 @@ async def test_link_fan_out_and_revoke(homes: Path, autojump_clock: trio.testing
                 b for b in bob.client.devices.others(alice.me, b"") if b.curve25519 != a2_key
             ]
             assert len(bob.client.devices.others(alice.me, b"")) == 1
+            # asking about the revoked device: not certified, and its (still valid)
+            # bundle does not become Alice's newest in Bob's bundle book
+            bob.client.devices._asked.clear()  # type: ignore[attr-defined]
+            assert not await bob.client.devices.learn(alice.me, a2_key)
+            held = bob.client.bundles.stored(alice.me)
+            assert held is None or held.curve25519 != a2_key
             await bob.client.send_text(alice.me, "after the revocation")
             await wait_for(alice, lambda: "after the revocation" in alice.texts(bob))
             await trio.sleep(5)
@@ -318,5 +324,61 @@ async def test_a_restored_device_joins_the_roster(
             await bob.client.devices.refresh(alice.me)
             with bob.client.db.transaction() as cur:
                 assert bob.client.devices.certified(cur, alice.me, key)
+            nursery.cancel_scope.cancel()
+        account.close()
+
+
+@pytest.mark.trio
+async def test_a_device_restored_without_a_roster_is_adopted_by_its_bundle(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Alice never linked (no roster) and restores from the phrase: Bob's roster read
+    of her bundle topic keeps the new device's bundle (the light node's history is
+    deduplicated: the bundle book's own read after it would find nothing), so her
+    message from it moves the contact there; a bundle certified by another
+    identity on her topic is not taken."""
+    from boxless.identity.account import create_account
+    from boxless.identity.keys import Identity, encode_published_bundle
+    from boxless.identity.profile import Profile
+    from boxless.identity.seed import generate_phrase
+    from boxless.waku.message import WakuMessage
+
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        # Mallory publishes her own device's bundle on Alice's bundle topic
+        mallory = create_account(
+            homes / "mallory", PASS, Identity.from_phrase(generate_phrase()), Profile(display_name="Alice", updated_at=int(wall())), wall(),
+            kdf=FAST_KDF,
+        )  # fmt: skip
+        await net.transport("mallory").send(
+            WakuMessage(
+                payload=encode_published_bundle(mallory.device.bundle(wall())),
+                content_topic=bundle_topic(alice.me),
+                timestamp=int(wall() * 1e9),
+            )
+        )
+        forged = mallory.device.certificate.device_curve25519
+        bob.client.devices._asked.clear()  # type: ignore[attr-defined]
+        assert not await bob.client.devices.learn(alice.me, forged)
+        held = bob.client.bundles.stored(alice.me)
+        assert held is None or held.curve25519 != forged
+        mallory.close()
+        account = create_account(
+            homes / "alice3", PASS, alice.account.identity, Profile(display_name="Alice", updated_at=int(wall())), wall(),
+            kdf=FAST_KDF,
+        )  # fmt: skip
+        restored = Client(account, net.transport("alice3"), clock=wall, pow_difficulty=POW)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(restored.run)
+            with trio.fail_after(WAIT):
+                await restored.bundles.published.wait()
+            key = restored.my_device_key
+            bob.client.devices._asked.clear()  # type: ignore[attr-defined]
+            assert not await bob.client.devices.learn(alice.me, key)  # no roster lists it
+            held = bob.client.bundles.stored(alice.me)
+            assert held is not None and held.curve25519 == key
+            await restored.add_contact(bob.link(), intro="Alice, restored")
+            await wait_for(bob, lambda: bob.contact(alice).device_key == key)  # type: ignore[union-attr]
+            assert bob.state(alice) == "accepted"
             nursery.cancel_scope.cancel()
         account.close()

@@ -147,6 +147,7 @@ class Client:
             emit=self._emit,
         )
         self.channel.devices = self.devices
+        self.devices.remember_bundle = lambda b, tie: self.bundles.remember(b, on_tie=tie)
         self.channel.handlers.on_topic(self.devices.owns, self.devices.handle)
         self.conversations = Conversations(self.channel, clock=clock)
         self.contact_book = Contacts(

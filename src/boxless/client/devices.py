@@ -147,6 +147,8 @@ class DeviceManager:
         self._copied_shares: dict[tuple[bytes, str], None] = {}  # group sessions copied
         self.wiped = trio.Event()  # set once this device learns it was revoked
         self.emit = emit
+        # the bundle book's remember (set by the Client), see refresh
+        self.remember_bundle: Callable[[DeviceBundle, bool], object] | None = None
 
     def _changed(self, what: str, done: int, total: int) -> None:
         self.emit(ev.DevicesChanged(what, done, total))
@@ -462,7 +464,7 @@ class DeviceManager:
     async def learn(self, identity_key: bytes, device_key: bytes) -> bool:
         """A known identity writes from a device we don't know: read its roster
         (rate limited) and say whether the device is one of its active ones."""
-        await self.refresh(identity_key)
+        await self.refresh(identity_key, device_key)
         with self.db.transaction() as cur:
             return self.certified(cur, identity_key, device_key)
 
@@ -501,9 +503,16 @@ class DeviceManager:
         with self.db.transaction() as cur:
             return store.import_snapshot(cur, snapshot, self.megolm_pickle_key)
 
-    async def refresh(self, identity_key: bytes) -> DeviceRoster | None:
+    async def refresh(
+        self, identity_key: bytes, device_key: bytes | None = None
+    ) -> DeviceRoster | None:
         """Read ``identity_key``'s bundle topic (rate limited): the newest roster
-        and its devices' bundles. Forged, stale and older payloads are skipped."""
+        and its devices' bundles. Forged, stale and older payloads are skipped.
+        The bundle book also gets the verified bundles of an identity without a
+        roster, and ``device_key``'s unless revoked (it wins a tie): a device
+        restored from the phrase on an account that never linked is certified by
+        its bundle alone, and the light node's history is deduplicated (the
+        bundle book's own read of the topic right after would find nothing)."""
         now = self.clock()
         if now - self._asked.get(identity_key, -REFETCH_AFTER_S) < REFETCH_AFTER_S:
             with self.db.transaction() as cur:
@@ -533,7 +542,13 @@ class DeviceManager:
         for bundle in bundles:
             self._keep_bundle(bundle)
         with self.db.transaction() as cur:
-            return store.get_roster(cur, identity_key)
+            held = store.get_roster(cur, identity_key)
+        if self.remember_bundle is not None:
+            for bundle in bundles:
+                asked = bundle.curve25519 == device_key
+                if held is None or (asked and not held.is_revoked(bundle.curve25519)):
+                    self.remember_bundle(bundle, asked)
+        return held
 
 
 def _secret_hash(secret: bytes) -> bytes:
