@@ -15,6 +15,9 @@
   ``suspended`` when the app floods), permission-checked (403
   ``permission_needed`` with ``permission`` when the user has not decided yet,
   403 ``permission_denied`` when refused or not in the manifest).
+  ``pay`` (params ``{amount: "0.002" ETH, token: "ETH", memo, to: seller 0x…,
+  ref: order id}``, only with ``confirmed``) pays into the configured escrow
+  contract and answers ``{deal}``; 4xx with the reason otherwise.
 - ``GET /api/v1/miniapps/{app_id}/storage/{key}``: what the app stored (settings).
 - ``POST /api/v1/miniapps/{app_id}/suspend``: the UI saw the page flood the bridge.
 - ``GET /api/v1/miniapps/{app_id}/icon``: the app's icon (PNG/JPEG/WebP only).
@@ -33,8 +36,8 @@ from starlette.routing import Route
 from boxless.api.errors import ApiError, error_response
 from boxless.api.params import parse_body, read_limited
 from boxless.client.core import Client
+from boxless.client.miniapp_pay import MiniAppPay, parse_pay
 from boxless.client.miniapps import NoSuchApp, PermissionDenied
-from boxless.errors import UsageError
 from boxless.miniapps import MAX_BUNDLE_BYTES, PERMISSIONS, BundleError
 from boxless.miniapps.manifest import APP_ID_PATTERN as APP_ID
 
@@ -91,6 +94,7 @@ def _str_param(params: Any, name: str, limit: int) -> str:
 
 def miniapp_routes(client: Client) -> list[Route]:
     feature = client.miniapps
+    payer = MiniAppPay(client.account, client.payments, clock=client.clock)
 
     def app_json(app_id: str) -> dict[str, Any]:
         try:
@@ -224,9 +228,7 @@ def miniapp_routes(client: Client) -> list[Route]:
             case "pay":
                 if not body.confirmed:
                     raise ApiError(409, "confirm_first", "the user confirms a payment in Boxless")
-                raise UsageError(
-                    "payments unavailable: no escrow contract is set up on this node yet"
-                )
+                return {"deal": await payer.pay(row.manifest.bot, parse_pay(p))}
         raise ApiError(404, "not_found", f"no bridge method {body.method}")
 
     return [

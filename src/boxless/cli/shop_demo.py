@@ -98,6 +98,10 @@ async def start_shop(
 
         escrow = await trio.to_thread.run_sync(lambda: Escrow.deploy(wallet_signer(account)))
         print(f"{SHOP_NAME}: escrow contract at 0x{escrow.address.hex()}", flush=True)
+        from boxless.client.miniapp_pay import set_escrow_address
+
+        # Alice's mini apps pay into it (as `boxless wallet escrow 0x…` would set)
+        set_escrow_address(alice.db, escrow.signer.rpc.chain_id, escrow.address)
     await nursery.start(Bot(coffee.app, client, escrow=escrow).run)
     await client.add_contact(alice.account.contact_code(time.time()).link, "Hi, it's Bob's Coffee")
     await _wait(lambda: any(c.identity_key == client.me for c in alice.contacts()))

@@ -116,6 +116,26 @@ def wallet_import(home: HomeOption = USER_HOME) -> None:
         fail(exc)
 
 
+@wallet_app.command("escrow")
+def wallet_escrow(
+    address: Annotated[str, typer.Argument(help="The escrow contract (Escrow.vy), 0x…")],
+    home: HomeOption = USER_HOME,
+) -> None:
+    """Set the escrow contract mini apps' pay() uses on the wallet's chain."""
+    from boxless.client.miniapp_pay import set_escrow_address
+    from boxless.storage.userdb import migration_files
+
+    try:
+        contract = parse_address(address)
+        with _account(home) as account:
+            account.db.migrate("miniapps", migration_files("boxless.client", "migrations_miniapps"))
+            chain_id = PaymentStore(account.db).chain().chain_id
+            set_escrow_address(account.db, chain_id, contract)
+        typer.echo(f"mini apps pay into escrow {checksum_address(contract)} on chain {chain_id}")
+    except BoxlessError as exc:
+        fail(exc)
+
+
 @wallet_app.command("config")
 def wallet_config(
     rpc: Annotated[str, typer.Option(help="The chain's JSON-RPC URL")],

@@ -160,13 +160,19 @@ export function openBridge(app, frame, onSuspend) {
         return undefined; // answered when the bot's response arrives
       }
       case "pay": {
+        const str = (name, max, dflt) => (params && typeof params[name] === "string" ? params[name].slice(0, max) : dflt);
         const amount = params && typeof params.amount === "string" ? params.amount.slice(0, 40) : String(params && params.amount);
-        const token = params && typeof params.token === "string" ? params.token.slice(0, 12) : "ETH";
-        const memo = params && typeof params.memo === "string" ? params.memo.slice(0, 200) : "";
+        const token = str("token", 12, "ETH");
+        const memo = str("memo", 200, "");
+        const to = str("to", 42, "");
+        const ref = str("ref", 32, "");
         await withPermission("getUser", null); // rate and presence check only
-        const ok = await confirmDialog(`Pay ${amount} ${token} to ${app.name}?`, h("p", {}, memo, h("br"), h("span", { class: "hint" }, "Held in escrow until you release it.")), "Pay", "Cancel");
+        const ok = await confirmDialog(
+          `Pay ${amount} ${token} to ${app.name}?`,
+          h("p", {}, memo, h("br"), h("span", { class: "hint" }, `Seller: ${to || "(none given)"}`), h("br"), h("span", { class: "hint" }, "Held in escrow until you release it.")),
+          "Pay", "Cancel");
         if (!ok) throw new ApiError(409, "cancelled", "the user cancelled the payment");
-        return await withPermission("pay", { amount, token, memo }, true);
+        return await withPermission("pay", { amount, token, memo, to, ref }, true);
       }
       case "shareToChat": {
         const card = cardOf(params);
