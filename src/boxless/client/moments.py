@@ -299,8 +299,10 @@ class Moments:
                 reader = MomentReader(rk, plan.feed.secret, plan.feed.epoch)
                 self.conversations.queue_in(cur, contact, replace(share, reader=reader))
             if unchanged:  # what this transaction wrote to readers and feed, nothing else
-                readers = {m: v for m, v in known.readers.items() if m not in plan.stale}
-                readers.update(given)
+                readers = known.readers  # the steady state: unchanged, not copied
+                if plan.stale or given:
+                    readers = {m: v for m, v in readers.items() if m not in plan.stale}
+                    readers.update(given)
                 after = replace(known, version=self._version(cur), readers=readers, feed=plan.feed)
         if unchanged:
             self._audience = after
