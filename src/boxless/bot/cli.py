@@ -58,13 +58,13 @@ async def _run(
 ) -> None:
     from boxless.bot.chain import escrow_for
     from boxless.bot.runtime import Bot
-    from boxless.cli.user_commands import _start_node
+    from boxless.cli.nodes import start_node
     from boxless.client.core import Client
     from boxless.identity.account import open_account
 
     with open_account(home, passphrase) as account:
         async with trio.open_nursery() as nursery:
-            transport = await _start_node(
+            transport = await start_node(
                 nursery, home, service_peers, relay, peers, listen, cluster
             )
             client = Client(account, transport)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import platform
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import trio
 import typer
@@ -17,12 +17,10 @@ from rich.table import Table
 from boxless.cli.api_client import api_for
 from boxless.cli.app import app, fail, out, run_trio
 from boxless.cli.common import USER_HOME, HomeOption, ask_passphrase, private_dir
+from boxless.cli.nodes import start_node
 from boxless.cli.safe import markup
-from boxless.errors import BoxlessError, ConfigError, UsageError
+from boxless.errors import BoxlessError, UsageError
 from boxless.waku.sharding import DEFAULT_CLUSTER_ID
-
-if TYPE_CHECKING:
-    from boxless.client.transport import Transport
 
 devices_app = typer.Typer(
     help="This account's devices: list, link, rename, revoke (needs `boxless up`).",
@@ -93,7 +91,7 @@ async def _link(
 
     pending = PendingDevice.create(name, platform.system() or "unknown", time.time())
     async with trio.open_nursery() as nursery:
-        transport = await _start_node(nursery, home, service_peers, relay, peers, listen, cluster)
+        transport = await start_node(nursery, home, service_peers, relay, peers, listen, cluster)
         typer.echo(qr_terminal(pending.offer.link), nl=False)
         if qr_png is not None:
             import segno
@@ -123,33 +121,6 @@ async def _link(
         "other device (if not, someone else linked this device: remove this --home)."
     )
     out.print(f"Start it with: boxless up --home {home}")
-
-
-async def _start_node(
-    nursery: trio.Nursery,
-    home: Path,
-    service_peers: list[str],
-    relay: bool,
-    peers: list[str],
-    listen: list[str],
-    cluster: int,
-) -> Transport:
-    """The node `boxless up` would start (light by default), for the link's transfer."""
-    from boxless.client.transport import LightTransport, RelayTransport
-    from boxless.node.config import NodeConfig
-    from boxless.node.light import LightNode
-    from boxless.node.service import WakuNode
-
-    if relay:
-        config = NodeConfig(
-            home / "node", tuple(listen), peers=tuple(peers), cluster_id=cluster, store_resume=False
-        )
-        return RelayTransport(await nursery.start(WakuNode(config).run))
-    if not service_peers:
-        raise ConfigError("a light node needs --service-peer (or use --relay --peer)")
-    light = LightNode(home / "node", service_peers, cluster_id=cluster, listen=listen)
-    await nursery.start(light.run)
-    return LightTransport(light)
 
 
 @devices_app.command("list")

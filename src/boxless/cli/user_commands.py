@@ -30,6 +30,7 @@ from boxless.cli.common import (
     is_loopback,
     private_dir,
 )
+from boxless.cli.nodes import start_node
 from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, ConfigError
 from boxless.groups.delivery import GroupTimings
@@ -118,7 +119,7 @@ async def _run_up(
     api_file = home / API_FILE
     try:
         async with trio.open_nursery() as nursery:
-            transport: Transport = await _start_node(
+            transport: Transport = await start_node(
                 nursery, home, service_peers, relay, peers, listen, cluster
             )
             token = secrets.token_urlsafe(24)
@@ -195,38 +196,6 @@ async def _run_up(
         for account in opened:
             account.close()
     print("stopped", flush=True)
-
-
-async def _start_node(
-    nursery: trio.Nursery,
-    home: Path,
-    service_peers: list[str],
-    relay: bool,
-    peers: list[str],
-    listen: list[str],
-    cluster: int,
-) -> Transport:
-    """Start the relay or light node in ``nursery`` and return the client's transport."""
-    from boxless.client.transport import LightTransport, RelayTransport
-    from boxless.node.config import NodeConfig
-    from boxless.node.light import LightNode
-    from boxless.node.service import WakuNode
-
-    if relay:
-        config = NodeConfig(
-            home / "node",
-            tuple(listen),
-            peers=tuple(peers),
-            cluster_id=cluster,
-            store_resume=False,
-        )
-        node = await nursery.start(WakuNode(config).run)
-        return RelayTransport(node)
-    if not service_peers:
-        raise ConfigError("a light node needs --service-peer (or use --relay --peer)")
-    light = LightNode(home / "node", service_peers, cluster_id=cluster, listen=listen)
-    await nursery.start(light.run)
-    return LightTransport(light)
 
 
 @app.command()
