@@ -42,8 +42,8 @@ from boxless.chat.attachment import Attachments
 from boxless.chat.miniapp import AppMessage
 from boxless.chat.moment import MomentAct, MomentDelete, MomentKey, MomentRelay
 from boxless.chat.payment import PayRequest, TransferAck, TransferCard, WalletAddress
-from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
 from boxless.chat.pow import NONCE_BYTES, ProofOfWork
+from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
 from boxless.errors import DecodeError, UsageError
 from boxless.wire import chat_pb2
 
