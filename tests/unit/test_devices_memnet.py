@@ -382,3 +382,27 @@ async def test_a_device_restored_without_a_roster_is_adopted_by_its_bundle(
             assert bob.state(alice) == "accepted"
             nursery.cancel_scope.cancel()
         account.close()
+
+
+@pytest.mark.trio
+async def test_a_member_who_is_not_our_contact_reads_our_new_device(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Carol is in Bob's group with Alice but is not Alice's contact: the first key
+    share from Alice's new device waits in Carol's inbox until Carol has read Alice's
+    roster (it was dropped before), then is applied and the message reads."""
+    from tests.unit.test_groups_memnet import make_group, texts
+
+    async with memnet(homes, ("alice", "bob", "carol")) as (net, (alice, bob, carol)):
+        gid = await make_group(bob, [alice, carol], "Trip")
+        with carol.client.db.transaction() as cur:
+            assert db.get_contact(cur, alice.me) is None
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_until_revoked, a2.client)
+            with trio.fail_after(WAIT):
+                await a2.client.ready.wait()
+            await a2.client.groups.send_text(gid, "from the phone")
+            await wait_for(bob, lambda: "from the phone" in texts(bob, gid))
+            await wait_for(carol, lambda: "from the phone" in texts(carol, gid))
+            nursery.cancel_scope.cancel()

@@ -168,6 +168,7 @@ class Client:
         )
         self.groups = GroupManager(account, self.channel, clock=clock, timings=group_timings)
         self.channel.handlers.on_topic(self.groups.owns, self.groups.handle)
+        self.devices.on_roster = self.groups.direct.roster_changed  # W17: first key shares
         self.channel.handlers.on_body(
             (env.GroupKeyShareBody, env.GroupOpBody), self._group_direct, gated=False
         )

@@ -149,6 +149,9 @@ class DeviceManager:
         self.emit = emit
         # the bundle book's remember (set by the Client), see refresh
         self.remember_bundle: Callable[[DeviceBundle, bool], object] | None = None
+        # called in the transaction that stored a newer roster (set by the Client: the
+        # group inbox places bodies from the identity's newly certified devices)
+        self.on_roster: Callable[[Cursor, bytes], None] | None = None
 
     def _changed(self, what: str, done: int, total: int) -> None:
         self.emit(ev.DevicesChanged(what, done, total))
@@ -340,6 +343,8 @@ class DeviceManager:
                     store.wipe_keys(cur)
                     logger.warning("this device was revoked by another of ours: keys wiped")
                     self.wiped.set()
+            if self.on_roster is not None and not self.wiped.is_set():
+                self.on_roster(cur, roster.identity_key)
         self._changed("roster", roster.serial, 0)
 
     def _keep_bundle(self, bundle: DeviceBundle) -> None:

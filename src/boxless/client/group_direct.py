@@ -17,8 +17,10 @@ A body from a device we cannot place yet waits in the inbox, within its
 sender's share (:class:`~boxless.groups.delivery.QueueLimits`), and is tried
 again only when something that could place it arrives
 (:meth:`GroupDirect.retry_inbox`): its sender's card, for a device we could
-not place (a stranger's junk is never touched again); ops of its group, for a
-known device that is not a member there yet. Never on every message.
+not place (a stranger's junk is never touched again); a newer device roster of
+its sender, for a body from a member's device we did not know (a device linked
+after we met the member: its first key share); ops of its group, for a known
+device that is not a member there yet. Never on every message.
 """
 
 from __future__ import annotations
@@ -87,9 +89,15 @@ class GroupDirect:
         if known != device and self._linked(cur, sender, device):
             known = device  # another device its identity certified (client/devices.py)
         if known is not None and known != device:
-            logger.warning("group body from a device that is not the member's; dropped")
-            if self.core.channel.devices is not None:  # a new linked device? its roster soon
-                self.core.channel.devices.watch(sender)
+            devices = self.core.channel.devices
+            if devices is None or devices.revoked(cur, sender, device):
+                logger.warning("group body from a device that is not the member's; dropped")
+                return
+            # a new linked device of a member who is not our contact? Kept (within the
+            # sender's inbox share) until its roster is read (:meth:`roster_changed`)
+            logger.info("group body from an unknown device of a member; kept until its roster")
+            devices.watch(sender)
+            self._to_inbox(cur, sender, device, None, msg, queue)
             return
         if isinstance(body, env.GroupKeyShareBody) and is_request(body.payload):
             if known is not None:
@@ -298,6 +306,12 @@ class GroupDirect:
         self.core.apply_ops(cur, gid, body, sender)
         new_groups.append(gid)
         logger.info("joined group %s", gid.hex()[:8])
+
+    def roster_changed(self, cur: Cursor, identity_key: bytes) -> None:
+        """A newer device roster of ``identity_key`` was stored: bodies its new devices
+        sent before we knew them are placed now (or dropped if still not certified)."""
+        self.core.carded.add(identity_key)
+        self.retry_inbox(cur, [])
 
     def retry_inbox(self, cur: Cursor, new_groups: list[bytes]) -> None:
         """Re-process the inbox rows that what just happened could place: rows of groups
