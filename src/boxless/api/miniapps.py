@@ -2,6 +2,9 @@
 
 - ``GET /api/v1/miniapps`` -> ``{apps: [...], origin}``: installed apps (recently
   used first) and the app origin's base URL (``<origin>/<app id>/<path>``).
+- ``GET /api/v1/miniapps/shared`` -> ``{apps: [{message_id, index, chat, outgoing,
+  name, file_name, size, state, shared_at_ms}]}``: ``.boxapp`` files shared in chats
+  whose bundle is not installed, newest first (client/miniapp_shared.py).
 - ``POST /api/v1/miniapps`` (body: the signed bundle file) -> 201 the app;
   422 with the reason when refused (signature, paths, size, manifest, another key).
 - ``POST /api/v1/miniapps/from-attachment {message_id, index}``: install the
@@ -37,6 +40,7 @@ from boxless.api.errors import ApiError, error_response
 from boxless.api.params import parse_body, read_limited
 from boxless.client.core import Client
 from boxless.client.miniapp_pay import MiniAppPay, parse_pay
+from boxless.client.miniapp_shared import list_shared
 from boxless.client.miniapps import NoSuchApp, PermissionDenied
 from boxless.miniapps import MAX_BUNDLE_BYTES, PERMISSIONS, BundleError
 from boxless.miniapps.manifest import APP_ID_PATTERN as APP_ID
@@ -105,6 +109,9 @@ def miniapp_routes(client: Client) -> list[Route]:
 
     async def listing(request: Request) -> Response:
         return JSONResponse({"apps": feature.apps(), "origin": feature.app_origin})
+
+    async def shared(request: Request) -> Response:
+        return JSONResponse({"apps": list_shared(feature.db)})
 
     def _install(data: bytes) -> Response:
         try:
@@ -234,6 +241,7 @@ def miniapp_routes(client: Client) -> list[Route]:
     return [
         Route("/api/v1/miniapps", listing, methods=["GET"]),
         Route("/api/v1/miniapps", install, methods=["POST"]),
+        Route("/api/v1/miniapps/shared", shared, methods=["GET"]),
         Route("/api/v1/miniapps/from-attachment", from_attachment, methods=["POST"]),
         Route("/api/v1/miniapps/{app_id}", remove, methods=["DELETE"]),
         Route("/api/v1/miniapps/{app_id}/permissions/{permission}", permission, methods=["PUT"]),
