@@ -406,3 +406,22 @@ async def test_a_member_who_is_not_our_contact_reads_our_new_device(
             await wait_for(bob, lambda: "from the phone" in texts(bob, gid))
             await wait_for(carol, lambda: "from the phone" in texts(carol, gid))
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_bundle_lookup_does_not_eat_the_device_list(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The light node returns a stored message to one read only: Bob's bundle lookup
+    of Alice's topic (right after she linked A2) reads her new roster too, and hands
+    it to the device book, so A2 is certified even though the roster read finds
+    nothing new."""
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        key = a2.client.my_device_key
+        bob.client.bundles._asked.clear()  # type: ignore[attr-defined]
+        await bob.client.bundles.refresh(alice.me)
+        bob.client.devices._asked.clear()  # type: ignore[attr-defined]
+        assert await bob.client.devices.learn(alice.me, key)
+        a2.account.close()

@@ -23,6 +23,9 @@ publish on a bundle topic, so each payload is verified
 signature, validity) and the newest valid one wins; a stored bundle is never
 replaced by an older one. Store lookups per identity are rate limited
 (:data:`REFETCH_AFTER_S`), so a flood of forged messages costs one query per 10 s.
+The light node returns a stored message to one read only, so what this read
+finds is also handed to the device book (:attr:`BundleBook.pass_on`, device
+rosters; the device book's own read hands bundles back the same way).
 
 Privacy: the bundle topic is computable from the identity key, so a store node
 that is asked for it learns that the asker knows that identity. Lookups happen
@@ -93,6 +96,10 @@ class BundleBook:
         self.clock = clock
         self._asked: dict[bytes, float] = {}
         self.published = trio.Event()  # set after the first successful publication
+        # the device book's take (set by the Client): the light node's history is
+        # deduplicated across callers, so what this read returns on a bundle topic
+        # that is not a bundle we keep (rosters, other devices' bundles) is passed on
+        self.pass_on: Callable[[bytes, list[bytes]], None] | None = None
 
     # -- ours ---------------------------------------------------------------------------
 
@@ -200,8 +207,10 @@ class BundleBook:
         self._asked[identity_key] = now
         since_ns = int((now - LOOKBACK_S) * 1e9)
         rejected = 0
+        seen: list[bytes] = []
         try:
             async for item in self.transport.history([bundle_topic(identity_key)], since_ns):
+                seen.append(item.message.payload)
                 try:
                     bundle = decode_published_bundle(item.message.payload, identity_key, now)
                 except InvalidBundle:
@@ -210,6 +219,8 @@ class BundleBook:
                 self.remember(bundle, on_tie=bundle.curve25519 == device_key)
         except NetworkError as exc:
             logger.info("looking up a published bundle failed: %s", exc)
+        if self.pass_on is not None and seen:
+            self.pass_on(identity_key, seen)
         if rejected:
             logger.info("ignored %d invalid payloads on a bundle topic", rejected)
         return self.stored(identity_key)

@@ -148,6 +148,7 @@ class Client:
         )
         self.channel.devices = self.devices
         self.devices.remember_bundle = lambda b, tie: self.bundles.remember(b, on_tie=tie)
+        self.bundles.pass_on = self.devices.take_published  # W17: one read, both kinds
         self.channel.handlers.on_topic(self.devices.owns, self.devices.handle)
         self.conversations = Conversations(self.channel, clock=clock)
         self.contact_book = Contacts(

@@ -508,6 +508,28 @@ class DeviceManager:
         with self.db.transaction() as cur:
             return store.import_snapshot(cur, snapshot, self.megolm_pickle_key)
 
+    def take_published(self, identity_key: bytes, payloads: list[bytes]) -> None:
+        """What the bundle book's read of ``identity_key``'s bundle topic found (the
+        light node returns each stored message to one read only): its verified
+        rosters and its active devices' bundles are kept as :meth:`refresh` would."""
+        now = self.clock()
+        rosters: list[DeviceRoster] = []
+        bundles: list[DeviceBundle] = []
+        for payload in payloads:
+            try:
+                rosters.append(decode_published_roster(payload, identity_key))
+                continue
+            except InvalidDeviceRecord:
+                pass
+            try:
+                bundles.append(decode_published_bundle(payload, identity_key, now))
+            except InvalidBundle:
+                continue
+        for roster in sorted(rosters, key=lambda r: r.serial):
+            self._take_roster(roster)
+        for bundle in bundles:
+            self._keep_bundle(bundle)
+
     async def refresh(
         self, identity_key: bytes, device_key: bytes | None = None
     ) -> DeviceRoster | None:
