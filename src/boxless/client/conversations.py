@@ -47,6 +47,7 @@ RECEIPT_HOLD_S = 5.0  # while catching up: receipts wait up to this (or a full c
 RESET_INTERVAL_S = 60.0
 RECEIPT_CHUNK = 500
 SEND_CHUNK = 50  # messages sealed and settled per transaction
+PUSH_WINDOW = 4  # light pushes in flight at once (a burst's p99: one after another, 9.2 s)
 MAX_RESET_MEMORY = 1024
 ASK_INTERVAL_S = 2.0
 
@@ -275,33 +276,68 @@ class Conversations:
 
     async def _send_due(self) -> None:
         """One round over what is due, oldest first, in chunks: seal a chunk in one
-        transaction, send it in order, settle it in one transaction. A recipient
-        whose message failed gets nothing more this round: the rest wait behind
-        it, in order (a rate-limited burst would otherwise arrive shuffled)."""
+        transaction, push it through a window of :data:`PUSH_WINDOW` concurrent
+        light pushes started in queue order, settle it in one transaction. A
+        recipient whose message failed gets nothing more this round: what has not
+        started yet waits behind it, in order (a rate-limited burst would
+        otherwise arrive shuffled); the receiver orders by Lamport, so the few
+        pushes already in flight cannot overtake it in their history."""
         due = self.outbox.due(self.clock())
         held: dict[bytes, float] = {}
+        window = trio.Semaphore(PUSH_WINDOW)
         for i in range(0, len(due), SEND_CHUNK):
             ready = self._seal(due[i : i + SEND_CHUNK])
-            outcomes: list[tuple[bytes, StateChange | None, bytes]] = []
-            for entry, message in ready:
-                if entry.recipient in held:
-                    self.outbox.defer(entry.message_id, held[entry.recipient])
-                    continue
-                sent = message is not None and await self._push(message)
-                if sent:  # and the contact's other linked devices (client/devices.py)
-                    await self.channel.fan_out(
-                        entry.recipient, None, entry.content_topic, entry.payload
+            outcomes: dict[int, tuple[bytes, StateChange | None, bytes]] = {}
+            previous = trio.Event()
+            previous.set()
+            async with trio.open_nursery() as nursery:
+                for n, (entry, message) in enumerate(ready):
+                    await window.acquire()  # a failure seen meanwhile holds the rest
+                    if entry.recipient in held:
+                        window.release()
+                        self.outbox.defer(entry.message_id, held[entry.recipient])
+                        continue
+                    done = trio.Event()
+                    nursery.start_soon(
+                        self._push_one, entry, message, n, outcomes, held, previous, done, window
                     )
-                now = self.clock()
-                if sent:
-                    change = self.outbox.on_sent(entry.message_id, now)
-                else:
-                    change = self.outbox.on_send_failed(entry.message_id, now)
-                    head = self.outbox.get(entry.message_id)
-                    if head is not None:
-                        held[entry.recipient] = head.next_attempt_at
-                outcomes.append((entry.message_id, change, entry.recipient))
-            self._settle_all(outcomes)
+                    previous = done
+            self._settle_all([outcomes[n] for n in sorted(outcomes)])
+
+    async def _push_one(
+        self,
+        entry: OutboxEntry,
+        message: WakuMessage | None,
+        n: int,
+        outcomes: dict[int, tuple[bytes, StateChange | None, bytes]],
+        held: dict[bytes, float],
+        previous: trio.Event,
+        done: trio.Event,
+        window: trio.Semaphore,
+    ) -> None:
+        """One push of the window; the fan-out to the contact's other devices goes
+        after the previous message's, so those devices get them in queue order too."""
+        try:
+            sent = message is not None and await self._push(message)
+        finally:
+            window.release()
+        now = self.clock()
+        if sent:
+            change = self.outbox.on_sent(entry.message_id, now)
+        else:  # hold what has not started yet for this recipient, at once
+            change = self.outbox.on_send_failed(entry.message_id, now)
+            head = self.outbox.get(entry.message_id)
+            if head is not None:
+                held.setdefault(entry.recipient, head.next_attempt_at)
+        outcomes[n] = (entry.message_id, change, entry.recipient)
+        try:
+            await previous.wait()
+            if sent:  # and the contact's other linked devices (client/devices.py)
+                await self.channel.fan_out(
+                    entry.recipient, None, entry.content_topic, entry.payload
+                )
+        finally:
+            done.set()
 
     def _seal(self, entries: list[OutboxEntry]) -> list[tuple[OutboxEntry, WakuMessage | None]]:
         """Olm-encrypt and seal what may go now, in one transaction (None: can't seal)."""
