@@ -150,6 +150,14 @@ def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> No
     card = page.locator(".miniapp-card-install")
     card.wait_for(timeout=60_000)  # the file fetched from the service nodes
     shot(page, "miniapps-card")
+    # Discover → Mini apps lists it under "Shared in your chats" until it is installed
+    page.goto(f"{alice.url}/?token={alice.token}#/miniapps")
+    shared = page.locator("#miniapp-shared .miniapp-shared-row")
+    shared.first.wait_for()
+    assert shared.count() == 1 and "hostile" in shared.inner_text()
+    shot(page, "miniapps-shared")
+    page.goto(f"{alice.url}/?token={alice.token}#/chat/{world.key(bob)}")
+    card.wait_for()
     card.click()  # the node verifies the signature, then installs
     page.locator(".miniapp-card-open").wait_for()
     r = install(_bundle(other_dev, bot, ui_origin, version="2.0.0", attacker=attacker))
@@ -174,6 +182,7 @@ def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> No
     page.goto(f"{alice.url}/?token={alice.token}#/miniapps")
     row = page.locator(f'.miniapp-row[data-app="{APP_ID}"]')
     row.wait_for()
+    assert page.locator("#miniapp-shared .miniapp-shared-row").count() == 0  # installed now
     shot(page, "miniapps-discover")
 
     started = time.monotonic()

@@ -78,12 +78,18 @@ export function miniappsView() {
   const list = h("ul", { class: "rows miniapp-list", id: "miniapp-list", "aria-label": "Installed mini apps" });
   const file = h("input", { type: "file", id: "miniapp-file", accept: ".boxapp,application/octet-stream", class: "visually-hidden" });
   const status = h("p", { class: "hint miniapp-status", role: "status" });
+  const sharedList = h("ul", { class: "rows miniapp-list", id: "miniapp-shared", "aria-label": "Apps shared in your chats" });
+  const sharedHead = h("h3", { class: "miniapp-section" }, "Shared in your chats");
   let apps = [];
+  let shared = [];
   let openSettings = null;
 
   async function load() {
     try {
-      apps = (await call("GET", "/miniapps")).apps;
+      [apps, shared] = await Promise.all([
+        call("GET", "/miniapps").then((r) => r.apps),
+        call("GET", "/miniapps/shared").then((r) => r.apps),
+      ]);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       status.textContent = err.message;
@@ -116,7 +122,10 @@ export function miniappsView() {
         ),
       ),
     );
-    status.textContent = apps.length ? (shown.length ? "" : "No app matches.") : "No mini apps yet: install one from a chat's app card or a .boxapp file.";
+    const sharedShown = shared.filter((a) => !q || a.name.toLowerCase().includes(q));
+    sharedHead.hidden = !sharedShown.length;
+    mount(sharedList, ...sharedShown.map((s) => sharedRow(s, load)));
+    status.textContent = apps.length ? (shown.length ? "" : "No app matches.") : (shared.length ? "No mini apps installed yet." : "No mini apps yet: install one from a chat's app card or a .boxapp file.");
   }
 
   file.addEventListener("change", async () => {
@@ -149,6 +158,8 @@ export function miniappsView() {
       { class: "scroll" },
       list,
       status,
+      sharedHead,
+      sharedList,
       h("label", { class: "button miniapp-install", for: "miniapp-file" }, "Install from a file…"),
       file,
       h("p", { class: "hint" }, "Apps are signed by their developer and run sandboxed: they cannot see your chats or reach the network."),
@@ -156,6 +167,36 @@ export function miniappsView() {
   );
   load();
   return { el, update() {} };
+}
+
+/** A `.boxapp` shared in a chat, not installed: its name, where, and "Install". */
+function sharedRow(s, reload) {
+  const [kind, key] = s.chat.split(":");
+  const where = kind === "group" ? `#/group/${key}/m/${s.message_id}` : `#/chat/${key}/m/${s.message_id}`;
+  const b = h("button", { type: "button", class: "miniapp-shared-install", "aria-label": `Install ${s.name}` }, "Install");
+  b.addEventListener("click", async () => {
+    b.disabled = true;
+    try {
+      const app = await call("POST", "/miniapps/from-attachment", { message_id: s.message_id, index: s.index });
+      toast(`${app.name} ${app.version} installed`);
+      reload();
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      toast(`Not installed: ${err.message}`, "error");
+      b.disabled = false;
+    }
+  });
+  return h(
+    "li",
+    { class: "miniapp-row miniapp-shared-row", dataset: { message: s.message_id } },
+    h(
+      "div",
+      { class: "row" },
+      h("span", { class: "miniapp-icon miniapp-icon-none", "aria-hidden": "true" }, s.name.slice(0, 1)),
+      h("a", { class: "row-main", href: where }, h("span", { class: "row-name" }, s.name), h("span", { class: "row-preview" }, `Shared in a chat · ${Math.ceil(s.size / 1024)} KiB`)),
+      b,
+    ),
+  );
 }
 
 export function appView(appId) {
