@@ -15,7 +15,7 @@ own encrypted databases, already contacts.
 
 Run both checkouts in one go, the baseline first:
 
-    python bench/bench_burst.py --tree /path/to/baseline --tree . [-n 200] [--contacts 20 -m 500]
+    python bench/bench_burst.py --tree /path/to/baseline --tree . [-n 200] [--contacts 20 -m 500] [--rounds 3]
 
 Each ``--tree`` runs in its own interpreter with that checkout's ``src`` first
 on the path; the table compares them.
@@ -316,6 +316,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=200)
     ap.add_argument("--contacts", type=int, default=0)
     ap.add_argument("-m", type=int, default=500)
+    ap.add_argument("--rounds", type=int, default=1, help="runs of every checkout, alternated")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -324,8 +325,9 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     trees = args.tree or [str(HERE)]
     rows = []
-    for tree in trees:
+    for rnd, tree in ((r, t) for r in range(1, args.rounds + 1) for t in trees):
         root = Path(tree).resolve()
+        load = os.getloadavg()[0]
         env = dict(os.environ, PYTHONPATH=f"{root / 'src'}{os.pathsep}{root}")
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "-n", str(args.n)]
         cmd += ["--contacts", str(args.contacts), "-m", str(args.m)]
@@ -333,7 +335,8 @@ def main() -> None:
         last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "{}"
         if done.returncode != 0:
             print(done.stderr[-3000:], file=sys.stderr)
-        rows.append((root.name, json.loads(last)))
+        name = root.name if args.rounds == 1 else f"{root.name} #{rnd} (load {load:.1f})"
+        rows.append((name, json.loads(last)))
     print(
         "| checkout | posted in s | received | p50 s | p99 s | last s | in order (history / arrival) |"
     )
