@@ -18,7 +18,7 @@
 
 import { ApiError, call, imageUrl } from "./api.js";
 import { h, icon, mount, toast } from "./dom.js";
-import { appCardButton } from "./miniapps.js";
+import { appCardButton, appShareCard } from "./miniapps.js";
 
 export const MAX_ALBUM = 9; // photos/videos in one message
 const LIST_LIMIT = 500; // the newest files of a chat the index holds
@@ -559,6 +559,7 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
   }
 
   function fileRow(a) {
+    if (/\.boxcard$/i.test(a.name || "")) return appShareCard(a); // js/miniapps.js: an app's shared card
     const status = h("span", { class: "att-status" }, a.state === "failed" ? a.error || "failed" : "");
     const row = h(
       "div",

@@ -86,10 +86,16 @@ function cardOf(params) {
   return { title, text };
 }
 
+/** A shared card is a small `<app id>.boxcard` file (JSON: app, name, title, text) with
+ * the card as its caption: the chat renders it as the app's card with "Open"
+ * (js/miniapps.js appShareCard), an older client as a file and a text. */
 async function sendCard(app, chat, card) {
-  const text = `${app.name}: ${card.title}${card.title && card.text ? "\n" : ""}${card.text}`;
+  const caption = `${app.name}: ${card.title}${card.title && card.text ? "\n" : ""}${card.text}`;
+  const body = JSON.stringify({ boxcard: 1, app: app.id, name: app.name, title: card.title, text: card.text });
   const [kind, id] = chat.split(":");
-  await call("POST", kind === "group" ? `/groups/${id}/messages` : `/contacts/${id}/messages`, { text });
+  const q = new URLSearchParams({ name: `${app.id}.boxcard`, mime: "application/json", caption });
+  const path = kind === "group" ? `/groups/${id}/attachments` : `/contacts/${id}/attachments`;
+  await call("POST", `${path}?${q}`, undefined, { raw: new TextEncoder().encode(body), type: "application/octet-stream" });
 }
 
 /**

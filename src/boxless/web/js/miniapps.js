@@ -286,3 +286,42 @@ export function appCardButton(a) {
   });
   return b;
 }
+
+let installedCache = null; // Promise of the installed apps, refreshed on each chat open
+const APP_ID_RE = /^[a-z0-9-]+(\.[a-z0-9-]+)+$/;
+
+/** A card an app shared to a chat (bridge.js sendCard): a `<app id>.boxcard` file whose
+ * caption is the card. Rendered as the app's card with "Open" when the app is
+ * installed, else a pointer to Discover. The app id comes from the file name (a
+ * peer's claim: it only ever opens an app this user installed). */
+export function appShareCard(a) {
+  const appId = String(a.name || "").replace(/\.boxcard$/i, "");
+  const action = h("span", { class: "miniapp-sharecard-action" });
+  const title = h("span", { class: "att-name" }, "Mini app");
+  const el = h(
+    "div",
+    { class: "att-file miniapp-sharecard", "data-attachment": `${a.message_id}/${a.index}`, dataset: { app: appId } },
+    h("span", { class: "miniapp-icon miniapp-icon-none", "aria-hidden": "true" }, "▦"),
+    h("span", { class: "att-file-info" }, title, h("span", { class: "att-size" }, "App card")),
+    action,
+  );
+  if (!APP_ID_RE.test(appId) || appId.length > 100) {
+    title.textContent = "Unknown app card";
+    return el;
+  }
+  if (!installedCache) {
+    installedCache = call("GET", "/miniapps").then((r) => r.apps, () => []);
+    setTimeout(() => (installedCache = null), 5000);
+  }
+  installedCache.then((apps) => {
+    const app = apps.find((x) => x.id === appId);
+    if (app) {
+      title.textContent = app.name;
+      action.append(h("a", { class: "button miniapp-sharecard-open", href: `#/app/${app.id}`, "aria-label": `Open ${app.name}` }, "Open"));
+    } else {
+      title.textContent = appId;
+      action.append(h("a", { class: "button miniapp-sharecard-get", href: "#/miniapps" }, "Get the app"));
+    }
+  });
+  return el;
+}
