@@ -171,3 +171,44 @@ async def test_the_home_is_created_private(world: World) -> None:
         )
         assert r.status_code == 201, r.text
     assert world.home.stat().st_mode & 0o777 == 0o700
+
+
+async def test_restore_a_backup_file_from_the_first_run_page(world: World, tmp_path: Path) -> None:
+    """The backup file is uploaded, then restored with the phrase: a new device of the
+    same account with the backup's profile; a wrong phrase says so and writes nothing."""
+    from boxless.client.backup import create_backup
+    from boxless.identity.account import create_account
+    from boxless.identity.keys import Identity
+    from boxless.identity.profile import Profile
+
+    phrase = phrase_from_entropy(bytes(range(32)))
+    identity = Identity.from_phrase(phrase)
+    old = create_account(
+        tmp_path / "old", PASS, identity, Profile(display_name="Olga", updated_at=1), 1.0,
+        kdf=FAST_KDF,
+    )  # fmt: skip
+    create_backup(old.db, tmp_path / "a.bxbk")
+    old_device = old.device.certificate.device_curve25519
+    old.close()
+    async with world.client() as http:
+        r = await http.post(
+            "/api/v1/onboarding/restore-backup", json={"phrase": phrase, "passphrase": PASS}
+        )
+        assert r.status_code == 400 and "upload the backup" in r.json()["error"]["message"]
+        r = await http.put("/api/v1/onboarding/backup", content=(tmp_path / "a.bxbk").read_bytes())
+        assert r.status_code == 200 and r.json()["size"] == (tmp_path / "a.bxbk").stat().st_size
+        other = phrase_from_entropy(bytes(32))
+        r = await http.post(
+            "/api/v1/onboarding/restore-backup", json={"phrase": other, "passphrase": PASS}
+        )
+        assert r.status_code == 400 and "phrase" in r.json()["error"]["message"]
+        assert not account_exists(world.home)
+        r = await http.post(
+            "/api/v1/onboarding/restore-backup", json={"phrase": phrase, "passphrase": PASS}
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["name"] == "Olga"
+        assert r.json()["identity_key"] == identity.public_key.hex()
+    assert not world.onboarding.upload.exists()
+    (account,) = world.created
+    assert account.device.certificate.device_curve25519 != old_device  # a new device

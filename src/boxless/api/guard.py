@@ -73,6 +73,8 @@ def request_limit(scope: Scope) -> int:
     """The body size a request may have: a file upload, or everything else (JSON, a QR picture)."""
     if scope.get("method") == "POST" and _UPLOAD_PATH.fullmatch(scope.get("path", "")):
         return MAX_UPLOAD_BYTES
+    if scope.get("method") == "PUT" and scope.get("path") == "/api/v1/onboarding/backup":
+        return MAX_UPLOAD_BYTES  # a backup file (first run: restore it)
     if scope.get("method") == "POST" and scope.get("path") == "/api/v1/miniapps":
         return 9 * 1024 * 1024  # a mini-app bundle (8 MiB and its tar headers)
     return MAX_REQUEST_BYTES

@@ -18,6 +18,11 @@ endpoints:
   and swaps the full API into the switch. The name may come with either call.
 - ``POST /api/v1/onboarding/restore {phrase, name, passphrase}`` does the same
   from an existing phrase.
+- ``PUT /api/v1/onboarding/backup`` (the backup file as the body, streamed to
+  the home: it is encrypted under the phrase) then
+  ``POST /api/v1/onboarding/restore-backup {phrase, passphrase}`` restore a
+  backup file (client/backup.py, as ``boxless init --restore --backup FILE``);
+  the uploaded file is deleted once restored.
 
 Every other ``/api/`` path answers 409 ``onboarding_required``, so the UI
 learns the mode from its first ``GET /api/v1/me``.
@@ -52,8 +57,9 @@ from boxless.api.errors import ApiError, error_response, handle_api_error, handl
 from boxless.api.guard import Guard
 from boxless.api.params import parse_body
 from boxless.api.web import web_mount
+from boxless.client.backup import restore_backup
 from boxless.errors import BoxlessError, UsageError
-from boxless.identity.account import LocalAccount, create_account
+from boxless.identity.account import LocalAccount, create_account, open_account
 from boxless.identity.keys import Identity
 from boxless.identity.profile import InvalidProfile, Profile, validate_display_name
 from boxless.identity.seed import WORD_COUNT, generate_phrase, validate_phrase
@@ -161,6 +167,32 @@ class Onboarding:
             await self.on_account(account)
             return account
 
+    @property
+    def upload(self) -> Path:
+        """Where an uploaded backup file waits for :meth:`restore_backup`."""
+        return self.home / ".onboarding-backup"
+
+    async def restore_backup(self, phrase: str, passphrase: str) -> LocalAccount:
+        """Restore the uploaded backup file with the recovery phrase (a new device of
+        that account) and a new passphrase for this device."""
+        check_new_passphrase(passphrase)
+        identity = Identity.from_phrase(validate_phrase(phrase))
+        async with self._lock:
+            if self.done:
+                raise UsageError("the account already exists: reload the page")
+            if not self.upload.is_file():
+                raise UsageError("upload the backup file first, then restore it")
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            await trio.to_thread.run_sync(
+                lambda: restore_backup(self.upload, self.home, identity, passphrase, kdf=self.kdf)
+            )
+            self.upload.unlink(missing_ok=True)
+            account = await trio.to_thread.run_sync(open_account, self.home, passphrase)
+            self.done = True
+            logger.info("account restored from a backup file in the browser")
+            await self.on_account(account)
+            return account
+
     def _create(
         self, identity: Identity, profile: Profile, passphrase: str, now: float
     ) -> LocalAccount:
@@ -176,6 +208,11 @@ class CreateBody(BaseModel):
 class ConfirmBody(BaseModel):
     words: dict[str, str] = Field(max_length=WORD_COUNT)
     name: str | None = Field(default=None, max_length=1024)
+
+
+class RestoreBackupBody(BaseModel):
+    phrase: str = Field(min_length=1, max_length=2000)
+    passphrase: str = Field(min_length=1, max_length=1024)
 
 
 class RestoreBody(BaseModel):
@@ -210,6 +247,29 @@ def build_onboarding_app(
         account = await onboarding.restore(body.phrase, body.name, body.passphrase)
         return JSONResponse(_account_json(account), status_code=201)
 
+    async def upload_backup(request: Request) -> Response:
+        if onboarding.done:
+            raise ApiError(409, "account_exists", "the account already exists: reload the page")
+        onboarding.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        part = onboarding.upload.with_name(onboarding.upload.name + ".part")
+        size = 0
+        try:
+            async with await trio.open_file(part, "wb") as fh:  # the Guard caps the body
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    await fh.write(chunk)
+            part.replace(onboarding.upload)
+        finally:
+            part.unlink(missing_ok=True)
+        if size == 0:
+            raise ApiError(400, "empty_backup", "the backup file is empty: choose another file")
+        return JSONResponse({"size": size})
+
+    async def restore_backup(request: Request) -> Response:
+        body = await parse_body(request, RestoreBackupBody)
+        account = await onboarding.restore_backup(body.phrase, body.passphrase)
+        return JSONResponse(_account_json(account), status_code=201)
+
     async def not_yet(request: Request) -> Response:
         return error_response(
             409, "onboarding_required", "create or restore your account first (open the web UI)"
@@ -226,6 +286,8 @@ def build_onboarding_app(
         Route("/api/v1/onboarding/create", create, methods=["POST"]),
         Route("/api/v1/onboarding/confirm", confirm, methods=["POST"]),
         Route("/api/v1/onboarding/restore", restore, methods=["POST"]),
+        Route("/api/v1/onboarding/backup", upload_backup, methods=["PUT"]),
+        Route("/api/v1/onboarding/restore-backup", restore_backup, methods=["POST"]),
         *extra,
         WebSocketRoute("/api/v1/events", no_events),
         Route("/api/{rest:path}", not_yet, methods=["GET", "POST", "DELETE", "PUT", "PATCH"]),
