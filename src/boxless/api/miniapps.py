@@ -12,7 +12,8 @@
 - ``DELETE /api/v1/miniapps/{app_id}``: uninstall, its data removed.
 - ``PUT /api/v1/miniapps/{app_id}/permissions/{permission} {granted}`` (true,
   false, or null to ask again): the user's decision (first-use prompt, settings).
-- ``POST /api/v1/miniapps/{app_id}/opened``: the page was opened (recently used).
+- ``POST /api/v1/miniapps/{app_id}/opened``: the page was opened (recently used);
+  an app that may ask for ``pay`` has its bot asked for its wallet address.
 - ``POST /api/v1/miniapps/{app_id}/bridge {method, params, confirmed}``: one
   bridge call of the app's page, relayed by web/js/bridge.js. Rate-limited (429
   ``suspended`` when the app floods), permission-checked (403
@@ -155,7 +156,11 @@ def miniapp_routes(client: Client) -> list[Route]:
         return JSONResponse(app_json(app_id))
 
     async def opened(request: Request) -> Response:
-        feature.opened(_app_id(request))
+        app_id = _app_id(request)
+        feature.opened(app_id)
+        row = feature.app(app_id)
+        if "pay" in row.manifest.permissions:  # learn the seller's wallet before pay()
+            await payer.learn_seller(row.manifest.bot)
         return Response(status_code=204)
 
     async def suspend(request: Request) -> Response:

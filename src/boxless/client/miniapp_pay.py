@@ -3,12 +3,13 @@
 The bridge only calls :meth:`MiniAppPay.pay` after Boxless's own confirm dialog
 (amount, token, seller, memo). The buyer is this account's wallet; the contract is
 the one configured for the wallet's chain (``boxless wallet escrow 0x…``); the
-seller is ``to``, refused when we know the app's bot's wallet address and it is
-another; ``ref`` (the order id, ≤ 32 bytes) is logged with the deal.
+seller is ``to``, refused unless it is the wallet address the app's bot told us
+(asked when the app opens, and by pay() itself when still unknown); ``ref`` (the order id, ≤ 32 bytes) is logged with the deal.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import trio
 
 from boxless.client.escrow import MAX_REF, Escrow
 from boxless.client.payments import Payments
-from boxless.errors import UsageError
+from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import LocalAccount
 from boxless.payments.amounts import parse_amount
 from boxless.payments.evmcall import Signer
@@ -29,6 +30,9 @@ from boxless.storage import userdb as db
 
 __all__ = ["DEADLINE_S", "MiniAppPay", "PayOrder", "parse_pay"]
 
+logger = logging.getLogger(__name__)
+
+ASK_WAIT_S = 10.0  # pay() waits this long for an unknown seller's address
 DEADLINE_S = 7 * 24 * 3600  # the buyer may reclaim an undelivered order after a week
 MAX_MEMO = 200
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
@@ -111,14 +115,39 @@ class MiniAppPay:
             signer = self._signer = Signer(Rpc(config.rpc_url, config.chain_id), key)
         return Escrow(signer, address)
 
+    async def learn_seller(self, bot: bytes, *, wait_s: float = 0.0) -> bytes | None:
+        """Ask the app's bot for its wallet address (sent when an app opens, and by a
+        payment when it is still unknown); wait up to ``wait_s`` for the answer. None
+        when there is no wallet chain, the bot is not a contact or did not answer."""
+        known = self.payments.address_of(bot)
+        if known is not None or self.payments.chain() is None:
+            return known
+        try:
+            await self.payments.ask_address(bot)
+        except BoxlessError as exc:
+            logger.info("the app's bot was not asked for its wallet address: %s", exc)
+            return None
+        with trio.move_on_after(wait_s):
+            while known is None:
+                await trio.sleep(0.2)
+                known = self.payments.address_of(bot)
+        return known
+
     async def pay(self, bot: bytes, order: PayOrder) -> int:
         """Pay ``order`` into escrow for the app whose bot is ``bot``; the deal id."""
+        escrow = self.escrow()  # "payments unavailable" first: no use asking the bot
         known = self.payments.address_of(bot)
-        if known is not None and known != order.seller:
+        if known is None:  # not told yet: ask the bot now, wait a little for its answer
+            known = await self.learn_seller(bot, wait_s=ASK_WAIT_S)
+        if known is None:
+            raise UsageError(
+                "the app's bot has not told its wallet address (it must be a contact with a "
+                "wallet on this chain): nothing was paid; open the app again in a moment"
+            )
+        if known != order.seller:
             raise UsageError(
                 "the seller address is not the wallet of the app's bot: nothing was paid"
             )
-        escrow = self.escrow()
         deadline = int(self.clock()) + DEADLINE_S
         async with self._lock:
             return await trio.to_thread.run_sync(
