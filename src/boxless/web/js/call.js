@@ -150,9 +150,9 @@ async function useRemote(current) {
   }
 }
 
-// Let the SDP carry the first candidates (host ones take milliseconds; a
-// STUN/TURN server's longer): the peer can start ICE checks as soon as the offer
-// or answer lands instead of waiting for a separate candidates message. We wait
+// Let the answer carry the first candidates (host ones take milliseconds; a
+// STUN/TURN server's longer): the caller can start ICE checks as soon as the
+// answer lands instead of waiting for a separate candidates message. We wait
 // for the first candidate plus FIRST_GRACE_MS for its siblings, or gathering
 // complete, at most GATHER_WAIT_MS; later candidates trickle.
 const GATHER_WAIT_MS = 150;
@@ -214,7 +214,8 @@ export async function startCall(chat, { video = false } = {}) {
     pc = newPeer();
     addTracks();
     await pc.setLocalDescription(await pc.createOffer());
-    await gathered(pc);
+    // The offer rings at once: the callee takes longer to accept than our
+    // candidates take to trickle (waiting here measurably slowed the ring).
     state = await call("POST", "/calls", { chat, video, sdp: pc.localDescription.sdp });
     described = true;
     if (pendingIce.length) sendIce(pendingIce.splice(0));
