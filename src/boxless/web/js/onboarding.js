@@ -185,15 +185,17 @@ export function onboardingView(done) {
 
   function restore() {
     const [lp, words] = field("restore-phrase", "Recovery phrase (24 words)", { rows: 4, autocomplete: "off", spellcheck: "false", autocapitalize: "none" });
-    const [ln, name] = field("restore-name", "Your name", { type: "text", maxlength: 64 });
+    const [ln, name] = field("restore-name", "Your name (not needed with a backup file)", { type: "text", maxlength: 64 });
     const [l1, p1] = field("restore-passphrase", "Passphrase for this device", { type: "password", autocomplete: "new-password" });
     const [l2, p2] = field("restore-passphrase2", "Repeat the passphrase", { type: "password", autocomplete: "new-password" });
+    // a backup file (Me → Backup) brings history and settings too; its name is the account's
+    const [lb, backup] = field("restore-backup", "Backup file (optional: restores your history too)", { type: "file" });
     const error = errorBox();
     const go = h("button", { class: "primary", type: "submit" }, "Restore");
     const form = h(
       "form",
       {},
-      lp, words, ln, name, l1, p1, l2, p2, error,
+      lp, words, ln, name, l1, p1, l2, p2, lb, backup, error,
       h("div", { class: "buttons" }, h("button", { type: "button", onclick: welcome }, "Back"), go),
     );
     form.addEventListener("submit", (ev) => {
@@ -203,7 +205,18 @@ export function onboardingView(done) {
         return;
       }
       attempt(go, error, async () => {
-        await call("POST", "/onboarding/restore", { phrase: words.value, name: name.value, passphrase: p1.value });
+        const file = backup.files && backup.files[0];
+        if (file) {
+          go.textContent = "Restoring…";
+          try {
+            await call("PUT", "/onboarding/backup", undefined, { raw: file });
+            await call("POST", "/onboarding/restore-backup", { phrase: words.value, passphrase: p1.value });
+          } finally {
+            go.textContent = "Restore";
+          }
+        } else {
+          await call("POST", "/onboarding/restore", { phrase: words.value, name: name.value, passphrase: p1.value });
+        }
         done();
       });
     });
