@@ -54,6 +54,8 @@ from boxless.api.redenvelopes import BODIES as REDENVELOPE_BODIES
 from boxless.api.redenvelopes import redenvelope_routes
 from boxless.api.search import BODIES as SEARCH_BODIES
 from boxless.api.search import search_routes
+from boxless.api.stealth import BODIES as STEALTH_BODIES
+from boxless.api.stealth import stealth_routes
 from boxless.api.verification import sas_routes
 from boxless.api.web import MAX_QR_IMAGE_BYTES, qr_link, qr_png, read_limited, web_mount
 from boxless.chat.requests import ContactEvent
@@ -129,6 +131,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     **PROFILE_BODIES,
     **NEARBY_BODIES,
     **MINIAPP_BODIES,
+    **STEALTH_BODIES,
 }
 
 
@@ -427,6 +430,7 @@ def build_app(
         *profile_routes(client),
         *nearby_routes(client),
         *miniapp_routes(client),
+        *stealth_routes(client),
         WebSocketRoute("/api/v1/events", events),
         web_mount(),
     ]
