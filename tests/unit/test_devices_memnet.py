@@ -425,3 +425,52 @@ async def test_a_bundle_lookup_does_not_eat_the_device_list(
         bob.client.devices._asked.clear()  # type: ignore[attr-defined]
         assert await bob.client.devices.learn(alice.me, key)
         a2.account.close()
+
+
+@pytest.mark.trio
+async def test_forged_shares_claiming_a_member_are_dropped_once_its_roster_is_read(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Mallory seals group key shares to Carol that claim to be Alice (a member, not
+    Carol's contact) from Mallory's own device: they wait (bounded) only until Carol
+    reads Alice's roster, which does not list that device; then they are dropped and
+    Alice's real new device is still read."""
+    from boxless.chat import envelope as env
+    from boxless.chat.topics import contact_topic
+    from boxless.client import group_store as gs
+    from boxless.crypto.sealed import seal
+    from boxless.waku.message import WakuMessage
+    from tests.unit.test_groups_memnet import make_group, texts
+
+    async with memnet(homes, ("alice", "bob", "carol", "mallory")) as (net, people):
+        alice, bob, carol, mallory = people
+        gid = await make_group(bob, [alice, carol], "Trip")
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        bundle = carol.account.device.bundle(wall())
+        for i in range(40):
+            junk = env.encode(
+                env.new_message(env.GroupKeyShareBody(bytes([i]) * 64), lamport=i, sent_at_ms=1)
+            )
+            payload = seal(
+                bundle.sealing_key,
+                sender_identity_key=alice.me,
+                sender_device_key=mallory.client.my_device_key,
+                ciphertext=mallory.client.sessions.encrypt(bundle, junk),
+            )
+            await mallory.transport.send(
+                WakuMessage(payload=payload, content_topic=contact_topic(carol.me), timestamp=int(wall() * 1e9))
+            )  # fmt: skip
+        await trio.sleep(5)
+        limit = carol.client.groups.core.timings.limits.inbox_per_sender
+        with carol.client.db.transaction() as cur:
+            assert 0 < gs.inbox_counts(cur, alice.me)[0] <= limit
+        await trio.sleep(120)  # Carol's roster watch reads Alice's roster
+        with carol.client.db.transaction() as cur:
+            assert gs.inbox_counts(cur, alice.me)[0] == 0
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_until_revoked, a2.client)
+            with trio.fail_after(WAIT):
+                await a2.client.ready.wait()
+            await a2.client.groups.send_text(gid, "from the phone")
+            await wait_for(carol, lambda: "from the phone" in texts(carol, gid))
+            nursery.cancel_scope.cancel()

@@ -63,6 +63,7 @@ class GroupDirect:
     def __init__(self, core: GroupCore, topic: GroupTopic) -> None:
         self.core = core
         self.topic = topic
+        self._read: set[bytes] = set()  # identities whose roster was just stored
 
     def receive(
         self, cur: Cursor, sender: bytes, device: bytes, msg: env.ChatMessage
@@ -90,7 +91,7 @@ class GroupDirect:
             known = device  # another device its identity certified (client/devices.py)
         if known is not None and known != device:
             devices = self.core.channel.devices
-            if devices is None or devices.revoked(cur, sender, device):
+            if devices is None or devices.revoked(cur, sender, device) or sender in self._read:
                 logger.warning("group body from a device that is not the member's; dropped")
                 return
             # a new linked device of a member who is not our contact? Kept (within the
@@ -311,7 +312,11 @@ class GroupDirect:
         """A newer device roster of ``identity_key`` was stored: bodies its new devices
         sent before we knew them are placed now (or dropped if still not certified)."""
         self.core.carded.add(identity_key)
-        self.retry_inbox(cur, [])
+        self._read.add(identity_key)  # its devices the roster does not list: dropped now
+        try:
+            self.retry_inbox(cur, [])
+        finally:
+            self._read.discard(identity_key)
 
     def retry_inbox(self, cur: Cursor, new_groups: list[bytes]) -> None:
         """Re-process the inbox rows that what just happened could place: rows of groups
