@@ -78,3 +78,26 @@ def test_transfer_in_chat_and_the_wallet_pane(world: Any, browser: Any, anvil: A
         f"ethereum:{alice_address}@{anvil.chain_id}"
     )
     shot(page, "wallet")
+
+    # Private receiving (stealth): a payment to Alice's meta-address is found by a scan
+    # of the announcer and swept to her main address after a confirm step
+    from boxless.payments.evmcall import Signer
+    from boxless.payments.stealth import MetaAddress
+    from boxless.payments.stealth_chain import Announcer
+
+    stealth = page.locator("#wallet-stealth")
+    meta = stealth.locator("#stealth-meta")
+    expect(meta).to_contain_text("st:eth:0x")
+    expect(stealth.locator("img.qr")).to_have_attribute("src", re.compile("^blob:"))
+    rpc = Rpc(anvil.url, anvil.chain_id)
+    announcer = Announcer.deploy(Signer(rpc, FUNDER))
+    announcer.pay(MetaAddress.parse(meta.inner_text().strip()), 3 * 10**17)
+    rpc.close()
+    stealth.locator(".stealth-announcer").fill(checksum_address(announcer.address))
+    stealth.locator(".stealth-scan").click()
+    expect(stealth.locator("#stealth-found li")).to_contain_text("0.3 ETH")
+    expect(stealth.locator(".stealth-status")).to_contain_text("Scanned up to block")
+    shot(page, "wallet-stealth")
+    stealth.locator(".stealth-sweep").click()
+    page.locator("dialog.miniapp-dialog .miniapp-yes").click()  # the confirm step
+    expect(stealth.locator("#stealth-found li .wallet-tx-state")).to_have_text("Swept")

@@ -6,6 +6,7 @@
 
 import { ApiError, call, imageUrl } from "./api.js";
 import { h, icon, mount, shortTime, toast } from "./dom.js";
+import { stealthSection } from "./stealth.js";
 
 const STATES = {
   pending: "Pending",
@@ -123,6 +124,7 @@ export function walletView() {
       ),
       h("section", { class: "card", "aria-labelledby": "wallet-send-title" }, h("h2", { id: "wallet-send-title" }, "Send"), sendForm),
       h("section", { class: "card", "aria-labelledby": "wallet-history-title" }, h("h2", { id: "wallet-history-title" }, "History"), history),
+      stealthSection(), // js/stealth.js
     ),
   );
 
