@@ -32,6 +32,14 @@ MAX_ORDERS = 10_000
 BREW_S = 5.0
 
 
+def _order_id(ref: bytes) -> str:
+    """The order a deal's reference names: the app's pay() sends the id as text (16 hex
+    characters, docs/miniapps.md ``ref``); a bot-made deal may carry its 8 raw bytes."""
+    if len(ref) == 16 and all(c in b"0123456789abcdef" for c in ref):
+        return ref.decode()
+    return ref.hex()
+
+
 class ShopError(ValueError):
     """The buyer's request cannot be done; the message says why."""
 
@@ -97,7 +105,7 @@ class Shop:
     def funded(self, deal: int, ref: bytes, amount: int, now: float) -> Order | None:
         """The chain says ``deal`` (for the shop) holds ``amount`` with ``ref``: the order
         it pays, now paid, or None (no such order, too little, or already paid)."""
-        order = self.orders.get(ref.hex())
+        order = self.orders.get(_order_id(ref))
         if order is None or order.state != "ordered" or amount < order.amount:
             return None
         order.state, order.deal, order.paid_at = "paid", deal, now
