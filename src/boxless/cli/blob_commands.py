@@ -11,14 +11,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import multiaddr
 import trio
 import typer
-from libp2p.crypto.ed25519 import create_new_key_pair
-from libp2p.peer.id import ID
-from libp2p.peer.peerinfo import info_from_p2p_addr
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -28,12 +24,15 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from boxless.blobs import BlobService, Cid
+from boxless.blobs.cid import Cid
 from boxless.cli.app import app, console, fail, run_trio, setup_logging
 from boxless.cli.common import DEFAULT_HOME
 from boxless.errors import BoxlessError, NetworkError, UsageError
-from boxless.node.host import build_host, parse_multiaddrs
-from boxless.node.libp2p_shims import DIAL_ERRORS
+
+if TYPE_CHECKING:
+    from libp2p.peer.id import ID
+
+    from boxless.blobs.service import BlobService
 
 blob_app = typer.Typer(help="Put files on and get files from a blob service node (Bitswap).")
 app.add_typer(blob_app, name="blob")
@@ -59,6 +58,15 @@ async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
 
 
 async def _session(data_dir: Path, addr: str, job: str, path: Path, cid: Cid | None) -> str:
+    # py-libp2p loads here, not at import: every `boxless` command imports this module.
+    import multiaddr
+    from libp2p.crypto.ed25519 import create_new_key_pair
+    from libp2p.peer.peerinfo import info_from_p2p_addr
+
+    from boxless.blobs.service import BlobService
+    from boxless.node.host import build_host, parse_multiaddrs
+    from boxless.node.libp2p_shims import DIAL_ERRORS
+
     try:
         info = info_from_p2p_addr(multiaddr.Multiaddr(addr))
     except (ValueError, multiaddr.exceptions.Error) as exc:

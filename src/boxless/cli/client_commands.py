@@ -11,7 +11,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import trio
 import typer
@@ -21,7 +21,6 @@ from boxless.cli.app import app, console, fail, out, run_trio, setup_logging
 from boxless.cli.safe import markup, plain
 from boxless.errors import BoxlessError, NetworkError
 from boxless.node.config import NodeConfig
-from boxless.node.service import WakuNode
 from boxless.waku.message import WakuMessage
 from boxless.waku.sharding import (
     DEFAULT_CLUSTER_ID,
@@ -29,6 +28,9 @@ from boxless.waku.sharding import (
     parse_pubsub_topic,
     shard_for_content_topic,
 )
+
+if TYPE_CHECKING:
+    from boxless.node.service import WakuNode
 
 JOIN_TIMEOUT = 15.0
 
@@ -47,6 +49,8 @@ def _topic_shard(
 
 
 async def _publish(config: NodeConfig, payloads: list[bytes], content_topic: str) -> list[bytes]:
+    from boxless.node.service import WakuNode  # py-libp2p: loaded by the commands that use it
+
     node = WakuNode(config)
     topic = node.pubsub_topics[0]
     target = node.static_peers[0].peer_id
