@@ -2,7 +2,7 @@
 // the Discover tab (features still to come).
 
 import { ApiError, call, imageUrl } from "./api.js";
-import { avatar, guarded, h, icon, imageSrc, mount, pictureForUpload, toast } from "./dom.js";
+import { avatar, guarded, h, imageSrc, mount, pictureForUpload, toast } from "./dom.js";
 import { sessionCard } from "./lock.js";
 import { store } from "./store.js";
 import { favouritesLink } from "./favourites.js";
@@ -306,13 +306,6 @@ function detailsCard() {
 }
 
 export function discoverView() {
-  const item = (name, text) =>
-    h(
-      "li",
-      { class: "row disabled", "aria-disabled": "true" },
-      h("span", { class: "row-main" }, h("span", { class: "row-name" }, name), h("span", { class: "row-preview" }, text)),
-      h("span", { class: "soon" }, "Coming soon"),
-    );
   const live = (href, name, text) =>
     h(
       "li",
@@ -338,9 +331,8 @@ export function discoverView() {
         live("#/miniapps", "Mini apps", "Signed web apps that run in a sandbox"),
         live("#/new-group", "Groups", "Group chats of a thousand and more: start one"),
         live("#/broadcasts", "Broadcast lists", "One message to many contacts, each privately"),
-        item("Red envelopes", "Send money with a message"),
+        live("#/wallet", "Wallet", "Balances, receive, private receiving; red envelopes and transfers from any chat"),
       ),
-      h("p", { class: "hint centered-text" }, icon("discover", 18), " These arrive in coming releases."),
     ),
   );
   return { el, update() {} };
