@@ -47,6 +47,12 @@ async def test_a_late_joiner_reads_a_post_the_store_forgot(tmp_path: Path) -> No
         await alice.client.moments.post("for everyone, kept")
         await alice.client.moments.post("only for Bob", audience=AudienceMode.ONLY, chosen=[bob.me])
         await wait_for(bob, lambda: len(_texts(bob)) == 2)
+        # the service node keeps both posts sealed: no text, no audience, no identity in it
+        kept = b"".join(f.read_bytes() for f in (tmp_path / "svc").rglob("*") if f.is_file())
+        assert len(kept) > 1000  # it does hold the pinned posts
+        for p in (alice, bob, carol):
+            assert bytes(p.me) not in kept and p.me.hex().encode() not in kept
+        assert b"for everyone, kept" not in kept and b"only for Bob" not in kept
         with alice.client.db.transaction() as cur:
             cur.execute("SELECT post_key FROM moment_posts WHERE mine = 1")
             topics = [content_topic(bytes(r[0])) for r in cur.fetchall()]
