@@ -5,11 +5,13 @@ by `boxless link` and linked through A1's API. A2, linked mid-conversation, gets
 the history and the group; Bob's 1:1 and group messages arrive on both of
 Alice's devices in the same order; Alice's text sent on A1 shows on A2 as hers;
 read on A2 clears unread on A1; revoked, A2 wipes its keys and stops; A3 linked
-after that works. (30 messages here; the bench goes further.)
+after that works. 15 + 15 messages in the suite; the issue's 200 + 200 with
+BOXLESS_DEVICE_TEST_MESSAGES=200 (run by hand: docs/devices.md has the figure).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -21,7 +23,8 @@ from tests.e2e.world import wait_for
 from tests.userproc import UserProcess, env
 
 pytestmark = pytest.mark.slow
-N = 15  # of each: Bob's 1:1 messages and his group messages
+# of each: Bob's 1:1 messages and his group messages
+N = int(os.environ.get("BOXLESS_DEVICE_TEST_MESSAGES", "15"))
 
 
 def _link(world: Any, alice: UserProcess, name: str) -> UserProcess:
