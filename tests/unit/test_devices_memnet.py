@@ -474,3 +474,31 @@ async def test_forged_shares_claiming_a_member_are_dropped_once_its_roster_is_re
             await a2.client.groups.send_text(gid, "from the phone")
             await wait_for(carol, lambda: "from the phone" in texts(carol, gid))
             nursery.cancel_scope.cancel()
+
+
+@pytest.mark.trio
+async def test_a_device_certified_before_its_bundle_is_stored_gets_the_next_message(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The process test's A3: Bob reads Alice's roster (it certifies the new device)
+    before the device's bundle reached the store, so he reads its first message but
+    holds no bundle to fan out to; his next message reads the topic again and
+    reaches it (before: A1 only, until the roster went stale 5 minutes later)."""
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        key = a2.client.my_device_key
+        bob.client.devices._asked.clear()  # type: ignore[attr-defined]
+        assert await bob.client.devices.learn(alice.me, key)  # no bundle of A2 yet
+        assert key not in [b.curve25519 for b in bob.client.devices.others(alice.me, b"")]
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_until_revoked, a2.client)
+            with trio.fail_after(WAIT):
+                await a2.client.ready.wait()
+                await a2.client.bundles.published.wait()
+            await bob.client.send_text(alice.me, "hello A2")
+            await wait_for(alice, lambda: "hello A2" in alice.texts(bob))
+            await wait_for(a2, lambda: "hello A2" in a2.texts(bob))
+            nursery.cancel_scope.cancel()
+        a2.transport.close()
+        a2.account.close()

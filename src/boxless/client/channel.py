@@ -119,6 +119,8 @@ class DeviceBook(Protocol):
 
     async def learn(self, identity_key: bytes, device_key: bytes) -> bool: ...
 
+    async def complete(self, identity_key: bytes, known: bytes) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class _Route:
@@ -318,6 +320,9 @@ class DirectChannel:
             with self.db.transaction() as cur:
                 contact = db.get_contact(cur, identity_key)
             known = contact.device_key if contact is not None else b""
+        if identity_key != self.me:
+            # a device certified before its bundle reached the store: read it now
+            await self.devices.complete(identity_key, known)
         for other in self.devices.others(identity_key, known):
             await self.send_bundle(other, topic, plaintext, ephemeral)
         mine = self.devices.others(self.me, self.my_device_key) if not ephemeral else []

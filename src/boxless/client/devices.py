@@ -468,10 +468,36 @@ class DeviceManager:
 
     async def learn(self, identity_key: bytes, device_key: bytes) -> bool:
         """A known identity writes from a device we don't know: read its roster
-        (rate limited) and say whether the device is one of its active ones."""
+        (rate limited) and say whether the device is one of its active ones.
+        A device the roster certifies whose bundle that read did not find yet (it
+        wrote before its bundle reached the store) lifts the rate limit, so the
+        next fan-out (:meth:`complete`) reads the topic again at once."""
         await self.refresh(identity_key, device_key)
         with self.db.transaction() as cur:
-            return self.certified(cur, identity_key, device_key)
+            ok = self.certified(cur, identity_key, device_key)
+            have = {b.curve25519 for b in store.device_bundles(cur, identity_key)}
+        if ok and device_key not in have:
+            self._asked.pop(identity_key, None)
+        return ok
+
+    async def complete(self, identity_key: bytes, known: bytes) -> None:
+        """Before a fan-out: if the roster lists an active device (not ``known``, not
+        this one) whose bundle we lack or hold only expired, read the bundle topic
+        again (rate limited), so a device certified before its bundle was stored
+        gets what we send next (before: only after the roster went stale, 5 min)."""
+        with self.db.transaction() as cur:
+            roster = store.get_roster(cur, identity_key)
+            if roster is None:
+                return
+            bundles = {b.curve25519: b for b in store.device_bundles(cur, identity_key)}
+        now = self.clock()
+        for link in roster.devices:
+            if link.curve25519 in (known, self.my_device_key):
+                continue
+            held = bundles.get(link.curve25519)
+            if held is None or held.expires_at <= now:
+                await self.refresh(identity_key)
+                return
 
     def stale(self, identity_key: bytes) -> bool:
         with self.db.transaction() as cur:
