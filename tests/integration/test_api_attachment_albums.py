@@ -25,7 +25,7 @@ from boxless.blobs import PinPolicy
 from boxless.client.attachment_transfer import AttachmentTransfer
 from tests.api_fixtures import serve_api
 from tests.blob_fixtures import addr_of, blob_node
-from tests.memnet_fixtures import befriend, memnet
+from tests.memnet_fixtures import befriend, memnet, wait_for
 
 pytestmark = pytest.mark.trio
 
@@ -111,7 +111,9 @@ async def test_albums_metadata_and_seeks_over_the_api(tmp_path: Path) -> None:
             )
             assert r.status_code == 201 and r.json()["attachments"][0]["duration_ms"] == 9
 
-            # attackers: each refused with what is wrong, nothing sent
+            # attackers: each refused with what is wrong, nothing sent (counted once Bob
+            # has the four messages above: one still in flight would look like a leak)
+            await wait_for(bob, lambda: len(bob.client.conversations.messages(alice.me)) >= 4)
             before = len(bob.client.conversations.messages(alice.me))
             bad: list[tuple[list[tuple[str, tuple[str | None, object] | tuple]], int, str]] = [
                 ([("file", (f"{i}.jpg", _jpeg(8, 8), "image/jpeg")) for i in range(10)], 422, "9"),
