@@ -69,13 +69,15 @@ def test_moments_audience_likes_comments_delete(world: Any, browser: Any, tmp_pa
     befriend_all(world, [(a, b), (a, c), (b, c), (a, d)])
     kd, kb = world.key(d), world.key(b)
 
+    a.call("PUT", f"/contacts/{kd}/notes", {"tags": ["work"]})  # A's own list: "work" is D
     pa = open_ui(browser, a, DESKTOP)
     tab(pa, "discover")
     pa.get_by_role("link", name="Moments").click()
     pa.locator("#moment-text").fill(TEXT)
     pa.locator("#moment-place").fill("Old harbour")
     pa.locator("#moment-audience").select_option("except")
-    pa.locator(f".moment-picks input[value='{kd}']").check()
+    pa.locator(".moment-tag-pick", has_text="work").click()  # the audience by tag
+    expect(pa.locator(f".moment-picks input[value='{kd}']")).to_be_checked()
     pa.locator(".moment-mention").click()
     pa.locator(f".moment-mentions input[value='{kb}']").check()
     pa.locator("#moment-files").set_input_files([str(p) for p in photos])

@@ -166,6 +166,36 @@ function composer(onPosted) {
         h("label", { class: "moment-pick" }, h("input", { type: "checkbox", value: c.identity_key }), " ", c.name),
       ),
     );
+    // a tag (a contact list of mine, kept only here) picks everyone who carries it
+    call("GET", "/contacts/notes")
+      .then((notes) => {
+        const byTag = new Map();
+        for (const [key, n] of Object.entries(notes || {})) {
+          for (const t of n.tags || []) byTag.set(t, [...(byTag.get(t) || []), key]);
+        }
+        if (!byTag.size || picks.hidden) return;
+        const tags = [...byTag.keys()].sort((a, b) => a.localeCompare(b));
+        picks.insertBefore(
+          h(
+            "div",
+            { class: "moment-tag-picks" },
+            tags.map((t) => {
+              const b = h("button", { type: "button", class: "link-button moment-tag-pick" }, "# " + t);
+              b.addEventListener("click", () => {
+                for (const key of byTag.get(t)) {
+                  const box = picks.querySelector(`input[value="${key}"]`);
+                  if (box) box.checked = true;
+                }
+              });
+              return b;
+            }),
+          ),
+          picks.children[1] || null,
+        );
+      })
+      .catch((err) => {
+        if (!(err instanceof ApiError)) throw err;
+      });
   }
   mode.addEventListener("change", () => {
     picks.hidden = !(mode.value === "only" || mode.value === "except");
