@@ -167,6 +167,9 @@ async def test_cli_and_api_drive_an_emoji_verification(tmp_path: Path) -> None:
 
             nursery.start_soon(cli)
             await bob.until(f"/contacts/{a_key}/sas", lambda f: f["state"] == "requested")
+            # a page opened after the request finds it here (its event went out before)
+            [waiting] = await bob.call("GET", "/verifications")
+            assert (waiting["contact"], waiting["state"]) == (a_key, "requested")
             await bob.call("POST", f"/contacts/{a_key}/sas/accept")
             shown = await bob.until(f"/contacts/{a_key}/sas", lambda f: f["state"] == "compare")
             await bob.call("POST", f"/contacts/{a_key}/sas/confirm")
@@ -181,3 +184,4 @@ async def test_cli_and_api_drive_an_emoji_verification(tmp_path: Path) -> None:
         assert bob_seen["emoji"] == shown["emoji"]
         [contact] = await alice.call("GET", "/contacts")
         assert contact["identity_key"] == b_key and contact["verified"]
+        assert await bob.call("GET", "/verifications") == []  # only running flows

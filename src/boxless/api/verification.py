@@ -62,8 +62,13 @@ def sas_routes(client: Client) -> list[Route]:
         """Stop the emoji verification, or decline the contact's request."""
         return await run(request, sas.cancel)
 
+    async def running(request: Request) -> Response:
+        """Every emoji verification still running (a new page shows their prompts)."""
+        return JSONResponse(sas.running())
+
     prefix = "/api/v1/contacts/{key}/sas"
     return [
+        Route("/api/v1/verifications", running, methods=["GET"]),
         Route(prefix, current, methods=["GET"]),
         Route(prefix, start, methods=["POST"]),
         Route(prefix + "/accept", accept, methods=["POST"]),

@@ -434,6 +434,12 @@ class SasManager:
             return {"contact": identity_key.hex(), "state": "none"}
         return session.to_json(self.clock())
 
+    def running(self) -> list[dict[str, Any]]:
+        """Every flow still running, as JSON: a page opened after a request arrived
+        shows its prompt from here (the event went out before the page listened)."""
+        now = self.clock()
+        return [s.to_json(now) for s in self.book.sessions.values() if s.running]
+
     async def start(self, identity_key: bytes) -> dict[str, Any]:
         """Start comparing emoji with an accepted contact (or accept their waiting request)."""
         theirs = self._their_party(self.conversations.accepted(identity_key))

@@ -19,7 +19,7 @@ import { discoverView, meView } from "./js/me.js";
 import { joinGroupView, newGroupView } from "./js/newgroup.js";
 import { onboardingView } from "./js/onboarding.js";
 import { onGroupMessageEvent, onMessageEvent } from "./js/notify.js";
-import { onVerification } from "./js/sas.js";
+import { onVerification, resumeVerifications } from "./js/sas.js";
 import { onCallEvent, resumeCall } from "./js/call.js";
 import {
   changed,
@@ -321,6 +321,7 @@ async function startApp() {
   connectEvents(onEvent, (open) => {
     store.connected = open;
     if (open) resumeCall(); // a call ringing before this page opened (js/call.js)
+    if (open) resumeVerifications().catch(() => {}); // and a request to compare emoji
     if (open && !first) {
       // Catch up on what happened while disconnected: events emitted then (a node
       // restarting catches up from the store before we reconnect) reached nobody.

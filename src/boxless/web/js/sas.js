@@ -178,3 +178,16 @@ export function onVerification(ev) {
     if (ev.state === "verified") refreshSoon();
   }
 }
+
+/** The events socket (re)opened: show the prompts of requests that arrived while no
+ * page listened (a request's event reaches only the pages open at that moment). */
+export async function resumeVerifications() {
+  let flows;
+  try {
+    flows = await call("GET", "/verifications");
+  } catch (err) {
+    if (err instanceof ApiError) return;
+    throw err;
+  }
+  for (const flow of flows) if (flow.state === "requested" && !prompts.has(flow.contact)) onVerification(flow);
+}
