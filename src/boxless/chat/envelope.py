@@ -547,6 +547,9 @@ class CallSignalKind(enum.Enum):
     BUSY = chat_pb2.CallSignal.BUSY
     DECLINE = chat_pb2.CallSignal.DECLINE
     KEEPALIVE = chat_pb2.CallSignal.KEEPALIVE
+    RING = chat_pb2.CallSignal.RING  # group calls (``group_id`` set): calls/group.py
+    JOIN = chat_pb2.CallSignal.JOIN
+    LEAVE = chat_pb2.CallSignal.LEAVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -558,10 +561,13 @@ class CallSignal:
     sdp: str = field(default="", repr=False)
     candidates: tuple[str, ...] = field(default=(), repr=False)
     video: bool = False
+    group_id: bytes = b""  # a group call's group; empty for a 1:1 call
 
     def __post_init__(self) -> None:
         if len(self.call_id) != CALL_ID_BYTES:
             raise UsageError(f"a call id must be {CALL_ID_BYTES} bytes")
+        if len(self.group_id) > 64:
+            raise UsageError("a call's group id is at most 64 bytes")
         _check_text("call SDP", self.sdp, MAX_CALL_SDP_BYTES, allow_empty=True)
         if len(self.candidates) > MAX_CALL_CANDIDATES:
             raise UsageError(f"at most {MAX_CALL_CANDIDATES} ICE candidates per signal")
@@ -743,6 +749,7 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             c = pb.call_signal
             c.call_id, c.kind, c.sdp, c.video = call_id, kind.value, sdp, video
             c.candidates.extend(candidates)
+            c.group_id = body.group_id
         case Attachments():
             pb.attachments.CopyFrom(body.to_proto())
         case MomentKey() | MomentDelete() | MomentAct() | MomentRelay():
@@ -922,4 +929,7 @@ def _decode_call_signal(c: chat_pb2.CallSignal) -> CallSignal | Unsupported:
         return Unsupported(f"call signal kind {c.kind}")
     if len(c.candidates) > MAX_CALL_CANDIDATES:
         raise DecodeError(f"call signal has more than {MAX_CALL_CANDIDATES} candidates")
-    return CallSignal(c.call_id, CallSignalKind(c.kind), c.sdp, tuple(c.candidates), c.video)
+    if len(c.group_id) > 64:
+        raise DecodeError("call signal's group id is longer than 64 bytes")
+    kind = CallSignalKind(c.kind)
+    return CallSignal(c.call_id, kind, c.sdp, tuple(c.candidates), c.video, c.group_id)

@@ -843,6 +843,12 @@ class CallSignal(_message.Message):
         """callee -> caller: the user declined"""
         KEEPALIVE: CallSignal._Kind.ValueType  # 7
         """either side, while the call runs: still here"""
+        RING: CallSignal._Kind.ValueType  # 8
+        """group call (group_id set): the caller rings a member"""
+        JOIN: CallSignal._Kind.ValueType  # 9
+        """group call: I am in (to every member; a running call is shown)"""
+        LEAVE: CallSignal._Kind.ValueType  # 10
+        """group call: I left (or declined)"""
 
     class Kind(_Kind, metaclass=_KindEnumTypeWrapper): ...
     KIND_UNSPECIFIED: CallSignal.Kind.ValueType  # 0
@@ -860,12 +866,19 @@ class CallSignal(_message.Message):
     """callee -> caller: the user declined"""
     KEEPALIVE: CallSignal.Kind.ValueType  # 7
     """either side, while the call runs: still here"""
+    RING: CallSignal.Kind.ValueType  # 8
+    """group call (group_id set): the caller rings a member"""
+    JOIN: CallSignal.Kind.ValueType  # 9
+    """group call: I am in (to every member; a running call is shown)"""
+    LEAVE: CallSignal.Kind.ValueType  # 10
+    """group call: I left (or declined)"""
 
     CALL_ID_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     SDP_FIELD_NUMBER: _builtins.int
     CANDIDATES_FIELD_NUMBER: _builtins.int
     VIDEO_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
     call_id: _builtins.bytes
     """16 random bytes chosen by the caller"""
     kind: Global___CallSignal.Kind.ValueType
@@ -873,6 +886,8 @@ class CallSignal(_message.Message):
     """OFFER, ANSWER: at most 16 KiB"""
     video: _builtins.bool
     """OFFER: a video call"""
+    group_id: _builtins.bytes
+    """a group call's group (empty: a 1:1 call); per-pair Olm"""
     @_builtins.property
     def candidates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """CANDIDATES: at most 16, each at most 512 bytes"""
@@ -885,10 +900,11 @@ class CallSignal(_message.Message):
         sdp: _builtins.str = ...,
         candidates: _abc.Iterable[_builtins.str] | None = ...,
         video: _builtins.bool = ...,
+        group_id: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "candidates", b"candidates", "kind", b"kind", "sdp", b"sdp", "video", b"video"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["call_id", b"call_id", "candidates", b"candidates", "group_id", b"group_id", "kind", b"kind", "sdp", b"sdp", "video", b"video"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
