@@ -345,8 +345,10 @@ def build_app(
         return JSONResponse(status())
 
     async def events(ws: WebSocket) -> None:
-        await ws.accept()
+        # Listen before accepting: the page reads the state of what it missed once it
+        # sees the socket open, so no event may fall between that read and this listener.
         async with client.events() as channel, trio.open_nursery() as nursery:
+            await ws.accept()
 
             async def drain_client() -> None:
                 try:

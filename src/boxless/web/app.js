@@ -35,13 +35,13 @@ import {
 } from "./js/store.js";
 import { verifyView } from "./js/verify.js";
 import { favouritesView } from "./js/favourites.js";
-import { devicesView, onDevicesEvent } from "./js/devices.js";
+import { devicesView, onDevicesEvent, resumeDevices } from "./js/devices.js";
 import { searchView } from "./js/search.js";
-import { momentsView, onMomentEvent, refreshMomentsUnread } from "./js/moments.js";
-import { onPaymentEvent } from "./js/paycards.js";
-import { onRedEnvelopeEvent } from "./js/redenvelope.js";
+import { momentsView, onMomentEvent, refreshMomentsUnread, resumeMoments } from "./js/moments.js";
+import { onPaymentEvent, resumePayCards } from "./js/paycards.js";
+import { onRedEnvelopeEvent, resumeRedEnvelopes } from "./js/redenvelope.js";
 import { walletView } from "./js/wallet.js";
-import { nearbyView, onNearbyEvent } from "./js/nearby.js";
+import { nearbyView, onNearbyEvent, resumeNearby } from "./js/nearby.js";
 import { appView, miniappsView, onAppMessageEvent } from "./js/miniapps.js";
 
 const root = document.getElementById("app");
@@ -317,18 +317,24 @@ async function startApp() {
   refreshMomentsUnread();
   window.addEventListener("hashchange", route);
   route();
-  let first = true;
   connectEvents(onEvent, (open) => {
     store.connected = open;
-    if (open) resumeCall(); // a call ringing before this page opened (js/call.js)
-    if (open) resumeVerifications().catch(() => {}); // and a request to compare emoji
-    if (open && !first) {
-      // Catch up on what happened while disconnected: events emitted then (a node
-      // restarting catches up from the store before we reconnect) reached nobody.
-      refreshSoon();
+    if (open) {
+      // Every open, the first too: an event emitted before this socket listened (while
+      // the page loaded, or was disconnected; a node restarting catches up from the
+      // store before we reconnect) reached nobody, so what it would show is read again.
+      resumeCall(); // a call ringing (or ended) meanwhile (js/call.js)
+      resumeVerifications().catch(() => {}); // a request to compare emoji
+      resumePayCards(); // cards the chain confirmed
+      resumeRedEnvelopes(); // envelopes opened or refunded
+      resumeDevices(); // the Devices pane's roster
+      resumeNearby(); // cards and hellos nearby
+      resumeMoments(); // the feed and the Discover badge
+      store.catchingUp = 0; // a catch-up that finished unseen must not stay on the banner
+      refreshSoon(); // chats, unread counts, contact requests, groups
       if (detail && detail.view.reload) detail.view.reload();
+      if (detail && detail.view.onPayment) detail.view.onPayment({ type: "payment" }); // the Wallet pane
     }
-    first = false;
     changed();
   });
 }

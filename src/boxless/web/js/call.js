@@ -297,7 +297,21 @@ async function current() {
  * shows it — the state comes from the API, not from events it missed.
  */
 export function resumeCall() {
-  if (!state) onCallEvent({ type: "call" }).catch(() => {});
+  if (!state) {
+    onCallEvent({ type: "call" }).catch(() => {});
+    return;
+  }
+  // A call on screen may have ended (or its candidates come) while no socket listened.
+  const was = state;
+  current()
+    .then((now) => {
+      if (!state || state.call_id !== was.call_id) return null; // an event got there first
+      if (!now || now.call_id !== was.call_id) {
+        return onCallEvent({ type: "call", phase: "ended", call_id: was.call_id, chat: was.chat, reason: "ended" });
+      }
+      return onCallEvent({ type: "call", call_id: was.call_id });
+    })
+    .catch(() => {});
 }
 
 /** A `call` or `call_ice` event (app.js onEvent). */

@@ -31,6 +31,11 @@ export function onDevicesEvent(ev) {
   if (current) current(ev);
 }
 
+/** The events socket (re)opened: the open pane re-reads what it missed (a roster change). */
+export function resumeDevices() {
+  if (current) current(null);
+}
+
 function deviceRow(d, reload) {
   const name = h("span", { class: "row-name device-name" }, d.name);
   const meta = h(

@@ -46,6 +46,12 @@ export function onMomentEvent(ev) {
   refreshMomentsUnread();
 }
 
+/** The events socket (re)opened: the open feed and the badge re-read what they missed. */
+export function resumeMoments() {
+  for (const fn of listeners) fn({ type: "moment_changed", what: "resume" });
+  return refreshMomentsUnread();
+}
+
 function nameOf(key) {
   if (store.me && key === store.me.identity_key) return store.me.name || "Me";
   const c = contact(key);

@@ -18,6 +18,11 @@ export function onNearbyEvent(ev) {
   if (current) current();
 }
 
+/** The events socket (re)opened: the open view re-reads cards and hellos it missed. */
+export function resumeNearby() {
+  if (current) current();
+}
+
 function position() {
   return new Promise((resolve, reject) => {
     if (!navigator.geolocation) {

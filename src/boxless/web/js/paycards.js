@@ -61,6 +61,14 @@ export function onPaymentEvent(ev) {
   });
 }
 
+/** The events socket (re)opened: cards whose status changed while no page listened
+ * (the chain confirmed a transfer) are read again, and the ones on screen redrawn. */
+export function resumePayCards() {
+  cache.clear();
+  const chats = new Set([...document.querySelectorAll(".paycard")].map((slot) => slot.dataset.chat));
+  for (const chat of chats) onPaymentEvent({ type: "payment", chat, message_id: "resume" });
+}
+
 function fill(slot, chat, card) {
   if (!card) {
     mount(slot);

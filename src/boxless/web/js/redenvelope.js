@@ -56,6 +56,14 @@ export function onRedEnvelopeEvent(ev) {
   });
 }
 
+/** The events socket (re)opened: envelopes opened or refunded while no page listened
+ * are read again, and the cards on screen redrawn. */
+export function resumeRedEnvelopes() {
+  cache.clear();
+  const chats = new Set([...document.querySelectorAll(".redcard")].map((slot) => slot.dataset.chat));
+  for (const chat of chats) onRedEnvelopeEvent({ type: "redenvelope", chat });
+}
+
 function nameOf(chat, key) {
   if (!key) return "someone";
   if (store.me && key === store.me.identity_key) return "You";
