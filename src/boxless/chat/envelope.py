@@ -37,10 +37,11 @@ from typing import Final
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from boxless.chat import miniapp, moment, payment, redenvelope
+from boxless.chat import miniapp, moment, ownsync, payment, redenvelope
 from boxless.chat.attachment import Attachments
 from boxless.chat.miniapp import AppMessage
 from boxless.chat.moment import MomentAct, MomentDelete, MomentKey, MomentRelay
+from boxless.chat.ownsync import OwnSync
 from boxless.chat.payment import PayRequest, TransferAck, TransferCard, WalletAddress
 from boxless.chat.pow import NONCE_BYTES, ProofOfWork
 from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
@@ -617,6 +618,7 @@ Body = (
     | RedEnvelopeCard
     | RedEnvelopeOpened
     | AppMessage
+    | OwnSync
     | Unsupported
 )
 
@@ -760,6 +762,8 @@ def _encode_body(pb: chat_pb2.ChatMessage, body: Body) -> None:
             pb.red_envelope.CopyFrom(redenvelope.body_to_proto(body))
         case AppMessage():
             pb.app_message.CopyFrom(miniapp.body_to_proto(body))
+        case OwnSync():
+            pb.own_sync.CopyFrom(ownsync.body_to_proto(body))
         case Unsupported():
             raise UsageError("an Unsupported body cannot be sent")
 
@@ -867,6 +871,8 @@ def _decode_body(pb: chat_pb2.ChatMessage, kind: str | None) -> Body:
             return redenvelope.decode_body(pb.red_envelope)
         case "app_message":
             return miniapp.decode_body(pb.app_message)
+        case "own_sync":
+            return ownsync.decode_body(pb.own_sync)
         case None:
             return _unknown_body(pb)
         case _:  # a field in chat_pb2 this module forgot: a bug, not the peer's fault

@@ -25,69 +25,70 @@ _sym_db = _symbol_database.Default()
 from boxless.wire import attachment_pb2 as boxless_dot_wire_dot_attachment__pb2
 from boxless.wire import miniapp_pb2 as boxless_dot_wire_dot_miniapp__pb2
 from boxless.wire import moment_pb2 as boxless_dot_wire_dot_moment__pb2
+from boxless.wire import ownsync_pb2 as boxless_dot_wire_dot_ownsync__pb2
 from boxless.wire import payment_pb2 as boxless_dot_wire_dot_payment__pb2
 from boxless.wire import redenvelope_pb2 as boxless_dot_wire_dot_redenvelope__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x62oxless/wire/chat.proto\x12\x0f\x62oxless.chat.v1\x1a\x1d\x62oxless/wire/attachment.proto\x1a\x1a\x62oxless/wire/miniapp.proto\x1a\x19\x62oxless/wire/moment.proto\x1a\x1a\x62oxless/wire/payment.proto\x1a\x1e\x62oxless/wire/redenvelope.proto\"\xcb\x0b\n\x0b\x43hatMessage\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\x0c\x12\x0f\n\x07lamport\x18\x03 \x01(\x04\x12\x12\n\nsent_at_ms\x18\x04 \x01(\x12\x12%\n\x04text\x18\n \x01(\x0b\x32\x15.boxless.chat.v1.TextH\x00\x12%\n\x04\x65\x64it\x18\x0b \x01(\x0b\x32\x15.boxless.chat.v1.EditH\x00\x12)\n\x06\x64\x65lete\x18\x0c \x01(\x0b\x32\x17.boxless.chat.v1.DeleteH\x00\x12-\n\x08reaction\x18\r \x01(\x0b\x32\x19.boxless.chat.v1.ReactionH\x00\x12+\n\x07receipt\x18\x0e \x01(\x0b\x32\x18.boxless.chat.v1.ReceiptH\x00\x12)\n\x06typing\x18\x0f \x01(\x0b\x32\x17.boxless.chat.v1.TypingH\x00\x12:\n\x0f\x63ontact_request\x18\x10 \x01(\x0b\x32\x1f.boxless.chat.v1.ContactRequestH\x00\x12<\n\x10\x63ontact_response\x18\x11 \x01(\x0b\x32 .boxless.chat.v1.ContactResponseH\x00\x12\x38\n\x0eprofile_update\x18\x12 \x01(\x0b\x32\x1e.boxless.chat.v1.ProfileUpdateH\x00\x12\x36\n\rsession_reset\x18\x13 \x01(\x0b\x32\x1d.boxless.chat.v1.SessionResetH\x00\x12=\n\x0fgroup_key_share\x18\x14 \x01(\x0b\x32\".boxless.chat.v1.GroupKeyShareBodyH\x00\x12\x31\n\tgroup_ops\x18\x15 \x01(\x0b\x32\x1c.boxless.chat.v1.GroupOpBodyH\x00\x12.\n\tgroup_pin\x18\x16 \x01(\x0b\x32\x19.boxless.chat.v1.GroupPinH\x00\x12\x30\n\ngroup_read\x18\x17 \x01(\x0b\x32\x1a.boxless.chat.v1.GroupReadH\x00\x12\x32\n\x0bsas_request\x18\x18 \x01(\x0b\x32\x1b.boxless.chat.v1.SasRequestH\x00\x12*\n\x07sas_key\x18\x19 \x01(\x0b\x32\x17.boxless.chat.v1.SasKeyH\x00\x12*\n\x07sas_mac\x18\x1a \x01(\x0b\x32\x17.boxless.chat.v1.SasMacH\x00\x12\x30\n\nsas_cancel\x18\x1b \x01(\x0b\x32\x1a.boxless.chat.v1.SasCancelH\x00\x12\x30\n\ngroup_edit\x18\x1c \x01(\x0b\x32\x1a.boxless.chat.v1.GroupEditH\x00\x12\x34\n\x0cgroup_delete\x18\x1d \x01(\x0b\x32\x1c.boxless.chat.v1.GroupDeleteH\x00\x12\x38\n\x0egroup_reaction\x18\x1e \x01(\x0b\x32\x1e.boxless.chat.v1.GroupReactionH\x00\x12\x32\n\x0b\x63\x61ll_signal\x18\x1f \x01(\x0b\x32\x1b.boxless.chat.v1.CallSignalH\x00\x12\x39\n\x0b\x61ttachments\x18  \x01(\x0b\x32\".boxless.attachment.v1.AttachmentsH\x00\x12/\n\x06moment\x18! \x01(\x0b\x32\x1d.boxless.moment.v1.MomentBodyH\x00\x12\x32\n\x07payment\x18\" \x01(\x0b\x32\x1f.boxless.payment.v1.PaymentBodyH\x00\x12?\n\x0cred_envelope\x18# \x01(\x0b\x32\'.boxless.redenvelope.v1.RedEnvelopeBodyH\x00\x12\x35\n\x0b\x61pp_message\x18$ \x01(\x0b\x32\x1e.boxless.miniapp.v1.AppMessageH\x00\x42\x06\n\x04\x62ody\"\x8f\x01\n\x04Text\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\x08reply_to\x18\x02 \x01(\x0cH\x00\x88\x01\x01\x12\x10\n\x08mentions\x18\x03 \x03(\x0c\x12\x13\n\x0bmention_all\x18\x04 \x01(\x08\x12\x1b\n\x0egroup_reply_to\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x0b\n\t_reply_toB\x11\n\x0f_group_reply_to\"$\n\x04\x45\x64it\x12\x0e\n\x06target\x18\x01 \x01(\x0c\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x18\n\x06\x44\x65lete\x12\x0e\n\x06target\x18\x01 \x01(\x0c\"9\n\x08Reaction\x12\x0e\n\x06target\x18\x01 \x01(\x0c\x12\r\n\x05\x65moji\x18\x02 \x01(\t\x12\x0e\n\x06remove\x18\x03 \x01(\x08\"\x82\x01\n\x07Receipt\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\x0c\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.boxless.chat.v1.Receipt.Kind\"5\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\r\n\tDELIVERED\x10\x01\x12\x08\n\x04READ\x10\x02\"\x18\n\x06Typing\x12\x0e\n\x06typing\x18\x01 \x01(\x08\"~\n\x0e\x43ontactRequest\x12\r\n\x05intro\x18\x01 \x01(\t\x12\x11\n\tpow_nonce\x18\x02 \x01(\x0c\x12\x18\n\x10pow_timestamp_ms\x18\x03 \x01(\x12\x12\x13\n\x0bsender_card\x18\x04 \x01(\x0c\x12\x1b\n\x13\x63onversation_secret\x18\x05 \x01(\x0c\"\x8d\x01\n\x0f\x43ontactResponse\x12;\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32).boxless.chat.v1.ContactResponse.Decision\"=\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\n\n\x06\x41\x43\x43\x45PT\x10\x01\x12\x0b\n\x07\x44\x45\x43LINE\x10\x02\"\\\n\rProfileUpdate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61vatar\x18\x02 \x01(\x0c\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\r\n\x05\x63over\x18\x05 \x01(\x0c\"\x0e\n\x0cSessionReset\"$\n\x11GroupKeyShareBody\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\")\n\x0bGroupOpBody\x12\x0b\n\x03ops\x18\x01 \x03(\x0c\x12\r\n\x05\x63\x61rds\x18\x02 \x03(\x0c\"*\n\x08GroupPin\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0e\n\x06pinned\x18\x02 \x01(\x08\"\x1c\n\tGroupRead\x12\x0f\n\x07lamport\x18\x01 \x01(\x04\")\n\tGroupEdit\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x1d\n\x0bGroupDelete\x12\x0e\n\x06target\x18\x01 \x01(\t\">\n\rGroupReaction\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\r\n\x05\x65moji\x18\x02 \x01(\t\x12\x0e\n\x06remove\x18\x03 \x01(\x08\"1\n\nSasRequest\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x12\n\ncommitment\x18\x02 \x01(\x0c\"&\n\x06SasKey\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"&\n\x06SasMac\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\x0c\"\xa6\x01\n\tSasCancel\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x31\n\x06reason\x18\x02 \x01(\x0e\x32!.boxless.chat.v1.SasCancel.Reason\"U\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x08\n\x04USER\x10\x01\x12\x0c\n\x08MISMATCH\x10\x02\x12\x0b\n\x07TIMEOUT\x10\x03\x12\x0e\n\nUNEXPECTED\x10\x04\"\xa6\x02\n\nCallSignal\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x0c\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .boxless.chat.v1.CallSignal.Kind\x12\x0b\n\x03sdp\x18\x03 \x01(\t\x12\x12\n\ncandidates\x18\x04 \x03(\t\x12\r\n\x05video\x18\x05 \x01(\x08\x12\x10\n\x08group_id\x18\x06 \x01(\x0c\"\x94\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\t\n\x05OFFER\x10\x01\x12\n\n\x06\x41NSWER\x10\x02\x12\x0e\n\nCANDIDATES\x10\x03\x12\n\n\x06HANGUP\x10\x04\x12\x08\n\x04\x42USY\x10\x05\x12\x0b\n\x07\x44\x45\x43LINE\x10\x06\x12\r\n\tKEEPALIVE\x10\x07\x12\x08\n\x04RING\x10\x08\x12\x08\n\x04JOIN\x10\t\x12\t\n\x05LEAVE\x10\nb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x62oxless/wire/chat.proto\x12\x0f\x62oxless.chat.v1\x1a\x1d\x62oxless/wire/attachment.proto\x1a\x1a\x62oxless/wire/miniapp.proto\x1a\x19\x62oxless/wire/moment.proto\x1a\x1a\x62oxless/wire/ownsync.proto\x1a\x1a\x62oxless/wire/payment.proto\x1a\x1e\x62oxless/wire/redenvelope.proto\"\xfc\x0b\n\x0b\x43hatMessage\x12\x0f\n\x07version\x18\x01 \x01(\r\x12\x12\n\nmessage_id\x18\x02 \x01(\x0c\x12\x0f\n\x07lamport\x18\x03 \x01(\x04\x12\x12\n\nsent_at_ms\x18\x04 \x01(\x12\x12%\n\x04text\x18\n \x01(\x0b\x32\x15.boxless.chat.v1.TextH\x00\x12%\n\x04\x65\x64it\x18\x0b \x01(\x0b\x32\x15.boxless.chat.v1.EditH\x00\x12)\n\x06\x64\x65lete\x18\x0c \x01(\x0b\x32\x17.boxless.chat.v1.DeleteH\x00\x12-\n\x08reaction\x18\r \x01(\x0b\x32\x19.boxless.chat.v1.ReactionH\x00\x12+\n\x07receipt\x18\x0e \x01(\x0b\x32\x18.boxless.chat.v1.ReceiptH\x00\x12)\n\x06typing\x18\x0f \x01(\x0b\x32\x17.boxless.chat.v1.TypingH\x00\x12:\n\x0f\x63ontact_request\x18\x10 \x01(\x0b\x32\x1f.boxless.chat.v1.ContactRequestH\x00\x12<\n\x10\x63ontact_response\x18\x11 \x01(\x0b\x32 .boxless.chat.v1.ContactResponseH\x00\x12\x38\n\x0eprofile_update\x18\x12 \x01(\x0b\x32\x1e.boxless.chat.v1.ProfileUpdateH\x00\x12\x36\n\rsession_reset\x18\x13 \x01(\x0b\x32\x1d.boxless.chat.v1.SessionResetH\x00\x12=\n\x0fgroup_key_share\x18\x14 \x01(\x0b\x32\".boxless.chat.v1.GroupKeyShareBodyH\x00\x12\x31\n\tgroup_ops\x18\x15 \x01(\x0b\x32\x1c.boxless.chat.v1.GroupOpBodyH\x00\x12.\n\tgroup_pin\x18\x16 \x01(\x0b\x32\x19.boxless.chat.v1.GroupPinH\x00\x12\x30\n\ngroup_read\x18\x17 \x01(\x0b\x32\x1a.boxless.chat.v1.GroupReadH\x00\x12\x32\n\x0bsas_request\x18\x18 \x01(\x0b\x32\x1b.boxless.chat.v1.SasRequestH\x00\x12*\n\x07sas_key\x18\x19 \x01(\x0b\x32\x17.boxless.chat.v1.SasKeyH\x00\x12*\n\x07sas_mac\x18\x1a \x01(\x0b\x32\x17.boxless.chat.v1.SasMacH\x00\x12\x30\n\nsas_cancel\x18\x1b \x01(\x0b\x32\x1a.boxless.chat.v1.SasCancelH\x00\x12\x30\n\ngroup_edit\x18\x1c \x01(\x0b\x32\x1a.boxless.chat.v1.GroupEditH\x00\x12\x34\n\x0cgroup_delete\x18\x1d \x01(\x0b\x32\x1c.boxless.chat.v1.GroupDeleteH\x00\x12\x38\n\x0egroup_reaction\x18\x1e \x01(\x0b\x32\x1e.boxless.chat.v1.GroupReactionH\x00\x12\x32\n\x0b\x63\x61ll_signal\x18\x1f \x01(\x0b\x32\x1b.boxless.chat.v1.CallSignalH\x00\x12\x39\n\x0b\x61ttachments\x18  \x01(\x0b\x32\".boxless.attachment.v1.AttachmentsH\x00\x12/\n\x06moment\x18! \x01(\x0b\x32\x1d.boxless.moment.v1.MomentBodyH\x00\x12\x32\n\x07payment\x18\" \x01(\x0b\x32\x1f.boxless.payment.v1.PaymentBodyH\x00\x12?\n\x0cred_envelope\x18# \x01(\x0b\x32\'.boxless.redenvelope.v1.RedEnvelopeBodyH\x00\x12\x35\n\x0b\x61pp_message\x18$ \x01(\x0b\x32\x1e.boxless.miniapp.v1.AppMessageH\x00\x12/\n\x08own_sync\x18% \x01(\x0b\x32\x1b.boxless.ownsync.v1.OwnSyncH\x00\x42\x06\n\x04\x62ody\"\x8f\x01\n\x04Text\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x15\n\x08reply_to\x18\x02 \x01(\x0cH\x00\x88\x01\x01\x12\x10\n\x08mentions\x18\x03 \x03(\x0c\x12\x13\n\x0bmention_all\x18\x04 \x01(\x08\x12\x1b\n\x0egroup_reply_to\x18\x05 \x01(\tH\x01\x88\x01\x01\x42\x0b\n\t_reply_toB\x11\n\x0f_group_reply_to\"$\n\x04\x45\x64it\x12\x0e\n\x06target\x18\x01 \x01(\x0c\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x18\n\x06\x44\x65lete\x12\x0e\n\x06target\x18\x01 \x01(\x0c\"9\n\x08Reaction\x12\x0e\n\x06target\x18\x01 \x01(\x0c\x12\r\n\x05\x65moji\x18\x02 \x01(\t\x12\x0e\n\x06remove\x18\x03 \x01(\x08\"\x82\x01\n\x07Receipt\x12\x13\n\x0bmessage_ids\x18\x01 \x03(\x0c\x12+\n\x04kind\x18\x02 \x01(\x0e\x32\x1d.boxless.chat.v1.Receipt.Kind\"5\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\r\n\tDELIVERED\x10\x01\x12\x08\n\x04READ\x10\x02\"\x18\n\x06Typing\x12\x0e\n\x06typing\x18\x01 \x01(\x08\"~\n\x0e\x43ontactRequest\x12\r\n\x05intro\x18\x01 \x01(\t\x12\x11\n\tpow_nonce\x18\x02 \x01(\x0c\x12\x18\n\x10pow_timestamp_ms\x18\x03 \x01(\x12\x12\x13\n\x0bsender_card\x18\x04 \x01(\x0c\x12\x1b\n\x13\x63onversation_secret\x18\x05 \x01(\x0c\"\x8d\x01\n\x0f\x43ontactResponse\x12;\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32).boxless.chat.v1.ContactResponse.Decision\"=\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\n\n\x06\x41\x43\x43\x45PT\x10\x01\x12\x0b\n\x07\x44\x45\x43LINE\x10\x02\"\\\n\rProfileUpdate\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61vatar\x18\x02 \x01(\x0c\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\r\n\x05\x63over\x18\x05 \x01(\x0c\"\x0e\n\x0cSessionReset\"$\n\x11GroupKeyShareBody\x12\x0f\n\x07payload\x18\x01 \x01(\x0c\")\n\x0bGroupOpBody\x12\x0b\n\x03ops\x18\x01 \x03(\x0c\x12\r\n\x05\x63\x61rds\x18\x02 \x03(\x0c\"*\n\x08GroupPin\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0e\n\x06pinned\x18\x02 \x01(\x08\"\x1c\n\tGroupRead\x12\x0f\n\x07lamport\x18\x01 \x01(\x04\")\n\tGroupEdit\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x1d\n\x0bGroupDelete\x12\x0e\n\x06target\x18\x01 \x01(\t\">\n\rGroupReaction\x12\x0e\n\x06target\x18\x01 \x01(\t\x12\r\n\x05\x65moji\x18\x02 \x01(\t\x12\x0e\n\x06remove\x18\x03 \x01(\x08\"1\n\nSasRequest\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x12\n\ncommitment\x18\x02 \x01(\x0c\"&\n\x06SasKey\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\x0c\"&\n\x06SasMac\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\x0c\"\xa6\x01\n\tSasCancel\x12\x0f\n\x07\x66low_id\x18\x01 \x01(\t\x12\x31\n\x06reason\x18\x02 \x01(\x0e\x32!.boxless.chat.v1.SasCancel.Reason\"U\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\x08\n\x04USER\x10\x01\x12\x0c\n\x08MISMATCH\x10\x02\x12\x0b\n\x07TIMEOUT\x10\x03\x12\x0e\n\nUNEXPECTED\x10\x04\"\xa6\x02\n\nCallSignal\x12\x0f\n\x07\x63\x61ll_id\x18\x01 \x01(\x0c\x12.\n\x04kind\x18\x02 \x01(\x0e\x32 .boxless.chat.v1.CallSignal.Kind\x12\x0b\n\x03sdp\x18\x03 \x01(\t\x12\x12\n\ncandidates\x18\x04 \x03(\t\x12\r\n\x05video\x18\x05 \x01(\x08\x12\x10\n\x08group_id\x18\x06 \x01(\x0c\"\x94\x01\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\t\n\x05OFFER\x10\x01\x12\n\n\x06\x41NSWER\x10\x02\x12\x0e\n\nCANDIDATES\x10\x03\x12\n\n\x06HANGUP\x10\x04\x12\x08\n\x04\x42USY\x10\x05\x12\x0b\n\x07\x44\x45\x43LINE\x10\x06\x12\r\n\tKEEPALIVE\x10\x07\x12\x08\n\x04RING\x10\x08\x12\x08\n\x04JOIN\x10\t\x12\t\n\x05LEAVE\x10\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'boxless.wire.chat_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHATMESSAGE']._serialized_start=191
-  _globals['_CHATMESSAGE']._serialized_end=1674
-  _globals['_TEXT']._serialized_start=1677
-  _globals['_TEXT']._serialized_end=1820
-  _globals['_EDIT']._serialized_start=1822
-  _globals['_EDIT']._serialized_end=1858
-  _globals['_DELETE']._serialized_start=1860
-  _globals['_DELETE']._serialized_end=1884
-  _globals['_REACTION']._serialized_start=1886
-  _globals['_REACTION']._serialized_end=1943
-  _globals['_RECEIPT']._serialized_start=1946
-  _globals['_RECEIPT']._serialized_end=2076
-  _globals['_RECEIPT_KIND']._serialized_start=2023
-  _globals['_RECEIPT_KIND']._serialized_end=2076
-  _globals['_TYPING']._serialized_start=2078
-  _globals['_TYPING']._serialized_end=2102
-  _globals['_CONTACTREQUEST']._serialized_start=2104
-  _globals['_CONTACTREQUEST']._serialized_end=2230
-  _globals['_CONTACTRESPONSE']._serialized_start=2233
-  _globals['_CONTACTRESPONSE']._serialized_end=2374
-  _globals['_CONTACTRESPONSE_DECISION']._serialized_start=2313
-  _globals['_CONTACTRESPONSE_DECISION']._serialized_end=2374
-  _globals['_PROFILEUPDATE']._serialized_start=2376
-  _globals['_PROFILEUPDATE']._serialized_end=2468
-  _globals['_SESSIONRESET']._serialized_start=2470
-  _globals['_SESSIONRESET']._serialized_end=2484
-  _globals['_GROUPKEYSHAREBODY']._serialized_start=2486
-  _globals['_GROUPKEYSHAREBODY']._serialized_end=2522
-  _globals['_GROUPOPBODY']._serialized_start=2524
-  _globals['_GROUPOPBODY']._serialized_end=2565
-  _globals['_GROUPPIN']._serialized_start=2567
-  _globals['_GROUPPIN']._serialized_end=2609
-  _globals['_GROUPREAD']._serialized_start=2611
-  _globals['_GROUPREAD']._serialized_end=2639
-  _globals['_GROUPEDIT']._serialized_start=2641
-  _globals['_GROUPEDIT']._serialized_end=2682
-  _globals['_GROUPDELETE']._serialized_start=2684
-  _globals['_GROUPDELETE']._serialized_end=2713
-  _globals['_GROUPREACTION']._serialized_start=2715
-  _globals['_GROUPREACTION']._serialized_end=2777
-  _globals['_SASREQUEST']._serialized_start=2779
-  _globals['_SASREQUEST']._serialized_end=2828
-  _globals['_SASKEY']._serialized_start=2830
-  _globals['_SASKEY']._serialized_end=2868
-  _globals['_SASMAC']._serialized_start=2870
-  _globals['_SASMAC']._serialized_end=2908
-  _globals['_SASCANCEL']._serialized_start=2911
-  _globals['_SASCANCEL']._serialized_end=3077
-  _globals['_SASCANCEL_REASON']._serialized_start=2992
-  _globals['_SASCANCEL_REASON']._serialized_end=3077
-  _globals['_CALLSIGNAL']._serialized_start=3080
-  _globals['_CALLSIGNAL']._serialized_end=3374
-  _globals['_CALLSIGNAL_KIND']._serialized_start=3226
-  _globals['_CALLSIGNAL_KIND']._serialized_end=3374
+  _globals['_CHATMESSAGE']._serialized_start=219
+  _globals['_CHATMESSAGE']._serialized_end=1751
+  _globals['_TEXT']._serialized_start=1754
+  _globals['_TEXT']._serialized_end=1897
+  _globals['_EDIT']._serialized_start=1899
+  _globals['_EDIT']._serialized_end=1935
+  _globals['_DELETE']._serialized_start=1937
+  _globals['_DELETE']._serialized_end=1961
+  _globals['_REACTION']._serialized_start=1963
+  _globals['_REACTION']._serialized_end=2020
+  _globals['_RECEIPT']._serialized_start=2023
+  _globals['_RECEIPT']._serialized_end=2153
+  _globals['_RECEIPT_KIND']._serialized_start=2100
+  _globals['_RECEIPT_KIND']._serialized_end=2153
+  _globals['_TYPING']._serialized_start=2155
+  _globals['_TYPING']._serialized_end=2179
+  _globals['_CONTACTREQUEST']._serialized_start=2181
+  _globals['_CONTACTREQUEST']._serialized_end=2307
+  _globals['_CONTACTRESPONSE']._serialized_start=2310
+  _globals['_CONTACTRESPONSE']._serialized_end=2451
+  _globals['_CONTACTRESPONSE_DECISION']._serialized_start=2390
+  _globals['_CONTACTRESPONSE_DECISION']._serialized_end=2451
+  _globals['_PROFILEUPDATE']._serialized_start=2453
+  _globals['_PROFILEUPDATE']._serialized_end=2545
+  _globals['_SESSIONRESET']._serialized_start=2547
+  _globals['_SESSIONRESET']._serialized_end=2561
+  _globals['_GROUPKEYSHAREBODY']._serialized_start=2563
+  _globals['_GROUPKEYSHAREBODY']._serialized_end=2599
+  _globals['_GROUPOPBODY']._serialized_start=2601
+  _globals['_GROUPOPBODY']._serialized_end=2642
+  _globals['_GROUPPIN']._serialized_start=2644
+  _globals['_GROUPPIN']._serialized_end=2686
+  _globals['_GROUPREAD']._serialized_start=2688
+  _globals['_GROUPREAD']._serialized_end=2716
+  _globals['_GROUPEDIT']._serialized_start=2718
+  _globals['_GROUPEDIT']._serialized_end=2759
+  _globals['_GROUPDELETE']._serialized_start=2761
+  _globals['_GROUPDELETE']._serialized_end=2790
+  _globals['_GROUPREACTION']._serialized_start=2792
+  _globals['_GROUPREACTION']._serialized_end=2854
+  _globals['_SASREQUEST']._serialized_start=2856
+  _globals['_SASREQUEST']._serialized_end=2905
+  _globals['_SASKEY']._serialized_start=2907
+  _globals['_SASKEY']._serialized_end=2945
+  _globals['_SASMAC']._serialized_start=2947
+  _globals['_SASMAC']._serialized_end=2985
+  _globals['_SASCANCEL']._serialized_start=2988
+  _globals['_SASCANCEL']._serialized_end=3154
+  _globals['_SASCANCEL_REASON']._serialized_start=3069
+  _globals['_SASCANCEL_REASON']._serialized_end=3154
+  _globals['_CALLSIGNAL']._serialized_start=3157
+  _globals['_CALLSIGNAL']._serialized_end=3451
+  _globals['_CALLSIGNAL_KIND']._serialized_start=3303
+  _globals['_CALLSIGNAL_KIND']._serialized_end=3451
 # @@protoc_insertion_point(module_scope)

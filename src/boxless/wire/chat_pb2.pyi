@@ -19,6 +19,7 @@ unknown kind of body.
 from boxless.wire import attachment_pb2 as _attachment_pb2
 from boxless.wire import miniapp_pb2 as _miniapp_pb2
 from boxless.wire import moment_pb2 as _moment_pb2
+from boxless.wire import ownsync_pb2 as _ownsync_pb2
 from boxless.wire import payment_pb2 as _payment_pb2
 from boxless.wire import redenvelope_pb2 as _redenvelope_pb2
 from collections import abc as _abc
@@ -72,6 +73,7 @@ class ChatMessage(_message.Message):
     PAYMENT_FIELD_NUMBER: _builtins.int
     RED_ENVELOPE_FIELD_NUMBER: _builtins.int
     APP_MESSAGE_FIELD_NUMBER: _builtins.int
+    OWN_SYNC_FIELD_NUMBER: _builtins.int
     version: _builtins.int
     """1"""
     message_id: _builtins.bytes
@@ -144,6 +146,10 @@ class ChatMessage(_message.Message):
     def app_message(self) -> _miniapp_pb2.AppMessage:
         """mini app <-> bot (wire/miniapp.proto)"""
 
+    @_builtins.property
+    def own_sync(self) -> _ownsync_pb2.OwnSync:
+        """settings between our own devices (wire/ownsync.proto)"""
+
     def __init__(
         self,
         *,
@@ -178,12 +184,13 @@ class ChatMessage(_message.Message):
         payment: _payment_pb2.PaymentBody | None = ...,
         red_envelope: _redenvelope_pb2.RedEnvelopeBody | None = ...,
         app_message: _miniapp_pb2.AppMessage | None = ...,
+        own_sync: _ownsync_pb2.OwnSync | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["app_message", b"app_message", "attachments", b"attachments", "body", b"body", "call_signal", b"call_signal", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "moment", b"moment", "payment", b"payment", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "red_envelope", b"red_envelope", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["app_message", b"app_message", "attachments", b"attachments", "body", b"body", "call_signal", b"call_signal", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "moment", b"moment", "own_sync", b"own_sync", "payment", b"payment", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "red_envelope", b"red_envelope", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "session_reset", b"session_reset", "text", b"text", "typing", b"typing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_message", b"app_message", "attachments", b"attachments", "body", b"body", "call_signal", b"call_signal", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "lamport", b"lamport", "message_id", b"message_id", "moment", b"moment", "payment", b"payment", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "red_envelope", b"red_envelope", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_message", b"app_message", "attachments", b"attachments", "body", b"body", "call_signal", b"call_signal", "contact_request", b"contact_request", "contact_response", b"contact_response", "delete", b"delete", "edit", b"edit", "group_delete", b"group_delete", "group_edit", b"group_edit", "group_key_share", b"group_key_share", "group_ops", b"group_ops", "group_pin", b"group_pin", "group_reaction", b"group_reaction", "group_read", b"group_read", "lamport", b"lamport", "message_id", b"message_id", "moment", b"moment", "own_sync", b"own_sync", "payment", b"payment", "profile_update", b"profile_update", "reaction", b"reaction", "receipt", b"receipt", "red_envelope", b"red_envelope", "sas_cancel", b"sas_cancel", "sas_key", b"sas_key", "sas_mac", b"sas_mac", "sas_request", b"sas_request", "sent_at_ms", b"sent_at_ms", "session_reset", b"session_reset", "text", b"text", "typing", b"typing", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops", "group_pin", "group_read", "sas_request", "sas_key", "sas_mac", "sas_cancel", "group_edit", "group_delete", "group_reaction", "call_signal", "attachments", "moment", "payment", "red_envelope", "app_message"]  # noqa: Y015
+    _WhichOneofReturnType_body: _TypeAlias = _typing.Literal["text", "edit", "delete", "reaction", "receipt", "typing", "contact_request", "contact_response", "profile_update", "session_reset", "group_key_share", "group_ops", "group_pin", "group_read", "sas_request", "sas_key", "sas_mac", "sas_cancel", "group_edit", "group_delete", "group_reaction", "call_signal", "attachments", "moment", "payment", "red_envelope", "app_message", "own_sync"]  # noqa: Y015
     _WhichOneofArgType_body: _TypeAlias = _typing.Literal["body", b"body"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_body) -> _WhichOneofReturnType_body | None: ...
 
