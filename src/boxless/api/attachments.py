@@ -45,6 +45,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from boxless.api.errors import ApiError
+from boxless.api.group_avatars import group_avatar_routes
 from boxless.api.multipart import (
     Data,
     Event,
@@ -436,4 +437,5 @@ def attachment_routes(client: Client) -> list[Route]:
         Route(base + "/{index}/thumbnail", thumbnail, methods=["GET"]),
         Route("/api/v1/attachments/settings", settings, methods=["GET"]),
         Route("/api/v1/attachments/settings", put_settings, methods=["PUT"]),
+        *group_avatar_routes(client),  # group pictures are attachments too
     ]

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from boxless.api.errors import ApiError
+from boxless.api.group_avatar_json import avatar_fields
 from boxless.api.params import hex_keys, paging, parse_body, path_key
 from boxless.api.web import qr_png
 from boxless.client.core import Client
@@ -161,7 +162,7 @@ def group_json(s: GroupSummary, names: Names, me: bytes) -> dict[str, Any]:
         "id": g.group_id.hex(),
         "name": g.name,
         "description": g.description,
-        "avatar": base64.b64encode(g.avatar).decode() if g.avatar else None,
+        **avatar_fields(g),  # avatar (base64), avatar_url, avatar_blurhash
         "creator": g.creator.hex() if g.creator else None,
         "announcements_only": g.announcements_only,
         "history_sharing": g.history_sharing,

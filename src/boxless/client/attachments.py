@@ -118,7 +118,7 @@ class AttachmentManager:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
-    def _require_transfer(self) -> AttachmentTransfer:
+    def require_transfer(self) -> AttachmentTransfer:
         if self.transfer is None:
             raise BlobsUnavailable(
                 "this node runs no blob service: start it with blobs enabled to send files"
@@ -167,13 +167,13 @@ class AttachmentManager:
     ) -> AttachmentRef:
         """Encrypt, store and pin one file (see :meth:`AttachmentTransfer.upload`);
         its descriptor, for :meth:`send_uploaded` or :meth:`send_group_uploaded`."""
-        ref = await self._require_transfer().upload(chunks, info, progress=progress)
+        ref = await self.require_transfer().upload(chunks, info, progress=progress)
         self._note_pins(ref)
         return ref
 
     def _note_pins(self, ref: AttachmentRef) -> None:
         """Kept by fewer service nodes than wanted (one died mid-upload): re-pin later."""
-        transfer = self._require_transfer()
+        transfer = self.require_transfer()
         if len(ref.peers) >= transfer.wanted_pins:
             return
         now_ms = self._now_ms()
@@ -264,7 +264,7 @@ class AttachmentManager:
         files: Sequence[tuple[AsyncIterable[bytes], FileInfo]],
         progress: Callable[[int, int, int | None], None] | None,
     ) -> list[AttachmentRef]:
-        transfer = self._require_transfer()
+        transfer = self.require_transfer()
         refs: list[AttachmentRef] = []
         for i, (chunks, info) in enumerate(files):
 
@@ -406,7 +406,7 @@ class AttachmentManager:
 
     async def download(self, message_id: bytes, idx: int) -> store.AttachmentRow:
         """Fetch, verify and cache one file now; its row afterwards (``ready`` or ``failed``)."""
-        transfer = self._require_transfer()
+        transfer = self.require_transfer()
         row = self.attachment(message_id, idx)
         if row.state == "ready" and transfer.is_cached(row.ref):
             return row
@@ -439,7 +439,7 @@ class AttachmentManager:
 
         Only a stream that ends without an error is the whole, verified file.
         """
-        transfer = self._require_transfer()
+        transfer = self.require_transfer()
         row = self.attachment(message_id, idx)
         async for piece in transfer.open(row.ref):
             yield piece
@@ -449,7 +449,7 @@ class AttachmentManager:
     ) -> AsyncIterator[bytes]:
         """The file's bytes ``first..last``, decrypted from the segment that holds
         ``first`` (a seek: only the blocks covering the range are read or fetched)."""
-        transfer = self._require_transfer()
+        transfer = self.require_transfer()
         row = self.attachment(message_id, idx)
         async for piece in transfer.open_range(row.ref, first, last):
             yield piece

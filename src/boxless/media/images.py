@@ -47,6 +47,8 @@ __all__ = [
     "ImageRejected",
     "PreparedImage",
     "prepare_image",
+    "prepare_avatar",
+    "avatar_thumbnail",
     "blurhash",
     "probe_image",
     "strip_gif_metadata",
@@ -195,6 +197,49 @@ def prepare_image(
     quality = 95 if original else QUALITY
     out = _encode(pixels, out_fmt, quality)
     return PreparedImage(out, _FORMATS[out_fmt], pixels.width, pixels.height, thumb, hashed)
+
+
+AVATAR_EDGE = 512
+AVATAR_MAX_BYTES = 256 * 1024
+
+
+def prepare_avatar(data: bytes, edge: int = AVATAR_EDGE) -> PreparedImage:
+    """A group or profile picture: the centre square, at most ``edge`` px, JPEG (WebP
+    with transparency), no metadata, at most :data:`AVATAR_MAX_BYTES`; no thumbnail
+    (see :func:`avatar_thumbnail`). Raises :class:`ImageRejected` for non-images and bombs.
+    """
+    pixels = _load(_open(data))  # an animation's first frame
+    side = min(pixels.size)
+    left, top = (pixels.width - side) // 2, (pixels.height - side) // 2
+    square = pixels.crop((left, top, left + side, top + side))
+    if side > edge:
+        square = square.resize((edge, edge), Image.Resampling.LANCZOS)
+    fmt = "WEBP" if _has_alpha(square) else "JPEG"
+    square = square.convert("RGBA" if fmt == "WEBP" else "RGB")
+    for quality in (85, 70, 55, 40):
+        out = _encode(square, fmt, quality)
+        if len(out) <= AVATAR_MAX_BYTES:
+            mime = _FORMATS[fmt]
+            return PreparedImage(out, mime, square.width, square.height, b"", blurhash(square))
+    raise ImageRejected("the picture does not compress below 256 KiB; choose a simpler one")
+
+
+def avatar_thumbnail(data: bytes, budget: int) -> bytes:
+    """A small JPEG of a prepared picture within ``budget`` bytes (shown while the
+    picture loads), or ``b""`` if even 32 px does not fit."""
+    im = _load(_open(data))
+    for edge in (96, 72, 56, 48, 40, 32):
+        for quality in (70, 50, 35):
+            small = im.copy()
+            small.thumbnail((edge, edge))
+            if _has_alpha(small):
+                bg = Image.new("RGB", small.size, (255, 255, 255))
+                bg.paste(small.convert("RGBA"), mask=small.convert("RGBA").split()[3])
+                small = bg
+            out = _encode(small, "JPEG", quality)
+            if len(out) <= budget:
+                return out
+    return b""
 
 
 # -- blurhash (https://github.com/woltapp/blurhash, the reference algorithm) --
