@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from boxless.api.calls_group import BODIES as GROUP_BODIES
+from boxless.api.calls_group import group_call_routes, group_of
 from boxless.api.errors import ApiError
 from boxless.api.params import parse_body
 from boxless.calls.sdp import MAX_SDP_BYTES
@@ -47,6 +49,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/calls"): StartCall,
     ("POST", "/api/v1/calls/{call_id}/accept"): Answer,
     ("POST", "/api/v1/calls/{call_id}/candidates"): Candidates,
+    **GROUP_BODIES,
 }
 
 
@@ -85,14 +88,23 @@ def call_routes(client: Client) -> list[Route]:
         return JSONResponse({"call": calls.current(), "ice_servers": calls.ice_config()})
 
     async def history(request: Request) -> Response:
-        """Ended calls, newest first (``?chat=contact:<key>`` for one contact, ``limit``)."""
+        """Ended calls, newest first: 1:1 and group calls (``?chat=contact:<key>`` or
+        ``group:<gid>`` for one chat, ``limit``); group rows have ``group``, ``started_by``
+        and ``participants``."""
         chat = request.query_params.get("chat")
-        peer = _contact_of(chat) if chat else None
         try:
             limit = int(request.query_params.get("limit", "50"))
         except ValueError:
             raise ApiError(422, "invalid_limit", "limit must be a number") from None
-        return JSONResponse({"calls": calls.history(peer, limit)})
+        group = calls.group
+        if chat and chat.startswith("group:"):
+            gid = group_of(chat)
+            return JSONResponse({"calls": group.history(gid, limit) if group else []})
+        peer = _contact_of(chat) if chat else None
+        rows = calls.history(peer, limit)
+        if peer is None and group is not None:
+            rows = sorted(rows + group.history(None, limit), key=lambda r: -r["started_at_ms"])
+        return JSONResponse({"calls": rows[: max(1, limit)]})
 
     async def start(request: Request) -> Response:
         """Ring a contact with the browser's offer: 201 and the call (phase ``outgoing``)."""
@@ -144,4 +156,6 @@ def call_routes(client: Client) -> list[Route]:
         Route(one + "/connected", connected, methods=["POST"]),
         Route(one + "/candidates", candidates, methods=["POST"]),
     ]
+    if calls.group is not None:
+        routes += group_call_routes(client)
     return routes

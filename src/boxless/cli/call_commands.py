@@ -26,6 +26,8 @@ def calls(
         api = api_for(home)
         rows = api.call("GET", f"/calls?limit={max(1, min(limit, 500))}")["calls"]
         names = {c["identity_key"]: c["name"] for c in api.call("GET", "/contacts")}
+        if any(c["chat"].startswith("group:") for c in rows):  # group calls: the group's name
+            names |= {g["id"]: g["name"] for g in api.call("GET", "/groups")}
     except BoxlessError as exc:
         fail(exc)
     table = Table()
@@ -35,9 +37,12 @@ def calls(
         key = c["chat"].split(":", 1)[1]
         when = datetime.datetime.fromtimestamp(c["started_at_ms"] / 1000).strftime("%Y-%m-%d %H:%M")
         d = int(c["duration_s"])
+        who = names.get(key, key[:12])
+        if c.get("group"):
+            who = f"{who} (group, {len(c['participants']) + 1} people)"
         table.add_row(
             when,
-            markup(names.get(key, key[:12])),
+            markup(who),
             "out" if c["outgoing"] else "in",
             "video" if c["video"] else "voice",
             c["reason"].replace("_", " "),

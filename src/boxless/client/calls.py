@@ -10,9 +10,11 @@ ICE candidates from the peer are kept for the running call (bounded by the core)
 and announced with a ``call_ice`` event so every open UI can fetch them. An
 ended call is written to the call history (``call_store``).
 
-Signalling is accepted only from accepted contacts: the handler is gated (a
-stranger's body never reaches it) and the core is told whether the sender is an
-accepted contact.
+Signalling of a 1:1 call is accepted only from accepted contacts: the core is
+told whether the sender is an accepted contact (``not a contact``). The handler
+is registered ungated because group calls (``group_id`` set, client/calls_group.py)
+also come from members who are not contacts; that plug-in places the sender in
+the group itself.
 """
 
 from __future__ import annotations
@@ -31,12 +33,14 @@ from boxless.chat.requests import ContactState
 from boxless.client import call_store
 from boxless.client import events as ev
 from boxless.client import store as db
+from boxless.client.calls_group import GroupCalls
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.errors import NetworkError, UsageError
 from boxless.node.turn import turn_credentials
 
 if TYPE_CHECKING:
     from boxless.client.conversations import Conversations
+    from boxless.client.groups import GroupManager
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +93,7 @@ class Calls:
         conversations: Conversations,
         *,
         clock: Callable[[], float] = time.time,
+        groups: GroupManager | None = None,
     ) -> None:
         self.channel = channel
         self.conversations = conversations
@@ -100,10 +105,22 @@ class Calls:
         self._candidates: list[str] = []
         self._signal_bytes = 0  # plaintext bytes of the running call's signals we sent
         self._wake = trio.Event()
-        channel.handlers.on_body((env.CallSignal,), self._on_signal)
+        # group calls (client/calls_group.py): one call at a time, 1:1 or group
+        self.group: GroupCalls | None = None
+        if groups is not None:
+            self.group = GroupCalls(
+                channel, groups, busy=lambda: self.core.current is not None, clock=clock
+            )
+        channel.handlers.on_body((env.CallSignal,), self._on_signal, gated=False)
 
     async def run(self) -> None:
         """Ring and connect timeouts, keep-alives, lost peers; until cancelled."""
+        async with trio.open_nursery() as nursery:
+            if self.group is not None:
+                nursery.start_soon(self.group.run)
+            nursery.start_soon(self._run)
+
+    async def _run(self) -> None:
         while True:
             timer = self.core.get_timer()
             delay = 3600.0 if timer is None else max(0.0, timer - self.clock())
@@ -135,6 +152,9 @@ class Calls:
     async def start(self, identity_key: bytes, offer_sdp: str, video: bool) -> dict[str, Any]:
         """Ring an accepted contact with our browser's offer."""
         self.conversations.accepted(identity_key)
+        if self.group is not None and self.group.core.current is not None:
+            if not self.group.core.current.ringing:
+                raise UsageError("you are in a group call: leave it first")
         call_id = os.urandom(env.CALL_ID_BYTES)
         out = self.core.start(identity_key, call_id, offer_sdp, video, self.clock())
         await self._execute(out)
@@ -183,6 +203,10 @@ class Calls:
     def _on_signal(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         body = r.message.body
         assert isinstance(body, env.CallSignal)
+        if body.group_id:
+            if self.group is None:
+                return None
+            return self.group.on_signal(cur, r, body)
         allowed = r.contact is not None and r.contact.state == ContactState.ACCEPTED.value
         out = self.core.receive(
             r.sender, body, r.message.sent_at_ms / 1000, self.clock(), allowed=allowed

@@ -191,7 +191,7 @@ class Client:
         self.moments = Moments(
             self.channel, self.conversations, clock=clock, blobs=lambda: self.attachments.transfer
         )
-        self.calls = Calls(self.channel, self.conversations, clock=clock)
+        self.calls = Calls(self.channel, self.conversations, clock=clock, groups=self.groups)
         self.payments = Payments(
             account, self.channel, self.conversations, self.groups, clock=clock
         )

@@ -212,6 +212,21 @@ class CallChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class GroupCallChanged:
+    """A group call rings, someone joins or leaves, a pair's offer/answer/candidates
+    came, or it ends (``participants``: how many others are in); fetch
+    ``GET /api/v1/group-calls/current`` for the details. Never SDP."""
+
+    type: ClassVar[str] = "group_call"
+    call_id: str
+    chat: str
+    video: bool
+    ringing: bool
+    ended: bool
+    participants: int
+
+
+@dataclass(frozen=True, slots=True)
 class CallIce:
     """The peer sent ICE candidates (``count`` so far): fetch the call to get them."""
 
@@ -332,6 +347,7 @@ Event = (
     | CatchUpProgress
     | CallChanged
     | CallIce
+    | GroupCallChanged
     | AttachmentProgress
     | AttachmentReady
     | MomentChanged
@@ -363,6 +379,7 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     CatchUpProgress,
     CallChanged,
     CallIce,
+    GroupCallChanged,
     AttachmentProgress,
     AttachmentReady,
     MomentChanged,

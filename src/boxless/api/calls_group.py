@@ -1,0 +1,142 @@
+"""Group call resources of the local API: /api/v1/group-calls...
+
+A group call is a mesh (client/calls_group.py): the browser holds one peer
+connection per other participant and posts, per peer, its offer or answer and
+its ICE candidates. ``GET /api/v1/group-calls/current`` is ``{call, ice_servers}``
+with ``call`` = ``{call_id, chat, video, ringing, started_by, started_by_name,
+started_at_ms, joined_at_ms, participants: [{key, name, offerer, need_offer,
+described, remote_kind, remote_sdp, remote_candidates, code, connected}]}`` or
+null; every change is a ``group_call`` event. History rows of group calls are in
+``GET /api/v1/calls`` (``chat`` = ``group:<gid>``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from boxless.api.errors import ApiError
+from boxless.api.params import parse_body
+from boxless.calls.sdp import MAX_SDP_BYTES
+from boxless.chat.envelope import CALL_ID_BYTES, MAX_CALL_CANDIDATE_BYTES
+from boxless.client.calls_group import GroupCalls
+from boxless.client.core import Client
+from boxless.errors import DecodeError, UsageError
+
+MAX_CANDIDATES_PER_POST = 64
+
+
+class StartGroupCall(BaseModel):
+    chat: str = Field(max_length=200)
+    video: bool = False
+
+
+class Description(BaseModel):
+    sdp: str = Field(max_length=MAX_SDP_BYTES)
+
+
+class GroupCandidates(BaseModel):
+    candidates: list[str] = Field(max_length=MAX_CANDIDATES_PER_POST)
+
+
+BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("POST", "/api/v1/group-calls"): StartGroupCall,
+    ("POST", "/api/v1/group-calls/{call_id}/peers/{peer}/description"): Description,
+    ("POST", "/api/v1/group-calls/{call_id}/peers/{peer}/candidates"): GroupCandidates,
+}
+
+
+def _call_id(request: Request) -> bytes:
+    try:
+        value = bytes.fromhex(request.path_params["call_id"])
+    except ValueError:
+        value = b""
+    if len(value) != CALL_ID_BYTES:
+        raise ApiError(422, "invalid_id", "call_id must be 32 hex characters")
+    return value
+
+
+def _peer(request: Request) -> bytes:
+    try:
+        value = bytes.fromhex(request.path_params["peer"])
+    except ValueError:
+        value = b""
+    if len(value) != 32:
+        raise ApiError(422, "invalid_peer", "peer must be an identity key (64 hex characters)")
+    return value
+
+
+def group_of(chat: str) -> bytes:
+    kind, _, gid = chat.partition(":")
+    try:
+        value = bytes.fromhex(gid)
+    except ValueError:
+        value = b""
+    if kind != "group" or not 1 <= len(value) <= 64:
+        raise ApiError(422, "invalid_chat", "a group call needs chat = group:<group id hex>")
+    return value
+
+
+def group_call_routes(client: Client) -> list[Route]:
+    """The /api/v1/group-calls routes over ``client.calls.group``."""
+    group = client.calls.group
+    assert isinstance(group, GroupCalls)
+
+    async def current(request: Request) -> Response:
+        """The running group call (``call``: null if none) and the STUN/TURN servers."""
+        return JSONResponse({"call": group.current(), "ice_servers": client.calls.ice_config()})
+
+    async def start(request: Request) -> Response:
+        """Start a call in a group and ring its members: 201 and the call."""
+        body: StartGroupCall = await parse_body(request, StartGroupCall)
+        return JSONResponse(await group.start(group_of(body.chat), body.video), status_code=201)
+
+    async def join(request: Request) -> Response:
+        """Join the call that rings (or runs) in the group."""
+        return JSONResponse(await group.join(_call_id(request)))
+
+    async def leave(request: Request) -> Response:
+        """Leave the call, or decline its ring."""
+        return JSONResponse(await group.leave(_call_id(request)))
+
+    async def description(request: Request) -> Response:
+        """The browser's offer or answer for its connection with one participant."""
+        body: Description = await parse_body(request, Description)
+        try:
+            return JSONResponse(await group.describe(_call_id(request), _peer(request), body.sdp))
+        except DecodeError as exc:
+            raise ApiError(422, "invalid_sdp", f"the browser's SDP was refused: {exc}") from None
+
+    async def candidates(request: Request) -> Response:
+        """The browser's ICE candidates for one participant."""
+        body: GroupCandidates = await parse_body(request, GroupCandidates)
+        found = [c for c in body.candidates if c]
+        if any(len(c.encode()) > MAX_CALL_CANDIDATE_BYTES for c in found):
+            raise ApiError(422, "invalid_candidate", "an ICE candidate is longer than 512 bytes")
+        await group.add_candidates(_call_id(request), _peer(request), tuple(found))
+        return JSONResponse({"sent": len(found)})
+
+    async def connected(request: Request) -> Response:
+        """The browser's connection with one participant is up."""
+        try:
+            return JSONResponse(await group.pair_connected(_call_id(request), _peer(request)))
+        except UsageError as exc:
+            raise ApiError(409, "not_in_call", str(exc)) from None
+
+    prefix = "/api/v1/group-calls"
+    one = prefix + "/{call_id}"
+    peer = one + "/peers/{peer}"
+    routes: list[Any] = [
+        Route(prefix + "/current", current, methods=["GET"]),
+        Route(prefix, start, methods=["POST"]),
+        Route(one + "/join", join, methods=["POST"]),
+        Route(one + "/leave", leave, methods=["POST"]),
+        Route(peer + "/description", description, methods=["POST"]),
+        Route(peer + "/candidates", candidates, methods=["POST"]),
+        Route(peer + "/connected", connected, methods=["POST"]),
+    ]
+    return routes
