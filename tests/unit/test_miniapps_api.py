@@ -114,19 +114,31 @@ async def test_install_bridge_and_app_origin(
         ) as web:
             base = f"/a/{origin.secret}/{APP}"
             r = await web.get(f"{base}/index.html")
-            assert r.status_code == 200 and r.text == "<p>hi</p>"
+            # the runtime lock runs first: before anything the app wrote
+            assert r.status_code == 200
+            assert r.text == '<script src="/rt/boxless-runtime.js"></script><p>hi</p>'
             csp = r.headers["content-security-policy"]
             assert "connect-src 'none'" in csp and f"frame-ancestors {ORIGIN}" in csp
             assert "default-src 'none'" in csp and "form-action 'none'" in csp
+            assert "child-src 'none'" in csp and "sandbox allow-scripts" in csp
+            # scripts: this app's files, the SDK and the runtime; not another app's
+            scripts = csp.split("script-src ")[1].split(";")[0].split()
+            assert sorted(scripts) == sorted(
+                [
+                    f"http://127.0.0.1:7{base}/",
+                    "http://127.0.0.1:7/sdk/boxless-app.js",
+                    "http://127.0.0.1:7/rt/boxless-runtime.js",
+                ]
+            )
+            rt = await web.get("/rt/boxless-runtime.js")
+            assert rt.status_code == 200 and b"RTCPeerConnection" in rt.content
             again = await web.get(
                 f"{base}/index.html", headers={"If-None-Match": r.headers["etag"]}
             )
             assert again.status_code == 304
-            assert (
-                (await web.get(f"{base}/js/a.js"))
-                .headers["content-type"]
-                .startswith("text/javascript")
-            )
+            script = await web.get(f"{base}/js/a.js")
+            assert script.headers["content-type"].startswith("text/javascript")
+            assert script.content.startswith(rt.content)  # the lock is its first line
             for path in (
                 f"{base}/manifest.json",
                 f"{base}/%2e%2e/{APP}/index.html",  # a plain .. is resolved by the client

@@ -8,6 +8,12 @@ no remote scripts, images only from the bundle, no forms, no plugins, framed
 only by the Boxless UI. Files come from a verified bundle in the encrypted
 database, never from the disk. The bridge SDK for app authors is public at
 ``/sdk/boxless-app.js``.
+
+Every HTML page gets the runtime lock (``boxless.miniapps.runtime``) as its first
+script and every script gets it as its first line, so any realm that runs app code
+has lost WebRTC and frames first; ``script-src`` allows only that app's own files,
+the SDK and the runtime. Prepared files are kept per app (the bundle is verified
+once, when first served after install or restart).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 
 from boxless.client.miniapps import MiniApps, NoSuchApp
 from boxless.miniapps.manifest import APP_ID_PATTERN as APP_ID
+from boxless.miniapps.runtime import RUNTIME_JS, RUNTIME_PATH, RUNTIME_TAG, inject_html, prefix_js
 
 __all__ = ["AppOrigin", "app_csp", "start_app_origin"]
 
@@ -43,12 +50,19 @@ _TYPES = {
 }
 
 
-def app_csp(ui_origin: str) -> str:
+_CACHE_FILES = 256  # prepared (runtime-locked) files kept, all apps together
+
+
+def app_csp(ui_origin: str, scripts: str = "'self'") -> str:
+    """The app origin's CSP; ``scripts``: the script sources (one app's files, the
+    SDK, the runtime). No child realm of any kind, sandboxed even if framed without
+    the attribute."""
     return (
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "font-src 'self'; media-src 'self'; connect-src 'none'; frame-src 'none'; "
-        "worker-src 'none'; object-src 'none'; manifest-src 'none'; form-action 'none'; "
-        f"base-uri 'none'; frame-ancestors {ui_origin}"
+        f"default-src 'none'; script-src {scripts}; style-src 'self'; "
+        "img-src 'self' data:; font-src 'self'; media-src 'self'; connect-src 'none'; "
+        "frame-src 'none'; child-src 'none'; fenced-frame-src 'none'; worker-src 'none'; "
+        "object-src 'none'; manifest-src 'none'; form-action 'none'; base-uri 'none'; "
+        f"sandbox allow-scripts; frame-ancestors {ui_origin}"
     )
 
 
@@ -59,8 +73,8 @@ class AppOrigin:
         self.miniapps, self.ui_origin, self.host = miniapps, ui_origin, host
         self.secret = secrets.token_urlsafe(16)
         self._headers = [
-            (b"content-security-policy", app_csp(ui_origin).encode()),
             (b"x-content-type-options", b"nosniff"),
+            (b"x-dns-prefetch-control", b"off"),
             (b"referrer-policy", b"no-referrer"),
             (b"cache-control", b"no-cache"),
             (
@@ -70,43 +84,77 @@ class AppOrigin:
             ),
         ]
         sdk = resources.files("boxless.miniapps").joinpath("sdk/boxless-app.js")
-        self._sdk = sdk.read_bytes()
+        self._sdk = prefix_js(sdk.read_bytes())
+        self._prepared: dict[tuple[bytes, str], bytes] = {}
+
+    def _csp(self, app_id: str | None) -> bytes:
+        origin = f"http://{self.host}"
+        scripts = f"{origin}/sdk/boxless-app.js {origin}{RUNTIME_PATH}"
+        if app_id is not None:
+            scripts = f"{origin}/a/{self.secret}/{app_id}/ {scripts}"
+        return app_csp(self.ui_origin, scripts).encode()
+
+    def _prepare(self, sha: bytes, name: str, data: bytes, ext: str) -> bytes:
+        """The file as served: the runtime first in HTML and scripts (kept per file)."""
+        if ext not in ("html", "htm", "js", "mjs"):
+            return data
+        key = (sha, name)
+        ready = self._prepared.get(key)
+        if ready is None:
+            ready = inject_html(data) if ext.startswith("htm") else prefix_js(data)
+            if len(self._prepared) >= _CACHE_FILES:
+                self._prepared.pop(next(iter(self._prepared)))
+            self._prepared[key] = ready
+        return ready
 
     def base(self, bound: str) -> str:
         return f"{bound}/a/{self.secret}"
 
     async def _send(
-        self, send: Send, status: int, body: bytes, ctype: str, head: bool, etag: bytes = b""
+        self,
+        send: Send,
+        status: int,
+        body: bytes,
+        ctype: str,
+        head: bool,
+        etag: bytes = b"",
+        app_id: str | None = None,
     ) -> None:
-        headers = [*self._headers, (b"content-type", ctype.encode())]
+        headers = [*self._headers, (b"content-security-policy", self._csp(app_id))]
+        headers.append((b"content-type", ctype.encode()))
         headers.append((b"content-length", str(len(body)).encode()))
         if etag:
             headers.append((b"etag", etag))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": b"" if head else body})
 
-    def _lookup(self, path: str) -> tuple[int, bytes, str, bytes]:
-        """(status, body, content type, etag: the signed archive's hash)."""
+    def _lookup(self, path: str) -> tuple[int, bytes, str, bytes, str | None]:
+        """(status, body, content type, etag: the signed archive's hash and the
+        runtime's, the app id)."""
         if path == "/sdk/boxless-app.js":
-            return 200, self._sdk, _TYPES["js"], b""
+            return 200, self._sdk, _TYPES["js"], b"", None
+        if path == RUNTIME_PATH:
+            return 200, RUNTIME_JS, _TYPES["js"], b"", None
         parts = path.split("/", 4)  # "", "a", secret, app id, file
         if len(parts) != 5 or parts[1] != "a" or not hmac.compare_digest(parts[2], self.secret):
-            return 404, b"not found", _TYPES["txt"], b""
+            return 404, b"not found", _TYPES["txt"], b"", None
         app_id, name = parts[3], parts[4]
         if len(app_id) > 100 or not APP_ID.fullmatch(app_id):
-            return 404, b"not found", _TYPES["txt"], b""
+            return 404, b"not found", _TYPES["txt"], b"", None
         try:
             bundle = self.miniapps.files(app_id)
         except NoSuchApp:
-            return 404, b"no such app", _TYPES["txt"], b""
+            return 404, b"no such app", _TYPES["txt"], b"", None
         if name == "boxless-app.js":  # the SDK next to the app's files too
-            return 200, self._sdk, _TYPES["js"], b""
+            return 200, self._sdk, _TYPES["js"], b"", app_id
         data = bundle.files.get(name)
         if data is None or name in ("manifest.json",):
-            return 404, b"not found", _TYPES["txt"], b""
+            return 404, b"not found", _TYPES["txt"], b"", app_id
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-        etag = b'"' + bundle.archive_sha256.hex()[:32].encode() + b'"'
-        return 200, data, _TYPES.get(ext, "application/octet-stream"), etag
+        etag = f'"{bundle.archive_sha256.hex()[:24]}-{RUNTIME_TAG}"'.encode()
+        body = self._prepare(bundle.archive_sha256, name, data, ext)
+        ctype = "text/html; charset=utf-8" if ext == "htm" else _TYPES.get(ext)
+        return 200, body, ctype or "application/octet-stream", etag, app_id
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -127,11 +175,11 @@ class AppOrigin:
         if scope["method"] not in ("GET", "HEAD"):
             await self._send(send, 405, b"read only", _TYPES["txt"], head)
             return
-        status, body, ctype, etag = self._lookup(scope["path"])
+        status, body, ctype, etag, app_id = self._lookup(scope["path"])
         if etag and headers.get(b"if-none-match") == etag:  # unchanged since the last open
-            await self._send(send, 304, b"", ctype, True, etag)
+            await self._send(send, 304, b"", ctype, True, etag, app_id)
             return
-        await self._send(send, status, body, ctype, head, etag)
+        await self._send(send, status, body, ctype, head, etag, app_id)
 
 
 async def start_app_origin(
