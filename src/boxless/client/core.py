@@ -55,6 +55,7 @@ from boxless.client.links import ShortLinks
 from boxless.client.miniapps import MiniApps
 from boxless.client.moments import Moments
 from boxless.client.nearby import Nearby
+from boxless.client.ownsync import OwnDeviceSync
 from boxless.client.payments import Payments
 from boxless.client.profiles import Profiles
 from boxless.client.redenvelopes import RedEnvelopes
@@ -175,6 +176,9 @@ class Client:
             (env.GroupKeyShareBody, env.GroupOpBody), self._group_direct, gated=False
         )
         self.chat_settings = ChatSettings(self.db, self.groups, emit=self._emit, clock=clock)
+        self.own_sync = OwnDeviceSync(
+            self.channel, self.devices, self.chat_settings, self._events, clock=clock
+        )
         self.broadcasts = BroadcastManager(self.conversations, emit=self._emit, clock=clock)
         self.sas = SasManager(
             account, self.channel, self.conversations, self.contact_book, clock=clock
@@ -226,6 +230,7 @@ class Client:
             nursery.start_soon(self.attachments.run)
             nursery.start_soon(self.calls.run)
             nursery.start_soon(self.devices.run)
+            await nursery.start(self.own_sync.run)
             nursery.start_soon(self.nearby.run)
             nursery.start_soon(self.payments.run)
             nursery.start_soon(self.redenvelopes.run)

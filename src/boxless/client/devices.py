@@ -395,7 +395,7 @@ class DeviceManager:
 
     def copy_topic(self, plaintext: bytes, topic: str) -> str | None:
         """Where a message we send on ``topic`` is copied to our other devices, or
-        None: 1:1 texts, edits, deletes and read receipts on their conversation
+        None: 1:1 texts, edits, deletes, reactions and read receipts on their conversation
         topic (not typing, delivery receipts, signalling); each of our group
         sessions' keys once (not once per member) on our own contact topic."""
         try:
@@ -419,11 +419,12 @@ class DeviceManager:
             return contact_topic(self.me)
         if isinstance(body, env.Receipt):
             return topic if body.kind is env.ReceiptKind.READ else None
-        return topic if isinstance(body, (env.Text, env.Edit, env.Delete)) else None
+        return topic if isinstance(body, (env.Text, env.Edit, env.Delete, env.Reaction)) else None
 
     def own_copy(self, cur: Cursor, topic: str, message: env.ChatMessage) -> None:
         """Apply what another device of ours sent on a conversation topic: our text
-        (shown as sent by us), our edit or delete, our read receipt (unread cleared)."""
+        (shown as sent by us), our edit, delete or reaction, our read receipt
+        (unread cleared)."""
         contact = db.contact_by_topic(cur, topic)
         if contact is None:
             return
@@ -449,6 +450,12 @@ class DeviceManager:
             )
             if added:
                 self.emit(ev.MessageChanged(message.message_id.hex(), them.hex()))
+        elif isinstance(body, env.Reaction):
+            target = db.get_message(cur, body.target)
+            if target is None or target.contact != them or target.deleted:
+                return  # a message of this conversation (ours or theirs)
+            db.update_message(cur, replace(target, reactions=_reacted(target.reactions, body)))
+            self.emit(ev.MessageChanged(target.message_id.hex(), them.hex()))
         elif isinstance(body, (env.Edit, env.Delete)):
             target = db.get_message(cur, body.target)
             if target is None or not target.outgoing or target.contact != them:
@@ -602,6 +609,17 @@ class DeviceManager:
                 if held is None or (asked and not held.is_revoked(bundle.curve25519)):
                     self.remember_bundle(bundle, asked)
         return held
+
+
+def _reacted(reactions: dict[str, list[str]], body: env.Reaction) -> dict[str, list[str]]:
+    """``reactions`` after our reaction ``body`` (as conversations applies it: "me")."""
+    out = {k: list(v) for k, v in reactions.items()}
+    people = out.setdefault(body.emoji, [])
+    if body.remove and "me" in people:
+        people.remove("me")
+    elif not body.remove and "me" not in people:
+        people.append("me")
+    return {k: v for k, v in out.items() if v}
 
 
 def _secret_hash(secret: bytes) -> bytes:

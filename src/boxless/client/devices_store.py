@@ -47,6 +47,7 @@ _TABLES: tuple[tuple[str, str | None], ...] = (
     ("payment_chain", None),
     ("devices_rosters", None),
     ("devices_bundles", None),
+    ("devices_sync_registers", None),
 )
 
 

@@ -1,0 +1,205 @@
+"""Own-device sync, the plug-in: chat-list flags and group read positions follow the
+user across their devices, live.
+
+Theory of operation
+-------------------
+Decisions in :mod:`boxless.client.ownsync_core` (what a key is, who may set
+it, who wins); SQL in :mod:`boxless.client.ownsync_store`; the wire body
+:class:`boxless.chat.ownsync.OwnSync`.
+
+- **Out.** This plug-in listens to the client's own events (no feature calls
+  it): a ``chat_settings`` or ``group`` event names a chat whose settings may
+  have changed. It reads the chat's flags (pinned, muted, marked unread) and,
+  for a group, our read position, and compares them with the registers: a
+  difference is a change made on this device, which takes a new clock and is
+  sent, in one OwnSync, to each of our other certified devices over Olm on
+  our own contact topic (``DirectChannel.fan_out`` to our identity; store
+  nodes keep it for a device that is offline). On start it compares every
+  chat once (a change whose event was not handled before a stop).
+- **In.** An OwnSync is applied only when it comes from one of *our*
+  certified, unrevoked devices (the channel's own-device path checks the
+  roster; :func:`~boxless.client.ownsync_core.authorise` checks again);
+  from anyone else it is dropped and counted (:attr:`OwnDeviceSync.refused`).
+  Each entry that wins over its register (last writer by clock, then device
+  key; a read position only forward) sets the register in the receive
+  transaction; the flags are then applied through :class:`ChatSettings`
+  (after commit), whose event finds the setting equal to its register, so
+  nothing echoes back. A read position moves the group's read marker at once.
+- **Not synced** (docs/devices.md): drafts (work in progress on one device;
+  one keystroke at a time would race the other device's typing), deleting a
+  chat for me (a per-device clean-up).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+
+import trio
+
+from boxless._trio_compat import TaskStatus
+from boxless.chat import envelope as env
+from boxless.chat.ownsync import MAX_ENTRIES, OwnSync, SyncEntry
+from boxless.chat.topics import contact_topic
+from boxless.client import events as ev
+from boxless.client import group_store as gs
+from boxless.client import ownsync_core as core
+from boxless.client import ownsync_store as store
+from boxless.client.channel import DirectChannel, FollowUp, Received
+from boxless.client.chat_settings import ChatSettings, parse_chat
+from boxless.client.devices import DeviceManager
+from boxless.errors import UsageError
+from boxless.fanout import Fanout
+from boxless.storage.userdb import Cursor
+
+__all__ = ["OwnDeviceSync"]
+
+logger = logging.getLogger(__name__)
+
+EVENT_BUFFER = 1024
+_FLAGS = (("pinned", "pinned"), ("muted", "muted"), ("unread", "marked_unread"))
+
+
+class OwnDeviceSync:
+    """Chat-list flags and group read positions synced between our devices."""
+
+    def __init__(
+        self,
+        channel: DirectChannel,
+        devices: DeviceManager,
+        chat_settings: ChatSettings,
+        events: Fanout[ev.Event],
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self.channel = channel
+        self.devices = devices
+        self.chat_settings = chat_settings
+        self.events = events
+        self.clock = clock
+        self.db = channel.db
+        self.me = channel.me
+        self.my_device_key = channel.my_device_key
+        self.refused = 0  # syncs dropped: not from one of our certified devices
+        self.sent = 0
+        channel.handlers.on_body((OwnSync,), self._on_sync, gated=False)
+
+    # -- out ------------------------------------------------------------------------
+
+    async def run(self, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Compare every chat once, then follow the client's events (cancel to stop)."""
+        async with self.events.listen(EVENT_BUFFER) as recv:
+            task_status.started()
+            await self.sync_chats(self._all_chats())
+            async for event in recv:
+                chats = {_chat_of(event)}
+                while True:  # what queued meanwhile goes in the same round
+                    try:
+                        chats.add(_chat_of(recv.receive_nowait()))
+                    except trio.WouldBlock:
+                        break
+                chats.discard(None)
+                await self.sync_chats(c for c in chats if c is not None)
+
+    async def sync_chats(self, chats: Iterable[str]) -> int:
+        """Send what changed on this device in ``chats``; how many settings went."""
+        entries: list[SyncEntry] = []
+        now_ms = int(self.clock() * 1000)
+        for chat in sorted(set(chats)):
+            try:
+                current = self._current(chat)
+            except UsageError:
+                continue  # the chat is gone (a group left, a contact removed)
+            with self.db.transaction() as cur:
+                for key, value in current.items():
+                    held = store.get_register(cur, key)
+                    new = core.local_change(held, value, now_ms, self.my_device_key)
+                    if new is not None:
+                        store.put_register(cur, key, new)
+                        entries.append(SyncEntry(key, new.value, new.clock))
+        if not entries or not self.devices.others(self.me, self.my_device_key):
+            return len(entries)
+        for i in range(0, len(entries), MAX_ENTRIES):
+            body = OwnSync(tuple(entries[i : i + MAX_ENTRIES]))
+            msg = env.new_message(body, lamport=0, sent_at_ms=now_ms)
+            await self.channel.fan_out(
+                self.me, self.my_device_key, contact_topic(self.me), env.encode(msg), watch=False
+            )
+            self.sent += 1
+        return len(entries)
+
+    def _current(self, chat: str) -> dict[str, object]:
+        setting = self.chat_settings.get(chat)  # UnknownChat if it is not here
+        values: dict[str, object] = {
+            core.setting_key(chat, name): getattr(setting, attr) for name, attr in _FLAGS
+        }
+        kind, key = parse_chat(chat)
+        if kind == "group":
+            with self.db.transaction() as cur:
+                read_seq = gs.meta(cur, key).read_seq
+                lamport = gs.newest_read_lamport(cur, key, read_seq)
+            if lamport is not None:
+                values[core.setting_key(chat, "read")] = lamport
+        return values
+
+    def _all_chats(self) -> list[str]:
+        with self.db.transaction() as cur:
+            groups = [f"group:{g.hex()}" for g in gs.group_ids(cur)]
+        return sorted(set(self.chat_settings.all()) | set(groups))
+
+    # -- in -------------------------------------------------------------------------
+
+    def _on_sync(self, cur: Cursor, r: Received) -> FollowUp | None:
+        body = r.message.body
+        assert isinstance(body, OwnSync)
+        certified = r.sender == self.me and self.devices.certified(cur, self.me, r.device_key)
+        refused = core.authorise(self.me, r.sender, r.device_key, self.my_device_key, certified)
+        if refused is not None:
+            self.refused += 1
+            logger.info("an own-device sync was refused: %s", refused)
+            return None
+        flags: dict[str, dict[str, bool]] = {}
+        for entry in body.entries:
+            parsed = core.parse_key(entry.key, entry.value)
+            if parsed is None:
+                continue  # a newer client's setting, or a malformed one
+            chat, setting, value = parsed
+            held = store.get_register(cur, entry.key)
+            if not core.incoming_wins(held, entry.key, entry.value, entry.clock, r.device_key):
+                continue
+            store.put_register(
+                cur, entry.key, core.Register(entry.value, entry.clock, r.device_key)
+            )
+            if setting == "read":
+                assert isinstance(value, int)
+                self._read_through(cur, chat, value)
+            else:
+                attr = dict(_FLAGS)[setting]
+                flags.setdefault(chat, {})[attr] = bool(value)
+        if not flags:
+            return None
+
+        async def apply() -> None:
+            for chat, changes in flags.items():
+                try:
+                    self.chat_settings.update(chat, **changes)
+                except UsageError as exc:  # not on this device (yet)
+                    logger.info("a synced chat setting was not applied: %s", exc)
+
+        return apply
+
+    def _read_through(self, cur: Cursor, chat: str, lamport: int) -> None:
+        _, group_id = parse_chat(chat)
+        if not gs.has_group(cur, group_id):
+            return
+        seq = store.group_seq_through(cur, group_id, lamport)
+        if seq is not None and gs.set_read_seq(cur, group_id, seq):
+            self.channel.emit(ev.GroupChanged(group_id.hex()))
+
+
+def _chat_of(event: ev.Event) -> str | None:
+    if isinstance(event, ev.ChatSettingsChanged) and event.change != "draft":
+        return event.chat
+    if isinstance(event, ev.GroupChanged):
+        return f"group:{event.group}"
+    return None

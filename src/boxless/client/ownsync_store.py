@@ -1,0 +1,39 @@
+"""Own-device sync, all the SQL (client/ownsync.py): the registers, and where a
+group's read position lands when another device of ours read up to a Lamport time."""
+
+from __future__ import annotations
+
+from boxless.client.ownsync_core import Register, default
+from boxless.storage.userdb import Cursor
+
+__all__ = ["get_register", "group_seq_through", "put_register"]
+
+
+def get_register(cur: Cursor, key: str) -> Register:
+    """The register of ``key`` (its default at clock 0 if never written)."""
+    cur.execute("SELECT value, clock, device FROM devices_sync_registers WHERE key = ?", (key,))
+    row = cur.fetchone()
+    if row is None:
+        return default(key)
+    return Register(str(row[0]), int(row[1]), bytes(row[2]))
+
+
+def put_register(cur: Cursor, key: str, reg: Register) -> None:
+    cur.execute(
+        "INSERT INTO devices_sync_registers (key, value, clock, device) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value, clock = excluded.clock,"
+        " device = excluded.device",
+        (key, reg.value, reg.clock, reg.device),
+    )
+
+
+def group_seq_through(cur: Cursor, group_id: bytes, lamport: int) -> int | None:
+    """The local sequence number of the newest incoming text at or before ``lamport``
+    in the group (our read position once another device read up to it)."""
+    cur.execute(
+        "SELECT MAX(seq) FROM client_group_messages WHERE group_id = ? AND lamport <= ?"
+        " AND outgoing = 0 AND kind = 'text'",
+        (group_id, lamport),
+    )
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])

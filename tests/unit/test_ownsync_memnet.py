@@ -1,0 +1,164 @@
+"""Own-device sync over the in-memory network: chat flags, reactions and group read
+positions follow Alice from A1 to A2 and back; a contact sending the same body is
+ignored and counted; two devices changing one setting at once converge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import trio
+import trio.testing
+
+from boxless.chat import envelope as env
+from boxless.chat.ownsync import OwnSync, SyncEntry
+from boxless.chat.topics import contact_topic
+from boxless.client import group_action_store as gas
+from boxless.client import group_store as gs
+from boxless.client.memory_transport import Fault
+from boxless.client.ownsync_core import setting_key
+from tests.memnet_fixtures import WAIT, Person, homes, memnet, wait_for
+from tests.unit.test_devices_memnet import _link_second, _run_until_revoked
+from tests.unit.test_groups_memnet import make_group, texts
+
+__all__ = ["homes"]  # a fixture
+
+
+async def _until(pred: Callable[[], bool]) -> None:
+    """A refusal emits no event: poll (virtual time, MockClock)."""
+    with trio.fail_after(WAIT):
+        while not pred():  # noqa: ASYNC110 (no event to wait on; virtual time)
+            await trio.sleep(0.1)
+
+
+def _flags(p: Person, chat: str) -> tuple[bool, bool, bool]:
+    s = p.client.chat_settings.get(chat)
+    return s.pinned, s.muted, s.marked_unread
+
+
+def _group_unread(p: Person, gid: bytes) -> int:
+    with p.client.db.transaction() as cur:
+        return gs.meta(cur, gid).unread
+
+
+def _group_reactions(p: Person, mid: str) -> list[tuple[bytes, str]]:
+    with p.client.db.transaction() as cur:
+        return gas.reactions_of(cur, [mid]).get(mid, [])
+
+
+@pytest.mark.trio
+async def test_settings_reactions_and_group_reads_follow_our_other_device(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    async with memnet(homes, ("alice", "bob", "carol")) as (net, (alice, bob, carol)):
+        gid = await make_group(alice, [bob, carol], "Trip")  # befriends Bob and Carol
+        bob_chat, group_chat = f"contact:{bob.me.hex()}", f"group:{gid.hex()}"
+        mid = await bob.client.send_text(alice.me, "hello Alice")
+        await wait_for(alice, lambda: "hello Alice" in alice.texts(bob))
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_until_revoked, a2.client)
+            with trio.fail_after(WAIT):
+                await a2.client.ready.wait()
+            # chat flags, both ways
+            alice.client.chat_settings.update(bob_chat, pinned=True)
+            await wait_for(a2, lambda: _flags(a2, bob_chat) == (True, False, False))
+            a2.client.chat_settings.update(bob_chat, muted=True, marked_unread=True)
+            await wait_for(alice, lambda: _flags(alice, bob_chat) == (True, True, True))
+            a2.client.chat_settings.update(group_chat, muted=True)  # a group's own flag
+            await wait_for(alice, lambda: _flags(alice, group_chat)[1])
+            # a 1:1 reaction made on A1 shows on A2 as ours
+            await alice.client.react(mid, "👍")
+            await wait_for(a2, lambda: a2.message(mid).reactions == {"👍": ["me"]})
+            await alice.client.react(mid, "👍", remove=True)
+            await wait_for(a2, lambda: a2.message(mid).reactions == {})
+            # group: read on A2 clears unread on A1 (a read position, not a receipt)
+            for i in range(3):
+                await bob.client.groups.send_text(gid, f"bob {i}")
+            await wait_for(alice, lambda: "bob 2" in texts(alice, gid))
+            await wait_for(a2, lambda: "bob 2" in texts(a2, gid))
+            assert _group_unread(alice, gid) >= 3 and _group_unread(a2, gid) >= 3
+            newest = max(seq for seq, _ in a2.client.groups.messages(gid, 50))
+            await a2.client.groups.mark_read(gid, newest)
+            await wait_for(alice, lambda: _group_unread(alice, gid) == 0)
+            # a group reaction made on A2 shows on A1 as Alice's
+            (target,) = [
+                m.message_id for _, m in a2.client.groups.messages(gid, 50) if m.text == "bob 1"
+            ]
+            await a2.client.groups.react(gid, target, "🎉")
+            await wait_for(alice, lambda: (alice.me, "🎉") in _group_reactions(alice, target))
+            assert alice.client.own_sync.refused == 0 and a2.client.own_sync.refused == 0
+            nursery.cancel_scope.cancel()
+        a2.transport.close()
+        a2.account.close()
+
+
+@pytest.mark.trio
+async def test_a_contact_sending_our_sync_is_ignored_and_counted(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    from tests.memnet_fixtures import befriend
+
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        bob_chat = f"contact:{bob.me.hex()}"
+        alice.client.chat_settings.update(bob_chat, pinned=True)
+        forged = OwnSync(
+            (
+                SyncEntry(setting_key(bob_chat, "pinned"), "false", 2**62),
+                SyncEntry(setting_key(bob_chat, "muted"), "true", 2**62),
+            )
+        )
+        plaintext = env.encode(env.new_message(forged, lamport=0, sent_at_ms=1))
+        contact = bob.contact(alice)
+        assert contact is not None
+        # on our conversation topic, and on Alice's own contact topic (where her
+        # devices' syncs travel)
+        await bob.client.channel.send_contact(contact, contact.conversation_topic, plaintext)
+        await _until(lambda: alice.client.own_sync.refused == 1)
+        await bob.client.channel.send_contact(contact, contact_topic(alice.me), plaintext)
+        await _until(lambda: alice.client.own_sync.refused == 2)
+        assert _flags(alice, bob_chat) == (True, False, False)
+        # and it did not stop Bob's ordinary messages
+        await bob.client.send_text(alice.me, "still friends")
+        await wait_for(alice, lambda: "still friends" in alice.texts(bob))
+        assert alice.client.own_sync.refused == 2
+
+
+@pytest.mark.trio
+async def test_two_devices_changing_one_setting_at_once_converge(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    from tests.memnet_fixtures import befriend
+
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        bob_chat = f"contact:{bob.me.hex()}"
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_until_revoked, a2.client)
+            with trio.fail_after(WAIT):
+                await a2.client.ready.wait()
+            alice.client.chat_settings.update(bob_chat, pinned=True)
+            await wait_for(a2, lambda: _flags(a2, bob_chat)[0])
+            # both change the pin while they cannot hear each other (same instant):
+            # A1 unpins; A2 unpins, re-pins and marks unread
+            cut = [net.add_fault(Fault(receiver=r, loss=1.0)) for r in ("alice", "alice2")]
+            alice.client.chat_settings.update(bob_chat, pinned=False)
+            a2.client.chat_settings.update(bob_chat, pinned=False)
+            await trio.sleep(1)
+            a2.client.chat_settings.update(bob_chat, pinned=True, marked_unread=True)
+            await trio.sleep(5)
+            assert not _flags(alice, bob_chat)[0] and _flags(a2, bob_chat)[0]
+            for fault in cut:
+                net.remove_fault(fault)
+            # they hear each other again (the store kept what they missed)
+            for p in (alice, a2):
+                await p.client.catch_up()
+            await wait_for(alice, lambda: _flags(alice, bob_chat) == (True, False, True))
+            await trio.sleep(30)
+            assert _flags(alice, bob_chat) == _flags(a2, bob_chat) == (True, False, True)
+            nursery.cancel_scope.cancel()
+        a2.transport.close()
+        a2.account.close()
