@@ -3,11 +3,11 @@
 Claims, on one real anvil (``--prune-history --block-time 1``), one relayer
 submitting every claim of one N-share envelope (members hold zero ETH):
 
-- bare chain: claim transactions built and signed beforehand (the claim-key
-  signature, ABI, EIP-1559 signature), posted with ``eth_sendRawTransaction``
+- bare chain: claim transactions built and signed beforehand (the sender's
+  ticket per member, ABI, EIP-1559 signature), posted with ``eth_sendRawTransaction``
   in JSON-RPC batches of 14 (the app's batch size);
-- app path: :meth:`RedEnvelopeContract.relay_claims` — per claim the claim
-  signature and ABI encoding; per 14 claims one JSON-RPC batch, pipelined: the
+- app path: :meth:`RedEnvelopeContract.relay_claims` — per claim the ticket
+  (signed ahead as each notice arrives, like the client) and ABI encoding; per 14 claims one JSON-RPC batch, pipelined: the
   previous chunk's signed claims, then chain id, fees, nonce, and the contract's
   ``refusal`` view of each claim (a claim that would revert is never sent).
 
@@ -36,7 +36,7 @@ import httpx
 from mnemonic import Mnemonic
 
 from boxless.client.redenvelopes_chain import PreparedClaims, RedEnvelopeContract
-from boxless.client.redenvelopes_core import Card, sign_claim, split_seed
+from boxless.client.redenvelopes_core import Card, nullifier, sign_ticket, split_seed
 from boxless.payments.devnet import ANVIL_MNEMONIC, Anvil
 from boxless.payments.evmcall import Signer, call_data
 from boxless.payments.hdwallet import derive_private_key
@@ -53,7 +53,7 @@ BATCH = 14
 def _envelope(
     chain: Anvil, rpc: Rpc, signer: Signer, shares: int
 ) -> tuple[RedEnvelopeContract, Card]:
-    contract = RedEnvelopeContract.deploy(signer)
+    contract = RedEnvelopeContract.deploy(signer, signer._key)
     secret = secrets.token_bytes(32)
     now = int(rpc.call("eth_getBlockByNumber", ["latest", False])["timestamp"], 16)
     total = shares * 10**15
@@ -76,16 +76,17 @@ def bare(chain: Anvil, shares: int) -> tuple[float, float]:
     rpc = Rpc(chain.url, chain.chain_id)
     signer = Signer(rpc, derive_private_key(SEED, "m/44'/60'/0'/0/2"))
     contract, card = _envelope(chain, rpc, signer, shares)
-    members = [secrets.token_bytes(20) for _ in range(shares)]
+    members = [(secrets.token_bytes(32), secrets.token_bytes(20)) for _ in range(shares)]
     nonce = quantity(rpc.call("eth_getTransactionCount", [signer.hex_address, "pending"]), "n")
     block = rpc.call("eth_getBlockByNumber", ["latest", False])
     fees = suggest_fees(quantity(block["baseFeePerGas"], "b"), 10**9, CLAIM_GAS)
     raws = []
-    for i, m in enumerate(members):
-        v, r, s = sign_claim(card.secret, contract.address, card.chain_id, card.id, m)
+    for i, (who, m) in enumerate(members):
+        tag = nullifier(card.secret, who)
+        v, r, s = sign_ticket(signer._key, contract.address, card.chain_id, card.id, tag, m)
         payload = call_data(
-            "claim(bytes32,address,bytes32,uint8,bytes32,bytes32)",
-            [card.id, m, split_seed(card.secret), v, r, s],
+            "claim(bytes32,address,bytes32,bytes32,uint8,bytes32,bytes32)",
+            [card.id, m, tag, split_seed(card.secret), v, r, s],
         )
         if i == 0:  # the node's estimate once (the first claim also stores the seed)
             request = {"from": signer.hex_address, "to": "0x" + contract.address.hex(),
@@ -123,10 +124,10 @@ def app(chain: Anvil, shares: int, sign_ahead: bool = True) -> tuple[float, floa
     rpc = Rpc(chain.url, chain.chain_id)
     signer = Signer(rpc, derive_private_key(SEED, "m/44'/60'/0'/0/3"))
     contract, card = _envelope(chain, rpc, signer, shares)
-    members = [secrets.token_bytes(20) for _ in range(shares)]
+    members = [(secrets.token_bytes(32), secrets.token_bytes(20)) for _ in range(shares)]
     prepared = PreparedClaims()
     if sign_ahead:  # what the client does as each member's "opened" notice arrives
-        prepared.prepare(card, members)
+        prepared.prepare(card, signer._key, members)
     t0 = time.perf_counter()
     hashes, refused = contract.relay_claims(card, members, prepared)
     assert not refused, refused

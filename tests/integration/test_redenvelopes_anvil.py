@@ -1,9 +1,11 @@
 """Red envelopes, escrow and stealth payments against a real anvil (its own process: these tests
 move the chain's clock). A 10-share envelope in a 12-member group: 10 claim
-(members with zero ETH, through a relayer), 2 are told it's empty, the sums are
-exact, expiry refunds; a non-member's claim, a replayed claim and a redirected
-claim are refused. Escrow: release, refund, timeout. A stealth payment is
-found and spent by its recipient only."""
+(members with zero ETH, the sender's tickets relayed), 2 are told it's empty, the
+sums are exact, expiry refunds; a member who knows the seed cannot predict her
+share; a member with a second address, a forged ticket, a non-member's claim, a
+replayed claim and a redirected claim are refused. BXD envelopes and escrow.
+Escrow: release, refund, timeout. A stealth payment is found and spent by its
+recipient only."""
 
 from __future__ import annotations
 
@@ -16,13 +18,22 @@ from pathlib import Path
 import pytest
 from mnemonic import Mnemonic
 
-from boxless.client.escrow import Escrow
+from boxless.client.escrow import Escrow, WrongCurrency
 from boxless.client.redenvelopes_chain import RedEnvelopeContract, due_refunds
-from boxless.client.redenvelopes_core import ALLOWED, Card, may_claim, split, split_seed
+from boxless.client.redenvelopes_core import (
+    ALLOWED,
+    Card,
+    claim_private_key,
+    draw,
+    may_claim,
+    nullifier,
+    share_amount,
+    split_seed,
+)
 from boxless.errors import ConfigError
-from boxless.payments.devnet import Anvil, find_anvil
-from boxless.payments.evmcall import ContractReverted, Signer, call_data
-from boxless.payments.hdwallet import address_bytes, derive_private_key
+from boxless.payments.devnet import Anvil, find_anvil, token_bytecode
+from boxless.payments.evmcall import ContractReverted, Signer, call_data, decode
+from boxless.payments.hdwallet import address_bytes, derive_private_key, keccak256
 from boxless.payments.rpc import Rpc
 from boxless.payments.stealth import Scanner, StealthKeys, stealth_private_key
 from boxless.payments.stealth_chain import Announcer, Registry, spend
@@ -78,10 +89,27 @@ def _travel(rpc: Rpc, seconds: int) -> None:
     rpc.call("evm_mine", [])
 
 
+def _randao(rpc: Rpc, block: int | str) -> bytes:
+    """The prevrandao a block's transactions saw (anvil: the header's mixHash)."""
+    tag = block if isinstance(block, str) else hex(block)
+    return bytes.fromhex(rpc.call("eth_getBlockByNumber", [tag, False])["mixHash"][2:])
+
+
+def _token(rpc: Rpc, owner: MiningSigner, supply: int) -> bytes:
+    receipt = owner.transact(None, token_bytecode() + supply.to_bytes(32, "big"))
+    assert receipt.contract_address is not None
+    return receipt.contract_address
+
+
+def _token_balance(signer: Signer, token: bytes, who: bytes) -> int:
+    return int(decode(["uint256"], signer.call(token, call_data("balanceOf(address)", [who])))[0])
+
+
 def test_ten_shares_twelve_members(rpc: Rpc) -> None:
     alice = _funded(rpc, 1)
-    contract = RedEnvelopeContract.deploy(alice)
+    contract = RedEnvelopeContract.deploy(alice, alice._key)
     members = [MiningSigner(rpc, secrets.token_bytes(32)) for _ in range(12)]
+    ids = [secrets.token_bytes(32) for _ in members]  # their identity keys
     assert all(alice.balance(m.address) == 0 for m in members)
     secret = secrets.token_bytes(32)
     total, fee = 10 * ETH + 7, 10**15  # not a multiple of 10: the split is still exact
@@ -90,24 +118,25 @@ def test_ten_shares_twelve_members(rpc: Rpc) -> None:
     card = Card(rpc.chain_id, contract.address, alice.address, secret, GROUP, total, 10, True,
                 expiry, "恭喜发财")  # fmt: skip
     assert card.id == env_id
-    expected = split(total, 10, True, split_seed(secret))
-    assert sum(expected) == total and len(set(expected)) > 1
 
-    # Members with zero ETH: the sender's client relays (the recipient is signed).
-    relayed = RedEnvelopeContract(alice, contract.address)
+    # Members with zero ETH: the sender's client signs their tickets and relays.
     got = []
-    for i, m in enumerate(members[:3]):
+    for i, (m, who) in enumerate(zip(members[:3], ids, strict=False)):
         view = contract.view(env_id, m.address)
         assert may_claim(card, arrived_in=GROUP, member=True, chain_id=rpc.chain_id,
                          contract=contract.address, view=view, now_s=_now(rpc)) == ALLOWED  # fmt: skip
-        claim = relayed.claim(card, m.address)
+        claim = contract.claim(card, who, m.address)
         assert (claim.index, claim.recipient, claim.fee) == (i, m.address, fee)
         assert alice.balance(m.address) == claim.amount - fee
         got.append(claim.amount)
     # A replayed claim is refused by the contract's check: nothing is sent.
-    assert relayed.relay_claims(card, [members[0].address]) == ([], ["already claimed"])
+    assert contract.relay_claims(card, [(ids[0], members[0].address)]) == (
+        [],
+        ["already claimed"],
+    )
     # The rest in one relayed batch: the two beyond the tenth share are refused.
-    hashes, refused = relayed.relay_claims(card, [m.address for m in members[3:]])
+    rest = [(who, m.address) for who, m in zip(ids[3:], members[3:], strict=True)]
+    hashes, refused = contract.relay_claims(card, rest)
     assert len(hashes) == 7 and refused == ["empty", "empty"]
     alice.wait(hashes)
     claims = contract.claims(env_id)
@@ -115,54 +144,98 @@ def test_ten_shares_twelve_members(rpc: Rpc) -> None:
     for c, m in zip(claims[3:], members[3:10], strict=True):
         assert alice.balance(m.address) == c.amount - fee
     got += [c.amount for c in claims[3:]]
-    assert got == expected and sum(got) == total
+    assert sum(got) == total and min(got) >= 1 and len(set(got)) > 1
 
     # The two late members are told it's empty, and the chain agrees.
-    for m in members[10:]:
+    for who, m in zip(ids[10:], members[10:], strict=True):
         view = contract.view(env_id, m.address)
         reason = may_claim(card, arrived_in=GROUP, member=True, chain_id=rpc.chain_id,
                            contract=contract.address, view=view, now_s=_now(rpc))  # fmt: skip
         assert "empty" in reason
         with pytest.raises(ContractReverted, match="empty"):
-            relayed.claim(card, m.address)
-    assert [c.amount for c in contract.claims(env_id)] == expected
+            contract.claim(card, who, m.address)
     env = contract.envelope(env_id)
     assert (env.claimed, env.remaining) == (10, 0)
 
 
-def test_attackers_and_expiry_refund(rpc: Rpc) -> None:
+def _old_predictor(remaining: int, left: int, seed: bytes, index: int) -> int:
+    """What a member who knows the seed computed against the old contract (share i
+    fixed by keccak(seed ‖ i)): the attack the per-block draw stops."""
+    avg = remaining // left
+    r = int.from_bytes(keccak256(seed + index.to_bytes(32, "big")), "big")
+    return 1 + r % (2 * avg - 1)
+
+
+def test_a_member_who_knows_the_seed_cannot_predict_their_share(rpc: Rpc) -> None:
+    """Mallory holds the card (the seed) and the head block; she predicts her share
+    before her claim lands, with the old rule and with the head's prevrandao. Both
+    miss: the share is drawn from the prevrandao of the block the claim lands in
+    (checked after the fact), and anvil draws a fresh one per block."""
+    alice = _funded(rpc, 9)
+    contract = RedEnvelopeContract.deploy(alice, alice._key)
+    total, shares = 1000 * ETH, 100
+    missed_old = missed_head = 0
+    for _ in range(3):
+        secret = secrets.token_bytes(32)
+        contract.create(secret, total, shares, True, _now(rpc) + 3600)
+        card = Card(rpc.chain_id, contract.address, alice.address, secret, GROUP, total,
+                    shares, True, _now(rpc) + 3600, "")  # fmt: skip
+        mallory_id, mallory = secrets.token_bytes(32), secrets.token_bytes(20)
+        seed, tag = split_seed(secret), nullifier(secret, mallory_id)
+        old_guess = _old_predictor(total, shares, seed, 0)
+        head = _randao(rpc, "latest")
+        head_guess = share_amount(total, shares, True, draw(seed, head, tag, 0))
+        claim = contract.claim(card, mallory_id, mallory)
+        block = contract.signer.logs(contract.address, [None, card.id])[-1].block_number
+        landed = _randao(rpc, block)
+        assert landed != head  # a new block, a new prevrandao
+        assert claim.amount == share_amount(total, shares, True, draw(seed, landed, tag, 0))
+        missed_old += claim.amount != old_guess
+        missed_head += claim.amount != head_guess
+    assert missed_old == 3 and missed_head == 3
+
+
+def test_one_member_one_share_and_attackers(rpc: Rpc) -> None:
     alice, mallory = _funded(rpc, 2), _funded(rpc, 3)
-    contract = RedEnvelopeContract.deploy(alice)
+    contract = RedEnvelopeContract.deploy(alice, alice._key)
     secret = secrets.token_bytes(32)
     expiry = _now(rpc) + 3600
     env_id = contract.create(secret, 3 * ETH, 3, False, expiry)
     card = Card(rpc.chain_id, contract.address, alice.address, secret, GROUP, 3 * ETH, 3, False,
                 expiry, "")  # fmt: skip
-    as_mallory = RedEnvelopeContract(mallory, contract.address)
-    bob = MiningSigner(rpc, secrets.token_bytes(32))
-    rpc.call("anvil_setBalance", ["0x" + bob.address.hex(), hex(ETH)])
-
-    # A non-member guesses a secret: its key is not the envelope's.
-    stranger = Card(card.chain_id, card.contract, card.sender, secrets.token_bytes(32), GROUP,
-                    card.total, 3, False, expiry, "")  # fmt: skip
-    forged = as_mallory.claim_payload(stranger, mallory.address)
-    forged = forged[:4] + card.id + forged[36:]  # aim it at the real envelope
-    with pytest.raises(ContractReverted, match="wrong seed|bad claim signature"):
-        mallory.submit(contract.address, forged)
-    # Mallory saw Bob's claim: redirecting it to herself breaks the signature...
-    bobs = RedEnvelopeContract(bob, contract.address).claim_payload(card, bob.address)
+    mallory_id = secrets.token_bytes(32)
+    # A member forges her own ticket with the key the card gives everyone: refused.
+    as_member = RedEnvelopeContract(mallory, contract.address, claim_private_key(secret))
+    with pytest.raises(ContractReverted, match="bad claim signature"):
+        as_member.claim(card, mallory_id, mallory.address)
+    # Mallory's first address gets her share (the sender's ticket, relayed)...
+    first = secrets.token_bytes(20)
+    assert contract.claim(card, mallory_id, first).amount == ETH
+    # ...a second address of hers is refused on chain even with a genuine ticket
+    # (the sender's client would not sign it: one ticket per member identity).
+    second = secrets.token_bytes(20)
+    ticket = contract.claim_payload(card, mallory_id, second)
+    with pytest.raises(ContractReverted, match="member already claimed"):
+        mallory.submit(contract.address, ticket)
+    assert contract.relay_claims(card, [(mallory_id, second)])[1] == ["member already claimed"]
+    # A watcher redirects Bob's ticket to itself: the recipient is signed.
+    bob_id, bob = secrets.token_bytes(32), b"\x0b" * 20
+    bobs = contract.claim_payload(card, bob_id, bob)
     redirected = bobs[:36] + mallory.address.rjust(32, b"\x00") + bobs[68:]
     with pytest.raises(ContractReverted, match="bad claim signature"):
         mallory.submit(contract.address, redirected)
-    # ...Bob claims himself (he has gas: no relay fee), and a replay is refused.
-    assert RedEnvelopeContract(bob, contract.address).claim(card, bob.address).amount == ETH
+    mallory.wait([mallory.submit(contract.address, bobs)])  # anyone may submit it as is
     with pytest.raises(ContractReverted, match="already claimed"):
-        mallory.submit(contract.address, bobs)
-    # The seed is public on chain now, but a stranger's key still cannot sign.
-    seeded = forged[:68] + split_seed(secret) + forged[100:]
-    seeded = seeded[:36] + mallory.address.rjust(32, b"\x00") + seeded[68:]
-    with pytest.raises(ContractReverted, match="bad claim signature"):
-        mallory.submit(contract.address, seeded)
+        mallory.submit(contract.address, bobs)  # replayed
+    # A non-member guessing a secret has neither the seed nor a ticket.
+    stranger = Card(card.chain_id, card.contract, card.sender, secrets.token_bytes(32), GROUP,
+                    card.total, 3, False, expiry, "")  # fmt: skip
+    forged = RedEnvelopeContract(mallory, contract.address, mallory._key).claim_payload(
+        stranger, mallory_id, mallory.address
+    )
+    forged = forged[:4] + card.id + forged[36:]  # aim it at the real envelope
+    with pytest.raises(ContractReverted, match="wrong seed|bad claim signature|member already"):
+        mallory.submit(contract.address, forged)
     # A card forwarded into another chat, or opened by an ex-member: refused locally.
     view = contract.view(env_id, mallory.address)
     now = _now(rpc)
@@ -171,17 +244,61 @@ def test_attackers_and_expiry_refund(rpc: Rpc) -> None:
     assert "only members" in may_claim(card, arrived_in=GROUP, member=False, **args)
 
     # Refund before expiry is refused; after it, anyone triggers it, Alice is paid.
+    as_mallory = RedEnvelopeContract(mallory, contract.address)
     with pytest.raises(ContractReverted, match="not expired"):
         as_mallory.refund(env_id)
     _travel(rpc, 3601)
-    mine = [contract.envelope(env_id)]
-    assert due_refunds(mine, _now(rpc)) == [env_id]
+    assert due_refunds([contract.envelope(env_id)], _now(rpc)) == [env_id]
     before = alice.balance(alice.address)
-    assert as_mallory.refund(env_id) == 2 * ETH
-    assert alice.balance(alice.address) == before + 2 * ETH
+    assert as_mallory.refund(env_id) == ETH
+    assert alice.balance(alice.address) == before + ETH
     with pytest.raises(ContractReverted, match="expired"):
-        RedEnvelopeContract(bob, contract.address).claim(card, alice.address)
+        contract.claim(card, secrets.token_bytes(32), alice.address)
     assert due_refunds([contract.envelope(env_id)], _now(rpc)) == []
+
+
+def test_token_envelope_and_escrow(rpc: Rpc) -> None:
+    """BXD (the devnet's ERC-20): approve + deposit; claims, refund and every escrow
+    way out paid in the token; an ETH escrow client refuses a token deal."""
+    alice, shop = (MiningSigner(rpc, secrets.token_bytes(32)) for _ in range(2))
+    for who in (alice, shop):
+        rpc.call("anvil_setBalance", ["0x" + who.address.hex(), hex(ETH)])
+    token = _token(rpc, alice, 10**12)
+    contract = RedEnvelopeContract.deploy(alice, alice._key)
+    secret, total = secrets.token_bytes(32), 5_000_001
+    expiry = _now(rpc) + 600
+    env_id = contract.create(secret, total, 4, True, expiry, token=token)
+    card = Card(rpc.chain_id, contract.address, alice.address, secret, GROUP, total, 4, True,
+                expiry, "", token)  # fmt: skip
+    assert contract.envelope(env_id).token == token
+    assert _token_balance(alice, token, contract.address) == total
+    people = [(secrets.token_bytes(32), secrets.token_bytes(20)) for _ in range(3)]
+    hashes, refused = contract.relay_claims(card, people)
+    assert refused == []
+    alice.wait(hashes)
+    got = [_token_balance(alice, token, r) for _, r in people]
+    assert [c.amount for c in contract.claims(env_id)] == got and min(got) >= 1
+    assert all(alice.balance(r) == 0 for _, r in people)  # paid in BXD, not ETH
+    _travel(rpc, 601)
+    before = _token_balance(alice, token, alice.address)
+    assert contract.refund(env_id) == total - sum(got)
+    assert _token_balance(alice, token, alice.address) == before + total - sum(got)
+    assert _token_balance(alice, token, contract.address) == 0
+
+    # Escrow in BXD: pay (approve + pay_token), release to the seller; reclaim after the deadline.
+    buyer = Escrow.deploy(alice, token)
+    deal = buyer.pay(shop.address, 250_000, _now(rpc) + 600, b"order-7")
+    assert buyer.status(deal).token == token and buyer.status(deal).amount == 250_000
+    with pytest.raises(WrongCurrency):  # a seller selling for ETH never counts it as paid
+        Escrow(shop, buyer.address).status(deal)
+    buyer.release(deal)
+    assert _token_balance(alice, token, shop.address) == 250_000
+    deal2 = buyer.pay(shop.address, 1_000, _now(rpc) + 600, b"order-8")
+    _travel(rpc, 601)
+    before = _token_balance(alice, token, alice.address)
+    buyer.reclaim(deal2)
+    assert _token_balance(alice, token, alice.address) == before + 1_000
+    assert [e for e, _ in buyer.events(deal2)] == ["paid", "reclaimed"]
 
 
 def test_escrow_release_refund_timeout(rpc: Rpc) -> None:

@@ -1,7 +1,8 @@
 """Red envelopes in chat with real clients over the in-memory network and a real
-anvil: Alice sends a lucky envelope in a 3-member group; Bob (with ETH) opens it
-himself, Carol (zero ETH) opens it and Alice's client relays her claim; both
-see who opened which with the chain's amounts and the best luck; a late opener
+anvil: Alice sends a lucky envelope in a 3-member group; Bob (with ETH) and Carol
+(zero ETH) open it and Alice's client signs their tickets and relays their claims;
+Bob's second address (a notice for it) gets nothing; both see who opened which
+with the chain's amounts and the best luck; a late opener
 of a one-share envelope is told it's empty; an envelope nobody opens is refunded
 to Alice by her own client after expiry; a stranger's forwarded card is never
 openable."""
@@ -23,7 +24,7 @@ from boxless.client.redenvelopes import POLL_S
 from boxless.client.redenvelopes_core import sign_opened
 from boxless.errors import UsageError
 from boxless.payments.devnet import Anvil
-from boxless.payments.hdwallet import checksum_address, derive_private_key
+from boxless.payments.hdwallet import address_bytes, checksum_address, derive_private_key
 from boxless.payments.store import ChainConfig
 from tests.chain_blocks import fast_blocks
 from tests.memnet_fixtures import (
@@ -117,11 +118,20 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             assert "secret" not in str(card)
             env_id = bytes.fromhex(str(card["envelope_id"]))
 
-            got = await bob.client.redenvelopes.open(env_id)  # Bob has gas: claims himself
-            assert int(got["amount"]) > 0
+            assert await bob.client.redenvelopes.open(env_id) == {"relayed": True}
+            # Bob asks for a second share for a second address of his (its key signs
+            # the notice): Alice's client signs one ticket per member, so it is ignored.
+            other_key = b"\x5a" * 32
+            again = RedEnvelopeOpened(env_id, address_bytes(other_key),
+                                      sign_opened(other_key, env_id, bob.me))  # fmt: skip
+            await bob.client.redenvelopes._post(group, again, "🧧 opened a red envelope")
+            with pytest.raises(UsageError, match="already opened"):
+                await bob.client.redenvelopes.open(env_id)
             assert await carol.client.redenvelopes.open(env_id) == {"relayed": True}
             done = await _until(anvil, carol, group, mid, lambda e: e["my_amount"] is not None)
-            assert int(str(done["my_amount"])) + int(got["amount"]) == ETH // 10 + 3
+            bobs = await _until(anvil, bob, group, mid, lambda e: e["my_amount"] is not None)
+            assert int(str(done["my_amount"])) + int(str(bobs["my_amount"])) == ETH // 10 + 3
+            assert done["symbol"] == "ETH" and done["token"] is None
             assert _rpc(anvil, "eth_getBalance", [checksum_address(carol_addr), "latest"]) != "0x0"
             seen = await _until(anvil, alice, group, mid, lambda e: len(e["opened"]) == 2)  # type: ignore[arg-type]
             who = {o["member"]: (o["address"], int(o["amount"])) for o in seen["opened"]}  # type: ignore[attr-defined]
@@ -136,6 +146,7 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
                 await wait_for(p, lambda p=p: _envelope(p, group, one) is not None)
             one_id = bytes.fromhex(str(_envelope(bob, group, one)["envelope_id"]))  # type: ignore[index]
             await bob.client.redenvelopes.open(one_id)
+            await _until(anvil, bob, group, one, lambda e: e["my_amount"] is not None)
             with pytest.raises(Exception, match="empty|already"):
                 await carol.client.redenvelopes.open(one_id)
             # Carol claims Bob's share as hers in the chat: her key did not sign for Bob's
@@ -152,7 +163,9 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             solo = await alice.client.redenvelopes.send(to_bob, ETH // 50, 1, False, "for you")
             await wait_for(bob, lambda: _envelope(bob, to_alice, solo) is not None)
             solo_id = bytes.fromhex(str(_envelope(bob, to_alice, solo)["envelope_id"]))  # type: ignore[index]
-            assert await bob.client.redenvelopes.open(solo_id) == {"amount": str(ETH // 50)}
+            assert await bob.client.redenvelopes.open(solo_id) == {"relayed": True}
+            mine = await _until(anvil, bob, to_alice, solo, lambda e: e["my_amount"] is not None)
+            assert mine["my_amount"] == str(ETH // 50)
 
             # Mallory forwards to Bob 1:1 a card made for another chat: never openable.
             made = await trio.to_thread.run_sync(

@@ -1,5 +1,5 @@
 """Claims signed ahead for the relay: the same calls as signed at relay time,
-bound to their recipient and contract, bounded however many notices come."""
+bound to their member, recipient and contract, bounded however many notices come."""
 
 from __future__ import annotations
 
@@ -14,27 +14,37 @@ def _card(contract: bytes) -> Card:
                 10**18, 10, True, 2_000_000_000, "")  # fmt: skip
 
 
+KEY = b"\x07" * 32  # the sender's wallet key: it signs the tickets
+
+
 def test_prepared_claims_are_the_claims_signed_at_relay_time() -> None:
     contract = b"\xaa" * 20
     card = _card(contract)
-    members = [secrets.token_bytes(20) for _ in range(5)]
+    opened = [(secrets.token_bytes(32), secrets.token_bytes(20)) for _ in range(5)]
     ready = PreparedClaims()
-    ready.prepare(card, members)
-    ready.prepare(card, members)  # a repeated notice signs nothing twice
+    ready.prepare(card, KEY, opened)
+    ready.prepare(card, KEY, opened)  # a repeated notice signs nothing twice
     assert len(ready) == 5
-    for m in members:
-        assert ready.take(card, contract, m) == claim_calls(card, contract, m)
+    for m, r in opened:
+        assert ready.take(card, contract, KEY, m, r) == claim_calls(card, contract, KEY, m, r)
     assert len(ready) == 0  # each used once
     # A claim prepared for one contract is never handed out for another.
     other = b"\xbb" * 20
-    ready.prepare(card, members[:1])
-    assert ready.take(card, other, members[0]) == claim_calls(card, other, members[0])
-    assert ready.take(card, other, members[0]) != claim_calls(card, contract, members[0])
+    (m, r) = opened[0]
+    ready.prepare(card, KEY, opened[:1])
+    assert ready.take(card, other, KEY, m, r) == claim_calls(card, other, KEY, m, r)
+    assert ready.take(card, other, KEY, m, r) != claim_calls(card, contract, KEY, m, r)
+    # Nor for another member naming the same address.
+    assert claim_calls(card, contract, KEY, opened[1][0], r) != claim_calls(
+        card, contract, KEY, m, r
+    )
     assert len(ready) == 1
 
 
 def test_a_flood_of_notices_keeps_the_table_bounded() -> None:
     card = _card(b"\xaa" * 20)
     ready = PreparedClaims(limit=50)
-    ready.prepare(card, (secrets.token_bytes(20) for _ in range(200)))
+    ready.prepare(
+        card, KEY, ((secrets.token_bytes(32), secrets.token_bytes(20)) for _ in range(200))
+    )
     assert len(ready) == 50

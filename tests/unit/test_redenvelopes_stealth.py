@@ -21,12 +21,15 @@ from boxless.client.redenvelopes_core import (
     ClaimView,
     best_luck,
     claim_address,
-    claim_digest,
     decode_card,
+    draw,
     may_claim,
-    sign_claim,
+    nullifier,
+    share_amount,
+    sign_ticket,
     split,
     split_seed,
+    ticket_digest,
 )
 from boxless.payments.errors import BadRpcResponse
 from boxless.payments.evmcall import artifact, decode, encode, selector
@@ -76,10 +79,28 @@ def test_split_is_exact_and_every_share_gets_something(
 ) -> None:
     if total < shares:
         total = shares
-    amounts = split(total, shares, lucky, seed)
+    draws = [draw(seed, seed[::-1], b"\x01" * 32, i) for i in range(shares)]
+    amounts = split(total, shares, lucky, draws)
     assert sum(amounts) == total and len(amounts) == shares and min(amounts) >= 1
     if not lucky:
         assert max(amounts) - min(amounts) <= total % shares + 1 or shares == 1
+    remaining = total
+    for i, amount in enumerate(amounts[:-1]):  # "double average": at most 2x the mean left
+        assert amount <= max(1, 2 * (remaining // (shares - i)) - 1)
+        remaining -= amount
+
+
+def test_a_share_depends_on_the_block_and_the_member_not_only_the_seed() -> None:
+    seed, member = secrets.token_bytes(32), nullifier(b"\x33" * 32, b"\x44" * 32)
+    same_seed = {share_amount(10**18, 10, True, draw(seed, secrets.token_bytes(32), member, 0))
+                 for _ in range(20)}  # fmt: skip
+    assert len(same_seed) > 15  # another block, another share
+    randao = secrets.token_bytes(32)
+    by_member = {share_amount(10**18, 10, True, draw(seed, randao, secrets.token_bytes(32), 0))
+                 for _ in range(20)}  # fmt: skip
+    assert len(by_member) > 15
+    assert nullifier(b"\x33" * 32, b"\x44" * 32) != nullifier(b"\x33" * 32, b"\x45" * 32)
+    assert nullifier(b"\x33" * 32, b"\x44" * 32) != nullifier(b"\x34" * 32, b"\x44" * 32)
 
 
 def test_best_luck() -> None:
@@ -116,7 +137,10 @@ def test_card_round_trip_and_strictness() -> None:
         ("secret", "zz" * 32),
         ("contract", "0x1234"),
         ("chat", "room:1"),
-        ("v", 2),
+        ("v", 1),
+        ("v", 3),
+        ("token", "0x12"),
+        ("token", None),
         ("greeting", "x" * 201),
     ]:
         broken = {**obj, key: bad}
@@ -126,6 +150,11 @@ def test_card_round_trip_and_strictness() -> None:
         decode_card(json.dumps({**obj, "extra": 1}).encode())
     with pytest.raises(BadCard):  # fewer wei than shares
         decode_card(json.dumps({**obj, "total": "3"}).encode())
+    token = _card(token=b"\x99" * 20)
+    assert decode_card(token.encode()) == token and token.token == b"\x99" * 20
+    # a card from before tokens (v1, no token field) reads as ETH
+    old = {k: v for k, v in obj.items() if k != "token"} | {"v": 1}
+    assert decode_card(json.dumps(old).encode()) == card
 
 
 @settings(max_examples=300, deadline=None)
@@ -155,7 +184,7 @@ def test_abi_round_trip() -> None:
     values = [7, b"\x01" * 20, True, b"\x02" * 32, b"hello stealth", 255]
     types = ["uint256", "address", "bool", "bytes32", "bytes", "uint8"]
     assert decode(types, encode(types, values)) == values
-    for sig in ["refund(bytes32)", "claim(bytes32,address,bytes32,uint8,bytes32,bytes32)"]:
+    for sig in ["refund(bytes32)", "claim(bytes32,address,bytes32,bytes32,uint8,bytes32,bytes32)"]:
         assert selector(sig) in artifact("RedEnvelope")
 
 
@@ -198,19 +227,24 @@ def test_who_may_claim(who: str, kwargs: dict[str, object], reason: str) -> None
     assert reason in may_claim(_card(), **args)  # type: ignore[arg-type]
 
 
-def test_claim_signature_binds_the_recipient() -> None:
+def test_ticket_binds_the_member_and_the_recipient() -> None:
     import coincurve
 
-    secret = secrets.token_bytes(32)
+    secret, sender_key = secrets.token_bytes(32), secrets.token_bytes(32)
     contract, env_id, bob = b"\x11" * 20, b"\x44" * 32, b"\x55" * 20
-    v, r, s = sign_claim(secret, contract, 31337, env_id, bob)
+    tag = nullifier(secret, b"\x0b" * 32)
+    v, r, s = sign_ticket(sender_key, contract, 31337, env_id, tag, bob)
     sig = r + s + bytes([v - 27])
-    for recipient, ok in [(bob, True), (b"\x66" * 20, False)]:
-        digest = claim_digest(contract, 31337, env_id, recipient)
+    for member, recipient, ok in [
+        (tag, bob, True),
+        (tag, b"\x66" * 20, False),  # redirected
+        (nullifier(secret, b"\x0c" * 32), bob, False),  # another member's slot
+    ]:
+        digest = ticket_digest(contract, 31337, env_id, member, recipient)
         pub = coincurve.PublicKey.from_signature_and_message(sig, digest, hasher=None)
         signer = address_bytes_of_pub(pub.format(compressed=False))
-        assert (signer == claim_address(secret)) is ok
-    assert split_seed(secret) != secret
+        assert (signer == address_bytes(sender_key)) is ok
+    assert split_seed(secret) != secret and claim_address(secret) != address_bytes(sender_key)
 
 
 def address_bytes_of_pub(uncompressed: bytes) -> bytes:

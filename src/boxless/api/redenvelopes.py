@@ -4,13 +4,14 @@
   (client/redenvelopes.py ``_json``: greeting, total, shares, lucky, expiry,
   ``status`` open | empty | expired | refused, ``my_amount``, ``opened``: who
   opened which with the chain's amounts, ``best_luck``). Never the secret.
-- ``POST /api/v1/redenvelopes {chat, total, shares, lucky, greeting, expiry_s?}``
-  -> 201 ``{message_id}``: deposits ``total`` (ETH, decimal text) and posts the
-  card. The user confirms in the UI before this call: it moves money.
-- ``POST /api/v1/redenvelopes/{envelope_id}/open`` -> ``{amount}`` (wei) when we
-  claimed it, ``{relayed: true}`` when the sender's client will (no ETH for gas);
-  409 with the reason when it may not be opened (empty, expired, another chat,
-  not a member, already opened).
+- ``POST /api/v1/redenvelopes {chat, total, shares, lucky, greeting, expiry_s?, token?}``
+  -> 201 ``{message_id}``: deposits ``total`` (decimal text in ``token``: "ETH", the
+  default, or the wallet's configured ERC-20 symbol, e.g. "BXD": approved, then
+  deposited) and posts the card. The user confirms in the UI before this call.
+- ``POST /api/v1/redenvelopes/{envelope_id}/open`` -> ``{relayed: true}``: the
+  "opened" notice is sent, the sender's client claims our share (the amount comes
+  with a ``redenvelope`` event); 409 with the reason when it may not be opened
+  (empty, expired, another chat, not a member, already opened).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class SendEnvelopeBody(BaseModel):
     lucky: bool = True
     greeting: str = Field(default="", max_length=200)
     expiry_s: int = Field(default=DEFAULT_EXPIRY_S, ge=60, le=30 * 86400)
+    token: str = Field(default="ETH", min_length=1, max_length=16)
 
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -58,11 +60,12 @@ def redenvelope_routes(client: Client) -> list[Route]:
 
     async def send(request: Request) -> Response:
         body: SendEnvelopeBody = await parse_body(request, SendEnvelopeBody)
-        total = parse_amount(body.total, 18)
+        token, decimals = feature.currency_of(body.token)  # UsageError: which ones exist
+        total = parse_amount(body.total, decimals)
         if total < body.shares:
-            raise ApiError(422, "invalid_body", "the total must be at least one wei per share")
+            raise ApiError(422, "invalid_body", "the total must be at least one unit per share")
         message_id = await feature.send(
-            body.chat, total, body.shares, body.lucky, body.greeting, body.expiry_s
+            body.chat, total, body.shares, body.lucky, body.greeting, body.expiry_s, token
         )
         return JSONResponse({"message_id": message_id}, status_code=201)
 

@@ -14,12 +14,14 @@ checked by the group) stores it once per envelope; a card whose chat is not
 the chat it arrived in keeps a reason and can never be opened.
 
 Opening (:meth:`open`): :func:`~.redenvelopes_core.may_claim` over what the
-chain says now (and our membership now); with ETH for gas the client claims
-itself; without, it only sends the "opened" notice naming its address and the
-sender's client relays the claim (the secret lets it sign it; the relay fee the
-sender chose comes out of the share). Either way the chat gets the notice:
-members see who opened which. Amounts are only ever read from the chain's
-``Claimed`` logs.
+chain says now (and our membership now), then the "opened" notice naming our
+address goes into the chat. The sender's client (the only holder of the key
+that signs claims) signs one ticket per member whose notice reached it — the
+member's nullifier makes the chain pay each member once — and relays the claim
+(the relay fee the sender chose, default 0, comes out of the share): a member
+needs no ETH, and cannot choose the block the claim lands in, whose prevrandao
+draws a lucky share. Members see who opened which. Amounts are only ever read
+from the chain's ``Claimed`` logs.
 
 The watcher (:meth:`run`, one task) wakes every :data:`POLL_S` seconds or on a
 card or notice; in a worker thread it reads each open envelope's claims, relays
@@ -47,7 +49,6 @@ from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.conversations import Conversations
 from boxless.client.groups import GroupManager
 from boxless.client.redenvelopes_chain import (
-    CLAIM_GAS_LIMIT,
     Claim,
     PreparedClaims,
     RedEnvelopeContract,
@@ -56,6 +57,7 @@ from boxless.client.redenvelopes_chain import (
 from boxless.client.redenvelopes_core import (
     ALLOWED,
     DEFAULT_EXPIRY_S,
+    ETH_TOKEN,
     BadCard,
     Card,
     decode_card,
@@ -116,6 +118,7 @@ class RedEnvelopes:
         self._claims: dict[bytes, list[Claim]] = {}  # envelope id -> chain's claims
         self._chain_now = 0  # the latest block's time we saw (expiry is the chain's)
         self._prepared = PreparedClaims()  # claims we relay, signed as their notice came
+        self._key: bytes | None = None  # our wallet key: it signs our envelopes' tickets
         channel.handlers.on_body((RedEnvelopeCard, RedEnvelopeOpened), self._on_body)
         groups.on_content((RedEnvelopeCard, RedEnvelopeOpened), self._on_group)
 
@@ -130,9 +133,13 @@ class RedEnvelopes:
             config.rpc_url,
             config.chain_id,
         ):
-            key = derive_private_key(self.account.keystore.load_wallet_seed())
-            self._signer = Signer(Rpc(config.rpc_url, config.chain_id), key)
+            self._signer = Signer(Rpc(config.rpc_url, config.chain_id), self.wallet_key())
         return self._signer
+
+    def wallet_key(self) -> bytes:
+        if self._key is None:
+            self._key = derive_private_key(self.account.keystore.load_wallet_seed())
+        return self._key
 
     def _chain_time(self, signer: Signer) -> int:
         block = signer.rpc.call("eth_getBlockByNumber", ["latest", False])
@@ -142,7 +149,20 @@ class RedEnvelopes:
         return self._chain_now
 
     def address(self) -> bytes:
-        return address_bytes(derive_private_key(self.account.keystore.load_wallet_seed()))
+        return address_bytes(self.wallet_key())
+
+    def currency_of(self, symbol: str) -> tuple[bytes, int]:
+        """(token address, decimals) of "ETH" or the wallet's configured token symbol."""
+        if symbol.upper() == "ETH":
+            return ETH_TOKEN, 18
+        config = self.chain_settings.chain()
+        if config.token and config.token_symbol and config.token_decimals is not None:
+            if symbol.upper() == config.token_symbol.upper():
+                return bytes.fromhex(config.token[2:]), config.token_decimals
+            raise UsageError(f"an envelope is in ETH or {config.token_symbol}, not {symbol}")
+        raise UsageError(
+            f"an envelope is in ETH (the wallet has no token configured), not {symbol}"
+        )
 
     def contract_for_sending(self) -> RedEnvelopeContract:
         """Our chain's envelope contract; deployed (once, by us) if we know none."""
@@ -150,8 +170,8 @@ class RedEnvelopes:
         with self.db.transaction() as cur:
             known = rs.contract(cur, signer.rpc.chain_id)
         if known is not None:
-            return RedEnvelopeContract(signer, known)
-        contract = RedEnvelopeContract.deploy(signer)
+            return RedEnvelopeContract(signer, known, self.wallet_key())
+        contract = RedEnvelopeContract.deploy(signer, self.wallet_key())
         with self.db.transaction() as cur:
             rs.set_contract(cur, signer.rpc.chain_id, contract.address)
         self._genuine.add(contract.address)
@@ -173,12 +193,20 @@ class RedEnvelopes:
                     "contract; it cannot be opened safely"
                 )
             self._genuine.add(address)
-        return RedEnvelopeContract(signer, address)
+        return RedEnvelopeContract(signer, address, self.wallet_key())
 
     def create(
-        self, chat: str, total: int, shares: int, lucky: bool, greeting: str, expiry_s: int
+        self,
+        chat: str,
+        total: int,
+        shares: int,
+        lucky: bool,
+        greeting: str,
+        expiry_s: int,
+        token: bytes = ETH_TOKEN,
     ) -> Card:
-        """Deposit the envelope on chain (blocking); the card to post."""
+        """Deposit the envelope on chain (blocking; a token envelope approves first);
+        the card to post. ``total`` is in wei or the token's base units."""
         if len(greeting) > MAX_GREETING:
             raise UsageError(f"a greeting has at most {MAX_GREETING} characters")
         if not 1 <= shares <= 1000 or total < shares:
@@ -188,10 +216,10 @@ class RedEnvelopes:
         contract = self.contract_for_sending()
         secret = secrets.token_bytes(32)
         expiry = self._chain_time(contract.signer) + expiry_s  # the contract's clock
-        contract.create(secret, total, shares, lucky, expiry)
+        contract.create(secret, total, shares, lucky, expiry, token=token)
         signer = contract.signer
         return Card(signer.rpc.chain_id, contract.address, signer.address, secret, chat, total,
-                    shares, lucky, expiry, greeting)  # fmt: skip
+                    shares, lucky, expiry, greeting, token)  # fmt: skip
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -203,12 +231,13 @@ class RedEnvelopes:
         lucky: bool,
         greeting: str = "",
         expiry_s: int = DEFAULT_EXPIRY_S,
+        token: bytes = ETH_TOKEN,
     ) -> str:
         """Deposit and post a red envelope in ``chat``; its message id. Cancellation
         after the deposit leaves the money refundable after expiry (never lost)."""
         self._check_chat(chat)
         card = await trio.to_thread.run_sync(
-            self.create, chat, total, shares, lucky, greeting, expiry_s
+            self.create, chat, total, shares, lucky, greeting, expiry_s, token
         )
         body = RedEnvelopeCard(card.encode())
         message_id = await self._post(chat, body, _preview(card))
@@ -292,8 +321,9 @@ class RedEnvelopes:
                 logger.info("an opened notice from %s with a bad signature", sender.hex()[:8])
                 return "🧧 opened a red envelope"
             if rs.add_opened(cur, body.envelope_id, sender, body.recipient):
-                if row.outgoing:  # we relay it: sign the claim now, not in the relay
-                    self._prepared.prepare(decode_card(row.card), [body.recipient])
+                if row.outgoing:  # we relay it: sign the ticket now, not in the relay
+                    opened = [(sender, body.recipient)]
+                    self._prepared.prepare(decode_card(row.card), self.wallet_key(), opened)
                 self.channel.emit(ev.RedEnvelopeChanged(chat, row.message_id, row.state))
                 self._wake.set()
             return "🧧 opened a red envelope"
@@ -316,9 +346,8 @@ class RedEnvelopes:
 
     # -- opening ------------------------------------------------------------------------------
 
-    def try_claim(self, envelope_id: bytes, now_ms: int) -> tuple[str, bytes, int | None]:
-        """Blocking: check and (with gas) claim. Returns (chat, our address, amount or
-        None when the sender's client must relay)."""
+    def try_claim(self, envelope_id: bytes) -> tuple[str, bytes]:
+        """Blocking: may we claim it now? (chat, our address) or a UsageError saying why."""
         with self.db.transaction() as cur:
             row = rs.get(cur, envelope_id)
         if row is None:
@@ -337,23 +366,18 @@ class RedEnvelopes:
                            contract=contract.address, view=view, now_s=chain_now)  # fmt: skip
         if reason != ALLOWED:
             raise UsageError(reason)
-        block = signer.rpc.call("eth_getBlockByNumber", ["latest", False])
-        fee = CLAIM_GAS_LIMIT * 2 * int(block["baseFeePerGas"], 16)
-        if signer.balance(me) < fee:
-            return row.chat, me, None  # no gas: the sender relays
-        claim = contract.claim(card, me)
         with self.db.transaction() as cur:
-            rs.update(cur, envelope_id, now_ms, my_amount=claim.amount)
-        return row.chat, me, claim.amount
+            mine = [a for m, a, _ in rs.opened(cur, envelope_id) if m == self.me]
+        if mine:
+            raise UsageError("you already opened this envelope")
+        return row.chat, me
 
     async def open(self, envelope_id: bytes) -> dict[str, Any]:
-        """Open an envelope in one of our chats: ``{amount}`` (wei, as text) when we
-        claimed it ourselves, ``{relayed: true}`` when the sender's client will."""
-        chat, me, amount = await trio.to_thread.run_sync(
-            self.try_claim, envelope_id, self._now_ms()
-        )
-        key = derive_private_key(self.account.keystore.load_wallet_seed())
-        proof = sign_opened(key, envelope_id, self.me)
+        """Open an envelope in one of our chats: the "opened" notice goes out and the
+        sender's client claims our share for us (``{relayed: true}``); the amount comes
+        with a ``redenvelope`` event once the chain has it."""
+        chat, me = await trio.to_thread.run_sync(self.try_claim, envelope_id)
+        proof = sign_opened(self.wallet_key(), envelope_id, self.me)
         notice = RedEnvelopeOpened(envelope_id, me, proof)
         await self._post(chat, notice, "🧧 opened a red envelope")
         with self.db.transaction() as cur:
@@ -362,9 +386,7 @@ class RedEnvelopes:
         assert row is not None
         self.channel.emit(ev.RedEnvelopeChanged(chat, row.message_id, row.state))
         self._wake.set()
-        if amount is None:
-            return {"relayed": True}
-        return {"amount": str(amount)}
+        return {"relayed": True}
 
     # -- the watcher --------------------------------------------------------------------------
 
@@ -457,12 +479,12 @@ class RedEnvelopes:
         opened: list[tuple[bytes, bytes, bool]],
     ) -> None:
         claimed = {c.recipient for c in claims}
-        todo = [addr for _, addr, relayed in opened if not relayed and addr not in claimed]
+        todo = [(m, addr) for m, addr, relayed in opened if not relayed and addr not in claimed]
         if not todo:
             return
         hashes, refused = contract.relay_claims(card, todo, self._prepared)
         with self.db.transaction() as cur:
-            for addr in todo:
+            for _, addr in todo:
                 rs.mark_relayed(cur, card.id, addr)
         if refused:
             logger.info("relayed claims refused: %s", ", ".join(sorted(set(refused))))
@@ -477,9 +499,18 @@ class RedEnvelopes:
         with self.db.transaction() as cur:
             rows = rs.of_chat(cur, chat)
             opened = {r.envelope_id: rs.opened(cur, r.envelope_id) for r in rows}
+        try:
+            config = self.chain_settings.chain()
+            known = (config.token, config.token_symbol, config.token_decimals)
+        except UsageError:
+            known = (None, None, None)
         return [
             envelope_json(
-                r, opened[r.envelope_id], self._claims.get(r.envelope_id, []), self._chain_now
+                r,
+                opened[r.envelope_id],
+                self._claims.get(r.envelope_id, []),
+                self._chain_now,
+                known,
             )
             for r in rows
         ]

@@ -1,22 +1,29 @@
 """Red envelopes, sans-IO: the secret, the claim signature, the split, the card.
 
 Theory of operation. The sender's client draws a 32-byte *envelope secret*.
-Two values are derived from it one-way:
+Three values are derived from it one-way:
 
-- the *claim key* ``keccak("boxless red envelope key" ‖ secret)``: a secp256k1
-  key whose address the contract stores; a claim is this key's signature over
-  ``keccak(CLAIM_TAG ‖ contract ‖ chain id ‖ envelope id ‖ recipient)``, so a
-  submitter (relayer) cannot change who is paid and a claim seen on chain
-  cannot be replayed for another address or envelope;
+- the *claim key* ``keccak("boxless red envelope key" ‖ secret)``, whose address
+  names the envelope on chain (id = ``keccak(sender ‖ claim address)``);
 - the *split seed* ``keccak("boxless red envelope seed" ‖ secret)``, whose hash
-  the contract stores at creation; share ``i`` is a pure function of the
-  seed, ``i`` and what is left (:func:`share_amount`, the contract's ``_share``),
-  so the split is fixed when the envelope is made.
+  the contract stores at creation;
+- a member's *nullifier* ``keccak("boxless red envelope member" ‖ secret ‖
+  identity key)``: one per member, unlinkable to the member without the secret.
+
+A claim is the **sender's ticket**: its wallet key's signature over
+``keccak(TICKET_TAG ‖ contract ‖ chain id ‖ envelope id ‖ nullifier ‖ recipient)``,
+made by the sender's client once per member whose authenticated "opened"
+notice reached it. The contract pays each nullifier once (one member, one
+share, however many addresses) and the recipient is signed (a submitter cannot
+redirect it). A lucky share is drawn when the claim lands:
+``draw = keccak(seed ‖ block.prevrandao ‖ nullifier ‖ index)`` and
+:func:`share_amount` (the contract's ``_share``), so no member can compute
+before claiming which share they will get.
 
 The secret travels only inside the end-to-end encrypted chat message (the
-:class:`Card`), so only members of the chat can sign claims. A card comes from
-a peer: :func:`decode_card` is strict (hypothesis-tested). :func:`may_claim` is
-the one rule deciding whether this user may claim a card in a chat.
+:class:`Card`). A card comes from a peer: :func:`decode_card` is strict
+(hypothesis-tested). :func:`may_claim` is the one rule deciding whether this
+user may claim a card in a chat.
 """
 
 from __future__ import annotations
@@ -30,7 +37,9 @@ import coincurve
 from boxless.errors import PeerError
 from boxless.payments.hdwallet import address_bytes, keccak256
 
-CLAIM_TAG = keccak256(b"boxless red envelope claim v1")
+TICKET_TAG = keccak256(b"boxless red envelope ticket v2")
+MEMBER_TAG = b"boxless red envelope member"
+ETH_TOKEN = b"\x00" * 20  # the card's token for an envelope in ETH
 KEY_TAG = b"boxless red envelope key"
 SEED_TAG = b"boxless red envelope seed"
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -73,16 +82,30 @@ def envelope_id(sender: bytes, claim_key_address: bytes) -> bytes:
     return keccak256(sender + claim_key_address)
 
 
-def claim_digest(contract: bytes, chain_id: int, env_id: bytes, recipient: bytes) -> bytes:
-    return keccak256(CLAIM_TAG + contract + chain_id.to_bytes(32, "big") + env_id + recipient)
+def nullifier(secret: bytes, member: bytes) -> bytes:
+    """The member's one-claim tag for this envelope (member = identity public key)."""
+    return keccak256(MEMBER_TAG + secret + member)
 
 
-def sign_claim(
-    secret: bytes, contract: bytes, chain_id: int, env_id: bytes, recipient: bytes
+def ticket_digest(
+    contract: bytes, chain_id: int, env_id: bytes, member_nullifier: bytes, recipient: bytes
+) -> bytes:
+    return keccak256(
+        TICKET_TAG + contract + chain_id.to_bytes(32, "big") + env_id + member_nullifier + recipient
+    )
+
+
+def sign_ticket(
+    sender_key: bytes,
+    contract: bytes,
+    chain_id: int,
+    env_id: bytes,
+    member_nullifier: bytes,
+    recipient: bytes,
 ) -> tuple[int, bytes, bytes]:
-    """``(v, r, s)`` authorising a claim of envelope ``env_id`` paid to ``recipient``."""
-    digest = claim_digest(contract, chain_id, env_id, recipient)
-    sig = coincurve.PrivateKey(claim_private_key(secret)).sign_recoverable(digest, hasher=None)
+    """``(v, r, s)``: the sender's authorisation of one member's claim paid to ``recipient``."""
+    digest = ticket_digest(contract, chain_id, env_id, member_nullifier, recipient)
+    sig = coincurve.PrivateKey(sender_key).sign_recoverable(digest, hasher=None)
     return 27 + sig[64], sig[:32], sig[32:64]
 
 
@@ -112,8 +135,13 @@ def opened_signer(signature: bytes, env_id: bytes, member: bytes) -> bytes | Non
     return keccak256(pub.format(compressed=False)[1:])[12:]
 
 
-def share_amount(remaining: int, left: int, lucky: bool, seed: bytes, index: int) -> int:
-    """Share ``index`` when ``remaining`` wei are left for ``left`` shares (the contract's rule)."""
+def draw(seed: bytes, randao: bytes, member_nullifier: bytes, index: int) -> bytes:
+    """The lucky draw of claim ``index`` landing in a block whose prevrandao is ``randao``."""
+    return keccak256(seed + randao + member_nullifier + index.to_bytes(32, "big"))
+
+
+def share_amount(remaining: int, left: int, lucky: bool, drawn: bytes) -> int:
+    """The share when ``remaining`` units are left for ``left`` shares (the contract's rule)."""
     if left == 1:
         return remaining
     if not lucky:
@@ -121,15 +149,16 @@ def share_amount(remaining: int, left: int, lucky: bool, seed: bytes, index: int
     avg = remaining // left
     if avg <= 1:
         return 1
-    r = int.from_bytes(keccak256(seed + index.to_bytes(32, "big")), "big")
-    return 1 + r % (2 * avg - 1)
+    return 1 + int.from_bytes(drawn, "big") % (2 * avg - 1)
 
 
-def split(total: int, shares: int, lucky: bool, seed: bytes) -> list[int]:
-    """Every share in claim order; sums to ``total`` exactly."""
+def split(total: int, shares: int, lucky: bool, draws: list[bytes]) -> list[int]:
+    """Every share in claim order for the given draws; sums to ``total`` exactly."""
+    if len(draws) != shares:
+        raise ValueError("one draw per share")
     out, remaining = [], total
     for i in range(shares):
-        amount = share_amount(remaining, shares - i, lucky, seed, i)
+        amount = share_amount(remaining, shares - i, lucky, draws[i])
         out.append(amount)
         remaining -= amount
     return out
@@ -158,6 +187,7 @@ class Card:
     lucky: bool
     expiry: int
     greeting: str
+    token: bytes = ETH_TOKEN  # the ERC-20 contract, or ETH_TOKEN for ETH
 
     def __post_init__(self) -> None:
         if not 1 <= self.shares <= MAX_SHARES:
@@ -166,6 +196,8 @@ class Card:
             raise ValueError("the total is at least one wei per share")
         if len(self.contract) != 20 or len(self.sender) != 20 or len(self.secret) != 32:
             raise ValueError("contract and sender are 20 bytes, the secret 32")
+        if len(self.token) != 20:
+            raise ValueError("a token is a 20-byte address")
         if len(self.greeting) > MAX_GREETING:
             raise ValueError(f"a greeting has at most {MAX_GREETING} characters")
         if not 0 < self.chain_id < 1 << 64 or not 0 < self.expiry < 1 << 64:
@@ -178,7 +210,7 @@ class Card:
     def encode(self) -> bytes:
         return json.dumps(
             {
-                "v": 1,
+                "v": 2,
                 "chain_id": self.chain_id,
                 "contract": "0x" + self.contract.hex(),
                 "sender": "0x" + self.sender.hex(),
@@ -189,6 +221,7 @@ class Card:
                 "lucky": self.lucky,
                 "expiry": self.expiry,
                 "greeting": self.greeting,
+                "token": "0x" + self.token.hex(),
             },
             separators=(",", ":"),
         ).encode()
@@ -198,6 +231,7 @@ _KEYS = {
     "v", "chain_id", "contract", "sender", "secret", "chat", "total", "shares", "lucky",
     "expiry", "greeting",
 }  # fmt: skip
+_KEYS_V2 = _KEYS | {"token"}
 _ADDR = re.compile(r"0x[0-9a-f]{40}")
 _SECRET = re.compile(r"[0-9a-f]{64}")
 _DECIMAL = re.compile(r"[1-9][0-9]{0,77}")
@@ -212,8 +246,11 @@ def decode_card(raw: bytes) -> Card:
         obj = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadCard("a red-envelope card is not JSON") from exc
-    if not isinstance(obj, dict) or set(obj) != _KEYS or obj["v"] != 1:
+    if not isinstance(obj, dict) or (obj.get("v"), set(obj)) not in ((1, _KEYS), (2, _KEYS_V2)):
         raise BadCard("a red-envelope card has unknown or missing fields")
+    token = obj.get("token", "0x" + ETH_TOKEN.hex())
+    if not isinstance(token, str) or not _ADDR.fullmatch(token):
+        raise BadCard("a red-envelope card's token is not a 20-byte hex address")
     ints = ("chain_id", "shares", "expiry")
     if any(type(obj[k]) is not int for k in ints) or type(obj["lucky"]) is not bool:
         raise BadCard("a red-envelope card has a field of the wrong type")
@@ -238,6 +275,7 @@ def decode_card(raw: bytes) -> Card:
             obj["lucky"],
             obj["expiry"],
             obj["greeting"],
+            bytes.fromhex(token[2:]),
         )
     except ValueError as exc:
         raise BadCard(f"a red-envelope card is out of range: {exc}") from exc

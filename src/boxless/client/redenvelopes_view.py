@@ -11,7 +11,7 @@ from typing import Any
 
 from boxless.client import redenvelope_store as rs
 from boxless.client.redenvelopes_chain import Claim
-from boxless.client.redenvelopes_core import Card, best_luck, decode_card
+from boxless.client.redenvelopes_core import ETH_TOKEN, Card, best_luck, decode_card
 from boxless.payments.hdwallet import checksum_address
 
 
@@ -27,9 +27,12 @@ def envelope_json(
     opened: list[tuple[bytes, bytes, bool]],
     claims: list[Claim],
     chain_now: int,
+    known_token: tuple[str | None, str | None, int | None] = (None, None, None),
 ) -> dict[str, Any]:
     """``row`` for the API: ``status`` open | empty | expired | refused, our share,
-    who opened which, best luck, members whose relayed claim is not mined yet."""
+    who opened which, best luck, members whose relayed claim is not mined yet, and
+    the currency (``known_token``: the wallet's configured token address, symbol and
+    decimals; a card's token is named only if it is that one)."""
     card = decode_card(row.card)
     by_address = {addr: member for member, addr, _ in opened}
     claimed = {c.recipient for c in claims}
@@ -64,4 +67,18 @@ def envelope_json(
         "claimed": len(claims),
         "best_luck": luck if empty or expired else None,
         "pending_relays": [member.hex() for member, addr, _ in opened if addr not in claimed],
+        **currency(card, known_token),
     }
+
+
+def currency(card: Card, known: tuple[str | None, str | None, int | None]) -> dict[str, Any]:
+    """``token`` (address or None for ETH), ``symbol`` and ``decimals`` of a card. The
+    card is a peer's: its token is named by our wallet's configuration only, never by
+    the card (a stranger's token could call itself anything)."""
+    if card.token == ETH_TOKEN:
+        return {"token": None, "symbol": "ETH", "decimals": 18}
+    address = checksum_address(card.token)
+    token, symbol, decimals = known
+    if token is not None and token.lower() == address.lower() and symbol and decimals is not None:
+        return {"token": address, "symbol": symbol, "decimals": decimals}
+    return {"token": address, "symbol": f"units of token {address[:10]}…", "decimals": 0}
