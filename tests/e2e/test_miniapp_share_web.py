@@ -15,7 +15,7 @@ import pytest
 from boxless.identity.keys import Identity
 from boxless.miniapps import pack_files
 from tests.e2e.test_miniapps_web import _icon
-from tests.e2e.test_web import DESKTOP, open_ui, shot
+from tests.e2e.test_web import DESKTOP, expect, open_ui, shot
 from tests.e2e.world import wait_for
 
 pytestmark = pytest.mark.slow
@@ -53,12 +53,13 @@ def test_share_to_chat_sends_an_app_card(world: Any, browser: Any) -> None:
     page.goto(f"{alice.url}/?token={alice.token}#/app/{APP_ID}")
     page.frame_locator("#miniapp-frame").locator("#share").click()
     dialog = page.locator("dialog.miniapp-dialog")
-    dialog.wait_for()
-    assert "Share from Share test" in dialog.inner_text() and "Latte" in dialog.inner_text()
+    expect(dialog).to_contain_text("Share from Share test")
+    expect(dialog).to_contain_text("Latte")
     dialog.locator("select.miniapp-chat").select_option(f"contact:{world.key(bob)}")
     dialog.locator(".miniapp-yes").click()
-    dialog.wait_for()  # first use of share: the permission, asked by Boxless
-    assert "share cards to your chats" in dialog.inner_text()
+    # first use of share: the permission, asked by Boxless in a new dialog (the first
+    # one goes on its close event: wait for the text, not for any dialog)
+    expect(dialog).to_contain_text("share cards to your chats")
     dialog.locator(".miniapp-yes").click()
     out = page.frame_locator("#miniapp-frame").locator("#out")
     wait_for("the share's answer", lambda: "shared" in out.inner_text(), timeout=30)
@@ -77,7 +78,7 @@ def test_share_to_chat_sends_an_app_card(world: Any, browser: Any) -> None:
     page.goto(f"{alice.url}/?token={alice.token}#/chat/{world.key(bob)}")
     card = page.locator(f'.miniapp-sharecard[data-app="{APP_ID}"]')
     card.locator(".miniapp-sharecard-open").wait_for()
-    assert "Share test" in card.inner_text()
+    expect(card).to_contain_text("Share test")
     shot(page, "miniapp-sharecard")
     card.locator(".miniapp-sharecard-open").click()
     page.locator("#miniapp-frame").wait_for()
