@@ -162,3 +162,57 @@ async def test_two_devices_changing_one_setting_at_once_converge(
             nursery.cancel_scope.cancel()
         a2.transport.close()
         a2.account.close()
+
+
+@pytest.mark.trio
+async def test_a_stranger_claiming_a_member_cannot_crowd_out_its_new_device(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Mallory seals 40 group key shares to Carol claiming to be Alice (a member, not
+    Carol's contact) from Mallory's own device, before Carol read Alice's roster.
+    Alice's real new device A2 then writes: its first key share still gets a row
+    in Carol's group inbox (Mallory's fill her device's share, not Alice's), and
+    Carol reads A2's message once the roster is read. Before, the 32 rows of the
+    claimed identity were Mallory's and A2's share was dropped."""
+    from boxless.crypto.sealed import seal
+    from boxless.waku.message import WakuMessage
+    from tests.memnet_fixtures import wall
+
+    async with memnet(homes, ("alice", "bob", "carol", "mallory")) as (net, people):
+        alice, bob, carol, mallory = people
+        gid = await make_group(bob, [alice, carol], "Trip")
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        bundle = carol.account.device.bundle(wall())
+        for i in range(40):
+            junk = env.encode(
+                env.new_message(env.GroupKeyShareBody(bytes([i]) * 64), lamport=i, sent_at_ms=1)
+            )
+            payload = seal(
+                bundle.sealing_key,
+                sender_identity_key=alice.me,
+                sender_device_key=mallory.client.my_device_key,
+                ciphertext=mallory.client.sessions.encrypt(bundle, junk),
+            )
+            await mallory.transport.send(
+                WakuMessage(payload=payload, content_topic=contact_topic(carol.me), timestamp=int(wall() * 1e9))
+            )  # fmt: skip
+        await trio.sleep(1)
+        limit = carol.client.groups.core.timings.limits.inbox_per_sender
+        a2_key = a2.client.my_device_key
+        with carol.client.db.transaction() as cur:
+            assert gs.inbox_counts(cur, alice.me)[0] == limit  # Mallory's device: full
+            assert gs.inbox_counts_of_device(cur, alice.me, a2_key)[0] == 0
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_until_revoked, a2.client)
+            with trio.fail_after(WAIT):
+                await a2.client.ready.wait()
+            await a2.client.groups.send_text(gid, "from the phone")
+            await trio.sleep(1)  # well before Carol's roster watch (60 s)
+            with carol.client.db.transaction() as cur:
+                assert gs.inbox_counts_of_device(cur, alice.me, a2_key)[0] >= 1
+            await wait_for(carol, lambda: "from the phone" in texts(carol, gid))
+            with carol.client.db.transaction() as cur:
+                assert gs.inbox_counts(cur, alice.me)[0] == 0  # Mallory's dropped
+            nursery.cancel_scope.cancel()
+        a2.transport.close()
+        a2.account.close()

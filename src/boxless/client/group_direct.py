@@ -258,11 +258,16 @@ class GroupDirect:
         msg: env.ChatMessage,
         queue: bool,
     ) -> None:
-        """Keep a body we cannot place yet, within the sender's share of the inbox."""
+        """Keep a body we cannot place yet, within the sender's share of the inbox.
+
+        The share is the sending *device*'s (the one Olm proved), not the claimed
+        identity's: a stranger's device that claims to be a member (believed only
+        once the member's roster is read, ~60 s) fills its own share, never the
+        member's real devices' (W6; the total cap still bounds every sender)."""
         if not queue:
             return
         limits = self.core.timings.limits
-        if not limits.inbox_admits(*gs.inbox_counts(cur, sender)):
+        if not limits.inbox_admits(*gs.inbox_counts_of_device(cur, sender, device)):
             logger.debug("group inbox: no room for this sender; dropped")
             return
         gs.add_inbox(cur, sender, device, group_id, env.encode(msg), ms(self.core.clock()))

@@ -361,6 +361,17 @@ def inbox_counts(cur: Cursor, sender: bytes) -> tuple[int, int]:
     return from_sender, int(cur.fetchone()[0])
 
 
+def inbox_counts_of_device(cur: Cursor, sender: bytes, device: bytes) -> tuple[int, int]:
+    """``(rows from this device claiming sender, rows in all)`` of the inbox."""
+    cur.execute(
+        "SELECT COUNT(*) FROM client_group_inbox WHERE sender = ? AND device = ?",
+        (sender, device),
+    )
+    from_device = int(cur.fetchone()[0])
+    cur.execute("SELECT COUNT(*) FROM client_group_inbox")
+    return from_device, int(cur.fetchone()[0])
+
+
 def take_inbox_for(
     cur: Cursor, groups: Iterable[bytes], senders: Iterable[bytes]
 ) -> list[tuple[bytes, bytes, bytes]]:
