@@ -2,21 +2,25 @@
 
 Three `boxless up` processes of the session's world on a real anvil. Alice
 (10 ETH) sends a lucky envelope of 2 shares from the group's 🧧 button, through
-the confirm step; Bob (1 ETH) opens it and claims himself; Carol (0 ETH) opens
-it and Alice's client relays her claim. Everyone's card then lists who opened
-which with the chain's amounts, and the best luck. Screenshot:
-docs/screenshots/red-envelope.png (Carol's view).
+the confirm step; Bob (1 ETH) and Carol (0 ETH) open it and Alice's client signs
+their tickets and relays their claims. Everyone's card then lists who opened
+which with the chain's amounts, and the best luck. Then an envelope in BXD (the
+devnet's ERC-20, configured in the wallets): the card says BXD, Bob opens it and
+gets BXD. Screenshot: docs/screenshots/red-envelope.png (Carol's view).
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 import httpx
 import pytest
 
-from boxless.payments.devnet import Anvil
+from boxless.payments.devnet import Anvil, deploy_token, fund_account
+from boxless.payments.hdwallet import address_bytes
+from boxless.payments.rpc import Rpc
 from tests.e2e.test_web import DESKTOP, open_ui, shot
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -31,11 +35,18 @@ def _fund(chain: Anvil, address: str, wei: int) -> None:
 
 def test_lucky_red_envelope_in_a_group(world: Any, browser: Any, anvil: Anvil) -> None:  # noqa: F811
     alice, bob, carol = world.persons("Alice", "Bob", "Carol")
+    rpc = Rpc(anvil.url, anvil.chain_id)
+    minter = secrets.token_bytes(32)  # this test's own BXD, from its own account
+    _fund(anvil, "0x" + address_bytes(minter).hex(), 10**18)
+    bxd = deploy_token(rpc, minter, 10**12)
     for user, wei in ((alice, 10 * 10**18), (bob, 10**18), (carol, 0)):
         user.call("PUT", "/wallet/chain", {
             "rpc_url": anvil.url, "chain_id": anvil.chain_id, "confirmations": 1,
+            "token": bxd, "token_symbol": "BXD", "token_decimals": 6,
         })  # fmt: skip
         _fund(anvil, user.call("GET", "/wallet")["address"], wei)
+    alice_address = bytes.fromhex(alice.call("GET", "/wallet")["address"][2:])
+    fund_account(rpc, minter, bxd, alice_address, 10 * 10**18, 50 * 10**6)
     world.befriend(alice, bob)
     world.befriend(alice, carol)
     gid = world.group(alice, [bob, carol], "Family")
@@ -70,3 +81,15 @@ def test_lucky_red_envelope_in_a_group(world: Any, browser: Any, anvil: Anvil) -
     expect(carol_card.locator(".redcard-opened li")).to_have_count(2)
     expect(carol_card.locator(".redcard-status")).to_contain_text("You got")
     shot(opened["Carol"], "red-envelope")
+
+    # In BXD: approve + deposit by Alice's node, the card names the token, Bob gets BXD.
+    alice.call("POST", "/redenvelopes", {"chat": f"group:{gid}", "total": "12.5", "shares": 1,
+                                        "lucky": False, "greeting": "in BXD", "token": "BXD"})  # fmt: skip
+    bobs = opened["Bob"]
+    card = bobs.locator(".redcard", has_text="in BXD").last
+    expect(card).to_contain_text("12.5 BXD · 1 equal shares")
+    card.get_by_role("button", name="Open").click()
+    expect(card.locator(".redcard-status")).to_contain_text("You got 12.5 BXD")
+    balances = {b["symbol"]: b for b in bob.call("GET", "/wallet")["balances"]}
+    assert balances["BXD"]["amount"] == str(12_500_000)
+    rpc.close()

@@ -17,12 +17,24 @@ export function isRedEnvelope(text) {
   return typeof text === "string" && text.startsWith(PREFIX);
 }
 
+/** Base units (decimal text) in a currency of `decimals`, trimmed: "0.0125". */
+export function units(value, decimals = 18) {
+  const v = BigInt(value);
+  const one = 10n ** BigInt(decimals);
+  const whole = v / one;
+  const frac = decimals ? (v % one).toString().padStart(decimals, "0").replace(/0+$/, "").slice(0, 6) : "";
+  return frac ? `${whole}.${frac}` : `${whole}`;
+}
+
 /** Wei (decimal text) as ETH, trimmed: "0.0125". */
 export function eth(wei) {
-  const v = BigInt(wei);
-  const whole = v / 10n ** 18n;
-  const frac = (v % 10n ** 18n).toString().padStart(18, "0").replace(/0+$/, "").slice(0, 6);
-  return frac ? `${whole}.${frac}` : `${whole}`;
+  return units(wei, 18);
+}
+
+/** An amount of envelope `e`'s currency (ETH or the wallet's token, named by the
+ * node from the wallet's configuration, never by the card): "1.5 BXD". */
+function money(e, value) {
+  return `${units(value, e.decimals ?? 18)} ${e.symbol || "ETH"}`;
 }
 
 function envelopesOf(chat, fresh = false) {
@@ -78,7 +90,7 @@ function nameOf(chat, key) {
 
 function statusText(e) {
   if (e.status === "refused") return e.reason;
-  if (e.my_amount) return `You got ${eth(e.my_amount)} ETH`;
+  if (e.my_amount) return `You got ${money(e, e.my_amount)}`;
   if (e.status === "empty") return "All opened: this envelope is empty";
   if (e.status === "expired") return "Expired: what was left went back to the sender";
   if (e.pending_relays.includes(store.me && store.me.identity_key)) return "Opening…";
@@ -102,7 +114,7 @@ function fill(slot, chat, e) {
             "li",
             { dataset: { best: e.best_luck === p.address ? "yes" : "no" } },
             h("span", {}, p.member ? nameOf(chat, p.member) : `${p.address.slice(0, 8)}…`),
-            h("span", { class: "redcard-amount" }, `${eth(p.amount)} ETH`),
+            h("span", { class: "redcard-amount" }, money(e, p.amount)),
             e.best_luck === p.address ? h("span", { class: "redcard-best" }, "Best luck") : null,
           ),
         ),
@@ -115,7 +127,7 @@ function fill(slot, chat, e) {
       h("div", {},
         h("div", { class: "redcard-greeting" }, e.greeting || "Best wishes"),
         h("div", { class: "redcard-kind" },
-          `${eth(e.total)} ETH · ${e.shares} ${e.lucky ? "lucky" : "equal"} shares`))),
+          `${money(e, e.total)} · ${e.shares} ${e.lucky ? "lucky" : "equal"} shares`))),
     h("div", { class: "redcard-status", dataset: { status: slot.dataset.status } }, statusText(e)),
     canOpen
       ? h("button", {
@@ -126,7 +138,7 @@ function fill(slot, chat, e) {
             ev.currentTarget.disabled = true;
             try {
               const res = await call("POST", `/redenvelopes/${e.envelope_id}/open`, {});
-              toast(res.amount ? `You got ${eth(res.amount)} ETH` : "Opening: the sender's device pays the gas");
+              toast(res.amount ? `You got ${money(e, res.amount)}` : "Opening: the sender's device claims your share and pays the gas");
             } catch (err) {
               if (!(err instanceof ApiError)) throw err;
               toast(err.message, "error");
@@ -154,10 +166,20 @@ export function redEnvelopeButton(chat) {
   );
 }
 
-/** The dialog: total, shares, lucky or equal, greeting; then confirm, then send. */
+/** The dialog: currency, total, shares, lucky or equal, greeting; then confirm, then send. */
 export function redEnvelopeDialog(chat) {
   const group = chat.startsWith("group:");
   const total = h("input", { id: "re-total", inputmode: "decimal", autocomplete: "off", placeholder: "0.00", "aria-label": "Total (ETH)" });
+  const token = h("select", { id: "re-token", "aria-label": "Currency", hidden: true,
+    onchange: () => total.setAttribute("aria-label", `Total (${token.value})`) },
+  h("option", { value: "ETH" }, "ETH"));
+  call("GET", "/wallet").then((w) => { // the wallet's ERC-20 (the devnet's BXD), if any
+    const sym = w && w.chain && w.chain.token_symbol;
+    if (sym) {
+      token.append(h("option", { value: sym }, sym));
+      token.hidden = false;
+    }
+  }).catch(() => {});
   const shares = h("input", { id: "re-shares", type: "number", min: 1, max: 1000, value: group ? 3 : 1, "aria-label": "Shares" });
   const lucky = h("select", { id: "re-kind", "aria-label": "Split" },
     h("option", { value: "lucky" }, "Lucky (random amounts)"),
@@ -176,7 +198,7 @@ export function redEnvelopeDialog(chat) {
         ev.preventDefault();
         error.textContent = "";
         if (!/^[0-9]+(\.[0-9]{1,18})?$/.test(total.value.trim())) {
-          error.textContent = "Type the total in ETH, like 0.05";
+          error.textContent = `Type the total in ${token.value}, like 0.05`;
           return;
         }
         const n = Number(shares.value);
@@ -186,8 +208,9 @@ export function redEnvelopeDialog(chat) {
         }
         if (!confirming) {
           confirming = true;
+          token.disabled = true; // the review names the currency: it is what is sent
           review.hidden = false;
-          review.textContent = `${total.value.trim()} ETH leaves your wallet now (plus gas) for ${n} ${lucky.value} shares. What nobody opens in 24 hours comes back to you.`;
+          review.textContent = `${total.value.trim()} ${token.value} leaves your wallet now (plus gas${token.value === "ETH" ? "" : ", and one approval"}) for ${n} ${lucky.value} shares. What nobody opens in 24 hours comes back to you.`;
           next.textContent = "Send";
           return;
         }
@@ -195,6 +218,7 @@ export function redEnvelopeDialog(chat) {
         try {
           await call("POST", "/redenvelopes", {
             chat, total: total.value.trim(), shares: n, lucky: lucky.value === "lucky", greeting: greeting.value,
+            token: token.value,
           });
           toast("Red envelope sent");
           dialog.close();
@@ -206,7 +230,7 @@ export function redEnvelopeDialog(chat) {
       },
     },
       h("h2", {}, "🧧 Red envelope"),
-      h("div", { class: "pay-fields" }, total, group ? shares : null, group ? lucky : null, greeting),
+      h("div", { class: "pay-fields" }, token, total, group ? shares : null, group ? lucky : null, greeting),
       review,
       error,
       h("div", { class: "buttons" }, h("button", { type: "button", onclick: () => dialog.close() }, "Cancel"), next)),
