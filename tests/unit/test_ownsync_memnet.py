@@ -13,6 +13,7 @@ import trio.testing
 
 from boxless.chat import envelope as env
 from boxless.chat.ownsync import OwnSync, SyncEntry
+from boxless.chat.requests import ContactEvent
 from boxless.chat.topics import contact_topic
 from boxless.client import group_action_store as gas
 from boxless.client import group_store as gs
@@ -35,6 +36,11 @@ async def _until(pred: Callable[[], bool]) -> None:
 def _flags(p: Person, chat: str) -> tuple[bool, bool, bool]:
     s = p.client.chat_settings.get(chat)
     return s.pinned, s.muted, s.marked_unread
+
+
+def _notes(p: Person, other: Person) -> tuple[str, tuple[str, ...], bool]:
+    notes = p.client.profiles.contact(other.me)[2]
+    return notes.alias, notes.tags, notes.starred
 
 
 def _group_unread(p: Person, gid: bytes) -> int:
@@ -88,6 +94,14 @@ async def test_settings_reactions_and_group_reads_follow_our_other_device(
             ]
             await a2.client.groups.react(gid, target, "🎉")
             await wait_for(alice, lambda: (alice.me, "🎉") in _group_reactions(alice, target))
+            # what Alice keeps about a contact, and blocks
+            alice.client.profiles.set_notes(
+                bob.me, alias="Bobby", tags=["work", "tennis"], note="owes me 5 €", starred=True
+            )
+            await wait_for(a2, lambda: _notes(a2, bob) == ("Bobby", ("tennis", "work"), True))
+            assert a2.client.profiles.contact(bob.me)[2].note == "owes me 5 €"
+            await a2.client.contact_book.respond(carol.me, ContactEvent.BLOCK)
+            await wait_for(alice, lambda: alice.state(carol) == "blocked")
             assert alice.client.own_sync.refused == 0 and a2.client.own_sync.refused == 0
             nursery.cancel_scope.cancel()
         a2.transport.close()

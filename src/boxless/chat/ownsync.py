@@ -4,7 +4,7 @@ It travels only between the devices of one account (Olm, in a 1:1
 ChatMessage), but a contact can send the same body, so every field is
 checked like any peer's: building a value raises
 :class:`~boxless.errors.UsageError` (the envelope turns it into a DecodeError).
-A key is at most 200 bytes of printable ASCII, a value at most 1 KiB of JSON,
+A key is at most 200 bytes of printable ASCII, a value at most 4 KiB of JSON,
 a clock below 2^63, at most 64 entries. What the keys mean is
 :mod:`boxless.client.ownsync_core`'s business.
 """
@@ -30,7 +30,7 @@ __all__ = [
 
 MAX_ENTRIES = 64
 MAX_KEY_BYTES = 200
-MAX_VALUE_BYTES = 1024
+MAX_VALUE_BYTES = 4096  # a contact's note: 1,000 characters
 MAX_CLOCK = 2**63 - 1
 _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 
@@ -38,7 +38,7 @@ _KEY = re.compile(r"[\x21-\x7e]{1,200}")
 @dataclass(frozen=True, slots=True)
 class SyncEntry:
     key: str
-    value: str = field(repr=False)  # may be private (a draft-like alias)
+    value: str = field(repr=False)  # may be private (a contact's alias or note)
     clock: int
 
     def __post_init__(self) -> None:

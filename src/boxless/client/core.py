@@ -177,7 +177,13 @@ class Client:
         )
         self.chat_settings = ChatSettings(self.db, self.groups, emit=self._emit, clock=clock)
         self.own_sync = OwnDeviceSync(
-            self.channel, self.devices, self.chat_settings, self._events, clock=clock
+            self.channel,
+            self.devices,
+            self.chat_settings,
+            self.contact_book,
+            self.profiles,
+            self._events,
+            clock=clock,
         )
         self.broadcasts = BroadcastManager(self.conversations, emit=self._emit, clock=clock)
         self.sas = SasManager(

@@ -1,5 +1,6 @@
-"""Own-device sync, the plug-in: chat-list flags and group read positions follow the
-user across their devices, live.
+"""Own-device sync, the plug-in: chat-list flags, group read positions, what the user
+keeps about contacts (alias, tags, note, star) and blocks follow the user across
+their devices, live.
 
 Theory of operation
 -------------------
@@ -8,9 +9,10 @@ it, who wins); SQL in :mod:`boxless.client.ownsync_store`; the wire body
 :class:`boxless.chat.ownsync.OwnSync`.
 
 - **Out.** This plug-in listens to the client's own events (no feature calls
-  it): a ``chat_settings`` or ``group`` event names a chat whose settings may
-  have changed. It reads the chat's flags (pinned, muted, marked unread) and,
-  for a group, our read position, and compares them with the registers: a
+  it): a ``chat_settings``, ``group`` or ``contact`` event names a chat whose
+  settings may have changed. It reads the chat's flags (pinned, muted, marked
+  unread), for a group our read position, for a contact our notes on it and
+  whether it is blocked, and compares them with the registers: a
   difference is a change made on this device, which takes a new clock and is
   sent, in one OwnSync, to each of our other certified devices over Olm on
   our own contact topic (``DirectChannel.fan_out`` to our identity; store
@@ -22,12 +24,15 @@ it, who wins); SQL in :mod:`boxless.client.ownsync_store`; the wire body
   from anyone else it is dropped and counted (:attr:`OwnDeviceSync.refused`).
   Each entry that wins over its register (last writer by clock, then device
   key; a read position only forward) sets the register in the receive
-  transaction; the flags are then applied through :class:`ChatSettings`
-  (after commit), whose event finds the setting equal to its register, so
-  nothing echoes back. A read position moves the group's read marker at once.
+  transaction; the flags, notes and blocks are then applied through
+  :class:`ChatSettings`, :class:`Profiles` and :class:`Contacts` (after commit,
+  which check the values as the user's own), whose events find the setting
+  equal to its register, so nothing echoes back. A read position moves the
+  group's read marker at once.
 - **Not synced** (docs/devices.md): drafts (work in progress on one device;
   one keystroke at a time would race the other device's typing), deleting a
-  chat for me (a per-device clean-up).
+  chat for me (a per-device clean-up), favourites (no event tells of a new
+  one yet; they travel in the link's snapshot).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import trio
 from boxless._trio_compat import TaskStatus
 from boxless.chat import envelope as env
 from boxless.chat.ownsync import MAX_ENTRIES, OwnSync, SyncEntry
+from boxless.chat.requests import ContactEvent, ContactState
 from boxless.chat.topics import contact_topic
 from boxless.client import events as ev
 from boxless.client import group_store as gs
@@ -47,7 +53,9 @@ from boxless.client import ownsync_core as core
 from boxless.client import ownsync_store as store
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.chat_settings import ChatSettings, parse_chat
+from boxless.client.contacts import Contacts
 from boxless.client.devices import DeviceManager
+from boxless.client.profiles import Profiles
 from boxless.errors import UsageError
 from boxless.fanout import Fanout
 from boxless.storage.userdb import Cursor
@@ -57,7 +65,9 @@ __all__ = ["OwnDeviceSync"]
 logger = logging.getLogger(__name__)
 
 EVENT_BUFFER = 1024
+MAX_BATCH_BYTES = 48 * 1024  # values per OwnSync message (each at most 4 KiB)
 _FLAGS = (("pinned", "pinned"), ("muted", "muted"), ("unread", "marked_unread"))
+_NOTES = ("alias", "tags", "note", "starred")
 
 
 class OwnDeviceSync:
@@ -68,6 +78,8 @@ class OwnDeviceSync:
         channel: DirectChannel,
         devices: DeviceManager,
         chat_settings: ChatSettings,
+        contacts: Contacts,
+        profiles: Profiles,
         events: Fanout[ev.Event],
         *,
         clock: Callable[[], float],
@@ -75,6 +87,8 @@ class OwnDeviceSync:
         self.channel = channel
         self.devices = devices
         self.chat_settings = chat_settings
+        self.contacts = contacts
+        self.profiles = profiles
         self.events = events
         self.clock = clock
         self.db = channel.db
@@ -119,9 +133,8 @@ class OwnDeviceSync:
                         entries.append(SyncEntry(key, new.value, new.clock))
         if not entries or not self.devices.others(self.me, self.my_device_key):
             return len(entries)
-        for i in range(0, len(entries), MAX_ENTRIES):
-            body = OwnSync(tuple(entries[i : i + MAX_ENTRIES]))
-            msg = env.new_message(body, lamport=0, sent_at_ms=now_ms)
+        for batch in _batches(entries):
+            msg = env.new_message(OwnSync(batch), lamport=0, sent_at_ms=now_ms)
             await self.channel.fan_out(
                 self.me, self.my_device_key, contact_topic(self.me), env.encode(msg), watch=False
             )
@@ -129,10 +142,22 @@ class OwnDeviceSync:
         return len(entries)
 
     def _current(self, chat: str) -> dict[str, object]:
+        if chat.startswith("notes:"):  # "notes:contact:<hex>": our notes on a contact
+            contact = chat.removeprefix("notes:")
+            _, key = parse_chat(contact)
+            row, _, notes = self.profiles.contact(key)  # UnknownContact if it is not here
+            values: dict[str, object] = {
+                core.setting_key(contact, name): getattr(notes, name) for name in _NOTES
+            }
+            values[core.setting_key(contact, "tags")] = list(notes.tags)
+            blocked = row.state == ContactState.BLOCKED.value
+            values[core.setting_key(contact, "blocked")] = blocked
+            return values
+        return self._chat_flags(chat)
+
+    def _chat_flags(self, chat: str) -> dict[str, object]:
         setting = self.chat_settings.get(chat)  # UnknownChat if it is not here
-        values: dict[str, object] = {
-            core.setting_key(chat, name): getattr(setting, attr) for name, attr in _FLAGS
-        }
+        values = {core.setting_key(chat, name): getattr(setting, attr) for name, attr in _FLAGS}
         kind, key = parse_chat(chat)
         if kind == "group":
             with self.db.transaction() as cur:
@@ -143,9 +168,17 @@ class OwnDeviceSync:
         return values
 
     def _all_chats(self) -> list[str]:
+        """Every chat with flags, every group, and every contact (its flags as a
+        chat, "contact:<hex>", and its notes, "notes:contact:<hex>")."""
         with self.db.transaction() as cur:
             groups = [f"group:{g.hex()}" for g in gs.group_ids(cur)]
-        return sorted(set(self.chat_settings.all()) | set(groups))
+        contacts = [c.identity_key.hex() for c in self.contacts.contacts()]
+        return sorted(
+            set(self.chat_settings.all())
+            | set(groups)
+            | {f"contact:{k}" for k in contacts}
+            | {f"notes:contact:{k}" for k in contacts}
+        )
 
     # -- in -------------------------------------------------------------------------
 
@@ -159,6 +192,8 @@ class OwnDeviceSync:
             logger.info("an own-device sync was refused: %s", refused)
             return None
         flags: dict[str, dict[str, bool]] = {}
+        notes: dict[bytes, dict[str, object]] = {}
+        blocks: dict[bytes, bool] = {}
         for entry in body.entries:
             parsed = core.parse_key(entry.key, entry.value)
             if parsed is None:
@@ -173,20 +208,46 @@ class OwnDeviceSync:
             if setting == "read":
                 assert isinstance(value, int)
                 self._read_through(cur, chat, value)
+            elif setting == "blocked":
+                blocks[parse_chat(chat)[1]] = bool(value)
+            elif setting in _NOTES:
+                notes.setdefault(parse_chat(chat)[1], {})[setting] = value
             else:
                 attr = dict(_FLAGS)[setting]
                 flags.setdefault(chat, {})[attr] = bool(value)
-        if not flags:
+        if not (flags or notes or blocks):
             return None
 
         async def apply() -> None:
-            for chat, changes in flags.items():
-                try:
-                    self.chat_settings.update(chat, **changes)
-                except UsageError as exc:  # not on this device (yet)
-                    logger.info("a synced chat setting was not applied: %s", exc)
+            await self._apply(flags, notes, blocks)
 
         return apply
+
+    async def _apply(
+        self,
+        flags: dict[str, dict[str, bool]],
+        notes: dict[bytes, dict[str, object]],
+        blocks: dict[bytes, bool],
+    ) -> None:
+        """Through each feature's own checks, as if the user did it here."""
+        for chat, changes in flags.items():
+            try:
+                self.chat_settings.update(chat, **changes)
+            except UsageError as exc:  # not on this device (yet)
+                logger.info("a synced chat setting was not applied: %s", exc)
+        for key, fields in notes.items():
+            try:
+                self.profiles.set_notes(key, **fields)  # type: ignore[arg-type]
+            except UsageError as exc:  # an unknown contact, or a value its rules refuse
+                logger.info("synced contact notes were not applied: %s", exc)
+        for key, blocked in blocks.items():
+            try:
+                row, _, _ = self.profiles.contact(key)
+                if blocked != (row.state == ContactState.BLOCKED.value):
+                    event = ContactEvent.BLOCK if blocked else ContactEvent.UNBLOCK
+                    await self.contacts.respond(key, event)
+            except UsageError as exc:
+                logger.info("a synced block was not applied: %s", exc)
 
     def _read_through(self, cur: Cursor, chat: str, lamport: int) -> None:
         _, group_id = parse_chat(chat)
@@ -202,4 +263,23 @@ def _chat_of(event: ev.Event) -> str | None:
         return event.chat
     if isinstance(event, ev.GroupChanged):
         return f"group:{event.group}"
+    if isinstance(event, ev.ContactChanged):
+        return f"notes:contact:{event.contact}"
     return None
+
+
+def _batches(entries: list[SyncEntry]) -> list[tuple[SyncEntry, ...]]:
+    """At most :data:`MAX_ENTRIES` entries and :data:`MAX_BATCH_BYTES` of values each."""
+    out: list[tuple[SyncEntry, ...]] = []
+    batch: list[SyncEntry] = []
+    size = 0
+    for e in entries:
+        n = len(e.key) + len(e.value.encode("utf-8"))
+        if batch and (len(batch) == MAX_ENTRIES or size + n > MAX_BATCH_BYTES):
+            out.append(tuple(batch))
+            batch, size = [], 0
+        batch.append(e)
+        size += n
+    if batch:
+        out.append(tuple(batch))
+    return out

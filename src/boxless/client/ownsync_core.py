@@ -8,7 +8,11 @@ Each synced setting is a register named by a key (:func:`parse_key`):
   JSON bool, last writer wins;
 - ``read:<group id hex>`` — our read position in a group as the SDS Lamport
   time of the newest message read, a JSON int, the larger wins (reading
-  never goes back).
+  never goes back);
+- ``contact:<identity key hex>:alias`` / ``:note`` (JSON strings), ``:tags``
+  (a JSON list of strings), ``:starred`` / ``:blocked`` (JSON bools) — what
+  the user keeps about a contact, and whether they blocked it; last writer
+  wins (the receiving feature checks the values again when it applies them).
 
 A register holds its value, a clock and the device that set it. A local
 change takes the clock ``max(previous + 1, now_ms)`` (a hybrid clock: it
@@ -41,8 +45,22 @@ __all__ = [
 ]
 
 _CHAT = r"(?:contact|group):[0-9a-f]{64}"
-_KEY = re.compile(rf"(chat):({_CHAT}):(pinned|muted|unread)|(read):([0-9a-f]{{64}})")
-DEFAULTS: dict[str, object] = {"pinned": False, "muted": False, "unread": False, "read": 0}
+_KEY = re.compile(
+    rf"(chat):({_CHAT}):(pinned|muted|unread)|(read):([0-9a-f]{{64}})"
+    r"|(contact):([0-9a-f]{64}):(alias|tags|note|starred|blocked)"
+)
+DEFAULTS: dict[str, object] = {
+    "pinned": False,
+    "muted": False,
+    "unread": False,
+    "read": 0,
+    "alias": "",
+    "tags": [],
+    "note": "",
+    "starred": False,
+    "blocked": False,
+}
+_BOOLS = {"pinned", "muted", "unread", "starred", "blocked"}
 MAX_READ = 2**63 - 1
 
 
@@ -54,11 +72,19 @@ class Register:
 
 
 def setting_key(chat: str, name: str) -> str:
-    """The key of chat flag ``name`` (pinned, muted, unread) or, for ``read``, of a
-    group chat's read position."""
+    """The key of chat flag ``name`` (pinned, muted, unread), for ``read`` of a
+    group chat's read position, for a contact's notes (alias, tags, note, starred,
+    blocked) of those."""
     if name == "read":
         return f"read:{chat.removeprefix('group:')}"
+    if name in ("alias", "tags", "note", "starred", "blocked"):
+        return f"{chat}:{name}"
     return f"chat:{chat}:{name}"
+
+
+def encode(value: object) -> str:
+    """A setting's value as a register holds it (compact JSON, UTF-8 kept)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def parse_key(key: str, value: str) -> tuple[str, str, object] | None:
@@ -72,9 +98,16 @@ def parse_key(key: str, value: str) -> tuple[str, str, object] | None:
     except ValueError:
         return None
     if found[1]:
-        if not isinstance(parsed, bool):
-            return None
-        return found[2], found[3], parsed
+        return (found[2], found[3], parsed) if isinstance(parsed, bool) else None
+    if found[6]:
+        target, setting = f"contact:{found[7]}", found[8]
+        if setting in _BOOLS:
+            ok = isinstance(parsed, bool)
+        elif setting == "tags":
+            ok = isinstance(parsed, list) and all(isinstance(t, str) for t in parsed)
+        else:
+            ok = isinstance(parsed, str)
+        return (target, setting, parsed) if ok else None
     if isinstance(parsed, bool) or not isinstance(parsed, int) or not 0 <= parsed <= MAX_READ:
         return None
     return f"group:{found[5]}", "read", parsed
@@ -82,13 +115,13 @@ def parse_key(key: str, value: str) -> tuple[str, str, object] | None:
 
 def default(key: str) -> Register:
     setting = "read" if key.startswith("read:") else key.rsplit(":", 1)[-1]
-    return Register(json.dumps(DEFAULTS[setting]), 0, b"")
+    return Register(encode(DEFAULTS[setting]), 0, b"")
 
 
 def local_change(held: Register, value: object, now_ms: int, device: bytes) -> Register | None:
     """The register after this device's setting took ``value``, or None if unchanged
     (a read position only moves forward)."""
-    encoded = json.dumps(value)
+    encoded = encode(value)
     if encoded == held.value:
         return None
     if isinstance(value, int) and not isinstance(value, bool):

@@ -32,9 +32,9 @@ class SyncEntry(_message.Message):
     VALUE_FIELD_NUMBER: _builtins.int
     CLOCK_FIELD_NUMBER: _builtins.int
     key: _builtins.str
-    """what changed ("chat:<chat>:pinned", "read:<group id hex>"), <= 200 bytes"""
+    """what changed ("chat:<chat>:pinned", "read:<group>", "contact:<key>:alias"), <= 200 bytes"""
     value: _builtins.str
-    """its new value, JSON, <= 1 KiB"""
+    """its new value, JSON, <= 4 KiB"""
     clock: _builtins.int
     """the setting's clock (max(previous + 1, sender's wall clock ms)), < 2^63"""
     def __init__(
