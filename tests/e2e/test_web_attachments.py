@@ -143,8 +143,12 @@ def test_photos_voice_and_a_file_in_the_browser(
     tiles = pb.locator(".att-tile.image")
     expect(tiles).to_have_count(3)
     expect(pb.locator(".att-tile.image.ready img")).to_have_count(3)
-    pb.locator(".att-tile.image.ready img").last.evaluate("img => img.decode ? img.decode() : null")
-    assert pb.locator(".att-tile img").first.evaluate("img => img.naturalWidth") > 0
+    wait_for(  # every photo drawn (decoded), not only the last: the shot shows all three
+        "the three photos decoded",
+        lambda: pb.locator(".att-tile.image.ready img").evaluate_all(
+            "imgs => imgs.length === 3 && imgs.every((i) => i.complete && i.naturalWidth > 0)"
+        ),
+    )
     shot(pb, "attachments-chat")
 
     # The viewer: arrow keys and a swipe, Esc closes
@@ -166,7 +170,7 @@ def test_photos_voice_and_a_file_in_the_browser(
     wait_for(
         "the viewer's photo",
         lambda: viewer.locator("img.viewer-media").evaluate("i => i.complete && i.naturalWidth"),
-        timeout=20,
+        timeout=30,
     )
     shot(pb, "attachments-viewer")
     pb.keyboard.press("Escape")
@@ -180,7 +184,7 @@ def test_photos_voice_and_a_file_in_the_browser(
     pb.locator(".voice-note .voice-play").click()
     expect(note).to_have_class("voice-note ready playing")
     audio = pb.locator("audio.voice-audio")
-    wait_for("the voice note to play", lambda: audio.evaluate("a => a.currentTime") > 0.7, 20)
+    wait_for("the voice note to play", lambda: audio.evaluate("a => a.currentTime") > 0.7, 30)
     shot(pb, "attachments-voice")
     pb.locator(".voice-note .voice-play").click()
 
