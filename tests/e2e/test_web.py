@@ -131,7 +131,7 @@ def bubble(page: Page, text: str) -> Any:
 # from a string, which the UI's Content-Security-Policy, with no 'unsafe-eval', blocks.)
 IMG_LOADED = """async (img) => {
   for (let i = 0; !(img.complete && img.naturalWidth > 0); i++) {
-    if (i > 300) throw new Error("the image did not load within 15 s");
+    if (i > 600) throw new Error("the image did not load within 30 s");
     await new Promise(r => setTimeout(r, 50));
   }
 }"""

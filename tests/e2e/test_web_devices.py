@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_web import DESKTOP, open_ui, shot
+from tests.e2e.test_web import DESKTOP, IMG_LOADED, open_ui, shot
 from tests.e2e.world import wait_for
 from tests.userproc import PASS, UserProcess
 
@@ -52,6 +52,7 @@ def test_link_a_device_by_qr_list_and_revoke(world: Any, browser: Any, tmp_path:
     new.get_by_role("button", name="Show the QR code").click()
     qr = new.locator("#link-qr")
     expect(qr).to_be_visible()
+    qr.evaluate(IMG_LOADED)  # drawn, or the "camera" below sees a blank box
     code = new.locator("#link-code").inner_text()
     shot(new, "devices-first-run")
     png = tmp_path / "laptop-screen.png"
