@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.e2e.test_web import DESKTOP, open_ui, shot, tab
+from tests.e2e.test_web import DESKTOP, IMG_LOADED, open_ui, shot, tab
 from tests.e2e.world import wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -121,7 +121,7 @@ def test_moments_audience_likes_comments_delete(world: Any, browser: Any, tmp_pa
     post.locator(".moment-photo").nth(1).click()  # tap: full size
     full = pb.locator(".moment-full-img")
     expect(full).to_be_visible()
-    assert full.evaluate("img => img.naturalWidth") > 0
+    full.evaluate(IMG_LOADED)  # fetched and decoded (visible comes first: it has a size)
     expect(pb.locator(".moment-full-count")).to_have_text("2 / 3")
     pb.keyboard.press("ArrowRight")
     expect(pb.locator(".moment-full-count")).to_have_text("3 / 3")
