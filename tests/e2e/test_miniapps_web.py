@@ -7,6 +7,11 @@ navigation, the bridge without permission — and reports what happened through 
 bridge (storage, after a Boxless permission dialog); then it floods the bridge and is
 suspended. The browser's network log must show no request from the app's frame
 outside its own files. Bad bundles are refused over the API with their reason.
+WebRTC, which no CSP directive or sandbox flag stops, is tried in the app's realm and
+in every fresh realm the app can try to make (frames by element, innerHTML, srcdoc,
+document.write, DOMParser, ranges, shadow roots), each aimed at its own UDP socket of
+the test: not one datagram may arrive, while the Boxless page's own WebRTC (the
+control) reaches its socket.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import http.server
 import io
 import json
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +40,10 @@ pytestmark = pytest.mark.slow
 
 APP_DIR = Path(__file__).parent / "miniapp_hostile"
 APP_ID = "org.boxless.test.hostile"
+STUN_TARGETS = (
+    "write direct webkit restore prototype webtransport element index inner adjacent "
+    "range parsed shadow declarative"
+).split()
 
 
 def _icon() -> bytes:
@@ -72,8 +82,40 @@ def attacker_server() -> Iterator[tuple[str, list[str]]]:
         server.server_close()
 
 
+@contextmanager
+def udp_sockets(names: list[str]) -> Iterator[dict[str, socket.socket]]:
+    """One UDP socket on 127.0.0.1:0 per name (the STUN targets of the app)."""
+    socks: dict[str, socket.socket] = {}
+    try:
+        for name in names:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sock.bind(("127.0.0.1", 0))
+            sock.setblocking(False)
+            socks[name] = sock
+        yield socks
+    finally:
+        for sock in socks.values():
+            sock.close()
+
+
+def datagrams(sock: socket.socket) -> int:
+    n = 0
+    while n < 10_000:
+        try:
+            sock.recv(4096)
+        except BlockingIOError:
+            break
+        n += 1
+    return n
+
+
 def _bundle(
-    dev: Identity, bot: str, ui_origin: str, version: str = "1.0.0", attacker: str = ""
+    dev: Identity,
+    bot: str,
+    ui_origin: str,
+    version: str = "1.0.0",
+    attacker: str = "",
+    stun: dict[str, int] | None = None,
 ) -> bytes:
     manifest = {
         "id": APP_ID,
@@ -86,22 +128,27 @@ def _bundle(
         "bot": bot,
     }
     files = {name.name: name.read_bytes() for name in APP_DIR.iterdir() if name.is_file()}
+    ports = json.dumps(stun or dict.fromkeys(STUN_TARGETS, 9)).encode()
     files["app.js"] = (
         files["app.js"]
         .replace(b"__UI_ORIGIN__", ui_origin.encode())
         .replace(b"__ATTACKER__", attacker.encode())
+        .replace(b"__STUN__", ports)
     )
+    files["early.js"] = files["early.js"].replace(b"__STUN__", ports)
     files["icon.png"] = _icon()
     files["manifest.json"] = json.dumps(manifest).encode()
     return pack_files(files, dev)
 
 
 def test_a_hostile_mini_app_cannot_escape(world: Any, browser: Any) -> None:
-    with attacker_server() as (attacker, hits):
-        _hostile_app(world, browser, attacker, hits)
+    with attacker_server() as (attacker, hits), udp_sockets([*STUN_TARGETS, "control"]) as udp:
+        _hostile_app(world, browser, attacker, hits, udp)
 
 
-def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> None:
+def _hostile_app(
+    world: Any, browser: Any, attacker: str, hits: list[str], udp: dict[str, socket.socket]
+) -> None:
     alice, bob = world.persons("Alice", "Bob")
     world.befriend(alice, bob)
     ui_origin = alice.url
@@ -110,7 +157,8 @@ def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> No
         Identity.from_private_bytes(bytes(range(32))),
     )
     bot = world.key(alice)
-    data = _bundle(dev, bot, ui_origin, attacker=attacker)
+    stun = {name: udp[name].getsockname()[1] for name in STUN_TARGETS}
+    data = _bundle(dev, bot, ui_origin, attacker=attacker, stun=stun)
 
     def install(body: bytes) -> Any:
         import httpx
@@ -160,7 +208,7 @@ def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> No
     card.wait_for()
     card.click()  # the node verifies the signature, then installs
     page.locator(".miniapp-card-open").wait_for()
-    r = install(_bundle(other_dev, bot, ui_origin, version="2.0.0", attacker=attacker))
+    r = install(_bundle(other_dev, bot, ui_origin, version="2.0.0", attacker=attacker, stun=stun))
     assert r.status_code == 422 and "another developer key" in r.json()["error"]["message"]
     listing = alice.call("GET", "/miniapps")
     origin = listing["origin"]
@@ -198,6 +246,17 @@ def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> No
         timeout=30,
     )
     report = json.loads(results)
+    # WebRTC: the control — Boxless's own page, no lock — reaches its UDP socket; by
+    # then any STUN datagram of the app's attempts (made before its report) has too
+    control = udp["control"].getsockname()[1]
+    page.evaluate(
+        """(port) => { const pc = new RTCPeerConnection({iceServers: [{urls: "stun:127.0.0.1:" + port}]});
+        pc.createDataChannel("c"); pc.createOffer().then((o) => pc.setLocalDescription(o)); }""",
+        control,
+    )
+    wait_for("the control's STUN datagram", lambda: datagrams(udp["control"]), timeout=20)
+    leaked = {name: datagrams(udp[name]) for name in STUN_TARGETS}
+    assert leaked == dict.fromkeys(STUN_TARGETS, 0), leaked
     page.locator(".miniapp-suspended").wait_for()  # the flood after the report
     shot(page, "miniapps-suspended")
     elapsed = time.monotonic() - started
@@ -219,6 +278,19 @@ def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> No
         "top_navigation",
         "worker",
         "user_name",
+        "rtc_write",
+        "rtc_direct",
+        "rtc_webkit",
+        "rtc_restore",
+        "rtc_prototype",
+        "webtransport",
+        "media_devices",
+        "iframe_element",
+        "iframe_index",
+        "srcdoc_inner",
+        "srcdoc_adjacent",
+        "srcdoc_range",
+        "srcdoc_parsed",
     ]
     assert {k: report.get(k) for k in expected_blocked} == dict.fromkeys(
         expected_blocked, "blocked"
@@ -233,14 +305,17 @@ def _hostile_app(world: Any, browser: Any, attacker: str, hits: list[str]) -> No
     )
     assert page.url.startswith(alice.url)  # the top window never left Boxless
 
+
     # the network log: the app's frame fetched only its own files from the app origin
     from_app = [
         (u, f)
         for u, f in requests
         if urlsplit(f).netloc == app_host or urlsplit(u).netloc == app_host
     ]
-    allowed = {f"{origin}/{APP_ID}/{n}" for n in ("index.html", "style.css", "app.js", "icon.png")}
+    files = ("index.html", "style.css", "app.js", "early.js", "rtc.js", "icon.png")
+    allowed = {f"{origin}/{APP_ID}/{n}" for n in files}
     allowed.add(f"http://{app_host}/sdk/boxless-app.js")
+    allowed.add(f"http://{app_host}/rt/boxless-runtime.js")
     # (Chromium reports a CSP-blocked request, then its failure: it never left the browser)
     csp_blocked = {u for u, why in failures.items() if why == "csp" or "BLOCKED_BY_CSP" in why}
     stray = [u for u, _ in from_app if u.split("?")[0] not in allowed and u not in csp_blocked]

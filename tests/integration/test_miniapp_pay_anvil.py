@@ -95,4 +95,40 @@ async def test_pay_into_escrow_after_confirm_answers_the_deal(
         deal = escrow.status(int(answer["result"]["deal"]))
         assert (deal.buyer, deal.seller, deal.amount) == (buyer, seller.address, 2 * 10**15)
         assert (deal.ref, deal.state) == (b"order-7", "open")
+
+        # release: Boxless reads the deal for its dialog, then releases after it
+        async def call(method: str, deal_id: object, confirmed: bool = True) -> tuple[int, Any]:
+            body = {"method": method, "params": {"deal": deal_id}, "confirmed": confirmed}
+            r = await api.post(f"/miniapps/{APP}/bridge", json=body)
+            return r.status_code, r.json()
+
+        status, shown = await call("deal", deal.id)
+        assert status == 200 and shown["result"] == {
+            "deal": deal.id,
+            "amount": "0.002",
+            "token": "ETH",
+            "seller": to,
+            "state": "open",
+            "ref": "order-7",
+        }
+        status, answer = await call("release", deal.id, confirmed=False)  # never without it
+        assert status == 409 and answer["error"]["code"] == "confirm_first"
+        # the app cannot release a deal someone else paid
+        stranger = Signer(rpc, secrets.token_bytes(32))
+        rpc.call("anvil_setBalance", [checksum_address(stranger.address), hex(10**18)])
+        theirs = Escrow(stranger, escrow.address)
+        other = await trio.to_thread.run_sync(
+            lambda: theirs.pay(seller.address, 1, 2**40, b"not alice's")
+        )
+        status, answer = await call("release", other)
+        assert status == 400 and "not a payment of yours" in answer["error"]["message"]
+        status, answer = await call("release", "1")
+        assert status == 422
+        earned = int(rpc.call("eth_getBalance", [checksum_address(seller.address), "latest"]), 16)
+        status, answer = await call("release", deal.id)
+        assert status == 200 and answer["result"]["state"] == "released", answer
+        now = int(rpc.call("eth_getBalance", [checksum_address(seller.address), "latest"]), 16)
+        assert now - earned == 2 * 10**15  # the seller is paid
+        status, answer = await call("release", deal.id)  # once
+        assert status == 400 and "released: nothing to release" in answer["error"]["message"]
     rpc.close()

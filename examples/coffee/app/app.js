@@ -62,6 +62,11 @@
       const li = el("li");
       li.dataset.order = o.order;
       li.append(el("span", "", o.items.join(", ") + " — " + eth(o.amount)), el("span", "state", o.state));
+      if (o.state === "ready" && typeof o.deal === "number") {
+        const release = el("button", "release", "Collected: release payment");
+        release.addEventListener("click", () => releaseOrder(o, release));
+        li.append(release);
+      }
       ul.append(li);
     }
   }
@@ -88,6 +93,17 @@
     } catch (e) {
       status(e.message || String(e), true);
       $("order").disabled = total() === 0n;
+    }
+  }
+
+  async function releaseOrder(o, button) {
+    button.disabled = true;
+    try {
+      await Boxless.release(o.deal); // confirmed in Boxless's own dialog
+      status("Released: the shop is paid.");
+    } catch (e) {
+      status(e.message || String(e), true);
+      button.disabled = false;
     }
   }
 

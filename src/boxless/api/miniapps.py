@@ -40,19 +40,42 @@ from starlette.routing import Route
 from boxless.api.errors import ApiError, error_response
 from boxless.api.params import parse_body, read_limited
 from boxless.client.core import Client
+from boxless.client.escrow import Deal
 from boxless.client.miniapp_pay import MiniAppPay, parse_pay
 from boxless.client.miniapp_shared import list_shared
 from boxless.client.miniapps import NoSuchApp, PermissionDenied
 from boxless.miniapps import MAX_BUNDLE_BYTES, PERMISSIONS, BundleError
 from boxless.miniapps.manifest import APP_ID_PATTERN as APP_ID
+from boxless.payments.amounts import format_amount
 
 __all__ = ["BODIES", "miniapp_routes"]
+
+
+def _deal_param(p: Any) -> int:
+    deal = p.get("deal") if isinstance(p, dict) else None
+    if not isinstance(deal, int) or isinstance(deal, bool) or not 0 <= deal < 2**256:
+        raise ApiError(422, "invalid_params", "deal is the escrow deal id (a number)")
+    return deal
+
+
+def _deal_json(d: Deal) -> dict[str, Any]:
+    return {
+        "deal": d.id,
+        "amount": format_amount(d.amount, 18),
+        "token": "ETH",
+        "seller": "0x" + d.seller.hex(),
+        "state": d.state,
+        "ref": d.ref.decode("utf-8", "replace"),
+    }
+
 
 _MID = re.compile(r"[0-9a-f]{32}|[0-9A-Za-z_-]{8,128}")
 # the permission each method needs (getUser needs none: name/avatar only when allowed)
 _NEEDS = {
     "backend.request": "backend",
     "pay": "pay",
+    "deal": "pay",
+    "release": "pay",
     "shareToChat": "share",
     "storage.get": "storage",
     "storage.set": "storage",
@@ -70,7 +93,14 @@ class PermissionBody(BaseModel):
 
 class BridgeBody(BaseModel):
     method: Literal[
-        "getUser", "backend.request", "pay", "shareToChat", "storage.get", "storage.set"
+        "getUser",
+        "backend.request",
+        "pay",
+        "deal",
+        "release",
+        "shareToChat",
+        "storage.get",
+        "storage.set",
     ]
     params: Any = None
     confirmed: bool = False  # set by the Boxless UI only after its own dialog
@@ -241,6 +271,12 @@ def miniapp_routes(client: Client) -> list[Route]:
                 if not body.confirmed:
                     raise ApiError(409, "confirm_first", "the user confirms a payment in Boxless")
                 return {"deal": await payer.pay(row.manifest.bot, parse_pay(p))}
+            case "deal":  # what Boxless's release dialog shows
+                return _deal_json(await payer.deal(row.manifest.bot, _deal_param(p)))
+            case "release":
+                if not body.confirmed:
+                    raise ApiError(409, "confirm_first", "the user confirms a release in Boxless")
+                return _deal_json(await payer.release(row.manifest.bot, _deal_param(p)))
         raise ApiError(404, "not_found", f"no bridge method {body.method}")
 
     return [

@@ -17,7 +17,7 @@ from typing import Any
 
 import trio
 
-from boxless.client.escrow import MAX_REF, Escrow
+from boxless.client.escrow import MAX_REF, Deal, Escrow
 from boxless.client.payments import Payments
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import LocalAccount
@@ -153,3 +153,28 @@ class MiniAppPay:
             return await trio.to_thread.run_sync(
                 lambda: escrow.pay(order.seller, order.amount, deadline, order.ref)
             )
+
+    async def deal(self, bot: bytes, deal_id: int) -> Deal:
+        """Deal ``deal_id`` as the chain has it, when this account paid it to the wallet
+        of the app whose bot is ``bot`` (UsageError otherwise: an app sees and releases
+        only its own shop's deals of this user)."""
+        if not 0 <= deal_id < 2**256:
+            raise UsageError("a deal id is a number")
+        escrow = self.escrow()
+        d = await trio.to_thread.run_sync(escrow.status, deal_id)
+        if d.state == "none" or d.buyer != escrow.signer.address:
+            raise UsageError(f"escrow deal {deal_id} is not a payment of yours")
+        if d.seller != self.payments.address_of(bot):
+            raise UsageError(f"escrow deal {deal_id} does not pay this app's bot")
+        return d
+
+    async def release(self, bot: bytes, deal_id: int) -> Deal:
+        """Release deal ``deal_id`` (after Boxless's own confirm dialog): the seller is
+        paid. Only an open deal of this account to the app's bot; the deal after."""
+        d = await self.deal(bot, deal_id)
+        if d.state != "open":
+            raise UsageError(f"escrow deal {deal_id} is {d.state}: nothing to release")
+        escrow = self.escrow()
+        async with self._lock:
+            await trio.to_thread.run_sync(escrow.release, deal_id)
+        return await trio.to_thread.run_sync(escrow.status, deal_id)

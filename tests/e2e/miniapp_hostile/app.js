@@ -3,6 +3,7 @@
 "use strict";
 const UI_ORIGIN = "__UI_ORIGIN__";
 const ATTACKER = "__ATTACKER__"; // a server of the test that counts every hit
+const STUN = __STUN__; // UDP ports of the test: each WebRTC attempt aims at its own
 const r = {};
 const out = document.getElementById("results");
 
@@ -81,6 +82,7 @@ async function run() {
       }
     }),
   );
+  await webrtc();
   try {
     await window.Boxless.backend.request({ steal: true });
     r.bridge_backend = "allowed";
@@ -94,6 +96,94 @@ async function run() {
   await window.Boxless.storage.set("results", JSON.stringify(r));
   // finally, flood the bridge: Boxless must suspend this app
   for (let i = 0; i < 500; i++) window.Boxless.getUser().catch(() => {});
+}
+
+// WebRTC: ICE sends STUN datagrams to any address and no CSP directive or sandbox
+// flag stops it; the runtime lock must, in this realm and in any fresh one.
+function stun(W, name) {
+  const pc = new W.RTCPeerConnection({ iceServers: [{ urls: "stun:127.0.0.1:" + STUN[name] }] });
+  pc.createDataChannel("x");
+  pc.createOffer().then((o) => pc.setLocalDescription(o));
+  return "made";
+}
+
+function srcdoc(name) {
+  const src = new URL("rtc.js?" + STUN[name], location.href).href;
+  return '<iframe srcdoc="<script src=&quot;' + src + '&quot;></scr' + 'ipt>"></iframe>';
+}
+
+function frameCount() {
+  return document.querySelectorAll("iframe").length ? "frame_left" : "blocked";
+}
+
+async function webrtc() {
+  r.rtc_write = window.EARLY;
+  attempt("rtc_direct", () => stun(window, "direct"));
+  attempt("rtc_webkit", () => stun({ RTCPeerConnection: window.webkitRTCPeerConnection }, "webkit"));
+  attempt("rtc_restore", () => {
+    delete window.RTCPeerConnection;
+    return stun(window, "restore");
+  });
+  attempt("rtc_prototype", () => {
+    // any constructor left anywhere on the global's prototype chain
+    for (let o = window; o; o = Object.getPrototypeOf(o)) {
+      for (const k of Object.getOwnPropertyNames(o)) {
+        if (!/PeerConnection/.test(k)) continue;
+        const C = Object.getOwnPropertyDescriptor(o, k).value;
+        if (typeof C === "function") return stun({ RTCPeerConnection: C }, "prototype");
+      }
+    }
+    return "blocked";
+  });
+  attempt("webtransport", () => {
+    new WebTransport("https://127.0.0.1:" + STUN.webtransport + "/");
+    return "made";
+  });
+  attempt("media_devices", () => (navigator.mediaDevices.enumerateDevices(), "read"));
+  attempt("iframe_element", () => {
+    const f = document.createElement("iframe");
+    document.body.appendChild(f);
+    return stun(f.contentWindow, "element");
+  });
+  attempt("iframe_index", () => {
+    const d = document.createElement("div");
+    document.body.appendChild(d);
+    d.innerHTML = "<iframe></iframe>";
+    return stun(window[0], "index");
+  });
+  attempt("srcdoc_inner", () => {
+    const d = document.createElement("div");
+    document.body.appendChild(d);
+    d.innerHTML = srcdoc("inner");
+    return frameCount();
+  });
+  attempt("srcdoc_adjacent", () => {
+    document.body.insertAdjacentHTML("beforeend", srcdoc("adjacent"));
+    return frameCount();
+  });
+  attempt("srcdoc_range", () => {
+    document.body.append(document.createRange().createContextualFragment(srcdoc("range")));
+    return frameCount();
+  });
+  attempt("srcdoc_parsed", () => {
+    const doc = new DOMParser().parseFromString(srcdoc("parsed"), "text/html");
+    document.body.appendChild(document.adoptNode(doc.body.firstChild));
+    return frameCount();
+  });
+  attempt("srcdoc_shadow", () => {
+    const host = document.createElement("div");
+    document.body.appendChild(host);
+    host.attachShadow({ mode: "closed" }).innerHTML = srcdoc("shadow");
+    return "unknown"; // a closed root: the UDP socket tells
+  });
+  attempt("srcdoc_declarative", () => {
+    const host = document.createElement("div");
+    document.body.appendChild(host);
+    host.setHTMLUnsafe('<div><template shadowrootmode="closed">' + srcdoc("declarative") + "</template></div>");
+    return "unknown";
+  });
+  // give a frame that slipped through the time to load its script
+  await new Promise((res) => setTimeout(res, 300));
 }
 
 run();

@@ -5,7 +5,8 @@
 //   await Boxless.getUser()                -> {id, name?, avatar?}  (id: per app, pseudonymous)
 //   await Boxless.backend.request(payload) -> the bot's response payload (end-to-end encrypted)
 //   Boxless.backend.onMessage(fn)          -> fn(payload) for each push from the bot
-//   await Boxless.pay({amount, token, memo}) (the user confirms in Boxless)
+//   await Boxless.pay({amount, token, memo, to, ref}) -> {deal} (the user confirms in Boxless)
+//   await Boxless.release(deal)            -> the deal, released: the seller is paid (confirmed too)
 //   await Boxless.shareToChat({title, text}) (the user picks the chat and confirms)
 //   await Boxless.storage.get(key) / set(key, value)  (strings, per app, quota-limited)
 // Each call rejects with an Error whose .code says why (permission_denied,
@@ -65,6 +66,9 @@
     }),
     pay: function (order) {
       return call("pay", order);
+    },
+    release: function (deal) {
+      return call("release", { deal: deal });
     },
     shareToChat: function (card) {
       return call("shareToChat", card);

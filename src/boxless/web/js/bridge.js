@@ -180,6 +180,19 @@ export function openBridge(app, frame, onSuspend) {
         if (!ok) throw new ApiError(409, "cancelled", "the user cancelled the payment");
         return await withPermission("pay", { amount, token, memo, to, ref }, true);
       }
+      case "release": {
+        // the buyer pays the seller what an escrow deal holds: Boxless reads the deal
+        // from the chain (only this user's deal to this app's bot) and shows it
+        const deal = params && Number.isSafeInteger(params.deal) && params.deal >= 0 ? params.deal : -1;
+        const d = await withPermission("deal", { deal });
+        if (d.state !== "open") throw new ApiError(409, "not_open", `escrow deal ${d.deal} is ${d.state}: nothing to release`);
+        const ok = await confirmDialog(
+          `Release ${d.amount} ${d.token} to ${app.name}?`,
+          h("p", {}, `Escrow deal ${d.deal}${d.ref ? ` (order ${d.ref})` : ""}`, h("br"), h("span", { class: "hint" }, `Seller: ${d.seller}`), h("br"), h("span", { class: "hint" }, "The seller is paid. This cannot be undone.")),
+          "Release", "Cancel");
+        if (!ok) throw new ApiError(409, "cancelled", "the user cancelled the release");
+        return await withPermission("release", { deal }, true);
+      }
       case "shareToChat": {
         const card = cardOf(params);
         const chat = await pickChat(app, card);
