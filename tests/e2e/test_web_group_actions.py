@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_web import DESKTOP, PHONE, bubble, open_ui, shot
+from tests.e2e.world import wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -62,12 +63,17 @@ def test_group_reply_react_edit_delete_seen_by_three(world: Any, browser: Any) -
         # (a group POST returns once the network took it: on a loaded machine
         # the 20 go out one after another for a while; each shows at once here)
         expect(bubble(p, f"quick {FAST - 1:02d}")).to_be_visible(timeout=90_000)
-        shown = p.locator(".message .bubble .text").evaluate_all(
-            "els => els.map(e => e.textContent)"
-        )
-        assert [t for t in shown if t.startswith("quick ")] == [
-            f"quick {i:02d}" for i in range(FAST)
-        ]
+
+        def quick(p: Any = p) -> list[str]:
+            shown = p.locator(".message .bubble .text").evaluate_all(
+                "els => els.map(e => e.textContent)"
+            )
+            return [t for t in shown if t.startswith("quick ")]
+
+        # the last one in does not mean every earlier one is (one may be repaired later)
+        typed = [f"quick {i:02d}" for i in range(FAST)]
+        wait_for(f"all {FAST} shown", lambda: len(quick()) >= FAST, timeout=90)
+        assert quick() == typed
 
     # Bob replies: everyone sees the quote.
     bubble(b, "Plan for Saturday?").click()

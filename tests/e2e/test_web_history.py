@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_web import DESKTOP, PHONE, bubble, open_ui, shot
+from tests.e2e.world import wait_for
 from tests.userproc import PASS
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -132,6 +133,11 @@ def test_history_order_and_message_links(world: Any, browser: Any) -> None:
     typed = [f"fast {i:02d}" for i in range(FAST)]
     for who, p in (("Alice", page), ("Bob", bob_page)):
         expect(bubble(p, "fast 49")).to_be_visible()
+        # all 50, not only the last: an earlier one may still be on its way
+        wait_for(
+            f"all 50 on {who}'s page",
+            lambda p=p: sum(t.startswith("fast ") for t in texts(p)) >= FAST,
+        )
         assert [t for t in texts(p) if t.startswith("fast ")] == typed, (who, texts(p))
     stored = [m["text"] for m in bob.call("GET", f"/contacts/{ka}/messages?limit=60")]
     assert [t for t in stored if t.startswith("fast ")] == typed
