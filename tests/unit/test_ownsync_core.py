@@ -92,6 +92,8 @@ def test_a_read_position_only_moves_forward() -> None:
         ("contact:" + "ab" * 32 + ":tags", '["a",1]', None),
         ("contact:" + "ab" * 32 + ":blocked", '"yes"', None),
         ("contact:" + "ab" * 32 + ":starred", "true", (CHAT, "starred", True)),
+        ("fav:" + CHAT + ":0a1b", "true", (CHAT, "fav:0a1b", True)),
+        ("fav:" + CHAT + ":0a 1b", "true", None),
         ("chat:" + CHAT + ":colour", "true", None),  # a newer client's setting: skipped
         ("chat:contact:zz:pinned", "true", None),
     ],

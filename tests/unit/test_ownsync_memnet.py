@@ -94,6 +94,15 @@ async def test_settings_reactions_and_group_reads_follow_our_other_device(
             ]
             await a2.client.groups.react(gid, target, "🎉")
             await wait_for(alice, lambda: (alice.me, "🎉") in _group_reactions(alice, target))
+            # favourites: saved on A1, on A2; removed on A2, gone on A1
+            fav = alice.client.favourites.add(bob_chat, mid.hex())
+            await wait_for(
+                a2, lambda: [f.message_id for f in a2.client.favourites.list()] == [mid.hex()]
+            )
+            (theirs,) = a2.client.favourites.list()
+            a2.client.favourites.remove(theirs.id)
+            await wait_for(alice, lambda: alice.client.favourites.list() == [])
+            assert fav.text == theirs.text == "hello Alice"
             # what Alice keeps about a contact, and blocks
             alice.client.profiles.set_notes(
                 bob.me, alias="Bobby", tags=["work", "tennis"], note="owes me 5 €", starred=True

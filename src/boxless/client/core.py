@@ -176,15 +176,6 @@ class Client:
             (env.GroupKeyShareBody, env.GroupOpBody), self._group_direct, gated=False
         )
         self.chat_settings = ChatSettings(self.db, self.groups, emit=self._emit, clock=clock)
-        self.own_sync = OwnDeviceSync(
-            self.channel,
-            self.devices,
-            self.chat_settings,
-            self.contact_book,
-            self.profiles,
-            self._events,
-            clock=clock,
-        )
         self.broadcasts = BroadcastManager(self.conversations, emit=self._emit, clock=clock)
         self.sas = SasManager(
             account, self.channel, self.conversations, self.contact_book, clock=clock
@@ -193,7 +184,17 @@ class Client:
             self.db, account, self.contact_book, self.conversations, self.groups
         )
         self.search_index = SearchIndex(self.db)
-        self.favourites = Favourites(self.db, self.search, clock=clock)
+        self.favourites = Favourites(self.db, self.search, clock=clock, emit=self._emit)
+        self.own_sync = OwnDeviceSync(
+            self.channel,
+            self.devices,
+            self.chat_settings,
+            self.contact_book,
+            self.profiles,
+            self.favourites,
+            self._events,
+            clock=clock,
+        )
         self.forwarder = Forwarder(self.search, self.conversations, self.groups)
         self.attachments = AttachmentManager(
             self.channel, self.conversations, None, groups=self.groups, clock=clock

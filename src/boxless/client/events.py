@@ -186,6 +186,17 @@ class ChatSettingsChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class FavouritesChanged:
+    """A message was saved to (``saved``) or removed from the favourites: ``chat`` is its
+    chat's name, ``message_id`` its id in that chat (the favourites pane re-reads)."""
+
+    type: ClassVar[str] = "favourites"
+    chat: str
+    message_id: str
+    saved: bool
+
+
+@dataclass(frozen=True, slots=True)
 class CatchUpProgress:
     """Catch-up from store history: ``done`` messages so far (``finished`` at the end)."""
 
@@ -356,6 +367,7 @@ Event = (
     | RedEnvelopeChanged
     | DevicesChanged
     | AppMessageReceived
+    | FavouritesChanged
 )
 
 EVENT_CLASSES: tuple[type[Any], ...] = (
@@ -388,6 +400,7 @@ EVENT_CLASSES: tuple[type[Any], ...] = (
     RedEnvelopeChanged,
     DevicesChanged,
     AppMessageReceived,
+    FavouritesChanged,
 )
 EVENT_TYPES: frozenset[str] = frozenset(c.type for c in EVENT_CLASSES)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from boxless.client import events as ev
 from boxless.client import search_store as ss
 from boxless.client.search import Search
 from boxless.client.search_query import parse_query
@@ -21,10 +22,18 @@ class NoSuchFavourite(UsageError):
 
 
 class Favourites:
-    def __init__(self, database: UserDB, search: Search, *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        database: UserDB,
+        search: Search,
+        *,
+        clock: Callable[[], float],
+        emit: Callable[[ev.Event], None] = lambda event: None,
+    ) -> None:
         self.db = database
         self.search = search
         self.clock = clock
+        self.emit = emit  # FavouritesChanged: the pane, and our other devices (ownsync)
 
     def add(self, chat: str, message_id: str) -> ss.Favourite:
         """Save a copy of a message; saving it again returns the first copy."""
@@ -44,7 +53,9 @@ class Favourites:
                 raise UsageError(
                     f"you have {MAX_FAVOURITES} favourites, the most kept: remove some first"
                 )
-            return ss.add_favourite(cur, fav)
+            saved = ss.add_favourite(cur, fav)
+        self.emit(ev.FavouritesChanged(saved.chat, saved.message_id, True))
+        return saved
 
     def list(self, q: str = "", limit: int = 200) -> list[ss.Favourite]:
         """Newest saved first; with ``q``, those whose text or sender has every word."""
@@ -54,5 +65,7 @@ class Favourites:
 
     def remove(self, fav_id: int) -> None:
         with self.db.transaction() as cur:
-            if not ss.delete_favourite(cur, fav_id):
+            fav = ss.get_favourite(cur, fav_id)
+            if fav is None or not ss.delete_favourite(cur, fav_id):
                 raise NoSuchFavourite("no such favourite (removed already?)")
+        self.emit(ev.FavouritesChanged(fav.chat, fav.message_id, False))

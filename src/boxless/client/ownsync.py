@@ -1,6 +1,6 @@
 """Own-device sync, the plug-in: chat-list flags, group read positions, what the user
-keeps about contacts (alias, tags, note, star) and blocks follow the user across
-their devices, live.
+keeps about contacts (alias, tags, note, star), blocks and favourites follow the
+user across their devices, live.
 
 Theory of operation
 -------------------
@@ -9,8 +9,8 @@ it, who wins); SQL in :mod:`boxless.client.ownsync_store`; the wire body
 :class:`boxless.chat.ownsync.OwnSync`.
 
 - **Out.** This plug-in listens to the client's own events (no feature calls
-  it): a ``chat_settings``, ``group`` or ``contact`` event names a chat whose
-  settings may have changed. It reads the chat's flags (pinned, muted, marked
+  it): a ``chat_settings``, ``group``, ``contact`` or ``favourites`` event
+  names a chat (or a saved message) whose settings may have changed. It reads the chat's flags (pinned, muted, marked
   unread), for a group our read position, for a contact our notes on it and
   whether it is blocked, and compares them with the registers: a
   difference is a change made on this device, which takes a new clock and is
@@ -31,8 +31,9 @@ it, who wins); SQL in :mod:`boxless.client.ownsync_store`; the wire body
   group's read marker at once.
 - **Not synced** (docs/devices.md): drafts (work in progress on one device;
   one keystroke at a time would race the other device's typing), deleting a
-  chat for me (a per-device clean-up), favourites (no event tells of a new
-  one yet; they travel in the link's snapshot).
+  chat for me (a per-device clean-up). Favourites saved before the devices
+  were linked are not compared on start (thousands; the link's snapshot has
+  them).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.chat_settings import ChatSettings, parse_chat
 from boxless.client.contacts import Contacts
 from boxless.client.devices import DeviceManager
+from boxless.client.favourites import Favourites, NoSuchFavourite
 from boxless.client.profiles import Profiles
 from boxless.errors import UsageError
 from boxless.fanout import Fanout
@@ -80,6 +82,7 @@ class OwnDeviceSync:
         chat_settings: ChatSettings,
         contacts: Contacts,
         profiles: Profiles,
+        favourites: Favourites,
         events: Fanout[ev.Event],
         *,
         clock: Callable[[], float],
@@ -89,6 +92,7 @@ class OwnDeviceSync:
         self.chat_settings = chat_settings
         self.contacts = contacts
         self.profiles = profiles
+        self.favourites = favourites
         self.events = events
         self.clock = clock
         self.db = channel.db
@@ -142,6 +146,12 @@ class OwnDeviceSync:
         return len(entries)
 
     def _current(self, chat: str) -> dict[str, object]:
+        if chat.startswith("fav:"):  # "fav:<chat>:<message id>": a saved message
+            kind, hex_key, message_id = chat.removeprefix("fav:").split(":", 2)
+            name = f"{kind}:{hex_key}"
+            with self.db.transaction() as cur:
+                saved = store.favourite_id(cur, name, message_id) is not None
+            return {core.setting_key(name, "fav:" + message_id): saved}
         if chat.startswith("notes:"):  # "notes:contact:<hex>": our notes on a contact
             contact = chat.removeprefix("notes:")
             _, key = parse_chat(contact)
@@ -194,6 +204,7 @@ class OwnDeviceSync:
         flags: dict[str, dict[str, bool]] = {}
         notes: dict[bytes, dict[str, object]] = {}
         blocks: dict[bytes, bool] = {}
+        favs: dict[tuple[str, str], bool] = {}
         for entry in body.entries:
             parsed = core.parse_key(entry.key, entry.value)
             if parsed is None:
@@ -208,6 +219,8 @@ class OwnDeviceSync:
             if setting == "read":
                 assert isinstance(value, int)
                 self._read_through(cur, chat, value)
+            elif setting.startswith("fav:"):
+                favs[(chat, setting.removeprefix("fav:"))] = bool(value)
             elif setting == "blocked":
                 blocks[parse_chat(chat)[1]] = bool(value)
             elif setting in _NOTES:
@@ -215,11 +228,12 @@ class OwnDeviceSync:
             else:
                 attr = dict(_FLAGS)[setting]
                 flags.setdefault(chat, {})[attr] = bool(value)
-        if not (flags or notes or blocks):
+        if not (flags or notes or blocks or favs):
             return None
 
         async def apply() -> None:
             await self._apply(flags, notes, blocks)
+            self._apply_favourites(favs)
 
         return apply
 
@@ -249,6 +263,18 @@ class OwnDeviceSync:
             except UsageError as exc:
                 logger.info("a synced block was not applied: %s", exc)
 
+    def _apply_favourites(self, favs: dict[tuple[str, str], bool]) -> None:
+        for (chat, message_id), saved in favs.items():
+            with self.db.transaction() as cur:
+                held = store.favourite_id(cur, chat, message_id)
+            try:
+                if saved and held is None:
+                    self.favourites.add(chat, message_id)
+                elif not saved and held is not None:
+                    self.favourites.remove(held)
+            except (UsageError, NoSuchFavourite) as exc:  # not here (yet), or deleted
+                logger.info("a synced favourite was not applied: %s", exc)
+
     def _read_through(self, cur: Cursor, chat: str, lamport: int) -> None:
         _, group_id = parse_chat(chat)
         if not gs.has_group(cur, group_id):
@@ -265,6 +291,8 @@ def _chat_of(event: ev.Event) -> str | None:
         return f"group:{event.group}"
     if isinstance(event, ev.ContactChanged):
         return f"notes:contact:{event.contact}"
+    if isinstance(event, ev.FavouritesChanged):
+        return f"fav:{event.chat}:{event.message_id}"
     return None
 
 

@@ -12,7 +12,9 @@ Each synced setting is a register named by a key (:func:`parse_key`):
 - ``contact:<identity key hex>:alias`` / ``:note`` (JSON strings), ``:tags``
   (a JSON list of strings), ``:starred`` / ``:blocked`` (JSON bools) — what
   the user keeps about a contact, and whether they blocked it; last writer
-  wins (the receiving feature checks the values again when it applies them).
+  wins (the receiving feature checks the values again when it applies them);
+- ``fav:<chat>:<message id>`` — whether that message is in the favourites,
+  a JSON bool, last writer wins.
 
 A register holds its value, a clock and the device that set it. A local
 change takes the clock ``max(previous + 1, now_ms)`` (a hybrid clock: it
@@ -48,6 +50,7 @@ _CHAT = r"(?:contact|group):[0-9a-f]{64}"
 _KEY = re.compile(
     rf"(chat):({_CHAT}):(pinned|muted|unread)|(read):([0-9a-f]{{64}})"
     r"|(contact):([0-9a-f]{64}):(alias|tags|note|starred|blocked)"
+    rf"|(fav):({_CHAT}):([\x21-\x7e]{{1,120}})"
 )
 DEFAULTS: dict[str, object] = {
     "pinned": False,
@@ -59,8 +62,9 @@ DEFAULTS: dict[str, object] = {
     "note": "",
     "starred": False,
     "blocked": False,
+    "fav": False,
 }
-_BOOLS = {"pinned", "muted", "unread", "starred", "blocked"}
+_BOOLS = {"pinned", "muted", "unread", "starred", "blocked", "fav"}
 MAX_READ = 2**63 - 1
 
 
@@ -77,6 +81,8 @@ def setting_key(chat: str, name: str) -> str:
     blocked) of those."""
     if name == "read":
         return f"read:{chat.removeprefix('group:')}"
+    if name.startswith("fav:"):  # "fav:<message id>"
+        return f"fav:{chat}:{name.removeprefix('fav:')}"
     if name in ("alias", "tags", "note", "starred", "blocked"):
         return f"{chat}:{name}"
     return f"chat:{chat}:{name}"
@@ -99,6 +105,8 @@ def parse_key(key: str, value: str) -> tuple[str, str, object] | None:
         return None
     if found[1]:
         return (found[2], found[3], parsed) if isinstance(parsed, bool) else None
+    if found[9]:
+        return (found[10], f"fav:{found[11]}", parsed) if isinstance(parsed, bool) else None
     if found[6]:
         target, setting = f"contact:{found[7]}", found[8]
         if setting in _BOOLS:
@@ -114,7 +122,10 @@ def parse_key(key: str, value: str) -> tuple[str, str, object] | None:
 
 
 def default(key: str) -> Register:
-    setting = "read" if key.startswith("read:") else key.rsplit(":", 1)[-1]
+    if key.startswith(("read:", "fav:")):
+        setting = key.split(":", 1)[0]
+    else:
+        setting = key.rsplit(":", 1)[-1]
     return Register(encode(DEFAULTS[setting]), 0, b"")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from boxless.client.ownsync_core import Register, default
 from boxless.storage.userdb import Cursor
 
-__all__ = ["get_register", "group_seq_through", "put_register"]
+__all__ = ["favourite_id", "get_register", "group_seq_through", "put_register"]
 
 
 def get_register(cur: Cursor, key: str) -> Register:
@@ -25,6 +25,15 @@ def put_register(cur: Cursor, key: str, reg: Register) -> None:
         " device = excluded.device",
         (key, reg.value, reg.clock, reg.device),
     )
+
+
+def favourite_id(cur: Cursor, chat: str, message_id: str) -> int | None:
+    """The id of the favourite that keeps ``message_id`` of ``chat``, if saved."""
+    cur.execute(
+        "SELECT id FROM client_favourites WHERE chat = ? AND message_id = ?", (chat, message_id)
+    )
+    row = cur.fetchone()
+    return None if row is None else int(row[0])
 
 
 def group_seq_through(cur: Cursor, group_id: bytes, lamport: int) -> int | None:

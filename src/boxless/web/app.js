@@ -279,6 +279,10 @@ function onEvent(ev) {
     case "devices":
       onDevicesEvent(ev);
       break;
+    case "favourites":
+      // a message saved or removed, here or on another of our devices (client/ownsync.py)
+      if (detail && detail.view.onFavourites) detail.view.onFavourites(ev);
+      break;
     case "payment":
       // a payment card was added or the chain confirmed/refuted it (js/paycards.js, js/wallet.js)
       onPaymentEvent(ev); // cards on screen redraw

@@ -128,6 +128,8 @@ export function favouritesView() {
   return {
     el,
     update() {},
+    onFavourites: load, // saved or removed here or on another of our devices
+    reload: load, // the event socket (re)opened: what changed meanwhile
     destroy() {
       clearTimeout(timer);
       asked++;
