@@ -156,7 +156,9 @@ def _memory_network() -> type:
     return MemoryNetwork
 
 
-async def catch_up(base: Path, contacts: int, per_contact: int) -> dict[str, object]:
+async def catch_up(
+    base: Path, contacts: int, per_contact: int, profile: str | None = None
+) -> dict[str, object]:
     """Bob offline while ``contacts`` contacts write ``per_contact`` texts each; Bob
     comes back over a light node and catches up from a real store node.
 
@@ -219,6 +221,12 @@ async def catch_up(base: Path, contacts: int, per_contact: int) -> dict[str, obj
     async with trio.open_nursery() as nursery:
         s1 = await start_service(nursery, base, "s1")
         stored = s1.archive.insert(rows)
+        profiler = None
+        if profile:  # --profile: cProfile on the CPU clock over the measured window
+            import cProfile
+
+            profiler = cProfile.Profile(time.process_time)
+            profiler.enable()
         t0, cpu0 = time.perf_counter(), time.process_time()
         async with _light_client(base / "bob", [s1.addrs()[0]]) as bob:
             # the light node's own catch-up may hand some to the live path: count those too
@@ -235,6 +243,9 @@ async def catch_up(base: Path, contacts: int, per_contact: int) -> dict[str, obj
                 time.process_time() - cpu0
             )  # this process: the store node, Bob's light node and client
             got = received()
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile)  # type: ignore[arg-type]
             indexed_after = await _search_caught_up(bob)
         nursery.cancel_scope.cancel()
     return {
@@ -302,21 +313,27 @@ def child(args: argparse.Namespace) -> None:
     logging.getLogger("libp2p").setLevel(logging.CRITICAL)
     logging.getLogger().setLevel(logging.CRITICAL)
     out: dict[str, object] = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        out["burst"] = trio.run(burst, Path(tmp) / "b", args.n)
+    if args.n:
+        with tempfile.TemporaryDirectory() as tmp:
+            out["burst"] = trio.run(burst, Path(tmp) / "b", args.n)
     if args.contacts:
         with tempfile.TemporaryDirectory() as tmp:
-            out["catch_up"] = trio.run(catch_up, Path(tmp) / "c", args.contacts, args.m)
+            out["catch_up"] = trio.run(
+                catch_up, Path(tmp) / "c", args.contacts, args.m, args.profile
+            )
     print(json.dumps(out))
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--tree", action="append", default=[], help="a checkout to measure")
-    ap.add_argument("-n", type=int, default=200)
+    ap.add_argument("-n", type=int, default=200, help="burst size (0: no burst)")
     ap.add_argument("--contacts", type=int, default=0)
     ap.add_argument("-m", type=int, default=500)
     ap.add_argument("--rounds", type=int, default=1, help="runs of every checkout, alternated")
+    ap.add_argument(
+        "--profile", metavar="FILE", help="cProfile (CPU clock) of the catch-up, to FILE"
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -331,6 +348,8 @@ def main() -> None:
         env = dict(os.environ, PYTHONPATH=f"{root / 'src'}{os.pathsep}{root}")
         cmd = [sys.executable, str(Path(__file__).resolve()), "--child", "-n", str(args.n)]
         cmd += ["--contacts", str(args.contacts), "-m", str(args.m)]
+        if args.profile:
+            cmd += ["--profile", f"{Path(args.profile).resolve()}.{root.name}.{rnd}"]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=root)
         last = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else "{}"
         if done.returncode != 0:

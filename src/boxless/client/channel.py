@@ -355,29 +355,36 @@ class DirectChannel:
     async def receive_batch(self, items: Sequence[Incoming]) -> None:
         """Run messages through the pipeline, in order, committing once.
 
-        Each message is its own savepoint inside one transaction (a message that
-        fails rolls back alone), and nothing awaits until the batch committed;
-        then the follow-ups run, in order. A burst or a page of history costs
-        one commit instead of one per message.
+        One transaction (a message that fails raises before it writes
+        anything), and nothing awaits until the batch committed; then the
+        follow-ups run, in order. A burst or a page of history costs one commit
+        instead of one per message, and each Olm session's ratchet steps are
+        written once per batch (``defer=True``, flushed before the commit).
         """
         follow_ups: list[FollowUp] = []
         self._sync_marks = {}
-        with self.db.transaction() as cur:
-            mine: list[Incoming] = []
-            for item in items:
-                if self.handlers.topic_handler(item.message.content_topic) is not None:
-                    follow_ups.append(self._claimed_later(item))
-                else:
-                    mine.append(item)
-            # step 1 for the whole batch: one read, and one write at the end
-            self._seen = db.seen_among(cur, [i.message_hash for i in mine if i.message_hash])
-            for item in mine:
-                follow_up = self._process(cur, item)
-                if follow_up is not None:
-                    follow_ups.append(follow_up)
-            self._flush_seen(cur)
-            for topic, last_ns in self._sync_marks.items():  # once per topic per batch
-                db.set_sync(cur, topic, last_ns)
+        try:
+            with self.db.transaction() as cur:
+                mine: list[Incoming] = []
+                for item in items:
+                    if self.handlers.topic_handler(item.message.content_topic) is not None:
+                        follow_ups.append(self._claimed_later(item))
+                    else:
+                        mine.append(item)
+                # step 1 for the whole batch: one read, and one write at the end
+                self._seen = db.seen_among(cur, [i.message_hash for i in mine if i.message_hash])
+                for item in mine:
+                    follow_up = self._process(cur, item)
+                    if follow_up is not None:
+                        follow_ups.append(follow_up)
+                self._flush_seen(cur)
+                for topic, last_ns in self._sync_marks.items():  # once per topic per batch
+                    db.set_sync(cur, topic, last_ns)
+                # the batch's ratchet steps (decrypted with defer=True), once per session
+                self.sessions.flush(cur)
+        except BaseException:
+            self.sessions.discard()  # rolled back: the deferred steps never happened
+            raise
         for follow_up in follow_ups:
             await follow_up()
 
@@ -407,7 +414,7 @@ class DirectChannel:
             if not (self.devices and self.devices.certified(cur, sender, device)):
                 return self._adopt_later(sender, device, item)
         try:
-            plaintext = self.sessions.decrypt(device, opened.ciphertext, cur=cur)
+            plaintext = self.sessions.decrypt(device, opened.ciphertext, cur=cur, defer=True)
             msg = env.decode(plaintext)
         except DuplicateMessage:
             # A new Waku message whose Olm key is spent: a replay, or -- far more

@@ -70,6 +70,21 @@ entry that no longer matches its row, and memory can never run ahead of disk.
 A step that raises evicts its entry (vodozemac changes nothing on a failed
 decrypt, but nothing here depends on that).
 
+Deferred writes (a batch of messages in one transaction): ``decrypt(...,
+cur=cur, defer=True)`` keeps the stepped session in memory instead of
+pickling and writing it; :meth:`SessionManager.flush` writes every deferred
+session through the same cursor, and the caller must call it before the
+transaction commits (``client/channel.py``'s receive batch does, so 100
+messages of one conversation cost one pickle and one UPDATE instead of 100);
+on a rollback the caller calls :meth:`SessionManager.discard`. Each deferred
+session remembers the row's pickle it started from and the messages it
+decrypted since, so a failed step on it (vodozemac may change a session even
+when a decrypt fails) rebuilds it from that pickle by decrypting those
+messages again. Only a step that needs no other write is deferred (the
+session is already the device's newest); a deferred session used with
+another cursor is a :class:`~boxless.crypto.errors.CryptoUsageError` (a
+transaction that neither flushed nor discarded), never silently stale.
+
 Threads: each call takes ``db.transaction()`` first, then the manager's one
 lock, always in that order (the database's own lock is outermost, so a caller
 already inside a transaction cannot deadlock against another thread).
@@ -131,6 +146,8 @@ PREKEY_MESSAGE: Final = 0
 NORMAL_MESSAGE: Final = 1
 MAX_SESSIONS_PER_DEVICE: Final = 5
 MAX_CACHED_SESSIONS: Final = 256
+MAX_DEFERRED_STEPS: Final = 256
+"""Steps one deferred session may take before it is written anyway (bounds a rebuild)."""
 PICKLE_KEY_BYTES: Final = 32
 MIGRATIONS_COMPONENT: Final = "crypto"
 
@@ -184,6 +201,16 @@ class _Row(NamedTuple):
         return f"_Row(session_id=..., retired={self.retired}, last_used={self.last_used})"
 
 
+@dataclass(slots=True, eq=False)
+class _Deferred:
+    """A session stepped in an open transaction whose write waits for :meth:`flush`."""
+
+    cur: Cursor  # the transaction it belongs to (kept alive, compared by identity)
+    session: vodozemac.Session
+    base: str  # the row's pickle: the database's state of this session
+    replay: list[vodozemac.AnyOlmMessage]  # decrypted since ``base``, in order
+
+
 class SessionManager:
     """This device's Olm sessions with every remote device. See the module docstring."""
 
@@ -197,6 +224,8 @@ class SessionManager:
         # (remote key, session id) -> (pickle text, the session it unpickles to),
         # least recently saved first. See "Cache" in the module docstring.
         self._cache: OrderedDict[tuple[bytes, str], tuple[str, vodozemac.Session]] = OrderedDict()
+        # (remote key, session id) -> a step not yet written: see "Deferred writes".
+        self._deferred: dict[tuple[bytes, str], _Deferred] = {}
 
     def __repr__(self) -> str:
         return f"<SessionManager at {id(self):#x}>"
@@ -225,21 +254,48 @@ class SessionManager:
             return self._encrypt(own, remote, remote_key, plaintext)
 
     def decrypt(
-        self, sender_key: bytes, ciphertext: OlmCiphertext, *, cur: Cursor | None = None
+        self,
+        sender_key: bytes,
+        ciphertext: OlmCiphertext,
+        *,
+        cur: Cursor | None = None,
+        defer: bool = False,
     ) -> bytes:
         """Decrypt a message from the device whose Curve25519 key is ``sender_key``.
 
         Raises :class:`DuplicateMessage`, :class:`TamperedMessage`,
         :class:`UnknownSession` or :class:`~boxless.errors.DecodeError`; after
         any of them the stored state is as it was (nothing was written). ``cur``:
-        as for :meth:`encrypt`.
+        as for :meth:`encrypt`. ``defer`` (with ``cur``): the step may wait for
+        :meth:`flush` (see "Deferred writes" in the module docstring).
         """
         remote_key = check_key("sender device key", sender_key)
         if cur is not None:
             with self._lock:
-                return self._decrypt(cur, remote_key, ciphertext)
+                return self._decrypt(cur, remote_key, ciphertext, defer)
+        if defer:
+            raise CryptoUsageError("a deferred decrypt needs the caller's transaction cursor")
         with self._db.transaction() as own, self._lock:
-            return self._decrypt(own, remote_key, ciphertext)
+            return self._decrypt(own, remote_key, ciphertext, False)
+
+    def flush(self, cur: Cursor) -> None:
+        """Write every deferred step through ``cur``; call it before the transaction commits."""
+        with self._lock:
+            deferred, self._deferred = self._deferred, {}
+            for (remote_key, session_id), entry in deferred.items():
+                if entry.cur is not cur:
+                    raise CryptoUsageError("deferred Olm steps of another transaction")
+                pickle = entry.session.pickle(self._pickle_key)
+                cur.execute(
+                    "UPDATE crypto_olm_sessions SET pickle = ? WHERE remote_key = ? AND session_id = ?",
+                    (pickle, remote_key, session_id),
+                )
+                self._checkin(remote_key, entry.session, pickle)
+
+    def discard(self) -> None:
+        """Forget every deferred step: their transaction rolled back."""
+        with self._lock:
+            self._deferred.clear()
 
     def reset(self, remote_key: bytes) -> None:
         """Stop sending on every session with this device; the next encrypt opens a new one.
@@ -274,7 +330,7 @@ class SessionManager:
         rows = self._rows(cur, remote_key)
         live = [row for row in rows if not row.retired]
         if live:
-            session = self._checkout(remote_key, live[0])
+            session = self._checkout(cur, remote_key, live[0])
             message = session.encrypt(plaintext)
             self._save(cur, remote_key, session, rows, touch=False)
         else:
@@ -284,10 +340,12 @@ class SessionManager:
         msg_type, body = message.to_parts()
         return OlmCiphertext(msg_type, body, session.session_id)
 
-    def _decrypt(self, cur: Cursor, remote_key: bytes, ciphertext: OlmCiphertext) -> bytes:
+    def _decrypt(
+        self, cur: Cursor, remote_key: bytes, ciphertext: OlmCiphertext, defer: bool
+    ) -> bytes:
         if ciphertext.is_prekey:
             return self._decrypt_prekey(cur, remote_key, ciphertext.body)
-        return self._decrypt_normal(cur, remote_key, ciphertext)
+        return self._decrypt_normal(cur, remote_key, ciphertext, defer)
 
     def _decrypt_prekey(self, cur: Cursor, remote_key: bytes, body: bytes) -> bytes:
         try:
@@ -300,10 +358,10 @@ class SessionManager:
         rows = self._rows(cur, remote_key)
         row = _find(rows, session_id)
         if row is not None:
-            session = self._checkout(remote_key, row)
+            session = self._checkout(cur, remote_key, row)
             if not session.session_matches(message):
                 raise TamperedMessage("pre-key message does not match the session it names")
-            plaintext = self._session_decrypt(session, message.to_any())
+            plaintext = self._step(remote_key, session, message.to_any())
             self._save(cur, remote_key, session, rows)
             return plaintext
         if self._known(cur, remote_key, session_id):
@@ -325,7 +383,9 @@ class SessionManager:
         log.debug("inbound olm session from device %s", device_tag(remote_key))
         return plaintext
 
-    def _decrypt_normal(self, cur: Cursor, remote_key: bytes, ciphertext: OlmCiphertext) -> bytes:
+    def _decrypt_normal(
+        self, cur: Cursor, remote_key: bytes, ciphertext: OlmCiphertext, defer: bool
+    ) -> bytes:
         try:
             message = vodozemac.AnyOlmMessage.from_parts(NORMAL_MESSAGE, ciphertext.body)
         except vodozemac.DecodeException:
@@ -342,9 +402,9 @@ class SessionManager:
                 raise UnknownSession("message from a device this device has no session with")
         duplicate = False
         for row in candidates:
-            session = self._checkout(remote_key, row)
+            session = self._checkout(cur, remote_key, row)
             try:
-                plaintext = self._session_decrypt(session, message)
+                plaintext = self._step(remote_key, session, message)
             except DuplicateMessage:
                 duplicate = True
                 continue
@@ -352,11 +412,54 @@ class SessionManager:
                 if ciphertext.session_id:
                     raise
                 continue  # without a hint, a failure may just mean "not this session"
-            self._save(cur, remote_key, session, rows)
+            if defer and rows[0].session_id == row.session_id:
+                self._defer(cur, remote_key, session, row, message)
+            else:
+                self._save(cur, remote_key, session, rows)
             return plaintext
         if duplicate:
             raise DuplicateMessage("Olm message already decrypted")
         raise UnknownSession("no Olm session with this device can decrypt the message")
+
+    def _step(
+        self, remote_key: bytes, session: vodozemac.Session, message: vodozemac.AnyOlmMessage
+    ) -> bytes:
+        """Decrypt with ``session``; if it fails on a deferred session, rebuild that
+        session (a failed decrypt may have changed it) before raising."""
+        try:
+            return self._session_decrypt(session, message)
+        except (DuplicateMessage, TamperedMessage, UnknownSession, DecodeError):
+            key = (remote_key, session.session_id)
+            entry = self._deferred.get(key)
+            if entry is not None and entry.session is session:
+                entry.session = self._rebuild(entry)
+            raise
+
+    def _rebuild(self, entry: _Deferred) -> vodozemac.Session:
+        """The deferred session as it was before its failed step: its row's pickle
+        and the messages it decrypted since (they decrypt again: same keys)."""
+        session = self._unpickle(entry.base)
+        for message in entry.replay:
+            session.decrypt(message)
+        return session
+
+    def _defer(
+        self,
+        cur: Cursor,
+        remote_key: bytes,
+        session: vodozemac.Session,
+        row: _Row,
+        message: vodozemac.AnyOlmMessage,
+    ) -> None:
+        """Keep a decrypt's step for :meth:`flush` (written now past MAX_DEFERRED_STEPS)."""
+        key = (remote_key, row.session_id)
+        entry = self._deferred.get(key)
+        if entry is None:
+            entry = self._deferred[key] = _Deferred(cur, session, row.pickle, [])
+        entry.replay.append(message)
+        if len(entry.replay) >= MAX_DEFERRED_STEPS:
+            del self._deferred[key]
+            self._save(cur, remote_key, session, [row])
 
     @staticmethod
     def _session_decrypt(session: vodozemac.Session, message: vodozemac.AnyOlmMessage) -> bytes:
@@ -426,18 +529,33 @@ class SessionManager:
         with self._db.transaction() as cur, self._lock:
             yield cur
 
-    def _checkout(self, remote_key: bytes, row: _Row) -> vodozemac.Session:
-        """The session stored in ``row``: the cached object if it matches the row, else unpickled.
+    def _checkout(self, cur: Cursor, remote_key: bytes, row: _Row) -> vodozemac.Session:
+        """The session stored in ``row``: its deferred step of this transaction, or
+        the cached object if it matches the row, else unpickled.
 
-        The entry leaves the cache: only :meth:`_save` and :meth:`_insert` put
-        a session back, after its new pickle is written. A step that raises on
-        the way leaves nothing behind that could run ahead of the database.
+        The entry leaves the cache: only :meth:`_save`, :meth:`_insert` and
+        :meth:`flush` put a session back, after its new pickle is written. A
+        step that raises on the way leaves nothing behind that could run ahead
+        of the database. A deferred session stays deferred until it is saved
+        (:meth:`_save` drops the entry) or flushed.
         """
-        cached = self._cache.pop((remote_key, row.session_id), None)
+        key = (remote_key, row.session_id)
+        entry = self._deferred.get(key)
+        if entry is not None:
+            if entry.cur is not cur or entry.base != row.pickle:
+                raise CryptoUsageError(
+                    "an Olm session has a deferred step of another transaction: "
+                    "flush() before its commit or discard() after its rollback"
+                )
+            return entry.session
+        cached = self._cache.pop(key, None)
         if cached is not None and cached[0] == row.pickle:
             return cached[1]
+        return self._unpickle(row.pickle)
+
+    def _unpickle(self, pickle: str) -> vodozemac.Session:
         try:
-            return vodozemac.Session.from_pickle(row.pickle, self._pickle_key)
+            return vodozemac.Session.from_pickle(pickle, self._pickle_key)
         except vodozemac.PickleException:
             raise CryptoStateError(
                 "a stored Olm session cannot be unpickled (wrong pickle key or corrupted row)"
@@ -498,6 +616,7 @@ class SessionManager:
         ``last_used`` only orders sessions of one device, so it changes only
         when another session was newer (never in a steady conversation).
         """
+        self._deferred.pop((remote_key, session.session_id), None)
         pickle = session.pickle(self._pickle_key)
         if not touch or rows[0].session_id == session.session_id:
             cur.execute(
