@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -41,6 +42,10 @@ def _flags(p: Person, chat: str) -> tuple[bool, bool, bool]:
 def _notes(p: Person, other: Person) -> tuple[str, tuple[str, ...], bool]:
     notes = p.client.profiles.contact(other.me)[2]
     return notes.alias, notes.tags, notes.starred
+
+
+def _post(p: Person, post_id: bytes) -> Any:
+    return next((v for v in p.client.moments.feed() if v.post.post_id == post_id), None)
 
 
 def _group_unread(p: Person, gid: bytes) -> int:
@@ -111,6 +116,17 @@ async def test_settings_reactions_and_group_reads_follow_our_other_device(
             assert a2.client.profiles.contact(bob.me)[2].note == "owes me 5 €"
             await a2.client.contact_book.respond(carol.me, ContactEvent.BLOCK)
             await wait_for(alice, lambda: alice.state(carol) == "blocked")
+            # Moments: Bob posts after the link (both devices get the key); a like and a
+            # comment made on A1 show on A2 as Alice's
+            bob.client.devices._asked.clear()  # type: ignore[attr-defined]
+            await bob.client.devices.refresh(alice.me)
+            post_id = await bob.client.moments.post("sunset")
+            await wait_for(a2, lambda: _post(a2, post_id) is not None)
+            await wait_for(alice, lambda: _post(alice, post_id) is not None)
+            await alice.client.moments.like(post_id)
+            comment = await alice.client.moments.comment(post_id, "wow")
+            await wait_for(a2, lambda: alice.me in _post(a2, post_id).likes)  # type: ignore[union-attr]
+            await wait_for(a2, lambda: [c.act_id for c in _post(a2, post_id).comments] == [comment])  # type: ignore[union-attr]
             assert alice.client.own_sync.refused == 0 and a2.client.own_sync.refused == 0
             nursery.cancel_scope.cancel()
         a2.transport.close()

@@ -202,6 +202,7 @@ class Client:
         self.moments = Moments(
             self.channel, self.conversations, clock=clock, blobs=lambda: self.attachments.transfer
         )
+        self.devices.on_own_moment_act = self.moments.own_act  # W6: our acts, other device
         self.calls = Calls(self.channel, self.conversations, clock=clock, groups=self.groups)
         self.payments = Payments(
             account, self.channel, self.conversations, self.groups, clock=clock

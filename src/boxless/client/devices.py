@@ -38,6 +38,7 @@ from pathlib import Path
 import trio
 
 from boxless.chat import envelope as env
+from boxless.chat.moment import MomentAct
 from boxless.chat.topics import bundle_topic, contact_topic
 from boxless.client import devices_store as store
 from boxless.client import events as ev
@@ -152,6 +153,9 @@ class DeviceManager:
         # called in the transaction that stored a newer roster (set by the Client: the
         # group inbox places bodies from the identity's newly certified devices)
         self.on_roster: Callable[[Cursor, bytes], None] | None = None
+        # our like or comment copied from another device of ours (set by the Client:
+        # Moments shows it as ours): the act and when it was made
+        self.on_own_moment_act: Callable[[Cursor, MomentAct, int], None] | None = None
 
     def _changed(self, what: str, done: int, total: int) -> None:
         self.emit(ev.DevicesChanged(what, done, total))
@@ -395,7 +399,8 @@ class DeviceManager:
 
     def copy_topic(self, plaintext: bytes, topic: str) -> str | None:
         """Where a message we send on ``topic`` is copied to our other devices, or
-        None: 1:1 texts, edits, deletes, reactions and read receipts on their conversation
+        None: 1:1 texts, edits, deletes, reactions, read receipts and our Moments likes
+        and comments on a contact's post on their conversation
         topic (not typing, delivery receipts, signalling); each of our group
         sessions' keys once (not once per member) on our own contact topic."""
         try:
@@ -419,16 +424,21 @@ class DeviceManager:
             return contact_topic(self.me)
         if isinstance(body, env.Receipt):
             return topic if body.kind is env.ReceiptKind.READ else None
-        return topic if isinstance(body, (env.Text, env.Edit, env.Delete, env.Reaction)) else None
+        copied = (env.Text, env.Edit, env.Delete, env.Reaction, MomentAct)
+        return topic if isinstance(body, copied) else None
 
     def own_copy(self, cur: Cursor, topic: str, message: env.ChatMessage) -> None:
         """Apply what another device of ours sent on a conversation topic: our text
         (shown as sent by us), our edit, delete or reaction, our read receipt
-        (unread cleared)."""
+        (unread cleared), our like or comment on the contact's post."""
         contact = db.contact_by_topic(cur, topic)
         if contact is None:
             return
         body, them = message.body, contact.identity_key
+        if isinstance(body, MomentAct):
+            if self.on_own_moment_act is not None:
+                self.on_own_moment_act(cur, body, message.sent_at_ms)
+            return
         if isinstance(body, env.Text):
             db.observe_lamport(cur, them, message.lamport)
             added = db.add_message(

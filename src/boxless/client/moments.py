@@ -417,6 +417,19 @@ class Moments:
                 self.conversations.queue_in(cur, poster, act)
         return act_id
 
+    def own_act(self, cur: db.Cursor, act: MomentAct, at_ms: int) -> None:
+        """Our like or comment on a contact's post, made on another of our devices
+        (client/devices.py copies it to us): shown as ours if this device holds the
+        post; not sent again (that device sent it to the poster)."""
+        post = ms.get_post(cur, act.post_id)
+        if post is None or post.state != "ready" or post.mine:
+            return
+        if act.kind is ActKind.UNCOMMENT:
+            facts = self._facts(cur, post, self.me, act)
+            if facts is None or facts.target_author != self.me:
+                return
+        self._apply(cur, post, self.me, act, at_ms)
+
     # -- reading --------------------------------------------------------------------------------
 
     def feed(
