@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the local EVM chain the payments tests use (tests/chain): anvil from npm
 # (@foundry-rs/anvil, pinned in tests/chain/package-lock.json), and a separate tool
-# venv (tests/chain/.venv) with eth-account and vyper, which pin pycryptodome<4 and
-# so cannot share Boxless's venv: the tests use it to cross-check the wallet's key
-# derivation with an independent implementation. Idempotent.
+# venv (tests/chain/.venv) with eth-account, vyper and eth-tester, which pin
+# pycryptodome<4 and so cannot share Boxless's venv: the tests use it to cross-check
+# the wallet's key derivation with an independent implementation, compile the
+# contracts and run contract unit tests on py-evm. Idempotent.
 #   bash scripts/install_chain.sh
 #   bash scripts/install_chain.sh --anvil-only   # the demo: anvil, no tool venv
 # Without npm: a note and exit 0 (the chain tests then skip), unless CI is set.
@@ -32,10 +33,11 @@ if [ "${1:-}" = "--anvil-only" ]; then
   exit 0
 fi
 
-if [ ! -x "$dir/.venv/bin/python" ] || [ ! -f "$dir/.venv/.installed" ]; then
-  echo "install_chain: tool venv in tests/chain/.venv (eth-account, vyper)"
+# .installed-2: eth-tester (py-evm) joined for the contract unit tests (tests/chain/evm_steps.py)
+if [ ! -x "$dir/.venv/bin/python" ] || [ ! -f "$dir/.venv/.installed-2" ]; then
+  echo "install_chain: tool venv in tests/chain/.venv (eth-account, vyper, eth-tester)"
   python3 -m venv "$dir/.venv"
   "$dir/.venv/bin/python" -m pip install -q --disable-pip-version-check \
-    eth-account==0.14.0 vyper==0.4.3
-  touch "$dir/.venv/.installed"
+    eth-account==0.14.0 vyper==0.4.3 "eth-tester[py-evm]==0.13.0b1"
+  touch "$dir/.venv/.installed" "$dir/.venv/.installed-2"
 fi
