@@ -15,10 +15,12 @@ devices in one process, the way the client uses ``SessionManager``:
   ``k9_outbox`` (so a re-send after a crash sends the same bytes); the
   envelope is then appended to the network, and only then marked transmitted
   (a crash in between: it goes out twice);
-* receive: one transaction per network message skips it if its hash was seen,
-  else opens (v1 or v2) and decrypts it (``SessionManager.decrypt`` through the
-  transaction's cursor), records the message in ``k9_received``, marks the hash seen,
-  advances the read cursor and queues the reply (the next sequence number).
+* receive: one transaction for every network message waiting (the client's
+  receive batch) skips each whose hash was seen, else opens (v1 or v2) and
+  decrypts it (``SessionManager.decrypt`` through the transaction's cursor,
+  ``defer=True``: the ratchet steps are written by ``flush`` before the commit),
+  records the message in ``k9_received``, marks the hash seen; then flushes,
+  queues the replies (the next sequence numbers) and advances the read cursor.
 
 Message ``seq`` goes Alice -> Bob when even, Bob -> Alice when odd; replies
 stop at ``--stop-at``. The worker prints one line per committed step, so the
@@ -218,11 +220,19 @@ class Worker:
             "SELECT id, payload FROM messages WHERE recipient = ? AND id > ? ORDER BY id",
             (side.name, last),
         ).fetchall()
-        for msg_id, payload in incoming:
-            digest = hashlib.sha256(payload).digest()
+        if not incoming:
+            return False
+        # One transaction for everything waiting, like the client's receive batch:
+        # the ratchet steps are deferred (decrypt defer=True) and flushed before the
+        # replies are queued (nested, same transaction) and the whole batch commits.
+        try:
             with side.account.db.transaction() as cur:
-                cur.execute("SELECT 1 FROM k9_seen WHERE hash = ?", (digest,))
-                if cur.fetchone() is None:
+                replies = []
+                for _msg_id, payload in incoming:
+                    digest = hashlib.sha256(payload).digest()
+                    cur.execute("SELECT 1 FROM k9_seen WHERE hash = ?", (digest,))
+                    if cur.fetchone() is not None:
+                        continue
                     if is_pairwise(payload):
                         opened = side.pairwise.open(
                             other.device_key, other.bundle.sealing_key, TOPIC, payload
@@ -230,20 +240,26 @@ class Worker:
                     else:
                         opened = open_envelope(side.sealing, payload)
                     plain = side.sessions.decrypt(
-                        opened.sender_device_key, opened.ciphertext, cur=cur
+                        opened.sender_device_key, opened.ciphertext, cur=cur, defer=True
                     )
                     seq = int(plain.split(b":")[0].split()[1])
                     cur.execute("INSERT INTO k9_received (seq, body) VALUES (?, ?)", (seq, plain))
                     cur.execute("INSERT INTO k9_seen (hash) VALUES (?)", (digest,))
                     if seq + 1 < self.stop_at:
-                        queue(side, other, seq + 1)  # nested: one transaction with the above
+                        replies.append(seq + 1)
+                side.sessions.flush(cur)
+                for seq in replies:
+                    queue(side, other, seq)  # nested: one transaction with the above
                 cur.execute(
                     "INSERT INTO k9_cursor (id, last) VALUES (1, ?)"
                     " ON CONFLICT (id) DO UPDATE SET last = excluded.last",
-                    (msg_id,),
+                    (incoming[-1][0],),
                 )
-            print(f"received {msg_id}", file=out, flush=True)
-        return bool(incoming)
+        except BaseException:
+            side.sessions.discard()
+            raise
+        print(f"received {incoming[-1][0]}", file=out, flush=True)
+        return True
 
     def close(self) -> None:
         for side in self.sides.values():
