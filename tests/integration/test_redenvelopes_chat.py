@@ -2,13 +2,15 @@
 anvil: Alice sends a lucky envelope in a 3-member group; Bob (with ETH) and Carol
 (zero ETH) open it and Alice's client signs their tickets and relays their claims;
 Bob's second address (a notice for it) gets nothing; both see who opened which
-with the chain's amounts and the best luck; a late opener
+with the chain's amounts and the best luck; an envelope in BXD (the devnet's
+ERC-20) pays both in BXD and is named BXD; a late opener
 of a one-share envelope is told it's empty; an envelope nobody opens is refunded
 to Alice by her own client after expiry; a stranger's forwarded card is never
 openable."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -23,8 +25,10 @@ from boxless.client.memory_transport import MemoryNetwork
 from boxless.client.redenvelopes import POLL_S
 from boxless.client.redenvelopes_core import sign_opened
 from boxless.errors import UsageError
-from boxless.payments.devnet import Anvil
+from boxless.payments.devnet import Anvil, deploy_token, fund_account
+from boxless.payments.evmcall import call_data, decode
 from boxless.payments.hdwallet import address_bytes, checksum_address, derive_private_key
+from boxless.payments.rpc import Rpc
 from boxless.payments.store import ChainConfig
 from tests.chain_blocks import fast_blocks
 from tests.memnet_fixtures import (
@@ -47,8 +51,11 @@ def _rpc(chain: Anvil, method: str, params: list[object]) -> object:
     return httpx.post(chain.url, json=body, timeout=5).json()["result"]
 
 
-def _setup(p: Person, chain: Anvil, fund: int) -> bytes:
-    p.client.payments.store.set_chain(ChainConfig(chain.url, chain.chain_id, confirmations=1))
+def _setup(p: Person, chain: Anvil, fund: int, token: str | None = None) -> bytes:
+    config = ChainConfig(chain.url, chain.chain_id, token, "BXD", 6, confirmations=1)
+    p.client.payments.store.set_chain(
+        config if token else ChainConfig(chain.url, chain.chain_id, confirmations=1)
+    )
     address = p.client.redenvelopes.address()
     _rpc(chain, "anvil_setBalance", [checksum_address(address), hex(fund)])
     return address
@@ -68,6 +75,12 @@ async def _until(chain: Anvil, p: Person, chat: str, mid: str, pred: object) -> 
         await trio.to_thread.run_sync(_rpc, chain, "evm_mine", [])
         await trio.sleep(POLL_S + 0.5)
     raise AssertionError(f"{p.name}: {_envelope(p, chat, mid)}")
+
+
+def _token_balance(rpc: Rpc, token: str, who: bytes) -> int:
+    payload = call_data("balanceOf(address)", [who])
+    raw = rpc.call("eth_call", [{"to": token, "data": "0x" + payload.hex()}, "latest"])
+    return int(decode(["uint256"], bytes.fromhex(raw[2:]))[0])
 
 
 @asynccontextmanager
@@ -95,9 +108,16 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
         await nursery.start(net.run)
         async with _people(net, homes, ("alice", "bob", "carol", "mallory")) as people:
             alice, bob, carol, mallory = people
-            _setup(alice, anvil, 100 * ETH)
-            bob_addr = _setup(bob, anvil, ETH)
-            carol_addr = _setup(carol, anvil, 0)
+            rpc = Rpc(anvil.url, anvil.chain_id)
+            minter = secrets.token_bytes(32)  # this test's own BXD
+            _rpc(anvil, "anvil_setBalance", [checksum_address(address_bytes(minter)), hex(ETH)])
+            bxd = await trio.to_thread.run_sync(deploy_token, rpc, minter, 10**12)
+            alice_addr = _setup(alice, anvil, 100 * ETH, bxd)
+            await trio.to_thread.run_sync(
+                fund_account, rpc, minter, bxd, alice_addr, 100 * ETH, 10**9
+            )
+            bob_addr = _setup(bob, anvil, ETH, bxd)
+            carol_addr = _setup(carol, anvil, 0, bxd)
             _setup(mallory, anvil, ETH)
             for p in (bob, carol):
                 await befriend(alice, p)
@@ -180,6 +200,28 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             assert forged is not None and forged["status"] == "refused"
             with pytest.raises(UsageError, match="another chat"):
                 await bob.client.redenvelopes.open(made.id)
+
+            # In BXD (an ERC-20): approve + deposit; claims paid in BXD, named by the wallet.
+            assert alice.client.redenvelopes.currency_of("bxd") == (bytes.fromhex(bxd[2:]), 6)
+            with pytest.raises(UsageError, match="ETH or BXD"):
+                alice.client.redenvelopes.currency_of("USDC")
+            tok = await alice.client.redenvelopes.send(group, 2_500_001, 2, True, "bxd",
+                                                       token=bytes.fromhex(bxd[2:]))  # fmt: skip
+            for p in (bob, carol):
+                await wait_for(p, lambda p=p: _envelope(p, group, tok) is not None)
+            tok_id = bytes.fromhex(str(_envelope(bob, group, tok)["envelope_id"]))  # type: ignore[index]
+            for p in (bob, carol):
+                assert await p.client.redenvelopes.open(tok_id) == {"relayed": True}
+            shares = []
+            for p, addr in ((bob, bob_addr), (carol, carol_addr)):
+                e = await _until(anvil, p, group, tok, lambda e: e["my_amount"] is not None)
+                assert (e["symbol"], e["decimals"], e["token"]) == ("BXD", 6, bxd)
+                held = await trio.to_thread.run_sync(_token_balance, rpc, bxd, addr)
+                assert held == int(str(e["my_amount"])) > 0
+                shares.append(held)
+            assert sum(shares) == 2_500_001
+            assert _envelope(mallory, group, tok) is None  # not a member: never saw it
+            rpc.close()
 
             # Nobody opens this one: after expiry Alice's client refunds it by itself.
             def balance() -> int:
