@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 90.0  # a service node starts in ~2 s; 30 s failed on a loaded machine
 STOP_TIMEOUT = 20.0
 
 

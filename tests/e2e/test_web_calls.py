@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -71,11 +72,38 @@ def media_browser() -> Iterator[Any]:
             b.close()
 
 
-def _page(browser: Any, user: Any) -> Any:
+def _page(browser: Any, user: Any, gate: EventGate | None = None) -> Any:
     page = open_ui(browser, user, DESKTOP)
     page.add_init_script(RECORD_PCS)
+    if gate:
+        page.route_web_socket(re.compile(r"/api/v1/events"), gate.route)
     page.reload()
     return page
+
+
+class EventGate:
+    """A page's events socket through Playwright: to the node, or deaf (the page
+    sees it open, the node's events go nowhere: they happen while it is away)."""
+
+    def __init__(self) -> None:
+        self.deaf = False
+        self.sockets: list[Any] = []
+
+    def route(self, ws: Any) -> None:
+        if not self.deaf:
+            ws.connect_to_server()
+        self.sockets.append(ws)
+
+    def reconnect(self, page: Any, *, deaf: bool) -> None:
+        """Drop the page's socket; return once it reconnected (bounded)."""
+        self.deaf = deaf
+        old, self.sockets = self.sockets, []
+        for ws in old:
+            ws.close()
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not self.sockets:  # the page retries after 1 s
+            assert time.monotonic() < deadline, "the page did not reconnect its events"
+            page.wait_for_timeout(100)  # (lets Playwright run the route handler)
 
 
 def _rising(page: Any, keys: tuple[str, ...]) -> dict[str, int]:
@@ -111,7 +139,8 @@ def test_a_video_call_end_to_end(world: Any, media_browser: Any) -> None:
     world.befriend(alice, bob)
     ka, kb = world.key(alice), world.key(bob)
     print(f"people ready and befriended: {time.monotonic() - t0:.1f} s")
-    pa, pb = _page(media_browser, alice), _page(media_browser, bob)
+    gate = EventGate()
+    pa, pb = _page(media_browser, alice), _page(media_browser, bob, gate)
     pa.evaluate(f"location.hash = '#/chat/{kb}'")
     pb.evaluate(f"location.hash = '#/chat/{ka}'")
 
@@ -148,8 +177,14 @@ def test_a_video_call_end_to_end(world: Any, media_browser: Any) -> None:
     pa.click("#call-mute")
     _rising(pa, ("out_audio",))
 
+    # Alice hangs up while Bob's page is away: its next socket shows the call ended
+    # (the end's event reached nobody; the state comes from the API).
+    gate.reconnect(pb, deaf=True)
     pa.click("#call-hangup")
     expect(pa.locator("#call-screen")).to_have_count(0)
+    wait_for("Bob's node to end the call", lambda: not bob.call("GET", "/calls/current")["call"])
+    expect(pb.locator("#call-screen")).to_have_count(1)  # nothing told the page yet
+    gate.reconnect(pb, deaf=False)
     expect(pb.locator("#call-screen")).to_have_count(0)
     print(f"hung up: {time.monotonic() - t0:.1f} s")
 
