@@ -6,10 +6,12 @@ py-libp2p hosts with a service node)."""
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 from pathlib import Path
 
+import httpx
 import pytest
 import trio
 from PIL import Image
@@ -20,7 +22,9 @@ from boxless.chat.avatar_ref import decode_avatar_ref, encode_avatar_ref
 from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.group_avatars import GroupAvatars, NotAnAdmin, PictureUnavailable
 from boxless.client.group_core import NotAMember
+from tests.api_fixtures import Api, serve_api
 from tests.blob_fixtures import addr_of, aiter_chunks, blob_node
+from tests.integration.test_cli_groups import boxless
 from tests.memnet_fixtures import befriend, memnet, wait_for
 
 pytestmark = pytest.mark.trio
@@ -43,6 +47,7 @@ async def test_the_admins_picture_reaches_a_member_and_a_member_cannot_change_it
         blob_node(tmp_path / "svc", pin_policy=PinPolicy()) as svc,
         blob_node(tmp_path / "ablobs") as ablobs,
         blob_node(tmp_path / "bblobs") as bblobs,
+        trio.open_nursery() as nursery,
     ):
         await befriend(alice, bob)
         gid = (await alice.client.groups.create("Trip")).group_id
@@ -89,6 +94,45 @@ async def test_the_admins_picture_reaches_a_member_and_a_member_cannot_change_it
         with pytest.raises(PictureUnavailable, match="not an image"), trio.fail_after(30):
             await b_pics.picture(gid)
 
-        # removing it
-        state = await a_pics.set(gid, b"")
-        assert state.avatar == b""
+        # over the API (the web UI's calls) and the CLI
+        a_api = await serve_api(nursery, alice.client, alice.home)
+        b_api = await serve_api(nursery, bob.client, bob.home)
+        url = f"/groups/{gid.hex()}/avatar"
+        body = {"image": base64.b64encode(_png((300, 200))).decode()}
+        async with _http(b_api) as bob_http, _http(a_api) as alice_http:
+            r = await bob_http.put(url, json=body)  # the attacker again
+            assert r.status_code == 403 and r.json()["error"]["code"] == "not_admin", r.text
+            r = await alice_http.put(url, json={"image": "bm90IGEgcGljdHVyZQ=="})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_image"
+            r = await alice_http.put(url, json=body)
+            assert r.status_code == 200, r.text
+            g = r.json()
+            assert g["avatar_url"].startswith(f"/api/v1{url}?v=") and g["avatar_blurhash"]
+            await wait_for(bob, lambda: bob.client.groups.state(gid).avatar != state.avatar)
+            g = (await bob_http.get(f"/groups/{gid.hex()}")).json()
+            thumb = base64.b64decode(g["avatar"])  # shown while the picture loads
+            assert thumb.startswith(b"\xff\xd8\xff") and len(thumb) < 1536
+            r = await bob_http.get(g["avatar_url"].removeprefix("/api/v1"))
+            assert r.status_code == 200 and r.headers["content-type"] == "image/jpeg"
+            assert Image.open(io.BytesIO(r.content)).size == (200, 200)
+            assert r.headers["x-content-type-options"] == "nosniff"
+
+            code, out, err = await boxless(b_api, "group", "avatar", "Trip", "--remove")
+            assert code != 0 and "admins" in err, (out, err)
+            pic = tmp_path / "p.png"
+            pic.write_bytes(_png((900, 900)))
+            code, out, err = await boxless(a_api, "group", "avatar", "Trip", str(pic))
+            assert code == 0 and "picture set" in out, err
+            g = (await alice_http.get(f"/groups/{gid.hex()}")).json()
+            r = await alice_http.get(g["avatar_url"].removeprefix("/api/v1"))
+            assert Image.open(io.BytesIO(r.content)).size == (512, 512)
+            code, out, err = await boxless(a_api, "group", "avatar", "Trip", "--remove")
+            assert code == 0 and "picture removed" in out, err
+            assert alice.client.groups.state(gid).avatar == b""
+            assert (await alice_http.get(url)).status_code == 404
+        nursery.cancel_scope.cancel()  # the API servers
+
+
+def _http(api: Api) -> httpx.AsyncClient:
+    auth = {"Authorization": f"Bearer {api.token}"}
+    return httpx.AsyncClient(base_url=api.url + "/api/v1", headers=auth, timeout=60)

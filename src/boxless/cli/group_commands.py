@@ -261,6 +261,39 @@ def group_describe(
     )
 
 
+@group_app.command("avatar")
+def group_avatar(
+    group: GroupArg,
+    picture: Annotated[
+        Path | None, typer.Argument(help="A PNG, JPEG, WebP or GIF; leave out with --remove")
+    ] = None,
+    remove: Annotated[bool, typer.Option("--remove", help="Remove the group's picture")] = False,
+    home: HomeOption = USER_HOME,
+) -> None:
+    """Set the group's picture (admins only): a 512 px square, sent as an encrypted
+    attachment that the members fetch."""
+
+    def run() -> None:
+        if remove == (picture is not None):
+            raise UsageError("give a picture file, or --remove")
+        image = b""
+        if picture is not None:
+            from boxless.media.images import prepare_avatar  # Pillow: loaded only here
+
+            try:
+                raw = picture.read_bytes()
+            except OSError as exc:
+                raise UsageError(f"cannot read {picture}: {exc.strerror}") from None
+            image = prepare_avatar(raw).data  # shrunk here, so the request stays small
+        api = api_for(home)
+        g = _group(api, group)
+        body = {"image": base64.b64encode(image).decode()}
+        done = api.call("PUT", f"/groups/{g['id']}/avatar", body)
+        _say(f"{done['name']}: picture {'set' if image else 'removed'}")
+
+    _run(run)
+
+
 @group_app.command("settings")
 def group_settings(
     group: GroupArg,

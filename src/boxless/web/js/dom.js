@@ -113,10 +113,8 @@ export function avatar(name, key = "", size = "", image = null) {
 }
 
 export const MAX_PICTURE_BYTES = 48 * 1024; // what one message carries (the API's limit)
-// A group picture travels inside a signed group op, which members also pass to each
-// other directly, where an op is at most 2,048 bytes: the picture gets ~1.4 KB (it is
-// shown at 46-64 px).
-export const GROUP_PICTURE_BYTES = 1400;
+// A group picture is an attachment (fetched by members); its signed op carries a thumbnail.
+export const GROUP_PICTURE_BYTES = 200 * 1024; // an attachment now (the API's limit is 256 KiB)
 
 /**
  * A picture ready to upload, as base64: the centre square of the image `file`,
@@ -165,8 +163,27 @@ export function initials(name) {
   return (words.length > 1 ? first(words[0]) + first(words[1]) : first(words[0] || "?")) || "?";
 }
 
+const groupPictures = new Map(); // avatar_url -> Promise<loaded?>
+
 /** A group's avatar: its picture when it has one, else its initials on a colour. */
 export function groupAvatar(g, size = "") {
+  if (g.avatar_url) {
+    // an attachment: its thumbnail (from the group op) until the picture is fetched
+    const img = h("img", { class: `avatar ${size}`, src: g.avatar ? imageSrc(g.avatar) : g.avatar_url, alt: "" });
+    if (g.avatar) {
+      if (!groupPictures.has(g.avatar_url)) {
+        // one fetch per picture per page (a failure keeps the thumbnail until a reload)
+        groupPictures.set(g.avatar_url, new Promise((resolve) => {
+          const full = new Image();
+          full.onload = () => resolve(true);
+          full.onerror = () => resolve(false);
+          full.src = g.avatar_url;
+        }));
+      }
+      groupPictures.get(g.avatar_url).then((ok) => ok && (img.src = g.avatar_url));
+    }
+    return img;
+  }
   if (g.avatar) {
     return h("img", { class: `avatar ${size}`, src: imageSrc(g.avatar), alt: "" });
   }

@@ -70,11 +70,13 @@ export function groupInfoView(gid) {
         if (!file) return;
         let image;
         try {
-          image = await pictureForUpload(file, 96, GROUP_PICTURE_BYTES); // cropped and shrunk for you
+          // cropped and shrunk for you; sent as an encrypted attachment (api/group_avatars.py)
+          image = await pictureForUpload(file, 512, GROUP_PICTURE_BYTES);
         } catch (err) {
           return toast(err.message, "error");
         }
-        await patch({ avatar: image }, "Picture changed");
+        toast("Uploading the picture…");
+        await change(() => call("PUT", `/groups/${gid}/avatar`, { image }), "Picture changed");
       },
     });
     return h(
@@ -105,7 +107,7 @@ export function groupInfoView(gid) {
           "div",
           { class: "buttons" },
           h("button", { type: "submit", class: "primary" }, "Save"),
-          g.avatar ? h("button", { type: "button", onclick: () => patch({ avatar: "" }, "Picture removed") }, "Remove picture") : null,
+          g.avatar || g.avatar_url ? h("button", { type: "button", onclick: () => change(() => call("PUT", `/groups/${gid}/avatar`, { image: "" }), "Picture removed") }, "Remove picture") : null,
         ),
       ),
     );
