@@ -353,6 +353,86 @@ def fixture_pair(folder: Path | None, synchronous: str | None) -> Send:
     return _path((sides[0], sides[1]))
 
 
+def breakdown(n: int) -> None:
+    """CPU us of the parts of one side's step in a user database (``--breakdown``)."""
+    import vodozemac
+
+    captured: list[tuple[_Side, _Side]] = []
+    global _path
+    real_path = _path
+
+    def grab(sides: tuple[_Side, _Side], burst: int = 1) -> Send:
+        captured.append(sides)
+        return real_path(sides, burst)
+
+    _path = grab
+    with tempfile.TemporaryDirectory() as tmp:
+        send = userdb_pair(Path(tmp), None)
+        for i in range(40):
+            send(i % 2 == 0)
+        alice, bob = captured[0]
+        manager, db = alice.manager, alice.manager._db
+        conn = db.conn
+        remote = bob.device_key
+        sid, stored = conn.execute("SELECT session_id, pickle FROM crypto_olm_sessions").fetchone()
+        session = vodozemac.Session.from_pickle(stored, manager._pickle_key)
+        session.encrypt(PAYLOAD)
+        pickles = [stored, session.pickle(manager._pickle_key)]  # alternate: a real write
+        flip = [0]
+        select = (
+            "SELECT session_id, pickle, retired, last_used FROM crypto_olm_sessions"
+            " WHERE remote_key = ? ORDER BY last_used DESC"
+        )
+        update = "UPDATE crypto_olm_sessions SET pickle = ? WHERE remote_key = ? AND session_id = ?"
+
+        def empty_txn() -> None:
+            with db.transaction():
+                pass
+
+        def select_txn() -> None:
+            with db.transaction() as cur:
+                cur.execute(select, (remote,))
+                cur.fetchall()
+
+        def update_txn() -> None:
+            flip[0] ^= 1
+            with db.transaction() as cur:
+                cur.execute(update, (pickles[flip[0]], remote, sid))
+
+        def raw_step() -> None:  # the step with no SessionManager around it
+            flip[0] ^= 1
+            with db.transaction() as cur:
+                cur.execute(select, (remote,))
+                cur.fetchall()
+                session.encrypt(PAYLOAD).to_parts()
+                session.pickle(manager._pickle_key)
+                cur.execute(update, (pickles[flip[0]], remote, sid))
+
+        def manager_step() -> None:
+            with db.transaction() as cur:
+                manager.encrypt(bob.bundle, PAYLOAD, cur=cur)
+
+        parts = {
+            "vodozemac encrypt (one side's Olm step)": lambda: session.encrypt(PAYLOAD),
+            "pickle the session (AES + HMAC + base64)": lambda: session.pickle(manager._pickle_key),
+            "unpickle (a cache miss)": lambda: vodozemac.Session.from_pickle(
+                stored, manager._pickle_key
+            ),
+            "empty transaction (BEGIN IMMEDIATE, COMMIT)": empty_txn,
+            "transaction + SELECT the device's rows": select_txn,
+            "transaction + UPDATE the pickle (one page written)": update_txn,
+            "all of the above, no SessionManager": raw_step,
+            "SessionManager.encrypt in a transaction": manager_step,
+        }
+        for name, fn in parts.items():
+            for _ in range(100):
+                fn()
+            cpu = time.process_time()
+            for _ in range(n):
+                fn()
+            print(f"{name:<52} {(time.process_time() - cpu) / n * 1e6:7.1f} us CPU")
+
+
 def worker(variants: list[str], n: int) -> None:
     results = {}
     for variant in variants:
@@ -411,8 +491,14 @@ def main() -> None:
         default=[],
         help="also measure git revision REV (repeatable)",
     )
+    parser.add_argument(
+        "--breakdown", action="store_true", help="the parts of one side's step, then exit"
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.breakdown:
+        breakdown(args.n)
+        return
     variants = [v for v in args.variants.split(",") if v]
     if args.worker:
         worker(variants, args.n)
