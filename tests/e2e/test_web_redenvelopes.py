@@ -83,8 +83,11 @@ def test_lucky_red_envelope_in_a_group(world: Any, browser: Any, anvil: Anvil) -
     shot(opened["Carol"], "red-envelope")
 
     # In BXD: approve + deposit by Alice's node, the card names the token, Bob gets BXD.
-    alice.call("POST", "/redenvelopes", {"chat": f"group:{gid}", "total": "12.5", "shares": 1,
-                                        "lucky": False, "greeting": "in BXD", "token": "BXD"})  # fmt: skip
+    body = {"chat": f"group:{gid}", "total": "12.5", "shares": 1, "lucky": False,
+            "greeting": "in BXD", "token": "BXD"}  # fmt: skip
+    sent = httpx.post(f"{alice.url}/api/v1/redenvelopes", json=body, timeout=120,
+                      headers={"Authorization": f"Bearer {alice.token}"})  # fmt: skip
+    assert sent.status_code == 201, sent.text  # two transactions: approve, deposit
     bobs = opened["Bob"]
     card = bobs.locator(".redcard", has_text="in BXD").last
     expect(card).to_contain_text("12.5 BXD · 1 equal shares")
