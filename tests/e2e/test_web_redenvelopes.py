@@ -6,7 +6,8 @@ the confirm step; Bob (1 ETH) and Carol (0 ETH) open it and Alice's client signs
 their tickets and relays their claims. Everyone's card then lists who opened
 which with the chain's amounts, and the best luck. Then an envelope in BXD (the
 devnet's ERC-20, configured in the wallets): the card says BXD, Bob opens it and
-gets BXD. Screenshot: docs/screenshots/red-envelope.png (Carol's view).
+gets BXD. Screenshots: docs/screenshots/red-envelope.png (Carol's view),
+red-envelope-bxd.png (Bob's BXD card).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def test_lucky_red_envelope_in_a_group(world: Any, browser: Any, anvil: Anvil) -
     expect(card).to_contain_text("12.5 BXD · 1 equal shares")
     card.get_by_role("button", name="Open").click()
     expect(card.locator(".redcard-status")).to_contain_text("You got 12.5 BXD")
+    shot(bobs, "red-envelope-bxd")
     balances = {b["symbol"]: b for b in bob.call("GET", "/wallet")["balances"]}
     assert balances["BXD"]["amount"] == str(12_500_000)
     rpc.close()
