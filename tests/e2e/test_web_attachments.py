@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, chromium_path, open_ui, shot
+from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, chromium_path, open_ui, shot, tab
 from tests.e2e.world import wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -215,6 +215,18 @@ def test_photos_voice_and_a_file_in_the_browser(
     form.locator(".att-tray-cancel").click()
     expect(form.locator(".att-tray")).to_be_hidden()
 
+    # Auto-download "Photos only" on Bob's Me tab: the group's video below then waits
+    # with a Download button while its photo is fetched by itself
+    tab(pb, "me")
+    rule = pb.locator("#auto-download-rule")
+    expect(rule).to_have_value("all")
+    rule.select_option("photos")
+    pb.locator(".auto-download-form button[type=submit]").click()
+    wait_for(
+        "Bob's rule saved",
+        lambda: bob.call("GET", "/attachments/settings")["auto_download"] == "photos",
+    )
+
     # The group: Alice drops a photo and a video (one album); Bob sees both and the
     # video plays in the viewer from the API's Range answers
     grouping.join(timeout=90)
@@ -229,9 +241,13 @@ def test_photos_voice_and_a_file_in_the_browser(
     expect(pb.locator(".att-tile.image.ready img")).to_have_count(1)
     video_tile = pb.locator(".att-tile.video")
     expect(video_tile).to_have_count(1)
-    video_tile.click()
+    expect(video_tile.locator(".att-get")).to_have_text("Download")  # not fetched by itself
+    assert bob.call("GET", "/attachments/settings")["auto_download"] == "photos"
+    video_tile.click(position={"x": 8, "y": 8})  # the tile, not its Download button
     video = pb.locator(".viewer video.viewer-media")
     expect(video).to_have_count(1)
     wait_for("the video to play", lambda: video.evaluate("v => v.currentTime") > 0.2, 20)
     pb.keyboard.press("Escape")
+    pb.locator(".att-tile.video .att-get").click()  # kept on request
+    expect(pb.locator(".att-tile.video.ready")).to_have_count(1)
     print(f"group album with a video seen and played: {time.monotonic() - t0:.1f} s")

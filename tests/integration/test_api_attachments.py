@@ -125,7 +125,11 @@ async def test_upload_list_fetch_range_and_thumbnail(tmp_path: Path) -> None:
             )
             assert got[0]["name"] == "g.txt"
             r = await http.put("/attachments/settings", json={"auto_download_bytes": 0})
-            assert r.json() == {"auto_download_bytes": 0}
+            assert r.json() == {"auto_download_bytes": 0, "auto_download": "all"}
+            r = await http.put("/attachments/settings", json={"auto_download": "photos"})
+            assert r.json() == {"auto_download_bytes": 0, "auto_download": "photos"}
+            r = await http.put("/attachments/settings", json={"auto_download": "videos"})
+            assert r.status_code == 422 and "auto_download" in r.json()["error"]["message"]
             assert (
                 await http.put("/attachments/settings", json={"auto_download_bytes": -1})
             ).status_code == 422

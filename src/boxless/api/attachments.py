@@ -27,7 +27,9 @@
   else is ``application/octet-stream`` as a download.
 - ``GET /api/v1/messages/{id}/attachments/{index}/thumbnail`` -> the sender's
   thumbnail if it is a JPEG within the limits, else 404.
-- ``GET``/``PUT /api/v1/attachments/settings`` ``{auto_download_bytes}``.
+- ``GET``/``PUT /api/v1/attachments/settings`` ``{auto_download_bytes, auto_download}``
+  (``never|photos|media|all``: photos are photos, stickers and voice notes; media adds
+  videos).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import base64
 import binascii
 import re
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
@@ -95,7 +97,11 @@ UPLOAD_KINDS = {
 
 
 class AutoDownload(BaseModel):
-    auto_download_bytes: int = Field(ge=0, le=MAX_FILE_BYTES)
+    auto_download_bytes: int | None = Field(default=None, ge=0, le=MAX_FILE_BYTES)
+    auto_download: Literal["never", "photos", "media", "all"] | None = Field(
+        default=None,
+        description="photos: photos, stickers and voice notes; media: those and videos; all: any",
+    )
 
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -419,12 +425,22 @@ def attachment_routes(client: Client) -> list[Route]:
         )
 
     async def settings(request: Request) -> Response:
-        """Files up to ``auto_download_bytes`` are fetched when they arrive (0: never)."""
-        return JSONResponse({"auto_download_bytes": feature.auto_download_bytes})
+        """Received files of the ``auto_download`` kinds (never, photos, media, all) up to
+        ``auto_download_bytes`` (0: never) are fetched when they arrive."""
+        return JSONResponse(
+            {
+                "auto_download_bytes": feature.auto_download_bytes,
+                "auto_download": feature.auto_download_mode,
+            }
+        )
 
     async def put_settings(request: Request) -> Response:
+        """Change either or both settings."""
         body = await parse_body(request, AutoDownload)
-        feature.set_auto_download_bytes(body.auto_download_bytes)
+        if body.auto_download_bytes is not None:
+            feature.set_auto_download_bytes(body.auto_download_bytes)
+        if body.auto_download is not None:
+            feature.set_auto_download_mode(body.auto_download)
         return await settings(request)
 
     base = "/api/v1/messages/{id}/attachments"

@@ -38,7 +38,7 @@ import trio
 
 from boxless._trio_compat import TaskStatus
 from boxless.chat import envelope as env
-from boxless.chat.attachment import AttachmentRef
+from boxless.chat.attachment import AttachmentKind, AttachmentRef
 from boxless.client import attachment_store as store
 from boxless.client import events as ev
 from boxless.client import store as db
@@ -48,7 +48,14 @@ from boxless.client.conversations import Conversations
 from boxless.client.groups import GroupManager
 from boxless.errors import BoxlessError, UsageError
 
-__all__ = ["AUTO_DOWNLOAD_DEFAULT", "AttachmentManager", "BlobsUnavailable", "NoSuchAttachment"]
+__all__ = [
+    "AUTO_DOWNLOAD_DEFAULT",
+    "AUTO_MODES",
+    "AttachmentManager",
+    "BlobsUnavailable",
+    "NoSuchAttachment",
+    "auto_downloads",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -70,6 +77,26 @@ def repin_delay_s(tries: int) -> float:
     every 30 s for about 10 minutes (a node restarting), then doubling up to 1 h."""
     delay = REPIN_FIRST_S * (1 << min(tries, 20))
     return float(min(delay, REPIN_FAST_S if tries < REPIN_FAST_TRIES else REPIN_MAX_S))
+
+
+AUTO_MODES = ("never", "photos", "media", "all")  # stored as their index
+AUTO_MODE_DEFAULT = "all"
+_AUTO_KINDS = {
+    # voice notes are small and only play once fetched: photos' company, as in Signal
+    "photos": frozenset({AttachmentKind.IMAGE, AttachmentKind.STICKER, AttachmentKind.VOICE}),
+    "media": frozenset(
+        {AttachmentKind.IMAGE, AttachmentKind.STICKER, AttachmentKind.VOICE, AttachmentKind.VIDEO}
+    ),
+}
+
+
+def auto_downloads(ref: AttachmentRef, mode: str, limit: int) -> bool:
+    """Whether a received file is fetched on arrival under the setting ``mode``
+    ("never", "photos": photos, stickers and voice notes, "media": those and videos,
+    "all": any file) and the size ``limit`` (0: never), the same for every network."""
+    if mode == "never" or ref.size > limit:
+        return False
+    return mode == "all" or ref.kind in _AUTO_KINDS.get(mode, frozenset())
 
 
 class BlobsUnavailable(UsageError):
@@ -137,6 +164,28 @@ class AttachmentManager:
             raise UsageError("the auto-download size is from 0 (never) to 2 GiB")
         with self.db.transaction() as cur:
             store.set_setting(cur, "auto_download_bytes", value)
+
+    @property
+    def auto_download_mode(self) -> str:
+        with self.db.transaction() as cur:
+            return self._mode(cur)
+
+    def set_auto_download_mode(self, mode: str) -> None:
+        if mode not in AUTO_MODES:
+            raise UsageError(f"the auto-download rule is one of {', '.join(AUTO_MODES)}")
+        with self.db.transaction() as cur:
+            store.set_setting(cur, "auto_download_mode", AUTO_MODES.index(mode))
+
+    @staticmethod
+    def _mode(cur: db.Cursor) -> str:
+        code = store.get_setting(cur, "auto_download_mode", AUTO_MODES.index(AUTO_MODE_DEFAULT))
+        return AUTO_MODES[code] if 0 <= code < len(AUTO_MODES) else AUTO_MODE_DEFAULT
+
+    def _auto(self, cur: db.Cursor) -> Callable[[AttachmentRef], bool]:
+        """The setting as a test of one received file."""
+        mode = self._mode(cur)
+        limit = store.get_setting(cur, "auto_download_bytes", AUTO_DOWNLOAD_DEFAULT)
+        return lambda ref: auto_downloads(ref, mode, limit)
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -327,10 +376,10 @@ class AttachmentManager:
             store.put_attachment(cur, key, i, chat, False, ref, "remote", now_ms)
             for i, ref in enumerate(body.items)
         ):
-            limit = store.get_setting(cur, "auto_download_bytes", AUTO_DOWNLOAD_DEFAULT)
+            wants = self._auto(cur)
             if self.transfer is not None:
                 for i, ref in enumerate(body.items):
-                    if ref.size <= limit:
+                    if wants(ref):
                         self._enqueue((key, i))  # a full queue leaves it for a restart or a request
         return preview_text(body)
 
@@ -361,8 +410,8 @@ class AttachmentManager:
         for i, ref in enumerate(body.items):
             store.put_attachment(cur, mid, i, chat_of(r.sender), False, ref, "remote", now_ms)
         self.channel.emit(ev.MessageChanged(mid.hex(), r.sender.hex()))
-        limit = store.get_setting(cur, "auto_download_bytes", AUTO_DOWNLOAD_DEFAULT)
-        wanted = [(mid, i) for i, ref in enumerate(body.items) if ref.size <= limit]
+        wants = self._auto(cur)
+        wanted = [(mid, i) for i, ref in enumerate(body.items) if wants(ref)]
         if not wanted or self.transfer is None:
             return None
 
@@ -461,9 +510,11 @@ class AttachmentManager:
 
     def _resume(self) -> None:
         with self.db.transaction() as cur:
+            wants = self._auto(cur)
             pending = store.resumable(cur, self.auto_download_bytes, RESUME_BATCH)
         for row in pending:
-            self._enqueue((row.message_id, row.idx))
+            if row.state == "downloading" or wants(row.ref):
+                self._enqueue((row.message_id, row.idx))
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Resume interrupted and pending downloads, then fetch what arrives, one at a time;

@@ -416,9 +416,9 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
   const elements = new Map(); // "mid/index/state" -> element (kept across renders)
   const asked = new Set(); // messages looked up one by one (older than the index)
   let loading = null;
-  let autoBytes = null; // the node's auto-download size: a remote file under it is queued there
-  getAutoDownload()
-    .then((n) => (autoBytes = n))
+  let auto = null; // the node's auto-download rule: a remote file it wants is queued there
+  getAutoSettings()
+    .then((s) => (auto = s))
     .catch(() => {});
 
   async function load() {
@@ -513,7 +513,7 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
 
   function fetchButton(a, status) {
     const failed = a.state === "failed";
-    if (!failed && autoBytes !== null && a.size <= autoBytes && !status.textContent) status.textContent = "queued";
+    if (!failed && auto !== null && autoWanted(a, auto) && !status.textContent) status.textContent = "queued";
     const b = h("button", { type: "button", class: "att-get", "aria-label": `${failed ? "Try again" : "Download"} ${a.name}` }, failed ? "Try again" : "Download");
     b.addEventListener("click", (e) => {
       e.stopPropagation();
@@ -543,7 +543,8 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
     if (!ready && a.state !== "ready") {
       const over = h("div", { class: "att-over" });
       if (a.state === "downloading") over.append(progressBar(a));
-      else if (kind !== "video" && !a.outgoing) over.append(fetchButton(a, status));
+      // a video plays while it streams; Download keeps it (the auto-download rule left it)
+      else if (!a.outgoing) over.append(fetchButton(a, status));
       over.append(status);
       el.append(over);
     }
@@ -632,6 +633,30 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
   }
 
   return { load, block, onEvent, media, all, view };
+}
+
+export const AUTO_RULES = [
+  ["photos", "Photos only (and voice notes)"],
+  ["media", "Photos and videos"],
+  ["all", "All files"],
+  ["never", "Never"],
+];
+const AUTO_KINDS = { photos: ["image", "sticker", "voice"], media: ["image", "sticker", "voice", "video"] };
+
+/** Whether the node fetches the received file `a` by itself under settings `s` (as
+ * client/attachments.py auto_downloads decides). */
+export function autoWanted(a, s) {
+  if (s.auto_download === "never" || a.size > s.auto_download_bytes) return false;
+  return s.auto_download === "all" || (AUTO_KINDS[s.auto_download] || []).includes(a.kind);
+}
+
+/** Both settings: `{auto_download: never|photos|media|all, auto_download_bytes}`. */
+export async function getAutoSettings() {
+  return call("GET", "/attachments/settings");
+}
+
+export async function setAutoSettings(change) {
+  return call("PUT", "/attachments/settings", change);
 }
 
 /** The auto-download setting: files up to this many bytes are fetched when they arrive. */

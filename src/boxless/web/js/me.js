@@ -9,6 +9,7 @@ import { favouritesLink } from "./favourites.js";
 import { devicesLink } from "./devices.js";
 import { backupCard } from "./backup.js";
 import { walletLink } from "./wallet.js";
+import { autoDownloadCard } from "./autodownload.js";
 
 export function meView() {
   const qr = h("img", { class: "qr", alt: "My contact QR code", width: 240, height: 240 });
@@ -50,6 +51,7 @@ export function meView() {
       walletLink(),
       devicesLink(),
       backupCard(),
+      autoDownloadCard(),
       h(
         "section",
         { class: "card", "aria-labelledby": "share-title" },
