@@ -19,7 +19,8 @@ def preview(card: Card) -> str:
     """The message text a card shows as (and the web UI recognises)."""
     kind = "lucky" if card.lucky else "equal"
     greeting = f": {card.greeting}" if card.greeting else ""
-    return f"🧧 Red envelope ({card.shares} {kind} shares){greeting}"
+    plural = "" if card.shares == 1 else "s"
+    return f"🧧 Red envelope ({card.shares} {kind} share{plural}){greeting}"
 
 
 def envelope_json(

@@ -127,7 +127,7 @@ function fill(slot, chat, e) {
       h("div", {},
         h("div", { class: "redcard-greeting" }, e.greeting || "Best wishes"),
         h("div", { class: "redcard-kind" },
-          `${money(e, e.total)} · ${e.shares} ${e.lucky ? "lucky" : "equal"} shares`))),
+          `${money(e, e.total)} · ${e.shares} ${e.lucky ? "lucky" : "equal"} share${e.shares === 1 ? "" : "s"}`))),
     h("div", { class: "redcard-status", dataset: { status: slot.dataset.status } }, statusText(e)),
     canOpen
       ? h("button", {
