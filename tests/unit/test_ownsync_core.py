@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boxless.chat import envelope as env
@@ -42,6 +42,7 @@ def _apply(held: core.Register, key: str, writes: list[tuple[str, int, bytes]]) 
     return held
 
 
+@settings(max_examples=60, deadline=None)
 @given(
     st.lists(
         st.tuples(
@@ -119,6 +120,7 @@ def test_the_codec_checks_every_field() -> None:
             bad()
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=512))
 def test_the_decoder_takes_any_bytes(data: bytes) -> None:
     from boxless.wire import chat_pb2

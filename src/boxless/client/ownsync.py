@@ -58,7 +58,7 @@ from boxless.client.contacts import Contacts
 from boxless.client.devices import DeviceManager
 from boxless.client.favourites import Favourites, NoSuchFavourite
 from boxless.client.profiles import Profiles
-from boxless.errors import UsageError
+from boxless.errors import NetworkError, UsageError
 from boxless.fanout import Fanout
 from boxless.storage.userdb import Cursor
 
@@ -120,8 +120,13 @@ class OwnDeviceSync:
                 await self.sync_chats(c for c in chats if c is not None)
 
     async def sync_chats(self, chats: Iterable[str]) -> int:
-        """Send what changed on this device in ``chats``; how many settings went."""
-        entries: list[SyncEntry] = []
+        """Send what changed on this device in ``chats``; how many settings went.
+
+        The registers take the new values only once the network took them (or
+        when no other device of ours exists), so a send that failed is tried again
+        on the next event; a register another device moved meanwhile is left as
+        it is (its change is newer)."""
+        changes: dict[str, tuple[core.Register, core.Register]] = {}
         now_ms = int(self.clock() * 1000)
         for chat in sorted(set(chats)):
             try:
@@ -133,17 +138,30 @@ class OwnDeviceSync:
                     held = store.get_register(cur, key)
                     new = core.local_change(held, value, now_ms, self.my_device_key)
                     if new is not None:
-                        store.put_register(cur, key, new)
-                        entries.append(SyncEntry(key, new.value, new.clock))
-        if not entries or not self.devices.others(self.me, self.my_device_key):
-            return len(entries)
-        for batch in _batches(entries):
-            msg = env.new_message(OwnSync(batch), lamport=0, sent_at_ms=now_ms)
-            await self.channel.fan_out(
-                self.me, self.my_device_key, contact_topic(self.me), env.encode(msg), watch=False
-            )
-            self.sent += 1
-        return len(entries)
+                        changes[key] = (held, new)
+        if not changes:
+            return 0
+        if self.devices.others(self.me, self.my_device_key):
+            entries = [SyncEntry(key, new.value, new.clock) for key, (_, new) in changes.items()]
+            try:
+                for batch in _batches(entries):
+                    msg = env.new_message(OwnSync(batch), lamport=0, sent_at_ms=now_ms)
+                    await self.channel.fan_out(
+                        self.me,
+                        self.my_device_key,
+                        contact_topic(self.me),
+                        env.encode(msg),
+                        watch=False,
+                    )
+                    self.sent += 1
+            except NetworkError as exc:
+                logger.info("sending our settings to our other devices failed: %s", exc)
+                return 0
+        with self.db.transaction() as cur:
+            for key, (held, new) in changes.items():
+                if store.get_register(cur, key) == held:
+                    store.put_register(cur, key, new)
+        return len(changes)
 
     def _current(self, chat: str) -> dict[str, object]:
         if chat.startswith("fav:"):  # "fav:<chat>:<message id>": a saved message
