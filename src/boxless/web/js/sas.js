@@ -190,4 +190,15 @@ export async function resumeVerifications() {
     throw err;
   }
   for (const flow of flows) if (flow.state === "requested" && !prompts.has(flow.contact)) onVerification(flow);
+  // An open dialog moves to where its flow is now (they confirmed, or it ended, meanwhile).
+  if (open) {
+    const key = open.key;
+    let flow = null;
+    try {
+      flow = await call("GET", `/contacts/${key}/sas`);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+    }
+    if (flow && flow.state !== "none" && open && open.key === key) open.render(flow);
+  }
 }
