@@ -21,6 +21,7 @@ import trio
 import trio.testing
 
 from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
+from boxless.client import redenvelope_store as rs
 from boxless.client.memory_transport import MemoryNetwork
 from boxless.client.redenvelopes import POLL_S
 from boxless.client.redenvelopes_core import sign_opened
@@ -130,7 +131,13 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             await trio.sleep(30)  # keys and ops settled
             group = f"group:{gid.hex()}"
 
+            # Alice remembers a contract that is not the shipped one (an old version):
+            # sending deploys a genuine one instead of calling the old ABI.
+            with alice.client.db.transaction() as cur:
+                rs.set_contract(cur, anvil.chain_id, bytes.fromhex(bxd[2:]))
             mid = await alice.client.redenvelopes.send(group, ETH // 10 + 3, 2, True, "恭喜发财")
+            with alice.client.db.transaction() as cur:
+                assert rs.contract(cur, anvil.chain_id) not in (None, bytes.fromhex(bxd[2:]))
             for p in (bob, carol):
                 await wait_for(p, lambda p=p: _envelope(p, group, mid) is not None)
             card = _envelope(bob, group, mid)

@@ -165,12 +165,17 @@ class RedEnvelopes:
         )
 
     def contract_for_sending(self) -> RedEnvelopeContract:
-        """Our chain's envelope contract; deployed (once, by us) if we know none."""
+        """Our chain's envelope contract; deployed (once, by us) if we know none, or if
+        the one we know runs other code than the shipped contract (an older version
+        after an upgrade, or a chain reset: its envelopes stay on it)."""
         signer = self.signer()
         with self.db.transaction() as cur:
             known = rs.contract(cur, signer.rpc.chain_id)
         if known is not None:
-            return RedEnvelopeContract(signer, known, self.wallet_key())
+            try:
+                return self.contract_at(known)
+            except UsageError:
+                logger.info("the known red-envelope contract is not the shipped one: deploying")
         contract = RedEnvelopeContract.deploy(signer, self.wallet_key())
         with self.db.transaction() as cur:
             rs.set_contract(cur, signer.rpc.chain_id, contract.address)
