@@ -98,4 +98,6 @@ def test_lucky_red_envelope_in_a_group(world: Any, browser: Any, anvil: Anvil) -
     shot(bobs, "red-envelope-bxd")
     balances = {b["symbol"]: b for b in bob.call("GET", "/wallet")["balances"]}
     assert balances["BXD"]["amount"] == str(12_500_000)
+    bobs.goto(f"{bob.url}/#/wallet")  # the Wallet pane shows the token received
+    expect(bobs.locator("#wallet-balances li[data-symbol=BXD]")).to_contain_text("12.5")
     rpc.close()
