@@ -21,6 +21,7 @@ import { onboardingView } from "./js/onboarding.js";
 import { onGroupMessageEvent, onMessageEvent } from "./js/notify.js";
 import { onVerification, resumeVerifications } from "./js/sas.js";
 import { onCallEvent, resumeCall } from "./js/call.js";
+import { onGroupCallEvent, resumeGroupCall } from "./js/call_group.js";
 import {
   changed,
   group,
@@ -305,6 +306,10 @@ function onEvent(ev) {
       // a call rings, connects or ends; the contact's ICE candidates came (js/call.js)
       onCallEvent(ev);
       break;
+    case "group_call":
+      // a group call rings, someone joins or leaves, a pair's SDP came (js/call_group.js)
+      onGroupCallEvent(ev);
+      break;
     default:
       break;
   }
@@ -328,6 +333,7 @@ async function startApp() {
       // the page loaded, or was disconnected; a node restarting catches up from the
       // store before we reconnect) reached nobody, so what it would show is read again.
       resumeCall(); // a call ringing (or ended) meanwhile (js/call.js)
+      resumeGroupCall(); // a group call ringing or running (js/call_group.js)
       resumeVerifications().catch(() => {}); // a request to compare emoji
       resumePayCards(); // cards the chain confirmed
       resumeRedEnvelopes(); // envelopes opened or refunded

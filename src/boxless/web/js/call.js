@@ -10,6 +10,7 @@
 import { call } from "./api.js";
 import { h, mount, toast } from "./dom.js";
 import { contact } from "./store.js";
+import { inGroupCall } from "./call_group.js";
 
 const PATHS = {
   phone: "M6.6 10.8a15.1 15.1 0 0 0 6.6 6.6l2.2-2.2a1 1 0 0 1 1-.25 11.4 11.4 0 0 0 3.6.57 1 1 0 0 1 1 1V20a1 1 0 0 1-1 1A17 17 0 0 1 3 4a1 1 0 0 1 1-1h3.5a1 1 0 0 1 1 1c0 1.25.2 2.45.57 3.57a1 1 0 0 1-.25 1z",
@@ -18,7 +19,7 @@ const PATHS = {
   speaker: "M3 9v6h4l5 5V4L7 9zm13.5 3a4.5 4.5 0 0 0-2.5-4v8a4.5 4.5 0 0 0 2.5-4z",
 };
 
-function glyph(name, size = 24) {
+export function glyph(name, size = 24) {
   const ns = "http://www.w3.org/2000/svg";
   const svg = document.createElementNS(ns, "svg");
   svg.setAttribute("viewBox", "0 0 24 24");
@@ -63,14 +64,14 @@ function nameOf(chat) {
   return c ? c.display_name || c.name || "Contact" : "Contact";
 }
 
-function formatDuration(s) {
+export function formatDuration(s) {
   const m = Math.floor(s / 60);
   return `${m}:${String(s % 60).padStart(2, "0")}`;
 }
 
 // -- ringing tones (WebAudio, no files) --------------------------------------------------
 
-function startTone(kind) {
+export function startTone(kind) {
   stopTone();
   try {
     const ctx = new AudioContext();
@@ -92,7 +93,7 @@ function startTone(kind) {
   }
 }
 
-function stopTone() {
+export function stopTone() {
   if (!tone) return;
   clearInterval(tone.timer);
   tone.ctx.close().catch(() => {});
@@ -159,6 +160,13 @@ const GATHER_WAIT_MS = 150;
 const FIRST_GRACE_MS = 15;
 
 async function gathered(p) {
+  await firstCandidates(p, pendingIce.length > 0);
+  pendingIce = []; // in the SDP already
+}
+
+/** Wait (bounded) until `p`'s first ICE candidates are in its local description
+ * (`already`: one came before we asked). Group calls use it per peer (js/call_group.js). */
+export async function firstCandidates(p, already) {
   if (p.iceGatheringState !== "complete") {
     await new Promise((resolve) => {
       const timer = setTimeout(resolve, GATHER_WAIT_MS);
@@ -166,17 +174,17 @@ async function gathered(p) {
         clearTimeout(timer);
         resolve();
       };
-      if (pendingIce.length) setTimeout(done, FIRST_GRACE_MS);
+      if (already) setTimeout(done, FIRST_GRACE_MS);
       p.addEventListener("icecandidate", () => setTimeout(done, FIRST_GRACE_MS), { once: true });
       p.addEventListener("icegatheringstatechange", () => {
         if (p.iceGatheringState === "complete") done();
       });
     });
   }
-  pendingIce = []; // in the SDP already
 }
 
-async function media(video) {
+export async function media(video) {
+  // `video`: true, or constraints (a group call's mesh sends one copy per peer: smaller)
   return navigator.mediaDevices.getUserMedia({ audio: true, video });
 }
 
@@ -202,7 +210,7 @@ function teardown() {
 
 /** Ring a contact (`chat` is `contact:<key>`); `video` for a video call. */
 export async function startCall(chat, { video = false } = {}) {
-  if (state || pc) {
+  if (state || pc || inGroupCall()) {
     toast("You are already in a call", "error");
     return;
   }

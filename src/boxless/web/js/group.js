@@ -25,6 +25,7 @@ import { PAGE, messageList, timeOfDay } from "./messagelist.js";
 import { richText } from "./richtext.js";
 import { contact, group, refreshSoon, store } from "./store.js";
 import { chatSearchButton } from "./search.js";
+import { groupCallBanner, groupCallButtons } from "./call_group.js";
 import { payButton, payCard } from "./paycards.js";
 import { redCard, redEnvelopeButton } from "./redenvelope.js";
 
@@ -75,6 +76,7 @@ export function groupView(gid) {
     { class: "topbar conv-top" },
     h("a", { class: "icon-button back", href: "#/chats", "aria-label": "Back to chats" }, icon("back")),
     h("div", { class: "conv-title" }, title, subtitle),
+    ...groupCallButtons(`group:${gid}`),
     chatSearchButton(`group:${gid}`),
     galleryButton(`group:${gid}`),
     h("a", { class: "icon-button", href: `#/group-info/${gid}`, "aria-label": "Group info" }, icon("info")),
@@ -118,7 +120,7 @@ export function groupView(gid) {
     form.hidden = picking.active;
     history.render();
   });
-  const el = h("div", { class: "conversation group-conversation" }, header, pinBar, history.el, picking.bar, form);
+  const el = h("div", { class: "conversation group-conversation" }, header, groupCallBanner(`group:${gid}`), pinBar, history.el, picking.bar, form);
   attachInputs(history.el, tray, () => !input.disabled); // drop or paste onto the messages too
   const draft = keepDraft(chat, input);
 

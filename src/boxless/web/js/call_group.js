@@ -1,0 +1,420 @@
+// Group calls (docs/calls.md "Group calls"): a mesh of up to 8 people. This
+// browser holds one RTCPeerConnection per other participant; the node relays each
+// pair's offer/answer/ICE candidates end-to-end encrypted and decides who is in
+// (/api/v1/group-calls...). Of each pair the smaller key offers (the node says
+// `need_offer`), so offers never cross. Shows: the ring (and a banner in the group
+// chat while a call runs there), the grid of participants with names, muted /
+// camera-off state and who is speaking (inbound audio level), each pair's call
+// code, and leave. Media helpers come from the 1:1 module (js/call.js).
+// Only the UI that started or joined holds media (`owner`); others follow.
+
+import { call } from "./api.js";
+import { firstCandidates, formatDuration, glyph, media, startTone, stopTone } from "./call.js";
+import { h, mount, toast } from "./dom.js";
+import { group } from "./store.js";
+
+let state = null; // GET /group-calls/current .call
+let iceServers = [];
+let owner = false;
+let localStream = null;
+const peers = new Map(); // key hex -> {pc, stream, remoteSet, iceUsed, pending, described, offering, stats}
+let screen = null;
+let syncing = Promise.resolve();
+let dirty = false;
+let meter = null; // the stats timer (who is speaking, muted, camera off)
+let clock = null;
+let off = {}; // kind -> true while our mic is muted / camera is off
+// The mesh sends one copy of our video per participant (uplink x (n - 1)): ask for less.
+const MESH_VIDEO = { width: { ideal: 320 }, height: { ideal: 240 }, frameRate: { ideal: 15 } };
+const banners = new Set(); // mounted group-chat banners: {chat, el}
+
+/** A group call holds our media in this UI (1:1 calls refuse to start meanwhile). */
+export function inGroupCall() {
+  return owner;
+}
+
+function groupName(chat) {
+  const g = group(chat.split(":")[1]);
+  return (g && g.name) || "Group";
+}
+
+// -- actions -----------------------------------------------------------------------------
+
+/** Start a call in a group chat (`chat` is `group:<gid>`) and ring its members. */
+export async function startGroupCall(chat, { video = false } = {}) {
+  if (owner || state) {
+    toast(state && !owner ? "A call runs in a group: join it from its banner" : "You are already in a call", "error");
+    return;
+  }
+  await exclusive(async () => {
+    try {
+      await fetchCurrent();
+      localStream = await media(video && MESH_VIDEO);
+      state = await call("POST", "/group-calls", { chat, video });
+      owner = true;
+      render();
+    } catch (err) {
+      teardown();
+      state = null;
+      render();
+      toast(`Could not start the call: ${err.message}`, "error");
+    }
+  });
+  schedule();
+}
+
+// Start, join and each sync pass run one at a time, in order.
+function exclusive(fn) {
+  syncing = syncing.then(fn).catch((err) => console.warn("group call", err));
+  return syncing;
+}
+
+async function join() {
+  if (!state || owner) return;
+  const ringing = state;
+  stopTone();
+  await exclusive(async () => {
+    try {
+      localStream = await media(ringing.video && MESH_VIDEO);
+      state = await call("POST", `/group-calls/${ringing.call_id}/join`);
+      owner = true;
+      render();
+      refreshBanners();
+    } catch (err) {
+      toast(`Could not join: ${err.message}`, "error");
+      leave();
+    }
+  });
+  schedule();
+}
+
+function leave() {
+  const s = state;
+  if (!s) return;
+  call("POST", `/group-calls/${s.call_id}/leave`).catch(() => {});
+  teardown();
+  state = null;
+  render();
+  refreshBanners();
+}
+
+async function fetchCurrent() {
+  const got = await call("GET", "/group-calls/current");
+  iceServers = got.ice_servers || iceServers;
+  return got.call;
+}
+
+function teardown() {
+  stopTone();
+  clearInterval(meter);
+  clearInterval(clock);
+  meter = null;
+  clock = null;
+  for (const p of peers.values()) p.pc.close();
+  peers.clear();
+  if (localStream) localStream.getTracks().forEach((t) => t.stop());
+  localStream = null;
+  owner = false;
+  off = {};
+}
+
+// -- the mesh: one peer connection per participant ------------------------------------------
+
+function peerFor(key) {
+  let p = peers.get(key);
+  if (p) return p;
+  const pc = new RTCPeerConnection({
+    iceServers: iceServers.map((s) => (typeof s === "string" ? { urls: s } : s)),
+    bundlePolicy: "max-bundle",
+  });
+  p = { pc, stream: null, remoteSet: false, iceUsed: 0, pending: [], described: false, offering: false, stats: {}, senders: {} };
+  peers.set(key, p);
+  localStream.getTracks().forEach((t) => {
+    p.senders[t.kind] = pc.addTrack(t, localStream);
+    if (off[t.kind]) p.senders[t.kind].replaceTrack(null);
+  });
+  pc.onicecandidate = (e) => {
+    if (!e.candidate || !e.candidate.candidate || !state) return;
+    if (p.described) postIce(key, [e.candidate.candidate]);
+    else p.pending.push(e.candidate.candidate);
+  };
+  pc.ontrack = (e) => {
+    p.stream = e.streams[0];
+    const v = document.querySelector(`.gc-tile[data-key="${key}"] video`);
+    if (v && v.srcObject !== p.stream) v.srcObject = p.stream;
+  };
+  pc.onconnectionstatechange = () => {
+    if (pc.connectionState === "connected" && state) {
+      call("POST", `/group-calls/${state.call_id}/peers/${key}/connected`).catch(() => {});
+    }
+    render();
+  };
+  return p;
+}
+
+function postIce(key, candidates) {
+  if (!state) return;
+  call("POST", `/group-calls/${state.call_id}/peers/${key}/candidates`, { candidates }).catch(() => {});
+}
+
+async function describe(key, p) {
+  await firstCandidates(p.pc, p.pending.length > 0); // the first candidates ride in the SDP
+  p.pending = [];
+  await call("POST", `/group-calls/${state.call_id}/peers/${key}/description`, { sdp: p.pc.localDescription.sdp });
+  p.described = true;
+  if (p.pending.length) postIce(key, p.pending.splice(0));
+}
+
+// Bring the peer connections in line with the node's view. Runs one at a time
+// (a burst of events coalesces into one more pass).
+function schedule() {
+  if (dirty) return;
+  dirty = true;
+  exclusive(async () => {
+    dirty = false;
+    await syncOnce();
+  });
+}
+
+async function syncOnce() {
+  const now = await fetchCurrent();
+  if (!now || (state && now.call_id !== state.call_id)) {
+    if (state) teardown(); // ended (or a ring we did not take ran out)
+    state = now;
+    render();
+    return;
+  }
+  const was = state;
+  state = now;
+  if (now.ringing && !owner && (!was || was.call_id !== now.call_id)) startTone("ring");
+  if (!owner || now.ringing) {
+    render();
+    return;
+  }
+  const keys = new Set(now.participants.map((x) => x.key));
+  for (const [key, p] of peers) {
+    if (!keys.has(key)) {
+      p.pc.close(); // left, or silent too long
+      peers.delete(key);
+    }
+  }
+  for (const x of now.participants) {
+    const p = peerFor(x.key);
+    if (x.need_offer && !p.offering) {
+      p.offering = true;
+      await p.pc.setLocalDescription(await p.pc.createOffer());
+      await describe(x.key, p);
+    } else if (x.remote_kind === "offer" && !p.remoteSet) {
+      p.remoteSet = true;
+      await p.pc.setRemoteDescription({ type: "offer", sdp: x.remote_sdp });
+      await p.pc.setLocalDescription(await p.pc.createAnswer());
+      await addCandidates(x, p);
+      await describe(x.key, p);
+    } else if (x.remote_kind === "answer" && !p.remoteSet && p.offering) {
+      p.remoteSet = true;
+      await p.pc.setRemoteDescription({ type: "answer", sdp: x.remote_sdp });
+    }
+    await addCandidates(x, p);
+  }
+  render();
+}
+
+async function addCandidates(x, p) {
+  if (!p.remoteSet) return;
+  const fresh = x.remote_candidates.slice(p.iceUsed);
+  p.iceUsed = x.remote_candidates.length;
+  for (const candidate of fresh) await p.pc.addIceCandidate({ candidate, sdpMLineIndex: 0 }).catch(() => {});
+}
+
+// Who is speaking, muted, camera off: from each connection's inbound stats.
+async function measure() {
+  for (const [key, p] of peers) {
+    const st = { audio: 0, frames: 0, level: 0 };
+    try {
+      (await p.pc.getStats()).forEach((s) => {
+        if (s.type !== "inbound-rtp") return;
+        if (s.kind === "audio") {
+          st.audio = s.bytesReceived || 0;
+          st.level = s.audioLevel || 0;
+        } else if (s.kind === "video") st.frames = s.framesDecoded || 0;
+      });
+    } catch (err) {
+      continue; // closed meanwhile
+    }
+    const last = p.stats;
+    p.stats = { ...st, muted: last.audio !== undefined && st.audio === last.audio, camOff: last.frames !== undefined && st.frames === last.frames };
+    const tile = document.querySelector(`.gc-tile[data-key="${key}"]`);
+    if (tile) {
+      tile.classList.toggle("speaking", st.level > 0.02 && !p.stats.muted);
+      tile.classList.toggle("muted", p.stats.muted);
+      tile.classList.toggle("cam-off", Boolean(state && state.video && p.stats.camOff));
+    }
+  }
+}
+
+async function setTrack(kind, on) {
+  const track = localStream && localStream.getTracks().find((t) => t.kind === kind);
+  if (!track) return;
+  off[kind] = !on;
+  track.enabled = on;
+  render();
+  for (const p of peers.values()) {
+    if (p.senders[kind]) await p.senders[kind].replaceTrack(on ? track : null);
+  }
+}
+
+// -- events from the node ----------------------------------------------------------------
+
+/** The event stream (re)opened: a page opened mid-ring (or mid-call) shows it. */
+export function resumeGroupCall() {
+  schedule();
+  refreshBanners();
+}
+
+/** A `group_call` event (app.js onEvent). */
+export function onGroupCallEvent(ev) {
+  if (ev.ended && state && state.call_id === ev.call_id) {
+    teardown();
+    state = null;
+    render();
+  }
+  if (!ev.ended) schedule();
+  refreshBanners();
+}
+
+// -- the screens -------------------------------------------------------------------------
+
+function tile(x) {
+  const p = peers.get(x.key);
+  const video = h("video", { autoplay: true, playsinline: true });
+  if (p && p.stream) video.srcObject = p.stream;
+  const connected = p && p.pc.connectionState === "connected";
+  return h("div", { class: `gc-tile ${connected ? "connected" : ""}`, dataset: { key: x.key } },
+    video,
+    h("div", { class: "gc-label" },
+      h("span", { class: "gc-name" }, x.name || x.key.slice(0, 8)),
+      h("span", { class: "gc-flags" }, h("span", { class: "gc-mute", title: "Muted" }, glyph("mic", 14))),
+    ),
+    x.code ? h("span", { class: "gc-code", title: "Compare with this person: equal codes mean nobody is in the middle" }, x.code) : null,
+    connected ? null : h("span", { class: "gc-wait" }, "Connecting…"),
+  );
+}
+
+function ensureScreen() {
+  if (!screen) {
+    screen = h("section", { class: "call-screen group-call", id: "group-call-screen", role: "dialog", "aria-label": "Group call" });
+    document.body.append(screen);
+  }
+  return screen;
+}
+
+function render() {
+  if (!state || (!owner && !state.ringing)) {
+    if (screen) screen.remove();
+    screen = null;
+    return;
+  }
+  const el = ensureScreen();
+  const name = groupName(state.chat);
+  el.dataset.phase = owner ? "in-call" : "ringing";
+  if (!owner) {
+    const by = state.started_by_name ? `${state.started_by_name} · ` : "";
+    mount(el,
+      h("div", { class: "call-ring" },
+        h("div", { class: "call-avatar pulse" }, glyph(state.video ? "video" : "phone", 40)),
+        h("h2", { class: "call-name" }, name),
+        h("p", { class: "call-status" }, `${by}Group ${state.video ? "video" : "voice"} call`),
+        h("div", { class: "call-actions" },
+          h("button", { class: "call-btn decline", id: "gc-decline", "aria-label": "Decline", onclick: leave }, glyph("phone", 28)),
+          h("button", { class: "call-btn accept", id: "gc-join", "aria-label": "Join", onclick: join }, glyph(state.video ? "video" : "phone", 28)),
+        ),
+      ),
+    );
+    return;
+  }
+  stopTone();
+  const local = h("video", { autoplay: true, playsinline: true, muted: true });
+  local.srcObject = localStream;
+  local.muted = true;
+  const micOn = !off.audio;
+  const camOn = !off.video;
+  const n = state.participants.length + 1;
+  mount(el,
+    h("div", { class: "call-top" },
+      h("h2", { class: "call-name" }, name),
+      h("p", { class: "call-status", id: "gc-status" }, `${n} ${n === 1 ? "person" : "people"} · ${formatDuration(elapsed())}`),
+    ),
+    h("div", { class: `gc-grid n${Math.min(n, 9)}`, id: "gc-grid" },
+      h("div", { class: `gc-tile me ${micOn ? "" : "muted"}`, dataset: { key: "me" } }, local,
+        h("div", { class: "gc-label" }, h("span", { class: "gc-name" }, "You"))),
+      ...state.participants.map(tile),
+    ),
+    h("div", { class: "call-actions" },
+      h("button", { class: `call-btn ${micOn ? "" : "off"}`, id: "gc-mute", "aria-pressed": String(!micOn), "aria-label": micOn ? "Mute" : "Unmute", onclick: () => setTrack("audio", !micOn) }, glyph("mic")),
+      state.video
+        ? h("button", { class: `call-btn ${camOn ? "" : "off"}`, id: "gc-camera", "aria-pressed": String(!camOn), "aria-label": camOn ? "Camera off" : "Camera on", onclick: () => setTrack("video", !camOn) }, glyph("video"))
+        : null,
+      h("button", { class: "call-btn decline", id: "gc-leave", "aria-label": "Leave", onclick: leave }, glyph("phone", 28)),
+    ),
+  );
+  if (!meter) meter = setInterval(() => measure().catch(() => {}), 700);
+  if (!clock) {
+    clock = setInterval(() => {
+      const s = document.getElementById("gc-status");
+      const m = state ? state.participants.length + 1 : 0;
+      if (s && state) s.textContent = `${m} ${m === 1 ? "person" : "people"} · ${formatDuration(elapsed())}`;
+    }, 1000);
+  }
+}
+
+function elapsed() {
+  const since = (state && (state.joined_at_ms || state.started_at_ms)) || Date.now();
+  return Math.max(0, Math.floor((Date.now() - since) / 1000));
+}
+
+// -- the group chat's header buttons and its "call running" banner ------------------------
+
+/** Voice and video call buttons for a group chat's header. */
+export function groupCallButtons(chat) {
+  return [
+    h("button", { class: "icon-button call-start", id: "group-call-audio", type: "button", "aria-label": "Group voice call", onclick: () => startGroupCall(chat, { video: false }) }, glyph("phone")),
+    h("button", { class: "icon-button call-start", id: "group-call-video", type: "button", "aria-label": "Group video call", onclick: () => startGroupCall(chat, { video: true }) }, glyph("video")),
+  ];
+}
+
+/** A banner in the group chat while a call runs there that this UI is not in. */
+export function groupCallBanner(chat) {
+  const el = h("div", { class: "gc-banner", hidden: true, role: "status" });
+  banners.add({ chat, el });
+  fillBanner(chat, el);
+  return el;
+}
+
+function fillBanner(chat, el) {
+  const show = state && state.chat === chat && !owner;
+  el.hidden = !show;
+  if (!show) return;
+  const who = state.participants.length + (state.ringing ? 0 : 1);
+  mount(el,
+    glyph(state.video ? "video" : "phone", 16),
+    h("span", {}, `A ${state.video ? "video" : "voice"} call is running · ${who} in`),
+    h("button", { class: "gc-banner-join", type: "button", onclick: join }, "Join"),
+  );
+}
+
+function refreshBanners() {
+  syncing.then(() => {
+    for (const b of [...banners]) {
+      if (!b.el.isConnected && b.el.dataset.seen) banners.delete(b);
+      else fillBanner(b.chat, b.el);
+      b.el.dataset.seen = "1";
+    }
+  });
+}
+
+// A tab closing leaves the call at once (the others would drop us after 20 s).
+window.addEventListener("pagehide", () => {
+  if (owner && state) {
+    fetch(`/api/v1/group-calls/${state.call_id}/leave`, { method: "POST", keepalive: true, credentials: "same-origin" });
+  }
+});
