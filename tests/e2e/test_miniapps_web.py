@@ -305,7 +305,6 @@ def _hostile_app(
     )
     assert page.url.startswith(alice.url)  # the top window never left Boxless
 
-
     # the network log: the app's frame fetched only its own files from the app origin
     from_app = [
         (u, f)
@@ -327,4 +326,156 @@ def _hostile_app(
     # uninstall removes the data
     alice.call("DELETE", f"/miniapps/{APP_ID}")
     assert alice.request("GET", f"/miniapps/{APP_ID}/storage/results").status_code == 404
+    page.context.close()
+
+
+def test_order_a_coffee_pay_by_escrow_and_release(world: Any, browser: Any, anvil: Any) -> None:
+    """Bob's Coffee end to end in Chromium: Alice opens the app, orders, pays into
+    escrow in Boxless's own dialog; the shop bot (`boxless bot run
+    examples.coffee.bot:app`, its own process) believes the chain, confirms, brews;
+    Alice releases in Boxless's dialog; the seller's wallet is paid and the bot
+    thanks her in the chat."""
+    import subprocess
+    import sys
+
+    from boxless.client.escrow import Escrow
+    from boxless.payments.evmcall import Signer
+    from boxless.payments.hdwallet import checksum_address, parse_address
+    from boxless.payments.rpc import Rpc
+    from tests.unit.test_bot_examples import example_bundle
+    from tests.userproc import env
+
+    started = time.monotonic()
+    alice, shop = world.persons("Alice", "Shop")
+    rpc = Rpc(anvil.url, anvil.chain_id)
+    deployer = Signer(rpc, bytes(range(1, 33))[::-1])  # this test's own account
+    rpc.call("anvil_setBalance", [checksum_address(deployer.address), hex(10**20)])
+    escrow = Escrow.deploy(deployer)
+    wallets = {}
+    for user in (alice, shop):
+        user.call(
+            "PUT",
+            "/wallet/chain",
+            {"rpc_url": anvil.url, "chain_id": anvil.chain_id, "confirmations": 1},
+        )
+        wallets[user.name] = parse_address(user.call("GET", "/wallet")["address"])
+        rpc.call("anvil_setBalance", [checksum_address(wallets[user.name]), hex(10**19)])
+    world.befriend(alice, shop)
+    shop_key = world.key(shop)
+    shop.stop()  # the shop's account now runs as the bot
+    root = Path(__file__).resolve().parents[2]
+    bot_log = (shop.home / "bot.log").open("ab")
+    bot = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "boxless",
+            "bot",
+            "run",
+            "examples.coffee.bot:app",
+            "--path",
+            str(root),
+            "--home",
+            str(shop.home),
+            "--escrow",
+            "0x" + escrow.address.hex(),
+            "--log-level",
+            "INFO",
+            *[a for peer in shop.service_peers for a in ("--service-peer", peer)],
+        ],
+        env=env(),
+        stdin=subprocess.DEVNULL,
+        stdout=bot_log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        alice.call("PUT", "/miniapps/escrow", {"address": "0x" + escrow.address.hex()})
+        wait_for(  # a request sent before the bot listens would wait for the bridge's timeout
+            "the shop bot to be up",
+            lambda: bot.poll() is None and b"is up as" in (shop.home / "bot.log").read_bytes(),
+            timeout=90,
+        )
+        _coffee(world, browser, alice, shop_key, example_bundle, rpc, wallets["Shop"], started)
+    finally:
+        bot.terminate()
+        try:
+            bot.wait(20)
+        except subprocess.TimeoutExpired:
+            bot.kill()
+        bot_log.close()
+        rpc.close()
+
+
+def _coffee(
+    world: Any,
+    browser: Any,
+    alice: Any,
+    shop_key: str,
+    example_bundle: Any,
+    rpc: Any,
+    seller: bytes,
+    started: float,
+) -> None:
+    import tempfile
+
+    import httpx
+    from playwright.sync_api import expect
+
+    from boxless.payments.hdwallet import checksum_address
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = example_bundle("coffee", bytes.fromhex(shop_key), Path(tmp))
+    r = httpx.post(
+        f"{alice.url}/api/v1/miniapps",
+        content=data,
+        headers={
+            "Authorization": f"Bearer {alice.token}",
+            "Content-Type": "application/octet-stream",
+        },
+        timeout=30,
+    )
+    assert r.status_code == 201, r.text
+    before = int(rpc.call("eth_getBalance", [checksum_address(seller), "latest"]), 16)
+
+    page = open_ui(browser, alice, DESKTOP)
+    page.goto(f"{alice.url}/?token={alice.token}#/app/org.boxless.coffee")
+    dialog = page.locator("dialog.miniapp-dialog")
+    app = page.frame_locator("iframe.miniapp-frame")
+    dialog.wait_for(timeout=30_000)  # first use of the backend: talk to its bot
+    assert "talk to its bot" in dialog.inner_text()
+    dialog.locator(".miniapp-yes").click()
+    # the menu comes from the bot, end to end encrypted, with its wallet (the seller)
+    espresso = app.locator('#menu button[data-item="espresso"]').last
+    espresso.wait_for(timeout=60_000)
+    expect(app.locator("#status")).to_contain_text("What would you like?", timeout=30_000)
+    espresso.click()
+    app.locator("#order").click()
+    pay = page.locator("dialog.miniapp-dialog", has_text="Pay 0.001 ETH")
+    pay.wait_for(timeout=30_000)  # Boxless's own dialog: amount, seller, memo
+    assert "0x" + seller.hex() in pay.inner_text().lower()
+    shot(page, "coffee-pay")
+    pay.locator(".miniapp-yes").click()
+    allow = page.locator("dialog.miniapp-dialog", has_text="ask you for payments")
+    allow.wait_for(timeout=30_000)  # first use of pay
+    allow.locator(".miniapp-yes").click()
+    order = app.locator("#orders li").first
+    # the bot reads the deal on chain: paid, brewing, then ready
+    expect(order.locator(".state")).to_have_text("ready", timeout=60_000)
+    order.locator("button.release").click()
+    release = page.locator("dialog.miniapp-dialog", has_text="Release 0.001 ETH")
+    release.wait_for(timeout=30_000)
+    shot(page, "coffee-release")
+    release.locator(".miniapp-yes").click()
+    expect(order.locator(".state")).to_have_text("done", timeout=60_000)  # the bot saw it
+    after = int(rpc.call("eth_getBalance", [checksum_address(seller), "latest"]), 16)
+    assert after - before == 10**15  # the seller is paid on release, not before
+    wait_for(
+        "the shop's thanks in the chat",
+        lambda: any(
+            "Thanks! Order" in (m.get("text") or "")
+            for m in alice.call("GET", f"/contacts/{shop_key}/messages")
+        ),
+        timeout=30,
+    )
+    print(f"coffee: ordered, paid, ready, released in {time.monotonic() - started:.1f} s")
     page.context.close()

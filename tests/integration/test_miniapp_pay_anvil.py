@@ -16,7 +16,6 @@ import trio.testing
 
 from boxless.client import payment_card_store as cs
 from boxless.client.escrow import Escrow
-from boxless.client.miniapp_pay import set_escrow_address
 from boxless.identity.keys import Identity
 from boxless.miniapps import pack_files
 from boxless.payments.devnet import Anvil
@@ -70,7 +69,10 @@ async def test_pay_into_escrow_after_confirm_answers_the_deal(
 
         status, answer = await bridge(pay)  # no escrow configured yet
         assert status == 400 and "payments unavailable" in answer["error"]["message"]
-        set_escrow_address(db, anvil.chain_id, escrow.address)
+        r = await api.put("/miniapps/escrow", json={"address": "0x12"})
+        assert r.status_code == 422
+        r = await api.put("/miniapps/escrow", json={"address": "0x" + escrow.address.hex()})
+        assert r.json() == {"address": "0x" + escrow.address.hex(), "chain_id": anvil.chain_id}
         status, answer = await bridge(pay, confirmed=False)  # never without the dialog
         assert status == 409 and answer["error"]["code"] == "confirm_first"
         for bad, reason in [

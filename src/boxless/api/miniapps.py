@@ -22,6 +22,11 @@
   ``pay`` (params ``{amount: "0.002" ETH, token: "ETH", memo, to: seller 0x…,
   ref: order id}``, only with ``confirmed``) pays into the configured escrow
   contract and answers ``{deal}``; 4xx with the reason otherwise.
+  ``deal {deal}`` reads an escrow deal for Boxless's release dialog (only this
+  user's deal to the app's bot); ``release {deal}`` (only with ``confirmed``) pays
+  the seller.
+- ``PUT /api/v1/miniapps/escrow {address}``: the escrow contract mini apps pay into
+  on the wallet's chain (as ``boxless wallet escrow``).
 - ``GET /api/v1/miniapps/{app_id}/storage/{key}``: what the app stored (settings).
 - ``POST /api/v1/miniapps/{app_id}/suspend``: the UI saw the page flood the bridge.
 - ``GET /api/v1/miniapps/{app_id}/icon``: the app's icon (PNG/JPEG/WebP only).
@@ -106,7 +111,12 @@ class BridgeBody(BaseModel):
     confirmed: bool = False  # set by the Boxless UI only after its own dialog
 
 
+class EscrowBody(BaseModel):
+    address: str = Field(pattern=r"^0x[0-9a-fA-F]{40}$")
+
+
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
+    ("PUT", "/api/v1/miniapps/escrow"): EscrowBody,
     ("POST", "/api/v1/miniapps/from-attachment"): FromAttachmentBody,
     ("PUT", "/api/v1/miniapps/{app_id}/permissions/{permission}"): PermissionBody,
     ("POST", "/api/v1/miniapps/{app_id}/bridge"): BridgeBody,
@@ -140,6 +150,11 @@ def miniapp_routes(client: Client) -> list[Route]:
 
     async def listing(request: Request) -> Response:
         return JSONResponse({"apps": feature.apps(), "origin": feature.app_origin})
+
+    async def set_escrow(request: Request) -> Response:
+        body: EscrowBody = await parse_body(request, EscrowBody)
+        chain_id = payer.set_escrow(bytes.fromhex(body.address[2:]))
+        return JSONResponse({"address": body.address.lower(), "chain_id": chain_id})
 
     async def shared(request: Request) -> Response:
         return JSONResponse({"apps": list_shared(feature.db)})
@@ -283,6 +298,7 @@ def miniapp_routes(client: Client) -> list[Route]:
         Route("/api/v1/miniapps", listing, methods=["GET"]),
         Route("/api/v1/miniapps", install, methods=["POST"]),
         Route("/api/v1/miniapps/shared", shared, methods=["GET"]),
+        Route("/api/v1/miniapps/escrow", set_escrow, methods=["PUT"]),
         Route("/api/v1/miniapps/from-attachment", from_attachment, methods=["POST"]),
         Route("/api/v1/miniapps/{app_id}", remove, methods=["DELETE"]),
         Route("/api/v1/miniapps/{app_id}/permissions/{permission}", permission, methods=["PUT"]),

@@ -115,6 +115,13 @@ class MiniAppPay:
             signer = self._signer = Signer(Rpc(config.rpc_url, config.chain_id), key)
         return Escrow(signer, address)
 
+    def set_escrow(self, address: bytes) -> int:
+        """Mini apps of this account pay into the escrow contract at ``address`` on the
+        wallet's chain (WalletNotConfigured says how to set one up); the chain id."""
+        chain_id = PaymentStore(self.db).chain().chain_id
+        set_escrow_address(self.db, chain_id, address)
+        return chain_id
+
     async def learn_seller(self, bot: bytes, *, wait_s: float = 0.0) -> bytes | None:
         """Ask the app's bot for its wallet address (sent when an app opens, and by a
         payment when it is still unknown); wait up to ``wait_s`` for the answer. None
