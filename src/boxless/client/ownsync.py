@@ -45,7 +45,7 @@ import trio
 
 from boxless._trio_compat import TaskStatus
 from boxless.chat import envelope as env
-from boxless.chat.ownsync import MAX_ENTRIES, OwnSync, SyncEntry
+from boxless.chat.ownsync import MAX_ENTRIES, MAX_VALUE_BYTES, OwnSync, SyncEntry
 from boxless.chat.requests import ContactEvent, ContactState
 from boxless.chat.topics import contact_topic
 from boxless.client import events as ev
@@ -137,7 +137,7 @@ class OwnDeviceSync:
                 for key, value in current.items():
                     held = store.get_register(cur, key)
                     new = core.local_change(held, value, now_ms, self.my_device_key)
-                    if new is not None:
+                    if new is not None and _sendable(key, new.value):
                         changes[key] = (held, new)
         if not changes:
             return 0
@@ -312,6 +312,15 @@ def _chat_of(event: ev.Event) -> str | None:
     if isinstance(event, ev.FavouritesChanged):
         return f"fav:{event.chat}:{event.message_id}"
     return None
+
+
+def _sendable(key: str, value: str) -> bool:
+    """Whether an entry fits the wire's limits (a favourite of a message whose id is
+    too long for a key, say: that one stays on this device)."""
+    ok = core.parse_key(key, value) is not None and len(value.encode()) <= MAX_VALUE_BYTES
+    if not ok:
+        logger.info("a setting too large to sync was kept on this device")
+    return ok
 
 
 def _batches(entries: list[SyncEntry]) -> list[tuple[SyncEntry, ...]]:
