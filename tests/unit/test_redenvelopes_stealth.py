@@ -24,6 +24,7 @@ from boxless.client.redenvelopes_core import (
     decode_card,
     draw,
     may_claim,
+    may_ticket,
     nullifier,
     share_amount,
     sign_ticket,
@@ -225,6 +226,21 @@ def test_who_may_claim(who: str, kwargs: dict[str, object], reason: str) -> None
     }
     args.update(kwargs)
     assert reason in may_claim(_card(), **args)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("chat", "member", "ok"),
+    [
+        (GROUP, b"\x0b" * 32, True),  # a member now
+        (GROUP, b"\x0e" * 32, False),  # an ex-member (or never one) whose notice is stored
+        ("contact:" + "0b" * 32, b"\x0b" * 32, True),  # the 1:1 contact
+        ("contact:" + "0b" * 32, b"\x0c" * 32, False),  # someone else in a 1:1 envelope
+        ("contact:" + "0b" * 32, b"\x0a" * 32, True),  # us
+    ],
+)
+def test_who_gets_a_ticket(chat: str, member: bytes, ok: bool) -> None:
+    members = frozenset({b"\x0a" * 32, b"\x0b" * 32, b"\x0c" * 32})
+    assert may_ticket(chat, member, b"\x0a" * 32, members) is ok
 
 
 def test_ticket_binds_the_member_and_the_recipient() -> None:

@@ -62,6 +62,7 @@ from boxless.client.redenvelopes_core import (
     Card,
     decode_card,
     may_claim,
+    may_ticket,
     opened_signer,
     sign_opened,
 )
@@ -269,6 +270,16 @@ class RedEnvelopes:
         a 1:1 chat is ``contact:<recipient>``, so a card we receive there must name us."""
         return chat if chat.startswith("group:") else f"contact:{self.me.hex()}"
 
+    def _members_now(self, chat: str) -> frozenset[bytes]:
+        gid = _group_of(chat)
+        if gid is None:
+            return frozenset()
+        with self.db.transaction() as cur:
+            try:
+                return frozenset(self.groups.core.member_log(cur, gid).state.members)
+            except BoxlessError:
+                return frozenset()
+
     def _member(self, gid: bytes) -> bool:
         with self.db.transaction() as cur:
             try:
@@ -453,6 +464,8 @@ class RedEnvelopes:
         if row.outgoing:
             with self.db.transaction() as cur:
                 opened = rs.opened(cur, row.envelope_id)
+            members = self._members_now(row.chat)
+            opened = [o for o in opened if may_ticket(row.chat, o[0], self.me, members)]
             self._relay(contract, card, contract.claims(row.envelope_id), opened)
             envelope = contract.envelope(row.envelope_id)
             if due_refunds([envelope], self._chain_time(contract.signer)):

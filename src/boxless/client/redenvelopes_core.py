@@ -328,3 +328,13 @@ def may_claim(
     if view.claimed >= view.shares:
         return "this envelope is empty: every share was taken"
     return ALLOWED
+
+
+def may_ticket(chat: str, member: bytes, me: bytes, members_now: frozenset[bytes]) -> bool:
+    """Whether the sender's client signs ``member``'s ticket for an envelope it made
+    in ``chat``: a member of the group now (an ex-member's earlier notice gets
+    nothing), or in a 1:1 chat the contact (or us). One ticket per member is the
+    store's rule (the first notice per member counts)."""
+    if chat.startswith("group:"):
+        return member in members_now
+    return chat == f"contact:{member.hex()}" or member == me
