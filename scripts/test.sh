@@ -19,6 +19,13 @@ ruff check src tests bench
 echo "== mypy"
 mypy
 echo "== pytest"
+# Bytecode: the tests start hundreds of Python processes (`boxless up`, service
+# nodes, CLI commands). Where PYTHONDONTWRITEBYTECODE is set, each of them compiled
+# Boxless's sources again (~0.5 CPU-s) and each pytest worker re-rewrote every test
+# file's asserts (~15 CPU-s). Compile once up front and let pytest cache its
+# rewrites; __pycache__ is git-ignored.
+unset PYTHONDONTWRITEBYTECODE
+python -m compileall -q -j 0 src >/dev/null
 set +e
 # Two workers (pytest-xdist), one per core: most of the suite's wall time is
 # waiting on real processes (service nodes, `boxless up`, Chromium), which two

@@ -36,26 +36,27 @@ def init_user(home: Path, name: str) -> None:
     assert out.returncode == 0, out.stderr
 
 
-def init_users(homes: dict[str, Path], timeout: float = 180) -> None:
-    """``init_user`` for several accounts at once (each in its own process)."""
-    procs = {
-        name: subprocess.Popen(
-            [sys.executable, "-m", "boxless", "init", "--home", str(home), "--name", name, "--yes"],
-            env=env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for name, home in homes.items()
-    }
-    deadline = time.monotonic() + timeout
-    for name, proc in procs.items():
-        try:
-            _, err = proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            for p in procs.values():
-                p.kill()
-            raise
-        assert proc.returncode == 0, f"boxless init for {name}: {err.decode(errors='replace')}"
+def init_users(homes: dict[str, Path]) -> None:
+    """The accounts ``boxless init --home HOME --name NAME --yes`` makes, made in this
+    process with a cheap Argon2id (the header records it, so `boxless up` unlocks them
+    with it too): a `boxless init` costs ~1.5 CPU-seconds (interpreter start-up and the
+    production KDF) and `boxless up` another ~0.25 to unlock. The command itself and
+    the production KDF are tested by test_identity_cli.py, test_api.py and test_userdb.py.
+    """
+    from boxless.cli.common import private_dir
+    from boxless.identity.account import create_account
+    from boxless.identity.keys import Identity
+    from boxless.identity.profile import Profile
+    from boxless.identity.seed import generate_phrase
+    from boxless.storage.userdb import KdfParams
+
+    cheap = KdfParams(memory_kib=1024, time_cost=1, parallelism=1)
+    for name, home in homes.items():
+        now = time.time()
+        private_dir(home)
+        identity = Identity.from_phrase(generate_phrase())
+        profile = Profile(display_name=name, updated_at=int(now))
+        create_account(home, PASS, identity, profile, now, kdf=cheap).close()
 
 
 @dataclass

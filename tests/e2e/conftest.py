@@ -29,5 +29,24 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         yield w
     finally:
-        print(w.logs())
         w.close()
+
+
+@pytest.fixture(autouse=True)
+def _world_people_end_with_their_test(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The people a test made in the session's world stop when the test ends (their
+    logs are printed, shown if it failed): the next tests do not share the machine and
+    the service nodes with a growing crowd of idle `boxless up` processes."""
+    from tests.e2e.world import World
+
+    w = request.getfixturevalue("world") if "world" in request.fixturenames else None
+    if not isinstance(w, World):  # test_web.py has a `world` of its own
+        yield
+        return
+    before = len(w.people)
+    yield
+    mine = w.people[before:]
+    for user in mine:
+        user.kill()
+    if mine:
+        print(w.logs(mine))

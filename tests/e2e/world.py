@@ -106,5 +106,8 @@ class World:
         for node in (self.s1, self.s2):
             node.kill()
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {u.name} ({u.home.name}) ---\n{u.logs(60)}" for u in self.people)
+    def logs(self, people: Iterable[UserProcess] | None = None) -> str:
+        return "\n".join(
+            f"--- {u.name} ({u.home.name}) ---\n{u.logs(60)}"
+            for u in (self.people if people is None else people)
+        )
