@@ -189,7 +189,24 @@ def test_abi_round_trip() -> None:
         assert selector(sig) in artifact("RedEnvelope")
 
 
-VIEW = ClaimView(True, 3, 10, 2_000, False, False)
+EXPIRY = 1_900_000_000  # the card's (_card)
+
+
+def _view(**over: object) -> ClaimView:
+    """What the chain says about _card()'s envelope: by default exactly what the card says."""
+    fields: dict[str, object] = {
+        "exists": True,
+        "claimed": 3,
+        "shares": 10,
+        "expiry": EXPIRY,
+        "refunded": False,
+        "already_claimed_by_me": False,
+        "total": 10**18,
+        "lucky": True,
+        "token": b"\x00" * 20,
+    }
+    fields.update(over)
+    return ClaimView(**fields)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -200,19 +217,17 @@ VIEW = ClaimView(True, 3, 10, 2_000, False, False)
         ("not a member (left, or never was)", {"member": False}, "only members"),
         ("wrong chain", {"chain_id": 1}, "another chain"),
         ("look-alike contract", {"contract": b"\x99" * 20}, "another chain"),
-        (
-            "envelope never created",
-            {"view": ClaimView(False, 0, 0, 0, False, False)},
-            "not on the chain",
-        ),
-        (
-            "replay: already claimed",
-            {"view": ClaimView(True, 3, 10, 2_000, False, True)},
-            "already",
-        ),
-        ("expired", {"now_s": 2_000}, "expired"),
-        ("refunded", {"view": ClaimView(True, 3, 10, 2_000, True, False)}, "expired"),
-        ("empty", {"view": ClaimView(True, 10, 10, 2_000, False, False)}, "empty"),
+        ("envelope never created", {"view": _view(exists=False)}, "not on the chain"),
+        ("replay: already claimed", {"view": _view(already_claimed_by_me=True)}, "already"),
+        ("expired", {"now_s": EXPIRY}, "expired"),
+        ("refunded", {"view": _view(refunded=True)}, "expired"),
+        ("empty", {"view": _view(claimed=10)}, "empty"),
+        # A hostile sender's card that lies about the envelope the chain holds:
+        ("card says ETH, chain pays a token", {"view": _view(token=b"\x77" * 20)}, "currency"),
+        ("card inflates the total", {"view": _view(total=10)}, "total"),
+        ("card names other shares", {"view": _view(shares=1, claimed=0)}, "shares"),
+        ("card says lucky, chain equal", {"view": _view(lucky=False)}, "kind"),
+        ("card names another expiry", {"view": _view(expiry=EXPIRY + 1)}, "expiry"),
     ],
 )
 def test_who_may_claim(who: str, kwargs: dict[str, object], reason: str) -> None:
@@ -221,8 +236,8 @@ def test_who_may_claim(who: str, kwargs: dict[str, object], reason: str) -> None
         "member": True,
         "chain_id": 31337,
         "contract": b"\x11" * 20,
-        "view": VIEW,
-        "now_s": 1_000,
+        "view": _view(),
+        "now_s": EXPIRY - 1_000,
     }
     args.update(kwargs)
     assert reason in may_claim(_card(), **args)  # type: ignore[arg-type]

@@ -48,15 +48,20 @@ def _row(r: Any) -> EnvelopeRow:
     )
 
 
-def add(cur: Cursor, row: EnvelopeRow) -> bool:
-    """Store a card once (False: this envelope is known already)."""
+def add(cur: Cursor, row: EnvelopeRow, limit: int = MAX_ENVELOPES) -> bool:
+    """Store a card once (False: this envelope is known already, or the table is
+    full of open envelopes and the card is a peer's). The oldest finished rows make
+    room; our own envelopes are always kept (their refunds depend on it)."""
     count = cur.execute("SELECT count(*) FROM redenvelope").fetchone()[0]
-    if count >= MAX_ENVELOPES:
+    if count >= limit:
         cur.execute(
             "DELETE FROM redenvelope WHERE envelope_id IN (SELECT envelope_id FROM redenvelope"
             " WHERE state != 'open' ORDER BY created_ms LIMIT ?)",
-            (count - MAX_ENVELOPES + 1,),
+            (count - limit + 1,),
         )
+        count -= cur.rowcount
+        if count >= limit and not row.outgoing:
+            return False  # a flood of open cards: the peer's new ones wait, ours go in
     cur.execute(
         f"INSERT OR IGNORE INTO redenvelope ({_COLS}, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         (row.envelope_id, row.chat, row.message_id, row.author, int(row.outgoing), row.card,
@@ -81,11 +86,22 @@ def of_chat(cur: Cursor, chat: str, limit: int = 200) -> list[EnvelopeRow]:
 
 
 def open_envelopes(cur: Cursor, limit: int) -> list[EnvelopeRow]:
+    """The watcher's next ``limit`` open envelopes: ours first (their relays and
+    refunds), then the least recently looked at (a peer's cards that fail every
+    look cannot keep the others waiting)."""
     rows = cur.execute(
-        f"SELECT {_COLS} FROM redenvelope WHERE state = 'open' ORDER BY created_ms LIMIT ?",
+        f"SELECT {_COLS} FROM redenvelope WHERE state = 'open'"
+        " ORDER BY outgoing DESC, updated_ms, created_ms LIMIT ?",
         (limit,),
     ).fetchall()
     return [_row(r) for r in rows]
+
+
+def touch(cur: Cursor, envelope_id: bytes, now_ms: int) -> None:
+    """Looked at now (nothing learnt): the watcher's round goes on to the others."""
+    cur.execute(
+        "UPDATE redenvelope SET updated_ms = ? WHERE envelope_id = ?", (now_ms, envelope_id)
+    )
 
 
 def recent(cur: Cursor, limit: int) -> list[EnvelopeRow]:

@@ -60,6 +60,7 @@ from boxless.client.redenvelopes_core import (
     ETH_TOKEN,
     BadCard,
     Card,
+    card_mismatch,
     decode_card,
     may_claim,
     may_ticket,
@@ -83,6 +84,10 @@ POLL_S = 2.0
 OPEN_PER_TICK = 50
 CLAIMS_KEPT = 500  # envelopes whose claims stay in memory
 MAX_GREETING = 200
+
+
+class NotGenuineContract(UsageError):
+    """A card names an address on our chain whose code is not the shipped contract."""
 
 
 def _contact_of(chat: str) -> bytes | None:
@@ -193,11 +198,13 @@ class RedEnvelopes:
         """The contract a card names, if its code is the genuine runtime code."""
         signer = self.signer()
         if address not in self._genuine:
-            if signer.code(address) != artifact("RedEnvelope", runtime=True):
-                raise UsageError(
+            code = signer.code(address)
+            if code != artifact("RedEnvelope", runtime=True):
+                why = (
                     "this red envelope names a contract that is not the Boxless red-envelope "
                     "contract; it cannot be opened safely"
-                )
+                )  # no code at all may be a node that lags: tried again later
+                raise NotGenuineContract(why) if code else UsageError(why)
             self._genuine.add(address)
         return RedEnvelopeContract(signer, address, self.wallet_key())
 
@@ -444,8 +451,10 @@ class RedEnvelopes:
         for row in rows:
             try:
                 change = self._check(row, now_ms)
-            except BoxlessError as exc:  # node down or lying, a bad contract: try next tick
+            except BoxlessError as exc:  # node down or lying: try again after the others
                 logger.info("red envelope %s: %s", row.envelope_id.hex()[:8], exc)
+                with self.db.transaction() as cur:
+                    rs.touch(cur, row.envelope_id, now_ms)
                 continue
             if change is not None:
                 changes.append(change)
@@ -457,7 +466,19 @@ class RedEnvelopes:
             with self.db.transaction() as cur:
                 rs.update(cur, row.envelope_id, now_ms, state="done")
             return row.chat, row.message_id, "done"
-        contract = self.contract_at(card.contract)
+        if card.chain_id != self.signer().rpc.chain_id:  # not our wallet's chain: not now
+            with self.db.transaction() as cur:
+                rs.touch(cur, row.envelope_id, now_ms)
+            return None
+        try:
+            contract = self.contract_at(card.contract)
+        except NotGenuineContract as exc:  # a peer's card naming some other contract
+            return self._refuse(row, str(exc), now_ms)
+        if not row.outgoing:
+            found = contract.envelope(row.envelope_id)
+            mismatch = card_mismatch(card, found.as_view()) if found.exists else ""
+            if mismatch:  # the card lies about what the chain holds
+                return self._refuse(row, mismatch, now_ms)
         before = self._claims.get(row.envelope_id)
         state = row.state
         me = contract.signer.address
@@ -481,6 +502,13 @@ class RedEnvelopes:
         if state != row.state or before != claims or (mine is not None and mine != row.my_amount):
             return row.chat, row.message_id, state
         return None
+
+    def _refuse(self, row: rs.EnvelopeRow, reason: str, now_ms: int) -> tuple[str, str, str]:
+        """Never openable, and never looked at again (a finished row the cap may drop)."""
+        logger.info("red envelope %s refused: %s", row.envelope_id.hex()[:8], reason)
+        with self.db.transaction() as cur:
+            rs.update(cur, row.envelope_id, now_ms, state="done", reason=reason)
+        return row.chat, row.message_id, "done"
 
     def _remember(self, envelope_id: bytes, claims: list[Claim]) -> None:
         """Keep the chain's claims of at most CLAIMS_KEPT envelopes (the newest looked at)."""

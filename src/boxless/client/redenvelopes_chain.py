@@ -110,6 +110,10 @@ class Envelope:
     def exists(self) -> bool:
         return self.sender != b"\x00" * 20
 
+    def as_view(self, already_claimed_by_me: bool = False) -> ClaimView:
+        return ClaimView(self.exists, self.claimed, self.shares, self.expiry, self.refunded,
+                         already_claimed_by_me, self.total, self.lucky, self.token)  # fmt: skip
+
 
 @dataclass(frozen=True, slots=True)
 class Claim:
@@ -154,7 +158,7 @@ class RedEnvelopeContract:
     def view(self, env_id: bytes, me: bytes) -> ClaimView:
         env = self.envelope(env_id)
         mine = self.claimed_amount(env_id, me) if env.exists else 0
-        return ClaimView(env.exists, env.claimed, env.shares, env.expiry, env.refunded, mine > 0)
+        return env.as_view(mine > 0)
 
     def claims(self, env_id: bytes, from_block: int = 0) -> list[Claim]:
         """Every claim of ``env_id`` in chain order (for "who opened which")."""

@@ -294,9 +294,35 @@ class ClaimView:
     expiry: int
     refunded: bool
     already_claimed_by_me: bool
+    total: int  # the deposit, in the envelope's currency's base units
+    lucky: bool
+    token: bytes  # the ERC-20 the chain pays in, or ETH_TOKEN
 
 
 ALLOWED = "allowed"
+
+
+def card_mismatch(card: Card, view: ClaimView) -> str:
+    """``""`` or what a card claims that the chain's envelope contradicts. The card
+    is the sender's word; the chain is what pays: a card saying "100 ETH" over an
+    envelope of 10 units of some token must not be shown or opened as 100 ETH."""
+    differs = [
+        name
+        for name, said, real in (
+            ("currency", card.token, view.token),
+            ("total", card.total, view.total),
+            ("shares", card.shares, view.shares),
+            ("kind", card.lucky, view.lucky),
+            ("expiry", card.expiry, view.expiry),
+        )
+        if said != real
+    ]
+    if not differs:
+        return ""
+    return (
+        f"this envelope's card does not match the chain ({', '.join(differs)}): the sender's "
+        "card is wrong, so it cannot be opened"
+    )
 
 
 def may_claim(
@@ -321,6 +347,9 @@ def may_claim(
         return "this envelope is on another chain or contract than your wallet's"
     if not view.exists:
         return "this envelope is not on the chain (yet, or never was)"
+    mismatch = card_mismatch(card, view)
+    if mismatch:
+        return mismatch
     if view.already_claimed_by_me:
         return "you already opened this envelope"
     if view.refunded or now_s >= view.expiry:
