@@ -6,7 +6,8 @@ The QR code is read from a screenshot of that page, in Alice's browser (Devices 
 QR code from a picture, the vendored jsQR), which shows the laptop's name and the
 same short code. Confirmed, the laptop receives the account (Bob and his message
 included) and its page becomes the app; the device list shows both; revoked in the
-browser, the laptop wipes its keys and stops.
+browser, the laptop wipes its keys and stops. Before that, a chat pinned on Alice's
+first device shows pinned on the laptop's page (own-device sync).
 Screenshots: docs/screenshots/devices-first-run.png, devices-link.png, devices.png.
 """
 
@@ -81,6 +82,12 @@ def test_link_a_device_by_qr_list_and_revoke(world: Any, browser: Any, tmp_path:
     expect(items).to_have_count(2)
     page.wait_for_function("() => [...document.images].every((i) => i.complete)")
     shot(page, "devices")
+
+    # a chat pinned on Alice's first device shows pinned on the laptop's page, live
+    # (client/ownsync.py; a page that reconnects reads the settings again)
+    new.locator("#tab-chats").click()
+    alice.call("PUT", f"/chats/contact:{kb}/settings", {"pinned": True})
+    expect(new.locator(f'.chat-row.pinned[href="#/chat/{kb}"]')).to_have_count(1, timeout=30_000)
 
     # revoke it: the laptop wipes its keys and stops
     page.once("dialog", lambda dialog: dialog.accept())
