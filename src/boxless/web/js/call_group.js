@@ -19,6 +19,7 @@ let owner = false;
 let localStream = null;
 const peers = new Map(); // key hex -> {pc, stream, remoteSet, iceUsed, pending, described, offering, stats}
 let screen = null;
+let localVideo = null; // our own tile's <video>, kept across renders
 let syncing = Promise.resolve();
 let dirty = false;
 let meter = null; // the stats timer (who is speaking, muted, camera off)
@@ -114,6 +115,7 @@ function teardown() {
   peers.clear();
   if (localStream) localStream.getTracks().forEach((t) => t.stop());
   localStream = null;
+  localVideo = null;
   owner = false;
   off = {};
 }
@@ -127,7 +129,9 @@ function peerFor(key) {
     iceServers: iceServers.map((s) => (typeof s === "string" ? { urls: s } : s)),
     bundlePolicy: "max-bundle",
   });
-  p = { pc, stream: null, remoteSet: false, iceUsed: 0, pending: [], described: false, offering: false, stats: {}, senders: {} };
+  // one <video> per peer for the whole call: re-rendering the grid must not blank it
+  const video = h("video", { autoplay: true, playsinline: true });
+  p = { pc, video, stream: null, remoteSet: false, iceUsed: 0, pending: [], described: false, offering: false, stats: {}, senders: {} };
   peers.set(key, p);
   localStream.getTracks().forEach((t) => {
     p.senders[t.kind] = pc.addTrack(t, localStream);
@@ -140,8 +144,7 @@ function peerFor(key) {
   };
   pc.ontrack = (e) => {
     p.stream = e.streams[0];
-    const v = document.querySelector(`.gc-tile[data-key="${key}"] video`);
-    if (v && v.srcObject !== p.stream) v.srcObject = p.stream;
+    if (p.video.srcObject !== p.stream) p.video.srcObject = p.stream;
   };
   pc.onconnectionstatechange = () => {
     if (pc.connectionState === "connected" && state) {
@@ -242,10 +245,12 @@ async function measure() {
       continue; // closed meanwhile
     }
     const last = p.stats;
-    p.stats = { ...st, muted: last.audio !== undefined && st.audio === last.audio, camOff: last.frames !== undefined && st.frames === last.frames };
+    const muted = last.audio !== undefined && st.audio === last.audio;
+    const camOff = last.frames !== undefined && st.frames === last.frames;
+    p.stats = { ...st, muted, camOff, speaking: st.level > 0.02 && !muted };
     const tile = document.querySelector(`.gc-tile[data-key="${key}"]`);
     if (tile) {
-      tile.classList.toggle("speaking", st.level > 0.02 && !p.stats.muted);
+      tile.classList.toggle("speaking", p.stats.speaking);
       tile.classList.toggle("muted", p.stats.muted);
       tile.classList.toggle("cam-off", Boolean(state && state.video && p.stats.camOff));
     }
@@ -286,14 +291,15 @@ export function onGroupCallEvent(ev) {
 
 function tile(x) {
   const p = peers.get(x.key);
-  const video = h("video", { autoplay: true, playsinline: true });
-  if (p && p.stream) video.srcObject = p.stream;
+  const video = p ? p.video : h("video", { autoplay: true, playsinline: true });
   const connected = p && p.pc.connectionState === "connected";
-  return h("div", { class: `gc-tile ${connected ? "connected" : ""}`, dataset: { key: x.key } },
+  const st = (p && p.stats) || {};
+  const flags = [connected ? "connected" : "", st.speaking ? "speaking" : "", st.muted ? "muted" : "", st.camOff && state.video ? "cam-off" : ""];
+  return h("div", { class: `gc-tile ${flags.join(" ")}`, dataset: { key: x.key } },
     video,
     h("div", { class: "gc-label" },
       h("span", { class: "gc-name" }, x.name || x.key.slice(0, 8)),
-      h("span", { class: "gc-flags" }, h("span", { class: "gc-mute", title: "Muted" }, glyph("mic", 14))),
+      h("span", { class: "gc-flags" }, h("span", { class: "gc-mute", title: "Muted" }, glyph("mic", 14), "muted")),
     ),
     x.code ? h("span", { class: "gc-code", title: "Compare with this person: equal codes mean nobody is in the middle" }, x.code) : null,
     connected ? null : h("span", { class: "gc-wait" }, "Connecting…"),
@@ -333,8 +339,9 @@ function render() {
     return;
   }
   stopTone();
-  const local = h("video", { autoplay: true, playsinline: true, muted: true });
-  local.srcObject = localStream;
+  if (!localVideo) localVideo = h("video", { autoplay: true, playsinline: true, muted: true });
+  const local = localVideo;
+  if (local.srcObject !== localStream) local.srcObject = localStream;
   local.muted = true;
   const micOn = !off.audio;
   const camOn = !off.video;

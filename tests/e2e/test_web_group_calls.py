@@ -1,0 +1,162 @@
+"""A 4-person group video call in Chromium (fake camera and microphone), real processes.
+
+A starts a call in a group of four; B, C and D join (D from the group chat's
+banner, opened after the ring: the banner and the ring come back on page load);
+each page holds three peer connections whose inbound audio and video bytes grow;
+C leaves and the others keep two. Screenshots: group-call-ring, group-call-grid.
+Members B, C, D are contacts of A only, so their pairs signal over member cards.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, WAIT_MS, chromium_path, open_ui, shot
+from tests.e2e.world import wait_for
+
+sync_api = pytest.importorskip("playwright.sync_api")
+expect = sync_api.expect
+
+pytestmark = pytest.mark.slow
+
+FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+
+# Test-only: keep each page's peer connections reachable for getStats().
+RECORD_PCS = """
+(() => {
+  const Original = window.RTCPeerConnection;
+  window.__pcs = [];
+  window.RTCPeerConnection = function (...args) {
+    const pc = new Original(...args);
+    window.__pcs.push(pc);
+    return pc;
+  };
+  window.RTCPeerConnection.prototype = Original.prototype;
+})();
+"""
+
+# Inbound audio and video bytes of each open peer connection.
+STATS = """
+async () => {
+  const out = [];
+  for (const pc of window.__pcs) {
+    if (pc.connectionState === "closed") continue;
+    const r = {audio: 0, video: 0, state: pc.connectionState};
+    (await pc.getStats()).forEach((s) => {
+      if (s.type === "inbound-rtp") r[s.kind] = s.bytesReceived || 0;
+    });
+    out.push(r);
+  }
+  return out;
+}
+"""
+
+
+@pytest.fixture
+def media_browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS + FAKE_MEDIA)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def _page(browser: Any, user: Any, gid: str) -> Any:
+    page = open_ui(browser, user, DESKTOP)
+    page.add_init_script(RECORD_PCS)
+    page.reload()
+    page.evaluate(f"location.hash = '#/group/{gid}'")
+    return page
+
+
+def _flowing(page: Any, n: int) -> list[dict[str, Any]]:
+    """``n`` open connections, each with inbound audio and video bytes growing."""
+    first: list[dict[str, Any]] = []
+
+    def grown() -> list[dict[str, Any]] | None:
+        nonlocal first
+        now = page.evaluate(STATS)
+        if len(now) != n:
+            first = []
+            return None
+        if not first:
+            first = now
+            return None
+        ok = all(
+            b["audio"] > a["audio"] > 0 and b["video"] > a["video"] > 0
+            for a, b in zip(first, now, strict=True)
+        )
+        if not ok:
+            first = now  # compare against the newest sample next time
+        return now if ok else None
+
+    return wait_for(f"{n} flowing connections", grown, timeout=WAIT_MS / 1000)
+
+
+def test_a_four_person_group_video_call(world: Any, media_browser: Any) -> None:
+    t0 = time.monotonic()
+    a, b, c, d = world.persons("Gina", "Hugo", "Ines", "Jonas")
+    for m in (b, c, d):
+        world.befriend(a, m)
+    gid = world.group(a, [b, c, d], "Call club")
+    print(f"people and group ready: {time.monotonic() - t0:.1f} s")
+    pa, pb, pc_ = (_page(media_browser, u, gid) for u in (a, b, c))
+    for p in (pa, pb, pc_):
+        expect(p.locator("#group-call-video")).to_be_visible()
+
+    started = time.monotonic()
+    pa.click("#group-call-video")
+    expect(pa.locator("#group-call-screen[data-phase=in-call]")).to_be_attached()
+    for p in (pb, pc_):
+        expect(p.locator("#gc-join")).to_be_visible()
+    print(f"rang B and C: {time.monotonic() - started:.1f} s")
+    shot(pb, "group-call-ring")
+    # D opens its UI mid-ring: the ring and the chat's banner come back from the API
+    pd = _page(media_browser, d, gid)
+    expect(pd.locator("#gc-join")).to_be_visible()
+    expect(pd.locator(".gc-banner-join")).to_be_attached()
+    for p in (pb, pc_, pd):
+        p.click("#gc-join")
+    pages = {"A": pa, "B": pb, "C": pc_, "D": pd}
+    for name, p in pages.items():
+        expect(p.locator("#gc-grid .gc-tile:not(.me)")).to_have_count(3)
+        _flowing(p, 3)
+        print(f"{name}: 3 remote streams flowing at {time.monotonic() - started:.1f} s")
+    expect(pa.locator("#gc-grid .gc-tile.connected")).to_have_count(3)
+    names = pa.locator("#gc-grid .gc-name").all_inner_texts()
+    assert set(names) >= {"You", "Hugo", "Ines", "Jonas"}, names
+    expect(pa.locator("#gc-grid .gc-tile.speaking").first).to_be_attached()  # fake mic beeps
+    # B mutes: A's tile of B shows it (B's audio bytes stop)
+    tile_b = pa.locator(f'.gc-tile[data-key="{world.key(b)}"]')
+    pb.click("#gc-mute")
+    expect(tile_b).to_have_class(re.compile(r"\bmuted\b"))
+    shot(pa, "group-call-grid")
+    pb.click("#gc-mute")  # unmuted: its audio flows again
+    expect(tile_b).not_to_have_class(re.compile(r"\bmuted\b"))
+    # each pair shows one code on both sides
+    code_ab = pa.locator(f'.gc-tile[data-key="{world.key(b)}"] .gc-code').inner_text()
+    code_ba = pb.locator(f'.gc-tile[data-key="{world.key(a)}"] .gc-code').inner_text()
+    assert code_ab == code_ba and len(code_ab) >= 6
+
+    # C leaves: the others see two remote tiles and keep two connections
+    pc_.click("#gc-leave")
+    expect(pc_.locator("#group-call-screen")).to_have_count(0)
+    for name in ("A", "B", "D"):
+        p = pages[name]
+        expect(p.locator("#gc-grid .gc-tile:not(.me)")).to_have_count(2)
+        _flowing(p, 2)
+    # the ones who stayed leave; the group's call history has the call
+    for name in ("A", "B", "D"):
+        pages[name].click("#gc-leave")
+    rows = wait_for(
+        "a group call row",
+        lambda: [r for r in b.call("GET", f"/calls?chat=group:{gid}")["calls"]] or None,
+    )
+    assert rows[0]["started_by"] == world.key(a) and rows[0]["connected_at_ms"]
+    print(f"whole test: {time.monotonic() - t0:.1f} s")
