@@ -312,7 +312,8 @@ def _hostile_app(
         if urlsplit(f).netloc == app_host or urlsplit(u).netloc == app_host
     ]
     files = ("index.html", "style.css", "app.js", "early.js", "rtc.js", "icon.png")
-    allowed = {f"{origin}/{APP_ID}/{n}" for n in files}
+    folder = f"{APP_ID}@{listing['apps'][0]['sha256'][:16]}"  # the versioned folder
+    allowed = {f"{origin}/{folder}/{n}" for n in files}
     allowed.add(f"http://{app_host}/sdk/boxless-app.js")
     allowed.add(f"http://{app_host}/rt/boxless-runtime.js")
     # (Chromium reports a CSP-blocked request, then its failure: it never left the browser)

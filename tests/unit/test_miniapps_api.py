@@ -13,9 +13,10 @@ import trio
 import trio.testing
 
 from boxless.api.app import build_app
-from boxless.api.miniapp_origin import AppOrigin
+from boxless.api.miniapp_origin import AppOrigin, version_tag
 from boxless.identity.keys import Identity
 from boxless.miniapps import pack_files
+from boxless.miniapps.runtime import RUNTIME_PATH, RUNTIME_TAG
 from tests.memnet_fixtures import memnet
 
 TOKEN = "t" * 32
@@ -116,7 +117,8 @@ async def test_install_bridge_and_app_origin(
             r = await web.get(f"{base}/index.html")
             # the runtime lock runs first: before anything the app wrote
             assert r.status_code == 200
-            assert r.text == '<script src="/rt/boxless-runtime.js"></script><p>hi</p>'
+            assert r.text == f'<script src="{RUNTIME_PATH}?v={RUNTIME_TAG}"></script><p>hi</p>'
+            assert r.headers["cache-control"] == "no-cache"  # no version in the URL
             csp = r.headers["content-security-policy"]
             assert "connect-src 'none'" in csp and f"frame-ancestors {ORIGIN}" in csp
             assert "default-src 'none'" in csp and "form-action 'none'" in csp
@@ -136,6 +138,13 @@ async def test_install_bridge_and_app_origin(
                 f"{base}/index.html", headers={"If-None-Match": r.headers["etag"]}
             )
             assert again.status_code == 304
+            # the UI's versioned folder: that version only, cached for good
+            tag = version_tag(alice.client.miniapps.files(APP).archive_sha256)
+            versioned = await web.get(f"{base}@{tag}/index.html")
+            assert versioned.status_code == 200 and versioned.text == r.text
+            assert versioned.headers["cache-control"] == "max-age=31536000, immutable"
+            assert f"{base}@{tag}/ " in versioned.headers["content-security-policy"]
+            assert (await web.get(f"{base}@{'0' * 16}/index.html")).status_code == 404
             script = await web.get(f"{base}/js/a.js")
             assert script.headers["content-type"].startswith("text/javascript")
             assert script.content.startswith(rt.content)  # the lock is its first line

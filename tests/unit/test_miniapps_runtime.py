@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from boxless.miniapps.runtime import RUNTIME_JS, RUNTIME_PATH, inject_html, prefix_js
+from boxless.miniapps.runtime import RUNTIME_JS, RUNTIME_PATH, RUNTIME_TAG, inject_html, prefix_js
 
-TAG = f'<script src="{RUNTIME_PATH}"></script>'.encode()
+TAG = f'<script src="{RUNTIME_PATH}?v={RUNTIME_TAG}"></script>'.encode()
 
 
 def test_the_runtime_script_is_the_first_script_of_a_page() -> None:

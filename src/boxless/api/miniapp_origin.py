@@ -18,6 +18,7 @@ once, when first served after install or restart).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 from importlib import resources
@@ -30,7 +31,7 @@ from boxless.client.miniapps import MiniApps, NoSuchApp
 from boxless.miniapps.manifest import APP_ID_PATTERN as APP_ID
 from boxless.miniapps.runtime import RUNTIME_JS, RUNTIME_PATH, RUNTIME_TAG, inject_html, prefix_js
 
-__all__ = ["AppOrigin", "app_csp", "start_app_origin"]
+__all__ = ["AppOrigin", "app_csp", "start_app_origin", "version_tag"]
 
 _TYPES = {
     "html": "text/html; charset=utf-8",
@@ -51,6 +52,12 @@ _TYPES = {
 
 
 _CACHE_FILES = 256  # prepared (runtime-locked) files kept, all apps together
+
+
+def version_tag(archive_sha256: bytes) -> str:
+    """The version part of an app's versioned folder ``<id>@<tag>`` (the UI builds it
+    from the listing's ``sha256``)."""
+    return archive_sha256.hex()[:16]
 
 
 def app_csp(ui_origin: str, scripts: str = "'self'") -> str:
@@ -76,7 +83,6 @@ class AppOrigin:
             (b"x-content-type-options", b"nosniff"),
             (b"x-dns-prefetch-control", b"off"),
             (b"referrer-policy", b"no-referrer"),
-            (b"cache-control", b"no-cache"),
             (
                 b"permissions-policy",
                 b"camera=(), microphone=(), geolocation=(), usb=(), payment=(), "
@@ -85,13 +91,16 @@ class AppOrigin:
         ]
         sdk = resources.files("boxless.miniapps").joinpath("sdk/boxless-app.js")
         self._sdk = prefix_js(sdk.read_bytes())
+        self._sdk_etag = f'"{hashlib.sha256(self._sdk).hexdigest()[:24]}"'.encode()
         self._prepared: dict[tuple[bytes, str], bytes] = {}
 
-    def _csp(self, app_id: str | None) -> bytes:
+    def _csp(self, folder: str | None) -> bytes:
+        """The CSP; ``folder``: the app's folder of the request (``<id>`` or
+        ``<id>@<version tag>``), whose scripts may run."""
         origin = f"http://{self.host}"
         scripts = f"{origin}/sdk/boxless-app.js {origin}{RUNTIME_PATH}"
-        if app_id is not None:
-            scripts = f"{origin}/a/{self.secret}/{app_id}/ {scripts}"
+        if folder is not None:
+            scripts = f"{origin}/a/{self.secret}/{folder}/ {scripts}"
         return app_csp(self.ui_origin, scripts).encode()
 
     def _prepare(self, sha: bytes, name: str, data: bytes, ext: str) -> bytes:
@@ -118,10 +127,14 @@ class AppOrigin:
         ctype: str,
         head: bool,
         etag: bytes = b"",
-        app_id: str | None = None,
+        folder: str | None = None,
+        immutable: bool = False,
     ) -> None:
-        headers = [*self._headers, (b"content-security-policy", self._csp(app_id))]
+        headers = [*self._headers, (b"content-security-policy", self._csp(folder))]
         headers.append((b"content-type", ctype.encode()))
+        # a versioned URL never changes: no revalidation on the next open
+        cache = b"max-age=31536000, immutable" if immutable else b"no-cache"
+        headers.append((b"cache-control", cache))
         headers.append((b"content-length", str(len(body)).encode()))
         if etag:
             headers.append((b"etag", etag))
@@ -130,31 +143,35 @@ class AppOrigin:
 
     def _lookup(self, path: str) -> tuple[int, bytes, str, bytes, str | None]:
         """(status, body, content type, etag: the signed archive's hash and the
-        runtime's, the app id)."""
+        runtime's, the app's folder). A folder ``<id>@<version tag>`` (the UI's URL:
+        the archive's hash) serves only that version, cached for good."""
         if path == "/sdk/boxless-app.js":
-            return 200, self._sdk, _TYPES["js"], b"", None
+            return 200, self._sdk, _TYPES["js"], self._sdk_etag, None
         if path == RUNTIME_PATH:
-            return 200, RUNTIME_JS, _TYPES["js"], b"", None
+            return 200, RUNTIME_JS, _TYPES["js"], self._sdk_etag, None
         parts = path.split("/", 4)  # "", "a", secret, app id, file
         if len(parts) != 5 or parts[1] != "a" or not hmac.compare_digest(parts[2], self.secret):
             return 404, b"not found", _TYPES["txt"], b"", None
-        app_id, name = parts[3], parts[4]
+        folder, name = parts[3], parts[4]
+        app_id, _, tag = folder.partition("@")
         if len(app_id) > 100 or not APP_ID.fullmatch(app_id):
             return 404, b"not found", _TYPES["txt"], b"", None
         try:
             bundle = self.miniapps.files(app_id)
         except NoSuchApp:
             return 404, b"no such app", _TYPES["txt"], b"", None
+        if tag and tag != version_tag(bundle.archive_sha256):
+            return 404, b"not this version", _TYPES["txt"], b"", None
         if name == "boxless-app.js":  # the SDK next to the app's files too
-            return 200, self._sdk, _TYPES["js"], b"", app_id
+            return 200, self._sdk, _TYPES["js"], self._sdk_etag, folder
         data = bundle.files.get(name)
         if data is None or name in ("manifest.json",):
-            return 404, b"not found", _TYPES["txt"], b"", app_id
+            return 404, b"not found", _TYPES["txt"], b"", folder
         ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
         etag = f'"{bundle.archive_sha256.hex()[:24]}-{RUNTIME_TAG}"'.encode()
         body = self._prepare(bundle.archive_sha256, name, data, ext)
         ctype = "text/html; charset=utf-8" if ext == "htm" else _TYPES.get(ext)
-        return 200, body, ctype or "application/octet-stream", etag, app_id
+        return 200, body, ctype or "application/octet-stream", etag, folder
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -175,11 +192,13 @@ class AppOrigin:
         if scope["method"] not in ("GET", "HEAD"):
             await self._send(send, 405, b"read only", _TYPES["txt"], head)
             return
-        status, body, ctype, etag, app_id = self._lookup(scope["path"])
+        path = scope["path"]
+        status, body, ctype, etag, folder = self._lookup(path)
+        immutable = status == 200 and (path == RUNTIME_PATH or "@" in (folder or ""))
         if etag and headers.get(b"if-none-match") == etag:  # unchanged since the last open
-            await self._send(send, 304, b"", ctype, True, etag, app_id)
+            await self._send(send, 304, b"", ctype, True, etag, folder, immutable)
             return
-        await self._send(send, status, body, ctype, head, etag, app_id)
+        await self._send(send, status, body, ctype, head, etag, folder, immutable)
 
 
 async def start_app_origin(

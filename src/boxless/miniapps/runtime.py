@@ -36,7 +36,8 @@ RUNTIME_JS = _compact(
 )
 RUNTIME_TAG = hashlib.sha256(RUNTIME_JS).hexdigest()[:8]  # part of the served files' ETag
 
-_SCRIPT = f'<script src="{RUNTIME_PATH}"></script>'.encode()
+# versioned: the app origin serves it cached for good
+_SCRIPT = f'<script src="{RUNTIME_PATH}?v={RUNTIME_TAG}"></script>'.encode()
 _DOCTYPE = re.compile(rb"^(\xef\xbb\xbf)?\s*(<!--.*?-->\s*)*<!doctype[^>]*>", re.I | re.S)
 _STRICT = re.compile(rb"^(\xef\xbb\xbf)?(\s|//[^\n]*\n|/\*.*?\*/)*(['\"])use strict\3", re.S)
 

@@ -18,6 +18,13 @@ const PERMISSION_NAMES = {
 
 export const timings = { openedAt: 0, firstPaint: 0 }; // tap → first paint (bench)
 
+// The last GET /miniapps: an app tapped in Discover opens at once from it (checked
+// against a fresh listing right after, which wins).
+let listing = null;
+function listApps() {
+  return call("GET", "/miniapps").then((r) => (listing = r));
+}
+
 function appIcon(app) {
   const img = h("img", { class: "miniapp-icon", alt: "", width: 40, height: 40 });
   imageUrl(`/miniapps/${app.id}/icon`).then(
@@ -87,7 +94,7 @@ export function miniappsView() {
   async function load() {
     try {
       [apps, shared] = await Promise.all([
-        call("GET", "/miniapps").then((r) => r.apps),
+        listApps().then((r) => r.apps),
         call("GET", "/miniapps/shared").then((r) => r.apps),
       ]);
     } catch (err) {
@@ -217,9 +224,12 @@ export function appView(appId) {
   timings.openedAt = performance.now();
   timings.firstPaint = 0;
 
-  (async () => {
-    const { apps, origin } = await call("GET", "/miniapps");
-    const app = apps.find((a) => a.id === appId);
+  let shown = null; // the app entry (and origin) whose frame is up
+
+  function show(app, origin) {
+    if (bridge) bridge.close();
+    bridge = null;
+    shown = app && origin && !app.suspended ? { app, origin } : null;
     if (!app || !origin) {
       mount(frameBox, h("p", { class: "hint" }, app ? "The app origin is not running." : "This app is not installed."));
       return;
@@ -229,6 +239,7 @@ export function appView(appId) {
       mount(frameBox, h("p", { class: "miniapp-suspended", role: "alert" }, `${app.name} is suspended: it called Boxless too often.`));
       return;
     }
+    // the versioned folder (<id>@<archive hash>): its files are cached for good
     const frame = h("iframe", {
       class: "miniapp-frame",
       id: "miniapp-frame",
@@ -236,7 +247,7 @@ export function appView(appId) {
       sandbox: "allow-scripts",
       referrerpolicy: "no-referrer",
       allow: "",
-      src: `${origin}/${app.id}/${app.entry}`,
+      src: `${origin}/${app.id}@${app.sha256.slice(0, 16)}/${app.entry}`,
     });
     frame.addEventListener("load", () => {
       if (!timings.firstPaint) timings.firstPaint = performance.now() - timings.openedAt;
@@ -246,11 +257,21 @@ export function appView(appId) {
       mount(frameBox, h("p", { class: "miniapp-suspended", role: "alert" }, `${app.name} was suspended: ${reason}.`));
     });
     mount(frameBox, frame);
-    call("POST", `/miniapps/${app.id}/opened`).catch(() => {});
-  })().catch((err) => {
-    if (!(err instanceof ApiError)) throw err;
-    mount(frameBox, h("p", { class: "hint" }, err.message));
-  });
+  }
+
+  const known = listing && listing.apps.find((a) => a.id === appId);
+  if (known && listing.origin && !known.suspended) show(known, listing.origin); // no wait
+  listApps()
+    .then(({ apps, origin }) => {
+      const app = apps.find((a) => a.id === appId);
+      const same = shown && app && !app.suspended && origin === shown.origin && app.sha256 === shown.app.sha256;
+      if (!same) show(app, origin);
+      if (app) call("POST", `/miniapps/${app.id}/opened`).catch(() => {});
+    })
+    .catch((err) => {
+      if (!(err instanceof ApiError)) throw err;
+      mount(frameBox, h("p", { class: "hint" }, err.message));
+    });
 
   return {
     el,
