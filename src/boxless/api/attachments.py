@@ -27,6 +27,8 @@
   else is ``application/octet-stream`` as a download.
 - ``GET /api/v1/messages/{id}/attachments/{index}/thumbnail`` -> the sender's
   thumbnail if it is a JPEG within the limits, else 404.
+- ``POST /api/v1/messages/{id}/attachments/{index}/ask`` -> 202 ``{asked: name}``: a
+  file the network lost; the sender's client pins it again and says where.
 - ``GET``/``PUT /api/v1/attachments/settings`` ``{auto_download_bytes, auto_download}``
   (``never|photos|media|all``: photos are photos, stickers and voice notes; media adds
   videos).
@@ -384,6 +386,13 @@ def attachment_routes(client: Client) -> list[Route]:
         row = _row(request)
         return JSONResponse(row_json(await feature.download(row.message_id, row.idx)))
 
+    async def ask(request: Request) -> Response:
+        """Ask the sender of a file the network lost to pin it again (1:1 chats); the
+        file is fetched by itself when their client says where. 202 ``{asked: name}``."""
+        row = _row(request)
+        name = await feature.ask_again(row.message_id, row.idx)
+        return JSONResponse({"asked": name}, status_code=202)
+
     async def content(request: Request) -> Response:
         """The file's bytes (fetched first if needed); one Range is served as 206."""
         row = _row(request)
@@ -449,6 +458,7 @@ def attachment_routes(client: Client) -> list[Route]:
         Route("/api/v1/groups/{gid}/attachments", upload_group, methods=["POST"]),
         Route(base, listing, methods=["GET"]),
         Route(base + "/{index}/download", download, methods=["POST"]),
+        Route(base + "/{index}/ask", ask, methods=["POST"]),
         Route(base + "/{index}/content", content, methods=["GET"]),
         Route(base + "/{index}/thumbnail", thumbnail, methods=["GET"]),
         Route("/api/v1/attachments/settings", settings, methods=["GET"]),

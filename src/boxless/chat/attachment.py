@@ -43,8 +43,10 @@ __all__ = [
     "MAX_ALBUM_THUMBS",
     "MAX_FILE_BYTES",
     "MAX_THUMBNAIL_BYTES",
+    "AttachmentAsk",
     "AttachmentKind",
     "AttachmentRef",
+    "AttachmentRepinned",
     "Attachments",
     "decode_attachments",
     "sanitise_name",
@@ -256,14 +258,56 @@ class AttachmentRef:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentAsk:
+    """Recipient -> sender: file ``index`` of message ``message_id`` is gone; send it again."""
+
+    message_id: bytes
+    index: int
+
+    def __post_init__(self) -> None:
+        if len(self.message_id) != 16:
+            raise UsageError("an ask names a 16-byte message id")
+        _check_range("an attachment index", self.index, MAX_ALBUM - 1)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentRepinned:
+    """Sender -> recipient: that file is pinned again on ``peers``."""
+
+    message_id: bytes
+    index: int
+    peers: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        AttachmentAsk(self.message_id, self.index)
+        if not isinstance(self.peers, tuple) or not 1 <= len(self.peers) <= MAX_PEERS:
+            raise UsageError(f"a re-pin names 1 to {MAX_PEERS} peers")
+        for addr in self.peers:
+            _check_peer(addr)
+
+
+@dataclass(frozen=True, slots=True)
 class Attachments:
-    """A message's files: one, or an album of up to 9 images/videos."""
+    """A message's files: one, or an album of up to 9 images/videos; or, with no
+    items, an :class:`AttachmentAsk` or :class:`AttachmentRepinned` note."""
 
     items: tuple[AttachmentRef, ...]
     caption: str = field(default="", repr=False)
     reply_to: bytes | None = None
+    ask: AttachmentAsk | None = None
+    repinned: AttachmentRepinned | None = None
+
+    @property
+    def is_note(self) -> bool:
+        return self.ask is not None or self.repinned is not None
 
     def __post_init__(self) -> None:
+        if self.is_note:
+            if self.items or self.caption or self.reply_to is not None:
+                raise UsageError("a note about a file carries no files, caption or reply")
+            if self.ask is not None and self.repinned is not None:
+                raise UsageError("a note is an ask or a re-pin, not both")
+            return
         if not isinstance(self.items, tuple) or not 1 <= len(self.items) <= MAX_ALBUM:
             raise UsageError(f"a message carries 1 to {MAX_ALBUM} attachments")
         if len(self.items) > 1:
@@ -284,6 +328,12 @@ class Attachments:
         )
         if self.reply_to is not None:
             pb.reply_to = self.reply_to
+        if self.ask is not None:
+            pb.ask.message_id, pb.ask.index = self.ask.message_id, self.ask.index
+        if self.repinned is not None:
+            r = self.repinned
+            pb.repinned.message_id, pb.repinned.index = r.message_id, r.index
+            pb.repinned.peers.extend(r.peers)
         return pb
 
     @classmethod
@@ -291,10 +341,18 @@ class Attachments:
         """A peer's body, checked. Raises UsageError on any bad field."""
         if len(pb.items) > MAX_ALBUM:
             raise UsageError(f"a message carries 1 to {MAX_ALBUM} attachments")
+        if len(pb.repinned.peers) > MAX_PEERS:
+            raise UsageError(f"a re-pin names 1 to {MAX_PEERS} peers")
         return cls(
             items=tuple(AttachmentRef.from_proto(i) for i in pb.items),
             caption=pb.caption,
             reply_to=pb.reply_to if pb.HasField("reply_to") else None,
+            ask=AttachmentAsk(pb.ask.message_id, pb.ask.index) if pb.HasField("ask") else None,
+            repinned=AttachmentRepinned(
+                pb.repinned.message_id, pb.repinned.index, tuple(pb.repinned.peers)
+            )
+            if pb.HasField("repinned")
+            else None,
         )
 
     def encode(self) -> bytes:

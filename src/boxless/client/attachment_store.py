@@ -7,7 +7,7 @@ database; the encrypted bytes live in the block store.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from boxless.chat.attachment import AttachmentRef
@@ -118,6 +118,17 @@ def set_state(
         "UPDATE client_attachments SET state = ?, done = COALESCE(?, done), error = ?, updated_ms = ? "
         "WHERE message_id = ? AND idx = ?",
         (state, done, error, now_ms, message_id, idx),
+    )
+
+
+def set_peers(cur: Cursor, message_id: bytes, idx: int, peers: tuple[str, ...]) -> None:
+    """Replace where a received file is (its sender pinned it again there)."""
+    row = get_attachment(cur, message_id, idx)
+    assert row is not None
+    ref = replace(row.ref, peers=peers)
+    cur.execute(
+        "UPDATE client_attachments SET descriptor = ? WHERE message_id = ? AND idx = ?",
+        (ref.to_proto().SerializeToString(), message_id, idx),
     )
 
 

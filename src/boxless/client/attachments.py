@@ -38,7 +38,12 @@ import trio
 
 from boxless._trio_compat import TaskStatus
 from boxless.chat import envelope as env
-from boxless.chat.attachment import AttachmentKind, AttachmentRef
+from boxless.chat.attachment import (
+    AttachmentAsk,
+    AttachmentKind,
+    AttachmentRef,
+    AttachmentRepinned,
+)
 from boxless.client import attachment_store as store
 from boxless.client import events as ev
 from boxless.client import store as db
@@ -46,7 +51,7 @@ from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.conversations import Conversations
 from boxless.client.groups import GroupManager
-from boxless.errors import BoxlessError, UsageError
+from boxless.errors import BoxlessError, NetworkError, UsageError
 
 __all__ = [
     "AUTO_DOWNLOAD_DEFAULT",
@@ -70,6 +75,10 @@ REPIN_FAST_S = 30.0
 REPIN_FAST_TRIES = 20
 REPIN_KEEP_S = 7 * 24 * 3600  # give up re-pinning a file after a week
 REPIN_BATCH = 20
+GONE_PREFIX = "the file is no longer on the network"
+ASK_EVERY_S = 60.0  # a recipient's asks for one file re-pin it at most this often
+ASK_TABLE = 256  # files remembered for that limit (the oldest forgotten first)
+MAX_NOTE_PEERS = 8
 
 
 def repin_delay_s(tries: int) -> float:
@@ -138,6 +147,7 @@ class AttachmentManager:
         self.clock = clock
         self._queue_in, self._queue_out = trio.open_memory_channel[tuple[bytes, int]](QUEUE)
         self._queued: set[tuple[bytes, int]] = set()
+        self._asked: dict[tuple[bytes, int], float] = {}  # file -> when its sender last asked
         channel.handlers.on_body((env.Attachments,), self._on_attachments)
         if groups is not None:
             groups.on_content((env.Attachments,), self._on_group_attachments)
@@ -386,6 +396,8 @@ class AttachmentManager:
     def _on_attachments(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         body = r.message.body
         assert isinstance(body, env.Attachments)
+        if body.is_note:
+            return self._on_note(cur, r, body)
         mid = r.message.message_id
         now_ms = self._now_ms()
         added = db.add_message(
@@ -476,12 +488,100 @@ class AttachmentManager:
             await transfer.fetch(row.ref, progress=progress)
         except BoxlessError as exc:
             logger.info("attachment %s/%d not fetched: %s", message_id.hex()[:8], idx, exc)
-            self._set(row, "failed", error=str(exc))
-            self.channel.emit(ev.AttachmentReady(self.api_id(row), idx, row.chat, False, str(exc)))
+            why = (
+                self._gone(row) if isinstance(exc, NetworkError) and not row.outgoing else str(exc)
+            )
+            self._set(row, "failed", error=why)
+            self.channel.emit(ev.AttachmentReady(self.api_id(row), idx, row.chat, False, why))
         else:
             self._set(row, "ready", done=row.ref.size)
             self.channel.emit(ev.AttachmentReady(self.api_id(row), idx, row.chat, True, None))
         return self.attachment(message_id, idx)
+
+    def _sender_name(self, row: store.AttachmentRow) -> str:
+        if not row.chat.startswith("contact:"):
+            return "the sender"
+        with self.db.transaction() as cur:
+            c = db.get_contact(cur, bytes.fromhex(row.chat.removeprefix("contact:")))
+        return c.display_name if c is not None and c.display_name else "the sender"
+
+    def _gone(self, row: store.AttachmentRow) -> str:
+        """What to say when no peer sent the file (its nodes lost it, or are down)."""
+        return f"{GONE_PREFIX}: ask {self._sender_name(row)} to send it again"
+
+    # -- a file its nodes lost: ask the sender, who pins it again ------------------------------
+
+    async def ask_again(self, message_id: bytes, idx: int) -> str:
+        """Ask the sender of a received 1:1 file to pin it again (their client does it
+        from its own copy and tells us where); returns whom we asked."""
+        row = self.attachment(message_id, idx)
+        if row.outgoing or not row.chat.startswith("contact:"):
+            raise UsageError("only a file a contact sent you in your 1:1 chat can be asked for")
+        contact = bytes.fromhex(row.chat.removeprefix("contact:"))
+        note = env.Attachments((), ask=AttachmentAsk(message_id, idx))
+        await self.conversations.send_body(contact, note)
+        name = self._sender_name(row)
+        self._set(row, "failed", error=f"asked {name} to send it again")
+        return name
+
+    def _on_note(self, cur: db.Cursor, r: Received, body: env.Attachments) -> FollowUp | None:
+        """An ask (we sent the file: pin it again) or a re-pin (we asked: fetch again).
+
+        Only the chat's other person counts: a note about another chat's file, a file
+        we did not send (ask) or did not receive from them (re-pin) is dropped.
+        """
+        chat = chat_of(r.sender)
+        if body.ask is not None:
+            ask = body.ask
+            row = store.get_attachment(cur, ask.message_id, ask.index)
+            if row is None or not row.outgoing or row.chat != chat:
+                logger.info("attachments: an ask about no file we sent them: dropped")
+                return None
+            key = (ask.message_id, ask.index)
+            now = self.clock()
+            if now - self._asked.get(key, -ASK_EVERY_S) < ASK_EVERY_S:
+                return None  # asked again too soon: one re-pin per file per minute
+            if len(self._asked) >= ASK_TABLE:
+                self._asked.pop(next(iter(self._asked)))
+            self._asked[key] = now
+            sender, ref = r.sender, row.ref
+
+            async def repin() -> None:
+                await self._repin_for(sender, ask, ref)
+
+            return repin
+        note = body.repinned
+        assert note is not None
+        row = store.get_attachment(cur, note.message_id, note.index)
+        if row is None or row.outgoing or row.chat != chat or row.state == "ready":
+            logger.info("attachments: a re-pin note about no file of theirs we lack: dropped")
+            return None
+        store.set_peers(cur, note.message_id, note.index, note.peers)
+        store.set_state(cur, note.message_id, note.index, "remote", self._now_ms(), error=None)
+        key2 = (note.message_id, note.index)
+
+        async def fetch() -> None:
+            self._enqueue(key2)
+
+        return fetch
+
+    async def _repin_for(self, contact: bytes, ask: AttachmentAsk, ref: AttachmentRef) -> None:
+        """Pin our copy again on every service peer and tell ``contact`` where."""
+        transfer = self.transfer
+        if transfer is None:
+            return
+        try:
+            pinned, why = await transfer.pin_more(ref.cid, [])
+        except BoxlessError as exc:
+            logger.info("attachments: re-pin on request failed: %s", exc)
+            return
+        if not pinned:
+            logger.info("attachments: re-pin on request: no node keeps it (%s)", why)
+            return
+        peers = tuple(pinned[:MAX_NOTE_PEERS])
+        note = AttachmentRepinned(ask.message_id, ask.index, peers)
+        await self.conversations.send_body(contact, env.Attachments((), repinned=note))
+        logger.info("attachments: pinned a sent file again on request (%d nodes)", len(pinned))
 
     async def open(self, message_id: bytes, idx: int) -> AsyncIterator[bytes]:
         """The file's plaintext, streamed (fetched first if it is not cached).

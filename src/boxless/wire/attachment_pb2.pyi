@@ -137,31 +137,99 @@ Global___Attachment: _TypeAlias = Attachment  # noqa: Y015
 
 @_typing.final
 class Attachments(_message.Message):
-    """One message's files: one, or an album of up to 9 images and videos."""
+    """One message's files: one, or an album of up to 9 images and videos. Or, with no
+    items, one of the two notes below about a file sent earlier in the same 1:1 chat.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     ITEMS_FIELD_NUMBER: _builtins.int
     CAPTION_FIELD_NUMBER: _builtins.int
     REPLY_TO_FIELD_NUMBER: _builtins.int
+    ASK_FIELD_NUMBER: _builtins.int
+    REPINNED_FIELD_NUMBER: _builtins.int
     caption: _builtins.str
     reply_to: _builtins.bytes
     """1:1: message_id of the message answered"""
     @_builtins.property
     def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___Attachment]: ...
+    @_builtins.property
+    def ask(self) -> Global___AttachmentAsk:
+        """recipient -> sender: the file is gone, send it again"""
+
+    @_builtins.property
+    def repinned(self) -> Global___AttachmentRepinned:
+        """sender -> recipient: pinned again on these peers"""
+
     def __init__(
         self,
         *,
         items: _abc.Iterable[Global___Attachment] | None = ...,
         caption: _builtins.str = ...,
         reply_to: _builtins.bytes | None = ...,
+        ask: Global___AttachmentAsk | None = ...,
+        repinned: Global___AttachmentRepinned | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to", "reply_to", b"reply_to"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to", "ask", b"ask", "repinned", b"repinned", "reply_to", b"reply_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to", "caption", b"caption", "items", b"items", "reply_to", b"reply_to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to", "ask", b"ask", "caption", b"caption", "items", b"items", "repinned", b"repinned", "reply_to", b"reply_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__reply_to: _TypeAlias = _typing.Literal["reply_to"]  # noqa: Y015
     _WhichOneofArgType__reply_to: _TypeAlias = _typing.Literal["_reply_to", b"_reply_to"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__reply_to) -> _WhichOneofReturnType__reply_to | None: ...
 
 Global___Attachments: _TypeAlias = Attachments  # noqa: Y015
+
+@_typing.final
+class AttachmentAsk(_message.Message):
+    """"Your file is no longer on the network": the recipient could not fetch file
+    `index` of message `message_id`, which the sender sent them.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.bytes
+    index: _builtins.int
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.bytes = ...,
+        index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "message_id", b"message_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentAsk: _TypeAlias = AttachmentAsk  # noqa: Y015
+
+@_typing.final
+class AttachmentRepinned(_message.Message):
+    """The sender pinned the file again (from its own copy) on `peers` (multiaddrs with /p2p/)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    PEERS_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.bytes
+    index: _builtins.int
+    @_builtins.property
+    def peers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.bytes = ...,
+        index: _builtins.int = ...,
+        peers: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "message_id", b"message_id", "peers", b"peers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AttachmentRepinned: _TypeAlias = AttachmentRepinned  # noqa: Y015
