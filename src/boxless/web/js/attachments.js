@@ -511,7 +511,35 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
     return h("progress", { class: "att-progress", max: String(a.size || 1), value: String(a.done || 0), "aria-label": `Downloading ${a.name}` });
   }
 
+  /** "Ask <name> to send it again": the file its nodes lost; their client pins it again
+   * and tells ours where, which then fetches it by itself (1:1 chats). */
+  function askButton(a, status) {
+    const b = h("button", { type: "button", class: "att-ask", "aria-label": `Ask for ${a.name} again` }, "Ask again");
+    b.addEventListener("click", (e) => {
+      e.stopPropagation();
+      b.disabled = true;
+      call("POST", `${base(a.message_id)}/${a.index}/ask`)
+        .then(({ asked }) => {
+          status.textContent = `asked ${asked} to send it again`;
+          toast(`Asked ${asked}: the file arrives once their device is online`);
+        })
+        .catch((err) => {
+          status.textContent = err.message;
+          b.disabled = false;
+        });
+    });
+    return b;
+  }
+
   function fetchButton(a, status) {
+    const failed = a.state === "failed";
+    if (failed && !a.outgoing && chat.startsWith("contact:") && /^the file is no longer on the network/.test(a.error || "")) {
+      return h("span", { class: "att-gone" }, askButton(a, status), retryButton(a, status));
+    }
+    return retryButton(a, status);
+  }
+
+  function retryButton(a, status) {
     const failed = a.state === "failed";
     if (!failed && auto !== null && autoWanted(a, auto) && !status.textContent) status.textContent = "queued";
     const b = h("button", { type: "button", class: "att-get", "aria-label": `${failed ? "Try again" : "Download"} ${a.name}` }, failed ? "Try again" : "Download");
