@@ -35,7 +35,8 @@ Persistence and transactions
 ----------------------------
 The database is the only state that counts: every call reads the rows it
 needs and writes each new pickle back through the cursor of one
-``db.transaction()`` block, before it returns. To commit a decrypt together
+``db.transaction()`` block, before it returns (a deferred decrypt, below,
+writes at the caller's :meth:`SessionManager.flush`). To commit a decrypt together
 with the caller's own "processed" marker, nest it in the caller's
 transaction::
 
