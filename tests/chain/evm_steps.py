@@ -3,10 +3,12 @@ what happened, as JSON: the tool venv's side of the eth-tester contract tests
 (tests/unit/test_redenvelopes_ethtester.py builds the calls with Boxless's own
 client code, which cannot share a venv with eth-tester: pycryptodome pins).
 
-stdin: {"steps": [{"to": null | "contract" | "0x…", "data": "0x…", "value": 0}]}
- (to null deploys; "contract" is the last deployed address). Every step is sent
- from eth-tester's first account (private key 1) and mined in its own block; a
- call that would revert is not sent, its reason is reported.
+stdin: {"steps": [{"to": null | "contract" | "0x…", "data": "0x…", "value": 0,
+ "from": 0, "randao": "0x…"}]} (to null deploys; "contract" is the last deployed
+ address). Each step is sent from eth-tester's account "from" (default 0, private
+ key 1; account i has key i + 1) and mined in its own block, whose prevrandao is
+ "randao" if given (a test choosing the draw), else random; a call that would
+ revert is not sent, its reason is reported.
 stdout: [{"ok", "error", "contract", "block", "mix_hash", "prevrandao", "logs": [{"topics", "data"}]}]
 """
 
@@ -22,12 +24,12 @@ def main() -> None:
     steps = json.load(sys.stdin)["steps"]
     backend = PyEVMBackend()
     chain = EthereumTester(backend)
-    sender = chain.get_accounts()[0]
     contract = None
     out = []
     for step in steps[:200]:  # bounded
         to = contract if step["to"] == "contract" else step["to"]
-        tx = {"from": sender, "gas": 3_000_000, "value": step.get("value", 0), "data": step["data"]}
+        origin = chain.get_accounts()[int(step.get("from", 0))]
+        tx = {"from": origin, "gas": 3_000_000, "value": step.get("value", 0), "data": step["data"]}
         if to is not None:
             tx["to"] = to
         try:
@@ -36,7 +38,8 @@ def main() -> None:
             # block.prevrandao reads the pending header's mix hash while the transaction
             # runs; eth-tester leaves it zero there (it puts a random one only on the
             # sealed header), so draw it here as a real chain's beacon would
-            backend.chain.header = backend.chain.header.copy(mix_hash=os.urandom(32))
+            mix = bytes.fromhex(step["randao"][2:]) if "randao" in step else os.urandom(32)
+            backend.chain.header = backend.chain.header.copy(mix_hash=mix)
             randao = "0x" + bytes(backend.chain.header.mix_hash).hex()
             receipt = chain.get_transaction_receipt(chain.send_transaction(tx))
         except TransactionFailed as exc:

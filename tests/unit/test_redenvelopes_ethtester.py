@@ -2,7 +2,8 @@
 client's own code: a 10-share lucky envelope whose shares are drawn from each
 landing block's prevrandao (each share recomputed from it by the client's rule;
 the old seed-only predictor misses every one; the sum is exact), a member's second
-address refused by the nullifier, a ticket forged with the card's claim key refused.
+address refused by the nullifier, a ticket forged with the card's claim key refused;
+a bot front-running a claim gets no relay fee, a relayed 1-unit share is paid whole.
 eth-tester runs transactions with prevrandao 0 (its random mix hash goes only on
 the sealed header), so evm_steps.py sets a random one per block, as a beacon
 chain would; anvil's own per-block values are checked in the anvil test.
@@ -18,6 +19,7 @@ import os
 import secrets
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,7 @@ def _old_predictor(remaining: int, left: int, seed: bytes, index: int) -> int:
 
 
 def test_lucky_shares_drawn_per_block_and_one_share_per_member() -> None:
+    """... and the relay-fee attackers of :func:`_relay_fee_attack` in the same run."""
     if not _has_eth_tester():
         if os.environ.get("CI"):
             raise AssertionError(
@@ -101,7 +104,10 @@ def test_lucky_shares_drawn_per_block_and_one_share_per_member() -> None:
         {"to": "contract", "data": "0x" + claim_calls(card, contract, KEY, m, r)[0].hex()}
         for m, r in members[1:]
     ]
-    result = _run(steps)
+    attack, check_attack = _relay_fee_attack(contract)  # one eth-tester run for both
+    result = _run(steps + attack)
+    check_attack(result[len(steps) :])
+    result = result[: len(steps)]
     assert result[0]["ok"] and bytes.fromhex(str(result[0]["contract"])[2:]) == contract
     assert result[1]["ok"]
     assert not result[3]["ok"] and "member already claimed" in str(result[3]["error"])
@@ -130,3 +136,62 @@ def test_lucky_shares_drawn_per_block_and_one_share_per_member() -> None:
         remaining -= amount
     assert old_misses == shares - 1  # the seed alone predicts none of them
     assert sum(amounts) == total and min(amounts) >= 1
+
+
+def _fee_of(result: dict[str, object]) -> tuple[bytes, int, int]:
+    """(relayer, amount, fee) of a claim step's Claimed log."""
+    (log,) = [lg for lg in result["logs"] if bytes.fromhex(lg["topics"][0][2:]) == CLAIMED]  # type: ignore[attr-defined]
+    _, amount, relayer, fee = decode(
+        ["uint256", "uint256", "address", "uint256"], bytes.fromhex(log["data"][2:])
+    )
+    return relayer, amount, fee
+
+
+def _relay_fee_attack(
+    contract: bytes,
+) -> tuple[list[dict[str, object]], Callable[[list[dict[str, object]]], None]]:
+    """Attackers on the relay fee (steps after the contract is deployed, and their
+    check): a bot that copies a member's claim from the mempool and submits it first
+    takes no fee (it used to take the sender's), and a lucky 1-unit share relayed by
+    the sender pays its member in full (the fee used to take all of it: 0 for the
+    member)."""
+    sender, bot = address_bytes(KEY), address_bytes((2).to_bytes(32, "big"))
+    secret, total, shares, fee = secrets.token_bytes(32), 4, 2, 1  # 1 * 2 <= 4 // 2
+    expiry = int(time.time()) + 7200
+    card = Card(CHAIN_ID, contract, sender, secret, "group:" + "ab" * 16, total, shares, True,
+                expiry, "")  # fmt: skip
+    (m0, r0), (m1, r1) = [(secrets.token_bytes(32), secrets.token_bytes(20)) for _ in range(2)]
+    # The block the first claim lands in draws the smallest share, 1 unit (p = 1/3).
+    tag = nullifier(secret, m0)
+    randao = next(
+        rd
+        for rd in (secrets.token_bytes(32) for _ in range(200))
+        if share_amount(total, shares, True, draw(split_seed(secret), rd, tag, 0)) == 1
+    )
+    create = call_data(
+        "create(address,bytes32,uint256,bool,uint256,uint256)",
+        [claim_address(secret), seed_hash(secret), shares, True, expiry, fee],
+    )
+    claim0 = claim_calls(card, contract, KEY, m0, r0)[0]
+    claim1 = claim_calls(card, contract, KEY, m1, r1)[0]  # as the sender would relay it...
+    steps: list[dict[str, object]] = [
+        {"to": "contract", "data": "0x" + create.hex(), "value": total},
+        {"to": "contract", "data": "0x" + claim0.hex(), "randao": "0x" + randao.hex()},
+        {"to": "contract", "data": "0x" + claim1.hex(), "from": 1},  # ...copied by a bot
+    ]
+
+    def check(result: list[dict[str, object]]) -> None:
+        assert all(r["ok"] for r in result), result
+        assert _fee_of(result[1]) == (sender, 1, 0)  # the 1-unit share reaches its member
+        assert _fee_of(result[2]) == (bot, 3, 0)  # the front-runner earns nothing
+
+    return steps, check
+
+
+def _fee_of(result: dict[str, object]) -> tuple[bytes, int, int]:
+    """(relayer, amount, fee) of a claim step's Claimed log."""
+    (log,) = [lg for lg in result["logs"] if bytes.fromhex(lg["topics"][0][2:]) == CLAIMED]  # type: ignore[attr-defined]
+    _, amount, relayer, fee = decode(
+        ["uint256", "uint256", "address", "uint256"], bytes.fromhex(log["data"][2:])
+    )
+    return relayer, amount, fee

@@ -10,7 +10,8 @@
         authenticated "opened" notice reaches it. Each nullifier claims once,
         so one member with several addresses gets one share. Whoever submits
         the ticket (the sender's client, usually) cannot redirect the money;
-        a submitter other than the recipient may take the fixed relay fee.
+        the sender submitting a member's claim may take the fixed relay fee
+        (at most half the share), nobody else.
         A lucky share is drawn when the claim lands, from the block's
         prevrandao mixed with the committed seed, the nullifier and the index:
         a member cannot know before claiming which share will be large.
@@ -251,17 +252,20 @@ def claim(
     """
     @notice Pay the next share to `recipient`, authorised by the sender's
             ticket (v, r, s) for this member's `nullifier`; `seed` is the
-            split seed (checked against its hash). A caller other than the
-            recipient gets the relay fee from the share.
+            split seed (checked against its hash). The sender, submitting
+            for the recipient, gets the relay fee (at most half the share).
     """
     reason: String[24] = self._refusal(id, recipient, nullifier, seed, v, r, s)
     assert len(reason) == 0, reason
     env: Envelope = self.envelopes[id]
     draw: bytes32 = self._draw(seed, block.prevrandao, nullifier, env.claimed)
     amount: uint256 = self._share(env.remaining, env.shares - env.claimed, env.lucky, draw)
+    # The relay fee is the sender's own (its client relays members' claims): anyone
+    # else who submits a ticket (a bot copying it from the mempool) gets nothing for
+    # it, and a fee never takes more than half a share (a 1-unit share pays in full).
     fee: uint256 = 0
-    if msg.sender != recipient:
-        fee = min(env.relay_fee, amount)
+    if msg.sender != recipient and msg.sender == env.sender:
+        fee = min(env.relay_fee, amount // 2)
     self.envelopes[id].remaining = env.remaining - amount
     self.envelopes[id].claimed = env.claimed + 1
     self.envelopes[id].seed = seed
