@@ -194,3 +194,23 @@ def test_a_long_batch_is_written_every_max_deferred_steps(
     _memory_is_disk(bob)
     bob.reopen()
     _converse(alice, bob, 1)
+
+
+def test_an_encrypt_after_deferred_steps_writes_them_with_it(alice: Device, bob: Device) -> None:
+    """A reply encrypted in the batch's transaction continues from the deferred
+    state and writes it (nothing left for flush)."""
+    _converse(alice, bob, 1)
+    cts = [alice.manager.encrypt(bob.bundle(), f"m{i}".encode()) for i in range(2)]
+    with bob.manager.transaction() as cur:
+        for ct in cts:
+            bob.manager.decrypt(alice.curve25519, ct, cur=cur, defer=True)
+        reply = bob.manager.encrypt(alice.bundle(), b"reply", cur=cur)
+        assert bob.manager._deferred == {}
+        bob.manager.flush(cur)
+    assert alice.manager.decrypt(bob.curve25519, reply) == b"reply"
+    _memory_is_disk(bob)
+    bob.reopen()
+    for ct in cts:
+        with pytest.raises(DuplicateMessage):
+            bob.manager.decrypt(alice.curve25519, ct)
+    _converse(alice, bob, 1)
