@@ -85,7 +85,7 @@ def call_routes(client: Client) -> list[Route]:
     async def current(request: Request) -> Response:
         """The running call (``call``: null if none) and the STUN/TURN servers to use
         (``ice_servers``: RTCIceServer objects, turn: ones with short-lived credentials)."""
-        return JSONResponse({"call": calls.current(), "ice_servers": calls.ice_config()})
+        return JSONResponse({"call": calls.current(), "ice_servers": await calls.ice_servers_now()})
 
     async def history(request: Request) -> Response:
         """Ended calls, newest first: 1:1 and group calls (``?chat=contact:<key>`` or

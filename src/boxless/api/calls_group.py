@@ -88,7 +88,8 @@ def group_call_routes(client: Client) -> list[Route]:
 
     async def current(request: Request) -> Response:
         """The running group call (``call``: null if none) and the STUN/TURN servers."""
-        return JSONResponse({"call": group.current(), "ice_servers": client.calls.ice_config()})
+        ice = await client.calls.ice_servers_now()
+        return JSONResponse({"call": group.current(), "ice_servers": ice})
 
     async def start(request: Request) -> Response:
         """Start a call in a group and ring its members: 201 and the call."""

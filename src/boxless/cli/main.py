@@ -41,6 +41,7 @@ async def _run_until_signal(
         if turn is not None:  # TURN for light clients' calls (docs/calls.md)
             info["turn"] = {"url": turn_url, "secret_file": str(turn.data_dir / "turn_secret")}
             print(f"turn: {turn_url}", flush=True)
+            _advertise_turn(node, turn, str(turn_url))
         print(f"peer id: {info['peer_id']}", flush=True)
         for addr in info["addrs"]:
             print(f"listening: {addr}", flush=True)
@@ -54,6 +55,20 @@ async def _run_until_signal(
                 break
         nursery.cancel_scope.cancel()
     print("stopped", flush=True)
+
+
+def _advertise_turn(node: Any, turn: TurnConfig, url: str) -> None:
+    """Hand short-lived TURN credentials to this node's light clients (node/turn_service.py)."""
+    import time
+
+    from boxless.node.turn import load_secret
+    from boxless.node.turn_service import TurnIssuer, serve_turn
+
+    def is_client(peer: Any) -> bool:  # a peer with a filter subscription here
+        return node.filter is not None and bool(node.filter.subscriptions.is_subscribed(peer))
+
+    issuer = TurnIssuer(load_secret(turn.data_dir / "turn_secret"), [url], is_client)
+    serve_turn(node.host, issuer, time.time)
 
 
 async def _run_light(

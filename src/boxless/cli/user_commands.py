@@ -61,6 +61,25 @@ def _free_port(host: str = "127.0.0.1", port: int = 0) -> int:
 API_PORT_FILE = "api-port"
 
 
+def _ask_node_for_turn(client: Any, transport: Any) -> None:
+    """A light client asks its current service node for TURN credentials
+    (node/turn_service.py); a relay node has no service node to ask."""
+    from boxless.errors import NetworkError
+    from boxless.node.light import LightNode
+    from boxless.node.turn_service import request_turn
+
+    node = getattr(transport, "node", None)
+    if not isinstance(node, LightNode):
+        return
+
+    async def ask() -> dict[str, Any]:
+        if node.current is None:
+            raise NetworkError("no service node connected")
+        return await request_turn(node.host, node.current)
+
+    client.calls.turn_source = ask
+
+
 def _api_port(home: Path, host: str) -> int:
     """The API port when none was given: the one this home used last, while it is free.
 
@@ -131,6 +150,7 @@ async def _run_up(
                 client.calls.ice_servers = list(ice_servers)  # STUN/TURN for the browser's calls
                 if turn_secret_file is not None:  # mint TURN REST credentials (docs/calls.md)
                     client.calls.turn_secret = load_secret(turn_secret_file)
+                _ask_node_for_turn(client, transport)  # the service node's TURN, if it has one
                 await nursery.start(client.run)
                 from boxless.cli.attachment_commands import start_blobs
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -35,7 +35,7 @@ from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.client.calls_group import GroupCalls
 from boxless.client.channel import DirectChannel, FollowUp, Received
-from boxless.errors import NetworkError, UsageError
+from boxless.errors import BoxlessError, NetworkError, UsageError
 from boxless.node.turn import turn_credentials
 
 if TYPE_CHECKING:
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = ["Calls", "call_json", "history_json"]
+
+TURN_ASK_EVERY = 60.0  # seconds between asks when the node gave no TURN credentials
 
 
 def _ms(t: float | None) -> int | None:
@@ -102,6 +104,11 @@ class Calls:
         self.core = CallCore()
         self.ice_servers: list[str] = []  # STUN/TURN URLs for the browser (boxless up --ice-server)
         self.turn_secret: bytes | None = None  # a TURN node's REST-API secret (--turn-secret-file)
+        # asks our service node for TURN credentials (node/turn_service.py), if it offers TURN
+        self.turn_source: Callable[[], Awaitable[dict[str, Any]]] | None = None
+        self._grant: dict[str, Any] | None = None  # the node's last answer, until it expires
+        self._grant_until = 0.0
+        self._grant_asked = -3600.0
         self._candidates: list[str] = []
         self._signal_bytes = 0  # plaintext bytes of the running call's signals we sent
         self._wake = trio.Event()
@@ -130,6 +137,29 @@ class Calls:
             await self._execute(self.core.handle_timer(self.clock()))
 
     # -- for the API ---------------------------------------------------------------------
+
+    async def ice_servers_now(self) -> list[dict[str, Any]]:
+        """:meth:`ice_config` plus the TURN our service node advertises (asked when the
+        last grant is past half its life; a node that offers none is asked again after
+        :data:`TURN_ASK_EVERY` s); our own configuration is the fallback."""
+        now = self.clock()
+        stale = self._grant is None or now > self._grant_until
+        if self.turn_source is not None and stale and now - self._grant_asked >= TURN_ASK_EVERY:
+            self._grant_asked = now
+            try:
+                with trio.fail_after(5):
+                    grant = await self.turn_source()
+                self._grant = grant
+                self._grant_until = now + int(grant["ttl_s"]) / 2
+            except (BoxlessError, trio.TooSlowError) as exc:
+                logger.info("no TURN from our service node: %s", exc)
+        out: list[dict[str, Any]] = list(self.ice_config())
+        if self._grant is not None and now <= self._grant_until + int(self._grant["ttl_s"]) / 2:
+            g = self._grant
+            out.append(
+                {"urls": g["urls"], "username": g["username"], "credential": g["credential"]}
+            )
+        return out
 
     def ice_config(self) -> list[dict[str, str]]:
         """RTCPeerConnection ``iceServers``: turn: URLs get fresh short-lived credentials."""
