@@ -6,13 +6,14 @@ with the chain's amounts and the best luck; an envelope in BXD (the devnet's
 ERC-20) pays both in BXD and is named BXD; a late opener
 of a one-share envelope is told it's empty; an envelope nobody opens is refunded
 to Alice by her own client after expiry; a stranger's forwarded card is never
-openable."""
+openable, nor one whose card lies about the chain or names another contract."""
 
 from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import httpx
@@ -207,6 +208,26 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             assert forged is not None and forged["status"] == "refused"
             with pytest.raises(UsageError, match="another chat"):
                 await bob.client.redenvelopes.open(made.id)
+            # Mallory's card lies about her envelope (100 ETH over the chain's 0.001 ETH),
+            # and another names a contract that is not the red-envelope contract (BXD's):
+            # Bob can open neither, and his watcher marks both refused.
+            real = await trio.to_thread.run_sync(
+                mallory.client.redenvelopes.create, to_bob, ETH // 1000, 1, False, "", 3600
+            )
+            lying = replace(real, total=100 * ETH)
+            fake = replace(real, contract=bytes.fromhex(bxd[2:]), secret=secrets.token_bytes(32))
+            refused = []
+            for card_ in (lying, fake):
+                posted = await mallory.client.redenvelopes._post(
+                    to_bob, RedEnvelopeCard(card_.encode()), "🧧 Red envelope"
+                )
+                refused.append(posted)
+                await wait_for(bob, lambda m=posted: _envelope(bob, to_mallory, m) is not None)
+            with pytest.raises(UsageError, match="does not match the chain .total"):
+                await bob.client.redenvelopes.open(lying.id)
+            for posted, why in zip(refused, ("does not match", "not the Boxless"), strict=True):
+                e = await _until(anvil, bob, to_mallory, posted, lambda e: e["reason"] != "")
+                assert e["status"] == "refused" and why in str(e["reason"])
 
             # In BXD (an ERC-20): approve + deposit; claims paid in BXD, named by the wallet.
             assert alice.client.redenvelopes.currency_of("bxd") == (bytes.fromhex(bxd[2:]), 6)
