@@ -30,6 +30,7 @@ import trio
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from boxless.bot import Bot  # noqa: E402
+from boxless.bot.inbox import Limits  # noqa: E402
 from boxless.cli.shop_demo import coffee_bundle  # noqa: E402
 from boxless.identity.keys import Identity  # noqa: E402
 from examples.coffee import bot as coffee  # noqa: E402
@@ -47,7 +48,10 @@ async def run(base: Path, n: int) -> list[float]:
             running_client(base / "alice", [s1.addrs()[0]]) as alice,
             running_client(base / "shop", [s2.addrs()[0]]) as shop,
         ):
-            await nursery.start(Bot(coffee.app, shop).run)
+            # a latency bench, not a flood: above the per-user rate (5/s) the inbox would
+            # drop requests once the round trip is under 200 ms
+            limits = Limits(rate=1000.0, burst=1000)
+            await nursery.start(Bot(coffee.app, shop, limits=limits).run)
             await alice.add_contact(shop.account.contact_code(time.time()).link)
             with trio.fail_after(30):  # the bot accepts by itself
                 while not alice.contacts() or alice.contacts()[0].state != "accepted":  # noqa: ASYNC110

@@ -7,9 +7,8 @@ times. Measured in the page: from the tap (a capturing click listener) to the
 app frame's ``load`` event (the page, its 1 MiB script and image loaded and run:
 an upper bound of first paint), and inside the frame where the time goes: its
 navigation, its page, its first contentful paint (the browser's paint timing,
-the issue's "first paint"), its scripts run, and how many of its files came over
-the network (the UI frames a versioned folder cached for good: none after the
-first open). Also: pack and verify time of the bundle.
+the issue's "first paint") and its scripts run. Also: pack and verify time of the
+bundle.
 
     python bench/bench_miniapps.py [--runs 15]
 """
@@ -83,18 +82,17 @@ def bundle(dev: Identity, bot: str) -> bytes:
 
 FRAME_PHASES = """() => {
   const n = performance.getEntriesByType("navigation")[0];
-  const res = performance.getEntriesByType("resource");
   const paint = performance.getEntriesByName("first-contentful-paint")[0];
   return {origin: performance.timeOrigin, html: n.responseEnd, interactive: n.domInteractive,
           paint: paint ? paint.startTime : -1,
-          load: n.loadEventStart, fetched: res.filter((r) => r.transferSize > 0).length};
+          load: n.loadEventStart};
 }"""
 
 
 def phase(page: sync_api.Page) -> dict[str, float]:
     """Where an open's milliseconds go, from the tap: the frame's navigation starts,
-    its page arrives, its scripts have run (DOM interactive), it has loaded; and
-    how many of its files came over the network (not from the cache)."""
+    its page arrives, its first contentful paint, its scripts have run (DOM
+    interactive), it has loaded."""
     tap = page.evaluate("() => performance.timeOrigin + window.__t.tap")
     frame = page.frames[1]  # the app frame
     f = frame.evaluate(FRAME_PHASES)
@@ -105,7 +103,6 @@ def phase(page: sync_api.Page) -> dict[str, float]:
         "tap -> scripts run (DOM interactive)": start + f["interactive"],
         "tap -> load": start + f["load"],
         "tap -> first contentful paint": start + f["paint"] if f["paint"] >= 0 else -1,
-        "files fetched (not cached)": f["fetched"],
     }
 
 
