@@ -186,12 +186,3 @@ def _relay_fee_attack(
         assert _fee_of(result[2]) == (bot, 3, 0)  # the front-runner earns nothing
 
     return steps, check
-
-
-def _fee_of(result: dict[str, object]) -> tuple[bytes, int, int]:
-    """(relayer, amount, fee) of a claim step's Claimed log."""
-    (log,) = [lg for lg in result["logs"] if bytes.fromhex(lg["topics"][0][2:]) == CLAIMED]  # type: ignore[attr-defined]
-    _, amount, relayer, fee = decode(
-        ["uint256", "uint256", "address", "uint256"], bytes.fromhex(log["data"][2:])
-    )
-    return relayer, amount, fee
