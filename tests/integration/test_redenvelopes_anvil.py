@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from mnemonic import Mnemonic
 
-from boxless.client.escrow import Escrow, WrongCurrency
+from boxless.client.escrow import Escrow, NotEscrow, WrongCurrency
 from boxless.client.redenvelopes_chain import RedEnvelopeContract, due_refunds
 from boxless.client.redenvelopes_core import (
     ALLOWED,
@@ -299,6 +299,16 @@ def test_token_envelope_and_escrow(rpc: Rpc) -> None:
     buyer.reclaim(deal2)
     assert _token_balance(alice, token, alice.address) == before + 1_000
     assert [e for e, _ in buyer.events(deal2)] == ["paid", "reclaimed"]
+
+    # A look-alike escrow (here BXD's address: any code but the shipped escrow's) that
+    # a scam shop talks the buyer into: nothing is paid, no deal reads as funded.
+    fake = Escrow(alice, token)
+    before = alice.balance(alice.address)
+    with pytest.raises(NotEscrow, match="not the Boxless escrow"):
+        fake.pay(shop.address, ETH // 10, _now(rpc) + 600, b"scam")
+    with pytest.raises(NotEscrow):
+        Escrow(shop, token).status(1)
+    assert alice.balance(alice.address) == before
 
 
 def test_escrow_release_refund_timeout(rpc: Rpc) -> None:

@@ -11,15 +11,21 @@ two transactions). One :class:`Escrow` object handles one currency (``token``,
 ETH by default): :meth:`Escrow.status` of a deal paid in another currency raises
 :class:`WrongCurrency`, so a seller (a bot) never counts 10 units of some token a
 buyer picked as 10 wei-or-whatever of the currency it sells in.
+
+The address is the user's or the operator's word (``boxless wallet escrow 0x…``),
+which a scam shop could talk someone into: before the first payment or status
+read, the code there must be the shipped ``Escrow.runtime.bin`` (:class:`NotEscrow`
+otherwise: nothing is paid to a look-alike that would just keep the money, and a
+seller never takes a look-alike's "funded" for a payment).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from boxless.errors import PeerError
+from boxless.errors import PeerError, UsageError
 from boxless.payments.errors import BadRpcResponse
-from boxless.payments.evmcall import Signer, call_data, decode, topic
+from boxless.payments.evmcall import Signer, artifact, call_data, decode, topic
 
 STATES = {0: "none", 1: "open", 2: "released", 3: "refunded", 4: "reclaimed"}
 PAID = topic("Paid(uint256,address,address,uint256,uint256,bytes32,address)")
@@ -35,6 +41,10 @@ ETH = b"\x00" * 20
 
 class WrongCurrency(PeerError):
     """The deal was paid in another currency than the one this escrow client handles."""
+
+
+class NotEscrow(UsageError):
+    """The configured escrow address does not hold the Boxless escrow contract."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +69,22 @@ class Escrow:
         self.signer = signer
         self.address = address
         self.token = token
+        self._genuine = False
 
     @classmethod
     def deploy(cls, signer: Signer, token: bytes = ETH) -> Escrow:
         return cls(signer, signer.deploy("Escrow"), token)
+
+    def check_genuine(self) -> None:
+        """:class:`NotEscrow` unless ``address`` runs the shipped escrow code (read once)."""
+        if self._genuine:
+            return
+        if self.signer.code(self.address) != artifact("Escrow", runtime=True):
+            raise NotEscrow(
+                f"0x{self.address.hex()} is not the Boxless escrow contract: nothing was paid;"
+                " set the escrow address again (`boxless wallet escrow 0x…`)"
+            )
+        self._genuine = True
 
     def pay(self, seller: bytes, amount: int, deadline: int, ref: bytes = b"") -> int:
         """Deposit ``amount`` (wei, or the token's base units: approved first) for
@@ -70,6 +92,7 @@ class Escrow:
         an order id) is logged with it."""
         if len(ref) > MAX_REF:
             raise ValueError(f"an escrow reference is at most {MAX_REF} bytes")
+        self.check_genuine()
         args = [seller, deadline, ref.ljust(32, b"\x00")]
         if self.token == ETH:
             payload = call_data("pay(address,uint256,bytes32)", args)
@@ -97,7 +120,8 @@ class Escrow:
 
     def status(self, deal: int) -> Deal:
         """The deal as the chain has it; :class:`WrongCurrency` if it was paid in
-        another currency than ours."""
+        another currency than ours, :class:`NotEscrow` for a look-alike contract."""
+        self.check_genuine()
         raw = self.signer.call(self.address, call_data("deals(uint256)", [deal]))
         buyer, seller, amount, deadline, ref, state, token = decode(
             ["address", "address", "uint256", "uint256", "bytes32", "uint8", "address"], raw
