@@ -445,3 +445,52 @@ def test_cli_stealth(
     while int(rpc.call("eth_getBalance", [dest, "latest"]), 16) == 0:
         assert time.monotonic() < deadline, "the sweep was not mined"
         time.sleep(0.05)
+
+
+HOSTILE = Path(__file__).resolve().parents[1] / "chain/HostileToken.bin"
+
+
+def _hostile(rpc: Rpc, owner: MiningSigner, mode: int) -> bytes:
+    """A token that attacks its caller (tests/chain/HostileToken.vy): 1 fee on
+    transfer, 2 returns false, 3 re-enters ``target`` with ``payload``."""
+    code = bytes.fromhex(HOSTILE.read_text().strip()[2:])
+    receipt = owner.transact(None, code + mode.to_bytes(32, "big") + (10**12).to_bytes(32, "big"))
+    assert receipt.contract_address is not None
+    return receipt.contract_address
+
+
+def test_hostile_tokens_move_nothing_they_should_not(rpc: Rpc) -> None:
+    """A sender or buyer's token that takes a fee on transfer or returns false is
+    refused at deposit (envelope and escrow); a token that re-enters the envelope
+    contract while paying a claim (a second claim from inside the first) is stopped
+    by the reentrancy lock, and the second claim still works on its own."""
+    alice, shop = (MiningSigner(rpc, secrets.token_bytes(32)) for _ in range(2))
+    for who in (alice, shop):
+        rpc.call("anvil_setBalance", ["0x" + who.address.hex(), hex(ETH)])
+    contract = RedEnvelopeContract.deploy(alice, alice._key)
+    escrow = Escrow.deploy(alice)
+    expiry = _now(rpc) + 600
+    for mode, reason in ((1, "delivered another amount"), (2, "token transfer failed")):
+        token = _hostile(rpc, alice, mode)
+        with pytest.raises(ContractReverted, match=reason):
+            contract.create(secrets.token_bytes(32), 1_000, 2, True, expiry, token=token)
+        with pytest.raises(ContractReverted, match=reason):
+            Escrow(alice, escrow.address, token).pay(shop.address, 1_000, expiry, b"x")
+        assert _token_balance(alice, token, contract.address) == 0
+        assert _token_balance(alice, token, escrow.address) == 0
+
+    token = _hostile(rpc, alice, 3)
+    secret = secrets.token_bytes(32)
+    env_id = contract.create(secret, 1_000, 2, False, expiry, token=token)
+    card = Card(rpc.chain_id, contract.address, alice.address, secret, GROUP, 1_000, 2, False,
+                expiry, "", token)  # fmt: skip
+    (m1, r1), (m2, r2) = [(secrets.token_bytes(32), secrets.token_bytes(20)) for _ in range(2)]
+    inner = contract.claim_payload(card, m2, r2)  # a genuine ticket, replayed from inside
+    alice.transact(token, call_data("arm(address,bytes)", [contract.address, inner]))
+    assert contract.claim(card, m1, r1).amount == 500  # the outer claim pays
+    reentered = alice.call(token, call_data("reentered()", []))
+    assert decode(["bool"], reentered) == [False]  # the inner claim was refused
+    assert [c.recipient for c in contract.claims(env_id)] == [r1]
+    alice.transact(token, call_data("arm(address,bytes)", [b"\x00" * 20, b""]))
+    assert contract.claim(card, m2, r2).amount == 500  # on its own it works
+    assert _token_balance(alice, token, contract.address) == 0
