@@ -144,3 +144,46 @@ def test_inbox_buckets_refill_and_users_take_turns() -> None:
     assert inbox.offer("a", 3, 0.5)  # one token back after half a second at 2/s
     assert not inbox.offer("a", 4, 0.5)
     assert inbox.offer("c", 201, 10.0)  # idle full buckets are forgotten
+
+
+async def test_a_request_sent_while_the_bot_was_down_is_answered_when_it_starts(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The request waits in the store; the bot listens before its client's catch-up
+    ends, so the catch-up's app_message reaches it (before: emitted to nobody)."""
+    from boxless.client.core import Client
+    from boxless.client.memory_transport import MemoryNetwork
+    from boxless.identity.account import open_account
+    from tests.memnet_fixtures import PASS, POW, befriend, make_account, running, wall_ns
+
+    net = MemoryNetwork(now_ns=wall_ns)
+    for name in ("alice", "shop"):
+        make_account(homes / name, name.title())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(net.run)
+        async with running(net, homes / "alice", "alice") as alice:
+            async with running(net, homes / "shop", "shop") as shop:
+                await befriend(alice, shop)
+                shop_key = shop.me
+            alice.client.miniapps.install(bundle(shop_key))
+            rid = os.urandom(16)
+            payload = json.dumps({"a": 2, "b": 3}).encode()
+            await alice.client.miniapps.send_app_message(shop_key, APP, "request", rid, payload)
+            await trio.sleep(5)  # sent: the shop is offline, the store keeps it
+            account = open_account(homes / "shop", PASS)
+            transport = net.transport("shop")
+            try:
+                async with alice.client.events() as events, trio.open_nursery() as inner:
+                    client = Client(account, transport, clock=wall, pow_difficulty=POW)
+                    await inner.start(client.run)  # started: the catch-up runs now
+                    await inner.start(Bot(echo_app(), client).run)
+                    with trio.fail_after(600):
+                        async for e in events:
+                            if e.type == "app_message" and e.request_id == rid.hex():
+                                assert e.payload["sum"] == 5
+                                break
+                    inner.cancel_scope.cancel()
+            finally:
+                transport.close()
+                account.close()
+        nursery.cancel_scope.cancel()

@@ -147,10 +147,13 @@ class Bot:
     # -- running -----------------------------------------------------------------------------
 
     async def run(self, *, task_status: TaskStatus[Bot] = trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled (cancellation stops handlers and jobs mid-way)."""
-        await self.client.ready.wait()
+        """Serve until cancelled (cancellation stops handlers and jobs mid-way).
+
+        Listens before the client's catch-up from store history ends: a request sent
+        while the bot was down arrives in it (before, it was emitted to nobody)."""
         self._started_ms = int(self.client.clock() * 1000) - 1000
         async with self.client.events(buffer=4096) as events, trio.open_nursery() as nursery:
+            await self.client.ready.wait()
             nursery.start_soon(self._dispatch)
             for seconds, job in self.app.jobs:
                 nursery.start_soon(self._every, seconds, job)
