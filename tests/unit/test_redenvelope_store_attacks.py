@@ -1,10 +1,12 @@
 """The red-envelope table against a peer who floods it with cards (sans chain): the
 table stays bounded when every row is still open, our own envelopes always go in
 (their refunds depend on it), and the watcher's round puts ours first and then the
-least recently looked at, so cards that fail every look cannot starve the others."""
+least recently looked at, so cards that fail every look cannot starve the others;
+a copy forwarded from another chat first does not keep the real card out."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from boxless.client import redenvelope_store as rs
@@ -60,4 +62,26 @@ def test_the_watchers_round_is_ours_first_then_least_recently_looked_at(tmp_path
         assert batch[0].outgoing  # ours every tick
         looked += [int.from_bytes(r.envelope_id, "big") for r in batch[1:]]
     assert sorted(i for i in looked if i != 10) == [0, 1, 2, 3, 4, 9]  # 9 is not starved
+    u.close()
+
+
+def test_a_card_forwarded_first_from_another_chat_does_not_poison_the_real_one(
+    tmp_path: Path,
+) -> None:
+    """Mallory forwards Alice's group card to Bob 1:1 before Bob gets it in the group:
+    the copy is kept refused, and the real card, arriving later in its own chat,
+    replaces it (a refused row never blocks the card it copies)."""
+    u = _db(tmp_path)
+    env_id = (7).to_bytes(32, "big")
+    forwarded = rs.EnvelopeRow(env_id, "contact:" + "0e" * 32, "m-fwd", b"\x0e" * 32, False,
+                               b"{}", "open", None, "this envelope was made for another chat", 1)  # fmt: skip
+    real = rs.EnvelopeRow(env_id, "group:" + "ab" * 16, "m-real", b"\x0a" * 32, False, b"{}",
+                          "open", None, "", 2)  # fmt: skip
+    with u.transaction() as cur:
+        assert rs.add(cur, forwarded)
+        assert rs.add(cur, real)
+        assert rs.get(cur, env_id) == real
+        assert not rs.add(cur, forwarded)  # and a refused copy never replaces a good row
+        assert not rs.add(cur, replace(real, message_id="m-again"))  # first good one stays
+        assert rs.get(cur, env_id) == real
     u.close()

@@ -62,12 +62,23 @@ def add(cur: Cursor, row: EnvelopeRow, limit: int = MAX_ENVELOPES) -> bool:
         count -= cur.rowcount
         if count >= limit and not row.outgoing:
             return False  # a flood of open cards: the peer's new ones wait, ours go in
+    values = (row.envelope_id, row.chat, row.message_id, row.author, int(row.outgoing), row.card,
+              row.state, None if row.my_amount is None else str(row.my_amount), row.reason,
+              row.created_ms, row.created_ms)  # fmt: skip
     cur.execute(
         f"INSERT OR IGNORE INTO redenvelope ({_COLS}, updated_ms) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        (row.envelope_id, row.chat, row.message_id, row.author, int(row.outgoing), row.card,
-         row.state, None if row.my_amount is None else str(row.my_amount), row.reason,
-         row.created_ms, row.created_ms),
-    )  # fmt: skip
+        values,
+    )
+    if cur.rowcount or row.reason:
+        return bool(cur.rowcount)
+    # Known, but refused: a copy forwarded from another chat (or a lying card) came
+    # first. The card that arrives in the chat it names takes its place; otherwise a
+    # member who forwarded it first would keep us from ever opening the real one.
+    cur.execute(
+        f"UPDATE redenvelope SET ({_COLS}, updated_ms) = (?,?,?,?,?,?,?,?,?,?,?)"
+        " WHERE envelope_id = ? AND reason != '' AND outgoing = 0",
+        (*values, row.envelope_id),
+    )
     return bool(cur.rowcount)
 
 
