@@ -5,7 +5,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from pathlib import Path
+from typing import Any
 
+import trio
+import trio.testing
+
+from boxless.client.calls import TURN_ASK_EVERY
+from boxless.errors import PeerError
 from boxless.node.turn_service import (
     GRANT_BURST,
     GRANT_EVERY,
@@ -13,6 +20,7 @@ from boxless.node.turn_service import (
     MAX_PEERS_TRACKED,
     TurnIssuer,
 )
+from tests.memnet_fixtures import memnet
 
 SECRET = b"s" * 64
 CLIENTS = {"light-1", "light-2"}
@@ -54,3 +62,37 @@ def test_the_rate_table_is_bounded() -> None:
     for n in range(MAX_PEERS_TRACKED + 500):
         i.answer(n, 1.0)
     assert len(i._buckets) == MAX_PEERS_TRACKED
+
+
+async def test_the_client_asks_its_node_in_the_background_and_falls_back(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """``Calls.ice_servers_now``: the configured servers at once; the node's grant once
+    it came; a node that has no TURN is asked again only after a minute."""
+    async with memnet(tmp_path, ("alice",)) as (net, (alice,)):
+        calls = alice.client.calls
+        calls.ice_servers = ["stun:stun.example:3478"]
+        asked: list[float] = []
+        offer: dict[str, Any] | None = None
+
+        async def node() -> dict[str, Any]:  # what request_turn returns or raises
+            asked.append(trio.current_time())
+            if offer is None:
+                raise PeerError("the node refused TURN credentials: not a light client")
+            return offer
+
+        calls.turn_source = node
+        assert await calls.ice_servers_now() == [{"urls": "stun:stun.example:3478"}]
+        await trio.sleep(1)
+        assert len(asked) == 1 and len(await calls.ice_servers_now()) == 1  # no TURN, not asked
+        assert len(asked) == 1
+        offer = issuer().answer("light-1", alice.client.clock())
+        await trio.sleep(TURN_ASK_EVERY)
+        await calls.ice_servers_now()
+        await trio.sleep(1)
+        got = await calls.ice_servers_now()
+        assert len(asked) == 2 and got[1]["urls"] == offer["urls"]
+        assert got[1]["username"] == offer["username"]
+        await trio.sleep(10)
+        await calls.ice_servers_now()
+        assert len(asked) == 2  # the grant is kept for half its life

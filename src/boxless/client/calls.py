@@ -109,6 +109,7 @@ class Calls:
         self._grant: dict[str, Any] | None = None  # the node's last answer, until it expires
         self._grant_until = 0.0
         self._grant_asked = -3600.0
+        self._nursery: trio.Nursery | None = None
         self._candidates: list[str] = []
         self._signal_bytes = 0  # plaintext bytes of the running call's signals we sent
         self._wake = trio.Event()
@@ -123,6 +124,7 @@ class Calls:
     async def run(self) -> None:
         """Ring and connect timeouts, keep-alives, lost peers; until cancelled."""
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery  # TURN asks run here (ice_servers_now)
             if self.group is not None:
                 nursery.start_soon(self.group.run)
             nursery.start_soon(self._run)
@@ -139,27 +141,33 @@ class Calls:
     # -- for the API ---------------------------------------------------------------------
 
     async def ice_servers_now(self) -> list[dict[str, Any]]:
-        """:meth:`ice_config` plus the TURN our service node advertises (asked when the
-        last grant is past half its life; a node that offers none is asked again after
-        :data:`TURN_ASK_EVERY` s); our own configuration is the fallback."""
+        """:meth:`ice_config` plus the TURN our service node advertises. The node is
+        asked in the background (never on the ring's path) when the last grant is past
+        half its life, a node that offered none again after :data:`TURN_ASK_EVERY` s;
+        our own configuration is the fallback."""
         now = self.clock()
         stale = self._grant is None or now > self._grant_until
         if self.turn_source is not None and stale and now - self._grant_asked >= TURN_ASK_EVERY:
-            self._grant_asked = now
-            try:
-                with trio.fail_after(5):
-                    grant = await self.turn_source()
-                self._grant = grant
-                self._grant_until = now + int(grant["ttl_s"]) / 2
-            except (BoxlessError, trio.TooSlowError) as exc:
-                logger.info("no TURN from our service node: %s", exc)
+            if self._nursery is not None:
+                self._grant_asked = now
+                self._nursery.start_soon(self._ask_turn, self.turn_source)
         out: list[dict[str, Any]] = list(self.ice_config())
-        if self._grant is not None and now <= self._grant_until + int(self._grant["ttl_s"]) / 2:
-            g = self._grant
+        g = self._grant
+        if g is not None and now <= self._grant_until + int(g["ttl_s"]) / 2:
             out.append(
                 {"urls": g["urls"], "username": g["username"], "credential": g["credential"]}
             )
         return out
+
+    async def _ask_turn(self, source: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+        try:
+            with trio.fail_after(10):
+                grant = await source()
+        except (BoxlessError, trio.TooSlowError) as exc:
+            logger.info("no TURN from our service node: %s", exc)
+            return
+        self._grant = grant
+        self._grant_until = self.clock() + int(grant["ttl_s"]) / 2
 
     def ice_config(self) -> list[dict[str, str]]:
         """RTCPeerConnection ``iceServers``: turn: URLs get fresh short-lived credentials."""
