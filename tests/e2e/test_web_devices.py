@@ -44,7 +44,7 @@ def test_link_a_device_by_qr_list_and_revoke(world: Any, browser: Any, tmp_path:
     home2.mkdir()
     laptop = UserProcess("Alice laptop", home2, [world.s2.addr, world.s1.addr]).launch()
     world.people.append(laptop)
-    laptop.wait_ready(90)
+    laptop.wait_ready(180)
     new = open_ui(browser, laptop, DESKTOP)
     new.locator("#link-existing").click()
     new.locator("#link-passphrase").fill(PASS)

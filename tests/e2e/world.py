@@ -62,7 +62,7 @@ class World:
             users.append(user)
             self.people.append(user)
         for user in users:
-            user.wait_ready(90)
+            user.wait_ready(180)  # a start took > 90 s at load 27 on 2 cores
         return users
 
     def person(self, name: str, extra_args: Iterable[str] = ()) -> UserProcess:
