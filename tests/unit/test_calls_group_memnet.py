@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
 from boxless.calls.group import LOST_AFTER
 from boxless.chat import envelope as env
 from boxless.chat.topics import contact_topic
+from boxless.errors import UsageError
 from tests.memnet_fixtures import Person, befriend, homes, memnet, settle, wait_for
 from tests.unit.test_calls_core import sdp
 from tests.unit.test_groups_memnet import make_group
@@ -61,7 +63,8 @@ async def test_a_group_call_of_three_over_member_cards(
         for p in (bob, carol):
             await wait_for(p, lambda p=p: cur(p) is not None)  # type: ignore[misc]
             c = cur(p)
-            assert c is not None and c["ringing"] and c["started_by"] == alice.me.hex()
+            assert c is not None and c["ringing"] and c["rung"]
+            assert c["started_by"] == alice.me.hex()
         # Bob joins first, then Carol (a member who is not Bob's contact)
         for p in (bob, carol):
             group = p.client.calls.group
@@ -97,6 +100,8 @@ async def test_a_group_call_of_three_over_member_cards(
         # the call holds on keep-alives
         await settle(LOST_AFTER + 5)
         assert len(others(alice)) == 2
+        with pytest.raises(UsageError, match="group call"):  # one call at a time
+            await alice.client.calls.start(bob.me, sdp(1), False)
 
         # -- the attacker: a non-member rings, joins, answers; a replay of the ended call
         bob_core = bg.core

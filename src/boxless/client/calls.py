@@ -190,15 +190,14 @@ class Calls:
     async def start(self, identity_key: bytes, offer_sdp: str, video: bool) -> dict[str, Any]:
         """Ring an accepted contact with our browser's offer."""
         self.conversations.accepted(identity_key)
-        if self.group is not None and self.group.core.current is not None:
-            if not self.group.core.current.ringing:
-                raise UsageError("you are in a group call: leave it first")
+        self._not_in_group_call()
         call_id = os.urandom(env.CALL_ID_BYTES)
         out = self.core.start(identity_key, call_id, offer_sdp, video, self.clock())
         await self._execute(out)
         return self._json(out)
 
     async def accept(self, call_id: bytes, answer_sdp: str) -> dict[str, Any]:
+        self._not_in_group_call()
         out = self.core.accept(call_id, answer_sdp, self.clock())
         await self._execute(out)
         return self._json(out)
@@ -224,6 +223,11 @@ class Calls:
         for i in range(0, max(1, len(candidates)), step):
             chunk = candidates[i : i + step]
             await self._execute(self.core.local_candidates(call_id, chunk, self.clock()))
+
+    def _not_in_group_call(self) -> None:
+        running = self.group.core.current if self.group is not None else None
+        if running is not None and not running.ringing:
+            raise UsageError("you are in a group call: leave it first")
 
     def history(self, identity_key: bytes | None = None, limit: int = 50) -> list[dict[str, Any]]:
         with self.db.transaction() as cur:

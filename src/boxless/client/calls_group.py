@@ -132,6 +132,7 @@ class GroupCalls:
         self._started_by = b""
         self._seen: dict[bytes, None] = {}  # everyone heard in the running call, in order
         self._joined_at: float | None = None
+        self._rung = False  # the running call rang us (else we saw a member join it)
         self._wake = trio.Event()
 
     async def run(self) -> None:
@@ -183,6 +184,7 @@ class GroupCalls:
             "chat": f"group:{call.group_id.hex()}",
             "video": call.video,
             "ringing": call.ringing,
+            "rung": call.ringing and self._rung,
             "started_by": self._started_by.hex(),
             "started_by_name": names.get(self._started_by, ""),
             "started_at_ms": _ms(call.started_at),
@@ -256,6 +258,7 @@ class GroupCalls:
         self._seen = {}
         self._started_by = started_by
         self._joined_at = None
+        self._rung = False
 
     # -- from the receive pipeline -------------------------------------------------------
 
@@ -282,11 +285,13 @@ class GroupCalls:
         out = self.core.receive(r.sender, signal, now, members=members)
         if not out:
             return None
-        rung = before is None and self.core.current is not None  # rung, or a running call seen
+        new = before is None and self.core.current is not None  # rung, or a running call seen
+        rung = kind is GroupSignalKind.RING
 
         async def follow_up() -> None:  # after the receive transaction committed
-            if rung:
+            if new:
                 self._reset(r.sender)
+                self._rung = rung
             await self._execute(out)
 
         return follow_up
@@ -342,6 +347,7 @@ class GroupCalls:
         with self.db.transaction() as cur:
             call_store.put_group_call(cur, row)
         self._pairs = {}
+        self._rung = False
 
     async def _execute(self, out: list[GroupOut]) -> None:
         self._apply(out)
