@@ -251,3 +251,16 @@ def test_photos_voice_and_a_file_in_the_browser(
     pb.locator(".att-tile.video .att-get").click()  # kept on request
     expect(pb.locator(".att-tile.video.ready")).to_have_count(1)
     print(f"group album with a video seen and played: {time.monotonic() - t0:.1f} s")
+
+    # The group picture, an attachment: Alice (admin) picks one in the group's info;
+    # Bob's chat list shows the op's thumbnail, then the fetched picture
+    pa.evaluate(f"location.hash = '#/group-info/{gid}'")
+    pa.locator("#group-picture").set_input_files(str(photos[1]))
+    wait_for("the picture set", lambda: alice.call("GET", f"/groups/{gid}")["avatar_url"])
+    url = alice.call("GET", f"/groups/{gid}")["avatar_url"]
+    wait_for("Bob's group has it", lambda: bob.call("GET", f"/groups/{gid}")["avatar_url"] == url)
+    tab(pb, "chats")
+    pic = pb.locator(".group-row", has_text="Pictures").locator("img.avatar")
+    expect(pic).to_have_attribute("src", url)  # the picture, fetched by Bob's node
+    wait_for("the picture drawn", lambda: pic.evaluate("i => i.complete && i.naturalWidth > 0"))
+    shot(pb, "group-picture")
