@@ -28,6 +28,7 @@ from boxless.client.redenvelopes import POLL_S
 from boxless.client.redenvelopes_core import sign_opened
 from boxless.errors import UsageError
 from boxless.payments.devnet import Anvil, deploy_token, fund_account
+from boxless.payments.errors import RpcRefused
 from boxless.payments.evmcall import call_data, decode
 from boxless.payments.hdwallet import address_bytes, checksum_address, derive_private_key
 from boxless.payments.rpc import Rpc
@@ -50,7 +51,11 @@ LOOKS = 60
 
 def _rpc(chain: Anvil, method: str, params: list[object]) -> object:
     body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-    return httpx.post(chain.url, json=body, timeout=5).json()["result"]
+    for _ in range(5):  # a "latest" read that raced a new block (--prune-history) again
+        answer = httpx.post(chain.url, json=body, timeout=5).json()
+        if "BlockOutOfRange" not in str(answer.get("error", "")):
+            return answer["result"]
+    raise AssertionError(f"{method}: {answer}")
 
 
 def _setup(p: Person, chain: Anvil, fund: int, token: str | None = None) -> bytes:
@@ -80,9 +85,17 @@ async def _until(chain: Anvil, p: Person, chat: str, mid: str, pred: object) -> 
 
 
 def _token_balance(rpc: Rpc, token: str, who: bytes) -> int:
+    """BXD held by ``who``; a read of "latest" that raced a new block on anvil
+    --prune-history (BlockOutOfRangeError) is read again, as the app's reads are."""
     payload = call_data("balanceOf(address)", [who])
-    raw = rpc.call("eth_call", [{"to": token, "data": "0x" + payload.hex()}, "latest"])
-    return int(decode(["uint256"], bytes.fromhex(raw[2:]))[0])
+    for attempt in range(5):
+        try:
+            raw = rpc.call("eth_call", [{"to": token, "data": "0x" + payload.hex()}, "latest"])
+            return int(decode(["uint256"], bytes.fromhex(raw[2:]))[0])
+        except RpcRefused as exc:
+            if "BlockOutOfRange" not in str(exc) or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 @asynccontextmanager
