@@ -189,7 +189,7 @@ async function syncOnce() {
   }
   const was = state;
   state = now;
-  if (now.ringing && !owner && (!was || was.call_id !== now.call_id)) startTone("ring");
+  if (now.rung && !owner && (!was || was.call_id !== now.call_id)) startTone("ring");
   if (!owner || now.ringing) {
     render();
     return;
@@ -315,7 +315,8 @@ function ensureScreen() {
 }
 
 function render() {
-  if (!state || (!owner && !state.ringing)) {
+  // the ring screen only when we were rung; a call seen running shows the chat's banner
+  if (!state || (!owner && !state.rung)) {
     if (screen) screen.remove();
     screen = null;
     return;
