@@ -5,7 +5,8 @@ Bob's second address (a notice for it) gets nothing; both see who opened which
 with the chain's amounts and the best luck; an envelope in BXD (the devnet's
 ERC-20) pays both in BXD and is named BXD; a late opener
 of a one-share envelope is told it's empty; an envelope nobody opens is refunded
-to Alice by her own client after expiry; a stranger's forwarded card is never
+to Alice by her own client after expiry, and so is one of hers on the contract
+shipped before an upgrade; a stranger's forwarded card is never
 openable, nor one whose card lies about the chain or names another contract."""
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from boxless.chat.redenvelope import RedEnvelopeCard, RedEnvelopeOpened
 from boxless.client import redenvelope_store as rs
 from boxless.client.memory_transport import MemoryNetwork
 from boxless.client.redenvelopes import POLL_S
-from boxless.client.redenvelopes_core import sign_opened
+from boxless.client.redenvelopes_chain import RedEnvelopeContract
+from boxless.client.redenvelopes_core import Card, sign_opened
 from boxless.errors import UsageError
 from boxless.payments.devnet import Anvil, deploy_token, fund_account
 from boxless.payments.errors import RpcRefused
@@ -45,6 +47,7 @@ from tests.memnet_fixtures import (
 )
 
 pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
 ETH = 10**18
 LOOKS = 60
 
@@ -269,6 +272,26 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
                 me = checksum_address(alice.client.redenvelopes.address())
                 return int(str(_rpc(anvil, "eth_getBalance", [me, "latest"])), 16)
 
+            # An envelope of Alice's on the contract shipped before an upgrade (its code
+            # is not today's): her client still refunds it after expiry, then lets it be.
+            signer = alice.client.redenvelopes.signer()
+            old_code = (ROOT / "tests/chain/RedEnvelopePrevious.bin").read_text().strip()
+            deployed = await trio.to_thread.run_sync(
+                signer.transact, None, bytes.fromhex(old_code[2:])
+            )
+            assert deployed.contract_address is not None
+            previous = RedEnvelopeContract(signer, deployed.contract_address)
+            head = _rpc(anvil, "eth_getBlockByNumber", ["latest", False])
+            old_secret, old_expiry = secrets.token_bytes(32), int(head["timestamp"], 16) + 60  # type: ignore[index]
+            await trio.to_thread.run_sync(
+                previous.create, old_secret, ETH // 20, 2, True, old_expiry
+            )
+            old_card = Card(anvil.chain_id, previous.address, signer.address, old_secret, group,
+                            ETH // 20, 2, True, old_expiry, "")  # fmt: skip
+            with alice.client.db.transaction() as cur:
+                rs.add(cur, rs.EnvelopeRow(old_card.id, group, "m-old", alice.me, True,
+                                           old_card.encode(), "open", None, "", 1))  # fmt: skip
+
             before = balance()
             late = await alice.client.redenvelopes.send(group, 2 * ETH, 3, True, "", expiry_s=60)
             assert balance() < before - 2 * ETH + ETH // 100
@@ -280,4 +303,14 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
                 await trio.to_thread.run_sync(_rpc, anvil, "evm_mine", [])
                 await trio.sleep(POLL_S + 0.5)
             assert balance() > before - ETH // 100
+            for _ in range(LOOKS):  # refunded by Alice's client
+                old = _rpc(anvil, "eth_getBalance", [checksum_address(previous.address), "latest"])
+                if old == "0x0":
+                    break
+                await trio.to_thread.run_sync(_rpc, anvil, "evm_mine", [])
+                await trio.sleep(POLL_S + 0.5)
+            assert old == "0x0"
+            with alice.client.db.transaction() as cur:
+                old_row = rs.get(cur, old_card.id)
+            assert old_row is not None and "previous" in old_row.reason
         nursery.cancel_scope.cancel()

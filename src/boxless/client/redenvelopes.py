@@ -71,7 +71,7 @@ from boxless.client.redenvelopes_view import envelope_json, preview
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import LocalAccount
 from boxless.payments.errors import BadRpcResponse
-from boxless.payments.evmcall import Signer, artifact
+from boxless.payments.evmcall import ContractReverted, Signer, artifact
 from boxless.payments.hdwallet import address_bytes, derive_private_key
 from boxless.payments.rpc import Rpc, quantity
 from boxless.payments.store import PaymentStore
@@ -473,6 +473,8 @@ class RedEnvelopes:
         try:
             contract = self.contract_at(card.contract)
         except NotGenuineContract as exc:  # a peer's card naming some other contract
+            if row.outgoing:  # ours, on the contract this client shipped before an upgrade
+                return self._refund_previous(row, card, now_ms)
             return self._refuse(row, str(exc), now_ms)
         if not row.outgoing:
             found = contract.envelope(row.envelope_id)
@@ -502,6 +504,24 @@ class RedEnvelopes:
         if state != row.state or before != claims or (mine is not None and mine != row.my_amount):
             return row.chat, row.message_id, state
         return None
+
+    def _refund_previous(
+        self, row: rs.EnvelopeRow, card: Card, now_ms: int
+    ) -> tuple[str, str, str] | None:
+        """Our envelope on a previous version of the contract (it was the shipped code
+        when we sent it; its members can no longer open it here): after expiry, send
+        what is left back to us (``refund(bytes32)`` is in every version), then done."""
+        signer = self.signer()
+        if self._chain_time(signer) < card.expiry:
+            with self.db.transaction() as cur:
+                rs.touch(cur, row.envelope_id, now_ms)
+            return None
+        try:
+            RedEnvelopeContract(signer, card.contract).refund(card.id)
+        except ContractReverted as exc:  # refunded already (by anyone), or nothing left
+            logger.info("red envelope %s: %s", row.envelope_id.hex()[:8], exc)
+        why = "made on a previous red-envelope contract: what was left went back to you"
+        return self._refuse(row, why, now_ms)
 
     def _refuse(self, row: rs.EnvelopeRow, reason: str, now_ms: int) -> tuple[str, str, str]:
         """Never openable, and never looked at again (a finished row the cap may drop)."""
