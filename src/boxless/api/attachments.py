@@ -49,7 +49,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from boxless.api.errors import ApiError
-from boxless.api.group_avatars import group_avatar_routes
+from boxless.api.group_avatars import NewPicture, group_avatar_routes
 from boxless.api.multipart import (
     Data,
     Event,
@@ -108,6 +108,7 @@ class AutoDownload(BaseModel):
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("PUT", "/api/v1/attachments/settings"): AutoDownload,
+    ("PUT", "/api/v1/groups/{gid}/avatar"): NewPicture,
 }
 
 
