@@ -379,6 +379,8 @@ class AttachmentManager:
         """A member's files (the group checked membership): rows stored, the text returned."""
         body = msg.body
         assert isinstance(body, env.Attachments)
+        if body.is_note:  # asks travel only 1:1; a member's note here is just shown as such
+            return "📎 (a note about a file, which groups do not use)"
         key = message_id.encode()
         now_ms = self._now_ms()
         chat = f"group:{group_id.hex()}"
