@@ -124,6 +124,16 @@ async def test_pay_into_escrow_after_confirm_answers_the_deal(
         )
         status, answer = await call("release", other)
         assert status == 400 and "not a payment of yours" in answer["error"]["message"]
+        # nor a deal of hers to another seller than the app's bot
+        from boxless.payments.hdwallet import derive_private_key
+
+        key = derive_private_key(alice.account.keystore.load_wallet_seed())
+        mine = Escrow(Signer(rpc, key), escrow.address)
+        elsewhere = await trio.to_thread.run_sync(
+            lambda: mine.pay(stranger.address, 1, 2**40, b"another shop")
+        )
+        status, answer = await call("release", elsewhere)
+        assert status == 400 and "does not pay this app's bot" in answer["error"]["message"]
         status, answer = await call("release", "1")
         assert status == 422
         earned = int(rpc.call("eth_getBalance", [checksum_address(seller.address), "latest"]), 16)
