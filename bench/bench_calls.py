@@ -9,6 +9,10 @@ to compare side by side::
 
     git worktree add /tmp/base <commit>
     .venv/bin/python bench/bench_calls.py -n 15 --tree /tmp/base --tree .
+
+``--group P`` measures a group video call of P people instead (a mesh): A clicks
+"Group video call", the others join the moment they ring; click -> all rung,
+first join -> every page has P-1 connected tiles, click -> all connected.
 """
 
 from __future__ import annotations
@@ -78,23 +82,80 @@ def inner(n: int) -> dict[str, list[float]]:
     return out
 
 
+def inner_group(n: int, people: int) -> dict[str, list[float]]:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, chromium_path, open_ui
+    from tests.e2e.world import World
+
+    fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+    out: dict[str, list[float]] = {"ring": [], "connect": [], "total": []}
+    with tempfile.TemporaryDirectory() as root:
+        world = World(Path(root))
+        try:
+            names = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi"]
+            users = world.persons(*names[:people])
+            for u in users[1:]:
+                world.befriend(users[0], u)
+            gid = world.group(users[0], users[1:], "Bench")
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(
+                    executable_path=chromium_path(), args=CHROMIUM_ARGS + fake
+                )
+                pages = [open_ui(browser, u, DESKTOP) for u in users]
+                for p in pages:
+                    p.evaluate(f"location.hash = '#/group/{gid}'")
+                    p.locator("#group-call-video").wait_for()
+                last = 0.0
+                for i in range(n + 1):  # the first round warms up
+                    # rings are rate-limited per peer (3 per 10 s)
+                    time.sleep(max(0.0, last + 4.0 - time.monotonic()))
+                    t0 = last = time.monotonic()
+                    pages[0].click("#group-call-video")
+                    for p in pages[1:]:
+                        p.locator("#gc-join").wait_for(timeout=60_000)
+                    t1 = time.monotonic()
+                    for p in pages[1:]:
+                        p.click("#gc-join")
+                    for p in pages:
+                        expect(p.locator("#gc-grid .gc-tile.connected")).to_have_count(
+                            people - 1, timeout=120_000
+                        )
+                    t2 = time.monotonic()
+                    for p in pages:
+                        p.click("#gc-leave")
+                    for p in pages:
+                        expect(p.locator("#group-call-screen")).to_have_count(0, timeout=30_000)
+                    if i:
+                        out["ring"].append(t1 - t0)
+                        out["connect"].append(t2 - t1)
+                        out["total"].append(t2 - t0)
+                browser.close()
+        finally:
+            world.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=15, help="timed calls per tree")
     ap.add_argument(
         "--tree", action="append", help="source tree to measure (repeatable; default .)"
     )
+    ap.add_argument("--group", type=int, default=0, help="a group call of this many (3-8)")
     ap.add_argument("--inner", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.inner:
-        print(json.dumps(inner(args.n)))
+        res = inner_group(args.n, args.group) if args.group else inner(args.n)
+        print(json.dumps(res))
         return
     rows = []
     for tree in args.tree or ["."]:
         root = Path(tree).resolve()
         env = {**os.environ, "PYTHONPATH": f"{root / 'src'}:{root}"}
         got = subprocess.run(
-            [sys.executable, str(Path(__file__).resolve()), "--inner", "-n", str(args.n)],
+            [sys.executable, str(Path(__file__).resolve()), "--inner", "-n", str(args.n),
+             "--group", str(args.group)],
             env=env, cwd=root, capture_output=True, text=True, timeout=1800,
         )  # fmt: skip
         if got.returncode:
@@ -107,6 +168,12 @@ def main() -> None:
         "connect": "accept -> both connected",
         "total": "click -> connected",
     }
+    if args.group:
+        names = {
+            "ring": "click -> all rung",
+            "connect": "joins -> all pairs connected",
+            "total": "click -> all connected",
+        }
     for tree, res in rows:
         for k, label in names.items():
             v = res[k]
