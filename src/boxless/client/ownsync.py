@@ -123,8 +123,8 @@ class OwnDeviceSync:
         """Send what changed on this device in ``chats``; how many settings went.
 
         The registers take the new values only once the network took them (or
-        when no other device of ours exists), so a send that failed is tried again
-        on the next event; a register another device moved meanwhile is left as
+        when we have no other device), so a send that failed, or one to devices
+        whose bundles we did not read yet, is tried again on the next event; a register another device moved meanwhile is left as
         it is (its change is newer)."""
         changes: dict[str, tuple[core.Register, core.Register]] = {}
         now_ms = int(self.clock() * 1000)
@@ -141,7 +141,10 @@ class OwnDeviceSync:
                         changes[key] = (held, new)
         if not changes:
             return 0
-        if self.devices.others(self.me, self.my_device_key):
+        others = self.devices.others(self.me, self.my_device_key)
+        if not others and self._linked():
+            return 0  # our roster lists other devices whose bundles we lack yet: later
+        if others:
             entries = [SyncEntry(key, new.value, new.clock) for key, (_, new) in changes.items()]
             try:
                 for batch in _batches(entries):
@@ -162,6 +165,10 @@ class OwnDeviceSync:
                 if store.get_register(cur, key) == held:
                     store.put_register(cur, key, new)
         return len(changes)
+
+    def _linked(self) -> bool:
+        """Whether our roster lists an active device other than this one."""
+        return any(d.curve25519 != self.my_device_key for d in self.devices.roster().devices)
 
     def _current(self, chat: str) -> dict[str, object]:
         if chat.startswith("fav:"):  # "fav:<chat>:<message id>": a saved message
