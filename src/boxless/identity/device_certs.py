@@ -25,15 +25,9 @@ untrusted bytes raise :class:`InvalidDeviceRecord` (a peer error).
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
-from cryptography.hazmat.primitives.hashes import SHA256
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from google.protobuf.message import DecodeError as ProtobufDecodeError
 
 from boxless.errors import ValidationError
@@ -44,7 +38,11 @@ from boxless.identity.keys import (
     DeviceCertificate,
     Identity,
     InvalidCertificate,
-    verify_ed25519,
+    open_for_identity,
+    require_signature,
+    seal_for_identity,
+    signed_digest,
+    u64,
 )
 from boxless.wire import device_pb2
 
@@ -65,10 +63,6 @@ _NONCE_BYTES = 12
 
 class InvalidDeviceRecord(ValidationError):
     """A device link, revocation or roster is malformed or badly signed."""
-
-
-def _u64(value: int) -> bytes:
-    return value.to_bytes(8, "big")
 
 
 def _text(value: str) -> bytes:
@@ -119,7 +113,7 @@ class DeviceLink:
 
     @staticmethod
     def signing_bytes(cert: DeviceCertificate, name: str, platform: str, linked_at: int) -> bytes:
-        return _LINK_TAG + cert.digest() + _text(name) + _text(platform) + _u64(linked_at)
+        return _LINK_TAG + cert.digest() + _text(name) + _text(platform) + u64(linked_at)
 
     @classmethod
     def issue(
@@ -152,12 +146,17 @@ class DeviceLink:
         except InvalidCertificate as exc:
             raise InvalidDeviceRecord(str(exc)) from None
         data = self.signing_bytes(self.certificate, self.name, self.platform, self.linked_at)
-        if not verify_ed25519(self.identity_key, data, self.signature):
-            raise InvalidDeviceRecord("the device link is not signed by its identity")
+        require_signature(
+            self.identity_key,
+            data,
+            self.signature,
+            InvalidDeviceRecord,
+            "the device link is not signed by its identity",
+        )
 
     def digest(self) -> bytes:
         data = self.signing_bytes(self.certificate, self.name, self.platform, self.linked_at)
-        return hashlib.sha256(data + self.signature).digest()
+        return signed_digest(data, self.signature)
 
     def to_proto(self) -> device_pb2.DeviceLink:
         return device_pb2.DeviceLink(
@@ -204,7 +203,7 @@ class DeviceRevocation:
 
     @staticmethod
     def signing_bytes(identity_key: bytes, device_id: bytes, curve: bytes, at: int) -> bytes:
-        return _REVOKE_TAG + identity_key + device_id + curve + _u64(at)
+        return _REVOKE_TAG + identity_key + device_id + curve + u64(at)
 
     @classmethod
     def issue(cls, identity: Identity, link: DeviceLink, revoked_at: int) -> DeviceRevocation:
@@ -224,14 +223,19 @@ class DeviceRevocation:
         data = self.signing_bytes(
             self.identity_key, self.device_id, self.device_curve25519, self.revoked_at
         )
-        if not verify_ed25519(self.identity_key, data, self.signature):
-            raise InvalidDeviceRecord("the device revocation is not signed by its identity")
+        require_signature(
+            self.identity_key,
+            data,
+            self.signature,
+            InvalidDeviceRecord,
+            "the device revocation is not signed by its identity",
+        )
 
     def digest(self) -> bytes:
         data = self.signing_bytes(
             self.identity_key, self.device_id, self.device_curve25519, self.revoked_at
         )
-        return hashlib.sha256(data + self.signature).digest()
+        return signed_digest(data, self.signature)
 
     def to_proto(self) -> device_pb2.DeviceRevocation:
         return device_pb2.DeviceRevocation(
@@ -303,8 +307,8 @@ class DeviceRoster:
         return (
             _ROSTER_TAG
             + identity_key
-            + _u64(serial)
-            + _u64(issued_at)
+            + u64(serial)
+            + u64(issued_at)
             + len(devs).to_bytes(2, "big")
             + b"".join(d.digest() for d in devs)
             + len(revs).to_bytes(2, "big")
@@ -329,8 +333,13 @@ class DeviceRoster:
         data = self.signing_bytes(
             self.identity_key, self.serial, self.issued_at, self.devices, self.revoked
         )
-        if not verify_ed25519(self.identity_key, data, self.signature):
-            raise InvalidDeviceRecord("the device roster is not signed by its identity")
+        require_signature(
+            self.identity_key,
+            data,
+            self.signature,
+            InvalidDeviceRecord,
+            "the device roster is not signed by its identity",
+        )
         for link in self.devices:
             link.verify()
         for rev in self.revoked:
@@ -449,17 +458,10 @@ def device_allowed(roster: DeviceRoster | None, cert: DeviceCertificate) -> bool
 # ---------------------------------------------------------------- published
 
 
-def _published_key(identity_key: bytes) -> ChaCha20Poly1305:
-    hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=_PUBLISHED_INFO)
-    return ChaCha20Poly1305(hkdf.derive(identity_key))
-
-
 def encode_published_roster(roster: DeviceRoster) -> bytes:
     """The payload published on the identity's bundle topic (sealed like a bundle,
     under another key, so an old reader just skips it as an invalid bundle)."""
-    nonce = secrets.token_bytes(_NONCE_BYTES)
-    key = _published_key(roster.identity_key)
-    return nonce + key.encrypt(nonce, roster.to_bytes(), _PUBLISHED_INFO)
+    return seal_for_identity(roster.identity_key, _PUBLISHED_INFO, roster.to_bytes())
 
 
 def decode_published_roster(payload: bytes, identity_key: bytes) -> DeviceRoster:
@@ -467,10 +469,7 @@ def decode_published_roster(payload: bytes, identity_key: bytes) -> DeviceRoster
     _check_len("identity_key", identity_key, KEY_BYTES)
     if not _NONCE_BYTES + 16 <= len(payload) <= MAX_ROSTER_BYTES + 64:
         raise InvalidDeviceRecord("the published roster has a bad size")
-    try:
-        plain = _published_key(identity_key).decrypt(
-            payload[:_NONCE_BYTES], payload[_NONCE_BYTES:], _PUBLISHED_INFO
-        )
-    except InvalidTag:
-        raise InvalidDeviceRecord("the payload is no roster sealed for this identity") from None
+    plain = open_for_identity(identity_key, _PUBLISHED_INFO, payload)
+    if plain is None:
+        raise InvalidDeviceRecord("the payload is no roster sealed for this identity")
     return roster_from_bytes(plain, identity_key)

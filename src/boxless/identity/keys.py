@@ -74,7 +74,8 @@ class ExpiredBundle(InvalidBundle):
 # ------------------------------------------------------------------ helpers
 
 
-def _u64(value: int) -> bytes:
+def u64(value: int) -> bytes:
+    """A time or counter as signed bytes hold it: 8 bytes, big-endian."""
     return value.to_bytes(8, "big")
 
 
@@ -92,6 +93,22 @@ def verify_ed25519(public_key: bytes, data: bytes, signature: bytes) -> bool:
     except (InvalidSignature, ValueError):
         return False
     return True
+
+
+def require_signature(
+    public_key: bytes, data: bytes, signature: bytes, error: type[ValidationError], message: str
+) -> None:
+    """Raise ``error(message)`` unless ``signature`` is ``public_key``'s signature of ``data``.
+
+    ``data`` is a record's domain-separated signing bytes (its tag, then its fields).
+    """
+    if not verify_ed25519(public_key, data, signature):
+        raise error(message)
+
+
+def signed_digest(data: bytes, signature: bytes) -> bytes:
+    """SHA-256 of a record's signing bytes and signature (what a later signature covers)."""
+    return hashlib.sha256(data + signature).digest()
 
 
 def fingerprint(public_key: bytes) -> str:
@@ -195,7 +212,7 @@ class DeviceCertificate:
             + device_curve25519
             + device_ed25519
             + device_sealing_key
-            + _u64(created_at)
+            + u64(created_at)
         )
 
     def _signed_bytes(self) -> bytes:
@@ -242,12 +259,17 @@ class DeviceCertificate:
 
     def verify(self) -> None:
         """Raise InvalidCertificate unless the identity key signed these fields."""
-        if not verify_ed25519(self.identity_key, self._signed_bytes(), self.signature):
-            raise InvalidCertificate("the device certificate's identity signature is invalid")
+        require_signature(
+            self.identity_key,
+            self._signed_bytes(),
+            self.signature,
+            InvalidCertificate,
+            "the device certificate's identity signature is invalid",
+        )
 
     def digest(self) -> bytes:
         """SHA-256 of the signed fields and signature (what a bundle signature covers)."""
-        return hashlib.sha256(self._signed_bytes() + self.signature).digest()
+        return signed_digest(self._signed_bytes(), self.signature)
 
     def to_proto(self) -> identity_pb2.DeviceCertificate:
         return identity_pb2.DeviceCertificate(
@@ -315,8 +337,8 @@ class DeviceBundle:
             + certificate.digest()
             + fallback_key
             + otk
-            + _u64(created_at)
-            + _u64(expires_at)
+            + u64(created_at)
+            + u64(expires_at)
         )
 
     # The shape boxless.crypto.interfaces.DeviceBundle expects:
@@ -343,8 +365,13 @@ class DeviceBundle:
         message = self.signing_bytes(
             self.certificate, self.fallback_key, self.one_time_key, self.created_at, self.expires_at
         )
-        if not verify_ed25519(self.certificate.device_ed25519, message, self.signature):
-            raise InvalidBundle("the device bundle's device signature is invalid")
+        require_signature(
+            self.certificate.device_ed25519,
+            message,
+            self.signature,
+            InvalidBundle,
+            "the device bundle's device signature is invalid",
+        )
         if now >= self.expires_at:
             raise ExpiredBundle(
                 "the device bundle expired; ask your contact for a fresh link or QR code"
@@ -386,9 +413,28 @@ _PUBLISHED_INFO = b"boxless published bundle v1"
 _NONCE_BYTES = 12
 
 
-def _published_key(identity_key: bytes) -> ChaCha20Poly1305:
-    hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=_PUBLISHED_INFO)
+def _published_key(identity_key: bytes, info: bytes = _PUBLISHED_INFO) -> ChaCha20Poly1305:
+    hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=info)
     return ChaCha20Poly1305(hkdf.derive(identity_key))
+
+
+def seal_for_identity(identity_key: bytes, info: bytes, plain: bytes) -> bytes:
+    """``plain`` sealed under a key derived from ``identity_key`` and ``info`` (a domain tag):
+    readable by whoever knows the identity key, by nobody else (a random nonce first)."""
+    nonce = secrets.token_bytes(_NONCE_BYTES)
+    return nonce + _published_key(identity_key, info).encrypt(nonce, plain, info)
+
+
+def open_for_identity(identity_key: bytes, info: bytes, payload: bytes) -> bytes | None:
+    """What :func:`seal_for_identity` sealed, or None if ``payload`` was not sealed so."""
+    if len(payload) < _NONCE_BYTES + 16:
+        return None
+    try:
+        return _published_key(identity_key, info).decrypt(
+            payload[:_NONCE_BYTES], payload[_NONCE_BYTES:], info
+        )
+    except InvalidTag:
+        return None
 
 
 def encode_published_bundle(bundle: DeviceBundle) -> bytes:
@@ -399,9 +445,8 @@ def encode_published_bundle(bundle: DeviceBundle) -> bytes:
     the topic -- can read it; a store node or anyone enumerating the archive sees
     neither identity keys nor device keys.
     """
-    nonce = secrets.token_bytes(_NONCE_BYTES)
     plain = bundle.to_proto().SerializeToString(deterministic=True)
-    return nonce + _published_key(bundle.identity_key).encrypt(nonce, plain, _PUBLISHED_INFO)
+    return seal_for_identity(bundle.identity_key, _PUBLISHED_INFO, plain)
 
 
 def decode_published_bundle(payload: bytes, identity_key: bytes, now: float) -> DeviceBundle:
@@ -415,12 +460,9 @@ def decode_published_bundle(payload: bytes, identity_key: bytes, now: float) -> 
     _check_len("identity_key", identity_key, KEY_BYTES, InvalidBundle)
     if len(payload) < _NONCE_BYTES + 16:
         raise InvalidBundle("the published bundle is too short")
-    try:
-        plain = _published_key(identity_key).decrypt(
-            payload[:_NONCE_BYTES], payload[_NONCE_BYTES:], _PUBLISHED_INFO
-        )
-    except InvalidTag:
-        raise InvalidBundle("the published bundle was not sealed for this identity") from None
+    plain = open_for_identity(identity_key, _PUBLISHED_INFO, payload)
+    if plain is None:
+        raise InvalidBundle("the published bundle was not sealed for this identity")
     bundle = bundle_from_bytes(plain)
     if bundle.identity_key != identity_key:
         raise InvalidBundle("the published bundle belongs to another identity")
