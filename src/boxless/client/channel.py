@@ -36,6 +36,14 @@ Handlers run inside the transaction and return a follow-up (a coroutine
 function run after commit: sends, subscriptions). An unknown session and a
 message that passed the gate are announced to the hooks a feature registered
 for them (the 1:1 feature re-keys, orders and acknowledges).
+
+Per batch, not per message (a page of store history is one batch): the seen
+marks are read once and written once, each topic's sync point and each Olm
+session are written once, the device check of step 3 reads a sender's roster
+once per (sender, device), and a feature that gathers over the batch writes at
+its end (``Handlers.batch_end``: the 1:1 feature moves each contact's Lamport
+clock once, to the highest it saw) or forgets on a rollback
+(``Handlers.batch_discard``). Nothing gathered outlives the batch's transaction.
 """
 
 from __future__ import annotations
@@ -100,6 +108,11 @@ SenderHook = Callable[[db.Cursor, bytes, env.ChatMessage], None]
 ResetHook = Callable[[bytes], Awaitable[None]]
 """Told that a contact's message fits no session of ours (to re-key), or that one
 could not be read any more (to ask for a re-send)."""
+BatchEnd = Callable[[db.Cursor], None]
+"""Told just before a receive batch commits, in its transaction (a feature writes
+what it gathered over the batch, once)."""
+BatchDiscard = Callable[[], None]
+"""Told that a receive batch rolled back (a feature forgets what it gathered)."""
 
 
 class DeviceBook(Protocol):
@@ -137,6 +150,8 @@ class Handlers:
         self.accepted: list[SenderHook] = []
         self.unknown_session: list[ResetHook] = []
         self.missed: list[ResetHook] = []
+        self.batch_end: list[BatchEnd] = []
+        self.batch_discard: list[BatchDiscard] = []
 
     def on_body(
         self, kinds: Sequence[type[object]], handler: BodyHandler, *, gated: bool = True
@@ -223,6 +238,9 @@ class DirectChannel:
         self._own: set[bytes] = set()  # Waku hashes of what we sent lately
         self._own_order: deque[bytes] = deque()
         self.devices: DeviceBook | None = None  # linked devices, set by the Client
+        # device checks (a roster read each) memoised for one batch, never across
+        # transactions: (revoked?, sender, device) -> answer
+        self._device_checks: dict[tuple[bool, bytes, bytes], bool] = {}
 
     # -- sending --------------------------------------------------------------------------
 
@@ -363,6 +381,7 @@ class DirectChannel:
         """
         follow_ups: list[FollowUp] = []
         self._sync_marks = {}
+        self._device_checks = {}
         try:
             with self.db.transaction() as cur:
                 mine: list[Incoming] = []
@@ -380,11 +399,17 @@ class DirectChannel:
                 self._flush_seen(cur)
                 for topic, last_ns in self._sync_marks.items():  # once per topic per batch
                     db.set_sync(cur, topic, last_ns)
+                for end in self.handlers.batch_end:  # what features gathered (Lamport clocks)
+                    end(cur)
                 # the batch's ratchet steps (decrypted with defer=True), once per session
                 self.sessions.flush(cur)
         except BaseException:
             self.sessions.discard()  # rolled back: the deferred steps never happened
+            for discard in self.handlers.batch_discard:
+                discard()
             raise
+        finally:
+            self._device_checks = {}
         for follow_up in follow_ups:
             await follow_up()
 
@@ -406,12 +431,12 @@ class DirectChannel:
         except (DecodeError, TamperedMessage) as exc:
             return self._drop(cur, item, type(exc).__name__)
         sender, device = opened.sender_identity_key, opened.sender_device_key
-        if sender == self.me or (self.devices and self.devices.revoked(cur, sender, device)):
+        if sender == self.me or self._device_check(cur, True, sender, device):
             return self._own_device(cur, item, opened)
         if contact is not None and contact.state == ContactState.BLOCKED.value:
             return self._drop(cur, item, "a blocked contact")
         if contact is not None and contact.device_key != device:
-            if not (self.devices and self.devices.certified(cur, sender, device)):
+            if not self._device_check(cur, False, sender, device):
                 return self._adopt_later(sender, device, item)
         try:
             plaintext = self.sessions.decrypt(device, opened.ciphertext, cur=cur, defer=True)
@@ -438,8 +463,9 @@ class DirectChannel:
         """A copy from another device of ours (client/devices.py applies it), or a
         message from a device its identity revoked (dropped)."""
         sender, device = opened.sender_identity_key, opened.sender_device_key
-        if sender != self.me or not (self.devices and self.devices.certified(cur, sender, device)):
+        if sender != self.me or not self._device_check(cur, False, sender, device):
             return self._drop(cur, item, "a device that is not (or no longer) certified")
+        assert self.devices is not None  # certified: there is a device book
         try:
             msg = env.decode(self.sessions.decrypt(device, opened.ciphertext, cur=cur))
         except (DuplicateMessage, DecodeError, TamperedMessage, UnknownSession):
@@ -450,6 +476,22 @@ class DirectChannel:
             return route.handler(cur, Received(sender, device, None, msg, item))
         self.devices.own_copy(cur, item.message.content_topic, msg)
         return None
+
+    def _device_check(self, cur: db.Cursor, revoked: bool, sender: bytes, device: bytes) -> bool:
+        """Whether ``sender``'s roster revoked ``device`` (``revoked``) or lists it as
+        active, read once per (sender, device) per batch: no roster is stored inside
+        a receive batch (rosters come on bundle topics and lookups, after commit)."""
+        key = (revoked, sender, device)
+        answer = self._device_checks.get(key)
+        if answer is None:
+            if self.devices is None:
+                answer = False
+            elif revoked:
+                answer = self.devices.revoked(cur, sender, device)
+            else:
+                answer = self.devices.certified(cur, sender, device)
+            self._device_checks[key] = answer
+        return answer
 
     def _open(self, cur: db.Cursor, item: Incoming) -> tuple[OpenedEnvelope, db.ContactRow | None]:
         """Step 2. A v1 envelope names its sender inside; a v2 (pairwise) one opens

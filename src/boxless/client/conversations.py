@@ -107,6 +107,9 @@ class Conversations:
         handlers.on_body((env.Typing,), self._on_typing)
         handlers.on_body((env.SessionReset,), self._on_session_reset)
         handlers.accepted.append(self._observe)
+        handlers.batch_end.append(self._write_lamports)
+        handlers.batch_discard.append(self._forget_lamports)
+        self._lamports: dict[bytes, int] = {}  # contact -> highest Lamport of this receive batch
         handlers.unknown_session.append(self.reset_session)
         handlers.missed.append(self.ask_resend)
         self._last_ask: dict[bytes, float] = {}
@@ -201,6 +204,9 @@ class Conversations:
     def _new_message(
         self, cur: db.Cursor, contact: db.ContactRow, body: env.Body
     ) -> env.ChatMessage:
+        seen = self._lamports.get(contact.identity_key)
+        if seen is not None:  # inside a receive batch: its messages so far count
+            db.observe_lamport(cur, contact.identity_key, seen)  # (kept: written again at its end)
         c = db.get_contact(cur, contact.identity_key) or contact
         clock = LamportClock(c.lamport)
         lamport = clock.tick()
@@ -450,11 +456,26 @@ class Conversations:
     # -- handlers (inside the receive transaction) ----------------------------------------------
 
     def _observe(self, cur: db.Cursor, sender: bytes, msg: env.ChatMessage) -> None:
-        """Every message that passed the gate: order it, and acknowledge a reliable one."""
-        db.observe_lamport(cur, sender, msg.lamport)  # the clock only moves up
+        """Every message that passed the gate: order it, and acknowledge a reliable one.
+
+        The contact's clock only moves up, so a batch moves it once, to the highest
+        Lamport it saw (:meth:`_write_lamports`, before the batch commits); a message
+        we stamp inside the batch reads those seen so far (:meth:`_new_message`)."""
+        if msg.lamport > self._lamports.get(sender, -1):
+            self._lamports[sender] = msg.lamport
         if env.is_reliable(msg.body):
             self._receipts.setdefault(sender, []).append(msg.message_id)
             self._receipts_ready.set()
+
+    def _write_lamports(self, cur: db.Cursor) -> None:
+        """The end of a receive batch: each contact's clock moved once, in its transaction."""
+        if self._lamports:
+            db.observe_lamports(cur, self._lamports.items())
+        self._lamports = {}
+
+    def _forget_lamports(self) -> None:
+        """The receive batch rolled back: the clocks it saw were never written."""
+        self._lamports = {}
 
     def _on_text(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         body = r.message.body

@@ -98,6 +98,15 @@ def observe_lamport(cur: Cursor, identity_key: bytes, lamport: int) -> None:
     )
 
 
+def observe_lamports(cur: Cursor, clocks: Iterable[tuple[bytes, int]]) -> None:
+    """:func:`observe_lamport` for many contacts in one statement (a receive batch's
+    highest Lamport per contact)."""
+    cur.executemany(
+        "UPDATE client_contacts SET lamport = ? WHERE identity_key = ? AND lamport < ?",
+        [(lamport, key, lamport) for key, lamport in clocks],
+    )
+
+
 def set_contact_avatar(cur: Cursor, identity_key: bytes, avatar: bytes | None) -> None:
     """Store a contact's picture (None: they have none)."""
     cur.execute(
@@ -200,7 +209,7 @@ def add_message(cur: Cursor, m: MessageRow) -> bool:
             int(m.edited),
             int(m.deleted),
             m.state,
-            json.dumps(m.reactions),
+            json.dumps(m.reactions) if m.reactions else "{}",  # a new text has none: no encoder
         ),
     )
     return bool(cur.rowcount)
