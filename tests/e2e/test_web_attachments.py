@@ -226,6 +226,8 @@ def test_photos_voice_and_a_file_in_the_browser(
         "Bob's rule saved",
         lambda: bob.call("GET", "/attachments/settings")["auto_download"] == "photos",
     )
+    rule.scroll_into_view_if_needed()
+    shot(pb, "auto-download")
 
     # The group: Alice drops a photo and a video (one album); Bob sees both and the
     # video plays in the viewer from the API's Range answers
