@@ -15,13 +15,9 @@ local API call around it add well under a millisecond and are not in it.)
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -29,25 +25,19 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from loopback import latency_main, two_light_clients  # noqa: E402
+
 from boxless.bot import Bot  # noqa: E402
 from boxless.bot.inbox import Limits  # noqa: E402
 from boxless.cli.shop_demo import coffee_bundle  # noqa: E402
 from boxless.identity.keys import Identity  # noqa: E402
 from examples.coffee import bot as coffee  # noqa: E402
-from tests.chat_fixtures import make_account, running_client, start_service  # noqa: E402
 
 
 async def run(base: Path, n: int) -> list[float]:
-    for name in ("alice", "shop"):
-        make_account(base / name, name.title()).close()
     lat: list[float] = []
     async with trio.open_nursery() as nursery:
-        s1 = await start_service(nursery, base, "s1")
-        s2 = await start_service(nursery, base, "s2", peers=(s1.addrs()[0],))
-        async with (
-            running_client(base / "alice", [s1.addrs()[0]]) as alice,
-            running_client(base / "shop", [s2.addrs()[0]]) as shop,
-        ):
+        async with two_light_clients(nursery, base, "alice", "shop") as (alice, shop):
             # a latency bench, not a flood: above the per-user rate (5/s) the inbox would
             # drop requests once the round trip is under 200 ms
             limits = Limits(rate=1000.0, burst=1000)
@@ -78,19 +68,7 @@ async def run(base: Path, n: int) -> list[float]:
 
 
 def main() -> None:
-    logging.getLogger("libp2p").setLevel(logging.CRITICAL)
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-n", type=int, default=200)
-    n = ap.parse_args().n
-    with tempfile.TemporaryDirectory() as tmp:
-        lat = trio.run(run, Path(tmp), n)
-    lat.sort()
-    print("| requests | p50 ms | p90 ms | p99 ms | mean ms | max ms |")
-    print("|---|---|---|---|---|---|")
-    print(
-        f"| {n} | {statistics.median(lat):.1f} | {lat[int(len(lat) * 0.9) - 1]:.1f} | "
-        f"{lat[int(len(lat) * 0.99) - 1]:.1f} | {statistics.fmean(lat):.1f} | {lat[-1]:.1f} |"
-    )
+    latency_main(run, "requests", (50, 90, 99))
 
 
 if __name__ == "__main__":

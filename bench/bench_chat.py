@@ -11,11 +11,7 @@ relay → filter → Bob decrypts, stores, receipts → the same way back.
 
 from __future__ import annotations
 
-import argparse
-import logging
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,22 +19,16 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from loopback import latency_main, two_light_clients  # noqa: E402
+
 from boxless.chat.requests import ContactEvent  # noqa: E402
 from boxless.client import store  # noqa: E402
-from tests.chat_fixtures import make_account, running_client, start_service  # noqa: E402
 
 
 async def run(base: Path, n: int) -> list[float]:
-    for name in ("alice", "bob"):
-        make_account(base / name, name.title()).close()
     lat: list[float] = []
     async with trio.open_nursery() as nursery:
-        s1 = await start_service(nursery, base, "s1")
-        s2 = await start_service(nursery, base, "s2", peers=(s1.addrs()[0],))
-        async with (
-            running_client(base / "alice", [s1.addrs()[0]]) as alice,
-            running_client(base / "bob", [s2.addrs()[0]]) as bob,
-        ):
+        async with two_light_clients(nursery, base, "alice", "bob") as (alice, bob):
             await alice.add_contact(bob.account.contact_code(time.time()).link)
             with trio.fail_after(30):
                 while not bob.contacts():  # noqa: ASYNC110
@@ -65,19 +55,7 @@ async def run(base: Path, n: int) -> list[float]:
 
 
 def main() -> None:
-    logging.getLogger("libp2p").setLevel(logging.CRITICAL)
-    ap = argparse.ArgumentParser()
-    ap.add_argument("-n", type=int, default=200)
-    n = ap.parse_args().n
-    with tempfile.TemporaryDirectory() as tmp:
-        lat = trio.run(run, Path(tmp), n)
-    lat.sort()
-    print("| messages | p50 ms | p99 ms | mean ms | max ms |")
-    print("|---|---|---|---|---|")
-    print(
-        f"| {n} | {statistics.median(lat):.1f} | {lat[int(len(lat) * 0.99) - 1]:.1f} | "
-        f"{statistics.fmean(lat):.1f} | {lat[-1]:.1f} |"
-    )
+    latency_main(run, "messages", (50, 99))
 
 
 if __name__ == "__main__":
