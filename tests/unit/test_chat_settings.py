@@ -11,16 +11,13 @@ stranger, a contact sending messages -- can make settings rows appear.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from boxless.api.app import build_app
 from boxless.client import events as ev
 from boxless.client.chat_settings import (
     MAX_DRAFT,
@@ -29,21 +26,12 @@ from boxless.client.chat_settings import (
     parse_chat,
 )
 from boxless.errors import UsageError
+from tests.asgi_api import api_client
 from tests.memnet_fixtures import befriend, homes, memnet, settle, wait_for
 
 __all__ = ["homes"]  # a fixture
 
 ORIGIN = "http://127.0.0.1:8765"
-TOKEN = "t" * 32
-
-
-def _api(client: Any) -> httpx.AsyncClient:
-    app = build_app(client, TOKEN, ORIGIN, lambda: {"ok": True})
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url=ORIGIN + "/api/v1",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
 
 
 @pytest.mark.parametrize(
@@ -187,7 +175,7 @@ async def test_the_chats_api(homes: Path, autojump_clock: trio.testing.MockClock
     async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
         await befriend(alice, bob)
         chat = f"contact:{bob.me.hex()}"
-        async with _api(alice.client) as http:
+        async with api_client(alice.client, ORIGIN) as http:
             r = await http.get("/chats/settings")
             assert r.status_code == 200 and r.json() == {}
 

@@ -12,26 +12,15 @@ import httpx
 import trio
 import trio.testing
 
-from boxless.api.app import build_app
 from boxless.api.miniapp_origin import AppOrigin, version_tag
 from boxless.identity.keys import Identity
 from boxless.miniapps import pack_files
 from boxless.miniapps.runtime import RUNTIME_PATH, RUNTIME_TAG
+from tests.asgi_api import ORIGIN, api_client
 from tests.memnet_fixtures import memnet
 
-TOKEN = "t" * 32
-ORIGIN = "http://127.0.0.1:9"
 APP = "org.example.shop"
 DEV = Identity.from_private_bytes(bytes(range(32)))
-
-
-def _api(client: Any) -> httpx.AsyncClient:
-    app = build_app(client, TOKEN, ORIGIN, lambda: {"ok": True})
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url=ORIGIN + "/api/v1",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
 
 
 def _signed_anyway(files: dict[str, bytes], dev: Identity) -> bytes:
@@ -75,7 +64,7 @@ def _bundle(
 async def test_install_bridge_and_app_origin(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    async with memnet(tmp_path, ("alice",)) as (_net, (alice,)), _api(alice.client) as api:
+    async with memnet(tmp_path, ("alice",)) as (_net, (alice,)), api_client(alice.client) as api:
         r = await api.post(
             "/miniapps", content=_bundle(name="<img src=x onerror=alert(1)>", check=False)
         )

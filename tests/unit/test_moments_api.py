@@ -5,36 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import httpx
 import trio
 import trio.testing
 
-from boxless.api.app import build_app
+from tests.asgi_api import api_client
 from tests.memnet_fixtures import befriend, memnet, wait_for
-
-TOKEN = "t" * 32
 
 
 def _liked_and_commented(view: Any) -> bool:
     return bool(view.likes) and bool(view.comments)  # the two may arrive in either order
 
 
-ORIGIN = "http://127.0.0.1:9"
-
-
-def _api(client: Any) -> httpx.AsyncClient:
-    app = build_app(client, TOKEN, ORIGIN, lambda: {"ok": True})
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url=ORIGIN + "/api/v1",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    )
-
-
 async def test_the_moments_api(tmp_path: Path, autojump_clock: trio.testing.MockClock) -> None:
     async with memnet(tmp_path, ("alice", "bob")) as (_net, (alice, bob)):
         await befriend(alice, bob)
-        async with _api(alice.client) as a, _api(bob.client) as b:
+        async with api_client(alice.client) as a, api_client(bob.client) as b:
             r = await a.post("/moments", json={"text": "hello moments", "place": "Home"})
             assert r.status_code == 201, r.text
             pid = r.json()["id"]
