@@ -67,6 +67,8 @@ __all__ = ["OwnDeviceSync"]
 logger = logging.getLogger(__name__)
 
 EVENT_BUFFER = 1024
+RETRY_S = 30.0  # a change not sent yet (network down, other devices' bundles unread)
+MAX_UNSENT = 1024
 MAX_BATCH_BYTES = 48 * 1024  # values per OwnSync message (each at most 4 KiB)
 _FLAGS = (("pinned", "pinned"), ("muted", "muted"), ("unread", "marked_unread"))
 _NOTES = ("alias", "tags", "note", "starred")
@@ -100,23 +102,28 @@ class OwnDeviceSync:
         self.my_device_key = channel.my_device_key
         self.refused = 0  # syncs dropped: not from one of our certified devices
         self.sent = 0
+        self._unsent: set[str] = set()  # chats whose change is to be sent again
         channel.handlers.on_body((OwnSync,), self._on_sync, gated=False)
 
     # -- out ------------------------------------------------------------------------
 
     async def run(self, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Compare every chat once, then follow the client's events (cancel to stop)."""
+        """Compare every chat once, then follow the client's events; what could not
+        be sent is tried again every :data:`RETRY_S` (cancel to stop)."""
         async with self.events.listen(EVENT_BUFFER) as recv:
             task_status.started()
             await self.sync_chats(self._all_chats())
-            async for event in recv:
-                chats = {_chat_of(event)}
+            while True:
+                chats: set[str | None] = set()
+                with trio.move_on_after(RETRY_S if self._unsent else float("inf")):
+                    chats.add(_chat_of(await recv.receive()))
                 while True:  # what queued meanwhile goes in the same round
                     try:
                         chats.add(_chat_of(recv.receive_nowait()))
                     except trio.WouldBlock:
                         break
-                chats.discard(None)
+                chats |= set(self._unsent)
+                self._unsent.clear()
                 await self.sync_chats(c for c in chats if c is not None)
 
     async def sync_chats(self, chats: Iterable[str]) -> int:
@@ -124,11 +131,12 @@ class OwnDeviceSync:
 
         The registers take the new values only once the network took them (or
         when we have no other device), so a send that failed, or one to devices
-        whose bundles we did not read yet, is tried again on the next event; a register another device moved meanwhile is left as
+        whose bundles we did not read yet, is tried again (:meth:`run`); a register another device moved meanwhile is left as
         it is (its change is newer)."""
         changes: dict[str, tuple[core.Register, core.Register]] = {}
         now_ms = int(self.clock() * 1000)
-        for chat in sorted(set(chats)):
+        chats = sorted(set(chats))
+        for chat in chats:
             try:
                 current = self._current(chat)
             except UsageError:
@@ -143,7 +151,8 @@ class OwnDeviceSync:
             return 0
         others = self.devices.others(self.me, self.my_device_key)
         if not others and self._linked():
-            return 0  # our roster lists other devices whose bundles we lack yet: later
+            self._later(chats)  # our roster lists devices whose bundles we lack yet
+            return 0
         if others:
             entries = [SyncEntry(key, new.value, new.clock) for key, (_, new) in changes.items()]
             try:
@@ -159,12 +168,18 @@ class OwnDeviceSync:
                     self.sent += 1
             except NetworkError as exc:
                 logger.info("sending our settings to our other devices failed: %s", exc)
+                self._later(chats)
                 return 0
         with self.db.transaction() as cur:
             for key, (held, new) in changes.items():
                 if store.get_register(cur, key) == held:
                     store.put_register(cur, key, new)
         return len(changes)
+
+    def _later(self, chats: Iterable[str]) -> None:
+        for chat in chats:
+            if len(self._unsent) < MAX_UNSENT:
+                self._unsent.add(chat)
 
     def _linked(self) -> bool:
         """Whether our roster lists an active device other than this one."""
