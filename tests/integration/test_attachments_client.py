@@ -16,6 +16,7 @@ from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.attachments import BlobsUnavailable
 from boxless.client.group_core import NotAMember
 from tests.blob_fixtures import addr_of, aiter_chunks, blob_node
+from tests.integration.group_avatar_checks import check_group_pictures
 from tests.memnet_fixtures import befriend, memnet, wait_for
 
 pytestmark = pytest.mark.trio
@@ -79,6 +80,7 @@ async def test_a_file_sent_to_a_group_reaches_a_member(tmp_path: Path) -> None:
         blob_node(tmp_path / "svc", pin_policy=PinPolicy()) as svc,
         blob_node(tmp_path / "ablobs") as ablobs,
         blob_node(tmp_path / "bblobs") as bblobs,
+        trio.open_nursery() as nursery,
     ):
         await befriend(alice, bob)
         gid = (await alice.client.groups.create("Trip")).group_id
@@ -109,3 +111,7 @@ async def test_a_file_sent_to_a_group_reaches_a_member(tmp_path: Path) -> None:
         assert got == data
         texts = [m.text for _, m in bob.client.groups.messages(gid)]
         assert "the map" in texts
+
+        # the group's picture, an attachment too (same people, nodes and group)
+        await check_group_pictures(tmp_path, alice, bob, svc, bblobs, gid, nursery)
+        nursery.cancel_scope.cancel()  # the API servers it started
