@@ -351,9 +351,19 @@ class GroupCalls:
 
     async def _execute(self, out: list[GroupOut]) -> None:
         self._apply(out)
+        per_peer: dict[bytes, list[GroupSend]] = {}
         for o in out:
             if isinstance(o, GroupSend):
+                per_peer.setdefault(o.peer, []).append(o)
+
+        async def send_in_order(sends: list[GroupSend]) -> None:
+            for o in sends:
                 await self._send(o)
+
+        # members in parallel (a join tells up to 7), each member's signals in order
+        async with trio.open_nursery() as nursery:
+            for sends in per_peer.values():
+                nursery.start_soon(send_in_order, sends)
         if out:
             self._wake.set()  # a new deadline, maybe
 

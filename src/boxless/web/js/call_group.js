@@ -201,25 +201,28 @@ async function syncOnce() {
       peers.delete(key);
     }
   }
-  for (const x of now.participants) {
-    const p = peerFor(x.key);
-    if (x.need_offer && !p.offering) {
-      p.offering = true;
-      await p.pc.setLocalDescription(await p.pc.createOffer());
-      await describe(x.key, p);
-    } else if (x.remote_kind === "offer" && !p.remoteSet) {
-      p.remoteSet = true;
-      await p.pc.setRemoteDescription({ type: "offer", sdp: x.remote_sdp });
-      await p.pc.setLocalDescription(await p.pc.createAnswer());
-      await addCandidates(x, p);
-      await describe(x.key, p);
-    } else if (x.remote_kind === "answer" && !p.remoteSet && p.offering) {
-      p.remoteSet = true;
-      await p.pc.setRemoteDescription({ type: "answer", sdp: x.remote_sdp });
-    }
-    await addCandidates(x, p);
-  }
+  // every pair at once: each one's offer/answer waits on its own round trip
+  await Promise.allSettled(now.participants.map((x) => syncPeer(x)));
   render();
+}
+
+async function syncPeer(x) {
+  const p = peerFor(x.key);
+  if (x.need_offer && !p.offering) {
+    p.offering = true;
+    await p.pc.setLocalDescription(await p.pc.createOffer());
+    await describe(x.key, p);
+  } else if (x.remote_kind === "offer" && !p.remoteSet) {
+    p.remoteSet = true;
+    await p.pc.setRemoteDescription({ type: "offer", sdp: x.remote_sdp });
+    await p.pc.setLocalDescription(await p.pc.createAnswer());
+    await addCandidates(x, p);
+    await describe(x.key, p);
+  } else if (x.remote_kind === "answer" && !p.remoteSet && p.offering) {
+    p.remoteSet = true;
+    await p.pc.setRemoteDescription({ type: "answer", sdp: x.remote_sdp });
+  }
+  await addCandidates(x, p);
 }
 
 async function addCandidates(x, p) {
