@@ -1,64 +1,39 @@
 """Emoji verification in a real browser: Alice (desktop) and Bob (phone) each run
-`boxless up` with a service node between them. Alice opens the safety-number
+`boxless up` on the session's service nodes. Alice opens the safety-number
 screen and presses "Compare emoji"; Bob gets the prompt and accepts; both
 dialogs show the same 7 emoji with their names; both say they match; both
 show the contact verified. Screenshots go to docs/screenshots/sas-*.
 
-The accounts are made with `boxless init` and become contacts over the API
+The accounts are the world's (tests/e2e/world.py) and become contacts over the API
 (crossed requests): onboarding and adding contacts in the browser are covered
 by test_web.py.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.e2e.test_web import DESKTOP, PHONE, open_ui
 from tests.e2e.test_web import shot as web_shot
-from tests.nodeproc import NodeProcess
-from tests.userproc import UserProcess, init_users
+from tests.userproc import UserProcess
 
 sync_api = pytest.importorskip("playwright.sync_api")
 Page = sync_api.Page
 expect = sync_api.expect
 
-SERVICE = ["--store", "--filter", "--lightpush"]
 WAIT_MS = 30_000
 pytestmark = pytest.mark.slow
 expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture
-def pair(tmp_path: Path) -> Iterator[dict[str, UserProcess]]:
-    s1 = NodeProcess("s1", tmp_path / "s1", SERVICE).start()
-    homes = {name: tmp_path / name.lower() for name in ("Alice", "Bob")}
-    users: dict[str, UserProcess] = {}
-    try:
-        init_users(homes)
-        for name, home in homes.items():
-            users[name] = UserProcess(name, home, [s1.addr]).launch()
-        for user in users.values():
-            user.wait_ready(90)
-        alice, bob = users["Alice"], users["Bob"]
-        alice.call("POST", "/contacts", {"link": bob.call("GET", "/me")["link"]})
-        bob.call("POST", "/contacts", {"link": alice.call("GET", "/me")["link"]})
-        deadline = time.monotonic() + 60
-        while not all(  # crossed requests accept each other once both have arrived
-            [c["state"] for c in u.call("GET", "/contacts")] == ["accepted"] for u in users.values()
-        ):
-            assert time.monotonic() < deadline, "the contact requests did not cross"
-            time.sleep(0.2)
-        yield users
-    finally:
-        for user in users.values():
-            user.kill()
-            print(f"--- {user.name} ---\n{user.logs(60)}")
-        s1.kill()
+def pair(world: Any) -> dict[str, UserProcess]:
+    """Alice and Bob, contacts, on the session's service nodes (tests/e2e/world.py)."""
+    alice, bob = world.persons("Alice", "Bob")
+    world.befriend(alice, bob)
+    return {"Alice": alice, "Bob": bob}
 
 
 def shot(page: Page, name: str) -> None:
