@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 
 import pytest
 
 from boxless.calls.group import (
     LOST_AFTER,
     MAX_PARTICIPANTS,
+    MAX_RESENDS,
+    RESEND_EVERY,
     RING_TIMEOUT,
     GroupCallCore,
     GroupChanged,
@@ -213,3 +216,56 @@ def test_only_members_start() -> None:
     core = GroupCallCore(key(0))
     with pytest.raises(UsageError, match="not a member"):
         core.start(GID, {key(1)}, CALL, False, 0.0)
+
+
+def test_a_lost_offer_or_answer_is_sent_again() -> None:
+    """Signals are ephemeral: an offer whose answer never came is re-sent every
+    RESEND_EVERY s (at most MAX_RESENDS times); a repeat of the offer we answered
+    gets our answer again."""
+    mesh = Mesh(2)
+    a, b = sorted(mesh.cores)
+    mesh.run(a, mesh.cores[a].start(GID, mesh.members, CALL, True, mesh.now))
+    mesh.deliver()
+    mesh.run(b, mesh.cores[b].join(CALL, mesh.members, mesh.now))
+    # B's join reaches A; A offers; the network loses every answer B sends back once
+    lost = 0
+    for _ in range(50):
+        if not mesh.queue:
+            break
+        sender, send = mesh.queue.popleft()
+        if send.signal.kind is GroupSignalKind.ANSWER and lost == 0:
+            lost += 1
+            continue
+        out = mesh.cores[send.peer].receive(sender, send.signal, mesh.now, members=mesh.members)
+        mesh.run(send.peer, out)
+    pair = mesh.cores[a].current.pairs[b]  # type: ignore[union-attr]
+    assert lost == 1 and not pair.remote_sdp
+    timer = mesh.cores[a].get_timer()
+    assert timer is not None and timer <= mesh.now + RESEND_EVERY
+    mesh.now += RESEND_EVERY
+    mesh.run(a, mesh.cores[a].handle_timer(mesh.now))
+    mesh.deliver()
+    pair = mesh.cores[a].current.pairs[b]  # type: ignore[union-attr]
+    assert pair.remote_sdp and pair.code == mesh.cores[b].current.pairs[a].code  # type: ignore[union-attr]
+    # answered: no more re-sends; and at most MAX_RESENDS for a peer that never answers
+    mesh.now += 10 * RESEND_EVERY
+    assert not any(
+        isinstance(o, GroupSend) and o.signal.kind is GroupSignalKind.OFFER
+        for o in mesh.cores[a].handle_timer(mesh.now)
+    )
+
+    # a peer that never answers: the offer goes out again at most MAX_RESENDS times
+    mesh.cores[a].current = replace(  # type: ignore[union-attr]
+        mesh.cores[a].current, pairs={b: replace(pair, remote_sdp="", resends=0)}
+    )
+    again = 0
+    for _ in range(3 * MAX_RESENDS):
+        mesh.now += RESEND_EVERY
+        out = mesh.cores[a].handle_timer(mesh.now)
+        again += sum(
+            isinstance(o, GroupSend) and o.signal.kind is GroupSignalKind.OFFER for o in out
+        )
+        mesh.cores[a].current = replace(  # type: ignore[union-attr]
+            mesh.cores[a].current, participants={b: mesh.now}
+        )
+    assert again == MAX_RESENDS

@@ -65,6 +65,8 @@ ENDED_REMEMBERED: Final = 1024
 RING_BURST: Final = 3
 RING_EVERY: Final = 10.0
 MAX_PEERS_TRACKED: Final = 1024
+RESEND_EVERY: Final = 3.0
+MAX_RESENDS: Final = 5
 
 
 class GroupSignalKind(enum.Enum):
@@ -97,6 +99,8 @@ class PairState:
     code: str = ""
     candidates: int = 0
     connected: bool = False
+    sent_at: float = 0.0  # when our offer last went out (re-sent until answered)
+    resends: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +153,13 @@ class PeerGone:
 
 
 GroupOut = GroupSend | GroupChanged | MakeOffer | RemoteDescription | PairCandidates | PeerGone
+
+
+def _unanswered(pair: PairState) -> bool:
+    """Our offer went out, no answer came, and we may still re-send it."""
+    return (
+        pair.offerer and bool(pair.local_sdp) and not pair.remote_sdp and pair.resends < MAX_RESENDS
+    )
 
 
 class GroupCallCore:
@@ -218,7 +229,7 @@ class GroupCallCore:
         if pair.remote_sdp:
             theirs = parse_sdp(pair.remote_sdp).fingerprint
             code = call_code(call_id, *((facts.fingerprint, theirs)[:: 1 if pair.offerer else -1]))
-        self._set_pair(peer, replace(pair, local_sdp=sdp, code=code), now)
+        self._set_pair(peer, replace(pair, local_sdp=sdp, code=code, sent_at=now), now)
         signal = GroupSignal(call_id, call.group_id, kind, sdp=sdp, video=call.video)
         return [GroupSend(peer, signal), GroupChanged(self._now_current())]
 
@@ -340,6 +351,13 @@ class GroupCallCore:
         if not offer and (not pair.offerer or not pair.local_sdp or pair.remote_sdp):
             return self._drop("unexpected answer")
         if offer and pair.remote_sdp:
+            if signal.sdp == pair.remote_sdp and pair.local_sdp and pair.resends < MAX_RESENDS:
+                # our answer was lost: the offerer re-sent its offer; answer again
+                self._set_pair(peer, replace(pair, resends=pair.resends + 1), None)
+                again = GroupSignal(
+                    call.call_id, call.group_id, GroupSignalKind.ANSWER, sdp=pair.local_sdp
+                )
+                return [GroupSend(peer, again)]
             return self._drop("offer repeated")
         try:
             theirs = parse_sdp(signal.sdp)
@@ -376,6 +394,7 @@ class GroupCallCore:
             return call.started_at + RING_TIMEOUT
         times = [call.last_sent + KEEPALIVE_EVERY]
         times += [t + LOST_AFTER for t in call.participants.values()]
+        times += [p.sent_at + RESEND_EVERY for p in call.pairs.values() if _unanswered(p)]
         if not call.participants:
             times.append(call.started_at + RING_TIMEOUT)
         return min(times)
@@ -392,6 +411,16 @@ class GroupCallCore:
         for peer, heard in sorted(call.participants.items()):
             if now >= heard + LOST_AFTER:
                 out += self._gone(peer)
+        call = self._now_current()
+        for peer, pair in sorted(call.pairs.items()):
+            if _unanswered(pair) and now >= pair.sent_at + RESEND_EVERY:
+                # an offer or its answer was lost (ephemeral signals): offer again
+                self._set_pair(peer, replace(pair, sent_at=now, resends=pair.resends + 1), None)
+                offer = GroupSignal(
+                    call.call_id, call.group_id, GroupSignalKind.OFFER, sdp=pair.local_sdp,
+                    video=call.video,
+                )  # fmt: skip
+                out.append(GroupSend(peer, offer))
         call = self._now_current()
         if now >= call.last_sent + KEEPALIVE_EVERY:
             ka = GroupSignal(call.call_id, call.group_id, GroupSignalKind.KEEPALIVE)
