@@ -31,11 +31,10 @@ set +e
 # waiting on real processes (service nodes, `boxless up`, Chromium), which two
 # workers overlap. Each test file runs whole on one worker, so module fixtures
 # start once. Files are handed out in collection order (--no-loadscope-reorder):
-# tests/e2e and tests/integration, the files of long process and browser tests,
-# first, the many short unit files last, so both workers stay busy to the end
-# (xdist's default hands out the files with the most tests first, which left the
-# one-test browser files, 30-90 s each, for the tail). BOXLESS_TEST_WORKERS=0
-# runs in one process.
+# tests/e2e and tests/integration, the long browser and process files, first and
+# the many short unit files last, so the last files to start are short whatever
+# their test counts (xdist's default orders by test count, which puts one-test
+# files, short or long, last). BOXLESS_TEST_WORKERS=0 runs in one process.
 workers="${BOXLESS_TEST_WORKERS:-2}"
 if [ "$workers" = "0" ]; then
   python -m pytest -q -p no:cacheprovider "$@"
