@@ -4,8 +4,9 @@ All `boxless up` light clients of the session's world; A2 (and later A3) is made
 by `boxless link` and linked through A1's API. A2, linked mid-conversation, gets
 the history and the group; Bob's 1:1 and group messages arrive on both of
 Alice's devices in the same order; Alice's text sent on A1 shows on A2 as hers;
-read on A2 clears unread on A1; revoked, A2 wipes its keys and stops; A3 linked
-after that works. 15 + 15 messages in the suite; the issue's 200 + 200 with
+read on A2 clears unread on A1 (and a pin, a mute and a group read made on A2
+reach A1); revoked, A2 wipes its keys and stops; A3 linked after that works.
+15 + 15 messages in the suite; the issue's 200 + 200 with
 BOXLESS_DEVICE_TEST_MESSAGES=200 (run by hand: docs/devices.md has the figure).
 """
 
@@ -124,6 +125,21 @@ def test_alice_on_two_devices_bob_carol_and_a_group(world: Any) -> None:
     assert unread_on_a1() > 0
     a2.call("POST", f"/contacts/{kb}/read")
     wait_for("unread cleared on A1", lambda: unread_on_a1() == 0)
+
+    # own-device sync (client/ownsync.py): a chat pinned and muted on A2 is on A1; the
+    # group read on A2 clears the group's unread count on A1
+    a2.call("PUT", f"/chats/contact:{kb}/settings", {"pinned": True, "muted": True})
+    wait_for(
+        "A2's pin and mute on A1",
+        lambda: (
+            {"pinned": True, "muted": True}.items()
+            <= alice.call("GET", "/chats/settings").get(f"contact:{kb}", {}).items()
+        ),
+    )
+    assert alice.call("GET", f"/groups/{gid}")["unread"] > 0
+    newest = max(m["seq"] for m in a2.call("GET", group + "?limit=500"))
+    a2.call("POST", f"/groups/{gid}/read", {"seq": newest})
+    wait_for("the group read on A1", lambda: alice.call("GET", f"/groups/{gid}")["unread"] == 0)
 
     # revoke A2: it wipes its keys and stops
     a2_key = next(
