@@ -23,14 +23,12 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.nodeproc import NodeProcess
 from tests.userproc import PASS, UserProcess
 
 sync_api = pytest.importorskip("playwright.sync_api")
 Page = sync_api.Page
 expect = sync_api.expect
 
-SERVICE = ["--store", "--filter", "--lightpush"]
 SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -59,9 +57,10 @@ def chromium_path() -> str:
 
 
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    s1 = NodeProcess("s1", tmp_path / "s1", SERVICE).start()
-    s2 = NodeProcess("s2", tmp_path / "s2", [*SERVICE, "--peer", s1.addr]).start()
+def world(world: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Alice and Bob on empty homes (they onboard in the browser), on the session's
+    two service nodes (the ``world`` of tests/e2e/conftest.py)."""
+    s1, s2 = world.s1, world.s2
     users = []
     try:
         for name, peers in (("alice", [s1.addr, s2.addr]), ("bob", [s2.addr, s1.addr])):
@@ -72,8 +71,6 @@ def world(tmp_path: Path) -> Iterator[dict[str, Any]]:
         for p in users:
             p.kill()
             print(f"--- {p.name} ---\n{p.logs()}")
-        for n in (s1, s2):
-            n.kill()
 
 
 def open_ui(browser: Any, user: UserProcess, viewport: dict[str, int]) -> Page:

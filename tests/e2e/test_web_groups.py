@@ -1,6 +1,6 @@
 """Issue 6 in a real browser: group chats and broadcast lists, each person
-running their own `boxless up` (light node, client, API) with two service nodes
-between them, each using the web UI in their own Chromium context.
+running their own `boxless up` (light node, client, API) with the session's two
+service nodes between them, each using the web UI in their own Chromium context.
 
 Alice (desktop) creates a group from the "+" menu, picking Bob and Carol
 (phones) from her contacts; the group shows in their chat lists; all three
@@ -17,8 +17,8 @@ Bob until Alice makes him an admin; Bob mutes the group. Last, Alice sends to a
 broadcast list of Bob and Carol and watches its delivered/read counts.
 Screenshots go to docs/screenshots/group-*.
 
-The accounts are made in the test process as `boxless init` makes them (the
-command has its own tests) and become contacts over the API (crossed
+The accounts are the session world's (tests/e2e/world.py: made as `boxless
+init` makes them; the command has its own tests) and become contacts over the API (crossed
 requests): onboarding and adding contacts in the browser are covered by
 test_web.py.
 """
@@ -26,23 +26,18 @@ test_web.py.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chat_fixtures import init_account
 from tests.e2e.test_web import DESKTOP, IMG_LOADED, PHONE, open_ui
 from tests.e2e.test_web import shot as web_shot
-from tests.nodeproc import NodeProcess
-from tests.userproc import PASS, UserProcess
+from tests.userproc import UserProcess
 
 sync_api = pytest.importorskip("playwright.sync_api")
 Page = sync_api.Page
 expect = sync_api.expect
 
-SERVICE = ["--store", "--filter", "--lightpush"]
 NAMES = ("Alice", "Bob", "Carol", "Dave")
 WAIT_MS = 30_000  # the longest any single step may take
 GROUP = "Weekend trip"
@@ -51,32 +46,16 @@ expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture
-def people(tmp_path: Path) -> Iterator[dict[str, UserProcess]]:
-    s1 = NodeProcess("s1", tmp_path / "s1", SERVICE).start()
-    s2 = NodeProcess("s2", tmp_path / "s2", [*SERVICE, "--peer", s1.addr]).start()
-    homes = {name: tmp_path / name.lower() for name in NAMES}
-    users: dict[str, UserProcess] = {}
-    try:
-        for name, home in homes.items():
-            init_account(home, name, PASS)
-        for i, name in enumerate(NAMES):
-            peers = [s1.addr, s2.addr] if i % 2 == 0 else [s2.addr, s1.addr]
-            users[name] = UserProcess(name, homes[name], peers).launch()
-        for user in users.values():
-            user.wait_ready(90)
-        # Alice and each of the others add each other's link: crossed requests accept.
-        alice = users["Alice"]
-        alice_link = alice.call("GET", "/me")["link"]
-        for name in ("Bob", "Carol"):  # Dave knows nobody: he joins by link
-            alice.call("POST", "/contacts", {"link": users[name].call("GET", "/me")["link"]})
-            users[name].call("POST", "/contacts", {"link": alice_link})
-        yield users
-    finally:
-        for user in users.values():
-            user.kill()
-            print(f"--- {user.name} ---\n{user.logs(60)}")
-        for node in (s1, s2):
-            node.kill()
+def people(world: Any) -> dict[str, UserProcess]:
+    """Four people on the session's service nodes (tests/e2e/world.py)."""
+    users = dict(zip(NAMES, world.persons(*NAMES), strict=True))
+    # Alice and each of the others add each other's link: crossed requests accept.
+    alice = users["Alice"]
+    alice_link = alice.call("GET", "/me")["link"]
+    for name in ("Bob", "Carol"):  # Dave knows nobody: he joins by link
+        alice.call("POST", "/contacts", {"link": users[name].call("GET", "/me")["link"]})
+        users[name].call("POST", "/contacts", {"link": alice_link})
+    return users
 
 
 def shot(page: Page, name: str) -> None:
