@@ -121,8 +121,12 @@ def test_group_reply_react_edit_delete_seen_by_three(world: Any, browser: Any) -
     expect(c.locator(".bubble.deleted").last).to_have_text(re.compile("This message was deleted"))
 
     say(b, "@Alice Sunday works, see you")
+    expect(bubble(c, "see you")).to_be_visible()  # in before Carol's click, not under it
     bubble(c, "Plan for Sunday?").click()
     c.get_by_role("button", name="Reply").click()
+    # the reply is set before typing (once, at load 30, Carol's reply went out with no
+    # quote, Bob's message having come in around her click)
+    expect(c.locator(".context-text")).to_have_text("Plan for Sunday?")
     say(c, "Count me in, I'll bring https://example.org/map")
     expect(bubble(a, "see you")).to_be_visible()
     expect(bubble(a, "Count me in").locator(".quote")).to_contain_text("Plan for Sunday?")
