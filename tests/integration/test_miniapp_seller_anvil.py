@@ -23,8 +23,8 @@ from boxless.payments.evmcall import Signer
 from boxless.payments.hdwallet import checksum_address
 from boxless.payments.rpc import Rpc
 from boxless.payments.store import ChainConfig, PaymentStore
+from tests.asgi_api import api_client as _api
 from tests.memnet_fixtures import befriend, memnet, wait_for
-from tests.unit.test_miniapps_api import _api
 
 pytestmark = pytest.mark.slow
 APP = "org.example.seller"

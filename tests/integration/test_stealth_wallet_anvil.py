@@ -22,8 +22,8 @@ from boxless.payments.rpc import Rpc
 from boxless.payments.stealth import MetaAddress, StealthKeys
 from boxless.payments.stealth_chain import Announcer
 from boxless.payments.store import ChainConfig, PaymentStore
+from tests.asgi_api import api_client as _api
 from tests.memnet_fixtures import memnet
-from tests.unit.test_miniapps_api import _api
 
 pytestmark = pytest.mark.slow
 

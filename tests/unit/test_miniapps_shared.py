@@ -12,8 +12,9 @@ import trio.testing
 from boxless.blobs.cid import Cid
 from boxless.chat import envelope as env
 from boxless.chat.attachment import AttachmentRef
+from tests.asgi_api import api_client as _api
 from tests.memnet_fixtures import befriend, memnet, wait_for
-from tests.unit.test_miniapps_api import _api, _bundle
+from tests.unit.test_miniapps_api import _bundle
 
 PEER = "/ip4/127.0.0.1/tcp/60000/p2p/QmYyQSo1c1Ym7orWxLYvCrM2EmxFTANf8wXmmE7DWjhx5N"
 

@@ -11,8 +11,8 @@ import trio.testing
 from boxless.chat.moment import ActKind
 from boxless.client import moment_store as ms
 from boxless.client.moments_core import MAX_NOTICES, notice_for
+from tests.asgi_api import api_client as _api
 from tests.memnet_fixtures import befriend, memnet, settle, wait_for
-from tests.unit.test_moments_api import _api
 
 A, B, C = (bytes([i]) * 32 for i in range(1, 4))
 
