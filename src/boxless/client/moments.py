@@ -20,13 +20,11 @@ the rest) stores a ``pending`` post; after commit its content is fetched from
 store by its Waku hash (or from its blob by content address), opened under the
 key and checked (same post id, same poster).
 
-Acts (like, unlike, comment, comment delete) go to the poster with the
-blinded tags of the actor's contacts. The poster applies each and relays it
-(:class:`~boxless.chat.moment.MomentRelay`) only to audience members whose
-tag is in that set, in the same transaction. A viewer applies a relay only
-from the post's poster and only if the act's author is its contact.
-Everything refused is counted in :attr:`Moments.drops` by reason. Likes and
-comments on our posts, replies to our comments and mentions become notices.
+Acts (like, unlike, comment, comment delete) go to the poster, who relays
+them to the audience: :mod:`boxless.client.moment_acts`, one
+:class:`~boxless.client.moment_acts.MomentActs` held here. Everything refused
+is counted in :attr:`Moments.drops` by reason. Likes and comments on our
+posts, replies to our comments and mentions become notices.
 """
 
 from __future__ import annotations
@@ -42,15 +40,12 @@ from typing import Any
 from boxless.chat import moment_shares as shares
 from boxless.chat.attachment import AttachmentRef
 from boxless.chat.moment import (
-    MAX_TAGS,
     ActKind,
     MomentAct,
     MomentContent,
     MomentDelete,
     MomentKey,
     MomentReader,
-    MomentRelay,
-    contact_tag,
     content_topic,
     open_content,
     seal_content,
@@ -64,6 +59,13 @@ from boxless.client import store as db
 from boxless.client.attachment_transfer import AttachmentTransfer
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.conversations import Conversations
+from boxless.client.moment_acts import (
+    MomentActs,
+    NoSuchPost,
+    accepted_contacts,
+    post_facts,
+    send_all,
+)
 from boxless.client.moment_feeds import MomentFeeds
 from boxless.client.moments_core import AudienceMode, Window
 from boxless.errors import BoxlessError, DecodeError, UsageError
@@ -75,10 +77,6 @@ logger = logging.getLogger(__name__)
 
 FEED_PAGE = 50
 MAX_STAGED = 36  # uploaded photos waiting for their post (four albums); the oldest go
-
-
-class NoSuchPost(UsageError):
-    """No readable post with that id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +123,8 @@ class Moments:
         self._last_refetch = float("-inf")
         self._staged: OrderedDict[bytes, AttachmentRef] = OrderedDict()
         self._audience: _Audience | None = None
-        channel.handlers.on_body((MomentKey, MomentDelete, MomentAct, MomentRelay), self._on_body)
+        channel.handlers.on_body((MomentKey, MomentDelete), self._on_body)
+        self.acts = MomentActs(channel, conversations, self.drops, clock=clock)
         self.feeds = MomentFeeds(channel, self.drops, self._on_key, clock=clock, blobs=blobs)
         channel.handlers.on_topic(self.feeds.owns, self.feeds.on_feed)
 
@@ -185,10 +184,6 @@ class Moments:
             ms.readers(cur),
             self._feed(cur),
         )
-
-    @staticmethod
-    def _contacts(cur: db.Cursor) -> list[db.ContactRow]:
-        return [c for c in db.list_contacts(cur) if c.state == ContactState.ACCEPTED.value]
 
     # -- photos and videos (uploaded first, by the attachments' blob transfer) -----------------
 
@@ -357,78 +352,23 @@ class Moments:
             if post is None or not post.mine or post.state == "deleted":
                 raise NoSuchPost("no post of yours with that id")
             ms.set_post_state(cur, post_id, "deleted")
-            self._send_all(cur, ms.audience(cur, post_id), MomentDelete(post_id))
+            send_all(cur, self.conversations, ms.audience(cur, post_id), MomentDelete(post_id))
         self.channel.emit(ev.MomentChanged(post_id.hex(), self.me.hex(), "deleted"))
-
-    def _send_all(self, cur: db.Cursor, members: Sequence[bytes], body: Any) -> None:
-        for member in members:
-            contact = db.get_contact(cur, member)
-            if contact is not None and contact.state == ContactState.ACCEPTED.value:
-                self.conversations.queue_in(cur, contact, body)
 
     # -- likes and comments ---------------------------------------------------------------------
 
     async def like(self, post_id: bytes, liked: bool = True) -> None:
-        await self._act(post_id, ActKind.LIKE if liked else ActKind.UNLIKE)
+        await self.acts.act(post_id, ActKind.LIKE if liked else ActKind.UNLIKE)
 
     async def comment(self, post_id: bytes, text: str, reply_to: bytes | None = None) -> bytes:
-        return await self._act(post_id, ActKind.COMMENT, text=text, reply_to=reply_to)
+        return await self.acts.act(post_id, ActKind.COMMENT, text=text, reply_to=reply_to)
 
     async def delete_comment(self, post_id: bytes, comment_id: bytes) -> None:
-        await self._act(post_id, ActKind.UNCOMMENT, target=comment_id)
-
-    async def _act(
-        self,
-        post_id: bytes,
-        kind: ActKind,
-        *,
-        text: str = "",
-        reply_to: bytes | None = None,
-        target: bytes | None = None,
-    ) -> bytes:
-        act_id = os.urandom(16)
-        now_ms = self._now_ms()
-        with self.db.transaction() as cur:
-            post = ms.get_post(cur, post_id)
-            if post is None or post.state != "ready":
-                raise NoSuchPost("no readable post with that id")
-            if target is not None and ms.comment_author(cur, post_id, target) is None:
-                raise UsageError("no such comment on that post")
-            contacts = self._contacts(cur)
-            tags = (
-                () if post.mine else tuple(contact_tag(post.key, c.identity_key) for c in contacts)
-            )
-            act = MomentAct(post_id, act_id, kind, text, reply_to, target, tags[:MAX_TAGS])
-            facts = self._facts(cur, post, self.me, act)
-            reason = core.authorise_act(self.me, self.me, act, facts) if post.mine else None
-            if reason is None and not post.mine and kind is ActKind.UNCOMMENT:
-                if facts is None or facts.target_author != self.me:
-                    reason = "not_author"
-            if reason is not None:
-                raise UsageError(f"not allowed: {reason.replace('_', ' ')}")
-            self._apply(cur, post, self.me, act, now_ms)
-            if post.mine:  # we are everyone's contact: the whole audience sees it
-                relay = MomentRelay(self.me, act, now_ms)
-                self._send_all(cur, ms.audience(cur, post_id), relay)
-            else:
-                poster = db.get_contact(cur, post.poster)
-                if poster is None or poster.state != ContactState.ACCEPTED.value:
-                    raise UsageError("the poster is no longer your contact")
-                self.conversations.queue_in(cur, poster, act)
-        return act_id
+        await self.acts.act(post_id, ActKind.UNCOMMENT, target=comment_id)
 
     def own_act(self, cur: db.Cursor, act: MomentAct, at_ms: int) -> None:
-        """Our like or comment on a contact's post, made on another of our devices
-        (client/devices.py copies it to us): shown as ours if this device holds the
-        post; not sent again (that device sent it to the poster)."""
-        post = ms.get_post(cur, act.post_id)
-        if post is None or post.state != "ready" or post.mine:
-            return
-        if act.kind is ActKind.UNCOMMENT:
-            facts = self._facts(cur, post, self.me, act)
-            if facts is None or facts.target_author != self.me:
-                return
-        self._apply(cur, post, self.me, act, at_ms)
+        """Our act made on another of our devices (:meth:`MomentActs.own_act`)."""
+        self.acts.own_act(cur, act, at_ms)
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -442,7 +382,7 @@ class Moments:
             rows = ms.feed(
                 cur, poster=poster, before_ms=before_ms, limit=limit, now_ms=self._now_ms()
             )
-            friends = {c.identity_key for c in self._contacts(cur)} | {self.me}
+            friends = {c.identity_key for c in accepted_contacts(cur)} | {self.me}
             views = []
             for row in rows:
                 if row.poster in muted:
@@ -483,25 +423,6 @@ class Moments:
 
     # -- receiving (inside the receive transaction) ---------------------------------------------
 
-    def _facts(
-        self, cur: db.Cursor, post: ms.PostRow | None, sender: bytes, act: MomentAct | None
-    ) -> core.PostFacts | None:
-        if post is None:
-            return None
-        acts, by_sender = ms.count_acts(cur, post.post_id, sender)
-        target = None
-        if act is not None and act.target is not None:
-            target = ms.comment_author(cur, post.post_id, act.target)
-        return core.PostFacts(
-            poster=post.poster,
-            mine=post.mine,
-            deleted=post.state == "deleted",
-            in_audience=post.mine and ms.in_audience(cur, post.post_id, sender),
-            acts=acts,
-            acts_by_sender=by_sender,
-            target_author=target,
-        )
-
     def _on_body(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         body = r.message.body
         match body:
@@ -509,23 +430,19 @@ class Moments:
                 return self._on_key(cur, r.sender, body)
             case MomentDelete():
                 post = ms.get_post(cur, body.post_id)
-                reason = core.authorise_delete(r.sender, self._facts(cur, post, r.sender, None))
+                reason = core.authorise_delete(r.sender, post_facts(cur, post, r.sender, None))
                 if reason is not None:
                     self.drops.add(reason)
                     return None
                 ms.set_post_state(cur, body.post_id, "deleted")
                 self.channel.emit(ev.MomentChanged(body.post_id.hex(), r.sender.hex(), "deleted"))
-            case MomentAct():
-                self._on_act(cur, r.sender, body)
-            case MomentRelay():
-                self._on_relay(cur, r.sender, body)
         return None
 
     def _on_key(self, cur: db.Cursor, sender: bytes, body: MomentKey) -> FollowUp | None:
         post = ms.get_post(cur, body.post_id)
         muted = self._keys_setting(cur, "muted")
         reason = core.authorise_key(
-            sender, self.me, body, self._facts(cur, post, sender, None), muted
+            sender, self.me, body, post_facts(cur, post, sender, None), muted
         )
         if reason is not None:
             self.drops.add(reason)
@@ -597,68 +514,6 @@ class Moments:
         if self.me in content.mentions:
             self.channel.emit(ev.MomentChanged(post_id.hex(), post.poster.hex(), "mention"))
         return 1
-
-    def _on_act(self, cur: db.Cursor, sender: bytes, act: MomentAct) -> None:
-        post = ms.get_post(cur, act.post_id)
-        reason = core.authorise_act(sender, self.me, act, self._facts(cur, post, sender, act))
-        if reason is not None:
-            self.drops.add(reason)
-            return
-        assert post is not None
-        now_ms = self._now_ms()
-        if not self._apply(cur, post, sender, act, now_ms):
-            return
-        members = core.relay_targets(
-            post.key, ms.audience(cur, post.post_id), act.contact_tags, sender
-        )
-        self._send_all(cur, members, MomentRelay(sender, replace(act, contact_tags=()), now_ms))
-
-    def _on_relay(self, cur: db.Cursor, sender: bytes, relay: MomentRelay) -> None:
-        post = ms.get_post(cur, relay.act.post_id)
-        facts = self._facts(cur, post, relay.author, relay.act)
-        reason = core.authorise_relay(sender, facts, relay.act.kind)
-        author = db.get_contact(cur, relay.author)
-        if reason is None and relay.author not in (sender, self.me):
-            if author is None or author.state != ContactState.ACCEPTED.value:
-                reason = "not_contact"  # the poster should not have sent it: not shown
-        if reason is None and relay.act.kind is ActKind.UNCOMMENT and facts is not None:
-            # its author deletes a comment, or the poster (the relay's sender) does
-            if facts.target_author != relay.author and relay.author != sender:
-                reason = "not_author"
-        if reason is not None:
-            self.drops.add(reason)
-            return
-        assert post is not None
-        self._apply(cur, post, relay.author, relay.act, relay.at_ms)
-
-    def _apply(
-        self, cur: db.Cursor, post: ms.PostRow, author: bytes, act: MomentAct, at_ms: int
-    ) -> bool:
-        reply_author = None
-        match act.kind:
-            case ActKind.LIKE | ActKind.UNLIKE:
-                changed = ms.set_like(cur, post.post_id, author, act.kind is ActKind.LIKE, at_ms)
-                what = "like"
-                if changed and act.kind is ActKind.UNLIKE:
-                    ms.forget_notices(cur, post.post_id, author, "like")
-            case ActKind.COMMENT:
-                if act.reply_to is not None:
-                    reply_author = ms.comment_author(cur, post.post_id, act.reply_to)
-                row = ms.CommentRow(act.act_id, post.post_id, author, act.text, act.reply_to, at_ms)
-                changed = ms.add_comment(cur, row)
-                what = "comment"
-            case ActKind.UNCOMMENT:
-                assert act.target is not None
-                changed = ms.delete_comment(cur, post.post_id, act.target)
-                what = "comment_deleted"
-        if changed:
-            notice = core.notice_for(self.me, post.mine, author, act.kind, reply_author)
-            if notice is not None:
-                ms.add_notice(cur, post.post_id, notice, author, act.text, at_ms, core.MAX_NOTICES)
-            self.channel.emit(ev.MomentChanged(post.post_id.hex(), post.poster.hex(), what))
-            if notice is not None:
-                self.channel.emit(ev.MomentChanged(post.post_id.hex(), post.poster.hex(), "notice"))
-        return changed
 
     # -- notifications --------------------------------------------------------------------------
 
