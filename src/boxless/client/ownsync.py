@@ -101,6 +101,7 @@ class OwnDeviceSync:
         self.me = channel.me
         self.my_device_key = channel.my_device_key
         self.refused = 0  # syncs dropped: not from one of our certified devices
+        self.refused_entries = 0  # entries dropped: a clock far ahead of ours
         self.sent = 0
         self._unsent: set[str] = set()  # chats whose change is to be sent again
         channel.handlers.on_body((OwnSync,), self._on_sync, gated=False)
@@ -245,10 +246,14 @@ class OwnDeviceSync:
         notes: dict[bytes, dict[str, object]] = {}
         blocks: dict[bytes, bool] = {}
         favs: dict[tuple[str, str], bool] = {}
+        now_ms = int(self.clock() * 1000)
         for entry in body.entries:
             parsed = core.parse_key(entry.key, entry.value)
             if parsed is None:
                 continue  # a newer client's setting, or a malformed one
+            if core.from_the_future(entry.clock, now_ms):
+                self.refused_entries += 1  # it would pin the setting against later changes
+                continue
             chat, setting, value = parsed
             held = store.get_register(cur, entry.key)
             if not core.incoming_wins(held, entry.key, entry.value, entry.clock, r.device_key):

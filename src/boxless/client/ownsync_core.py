@@ -27,7 +27,10 @@ clock 0 (a value equal to the default is not sent).
 
 Only our own certified, unrevoked devices may set our registers
 (:func:`authorise`); anything else is refused with a reason (and counted by
-the plug-in).
+the plug-in). An entry whose clock runs more than :data:`MAX_AHEAD_MS` ahead of
+our own clock is refused too (:func:`from_the_future`): one such write would
+otherwise win over every later change, and a clock at the wire's maximum left
+no next clock for this device's own changes (the setting was stuck).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ __all__ = [
     "DEFAULTS",
     "Register",
     "authorise",
+    "from_the_future",
     "incoming_wins",
     "local_change",
     "parse_key",
@@ -64,6 +68,7 @@ DEFAULTS: dict[str, object] = {
     "blocked": False,
     "fav": False,
 }
+MAX_AHEAD_MS = 24 * 3600 * 1000  # how far another device's clock may run ahead of ours
 _BOOLS = {"pinned", "muted", "unread", "starred", "blocked", "fav"}
 MAX_READ = 2**63 - 1
 
@@ -139,6 +144,11 @@ def local_change(held: Register, value: object, now_ms: int, device: bytes) -> R
         if value <= json.loads(held.value):
             return None
     return Register(encoded, max(held.clock + 1, now_ms), device)
+
+
+def from_the_future(clock: int, now_ms: int) -> bool:
+    """Whether an incoming entry's ``clock`` is too far ahead of ours to be taken."""
+    return clock > now_ms + MAX_AHEAD_MS
 
 
 def incoming_wins(held: Register, key: str, value: str, clock: int, device: bytes) -> bool:
