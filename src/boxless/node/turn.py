@@ -56,8 +56,16 @@ PRIVATE_RANGES: Final = (
     "127.0.0.0-127.255.255.255",
     "169.254.0.0-169.254.255.255",
     "172.16.0.0-172.31.255.255",
+    "192.0.0.0-192.0.0.255",
     "192.168.0.0-192.168.255.255",
+    "198.18.0.0-198.19.255.255",
+    "240.0.0.0-255.255.255.255",
+    "::",
     "::1",
+    # IPv4 inside IPv6: mapped (::ffff:127.0.0.1 is the node's loopback), NAT64, 6to4
+    "::ffff:0.0.0.0-::ffff:255.255.255.255",
+    "64:ff9b::-64:ff9b::ffff:ffff",
+    "2002::-2002:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
     "fc00::-fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
     "fe80::-febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
 )

@@ -15,15 +15,28 @@ Who gets credentials (:class:`TurnIssuer`, sans-IO, ``now`` passed in): only a
 peer that holds a filter subscription at this node — its light client; others
 are refused with ``not a light client``. Each client gets at most
 :data:`GRANT_BURST` grants, then one per :data:`GRANT_EVERY` seconds
-(``rate``); :data:`MAX_PEERS_TRACKED` peers are remembered. Refusals are counted
-in ``TurnIssuer.refused`` and answered with ``{"error": reason}``.
+(``rate``); :data:`MAX_PEERS_TRACKED` peers are remembered. Peer ids cost a
+stranger nothing (a filter subscription is free), so all clients together get
+at most :data:`TOTAL_BURST` grants, then one per :data:`TOTAL_EVERY` seconds
+(``busy``): many ids, or cycling ids past the per-peer table, mint no more.
+Refusals are counted in ``TurnIssuer.refused`` and answered with
+``{"error": reason}``.
+
+The client takes a node's answer as a peer's bytes (:func:`turn_url_refused`):
+only ``turn:``/``turns:`` URLs of a host and port, and no loopback, private,
+link-local or other non-global IP address unless it is the node's own (a node
+on this machine or this LAN), so a hostile node cannot point every caller's
+browser at their own router or at a third party's private services. A DNS name
+is taken as it is (the browser resolves it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
+import re
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Final
@@ -31,12 +44,13 @@ from typing import Any, Final
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
+from multiaddr.exceptions import ProtocolLookupError
 
 from boxless.errors import DecodeError, PeerError
 from boxless.node.streams import read_request, reply_and_close, request
 from boxless.node.turn import turn_credentials
 
-__all__ = ["TURN_PROTOCOL", "TurnIssuer", "request_turn", "serve_turn"]
+__all__ = ["TURN_PROTOCOL", "TurnIssuer", "request_turn", "serve_turn", "turn_url_refused"]
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +61,12 @@ GRANT_TTL: Final = 3600
 GRANT_BURST: Final = 3
 GRANT_EVERY: Final = 60.0
 MAX_PEERS_TRACKED: Final = 1024
+TOTAL_BURST: Final = 60
+TOTAL_EVERY: Final = 1.0
+_TURN_URL = re.compile(
+    r"turns?:(\[[0-9A-Fa-f:.]{2,45}\]|[A-Za-z0-9.-]{1,253})(?::([0-9]{1,5}))?"
+    r"(?:\?transport=(?:udp|tcp))?"
+)
 
 
 class TurnIssuer:
@@ -59,12 +79,15 @@ class TurnIssuer:
         self.refused: Counter[str] = Counter()
         self.granted = 0
         self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
+        self._total: tuple[float, float] | None = None  # all clients: (tokens, at)
 
     def answer(self, peer: Hashable, now: float) -> dict[str, Any]:
         if not self.is_client(peer):
             return self._refuse("not a light client")
         if not self._take(peer, now):
             return self._refuse("rate")
+        if not self._take_total(now):
+            return self._refuse("busy")
         user, password = turn_credentials(self.secret, os.urandom(6).hex(), now, GRANT_TTL)
         self.granted += 1
         return {
@@ -86,6 +109,51 @@ class TurnIssuer:
         while len(self._buckets) > MAX_PEERS_TRACKED:
             self._buckets.popitem(last=False)
         return ok
+
+    def _take_total(self, now: float) -> bool:
+        tokens, at = self._total or (float(TOTAL_BURST), now)
+        tokens = min(float(TOTAL_BURST), tokens + max(0.0, now - at) / TOTAL_EVERY)
+        ok = tokens >= 1.0
+        self._total = (tokens - 1.0 if ok else tokens, now)
+        return ok
+
+
+def turn_url_refused(url: object, node_hosts: set[str]) -> str | None:
+    """None if ``url``, a TURN URL a node advertised, may go to our browser; else why
+    not. ``node_hosts``: the addresses we reach that node at (see the module doc)."""
+    found = _TURN_URL.fullmatch(url) if isinstance(url, str) else None
+    if found is None:
+        return "not a turn: or turns: URL of a host and port"
+    host, port = found[1].strip("[]"), found[2]
+    if port is not None and not 0 < int(port) < 65536:
+        return "a port out of range"
+    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
+        host = "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if found[1].startswith("["):
+            return "not an IPv6 address"
+        return None  # a DNS name
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if (ip.is_global and not ip.is_multicast) or str(ip) in node_hosts:
+        return None
+    return f"{ip} is a loopback, private or reserved address, not the node's"
+
+
+def _hosts_of(host: IHost, peer: ID) -> set[str]:
+    """The IP addresses in the multiaddrs we know ``peer`` at."""
+    out: set[str] = set()
+    for addr in host.get_peerstore().addrs(peer):
+        for proto in ("ip4", "ip6"):
+            try:
+                value = addr.value_for_protocol(proto)
+            except ProtocolLookupError:
+                continue
+            if value:
+                out.add(str(ipaddress.ip_address(value)))
+    return out
 
 
 def serve_turn(host: IHost, issuer: TurnIssuer, clock: Callable[[], float]) -> None:
@@ -131,4 +199,9 @@ async def request_turn(host: IHost, peer: ID, timeout: float = 5.0) -> dict[str,
     )
     if not ok:
         raise DecodeError("the node's TURN answer lacks urls, username, credential or ttl_s")
+    hosts = _hosts_of(host, peer)
+    for url in reply["urls"]:
+        why = turn_url_refused(url, hosts)
+        if why is not None:
+            raise PeerError(f"the node's TURN URL is refused: {why}")
     return {k: reply[k] for k in ("urls", "username", "credential", "ttl_s")}
