@@ -27,6 +27,10 @@
   the seller.
 - ``PUT /api/v1/miniapps/escrow {address}``: the escrow contract mini apps pay into
   on the wallet's chain (as ``boxless wallet escrow``).
+- ``GET /api/v1/miniapps/{app_id}/replies`` -> ``{replies: [{request_id, payload}]}``:
+  the bot's answers to the page's ``backend.request`` calls of the last minute
+  (read-only; the page reads them when its events socket opens and hands each
+  to a request it still waits for: js/bridge.js ``resumeAppReplies``).
 - ``GET /api/v1/miniapps/{app_id}/storage/{key}``: what the app stored (settings).
 - ``POST /api/v1/miniapps/{app_id}/suspend``: the UI saw the page flood the bridge.
 - ``GET /api/v1/miniapps/{app_id}/icon``: the app's icon (PNG/JPEG/WebP only).
@@ -235,6 +239,13 @@ def miniapp_routes(client: Client) -> list[Route]:
         app_json(app_id)  # 404 when not installed
         return JSONResponse({"value": feature.stored(app_id, request.path_params["key"])})
 
+    async def replies(request: Request) -> Response:
+        try:
+            kept = feature.replies(_app_id(request))
+        except NoSuchApp as exc:
+            raise ApiError(404, "not_found", str(exc)) from exc
+        return JSONResponse({"replies": [r.to_json() for r in kept]})
+
     async def bridge(request: Request) -> Response:
         app_id = _app_id(request)
         body: BridgeBody = await parse_body(request, BridgeBody, limit=64 * 1024)
@@ -304,6 +315,7 @@ def miniapp_routes(client: Client) -> list[Route]:
         Route("/api/v1/miniapps/{app_id}/permissions/{permission}", permission, methods=["PUT"]),
         Route("/api/v1/miniapps/{app_id}/opened", opened, methods=["POST"]),
         Route("/api/v1/miniapps/{app_id}/bridge", bridge, methods=["POST"]),
+        Route("/api/v1/miniapps/{app_id}/replies", replies, methods=["GET"]),
         Route("/api/v1/miniapps/{app_id}/storage/{key}", storage, methods=["GET"]),
         Route("/api/v1/miniapps/{app_id}/suspend", suspend, methods=["POST"]),
         Route("/api/v1/miniapps/{app_id}/icon", icon, methods=["GET"]),

@@ -9,7 +9,10 @@ each call rate-limited (:class:`BridgeLimiter`) and checked against the user's
 permission decisions. Incoming AppMessage from a contact: a ``request`` is for a
 bot account (the SDK takes it from the ``app_message`` event); a ``response`` or
 ``push`` is only accepted from the bot named by the installed app's manifest.
-Nothing a peer sends is stored, so a flood grows no table.
+Nothing a peer sends is stored, so a flood grows no table; a bot's answer to a
+request the page still waits for is also kept in memory for a minute
+(:class:`~boxless.miniapps.replies.PendingReplies`), for a page whose events
+socket was away when it came.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from boxless.miniapps import (
     verify_bundle,
 )
 from boxless.miniapps.limits import BridgeLimiter
+from boxless.miniapps.replies import PendingReplies, Reply
 
 __all__ = ["STORAGE_QUOTA_BYTES", "MiniApps", "NoSuchApp", "PermissionDenied"]
 
@@ -69,6 +73,7 @@ class MiniApps:
         self.account, self.channel, self.conversations = account, channel, conversations
         self.db, self.clock = channel.db, clock
         self.limiter = BridgeLimiter()
+        self.pending = PendingReplies()  # bot answers the app pages wait for
         self.app_origin: str | None = None  # the app-origin server's base URL, once it runs
         self._pseudonym_key = self.db.derive_key("miniapp pseudonym v1")
         self._files: dict[str, VerifiedBundle] = {}  # app id -> verified bundle, a few
@@ -98,6 +103,7 @@ class MiniApps:
                 raise NoSuchApp(f"no mini app {app_id!r} is installed")
         self._files.pop(app_id, None)
         self.limiter.forget(app_id)
+        self.pending.forget(app_id)
 
     def app(self, app_id: str) -> store.AppRow:
         with self.db.transaction() as cur:
@@ -238,8 +244,15 @@ class MiniApps:
         if len(data) > MAX_PAYLOAD_BYTES:
             raise UsageError(f"a backend request is at most {MAX_PAYLOAD_BYTES} bytes of JSON")
         request_id = os.urandom(16)
+        # expected before it is sent: a fast bot may answer before the send returns
+        self.pending.expect(row.manifest.id, request_id.hex(), self.clock())
         await self.send_app_message(row.manifest.bot, row.manifest.id, "request", request_id, data)
         return request_id.hex()
+
+    def replies(self, app_id: str) -> list[Reply]:
+        """The bot's answers kept for ``app_id``'s page (see :meth:`backend_request`)."""
+        self.app(app_id)  # NoSuchApp
+        return self.pending.replies(app_id, self.clock())
 
     def _on_app_message(self, cur: Cursor, r: Received) -> FollowUp | None:
         body = r.message.body
@@ -251,13 +264,12 @@ class MiniApps:
                     "app message for %s from a key that is not its bot: ignored", body.app_id
                 )
                 return None
+        payload = json.loads(body.payload)
+        if body.kind is AppKind.RESPONSE:  # kept only when a page of ours waits for it
+            self.pending.offer(body.app_id, body.request_id.hex(), payload, self.clock())
         self.channel.emit(
             ev.AppMessageReceived(
-                r.sender.hex(),
-                body.app_id,
-                body.kind.value,
-                body.request_id.hex(),
-                json.loads(body.payload),
+                r.sender.hex(), body.app_id, body.kind.value, body.request_id.hex(), payload
             )
         )
         return None

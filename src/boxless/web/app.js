@@ -43,7 +43,7 @@ import { onPaymentEvent, resumePayCards } from "./js/paycards.js";
 import { onRedEnvelopeEvent, resumeRedEnvelopes } from "./js/redenvelope.js";
 import { walletView } from "./js/wallet.js";
 import { nearbyView, onNearbyEvent, resumeNearby } from "./js/nearby.js";
-import { appView, miniappsView, onAppMessageEvent } from "./js/miniapps.js";
+import { appView, miniappsView, onAppMessageEvent, resumeAppReplies } from "./js/miniapps.js";
 
 const root = document.getElementById("app");
 
@@ -161,6 +161,22 @@ function updateBadges() {
   shell.banner.textContent = problem;
 }
 
+// The node's reach of the network (GET /status), read on every events socket open and
+// on "ready": a connectivity event sent while this page was away reached nobody. An
+// event that comes while the read is under way is newer: the read then gives way.
+let networkEvents = 0;
+function resumeNetwork() {
+  const seen = networkEvents;
+  call("GET", "/status").then(
+    (s) => {
+      if (seen !== networkEvents) return;
+      store.network = s.connected !== false;
+      changed();
+    },
+    () => {},
+  );
+}
+
 function route() {
   const { name, arg, message: showMessage } = parseRoute();
   const isTab = TABS.some((t) => t.id === name);
@@ -252,11 +268,12 @@ function onEvent(ev) {
       refreshSoon();
       break;
     case "connectivity":
+      networkEvents += 1;
       store.network = Boolean(ev.ok);
       changed();
       break;
     case "ready":
-      store.network = true;
+      resumeNetwork(); // caught up; a catch-up that failed said so, the node says if it still does
       refreshSoon();
       break;
     case "catch_up":
@@ -340,6 +357,8 @@ async function startApp() {
       resumeDevices(); // the Devices pane's roster
       resumeNearby(); // cards and hellos nearby
       resumeMoments(); // the feed and the Discover badge
+      resumeAppReplies(); // a bot's answers to an open mini app's requests (js/bridge.js)
+      resumeNetwork(); // the banner: "Your node cannot reach the network"
       store.catchingUp = 0; // a catch-up that finished unseen must not stay on the banner
       refreshSoon(); // chats, unread counts, contact requests, groups
       if (detail && detail.view.reload) detail.view.reload();

@@ -3,7 +3,9 @@
 // flood suspends the app), relayed to POST /miniapps/{id}/bridge, which checks
 // the permission; the first use of a permission, every payment and every share
 // are confirmed in a Boxless dialog (never the app's). Answers go back to the
-// frame; the bot's responses and pushes arrive as app_message events.
+// frame; the bot's responses and pushes arrive as app_message events. A response
+// that came while the events socket was away is read from the node when it opens
+// again (resumeAppReplies; GET /miniapps/{id}/replies keeps them for a minute).
 
 import { ApiError, call } from "./api.js";
 import { h } from "./dom.js";
@@ -107,6 +109,7 @@ export function openBridge(app, frame, onSuspend) {
   let at = performance.now();
   let suspended = false;
   const waiting = new Map(); // request id hex -> {id, timer}
+  const early = new Map(); // request id hex -> payload: answered before the POST returned
 
   const post = (msg) => {
     if (frame.contentWindow) frame.contentWindow.postMessage({ boxless: BRIDGE_VERSION, ...msg }, "*");
@@ -158,11 +161,17 @@ export function openBridge(app, frame, onSuspend) {
       case "backend.request": {
         if (waiting.size >= MAX_PENDING) throw new ApiError(429, "busy", "too many requests wait for the bot");
         const res = await withPermission(method, params);
-        const timer = setTimeout(() => {
-          waiting.delete(res.request_id);
-          fail(id, "timeout", "the app's bot did not answer in 30 s");
-        }, BACKEND_TIMEOUT_MS);
-        waiting.set(res.request_id, { id, timer });
+        const rid = res.request_id;
+        if (early.has(rid)) {
+          const payload = early.get(rid);
+          early.delete(rid);
+          return payload;
+        }
+        // the last look at the node before giving up: an answer whose event was lost
+        const timer = setTimeout(() => resume([rid]).finally(() => {
+          if (waiting.delete(rid)) fail(id, "timeout", "the app's bot did not answer in 30 s");
+        }), BACKEND_TIMEOUT_MS);
+        waiting.set(rid, { id, timer });
         return undefined; // answered when the bot's response arrives
       }
       case "pay": {
@@ -229,23 +238,49 @@ export function openBridge(app, frame, onSuspend) {
     );
   }
 
+  /** Hand the bot's answer to the request that waits for it: once (false if none waits). */
+  function answer(rid, payload) {
+    const w = waiting.get(rid);
+    if (!w || suspended) return false;
+    clearTimeout(w.timer);
+    waiting.delete(rid);
+    post({ id: w.id, result: payload });
+    return true;
+  }
+
+  /** Read the answers the node kept (`only`: these request ids) for the requests that
+   * still wait: their events came while the socket was away (or were lost). */
+  async function resume(only = null) {
+    const ids = only || [...waiting.keys()];
+    if (suspended || !ids.some((rid) => waiting.has(rid))) return;
+    let kept;
+    try {
+      kept = (await call("GET", `/miniapps/${app.id}/replies`)).replies;
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      return; // the node is away too: the next socket open reads again
+    }
+    for (const r of kept) if (ids.includes(r.request_id)) answer(r.request_id, r.payload);
+  }
+
   window.addEventListener("message", onMessage);
   const bridge = {
     deliver(ev) {
       if (suspended) return;
       if (ev.kind === "response") {
-        const w = waiting.get(ev.request_id);
-        if (!w) return;
-        clearTimeout(w.timer);
-        waiting.delete(ev.request_id);
-        post({ id: w.id, result: ev.payload });
+        if (answer(ev.request_id, ev.payload)) return;
+        // maybe the answer to a request whose POST has not returned yet (a fast bot)
+        if (early.size >= MAX_PENDING) early.delete(early.keys().next().value);
+        early.set(ev.request_id, ev.payload);
       } else if (ev.kind === "push") {
         post({ event: "backend.message", data: ev.payload });
       }
     },
+    resume,
     close() {
       window.removeEventListener("message", onMessage);
       for (const w of waiting.values()) clearTimeout(w.timer);
+      waiting.clear();
       if (open.get(app.id) === bridge) open.delete(app.id);
     },
     get suspended() {
@@ -266,4 +301,9 @@ function permissionOf(message) {
 export function deliverAppMessage(ev) {
   const bridge = open.get(ev.app_id);
   if (bridge) bridge.deliver(ev);
+}
+
+/** The events socket opened (again): open apps read the bot answers they missed. */
+export function resumeAppReplies() {
+  for (const bridge of open.values()) bridge.resume().catch((err) => console.warn("app replies", err));
 }

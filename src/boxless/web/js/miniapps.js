@@ -7,6 +7,8 @@ import { ApiError, call, imageUrl } from "./api.js";
 import { h, icon, mount, toast } from "./dom.js";
 import { deliverAppMessage, openBridge } from "./bridge.js";
 
+export { resumeAppReplies } from "./bridge.js"; // app.js: on every events socket open
+
 const PERMISSION_NAMES = {
   "user.name": "Your name",
   "user.avatar": "Your profile picture",
