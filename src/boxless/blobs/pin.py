@@ -23,6 +23,15 @@ i.e. its light clients; a node without filter: any connected peer), else any
 connected peer — each within ``peer_quota`` bytes
 of pins, ``max_file`` per DAG, ``per_peer_active`` pins in flight (and
 ``total_active`` overall). A pin runs for at most ``pin_timeout`` seconds.
+
+Honest pins: a request for a root the node has a pin record of first checks that
+the record's blocks are still on disk (:meth:`PinService.lost_blocks`: a ``stat``
+per block in a worker thread, no re-hash, at most ``check_blocks`` blocks). If
+none is lost, the requester's own pin is renewed ("already pinned"). If some are,
+they are forgotten and the DAG is fetched from the requester again — only the
+lost blocks travel (the walk reads the others locally) — which repairs every pin
+of that root; the requester's pin is renewed ("repaired"), no quota is charged
+again. So a sender's re-pin ("Ask again") brings back a file its node lost.
 """
 
 from __future__ import annotations
@@ -130,6 +139,7 @@ class PinPolicy:
     total_active: int = 16
     pin_timeout: float = 900.0
     limits: DagLimits = DagLimits()
+    check_blocks: int = 50_000  # blocks stat-ed per request for a root held already
 
 
 class PinService:
@@ -178,7 +188,8 @@ class PinService:
         await reply_and_close(stream, answer.encode(), PIN_PROTOCOL)
 
     async def pin_for(self, peer: ID, req: PinRequest) -> PinResponse:
-        """Decide, then fetch from ``peer`` and pin ``req.cid``; never raises for peer errors."""
+        """Decide, then fetch from ``peer`` and pin ``req.cid`` (or repair it, if the
+        blocks of a pin of it are lost); never raises for peer errors."""
         pol = self.policy
         if not self._allowed(peer):
             return PinResponse(
@@ -187,28 +198,57 @@ class PinService:
         active = self._active.get(peer, 0)
         if active >= pol.per_peer_active or sum(self._active.values()) >= pol.total_active:
             return PinResponse(BUSY, "too many pins in progress; retry later")
-        owner = peer.to_base58()
-        retention = self._retention(req)
-        for pin_id, _root, pin_owner, nbytes, _exp in self.store.pins(req.cid):
-            if pin_owner == owner:  # asked again: keep it longer, fetch nothing
-                self.store.renew(pin_id, self.now() + retention)
-                return PinResponse(OK, "already pinned; retention renewed", nbytes)
-        room = min(pol.max_file, pol.peer_quota - self.store.owner_bytes(owner))
-        if room <= 0:
-            return PinResponse(TOO_LARGE, "your pin quota on this node is used up; unpin or wait")
         self._active[peer] = active + 1
         try:
-            return await self._fetch_and_pin(peer, owner, req, room)
+            return await self._pin_or_repair(peer, req)
         finally:
             self._active[peer] -= 1
             if not self._active[peer]:
                 del self._active[peer]
 
+    async def _pin_or_repair(self, peer: ID, req: PinRequest) -> PinResponse:
+        owner = peer.to_base58()
+        pins = self.store.pins(req.cid)
+        lost = await self.lost_blocks(req.cid) if pins else 0
+        mine = next((p for p in pins if p[2] == owner), None)
+        if mine is not None and not lost:  # asked again: keep it longer, fetch nothing
+            pin_id, _root, _owner, nbytes, _exp = mine
+            self.store.renew(pin_id, self.now() + self._retention(req))
+            return PinResponse(OK, "already pinned; retention renewed", nbytes)
+        if mine is not None:  # a repair: its bytes are counted in the quota already
+            room = self.policy.max_file
+        else:
+            room = min(self.policy.max_file, self.policy.peer_quota - self.store.owner_bytes(owner))
+            if room <= 0:
+                return PinResponse(
+                    TOO_LARGE, "your pin quota on this node is used up; unpin or wait"
+                )
+        return await self._fetch_and_pin(peer, owner, req, room, repair=mine, lost=lost)
+
+    async def lost_blocks(self, root: Cid) -> int:
+        """Check the blocks the pins of ``root`` list are on disk (a ``stat`` each in a
+        worker thread, at most ``check_blocks``); forget the lost ones; how many."""
+        blocks = self.store.pin_blocks_of(root, self.policy.check_blocks)
+        lost = await trio.to_thread.run_sync(self.store.lost_names, blocks)
+        if lost:
+            self.store.forget(lost)
+            logger.warning("pin of %s had lost %d of its blocks", root, len(lost))
+        return len(lost)
+
     def _retention(self, req: PinRequest) -> int:
         cap = self.policy.max_retention_s
         return req.retention_s if 0 < req.retention_s <= cap else cap
 
-    async def _fetch_and_pin(self, peer: ID, owner: str, req: PinRequest, room: int) -> PinResponse:
+    async def _fetch_and_pin(
+        self,
+        peer: ID,
+        owner: str,
+        req: PinRequest,
+        room: int,
+        *,
+        repair: tuple[int, str, str, int, float | None] | None = None,
+        lost: int = 0,
+    ) -> PinResponse:
         pol = self.policy
         limits = DagLimits(
             max_bytes=room,
@@ -240,6 +280,10 @@ class PinService:
             self.store.discard(cids)  # what a failed pin fetched does not linger
             return failure
         retention = self._retention(req)
+        if repair is not None:
+            self.store.renew(repair[0], self.now() + retention)
+            logger.info("repaired %s for %s (%d lost blocks)", req.cid, owner, lost)
+            return PinResponse(OK, f"repaired: {lost} lost blocks fetched again", repair[3])
         self.store.pin(req.cid, owner, cids, stored, self.now(), retention)
         logger.info("pinned %s for %s (%d bytes, %d s)", req.cid, owner, stored, retention)
         return PinResponse(OK, "pinned", stored)

@@ -1,5 +1,7 @@
 """A host's blob service: the block store, Bitswap and (on service nodes) the
-pin protocol, plus the loop that expires pins and collects garbage."""
+pin protocol, plus the loop that expires pins, collects garbage and checks, a
+batch of blocks per round, that their files are still there (lost ones are
+forgotten, so Bitswap stops claiming them and a re-pin writes them again)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,8 @@ from boxless.blobs.pin import PinPolicy, PinService
 from boxless.blobs.store import DEFAULT_QUOTA, BlockStore
 
 logger = logging.getLogger(__name__)
+
+CHECK_BATCH = 5000  # blocks stat-ed per round by the rolling check (a few ms)
 
 
 class BlobService:
@@ -43,6 +47,7 @@ class BlobService:
         )
         self.client = BlobClient(self.bitswap)
         self.gc_interval_s = gc_interval_s
+        self._check_after = ""  # the rolling check's place (a block name)
 
     def register(self) -> None:
         self.bitswap.register()
@@ -61,6 +66,19 @@ class BlobService:
                 freed = self.store.gc(now)
                 if expired or freed:
                     logger.info("blobs: %d pins expired, %d bytes freed", expired, freed)
+                await self.check_some()
                 await trio.sleep(self.gc_interval_s)
         finally:
             self.store.close()
+
+    async def check_some(self, limit: int = CHECK_BATCH) -> int:
+        """The rolling integrity check: the next ``limit`` blocks (in name order,
+        wrapping round) have their files stat-ed in a worker thread (no re-hash: see
+        ``bench/blobs_check.py --rehash``); lost ones are forgotten. How many."""
+        batch = self.store.block_sizes(self._check_after, limit)
+        self._check_after = batch[-1][0] if len(batch) == limit else ""
+        lost = await trio.to_thread.run_sync(self.store.lost_names, batch)
+        if lost:
+            self.store.forget(lost)
+            logger.warning("blobs: %d blocks were lost from the disk; forgotten", len(lost))
+        return len(lost)

@@ -14,6 +14,14 @@ of all blocks; :meth:`owner_bytes` lets the pin service bound each requester.
 Every ``put`` verifies the bytes against the CID, so the store never holds a
 block under a name it does not hash to. All methods are synchronous and quick
 (one small file, one small transaction); the SQL lives only here.
+
+Lost blocks: a block file can vanish behind the store's back (a disk error, an
+operator's ``rm``) while its row stays. :meth:`lost_names` finds such blocks by
+the presence of their files (a ``stat`` each, no re-hash; bounded per call), and
+:meth:`forget` drops their rows: :meth:`has` then stops claiming them (Bitswap no
+longer answers HAVE) and the next ``put`` of one writes it again, its reference
+count rebuilt from the pins that list it (a pin record keeps its block list, so
+a re-pin of the same DAG repairs it; see ``pin.py``).
 """
 
 from __future__ import annotations
@@ -42,6 +50,7 @@ CREATE INDEX IF NOT EXISTS pins_root ON pins(root);
 CREATE TABLE IF NOT EXISTS pin_blocks (
     pin INTEGER NOT NULL REFERENCES pins(id) ON DELETE CASCADE, name TEXT NOT NULL,
     PRIMARY KEY (pin, name));
+CREATE INDEX IF NOT EXISTS pin_blocks_name ON pin_blocks(name);
 """
 
 
@@ -103,7 +112,9 @@ class BlockStore:
             raise UsageError(f"block does not hash to {cid}")
         name = _name(cid)
         if self.has(cid):
-            return
+            if self._path(name).exists():
+                return
+            self.forget([name])  # its file was lost behind our back: written again below
         if self._used + len(data) > self.quota:
             raise QuotaExceeded(f"block store is full ({self._used} of {self.quota} bytes)")
         path = self._path(name)
@@ -112,9 +123,11 @@ class BlockStore:
         with open(tmp, "wb") as f:
             f.write(data)
         os.replace(tmp, path)
+        # refs: the pins that list it (0 for a new block; more for a lost one written again)
         self._db.execute(
-            "INSERT INTO blocks (name, size, refs, added_at) VALUES (?, ?, 0, ?)",
-            (name, len(data), now),
+            "INSERT INTO blocks (name, size, refs, added_at) VALUES"
+            " (?, ?, (SELECT COUNT(*) FROM pin_blocks WHERE name = ?), ?)",
+            (name, len(data), name, now),
         )
         self._used += len(data)
 
@@ -187,6 +200,52 @@ class BlockStore:
         if root is not None:
             sql, args = sql + " WHERE root = ?", (_name(root),)
         return [(int(a), b, c, int(d), e) for a, b, c, d, e in self._db.execute(sql, args)]
+
+    def pin_blocks_of(self, root: Cid, limit: int) -> list[tuple[str, int | None]]:
+        """(name, size) of the distinct blocks the pins of ``root`` list, at most
+        ``limit``; size None: the block's row is gone (forgotten as lost)."""
+        rows = self._db.execute(
+            "SELECT DISTINCT pb.name, b.size FROM pin_blocks pb JOIN pins p ON p.id = pb.pin"
+            " LEFT JOIN blocks b ON b.name = pb.name WHERE p.root = ? LIMIT ?",
+            (_name(root), limit),
+        )
+        return [(r[0], None if r[1] is None else int(r[1])) for r in rows]
+
+    def block_sizes(self, after: str, limit: int) -> list[tuple[str, int | None]]:
+        """(name, size) of held blocks in name order after ``after`` (a rolling
+        check's next batch)."""
+        rows = self._db.execute(
+            "SELECT name, size FROM blocks WHERE name > ? ORDER BY name LIMIT ?", (after, limit)
+        )
+        return [(r[0], int(r[1])) for r in rows]
+
+    def lost_names(self, blocks: Iterable[tuple[str, int | None]]) -> list[str]:
+        """Names of those ``(name, size)`` whose row is gone (size None), whose file is
+        gone or whose file has another size: a ``stat`` each, no re-hash and no
+        database access (safe in a worker thread)."""
+        lost = []
+        for name, size in blocks:
+            try:
+                ok = size is not None and self._path(name).stat().st_size == size
+            except FileNotFoundError:
+                ok = False
+            if not ok:
+                lost.append(name)
+        return lost
+
+    def forget(self, names: Iterable[str]) -> int:
+        """Drop the rows of lost blocks (their pins keep listing them); return bytes
+        no longer counted. A later ``put`` of one writes it again."""
+        freed = 0
+        for name in set(names):
+            row = self._db.execute(
+                "DELETE FROM blocks WHERE name = ? RETURNING size", (name,)
+            ).fetchone()
+            if row is not None:
+                self._path(name).unlink(missing_ok=True)  # a damaged file, if any
+                freed += int(row[0])
+        self._used -= freed
+        return freed
 
     def owner_bytes(self, owner: str) -> int:
         """Bytes of the pins ``owner`` asked for (what its quota counts)."""
