@@ -5,9 +5,15 @@ connection per other participant and posts, per peer, its offer or answer and
 its ICE candidates. ``GET /api/v1/group-calls/current`` is ``{call, ice_servers}``
 with ``call`` = ``{call_id, chat, video, ringing, started_by, started_by_name,
 started_at_ms, joined_at_ms, participants: [{key, name, offerer, need_offer,
-described, remote_kind, remote_sdp, remote_candidates, code, connected}]}`` or
-null; every change is a ``group_call`` event. History rows of group calls are in
-``GET /api/v1/calls`` (``chat`` = ``group:<gid>``).
+described, remote_kind, remote_sdp, remote_candidates, code, connected, epoch,
+gen}], session, detached}`` or null; every change is a ``group_call`` event.
+Repairs: ``…/join`` in a call we are in rejoins (a reloaded page, another tab:
+new connections with everyone, ``session`` + 1), ``…/peers/{key}/retry`` makes
+a new connection with one participant, ``…/detach {session}`` says the page
+holding the media went away (we leave unless a page rejoins soon). A
+description names the round it was made for (``epoch``, ``gen``); a stale one
+gets 409 ``stale_round``. History rows of group calls are in ``GET
+/api/v1/calls`` (``chat`` = ``group:<gid>``).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from starlette.routing import Route
 
 from boxless.api.errors import ApiError
 from boxless.api.params import parse_body
+from boxless.calls.group import StaleRound
 from boxless.calls.sdp import MAX_SDP_BYTES
 from boxless.chat.envelope import CALL_ID_BYTES, MAX_CALL_CANDIDATE_BYTES
 from boxless.client.calls_group import GroupCalls
@@ -37,6 +44,12 @@ class StartGroupCall(BaseModel):
 
 class Description(BaseModel):
     sdp: str = Field(max_length=MAX_SDP_BYTES)
+    epoch: int | None = Field(default=None, ge=0)
+    gen: int | None = Field(default=None, ge=0)
+
+
+class Detach(BaseModel):
+    session: int | None = Field(default=None, ge=0)
 
 
 class GroupCandidates(BaseModel):
@@ -47,6 +60,7 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/group-calls"): StartGroupCall,
     ("POST", "/api/v1/group-calls/{call_id}/peers/{peer}/description"): Description,
     ("POST", "/api/v1/group-calls/{call_id}/peers/{peer}/candidates"): GroupCandidates,
+    ("POST", "/api/v1/group-calls/{call_id}/detach"): Detach,
 }
 
 
@@ -97,8 +111,20 @@ def group_call_routes(client: Client) -> list[Route]:
         return JSONResponse(await group.start(group_of(body.chat), body.video), status_code=201)
 
     async def join(request: Request) -> Response:
-        """Join the call that rings (or runs) in the group."""
+        """Join the call that rings (or runs) in the group; rejoin the one we are in."""
         return JSONResponse(await group.join(_call_id(request)))
+
+    async def detach(request: Request) -> Response:
+        """The page holding the call's media went away (closed, reloading)."""
+        body: Detach = await parse_body(request, Detach)
+        return JSONResponse(await group.detach(_call_id(request), body.session))
+
+    async def retry(request: Request) -> Response:
+        """A new connection with one participant (the pair was lost)."""
+        try:
+            return JSONResponse(await group.retry(_call_id(request), _peer(request)))
+        except UsageError as exc:
+            raise ApiError(409, "not_in_call", str(exc)) from None
 
     async def leave(request: Request) -> Response:
         """Leave the call, or decline its ring."""
@@ -107,10 +133,13 @@ def group_call_routes(client: Client) -> list[Route]:
     async def description(request: Request) -> Response:
         """The browser's offer or answer for its connection with one participant."""
         body: Description = await parse_body(request, Description)
+        call_id, peer = _call_id(request), _peer(request)
         try:
-            return JSONResponse(await group.describe(_call_id(request), _peer(request), body.sdp))
+            return JSONResponse(await group.describe(call_id, peer, body.sdp, body.epoch, body.gen))
         except DecodeError as exc:
             raise ApiError(422, "invalid_sdp", f"the browser's SDP was refused: {exc}") from None
+        except StaleRound as exc:
+            raise ApiError(409, "stale_round", str(exc)) from None
 
     async def candidates(request: Request) -> Response:
         """The browser's ICE candidates for one participant."""
@@ -136,6 +165,8 @@ def group_call_routes(client: Client) -> list[Route]:
         Route(prefix, start, methods=["POST"]),
         Route(one + "/join", join, methods=["POST"]),
         Route(one + "/leave", leave, methods=["POST"]),
+        Route(one + "/detach", detach, methods=["POST"]),
+        Route(peer + "/retry", retry, methods=["POST"]),
         Route(peer + "/description", description, methods=["POST"]),
         Route(peer + "/candidates", candidates, methods=["POST"]),
         Route(peer + "/connected", connected, methods=["POST"]),

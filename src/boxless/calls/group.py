@@ -20,6 +20,25 @@ encrypted (docs/calls.md "Group calls").
 * ``leave`` tells the participants; a participant silent for
   :data:`LOST_AFTER` s is dropped from our roster (:class:`PeerGone`), a ring
   nobody joins ends after :data:`RING_TIMEOUT` s.
+* **Repairs** (each a new *round* of a pair, :class:`PairReset`): the offerer's
+  browser restarts a failed pair's ICE with a new offer on the same connection
+  (same DTLS fingerprint, ``gen`` + 1); a new offer with another fingerprint is
+  a new connection (``epoch`` + 1). ``rejoin`` (a reloaded page, a second tab)
+  and ``retry`` (one pair) start new connections: we offer where it is our
+  turn, and where it is theirs we send a ``JOIN``, which a participant that
+  offers to us takes as "replace our pair". A peer gets
+  :data:`RENEGOTIATE_BURST` such repairs, then one per
+  :data:`RENEGOTIATE_EVERY` s (``renegotiation rate``), so a hostile member
+  can't make us renegotiate in a loop.
+* **Members not in the call** learn it from the ``JOIN`` s; one elected
+  participant (the smallest key in the call) also sends them a keep-alive
+  every :data:`SUMMARY_EVERY` s, so their banner stays while the call runs
+  (:data:`SEEN_FOR` s after the last one heard, or until its last participant
+  left). A call we left is shown again by such a keep-alive (not sooner than
+  :data:`REJOIN_QUIET` s after we left; a replayed ``RING`` or ``JOIN`` of it
+  stays dropped).
+* ``detach``: the page holding the media went away (closed or reloading); if
+  no page rejoins within :data:`DETACH_GRACE` s we leave.
 
 Every input is attacker-controlled: the caller says which identities are
 current members of the group (``members``). The core drops, with a counted
@@ -51,9 +70,11 @@ __all__ = [
     "GroupSignalKind",
     "MakeOffer",
     "PairCandidates",
+    "PairReset",
     "PairState",
     "PeerGone",
     "RemoteDescription",
+    "StaleRound",
 ]
 
 MAX_PARTICIPANTS: Final = 8
@@ -67,6 +88,16 @@ RING_EVERY: Final = 10.0
 MAX_PEERS_TRACKED: Final = 1024
 RESEND_EVERY: Final = 3.0
 MAX_RESENDS: Final = 5
+RENEGOTIATE_BURST: Final = 4
+RENEGOTIATE_EVERY: Final = 10.0
+SUMMARY_EVERY: Final = 60.0
+SEEN_FOR: Final = 150.0
+REJOIN_QUIET: Final = 10.0
+DETACH_GRACE: Final = 30.0
+
+
+class StaleRound(UsageError):
+    """Our browser's description was made for a pair's earlier round."""
 
 
 class GroupSignalKind(enum.Enum):
@@ -101,6 +132,8 @@ class PairState:
     connected: bool = False
     sent_at: float = 0.0  # when our offer last went out (re-sent until answered)
     resends: int = 0
+    epoch: int = 0  # +1 for each new connection (rejoin, retry, a new fingerprint)
+    gen: int = 0  # +1 for each new offer/answer round (an ICE restart, a new connection)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +147,11 @@ class GroupCall:
     pairs: dict[bytes, PairState]
     last_sent: float = 0.0
     ended: bool = False
+    rung: bool = False  # a RING made it (else a JOIN or keep-alive showed it running)
+    members: frozenset[bytes] = frozenset()  # the group's members as last told
+    heard_at: float = 0.0  # not joined: when a participant was last heard
+    last_summary: float = 0.0  # joined: our last keep-alive to members not in the call
+    detached_at: float | None = None  # the page holding the media went away
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +190,17 @@ class PeerGone:
     peer: bytes
 
 
-GroupOut = GroupSend | GroupChanged | MakeOffer | RemoteDescription | PairCandidates | PeerGone
+@dataclass(frozen=True, slots=True)
+class PairReset:
+    """A new round for the pair with ``peer``: its remote description and candidates
+    are gone (a new connection if its ``epoch`` changed, else an ICE restart)."""
+
+    peer: bytes
+
+
+GroupOut = (
+    GroupSend | GroupChanged | MakeOffer | RemoteDescription | PairCandidates | PeerGone | PairReset
+)
 
 
 def _unanswered(pair: PairState) -> bool:
@@ -171,6 +219,7 @@ class GroupCallCore:
         self.dropped: Counter[str] = Counter()
         self._ended: OrderedDict[bytes, float] = OrderedDict()
         self._buckets: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        self._renego: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
 
     # -- local actions -------------------------------------------------------------------
 
@@ -182,7 +231,10 @@ class GroupCallCore:
             raise UsageError("you are already in a call: hang up first")
         if self.me not in members:
             raise UsageError("you are not a member of this group")
-        call = GroupCall(call_id, group_id, video, now, False, {}, {}, last_sent=now)
+        call = GroupCall(
+            call_id, group_id, video, now, False, {}, {}, last_sent=now,
+            members=frozenset(members), last_summary=now,
+        )  # fmt: skip
         self.current = call
         ring = GroupSignal(call_id, group_id, GroupSignalKind.RING, video=video)
         return [*(GroupSend(m, ring) for m in sorted(members - {self.me})), GroupChanged(call)]
@@ -194,7 +246,9 @@ class GroupCallCore:
             raise UsageError("you are already in this call")
         if len(call.participants) + 1 > MAX_PARTICIPANTS:
             raise UsageError(f"this call is full ({MAX_PARTICIPANTS} people)")
-        call = replace(call, ringing=False, last_sent=now)
+        call = replace(
+            call, ringing=False, last_sent=now, members=frozenset(members), last_summary=now
+        )
         self.current = call
         hello = GroupSignal(call_id, call.group_id, GroupSignalKind.JOIN, video=call.video)
         out: list[GroupOut] = [GroupSend(m, hello) for m in sorted(members - {self.me})]
@@ -213,25 +267,78 @@ class GroupCallCore:
             ]
         return [*out, *self._end(now)]
 
+    def rejoin(self, call_id: bytes, members: set[bytes], now: float) -> list[GroupOut]:
+        """We are in this call, but our page lost its media (a reload, another tab):
+        new connections with everyone — we offer where it is our turn, the others
+        offer when our ``JOIN`` reaches them."""
+        call = self._running(call_id)
+        if call.ringing:
+            raise UsageError("join the call first")
+        self.current = replace(call, last_sent=now, members=frozenset(members), detached_at=None)
+        hello = GroupSignal(call_id, call.group_id, GroupSignalKind.JOIN, video=call.video)
+        out: list[GroupOut] = [GroupSend(m, hello) for m in sorted(members - {self.me})]
+        for peer in sorted(call.participants):
+            out += self._renew(peer)
+        return [*out, GroupChanged(self._now_current())]
+
+    def retry(self, call_id: bytes, peer: bytes, now: float) -> list[GroupOut]:
+        """A new connection with ``peer`` (the user's Retry on a lost one)."""
+        call = self._running(call_id)
+        pair = call.pairs.get(peer)
+        if call.ringing or pair is None:
+            raise UsageError("no such participant in this call")
+        out = self._renew(peer)
+        if not pair.offerer:  # their turn to offer: ask with a JOIN
+            hello = GroupSignal(call_id, call.group_id, GroupSignalKind.JOIN, video=call.video)
+            out.append(GroupSend(peer, hello))
+        self.current = replace(self._now_current(), last_sent=now)
+        return [*out, GroupChanged(self._now_current())]
+
+    def detach(self, call_id: bytes, now: float) -> list[GroupOut]:
+        """The page holding our media went away: leave unless one rejoins soon."""
+        call = self._running(call_id)
+        if call.ringing:
+            return []
+        self.current = replace(call, detached_at=now)
+        return [GroupChanged(self.current)]
+
     def local_description(
-        self, call_id: bytes, peer: bytes, sdp: str, now: float
+        self,
+        call_id: bytes,
+        peer: bytes,
+        sdp: str,
+        now: float,
+        *,
+        epoch: int | None = None,
+        gen: int | None = None,
     ) -> list[GroupOut]:
-        """Our browser's offer or answer for the pair with ``peer``."""
+        """Our browser's offer or answer for the pair with ``peer`` (``epoch``/``gen``:
+        the round it was made for; an older one is refused). A new offer for an
+        answered pair is an ICE restart: a new round."""
         call = self._running(call_id)
         pair = call.pairs.get(peer)
         if pair is None:
             raise UsageError("no such participant in this call")
+        if (epoch is not None and epoch != pair.epoch) or (gen is not None and gen != pair.gen):
+            raise StaleRound("this connection was replaced meanwhile: fetch the call again")
         facts = parse_sdp(sdp)  # our browser's: a DecodeError is a bug upstream
         kind = GroupSignalKind.OFFER if pair.offerer else GroupSignalKind.ANSWER
         if not pair.offerer and not pair.remote_sdp:
             raise UsageError("answer before their offer")
+        out: list[GroupOut] = []
+        if pair.offerer and pair.local_sdp and sdp != pair.local_sdp:
+            # an ICE restart (or another offer before the answer): a new round
+            pair = replace(
+                pair, remote_sdp="", candidates=0, resends=0, connected=False, gen=pair.gen + 1
+            )
+            out.append(PairReset(peer))
         code = pair.code
         if pair.remote_sdp:
             theirs = parse_sdp(pair.remote_sdp).fingerprint
             code = call_code(call_id, *((facts.fingerprint, theirs)[:: 1 if pair.offerer else -1]))
         self._set_pair(peer, replace(pair, local_sdp=sdp, code=code, sent_at=now), now)
         signal = GroupSignal(call_id, call.group_id, kind, sdp=sdp, video=call.video)
-        return [GroupSend(peer, signal), GroupChanged(self._now_current())]
+        return [*out, GroupSend(peer, signal), GroupChanged(self._now_current())]
 
     def local_candidates(
         self, call_id: bytes, peer: bytes, candidates: tuple[str, ...], now: float
@@ -263,24 +370,38 @@ class GroupCallCore:
             return self._drop("from myself")
         if peer not in members or self.me not in members:
             return self._drop("not a member")
-        if signal.call_id in self._ended:
-            return self._drop("ended call")
         call = self.current
+        ended_at = self._ended.get(signal.call_id)
+        if ended_at is not None and not (
+            # a call we left (or that rang out) still running: its keep-alive shows it again
+            signal.kind is GroupSignalKind.KEEPALIVE
+            and call is None
+            and now >= ended_at + REJOIN_QUIET
+        ):
+            return self._drop("ended call")
         if signal.kind is GroupSignalKind.RING:
             return self._ring(peer, signal, now)
         if call is None or call.call_id != signal.call_id:
-            if signal.kind is GroupSignalKind.JOIN and call is None:
+            if signal.kind in (GroupSignalKind.JOIN, GroupSignalKind.KEEPALIVE) and call is None:
                 return self._ring(peer, signal, now)  # a call runs in the group: show it
             return self._drop("not the running call")
         if signal.group_id != call.group_id:
             return self._drop("another group")
+        self.current = call = replace(call, members=frozenset(members))
         match signal.kind:
             case GroupSignalKind.JOIN | GroupSignalKind.KEEPALIVE:
+                if call.ringing:
+                    self.current = replace(call, heard_at=now)
+                elif signal.kind is GroupSignalKind.JOIN and peer in call.pairs:
+                    return self._rejoined(peer, now)
                 return self._heard(peer, now)
             case GroupSignalKind.LEAVE:
                 if peer not in call.participants:
                     return self._drop("not a participant")
-                return self._gone(peer)
+                out = self._gone(peer)
+                if call.ringing and not self._now_current().participants:
+                    return [*out, *self._end(now)]  # everyone left: the call is over
+                return out
             case GroupSignalKind.OFFER | GroupSignalKind.ANSWER:
                 return self._description(peer, signal, now)
             case GroupSignalKind.CANDIDATES:
@@ -303,7 +424,10 @@ class GroupCallCore:
             if self.current.call_id == signal.call_id:
                 return self._drop("ring repeated")
             return self._drop("busy")  # our own call goes on; theirs rings elsewhere
-        call = GroupCall(signal.call_id, signal.group_id, signal.video, now, True, {peer: now}, {})
+        call = GroupCall(
+            signal.call_id, signal.group_id, signal.video, now, True, {peer: now}, {},
+            rung=signal.kind is GroupSignalKind.RING, heard_at=now,
+        )  # fmt: skip
         self.current = call
         return [GroupChanged(call)]
 
@@ -329,6 +453,25 @@ class GroupCallCore:
         self.current = replace(call, pairs={**call.pairs, peer: PairState(offerer)})
         return [MakeOffer(peer)] if offerer else []
 
+    def _renew(self, peer: bytes) -> list[GroupOut]:
+        """A new connection with ``peer`` (its pair must exist): we offer if ours to."""
+        old = self._now_current().pairs[peer]
+        fresh = PairState(old.offerer, epoch=old.epoch + 1, gen=old.gen + 1)
+        self._set_pair(peer, fresh, None)
+        return [PairReset(peer), *([MakeOffer(peer)] if old.offerer else [])]
+
+    def _rejoined(self, peer: bytes, now: float) -> list[GroupOut]:
+        """A JOIN from a participant we pair with: its page rejoined (or it asks for a
+        new connection). Where we offer, the pair is replaced; where they offer,
+        their new offer will do it."""
+        call = self._now_current()
+        self.current = replace(call, participants={**call.participants, peer: now})
+        if not call.pairs[peer].offerer:
+            return []
+        if not self._take(self._renego, peer, now, RENEGOTIATE_BURST, RENEGOTIATE_EVERY):
+            return self._drop("renegotiation rate")
+        return [*self._renew(peer), GroupChanged(self._now_current())]
+
     def _description(self, peer: bytes, signal: GroupSignal, now: float) -> list[GroupOut]:
         call = self.current
         assert call is not None
@@ -351,14 +494,16 @@ class GroupCallCore:
         if not offer and (not pair.offerer or not pair.local_sdp or pair.remote_sdp):
             return self._drop("unexpected answer")
         if offer and pair.remote_sdp:
-            if signal.sdp == pair.remote_sdp and pair.local_sdp and pair.resends < MAX_RESENDS:
-                # our answer was lost: the offerer re-sent its offer; answer again
-                self._set_pair(peer, replace(pair, resends=pair.resends + 1), None)
-                again = GroupSignal(
-                    call.call_id, call.group_id, GroupSignalKind.ANSWER, sdp=pair.local_sdp
-                )
-                return [GroupSend(peer, again)]
-            return self._drop("offer repeated")
+            if signal.sdp == pair.remote_sdp:
+                if pair.local_sdp and pair.resends < MAX_RESENDS:
+                    # our answer was lost: the offerer re-sent its offer; answer again
+                    self._set_pair(peer, replace(pair, resends=pair.resends + 1), None)
+                    again = GroupSignal(
+                        call.call_id, call.group_id, GroupSignalKind.ANSWER, sdp=pair.local_sdp
+                    )
+                    return [GroupSend(peer, again)]
+                return self._drop("offer repeated")
+            return self._new_round(peer, signal, now)
         try:
             theirs = parse_sdp(signal.sdp)
         except DecodeError:
@@ -373,6 +518,28 @@ class GroupCallCore:
         return [
             *prefix,
             RemoteDescription(peer, kind, signal.sdp),
+            GroupChanged(self._now_current()),
+        ]
+
+    def _new_round(self, peer: bytes, signal: GroupSignal, now: float) -> list[GroupOut]:
+        """Another offer from the offerer of an answered pair: an ICE restart (the same
+        DTLS fingerprint) or a new connection (another one), at a bounded rate."""
+        call = self._now_current()
+        pair = call.pairs[peer]
+        try:
+            theirs = parse_sdp(signal.sdp)
+        except DecodeError:
+            return self._drop("bad SDP")
+        if not self._take(self._renego, peer, now, RENEGOTIATE_BURST, RENEGOTIATE_EVERY):
+            return self._drop("renegotiation rate")
+        same = parse_sdp(pair.remote_sdp).fingerprint == theirs.fingerprint
+        epoch = pair.epoch if same else pair.epoch + 1
+        fresh = PairState(False, remote_sdp=signal.sdp, epoch=epoch, gen=pair.gen + 1)
+        self.current = replace(call, participants={**call.participants, peer: now})
+        self._set_pair(peer, fresh, None)
+        return [
+            PairReset(peer),
+            RemoteDescription(peer, "offer", signal.sdp),
             GroupChanged(self._now_current()),
         ]
 
@@ -391,8 +558,12 @@ class GroupCallCore:
         if call is None:
             return None
         if call.ringing:
-            return call.started_at + RING_TIMEOUT
+            return self._ring_ends(call)
         times = [call.last_sent + KEEPALIVE_EVERY]
+        if self._summarizer(call):
+            times.append(call.last_summary + SUMMARY_EVERY)
+        if call.detached_at is not None:
+            times.append(call.detached_at + DETACH_GRACE)
         times += [t + LOST_AFTER for t in call.participants.values()]
         times += [p.sent_at + RESEND_EVERY for p in call.pairs.values() if _unanswered(p)]
         if not call.participants:
@@ -404,9 +575,11 @@ class GroupCallCore:
         if call is None:
             return []
         if call.ringing:
-            return self._end(now) if now >= call.started_at + RING_TIMEOUT else []
+            return self._end(now) if now >= self._ring_ends(call) else []
         if not call.participants and now >= call.started_at + RING_TIMEOUT:
             return self._end(now)  # nobody came
+        if call.detached_at is not None and now >= call.detached_at + DETACH_GRACE:
+            return self.leave(call.call_id, set(call.members), now)  # no page came back
         out: list[GroupOut] = []
         for peer, heard in sorted(call.participants.items()):
             if now >= heard + LOST_AFTER:
@@ -426,7 +599,24 @@ class GroupCallCore:
             ka = GroupSignal(call.call_id, call.group_id, GroupSignalKind.KEEPALIVE)
             out += [GroupSend(p, ka) for p in sorted(call.participants)]
             self.current = replace(call, last_sent=now)
+        call = self._now_current()
+        if self._summarizer(call) and now >= call.last_summary + SUMMARY_EVERY:
+            # "still running" for the members not in it (their banner), from one of us
+            ka = GroupSignal(call.call_id, call.group_id, GroupSignalKind.KEEPALIVE)
+            others = call.members - call.participants.keys() - {self.me}
+            out += [GroupSend(p, ka) for p in sorted(others)]
+            self.current = replace(call, last_summary=now)
         return out
+
+    def _summarizer(self, call: GroupCall) -> bool:
+        """We keep the members who are not in the call informed: the smallest key in it."""
+        return not call.ringing and all(self.me < p for p in call.participants)
+
+    @staticmethod
+    def _ring_ends(call: GroupCall) -> float:
+        if call.rung:
+            return call.started_at + RING_TIMEOUT
+        return max(call.started_at, call.heard_at) + SEEN_FOR  # seen running: until silent
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -458,10 +648,21 @@ class GroupCallCore:
         return []
 
     def _take_token(self, peer: bytes, now: float) -> bool:
-        tokens, at = self._buckets.pop(peer, (float(RING_BURST), now))
-        tokens = min(float(RING_BURST), tokens + max(0.0, now - at) / RING_EVERY)
+        return self._take(self._buckets, peer, now, RING_BURST, RING_EVERY)
+
+    @staticmethod
+    def _take(
+        buckets: OrderedDict[bytes, tuple[float, float]],
+        peer: bytes,
+        now: float,
+        burst: int,
+        every: float,
+    ) -> bool:
+        """A token bucket per peer: ``burst`` at once, then one per ``every`` s."""
+        tokens, at = buckets.pop(peer, (float(burst), now))
+        tokens = min(float(burst), tokens + max(0.0, now - at) / every)
         ok = tokens >= 1.0
-        self._buckets[peer] = (tokens - 1.0 if ok else tokens, now)
-        while len(self._buckets) > MAX_PEERS_TRACKED:
-            self._buckets.popitem(last=False)
+        buckets[peer] = (tokens - 1.0 if ok else tokens, now)
+        while len(buckets) > MAX_PEERS_TRACKED:
+            buckets.popitem(last=False)
         return ok

@@ -20,10 +20,14 @@ reason (``GroupCallCore.dropped``, plus ``unknown device``, ``not our group``,
 
 For the browser (api/calls_group.py) the plug-in keeps, per other
 participant, what the browser needs: whether it must make the offer, the
-remote offer/answer and candidates, the pair's code. Each change is a
-``group_call`` event; the browser then reads ``current()`` (also on reconnect,
-so a page opened mid-ring shows the call). An ended call is written to the
-history (``call_store.put_group_call``).
+remote offer/answer and candidates, the pair's code, and the pair's round
+(``epoch``: a new connection, ``gen``: a new offer/answer, e.g. an ICE
+restart). Each change is a ``group_call`` event; the browser then reads
+``current()`` (also on reconnect, so a page opened mid-ring shows the call).
+``session`` counts our joins: a page that started or joined holds the media
+until another page rejoins (a reload, a second tab); ``detach`` (the page went
+away) leaves unless a page rejoins within ``DETACH_GRACE``. An ended call is
+written to the history (``call_store.put_group_call``).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from boxless.calls.group import (
     GroupSignalKind,
     MakeOffer,
     PairCandidates,
+    PairReset,
     PeerGone,
     RemoteDescription,
 )
@@ -132,7 +137,7 @@ class GroupCalls:
         self._started_by = b""
         self._seen: dict[bytes, None] = {}  # everyone heard in the running call, in order
         self._joined_at: float | None = None
-        self._rung = False  # the running call rang us (else we saw a member join it)
+        self._session = 0  # +1 for each start/join/rejoin: which page holds the media
         self._wake = trio.Event()
 
     async def run(self) -> None:
@@ -177,6 +182,8 @@ class GroupCalls:
                     "remote_candidates": list(mine.candidates),
                     "code": pair.code if pair else "",
                     "connected": bool(pair and pair.connected),
+                    "epoch": pair.epoch if pair else 0,
+                    "gen": pair.gen if pair else 0,
                 }
             )
         return {
@@ -184,7 +191,9 @@ class GroupCalls:
             "chat": f"group:{call.group_id.hex()}",
             "video": call.video,
             "ringing": call.ringing,
-            "rung": call.ringing and self._rung,
+            "rung": call.ringing and call.rung,
+            "session": self._session,
+            "detached": call.detached_at is not None,
             "started_by": self._started_by.hex(),
             "started_by_name": names.get(self._started_by, ""),
             "started_at_ms": _ms(call.started_at),
@@ -202,17 +211,37 @@ class GroupCalls:
         out = self.core.start(group_id, members, call_id, video, now)
         self._reset(self.me)
         self._joined_at = now
+        self._session += 1
         await self._execute(out)
         return self.current() or {}
 
     async def join(self, call_id: bytes) -> dict[str, Any]:
-        """Join the call we were rung to (or saw running in the group)."""
+        """Join the call we were rung to (or saw running in the group); in a call we
+        are in already (a reloaded page, another tab) rejoin: new connections with
+        everyone, and this page holds the media from now on."""
         if self.busy():
             raise UsageError("you are already in a call: hang up first")
         call = self._running(call_id)
-        out = self.core.join(call_id, self._members(call.group_id), self.clock())
-        self._joined_at = self.clock()
+        members = self._members(call.group_id)
+        if call.ringing:
+            out = self.core.join(call_id, members, self.clock())
+            self._joined_at = self.clock()
+        else:
+            out = self.core.rejoin(call_id, members, self.clock())
+        self._session += 1
         await self._execute(out)
+        return self.current() or {}
+
+    async def retry(self, call_id: bytes, peer: bytes) -> dict[str, Any]:
+        """A new connection with one participant (its pair was lost)."""
+        await self._execute(self.core.retry(call_id, peer, self.clock()))
+        return self.current() or {}
+
+    async def detach(self, call_id: bytes, session: int | None = None) -> dict[str, Any]:
+        """The page holding the media went away: we leave unless a page rejoins soon
+        (``session``: that page's; a page that no longer holds the media changes nothing)."""
+        if session is None or session == self._session:
+            await self._execute(self.core.detach(call_id, self.clock()))
         return self.current() or {}
 
     async def leave(self, call_id: bytes) -> dict[str, Any]:
@@ -225,9 +254,18 @@ class GroupCalls:
         await self._execute(self.core.leave(call_id, members, self.clock()))
         return {"call_id": call_id.hex(), "ended": True}
 
-    async def describe(self, call_id: bytes, peer: bytes, sdp: str) -> dict[str, Any]:
-        """Our browser's offer or answer for its connection with ``peer``."""
-        await self._execute(self.core.local_description(call_id, peer, sdp, self.clock()))
+    async def describe(
+        self,
+        call_id: bytes,
+        peer: bytes,
+        sdp: str,
+        epoch: int | None = None,
+        gen: int | None = None,
+    ) -> dict[str, Any]:
+        """Our browser's offer or answer for its connection with ``peer`` (made for
+        round ``epoch``/``gen``); a new offer for an answered pair restarts its ICE."""
+        out = self.core.local_description(call_id, peer, sdp, self.clock(), epoch=epoch, gen=gen)
+        await self._execute(out)
         return self.current() or {}
 
     async def add_candidates(
@@ -258,7 +296,6 @@ class GroupCalls:
         self._seen = {}
         self._started_by = started_by
         self._joined_at = None
-        self._rung = False
 
     # -- from the receive pipeline -------------------------------------------------------
 
@@ -286,12 +323,10 @@ class GroupCalls:
         if not out:
             return None
         new = before is None and self.core.current is not None  # rung, or a running call seen
-        rung = kind is GroupSignalKind.RING
 
         async def follow_up() -> None:  # after the receive transaction committed
             if new:
                 self._reset(r.sender)
-                self._rung = rung
             await self._execute(out)
 
         return follow_up
@@ -314,6 +349,8 @@ class GroupCalls:
                 self._pairs.setdefault(o.peer, _Pair()).candidates.extend(o.candidates)
             elif isinstance(o, PeerGone):
                 self._pairs.pop(o.peer, None)
+            elif isinstance(o, PairReset):
+                self._pairs[o.peer] = _Pair()  # a new round: the old remote side is gone
             elif isinstance(o, GroupChanged):
                 for key in o.call.participants:
                     self._seen.setdefault(key, None)
@@ -347,7 +384,6 @@ class GroupCalls:
         with self.db.transaction() as cur:
             call_store.put_group_call(cur, row)
         self._pairs = {}
-        self._rung = False
 
     async def _execute(self, out: list[GroupOut]) -> None:
         self._apply(out)
