@@ -17,6 +17,7 @@ from boxless.errors import DecodeError, UsageError
 from boxless.wire import attachment_pb2
 
 MID = bytes(range(16))
+GID, GMID = bytes(range(32)), bytes(range(100, 132))  # a group and a group message's id
 PEER = "/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf"
 REF = AttachmentRef(
     cid=bytes(Cid.of(RAW, b"x")),
@@ -36,6 +37,10 @@ def test_round_trips() -> None:
     again = Attachments((), repinned=AttachmentRepinned(MID, 0, (PEER,)))
     assert decode_attachments(again.encode()) == again
     assert not Attachments((REF,)).is_note
+    group_ask = Attachments((), ask=AttachmentAsk(GMID, 1, GID))
+    assert decode_attachments(group_ask.encode()) == group_ask
+    group_again = Attachments((), repinned=AttachmentRepinned(GMID, 1, (PEER,), GID))
+    assert decode_attachments(group_again.encode()) == group_again
 
 
 @pytest.mark.parametrize(
@@ -50,6 +55,10 @@ def test_round_trips() -> None:
             "not both",
         ),
         (lambda: AttachmentAsk(b"short", 0), "16-byte"),
+        (lambda: AttachmentAsk(MID, 0, GID), "32-byte message id"),  # a 1:1 id in a group
+        (lambda: AttachmentAsk(GMID, 0), "16-byte"),
+        (lambda: AttachmentAsk(GMID, 0, b"g" * 31), "32-byte group id"),
+        (lambda: AttachmentRepinned(GMID, 0, (PEER,), b"g" * 33), "32-byte group id"),
         (lambda: AttachmentAsk(MID, 9), "index"),
         (lambda: AttachmentRepinned(MID, 0, ()), "1 to 8 peers"),
         (lambda: AttachmentRepinned(MID, 0, (PEER,) * 9), "1 to 8 peers"),

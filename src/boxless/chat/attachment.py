@@ -67,6 +67,8 @@ MAX_WAVEFORM: Final = 100
 MAX_BLURHASH: Final = 100
 MAX_CID_BYTES: Final = 64
 MAX_ENCODED_BYTES: Final = 60 * 1024
+GROUP_ID_BYTES: Final = 32
+GROUP_MESSAGE_ID_BYTES: Final = 32  # a group (SDS) message id: hex SHA-256 on screen
 
 INLINE_MIME_TYPES: Final = frozenset(
     {
@@ -259,14 +261,21 @@ class AttachmentRef:
 
 @dataclass(frozen=True, slots=True)
 class AttachmentAsk:
-    """Recipient -> sender: file ``index`` of message ``message_id`` is gone; send it again."""
+    """Recipient -> sender: file ``index`` of message ``message_id`` is gone; send it again.
+
+    ``group_id`` set: a file sent to that group, ``message_id`` the group message's
+    32-byte id (its hex is the id the group shows); else a 1:1 message's 16 bytes."""
 
     message_id: bytes
     index: int
+    group_id: bytes = b""
 
     def __post_init__(self) -> None:
-        if len(self.message_id) != 16:
-            raise UsageError("an ask names a 16-byte message id")
+        if self.group_id and len(self.group_id) != GROUP_ID_BYTES:
+            raise UsageError(f"a note names a {GROUP_ID_BYTES}-byte group id")
+        want = GROUP_MESSAGE_ID_BYTES if self.group_id else 16
+        if len(self.message_id) != want:
+            raise UsageError(f"an ask names a {want}-byte message id")
         _check_range("an attachment index", self.index, MAX_ALBUM - 1)
 
 
@@ -277,9 +286,10 @@ class AttachmentRepinned:
     message_id: bytes
     index: int
     peers: tuple[str, ...]
+    group_id: bytes = b""
 
     def __post_init__(self) -> None:
-        AttachmentAsk(self.message_id, self.index)
+        AttachmentAsk(self.message_id, self.index, self.group_id)
         if not isinstance(self.peers, tuple) or not 1 <= len(self.peers) <= MAX_PEERS:
             raise UsageError(f"a re-pin names 1 to {MAX_PEERS} peers")
         for addr in self.peers:
@@ -329,11 +339,13 @@ class Attachments:
         if self.reply_to is not None:
             pb.reply_to = self.reply_to
         if self.ask is not None:
-            pb.ask.message_id, pb.ask.index = self.ask.message_id, self.ask.index
+            a = self.ask
+            pb.ask.message_id, pb.ask.index, pb.ask.group_id = a.message_id, a.index, a.group_id
         if self.repinned is not None:
             r = self.repinned
             pb.repinned.message_id, pb.repinned.index = r.message_id, r.index
             pb.repinned.peers.extend(r.peers)
+            pb.repinned.group_id = r.group_id
         return pb
 
     @classmethod
@@ -347,9 +359,14 @@ class Attachments:
             items=tuple(AttachmentRef.from_proto(i) for i in pb.items),
             caption=pb.caption,
             reply_to=pb.reply_to if pb.HasField("reply_to") else None,
-            ask=AttachmentAsk(pb.ask.message_id, pb.ask.index) if pb.HasField("ask") else None,
+            ask=AttachmentAsk(pb.ask.message_id, pb.ask.index, pb.ask.group_id)
+            if pb.HasField("ask")
+            else None,
             repinned=AttachmentRepinned(
-                pb.repinned.message_id, pb.repinned.index, tuple(pb.repinned.peers)
+                pb.repinned.message_id,
+                pb.repinned.index,
+                tuple(pb.repinned.peers),
+                pb.repinned.group_id,
             )
             if pb.HasField("repinned")
             else None,

@@ -139,6 +139,7 @@ class DeviceBook(Protocol):
 class _Route:
     handler: BodyHandler
     gated: bool
+    when: Callable[[object], bool] | None = None
 
 
 class Handlers:
@@ -146,6 +147,7 @@ class Handlers:
 
     def __init__(self) -> None:
         self._bodies: dict[type[object], _Route] = {}
+        self._narrow: dict[type[object], list[_Route]] = {}  # routes for some bodies of a kind
         self._topics: list[tuple[Callable[[str], bool], TopicHandler]] = []
         self.accepted: list[SenderHook] = []
         self.unknown_session: list[ResetHook] = []
@@ -167,11 +169,28 @@ class Handlers:
                 raise UsageError(f"{kind.__name__} already has a handler")
             self._bodies[kind] = _Route(handler, gated)
 
+    def on_body_when(
+        self,
+        kinds: Sequence[type[object]],
+        when: Callable[[object], bool],
+        handler: BodyHandler,
+        *,
+        gated: bool = True,
+    ) -> None:
+        """Route the bodies of ``kinds`` that ``when`` accepts to ``handler``, before
+        the kind's own route (a group's note about a file: ungated, its own rules,
+        while the kind's 1:1 messages stay gated)."""
+        for kind in kinds:
+            self._narrow.setdefault(kind, []).append(_Route(handler, gated, when))
+
     def on_topic(self, owns: Callable[[str], bool], handler: TopicHandler) -> None:
         """Give ``handler`` every message of the content topics ``owns`` claims."""
         self._topics.append((owns, handler))
 
     def route(self, body: object) -> _Route | None:
+        for narrow in self._narrow.get(type(body), ()):
+            if narrow.when is not None and narrow.when(body):
+                return narrow
         return self._bodies.get(type(body))
 
     def topic_handler(self, content_topic: str) -> TopicHandler | None:

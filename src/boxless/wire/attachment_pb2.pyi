@@ -138,7 +138,9 @@ Global___Attachment: _TypeAlias = Attachment  # noqa: Y015
 @_typing.final
 class Attachments(_message.Message):
     """One message's files: one, or an album of up to 9 images and videos. Or, with no
-    items, one of the two notes below about a file sent earlier in the same 1:1 chat.
+    items, one of the two notes below about a file sent earlier in the same 1:1 chat
+    (or, with group_id, in that group: the note then travels over Olm between the two
+    members, like a group's direct bodies).
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -190,17 +192,22 @@ class AttachmentAsk(_message.Message):
 
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
     message_id: _builtins.bytes
+    """16 bytes (1:1), or the group message's 32-byte id"""
     index: _builtins.int
+    group_id: _builtins.bytes
+    """set: a file sent to this group (32 bytes)"""
     def __init__(
         self,
         *,
         message_id: _builtins.bytes = ...,
         index: _builtins.int = ...,
+        group_id: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "message_id", b"message_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "index", b"index", "message_id", b"message_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -215,8 +222,11 @@ class AttachmentRepinned(_message.Message):
     MESSAGE_ID_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
     PEERS_FIELD_NUMBER: _builtins.int
+    GROUP_ID_FIELD_NUMBER: _builtins.int
     message_id: _builtins.bytes
     index: _builtins.int
+    group_id: _builtins.bytes
+    """as in AttachmentAsk"""
     @_builtins.property
     def peers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
@@ -225,10 +235,11 @@ class AttachmentRepinned(_message.Message):
         message_id: _builtins.bytes = ...,
         index: _builtins.int = ...,
         peers: _abc.Iterable[_builtins.str] | None = ...,
+        group_id: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "message_id", b"message_id", "peers", b"peers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group_id", b"group_id", "index", b"index", "message_id", b"message_id", "peers", b"peers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
