@@ -12,17 +12,12 @@ previews and search show it) and records each file as ``ready`` (the sender
 has it).
 
 Receiving (a gated handler: contacts only): the message and one ``remote``
-row per file commit with the receive transaction. After commit, files up to
-the auto-download size (a setting, 25 MiB by default) are queued for the
-download task. It fetches one file at a time from the peers the descriptor
-names, verifies and decrypts it (the plaintext is dropped: the cache is the
-ciphertext in the block store), and reports ``attachment_progress`` (at most
-every 256 KiB) and ``attachment_ready`` events. A file that fails is marked
-``failed`` with the reason; :meth:`download` retries on request.
-
-Restarts: rows left ``downloading`` and new ``remote`` rows under the limit
-are queued again when :meth:`run` starts; blocks already fetched stay in the
-block store, so the fetch asks only for what is missing.
+row per file commit with the receive transaction. After commit, files the
+auto-download rules want are queued for the download task
+(:mod:`boxless.client.attachment_downloads`, one
+:class:`~boxless.client.attachment_downloads.AttachmentDownloads` held here:
+the rules, the bounded queue, the fetch with its progress events, and the
+resume of interrupted downloads when :meth:`AttachmentManager.run` starts).
 
 Without a blob service (``transfer`` is None) sending is refused with what
 to do and received files stay ``remote`` until one runs.
@@ -38,20 +33,25 @@ import trio
 
 from boxless._trio_compat import TaskStatus
 from boxless.chat import envelope as env
-from boxless.chat.attachment import (
-    AttachmentAsk,
-    AttachmentKind,
-    AttachmentRef,
-    AttachmentRepinned,
-)
+from boxless.chat.attachment import AttachmentAsk, AttachmentRef, AttachmentRepinned
 from boxless.client import attachment_store as store
 from boxless.client import events as ev
 from boxless.client import store as db
+from boxless.client.attachment_downloads import (
+    AUTO_DOWNLOAD_DEFAULT,
+    AUTO_MODES,
+    AttachmentDownloads,
+    BlobsUnavailable,
+    NoSuchAttachment,
+    api_id,
+    auto_downloads,
+    require_transfer,
+)
 from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.conversations import Conversations
 from boxless.client.groups import GroupManager
-from boxless.errors import BoxlessError, NetworkError, UsageError
+from boxless.errors import BoxlessError, UsageError
 
 __all__ = [
     "AUTO_DOWNLOAD_DEFAULT",
@@ -64,10 +64,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-AUTO_DOWNLOAD_DEFAULT = 25 * 1024**2
-QUEUE = 256  # downloads waiting; beyond it they wait for a restart or a request
-PROGRESS_STEP = 256 * 1024
-RESUME_BATCH = 200
 REPIN_TICK_S = 5.0
 REPIN_FIRST_S = 5.0
 REPIN_MAX_S = 3600.0
@@ -75,7 +71,6 @@ REPIN_FAST_S = 30.0
 REPIN_FAST_TRIES = 20
 REPIN_KEEP_S = 7 * 24 * 3600  # give up re-pinning a file after a week
 REPIN_BATCH = 20
-GONE_PREFIX = "the file is no longer on the network"
 ASK_EVERY_S = 60.0  # a recipient's asks for one file re-pin it at most this often
 ASK_TABLE = 256  # files remembered for that limit (the oldest forgotten first)
 MAX_NOTE_PEERS = 8
@@ -86,34 +81,6 @@ def repin_delay_s(tries: int) -> float:
     every 30 s for about 10 minutes (a node restarting), then doubling up to 1 h."""
     delay = REPIN_FIRST_S * (1 << min(tries, 20))
     return float(min(delay, REPIN_FAST_S if tries < REPIN_FAST_TRIES else REPIN_MAX_S))
-
-
-AUTO_MODES = ("never", "photos", "media", "all")  # stored as their index
-AUTO_MODE_DEFAULT = "all"
-_AUTO_KINDS = {
-    # voice notes are small and only play once fetched: photos' company, as in Signal
-    "photos": frozenset({AttachmentKind.IMAGE, AttachmentKind.STICKER, AttachmentKind.VOICE}),
-    "media": frozenset(
-        {AttachmentKind.IMAGE, AttachmentKind.STICKER, AttachmentKind.VOICE, AttachmentKind.VIDEO}
-    ),
-}
-
-
-def auto_downloads(ref: AttachmentRef, mode: str, limit: int) -> bool:
-    """Whether a received file is fetched on arrival under the setting ``mode``
-    ("never", "photos": photos, stickers and voice notes, "media": those and videos,
-    "all": any file) and the size ``limit`` (0: never), the same for every network."""
-    if mode == "never" or ref.size > limit:
-        return False
-    return mode == "all" or ref.kind in _AUTO_KINDS.get(mode, frozenset())
-
-
-class BlobsUnavailable(UsageError):
-    """This client runs no blob service, so it cannot send or fetch files."""
-
-
-class NoSuchAttachment(UsageError):
-    """No attachment with that message id and index."""
 
 
 def chat_of(contact: bytes) -> str:
@@ -145,8 +112,7 @@ class AttachmentManager:
         self.conversations = conversations
         self.transfer = transfer
         self.clock = clock
-        self._queue_in, self._queue_out = trio.open_memory_channel[tuple[bytes, int]](QUEUE)
-        self._queued: set[tuple[bytes, int]] = set()
+        self.downloads = AttachmentDownloads(channel, transfer=lambda: self.transfer, clock=clock)
         self._asked: dict[tuple[bytes, int], float] = {}  # file -> when its sender last asked
         channel.handlers.on_body((env.Attachments,), self._on_attachments)
         if groups is not None:
@@ -156,46 +122,23 @@ class AttachmentManager:
         return int(self.clock() * 1000)
 
     def require_transfer(self) -> AttachmentTransfer:
-        if self.transfer is None:
-            raise BlobsUnavailable(
-                "this node runs no blob service: start it with blobs enabled to send files"
-            )
-        return self.transfer
+        return require_transfer(self.transfer)
 
-    # -- settings -------------------------------------------------------------------------------
+    # -- settings (the download rules: AttachmentDownloads) -------------------------------------
 
     @property
     def auto_download_bytes(self) -> int:
-        with self.db.transaction() as cur:
-            return store.get_setting(cur, "auto_download_bytes", AUTO_DOWNLOAD_DEFAULT)
+        return self.downloads.auto_download_bytes
 
     def set_auto_download_bytes(self, value: int) -> None:
-        if not 0 <= value <= 2 * 1024**3:
-            raise UsageError("the auto-download size is from 0 (never) to 2 GiB")
-        with self.db.transaction() as cur:
-            store.set_setting(cur, "auto_download_bytes", value)
+        self.downloads.set_auto_download_bytes(value)
 
     @property
     def auto_download_mode(self) -> str:
-        with self.db.transaction() as cur:
-            return self._mode(cur)
+        return self.downloads.auto_download_mode
 
     def set_auto_download_mode(self, mode: str) -> None:
-        if mode not in AUTO_MODES:
-            raise UsageError(f"the auto-download rule is one of {', '.join(AUTO_MODES)}")
-        with self.db.transaction() as cur:
-            store.set_setting(cur, "auto_download_mode", AUTO_MODES.index(mode))
-
-    @staticmethod
-    def _mode(cur: db.Cursor) -> str:
-        code = store.get_setting(cur, "auto_download_mode", AUTO_MODES.index(AUTO_MODE_DEFAULT))
-        return AUTO_MODES[code] if 0 <= code < len(AUTO_MODES) else AUTO_MODE_DEFAULT
-
-    def _auto(self, cur: db.Cursor) -> Callable[[AttachmentRef], bool]:
-        """The setting as a test of one received file."""
-        mode = self._mode(cur)
-        limit = store.get_setting(cur, "auto_download_bytes", AUTO_DOWNLOAD_DEFAULT)
-        return lambda ref: auto_downloads(ref, mode, limit)
+        self.downloads.set_auto_download_mode(mode)
 
     # -- sending --------------------------------------------------------------------------------
 
@@ -388,11 +331,11 @@ class AttachmentManager:
             store.put_attachment(cur, key, i, chat, False, ref, "remote", now_ms)
             for i, ref in enumerate(body.items)
         ):
-            wants = self._auto(cur)
+            wants = self.downloads.wants(cur)
             if self.transfer is not None:
                 for i, ref in enumerate(body.items):
-                    if wants(ref):
-                        self._enqueue((key, i))  # a full queue leaves it for a restart or a request
+                    if wants(ref):  # a full queue leaves it for a restart or a request
+                        self.downloads.enqueue((key, i))
         return preview_text(body)
 
     def _on_attachments(self, cur: db.Cursor, r: Received) -> FollowUp | None:
@@ -424,92 +367,31 @@ class AttachmentManager:
         for i, ref in enumerate(body.items):
             store.put_attachment(cur, mid, i, chat_of(r.sender), False, ref, "remote", now_ms)
         self.channel.emit(ev.MessageChanged(mid.hex(), r.sender.hex()))
-        wants = self._auto(cur)
+        wants = self.downloads.wants(cur)
         wanted = [(mid, i) for i, ref in enumerate(body.items) if wants(ref)]
         if not wanted or self.transfer is None:
             return None
 
         async def enqueue() -> None:
             for key in wanted:
-                self._enqueue(key)
+                self.downloads.enqueue(key)
 
         return enqueue
-
-    def _enqueue(self, key: tuple[bytes, int]) -> bool:
-        if key in self._queued:
-            return True
-        try:
-            self._queue_in.send_nowait(key)
-        except trio.WouldBlock:
-            return False  # left "remote": fetched after a restart or on request
-        self._queued.add(key)
-        return True
 
     # -- downloading ----------------------------------------------------------------------------
 
     def attachment(self, message_id: bytes, idx: int) -> store.AttachmentRow:
-        with self.db.transaction() as cur:
-            row = store.get_attachment(cur, message_id, idx)
-        if row is None:
-            raise NoSuchAttachment("no such attachment")
-        return row
+        return self.downloads.row(message_id, idx)
 
     def attachments(self, message_id: bytes) -> list[store.AttachmentRow]:
         with self.db.transaction() as cur:
             return store.attachments_of(cur, message_id)
 
-    @staticmethod
-    def api_id(row: store.AttachmentRow) -> str:
-        """The message id the API and events use: hex (1:1) or the group message's id."""
-        return row.message_id.decode() if row.chat.startswith("group:") else row.message_id.hex()
-
-    def _set(self, row: store.AttachmentRow, state: str, **kw: object) -> None:
-        with self.db.transaction() as cur:
-            store.set_state(cur, row.message_id, row.idx, state, self._now_ms(), **kw)  # type: ignore[arg-type]
+    api_id = staticmethod(api_id)
 
     async def download(self, message_id: bytes, idx: int) -> store.AttachmentRow:
-        """Fetch, verify and cache one file now; its row afterwards (``ready`` or ``failed``)."""
-        transfer = self.require_transfer()
-        row = self.attachment(message_id, idx)
-        if row.state == "ready" and transfer.is_cached(row.ref):
-            return row
-        self._set(row, "downloading", error=None)
-        last = [0]
-
-        def progress(done: int, total: int | None) -> None:
-            # ``done``/``total`` count ciphertext (tags and header included): scaled to the file
-            if done - last[0] >= PROGRESS_STEP or (total is not None and done == total):
-                last[0] = done
-                size = row.ref.size
-                plain = size * done // total if total else min(done, size)
-                self.channel.emit(
-                    ev.AttachmentProgress(self.api_id(row), idx, row.chat, plain, size)
-                )
-
-        try:
-            await transfer.fetch(row.ref, progress=progress)
-        except BoxlessError as exc:
-            logger.info("attachment %s/%d not fetched: %s", message_id.hex()[:8], idx, exc)
-            why = (
-                self._gone(row) if isinstance(exc, NetworkError) and not row.outgoing else str(exc)
-            )
-            self._set(row, "failed", error=why)
-            self.channel.emit(ev.AttachmentReady(self.api_id(row), idx, row.chat, False, why))
-        else:
-            self._set(row, "ready", done=row.ref.size)
-            self.channel.emit(ev.AttachmentReady(self.api_id(row), idx, row.chat, True, None))
-        return self.attachment(message_id, idx)
-
-    def _sender_name(self, row: store.AttachmentRow) -> str:
-        if not row.chat.startswith("contact:"):
-            return "the sender"
-        with self.db.transaction() as cur:
-            c = db.get_contact(cur, bytes.fromhex(row.chat.removeprefix("contact:")))
-        return c.display_name if c is not None and c.display_name else "the sender"
-
-    def _gone(self, row: store.AttachmentRow) -> str:
-        """What to say when no peer sent the file (its nodes lost it, or are down)."""
-        return f"{GONE_PREFIX}: ask {self._sender_name(row)} to send it again"
+        """Fetch, verify and cache one file now (:meth:`AttachmentDownloads.download`)."""
+        return await self.downloads.download(message_id, idx)
 
     # -- a file its nodes lost: ask the sender, who pins it again ------------------------------
 
@@ -522,8 +404,8 @@ class AttachmentManager:
         contact = bytes.fromhex(row.chat.removeprefix("contact:"))
         note = env.Attachments((), ask=AttachmentAsk(message_id, idx))
         await self.conversations.send_body(contact, note)
-        name = self._sender_name(row)
-        self._set(row, "failed", error=f"asked {name} to send it again")
+        name = self.downloads.sender_name(row)
+        self.downloads.set_state(row, "failed", error=f"asked {name} to send it again")
         return name
 
     def _on_note(self, cur: db.Cursor, r: Received, body: env.Attachments) -> FollowUp | None:
@@ -563,7 +445,7 @@ class AttachmentManager:
         key2 = (note.message_id, note.index)
 
         async def fetch() -> None:
-            self._enqueue(key2)
+            self.downloads.enqueue(key2)
 
         return fetch
 
@@ -608,15 +490,7 @@ class AttachmentManager:
     def use_transfer(self, transfer: AttachmentTransfer) -> None:
         """Start sending and fetching through ``transfer`` (a running blob service)."""
         self.transfer = transfer
-        self._resume()
-
-    def _resume(self) -> None:
-        with self.db.transaction() as cur:
-            wants = self._auto(cur)
-            pending = store.resumable(cur, self.auto_download_bytes, RESUME_BATCH)
-        for row in pending:
-            if row.state == "downloading" or wants(row.ref):
-                self._enqueue((row.message_id, row.idx))
+        self.downloads.resume()
 
     async def run(self, *, task_status: TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Resume interrupted and pending downloads, then fetch what arrives, one at a time;
@@ -627,9 +501,7 @@ class AttachmentManager:
         """
         task_status.started()
         if self.transfer is not None:
-            self._resume()
+            self.downloads.resume()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._repin_loop)
-            async for key in self._queue_out:
-                self._queued.discard(key)
-                await self.download(*key)
+            await self.downloads.run()
