@@ -17,6 +17,7 @@ from boxless.blobs import PinPolicy
 from boxless.chat import envelope as env
 from boxless.chat.attachment import AttachmentAsk
 from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
+from boxless.client.repin_asks import AskLimiter
 from tests.blob_fixtures import addr_of, aiter_chunks, blob_node
 from tests.memnet_fixtures import befriend, memnet, wait_for
 
@@ -64,7 +65,7 @@ async def test_a_lost_file_is_asked_for_and_pinned_again(tmp_path: Path) -> None
         # service node lost it again and the one-a-minute limit is forgotten: dropped
         for pin_id, *_ in svc.store.pins():
             svc.store.unpin(pin_id)
-        alice.client.attachments._asked.clear()  # only the sender check stands in her way
+        alice.client.attachments.asks = AskLimiter()  # only the sender check stands in her way
         await carol.client.conversations.send_body(
             alice.me, env.Attachments((), ask=AttachmentAsk(mid, 0))
         )

@@ -51,6 +51,7 @@ from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.conversations import Conversations
 from boxless.client.groups import GroupManager
+from boxless.client.repin_asks import AskLimiter
 from boxless.errors import BoxlessError, UsageError
 
 __all__ = [
@@ -71,8 +72,7 @@ REPIN_FAST_S = 30.0
 REPIN_FAST_TRIES = 20
 REPIN_KEEP_S = 7 * 24 * 3600  # give up re-pinning a file after a week
 REPIN_BATCH = 20
-ASK_EVERY_S = 60.0  # a recipient's asks for one file re-pin it at most this often
-ASK_TABLE = 256  # files remembered for that limit (the oldest forgotten first)
+REPIN_ASKS_QUEUE = 16  # asked-for re-pins waiting (run one at a time, off the receive path)
 MAX_NOTE_PEERS = 8
 
 
@@ -113,7 +113,10 @@ class AttachmentManager:
         self.transfer = transfer
         self.clock = clock
         self.downloads = AttachmentDownloads(channel, transfer=lambda: self.transfer, clock=clock)
-        self._asked: dict[tuple[bytes, int], float] = {}  # file -> when its sender last asked
+        self.asks = AskLimiter()  # who may make us pin a sent file again, how often
+        self._repins_in, self._repins_out = trio.open_memory_channel[
+            tuple[bytes, AttachmentAsk, AttachmentRef]
+        ](REPIN_ASKS_QUEUE)
         channel.handlers.on_body((env.Attachments,), self._on_attachments)
         if groups is not None:
             groups.on_content((env.Attachments,), self._on_group_attachments)
@@ -421,17 +424,17 @@ class AttachmentManager:
             if row is None or not row.outgoing or row.chat != chat:
                 logger.info("attachments: an ask about no file we sent them: dropped")
                 return None
-            key = (ask.message_id, ask.index)
-            now = self.clock()
-            if now - self._asked.get(key, -ASK_EVERY_S) < ASK_EVERY_S:
-                return None  # asked again too soon: one re-pin per file per minute
-            if len(self._asked) >= ASK_TABLE:
-                self._asked.pop(next(iter(self._asked)))
-            self._asked[key] = now
+            why = self.asks.allow(r.sender, (ask.message_id, ask.index), self.clock())
+            if why is not None:
+                logger.info("attachments: an ask to pin a file again was refused: %s", why)
+                return None
             sender, ref = r.sender, row.ref
 
-            async def repin() -> None:
-                await self._repin_for(sender, ask, ref)
+            async def repin() -> None:  # queued: a pin can take minutes, receiving goes on
+                try:
+                    self._repins_in.send_nowait((sender, ask, ref))
+                except trio.WouldBlock:
+                    logger.info("attachments: too many re-pins waiting: an ask was dropped")
 
             return repin
         note = body.repinned
@@ -466,6 +469,11 @@ class AttachmentManager:
         note = AttachmentRepinned(ask.message_id, ask.index, peers)
         await self.conversations.send_body(contact, env.Attachments((), repinned=note))
         logger.info("attachments: pinned a sent file again on request (%d nodes)", len(pinned))
+
+    async def _repins_asked(self) -> None:
+        """Run the re-pins contacts asked for, one at a time (cancel to stop)."""
+        async for contact, ask, ref in self._repins_out:
+            await self._repin_for(contact, ask, ref)
 
     async def open(self, message_id: bytes, idx: int) -> AsyncIterator[bytes]:
         """The file's plaintext, streamed (fetched first if it is not cached).
@@ -504,4 +512,5 @@ class AttachmentManager:
             self.downloads.resume()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._repin_loop)
+            nursery.start_soon(self._repins_asked)
             await self.downloads.run()
