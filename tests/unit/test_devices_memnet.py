@@ -8,14 +8,17 @@ import pytest
 import trio
 import trio.testing
 
-from boxless.chat.topics import bundle_topic
+from boxless.chat import envelope as env
+from boxless.chat.topics import bundle_topic, contact_topic
 from boxless.client import store as db
 from boxless.client.core import Client
 from boxless.client.devices import DeviceRevoked, create_linked_account, receive_link
 from boxless.client.devices_core import PairingRefused, PendingDevice
 from boxless.client.memory_transport import Fault, MemoryNetwork
+from boxless.crypto.sealed import seal
 from boxless.errors import UsageError
 from boxless.identity.keystore import NoIdentity
+from boxless.waku.message import WakuMessage
 from tests.memnet_fixtures import (
     FAST_KDF,
     PASS,
@@ -65,6 +68,27 @@ async def _link_second(net: MemoryNetwork, alice: Person, home: Path) -> tuple[P
     client = Client(account, transport, clock=wall, pow_difficulty=POW)
     client.devices.import_snapshot(linked.snapshot)  # type: ignore[attr-defined]
     return Person("alice2", home, account, transport, client), pending.offer.link
+
+
+async def _forge_key_shares(
+    mallory: Person, carol: Person, *, claimed: Person, count: int = 40
+) -> None:
+    """Mallory seals ``count`` junk group key shares to Carol that claim to be
+    ``claimed`` (a member, not Carol's contact) from Mallory's own device."""
+    bundle = carol.account.device.bundle(wall())
+    for i in range(count):
+        junk = env.encode(
+            env.new_message(env.GroupKeyShareBody(bytes([i]) * 64), lamport=i, sent_at_ms=1)
+        )
+        payload = seal(
+            bundle.sealing_key,
+            sender_identity_key=claimed.me,
+            sender_device_key=mallory.client.my_device_key,
+            ciphertext=mallory.client.sessions.encrypt(bundle, junk),
+        )
+        await mallory.transport.send(
+            WakuMessage(payload=payload, content_topic=contact_topic(carol.me), timestamp=int(wall() * 1e9))
+        )  # fmt: skip
 
 
 @pytest.mark.trio
@@ -435,31 +459,14 @@ async def test_forged_shares_claiming_a_member_are_dropped_once_its_roster_is_re
     Carol's contact) from Mallory's own device: they wait (bounded) only until Carol
     reads Alice's roster, which does not list that device; then they are dropped and
     Alice's real new device is still read."""
-    from boxless.chat import envelope as env
-    from boxless.chat.topics import contact_topic
     from boxless.client import group_store as gs
-    from boxless.crypto.sealed import seal
-    from boxless.waku.message import WakuMessage
     from tests.unit.test_groups_memnet import make_group, texts
 
     async with memnet(homes, ("alice", "bob", "carol", "mallory")) as (net, people):
         alice, bob, carol, mallory = people
         gid = await make_group(bob, [alice, carol], "Trip")
         a2, _ = await _link_second(net, alice, homes / "alice2")
-        bundle = carol.account.device.bundle(wall())
-        for i in range(40):
-            junk = env.encode(
-                env.new_message(env.GroupKeyShareBody(bytes([i]) * 64), lamport=i, sent_at_ms=1)
-            )
-            payload = seal(
-                bundle.sealing_key,
-                sender_identity_key=alice.me,
-                sender_device_key=mallory.client.my_device_key,
-                ciphertext=mallory.client.sessions.encrypt(bundle, junk),
-            )
-            await mallory.transport.send(
-                WakuMessage(payload=payload, content_topic=contact_topic(carol.me), timestamp=int(wall() * 1e9))
-            )  # fmt: skip
+        await _forge_key_shares(mallory, carol, claimed=alice)
         await trio.sleep(5)
         limit = carol.client.groups.core.timings.limits.inbox_per_sender
         with carol.client.db.transaction() as cur:

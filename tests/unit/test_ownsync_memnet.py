@@ -21,7 +21,7 @@ from boxless.client import group_store as gs
 from boxless.client.memory_transport import Fault
 from boxless.client.ownsync_core import setting_key
 from tests.memnet_fixtures import WAIT, Person, homes, memnet, wait_for
-from tests.unit.test_devices_memnet import _link_second, _run_until_revoked
+from tests.unit.test_devices_memnet import _forge_key_shares, _link_second, _run_until_revoked
 from tests.unit.test_groups_memnet import make_group, texts
 
 __all__ = ["homes"]  # a fixture
@@ -219,28 +219,11 @@ async def test_a_stranger_claiming_a_member_cannot_crowd_out_its_new_device(
     in Carol's group inbox (Mallory's fill her device's share, not Alice's), and
     Carol reads A2's message once the roster is read. Before, the 32 rows of the
     claimed identity were Mallory's and A2's share was dropped."""
-    from boxless.crypto.sealed import seal
-    from boxless.waku.message import WakuMessage
-    from tests.memnet_fixtures import wall
-
     async with memnet(homes, ("alice", "bob", "carol", "mallory")) as (net, people):
         alice, bob, carol, mallory = people
         gid = await make_group(bob, [alice, carol], "Trip")
         a2, _ = await _link_second(net, alice, homes / "alice2")
-        bundle = carol.account.device.bundle(wall())
-        for i in range(40):
-            junk = env.encode(
-                env.new_message(env.GroupKeyShareBody(bytes([i]) * 64), lamport=i, sent_at_ms=1)
-            )
-            payload = seal(
-                bundle.sealing_key,
-                sender_identity_key=alice.me,
-                sender_device_key=mallory.client.my_device_key,
-                ciphertext=mallory.client.sessions.encrypt(bundle, junk),
-            )
-            await mallory.transport.send(
-                WakuMessage(payload=payload, content_topic=contact_topic(carol.me), timestamp=int(wall() * 1e9))
-            )  # fmt: skip
+        await _forge_key_shares(mallory, carol, claimed=alice)
         await trio.sleep(1)
         limit = carol.client.groups.core.timings.limits.inbox_per_sender
         a2_key = a2.client.my_device_key
