@@ -28,7 +28,8 @@
 - ``GET /api/v1/messages/{id}/attachments/{index}/thumbnail`` -> the sender's
   thumbnail if it is a JPEG within the limits, else 404.
 - ``POST /api/v1/messages/{id}/attachments/{index}/ask`` -> 202 ``{asked: name}``: a
-  file the network lost; the sender's client pins it again and says where.
+  file the network lost; the sender's client pins it again and says where (in a
+  group: the member who sent it, over the group's direct path).
 - ``GET``/``PUT /api/v1/attachments/settings`` ``{auto_download_bytes, auto_download}``
   (``never|photos|media|all``: photos are photos, stickers and voice notes; media adds
   videos).
@@ -388,10 +389,14 @@ def attachment_routes(client: Client) -> list[Route]:
         return JSONResponse(row_json(await feature.download(row.message_id, row.idx)))
 
     async def ask(request: Request) -> Response:
-        """Ask the sender of a file the network lost to pin it again (1:1 chats); the
-        file is fetched by itself when their client says where. 202 ``{asked: name}``."""
+        """Ask the sender of a file the network lost to pin it again (1:1 and group
+        chats); the file is fetched by itself when their client says where.
+        202 ``{asked: name}``."""
         row = _row(request)
-        name = await feature.ask_again(row.message_id, row.idx)
+        if row.chat.startswith("group:"):
+            name = await client.group_file_asks.ask(row.message_id, row.idx)
+        else:
+            name = await feature.ask_again(row.message_id, row.idx)
         return JSONResponse({"asked": name}, status_code=202)
 
     async def content(request: Request) -> Response:

@@ -51,6 +51,7 @@ from boxless.client.conversations import Conversations, UnknownContact
 from boxless.client.devices import DeviceManager
 from boxless.client.favourites import Favourites
 from boxless.client.forward import Forwarder
+from boxless.client.group_file_asks import GroupFileAsks
 from boxless.client.groups import GroupManager
 from boxless.client.links import ShortLinks
 from boxless.client.miniapps import MiniApps
@@ -200,6 +201,9 @@ class Client:
         self.attachments = AttachmentManager(
             self.channel, self.conversations, None, groups=self.groups, clock=clock
         )
+        self.group_file_asks = GroupFileAsks(
+            self.channel, self.groups, self.attachments, clock=clock
+        )  # W8: "Ask again" in groups
         self.moments = Moments(
             self.channel, self.conversations, clock=clock, blobs=lambda: self.attachments.transfer
         )
@@ -237,6 +241,7 @@ class Client:
             nursery.start_soon(self.links.run)
             nursery.start_soon(self.sas.run)
             nursery.start_soon(self.attachments.run)
+            nursery.start_soon(self.group_file_asks.run)
             nursery.start_soon(self.calls.run)
             nursery.start_soon(self.devices.run)
             await nursery.start(self.own_sync.run)

@@ -512,7 +512,7 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
   }
 
   /** "Ask <name> to send it again": the file its nodes lost; their client pins it again
-   * and tells ours where, which then fetches it by itself (1:1 chats). */
+   * and tells ours where, which then fetches it by itself (1:1 and group chats). */
   function askButton(a, status) {
     const b = h("button", { type: "button", class: "att-ask", "aria-label": `Ask for ${a.name} again` }, "Ask again");
     b.addEventListener("click", (e) => {
@@ -533,7 +533,7 @@ export function chatFiles(chat, { rerender, openViewer, voicePlayer }) {
 
   function fetchButton(a, status) {
     const failed = a.state === "failed";
-    if (failed && !a.outgoing && chat.startsWith("contact:") && /^the file is no longer on the network/.test(a.error || "")) {
+    if (failed && !a.outgoing && /^the file is no longer on the network/.test(a.error || "")) {
       return h("span", { class: "att-gone" }, askButton(a, status), retryButton(a, status));
     }
     return retryButton(a, status);
