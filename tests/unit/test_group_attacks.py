@@ -31,6 +31,7 @@ from boxless.client.transport import Incoming
 from boxless.crypto.megolm import (
     GroupCiphertext,
     GroupKeyShare,
+    RotationPolicy,
     encode_group_message,
     encode_key_share,
 )
@@ -229,8 +230,12 @@ async def test_a_junk_timestamp_does_not_move_the_sync_point(
 ) -> None:
     """The attack (finding 5, groups): a message dated +10 years on the group topic
     that fails to decrypt moved the catch-up point there, so later catch-ups fetched
-    nothing. Now only authenticated messages move it, never past now (+ skew)."""
-    async with memory_people(tmp_path, ("alice", "bob")) as (_, (alice, bob)):
+    nothing. Now only authenticated messages move it, never past now (+ skew).
+
+    And an authentic message that came before its key (it waited in the pending
+    queue) moves it when the key comes: it did not, and this test failed whenever
+    Alice's key share reached Bob after her text (a scheduling race)."""
+    async with memory_people(tmp_path, ("alice", "bob")) as (net, (alice, bob)):
         await befriend(alice, bob)
         gid = (await alice.groups.create("Times")).group_id
         await alice.groups.invite(gid, bob.me)
@@ -250,6 +255,30 @@ async def test_a_junk_timestamp_does_not_move_the_sync_point(
         with bob.db.transaction() as cur:
             point = db.get_sync(cur, topic)
         assert point is not None and point <= int((now() + MAX_CLOCK_SKEW_S) * 1e9)
+
+        # Every message of Alice's now starts a new Megolm session, whose key reaches
+        # Bob 30 s after the messages: each waits for its key, then authenticates.
+        alice.groups.sessions.policy = RotationPolicy(max_messages=1)
+        late = Fault(sender="alice", receiver="bob", content_topic=contact_topic(bob.me), delay=30)
+        net.add_fault(late)
+        await trio.sleep(5)  # virtual: Alice's next timestamps are past the point
+        before = int(now() * 1e9)
+        with bob.db.transaction() as cur:
+            assert (db.get_sync(cur, topic) or 0) < before
+        await alice.groups.send_text(gid, "sent before its key")
+        await until(bob, lambda: _waiting(bob, gid) > 0)
+        await until(
+            bob, lambda: any(m.text == "sent before its key" for _, m in bob.groups.messages(gid))
+        )
+        with bob.db.transaction() as cur:
+            point = db.get_sync(cur, topic)
+        assert point is not None and before <= point <= int((now() + MAX_CLOCK_SKEW_S) * 1e9)
+
+
+def _waiting(client: Client, gid: bytes) -> int:
+    """How many of the group's messages wait for their key on ``client``."""
+    with client.db.transaction() as cur:
+        return gs.pending_counts(cur, gid)[0]
 
 
 def test_request_codec_round_trip() -> None:

@@ -120,6 +120,7 @@ class Client:
         self.db.migrate("devices", migration_files("boxless.client", "migrations_devices"))
         self.db.migrate("miniapps", migration_files("boxless.client", "migrations_miniapps"))
         self.db.migrate("stealth", migration_files("boxless.client", "migrations_stealth"))
+        self.db.migrate("group_sync", migration_files("boxless.client", "migrations_group_sync"))
         self.me = account.identity.public_key
         self.my_device_key = account.device.certificate.device_curve25519
         self.pow_difficulty = pow_difficulty if pow_difficulty is not None else DEFAULT_DIFFICULTY

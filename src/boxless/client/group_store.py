@@ -300,11 +300,13 @@ def add_pending(
     session_id: bytes | None,
     payload: bytes,
     now_ms: int,
+    timestamp_ns: int | None = None,
 ) -> None:
+    """Keep a group message until its key comes; ``timestamp_ns`` is its Waku timestamp."""
     cur.execute(
         "INSERT OR IGNORE INTO client_group_pending (message_hash, group_id, session_id,"
-        " payload, received_at_ms) VALUES (?,?,?,?,?)",
-        (message_hash, group_id, session_id, payload, now_ms),
+        " payload, received_at_ms, timestamp_ns) VALUES (?,?,?,?,?,?)",
+        (message_hash, group_id, session_id, payload, now_ms, timestamp_ns),
     )
 
 
@@ -327,6 +329,13 @@ def take_pending(
 ) -> list[tuple[bytes, bytes]]:
     """Remove and return ``(message_hash, payload)`` of a group's messages waiting for
     ``session_id``'s key (rows from before sessions were recorded too), or all of them."""
+    return [(h, p) for h, p, _ in take_pending_stamped(cur, group_id, session_id)]
+
+
+def take_pending_stamped(
+    cur: Cursor, group_id: bytes, session_id: bytes | None = None
+) -> list[tuple[bytes, bytes, int | None]]:
+    """:func:`take_pending` with each message's Waku timestamp (None if not recorded)."""
     where = (
         "group_id = ?"
         if session_id is None
@@ -334,11 +343,11 @@ def take_pending(
     )
     args = (group_id,) if session_id is None else (group_id, session_id)
     cur.execute(
-        f"SELECT message_hash, payload FROM client_group_pending WHERE {where}"
+        f"SELECT message_hash, payload, timestamp_ns FROM client_group_pending WHERE {where}"
         " ORDER BY received_at_ms",
         args,
     )
-    rows = [(bytes(h), bytes(p)) for h, p in cur.fetchall()]
+    rows = [(bytes(h), bytes(p), None if t is None else int(t)) for h, p, t in cur.fetchall()]
     cur.execute(f"DELETE FROM client_group_pending WHERE {where}", args)
     return rows
 

@@ -21,6 +21,7 @@ import logging
 from typing import Any
 
 from boxless.chat import envelope as env
+from boxless.chat.topics import group_topic
 from boxless.client import events as ev
 from boxless.client import group_store as gs
 from boxless.client import store as db
@@ -69,19 +70,28 @@ class GroupTopic:
         db.mark_seen(cur, item.message_hash, ms(now))
         if not gs.has_group(cur, gid) or self.core.is_own_echo(item.message.payload):
             return
-        if self._receive(cur, gid, item.message_hash, item.message.payload):
-            topic = item.message.content_topic
-            point = sync_point(db.get_sync(cur, topic), item.message.timestamp or 0, now)
-            if point is not None:
-                db.set_sync(cur, topic, point)
+        stamp = item.message.timestamp or 0
+        if self._receive(cur, gid, item.message_hash, item.message.payload, stamp):
+            self._advance(cur, gid, stamp)
 
-    def _receive(self, cur: Cursor, gid: bytes, message_hash: bytes, payload: bytes) -> bool:
-        """Decrypt, check and deliver one group message; True if it was authentic."""
+    def _advance(self, cur: Cursor, gid: bytes, timestamp_ns: int) -> None:
+        """An authenticated message stamped ``timestamp_ns`` arrived on the group's topic
+        (at once, or it waited for its key): move the topic's catch-up point."""
+        topic = group_topic(gid)
+        point = sync_point(db.get_sync(cur, topic), timestamp_ns, self.core.clock())
+        if point is not None:
+            db.set_sync(cur, topic, point)
+
+    def _receive(
+        self, cur: Cursor, gid: bytes, message_hash: bytes, payload: bytes, timestamp_ns: int
+    ) -> bool:
+        """Decrypt, check and deliver one group message; True if it was authentic.
+        One whose key has not come waits (with its Waku ``timestamp_ns``)."""
         try:
             ct = decode_group_message(payload)
             plain = self.core.sessions.decrypt(gid, None, ct)
         except UnknownGroupSession:
-            self._wait_for_key(cur, gid, message_hash, payload)
+            self._wait_for_key(cur, gid, message_hash, payload, timestamp_ns)
             return False
         except (DecodeError, DuplicateMessage, MessageBeforeKeyShare, TamperedMessage) as exc:
             logger.info("group message dropped: %s", type(exc).__name__)
@@ -107,7 +117,9 @@ class GroupTopic:
         self.core.save_sds(cur, gid, sds)
         return True
 
-    def _wait_for_key(self, cur: Cursor, gid: bytes, message_hash: bytes, payload: bytes) -> None:
+    def _wait_for_key(
+        self, cur: Cursor, gid: bytes, message_hash: bytes, payload: bytes, timestamp_ns: int
+    ) -> None:
         """Keep a message whose key has not come (within the group's share of the
         queue) and note its session: if no key comes, the members are asked."""
         if not self.core.timings.limits.pending_admits(*gs.pending_counts(cur, gid)):
@@ -117,7 +129,8 @@ class GroupTopic:
             session: bytes | None = session_id_bytes(decode_group_message(payload).session_id)
         except BoxlessError:  # DecodeError, or a malformed session id
             session = None
-        gs.add_pending(cur, message_hash, gid, session, payload, ms(self.core.clock()))
+        now_ms = ms(self.core.clock())
+        gs.add_pending(cur, message_hash, gid, session, payload, now_ms, timestamp_ns)
         self.core.wake_timers(self.core.clock() + self.core.timings.key_patience_s)
         if session is None:
             return
@@ -250,6 +263,8 @@ class GroupTopic:
                 self.core.message_changed(gid, message_id)
 
     def retry_pending(self, cur: Cursor, gid: bytes, session_id: bytes | None = None) -> None:
-        """Try again the messages that waited for ``session_id``'s key (None: all)."""
-        for message_hash, payload in gs.take_pending(cur, gid, session_id):
-            self._receive(cur, gid, message_hash, payload)
+        """Try again the messages that waited for ``session_id``'s key (None: all); one
+        that now authenticates moves the topic's catch-up point as it would have at once."""
+        for message_hash, payload, stamp in gs.take_pending_stamped(cur, gid, session_id):
+            if self._receive(cur, gid, message_hash, payload, stamp or 0):
+                self._advance(cur, gid, stamp or 0)
