@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import stat
 import time
-from collections.abc import AsyncIterator, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,7 @@ from boxless.identity.account import LocalAccount, create_account
 from boxless.identity.keys import Identity
 from boxless.identity.profile import Profile
 from boxless.identity.seed import generate_phrase
+from tests.asgi_ws import ws_events
 from tests.chat_fixtures import FAST_KDF
 
 TOKEN = "test-token"
@@ -206,28 +207,7 @@ async def test_cookie_requests_that_change_state_need_our_origin(tmp_path: Path)
 
 async def ws_handshake(n: Node, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
     """What the app sends back to a WebSocket handshake (at most 2 s)."""
-    sent: list[dict[str, Any]] = []
-    incoming: list[dict[str, Any]] = [{"type": "websocket.connect"}]
-
-    async def receive() -> dict[str, Any]:
-        if incoming:
-            return incoming.pop()
-        await trio.sleep_forever()
-        raise AssertionError
-
-    async def send(message: MutableMapping[str, Any]) -> None:
-        sent.append(dict(message))
-
-    scope = {
-        "type": "websocket",
-        "path": "/api/v1/events",
-        "headers": headers,
-        "query_string": b"",
-        "scheme": "ws",
-    }
-    with trio.move_on_after(2):
-        await n.app(scope, receive, send)
-    return sent
+    return await ws_events(n.app, headers)
 
 
 async def test_websocket_with_a_cookie_needs_our_origin(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ import trio
 import trio.testing
 
 from boxless.api.app import build_app
+from tests.asgi_ws import ws_events
 from tests.memnet_fixtures import homes, memnet
 
 __all__ = ["homes"]  # a fixture
@@ -33,31 +34,20 @@ async def test_an_event_emitted_as_the_socket_opens_reaches_it(
         g = await alice.client.groups.create("Trip")
         chat = f"group:{g.group_id.hex()}"
         app = build_app(alice.client, TOKEN, ORIGIN, lambda: {"ok": True})
-        sent: list[dict[str, Any]] = []
-        incoming: list[dict[str, Any]] = [{"type": "websocket.connect"}]
 
-        async def receive() -> dict[str, Any]:
-            if incoming:
-                return incoming.pop()
-            await trio.sleep_forever()
-            raise AssertionError
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            sent.append(dict(message))
+        def at_accept(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "websocket.accept":
                 # the page is told "open" now and reads its state; this change
                 # happens right after that read
                 alice.client.chat_settings.update(chat, pinned=True)
 
-        scope = {
-            "type": "websocket",
-            "path": "/api/v1/events",
-            "headers": [(b"host", b"127.0.0.1:8765")],
-            "query_string": f"token={TOKEN}".encode(),
-            "scheme": "ws",
-        }
-        with trio.move_on_after(5):
-            await app(scope, receive, send)
+        sent = await ws_events(
+            app,
+            [(b"host", b"127.0.0.1:8765")],
+            query_string=f"token={TOKEN}".encode(),
+            on_send=at_accept,
+            wait_s=5,
+        )
         assert sent and sent[0]["type"] == "websocket.accept", sent[:1]
         events = [json.loads(m["text"]) for m in sent if m["type"] == "websocket.send"]
         assert any(e["type"] == "chat_settings" and e["chat"] == chat for e in events), events
