@@ -33,6 +33,7 @@ from PIL import Image
 
 from boxless.identity.keys import Identity
 from boxless.miniapps import pack_files
+from tests.e2e.eventgate import EventGate
 from tests.e2e.test_web import DESKTOP, expect, open_ui, shot
 from tests.e2e.world import wait_for
 
@@ -439,15 +440,28 @@ def _coffee(
     before = int(rpc.call("eth_getBalance", [checksum_address(seller), "latest"]), 16)
 
     page = open_ui(browser, alice, DESKTOP)
+    gate = EventGate()  # the page's events socket, to make it deaf for a while
+    gate.attach(page)
     page.goto(f"{alice.url}/?token={alice.token}#/app/org.boxless.coffee")
+    page.reload()
     dialog = page.locator("dialog.miniapp-dialog")
     app = page.frame_locator("iframe.miniapp-frame")
     dialog.wait_for(timeout=30_000)  # first use of the backend: talk to its bot
     assert "talk to its bot" in dialog.inner_text()
+    # The bot's first answer (the menu) comes while the page's events socket is away:
+    # the node keeps it, and the page reads it when its socket opens again.
+    gate.reconnect(page, deaf=True)
+    asked = time.monotonic()
     dialog.locator(".miniapp-yes").click()
-    # the menu comes from the bot, end to end encrypted, with its wallet (the seller)
+    replies = "/miniapps/org.boxless.coffee/replies"
+    wait_for("the bot's menu at Alice's node", lambda: alice.call("GET", replies)["replies"])
     espresso = app.locator('#menu button[data-item="espresso"]').last
+    expect(espresso).to_have_count(0)  # its event went nowhere (the node has the answer)
+    gate.reconnect(page, deaf=False)
+    # the menu comes from the bot, end to end encrypted, with its wallet (the seller)
     espresso.wait_for(timeout=60_000)
+    took = time.monotonic() - asked  # not the bridge's last look at 30 s: the reconnect
+    assert took < 29, f"the menu came {took:.0f} s after the request, not on reconnect"
     expect(app.locator("#status")).to_contain_text("What would you like?", timeout=30_000)
     espresso.click()
     app.locator("#order").click()

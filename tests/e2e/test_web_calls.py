@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e.eventgate import EventGate
 from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, WAIT_MS, chromium_path, open_ui, shot
 from tests.e2e.world import wait_for
 
@@ -76,34 +76,9 @@ def _page(browser: Any, user: Any, gate: EventGate | None = None) -> Any:
     page = open_ui(browser, user, DESKTOP)
     page.add_init_script(RECORD_PCS)
     if gate:
-        page.route_web_socket(re.compile(r"/api/v1/events"), gate.route)
+        gate.attach(page)
     page.reload()
     return page
-
-
-class EventGate:
-    """A page's events socket through Playwright: to the node, or deaf (the page
-    sees it open, the node's events go nowhere: they happen while it is away)."""
-
-    def __init__(self) -> None:
-        self.deaf = False
-        self.sockets: list[Any] = []
-
-    def route(self, ws: Any) -> None:
-        if not self.deaf:
-            ws.connect_to_server()
-        self.sockets.append(ws)
-
-    def reconnect(self, page: Any, *, deaf: bool) -> None:
-        """Drop the page's socket; return once it reconnected (bounded)."""
-        self.deaf = deaf
-        old, self.sockets = self.sockets, []
-        for ws in old:
-            ws.close()
-        deadline = time.monotonic() + WAIT_MS / 1000
-        while not self.sockets:  # the page retries after 1 s
-            assert time.monotonic() < deadline, "the page did not reconnect its events"
-            page.wait_for_timeout(100)  # (lets Playwright run the route handler)
 
 
 def _rising(page: Any, keys: tuple[str, ...]) -> dict[str, int]:
