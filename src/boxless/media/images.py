@@ -95,6 +95,8 @@ def _open(data: bytes) -> Image.Image:
         raise ImageRejected(
             "the image has too many pixels (a decompression bomb?); send it as a file"
         ) from None
+    except (OSError, ValueError, SyntaxError, EOFError, struct.error):  # a damaged header
+        raise ImageRejected("this file is not an image we can read; send it as a file") from None
     if im.format not in _FORMATS:
         raise ImageRejected(f"{im.format} images are sent as files, not photos")
     w, h = im.size
