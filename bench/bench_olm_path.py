@@ -17,8 +17,12 @@ Variants (each in a fresh pair of databases):
   code has it; what is left to
   pay before anything is stored. ``vodozemac+sealed-v1``: always v1 (HPKE).
 * ``userdb``: two real accounts (``identity.account.create_account``) in
-  SQLCipher user databases with the pragmas ``storage.userdb`` sets: what the
-  client ships.
+  SQLCipher user databases with the pragmas ``storage.userdb`` sets, and the
+  ratchet journal beside each (``SessionManager.journaled``) where the code
+  has one: what the client ships. The send-round transaction and the receive
+  transaction stay in the loop even when they no longer write the session.
+* ``userdb-table``: the same without the journal (every step written through
+  the transaction, as before it).
 * ``userdb-full``: the same with ``PRAGMA synchronous = FULL`` (an fsync per
   commit), to show what power-cut durability would cost.
 * ``sqlite``: plain sqlite3 files (``tests.crypto_fixtures.Device``, no page
@@ -64,6 +68,7 @@ VARIANTS = (
     "vodozemac+sealed-v1",
     "vodozemac+sealed",
     "userdb",
+    "userdb-table",
     "userdb-full",
     "sqlite",
     "sqlite-normal",
@@ -250,7 +255,9 @@ def _path(sides: tuple[_Side, _Side], burst: int = 1) -> Send:
     return send
 
 
-def userdb_pair(folder: Path, synchronous: str | None, burst: int = 1) -> Send:
+def userdb_pair(
+    folder: Path, synchronous: str | None, burst: int = 1, journal: bool = True
+) -> Send:
     from boxless.crypto import SessionManager
     from boxless.crypto.olm_sessions import migration_files
     from boxless.crypto.sealed import SealingKeyPair
@@ -274,9 +281,11 @@ def userdb_pair(folder: Path, synchronous: str | None, burst: int = 1) -> Send:
         if synchronous is not None:
             account.db.conn.execute(f"PRAGMA synchronous = {synchronous}")
         account.db.migrate("crypto", migration_files())
-        manager = SessionManager(
-            account.db, account.keystore, account.db.derive_key("olm sessions v1")
-        )
+        pickle_key = account.db.derive_key("olm sessions v1")
+        if journal and hasattr(SessionManager, "journaled"):  # the ratchet journal
+            manager = SessionManager.journaled(account.db, account.keystore, pickle_key)
+        else:
+            manager = SessionManager(account.db, account.keystore, pickle_key)
         device = account.device
         sides.append(
             _Side(
@@ -300,6 +309,8 @@ def measure(variant: str, n: int, folder: Path) -> tuple[float, float]:
         send = sealed_raw_pair(v1_only=True)
     elif variant == "userdb":
         send = userdb_pair(folder, None)
+    elif variant == "userdb-table":
+        send = userdb_pair(folder, None, journal=False)
     elif variant == "userdb-full":
         send = userdb_pair(folder, "FULL")
     elif variant == "sqlite":
@@ -353,7 +364,7 @@ def fixture_pair(folder: Path | None, synchronous: str | None) -> Send:
     return _path((sides[0], sides[1]))
 
 
-def breakdown(n: int) -> None:
+def breakdown(n: int, journal: bool) -> None:
     """CPU us of the parts of one side's step in a user database (``--breakdown``)."""
     import vodozemac
 
@@ -367,7 +378,7 @@ def breakdown(n: int) -> None:
 
     _path = grab
     with tempfile.TemporaryDirectory() as tmp:
-        send = userdb_pair(Path(tmp), None)
+        send = userdb_pair(Path(tmp), None, journal=journal)
         for i in range(40):
             send(i % 2 == 0)
         alice, bob = captured[0]
@@ -412,6 +423,18 @@ def breakdown(n: int) -> None:
             with db.transaction() as cur:
                 manager.encrypt(bob.bundle, PAYLOAD, cur=cur)
 
+        def journal_append() -> None:  # AEAD + one os.write of a 3.4 KB pickle
+            manager._journal.append([step])
+            if manager._journal.records >= 1000:  # as the checkpoint would
+                manager._journal.restart(b"e" * 16)
+
+        journal_parts = {}
+        if getattr(manager, "_journal", None) is not None:
+            from boxless.crypto.ratchet_journal import Step
+
+            step = Step(remote, sid, 1, stored)
+            journal_parts = {"journal append of one step (AEAD + os.write)": journal_append}
+
         parts = {
             "vodozemac encrypt (one side's Olm step)": lambda: session.encrypt(PAYLOAD),
             "pickle the session (AES + HMAC + base64)": lambda: session.pickle(manager._pickle_key),
@@ -422,6 +445,7 @@ def breakdown(n: int) -> None:
             "transaction + SELECT the device's rows": select_txn,
             "transaction + UPDATE the pickle (one page written)": update_txn,
             "all of the above, no SessionManager": raw_step,
+            **journal_parts,
             "SessionManager.encrypt in a transaction": manager_step,
         }
         for name, fn in parts.items():
@@ -492,12 +516,17 @@ def main() -> None:
         help="also measure git revision REV (repeatable)",
     )
     parser.add_argument(
-        "--breakdown", action="store_true", help="the parts of one side's step, then exit"
+        "--breakdown",
+        action="store_true",
+        help="the parts of one side's step, then exit",
+    )
+    parser.add_argument(
+        "--no-journal", action="store_true", help="--breakdown without the ratchet journal"
     )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.breakdown:
-        breakdown(args.n)
+        breakdown(args.n, journal=not args.no_journal)
         return
     variants = [v for v in args.variants.split(",") if v]
     if args.worker:

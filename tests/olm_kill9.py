@@ -72,6 +72,7 @@ APP_TABLES = (
     " seq INTEGER NOT NULL, body BLOB NOT NULL)",
     "CREATE TABLE IF NOT EXISTS k9_seen (hash BLOB PRIMARY KEY)",
     "CREATE TABLE IF NOT EXISTS k9_cursor (id INTEGER PRIMARY KEY CHECK (id = 1), last INTEGER)",
+    "CREATE TABLE IF NOT EXISTS k9_owed (seq INTEGER PRIMARY KEY)",
 )
 
 
@@ -104,7 +105,7 @@ class Side:
     def open(cls, folder: Path, name: str) -> Side:
         account = open_account(folder / name, PASS)
         account.db.migrate("crypto", migration_files())
-        sessions = SessionManager(
+        sessions = SessionManager.journaled(
             account.db, account.keystore, account.db.derive_key("olm sessions v1")
         )
         device = account.device
@@ -121,6 +122,7 @@ class Side:
         return self.bundle.identity_key
 
     def close(self) -> None:
+        self.sessions.close()
         self.account.close()
 
 
@@ -189,9 +191,24 @@ class Worker:
         busy = False
         for name in NAMES:
             side = self.sides[name]
+            busy |= self.send_owed(side, out)
             busy |= self.transmit(side, out)
             busy |= self.receive(side, out)
         return busy
+
+    def send_owed(self, side: Side, out: Any) -> bool:
+        """The send round: each reply owed is encrypted and queued in a transaction of
+        its own (the ratchet step is journaled before that transaction commits)."""
+        other = self.sides[NAMES[1 - NAMES.index(side.name)]]
+        with side.account.db.transaction() as cur:
+            cur.execute("SELECT seq FROM k9_owed ORDER BY seq")
+            owed = [int(seq) for (seq,) in cur.fetchall()]
+        for seq in owed:
+            with side.account.db.transaction() as cur:
+                queue(side, other, seq)  # nested: one transaction with the delete
+                cur.execute("DELETE FROM k9_owed WHERE seq = ?", (seq,))
+            print(f"queued {seq}", file=out, flush=True)
+        return bool(owed)
 
     def transmit(self, side: Side, out: Any) -> bool:
         with side.account.db.transaction() as cur:
@@ -224,10 +241,10 @@ class Worker:
             return False
         # One transaction for everything waiting, like the client's receive batch:
         # the ratchet steps are deferred (decrypt defer=True) and flushed before the
-        # replies are queued (nested, same transaction) and the whole batch commits.
+        # batch commits (journaled once it did); the replies it owes are noted in
+        # it and sent by the next send round (send_owed), as the client's outbox does.
         try:
             with side.account.db.transaction() as cur:
-                replies = []
                 for _msg_id, payload in incoming:
                     digest = hashlib.sha256(payload).digest()
                     cur.execute("SELECT 1 FROM k9_seen WHERE hash = ?", (digest,))
@@ -246,10 +263,8 @@ class Worker:
                     cur.execute("INSERT INTO k9_received (seq, body) VALUES (?, ?)", (seq, plain))
                     cur.execute("INSERT INTO k9_seen (hash) VALUES (?)", (digest,))
                     if seq + 1 < self.stop_at:
-                        replies.append(seq + 1)
+                        cur.execute("INSERT INTO k9_owed (seq) VALUES (?)", (seq + 1,))
                 side.sessions.flush(cur)
-                for seq in replies:
-                    queue(side, other, seq)  # nested: one transaction with the above
                 cur.execute(
                     "INSERT INTO k9_cursor (id, last) VALUES (1, ?)"
                     " ON CONFLICT (id) DO UPDATE SET last = excluded.last",

@@ -114,6 +114,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -121,7 +122,8 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from importlib.abc import Traversable
-from typing import Final, NamedTuple
+from pathlib import Path
+from typing import Any, Final, NamedTuple, Protocol
 
 import vodozemac
 
@@ -139,6 +141,13 @@ from boxless.crypto.interfaces import (
     TransactionalDB,
     check_key,
 )
+from boxless.crypto.ratchet_journal import (
+    EPOCH_BYTES,
+    JournalClosed,
+    RatchetJournal,
+    Step,
+    journal_path,
+)
 from boxless.errors import DecodeError
 
 log = logging.getLogger(__name__)
@@ -151,6 +160,10 @@ MAX_DEFERRED_STEPS: Final = 256
 """Steps one deferred session may take before it is written anyway (bounds a rebuild)."""
 PICKLE_KEY_BYTES: Final = 32
 MIGRATIONS_COMPONENT: Final = "crypto"
+CHECKPOINT_RECORDS: Final = 1000
+CHECKPOINT_BYTES: Final = 4 * 1024 * 1024
+"""The journal is checkpointed into the table after this many records or bytes."""
+JOURNAL_KEY_LABEL: Final = "olm ratchet journal v1"
 
 # vodozemac 0.10.0 reports these failures only through the exception text.
 # The version is pinned; test_olm_sessions.py fails loudly if the texts change.
@@ -192,11 +205,25 @@ def device_tag(key: bytes) -> str:
     return hashlib.sha256(b"boxless log tag\x00" + key).hexdigest()[:8]
 
 
+class JournalDB(TransactionalDB, Protocol):
+    """What the ratchet journal needs of the database: :class:`~boxless.storage.userdb.UserDB`."""
+
+    path: Path
+    conn: Any
+    serial: int
+    rollbacks: int
+
+    def on_commit(self, callback: Any) -> None: ...
+
+    def derive_key(self, label: str) -> bytes: ...
+
+
 class _Row(NamedTuple):
     session_id: str
     pickle: str
     retired: bool
     last_used: int
+    version: int
 
     def __repr__(self) -> str:
         return f"_Row(session_id=..., retired={self.retired}, last_used={self.last_used})"
@@ -210,12 +237,33 @@ class _Deferred:
     session: vodozemac.Session
     base: str  # the row's pickle: the database's state of this session
     replay: list[vodozemac.AnyOlmMessage]  # decrypted since ``base``, in order
+    base_version: int = 0  # the stored version ``base`` has
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    """A flushed step waiting for its transaction's commit to be journaled."""
+
+    serial: int  # the outermost transaction it belongs to
+    rollbacks: int  # the database's rollback count when it was flushed
+    version: int
+    session: vodozemac.Session
 
 
 class SessionManager:
     """This device's Olm sessions with every remote device. See the module docstring."""
 
-    def __init__(self, db: TransactionalDB, accounts: AccountStore, pickle_key: bytes) -> None:
+    def __init__(
+        self,
+        db: TransactionalDB,
+        accounts: AccountStore,
+        pickle_key: bytes,
+        *,
+        journal: RatchetJournal | None = None,
+    ) -> None:
+        """``journal``: write existing sessions' steps there (see "The ratchet
+        journal"); ``db`` must then be a :class:`JournalDB` and no transaction open.
+        The journal is opened, replayed into the table and restarted here."""
         if not isinstance(pickle_key, bytes) or len(pickle_key) != PICKLE_KEY_BYTES:
             raise CryptoUsageError(f"the pickle key must be {PICKLE_KEY_BYTES} bytes")
         self._db = db
@@ -227,6 +275,30 @@ class SessionManager:
         self._cache: OrderedDict[tuple[bytes, str], tuple[str, vodozemac.Session]] = OrderedDict()
         # (remote key, session id) -> a step not yet written: see "Deferred writes".
         self._deferred: dict[tuple[bytes, str], _Deferred] = {}
+        # The ratchet journal's state (see "The ratchet journal"):
+        self._journal = journal
+        self._jdb: JournalDB | None = None
+        # (remote key, session id) -> (version, pickle) journaled since the checkpoint
+        self._latest: dict[tuple[bytes, str], tuple[int, str]] = {}
+        # flushed steps waiting for their transaction's commit
+        self._pending: dict[tuple[bytes, str], _Pending] = {}
+        # received steps committed but not yet journaled: (version, session)
+        self._unjournaled: dict[tuple[bytes, str], tuple[int, vodozemac.Session]] = {}
+        # sessions written to the table in the open transaction (serial, keys)
+        self._touched: tuple[int, set[tuple[bytes, str]]] = (-1, set())
+        self._hooked = -1  # the transaction _after_commit is registered with
+        # remote key -> its rows, trusted while _rows_stamp holds (see "Rows cache")
+        self._rows_cache: dict[bytes, list[_Row]] = {}
+        self._rows_stamp: tuple[int, int, int] | None = None
+        self._table_writes = 0  # bumped by a temp trigger on crypto_olm_sessions
+        if journal is not None:
+            self._open_journal(db)  # type: ignore[arg-type]
+
+    @classmethod
+    def journaled(cls, db: JournalDB, accounts: AccountStore, pickle_key: bytes) -> SessionManager:
+        """A manager with its ratchet journal beside ``db``'s file (what the client uses)."""
+        journal = RatchetJournal(journal_path(db.path), db.derive_key(JOURNAL_KEY_LABEL))
+        return cls(db, accounts, pickle_key, journal=journal)
 
     def __repr__(self) -> str:
         return f"<SessionManager at {id(self):#x}>"
@@ -280,16 +352,28 @@ class SessionManager:
             return self._decrypt(own, remote_key, ciphertext, False)
 
     def flush(self, cur: Cursor) -> None:
-        """Write every deferred step through ``cur``; call it before the transaction commits."""
+        """Write every deferred step through ``cur``; call it before the transaction commits.
+
+        With a journal the steps are journaled once the transaction committed
+        (see "The ratchet journal"); until then this transaction sees them.
+        """
         with self._lock:
             deferred, self._deferred = self._deferred, {}
             for (remote_key, session_id), entry in deferred.items():
                 if entry.cur is not cur:
                     raise CryptoUsageError("deferred Olm steps of another transaction")
+                version = entry.base_version + 1
+                if self._jdb is not None:
+                    self._pending[(remote_key, session_id)] = _Pending(
+                        self._jdb.serial, self._jdb.rollbacks, version, entry.session
+                    )
+                    self._hook_commit()
+                    continue
                 pickle = entry.session.pickle(self._pickle_key)
                 cur.execute(
-                    "UPDATE crypto_olm_sessions SET pickle = ? WHERE remote_key = ? AND session_id = ?",
-                    (pickle, remote_key, session_id),
+                    "UPDATE crypto_olm_sessions SET pickle = ?, version = ?"
+                    " WHERE remote_key = ? AND session_id = ?",
+                    (pickle, version, remote_key, session_id),
                 )
                 self._checkin(remote_key, entry.session, pickle)
 
@@ -297,6 +381,15 @@ class SessionManager:
         """Forget every deferred step: their transaction rolled back."""
         with self._lock:
             self._deferred.clear()
+            self._pending.clear()
+
+    def close(self) -> None:
+        """Journal the received steps still in memory and release the journal (its
+        file stays: the next open replays it)."""
+        if self._journal is not None and not self._journal.closed:
+            with self._lock:
+                self._write_unjournaled(list(self._unjournaled))
+            self._journal.close()
 
     def reset(self, remote_key: bytes) -> None:
         """Stop sending on every session with this device; the next encrypt opens a new one.
@@ -331,9 +424,9 @@ class SessionManager:
         rows = self._rows(cur, remote_key)
         live = [row for row in rows if not row.retired]
         if live:
-            session = self._checkout(cur, remote_key, live[0])
+            session = self._checkout(cur, remote_key, live[0], encrypt=True)
             message = session.encrypt(plaintext)
-            self._save(cur, remote_key, session, rows, touch=False)
+            self._save(cur, remote_key, session, rows, touch=False, journal=True)
         else:
             session = self._create_outbound(cur, remote)
             message = session.encrypt(plaintext)
@@ -413,7 +506,11 @@ class SessionManager:
                 if ciphertext.session_id:
                     raise
                 continue  # without a hint, a failure may just mean "not this session"
-            if defer and rows[0].session_id == row.session_id:
+            if (
+                defer
+                and rows[0].session_id == row.session_id
+                and self._pending_here((remote_key, row.session_id)) is None
+            ):
                 self._defer(cur, remote_key, session, row, message)
             else:
                 self._save(cur, remote_key, session, rows)
@@ -456,7 +553,8 @@ class SessionManager:
         key = (remote_key, row.session_id)
         entry = self._deferred.get(key)
         if entry is None:
-            entry = self._deferred[key] = _Deferred(cur, session, row.pickle, [])
+            version, pickle = self._stored(remote_key, row)
+            entry = self._deferred[key] = _Deferred(cur, session, pickle, [], version)
         entry.replay.append(message)
         if len(entry.replay) >= MAX_DEFERRED_STEPS:
             del self._deferred[key]
@@ -522,6 +620,187 @@ class SessionManager:
         log.debug("outbound olm session to device %s", device_tag(remote_key))
         return session
 
+    # -- the ratchet journal (see "The ratchet journal" in the module docstring)
+
+    def _open_journal(self, db: JournalDB) -> None:
+        """Lock and replay the journal into the table, then start a new epoch."""
+        assert self._journal is not None
+        if db.conn.in_transaction:
+            raise CryptoUsageError("open a journaled SessionManager outside a transaction")
+        with db.transaction() as cur:
+            cur.execute("SELECT epoch FROM crypto_olm_journal WHERE id = 1")
+            row = cur.fetchone()
+        steps = self._journal.open(None if row is None else bytes(row[0]))
+        self._jdb = db
+        for step in steps:  # the last record of each session wins (versions only grow)
+            self._latest[(step.remote_key, step.session_id)] = (step.version, step.pickle)
+        conn = db.conn
+        conn.create_function("boxless_olm_rows_written", 0, self._rows_written)
+        for verb in ("INSERT", "UPDATE", "DELETE"):
+            conn.execute(
+                f"CREATE TEMP TRIGGER IF NOT EXISTS boxless_olm_rows_{verb.lower()}"
+                f" AFTER {verb} ON main.crypto_olm_sessions"
+                " BEGIN SELECT boxless_olm_rows_written(); END"
+            )
+        with self._lock:
+            self._checkpoint()
+        if steps:
+            log.info("ratchet journal: %d steps replayed into the table", len(steps))
+
+    def _rows_written(self) -> None:
+        """The temp trigger: some code of this connection wrote crypto_olm_sessions."""
+        self._table_writes += 1
+        if self._table_writes % 2**30 == 0:  # keep it a small int
+            self._table_writes = 1
+
+    def _checkpoint(self) -> None:
+        """Write every journaled state into the table and start a new epoch, in a
+        transaction of its own (no other statement may share it: the journal is
+        cut after its commit). Lock held; no transaction open."""
+        assert self._jdb is not None and self._journal is not None
+        epoch = os.urandom(EPOCH_BYTES)
+        for key, (version, session) in self._unjournaled.items():  # committed states
+            pickle = session.pickle(self._pickle_key)
+            self._latest[key] = (version, pickle)
+            self._checkin(key[0], session, pickle)
+        self._unjournaled.clear()
+        with self._jdb.transaction() as cur:
+            cur.executemany(
+                "UPDATE crypto_olm_sessions SET pickle = ?, version = ?"
+                " WHERE remote_key = ? AND session_id = ? AND version < ?",
+                [
+                    (pickle, version, remote_key, session_id, version)
+                    for (remote_key, session_id), (version, pickle) in self._latest.items()
+                ],
+            )
+            cur.execute(
+                "INSERT INTO crypto_olm_journal (id, epoch) VALUES (1, ?)"
+                " ON CONFLICT (id) DO UPDATE SET epoch = excluded.epoch",
+                (epoch,),
+            )
+        # Committed: the file's records are now older than the table (and their
+        # epoch is gone, so they never apply again): cut it.
+        self._journal.restart(epoch)
+        self._latest.clear()
+
+    def _stored(self, remote_key: bytes, row: _Row) -> tuple[int, str]:
+        """The session's durable state: its row, or a newer journaled state."""
+        latest = self._latest.get((remote_key, row.session_id))
+        if latest is not None and latest[0] > row.version:
+            return latest
+        return row.version, row.pickle
+
+    def _next_version(self, remote_key: bytes, row: _Row) -> int:
+        key = (remote_key, row.session_id)
+        version = self._stored(remote_key, row)[0]
+        pending = self._pending_here(key)
+        if pending is not None:
+            version = max(version, pending.version)
+        unjournaled = self._unjournaled.get(key)
+        if unjournaled is not None:
+            version = max(version, unjournaled[0])
+        return version + 1
+
+    def _pending_here(self, key: tuple[bytes, str]) -> _Pending | None:
+        """The step of ``key`` flushed in the open transaction, if any."""
+        pending = self._pending.get(key)
+        if pending is None or self._jdb is None or pending.serial != self._jdb.serial:
+            return None
+        return pending
+
+    def _touch(self, key: tuple[bytes, str]) -> None:
+        """``key``'s row was written in the open transaction."""
+        if self._jdb is None:
+            return
+        serial, keys = self._touched
+        if serial != self._jdb.serial:
+            self._touched = (self._jdb.serial, {key})
+        else:
+            keys.add(key)
+
+    def _touched_here(self, key: tuple[bytes, str]) -> bool:
+        assert self._jdb is not None or not self._touched[1]
+        return (
+            self._jdb is not None
+            and self._touched[0] == self._jdb.serial
+            and (key in self._touched[1])
+        )
+
+    def _hook_commit(self) -> None:
+        assert self._jdb is not None
+        if self._hooked != self._jdb.serial:
+            self._hooked = self._jdb.serial
+            self._jdb.on_commit(self._after_commit)
+
+    def _append_now(self, step: Step, session: vodozemac.Session) -> None:
+        """An encrypt's step, journaled before its message can leave."""
+        assert self._journal is not None
+        key = (step.remote_key, step.session_id)
+        self._unjournaled.pop(key, None)  # superseded (or, on failure, dropped: older state)
+        try:
+            self._journal.append([step])
+        except OSError as exc:
+            raise CryptoStateError(
+                f"the ratchet journal could not be written ({exc.strerror or exc}): "
+                "free some disk space; nothing was sent"
+            ) from None
+        self._latest[key] = (step.version, step.pickle)
+        self._checkin(step.remote_key, session, step.pickle)
+        if self._checkpoint_due():
+            self._hook_commit()  # the checkpoint, once this transaction ends
+
+    def _after_commit(self) -> None:
+        """Journal the steps the committed transaction flushed; checkpoint if due.
+
+        A kill before the append leaves each session at its older state, which
+        still decrypts the peer's later messages (module docstring); so does a
+        failed append, which only logs."""
+        assert self._jdb is not None and self._journal is not None
+        with self._lock:
+            serial = self._jdb.serial
+            mine = [(k, p) for k, p in self._pending.items() if p.serial == serial]
+            for key, _pending in mine:
+                del self._pending[key]
+            for key, pending in mine:
+                # a savepoint rolled back after the flush may have undone what the
+                # step must commit with: keep the older state then
+                if pending.rollbacks == self._jdb.rollbacks:
+                    self._unjournaled[key] = (pending.version, pending.session)
+            if len(self._unjournaled) > MAX_CACHED_SESSIONS:
+                self._write_unjournaled(list(self._unjournaled))
+            if self._checkpoint_due():
+                self._checkpoint()
+
+    def _write_unjournaled(self, keys: list[tuple[bytes, str]]) -> None:
+        """Journal these committed received steps now (lock held). On failure they
+        are forgotten: the sessions fall back to their older, journaled states."""
+        assert self._journal is not None
+        taken = [(key, self._unjournaled.pop(key)) for key in keys]
+        if not taken:
+            return
+        pickles = [session.pickle(self._pickle_key) for _key, (_v, session) in taken]
+        steps = [
+            Step(key[0], key[1], version, pickle)
+            for (key, (version, _s)), pickle in zip(taken, pickles, strict=True)
+        ]
+        try:
+            self._journal.append(steps)
+        except (OSError, JournalClosed) as exc:
+            log.warning("ratchet journal append failed (older states kept): %s", exc)
+            for key, _entry in taken:
+                self._cache.pop(key, None)
+            return
+        for step, (_key, (_version, session)) in zip(steps, taken, strict=True):
+            self._latest[_key] = (step.version, step.pickle)
+            self._checkin(step.remote_key, session, step.pickle)
+
+    def _checkpoint_due(self) -> bool:
+        journal = self._journal
+        assert journal is not None
+        return not journal.closed and (
+            journal.records >= CHECKPOINT_RECORDS or journal.size >= CHECKPOINT_BYTES
+        )
+
     # -- storage
 
     @contextmanager
@@ -530,7 +809,9 @@ class SessionManager:
         with self._db.transaction() as cur, self._lock:
             yield cur
 
-    def _checkout(self, cur: Cursor, remote_key: bytes, row: _Row) -> vodozemac.Session:
+    def _checkout(
+        self, cur: Cursor, remote_key: bytes, row: _Row, *, encrypt: bool = False
+    ) -> vodozemac.Session:
         """The session stored in ``row``: its deferred step of this transaction, or
         the cached object if it matches the row, else unpickled.
 
@@ -541,18 +822,27 @@ class SessionManager:
         (:meth:`_save` drops the entry) or flushed.
         """
         key = (remote_key, row.session_id)
+        unjournaled = self._unjournaled.get(key)
+        if unjournaled is not None:
+            if encrypt:  # its step will supersede the received one
+                return unjournaled[1]
+            self._write_unjournaled([key])  # a decrypt starts from a journaled state
+        _version, pickle = self._stored(remote_key, row)
         entry = self._deferred.get(key)
         if entry is not None:
-            if entry.cur is not cur or entry.base != row.pickle:
+            if entry.cur is not cur or entry.base != pickle:
                 raise CryptoUsageError(
                     "an Olm session has a deferred step of another transaction: "
                     "flush() before its commit or discard() after its rollback"
                 )
             return entry.session
+        pending = self._pending_here(key)
+        if pending is not None:
+            return pending.session  # flushed in this transaction, not yet journaled
         cached = self._cache.pop(key, None)
-        if cached is not None and cached[0] == row.pickle:
+        if cached is not None and cached[0] == pickle:
             return cached[1]
-        return self._unpickle(row.pickle)
+        return self._unpickle(pickle)
 
     def _unpickle(self, pickle: str) -> vodozemac.Session:
         try:
@@ -568,13 +858,39 @@ class SessionManager:
             del self._cache[next(iter(self._cache))]  # the least recently saved
 
     def _rows(self, cur: Cursor, remote_key: bytes) -> list[_Row]:
-        """Every session row with this device, newest first (at most a handful)."""
+        """Every session row with this device, newest first (at most a handful).
+
+        With a journal, from the rows cache while it can be trusted ("Rows cache").
+        """
+        if self._jdb is not None:
+            if self._journal is None or self._journal.closed:
+                raise JournalClosed(
+                    "this SessionManager's ratchet journal was closed or taken over by "
+                    "a newer SessionManager of the same account: use that one"
+                )
+            cur.execute("PRAGMA data_version")
+            stamp = (int(cur.fetchone()[0]), self._jdb.rollbacks, self._table_writes)
+            if stamp != self._rows_stamp:
+                self._rows_cache.clear()
+                self._rows_stamp = stamp
+            else:
+                hit = self._rows_cache.get(remote_key)
+                if hit is not None:
+                    return hit
         cur.execute(
-            "SELECT session_id, pickle, retired, last_used FROM crypto_olm_sessions"
+            "SELECT session_id, pickle, retired, last_used, version FROM crypto_olm_sessions"
             " WHERE remote_key = ? ORDER BY last_used DESC",
             (remote_key,),
         )
-        return [_Row(sid, pickle, bool(retired), used) for sid, pickle, retired, used in cur]
+        rows = [
+            _Row(sid, pickle, bool(retired), used, version)
+            for sid, pickle, retired, used, version in cur
+        ]
+        if self._jdb is not None:
+            if len(self._rows_cache) >= MAX_CACHED_SESSIONS:
+                self._rows_cache.clear()
+            self._rows_cache[remote_key] = rows
+        return rows
 
     def _known(self, cur: Cursor, remote_key: bytes, session_id: str) -> bool:
         cur.execute(
@@ -590,10 +906,11 @@ class SessionManager:
         session_id = session.session_id
         pickle = session.pickle(self._pickle_key)
         cur.execute(
-            "INSERT INTO crypto_olm_sessions (remote_key, session_id, pickle, last_used)"
-            " VALUES (?, ?, ?, ?)",
+            "INSERT INTO crypto_olm_sessions (remote_key, session_id, pickle, last_used, version)"
+            " VALUES (?, ?, ?, ?, 1)",
             (remote_key, session_id, pickle, _next_use(rows)),
         )
+        self._touch((remote_key, session_id))
         cur.execute(
             "INSERT OR IGNORE INTO crypto_olm_known_sessions (remote_key, session_id)"
             " VALUES (?, ?)",
@@ -610,26 +927,44 @@ class SessionManager:
         rows: list[_Row],
         *,
         touch: bool = True,
+        journal: bool = False,
     ) -> None:
         """Write a stepped session back; with ``touch`` (it decrypted) it becomes the newest.
 
         ``rows`` are this device's rows as read in this call, newest first:
         ``last_used`` only orders sessions of one device, so it changes only
         when another session was newer (never in a steady conversation).
+        ``journal`` (an encrypt): the step may go to the journal at once, if
+        this transaction holds no other step of the session ("The ratchet journal").
         """
-        self._deferred.pop((remote_key, session.session_id), None)
+        session_id = session.session_id
+        key = (remote_key, session_id)
+        row = _find(rows, session_id)
+        assert row is not None  # a saved session is one of the rows read for it
+        version = self._next_version(remote_key, row)
+        in_transaction = (
+            key in self._deferred or self._pending_here(key) is not None or self._touched_here(key)
+        )
+        self._deferred.pop(key, None)
         pickle = session.pickle(self._pickle_key)
-        if not touch or rows[0].session_id == session.session_id:
+        if journal and self._jdb is not None and not in_transaction:
+            self._append_now(Step(remote_key, session_id, version, pickle), session)
+            return
+        self._pending.pop(key, None)  # written here with it, in this transaction
+        self._unjournaled.pop(key, None)
+        if not touch or rows[0].session_id == session_id:
             cur.execute(
-                "UPDATE crypto_olm_sessions SET pickle = ? WHERE remote_key = ? AND session_id = ?",
-                (pickle, remote_key, session.session_id),
+                "UPDATE crypto_olm_sessions SET pickle = ?, version = ?"
+                " WHERE remote_key = ? AND session_id = ?",
+                (pickle, version, remote_key, session_id),
             )
         else:
             cur.execute(
-                "UPDATE crypto_olm_sessions SET pickle = ?, last_used = ?"
+                "UPDATE crypto_olm_sessions SET pickle = ?, version = ?, last_used = ?"
                 " WHERE remote_key = ? AND session_id = ?",
-                (pickle, _next_use(rows), remote_key, session.session_id),
+                (pickle, version, _next_use(rows), remote_key, session_id),
             )
+        self._touch(key)
         self._checkin(remote_key, session, pickle)
 
     @staticmethod

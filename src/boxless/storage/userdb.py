@@ -62,7 +62,7 @@ import secrets
 import threading
 import time
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import resources
@@ -304,6 +304,12 @@ class UserDB:
         self._lock = threading.RLock()
         self._depth = 0
         self._local_secret: bytes | None = None
+        self._on_commit: list[Callable[[], None]] = []
+        #: Counts rollbacks (outermost and savepoints): a cache of rows read in a
+        #: transaction is stale once this moved. ``serial`` names the outermost
+        #: transaction open now (or the last one).
+        self.rollbacks = 0
+        self.serial = 0
 
     def __repr__(self) -> str:
         return f"UserDB(path={str(self.path)!r})"
@@ -337,10 +343,15 @@ class UserDB:
             savepoint = f"sp{depth}"
             self.conn.execute("BEGIN IMMEDIATE" if depth == 0 else f"SAVEPOINT {savepoint}")
             self._depth = depth + 1
+            if depth == 0:
+                self.serial += 1
+                self._on_commit = []
             try:
                 yield cur
             except BaseException:
+                self.rollbacks += 1
                 if depth == 0:
+                    self._on_commit = []
                     if self.conn.in_transaction:
                         self.conn.execute("ROLLBACK")
                 else:
@@ -352,6 +363,17 @@ class UserDB:
             finally:
                 self._depth = depth
                 cur.close()
+            if depth == 0:
+                callbacks, self._on_commit = self._on_commit, []
+                for callback in callbacks:
+                    callback()
+
+    def on_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the open outermost transaction commits (still under
+        the lock, outside any transaction); forgotten if it rolls back."""
+        if self._depth == 0:
+            raise UsageError("on_commit needs an open transaction")
+        self._on_commit.append(callback)
 
     # -- migrations
 
