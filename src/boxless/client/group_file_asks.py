@@ -286,7 +286,10 @@ class GroupFileAsks:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._repins)
             async for key, idx in self._fetch_out:
-                await self.attachments.download(key, idx)
+                try:  # a failure is on the row (and its event); no blob service: it waits
+                    await self.attachments.download(key, idx)
+                except BoxlessError as exc:
+                    logger.info("group file: not fetched again: %s", exc)
 
     async def _repins(self) -> None:
         async for job in self._repin_out:
