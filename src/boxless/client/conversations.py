@@ -225,37 +225,41 @@ class Conversations:
     ) -> bytes:
         """:meth:`queue` inside the caller's transaction (a contact change and its
         message commit together)."""
-        msg = self._new_message(cur, contact, body)
-        now = self.clock()
-        topic = content_topic or contact.conversation_topic
-        self.outbox.add(msg.message_id, contact.identity_key, topic, env.encode(msg), now)
-        row = self.outbox.row(msg.message_id)
-        assert row is not None
-        db.save_outbox_row(cur, row)
+        msg = self._outbox_add(cur, contact, body, content_topic)
         if isinstance(body, env.Text):
-            db.add_message(
-                cur,
-                db.MessageRow(
-                    message_id=msg.message_id,
-                    contact=contact.identity_key,
-                    outgoing=True,
-                    lamport=msg.lamport,
-                    sent_at_ms=msg.sent_at_ms,
-                    received_at_ms=None,
-                    text=body.text,
-                    reply_to=body.reply_to,
-                    edited=False,
-                    deleted=False,
-                    state=DeliveryState.QUEUED.value,
-                    reactions={},
-                ),
-            )
+            db.add_message(cur, outgoing_row(contact.identity_key, msg, body.text, body.reply_to))
         elif isinstance(body, (env.Edit, env.Delete, env.Reaction)):
             target = db.get_message(cur, body.target)
             if target is not None:  # our own action changes our copy at once
                 _apply_action(cur, target, body, by_me=True)
         self.sender.wake()
         return msg.message_id
+
+    def queue_shown(
+        self,
+        cur: db.Cursor,
+        contact: db.ContactRow,
+        body: env.Body,
+        text: str,
+        reply_to: bytes | None = None,
+    ) -> bytes:
+        """:meth:`queue_in` for a feature's body that the 1:1 chat shows as ``text``
+        (a payment card, a red envelope, files): its message row commits with it."""
+        msg = self._outbox_add(cur, contact, body, None)
+        db.add_message(cur, outgoing_row(contact.identity_key, msg, text, reply_to))
+        self.sender.wake()
+        return msg.message_id
+
+    def _outbox_add(
+        self, cur: db.Cursor, contact: db.ContactRow, body: env.Body, content_topic: str | None
+    ) -> env.ChatMessage:
+        msg = self._new_message(cur, contact, body)
+        topic = content_topic or contact.conversation_topic
+        self.outbox.add(msg.message_id, contact.identity_key, topic, env.encode(msg), self.clock())
+        row = self.outbox.row(msg.message_id)
+        assert row is not None
+        db.save_outbox_row(cur, row)
+        return msg
 
     def retry_now(self, recipient: bytes) -> None:
         """Re-send what waits for ``recipient`` now (they accepted, or re-keyed)."""
@@ -341,24 +345,8 @@ class Conversations:
     def _on_text(self, cur: db.Cursor, r: Received) -> FollowUp | None:
         body = r.message.body
         assert isinstance(body, env.Text)
-        added = db.add_message(
-            cur,
-            db.MessageRow(
-                message_id=r.message.message_id,
-                contact=r.sender,
-                outgoing=False,
-                lamport=r.message.lamport,
-                sent_at_ms=r.message.sent_at_ms,
-                received_at_ms=int(self.clock() * 1000),
-                text=body.text,
-                reply_to=body.reply_to,
-                edited=False,
-                deleted=False,
-                state="received",
-                reactions={},
-            ),
-        )
-        if added:
+        row = incoming_row(r, body.text, int(self.clock() * 1000), body.reply_to)
+        if db.add_message(cur, row):
             self.channel.emit(ev.MessageChanged(r.message.message_id.hex(), r.sender.hex()))
         return None
 
@@ -455,6 +443,47 @@ class Conversations:
         self.channel.sessions.reset(contact.device_key)
         logger.info("re-establishing the session with a contact")
         self.queue(contact, env.SessionReset())
+
+
+def outgoing_row(
+    contact: bytes, msg: env.ChatMessage, text: str, reply_to: bytes | None = None
+) -> db.MessageRow:
+    """A message we queued to ``contact`` as the chat shows it (``text``: the words,
+    or a card's preview)."""
+    return db.MessageRow(
+        message_id=msg.message_id,
+        contact=contact,
+        outgoing=True,
+        lamport=msg.lamport,
+        sent_at_ms=msg.sent_at_ms,
+        received_at_ms=None,
+        text=text,
+        reply_to=reply_to,
+        edited=False,
+        deleted=False,
+        state=DeliveryState.QUEUED.value,
+        reactions={},
+    )
+
+
+def incoming_row(
+    r: Received, text: str, received_at_ms: int, reply_to: bytes | None = None
+) -> db.MessageRow:
+    """A contact's message as the chat shows it (``text``: the words, or a card's preview)."""
+    return db.MessageRow(
+        message_id=r.message.message_id,
+        contact=r.sender,
+        outgoing=False,
+        lamport=r.message.lamport,
+        sent_at_ms=r.message.sent_at_ms,
+        received_at_ms=received_at_ms,
+        text=text,
+        reply_to=reply_to,
+        edited=False,
+        deleted=False,
+        state="received",
+        reactions={},
+    )
 
 
 def _apply_action(cur: db.Cursor, target: db.MessageRow, body: env.Body, by_me: bool) -> None:

@@ -54,7 +54,7 @@ from boxless.client import events as ev
 from boxless.client import payment_card_store as cs
 from boxless.client import store as db
 from boxless.client.channel import DirectChannel, FollowUp, Received
-from boxless.client.conversations import Conversations
+from boxless.client.conversations import Conversations, incoming_row
 from boxless.client.groups import GroupManager
 from boxless.errors import BoxlessError, UsageError
 from boxless.identity.account import LocalAccount
@@ -303,7 +303,6 @@ class Payments:
     async def post(self, chat: str, body: TransferCard | PayRequest) -> str:
         """Put a card in ``chat`` (ours: outgoing); its message id."""
         text = preview(body, self._asset_of)
-        now_ms = self._now_ms()
         tx = body.claim.tx_hash if isinstance(body, TransferCard) else None
         kind = "transfer" if isinstance(body, TransferCard) else "request"
         status = "pending" if isinstance(body, TransferCard) else "open"
@@ -311,15 +310,7 @@ class Payments:
         if contact is not None:
             row = self.conversations.accepted(contact)
             with self.db.transaction() as cur:
-                mid = self.conversations.queue_in(cur, row, body)
-                c = db.get_contact(cur, contact)
-                assert c is not None
-                db.add_message(
-                    cur,
-                    db.MessageRow(mid, contact, True, c.lamport, now_ms, None, text, None,
-                                  False, False, "queued", {}),
-                )  # fmt: skip
-                message_id = mid.hex()
+                message_id = self.conversations.queue_shown(cur, row, body, text).hex()
                 cs.add_card(cur, self._card(message_id, chat, kind, True, body, tx, status))
             self.channel.emit(ev.MessageChanged(message_id, contact.hex()))
         else:
@@ -382,13 +373,7 @@ class Payments:
         assert isinstance(body, TransferCard | PayRequest)
         chat = f"contact:{r.sender.hex()}"
         mid = r.message.message_id
-        added = db.add_message(
-            cur,
-            db.MessageRow(mid, r.sender, False, r.message.lamport, r.message.sent_at_ms,
-                          self._now_ms(), preview(body, self._asset_of), None, False, False,
-                          "received", {}),
-        )  # fmt: skip
-        if not added:
+        if not db.add_message(cur, incoming_row(r, preview(body, self._asset_of), self._now_ms())):
             return None
         self._store_incoming(cur, chat, mid.hex(), r.sender, body, mine_only=True)
         self.channel.emit(ev.MessageChanged(mid.hex(), r.sender.hex()))

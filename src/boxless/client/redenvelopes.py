@@ -46,7 +46,7 @@ from boxless.client import events as ev
 from boxless.client import redenvelope_store as rs
 from boxless.client import store as db
 from boxless.client.channel import DirectChannel, FollowUp, Received
-from boxless.client.conversations import Conversations
+from boxless.client.conversations import Conversations, incoming_row
 from boxless.client.groups import GroupManager
 from boxless.client.redenvelopes_chain import (
     Claim,
@@ -299,14 +299,7 @@ class RedEnvelopes:
         if contact is not None:
             row = self.conversations.accepted(contact)
             with self.db.transaction() as cur:
-                mid = self.conversations.queue_in(cur, row, body)
-                c = db.get_contact(cur, contact)
-                assert c is not None
-                db.add_message(
-                    cur,
-                    db.MessageRow(mid, contact, True, c.lamport, self._now_ms(), None, text,
-                                  None, False, False, "queued", {}),
-                )  # fmt: skip
+                mid = self.conversations.queue_shown(cur, row, body, text)
             self.channel.emit(ev.MessageChanged(mid.hex(), contact.hex()))
             return mid.hex()
         gid = _group_of(chat)
@@ -321,12 +314,7 @@ class RedEnvelopes:
         chat = f"contact:{r.sender.hex()}"
         mid = r.message.message_id
         text = self._receive(cur, chat, mid.hex(), r.sender, body)
-        added = db.add_message(
-            cur,
-            db.MessageRow(mid, r.sender, False, r.message.lamport, r.message.sent_at_ms,
-                          self._now_ms(), text, None, False, False, "received", {}),
-        )  # fmt: skip
-        if added:
+        if db.add_message(cur, incoming_row(r, text, self._now_ms())):
             self.channel.emit(ev.MessageChanged(mid.hex(), r.sender.hex()))
         return None
 
