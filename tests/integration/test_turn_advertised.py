@@ -4,16 +4,19 @@ Real `boxless node --turn` process (coturn from Debian), in-process light nodes:
 the one that subscribed gets a URL and short-lived credentials coturn accepts
 (HMAC with the node's secret, which never leaves the node); a peer connected
 to the node without a filter subscription is refused; a client asking in a
-loop is limited.
+loop is limited. Killed with SIGKILL, the node leaves no coturn behind (it used
+to keep running, and its ports, after every suite run).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 
@@ -32,6 +35,27 @@ async def _connected(light: LightNode) -> None:
     with trio.fail_after(20):
         while light.current is None:  # noqa: ASYNC110
             await trio.sleep(0.05)
+
+
+def _turnservers(conf: Path) -> list[int]:
+    """Pids of the processes started with ``-c conf`` (this test's coturn)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # not a pid, or gone meanwhile
+            continue
+        if str(conf).encode() in argv:
+            found.append(int(entry.name))
+    return found
+
+
+async def _gone(conf: Path, timeout: float) -> list[int]:
+    """Wait (bounded) until no process runs with ``conf``; the survivors."""
+    with trio.move_on_after(timeout):
+        while _turnservers(conf):  # noqa: ASYNC110 - another process, no event to wait on
+            await trio.sleep(0.1)
+    return _turnservers(conf)
 
 
 async def test_the_node_advertises_turn_to_its_light_clients_only(tmp_path: Path) -> None:
@@ -82,6 +106,13 @@ async def test_the_node_advertises_turn_to_its_light_clients_only(tmp_path: Path
                     refused += 1
             assert refused >= 3
             nursery.cancel_scope.cancel()
+        conf = tmp_path / "node" / "turnserver.conf"
+        assert _turnservers(conf), "coturn is not running"
+        node.kill()  # SIGKILL: the node cannot stop coturn itself
+        assert not await _gone(conf, 10), "coturn outlived its node's kill -9"
     finally:
         node.kill()
+        for pid in _turnservers(tmp_path / "node" / "turnserver.conf"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)  # a failed run leaks nothing either
         print(node.logs(20))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import shutil
@@ -25,7 +26,6 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Final
 
@@ -33,6 +33,8 @@ import trio
 
 from boxless._trio_compat import TaskStatus
 from boxless.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CREDENTIAL_TTL",
@@ -48,6 +50,8 @@ CREDENTIAL_TTL: Final = 6 * 3600
 SECRET_FILE: Final = "turn_secret"
 CONFIG_FILE: Final = "turnserver.conf"
 START_TIMEOUT: Final = 10.0
+STOP_GRACE: Final = 5.0
+"""Seconds coturn has to exit after SIGTERM before it is killed."""
 
 PRIVATE_RANGES: Final = (
     "0.0.0.0-0.255.255.255",
@@ -191,34 +195,74 @@ def _listening(host: str, port: int) -> bool:
 async def run_turnserver(
     config: TurnConfig, *, task_status: TaskStatus[str] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Run coturn until cancelled; ``task_status`` gets the TURN URL once it listens."""
-    binary = _binary()
+    """Run coturn until cancelled; ``task_status`` gets the TURN URL once it listens.
+
+    Cancelling stops coturn (SIGTERM, then SIGKILL after ``STOP_GRACE`` seconds);
+    if this process dies without that (kill -9), coturn gets SIGTERM (see
+    :func:`_spawn`)."""
     conf = write_turn_config(config)
-    async with trio.open_nursery() as nursery:
-        proc = await nursery.start(
-            partial(
-                trio.run_process,
-                [binary, "-c", str(conf)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,  # the log is in the data dir
-                stderr=subprocess.DEVNULL,
-                check=False,
-            )
-        )
+    proc = _spawn([_binary(), "-c", str(conf)])
+    try:
         with trio.move_on_after(START_TIMEOUT) as waited:
             while not await trio.to_thread.run_sync(_listening, config.host, config.port):
-                if proc.returncode is not None:
+                if proc.poll() is not None:
                     raise ConfigError(
                         f"turnserver exited ({proc.returncode}); see "
                         f"{config.data_dir / 'turnserver.log'}"
                     )
                 await trio.sleep(0.05)
         if waited.cancelled_caught:
-            proc.kill()
             raise ConfigError(f"turnserver did not listen on port {config.port} in 10 s")
         task_status.started(config.url)
-        await proc.wait()
-        if proc.returncode is not None:
-            raise ConfigError(
-                f"turnserver exited ({proc.returncode}); see {config.data_dir / 'turnserver.log'}"
-            )
+        await _exited(proc)
+        raise ConfigError(
+            f"turnserver exited ({proc.returncode}); see {config.data_dir / 'turnserver.log'}"
+        )
+    finally:
+        with trio.CancelScope(shield=True):
+            await _stop(proc)
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[bytes]:
+    """Start ``argv`` so that it dies with this process, however this one dies.
+
+    ``setpriv --pdeathsig TERM`` (util-linux, in every Debian) sets the child's
+    PR_SET_PDEATHSIG before it execs coturn: the kernel sends SIGTERM when the
+    *thread* that forked it exits. ``trio.run_process`` forks from a worker
+    thread, which exits after 10 s idle -- coturn would be killed then -- so
+    the fork happens here, on the thread that runs trio, which lives as long as
+    the trio run (a fork+exec: a millisecond or two of blocking, once). No
+    ``preexec_fn``: it is not safe with threads. Without setpriv coturn still
+    runs, and can outlive a kill -9 of the node (a warning says so)."""
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        logger.warning("setpriv (util-linux) not found: coturn may outlive a killed node")
+    else:
+        argv = [setpriv, "--pdeathsig", "TERM", "--", *argv]
+    return subprocess.Popen(  # noqa: ASYNC220 - on the trio thread on purpose (docstring)
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # the log is in the data dir
+        stderr=subprocess.DEVNULL,
+    )
+
+
+async def _exited(proc: subprocess.Popen[bytes]) -> None:
+    """Until ``proc`` exits (a pidfd trio waits on; cancellation leaves it running)."""
+    fd = os.pidfd_open(proc.pid)
+    try:
+        await trio.lowlevel.wait_readable(fd)
+    finally:
+        os.close(fd)
+    proc.wait()
+
+
+async def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` is still there after ``STOP_GRACE`` s; reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+        with trio.move_on_after(STOP_GRACE):
+            await _exited(proc)
+        if proc.poll() is None:
+            proc.kill()
+            await _exited(proc)
