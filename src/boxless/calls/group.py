@@ -420,16 +420,22 @@ class GroupCallCore:
     def _ring(self, peer: bytes, signal: GroupSignal, now: float) -> list[GroupOut]:
         if not self._take_token(peer, now):
             return self._drop("ring rate")
+        out: list[GroupOut] = []
         if self.current is not None:
             if self.current.call_id == signal.call_id:
                 return self._drop("ring repeated")
-            return self._drop("busy")  # our own call goes on; theirs rings elsewhere
+            shown = self.current.ringing and not self.current.rung  # only a banner
+            if not (shown and signal.kind is GroupSignalKind.RING):
+                return self._drop("busy")  # our own call goes on; theirs rings elsewhere
+            # a call seen running gives way to a ring for us: else one member's
+            # keep-alives for a made-up call would make every real ring "busy"
+            out = self._end(now)
         call = GroupCall(
             signal.call_id, signal.group_id, signal.video, now, True, {peer: now}, {},
             rung=signal.kind is GroupSignalKind.RING, heard_at=now,
         )  # fmt: skip
         self.current = call
-        return [GroupChanged(call)]
+        return [*out, GroupChanged(call)]
 
     def _heard(self, peer: bytes, now: float) -> list[GroupOut]:
         call = self.current

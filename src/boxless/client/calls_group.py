@@ -322,12 +322,18 @@ class GroupCalls:
         out = self.core.receive(r.sender, signal, now, members=members)
         if not out:
             return None
-        new = before is None and self.core.current is not None  # rung, or a running call seen
+        now_call = self.core.current  # rung, or a running call seen (maybe instead of a banner)
+        new = now_call is not None and (before is None or before.call_id != now_call.call_id)
+        replaced: list[GroupOut] = [
+            o for o in out if new and isinstance(o, GroupChanged) and o.call.ended
+        ]
 
         async def follow_up() -> None:  # after the receive transaction committed
+            if replaced:
+                await self._execute(replaced)  # the banner's end, under its own caller
             if new:
                 self._reset(r.sender)
-            await self._execute(out)
+            await self._execute([o for o in out if o not in replaced])
 
         return follow_up
 
