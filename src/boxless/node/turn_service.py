@@ -50,7 +50,14 @@ from boxless.errors import DecodeError, PeerError
 from boxless.node.streams import read_request, reply_and_close, request
 from boxless.node.turn import turn_credentials
 
-__all__ = ["TURN_PROTOCOL", "TurnIssuer", "request_turn", "serve_turn", "turn_url_refused"]
+__all__ = [
+    "TURN_PROTOCOL",
+    "TurnIssuer",
+    "parse_turn_answer",
+    "request_turn",
+    "serve_turn",
+    "turn_url_refused",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -178,6 +185,13 @@ async def request_turn(host: IHost, peer: ID, timeout: float = 5.0) -> dict[str,
     (refused: ``not a light client``, ``rate``) or :class:`DecodeError`.
     """
     raw = await request(host, peer, [TURN_PROTOCOL], b"{}", max_response=MAX_REPLY, timeout=timeout)
+    return parse_turn_answer(raw, _hosts_of(host, peer))
+
+
+def parse_turn_answer(raw: bytes, node_hosts: set[str]) -> dict[str, Any]:
+    """A node's TURN answer, checked as a peer's bytes: ``{urls, username, credential,
+    ttl_s}``; raises :class:`PeerError` (a refusal, a URL we refuse) or
+    :class:`DecodeError`. ``node_hosts``: see :func:`turn_url_refused`."""
     try:
         reply = json.loads(raw)
     except ValueError:
@@ -186,22 +200,21 @@ async def request_turn(host: IHost, peer: ID, timeout: float = 5.0) -> dict[str,
         raise DecodeError("the node's TURN answer is not an object")
     if "error" in reply:
         raise PeerError(f"the node refused TURN credentials: {str(reply['error'])[:80]}")
-    urls = reply.get("urls")
+    urls, ttl = reply.get("urls"), reply.get("ttl_s")
     ok = (
         isinstance(urls, list)
         and 0 < len(urls) <= 4
-        and all(
-            isinstance(u, str) and u.startswith(("turn:", "turns:")) and len(u) < 256 for u in urls
-        )
+        and all(isinstance(u, str) and len(u) < 256 for u in urls)
         and isinstance(reply.get("username"), str)
         and isinstance(reply.get("credential"), str)
-        and isinstance(reply.get("ttl_s"), int)
+        and isinstance(ttl, int)
+        and not isinstance(ttl, bool)
+        and 0 < ttl <= 86400
     )
     if not ok:
         raise DecodeError("the node's TURN answer lacks urls, username, credential or ttl_s")
-    hosts = _hosts_of(host, peer)
     for url in reply["urls"]:
-        why = turn_url_refused(url, hosts)
+        why = turn_url_refused(url, node_hosts)
         if why is not None:
             raise PeerError(f"the node's TURN URL is refused: {why}")
     return {k: reply[k] for k in ("urls", "username", "credential", "ttl_s")}
