@@ -45,7 +45,7 @@ from boxless.crypto.attachments import (
     new_key,
     segment_span,
 )
-from boxless.errors import NetworkError, UsageError
+from boxless.errors import BoxlessError, NetworkError, UsageError
 
 __all__ = ["AttachmentTooLarge", "AttachmentTransfer", "UploadNotPinned", "check_info"]
 
@@ -143,6 +143,21 @@ class AttachmentTransfer:
         pinned, errors = await self._pin_on(root, others, retry=True)
         why = "; ".join(errors.values()) or ("" if pinned or not others else "none reachable")
         return [*pinned_by, *pinned], why
+
+    async def pin_again(self, cid: bytes, *, max_peers: int) -> tuple[str, ...]:
+        """Pin a sent file again on every service peer (a recipient asked: the network
+        lost it; a node that still records the pin repairs it); the peers that keep it
+        now, at most ``max_peers`` (empty: none, or the error is logged)."""
+        try:
+            pinned, why = await self.pin_more(cid, [])
+        except BoxlessError as exc:
+            logger.info("attachments: re-pin on request failed: %s", exc)
+            return ()
+        if not pinned:
+            logger.info("attachments: re-pin on request: no node keeps it (%s)", why)
+            return ()
+        logger.info("attachments: pinned a sent file again on request (%d nodes)", len(pinned))
+        return tuple(pinned[:max_peers])
 
     async def _dial(self, addrs: Sequence[str], *, retry: bool = False) -> dict[ID, str]:
         """Connect to each address (concurrently, bounded by a timeout); the ones reached.

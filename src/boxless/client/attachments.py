@@ -457,18 +457,10 @@ class AttachmentManager:
         transfer = self.transfer
         if transfer is None:
             return
-        try:
-            pinned, why = await transfer.pin_more(ref.cid, [])
-        except BoxlessError as exc:
-            logger.info("attachments: re-pin on request failed: %s", exc)
-            return
-        if not pinned:
-            logger.info("attachments: re-pin on request: no node keeps it (%s)", why)
-            return
-        peers = tuple(pinned[:MAX_NOTE_PEERS])
-        note = AttachmentRepinned(ask.message_id, ask.index, peers)
-        await self.conversations.send_body(contact, env.Attachments((), repinned=note))
-        logger.info("attachments: pinned a sent file again on request (%d nodes)", len(pinned))
+        peers = await transfer.pin_again(ref.cid, max_peers=MAX_NOTE_PEERS)  # W8: shared
+        if peers:
+            note = AttachmentRepinned(ask.message_id, ask.index, peers)
+            await self.conversations.send_body(contact, env.Attachments((), repinned=note))
 
     async def _repins_asked(self) -> None:
         """Run the re-pins contacts asked for, one at a time (cancel to stop)."""

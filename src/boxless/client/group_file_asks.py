@@ -17,7 +17,8 @@ routes these notes here ungated (``Handlers.on_body_when``); their rules are our
   file was sent (its Join op is not later than the message, 5 min of clock skew
   allowed) -- :func:`ask_refusal`, a pure function;
 * each file is pinned again at most once a minute and each member gets a burst of
-  3 re-pins, then one a minute (:class:`AskLimits`, bounded tables);
+  3 re-pins, then one a minute (:class:`~boxless.client.repin_asks.AskLimiter`, the
+  1:1 asks' limits, bounded tables);
 * the re-pin runs in this feature's own task, never in the receive pipeline (a
   large file or a silent node would stall everything else), from a bounded queue
   (a full queue drops the ask: the member may ask again later);
@@ -31,7 +32,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
@@ -46,18 +47,14 @@ from boxless.client import store as db
 from boxless.client.attachments import AttachmentManager, NoSuchAttachment
 from boxless.client.channel import DirectChannel, FollowUp, Received
 from boxless.client.groups import GroupManager
+from boxless.client.repin_asks import AskLimiter
 from boxless.errors import BoxlessError, UsageError
 from boxless.groups import GroupState
 
-__all__ = ["AskLimits", "GroupFileAsks", "ask_refusal", "is_group_note"]
+__all__ = ["GroupFileAsks", "ask_refusal", "is_group_note"]
 
 logger = logging.getLogger(__name__)
 
-FILE_EVERY_S: Final = 60.0  # one re-pin per file this often
-MEMBER_BURST: Final = 3  # re-pins a member may ask for at once
-MEMBER_EVERY_S: Final = 60.0  # then one more this often
-MAX_FILES: Final = 256
-MAX_MEMBERS: Final = 1024
 SKEW_MS: Final = 5 * 60 * 1000  # a Join op's clock may run this far ahead of the sender's
 REPIN_QUEUE: Final = 16
 FETCH_QUEUE: Final = 64
@@ -104,41 +101,6 @@ def ask_refusal(
     return None
 
 
-class AskLimits:
-    """One re-pin per file per minute; per member a burst, then one a minute (bounded)."""
-
-    def __init__(self) -> None:
-        self.refused: Counter[str] = Counter()
-        self._files: OrderedDict[tuple[bytes, int], float] = OrderedDict()
-        self._members: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
-
-    def allow(self, member: bytes, file: tuple[bytes, int], now: float) -> str | None:
-        """None if ``member``'s ask about ``file`` gets a re-pin now, else why not."""
-        last = self._files.get(file)
-        if last is not None and now - last < FILE_EVERY_S:
-            return self._refuse("this file was pinned again less than a minute ago")
-        tokens, at = self._members.pop(member, (float(MEMBER_BURST), now))
-        tokens = min(float(MEMBER_BURST), tokens + max(0.0, now - at) / MEMBER_EVERY_S)
-        ok = tokens >= 1.0
-        self._members[member] = (tokens - 1.0 if ok else tokens, now)
-        _bound(self._members, MAX_MEMBERS)
-        if not ok:
-            return self._refuse("too many files asked for: one more a minute")
-        self._files.pop(file, None)
-        self._files[file] = now
-        _bound(self._files, MAX_FILES)
-        return None
-
-    def _refuse(self, why: str) -> str:
-        self.refused[why] += 1
-        return why
-
-
-def _bound(table: OrderedDict[bytes, tuple[float, float]] | OrderedDict[tuple[bytes, int], float], n: int) -> None:  # fmt: skip
-    while len(table) > n:
-        table.popitem(last=False)
-
-
 @dataclass(frozen=True, slots=True)
 class _Repin:
     asker: bytes
@@ -164,7 +126,7 @@ class GroupFileAsks:
         self.attachments = attachments
         self.db = channel.db
         self.clock = clock
-        self.limits = AskLimits()
+        self.limits = AskLimiter()  # the 1:1 asks' limits, per member
         self.dropped: Counter[str] = Counter()
         self._repin_in, self._repin_out = trio.open_memory_channel[_Repin](REPIN_QUEUE)
         self._fetch_in, self._fetch_out = trio.open_memory_channel[tuple[bytes, int]](FETCH_QUEUE)
@@ -300,19 +262,11 @@ class GroupFileAsks:
         transfer = self.attachments.transfer
         if transfer is None:
             return
-        try:
-            pinned, why = await transfer.pin_more(job.ref.cid, [])
-        except BoxlessError as exc:
-            logger.info("group file: re-pin on request failed: %s", exc)
-            return
-        if not pinned:
-            logger.info("group file: re-pin on request: no node keeps it (%s)", why)
-            return
-        peers = tuple(pinned[:MAX_NOTE_PEERS])
-        note = AttachmentRepinned(job.message_id, job.index, peers, job.group_id)
-        with self.db.transaction() as cur:
-            self.groups.core.queue_direct(cur, job.asker, env.Attachments((), repinned=note))
-        logger.info("group file: pinned a sent file again on request (%d nodes)", len(pinned))
+        peers = await transfer.pin_again(job.ref.cid, max_peers=MAX_NOTE_PEERS)
+        if peers:
+            note = AttachmentRepinned(job.message_id, job.index, peers, job.group_id)
+            with self.db.transaction() as cur:
+                self.groups.core.queue_direct(cur, job.asker, env.Attachments((), repinned=note))
 
 
 def _ms(t: float) -> int:
