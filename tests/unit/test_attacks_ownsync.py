@@ -1,6 +1,8 @@
 """Own-device sync played as the attacker (W7): one of our devices, compromised or
 buggy, sends a setting dated far in the future; a revoked device's sync arrives late.
 
+A flood of new keys from one of our devices stops at a bound on the registers.
+
 Before the fix a single entry with the wire's largest clock (2^63 - 1) won over
 every later change, and this device's next change of that setting needed clock
 2^63, which the codec refuses: the setting was stuck for good on every device.
@@ -18,6 +20,7 @@ import trio.testing
 from boxless.chat import envelope as env
 from boxless.chat.ownsync import MAX_CLOCK, OwnSync, SyncEntry
 from boxless.chat.topics import contact_topic
+from boxless.client import ownsync, ownsync_store
 from boxless.client import ownsync_core as core
 from boxless.client.memory_transport import Fault
 from boxless.client.ownsync_core import setting_key
@@ -84,6 +87,42 @@ async def test_a_far_future_clock_does_not_pin_a_setting_and_a_revoked_device_is
                 while "no longer) certified" not in caplog.text:  # noqa: ASYNC110
                     await trio.sleep(1)
             assert _flags(alice, bob_chat) == (False, True)
+            nursery.cancel_scope.cancel()
+        a2.transport.close()
+        a2.account.close()
+
+
+@pytest.mark.trio
+async def test_a_flood_of_new_keys_stops_at_the_registers_bound(
+    homes: Path, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A2 sends favourites of 128 made-up messages (valid keys, chats that exist or
+    not): A1 keeps at most its bound of registers; a setting it already holds still
+    follows A2."""
+    async with memnet(homes, ("alice", "bob")) as (net, (alice, bob)):
+        await befriend(alice, bob)
+        bob_chat = f"contact:{bob.me.hex()}"
+        a2, _ = await _link_second(net, alice, homes / "alice2")
+        async with trio.open_nursery() as nursery:
+            await nursery.start(_run_until_revoked, a2.client)
+            with trio.fail_after(WAIT):
+                await a2.client.ready.wait()
+            alice.client.chat_settings.update(bob_chat, pinned=True)
+            await wait_for(a2, lambda: _flags(a2, bob_chat)[0])
+            with alice.client.db.transaction() as cur:
+                held = ownsync_store.count_registers(cur)
+            monkeypatch.setattr(ownsync, "MAX_REGISTERS", held + 10)
+            for n in range(2):
+                junk = tuple(
+                    SyncEntry(setting_key(f"group:{'ab' * 32}", f"fav:m{n}-{i}"), "true", 5)
+                    for i in range(64)
+                )
+                await _send_sync(a2, alice.me, junk)
+            a2.client.chat_settings.update(bob_chat, pinned=False)
+            await wait_for(alice, lambda: not _flags(alice, bob_chat)[0])
+            with alice.client.db.transaction() as cur:
+                assert ownsync_store.count_registers(cur) == held + 10
+            assert alice.client.own_sync.refused_entries == 128 - 10
             nursery.cancel_scope.cancel()
         a2.transport.close()
         a2.account.close()

@@ -70,6 +70,7 @@ EVENT_BUFFER = 1024
 RETRY_S = 30.0  # a change not sent yet (network down, other devices' bundles unread)
 MAX_UNSENT = 1024
 MAX_BATCH_BYTES = 48 * 1024  # values per OwnSync message (each at most 4 KiB)
+MAX_REGISTERS = 200_000  # settings kept; past it another device's new keys are refused
 _FLAGS = (("pinned", "pinned"), ("muted", "muted"), ("unread", "marked_unread"))
 _NOTES = ("alias", "tags", "note", "starred")
 
@@ -247,6 +248,7 @@ class OwnDeviceSync:
         blocks: dict[bytes, bool] = {}
         favs: dict[tuple[str, str], bool] = {}
         now_ms = int(self.clock() * 1000)
+        room = MAX_REGISTERS - store.count_registers(cur)  # a flood of new keys stops here
         for entry in body.entries:
             parsed = core.parse_key(entry.key, entry.value)
             if parsed is None:
@@ -258,6 +260,11 @@ class OwnDeviceSync:
             held = store.get_register(cur, entry.key)
             if not core.incoming_wins(held, entry.key, entry.value, entry.clock, r.device_key):
                 continue
+            if not held.device:  # a key never written: one more row
+                if room <= 0:
+                    self.refused_entries += 1
+                    continue
+                room -= 1
             store.put_register(
                 cur, entry.key, core.Register(entry.value, entry.clock, r.device_key)
             )

@@ -6,7 +6,7 @@ from __future__ import annotations
 from boxless.client.ownsync_core import Register, default
 from boxless.storage.userdb import Cursor
 
-__all__ = ["favourite_id", "get_register", "group_seq_through", "put_register"]
+__all__ = ["count_registers", "favourite_id", "get_register", "group_seq_through", "put_register"]
 
 
 def get_register(cur: Cursor, key: str) -> Register:
@@ -16,6 +16,12 @@ def get_register(cur: Cursor, key: str) -> Register:
     if row is None:
         return default(key)
     return Register(str(row[0]), int(row[1]), bytes(row[2]))
+
+
+def count_registers(cur: Cursor) -> int:
+    """How many registers were ever written (the table's bound is the plug-in's)."""
+    cur.execute("SELECT COUNT(*) FROM devices_sync_registers")
+    return int(cur.fetchone()[0])
 
 
 def put_register(cur: Cursor, key: str, reg: Register) -> None:
