@@ -11,6 +11,7 @@ video go as one album and the video plays in the viewer.
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -266,3 +267,49 @@ def test_photos_voice_and_a_file_in_the_browser(
     expect(pic).to_have_attribute("src", url)  # the picture, fetched by Bob's node
     wait_for("the picture drawn", lambda: pic.evaluate("i => i.complete && i.naturalWidth > 0"))
     shot(pb, "group-picture")
+
+    # "Ask again" in the group: both service nodes lose a file's blocks behind their
+    # back (their pin records stay); Bob's Download fails, he asks Alice, her client
+    # pins again (the nodes repair their pins) and tells his, which fetches it
+    t1 = time.monotonic()
+    since = time.time()
+    minutes = tmp_path / "minutes.bin"
+    minutes.write_bytes(os.urandom(300_000))
+    tab(pa, "chats")
+    pa.evaluate(f"location.hash = '#/group/{gid}'")
+    form = _composer(pa)
+    form.locator(".att-picker").set_input_files(str(minutes))
+    expect(form.locator(".att-tray-item")).to_have_count(1)
+    form.locator(".att-tray-send").click()
+    expect(form.locator(".att-tray")).to_be_hidden()
+    pb.evaluate(f"location.hash = '#/group/{gid}'")
+    row = pb.locator(".att-file", has_text="minutes.bin")
+    expect(row.locator(".att-get")).to_have_text("Download")  # a file: not fetched by itself
+    assert sum(_lose_blocks(node.data_dir / "blobs", since) for node in (world.s1, world.s2)) > 0
+    row.locator(".att-get").click()
+    ask = pb.locator(".att-file", has_text="minutes.bin").locator(".att-ask")
+    expect(ask).to_be_visible()
+    shot(pb, "group-ask-again")
+    ask.click()
+    expect(pb.locator(".att-file.ready", has_text="minutes.bin")).to_have_count(1)
+    print(f"group file lost, asked for again and fetched: {time.monotonic() - t1:.1f} s")
+
+
+def _lose_blocks(store_dir: Path, since: float) -> int:
+    """Delete the block files of the pins a service node made after ``since`` (its
+    database is only read: the node keeps its pin records). How many were deleted."""
+    db = sqlite3.connect(f"file:{store_dir / 'blobs.db'}?mode=ro", uri=True)
+    try:
+        names = [
+            r[0]
+            for r in db.execute(
+                "SELECT pb.name FROM pin_blocks pb JOIN pins p ON p.id = pb.pin"
+                " WHERE p.created_at >= ?",
+                (since,),
+            )
+        ]
+    finally:
+        db.close()
+    for name in names:
+        (store_dir / "blocks" / name[-2:] / name).unlink(missing_ok=True)
+    return len(names)
