@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.e2e.cutoff import lone_service_node
 from tests.userproc import PASS, UserProcess
 
 sync_api = pytest.importorskip("playwright.sync_api")
@@ -66,7 +67,8 @@ def world(world: Any, tmp_path: Path) -> Iterator[dict[str, Any]]:
         for name, peers in (("alice", [s1.addr, s2.addr]), ("bob", [s2.addr, s1.addr])):
             (tmp_path / name).mkdir()
             users.append(UserProcess(name, tmp_path / name, peers).start())
-        yield {"s1": s1, "s2": s2, "alice": users[0], "bob": users[1]}
+        with lone_service_node(tmp_path / "lone", s2.addr) as lone:  # Bob's, later
+            yield {"s1": s1, "s2": s2, "alice": users[0], "bob": users[1], "lone": lone}
     finally:
         for p in users:
             p.kill()
@@ -295,6 +297,8 @@ def test_two_people_chat_in_the_browser(
     expect(bubble(alice, "while you were away 2").locator(".ticks")).to_have_attribute(
         "data-state", "sent"
     )
+    lone = world["lone"]  # from now on Bob's only service node (to cut him off below)
+    bob_up.service_peers = [lone.addr]
     bob_up.start()
     bob.goto(f"{bob_up.url}/?token={bob_up.token}")
     bob.locator(".chat-row", has_text="Alice").click()
@@ -303,3 +307,14 @@ def test_two_people_chat_in_the_browser(
     expect(bubble(alice, "while you were away 2").locator(".ticks")).to_have_attribute(
         "data-state", "read"
     )
+
+    # Bob's node is cut off the network: his page says so, and so does a page that
+    # opens after the news (that event went out before it listened). (It clears live
+    # when the node is back: tests/unit/test_connectivity.py; here a redial waits out
+    # py-libp2p's 60 s negative dial cache.)
+    banner = bob.locator(".banner")
+    expect(banner).to_be_hidden()
+    lone.cut()
+    expect(banner).to_have_text(re.compile("cannot reach the network"))
+    bob.reload()
+    expect(banner).to_have_text(re.compile("cannot reach the network"))

@@ -177,6 +177,18 @@ function resumeNetwork() {
   );
 }
 
+// Our own profile (GET /me): a "profile" event from another tab or the CLI, live or
+// missed while the socket was away.
+function resumeMe() {
+  call("GET", "/me").then(
+    (me) => {
+      store.me = me;
+      changed();
+    },
+    () => {},
+  );
+}
+
 function route() {
   const { name, arg, message: showMessage } = parseRoute();
   const isTab = TABS.some((t) => t.id === name);
@@ -282,6 +294,9 @@ function onEvent(ev) {
       if (ev.finished) refreshSoon();
       break;
     case "profile":
+      resumeMe(); // our name or picture changed (another tab, the CLI)
+      refreshSoon();
+      break;
     case "broadcast":
       refreshSoon();
       break;
@@ -359,6 +374,7 @@ async function startApp() {
       resumeMoments(); // the feed and the Discover badge
       resumeAppReplies(); // a bot's answers to an open mini app's requests (js/bridge.js)
       resumeNetwork(); // the banner: "Your node cannot reach the network"
+      resumeMe(); // our name and picture
       store.catchingUp = 0; // a catch-up that finished unseen must not stay on the banner
       refreshSoon(); // chats, unread counts, contact requests, groups
       if (detail && detail.view.reload) detail.view.reload();
