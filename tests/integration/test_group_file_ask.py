@@ -3,7 +3,7 @@ node lost blocks of Alice's file behind its back, Bob's fetch fails, his ask rea
 Alice over the group's direct path, her client re-pins (the node repairs the pin
 it still records) and tells Bob where; the file arrives. Attackers: a contact of
 Alice who is not in the group, a member naming a file Alice never sent there, and
-a flood of asks. Messages over the in-memory Waku network, files over real
+a flood of asks, a device that is not the member's. Messages over the in-memory Waku network, files over real
 py-libp2p hosts with a real service node."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from boxless.blobs.cid import Cid
 from boxless.chat import envelope as env
 from boxless.chat.attachment import AttachmentAsk
 from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
+from boxless.client.channel import Received
 from tests.blob_fixtures import addr_of, aiter_chunks, blob_node
 from tests.memnet_fixtures import Person, befriend, memnet, wait_for
 
@@ -112,3 +113,11 @@ async def test_a_member_asks_the_sender_again_in_a_group(tmp_path: Path) -> None
             _ask_from(bob, alice, mid, 0, gid)
         await _until(lambda: asks.limits.refused.total() == 5)
         assert len(svc.store.pins()) == 1
+        # a device that is not Bob's as the group knows it (Eve's, Olm-proved, naming
+        # Bob as its sender): what the pipeline hands the feature is dropped
+        note = env.Attachments((), ask=AttachmentAsk(bytes.fromhex(mid), 0, gid))
+        forged = env.new_message(note, lamport=0, sent_at_ms=0)
+        eves = eve.account.device.certificate.device_curve25519
+        with alice.account.db.transaction() as cur:
+            assert asks._on_note(cur, Received(bob.me, eves, None, forged, None)) is None  # type: ignore[arg-type]
+        assert asks.dropped["a device that is not the member's"] == 1
