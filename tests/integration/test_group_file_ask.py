@@ -2,9 +2,9 @@
 node lost blocks of Alice's file behind its back, Bob's fetch fails, his ask reaches
 Alice over the group's direct path, her client re-pins (the node repairs the pin
 it still records) and tells Bob where; the file arrives. Attackers: a contact of
-Alice who is not in the group, a member naming a file Alice never sent there, and
-a flood of asks, a device that is not the member's. Messages over the in-memory Waku network, files over real
-py-libp2p hosts with a real service node."""
+Alice who is not in the group, a member naming a file Alice never sent there, a
+flood of asks, and a device that is not the member's. Messages over the in-memory
+Waku network, files over real py-libp2p hosts with a real service node."""
 
 from __future__ import annotations
 
