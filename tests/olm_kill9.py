@@ -63,6 +63,7 @@ FAST_KDF = KdfParams(memory_kib=1024, time_cost=1, parallelism=1)
 NAMES = ("alice", "bob")
 NEVER = 2**62
 ROOT = Path(__file__).resolve().parents[1]
+DIE_AFTER_RECEIVE = "BOXLESS_K9_DIE_AFTER_RECEIVE"  # env: kill -9 right after a receive commit
 TOPIC = "/boxless/1/chat-" + "9" * 32 + "/proto"  # the pair's conversation topic
 
 APP_TABLES = (
@@ -274,6 +275,10 @@ class Worker:
             side.sessions.discard()
             raise
         print(f"received {incoming[-1][0]}", file=out, flush=True)
+        if os.environ.get(DIE_AFTER_RECEIVE):
+            # the targeted kill: the batch committed, its ratchet steps not yet
+            # journaled (they wait for the reply's step, or a later write)
+            os.kill(os.getpid(), signal.SIGKILL)
         return True
 
     def close(self) -> None:
@@ -301,6 +306,7 @@ class Campaign:
     """What a kill campaign did."""
 
     kills: int = 0
+    targeted_kills: int = 0
     steps_before_kill: int = 0
     messages: int = 0
     network_copies: int = 0
@@ -321,8 +327,13 @@ def _worker_command(folder: Path, stop_at: int) -> list[str]:
 
 
 @contextmanager
-def _spawn(folder: Path, stop_at: int) -> Iterator[subprocess.Popen[str]]:
+def _spawn(
+    folder: Path, stop_at: int, die_after_receive: bool = False
+) -> Iterator[subprocess.Popen[str]]:
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
+    env.pop(DIE_AFTER_RECEIVE, None)
+    if die_after_receive:
+        env[DIE_AFTER_RECEIVE] = "1"
     proc = subprocess.Popen(
         _worker_command(folder, stop_at),
         cwd=ROOT,
@@ -367,6 +378,15 @@ def kill_once(folder: Path, rng: random.Random, max_steps: int = 12) -> int:
         if proc.returncode != -signal.SIGKILL:
             raise AssertionError(f"worker exited {proc.returncode}:\n{proc.stderr.read()}")
     return seen
+
+
+def kill_after_receive(folder: Path) -> None:
+    """Run a worker that kills itself (SIGKILL) right after its first receive
+    batch commits: the step is committed but not journaled."""
+    with _spawn(folder, NEVER, die_after_receive=True) as proc:
+        _out, err = proc.communicate(timeout=300)
+        if proc.returncode != -signal.SIGKILL:
+            raise AssertionError(f"worker exited {proc.returncode}, not killed:\n{err}")
 
 
 def finish(folder: Path) -> int:
@@ -444,16 +464,24 @@ def verify(folder: Path, messages: int) -> tuple[int, int]:
     return len(payloads), sum(is_pairwise(payload) for payload in payloads)
 
 
-def campaign(folder: Path, kills: int, seed: int, max_steps: int = 12) -> Campaign:
-    """Create two accounts, kill -9 the ping-pong ``kills`` times, finish, verify."""
+def campaign(
+    folder: Path, kills: int, seed: int, max_steps: int = 12, targeted: int = 0
+) -> Campaign:
+    """Create two accounts, kill -9 the ping-pong ``kills`` times at random points
+    (the first ``targeted`` of them each followed by one right after a receive
+    commit, see :func:`kill_after_receive`), finish, verify."""
     started = time.perf_counter()
     rng = random.Random(seed)
     create(folder)
     result = Campaign()
-    for _ in range(kills):
+    for i in range(kills):
         result.steps_before_kill += kill_once(folder, rng, max_steps)
         result.kills += 1
         check_prefix(folder)
+        if i < targeted:
+            kill_after_receive(folder)
+            result.targeted_kills += 1
+            check_prefix(folder)
     result.messages = finish(folder)
     result.network_copies, result.pairwise_copies = verify(folder, result.messages)
     result.seconds = time.perf_counter() - started

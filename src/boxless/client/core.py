@@ -126,7 +126,7 @@ class Client:
         self.pow_difficulty = pow_difficulty if pow_difficulty is not None else DEFAULT_DIFFICULTY
         self._events: Fanout[ev.Event] = Fanout(logger, "client event")
         self.ready = trio.Event()
-        self.sessions = SessionManager(
+        self.sessions = SessionManager.journaled(  # steps in crypto/ratchet_journal.py
             self.db, account.keystore, self.db.derive_key("olm sessions v1")
         )
         self.bundles = BundleBook(self.db, account, transport, clock)

@@ -133,7 +133,11 @@ def _nonce(seq: int) -> bytes:
 
 def seal_record(aead: ChaCha20Poly1305, seq: int, step: Step) -> bytes:
     """Record number ``seq`` (from 1) of an epoch, holding ``step``."""
-    sealed = aead.encrypt(_nonce(seq), encode_step(step), _AAD + seq.to_bytes(8, "big"))
+    return _seal(aead, seq, encode_step(step))
+
+
+def _seal(aead: ChaCha20Poly1305, seq: int, plain: bytes) -> bytes:
+    sealed = aead.encrypt(seq.to_bytes(12, "big"), plain, _AAD + seq.to_bytes(8, "big"))
     return _LENGTH.pack(len(sealed)) + sealed
 
 
@@ -242,6 +246,25 @@ class RatchetJournal:
             raise OSError(f"short write to the ratchet journal ({written} of {len(blob)} bytes)")
         self._size += written
         self.records += len(steps)
+
+    def append_one(self, remote_key: bytes, session_id: str, version: int, pickle: str) -> None:
+        """:meth:`append` of one step, without building a :class:`Step` (the hot path)."""
+        fd = self._require()
+        if self._aead is None:
+            raise JournalClosed("the ratchet journal has no epoch: restart() it first")
+        sid = session_id.encode("utf-8")
+        plain = _HEAD.pack(remote_key, version, len(sid)) + sid + pickle.encode("ascii")
+        blob = _seal(self._aead, self.records + 1, plain)
+        try:
+            written = os.write(fd, blob)
+        except OSError:
+            self._cut_back(fd)
+            raise
+        if written != len(blob):
+            self._cut_back(fd)
+            raise OSError(f"short write to the ratchet journal ({written} of {len(blob)} bytes)")
+        self._size += written
+        self.records += 1
 
     def close(self) -> None:
         """Release the file (and its lock); every later use raises :class:`JournalClosed`."""
