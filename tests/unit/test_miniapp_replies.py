@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from boxless.api.app import build_app
-from boxless.miniapps.replies import PendingReplies
+from boxless.miniapps.replies import PendingReplies, RecentPushes
 from tests.asgi_api import ORIGIN, TOKEN
 from tests.memnet_fixtures import befriend, memnet, settle, virtual_wall_clock, wait_for
 from tests.unit.test_miniapps_client import bundle
@@ -66,6 +66,24 @@ def test_bounded_per_app_and_in_all_the_oldest_gives_way() -> None:
     p.expect("org.example.x", "c0", now=4)  # the oldest in all: a8, then a9
     p.expect("org.example.x", "c1", now=4)
     assert p.replies(APP, now=5) == [] and len(p) == 5
+
+
+def test_pushes_the_last_few_once_each_for_a_minute() -> None:
+    p = RecentPushes(per_app=3, total=4, ttl_s=60)
+    for i in range(5):
+        p.add(APP, f"p{i}", {"n": i}, now=i)
+    p.add(APP, "p4", {"n": "again"}, now=5)  # the same push id: kept once, as it was
+    assert [(r.request_id, r.payload) for r in p.pushes(APP, now=6)] == [
+        ("p2", {"n": 2}),
+        ("p3", {"n": 3}),
+        ("p4", {"n": 4}),
+    ]
+    p.add(OTHER, "q0", 0, now=7)
+    p.add(OTHER, "q1", 1, now=7)  # all full: the oldest in all (p2) gives way
+    assert [r.request_id for r in p.pushes(APP, now=8)] == ["p3", "p4"]
+    assert [r.request_id for r in p.pushes(APP, now=63.5)] == ["p4"]  # p3 expired
+    p.forget(APP)
+    assert p.pushes(APP, now=64) == [] and len(p) == 2
 
 
 @settings(max_examples=60, deadline=None)
@@ -120,12 +138,18 @@ async def test_the_page_reads_the_bots_answer_it_missed(
         await bot.client.miniapps.send_app_message(
             alice.me, APP, "response", bytes(16), b'{"unasked":1}'
         )
+        await mallory.client.miniapps.send_app_message(
+            alice.me, APP, "push", bytes(16), b'{"order":"forged"}'
+        )
         await settle(30)
-        assert apps.replies(APP) == []
+        assert apps.replies(APP) == ([], [])
         await bot.client.miniapps.send_app_message(
             alice.me, APP, "response", bytes.fromhex(rid), b'{"coffee":3}'
         )
-        await wait_for(alice, lambda: bool(apps.replies(APP)))
+        await bot.client.miniapps.send_app_message(
+            alice.me, APP, "push", bytes([7] * 16), b'{"order":"ready"}'
+        )
+        await wait_for(alice, lambda: all(apps.replies(APP)))
         app = build_app(alice.client, TOKEN, ORIGIN, alice.transport.status)
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app),
@@ -134,8 +158,14 @@ async def test_the_page_reads_the_bots_answer_it_missed(
         ) as api:
             r = await api.get(f"/miniapps/{APP}/replies")
             assert r.status_code == 200
-            assert r.json() == {"replies": [{"request_id": rid, "payload": {"coffee": 3}}]}
+            assert r.json() == {
+                "replies": [{"request_id": rid, "payload": {"coffee": 3}}],
+                "pushes": [{"request_id": "07" * 16, "payload": {"order": "ready"}}],
+            }
             assert (await api.get("/miniapps/org.example.none/replies")).status_code == 404
             assert (await api.get("/miniapps/..%2Fx/replies")).status_code == 404
             await settle(61)  # the page gave up after 30 s; the answer is gone after 60
-            assert (await api.get(f"/miniapps/{APP}/replies")).json() == {"replies": []}
+            assert (await api.get(f"/miniapps/{APP}/replies")).json() == {
+                "replies": [],
+                "pushes": [],
+            }

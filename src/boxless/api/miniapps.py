@@ -27,10 +27,12 @@
   the seller.
 - ``PUT /api/v1/miniapps/escrow {address}``: the escrow contract mini apps pay into
   on the wallet's chain (as ``boxless wallet escrow``).
-- ``GET /api/v1/miniapps/{app_id}/replies`` -> ``{replies: [{request_id, payload}]}``:
-  the bot's answers to the page's ``backend.request`` calls of the last minute
-  (read-only; the page reads them when its events socket opens and hands each
-  to a request it still waits for: js/bridge.js ``resumeAppReplies``).
+- ``GET /api/v1/miniapps/{app_id}/replies`` -> ``{replies: [{request_id, payload}],
+  pushes: [{request_id, payload}]}``: the bot's answers to the page's
+  ``backend.request`` calls of the last minute, and its pushes (read-only; the
+  page reads them when its events socket opens and hands each answer to a request
+  it still waits for, each push it has not seen to the app: js/bridge.js
+  ``resumeAppReplies``).
 - ``GET /api/v1/miniapps/{app_id}/storage/{key}``: what the app stored (settings).
 - ``POST /api/v1/miniapps/{app_id}/suspend``: the UI saw the page flood the bridge.
 - ``GET /api/v1/miniapps/{app_id}/icon``: the app's icon (PNG/JPEG/WebP only).
@@ -241,10 +243,12 @@ def miniapp_routes(client: Client) -> list[Route]:
 
     async def replies(request: Request) -> Response:
         try:
-            kept = feature.replies(_app_id(request))
+            kept, pushed = feature.replies(_app_id(request))
         except NoSuchApp as exc:
             raise ApiError(404, "not_found", str(exc)) from exc
-        return JSONResponse({"replies": [r.to_json() for r in kept]})
+        return JSONResponse(
+            {"replies": [r.to_json() for r in kept], "pushes": [p.to_json() for p in pushed]}
+        )
 
     async def bridge(request: Request) -> Response:
         app_id = _app_id(request)

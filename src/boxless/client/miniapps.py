@@ -42,7 +42,7 @@ from boxless.miniapps import (
     verify_bundle,
 )
 from boxless.miniapps.limits import BridgeLimiter
-from boxless.miniapps.replies import PendingReplies, Reply
+from boxless.miniapps.replies import PendingReplies, RecentPushes, Reply
 
 __all__ = ["STORAGE_QUOTA_BYTES", "MiniApps", "NoSuchApp", "PermissionDenied"]
 
@@ -74,6 +74,7 @@ class MiniApps:
         self.db, self.clock = channel.db, clock
         self.limiter = BridgeLimiter()
         self.pending = PendingReplies()  # bot answers the app pages wait for
+        self.pushes = RecentPushes()  # and what the bots pushed lately
         self.app_origin: str | None = None  # the app-origin server's base URL, once it runs
         self._pseudonym_key = self.db.derive_key("miniapp pseudonym v1")
         self._files: dict[str, VerifiedBundle] = {}  # app id -> verified bundle, a few
@@ -104,6 +105,7 @@ class MiniApps:
         self._files.pop(app_id, None)
         self.limiter.forget(app_id)
         self.pending.forget(app_id)
+        self.pushes.forget(app_id)
 
     def app(self, app_id: str) -> store.AppRow:
         with self.db.transaction() as cur:
@@ -249,10 +251,12 @@ class MiniApps:
         await self.send_app_message(row.manifest.bot, row.manifest.id, "request", request_id, data)
         return request_id.hex()
 
-    def replies(self, app_id: str) -> list[Reply]:
-        """The bot's answers kept for ``app_id``'s page (see :meth:`backend_request`)."""
+    def replies(self, app_id: str) -> tuple[list[Reply], list[Reply]]:
+        """The bot's answers kept for ``app_id``'s page (see :meth:`backend_request`)
+        and its recent pushes."""
         self.app(app_id)  # NoSuchApp
-        return self.pending.replies(app_id, self.clock())
+        now = self.clock()
+        return self.pending.replies(app_id, now), self.pushes.pushes(app_id, now)
 
     def _on_app_message(self, cur: Cursor, r: Received) -> FollowUp | None:
         body = r.message.body
@@ -267,6 +271,8 @@ class MiniApps:
         payload = json.loads(body.payload)
         if body.kind is AppKind.RESPONSE:  # kept only when a page of ours waits for it
             self.pending.offer(body.app_id, body.request_id.hex(), payload, self.clock())
+        elif body.kind is AppKind.PUSH:  # from the app's own bot (checked above)
+            self.pushes.add(body.app_id, body.request_id.hex(), payload, self.clock())
         self.channel.emit(
             ev.AppMessageReceived(
                 r.sender.hex(), body.app_id, body.kind.value, body.request_id.hex(), payload

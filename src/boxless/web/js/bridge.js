@@ -3,9 +3,9 @@
 // flood suspends the app), relayed to POST /miniapps/{id}/bridge, which checks
 // the permission; the first use of a permission, every payment and every share
 // are confirmed in a Boxless dialog (never the app's). Answers go back to the
-// frame; the bot's responses and pushes arrive as app_message events. A response
-// that came while the events socket was away is read from the node when it opens
-// again (resumeAppReplies; GET /miniapps/{id}/replies keeps them for a minute).
+// frame; the bot's responses and pushes arrive as app_message events. A response or
+// push that came while the events socket was away is read from the node when it
+// opens again (resumeAppReplies; GET /miniapps/{id}/replies keeps them a minute).
 
 import { ApiError, call } from "./api.js";
 import { h } from "./dom.js";
@@ -110,6 +110,14 @@ export function openBridge(app, frame, onSuspend) {
   let suspended = false;
   const waiting = new Map(); // request id hex -> {id, timer}
   const early = new Map(); // request id hex -> payload: answered before the POST returned
+  const seenPushes = new Set(); // push ids handed to the app, or kept before it opened
+  const seen = (id) => {
+    seenPushes.add(id);
+    if (seenPushes.size > 256) seenPushes.delete(seenPushes.values().next().value);
+  };
+  const kept = () => call("GET", `/miniapps/${app.id}/replies`);
+  // what the node kept before this page opened the app is not news for it
+  const pushBase = kept().then((r) => r.pushes.forEach((p) => seen(p.request_id)), () => {});
 
   const post = (msg) => {
     if (frame.contentWindow) frame.contentWindow.postMessage({ boxless: BRIDGE_VERSION, ...msg }, "*");
@@ -248,19 +256,28 @@ export function openBridge(app, frame, onSuspend) {
     return true;
   }
 
-  /** Read the answers the node kept (`only`: these request ids) for the requests that
-   * still wait: their events came while the socket was away (or were lost). */
+  function push(id, payload) {
+    if (seenPushes.has(id)) return;
+    seen(id);
+    post({ event: "backend.message", data: payload });
+  }
+
+  /** Read what the node kept: the answers for the requests that still wait (`only`:
+   * these request ids) and, on a socket open, the pushes the app has not had: their
+   * events came while the socket was away (or were lost). */
   async function resume(only = null) {
     const ids = only || [...waiting.keys()];
-    if (suspended || !ids.some((rid) => waiting.has(rid))) return;
-    let kept;
+    if (suspended || (only && !ids.some((rid) => waiting.has(rid)))) return;
+    await pushBase;
+    let r;
     try {
-      kept = (await call("GET", `/miniapps/${app.id}/replies`)).replies;
+      r = await kept();
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       return; // the node is away too: the next socket open reads again
     }
-    for (const r of kept) if (ids.includes(r.request_id)) answer(r.request_id, r.payload);
+    for (const a of r.replies) if (ids.includes(a.request_id)) answer(a.request_id, a.payload);
+    if (!only && !suspended) for (const p of r.pushes) push(p.request_id, p.payload);
   }
 
   window.addEventListener("message", onMessage);
@@ -273,7 +290,7 @@ export function openBridge(app, frame, onSuspend) {
         if (early.size >= MAX_PENDING) early.delete(early.keys().next().value);
         early.set(ev.request_id, ev.payload);
       } else if (ev.kind === "push") {
-        post({ event: "backend.message", data: ev.payload });
+        push(ev.request_id, ev.payload);
       }
     },
     resume,
