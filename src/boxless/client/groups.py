@@ -29,7 +29,9 @@ none comes, the members are asked to re-share it.
 Direct group bodies (over Olm, routed here by the client core before its
 contact-request gate): ``GroupKeyShareBody`` and ``GroupOpBody``, handled by
 :class:`~boxless.client.group_direct.GroupDirect`; group topic messages by
-:class:`~boxless.client.group_topic.GroupTopic`; timers by
+:class:`~boxless.client.group_topic.GroupTopic`; what we send (texts, actions,
+pins, read markers, other features' content) by
+:class:`~boxless.client.group_send.GroupSender`; timers by
 :class:`~boxless.client.group_timers.GroupTimers`; what they share is
 :class:`~boxless.client.group_core.GroupCore`. This class is the public API.
 
@@ -48,7 +50,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import group_store as gs
 from boxless.client import store as db
 from boxless.client.channel import DirectChannel
-from boxless.client.group_actions import ActionBody, GroupActions
+from boxless.client.group_actions import GroupActions
 from boxless.client.group_core import (
     Cursor,
     GroupCore,
@@ -69,6 +70,7 @@ from boxless.client.group_core import (
     ms,
 )
 from boxless.client.group_direct import GroupDirect
+from boxless.client.group_send import GroupSender, Publishable
 from boxless.client.group_timers import GroupTimers
 from boxless.client.group_topic import GroupTopic
 from boxless.client.transport import Incoming
@@ -115,7 +117,6 @@ logger = logging.getLogger(__name__)
 
 _GROUP_PREFIX = "/boxless/1/group-"
 SEND_ALONG = 4  # an op published with this many of its nearest ancestors
-_MENTION_ALL = re.compile(r"(?<![\w@])@all\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ class GroupManager:
         self.me: bytes = account.identity.public_key
         self.clock = clock
         self.actions = GroupActions(self.core)
+        self.sender = GroupSender(self.core, self.actions, clock=clock)
         self.topic = GroupTopic(self.core, self.actions)
         self.direct = GroupDirect(self.core, self.topic)
         self.timers = GroupTimers(self.core, self.topic, self.handle)
@@ -463,79 +465,28 @@ class GroupManager:
         mention_all: bool | None = None,
         reply_to: str | None = None,
     ) -> gs.GroupMessageRow:
-        """Send a text to the group: one Megolm encryption, one Waku message.
-
-        ``mentions`` default to the members the text names as ``@name``, and
-        ``mention_all`` to whether it says ``@all``; ``reply_to`` is the id of a
-        message of this group it answers.
-        """
-        with self.db.transaction() as cur:
-            state = self.core.member_log(cur, group_id).state
-            if state.announcements_only and not state.is_admin(self.me):
-                raise UsageError("only admins can post in this group (announcements only)")
-            if reply_to is not None:
-                found = gs.get_message(cur, reply_to)
-                if found is None or found[1].group_id != group_id:
-                    raise UsageError("reply_to: no such message in this group")
-            if mentions is None:
-                mentions = self._mentioned(cur, state, text)
-            keys = tuple(dict.fromkeys(k for k in mentions if state.is_member(k)))
-        if mention_all is None:
-            mention_all = _MENTION_ALL.search(text) is not None
-        body = env.Text(text, None, keys, mention_all, reply_to)
-        row = await self._publish(group_id, body)
-        await self._read_through(group_id, row.message_id)
-        return row
+        """Send a text to the group (:meth:`GroupSender.send_text`)."""
+        return await self.sender.send_text(
+            group_id, text, mentions=mentions, mention_all=mention_all, reply_to=reply_to
+        )
 
     async def edit(self, group_id: bytes, message_id: str, text: str) -> None:
         """New text for one of our texts, for every member."""
-        await self._act(group_id, env.GroupEdit(message_id, text))
+        await self.sender.edit(group_id, message_id, text)
 
     async def delete(self, group_id: bytes, message_id: str) -> None:
         """Delete a message for everyone: one of ours, or anyone's if we are an admin."""
-        await self._act(group_id, env.GroupDelete(message_id))
+        await self.sender.delete(group_id, message_id)
 
     async def react(
         self, group_id: bytes, message_id: str, emoji: str, remove: bool = False
     ) -> None:
         """Add (or take back) our reaction ``emoji`` on a message, for every member."""
-        await self._act(group_id, env.GroupReaction(message_id, emoji, remove))
-
-    async def _act(self, group_id: bytes, body: ActionBody) -> None:
-        """Judge our own action by the members' rules, apply it here, publish it."""
-        with self.db.transaction() as cur:
-            state = self.core.member_log(cur, group_id).state
-            self.actions.check_local(cur, group_id, state, body)
-        await self._publish(group_id, body)
-
-    def _mentioned(self, cur: Cursor, state: GroupState, text: str) -> tuple[bytes, ...]:
-        if "@" not in text:
-            return ()
-        lowered = text.casefold()
-        found = []
-        for key in state.members:
-            name = self.core.name(cur, state.group_id, key).casefold()
-            at = lowered.find("@" + name)
-            while at >= 0:
-                end = at + 1 + len(name)
-                if end == len(lowered) or not lowered[end].isalnum():
-                    found.append(key)
-                    break
-                at = lowered.find("@" + name, end)
-        return tuple(found)
+        await self.sender.react(group_id, message_id, emoji, remove)
 
     async def pin(self, group_id: bytes, message_id: str, pinned: bool = True) -> None:
         """Pin or unpin a message for every member."""
-        with self.db.transaction() as cur:
-            state = self.core.member_log(cur, group_id).state
-            found = gs.get_message(cur, message_id)
-            if found is None or found[1].group_id != group_id:
-                raise UsageError("no such message in this group")
-            if state.announcements_only and not state.is_admin(self.me):
-                raise UsageError("only admins can pin in this group (announcements only)")
-            gs.set_pinned(cur, group_id, message_id, pinned)
-        self.core.message_changed(group_id, message_id)
-        await self._publish(group_id, env.GroupPin(message_id, pinned))
+        await self.sender.pin(group_id, message_id, pinned)
 
     def set_muted(self, group_id: bytes, muted: bool) -> None:
         """Muted groups still count unread messages but notify only for mentions."""
@@ -547,73 +498,22 @@ class GroupManager:
 
     async def mark_read(self, group_id: bytes, seq: int) -> None:
         """We read up to ``seq``; members learn our read position (one message, any size)."""
-        with self.db.transaction() as cur:
-            if not gs.has_group(cur, group_id):
-                raise NotAMember("no such group")
-            if not gs.set_read_seq(cur, group_id, seq):
-                return
-            lamport = gs.newest_read_lamport(cur, group_id, seq)
-            member = self.core.log(cur, group_id).state.is_member(self.me)
-        self.core.changed(group_id)
-        if lamport is not None and member:
-            await self._publish(group_id, env.GroupRead(int(lamport)), ephemeral=True)
+        await self.sender.mark_read(group_id, seq)
 
     async def _publish(
         self,
         group_id: bytes,
-        body: env.Text | env.GroupOpBody | env.GroupPin | env.GroupRead | ActionBody | env.Attachments
-        | TransferCard | PayRequest,
+        body: Publishable,
         *,
         as_member: bool = True,
-        ephemeral: bool = False,
-        text: str | None = None,
     ) -> gs.GroupMessageRow:
-        """SDS-wrap, Megolm-encrypt once, publish once. Texts (and content sent with a
-        ``text`` to show) are stored as ours."""
-        shown = body if isinstance(body, env.Text) else None if text is None else env.Text(text)
-        now = self.clock()
-        msg = env.new_message(body, lamport=0, sent_at_ms=ms(now))
-        with self.db.transaction() as cur, self.core.forget_sds_on_error(group_id):
-            if as_member:
-                self.core.member_log(cur, group_id)
-            sds = self.core.sds(cur, group_id)
-            content = env.encode(msg)
-            wrapped = sds.wrap_ephemeral(content) if ephemeral else sds.wrap(content, now)
-            ct = self.core.encrypt(cur, group_id, wrapped.data, now)
-            row = gs.GroupMessageRow(
-                wrapped.message_id,
-                group_id,
-                self.me,
-                True,
-                sds.lamport_timestamp,
-                msg.sent_at_ms,
-                None,
-                shown.text if shown is not None else "",
-                "queued",
-            )
-            if shown is not None:
-                gs.add_message(cur, row)
-                self.actions.text_added(cur, group_id, row.message_id, shown)
-            self.core.save_sds(cur, group_id, sds)
-        sent = await self.core.send_group(group_id, ct)
-        if sent is None:
-            return row
-        with self.db.transaction() as cur:
-            db.mark_seen(cur, sent.message_hash, ms(self.clock()))
-            if not ephemeral:
-                sds = self.core.sds(cur, group_id)
-                if sent.accepted:  # a hint says "a store has it": only if the network took it
-                    sds.set_retrieval_hint(wrapped.message_id, sent.message_hash)
-                if sent.accepted and shown is not None:
-                    gs.set_message_state(cur, wrapped.message_id, "sent", only_from="queued")
-                self.core.settle_acks(cur, group_id, sds)
-                self.core.save_sds(cur, group_id, sds)
-        if shown is not None:
-            self.core.message_changed(group_id, wrapped.message_id)
-        return row
+        """Our membership ops (and a test's forged bodies) go out as any message does."""
+        return await self.sender.publish(group_id, body, as_member=as_member)
 
     def on_content(
-        self, kinds: Sequence[type], handler: Callable[[Cursor, bytes, bytes, str, env.ChatMessage], str]
+        self,
+        kinds: Sequence[type],
+        handler: Callable[[Cursor, bytes, bytes, str, env.ChatMessage], str],
     ) -> None:
         """Carry another feature's message kinds in groups (members only, like texts):
         ``handler(cur, group, sender, message id, message)`` stores its part in the
@@ -625,26 +525,7 @@ class GroupManager:
         self, group_id: bytes, body: env.Attachments | TransferCard | PayRequest, text: str
     ) -> gs.GroupMessageRow:
         """Send another feature's content to the group; stored and shown with ``text``."""
-        with self.db.transaction() as cur:
-            state = self.core.member_log(cur, group_id).state
-            if state.announcements_only and not state.is_admin(self.me):
-                raise UsageError("only admins can post in this group (announcements only)")
-        row = await self._publish(group_id, body, text=text)
-        await self._read_through(group_id, row.message_id)
-        return row
-
-    async def _read_through(self, group_id: bytes, message_id: str) -> None:
-        """Sending reads the group up to our text: it never shows as unread, nor
-        anything before it. Texts we had not marked read are marked now, and the
-        members learn it (one read marker, as :meth:`mark_read`)."""
-        with self.db.transaction() as cur:
-            found = gs.get_message(cur, message_id)
-            if found is None:
-                return
-            if not gs.meta(cur, group_id).unread:
-                gs.set_read_seq(cur, group_id, found[0])
-                return
-        await self.mark_read(group_id, found[0])
+        return await self.sender.send_content(group_id, body, text)
 
     async def catch_up(self, topics: list[str]) -> None:
         """Fetch a group topic's history from store nodes (after joining)."""
