@@ -266,3 +266,17 @@ def test_a_checkpoint_cuts_the_journal_and_keeps_every_state(
         side.account.close()
     alice, bob = _pair(folder)
     _talk(alice, bob, 3, "z")
+
+
+def test_wiped_keys_leave_no_state_in_the_journal(folder: Path) -> None:
+    """A revoked device deletes every session row (``devices_store.wipe_keys``):
+    the journal is cut at that commit, so no pickle outlives its row."""
+    alice, bob = _pair(folder)
+    _talk(alice, bob, 3)
+    journal = journal_path(alice.account.db.path)
+    assert journal.stat().st_size > 0
+    with alice.account.db.transaction() as cur:
+        cur.execute("DELETE FROM crypto_olm_sessions")
+    assert journal.stat().st_size == 0
+    with alice.sessions.transaction() as cur:
+        assert alice.sessions.session_ids(bob.device_key) == []

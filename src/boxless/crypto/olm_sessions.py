@@ -86,6 +86,49 @@ session is already the device's newest); a deferred session used with
 another cursor is a :class:`~boxless.crypto.errors.CryptoUsageError` (a
 transaction that neither flushed nor discarded), never silently stale.
 
+The ratchet journal
+-------------------
+With ``SessionManager.journaled(...)`` (what the client uses) a step of an
+*existing* session is written to :mod:`boxless.crypto.ratchet_journal`, not to
+the table: one record appended with one ``os.write``, as durable against a
+kill -9 as a commit (neither fsyncs). The rules, each tested
+(``tests/unit/test_olm_journal.py``, ``tests/integration/test_olm_kill9.py``):
+
+* **Sender**: an encrypt's new state is journaled *before* ``encrypt``
+  returns, so before the message can leave. If the caller's transaction then
+  rolls back, the message key is simply never used (the peer sees a gap).
+* **Receiver**: a deferred decrypt's state (``flush``) is journaled only
+  *after* the batch's transaction committed, and lazily: it stays in memory
+  until the session's next step -- an encrypt (a reply: its own record
+  supersedes it), a decrypt (written first) -- a checkpoint or ``close``. A
+  kill before that leaves the older state with the message already marked
+  processed: Olm derives the same message keys again from it and redoes a lost
+  ratchet turn with the same keys, so it still decrypts the peer's later
+  messages (its skipped keys include the processed ones; a re-delivered copy
+  is stopped by the "seen" mark, as any replay is).
+* **Everything else stays in SQLite transactions**: creating a session (with
+  the one-time key it consumes), retiring, pruning, a non-deferred decrypt,
+  and any step of a session this transaction already wrote or flushed.
+  ``version`` (per row and per record) makes the two stores commute: replay
+  applies a record only over an older version, so nothing is resurrected and
+  no newer table row is rolled back; a record for a row that is gone applies
+  to nothing.
+* **Open** (in the constructor, outside any transaction): lock the file,
+  read the records of the database's current epoch up to the first torn or
+  forged one, write the newest state per session into the table and a new
+  epoch in one transaction, then cut the file. The same checkpoint runs after
+  :data:`CHECKPOINT_RECORDS` records or :data:`CHECKPOINT_BYTES`.
+* **One writer**: another process gets ``JournalBusy``; a second journaled
+  manager of the same file in this process takes it over (the first raises
+  ``JournalClosed`` from then on). Nothing else reads the Olm tables'
+  pickles (backups and device links leave them out; ``wipe_keys`` deletes the
+  rows, which a temp trigger reports here).
+
+Rows cache (journal mode): the device's rows are read once and trusted while
+``PRAGMA data_version`` (another connection committed), the database's
+rollback count and a temp trigger on ``crypto_olm_sessions`` (this
+connection wrote it) are unchanged; the hot path then runs no SELECT.
+
 Threads: each call takes ``db.transaction()`` first, then the manager's one
 lock, always in that order (the database's own lock is outermost, so a caller
 already inside a transaction cannot deadlock against another thread).
@@ -287,6 +330,7 @@ class SessionManager:
         # sessions written to the table in the open transaction (serial, keys)
         self._touched: tuple[int, set[tuple[bytes, str]]] = (-1, set())
         self._hooked = -1  # the transaction _after_commit is registered with
+        self._hooked_delete = -1  # the transaction _after_delete is registered with
         # remote key -> its rows, trusted while _rows_stamp holds (see "Rows cache")
         self._rows_cache: dict[bytes, list[_Row]] = {}
         self._rows_stamp: tuple[int, int, int] | None = None
@@ -681,23 +725,35 @@ class SessionManager:
         for step in steps:  # the last record of each session wins (versions only grow)
             self._latest[(step.remote_key, step.session_id)] = (step.version, step.pickle)
         conn = db.conn
-        conn.create_function("boxless_olm_rows_written", 0, self._rows_written)
+        conn.create_function("boxless_olm_rows_written", 1, self._rows_written)
         for verb in ("INSERT", "UPDATE", "DELETE"):
             conn.execute(
                 f"CREATE TEMP TRIGGER IF NOT EXISTS boxless_olm_rows_{verb.lower()}"
                 f" AFTER {verb} ON main.crypto_olm_sessions"
-                " BEGIN SELECT boxless_olm_rows_written(); END"
+                f" BEGIN SELECT boxless_olm_rows_written({int(verb == 'DELETE')}); END"
             )
         with self._lock:
             self._checkpoint()
         if steps:
             log.info("ratchet journal: %d steps replayed into the table", len(steps))
 
-    def _rows_written(self) -> None:
-        """The temp trigger: some code of this connection wrote crypto_olm_sessions."""
+    def _rows_written(self, deleted: int) -> None:
+        """The temp trigger: some code of this connection wrote crypto_olm_sessions.
+
+        A deleted row (pruned, or every key wiped from a revoked device) makes
+        the journal checkpointed once the transaction commits, so the file keeps
+        no state of a session the table no longer has."""
         self._table_writes += 1
         if self._table_writes % 2**30 == 0:  # keep it a small int
             self._table_writes = 1
+        if deleted and self._jdb is not None and self._hooked_delete != self._jdb.serial:
+            self._hooked_delete = self._jdb.serial
+            self._jdb.on_commit(self._after_delete)
+
+    def _after_delete(self) -> None:
+        with self._lock:
+            if self._journal is not None and not self._journal.closed:
+                self._checkpoint()
 
     def _checkpoint(self) -> None:
         """Write every journaled state into the table and start a new epoch, in a
