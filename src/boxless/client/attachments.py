@@ -49,7 +49,7 @@ from boxless.client.attachment_downloads import (
 )
 from boxless.client.attachment_transfer import AttachmentTransfer, FileInfo
 from boxless.client.channel import DirectChannel, FollowUp, Received
-from boxless.client.conversations import Conversations
+from boxless.client.conversations import Conversations, incoming_row
 from boxless.client.groups import GroupManager
 from boxless.client.repin_asks import AskLimiter
 from boxless.errors import BoxlessError, UsageError
@@ -239,26 +239,7 @@ class AttachmentManager:
         body = env.Attachments(tuple(refs), caption, reply_to)  # checks the album rules
         now_ms = self._now_ms()
         with self.db.transaction() as cur:
-            mid = self.conversations.queue_in(cur, row, body)
-            me_clock = db.get_contact(cur, contact)
-            assert me_clock is not None
-            db.add_message(
-                cur,
-                db.MessageRow(
-                    message_id=mid,
-                    contact=contact,
-                    outgoing=True,
-                    lamport=me_clock.lamport,
-                    sent_at_ms=now_ms,
-                    received_at_ms=None,
-                    text=preview_text(body),
-                    reply_to=reply_to,
-                    edited=False,
-                    deleted=False,
-                    state="queued",
-                    reactions={},
-                ),
-            )
+            mid = self.conversations.queue_shown(cur, row, body, preview_text(body), reply_to)
             for i, ref in enumerate(refs):
                 store.put_attachment(cur, mid, i, chat_of(contact), True, ref, "ready", now_ms)
         self.channel.emit(ev.MessageChanged(mid.hex(), contact.hex()))
@@ -348,24 +329,7 @@ class AttachmentManager:
             return self._on_note(cur, r, body)
         mid = r.message.message_id
         now_ms = self._now_ms()
-        added = db.add_message(
-            cur,
-            db.MessageRow(
-                message_id=mid,
-                contact=r.sender,
-                outgoing=False,
-                lamport=r.message.lamport,
-                sent_at_ms=r.message.sent_at_ms,
-                received_at_ms=now_ms,
-                text=preview_text(body),
-                reply_to=body.reply_to,
-                edited=False,
-                deleted=False,
-                state="received",
-                reactions={},
-            ),
-        )
-        if not added:
+        if not db.add_message(cur, incoming_row(r, preview_text(body), now_ms, body.reply_to)):
             return None
         for i, ref in enumerate(body.items):
             store.put_attachment(cur, mid, i, chat_of(r.sender), False, ref, "remote", now_ms)
