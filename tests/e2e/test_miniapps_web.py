@@ -472,10 +472,20 @@ def _coffee(
     pay.locator(".miniapp-yes").click()
     allow = page.locator("dialog.miniapp-dialog", has_text="ask you for payments")
     allow.wait_for(timeout=30_000)  # first use of pay
+    gate.reconnect(page, deaf=True)  # the shop's news of the order comes while away
     allow.locator(".miniapp-yes").click()
     order = app.locator("#orders li").first
-    # the bot reads the deal on chain: paid, brewing, then ready
-    expect(order.locator(".state")).to_have_text("ready", timeout=60_000)
+    # the bot reads the deal on chain: paid, brewing, then ready (pushes, kept by the node)
+    wait_for(
+        "the shop's 'ready' at Alice's node",
+        lambda: any(
+            p["payload"].get("state") == "ready" for p in alice.call("GET", replies)["pushes"]
+        ),
+        timeout=90,
+    )
+    expect(order.locator(".state")).not_to_have_text("ready")  # its event went nowhere
+    gate.reconnect(page, deaf=False)
+    expect(order.locator(".state")).to_have_text("ready", timeout=30_000)
     order.locator("button.release").click()
     release = page.locator("dialog.miniapp-dialog", has_text="Release 0.001 ETH")
     release.wait_for(timeout=30_000)
