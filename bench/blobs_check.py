@@ -68,7 +68,8 @@ def check(store: BlockStore, *, rehash: bool, forget: bool, batch: int) -> dict[
         if size is None or name in gone
     }
     if forget:
-        store.forget(lost + bad)
+        store.forget(lost)
+        store.forget(bad, recheck=False)  # the right size, the wrong bytes
     return {
         "blocks": checked,
         "bytes": nbytes,

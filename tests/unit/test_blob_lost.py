@@ -66,3 +66,20 @@ def test_a_put_rewrites_a_file_lost_before_any_check(tmp_path: Path) -> None:
     assert store.get(cid) == data and store.used == len(data)
     assert store.block_sizes("", 10) == [(str(cid), len(data))]
     assert store.gc(now=1e9, grace_s=0) == 0  # still pinned: refs rebuilt
+
+
+def test_forget_keeps_a_block_written_again_since_the_check(tmp_path: Path) -> None:
+    store = BlockStore(tmp_path)
+    (cid, data), (bad, bad_data) = _block(1), _block(2)
+    for c, d in ((cid, data), (bad, bad_data)):
+        store.put(c, d, 0.0)
+    _file(store, cid).unlink()
+    lost = store.lost_names(store.block_sizes("", 10))  # a check in a worker thread...
+    assert lost == [str(cid)]
+    store.put(cid, data, 1.0)  # ... while a put wrote it again
+    assert store.forget(lost) == 0 and store.get(cid) == data and store.has(cid)
+    # a re-hash found a file of the right size with the wrong bytes: forgotten as named
+    _file(store, bad).write_bytes(bytes(len(bad_data)))
+    assert store.forget([str(bad)]) == 0  # not lost by presence and size
+    assert store.forget([str(bad)], recheck=False) == len(bad_data)
+    assert not store.has(bad) and not _file(store, bad).exists()

@@ -233,17 +233,19 @@ class BlockStore:
                 lost.append(name)
         return lost
 
-    def forget(self, names: Iterable[str]) -> int:
-        """Drop the rows of lost blocks (their pins keep listing them); return bytes
-        no longer counted. A later ``put`` of one writes it again."""
+    def forget(self, names: Iterable[str], *, recheck: bool = True) -> int:
+        """Drop the rows of lost blocks (their pins keep listing them) and their files
+        if any; return bytes no longer counted. A later ``put`` of one writes it again.
+        ``recheck``: each must still be lost (one a ``put`` wrote since a check in a
+        worker thread stays); without, as named (damaged ones a re-hash found)."""
         freed = 0
         for name in set(names):
-            row = self._db.execute(
-                "DELETE FROM blocks WHERE name = ? RETURNING size", (name,)
-            ).fetchone()
-            if row is not None:
-                self._path(name).unlink(missing_ok=True)  # a damaged file, if any
-                freed += int(row[0])
+            row = self._db.execute("SELECT size FROM blocks WHERE name = ?", (name,)).fetchone()
+            if row is None or (recheck and not self.lost_names([(name, int(row[0]))])):
+                continue
+            self._db.execute("DELETE FROM blocks WHERE name = ?", (name,))
+            self._path(name).unlink(missing_ok=True)  # a damaged file, if any
+            freed += int(row[0])
         self._used -= freed
         return freed
 
