@@ -141,8 +141,9 @@ def test_which_advertised_urls_reach_the_browser(url: object, node: str, ok: boo
 @pytest.mark.trio
 async def test_a_hostile_nodes_private_turn_url_is_refused_over_the_wire() -> None:
     """Real py-libp2p hosts on loopback: the node (at 127.0.0.1) advertises a URL on
-    a private LAN address; the client refuses the grant (its own node's address,
-    127.0.0.1, is still taken)."""
+    a private LAN address; the client refuses the grant, also once the node's
+    claimed listen addresses name that LAN address (only the address the
+    connection reaches counts); its own address, 127.0.0.1, is still taken."""
     addr = multiaddr.Multiaddr("/ip4/127.0.0.1/tcp/0")
     node, client = (
         build_host(create_new_key_pair(), [addr]),
@@ -157,6 +158,12 @@ async def test_a_hostile_nodes_private_turn_url_is_refused_over_the_wire() -> No
             else multiaddr.Multiaddr(f"{node.get_addrs()[0]}/p2p/{node.get_id()}")
         )
         await client.connect(info)
+        with trio.fail_after(20), pytest.raises(PeerError, match="192.168.1.1 is a loopback"):
+            await request_turn(client, info.peer_id)
+        # what the node says it listens on (identify) is no proof of its address
+        client.get_peerstore().add_addrs(
+            info.peer_id, [multiaddr.Multiaddr("/ip4/192.168.1.1/tcp/4001")], 3600
+        )
         with trio.fail_after(20), pytest.raises(PeerError, match="192.168.1.1 is a loopback"):
             await request_turn(client, info.peer_id)
         hostile.urls = ["turn:127.0.0.1:3478"]  # the node's own address: fine

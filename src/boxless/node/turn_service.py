@@ -44,7 +44,6 @@ from typing import Any, Final
 from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
-from multiaddr.exceptions import ProtocolLookupError
 
 from boxless.errors import DecodeError, PeerError
 from boxless.node.streams import read_request, reply_and_close, request
@@ -150,16 +149,17 @@ def turn_url_refused(url: object, node_hosts: set[str]) -> str | None:
 
 
 def _hosts_of(host: IHost, peer: ID) -> set[str]:
-    """The IP addresses in the multiaddrs we know ``peer`` at."""
+    """The IP addresses our open connections to ``peer`` reach it at (the socket's
+    remote end: not the peerstore, which holds what the node says it listens on)."""
     out: set[str] = set()
-    for addr in host.get_peerstore().addrs(peer):
-        for proto in ("ip4", "ip6"):
+    for conn in host.get_network().get_connections(peer):
+        secured = getattr(getattr(conn, "muxed_conn", None), "secured_conn", None)
+        remote = secured.get_remote_address() if secured is not None else None
+        if remote:
             try:
-                value = addr.value_for_protocol(proto)
-            except ProtocolLookupError:
-                continue
-            if value:
-                out.add(str(ipaddress.ip_address(value)))
+                out.add(str(ipaddress.ip_address(remote[0])))
+            except ValueError:
+                continue  # not an IP (a relayed or in-memory connection)
     return out
 
 
