@@ -18,7 +18,6 @@ from boxless.chat import envelope as env
 from boxless.chat.topics import contact_topic
 from boxless.client import group_store as gs
 from boxless.client.core import Client
-from boxless.client.groups import NotAMember
 from boxless.crypto.megolm import UnknownGroupSession, decode_group_message
 from boxless.errors import UsageError
 from boxless.groups import GroupLog, decode_op, encode_op, issue_token, join_op
@@ -26,33 +25,14 @@ from boxless.node.light import LightNode
 from boxless.sync import SdsConfig
 from boxless.waku.message import WakuMessage
 from tests.chat_fixtures import befriend, people, wait_for
-
-
-def _texts(client: Client, gid: bytes) -> list[str]:
-    return [m.text for _, m in client.groups.messages(gid, 500) if m.kind == "text"]
-
-
-def _members(client: Client, gid: bytes) -> set[bytes]:
-    try:
-        return set(client.groups.state(gid).members)
-    except NotAMember:  # not joined yet
-        return set()
+from tests.group_helpers import contacts_group, members, texts
 
 
 async def test_three_members_chat_and_a_removed_member_reads_nothing_after(
     tmp_path: Path,
 ) -> None:
     async with people(tmp_path, ("alice", "bob", "carol")) as (alice, bob, carol):
-        await befriend(alice, bob)
-        await befriend(alice, carol)
-
-        state = await alice.groups.create("Book club")
-        gid = state.group_id
-        await alice.groups.invite(gid, bob.me)
-        await alice.groups.invite(gid, carol.me)
-        everyone = {alice.me, bob.me, carol.me}
-        for c in (bob, carol):
-            await wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+        gid = await contacts_group(alice, [bob, carol], "Book club", wait_for)
         assert bob.groups.state(gid).name == "Book club"
         assert bob.groups.state(gid).creator == alice.me
 
@@ -61,20 +41,20 @@ async def test_three_members_chat_and_a_removed_member_reads_nothing_after(
         await carol.groups.send_text(gid, "Carol says hi")
         want = {"hello from Alice", "hi, Bob here", "Carol says hi"}
         for c in (alice, bob, carol):
-            await wait_for(c, lambda c=c: set(_texts(c, gid)) == want)  # type: ignore[misc]
+            await wait_for(c, lambda c=c: set(texts(c, gid)) == want)  # type: ignore[misc]
 
         await alice.groups.remove(gid, carol.me)
-        await wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me})
-        await wait_for(carol, lambda: _members(carol, gid) == {alice.me, bob.me})
+        await wait_for(bob, lambda: members(bob, gid) == {alice.me, bob.me})
+        await wait_for(carol, lambda: members(carol, gid) == {alice.me, bob.me})
         await alice.groups.send_text(gid, "after Carol left (Alice)")
         await bob.groups.send_text(gid, "after Carol left (Bob)")
         after = {"after Carol left (Alice)", "after Carol left (Bob)"}
-        await wait_for(bob, lambda: after <= set(_texts(bob, gid)))
-        await wait_for(alice, lambda: after <= set(_texts(alice, gid)))
+        await wait_for(bob, lambda: after <= set(texts(bob, gid)))
+        await wait_for(alice, lambda: after <= set(texts(alice, gid)))
         # Carol's device got both Waku messages but holds no key for them.
         with trio.move_on_after(2):
             await wait_for(carol, lambda: False)
-        assert not after & set(_texts(carol, gid))
+        assert not after & set(texts(carol, gid))
         with carol.db.transaction() as cur:
             pending = gs.take_pending(cur, gid)
         assert len(pending) >= 2
@@ -99,7 +79,7 @@ async def test_link_join_roles_settings_mentions_pins_reads_and_leave(tmp_path: 
         await befriend(alice, bob)
         gid = (await alice.groups.create("Trip", "Lisbon in May")).group_id
         await alice.groups.invite(gid, bob.me)
-        await wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me})
+        await wait_for(bob, lambda: members(bob, gid) == {alice.me, bob.me})
 
         # History sharing on: whoever joins next reads what came before.
         await alice.groups.update(gid, history_sharing=True)
@@ -113,7 +93,7 @@ async def test_link_join_roles_settings_mentions_pins_reads_and_leave(tmp_path: 
         assert [j.group_id for j in dave.groups.joins()] == [gid]
         everyone = {alice.me, bob.me, dave.me}
         for c in (alice, bob, dave):
-            await wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+            await wait_for(c, lambda c=c: members(c, gid) == everyone)  # type: ignore[misc]
         assert dave.groups.joins() == []
         assert dave.groups.state(gid).description == "Lisbon in May"
         assert dave.groups.member_name(gid, bob.me) == "Bob"  # from the card Alice passed on
@@ -181,7 +161,7 @@ async def test_link_join_roles_settings_mentions_pins_reads_and_leave(tmp_path: 
         await dave.groups.leave(gid)
         assert not dave.groups.summary(gid).member
         for c in (alice, bob):
-            await wait_for(c, lambda c=c: _members(c, gid) == {alice.me, bob.me})  # type: ignore[misc]
+            await wait_for(c, lambda c=c: members(c, gid) == {alice.me, bob.me})  # type: ignore[misc]
         await alice.groups.send_text(gid, "after Dave left")
         await wait_for(bob, lambda: _row(bob, gid, "after Dave left") is not None)
         with trio.move_on_after(2):
@@ -224,14 +204,7 @@ async def test_sds_repair_a_member_losing_ten_percent_ends_with_everything(
         for c in (alice, bob, carol):
             c.groups.sds_config = fast
             c.groups.repair_after = 1.0
-        await befriend(alice, bob)
-        await befriend(alice, carol)
-        gid = (await alice.groups.create("Lossy")).group_id
-        await alice.groups.invite(gid, bob.me)
-        await alice.groups.invite(gid, carol.me)
-        everyone = {alice.me, bob.me, carol.me}
-        for c in (bob, carol):
-            await wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+        gid = await contacts_group(alice, [bob, carol], "Lossy", wait_for)
         bob_light = bob.transport.node  # type: ignore[attr-defined]
         dropped_before = bob_light.dropped
         sent = []
@@ -240,9 +213,9 @@ async def test_sds_repair_a_member_losing_ten_percent_ends_with_everything(
             text = f"message {i:02d} from {'Alice' if sender is alice else 'Carol'}"
             await sender.groups.send_text(gid, text)
             sent.append(text)
-        await wait_for(bob, lambda: set(sent) <= set(_texts(bob, gid)), timeout=120)
+        await wait_for(bob, lambda: set(sent) <= set(texts(bob, gid)), timeout=120)
         assert bob_light.dropped - dropped_before >= 3  # the network really lost some
-        assert _texts(bob, gid).count(sent[0]) == 1  # nothing twice
+        assert texts(bob, gid).count(sent[0]) == 1  # nothing twice
 
 
 async def test_join_poisoning_cannot_keep_a_removed_member_reading(tmp_path: Path) -> None:
@@ -258,14 +231,7 @@ async def test_join_poisoning_cannot_keep_a_removed_member_reading(tmp_path: Pat
         carol,
         mallory,
     ):
-        await befriend(alice, bob)
-        await befriend(alice, carol)
-        gid = (await alice.groups.create("Poisoned?")).group_id
-        await alice.groups.invite(gid, bob.me)
-        await alice.groups.invite(gid, carol.me)
-        everyone = {alice.me, bob.me, carol.me}
-        for c in (bob, carol):
-            await wait_for(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+        gid = await contacts_group(alice, [bob, carol], "Poisoned?", wait_for)
 
         admin_bundle = alice.groups.make_link(gid).admin_bundle  # the admin's card
         now = time.time()
@@ -283,15 +249,15 @@ async def test_join_poisoning_cannot_keep_a_removed_member_reading(tmp_path: Pat
             await wait_for(alice, lambda: False)
 
         await alice.groups.remove(gid, carol.me)
-        await wait_for(bob, lambda: _members(bob, gid) == {alice.me, bob.me}, timeout=30)
+        await wait_for(bob, lambda: members(bob, gid) == {alice.me, bob.me}, timeout=30)
         await alice.groups.send_text(gid, "Carol must not read this (Alice)")
         await bob.groups.send_text(gid, "Carol must not read this (Bob)")
         secret = {"Carol must not read this (Alice)", "Carol must not read this (Bob)"}
-        await wait_for(alice, lambda: secret <= set(_texts(alice, gid)))
-        await wait_for(bob, lambda: secret <= set(_texts(bob, gid)))
+        await wait_for(alice, lambda: secret <= set(texts(alice, gid)))
+        await wait_for(bob, lambda: secret <= set(texts(bob, gid)))
         with trio.move_on_after(2):
             await wait_for(carol, lambda: False)
-        assert not secret & set(_texts(carol, gid))
+        assert not secret & set(texts(carol, gid))
         # Alice after a restart: her log as stored places the Remove.
         with alice.db.transaction() as cur:
             stored = GroupLog.replay(gid, [decode_op(raw) for raw in gs.list_ops(cur, gid)])

@@ -13,60 +13,34 @@ import trio
 import trio.testing
 
 from boxless.chat.topics import group_topic
-from boxless.client.core import Client
-from boxless.client.groups import NotAMember
 from boxless.client.memory_transport import Fault
 from boxless.waku.message import WakuMessage
 from tests.chat_fixtures import befriend
+from tests.group_helpers import contacts_group, members, texts
 from tests.unit.group_harness import memory_people, until
-
-
-def _members(client: Client, gid: bytes) -> set[bytes]:
-    try:
-        return set(client.groups.state(gid).members)
-    except NotAMember:
-        return set()
-
-
-def _texts(client: Client, gid: bytes) -> list[str]:
-    return [m.text for _, m in client.groups.messages(gid, 500) if m.kind == "text"]
 
 
 async def test_create_invite_chat_remove(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with memory_people(tmp_path, ("alice", "bob", "carol")) as (_, (alice, bob, carol)):
-        await befriend(alice, bob)
-        await befriend(alice, carol)
-        gid = (await alice.groups.create("Club")).group_id
-        await alice.groups.invite(gid, bob.me)
-        await alice.groups.invite(gid, carol.me)
-        everyone = {alice.me, bob.me, carol.me}
-        for c in (bob, carol):
-            await until(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+        gid = await contacts_group(alice, [bob, carol], "Club", until)
         await bob.groups.send_text(gid, "hi all")
         for c in (alice, carol):
-            await until(c, lambda c=c: "hi all" in _texts(c, gid))  # type: ignore[misc]
+            await until(c, lambda c=c: "hi all" in texts(c, gid))  # type: ignore[misc]
         await alice.groups.remove(gid, carol.me)
-        await until(bob, lambda: _members(bob, gid) == {alice.me, bob.me})
+        await until(bob, lambda: members(bob, gid) == {alice.me, bob.me})
         await bob.groups.send_text(gid, "carol is gone")
-        await until(alice, lambda: "carol is gone" in _texts(alice, gid))
+        await until(alice, lambda: "carol is gone" in texts(alice, gid))
         await trio.sleep(30)  # every timer fires a few times: re-sends, sync, repair
-        assert "carol is gone" not in _texts(carol, gid)
+        assert "carol is gone" not in texts(carol, gid)
 
 
 async def test_repair_after_ten_percent_loss(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with memory_people(tmp_path, ("alice", "bob", "carol")) as (net, (alice, bob, carol)):
-        await befriend(alice, bob)
-        await befriend(alice, carol)
-        gid = (await alice.groups.create("Lossy")).group_id
-        await alice.groups.invite(gid, bob.me)
-        await alice.groups.invite(gid, carol.me)
-        everyone = {alice.me, bob.me, carol.me}
-        for c in (bob, carol):
-            await until(c, lambda c=c: _members(c, gid) == everyone)  # type: ignore[misc]
+        gid = await contacts_group(alice, [bob, carol], "Lossy", until)
         seen = [0]
 
         def every_tenth(msg: WakuMessage, sender: str, receiver: str) -> bool:
@@ -80,9 +54,9 @@ async def test_repair_after_ten_percent_loss(
             text = f"message {i:02d}"
             await sender.groups.send_text(gid, text)
             sent.append(text)
-        await until(bob, lambda: set(sent) <= set(_texts(bob, gid)), timeout=600)
+        await until(bob, lambda: set(sent) <= set(texts(bob, gid)), timeout=600)
         assert net.stats.lost >= 3
-        assert sorted(_texts(bob, gid)) == sorted(set(_texts(bob, gid)))  # nothing twice
+        assert sorted(texts(bob, gid)) == sorted(set(texts(bob, gid)))  # nothing twice
 
 
 async def test_direct_bodies_retry_with_backoff_until_the_network_takes_them(
@@ -100,6 +74,6 @@ async def test_direct_bodies_retry_with_backoff_until_the_network_takes_them(
             cur.execute("SELECT failures FROM client_group_direct_outbox")
             failures = [int(r[0]) for r in cur.fetchall()]
         assert failures and min(failures) >= 3
-        assert not _members(bob, gid)
+        assert not members(bob, gid)
         alice.transport.set_online(True)  # type: ignore[attr-defined]
-        await until(bob, lambda: _members(bob, gid) == {alice.me, bob.me}, timeout=30)
+        await until(bob, lambda: members(bob, gid) == {alice.me, bob.me}, timeout=30)
