@@ -11,6 +11,7 @@ of an ended call; the receive pipeline's dedup and Olm refuse a replayed JOIN.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -74,7 +75,8 @@ async def test_the_client_shows_the_real_ring_over_a_made_up_banner(
 ) -> None:
     """The same over real clients: Carol (hostile, a member of Alice's group "Hers")
     sends keep-alives for a call that does not exist; Bob rings Alice in another
-    group; Alice's client shows Bob's ring, and the banner ends in her history."""
+    group; Alice's client shows Bob's ring, and the banner ends in her history.
+    Carol's signals naming a group she is not in are dropped."""
     async with memnet(homes, ("alice", "bob", "carol")) as (_net, (alice, bob, carol)):
         hers = await make_group(alice, [carol], "Hers")
         bobs = await make_group(alice, [bob], "Bob's")
@@ -89,3 +91,10 @@ async def test_the_client_shows_the_real_ring_over_a_made_up_banner(
         assert shown is not None and shown["rung"] and shown["chat"] == f"group:{bobs.hex()}"
         history = alice.client.calls.group.history()  # type: ignore[union-attr]
         assert [(h["call_id"], h["started_by"]) for h in history] == [(FAKE.hex(), carol.me.hex())]
+        # a forged group id (a group Alice is not in, or Bob's, which Carol is not in)
+        dropped = alice.client.calls.group.core.dropped  # type: ignore[union-attr]
+        for gid in (b"\x77" * 32, bobs):
+            await carols._send(GroupSend(alice.me, replace(fake, group_id=gid, call_id=REAL)))
+        await wait_for(
+            alice, lambda: dropped["not our group"] == 1 and dropped["not a member"] == 1
+        )
