@@ -227,34 +227,27 @@ class RatchetJournal:
         On a failed or short write the file is cut back to where it was and
         :class:`OSError` is raised: nothing of the call was recorded.
         """
-        fd = self._require()
-        if self._aead is None:
-            raise JournalClosed("the ratchet journal has no epoch: restart() it first")
-        if len(steps) == 1:
-            blob = seal_record(self._aead, self.records + 1, steps[0])
-        else:
-            blob = b"".join(
-                seal_record(self._aead, self.records + i, step) for i, step in enumerate(steps, 1)
-            )
-        try:
-            written = os.write(fd, blob)
-        except OSError:
-            self._cut_back(fd)
-            raise
-        if written != len(blob):
-            self._cut_back(fd)
-            raise OSError(f"short write to the ratchet journal ({written} of {len(blob)} bytes)")
-        self._size += written
-        self.records += len(steps)
+        aead = self._writable()
+        self._write(
+            b"".join(seal_record(aead, self.records + i, step) for i, step in enumerate(steps, 1)),
+            len(steps),
+        )
 
     def append_one(self, remote_key: bytes, session_id: str, version: int, pickle: str) -> None:
         """:meth:`append` of one step, without building a :class:`Step` (the hot path)."""
-        fd = self._require()
-        if self._aead is None:
-            raise JournalClosed("the ratchet journal has no epoch: restart() it first")
+        aead = self._writable()
         sid = session_id.encode("utf-8")
         plain = _HEAD.pack(remote_key, version, len(sid)) + sid + pickle.encode("ascii")
-        blob = _seal(self._aead, self.records + 1, plain)
+        self._write(_seal(aead, self.records + 1, plain), 1)
+
+    def _writable(self) -> ChaCha20Poly1305:
+        self._require()
+        if self._aead is None:
+            raise JournalClosed("the ratchet journal has no epoch: restart() it first")
+        return self._aead
+
+    def _write(self, blob: bytes, count: int) -> None:
+        fd = self._require()
         try:
             written = os.write(fd, blob)
         except OSError:
@@ -264,7 +257,7 @@ class RatchetJournal:
             self._cut_back(fd)
             raise OSError(f"short write to the ratchet journal ({written} of {len(blob)} bytes)")
         self._size += written
-        self.records += 1
+        self.records += count
 
     def close(self) -> None:
         """Release the file (and its lock); every later use raises :class:`JournalClosed`."""
