@@ -32,17 +32,13 @@ from boxless.payments.store import ChainConfig, PaymentStore
 from boxless.payments.tracker import CONFIRMED, INCLUDED, PENDING
 from boxless.payments.wallet import Wallet
 from boxless.storage.userdb import KdfParams, UserDB, create_user_db, open_user_db
+from tests.anvil_chat import anvil_rpc
 
 pytestmark = pytest.mark.slow
 FAST_KDF = KdfParams(memory_kib=1024, time_cost=1, parallelism=1)
 PASS = "correct horse battery staple"
 SEED = Mnemonic.to_seed("test test test test test test test test test test test junk", "")
 DEADLINE_S = 15.0
-
-
-def _rpc(chain: Anvil, method: str, params: list[object]) -> object:
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-    return httpx.post(chain.url, json=body, timeout=5).json()["result"]
 
 
 @pytest.fixture
@@ -86,11 +82,14 @@ def test_send_counts_confirmations_and_moves_exact_amounts(anvil: Anvil, db: Use
     assert quote.describe()[1] == "amount:  0.000000000123456789 ETH"
     record = alice.send(quote, int(time.time() * 1000), note="lunch")
     _until(alice, CONFIRMED)
-    receipt = _rpc(anvil, "eth_getTransactionReceipt", ["0x" + record.hash.hex()])
+    receipt = anvil_rpc(anvil, "eth_getTransactionReceipt", ["0x" + record.hash.hex()])
     assert isinstance(receipt, dict)
     fee = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
     assert alice.balance() == before - 123_456_789 - fee
-    assert int(str(_rpc(anvil, "eth_getBalance", ["0x" + bob.hex(), "latest"])), 16) >= 123_456_789
+    assert (
+        int(str(anvil_rpc(anvil, "eth_getBalance", ["0x" + bob.hex(), "latest"])), 16)
+        >= 123_456_789
+    )
     [row] = alice.store.history(anvil.chain_id)
     assert (row.state, row.note, row.amount) == (CONFIRMED, "lunch", 123_456_789)
     alice.close()
@@ -127,10 +126,10 @@ def test_a_reorg_puts_the_transaction_back(anvil: Anvil, db: UserDB) -> None:  #
     # A reorg deeper than the confirmations asked for is out of scope by definition;
     # ask for 50 so the block can be taken away while the transaction is "included".
     wallet = _wallet(db, anvil, 5, confirmations=50)
-    snapshot = _rpc(anvil, "evm_snapshot", [])
+    snapshot = anvil_rpc(anvil, "evm_snapshot", [])
     wallet.send(wallet.quote(parse_address("0x" + "d0" * 20), 10**15), int(time.time() * 1000))
     _until(wallet, INCLUDED)
-    assert _rpc(anvil, "evm_revert", [snapshot]) is True  # the block with our tx is gone
+    assert anvil_rpc(anvil, "evm_revert", [snapshot]) is True  # the block with our tx is gone
     wallet.refresh(int(time.time() * 1000))
     assert wallet.store.history(anvil.chain_id, 1)[0].state == PENDING
     assert _until(wallet, INCLUDED) == INCLUDED  # re-broadcast and mined again
@@ -180,7 +179,7 @@ def test_cli_wallet(anvil: Anvil, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     code, out = run("wallet", "config", "--rpc", anvil.url, "--chain-id", "1")
     assert code == 2 and "serves chain 31337" in out
     assert run("wallet", "config", "--rpc", anvil.url, "--chain-id", "31337")[0] == 0
-    _rpc(anvil, "anvil_setBalance", [address, hex(10**18)])
+    anvil_rpc(anvil, "anvil_setBalance", [address, hex(10**18)])
     assert run("wallet", "balance") == (0, "1 ETH\n")
     bob = "0x" + "f0" * 20
     code, out = run("wallet", "send", bob, "0.5", answer="n\n")
@@ -197,7 +196,7 @@ def test_cli_wallet(anvil: Anvil, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         code, out = run("wallet", "history")
         if "confirmed" in out:
             break
-        _rpc(anvil, "evm_mine", [])
+        anvil_rpc(anvil, "evm_mine", [])
     assert "confirmed" in out and "0.5 ETH" in out and "rent" in out, out
 
 
@@ -289,7 +288,7 @@ async def test_wallet_api(anvil: Anvil, tmp_path: Path) -> None:  # noqa: F811
         assert wrong.status_code == 502 and "serves chain 31337" in wrong.json()["error"]["message"]
         chain = {"rpc_url": anvil.url, "chain_id": anvil.chain_id}
         assert (await alice.call("PUT", "/wallet/chain", chain))["chain_id"] == 31337
-        await trio.to_thread.run_sync(_rpc, anvil, "anvil_setBalance", [address, hex(10**18)])
+        await trio.to_thread.run_sync(anvil_rpc, anvil, "anvil_setBalance", [address, hex(10**18)])
         me = await alice.call("GET", "/wallet")
         assert me["balances"] == [
             {"symbol": "ETH", "amount": str(10**18), "decimals": 18, "display": "1 ETH"}
@@ -321,7 +320,7 @@ async def test_wallet_api(anvil: Anvil, tmp_path: Path) -> None:  # noqa: F811
             "note": "",
         }
         for _ in range(40):
-            await trio.to_thread.run_sync(_rpc, anvil, "evm_mine", [])
+            await trio.to_thread.run_sync(anvil_rpc, anvil, "evm_mine", [])
             history = await alice.call("GET", "/wallet/history")
             if history["transactions"][0]["state"] == "confirmed":
                 break
@@ -356,7 +355,7 @@ def test_pipelined_sends_batch_and_a_refused_one_is_forgotten(anvil: Anvil, db: 
     refuses it as an underpriced replacement) settles its future with RpcRefused and
     leaves no row."""
     alice = _wallet(db, anvil, 9)
-    _rpc(anvil, "anvil_setBalance", [checksum_address(alice.address), hex(10**18)])
+    anvil_rpc(anvil, "anvil_setBalance", [checksum_address(alice.address), hex(10**18)])
     bob = parse_address("0x" + "b1" * 20)
     futures = [alice.send_pipelined(alice.quote(bob, 10**17), 0) for _ in range(5)]
     nonces = [f.result(timeout=10).nonce for f in futures]

@@ -10,11 +10,9 @@ amount; a bill split in a 3-member group is paid by both other members.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -29,6 +27,7 @@ from boxless.payments.hdwallet import address_bytes, checksum_address
 from boxless.payments.rpc import Rpc
 from boxless.payments.store import ChainConfig
 from boxless.payments.transfer import TransferClaim
+from tests.anvil_chat import anvil_rpc, running_people
 from tests.memnet_fixtures import (
     Person,
     befriend,
@@ -47,15 +46,10 @@ FUNDER = secrets.token_bytes(32)  # this test's own account: no nonce shared wit
 CHAIN: list[Anvil] = []
 
 
-def _rpc(chain: Anvil, method: str, params: list[object]) -> object:
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-    return httpx.post(chain.url, json=body, timeout=5).json()["result"]
-
-
 def _setup(p: Person, chain: Anvil) -> bytes:
     p.client.payments.store.set_chain(ChainConfig(chain.url, chain.chain_id, confirmations=1))
     address = p.client.payments.address()
-    _rpc(chain, "anvil_setBalance", [checksum_address(address), hex(FUND)])
+    anvil_rpc(chain, "anvil_setBalance", [checksum_address(address), hex(FUND)])
     return address
 
 
@@ -78,7 +72,7 @@ async def _until(p: Person, get: Callable[[], object], *wanted: object) -> objec
     for _ in range(LOOKS):
         if get() in wanted:
             return get()
-        await trio.to_thread.run_sync(_rpc, CHAIN[0], "evm_mine", [])
+        await trio.to_thread.run_sync(anvil_rpc, CHAIN[0], "evm_mine", [])
         await trio.sleep(POLL_S + 0.5)
     raise AssertionError(f"{p.name}: {get()!r}, not {wanted}: {p.client.payments.card_states()}")
 
@@ -105,14 +99,6 @@ async def _pay(p: Person, chat: str, amount: int, request: str | None = None) ->
     return await p.client.payments.post(chat, card)
 
 
-@asynccontextmanager
-async def _people(
-    net: MemoryNetwork, base: Path, names: tuple[str, ...]
-) -> AsyncIterator[list[Person]]:
-    async with AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(running(net, base / n, n)) for n in names]
-
-
 async def test_payments_in_chat(
     homes: Path,  # noqa: F811
     anvil: Anvil,  # noqa: F811
@@ -124,7 +110,7 @@ async def test_payments_in_chat(
         make_account(homes / name, name.title())
     async with trio.open_nursery() as nursery:
         await nursery.start(net.run)
-        async with _people(net, homes, ("alice", "carol")) as (alice, carol):
+        async with running_people(net, homes, ("alice", "carol")) as (alice, carol):
             bob_cm = running(net, homes / "bob", "bob")
             bob = await bob_cm.__aenter__()
             try:
@@ -145,7 +131,7 @@ async def test_payments_in_chat(
 
                 # The test token: 1.5 BXD, verified by the token's own Transfer logs.
                 rpc = Rpc(anvil.url, anvil.chain_id)
-                _rpc(
+                anvil_rpc(
                     anvil, "anvil_setBalance", [checksum_address(address_bytes(FUNDER)), hex(FUND)]
                 )
                 token = await trio.to_thread.run_sync(deploy_token, rpc, FUNDER, 10**12)
@@ -182,7 +168,9 @@ async def test_payments_in_chat(
                 offline = await pays.post(to_alice, TransferCard(claim))
                 await wait_for(alice, lambda: _status(alice, to_bob, offline)() is not None)
                 await bob_cm.__aexit__(None, None, None)
-                assert _rpc(anvil, "eth_getTransactionByHash", ["0x" + record.hash.hex()]) is None
+                assert (
+                    anvil_rpc(anvil, "eth_getTransactionByHash", ["0x" + record.hash.hex()]) is None
+                )
                 bob_cm = running(net, homes / "bob", "bob")
                 bob = await bob_cm.__aenter__()
                 bob.client.payments.store.set_chain(good)  # the node is back: re-broadcast

@@ -12,12 +12,9 @@ openable, nor one whose card lies about the chain or names another contract."""
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 import trio.testing
@@ -35,13 +32,13 @@ from boxless.payments.evmcall import call_data, decode
 from boxless.payments.hdwallet import address_bytes, checksum_address, derive_private_key
 from boxless.payments.rpc import Rpc
 from boxless.payments.store import ChainConfig
+from tests.anvil_chat import anvil_rpc, running_people
 from tests.chain_blocks import fast_blocks
 from tests.memnet_fixtures import (
     Person,
     befriend,
     homes,  # noqa: F401
     make_account,
-    running,
     wait_for,
     wall_ns,
 )
@@ -52,22 +49,13 @@ ETH = 10**18
 LOOKS = 60
 
 
-def _rpc(chain: Anvil, method: str, params: list[object]) -> object:
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
-    for _ in range(5):  # a "latest" read that raced a new block (--prune-history) again
-        answer = httpx.post(chain.url, json=body, timeout=5).json()
-        if "BlockOutOfRange" not in str(answer.get("error", "")):
-            return answer["result"]
-    raise AssertionError(f"{method}: {answer}")
-
-
 def _setup(p: Person, chain: Anvil, fund: int, token: str | None = None) -> bytes:
     config = ChainConfig(chain.url, chain.chain_id, token, "BXD", 6, confirmations=1)
     p.client.payments.store.set_chain(
         config if token else ChainConfig(chain.url, chain.chain_id, confirmations=1)
     )
     address = p.client.redenvelopes.address()
-    _rpc(chain, "anvil_setBalance", [checksum_address(address), hex(fund)])
+    anvil_rpc(chain, "anvil_setBalance", [checksum_address(address), hex(fund)])
     return address
 
 
@@ -82,7 +70,7 @@ async def _until(chain: Anvil, p: Person, chat: str, mid: str, pred: object) -> 
         e = _envelope(p, chat, mid)
         if e is not None and pred(e):  # type: ignore[operator]
             return e
-        await trio.to_thread.run_sync(_rpc, chain, "evm_mine", [])
+        await trio.to_thread.run_sync(anvil_rpc, chain, "evm_mine", [])
         await trio.sleep(POLL_S + 0.5)
     raise AssertionError(f"{p.name}: {_envelope(p, chat, mid)}")
 
@@ -101,14 +89,6 @@ def _token_balance(rpc: Rpc, token: str, who: bytes) -> int:
     raise AssertionError("unreachable")
 
 
-@asynccontextmanager
-async def _people(
-    net: MemoryNetwork, base: Path, names: tuple[str, ...]
-) -> AsyncIterator[list[Person]]:
-    async with AsyncExitStack() as stack:
-        yield [await stack.enter_async_context(running(net, base / n, n)) for n in names]
-
-
 async def test_red_envelope_in_a_group(
     homes: Path,  # noqa: F811
     anvil: Anvil,  # noqa: F811
@@ -124,11 +104,13 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
         make_account(homes / name, name.title())
     async with trio.open_nursery() as nursery:
         await nursery.start(net.run)
-        async with _people(net, homes, ("alice", "bob", "carol", "mallory")) as people:
+        async with running_people(net, homes, ("alice", "bob", "carol", "mallory")) as people:
             alice, bob, carol, mallory = people
             rpc = Rpc(anvil.url, anvil.chain_id)
             minter = secrets.token_bytes(32)  # this test's own BXD
-            _rpc(anvil, "anvil_setBalance", [checksum_address(address_bytes(minter)), hex(ETH)])
+            anvil_rpc(
+                anvil, "anvil_setBalance", [checksum_address(address_bytes(minter)), hex(ETH)]
+            )
             bxd = await trio.to_thread.run_sync(deploy_token, rpc, minter, 10**12)
             alice_addr = _setup(alice, anvil, 100 * ETH, bxd)
             await trio.to_thread.run_sync(
@@ -176,7 +158,10 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             bobs = await _until(anvil, bob, group, mid, lambda e: e["my_amount"] is not None)
             assert int(str(done["my_amount"])) + int(str(bobs["my_amount"])) == ETH // 10 + 3
             assert done["symbol"] == "ETH" and done["token"] is None
-            assert _rpc(anvil, "eth_getBalance", [checksum_address(carol_addr), "latest"]) != "0x0"
+            assert (
+                anvil_rpc(anvil, "eth_getBalance", [checksum_address(carol_addr), "latest"])
+                != "0x0"
+            )
             seen = await _until(anvil, alice, group, mid, lambda e: len(e["opened"]) == 2)  # type: ignore[arg-type]
             who = {o["member"]: (o["address"], int(o["amount"])) for o in seen["opened"]}  # type: ignore[attr-defined]
             assert who[bob.me.hex()][0] == checksum_address(bob_addr)
@@ -270,7 +255,7 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             # Nobody opens this one: after expiry Alice's client refunds it by itself.
             def balance() -> int:
                 me = checksum_address(alice.client.redenvelopes.address())
-                return int(str(_rpc(anvil, "eth_getBalance", [me, "latest"])), 16)
+                return int(str(anvil_rpc(anvil, "eth_getBalance", [me, "latest"])), 16)
 
             # An envelope of Alice's on the contract shipped before an upgrade (its code
             # is not today's): her client still refunds it after expiry, then lets it be.
@@ -281,7 +266,7 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             )
             assert deployed.contract_address is not None
             previous = RedEnvelopeContract(signer, deployed.contract_address)
-            head = _rpc(anvil, "eth_getBlockByNumber", ["latest", False])
+            head = anvil_rpc(anvil, "eth_getBlockByNumber", ["latest", False])
             old_secret, old_expiry = secrets.token_bytes(32), int(head["timestamp"], 16) + 60  # type: ignore[index]
             await trio.to_thread.run_sync(
                 previous.create, old_secret, ETH // 20, 2, True, old_expiry
@@ -295,19 +280,21 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
             before = balance()
             late = await alice.client.redenvelopes.send(group, 2 * ETH, 3, True, "", expiry_s=60)
             assert balance() < before - 2 * ETH + ETH // 100
-            await trio.to_thread.run_sync(_rpc, anvil, "evm_increaseTime", [hex(61)])
+            await trio.to_thread.run_sync(anvil_rpc, anvil, "evm_increaseTime", [hex(61)])
             await _until(anvil, alice, group, late, lambda e: e["status"] == "expired")
             for _ in range(LOOKS):
                 if balance() > before - ETH // 100:
                     break  # the 2 ETH came back (minus gas)
-                await trio.to_thread.run_sync(_rpc, anvil, "evm_mine", [])
+                await trio.to_thread.run_sync(anvil_rpc, anvil, "evm_mine", [])
                 await trio.sleep(POLL_S + 0.5)
             assert balance() > before - ETH // 100
             for _ in range(LOOKS):  # refunded by Alice's client
-                old = _rpc(anvil, "eth_getBalance", [checksum_address(previous.address), "latest"])
+                old = anvil_rpc(
+                    anvil, "eth_getBalance", [checksum_address(previous.address), "latest"]
+                )
                 if old == "0x0":
                     break
-                await trio.to_thread.run_sync(_rpc, anvil, "evm_mine", [])
+                await trio.to_thread.run_sync(anvil_rpc, anvil, "evm_mine", [])
                 await trio.sleep(POLL_S + 0.5)
             assert old == "0x0"
             with alice.client.db.transaction() as cur:
