@@ -61,6 +61,7 @@ from boxless.api.web import MAX_QR_IMAGE_BYTES, qr_link, qr_png, read_limited, w
 from boxless.chat.requests import ContactEvent
 from boxless.client import events as client_events
 from boxless.client import store as db
+from boxless.client.connectivity import relay_events
 from boxless.client.core import Client
 from boxless.crypto.verification import format_safety_number, safety_number
 from boxless.errors import BoxlessError
@@ -358,11 +359,14 @@ def build_app(
                     nursery.cancel_scope.cancel()
 
             nursery.start_soon(drain_client)
-            async for event in channel:
-                try:
-                    await ws.send_text(json.dumps(client_events.to_json(event)))
-                except (WebSocketDisconnect, RuntimeError):
-                    break
+
+            async def send(event: client_events.Event) -> None:
+                await ws.send_text(json.dumps(client_events.to_json(event)))
+
+            try:  # the client's events, and the node's reach when it changes
+                await relay_events(channel, send, status)
+            except (WebSocketDisconnect, RuntimeError):
+                pass
             nursery.cancel_scope.cancel()
 
     async def not_found(request: Request, exc: Exception) -> Response:

@@ -2,23 +2,24 @@
 
 Theory of operation: the transport knows at each moment whether it holds a
 service peer (light node) or any relay peer (``status()["connected"]``); nothing
-tells the client when that changes. :func:`watch_connectivity` looks every
-``POLL_S`` seconds while someone listens to the client's events (an open page, a
-bot), and :class:`NetworkReach` (pure) turns the looks into one event per change,
-so the web UI's banner ("Your node cannot reach the network") comes and goes
-live. A page whose events socket was away reads the same state from
+tells the client when that changes. So each open events socket (api/app.py) looks
+with :func:`relay_events`: at once, then every ``POLL_S`` seconds while it waits
+for the client's next event, and :class:`NetworkReach` (pure) turns the looks into
+one event per change, so the web UI's banner ("Your node cannot reach the
+network") comes and goes live. Looking only while a socket is open costs nothing
+when no page is (nor in the in-memory tests' virtual hours). A page also reads
 ``GET /api/v1/status`` (``connected``) when its socket opens (app.js).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 import trio
 
 from boxless.client import events as ev
 
-__all__ = ["POLL_S", "NetworkReach", "watch_connectivity"]
+__all__ = ["POLL_S", "NetworkReach", "relay_events"]
 
 POLL_S = 1.0
 
@@ -43,20 +44,30 @@ class NetworkReach:
         return ev.Connectivity(False, f"the node cannot reach {what}")
 
 
-async def watch_connectivity(
+async def relay_events(
+    events: trio.MemoryReceiveChannel[ev.Event],
+    send: Callable[[ev.Event], Awaitable[None]],
     status: Callable[[], Mapping[str, object]],
-    emit: Callable[[ev.Event], None],
-    listening: Callable[[], int],
     *,
     every_s: float = POLL_S,
 ) -> None:
-    """Emit a Connectivity event whenever the reach changes, until cancelled (which
-    is the only way out). Looks only while ``listening()`` (nobody to tell otherwise:
-    the first look after that compares with the last one, so a change is not lost)."""
+    """``send`` each of the client's ``events`` and, between them, a Connectivity
+    event whenever the node's reach changes (looked at first at once, then every
+    ``every_s``). Returns when ``events`` ends; cancelling it loses no event (one
+    not yet received stays in the channel)."""
     reach = NetworkReach()
+    next_look = trio.current_time()
     while True:
-        if listening():
-            event = reach.observe(status())
-            if event is not None:
-                emit(event)
-        await trio.sleep(every_s)
+        if trio.current_time() >= next_look:
+            change = reach.observe(status())
+            next_look = trio.current_time() + every_s
+            if change is not None:
+                await send(change)
+        event: ev.Event | None = None
+        with trio.move_on_at(next_look):
+            try:
+                event = await events.receive()
+            except trio.EndOfChannel:
+                return
+        if event is not None:
+            await send(event)

@@ -45,7 +45,6 @@ from boxless.client.bundles import BundleBook
 from boxless.client.calls import Calls
 from boxless.client.channel import DirectChannel, FollowUp, Received, card_to_code
 from boxless.client.chat_settings import ChatSettings
-from boxless.client.connectivity import watch_connectivity
 from boxless.client.contacts import Contacts
 from boxless.client.conversations import Conversations, UnknownContact
 from boxless.client.devices import DeviceManager
@@ -250,9 +249,6 @@ class Client:
             nursery.start_soon(self.payments.run)
             nursery.start_soon(self.redenvelopes.run)
             nursery.start_soon(self.search_index.run)
-            nursery.start_soon(
-                watch_connectivity, self.transport.status, self._emit, self._events.__len__
-            )
             task_status.started(self)
             await self.catch_up()
             self.ready.set()
