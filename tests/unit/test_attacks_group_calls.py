@@ -25,7 +25,11 @@ from boxless.calls.group import (
     GroupSignal,
     GroupSignalKind,
 )
-from tests.memnet_fixtures import homes, memnet, wait_for
+from boxless.chat import envelope as env
+from boxless.chat.topics import contact_topic
+from boxless.crypto.sealed import seal
+from boxless.waku.message import WakuMessage
+from tests.memnet_fixtures import homes, memnet, wait_for, wall, wall_ns
 from tests.unit.test_calls_group_memnet import cur
 from tests.unit.test_groups_memnet import make_group
 
@@ -95,6 +99,39 @@ async def test_the_client_shows_the_real_ring_over_a_made_up_banner(
         dropped = alice.client.calls.group.core.dropped  # type: ignore[union-attr]
         for gid in (b"\x77" * 32, bobs):
             await carols._send(GroupSend(alice.me, replace(fake, group_id=gid, call_id=REAL)))
-        await wait_for(
-            alice, lambda: dropped["not our group"] == 1 and dropped["not a member"] == 1
+        with trio.fail_after(60):  # a refusal emits no event: poll (virtual time)
+            while not (dropped["not our group"] == 1 and dropped["not a member"] == 1):  # noqa: ASYNC110
+                await trio.sleep(0.5)
+
+
+@pytest.mark.trio
+async def test_a_member_cannot_signal_as_another_member(
+    homes: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Carol rings Bob claiming to be Dave (a member Bob knows only by his group
+    card): Olm proves Carol's device, which is not Dave's as the group knows it, so
+    Bob's client drops it (``unknown device``) and does not ring."""
+    names = ("alice", "bob", "carol", "dave")
+    async with memnet(homes, names) as (_net, (alice, bob, carol, dave)):
+        gid = await make_group(alice, [bob, carol, dave])
+        ring = env.CallSignal(REAL, env.CallSignalKind.RING, "", (), False, group_id=gid)
+        plaintext = env.encode(env.new_message(ring, lamport=0, sent_at_ms=int(wall() * 1000)))
+        bob_bundle = bob.account.device.bundle(wall())
+        channel = carol.client.channel
+        with channel.sessions.transaction():
+            olm = channel.sessions.encrypt(bob_bundle, plaintext)
+        forged = seal(
+            bob_bundle.sealing_key,
+            sender_identity_key=dave.me,  # claimed: a member, not Bob's contact
+            sender_device_key=channel.my_device_key,  # proved by Olm: Carol's
+            ciphertext=olm,
         )
+        await carol.transport.send(
+            WakuMessage(payload=forged, content_topic=contact_topic(bob.me), timestamp=wall_ns())
+        )
+        bobs = bob.client.calls.group
+        assert bobs is not None
+        with trio.fail_after(60):  # a refusal emits no event: poll (virtual time)
+            while bobs.core.dropped["unknown device"] != 1:  # noqa: ASYNC110
+                await trio.sleep(0.5)
+        assert bobs.current() is None
