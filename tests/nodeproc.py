@@ -17,6 +17,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from tests.forkserver import popen
 
 START_TIMEOUT = 90.0  # a service node starts in ~2 s; 30 s failed on a loaded machine
 STOP_TIMEOUT = 20.0
@@ -35,7 +38,7 @@ class NodeProcess:
     name: str
     data_dir: Path
     args: list[str]
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Any = None  # subprocess.Popen or a forked process (tests/forkserver.py)
     info: dict[str, object] = field(default_factory=dict)
     admin_port: int = 0
 
@@ -76,7 +79,7 @@ class NodeProcess:
             *(extra or []),
         ]
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
+        self.proc = popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env())
         deadline = time.monotonic() + START_TIMEOUT
         while not info_file.exists():
             if self.proc.poll() is not None:

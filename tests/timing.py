@@ -10,6 +10,7 @@ judged without another full run.
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
 import time
@@ -20,10 +21,27 @@ from pathlib import Path
 
 
 def cpu_seconds() -> float:
-    """CPU seconds of this process and of its reaped children (user + system)."""
+    """CPU seconds of this process and of its reaped children (user + system), with
+    the fork server's processes (tests/forkserver.py) as children."""
     me = resource.getrusage(resource.RUSAGE_SELF)
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime + _forkserver_cpu()
+
+
+def _forkserver_cpu() -> float:
+    """The fork server's CPU seconds and its reaped children's (from /proc)."""
+    from tests import forkserver
+
+    client = forkserver._client
+    if client is None or client.server.poll() is not None:
+        return 0.0
+    try:
+        stat = Path(f"/proc/{client.server.pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass

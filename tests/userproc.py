@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 
+from tests.forkserver import popen
+
 PASS = "correct horse battery staple"
 
 
@@ -64,7 +66,7 @@ class UserProcess:
     name: str
     home: Path
     service_peers: list[str]
-    proc: subprocess.Popen[bytes] | None = None
+    proc: Any = None  # subprocess.Popen or a forked process (tests/forkserver.py)
     url: str = ""
     token: str = ""
     extra_args: list[str] = field(default_factory=list)
@@ -96,7 +98,7 @@ class UserProcess:
         e = env()
         if not self.passphrase_in_env:
             del e["BOXLESS_PASSPHRASE"]
-        self.proc = subprocess.Popen(
+        self.proc = popen(
             cmd, env=e, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
         return self
