@@ -372,11 +372,16 @@ class GroupCallCore:
             return self._drop("not a member")
         call = self.current
         ended_at = self._ended.get(signal.call_id)
-        if ended_at is not None and not (
-            # a call we left (or that rang out) still running: its keep-alive shows it again
-            signal.kind is GroupSignalKind.KEEPALIVE
-            and call is None
-            and now >= ended_at + REJOIN_QUIET
+        shown = call is not None and call.call_id == signal.call_id  # shown again (below)
+        if (
+            ended_at is not None
+            and not shown
+            and not (
+                # a call we left (or that rang out) still running: its keep-alive shows it again
+                signal.kind is GroupSignalKind.KEEPALIVE
+                and call is None
+                and now >= ended_at + REJOIN_QUIET
+            )
         ):
             return self._drop("ended call")
         if signal.kind is GroupSignalKind.RING:
