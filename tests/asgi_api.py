@@ -13,9 +13,12 @@ TOKEN = "t" * 32
 ORIGIN = "http://127.0.0.1:9"
 
 
-def api_client(client: Any, origin: str = ORIGIN, token: str = TOKEN) -> httpx.AsyncClient:
-    """An ``httpx.AsyncClient`` on ``client``'s API app (use it as ``async with``)."""
-    app = build_app(client, token, origin, lambda: {"ok": True})
+def api_client(
+    client: Any, origin: str = ORIGIN, token: str = TOKEN, status: Any = None
+) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` on ``client``'s API app (use it as ``async with``);
+    ``status``: what ``GET /status`` reads (e.g. the memnet transport's ``status``)."""
+    app = build_app(client, token, origin, status or (lambda: {"ok": True}))
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app),
         base_url=origin + "/api/v1",

@@ -8,15 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 import trio
 import trio.testing
 
-from boxless.api.app import build_app
 from boxless.client import events as ev
 from boxless.client.connectivity import NetworkReach, relay_events
-from tests.asgi_api import ORIGIN, TOKEN
+from tests.asgi_api import api_client
 from tests.memnet_fixtures import memnet, virtual_wall_clock
 
 __all__ = ["virtual_wall_clock"]
@@ -42,12 +40,7 @@ async def test_cut_off_and_back_live_and_on_the_status_route(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
     async with memnet(tmp_path, ("alice",)) as (_, (alice,)):
-        app = build_app(alice.client, TOKEN, ORIGIN, alice.transport.status)
-        api = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url=ORIGIN + "/api/v1",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        )
+        api = api_client(alice.client, status=alice.transport.status)
         sent: list[ev.Event] = []
         grew = trio.Event()
 

@@ -13,9 +13,8 @@ import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from boxless.api.app import build_app
 from boxless.miniapps.replies import PendingReplies, RecentPushes
-from tests.asgi_api import ORIGIN, TOKEN
+from tests.asgi_api import api_client
 from tests.memnet_fixtures import befriend, memnet, settle, virtual_wall_clock, wait_for
 from tests.unit.test_miniapps_client import bundle
 
@@ -121,8 +120,6 @@ def test_no_sequence_grows_it_past_its_bounds(ops: list[tuple[str, str, int, flo
 async def test_the_page_reads_the_bots_answer_it_missed(
     tmp_path: Path, autojump_clock: trio.testing.MockClock
 ) -> None:
-    import httpx
-
     async with memnet(tmp_path, ("alice", "bot", "mallory")) as (_, (alice, bot, mallory)):
         await befriend(alice, bot)
         await befriend(alice, mallory)
@@ -150,12 +147,7 @@ async def test_the_page_reads_the_bots_answer_it_missed(
             alice.me, APP, "push", bytes([7] * 16), b'{"order":"ready"}'
         )
         await wait_for(alice, lambda: all(apps.replies(APP)))
-        app = build_app(alice.client, TOKEN, ORIGIN, alice.transport.status)
-        async with httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url=ORIGIN + "/api/v1",
-            headers={"Authorization": f"Bearer {TOKEN}"},
-        ) as api:
+        async with api_client(alice.client) as api:
             r = await api.get(f"/miniapps/{APP}/replies")
             assert r.status_code == 200
             assert r.json() == {

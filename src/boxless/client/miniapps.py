@@ -10,9 +10,9 @@ permission decisions. Incoming AppMessage from a contact: a ``request`` is for a
 bot account (the SDK takes it from the ``app_message`` event); a ``response`` or
 ``push`` is only accepted from the bot named by the installed app's manifest.
 Nothing a peer sends is stored, so a flood grows no table; a bot's answer to a
-request the page still waits for is also kept in memory for a minute
-(:class:`~boxless.miniapps.replies.PendingReplies`), for a page whose events
-socket was away when it came.
+request the page still waits for, and its last pushes, are also kept in memory
+for a minute (:mod:`boxless.miniapps.replies`, bounded), for a page whose events
+socket was away when they came.
 """
 
 from __future__ import annotations
