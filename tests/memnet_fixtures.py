@@ -18,6 +18,7 @@ that, for a client module that would read ``time`` itself.
 from __future__ import annotations
 
 import importlib
+import os
 import shutil
 import tempfile
 import time
@@ -90,11 +91,26 @@ def homes(tmp_path: Path) -> Iterator[Path]:
     if not shm.is_dir():
         yield tmp_path
         return
-    path = Path(tempfile.mkdtemp(prefix="boxless-memnet-", dir=shm))
+    _sweep_dead(shm)
+    path = Path(tempfile.mkdtemp(prefix=f"{SHM_PREFIX}{os.getpid()}-", dir=shm))
     try:
         yield path
     finally:
         shutil.rmtree(path, ignore_errors=True)
+
+
+SHM_PREFIX = "boxless-memnet-"
+
+
+def _sweep_dead(shm: Path) -> None:
+    """Remove the homes of test processes that died before their teardown (a worker
+    killed by a timeout left its accounts in RAM): each name carries its pid."""
+    if not Path("/proc/self").exists():  # no way to tell who is alive
+        return
+    for old in shm.glob(f"{SHM_PREFIX}*-*"):
+        pid = old.name[len(SHM_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def make_account(home: Path, name: str) -> None:
