@@ -280,3 +280,28 @@ def test_wiped_keys_leave_no_state_in_the_journal(folder: Path) -> None:
     assert journal.stat().st_size == 0
     with alice.sessions.transaction() as cur:
         assert alice.sessions.session_ids(bob.device_key) == []
+
+
+def test_a_forged_or_replayed_message_changes_nothing_on_the_fast_paths(folder: Path) -> None:
+    """A forged message (one flipped bit) and a replay, each first in its batch
+    (the inline decrypt takes them), leave the session as it was: the genuine
+    message still decrypts, once."""
+    from boxless.crypto import OlmCiphertext, TamperedMessage
+
+    alice, bob = _pair(folder)
+    _talk(alice, bob, 2)
+    with alice.sessions.transaction() as cur:
+        olm = alice.sessions.encrypt(bob.bundle, b"genuine", cur=cur)
+    body = bytearray(olm.body)
+    body[-1] ^= 0x01
+    forged = OlmCiphertext(olm.type, bytes(body), olm.session_id)
+    with pytest.raises(TamperedMessage), bob.sessions.transaction() as cur:
+        bob.sessions.decrypt(alice.device_key, forged, cur=cur, defer=True)
+    bob.sessions.discard()
+    with bob.sessions.transaction() as cur:
+        assert bob.sessions.decrypt(alice.device_key, olm, cur=cur, defer=True) == b"genuine"
+        bob.sessions.flush(cur)
+    with pytest.raises(DuplicateMessage), bob.sessions.transaction() as cur:
+        bob.sessions.decrypt(alice.device_key, olm, cur=cur, defer=True)
+    bob.sessions.discard()
+    _talk(bob, alice, 2, "on")
