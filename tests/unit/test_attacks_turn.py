@@ -24,6 +24,7 @@ import trio
 from libp2p.crypto.ed25519 import create_new_key_pair
 from libp2p.peer.peerinfo import info_from_p2p_addr
 
+from boxless.buckets import Buckets
 from boxless.errors import PeerError
 from boxless.node.host import build_host
 from boxless.node.turn import TurnConfig, write_turn_config
@@ -170,3 +171,12 @@ async def test_a_hostile_nodes_private_turn_url_is_refused_over_the_wire() -> No
         with trio.fail_after(20):
             grant = await request_turn(client, info.peer_id)
         assert grant["urls"] == ["turn:127.0.0.1:3478"]
+
+
+def test_buckets_refill_and_stay_bounded() -> None:
+    buckets = Buckets(3, 10.0, max_keys=100)
+    assert [buckets.take("a", 0.0) for _ in range(4)] == [True, True, True, False]
+    assert not buckets.take("a", 9.0) and buckets.take("a", 10.0)  # one per 10 s
+    for n in range(1000):
+        buckets.take(n, 20.0)
+    assert len(buckets) == 100

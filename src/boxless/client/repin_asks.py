@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections import Counter, OrderedDict
 from typing import Final
 
+from boxless.buckets import Buckets
+
 __all__ = ["ASK_BURST", "ASK_EVERY_S", "CONTACT_EVERY_S", "AskLimiter"]
 
 ASK_EVERY_S: Final = 60.0  # one re-pin per file this often
@@ -31,20 +33,14 @@ class AskLimiter:
     def __init__(self) -> None:
         self.refused: Counter[str] = Counter()
         self._files: OrderedDict[tuple[bytes, int], float] = OrderedDict()
-        self._contacts: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        self._contacts = Buckets(ASK_BURST, CONTACT_EVERY_S, MAX_CONTACTS)
 
     def allow(self, contact: bytes, file: tuple[bytes, int], now: float) -> str | None:
         """None if ``contact``'s ask about ``file`` gets a re-pin now, else why not."""
         last = self._files.get(file)
         if last is not None and now - last < ASK_EVERY_S:
             return self._refuse("this file was pinned again less than a minute ago")
-        tokens, at = self._contacts.pop(contact, (float(ASK_BURST), now))
-        tokens = min(float(ASK_BURST), tokens + max(0.0, now - at) / CONTACT_EVERY_S)
-        ok = tokens >= 1.0
-        self._contacts[contact] = (tokens - 1.0 if ok else tokens, now)
-        while len(self._contacts) > MAX_CONTACTS:
-            self._contacts.popitem(last=False)
-        if not ok:
+        if not self._contacts.take(contact, now):
             return self._refuse("too many files asked for: one more a minute")
         self._files.pop(file, None)
         self._files[file] = now

@@ -37,7 +37,7 @@ import json
 import logging
 import os
 import re
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Hashable
 from typing import Any, Final
 
@@ -45,6 +45,7 @@ from libp2p.abc import IHost, INetStream
 from libp2p.custom_types import TProtocol
 from libp2p.peer.id import ID
 
+from boxless.buckets import Buckets
 from boxless.errors import DecodeError, PeerError
 from boxless.node.streams import read_request, reply_and_close, request
 from boxless.node.turn import turn_credentials
@@ -84,15 +85,15 @@ class TurnIssuer:
         self.is_client = is_client
         self.refused: Counter[str] = Counter()
         self.granted = 0
-        self._buckets: OrderedDict[Hashable, tuple[float, float]] = OrderedDict()
-        self._total: tuple[float, float] | None = None  # all clients: (tokens, at)
+        self._buckets = Buckets(GRANT_BURST, GRANT_EVERY, MAX_PEERS_TRACKED)
+        self._total = Buckets(TOTAL_BURST, TOTAL_EVERY, 1)  # all clients together
 
     def answer(self, peer: Hashable, now: float) -> dict[str, Any]:
         if not self.is_client(peer):
             return self._refuse("not a light client")
-        if not self._take(peer, now):
+        if not self._buckets.take(peer, now):
             return self._refuse("rate")
-        if not self._take_total(now):
+        if not self._total.take(None, now):
             return self._refuse("busy")
         user, password = turn_credentials(self.secret, os.urandom(6).hex(), now, GRANT_TTL)
         self.granted += 1
@@ -106,22 +107,6 @@ class TurnIssuer:
     def _refuse(self, why: str) -> dict[str, Any]:
         self.refused[why] += 1
         return {"error": why}
-
-    def _take(self, peer: Hashable, now: float) -> bool:
-        tokens, at = self._buckets.pop(peer, (float(GRANT_BURST), now))
-        tokens = min(float(GRANT_BURST), tokens + max(0.0, now - at) / GRANT_EVERY)
-        ok = tokens >= 1.0
-        self._buckets[peer] = (tokens - 1.0 if ok else tokens, now)
-        while len(self._buckets) > MAX_PEERS_TRACKED:
-            self._buckets.popitem(last=False)
-        return ok
-
-    def _take_total(self, now: float) -> bool:
-        tokens, at = self._total or (float(TOTAL_BURST), now)
-        tokens = min(float(TOTAL_BURST), tokens + max(0.0, now - at) / TOTAL_EVERY)
-        ok = tokens >= 1.0
-        self._total = (tokens - 1.0 if ok else tokens, now)
-        return ok
 
 
 def turn_url_refused(url: object, node_hosts: set[str]) -> str | None:
