@@ -3,7 +3,11 @@
 A starts a call in a group of four; B, C and D join (D from the group chat's
 banner, opened after the ring: the banner and the ring come back on page load);
 each page holds three peer connections whose inbound audio and video bytes grow;
-C leaves and the others keep two. Screenshots: group-call-ring, group-call-grid.
+C leaves and the others keep two. Then the repairs: one side of the A-B pair sees
+it fail and the offerer restarts ICE on the same connection (new ICE credentials
+on both sides, the answerer keeps its connection); D's page is reloaded mid-call
+and offers Rejoin, one click and new connections with A and B carry its media. Screenshots: group-call-ring,
+group-call-grid, group-call-rejoin.
 Members B, C, D are contacts of A only, so their pairs signal over member cards.
 """
 
@@ -17,7 +21,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, WAIT_MS, chromium_path, open_ui, shot
-from tests.e2e.world import wait_for
+from tests.e2e.world import World, wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
@@ -55,6 +59,25 @@ async () => {
   return out;
 }
 """
+
+
+# Test-only hooks on the connection whose remote side has the DTLS fingerprint `fp`:
+# its ICE credentials as each side uses them now; make the page see it fail (the app
+# then repairs it for real: an ICE restart through the node).
+PC_OF = """window.__pcs.find((p) => p.connectionState !== "closed" && p.remoteDescription
+  && p.remoteDescription.sdp.includes(fp))"""
+UFRAGS = f"""(fp) => {{
+  const pc = {PC_OF};
+  const ufrag = (d) => d && (d.sdp.match(/a=ice-ufrag:(\\S+)/) || [])[1];
+  return pc ? {{local: ufrag(pc.localDescription), remote: ufrag(pc.remoteDescription),
+               n: window.__pcs.length}} : null;
+}}"""
+FAIL_ICE = f"""(fp) => {{
+  const pc = {PC_OF};
+  Object.defineProperty(pc, "connectionState", {{get: () => "failed", configurable: true}});
+  pc.dispatchEvent(new Event("connectionstatechange"));
+  window.__failed = pc;
+}}"""
 
 
 @pytest.fixture
@@ -97,6 +120,40 @@ def _flowing(page: Any, n: int) -> list[dict[str, Any]]:
         return now if ok else None
 
     return wait_for(f"{n} flowing connections", grown, timeout=WAIT_MS / 1000)
+
+
+def _pair(user: Any, peer: Any) -> dict[str, Any]:
+    """``user``'s node's view of its pair with ``peer`` (and the peer's DTLS fingerprint)."""
+    call = user.call("GET", "/group-calls/current")["call"]
+    assert call is not None
+    [x] = [x for x in call["participants"] if x["key"] == World.key(peer)]
+    found = re.search(r"a=fingerprint:sha-256 (\S+)", x["remote_sdp"] or "")
+    return {**x, "fp": found.group(1) if found else ""}
+
+
+def _restart_ice(world: Any, people: dict[str, tuple[Any, Any]], x: str, y: str) -> None:
+    """The offerer of the x-y pair sees it fail: an ICE restart on the same connection."""
+    (ux, px), (uy, py) = people[x], people[y]
+    (uo, po), (ua, pa) = (
+        ((ux, px), (uy, py)) if world.key(ux) < world.key(uy) else ((uy, py), (ux, px))
+    )
+    fo, fa = _pair(uo, ua)["fp"], _pair(ua, uo)["fp"]
+    before_o, before_a = po.evaluate(UFRAGS, fo), pa.evaluate(UFRAGS, fa)
+    po.evaluate(FAIL_ICE, fo)
+    wait_for(
+        "the restart offer", lambda: po.evaluate(UFRAGS, fo)["local"] != before_o["local"] or None
+    )
+    po.evaluate("() => delete window.__failed.connectionState")  # the real state again
+
+    def restarted() -> bool | None:
+        o, a = po.evaluate(UFRAGS, fo), pa.evaluate(UFRAGS, fa)
+        return (
+            o and a and o["remote"] != before_o["remote"] and a["local"] != before_a["local"]
+        ) or None
+
+    wait_for("new ICE credentials on both sides", restarted)
+    assert pa.evaluate(UFRAGS, fa)["n"] == before_a["n"]  # the answerer kept its connection
+    assert _pair(uo, ua)["gen"] > 0 and _pair(ua, uo)["gen"] > 0
 
 
 def test_a_four_person_group_video_call(world: Any, media_browser: Any) -> None:
@@ -151,6 +208,26 @@ def test_a_four_person_group_video_call(world: Any, media_browser: Any) -> None:
         p = pages[name]
         expect(p.locator("#gc-grid .gc-tile:not(.me)")).to_have_count(2)
         _flowing(p, 2)
+    print(f"C left: {time.monotonic() - started:.1f} s")
+
+    # repairs. (1) A-B fails on the offerer's side: an ICE restart, the same connections
+    people = {"A": (a, pa), "B": (b, pb), "D": (d, pd)}
+    _restart_ice(world, people, "A", "B")
+    for p in (pa, pb):
+        _flowing(p, 2)
+    print(f"A-B restarted its ICE: {time.monotonic() - started:.1f} s")
+    # (2) D reloads mid-call: the group chat offers Rejoin; one click and new
+    # connections with A and B replace the old ones (a new epoch on every side)
+    epochs = (_pair(a, d)["epoch"], _pair(b, d)["epoch"])
+    pd.reload()
+    expect(pd.locator("#gc-rejoin")).to_be_visible()
+    shot(pd, "group-call-rejoin")
+    pd.click("#gc-rejoin")
+    for name in ("A", "B", "D"):
+        _flowing(pages[name], 2)
+        expect(pages[name].locator("#gc-grid .gc-tile.connected")).to_have_count(2)
+    assert _pair(a, d)["epoch"] > epochs[0] and _pair(b, d)["epoch"] > epochs[1]
+    print(f"D rejoined: {time.monotonic() - started:.1f} s")
     # the ones who stayed leave; the group's call history has the call
     for name in ("A", "B", "D"):
         pages[name].click("#gc-leave")

@@ -6,7 +6,14 @@
 // chat while a call runs there), the grid of participants with names, muted /
 // camera-off state and who is speaking (inbound audio level), each pair's call
 // code, and leave. Media helpers come from the 1:1 module (js/call.js).
-// Only the UI that started or joined holds media (`owner`); others follow.
+// Only the UI that started or joined holds media (`owner`, the node's `session`);
+// others follow, and offer "Rejoin" (a reloaded page, a second tab): the node then
+// makes new connections with everyone and this page holds the media.
+// Repairs: a pair whose connection fails (or stays disconnected 3 s) is restarted
+// by the side whose turn it is to offer (an ICE restart on the same connection),
+// 3 attempts with backoff; the other side asks for a new connection if that does
+// not come. Then the tile says "Connection lost" with a Retry. Each pair has a
+// round (`epoch`: a new connection, `gen`: a new offer/answer) from the node.
 
 import { call } from "./api.js";
 import { firstCandidates, formatDuration, glyph, media, startTone, stopTone } from "./call.js";
@@ -16,8 +23,15 @@ import { group } from "./store.js";
 let state = null; // GET /group-calls/current .call
 let iceServers = [];
 let owner = false;
+let mySession = 0; // the node's `session` when this page took the media
 let localStream = null;
-const peers = new Map(); // key hex -> {pc, stream, remoteSet, iceUsed, pending, described, offering, stats}
+// key hex -> {pc, epoch, gen, stream, remoteSet, iceUsed, pending, described, offering,
+//             stats, badSince, attempts, nextTry, lost}
+const peers = new Map();
+const DISCONNECTED_GRACE_MS = 5000; // "disconnected" this long counts as failed
+const REPAIRS = 3; // attempts per outage, RETRY_AFTER_MS x 1, 2, 4 apart
+const RETRY_AFTER_MS = 5000;
+const CONNECT_GRACE_MS = 45000; // no offer/answer by then counts as failed
 let screen = null;
 let localVideo = null; // our own tile's <video>, kept across renders
 let syncing = Promise.resolve();
@@ -52,6 +66,7 @@ export async function startGroupCall(chat, { video = false } = {}) {
       await fetchCurrent();
       localStream = await media(video && MESH_VIDEO);
       state = await call("POST", "/group-calls", { chat, video });
+      mySession = state.session;
       owner = true;
       render();
     } catch (err) {
@@ -77,13 +92,16 @@ async function join() {
   await exclusive(async () => {
     try {
       localStream = await media(ringing.video && MESH_VIDEO);
+      // (in a call we are in already — a reloaded page — the node rejoins)
       state = await call("POST", `/group-calls/${ringing.call_id}/join`);
+      mySession = state.session;
       owner = true;
       render();
       refreshBanners();
     } catch (err) {
       toast(`Could not join: ${err.message}`, "error");
-      leave();
+      if (ringing.ringing) leave();
+      else teardown(); // a rejoin that failed: the call stays, "Rejoin" stays offered
     }
   });
   schedule();
@@ -122,16 +140,21 @@ function teardown() {
 
 // -- the mesh: one peer connection per participant ------------------------------------------
 
-function peerFor(key) {
+function peerFor(x) {
+  const key = x.key;
   let p = peers.get(key);
-  if (p) return p;
+  if (p && p.epoch === x.epoch) return p;
+  if (p) {
+    p.pc.close(); // the node replaced this pair's connection (a rejoin, a retry)
+    peers.delete(key);
+  }
   const pc = new RTCPeerConnection({
     iceServers: iceServers.map((s) => (typeof s === "string" ? { urls: s } : s)),
     bundlePolicy: "max-bundle",
   });
   // one <video> per peer for the whole call: re-rendering the grid must not blank it
   const video = h("video", { autoplay: true, playsinline: true });
-  p = { pc, video, stream: null, remoteSet: false, iceUsed: 0, pending: [], described: false, offering: false, stats: {}, senders: {} };
+  p = { pc, video, epoch: x.epoch, gen: x.gen, stream: null, remoteSet: false, iceUsed: 0, pending: [], described: false, offering: false, stats: {}, senders: {}, badSince: 0, attempts: 0, nextTry: 0, lost: false, since: Date.now(), up: false };
   peers.set(key, p);
   localStream.getTracks().forEach((t) => {
     p.senders[t.kind] = pc.addTrack(t, localStream);
@@ -160,12 +183,28 @@ function postIce(key, candidates) {
   call("POST", `/group-calls/${state.call_id}/peers/${key}/candidates`, { candidates }).catch(() => {});
 }
 
+// Post our offer/answer for the round it was made for; the node's view comes back
+// (null when the node moved to a newer round meanwhile: the next sync catches up).
 async function describe(key, p) {
   await firstCandidates(p.pc, p.pending.length > 0); // the first candidates ride in the SDP
   p.pending = [];
-  await call("POST", `/group-calls/${state.call_id}/peers/${key}/description`, { sdp: p.pc.localDescription.sdp });
+  const body = { sdp: p.pc.localDescription.sdp, epoch: p.epoch, gen: p.gen };
+  let got;
+  try {
+    got = await call("POST", `/group-calls/${state.call_id}/peers/${key}/description`, body);
+  } catch (err) {
+    if (err.code !== "stale_round") throw err;
+    schedule();
+    return null;
+  }
   p.described = true;
   if (p.pending.length) postIce(key, p.pending.splice(0));
+  return got;
+}
+
+// A new offer/answer round on the same connection (an ICE restart).
+function newRound(p, gen) {
+  Object.assign(p, { gen, remoteSet: false, iceUsed: 0, described: false, pending: [], offering: false });
 }
 
 // Bring the peer connections in line with the node's view. Runs one at a time
@@ -187,6 +226,14 @@ async function syncOnce() {
     render();
     return;
   }
+  if (owner && now.session !== mySession) {
+    teardown(); // another page rejoined: it holds the media now
+    state = now;
+    toast("The call goes on in another window");
+    render();
+    refreshBanners();
+    return;
+  }
   const was = state;
   state = now;
   if (now.rung && !owner && (!was || was.call_id !== now.call_id)) startTone("ring");
@@ -202,27 +249,37 @@ async function syncOnce() {
     }
   }
   // every pair at once: each one's offer/answer waits on its own round trip
-  await Promise.allSettled(now.participants.map((x) => syncPeer(x)));
+  const done = await Promise.allSettled(now.participants.map((x) => syncPeer(x)));
+  for (const r of done) if (r.status === "rejected") console.warn("group call pair", r.reason);
   render();
 }
 
 async function syncPeer(x) {
-  const p = peerFor(x.key);
+  const p = peerFor(x);
+  if (p.gen !== x.gen) newRound(p, x.gen); // their ICE restart: answer it on this connection
   if (x.need_offer && !p.offering) {
     p.offering = true;
     await p.pc.setLocalDescription(await p.pc.createOffer());
     await describe(x.key, p);
   } else if (x.remote_kind === "offer" && !p.remoteSet) {
-    p.remoteSet = true;
-    await p.pc.setRemoteDescription({ type: "offer", sdp: x.remote_sdp });
+    await setRemote(p, "offer", x.remote_sdp);
     await p.pc.setLocalDescription(await p.pc.createAnswer());
     await addCandidates(x, p);
     await describe(x.key, p);
   } else if (x.remote_kind === "answer" && !p.remoteSet && p.offering) {
-    p.remoteSet = true;
-    await p.pc.setRemoteDescription({ type: "answer", sdp: x.remote_sdp });
+    await setRemote(p, "answer", x.remote_sdp);
   }
   await addCandidates(x, p);
+}
+
+async function setRemote(p, type, sdp) {
+  p.remoteSet = true;
+  try {
+    await p.pc.setRemoteDescription({ type, sdp });
+  } catch (err) {
+    p.remoteSet = false; // e.g. an answer to an offer we replaced: the repairs go on
+    throw err;
+  }
 }
 
 async function addCandidates(x, p) {
@@ -232,8 +289,62 @@ async function addCandidates(x, p) {
   for (const candidate of fresh) await p.pc.addIceCandidate({ candidate, sdpMLineIndex: 0 }).catch(() => {});
 }
 
+// -- repairs: a failed pair is restarted (bounded), then shown lost with a Retry -----------
+
+function watch() {
+  const now = Date.now();
+  for (const [key, p] of peers) {
+    const st = p.pc.connectionState;
+    if (st === "connected") p.up = true;
+    const stuck = !p.up && !p.pc.remoteDescription && now - p.since > CONNECT_GRACE_MS; // no offer/answer came
+    if (st !== "failed" && st !== "closed" && st !== "disconnected" && !stuck) {
+      if (st === "connected" && (p.badSince || p.lost)) {
+        Object.assign(p, { badSince: 0, attempts: 0, nextTry: 0, lost: false });
+        render();
+      }
+      continue;
+    }
+    if (!p.badSince) p.badSince = now;
+    if (st === "disconnected" && now - p.badSince < DISCONNECTED_GRACE_MS) continue;
+    if (p.lost || now < p.nextTry) continue;
+    if (p.attempts >= REPAIRS) {
+      p.lost = true;
+      render();
+      continue;
+    }
+    p.attempts += 1;
+    p.nextTry = now + RETRY_AFTER_MS * 2 ** (p.attempts - 1);
+    render();
+    exclusive(() => repair(key, p));
+  }
+}
+
+async function repair(key, p) {
+  const x = state && owner && state.participants.find((q) => q.key === key);
+  if (!x || peers.get(key) !== p) return; // left, or replaced meanwhile
+  if (p.pc.connectionState === "closed") {
+    await retryPair(key); // this end is gone: a new connection
+  } else if (x.offerer) {
+    // our turn: an ICE restart on the same connection (new ufrag/pwd, same DTLS)
+    Object.assign(p, { remoteSet: false, iceUsed: 0, described: false, pending: [], offering: true });
+    await p.pc.setLocalDescription(await p.pc.createOffer({ iceRestart: true }));
+    const got = await describe(key, p);
+    const y = got && got.participants.find((q) => q.key === key);
+    if (y) p.gen = y.gen; // the node started a new round with this offer
+  } else if (p.attempts >= REPAIRS) {
+    await retryPair(key); // their restarts did not come or did not help: ask anew
+  }
+}
+
+async function retryPair(key) {
+  if (!state) return;
+  await call("POST", `/group-calls/${state.call_id}/peers/${key}/retry`).catch(() => {});
+  schedule();
+}
+
 // Who is speaking, muted, camera off: from each connection's inbound stats.
 async function measure() {
+  watch();
   for (const [key, p] of peers) {
     const st = { audio: 0, frames: 0, level: 0 };
     try {
@@ -297,7 +408,8 @@ function tile(x) {
   const video = p ? p.video : h("video", { autoplay: true, playsinline: true });
   const connected = p && p.pc.connectionState === "connected";
   const st = (p && p.stats) || {};
-  const flags = [connected ? "connected" : "", st.speaking ? "speaking" : "", st.muted ? "muted" : "", st.camOff && state.video ? "cam-off" : ""];
+  const lost = Boolean(p && p.lost);
+  const flags = [connected ? "connected" : "", st.speaking ? "speaking" : "", st.muted ? "muted" : "", st.camOff && state.video ? "cam-off" : "", lost ? "lost" : ""];
   return h("div", { class: `gc-tile ${flags.join(" ")}`, dataset: { key: x.key } },
     video,
     h("div", { class: "gc-label" },
@@ -305,7 +417,20 @@ function tile(x) {
       h("span", { class: "gc-flags" }, h("span", { class: "gc-mute", title: "Muted" }, glyph("mic", 14), "muted")),
     ),
     x.code ? h("span", { class: "gc-code", title: "Compare with this person: equal codes mean nobody is in the middle" }, x.code) : null,
-    connected ? null : h("span", { class: "gc-wait" }, "Connecting…"),
+    connected ? null : lost ? lostNote(x.key) : h("span", { class: "gc-wait" }, p && p.attempts ? "Reconnecting…" : "Connecting…"),
+  );
+}
+
+function lostNote(key) {
+  const retry = () => {
+    const p = peers.get(key);
+    if (p) Object.assign(p, { lost: false, attempts: 0, nextTry: 0, badSince: 0 });
+    render();
+    exclusive(() => retryPair(key));
+  };
+  return h("div", { class: "gc-wait gc-lost" },
+    h("span", {}, "Connection lost"),
+    h("button", { class: "gc-retry", type: "button", dataset: { key }, onclick: retry }, "Retry"),
   );
 }
 
@@ -406,10 +531,19 @@ function fillBanner(chat, el) {
   el.hidden = !show;
   if (!show) return;
   const who = state.participants.length + (state.ringing ? 0 : 1);
+  // not ringing, not ours: we are in it, but another page holds the media (or held it
+  // before this page was reloaded)
+  const elsewhere = !state.ringing;
+  const kind = state.video ? "video" : "voice";
+  const text = !elsewhere
+    ? `A ${kind} call is running · ${who} in`
+    : state.detached
+      ? `You are still in this ${kind} call (its page was closed or reloaded) · ${who} in`
+      : `You are in this ${kind} call on another page · ${who} in`;
   mount(el,
     glyph(state.video ? "video" : "phone", 16),
-    h("span", {}, `A ${state.video ? "video" : "voice"} call is running · ${who} in`),
-    h("button", { class: "gc-banner-join", type: "button", onclick: join }, "Join"),
+    h("span", {}, text),
+    h("button", { class: "gc-banner-join", id: elsewhere ? "gc-rejoin" : null, type: "button", onclick: join }, elsewhere ? "Rejoin" : "Join"),
   );
 }
 
@@ -423,9 +557,16 @@ function refreshBanners() {
   });
 }
 
-// A tab closing leaves the call at once (the others would drop us after 20 s).
+// A tab closing or reloading lets the media go: the node leaves the call unless a
+// page rejoins within its grace (a reload shows "Rejoin" in the group chat).
 window.addEventListener("pagehide", () => {
   if (owner && state) {
-    fetch(`/api/v1/group-calls/${state.call_id}/leave`, { method: "POST", keepalive: true, credentials: "same-origin" });
+    fetch(`/api/v1/group-calls/${state.call_id}/detach`, {
+      method: "POST",
+      keepalive: true,
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ session: mySession }),
+    });
   }
 });
