@@ -85,6 +85,26 @@ async def test_the_group_call_api(homes: Path, autojump_clock: trio.testing.Mock
                 json={"candidates": ["c" * 600]},
             )
             assert r.status_code == 422
+            # repairs: a description for an older round, rejoin, detach, retry
+            r = await offerer.post(
+                f"/group-calls/{cid}/peers/{o_key.hex()}/description",
+                json={"sdp": sdp(1), "epoch": 7, "gen": 0},
+            )
+            assert r.status_code == 409 and r.json()["error"]["code"] == "stale_round"
+            session = (await a.get("/group-calls/current")).json()["call"]["session"]
+            r = await a.post(f"/group-calls/{cid}/join")  # a reloaded page: rejoin
+            assert r.status_code == 200 and r.json()["session"] == session + 1
+            assert r.json()["participants"][0]["epoch"] == 1
+            r = await a.post(f"/group-calls/{cid}/detach", json={"session": session})
+            assert not r.json()["detached"]  # an old page's detach changes nothing
+            r = await a.post(f"/group-calls/{cid}/detach", json={"session": session + 1})
+            assert r.json()["detached"]
+            r = await a.post(f"/group-calls/{cid}/join")  # a page came back in time
+            assert not r.json()["detached"]
+            r = await b.post(f"/group-calls/{cid}/peers/{alice.me.hex()}/retry")
+            assert r.status_code == 200 and r.json()["participants"][0]["epoch"] >= 1
+            r = await b.post(f"/group-calls/{cid}/peers/{'00' * 32}/retry")
+            assert r.status_code == 409
             assert (await b.post(f"/group-calls/{cid}/leave")).status_code == 200
             assert (await a.post(f"/group-calls/{cid}/leave")).status_code == 200
             rows = (await a.get(f"/calls?chat={chat}")).json()["calls"]
