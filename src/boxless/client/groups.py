@@ -55,7 +55,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from boxless.chat import envelope as env
-from boxless.chat.payment import PayRequest, TransferCard
 from boxless.chat.requests import ContactState
 from boxless.chat.topics import contact_topic, group_topic
 from boxless.client import group_store as gs
@@ -150,6 +149,14 @@ class GroupManager:
         self.clock = clock
         self.actions = GroupActions(self.core)
         self.sender = GroupSender(self.core, self.actions, clock=clock)
+        # what we send is GroupSender's job; its methods are this class's API too
+        self.send_text = self.sender.send_text
+        self.edit = self.sender.edit
+        self.delete = self.sender.delete
+        self.react = self.sender.react
+        self.pin = self.sender.pin
+        self.mark_read = self.sender.mark_read
+        self.send_content = self.sender.send_content
         self.topic = GroupTopic(self.core, self.actions)
         self.direct = GroupDirect(self.core, self.topic)
         self.timers = GroupTimers(self.core, self.topic, self.handle)
@@ -456,38 +463,6 @@ class GroupManager:
         logger.info("asked to join group %s", gid.hex()[:8])
         return gid
 
-    async def send_text(
-        self,
-        group_id: bytes,
-        text: str,
-        *,
-        mentions: Sequence[bytes] | None = None,
-        mention_all: bool | None = None,
-        reply_to: str | None = None,
-    ) -> gs.GroupMessageRow:
-        """Send a text to the group (:meth:`GroupSender.send_text`)."""
-        return await self.sender.send_text(
-            group_id, text, mentions=mentions, mention_all=mention_all, reply_to=reply_to
-        )
-
-    async def edit(self, group_id: bytes, message_id: str, text: str) -> None:
-        """New text for one of our texts, for every member."""
-        await self.sender.edit(group_id, message_id, text)
-
-    async def delete(self, group_id: bytes, message_id: str) -> None:
-        """Delete a message for everyone: one of ours, or anyone's if we are an admin."""
-        await self.sender.delete(group_id, message_id)
-
-    async def react(
-        self, group_id: bytes, message_id: str, emoji: str, remove: bool = False
-    ) -> None:
-        """Add (or take back) our reaction ``emoji`` on a message, for every member."""
-        await self.sender.react(group_id, message_id, emoji, remove)
-
-    async def pin(self, group_id: bytes, message_id: str, pinned: bool = True) -> None:
-        """Pin or unpin a message for every member."""
-        await self.sender.pin(group_id, message_id, pinned)
-
     def set_muted(self, group_id: bytes, muted: bool) -> None:
         """Muted groups still count unread messages but notify only for mentions."""
         with self.db.transaction() as cur:
@@ -495,10 +470,6 @@ class GroupManager:
                 raise NotAMember("no such group")
             gs.set_muted(cur, group_id, muted)
         self.core.changed(group_id)
-
-    async def mark_read(self, group_id: bytes, seq: int) -> None:
-        """We read up to ``seq``; members learn our read position (one message, any size)."""
-        await self.sender.mark_read(group_id, seq)
 
     async def _publish(
         self,
@@ -520,12 +491,6 @@ class GroupManager:
         receive transaction and returns the text the message shows."""
         for kind in kinds:
             self.core.content_handlers[kind] = handler
-
-    async def send_content(
-        self, group_id: bytes, body: env.Attachments | TransferCard | PayRequest, text: str
-    ) -> gs.GroupMessageRow:
-        """Send another feature's content to the group; stored and shown with ``text``."""
-        return await self.sender.send_content(group_id, body, text)
 
     async def catch_up(self, topics: list[str]) -> None:
         """Fetch a group topic's history from store nodes (after joining)."""
