@@ -386,6 +386,9 @@ def breakdown(n: int, journal: bool) -> None:
         conn = db.conn
         remote = bob.device_key
         sid, stored = conn.execute("SELECT session_id, pickle FROM crypto_olm_sessions").fetchone()
+        journaled = getattr(manager, "_latest", {}).get((remote, sid))
+        if journaled is not None:  # the current state is in the journal, newer than the row
+            stored = journaled[1]
         session = vodozemac.Session.from_pickle(stored, manager._pickle_key)
         session.encrypt(PAYLOAD)
         pickles = [stored, session.pickle(manager._pickle_key)]  # alternate: a real write

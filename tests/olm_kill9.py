@@ -19,8 +19,15 @@ devices in one process, the way the client uses ``SessionManager``:
   receive batch) skips each whose hash was seen, else opens (v1 or v2) and
   decrypts it (``SessionManager.decrypt`` through the transaction's cursor,
   ``defer=True``: the ratchet steps are written by ``flush`` before the commit),
-  records the message in ``k9_received``, marks the hash seen; then flushes,
-  queues the replies (the next sequence numbers) and advances the read cursor.
+  records the message in ``k9_received``, marks the hash seen, notes the
+  reply it owes (``k9_owed``), advances the read cursor and flushes (the
+  ratchet steps are journaled after the commit);
+* send round (``send_owed``): each owed reply is encrypted (its step journaled
+  before ``encrypt`` returns) and queued in a transaction of its own.
+
+Both accounts use ``SessionManager.journaled`` (the client's ratchet journal).
+With ``BOXLESS_K9_DIE_AFTER_RECEIVE`` set the worker kills itself right after
+its first receive batch commits (the targeted kills of :func:`campaign`).
 
 Message ``seq`` goes Alice -> Bob when even, Bob -> Alice when odd; replies
 stop at ``--stop-at``. The worker prints one line per committed step, so the
