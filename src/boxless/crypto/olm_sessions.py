@@ -33,7 +33,8 @@ tiny row) to refuse replays as above.
 
 Persistence and transactions
 ----------------------------
-The database is the only state that counts: every call reads the rows it
+The database is the only state that counts (with a journal: the database
+and its ratchet journal, see "The ratchet journal" below): every call reads the rows it
 needs and writes each new pickle back through the cursor of one
 ``db.transaction()`` block, before it returns (a deferred decrypt, below,
 writes at the caller's :meth:`SessionManager.flush`). To commit a decrypt together
