@@ -17,14 +17,16 @@ import dataclasses
 import io
 import struct
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
 from boxless.api.group_avatar_json import avatar_fields
-from boxless.chat.avatar_ref import encode_avatar_ref
+from boxless.chat.avatar_ref import MAX_PICTURE_BYTES, encode_avatar_ref
+from boxless.client.group_avatars import PictureUnavailable, judge_picture
 from boxless.groups import SetAvatar
-from boxless.media.images import ImageRejected, probe_image
+from boxless.media.images import ImageRejected, prepare_avatar, probe_image
 from tests.unit.test_group_avatar_ref import _ref
 from tests.unit.test_group_membership import ALICE, T0, _fork
 
@@ -92,3 +94,19 @@ def test_the_image_probe_takes_any_bytes(data: bytes) -> None:
     except ImageRejected:
         return
     assert mime.startswith("image/") and width * height <= 50_000_000
+
+
+def test_a_picture_that_decodes_to_hundreds_of_megabytes_is_refused() -> None:
+    """An admin's picture within 256 KiB but 7,000 x 7,000 px (one colour compresses
+    to almost nothing; ~200 MB in every member's page once decoded): refused before
+    it is served; the 512 px pictures we make pass."""
+    buf = io.BytesIO()
+    Image.new("1", (7000, 7000)).save(buf, "PNG")
+    bomb = buf.getvalue()
+    assert len(bomb) <= MAX_PICTURE_BYTES and probe_image(bomb)[1:] == (7000, 7000)
+    with pytest.raises(PictureUnavailable, match="at most 1024 a side"):
+        judge_picture(bomb, _ref(mime="image/png"))
+    ours = prepare_avatar(_jpeg((900, 700)))
+    assert judge_picture(ours.data, _ref(mime=ours.mime)) == ours.mime
+    with pytest.raises(PictureUnavailable, match="not the image/png it claims"):
+        judge_picture(ours.data, _ref(mime="image/png"))

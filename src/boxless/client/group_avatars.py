@@ -36,9 +36,10 @@ from boxless.errors import DecodeError, NetworkError, PeerError, UsageError
 from boxless.groups.membership import GroupState
 from boxless.media.images import ImageRejected, avatar_thumbnail, prepare_avatar, probe_image
 
-__all__ = ["GroupAvatars", "NotAnAdmin", "PictureUnavailable", "picture_ref"]
+__all__ = ["GroupAvatars", "NotAnAdmin", "PictureUnavailable", "judge_picture", "picture_ref"]
 
 MAX_SOURCE_BYTES = 20 * 1024**2  # what a person may pick; it is shrunk to <= 256 KiB
+MAX_PICTURE_EDGE = 1024  # a fetched picture's side (ours are 512 px)
 
 
 class NotAnAdmin(UsageError):
@@ -139,11 +140,26 @@ class GroupAvatars:
         except (PeerError, AttachmentDecryptError) as exc:  # BadDag, a digest or size lie
             raise PictureUnavailable(f"the group picture does not open: {exc}") from None
         try:
-            mime, _w, _h = probe_image(data)
-        except ImageRejected:
+            mime = judge_picture(data, ref)
+        except PictureUnavailable:
             transfer.forget(ref)
-            raise PictureUnavailable("the group picture is not an image") from None
-        if mime != ref.mime:
-            transfer.forget(ref)
-            raise PictureUnavailable(f"the group picture is {mime}, not the {ref.mime} it claims")
+            raise
         return data, mime
+
+
+def judge_picture(data: bytes, ref: AttachmentRef) -> str:
+    """The MIME type of a fetched group picture, or :class:`PictureUnavailable`: not
+    an image, not the type its reference claims, or larger than
+    :data:`MAX_PICTURE_EDGE` px a side (every member's page decodes it: 256 KiB of
+    PNG can hold a 7,000 x 7,000 one-colour image, 200 MB once decoded)."""
+    try:
+        mime, width, height = probe_image(data)
+    except ImageRejected:
+        raise PictureUnavailable("the group picture is not an image") from None
+    if mime != ref.mime:
+        raise PictureUnavailable(f"the group picture is {mime}, not the {ref.mime} it claims")
+    if max(width, height) > MAX_PICTURE_EDGE:
+        raise PictureUnavailable(
+            f"the group picture is {width}x{height} px; at most {MAX_PICTURE_EDGE} a side"
+        )
+    return mime
