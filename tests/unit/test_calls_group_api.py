@@ -85,6 +85,11 @@ async def test_the_group_call_api(homes: Path, autojump_clock: trio.testing.Mock
                 json={"candidates": ["c" * 600]},
             )
             assert r.status_code == 422
+            # the 1:1 routes read the same parts (api/call_params.py)
+            r = await a.post(f"/calls/{cid}/candidates", json={"candidates": ["c" * 600]})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_candidate"
+            r = await a.post("/calls/zz/accept", json={"sdp": sdp(1)})
+            assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_id"
             # repairs: a description for an older round, rejoin, detach, retry
             r = await offerer.post(
                 f"/group-calls/{cid}/peers/{o_key.hex()}/description",

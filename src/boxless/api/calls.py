@@ -19,30 +19,22 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from boxless.api.call_params import Candidates, Sdp, bad_sdp, call_id_of, candidates_of
 from boxless.api.calls_group import BODIES as GROUP_BODIES
 from boxless.api.calls_group import group_call_routes, group_of
 from boxless.api.errors import ApiError
 from boxless.api.params import parse_body
-from boxless.calls.sdp import MAX_SDP_BYTES
-from boxless.chat.envelope import CALL_ID_BYTES, MAX_CALL_CANDIDATE_BYTES
 from boxless.client.core import Client
 from boxless.errors import DecodeError
 
-MAX_CANDIDATES_PER_POST = 64
 
-
-class StartCall(BaseModel):
+class StartCall(Sdp):
     chat: str = Field(max_length=80)
     video: bool = False
-    sdp: str = Field(max_length=MAX_SDP_BYTES)
 
 
-class Answer(BaseModel):
-    sdp: str = Field(max_length=MAX_SDP_BYTES)
-
-
-class Candidates(BaseModel):
-    candidates: list[str] = Field(max_length=MAX_CANDIDATES_PER_POST)
+class Answer(Sdp):
+    pass
 
 
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
@@ -51,16 +43,6 @@ BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/calls/{call_id}/candidates"): Candidates,
     **GROUP_BODIES,
 }
-
-
-def _call_id(request: Request) -> bytes:
-    try:
-        value = bytes.fromhex(request.path_params["call_id"])
-    except ValueError:
-        value = b""
-    if len(value) != CALL_ID_BYTES:
-        raise ApiError(422, "invalid_id", "call_id must be 32 hex characters")
-    return value
 
 
 def _contact_of(chat: str) -> bytes:
@@ -72,10 +54,6 @@ def _contact_of(chat: str) -> bytes:
     if kind != "contact" or len(value) != 32:
         raise ApiError(422, "invalid_chat", "calls are 1:1 for now: chat must be contact:<key hex>")
     return value
-
-
-def _bad_sdp(exc: DecodeError) -> ApiError:
-    return ApiError(422, "invalid_sdp", f"the browser's SDP was refused: {exc}")
 
 
 def call_routes(client: Client) -> list[Route]:
@@ -112,36 +90,33 @@ def call_routes(client: Client) -> list[Route]:
         try:
             call = await calls.start(_contact_of(body.chat), body.sdp, body.video)
         except DecodeError as exc:
-            raise _bad_sdp(exc) from None
+            raise bad_sdp(exc) from None
         return JSONResponse(call, status_code=201)
 
     async def accept(request: Request) -> Response:
         """Answer the ringing call with the browser's answer (phase ``connecting``)."""
         body: Answer = await parse_body(request, Answer)
         try:
-            return JSONResponse(await calls.accept(_call_id(request), body.sdp))
+            return JSONResponse(await calls.accept(call_id_of(request), body.sdp))
         except DecodeError as exc:
-            raise _bad_sdp(exc) from None
+            raise bad_sdp(exc) from None
 
     async def decline(request: Request) -> Response:
         """Decline the ringing call."""
-        return JSONResponse(await calls.decline(_call_id(request)))
+        return JSONResponse(await calls.decline(call_id_of(request)))
 
     async def hang_up(request: Request) -> Response:
         """End the call (or stop ringing)."""
-        return JSONResponse(await calls.hang_up(_call_id(request)))
+        return JSONResponse(await calls.hang_up(call_id_of(request)))
 
     async def connected(request: Request) -> Response:
         """The browser's ICE connection is up (phase ``connected``)."""
-        return JSONResponse(await calls.connected(_call_id(request)))
+        return JSONResponse(await calls.connected(call_id_of(request)))
 
     async def candidates(request: Request) -> Response:
         """The browser's ICE candidates, relayed to the contact."""
-        body: Candidates = await parse_body(request, Candidates)
-        found = [c for c in body.candidates if c]
-        if any(len(c.encode()) > MAX_CALL_CANDIDATE_BYTES for c in found):
-            raise ApiError(422, "invalid_candidate", "an ICE candidate is longer than 512 bytes")
-        await calls.add_candidates(_call_id(request), tuple(found))
+        found = candidates_of(await parse_body(request, Candidates))
+        await calls.add_candidates(call_id_of(request), found)
         return JSONResponse({"sent": len(found)})
 
     prefix = "/api/v1/calls"

@@ -25,16 +25,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from boxless.api.call_params import Candidates, Sdp, bad_sdp, call_id_of, candidates_of
 from boxless.api.errors import ApiError
 from boxless.api.params import parse_body
 from boxless.calls.group import StaleRound
-from boxless.calls.sdp import MAX_SDP_BYTES
-from boxless.chat.envelope import CALL_ID_BYTES, MAX_CALL_CANDIDATE_BYTES
 from boxless.client.calls_group import GroupCalls
 from boxless.client.core import Client
 from boxless.errors import DecodeError, UsageError
-
-MAX_CANDIDATES_PER_POST = 64
 
 
 class StartGroupCall(BaseModel):
@@ -42,8 +39,7 @@ class StartGroupCall(BaseModel):
     video: bool = False
 
 
-class Description(BaseModel):
-    sdp: str = Field(max_length=MAX_SDP_BYTES)
+class Description(Sdp):
     epoch: int | None = Field(default=None, ge=0)
     gen: int | None = Field(default=None, ge=0)
 
@@ -52,26 +48,12 @@ class Detach(BaseModel):
     session: int | None = Field(default=None, ge=0)
 
 
-class GroupCandidates(BaseModel):
-    candidates: list[str] = Field(max_length=MAX_CANDIDATES_PER_POST)
-
-
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/group-calls"): StartGroupCall,
     ("POST", "/api/v1/group-calls/{call_id}/peers/{peer}/description"): Description,
-    ("POST", "/api/v1/group-calls/{call_id}/peers/{peer}/candidates"): GroupCandidates,
+    ("POST", "/api/v1/group-calls/{call_id}/peers/{peer}/candidates"): Candidates,
     ("POST", "/api/v1/group-calls/{call_id}/detach"): Detach,
 }
-
-
-def _call_id(request: Request) -> bytes:
-    try:
-        value = bytes.fromhex(request.path_params["call_id"])
-    except ValueError:
-        value = b""
-    if len(value) != CALL_ID_BYTES:
-        raise ApiError(422, "invalid_id", "call_id must be 32 hex characters")
-    return value
 
 
 def _peer(request: Request) -> bytes:
@@ -112,48 +94,45 @@ def group_call_routes(client: Client) -> list[Route]:
 
     async def join(request: Request) -> Response:
         """Join the call that rings (or runs) in the group; rejoin the one we are in."""
-        return JSONResponse(await group.join(_call_id(request)))
+        return JSONResponse(await group.join(call_id_of(request)))
 
     async def detach(request: Request) -> Response:
         """The page holding the call's media went away (closed, reloading)."""
         body: Detach = await parse_body(request, Detach)
-        return JSONResponse(await group.detach(_call_id(request), body.session))
+        return JSONResponse(await group.detach(call_id_of(request), body.session))
 
     async def retry(request: Request) -> Response:
         """A new connection with one participant (the pair was lost)."""
         try:
-            return JSONResponse(await group.retry(_call_id(request), _peer(request)))
+            return JSONResponse(await group.retry(call_id_of(request), _peer(request)))
         except UsageError as exc:
             raise ApiError(409, "not_in_call", str(exc)) from None
 
     async def leave(request: Request) -> Response:
         """Leave the call, or decline its ring."""
-        return JSONResponse(await group.leave(_call_id(request)))
+        return JSONResponse(await group.leave(call_id_of(request)))
 
     async def description(request: Request) -> Response:
         """The browser's offer or answer for its connection with one participant."""
         body: Description = await parse_body(request, Description)
-        call_id, peer = _call_id(request), _peer(request)
+        call_id, peer = call_id_of(request), _peer(request)
         try:
             return JSONResponse(await group.describe(call_id, peer, body.sdp, body.epoch, body.gen))
         except DecodeError as exc:
-            raise ApiError(422, "invalid_sdp", f"the browser's SDP was refused: {exc}") from None
+            raise bad_sdp(exc) from None
         except StaleRound as exc:
             raise ApiError(409, "stale_round", str(exc)) from None
 
     async def candidates(request: Request) -> Response:
         """The browser's ICE candidates for one participant."""
-        body: GroupCandidates = await parse_body(request, GroupCandidates)
-        found = [c for c in body.candidates if c]
-        if any(len(c.encode()) > MAX_CALL_CANDIDATE_BYTES for c in found):
-            raise ApiError(422, "invalid_candidate", "an ICE candidate is longer than 512 bytes")
-        await group.add_candidates(_call_id(request), _peer(request), tuple(found))
+        found = candidates_of(await parse_body(request, Candidates))
+        await group.add_candidates(call_id_of(request), _peer(request), found)
         return JSONResponse({"sent": len(found)})
 
     async def connected(request: Request) -> Response:
         """The browser's connection with one participant is up."""
         try:
-            return JSONResponse(await group.pair_connected(_call_id(request), _peer(request)))
+            return JSONResponse(await group.pair_connected(call_id_of(request), _peer(request)))
         except UsageError as exc:
             raise ApiError(409, "not_in_call", str(exc)) from None
 
