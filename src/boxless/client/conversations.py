@@ -446,10 +446,14 @@ class Conversations:
 
 
 def outgoing_row(
-    contact: bytes, msg: env.ChatMessage, text: str, reply_to: bytes | None = None
+    contact: bytes,
+    msg: env.ChatMessage,
+    text: str,
+    reply_to: bytes | None = None,
+    state: str = DeliveryState.QUEUED.value,
 ) -> db.MessageRow:
     """A message we queued to ``contact`` as the chat shows it (``text``: the words,
-    or a card's preview)."""
+    or a card's preview); ``state``: "sent" for one another device of ours sent."""
     return db.MessageRow(
         message_id=msg.message_id,
         contact=contact,
@@ -461,7 +465,7 @@ def outgoing_row(
         reply_to=reply_to,
         edited=False,
         deleted=False,
-        state=DeliveryState.QUEUED.value,
+        state=state,
         reactions={},
     )
 

@@ -43,6 +43,7 @@ from boxless.chat.topics import bundle_topic, contact_topic
 from boxless.client import devices_store as store
 from boxless.client import events as ev
 from boxless.client import store as db
+from boxless.client.conversations import outgoing_row
 from boxless.client.devices_core import (
     Linked,
     PairingOffer,
@@ -441,24 +442,8 @@ class DeviceManager:
             return
         if isinstance(body, env.Text):
             db.observe_lamport(cur, them, message.lamport)
-            added = db.add_message(
-                cur,
-                db.MessageRow(
-                    message_id=message.message_id,
-                    contact=them,
-                    outgoing=True,
-                    lamport=message.lamport,
-                    sent_at_ms=message.sent_at_ms,
-                    received_at_ms=None,
-                    text=body.text,
-                    reply_to=body.reply_to,
-                    edited=False,
-                    deleted=False,
-                    state="sent",
-                    reactions={},
-                ),
-            )
-            if added:
+            row = outgoing_row(them, message, body.text, body.reply_to, state="sent")
+            if db.add_message(cur, row):
                 self.emit(ev.MessageChanged(message.message_id.hex(), them.hex()))
         elif isinstance(body, env.Reaction):
             target = db.get_message(cur, body.target)
