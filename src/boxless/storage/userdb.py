@@ -46,6 +46,9 @@ side's sync point and "processed" marks roll back with them), and, for a
 message sent just before the cut, its Olm message key may be used a second
 time by the next message (the recipient refuses that one as a duplicate; the
 chat outbox sends it again).
+Olm ratchet steps are appended to a journal beside the file
+(``user.db.ratchets``, :mod:`boxless.crypto.ratchet_journal`); what a power
+cut can do to the pair: ``docs/protocols.md``, "The ratchet journal".
 
 Threads: one connection, shared; an ``RLock`` serialises
 :meth:`UserDB.transaction` blocks. Nested blocks in the same thread become
