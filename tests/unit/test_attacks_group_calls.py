@@ -27,9 +27,8 @@ from boxless.calls.group import (
 )
 from boxless.chat import envelope as env
 from boxless.chat.topics import contact_topic
-from boxless.crypto.sealed import seal
-from boxless.waku.message import WakuMessage
-from tests.memnet_fixtures import homes, memnet, wait_for, wall, wall_ns
+from tests.memnet_fixtures import homes, memnet, wait_for
+from tests.unit.test_attacks_receive_batch import send_forged
 from tests.unit.test_calls_group_memnet import cur
 from tests.unit.test_groups_memnet import make_group
 
@@ -115,20 +114,7 @@ async def test_a_member_cannot_signal_as_another_member(
     async with memnet(homes, names) as (_net, (alice, bob, carol, dave)):
         gid = await make_group(alice, [bob, carol, dave])
         ring = env.CallSignal(REAL, env.CallSignalKind.RING, "", (), False, group_id=gid)
-        plaintext = env.encode(env.new_message(ring, lamport=0, sent_at_ms=int(wall() * 1000)))
-        bob_bundle = bob.account.device.bundle(wall())
-        channel = carol.client.channel
-        with channel.sessions.transaction():
-            olm = channel.sessions.encrypt(bob_bundle, plaintext)
-        forged = seal(
-            bob_bundle.sealing_key,
-            sender_identity_key=dave.me,  # claimed: a member, not Bob's contact
-            sender_device_key=channel.my_device_key,  # proved by Olm: Carol's
-            ciphertext=olm,
-        )
-        await carol.transport.send(
-            WakuMessage(payload=forged, content_topic=contact_topic(bob.me), timestamp=wall_ns())
-        )
+        await send_forged(carol, bob, dave, ring, contact_topic(bob.me))  # as Dave
         bobs = bob.client.calls.group
         assert bobs is not None
         with trio.fail_after(60):  # a refusal emits no event: poll (virtual time)

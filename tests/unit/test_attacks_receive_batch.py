@@ -24,32 +24,40 @@ from boxless.waku.message import WakuMessage
 from tests.memnet_fixtures import Person, befriend, homes, memnet, settle, wall, wall_ns
 from tests.unit.test_receive_batch import lamport_of
 
-__all__ = ["homes"]  # a fixture
+__all__ = ["homes", "send_forged"]  # a fixture; a helper
 
 FORGED_LAMPORT = 10**12
 
 
-async def _forge_as(mallory: Person, victim: Person, bob: Person, text: str) -> None:
-    """A Text claiming ``victim``'s identity, Olm-encrypted from Mallory's device, on
-    the victim's conversation topic with Bob (where Bob's store catch-up reads it)."""
-    contact = bob.contact(victim)
-    assert contact is not None
-    body = env.Text(text)
-    plaintext = env.encode(
-        env.new_message(body, lamport=FORGED_LAMPORT, sent_at_ms=int(wall() * 1000))
-    )
-    bob_bundle = bob.account.device.bundle(wall())
-    channel = mallory.client.channel
+async def send_forged(
+    forger: Person, to: Person, claimed: Person, body: env.Body, topic: str, lamport: int = 0
+) -> None:
+    """What a modified client sends: ``body`` sealed to ``to`` claiming ``claimed``'s
+    identity, Olm-encrypted from the forger's own device (which Olm proves), on ``topic``."""
+    msg = env.new_message(body, lamport=lamport, sent_at_ms=int(wall() * 1000))
+    plaintext = env.encode(msg)
+    bundle = to.account.device.bundle(wall())
+    channel = forger.client.channel
     with channel.sessions.transaction():
-        olm = channel.sessions.encrypt(bob_bundle, plaintext)
+        olm = channel.sessions.encrypt(bundle, plaintext)
     forged = seal(
-        bob_bundle.sealing_key,
-        sender_identity_key=victim.me,  # claimed
-        sender_device_key=channel.my_device_key,  # proved by Olm: Mallory's
+        bundle.sealing_key,
+        sender_identity_key=claimed.me,  # claimed
+        sender_device_key=channel.my_device_key,  # proved by Olm: the forger's
         ciphertext=olm,
     )
-    await mallory.transport.send(
-        WakuMessage(payload=forged, content_topic=contact.conversation_topic, timestamp=wall_ns())
+    await forger.transport.send(
+        WakuMessage(payload=forged, content_topic=topic, timestamp=wall_ns())
+    )
+
+
+async def _forge_as(mallory: Person, victim: Person, bob: Person, text: str) -> None:
+    """A Text claiming ``victim``'s identity on the victim's conversation topic with Bob
+    (where Bob's store catch-up reads it), dated far ahead in Lamport time."""
+    contact = bob.contact(victim)
+    assert contact is not None
+    await send_forged(
+        mallory, bob, victim, env.Text(text), contact.conversation_topic, FORGED_LAMPORT
     )
 
 
