@@ -35,6 +35,7 @@ from boxless.client import events as ev
 from boxless.client import store as db
 from boxless.client.calls_group import GroupCalls
 from boxless.client.channel import DirectChannel, FollowUp, Received
+from boxless.client.timer_loop import TimerLoop
 from boxless.errors import BoxlessError, NetworkError, UsageError
 from boxless.node.turn import turn_credentials
 
@@ -112,7 +113,7 @@ class Calls:
         self._nursery: trio.Nursery | None = None
         self._candidates: list[str] = []
         self._signal_bytes = 0  # plaintext bytes of the running call's signals we sent
-        self._wake = trio.Event()
+        self._timers = TimerLoop(lambda: self.clock())
         # group calls (client/calls_group.py): one call at a time, 1:1 or group
         self.group: GroupCalls | None = None
         if groups is not None:
@@ -130,13 +131,9 @@ class Calls:
             nursery.start_soon(self._run)
 
     async def _run(self) -> None:
-        while True:
-            timer = self.core.get_timer()
-            delay = 3600.0 if timer is None else max(0.0, timer - self.clock())
-            with trio.move_on_after(delay):
-                await self._wake.wait()
-            self._wake = trio.Event()
-            await self._execute(self.core.handle_timer(self.clock()))
+        await self._timers.run(
+            self.core.get_timer, lambda now: self._execute(self.core.handle_timer(now))
+        )
 
     # -- for the API ---------------------------------------------------------------------
 
@@ -277,7 +274,7 @@ class Calls:
             if isinstance(o, Send):
                 await self._send(o)
         if out:
-            self._wake.set()  # a new deadline, maybe
+            self._timers.wake()  # a new deadline, maybe
 
     def _changed(self, call: Call) -> None:
         if call.ended_at is not None and call.reason is not None:

@@ -63,6 +63,7 @@ from boxless.client import events as ev
 from boxless.client import group_store as gs
 from boxless.client import store as db
 from boxless.client.channel import DirectChannel, FollowUp, Received
+from boxless.client.timer_loop import TimerLoop
 from boxless.errors import NetworkError, UsageError
 
 if TYPE_CHECKING:
@@ -138,17 +139,13 @@ class GroupCalls:
         self._seen: dict[bytes, None] = {}  # everyone heard in the running call, in order
         self._joined_at: float | None = None
         self._session = 0  # +1 for each start/join/rejoin: which page holds the media
-        self._wake = trio.Event()
+        self._timers = TimerLoop(lambda: self.clock())
 
     async def run(self) -> None:
         """Ring timeouts, keep-alives, silent participants; until cancelled."""
-        while True:
-            timer = self.core.get_timer()
-            delay = 3600.0 if timer is None else max(0.0, timer - self.clock())
-            with trio.move_on_after(delay):
-                await self._wake.wait()
-            self._wake = trio.Event()
-            await self._execute(self.core.handle_timer(self.clock()))
+        await self._timers.run(
+            self.core.get_timer, lambda now: self._execute(self.core.handle_timer(now))
+        )
 
     # -- for the API ---------------------------------------------------------------------
 
@@ -407,7 +404,7 @@ class GroupCalls:
             for sends in per_peer.values():
                 nursery.start_soon(send_in_order, sends)
         if out:
-            self._wake.set()  # a new deadline, maybe
+            self._timers.wake()  # a new deadline, maybe
 
     async def _send(self, o: GroupSend) -> None:
         s = o.signal
