@@ -499,15 +499,7 @@ class SessionManager:
         if unjournaled is not None:
             version, session = unjournaled
         else:
-            version, pickle = row.version, row.pickle
-            latest = self._latest.get(key)
-            if latest is not None and latest[0] > version:
-                version, pickle = latest
-            cached = self._cache.pop(key, None)
-            if cached is not None and cached[0] == pickle:
-                session = cached[1]
-            else:
-                session = self._unpickle(pickle)
+            version, _pickle, session = self._durable(key, row)
         message = session.encrypt(plaintext)
         pickle = session.pickle(self._pickle_key)
         version += 1
@@ -524,6 +516,19 @@ class SessionManager:
             self._hook_commit()
         msg_type, body = message.to_parts()
         return OlmCiphertext(msg_type, body, row.session_id)
+
+    def _durable(self, key: tuple[bytes, str], row: _Row) -> tuple[int, str, vodozemac.Session]:
+        """The durable state of ``row``'s session (its row, or newer in the journal)
+        as (version, pickle, session): the cached object if it is that state (it
+        leaves the cache), else unpickled."""
+        version, pickle = row.version, row.pickle
+        latest = self._latest.get(key)
+        if latest is not None and latest[0] > version:
+            version, pickle = latest
+        cached = self._cache.pop(key, None)
+        if cached is not None and cached[0] == pickle:
+            return version, pickle, cached[1]
+        return version, pickle, self._unpickle(pickle)
 
     def _decrypt(
         self, cur: Cursor, remote_key: bytes, ciphertext: OlmCiphertext, defer: bool
@@ -557,15 +562,7 @@ class SessionManager:
             message = vodozemac.AnyOlmMessage.from_parts(NORMAL_MESSAGE, ciphertext.body)
         except vodozemac.DecodeException:
             raise DecodeError("malformed Olm message") from None
-        version, pickle = row.version, row.pickle
-        latest = self._latest.get(key)
-        if latest is not None and latest[0] > version:
-            version, pickle = latest
-        cached = self._cache.pop(key, None)
-        if cached is not None and cached[0] == pickle:
-            session = cached[1]
-        else:
-            session = self._unpickle(pickle)
+        version, pickle, session = self._durable(key, row)
         plaintext = self._session_decrypt(session, message)
         self._deferred[key] = _Deferred(cur, session, pickle, [message], version)
         return plaintext
