@@ -31,6 +31,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, replace
 from typing import Final
 
+from boxless.calls.rate import Buckets, take_token
 from boxless.calls.sdp import SdpFacts, call_code, parse_sdp
 from boxless.chat.envelope import CallSignal, CallSignalKind
 from boxless.errors import DecodeError, UsageError
@@ -142,7 +143,7 @@ class CallCore:
         self.current: Call | None = None
         self.dropped: Counter[str] = Counter()
         self._ended: OrderedDict[bytes, float] = OrderedDict()
-        self._buckets: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        self._buckets: Buckets = OrderedDict()
 
     # -- local actions (the user, through the API) ----------------------------------------
 
@@ -379,10 +380,4 @@ class CallCore:
         return []
 
     def _take_token(self, peer: bytes, now: float) -> bool:
-        tokens, at = self._buckets.pop(peer, (float(OFFER_BURST), now))
-        tokens = min(float(OFFER_BURST), tokens + max(0.0, now - at) / OFFER_EVERY)
-        ok = tokens >= 1.0
-        self._buckets[peer] = (tokens - 1.0 if ok else tokens, now)
-        while len(self._buckets) > MAX_PEERS_TRACKED:
-            self._buckets.popitem(last=False)
-        return ok
+        return take_token(self._buckets, peer, now, OFFER_BURST, OFFER_EVERY, MAX_PEERS_TRACKED)

@@ -56,6 +56,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Final
 
+from boxless.calls.rate import Buckets, take_token
 from boxless.calls.sdp import call_code, parse_sdp
 from boxless.errors import DecodeError, UsageError
 
@@ -218,8 +219,8 @@ class GroupCallCore:
         self.current: GroupCall | None = None
         self.dropped: Counter[str] = Counter()
         self._ended: OrderedDict[bytes, float] = OrderedDict()
-        self._buckets: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
-        self._renego: OrderedDict[bytes, tuple[float, float]] = OrderedDict()
+        self._buckets: Buckets = OrderedDict()  # rings
+        self._renego: Buckets = OrderedDict()  # restart offers, "replace our pair" JOINs
 
     # -- local actions -------------------------------------------------------------------
 
@@ -479,7 +480,7 @@ class GroupCallCore:
         self.current = replace(call, participants={**call.participants, peer: now})
         if not call.pairs[peer].offerer:
             return []
-        if not self._take(self._renego, peer, now, RENEGOTIATE_BURST, RENEGOTIATE_EVERY):
+        if not self._renegotiation_token(peer, now):
             return self._drop("renegotiation rate")
         return [*self._renew(peer), GroupChanged(self._now_current())]
 
@@ -541,7 +542,7 @@ class GroupCallCore:
             theirs = parse_sdp(signal.sdp)
         except DecodeError:
             return self._drop("bad SDP")
-        if not self._take(self._renego, peer, now, RENEGOTIATE_BURST, RENEGOTIATE_EVERY):
+        if not self._renegotiation_token(peer, now):
             return self._drop("renegotiation rate")
         same = parse_sdp(pair.remote_sdp).fingerprint == theirs.fingerprint
         epoch = pair.epoch if same else pair.epoch + 1
@@ -659,21 +660,9 @@ class GroupCallCore:
         return []
 
     def _take_token(self, peer: bytes, now: float) -> bool:
-        return self._take(self._buckets, peer, now, RING_BURST, RING_EVERY)
+        return take_token(self._buckets, peer, now, RING_BURST, RING_EVERY, MAX_PEERS_TRACKED)
 
-    @staticmethod
-    def _take(
-        buckets: OrderedDict[bytes, tuple[float, float]],
-        peer: bytes,
-        now: float,
-        burst: int,
-        every: float,
-    ) -> bool:
-        """A token bucket per peer: ``burst`` at once, then one per ``every`` s."""
-        tokens, at = buckets.pop(peer, (float(burst), now))
-        tokens = min(float(burst), tokens + max(0.0, now - at) / every)
-        ok = tokens >= 1.0
-        buckets[peer] = (tokens - 1.0 if ok else tokens, now)
-        while len(buckets) > MAX_PEERS_TRACKED:
-            buckets.popitem(last=False)
-        return ok
+    def _renegotiation_token(self, peer: bytes, now: float) -> bool:
+        return take_token(
+            self._renego, peer, now, RENEGOTIATE_BURST, RENEGOTIATE_EVERY, MAX_PEERS_TRACKED
+        )
