@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -42,6 +44,18 @@ async def _run_until_revoked(
         await client.run(task_status=task_status)
     except* DeviceRevoked:
         pass
+
+
+@asynccontextmanager
+async def _running(client: Client) -> AsyncIterator[None]:
+    """``client`` (a linked device) runs until revoked, ready within WAIT; cancelled
+    when the block ends."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(_run_until_revoked, client)
+        with trio.fail_after(WAIT):
+            await client.ready.wait()
+        yield
+        nursery.cancel_scope.cancel()
 
 
 def _unread(person: Person, other: Person) -> list[bytes]:
@@ -103,10 +117,7 @@ async def test_link_fan_out_and_revoke(homes: Path, autojump_clock: trio.testing
         with pytest.raises(PairingRefused, match="used already"):
             await alice.client.devices.link(link)
         assert alice.client.devices.roster().serial == serial
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_run_until_revoked, a2.client)
-            with trio.fail_after(WAIT):
-                await a2.client.ready.wait()
+        async with _running(a2.client):
             # A2 has the account: contacts, history, profile
             assert a2.client.me == alice.me
             assert a2.state(bob) == "accepted"
@@ -169,7 +180,6 @@ async def test_link_fan_out_and_revoke(homes: Path, autojump_clock: trio.testing
             await a2.client.devices.refresh(alice.me)
             with trio.fail_after(WAIT):
                 await a2.client.devices.wiped.wait()
-            nursery.cancel_scope.cancel()
         a2.transport.close()
         a2.account.close()
         # the wiped device can't open its account any more
@@ -247,10 +257,7 @@ async def test_a_group_sees_one_member_with_two_devices(
         await bob.client.groups.send_text(gid, "before the link")
         await wait_for(alice, lambda: "before the link" in texts(alice, gid))
         a2, _ = await _link_second(net, alice, homes / "alice2")
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_run_until_revoked, a2.client)
-            with trio.fail_after(WAIT):
-                await a2.client.ready.wait()
+        async with _running(a2.client):
             assert "before the link" in texts(a2, gid)  # the group and its history came
             for i in range(20):
                 await bob.client.groups.send_text(gid, f"bob {i}")
@@ -280,7 +287,6 @@ async def test_a_group_sees_one_member_with_two_devices(
             await trio.sleep(60)
             assert "bob after the revocation" not in texts(a2, gid)
             assert "alice after the revocation" not in texts(a2, gid)
-            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.trio
@@ -422,14 +428,10 @@ async def test_a_member_who_is_not_our_contact_reads_our_new_device(
         with carol.client.db.transaction() as cur:
             assert db.get_contact(cur, alice.me) is None
         a2, _ = await _link_second(net, alice, homes / "alice2")
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_run_until_revoked, a2.client)
-            with trio.fail_after(WAIT):
-                await a2.client.ready.wait()
+        async with _running(a2.client):
             await a2.client.groups.send_text(gid, "from the phone")
             await wait_for(bob, lambda: "from the phone" in texts(bob, gid))
             await wait_for(carol, lambda: "from the phone" in texts(carol, gid))
-            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.trio
@@ -474,13 +476,9 @@ async def test_forged_shares_claiming_a_member_are_dropped_once_its_roster_is_re
         await trio.sleep(120)  # Carol's roster watch reads Alice's roster
         with carol.client.db.transaction() as cur:
             assert gs.inbox_counts(cur, alice.me)[0] == 0
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_run_until_revoked, a2.client)
-            with trio.fail_after(WAIT):
-                await a2.client.ready.wait()
+        async with _running(a2.client):
             await a2.client.groups.send_text(gid, "from the phone")
             await wait_for(carol, lambda: "from the phone" in texts(carol, gid))
-            nursery.cancel_scope.cancel()
 
 
 @pytest.mark.trio
@@ -498,14 +496,11 @@ async def test_a_device_certified_before_its_bundle_is_stored_gets_the_next_mess
         bob.client.devices._asked.clear()  # type: ignore[attr-defined]
         assert await bob.client.devices.learn(alice.me, key)  # no bundle of A2 yet
         assert key not in [b.curve25519 for b in bob.client.devices.others(alice.me, b"")]
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_run_until_revoked, a2.client)
+        async with _running(a2.client):
             with trio.fail_after(WAIT):
-                await a2.client.ready.wait()
                 await a2.client.bundles.published.wait()
             await bob.client.send_text(alice.me, "hello A2")
             await wait_for(alice, lambda: "hello A2" in alice.texts(bob))
             await wait_for(a2, lambda: "hello A2" in a2.texts(bob))
-            nursery.cancel_scope.cancel()
         a2.transport.close()
         a2.account.close()

@@ -21,7 +21,7 @@ from boxless.client import group_store as gs
 from boxless.client.memory_transport import Fault
 from boxless.client.ownsync_core import setting_key
 from tests.memnet_fixtures import WAIT, Person, homes, memnet, wait_for
-from tests.unit.test_devices_memnet import _forge_key_shares, _link_second, _run_until_revoked
+from tests.unit.test_devices_memnet import _forge_key_shares, _link_second, _running
 from tests.unit.test_groups_memnet import make_group, texts
 
 __all__ = ["homes"]  # a fixture
@@ -68,10 +68,7 @@ async def test_settings_reactions_and_group_reads_follow_our_other_device(
         mid = await bob.client.send_text(alice.me, "hello Alice")
         await wait_for(alice, lambda: "hello Alice" in alice.texts(bob))
         a2, _ = await _link_second(net, alice, homes / "alice2")
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_run_until_revoked, a2.client)
-            with trio.fail_after(WAIT):
-                await a2.client.ready.wait()
+        async with _running(a2.client):
             # chat flags, both ways
             alice.client.chat_settings.update(bob_chat, pinned=True)
             await wait_for(a2, lambda: _flags(a2, bob_chat) == (True, False, False))
@@ -128,7 +125,6 @@ async def test_settings_reactions_and_group_reads_follow_our_other_device(
             await wait_for(a2, lambda: alice.me in _post(a2, post_id).likes)  # type: ignore[union-attr]
             await wait_for(a2, lambda: [c.act_id for c in _post(a2, post_id).comments] == [comment])  # type: ignore[union-attr]
             assert alice.client.own_sync.refused == 0 and a2.client.own_sync.refused == 0
-            nursery.cancel_scope.cancel()
         a2.transport.close()
         a2.account.close()
 
@@ -175,10 +171,7 @@ async def test_two_devices_changing_one_setting_at_once_converge(
         await befriend(alice, bob)
         bob_chat = f"contact:{bob.me.hex()}"
         a2, _ = await _link_second(net, alice, homes / "alice2")
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_run_until_revoked, a2.client)
-            with trio.fail_after(WAIT):
-                await a2.client.ready.wait()
+        async with _running(a2.client):
             alice.client.chat_settings.update(bob_chat, pinned=True)
             await wait_for(a2, lambda: _flags(a2, bob_chat)[0])
             # both change the pin while they cannot hear each other (same instant):
@@ -204,7 +197,6 @@ async def test_two_devices_changing_one_setting_at_once_converge(
             await trio.sleep(5)
             alice.transport.set_online(True)
             await wait_for(a2, lambda: _flags(a2, bob_chat)[1])
-            nursery.cancel_scope.cancel()
         a2.transport.close()
         a2.account.close()
 
@@ -230,10 +222,7 @@ async def test_a_stranger_claiming_a_member_cannot_crowd_out_its_new_device(
         with carol.client.db.transaction() as cur:
             assert gs.inbox_counts(cur, alice.me)[0] == limit  # Mallory's device: full
             assert gs.inbox_counts_of_device(cur, alice.me, a2_key)[0] == 0
-        async with trio.open_nursery() as nursery:
-            await nursery.start(_run_until_revoked, a2.client)
-            with trio.fail_after(WAIT):
-                await a2.client.ready.wait()
+        async with _running(a2.client):
             await a2.client.groups.send_text(gid, "from the phone")
             await trio.sleep(1)  # well before Carol's roster watch (60 s)
             with carol.client.db.transaction() as cur:
@@ -241,6 +230,5 @@ async def test_a_stranger_claiming_a_member_cannot_crowd_out_its_new_device(
             await wait_for(carol, lambda: "from the phone" in texts(carol, gid))
             with carol.client.db.transaction() as cur:
                 assert gs.inbox_counts(cur, alice.me)[0] == 0  # Mallory's dropped
-            nursery.cancel_scope.cancel()
         a2.transport.close()
         a2.account.close()
