@@ -34,6 +34,12 @@ py-libp2p builds its streams with the module-level ``YamuxStream`` in two
 places (``open_stream`` and ``handle_incoming``), both storing the new stream
 in ``Yamux.streams`` straight away; ``BatchedWindowYamux`` makes that table
 give each stream our subclass, which adds behaviour but no state.
+
+Redials we schedule. After every address of a peer fails once, the swarm
+refuses to dial that peer for 60 s (``_NegativePeerCache``: "recently failed
+all addresses (negative cache)"), whoever asks. A restarted service node thus
+stayed out of reach for a minute although our own 1 s retries ran; ``redial``
+(used by the reconnect loops that own a backoff) forgets that failure first.
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from libp2p.custom_types import TMuxerOptions, TProtocol
 from libp2p.exceptions import BaseLibp2pError
 from libp2p.network.swarm import Swarm
 from libp2p.peer.id import ID
+from libp2p.peer.peerinfo import PeerInfo
 from libp2p.stream_muxer.mplex.mplex import MPLEX_PROTOCOL_ID, Mplex
 from libp2p.stream_muxer.muxer_multistream import MuxerMultistream
 from libp2p.stream_muxer.yamux.yamux import PROTOCOL_ID as YAMUX_PROTOCOL_ID
@@ -62,6 +69,7 @@ __all__ = [
     "HonouringMuxerMultistream",
     "honour_muxer_classes",
     "muxer_options",
+    "redial",
 ]
 
 
@@ -262,3 +270,25 @@ DIAL_ERRORS: tuple[type[Exception], ...] = (
     trio.ClosedResourceError,
     trio.TooSlowError,
 )
+
+
+async def redial(host: IHost, peer: PeerInfo) -> None:
+    """Dial ``peer`` now, though its last dial failed: for reconnect loops that
+    pace their own dials (a backoff we own); raises what ``host.connect`` raises.
+
+    py-libp2p 0.8.1's ``Swarm.dial_peer`` refuses for 60 s to dial a peer whose
+    every address failed once (``_NegativePeerCache``), so a service node that
+    restarts on its old address is unreachable for up to a minute after it is
+    back, whatever our retry pace. This drops that peer's entry (the public
+    ``Swarm.unblock_peer``) and dials. Dials we do not schedule (a stream to a
+    peer, py-libp2p's own) keep the cache, which spares dead peers a hammering.
+    Upstream fix to propose: cache per address rather than per peer, and let an
+    explicit ``host.connect`` bypass it (go-libp2p's dial backoff is per address
+    and short: 5 s doubling); a "force" flag like go's ``network.WithForceDirectDial``.
+    ``tests/integration/test_redial.py`` shows the refusal and the fix.
+    """
+    swarm = host.get_network()
+    if not isinstance(swarm, Swarm):
+        raise TypeError(f"expected a py-libp2p Swarm, got {type(swarm).__name__}")
+    swarm.unblock_peer(peer.peer_id)
+    await host.connect(peer)

@@ -37,7 +37,7 @@ from boxless.fanout import Fanout
 from boxless.node.filter import FilterClient
 from boxless.node.host import build_host, parse_multiaddrs
 from boxless.node.keys import load_or_create_node_key
-from boxless.node.libp2p_shims import DIAL_ERRORS
+from boxless.node.libp2p_shims import DIAL_ERRORS, redial
 from boxless.node.lightpush import lightpush
 from boxless.node.metrics import NodeMetrics
 from boxless.node.peer_exchange import request_peers
@@ -237,12 +237,13 @@ class LightNode:
 
     async def _reach(self, info: PeerInfo) -> bool:
         """Connected to ``info`` within CONNECT_WAIT? (Static peers are redialled by
-        peering; peers learned by peer exchange are dialled here.)"""
+        peering; peers learned by peer exchange are dialled here. Our rounds pace
+        these dials, so they skip py-libp2p's 60 s negative cache: ``redial``.)"""
         if self.peering.is_connected(info.peer_id):
             return True
         with trio.move_on_after(CONNECT_WAIT):
             try:
-                await self.host.connect(info)
+                await redial(self.host, info)
             except DIAL_ERRORS as exc:
                 logger.debug("dial %s failed: %s", info.peer_id, exc)
         return self.peering.is_connected(info.peer_id)

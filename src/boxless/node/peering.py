@@ -5,8 +5,10 @@ whose callbacks run inside the swarm; we only push peer ids into bounded
 channels there and do the work (metadata request, disconnects, redials) in
 tasks of our own nursery. A static peer gets one task that dials it, waits
 until it disconnects, and redials with exponential backoff (1 s doubling to
-60 s). On every new connection, either side asks the other's metadata; a peer
-of another cluster is disconnected and counted.
+60 s); those dials skip py-libp2p's 60 s negative cache (``libp2p_shims.redial``),
+so a peer that restarts is back by our next try. On every new connection,
+either side asks the other's metadata; a peer of another cluster is
+disconnected and counted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from libp2p.peer.peerinfo import PeerInfo, info_from_p2p_addr
 
 from boxless._trio_compat import TaskStatus
 from boxless.errors import ConfigError, DecodeError, NetworkError
-from boxless.node.libp2p_shims import ADDRESS_ERRORS, DIAL_ERRORS
+from boxless.node.libp2p_shims import ADDRESS_ERRORS, DIAL_ERRORS, redial
 from boxless.node.metrics import NodeMetrics
 from boxless.node.penalties import PenaltyBox
 from boxless.node.streams import (
@@ -158,7 +160,7 @@ class Peering:
             if not self.host.get_network().get_connections(peer.peer_id):
                 try:
                     with trio.fail_after(DIAL_TIMEOUT):
-                        await self.host.connect(peer)
+                        await redial(self.host, peer)  # paced by our backoff, not the cache
                 except DIAL_ERRORS as exc:
                     logger.info(
                         "dial %s failed (%s); retrying in %.0fs", peer.peer_id, exc, backoff
