@@ -31,7 +31,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, replace
 from typing import Final
 
-from boxless.calls.rate import Buckets, take_token
+from boxless.buckets import Buckets
 from boxless.calls.sdp import SdpFacts, call_code, parse_sdp
 from boxless.chat.envelope import CallSignal, CallSignalKind
 from boxless.errors import DecodeError, UsageError
@@ -143,7 +143,7 @@ class CallCore:
         self.current: Call | None = None
         self.dropped: Counter[str] = Counter()
         self._ended: OrderedDict[bytes, float] = OrderedDict()
-        self._buckets: Buckets = OrderedDict()
+        self._buckets = Buckets(OFFER_BURST, OFFER_EVERY, MAX_PEERS_TRACKED)
 
     # -- local actions (the user, through the API) ----------------------------------------
 
@@ -380,4 +380,4 @@ class CallCore:
         return []
 
     def _take_token(self, peer: bytes, now: float) -> bool:
-        return take_token(self._buckets, peer, now, OFFER_BURST, OFFER_EVERY, MAX_PEERS_TRACKED)
+        return self._buckets.take(peer, now)

@@ -56,7 +56,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass, field, replace
 from typing import Final
 
-from boxless.calls.rate import Buckets, take_token
+from boxless.buckets import Buckets
 from boxless.calls.sdp import call_code, parse_sdp
 from boxless.errors import DecodeError, UsageError
 
@@ -219,8 +219,9 @@ class GroupCallCore:
         self.current: GroupCall | None = None
         self.dropped: Counter[str] = Counter()
         self._ended: OrderedDict[bytes, float] = OrderedDict()
-        self._buckets: Buckets = OrderedDict()  # rings
-        self._renego: Buckets = OrderedDict()  # restart offers, "replace our pair" JOINs
+        self._buckets = Buckets(RING_BURST, RING_EVERY, MAX_PEERS_TRACKED)  # rings
+        # restart offers, "replace our pair" JOINs
+        self._renego = Buckets(RENEGOTIATE_BURST, RENEGOTIATE_EVERY, MAX_PEERS_TRACKED)
 
     # -- local actions -------------------------------------------------------------------
 
@@ -660,9 +661,7 @@ class GroupCallCore:
         return []
 
     def _take_token(self, peer: bytes, now: float) -> bool:
-        return take_token(self._buckets, peer, now, RING_BURST, RING_EVERY, MAX_PEERS_TRACKED)
+        return self._buckets.take(peer, now)
 
     def _renegotiation_token(self, peer: bytes, now: float) -> bool:
-        return take_token(
-            self._renego, peer, now, RENEGOTIATE_BURST, RENEGOTIATE_EVERY, MAX_PEERS_TRACKED
-        )
+        return self._renego.take(peer, now)
