@@ -6,8 +6,8 @@ each page holds three peer connections whose inbound audio and video bytes grow;
 C leaves and the others keep two. Then the repairs: one side of the A-B pair sees
 it fail and the offerer restarts ICE on the same connection (new ICE credentials
 on both sides, the answerer keeps its connection); D's page is reloaded mid-call
-and offers Rejoin, one click and new connections with A and B carry its media. Screenshots: group-call-ring,
-group-call-grid, group-call-rejoin.
+and offers Rejoin, one click and new connections with A and B carry its media.
+Screenshots: group-call-ring, group-call-grid, group-call-rejoin.
 Members B, C, D are contacts of A only, so their pairs signal over member cards.
 """
 
@@ -15,34 +15,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, WAIT_MS, chromium_path, open_ui, shot
+from tests.e2e.test_web import DESKTOP, WAIT_MS, open_ui, shot
+from tests.e2e.test_web_calls import RECORD_PCS, media_browser
 from tests.e2e.world import World, wait_for
 
 sync_api = pytest.importorskip("playwright.sync_api")
 expect = sync_api.expect
 
 pytestmark = pytest.mark.slow
-
-FAKE_MEDIA = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-
-# Test-only: keep each page's peer connections reachable for getStats().
-RECORD_PCS = """
-(() => {
-  const Original = window.RTCPeerConnection;
-  window.__pcs = [];
-  window.RTCPeerConnection = function (...args) {
-    const pc = new Original(...args);
-    window.__pcs.push(pc);
-    return pc;
-  };
-  window.RTCPeerConnection.prototype = Original.prototype;
-})();
-"""
+__all__ = ["media_browser"]  # a fixture (with RECORD_PCS: the 1:1 call tests' set-up)
 
 # Inbound audio and video bytes of each open peer connection.
 STATS = """
@@ -78,16 +63,6 @@ FAIL_ICE = f"""(fp) => {{
   pc.dispatchEvent(new Event("connectionstatechange"));
   window.__failed = pc;
 }}"""
-
-
-@pytest.fixture
-def media_browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS + FAKE_MEDIA)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def _page(browser: Any, user: Any, gid: str) -> Any:
@@ -220,7 +195,11 @@ def test_a_four_person_group_video_call(world: Any, media_browser: Any) -> None:
     # connections with A and B replace the old ones (a new epoch on every side)
     epochs = (_pair(a, d)["epoch"], _pair(b, d)["epoch"])
     pd.reload()
+    wait_for(  # the page that went away told its node (pagehide)
+        "D detached", lambda: d.call("GET", "/group-calls/current")["call"]["detached"] or None
+    )
     expect(pd.locator("#gc-rejoin")).to_be_visible()
+    expect(pd.locator(".gc-banner")).to_contain_text("its page was closed or reloaded")
     shot(pd, "group-call-rejoin")
     pd.click("#gc-rejoin")
     for name in ("A", "B", "D"):
@@ -230,7 +209,9 @@ def test_a_four_person_group_video_call(world: Any, media_browser: Any) -> None:
     print(f"D rejoined: {time.monotonic() - started:.1f} s")
     # the ones who stayed leave; the group's call history has the call
     for name in ("A", "B", "D"):
-        pages[name].click("#gc-leave")
+        # (the grid re-renders while pairs to the one who just left close: C's leave
+        # above clicked for real; these only end the call)
+        pages[name].locator("#gc-leave").dispatch_event("click")
     rows = wait_for(
         "a group call row",
         lambda: [r for r in b.call("GET", f"/calls?chat=group:{gid}")["calls"]] or None,

@@ -237,6 +237,7 @@ async function syncOnce() {
   const was = state;
   state = now;
   if (now.rung && !owner && (!was || was.call_id !== now.call_id)) startTone("ring");
+  if (!owner) checkHolder(now);
   if (!owner || now.ringing) {
     render();
     return;
@@ -383,6 +384,34 @@ async function setTrack(kind, on) {
 }
 
 // -- events from the node ----------------------------------------------------------------
+
+// -- which of our pages holds the call's media -------------------------------------------
+// A page that finds us in a call (not ringing) that it does not hold asks our other
+// tabs; if none holds it, the holder was closed or reloaded and its pagehide did not
+// reach the node: tell the node (it leaves unless a page rejoins), once per call.
+const tabs = "BroadcastChannel" in window ? new BroadcastChannel("boxless-group-call") : null;
+const HOLDER_WAIT_MS = 1500;
+let asked = null; // {call_id, held} of the last question
+if (tabs) {
+  tabs.onmessage = (e) => {
+    const m = e.data || {};
+    if (m.ask && owner && state && state.call_id === m.ask) tabs.postMessage({ held: m.ask });
+    if (m.held && asked && asked.call_id === m.held) asked.held = true;
+  };
+}
+
+function checkHolder(now) {
+  if (!tabs || now.ringing || now.detached || (asked && asked.call_id === now.call_id)) return;
+  const ask = { call_id: now.call_id, held: false };
+  asked = ask;
+  tabs.postMessage({ ask: now.call_id });
+  setTimeout(() => {
+    if (ask.held || owner || !state || state.call_id !== ask.call_id || state.detached) return;
+    call("POST", `/group-calls/${ask.call_id}/detach`, { session: state.session })
+      .then(() => schedule())
+      .catch(() => {});
+  }, HOLDER_WAIT_MS);
+}
 
 /** The event stream (re)opened: a page opened mid-ring (or mid-call) shows it. */
 export function resumeGroupCall() {
