@@ -18,6 +18,7 @@ first join -> every page has P-1 connected tiles, click -> all connected.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -25,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 
 def pct(values: list[float], q: float) -> float:
@@ -33,107 +36,114 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(round(q * (len(s) - 1))))]
 
 
-def inner(n: int) -> dict[str, list[float]]:
-    from playwright.sync_api import expect, sync_playwright
+@contextlib.contextmanager
+def _people_and_browser(names: list[str]) -> Iterator[tuple[Any, list[Any], Any]]:
+    """A world of ``names`` (the first befriends the others) and a Chromium with fake
+    camera and microphone; both stopped on the way out."""
+    from playwright.sync_api import sync_playwright
 
-    from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, chromium_path, open_ui
+    from tests.e2e.test_web import CHROMIUM_ARGS, chromium_path
     from tests.e2e.world import World
 
     fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-    out: dict[str, list[float]] = {"ring": [], "connect": [], "total": []}
     with tempfile.TemporaryDirectory() as root:
         world = World(Path(root))
         try:
-            alice, bob = world.persons("Alice", "Bob")
-            world.befriend(alice, bob)
+            users = world.persons(*names)
+            for u in users[1:]:
+                world.befriend(users[0], u)
             with sync_playwright() as pw:
                 browser = pw.chromium.launch(
                     executable_path=chromium_path(), args=CHROMIUM_ARGS + fake
                 )
-                pa, pb = open_ui(browser, alice, DESKTOP), open_ui(browser, bob, DESKTOP)
-                pa.evaluate(f"location.hash = '#/chat/{world.key(bob)}'")
-                pb.evaluate(f"location.hash = '#/chat/{world.key(alice)}'")
-                pa.locator("#call-audio").wait_for()
-                last = 0.0
-                for i in range(n + 1):  # the first round warms up (Olm sessions, JIT)
-                    # offers are rate-limited per peer (burst 5, then one per 2 s)
-                    time.sleep(max(0.0, last + 2.2 - time.monotonic()))
-                    t0 = last = time.monotonic()
-                    pa.click("#call-audio")
-                    pb.locator("#call-accept").wait_for(timeout=30_000)
-                    t1 = time.monotonic()
-                    pb.click("#call-accept")
-                    expect(pa.locator("#call-screen[data-phase=connected]")).to_be_attached(
-                        timeout=30_000
-                    )
-                    expect(pb.locator("#call-screen[data-phase=connected]")).to_be_attached(
-                        timeout=30_000
-                    )
-                    t2 = time.monotonic()
-                    pa.click("#call-hangup")
-                    expect(pb.locator("#call-screen")).to_have_count(0, timeout=30_000)
-                    if i:
-                        out["ring"].append(t1 - t0)
-                        out["connect"].append(t2 - t1)
-                        out["total"].append(t2 - t0)
-                browser.close()
+                try:
+                    yield world, users, browser
+                finally:
+                    browser.close()
         finally:
             world.close()
+
+
+def _rounds(
+    n: int, gap: float, one: Callable[[], tuple[float, float, float]]
+) -> dict[str, list[float]]:
+    """``n`` timed rounds after one that warms up (Olm sessions, JIT), at least ``gap``
+    s apart; ``one()`` runs a round and returns when it clicked, rang and connected."""
+    out: dict[str, list[float]] = {"ring": [], "connect": [], "total": []}
+    last = 0.0
+    for i in range(n + 1):
+        time.sleep(max(0.0, last + gap - time.monotonic()))
+        last = time.monotonic()
+        t0, t1, t2 = one()
+        if i:
+            out["ring"].append(t1 - t0)
+            out["connect"].append(t2 - t1)
+            out["total"].append(t2 - t0)
     return out
+
+
+def inner(n: int) -> dict[str, list[float]]:
+    from playwright.sync_api import expect
+
+    from tests.e2e.test_web import DESKTOP, open_ui
+
+    with _people_and_browser(["Alice", "Bob"]) as (world, (alice, bob), browser):
+        pa, pb = open_ui(browser, alice, DESKTOP), open_ui(browser, bob, DESKTOP)
+        pa.evaluate(f"location.hash = '#/chat/{world.key(bob)}'")
+        pb.evaluate(f"location.hash = '#/chat/{world.key(alice)}'")
+        pa.locator("#call-audio").wait_for()
+
+        def one() -> tuple[float, float, float]:
+            t0 = time.monotonic()
+            pa.click("#call-audio")
+            pb.locator("#call-accept").wait_for(timeout=30_000)
+            t1 = time.monotonic()
+            pb.click("#call-accept")
+            for p in (pa, pb):
+                expect(p.locator("#call-screen[data-phase=connected]")).to_be_attached(
+                    timeout=30_000
+                )
+            t2 = time.monotonic()
+            pa.click("#call-hangup")
+            expect(pb.locator("#call-screen")).to_have_count(0, timeout=30_000)
+            return t0, t1, t2
+
+        return _rounds(n, 2.2, one)
 
 
 def inner_group(n: int, people: int) -> dict[str, list[float]]:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
-    from tests.e2e.test_web import CHROMIUM_ARGS, DESKTOP, chromium_path, open_ui
-    from tests.e2e.world import World
+    from tests.e2e.test_web import DESKTOP, open_ui
 
-    fake = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
-    out: dict[str, list[float]] = {"ring": [], "connect": [], "total": []}
-    with tempfile.TemporaryDirectory() as root:
-        world = World(Path(root))
-        try:
-            names = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi"]
-            users = world.persons(*names[:people])
-            for u in users[1:]:
-                world.befriend(users[0], u)
-            gid = world.group(users[0], users[1:], "Bench")
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=chromium_path(), args=CHROMIUM_ARGS + fake
+    names = ["Alice", "Bob", "Carol", "Dave", "Erin", "Frank", "Grace", "Heidi"]
+    with _people_and_browser(names[:people]) as (world, users, browser):
+        gid = world.group(users[0], users[1:], "Bench")
+        pages = [open_ui(browser, u, DESKTOP) for u in users]
+        for p in pages:
+            p.evaluate(f"location.hash = '#/group/{gid}'")
+            p.locator("#group-call-video").wait_for()
+
+        def one() -> tuple[float, float, float]:
+            t0 = time.monotonic()
+            pages[0].click("#group-call-video")
+            for p in pages[1:]:
+                p.locator("#gc-join").wait_for(timeout=60_000)
+            t1 = time.monotonic()
+            for p in pages[1:]:
+                p.click("#gc-join")
+            for p in pages:
+                expect(p.locator("#gc-grid .gc-tile.connected")).to_have_count(
+                    people - 1, timeout=120_000
                 )
-                pages = [open_ui(browser, u, DESKTOP) for u in users]
-                for p in pages:
-                    p.evaluate(f"location.hash = '#/group/{gid}'")
-                    p.locator("#group-call-video").wait_for()
-                last = 0.0
-                for i in range(n + 1):  # the first round warms up
-                    # rings are rate-limited per peer (3 per 10 s)
-                    time.sleep(max(0.0, last + 4.0 - time.monotonic()))
-                    t0 = last = time.monotonic()
-                    pages[0].click("#group-call-video")
-                    for p in pages[1:]:
-                        p.locator("#gc-join").wait_for(timeout=60_000)
-                    t1 = time.monotonic()
-                    for p in pages[1:]:
-                        p.click("#gc-join")
-                    for p in pages:
-                        expect(p.locator("#gc-grid .gc-tile.connected")).to_have_count(
-                            people - 1, timeout=120_000
-                        )
-                    t2 = time.monotonic()
-                    for p in pages:
-                        p.click("#gc-leave")
-                    for p in pages:
-                        expect(p.locator("#group-call-screen")).to_have_count(0, timeout=30_000)
-                    if i:
-                        out["ring"].append(t1 - t0)
-                        out["connect"].append(t2 - t1)
-                        out["total"].append(t2 - t0)
-                browser.close()
-        finally:
-            world.close()
-    return out
+            t2 = time.monotonic()
+            for p in pages:
+                p.click("#gc-leave")
+            for p in pages:
+                expect(p.locator("#group-call-screen")).to_have_count(0, timeout=30_000)
+            return t0, t1, t2
+
+        return _rounds(n, 4.0, one)  # rings are rate-limited per peer (3 per 10 s)
 
 
 def main() -> None:
