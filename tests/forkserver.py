@@ -20,6 +20,7 @@ read at import time would not take effect), pipes asked for, or
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import select
@@ -208,6 +209,10 @@ def _preload() -> None:
             importlib.import_module(module.name)
     if threading.active_count() != 1:
         raise RuntimeError(f"an import started a thread: {threading.enumerate()}")
+    # What is imported now lives as long as every child: out of the collector's sight,
+    # so a child's full collections neither walk it nor write to (copy) its pages.
+    gc.collect()
+    gc.freeze()
 
 
 def _exit_code(exc: SystemExit) -> int:
