@@ -40,6 +40,7 @@ class Answer(Sdp):
 BODIES: dict[tuple[str, str], type[BaseModel]] = {
     ("POST", "/api/v1/calls"): StartCall,
     ("POST", "/api/v1/calls/{call_id}/accept"): Answer,
+    ("POST", "/api/v1/calls/{call_id}/restart"): Answer,
     ("POST", "/api/v1/calls/{call_id}/candidates"): Candidates,
     **GROUP_BODIES,
 }
@@ -101,6 +102,15 @@ def call_routes(client: Client) -> list[Route]:
         except DecodeError as exc:
             raise bad_sdp(exc) from None
 
+    async def restart(request: Request) -> Response:
+        """The caller's ICE restart: a new offer on the same connection (the callee
+        sees ``restarts`` grow and answers it through ``…/accept``)."""
+        body: Answer = await parse_body(request, Answer)
+        try:
+            return JSONResponse(await calls.restart(call_id_of(request), body.sdp))
+        except DecodeError as exc:
+            raise bad_sdp(exc) from None
+
     async def decline(request: Request) -> Response:
         """Decline the ringing call."""
         return JSONResponse(await calls.decline(call_id_of(request)))
@@ -126,6 +136,7 @@ def call_routes(client: Client) -> list[Route]:
         Route(prefix, history, methods=["GET"]),
         Route(prefix, start, methods=["POST"]),
         Route(one + "/accept", accept, methods=["POST"]),
+        Route(one + "/restart", restart, methods=["POST"]),
         Route(one + "/decline", decline, methods=["POST"]),
         Route(one + "/hangup", hang_up, methods=["POST"]),
         Route(one + "/connected", connected, methods=["POST"]),

@@ -61,6 +61,8 @@ OFFER_EVERY: Final = 2.0
 MAX_REMOTE_CANDIDATES: Final = 64
 ENDED_REMEMBERED: Final = 1024
 MAX_PEERS_TRACKED: Final = 1024
+MAX_RESTARTS: Final = 10
+"""ICE restarts per call (the caller's new offer on the same connection)."""
 
 
 class Phase(enum.Enum):
@@ -100,6 +102,7 @@ class Call:
     last_heard: float = 0.0
     last_sent: float = 0.0
     remote_candidates: int = 0
+    restarts: int = 0  # ICE restarts so far (each a new offer/answer on the same connection)
 
     @property
     def duration(self) -> float:
@@ -172,6 +175,11 @@ class CallCore:
     def accept(self, call_id: bytes, answer_sdp: str, now: float) -> list[Out]:
         """Answer the ringing incoming call with our browser's answer."""
         call = self._running(call_id)
+        if self._restarting(call) and not call.outgoing:  # the answer to a restart
+            parse_sdp(answer_sdp)
+            self.current = replace(call, answer_sdp=answer_sdp, last_sent=now)
+            again = CallSignal(call_id, CallSignalKind.ANSWER, sdp=answer_sdp)
+            return [Send(call.peer, again), Changed(self.current)]
         if call.phase is not Phase.INCOMING:
             raise UsageError("this call is not ringing")
         answer = parse_sdp(answer_sdp)
@@ -210,6 +218,23 @@ class CallCore:
             Send(call.peer, CallSignal(call_id, CallSignalKind.HANGUP)),
             *self._end(EndReason.HUNG_UP, now),
         ]
+
+    def restart(self, call_id: bytes, offer_sdp: str, now: float) -> list[Out]:
+        """The caller's browser restarts ICE: a new offer on the same connection (same
+        DTLS certificate); the callee answers it with :meth:`accept`."""
+        call = self._running(call_id)
+        if not call.outgoing or call.phase not in (Phase.CONNECTING, Phase.CONNECTED):
+            raise UsageError("only the caller restarts a call that was answered")
+        if call.restarts >= MAX_RESTARTS:
+            raise UsageError("this call was restarted too often: hang up and call again")
+        if parse_sdp(offer_sdp).fingerprint != parse_sdp(call.offer_sdp).fingerprint:
+            raise UsageError("a restart keeps the connection (its certificate)")
+        self.current = replace(
+            call, offer_sdp=offer_sdp, answer_sdp="", restarts=call.restarts + 1,
+            remote_candidates=0, last_sent=now,
+        )  # fmt: skip
+        offer = CallSignal(call_id, CallSignalKind.OFFER, sdp=offer_sdp, video=call.video)
+        return [Send(call.peer, offer), Changed(self.current)]
 
     def connected(self, call_id: bytes, now: float) -> list[Out]:
         """Our browser's ICE connection is up."""
@@ -273,7 +298,10 @@ class CallCore:
         if signal.call_id in self._ended:
             return self._drop("offer for an ended call")
         if self.current is not None and self.current.call_id == signal.call_id:
-            return self._drop("offer repeated")
+            call = self.current
+            if call.peer != peer or call.outgoing or signal.sdp == call.offer_sdp:
+                return self._drop("offer repeated")
+            return self._restart_offer(call, signal, now)
         if sent_at < now - RING_TIMEOUT or sent_at > now + RING_TIMEOUT:
             return self._drop("offer stale")
         try:
@@ -300,7 +328,39 @@ class CallCore:
         self.current = call
         return [Changed(call)]
 
+    def _restart_offer(self, call: Call, signal: CallSignal, now: float) -> list[Out]:
+        """The caller's ICE restart of the running call (rate-limited with its offers)."""
+        if call.phase not in (Phase.CONNECTING, Phase.CONNECTED):
+            return self._drop("offer repeated")
+        if call.restarts >= MAX_RESTARTS:
+            return self._drop("too many restarts")
+        try:
+            facts = parse_sdp(signal.sdp)
+        except DecodeError:
+            return self._drop("offer with bad SDP")
+        if facts.fingerprint != parse_sdp(call.offer_sdp).fingerprint:
+            return self._drop("restart with another certificate")
+        self.current = replace(
+            call, offer_sdp=signal.sdp, answer_sdp="", restarts=call.restarts + 1,
+            remote_candidates=0, last_heard=now,
+        )  # fmt: skip
+        return [Changed(self.current)]
+
+    @staticmethod
+    def _restarting(call: Call) -> bool:
+        """A restart offer went out (or came) and its answer did not yet."""
+        return call.restarts > 0 and not call.answer_sdp and call.phase in (
+            Phase.CONNECTING, Phase.CONNECTED,
+        )  # fmt: skip
+
     def _answer(self, call: Call, signal: CallSignal, now: float) -> list[Out]:
+        if call.outgoing and self._restarting(call):
+            try:
+                parse_sdp(signal.sdp)
+            except DecodeError:
+                return self._drop("answer with bad SDP")
+            self.current = replace(call, answer_sdp=signal.sdp)
+            return [Changed(self.current)]
         if not (call.outgoing and call.phase is Phase.OUTGOING):
             return self._drop("unexpected signal")
         try:

@@ -70,6 +70,7 @@ def call_json(call: Call, candidates: list[str] | None = None) -> dict[str, Any]
         "duration_s": int(call.duration),
         "remote_sdp": remote or None,
         "remote_candidates": list(candidates or []),
+        "restarts": call.restarts,
     }
 
 
@@ -113,6 +114,7 @@ class Calls:
         self._nursery: trio.Nursery | None = None
         self._candidates: list[str] = []
         self._signal_bytes = 0  # plaintext bytes of the running call's signals we sent
+        self._restarts = 0  # the running call's ICE restarts we have seen
         self._timers = TimerLoop(lambda: self.clock())
         # group calls (client/calls_group.py): one call at a time, 1:1 or group
         self.group: GroupCalls | None = None
@@ -209,6 +211,12 @@ class Calls:
         await self._execute(out)
         return self._json(out)
 
+    async def restart(self, call_id: bytes, offer_sdp: str) -> dict[str, Any]:
+        """Our browser (the caller's) restarts ICE: a new offer on the same connection."""
+        out = self.core.restart(call_id, offer_sdp, self.clock())
+        await self._execute(out)
+        return self._json(out)
+
     async def connected(self, call_id: bytes) -> dict[str, Any]:
         out = self.core.connected(call_id, self.clock())
         await self._execute(out)
@@ -266,6 +274,9 @@ class Calls:
                 if o.call.phase in (Phase.OUTGOING, Phase.INCOMING):
                     self._candidates = []  # a new call rings
                     self._signal_bytes = 0
+                elif o.call.restarts != self._restarts:
+                    self._candidates = []  # an ICE restart: the new round's candidates
+                self._restarts = o.call.restarts
                 self._changed(o.call)
             elif isinstance(o, RemoteCandidates):
                 self._candidates.extend(o.candidates)
