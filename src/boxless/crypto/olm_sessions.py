@@ -789,7 +789,7 @@ class SessionManager:
     def _after_delete(self) -> None:
         with self._lock:
             if self._journal is not None and not self._journal.closed:
-                self._checkpoint()
+                self._checkpoint_logged()
 
     def _checkpoint(self) -> None:
         """Write every journaled state into the table and start a new epoch, in a
@@ -819,8 +819,21 @@ class SessionManager:
         # Committed: the file's records are now older than the table (and their
         # epoch is gone, so they never apply again). Make the commit reach the
         # disk before the records go (a power cut must not lose both), then cut.
-        _fsync_file(Path(str(self._jdb.path) + "-wal"))
-        self._journal.restart(epoch)
+        # If that fails the journal must not go on under the old epoch's key:
+        # its records would never open again (the database names the new
+        # epoch), so a step written there would be lost at a kill and its
+        # message key used twice. It refuses every later step instead.
+        try:
+            _fsync_file(Path(str(self._jdb.path) + "-wal"))
+            self._journal.restart(epoch)
+        except OSError as exc:
+            why = (
+                f"the ratchet journal could not be checkpointed ({exc.strerror or exc}): "
+                "nothing more can be sent or received safely; check the disk and restart "
+                "Boxless"
+            )
+            self._journal.close(why)
+            raise JournalClosed(why) from None
         self._latest.clear()
 
     def _stored(self, remote_key: bytes, row: _Row) -> tuple[int, str]:
@@ -909,7 +922,16 @@ class SessionManager:
             if len(self._unjournaled) > MAX_CACHED_SESSIONS:
                 self._write_unjournaled(list(self._unjournaled))
             if self._checkpoint_due():
-                self._checkpoint()
+                self._checkpoint_logged()
+
+    def _checkpoint_logged(self) -> None:
+        """:meth:`_checkpoint` from a commit callback, which must not raise (the
+        transaction committed; later callbacks must run): a failure is logged,
+        and a journal it closed refuses every later step with the reason."""
+        try:
+            self._checkpoint()
+        except Exception as exc:  # see above; a database error included
+            log.error("ratchet journal checkpoint failed: %s", exc)
 
     def _write_unjournaled(self, keys: list[tuple[bytes, str]]) -> None:
         """Journal these committed received steps now (lock held). On failure they
@@ -1005,7 +1027,8 @@ class SessionManager:
         if self._jdb is not None:
             if self._journal is None or self._journal.closed:
                 raise JournalClosed(
-                    "this SessionManager's ratchet journal was closed or taken over by "
+                    (self._journal and self._journal.closed_why)
+                    or "this SessionManager's ratchet journal was closed or taken over by "
                     "a newer SessionManager of the same account: use that one"
                 )
             cur.execute("PRAGMA data_version")

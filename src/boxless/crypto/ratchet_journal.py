@@ -40,14 +40,23 @@ One writer: the file is locked (``flock``, exclusive, non-blocking) while
 open. Another process gets :class:`JournalBusy` with what to do; a second
 journal for the same file in this process takes the file over (the first is
 closed and refuses every later use), which is what reopening an account in a
-process does.
+process does. A child forked while a journal is open shares its file and its
+lock but must never number a record of the parent's epoch (nonce reuse): in
+the child every open journal is closed at the fork.
+
+The file: a regular file, never followed through a symlink (a checkpoint
+cuts the file, so a link would cut its target), mode 0600 like the database
+(set again at every open). Open reads it record by record and stops at the
+first bad one: a huge file of junk costs no memory.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
+import stat
 import struct
 import threading
 import weakref
@@ -141,11 +150,14 @@ def _seal(aead: ChaCha20Poly1305, seq: int, plain: bytes) -> bytes:
     return _LENGTH.pack(len(sealed)) + sealed
 
 
-def read_records(aead: ChaCha20Poly1305, data: bytes) -> tuple[list[Step], int]:
+def read_records(
+    aead: ChaCha20Poly1305, data: bytes, *, first_seq: int = 1
+) -> tuple[list[Step], int]:
     """The steps of the file's good prefix, and that prefix's length in bytes.
 
     Stops at the first record that is torn, too long, forged, or out of place
-    (see the module docstring); never raises on ``data``.
+    (see the module docstring); never raises on ``data``. ``first_seq``: the
+    number of ``data``'s first record (a part of the file).
     """
     steps: list[Step] = []
     offset = 0
@@ -154,7 +166,7 @@ def read_records(aead: ChaCha20Poly1305, data: bytes) -> tuple[list[Step], int]:
         end = offset + _LENGTH.size + length
         if length < _TAG_BYTES or length > MAX_RECORD or end > len(data):
             break
-        seq = len(steps) + 1
+        seq = len(steps) + first_seq
         try:
             plain = aead.decrypt(
                 _nonce(seq), data[offset + _LENGTH.size : end], _AAD + seq.to_bytes(8, "big")
@@ -176,6 +188,7 @@ class RatchetJournal:
         self._fd: int | None = None
         self._aead: ChaCha20Poly1305 | None = None
         self._size = 0
+        self._closed_why = ""
         self.records = 0
         """Records appended in the current epoch."""
 
@@ -196,7 +209,7 @@ class RatchetJournal:
             older = _open_journals.get(str(self.path))
             if older is not None and older is not self:
                 older.close()  # taken over (see "One writer")
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+            fd = _open_private(self.path)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -206,12 +219,11 @@ class RatchetJournal:
                     "locked): stop it (or use its local API) and try again"
                 ) from None
             self._fd = fd
+            self._closed_why = ""
             _open_journals[str(self.path)] = self
-        data = self._read_all()
         if epoch is None:
             return []
-        steps, _good = read_records(epoch_key(self._journal_key, epoch), data)
-        return steps
+        return self._read_steps(epoch_key(self._journal_key, epoch))
 
     def restart(self, epoch: bytes) -> None:
         """Start ``epoch`` (already committed to the database) with an empty file."""
@@ -254,17 +266,32 @@ class RatchetJournal:
             self._cut_back(fd)
             raise
         if written != len(blob):
+            # Part of a record sealed with nonce ``records + 1`` reached the file:
+            # the next record would take that nonce again (with another plaintext),
+            # so this epoch takes no more records (a failed write wrote nothing).
             self._cut_back(fd)
+            self.close(
+                "a short write to the ratchet journal (is the disk full?): free some disk "
+                "space and restart Boxless"
+            )
             raise OSError(f"short write to the ratchet journal ({written} of {len(blob)} bytes)")
         self._size += written
         self.records += count
 
-    def close(self) -> None:
-        """Release the file (and its lock); every later use raises :class:`JournalClosed`."""
+    def close(self, why: str = "") -> None:
+        """Release the file (and its lock); every later use raises :class:`JournalClosed`
+        (saying ``why``, if given)."""
         fd, self._fd = self._fd, None
         self._aead = None
+        if why:
+            self._closed_why = why
         if fd is not None:
             os.close(fd)
+
+    @property
+    def closed_why(self) -> str:
+        """Why the journal was closed, if not simply closed or taken over."""
+        return self._closed_why
 
     @property
     def closed(self) -> bool:
@@ -273,19 +300,31 @@ class RatchetJournal:
     def _require(self) -> int:
         if self._fd is None:
             raise JournalClosed(
-                "this account's ratchet journal was closed or reopened by another "
+                self._closed_why
+                or "this account's ratchet journal was closed or reopened by another "
                 "SessionManager in this process: use that one"
             )
         return self._fd
 
-    def _read_all(self) -> bytes:
+    def _read_steps(self, aead: ChaCha20Poly1305) -> list[Step]:
+        """:func:`read_records` of the file, one record at a time (bounded memory)."""
         fd = self._require()
-        chunks = []
+        steps: list[Step] = []
         offset = 0
-        while chunk := os.pread(fd, 1 << 20, offset):
-            chunks.append(chunk)
-            offset += len(chunk)
-        return b"".join(chunks)
+        while True:
+            head = os.pread(fd, _LENGTH.size, offset)
+            if len(head) < _LENGTH.size:
+                break
+            (length,) = _LENGTH.unpack(head)
+            if length < _TAG_BYTES or length > MAX_RECORD:
+                break
+            record = os.pread(fd, length, offset + _LENGTH.size)
+            got, _good = read_records(aead, head + record, first_seq=len(steps) + 1)
+            if not got:
+                break
+            steps.append(got[0])
+            offset += _LENGTH.size + length
+        return steps
 
     def _cut_back(self, fd: int) -> None:
         try:
@@ -293,6 +332,50 @@ class RatchetJournal:
         except OSError:  # the file is now suspect: refuse to append more
             log.warning("the ratchet journal could not be cut back after a failed write")
             self.close()
+
+
+def _open_private(path: Path) -> int:
+    """The journal's file, opened for appending: a regular file (never through a
+    symlink), mode 0600."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
+    refused = CryptoStateError(
+        f"{path} is not a regular file (a symlink, a pipe, a folder?): move it away "
+        "and open the account again"
+    )
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise refused from None
+        raise
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise refused
+        if stat.S_IMODE(info.st_mode) != 0o600:
+            os.fchmod(fd, 0o600)
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _close_in_forked_child() -> None:
+    """A forked child must never append under its parent's epoch key (module
+    docstring): its copies of the open journals are closed. Their lock stays
+    the parent's (an ``flock`` is released only when every copy is closed)."""
+    global _registry_lock
+    _registry_lock = threading.Lock()  # another thread may have held it at the fork
+    for journal in list(_open_journals.values()):
+        journal.close(
+            "this process was forked from the one that opened the ratchet journal: "
+            "open the account in this process to use it"
+        )
+    _open_journals.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_forked_child)
 
 
 def journal_path(db_path: Path) -> Path:

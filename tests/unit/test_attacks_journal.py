@@ -1,0 +1,213 @@
+"""Playing the attacker (and the crash) against the Olm ratchet journal.
+
+Each test is one finding of the W10 review (it failed before its fix) or one
+rule the review checked; see docs/protocols.md "The ratchet journal".
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tracemalloc
+from pathlib import Path
+
+import pytest
+
+from boxless.crypto import olm_sessions as olm_module
+from boxless.crypto.errors import CryptoStateError
+from boxless.crypto.ratchet_journal import JournalClosed, RatchetJournal, Step, journal_path
+from tests.olm_kill9 import Side, create
+from tests.unit.test_olm_journal import _copy, _pair, _talk
+
+KEY = bytes(range(32))
+EPOCH = b"e" * 16
+
+
+def _step(i: int) -> Step:
+    return Step(bytes([i]) * 32, f"session {i}", i, f"pickle {i}")
+
+
+def _journal(path: Path, epoch: bytes | None = None) -> tuple[RatchetJournal, list[Step]]:
+    journal = RatchetJournal(path, KEY)
+    steps = journal.open(epoch)
+    return journal, steps
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    create(tmp_path)
+    return tmp_path
+
+
+def test_a_forked_child_never_appends_under_the_parents_epoch(tmp_path: Path) -> None:
+    """A process forked while the journal is open shares its fd and its lock: a
+    child's append would number a record n+1 under the parent's epoch key (nonce
+    reuse) and push the parent's own record n+1 out of the file."""
+    path = tmp_path / "db.ratchets"
+    journal, _ = _journal(path)
+    journal.restart(EPOCH)
+    journal.append([_step(1)])
+    pid = os.fork()
+    if pid == 0:  # the child: must be refused
+        try:
+            journal.append([_step(99)])
+        except JournalClosed:
+            os._exit(0)
+        except BaseException:
+            os._exit(2)
+        os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0, "the forked child could append"
+    journal.append([_step(2)])
+    journal.close()
+    again, steps = _journal(path, EPOCH)
+    again.close()
+    assert steps == [_step(1), _step(2)]
+
+
+def test_a_symlink_or_odd_file_at_the_journal_path_is_refused(tmp_path: Path) -> None:
+    """A symlink at the path would make the checkpoint cut (truncate) its target."""
+    victim = tmp_path / "precious.txt"
+    victim.write_bytes(b"keep me")
+    path = tmp_path / "db.ratchets"
+    path.symlink_to(victim)
+    with pytest.raises(CryptoStateError, match="not a regular file"):
+        journal, _ = _journal(path)
+        journal.restart(EPOCH)  # before the fix: truncates the victim
+    assert victim.read_bytes() == b"keep me"
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(CryptoStateError, match="not a regular file"):
+        _journal(path)
+
+
+def test_the_file_is_private_even_if_it_existed(tmp_path: Path) -> None:
+    path = tmp_path / "new.ratchets"
+    journal, _ = _journal(path)
+    journal.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    path = tmp_path / "old.ratchets"
+    path.write_bytes(b"")
+    path.chmod(0o644)  # put back by a copy, or made under another umask
+    journal, _ = _journal(path)
+    journal.close()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_a_huge_file_is_not_read_into_memory(tmp_path: Path) -> None:
+    """Open reads record by record and stops at the first bad one: a 256 MiB
+    file of junk after two good records costs no more memory than the records."""
+    path = tmp_path / "db.ratchets"
+    journal, _ = _journal(path)
+    journal.restart(EPOCH)
+    journal.append([_step(1), _step(2)])
+    journal.close()
+    with path.open("r+b") as f:
+        f.truncate(256 << 20)  # sparse: junk (zeros) after the records
+    tracemalloc.start()
+    try:
+        again, steps = _journal(path, EPOCH)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    again.close()
+    assert steps == [_step(1), _step(2)]
+    assert peak < 8 << 20, f"open used {peak} bytes"
+
+
+def test_a_checkpoint_that_fails_after_its_commit_never_lets_a_key_be_reused(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint commits the new epoch, then fails to sync or cut the file.
+    Before the fix the journal went on appending under the OLD epoch's key: those
+    records never open after a kill (the database names the new epoch), so the
+    restarted sender encrypted again from an older state -- a message key used
+    twice. Now the journal refuses every later step with a clear error."""
+    monkeypatch.setattr(olm_module, "CHECKPOINT_RECORDS", 3)
+    alice, bob = _pair(folder)
+    _talk(alice, bob, 1)
+
+    def broken_disk(path: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(olm_module, "_fsync_file", broken_disk)
+    sent: list[tuple[object, bytes]] = []
+    failed = False
+    for i in range(10):  # the checkpoint falls due within these
+        text = f"m{i}".encode()
+        try:
+            with alice.sessions.transaction() as cur:
+                sent.append((alice.sessions.encrypt(bob.bundle, text, cur=cur), text))
+        except OSError:  # before the fix the failed checkpoint surfaced here
+            failed = True
+        if failed or alice.sessions._journal.closed:  # type: ignore[union-attr]
+            break
+    monkeypatch.undo()
+    refused = None
+    with alice.sessions.transaction() as cur:
+        try:  # the message leaves, then a kill before the transaction commits
+            sent.append((alice.sessions.encrypt(bob.bundle, b"in flight", cur=cur), b"in flight"))
+        except CryptoStateError as exc:
+            refused = exc
+        _copy(folder, "alice", tmp_path / "killed")
+    alice2 = Side.open(tmp_path / "killed", "alice")
+    with alice2.sessions.transaction() as cur:
+        sent.append((alice2.sessions.encrypt(bob.bundle, b"after", cur=cur), b"after"))
+    for olm, text in sent:  # each key used once: every message decrypts
+        with bob.sessions.transaction() as cur:
+            assert bob.sessions.decrypt(alice.device_key, olm, cur=cur) == text  # type: ignore[arg-type]
+    assert refused is not None and "restart" in str(refused)
+
+
+def test_a_kill_between_a_delete_and_its_checkpoint_resurrects_nothing(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows deleted (a revoked device's keys wiped), then a kill before the
+    checkpoint that follows the commit: the journal still holds the sessions'
+    records, and the reopen applies none of them (no row, nothing inserted)."""
+    alice, bob = _pair(folder)
+    _talk(alice, bob, 3)
+    monkeypatch.setattr(olm_module.SessionManager, "_after_delete", lambda self: None)
+    with alice.account.db.transaction() as cur:
+        cur.execute("DELETE FROM crypto_olm_sessions")
+    journal = journal_path(alice.account.db.path)
+    assert journal.stat().st_size > 0  # the kill came before the cut
+    monkeypatch.undo()
+    _copy(folder, "alice", tmp_path / "killed")
+    alice2 = Side.open(tmp_path / "killed", "alice")
+    assert alice2.sessions.session_ids(bob.device_key) == []
+    with alice2.account.db.transaction() as cur:
+        cur.execute("SELECT count(*) FROM crypto_olm_sessions")
+        assert cur.fetchone()[0] == 0
+
+
+def test_a_short_write_never_lets_the_next_record_take_its_nonce(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that failed wrote nothing: the same record number is free again.
+    A SHORT write put part of record n+1 (sealed with nonce n+1) in the file:
+    the journal then takes no more records in that epoch."""
+    from boxless.crypto import ratchet_journal as module
+
+    path = tmp_path / "db.ratchets"
+    journal, _ = _journal(path)
+    journal.restart(EPOCH)
+    journal.append([_step(1)])
+    real_write = os.write
+
+    def full_disk(fd: int, data: bytes) -> int:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(module.os, "write", full_disk)
+    with pytest.raises(OSError):
+        journal.append([_step(2)])
+    monkeypatch.setattr(module.os, "write", lambda fd, data: real_write(fd, data[:10]))
+    with pytest.raises(OSError, match="short write"):
+        journal.append([_step(3)])
+    monkeypatch.undo()
+    with pytest.raises(JournalClosed, match="short write"):
+        journal.append([_step(4)])
+    assert path.stat().st_size == journal.size  # cut back: only record 1
+    again, steps = _journal(path, EPOCH)
+    again.close()
+    assert steps == [_step(1)]
