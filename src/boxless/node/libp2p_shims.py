@@ -282,9 +282,11 @@ async def redial(host: IHost, peer: PeerInfo) -> None:
     back, whatever our retry pace. This drops that peer's entry (the public
     ``Swarm.unblock_peer``) and dials. Dials we do not schedule (a stream to a
     peer, py-libp2p's own) keep the cache, which spares dead peers a hammering.
-    Upstream fix to propose: cache per address rather than per peer, and let an
-    explicit ``host.connect`` bypass it (go-libp2p's dial backoff is per address
-    and short: 5 s doubling); a "force" flag like go's ``network.WithForceDirectDial``.
+    Upstream fix to propose: keep the backoff per address and short (go-libp2p:
+    5 s + 1 s x failures squared, per address) and let an explicit connect skip
+    it (go's ``network.WithForceDirectDial``), e.g. ``host.connect(peer,
+    force=True)``. Seen on the way: a ``dial_peer`` that waited for another's
+    in-flight dial dials on after it fails without looking at the cache.
     ``tests/integration/test_redial.py`` shows the refusal and the fix.
     """
     swarm = host.get_network()
