@@ -58,6 +58,14 @@ let senders = {}; // kind -> RTCRtpSender of our track
 let off = {}; // kind -> true while muted / camera off (the sender sends nothing)
 let screen = null;
 const logs = new Set(); // mounted chat call-row boxes: {chat, el}
+// ICE repair: the caller restarts ICE when the connection fails (the callee answers
+// the new offer on the same connection); after RESTARTS tries, or the callee after
+// GIVE_UP_MS without the connection coming back, the call is hung up.
+const RESTARTS = 3;
+const GIVE_UP_MS = 20000;
+let restartTries = 0;
+let seenRestarts = 0; // the call's `restarts` this page has answered or made
+let giveUp = null;
 
 function nameOf(chat) {
   const c = contact(chat.split(":")[1]);
@@ -126,11 +134,57 @@ function newPeer() {
         render();
       }
       call("POST", `/calls/${state.call_id}/connected`).catch(() => {});
+      restartTries = 0;
+      clearTimeout(giveUp);
+      giveUp = null;
     } else if (p.connectionState === "failed") {
-      hangUp();
+      onFailed();
     }
   };
   return p;
+}
+
+function onFailed() {
+  if (!state || !owner) return;
+  if (state.outgoing && restartTries < RESTARTS) {
+    restartTries += 1;
+    restartIce().catch(() => hangUp());
+  } else if (state.outgoing) {
+    hangUp();
+  } else if (!giveUp) {
+    // the caller's restart should come; hang up if the connection does not come back
+    giveUp = setTimeout(() => {
+      giveUp = null;
+      if (pc && pc.connectionState !== "connected") hangUp();
+    }, GIVE_UP_MS);
+  }
+}
+
+// The caller: a new offer with new ICE credentials on the same connection.
+async function restartIce() {
+  remoteSet = false;
+  remoteIceUsed = 0;
+  described = false;
+  pendingIce = [];
+  await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
+  await gathered(pc);
+  state = await call("POST", `/calls/${state.call_id}/restart`, { sdp: pc.localDescription.sdp });
+  seenRestarts = state.restarts;
+  described = true;
+  if (pendingIce.length) sendIce(pendingIce.splice(0));
+}
+
+// The callee: the caller restarted ICE; answer its new offer on this connection.
+async function answerRestart(now) {
+  seenRestarts = now.restarts;
+  remoteIceUsed = 0;
+  described = false;
+  await pc.setRemoteDescription({ type: "offer", sdp: now.remote_sdp });
+  await pc.setLocalDescription(await pc.createAnswer());
+  await gathered(pc);
+  state = await call("POST", `/calls/${now.call_id}/accept`, { sdp: pc.localDescription.sdp });
+  described = true;
+  if (pendingIce.length) sendIce(pendingIce.splice(0));
 }
 
 function sendIce(candidates) {
@@ -204,6 +258,10 @@ function teardown() {
   speakerView = false;
   senders = {};
   off = {};
+  restartTries = 0;
+  seenRestarts = 0;
+  clearTimeout(giveUp);
+  giveUp = null;
 }
 
 // -- actions -----------------------------------------------------------------------------
@@ -347,6 +405,9 @@ export async function onCallEvent(ev) {
   }
   if (now.phase !== "outgoing" && now.phase !== "incoming") stopTone();
   if (now.phase !== "incoming" && !owner && was && was.phase === "incoming") stopTone();
+  if (owner && pc && !now.outgoing && (now.restarts || 0) > seenRestarts && now.remote_sdp) {
+    await answerRestart(now).catch((err) => console.warn("call restart", err));
+  }
   await useRemote(now);
   render();
 }
