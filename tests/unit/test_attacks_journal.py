@@ -211,3 +211,56 @@ def test_a_short_write_never_lets_the_next_record_take_its_nonce(
     again, steps = _journal(path, EPOCH)
     again.close()
     assert steps == [_step(1)]
+
+
+def test_a_takeover_in_another_thread_never_lands_an_old_record_in_the_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A second journal of the same file (the account reopened in this process)
+    takes the file over while a thread of the first is between its check and
+    its ``os.write``. Before the fix the takeover closed the fd under the write
+    and the new open got the same fd number: the old epoch's record landed in
+    the new epoch's file, and every later record of the new epoch was dropped
+    at the next open (a kill there: message keys used twice)."""
+    import threading
+
+    from boxless.crypto import ratchet_journal as module
+
+    path = tmp_path / "db.ratchets"
+    old, _ = _journal(path)
+    old.restart(EPOCH)
+    old.append([_step(1)])
+    real_write = os.write
+    new_epoch = b"n" * 16
+    box: dict[str, object] = {}
+
+    def take_over() -> None:
+        new, steps = _journal(path, EPOCH)
+        new.restart(new_epoch)
+        box["new"], box["replayed"] = new, steps
+
+    def racing_write(fd: int, data: bytes) -> int:
+        monkeypatch.setattr(module.os, "write", real_write)
+        thread = threading.Thread(target=take_over)
+        thread.start()
+        thread.join(0.2)  # with the fix it waits for this write: it cannot finish
+        box["thread"] = thread
+        return real_write(fd, data)
+
+    monkeypatch.setattr(module.os, "write", racing_write)
+    try:
+        old.append([_step(2)])
+    except OSError:
+        pass  # also acceptable: the write found its fd closed
+    thread = box["thread"]
+    assert isinstance(thread, threading.Thread)
+    thread.join(10)
+    new = box["new"]
+    assert isinstance(new, RatchetJournal)
+    new.append([_step(3)])
+    new.close()
+    again, steps = _journal(path, new_epoch)
+    again.close()
+    assert steps == [_step(3)]
+    with pytest.raises(JournalClosed):
+        old.append([_step(4)])

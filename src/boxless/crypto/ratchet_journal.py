@@ -189,6 +189,9 @@ class RatchetJournal:
         self._aead: ChaCha20Poly1305 | None = None
         self._size = 0
         self._closed_why = ""
+        # Held while the fd is used or closed: a takeover from another thread
+        # cannot close the fd under a write (whose number the new open reuses).
+        self._io = threading.RLock()
         self.records = 0
         """Records appended in the current epoch."""
 
@@ -227,11 +230,12 @@ class RatchetJournal:
 
     def restart(self, epoch: bytes) -> None:
         """Start ``epoch`` (already committed to the database) with an empty file."""
-        fd = self._require()
-        os.ftruncate(fd, 0)
-        self._aead = epoch_key(self._journal_key, epoch)
-        self._size = 0
-        self.records = 0
+        with self._io:
+            fd = self._require()
+            os.ftruncate(fd, 0)
+            self._aead = epoch_key(self._journal_key, epoch)
+            self._size = 0
+            self.records = 0
 
     def append(self, steps: list[Step]) -> None:
         """Append one record per step with ONE ``os.write``.
@@ -239,18 +243,20 @@ class RatchetJournal:
         On a failed or short write the file is cut back to where it was and
         :class:`OSError` is raised: nothing of the call was recorded.
         """
-        aead = self._writable()
-        self._write(
-            b"".join(seal_record(aead, self.records + i, step) for i, step in enumerate(steps, 1)),
-            len(steps),
-        )
+        with self._io:
+            aead = self._writable()
+            blob = b"".join(
+                seal_record(aead, self.records + i, step) for i, step in enumerate(steps, 1)
+            )
+            self._write(blob, len(steps))
 
     def append_one(self, remote_key: bytes, session_id: str, version: int, pickle: str) -> None:
         """:meth:`append` of one step, without building a :class:`Step` (the hot path)."""
-        aead = self._writable()
         sid = session_id.encode("utf-8")
         plain = _HEAD.pack(remote_key, version, len(sid)) + sid + pickle.encode("ascii")
-        self._write(_seal(aead, self.records + 1, plain), 1)
+        with self._io:
+            aead = self._writable()
+            self._write(_seal(aead, self.records + 1, plain), 1)
 
     def _writable(self) -> ChaCha20Poly1305:
         self._require()
@@ -259,6 +265,7 @@ class RatchetJournal:
         return self._aead
 
     def _write(self, blob: bytes, count: int) -> None:
+        """(``_io`` held.)"""
         fd = self._require()
         try:
             written = os.write(fd, blob)
@@ -281,6 +288,10 @@ class RatchetJournal:
     def close(self, why: str = "") -> None:
         """Release the file (and its lock); every later use raises :class:`JournalClosed`
         (saying ``why``, if given)."""
+        with self._io:
+            self._close_now(why)
+
+    def _close_now(self, why: str) -> None:
         fd, self._fd = self._fd, None
         self._aead = None
         if why:
@@ -368,7 +379,8 @@ def _close_in_forked_child() -> None:
     global _registry_lock
     _registry_lock = threading.Lock()  # another thread may have held it at the fork
     for journal in list(_open_journals.values()):
-        journal.close(
+        journal._io = threading.RLock()  # likewise
+        journal._close_now(
             "this process was forked from the one that opened the ratchet journal: "
             "open the account in this process to use it"
         )
