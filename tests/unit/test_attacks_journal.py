@@ -264,3 +264,76 @@ def test_a_takeover_in_another_thread_never_lands_an_old_record_in_the_new_file(
     assert steps == [_step(3)]
     with pytest.raises(JournalClosed):
         old.append([_step(4)])
+
+
+def test_a_journal_of_another_account_or_epoch_opens_to_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "db.ratchets"
+    journal, _ = _journal(path)
+    journal.restart(EPOCH)
+    journal.append([_step(1), _step(2)])
+    journal.close()
+    other = RatchetJournal(path, bytes(32))  # another account's database key
+    assert other.open(EPOCH) == []
+    other.close()
+    again, steps = _journal(path, b"o" * 16)  # an epoch the database no longer names
+    again.close()
+    assert steps == []
+
+
+def test_a_kill_between_the_epochs_commit_and_the_cut_loses_no_step(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint committed the table and the new epoch; the kill comes before
+    the file is cut. The file's records (old epoch) no longer open, and need not:
+    the table has every state. The restarted sender reuses no message key."""
+    monkeypatch.setattr(olm_module, "CHECKPOINT_RECORDS", 3)
+    alice, bob = _pair(folder)
+    _talk(alice, bob, 1)
+    killed = tmp_path / "killed"
+
+    def kill_here(path: Path) -> None:
+        if not killed.exists():
+            _copy(folder, "alice", killed)
+
+    monkeypatch.setattr(olm_module, "_fsync_file", kill_here)
+    sent = []
+    for i in range(6):
+        with alice.sessions.transaction() as cur:
+            sent.append((alice.sessions.encrypt(bob.bundle, b"m%d" % i, cur=cur), b"m%d" % i))
+        if killed.exists():
+            break
+    assert killed.exists() and journal_path(killed / "alice" / "user.db").stat().st_size > 0
+    monkeypatch.undo()
+    alice2 = Side.open(killed, "alice")
+    with alice2.sessions.transaction() as cur:
+        sent.append((alice2.sessions.encrypt(bob.bundle, b"after", cur=cur), b"after"))
+    for olm, text in sent:
+        with bob.sessions.transaction() as cur:
+            assert bob.sessions.decrypt(alice.device_key, olm, cur=cur) == text
+
+
+def test_received_steps_wait_in_memory_for_one_step_at_most(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lag of a received state on disk is bounded: the session's next decrypt
+    journals it first, and past MAX_CACHED_SESSIONS sessions waiting the commit
+    journals them all."""
+    from tests.unit.test_olm_journal import _send
+
+    alice, bob = _pair(folder)
+    _talk(alice, bob, 2)
+    assert _send(alice, bob, b"one") == b"one"
+    key = (alice.device_key, alice.sessions.session_ids(bob.device_key)[0])
+    assert key in bob.sessions._unjournaled
+    journal = bob.sessions._journal
+    assert journal is not None
+    before = journal.records
+    with alice.sessions.transaction() as cur:
+        olm = alice.sessions.encrypt(bob.bundle, b"two", cur=cur)
+    with bob.sessions.transaction() as cur:
+        assert bob.sessions.decrypt(alice.device_key, olm, cur=cur, defer=True) == b"two"
+        assert journal.records == before + 1  # "one"'s state, before "two" is read
+        bob.sessions.flush(cur)
+    monkeypatch.setattr(olm_module, "MAX_CACHED_SESSIONS", 0)
+    assert _send(alice, bob, b"three") == b"three"
+    assert not bob.sessions._unjournaled and journal.records == before + 3  # two, three
