@@ -337,3 +337,28 @@ def test_received_steps_wait_in_memory_for_one_step_at_most(
     monkeypatch.setattr(olm_module, "MAX_CACHED_SESSIONS", 0)
     assert _send(alice, bob, b"three") == b"three"
     assert not bob.sessions._unjournaled and journal.records == before + 3  # two, three
+
+
+def test_the_rows_cache_sees_a_retire_from_another_connection(folder: Path) -> None:
+    """The hot path trusts its cached rows only while no other connection
+    committed (``PRAGMA data_version``): a reset through a second connection of
+    the same process is seen, and the next encrypt opens a new session."""
+    from boxless.crypto import SessionManager
+    from boxless.identity.account import open_account
+    from tests.olm_kill9 import PASS
+
+    alice, bob = _pair(folder)
+    _talk(alice, bob, 2)
+    assert alice.sessions.has_session(bob.device_key)  # rows cached
+    other = open_account(folder / "alice", PASS)
+    try:
+        plain = SessionManager(other.db, other.keystore, other.db.derive_key("olm sessions v1"))
+        plain.reset(bob.device_key)
+    finally:
+        other.close()
+    assert not alice.sessions.has_session(bob.device_key)
+    with alice.sessions.transaction() as cur:
+        olm = alice.sessions.encrypt(bob.bundle, b"new session", cur=cur)
+    assert olm.is_prekey
+    with bob.sessions.transaction() as cur:
+        assert bob.sessions.decrypt(alice.device_key, olm, cur=cur) == b"new session"

@@ -118,7 +118,10 @@ kill -9 as a commit (neither fsyncs). The rules, each tested
   read the records of the database's current epoch up to the first torn or
   forged one, write the newest state per session into the table and a new
   epoch in one transaction, then cut the file. The same checkpoint runs after
-  :data:`CHECKPOINT_RECORDS` records or :data:`CHECKPOINT_BYTES`.
+  :data:`CHECKPOINT_RECORDS` records or :data:`CHECKPOINT_BYTES`. A
+  checkpoint that fails after committing its epoch closes the journal (every
+  later step raises ``JournalClosed`` saying why): a record under the old
+  epoch's key would never open again, so a kill would reuse its message key.
 * **One writer**: another process gets ``JournalBusy``; a second journaled
   manager of the same file in this process takes it over (the first raises
   ``JournalClosed`` from then on). Nothing else reads the Olm tables'
