@@ -12,6 +12,8 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from boxless.crypto import olm_sessions as olm_module
 from boxless.crypto.errors import CryptoStateError
@@ -362,3 +364,31 @@ def test_the_rows_cache_sees_a_retire_from_another_connection(folder: Path) -> N
     assert olm.is_prekey
     with bob.sessions.transaction() as cur:
         assert bob.sessions.decrypt(alice.device_key, olm, cur=cur) == b"new session"
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    count=st.integers(0, 4),
+    cut=st.integers(0, 2_000),
+    flip=st.one_of(st.none(), st.integers(0, 2_000)),
+    tail=st.binary(max_size=40),
+)
+def test_open_reads_exactly_what_read_records_reads(
+    tmp_path: Path, count: int, cut: int, flip: int | None, tail: bytes
+) -> None:
+    """Open's record-by-record reader and :func:`read_records` of the whole file
+    agree on any damaged file (torn, flipped, junk after)."""
+    from boxless.crypto.ratchet_journal import epoch_key, read_records, seal_record
+
+    aead = epoch_key(KEY, EPOCH)
+    data = bytearray(b"".join(seal_record(aead, n, _step(n)) for n in range(1, count + 1)))
+    if flip is not None and data:
+        data[flip % len(data)] ^= 0x04
+    data = data[:cut] + tail
+    path = tmp_path / "db.ratchets"
+    path.write_bytes(bytes(data))
+    journal, steps = _journal(path, EPOCH)
+    journal.close()
+    assert steps == read_records(aead, bytes(data))[0]
