@@ -36,7 +36,11 @@ from typing import IO, Any
 ROOT = Path(__file__).resolve().parents[1]
 # What a process may set for itself: read at run time, not when a module is imported.
 PER_PROCESS = ("BOXLESS_PASSPHRASE", "BOXLESS_NODE_PASSPHRASE", "BOXLESS_GROUP_TIMINGS")
-_IGNORED = {"PYTHONUNBUFFERED"}  # the server runs unbuffered (-u)
+# The server runs unbuffered (-u); pytest names the running test in PYTEST_CURRENT_TEST
+# (the child gets the test's value, as every variable of its environment).
+_IGNORED = {"PYTHONUNBUFFERED", "PYTEST_CURRENT_TEST"}
+started = {"forked": 0, "fresh": 0}
+"""How many processes :func:`popen` forked and how many it started afresh."""
 
 
 class Forked:
@@ -166,11 +170,12 @@ def popen(
     """``subprocess.Popen(cmd, env=env, stdin=..., stdout=..., stderr=...)``, forked
     from the fork server when it can be (see the module's docstring)."""
     pipes = subprocess.PIPE in (stdin, stdout, stderr)
-    if os.environ.get("BOXLESS_TEST_FORKSERVER", "1") == "0" or pipes:
+    fresh = os.environ.get("BOXLESS_TEST_FORKSERVER", "1") == "0" or pipes
+    client = None if fresh else _get_client()
+    if client is None or not _forkable(cmd, env, client.env):
+        started["fresh"] += 1
         return subprocess.Popen(cmd, env=env, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd)
-    client = _get_client()
-    if not _forkable(cmd, env, client.env):
-        return subprocess.Popen(cmd, env=env, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd)
+    started["forked"] += 1
     opened: list[int] = []
 
     def fd_of(stream: int | IO[Any] | None, default: int) -> int:

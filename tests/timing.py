@@ -81,6 +81,9 @@ class FileClock:
         with (self.out / f"{worker}.jsonl").open("w") as f:
             for ft in self.files.values():
                 f.write(json.dumps({"worker": worker, **asdict(ft)}) + "\n")
+        from tests import forkserver
+
+        (self.out / f"{worker}.processes.json").write_text(json.dumps(forkserver.started))
 
 
 def load(out_dir: Path) -> list[dict[str, object]]:
@@ -142,6 +145,8 @@ def main(argv: list[str]) -> None:
         print(
             f"worker {w}: {len(mine)} files, {last - first:.0f} s from its first test to its last"
         )
+    for path in sorted(Path(argv[0]).glob("*.processes.json")):
+        print(f"{path.name.split('.')[0]}: boxless processes {json.loads(path.read_text())}")
     order = [(str(r["file"]), int(r["tests"]), float(r["wall"])) for r in rows]  # type: ignore[arg-type]
     print("replayed hand-out, order as run:", [round(t) for t in replay(order)])
 
