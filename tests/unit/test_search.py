@@ -4,8 +4,7 @@ queries (property test: any text is a result or a clear 422, never a 500)."""
 
 from __future__ import annotations
 
-import functools
-import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -76,10 +75,11 @@ def test_query_terms_are_quoted_and_short_ones_become_like_patterns() -> None:
     assert "needle" in cut and cut.startswith("…") and cut.endswith("…") and len(cut) < 100
 
 
-@functools.cache
-def corpus() -> UserDB:
-    """A user database with the client's schema and a few texts, made once."""
-    path = Path(tempfile.mkdtemp(prefix="boxless-search-")) / "user.db"
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UserDB]:
+    """A user database with the client's schema and a few texts, made once per module
+    (in pytest's temporary directory: a cached one in /tmp outlived every run)."""
+    path = tmp_path_factory.mktemp("search") / "user.db"
     u = create_user_db(path, "search corpus passphrase", KdfParams(1024, 1, 1))
     u.migrate("crypto", crypto_migrations())
     u.migrate("client", db.client_migrations())
@@ -103,25 +103,26 @@ def corpus() -> UserDB:
             b"z" * 16, b"e" * 32, False, 9, 9, 9, "好", None, False, False, "received", {}
         )
         db.add_message(cur, row)
-    return u
+    yield u
+    u.close()
 
 
-@given(st.text(max_size=60))
+@given(text=st.text(max_size=60))
 @settings(max_examples=300, deadline=None)
-def test_any_query_text_is_a_result_or_a_clear_error(text: str) -> None:
+def test_any_query_text_is_a_result_or_a_clear_error(corpus: UserDB, text: str) -> None:
     try:
         q = parse_query(text)
     except InvalidQuery as exc:
         assert str(exc)
         return
-    with corpus().transaction() as cur:
+    with corpus.transaction() as cur:
         hits = ss.search_messages(cur, q, 10)
     for h in hits:  # every hit has every term (case and accents aside)
         assert not all(t.isascii() for t in q.terms) or all(t in h.text.lower() for t in q.terms)
 
 
-def test_fts5_syntax_is_plain_text() -> None:
-    with corpus().transaction() as cur:
+def test_fts5_syntax_is_plain_text(corpus: UserDB) -> None:
+    with corpus.transaction() as cur:
         for text, want in [
             ('"hi"', ['say "hi" AND NEAR(x) * ^']),
             ("NEAR(x)", ['say "hi" AND NEAR(x) * ^']),
