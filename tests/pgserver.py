@@ -31,6 +31,7 @@ from pathlib import Path
 import psycopg
 
 _SERVICE_USER = "postgres"
+_ROOT_PREFIX = "boxless-pg-"
 _DB_USER = "boxless"
 _DB_NAME = "boxless"
 
@@ -112,7 +113,8 @@ class PgServer:
         """
         bin_dir = find_bin_dir()
         prefix, uid = _as_service_user()
-        root = Path(tempfile.mkdtemp(prefix="boxless-pg-"))
+        _stop_orphans(bin_dir, prefix)
+        root = Path(tempfile.mkdtemp(prefix=f"{_ROOT_PREFIX}{os.getpid()}-"))
         if uid is not None:
             os.chown(root, uid, -1)
         server = cls(root=root, port=_free_port(), bin_dir=bin_dir, prefix=prefix)
@@ -211,6 +213,18 @@ class PgServer:
                 timeout=60,
             )
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _stop_orphans(bin_dir: Path, prefix: list[str]) -> None:
+    """Stop and delete the servers of test processes that died without stopping them
+    (pg_ctl runs postgres as a daemon: it outlived a killed pytest worker, with its
+    port, memory and directory); each server's directory names its owner's pid."""
+    if not Path("/proc/self").exists():  # no way to tell who is alive
+        return
+    for root in Path(tempfile.gettempdir()).glob(f"{_ROOT_PREFIX}*-*"):
+        pid = root.name[len(_ROOT_PREFIX) :].split("-")[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            PgServer(root=root, port=0, bin_dir=bin_dir, prefix=prefix).stop()
 
 
 @contextlib.contextmanager
