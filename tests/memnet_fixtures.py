@@ -40,6 +40,7 @@ from boxless.identity.keys import Identity
 from boxless.identity.profile import Profile
 from boxless.identity.seed import generate_phrase
 from boxless.storage.userdb import KdfParams
+from tests.orphans import dead_owners
 
 BASE = 1_800_000_000.0
 """Unix time at virtual time 0."""
@@ -105,12 +106,8 @@ SHM_PREFIX = "boxless-memnet-"
 def _sweep_dead(shm: Path) -> None:
     """Remove the homes of test processes that died before their teardown (a worker
     killed by a timeout left its accounts in RAM): each name carries its pid."""
-    if not Path("/proc/self").exists():  # no way to tell who is alive
-        return
-    for old in shm.glob(f"{SHM_PREFIX}*-*"):
-        pid = old.name[len(SHM_PREFIX) :].split("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            shutil.rmtree(old, ignore_errors=True)
+    for old in dead_owners(shm, SHM_PREFIX):
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def make_account(home: Path, name: str) -> None:

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import psycopg
 
+from tests.orphans import dead_owners
+
 _SERVICE_USER = "postgres"
 _ROOT_PREFIX = "boxless-pg-"
 _DB_USER = "boxless"
@@ -219,12 +221,8 @@ def _stop_orphans(bin_dir: Path, prefix: list[str]) -> None:
     """Stop and delete the servers of test processes that died without stopping them
     (pg_ctl runs postgres as a daemon: it outlived a killed pytest worker, with its
     port, memory and directory); each server's directory names its owner's pid."""
-    if not Path("/proc/self").exists():  # no way to tell who is alive
-        return
-    for root in Path(tempfile.gettempdir()).glob(f"{_ROOT_PREFIX}*-*"):
-        pid = root.name[len(_ROOT_PREFIX) :].split("-")[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
-            PgServer(root=root, port=0, bin_dir=bin_dir, prefix=prefix).stop()
+    for root in dead_owners(Path(tempfile.gettempdir()), _ROOT_PREFIX):
+        PgServer(root=root, port=0, bin_dir=bin_dir, prefix=prefix).stop()
 
 
 @contextlib.contextmanager
