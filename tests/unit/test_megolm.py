@@ -368,7 +368,7 @@ def test_on_the_sqlcipher_user_database(tmp_path: Path) -> None:
     dbs = []
     for name in ("a", "b"):
         db = create_user_db(tmp_path / f"{name}.db", "correct horse battery", kdf=fast)
-        assert db.migrate("crypto", migration_files()) == 2
+        assert db.migrate("crypto", migration_files()) == len(migration_files())
         dbs.append(db)
     sender = GroupSessions(dbs[0], dbs[0].derive_key("megolm pickle v1"))
     reader = GroupSessions(dbs[1], dbs[1].derive_key("megolm pickle v1"))
