@@ -109,8 +109,15 @@ class _Client:
         )
         theirs.close()
         self.sock = mine
-        reply = self.sock.recv(4096)  # "ready" once the imports are done
+        self.sock.settimeout(300)  # the imports took ~20 s at load 40
+        try:
+            reply = self.sock.recv(4096)  # "ready" once the imports are done
+        except OSError:
+            reply = b"(no answer)"
+        self.sock.settimeout(None)
         if reply != b"ready":
+            self.server.kill()
+            self.server.wait()
             raise RuntimeError(f"the fork server did not start: {reply!r}")
 
     def spawn(self, args: list[str], env: dict[str, str], cwd: str, fds: list[int]) -> Forked:
@@ -142,11 +149,20 @@ _client: _Client | None = None
 _client_lock = threading.Lock()
 
 
+_failed: list[str] = []  # the server could not start in this process: not again
+
+
 def _get_client() -> _Client:
     global _client
     with _client_lock:
+        if _failed:
+            raise RuntimeError(_failed[0])
         if _client is None or _client.pid != os.getpid() or _client.server.poll() is not None:
-            _client = _Client()
+            try:
+                _client = _Client()
+            except (OSError, RuntimeError) as exc:
+                _failed.append(str(exc))
+                raise
             atexit.register(_client.close)
         return _client
 
@@ -171,7 +187,11 @@ def popen(
     from the fork server when it can be (see the module's docstring)."""
     pipes = subprocess.PIPE in (stdin, stdout, stderr)
     fresh = os.environ.get("BOXLESS_TEST_FORKSERVER", "1") == "0" or pipes
-    client = None if fresh else _get_client()
+    try:
+        client = None if fresh else _get_client()
+    except (OSError, RuntimeError) as exc:  # no server: the process starts as it always did
+        print(f"tests/forkserver.py: starting a fresh interpreter ({exc})", file=sys.stderr)
+        client = None
     if client is None or not _forkable(cmd, env, client.env):
         started["fresh"] += 1
         return subprocess.Popen(cmd, env=env, stdin=stdin, stdout=stdout, stderr=stderr, cwd=cwd)
