@@ -297,7 +297,14 @@ async def _scenario(homes: Path, anvil: Anvil) -> None:  # noqa: F811
                 await trio.to_thread.run_sync(anvil_rpc, anvil, "evm_mine", [])
                 await trio.sleep(POLL_S + 0.5)
             assert old == "0x0"
-            with alice.client.db.transaction() as cur:
-                old_row = rs.get(cur, old_card.id)
+            # The refund is mined before Alice's client sees its receipt and marks the
+            # row: wait for the mark itself, not for the balance that precedes it.
+            for _ in range(LOOKS):
+                with alice.client.db.transaction() as cur:
+                    old_row = rs.get(cur, old_card.id)
+                if old_row is not None and old_row.reason:
+                    break
+                await trio.to_thread.run_sync(anvil_rpc, anvil, "evm_mine", [])
+                await trio.sleep(POLL_S + 0.5)
             assert old_row is not None and "previous" in old_row.reason
         nursery.cancel_scope.cancel()
